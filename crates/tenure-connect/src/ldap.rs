@@ -1,0 +1,18 @@
+//! Placeholder: the LDAP connector is being written.
+use crate::{Result, ConnectorError};
+use tenure_core::config::LdapSettings;
+pub struct LdapConnector;
+impl LdapConnector {
+    pub fn new(_name: &str, _s: &LdapSettings, _concurrency: usize) -> Result<Self> {
+        Err(ConnectorError::permanent("the LDAP connector is not built yet"))
+    }
+}
+#[async_trait::async_trait]
+impl crate::Connector for LdapConnector {
+    fn name(&self) -> &str { "" }
+    fn capabilities(&self) -> &'static [crate::Capability] { &[] }
+    async fn apply(&self, _r: &crate::Request) -> Result<crate::Applied> { Err(ConnectorError::permanent("not built")) }
+    async fn read_account(&self, _a: &crate::AccountSpec) -> Result<Option<crate::AccountState>> { Err(ConnectorError::permanent("not built")) }
+    async fn list_accounts(&self) -> Result<Vec<crate::AccountState>> { Err(ConnectorError::permanent("not built")) }
+    async fn list_entitlements(&self) -> Result<Vec<String>> { Err(ConnectorError::permanent("not built")) }
+}

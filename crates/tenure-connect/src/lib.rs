@@ -1,0 +1,196 @@
+//! Connectors: how Tenure changes and reads real target systems.
+//!
+//! One trait, [`Connector`], and one module per target kind (`ldap`, `scim`, `postgres`), in the
+//! shape of ripgrep's matcher crates. Manual targets have no API: their operations become
+//! tickets, which live in the store, so the manual "connector" is part of the engine.
+//!
+//! The contract every connector keeps:
+//! - `apply` is idempotent. "Already exists", "already a member", "already revoked" and
+//!   "already gone" are success ([`Applied::AlreadyDone`]), never an error or a duplicate.
+//! - `read_account` reads the target itself, never a cache, because the executor marks an
+//!   operation `verified` only from what it reads back.
+//! - Errors say whether retrying can help ([`ErrorKind::Transient`]) or not.
+//! - Every value placed in an LDAP DN or filter, a SCIM filter or SQL is escaped, quoted or bound.
+//! - Secrets never appear in errors or logs.
+
+pub mod ldap;
+pub mod postgres;
+pub mod scim;
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+use tenure_core::OpKind;
+
+pub use tenure_core::config::{SecretRef, TargetConfig, TargetSettings};
+
+/// What a connector can do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Capability {
+    CreateAccount,
+    Enable,
+    Disable,
+    DeleteAccount,
+    Grant,
+    Revoke,
+    RevokeSessions,
+    RotateCredential,
+    TransferOwnership,
+    ListAccounts,
+    ListGrants,
+    ReadBack,
+}
+
+impl Capability {
+    /// The capability an operation needs.
+    pub fn for_op(op: OpKind) -> Option<Capability> {
+        Some(match op {
+            OpKind::CreateAccount => Capability::CreateAccount,
+            OpKind::Enable => Capability::Enable,
+            OpKind::Disable => Capability::Disable,
+            OpKind::DeleteAccount => Capability::DeleteAccount,
+            OpKind::Grant => Capability::Grant,
+            OpKind::Revoke => Capability::Revoke,
+            OpKind::RevokeSessions => Capability::RevokeSessions,
+            OpKind::RotateCredential => Capability::RotateCredential,
+            OpKind::TransferOwnership => Capability::TransferOwnership,
+            OpKind::OpenTicket => return None,
+        })
+    }
+}
+
+/// The account an operation is about, with the attributes a target may need to create it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AccountSpec {
+    /// Tenure's identity id: SCIM `externalId`, LDAP `employeeNumber`, a PostgreSQL role comment.
+    pub identity_id: String,
+    /// The account name in the target (LDAP `uid`, SCIM `userName`, PostgreSQL role name).
+    pub account: String,
+    pub given_name: Option<String>,
+    pub family_name: Option<String>,
+    pub email: Option<String>,
+}
+
+impl AccountSpec {
+    pub fn display_name(&self) -> String {
+        match (&self.given_name, &self.family_name) {
+            (Some(g), Some(f)) => format!("{g} {f}"),
+            (Some(n), None) | (None, Some(n)) => n.clone(),
+            (None, None) => self.account.clone(),
+        }
+    }
+}
+
+/// One operation for a connector to carry out.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Request {
+    pub kind: OpKind,
+    /// The entitlement name within the target (group cn, SCIM group displayName, role name) for
+    /// `grant` and `revoke`.
+    pub entitlement: Option<String>,
+    pub account: AccountSpec,
+    /// For `transfer_ownership` and `delete_account` on PostgreSQL: who receives owned objects.
+    pub new_owner: Option<String>,
+}
+
+/// What `apply` did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Applied {
+    /// The change was made.
+    Changed,
+    /// The target already was in the requested state; nothing was sent that changed it.
+    AlreadyDone,
+}
+
+/// An account as read from the target.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AccountState {
+    pub account: String,
+    /// The correlation id stored in the target, if any (SCIM externalId, LDAP employeeNumber,
+    /// PostgreSQL role comment).
+    pub external_id: Option<String>,
+    pub enabled: bool,
+    /// Entitlement names held (group cns, group displayNames, granted roles).
+    pub grants: BTreeSet<String>,
+    /// Live sessions, where the target has such a notion (PostgreSQL backends).
+    pub sessions: Option<u32>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// Retrying may help: connection refused, timeout, 429, 5xx, serialization failure.
+    Transient,
+    /// Retrying will not help: bad request, schema violation, permission denied, bad config.
+    Permanent,
+}
+
+/// A connector failure. `message` never contains secrets.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{message}")]
+pub struct ConnectorError {
+    pub kind: ErrorKind,
+    pub message: String,
+    /// A server's `Retry-After`, when it sent one.
+    pub retry_after: Option<Duration>,
+}
+
+impl ConnectorError {
+    pub fn transient(message: impl Into<String>) -> Self {
+        Self { kind: ErrorKind::Transient, message: message.into(), retry_after: None }
+    }
+
+    pub fn permanent(message: impl Into<String>) -> Self {
+        Self { kind: ErrorKind::Permanent, message: message.into(), retry_after: None }
+    }
+
+    pub fn is_transient(&self) -> bool {
+        self.kind == ErrorKind::Transient
+    }
+}
+
+pub type Result<T> = std::result::Result<T, ConnectorError>;
+
+/// A connected target system.
+#[async_trait::async_trait]
+pub trait Connector: Send + Sync {
+    /// The target's name from the config.
+    fn name(&self) -> &str;
+
+    fn capabilities(&self) -> &'static [Capability];
+
+    /// Carries out one operation, idempotently.
+    async fn apply(&self, req: &Request) -> Result<Applied>;
+
+    /// Reads one account back from the target. `Ok(None)` means it does not exist (for LDAP:
+    /// neither under `users_dn` nor `disabled_dn`).
+    async fn read_account(&self, account: &AccountSpec) -> Result<Option<AccountState>>;
+
+    /// Lists every account the target holds, with grants, paging through the target as needed.
+    async fn list_accounts(&self) -> Result<Vec<AccountState>>;
+
+    /// The entitlements that exist in the target (groups, roles), for `check --online` and
+    /// reconciliation.
+    async fn list_entitlements(&self) -> Result<Vec<String>>;
+}
+
+/// Resolves a secret reference. The value is returned, never logged.
+pub fn resolve_secret(r: &SecretRef, what: &str) -> Result<String> {
+    match r {
+        SecretRef::Env(var) => std::env::var(var)
+            .map_err(|_| ConnectorError::permanent(format!("{what}: environment variable `{var}` is not set"))),
+        SecretRef::File(path) => std::fs::read_to_string(path)
+            .map(|s| s.trim_end_matches(['\n', '\r']).to_string())
+            .map_err(|e| ConnectorError::permanent(format!("{what}: cannot read secret file `{path}`: {}", e.kind()))),
+        SecretRef::None => Ok(String::new()),
+    }
+}
+
+/// Builds the connector for a configured target. Manual targets return `None`: the engine
+/// handles them with tickets.
+pub async fn connect(cfg: &TargetConfig) -> Result<Option<Box<dyn Connector>>> {
+    Ok(match &cfg.settings {
+        TargetSettings::Ldap(s) => Some(Box::new(ldap::LdapConnector::new(&cfg.name, s, cfg.concurrency)?)),
+        TargetSettings::Scim(s) => Some(Box::new(scim::ScimConnector::new(&cfg.name, s, cfg.concurrency)?)),
+        TargetSettings::Postgres(s) => Some(Box::new(postgres::PostgresConnector::new(&cfg.name, s, cfg.concurrency).await?)),
+        TargetSettings::Manual(_) => None,
+    })
+}

@@ -1,0 +1,628 @@
+//! `tenure.toml`: typed, validated, every problem reported with file, line and reason.
+//!
+//! Secrets never live in the config: a key that looks like one (`password`, `token`, a URL with
+//! credentials) is a load error that points at `*_env` / `*_file`.
+
+use crate::diag::{Problem, Problems};
+use crate::doc::{self, Node, Table, Value};
+use crate::model::{RevocationClass, TargetKind};
+use crate::schema::{AttrType, Schema, Slot};
+use std::collections::HashSet;
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub store_url: String,
+    pub server_listen: String,
+    pub policy_path: String,
+    pub guard: GuardConfig,
+    pub schema: Schema,
+    pub sources: Vec<SourceConfig>,
+    pub targets: Vec<TargetConfig>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct GuardConfig {
+    pub max_leavers: u64,
+    pub max_leaver_fraction: f64,
+}
+
+impl Default for GuardConfig {
+    fn default() -> Self {
+        Self { max_leavers: 25, max_leaver_fraction: 0.05 }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SourceKind {
+    Csv,
+    Webhook,
+}
+
+#[derive(Debug, Clone)]
+pub struct SourceConfig {
+    pub name: String,
+    pub kind: SourceKind,
+    /// The CSV column holding the identity id.
+    pub key: String,
+    /// `(attribute slot, CSV column)`. The special slot for the HR status is included.
+    pub columns: Vec<(Slot, String)>,
+    /// The column with the HR status (active, leave, terminated), if mapped.
+    pub status_column: Option<String>,
+    /// The CSV delimiter, default `,`.
+    pub delimiter: u8,
+}
+
+#[derive(Debug, Clone)]
+pub struct TargetConfig {
+    pub name: String,
+    pub kind: TargetKind,
+    pub class: RevocationClass,
+    /// The declared entitlements, if the target lists them.
+    pub entitlements: Option<Vec<String>>,
+    /// The attribute that gives the account name (default `username`).
+    pub account_attribute: Slot,
+    pub concurrency: usize,
+    pub max_attempts: u32,
+    /// Delete disabled accounts after this many days; `None` keeps them disabled.
+    pub delete_after_days: Option<u32>,
+    pub settings: TargetSettings,
+}
+
+#[derive(Debug, Clone)]
+pub enum TargetSettings {
+    Ldap(LdapSettings),
+    Scim(ScimSettings),
+    Postgres(PostgresSettings),
+    Manual(ManualSettings),
+}
+
+/// Where a secret comes from. Never the value itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SecretRef {
+    Env(String),
+    File(String),
+    None,
+}
+
+#[derive(Debug, Clone)]
+pub struct LdapSettings {
+    pub url: String,
+    pub bind_dn: String,
+    pub password: SecretRef,
+    pub users_dn: String,
+    pub groups_dn: String,
+    pub disabled_dn: String,
+    pub page_size: i32,
+}
+
+#[derive(Debug, Clone)]
+pub struct ScimSettings {
+    pub url: String,
+    pub token: SecretRef,
+}
+
+#[derive(Debug, Clone)]
+pub struct PostgresSettings {
+    pub url: SecretRef,
+    /// The role that receives a deleted account's objects (`REASSIGN OWNED BY .. TO ..`).
+    pub reassign_to: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct ManualSettings {
+    pub owner: String,
+    pub sla_hours: u32,
+}
+
+impl Config {
+    pub fn source(&self, name: &str) -> Option<&SourceConfig> {
+        self.sources.iter().find(|s| s.name == name)
+    }
+
+    pub fn target(&self, name: &str) -> Option<&TargetConfig> {
+        self.targets.iter().find(|t| t.name == name)
+    }
+}
+
+/// Walks one table, checking its keys and reading typed values, reporting problems.
+struct Reader<'a, 'p, 's> {
+    table: &'a Table,
+    what: String,
+    p: &'p mut Problems<'s>,
+}
+
+impl<'a, 'p, 's> Reader<'a, 'p, 's> {
+    fn new(table: &'a Table, what: impl Into<String>, p: &'p mut Problems<'s>, allowed: &[&str]) -> Self {
+        let what = what.into();
+        for e in &table.entries {
+            if !allowed.contains(&e.key.as_str()) {
+                let hint = if looks_secret(&e.key) {
+                    format!("; secrets never go in the config: use `{}_env` or `{}_file`", e.key, e.key)
+                } else {
+                    format!("; expected one of: {}", allowed.join(", "))
+                };
+                p.at(e.key_span.start, format!("unknown key `{}` in {what}{hint}", e.key));
+            }
+        }
+        Self { table, what, p }
+    }
+
+    fn string(&mut self, key: &str) -> Option<String> {
+        let node = self.table.get(key)?;
+        match &node.value {
+            Value::Str(s) => Some(s.clone()),
+            _ => {
+                self.p.at(node.start(), format!("`{key}` in {} must be a string, not {}", self.what, node.type_name()));
+                None
+            }
+        }
+    }
+
+    fn required(&mut self, key: &str, at: usize) -> String {
+        match self.string(key) {
+            Some(s) if !s.trim().is_empty() => s,
+            Some(_) => {
+                if let Some(n) = self.table.get(key) {
+                    self.p.at(n.start(), format!("`{key}` in {} must not be empty", self.what));
+                }
+                String::new()
+            }
+            None => {
+                if self.table.get(key).is_none() {
+                    self.p.at(at, format!("{} is missing `{key}`", self.what));
+                }
+                String::new()
+            }
+        }
+    }
+
+    fn int(&mut self, key: &str, min: i64, max: i64) -> Option<i64> {
+        let node = self.table.get(key)?;
+        match node.value {
+            Value::Int(n) if (min..=max).contains(&n) => Some(n),
+            Value::Int(n) => {
+                self.p.at(node.start(), format!("`{key}` in {} is {n}; expected {min} to {max}", self.what));
+                None
+            }
+            _ => {
+                self.p.at(node.start(), format!("`{key}` in {} must be an integer, not {}", self.what, node.type_name()));
+                None
+            }
+        }
+    }
+
+    fn float(&mut self, key: &str) -> Option<f64> {
+        let node = self.table.get(key)?;
+        match node.value {
+            Value::Float(f) => Some(f),
+            Value::Int(n) => Some(n as f64),
+            _ => {
+                self.p.at(node.start(), format!("`{key}` in {} must be a number, not {}", self.what, node.type_name()));
+                None
+            }
+        }
+    }
+
+    fn strings(&mut self, key: &str) -> Option<Vec<(usize, String)>> {
+        let node = self.table.get(key)?;
+        let Some(items) = node.as_array() else {
+            self.p.at(node.start(), format!("`{key}` in {} must be an array of strings", self.what));
+            return None;
+        };
+        let mut out = Vec::new();
+        for item in items {
+            match item.as_str() {
+                Some(s) => out.push((item.start(), s.to_string())),
+                None => self.p.at(item.start(), format!("`{key}` in {} must hold only strings", self.what)),
+            }
+        }
+        Some(out)
+    }
+
+    fn secret(&mut self, base: &str) -> SecretRef {
+        let env = self.string(&format!("{base}_env"));
+        let file = self.string(&format!("{base}_file"));
+        match (env, file) {
+            (Some(e), None) => SecretRef::Env(e),
+            (None, Some(f)) => SecretRef::File(f),
+            (None, None) => SecretRef::None,
+            (Some(_), Some(_)) => {
+                let at = self.table.get(&format!("{base}_file")).map_or(0, Node::start);
+                self.p.at(at, format!("{} sets both `{base}_env` and `{base}_file`; choose one", self.what));
+                SecretRef::None
+            }
+        }
+    }
+}
+
+fn looks_secret(key: &str) -> bool {
+    let k = key.to_ascii_lowercase();
+    ["password", "passwd", "secret", "token", "api_key", "apikey", "credential"].iter().any(|s| k == *s)
+}
+
+fn url_has_credentials(url: &str) -> bool {
+    url.split_once("://").is_some_and(|(_, rest)| {
+        let authority = rest.split('/').next().unwrap_or("");
+        authority.contains('@') && authority.split('@').next().is_some_and(|u| u.contains(':'))
+    })
+}
+
+fn valid_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 64
+        && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        && s.chars().next().is_some_and(|c| c.is_ascii_alphanumeric())
+}
+
+/// Parses and validates a config. `file` is the name used in problems.
+pub fn parse(file: &str, source: &str) -> Result<Config, Vec<Problem>> {
+    let mut p = Problems::new(file, source);
+    let root = match doc::parse(source) {
+        Ok(n) => n,
+        Err((offset, msg)) => {
+            p.at(offset, format!("invalid TOML: {msg}"));
+            return Err(p.into_vec());
+        }
+    };
+    let Some(root) = root.as_table() else {
+        return Err(p.into_vec());
+    };
+    let _ = Reader::new(root, "the config", &mut p, &["store", "server", "policy", "guard", "attributes", "source", "target"]);
+
+    let mut store_url = "sqlite://tenure-data/tenure.db".to_string();
+    let mut server_listen = "127.0.0.1:8080".to_string();
+    let mut policy_path = "policy.toml".to_string();
+    let mut guard = GuardConfig::default();
+
+    if let Some(t) = section(root, "store", &mut p) {
+        let mut r = Reader::new(t, "[store]", &mut p, &["url"]);
+        if let Some(u) = r.string("url") {
+            if url_has_credentials(&u) {
+                let at = t.get("url").map_or(0, Node::start);
+                r.p.at(at, "`url` in [store] carries a password; put it in `TENURE_STORE_URL` instead");
+            }
+            store_url = u;
+        }
+    }
+    if let Some(t) = section(root, "server", &mut p) {
+        let mut r = Reader::new(t, "[server]", &mut p, &["listen"]);
+        if let Some(l) = r.string("listen") {
+            server_listen = l;
+        }
+    }
+    if let Some(t) = section(root, "policy", &mut p) {
+        let mut r = Reader::new(t, "[policy]", &mut p, &["path"]);
+        if let Some(l) = r.string("path") {
+            policy_path = l;
+        }
+    }
+    if let Some(t) = section(root, "guard", &mut p) {
+        let mut r = Reader::new(t, "[guard]", &mut p, &["max_leavers", "max_leaver_fraction"]);
+        if let Some(n) = r.int("max_leavers", 0, i64::MAX) {
+            guard.max_leavers = n.unsigned_abs();
+        }
+        if let Some(f) = r.float("max_leaver_fraction") {
+            if (0.0..=1.0).contains(&f) {
+                guard.max_leaver_fraction = f;
+            } else {
+                let at = t.get("max_leaver_fraction").map_or(0, Node::start);
+                r.p.at(at, format!("`max_leaver_fraction` in [guard] is {f}; expected 0.0 to 1.0"));
+            }
+        }
+    }
+
+    let mut schema = Schema::default();
+    if let Some(t) = section(root, "attributes", &mut p) {
+        for e in &t.entries {
+            let ty = match e.node.as_str() {
+                Some("string") => AttrType::String,
+                Some("date") => AttrType::Date,
+                _ => {
+                    p.at(e.node.start(), format!("attribute `{}` must have type \"string\" or \"date\"", e.key));
+                    continue;
+                }
+            };
+            if !valid_name(&e.key) {
+                p.at(e.key_span.start, format!("attribute name `{}` must be letters, digits, `-` or `_`", e.key));
+            } else if ["any", "all", "not"].contains(&e.key.as_str()) || !schema.declare(&e.key, ty) {
+                p.at(e.key_span.start, format!("attribute `{}` is already defined", e.key));
+            }
+        }
+    }
+
+    let sources = array_of_tables(root, "source", &mut p)
+        .into_iter()
+        .filter_map(|(at, t)| parse_source(at, t, &schema, &mut p))
+        .collect::<Vec<_>>();
+    let targets = array_of_tables(root, "target", &mut p)
+        .into_iter()
+        .filter_map(|(at, t)| parse_target(at, t, &schema, &mut p))
+        .collect::<Vec<_>>();
+
+    let mut seen = HashSet::new();
+    for s in &sources {
+        if !seen.insert(s.name.clone()) {
+            p.at(0, format!("source `{}` is defined twice", s.name));
+        }
+    }
+    let mut seen = HashSet::new();
+    for t in &targets {
+        if !seen.insert(t.name.clone()) {
+            p.at(0, format!("target `{}` is defined twice", t.name));
+        }
+    }
+
+    if !p.is_empty() {
+        return Err(p.into_vec());
+    }
+    Ok(Config { store_url, server_listen, policy_path, guard, schema, sources, targets })
+}
+
+fn section<'a>(root: &'a Table, key: &str, p: &mut Problems<'_>) -> Option<&'a Table> {
+    let node = root.get(key)?;
+    match node.as_table() {
+        Some(t) => Some(t),
+        None => {
+            p.at(node.start(), format!("`{key}` must be a table ([{key}])"));
+            None
+        }
+    }
+}
+
+fn array_of_tables<'a>(root: &'a Table, key: &str, p: &mut Problems<'_>) -> Vec<(usize, &'a Table)> {
+    let Some(node) = root.get(key) else { return Vec::new() };
+    let Some(items) = node.as_array() else {
+        p.at(node.start(), format!("`{key}` must be an array of tables ([[{key}]])"));
+        return Vec::new();
+    };
+    items
+        .iter()
+        .filter_map(|n| match n.as_table() {
+            Some(t) => Some((n.start(), t)),
+            None => {
+                p.at(n.start(), format!("each `{key}` must be a table ([[{key}]])"));
+                None
+            }
+        })
+        .collect()
+}
+
+fn parse_source(at: usize, t: &Table, schema: &Schema, p: &mut Problems<'_>) -> Option<SourceConfig> {
+    let mut r = Reader::new(t, "[[source]]", p, &["name", "kind", "key", "columns", "delimiter"]);
+    let name = r.required("name", at);
+    if !name.is_empty() && !valid_name(&name) {
+        r.p.at(at, format!("source name `{name}` must be letters, digits, `-` or `_`"));
+    }
+    r.what = format!("[[source]] `{name}`");
+    let kind = match r.string("kind").as_deref() {
+        None | Some("csv") => SourceKind::Csv,
+        Some("webhook") => SourceKind::Webhook,
+        Some(other) => {
+            let at = t.get("kind").map_or(at, Node::start);
+            r.p.at(at, format!("unknown source kind `{other}`; expected csv or webhook"));
+            SourceKind::Csv
+        }
+    };
+    let key = r.required("key", at);
+    let delimiter = match r.string("delimiter") {
+        None => b',',
+        Some(d) if d.len() == 1 && d.is_ascii() => d.as_bytes().first().copied().unwrap_or(b','),
+        Some(d) => {
+            let at = t.get("delimiter").map_or(at, Node::start);
+            r.p.at(at, format!("`delimiter` must be one ASCII character, not `{d}`"));
+            b','
+        }
+    };
+    let mut columns = Vec::new();
+    let mut status_column = None;
+    if let Some(node) = t.get("columns") {
+        match node.as_table() {
+            None => r.p.at(node.start(), "`columns` must be a table of attribute = \"CSV column\""),
+            Some(ct) => {
+                for e in &ct.entries {
+                    let Some(col) = e.node.as_str() else {
+                        r.p.at(e.node.start(), format!("column for `{}` must be a string", e.key));
+                        continue;
+                    };
+                    if e.key == "status" {
+                        status_column = Some(col.to_string());
+                        continue;
+                    }
+                    if e.key == "id" {
+                        r.p.at(e.key_span.start, "`id` comes from the source's `key`, not from `columns`");
+                        continue;
+                    }
+                    match schema.slot(&e.key) {
+                        Some(slot) => columns.push((slot, col.to_string())),
+                        None => r.p.at(
+                            e.key_span.start,
+                            format!("unknown attribute `{}`; declare it under [attributes] or use one of: {}", e.key, schema.names().collect::<Vec<_>>().join(", ")),
+                        ),
+                    }
+                }
+            }
+        }
+    }
+    Some(SourceConfig { name, kind, key, columns, status_column, delimiter })
+}
+
+fn parse_target(at: usize, t: &Table, schema: &Schema, p: &mut Problems<'_>) -> Option<TargetConfig> {
+    const COMMON: &[&str] = &["name", "kind", "class", "entitlements", "account_attribute", "concurrency", "max_attempts", "delete_after_days"];
+    let kind_str = t.get("kind").and_then(Node::as_str).unwrap_or("");
+    let kind: Option<TargetKind> = kind_str.parse().ok();
+    let extra: &[&str] = match kind {
+        Some(TargetKind::Ldap) => &["url", "bind_dn", "password_env", "password_file", "users_dn", "groups_dn", "disabled_dn", "page_size"],
+        Some(TargetKind::Scim) => &["url", "token_env", "token_file"],
+        Some(TargetKind::Postgres) => &["url_env", "url_file", "reassign_to"],
+        Some(TargetKind::Manual) => &["owner", "sla_hours"],
+        None => &[],
+    };
+    let allowed: Vec<&str> = COMMON.iter().chain(extra.iter()).copied().collect();
+    let mut r = Reader::new(t, "[[target]]", p, &allowed);
+    let name = r.required("name", at);
+    if !name.is_empty() && !valid_name(&name) {
+        r.p.at(at, format!("target name `{name}` must be letters, digits, `-` or `_`"));
+    }
+    r.what = format!("[[target]] `{name}`");
+    let Some(kind) = kind else {
+        let at = t.get("kind").map_or(at, Node::start);
+        r.p.at(at, format!("{} has unknown kind `{kind_str}`; expected ldap, scim, postgres or manual", r.what));
+        return None;
+    };
+    let class = match r.string("class") {
+        None => match kind {
+            TargetKind::Scim => RevocationClass::Scim,
+            TargetKind::Manual => RevocationClass::Manual,
+            _ => RevocationClass::Api,
+        },
+        Some(c) => c.parse().unwrap_or_else(|e: String| {
+            let at = t.get("class").map_or(at, Node::start);
+            r.p.at(at, e);
+            RevocationClass::Api
+        }),
+    };
+    let entitlements = r.strings("entitlements").map(|v| v.into_iter().map(|(_, s)| s).collect());
+    let account_attribute = match r.string("account_attribute") {
+        None => schema.slot_of("username"),
+        Some(a) => schema.slot(&a).unwrap_or_else(|| {
+            let at = t.get("account_attribute").map_or(at, Node::start);
+            r.p.at(at, format!("unknown attribute `{a}` in `account_attribute`"));
+            0
+        }),
+    };
+    let concurrency = r.int("concurrency", 1, 256).unwrap_or(4).unsigned_abs() as usize;
+    let max_attempts = u32::try_from(r.int("max_attempts", 1, 100).unwrap_or(6)).unwrap_or(6);
+    let delete_after_days = r.int("delete_after_days", 0, 36_500).and_then(|d| u32::try_from(d).ok());
+    let settings = match kind {
+        TargetKind::Ldap => {
+            let url = r.required("url", at);
+            if url_has_credentials(&url) {
+                r.p.at(at, format!("`url` of {} carries a password; use `password_env`", r.what));
+            }
+            let password = r.secret("password");
+            TargetSettings::Ldap(LdapSettings {
+                url,
+                bind_dn: r.required("bind_dn", at),
+                password,
+                users_dn: r.required("users_dn", at),
+                groups_dn: r.required("groups_dn", at),
+                disabled_dn: r.required("disabled_dn", at),
+                page_size: i32::try_from(r.int("page_size", 1, 10_000).unwrap_or(500)).unwrap_or(500),
+            })
+        }
+        TargetKind::Scim => {
+            let url = r.required("url", at);
+            if url_has_credentials(&url) {
+                r.p.at(at, format!("`url` of {} carries a password; use `token_env`", r.what));
+            }
+            TargetSettings::Scim(ScimSettings { url, token: r.secret("token") })
+        }
+        TargetKind::Postgres => {
+            let url = r.secret("url");
+            if url == SecretRef::None {
+                r.p.at(at, format!("{} needs `url_env` or `url_file` (the connection URL holds a password)", r.what));
+            }
+            TargetSettings::Postgres(PostgresSettings { url, reassign_to: r.string("reassign_to") })
+        }
+        TargetKind::Manual => TargetSettings::Manual(ManualSettings {
+            owner: r.required("owner", at),
+            sla_hours: u32::try_from(r.int("sla_hours", 1, 24 * 365).unwrap_or(24)).unwrap_or(24),
+        }),
+    };
+    Some(TargetConfig { name, kind, class, entitlements, account_attribute, concurrency, max_attempts, delete_after_days, settings })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"
+[store]
+url = "sqlite://data/t.db"
+
+[guard]
+max_leavers = 10
+max_leaver_fraction = 0.1
+
+[attributes]
+team = "string"
+review_date = "date"
+
+[[source]]
+name = "hr"
+key = "employee_id"
+[source.columns]
+email = "work_email"
+username = "login"
+team = "team"
+status = "employment_status"
+
+[[target]]
+name = "directory"
+kind = "ldap"
+url = "ldap://127.0.0.1:3389"
+bind_dn = "cn=admin,dc=example,dc=com"
+password_env = "DIRECTORY_PASSWORD"
+users_dn = "ou=people,dc=example,dc=com"
+groups_dn = "ou=groups,dc=example,dc=com"
+disabled_dn = "ou=disabled,dc=example,dc=com"
+
+[[target]]
+name = "payroll"
+kind = "manual"
+owner = "payroll-admins"
+"#;
+
+    #[test]
+    fn a_good_config_loads_with_defaults() {
+        let c = parse("tenure.toml", GOOD).unwrap_or_else(|p| unreachable_problems(&p));
+        assert_eq!(c.guard, GuardConfig { max_leavers: 10, max_leaver_fraction: 0.1 });
+        assert_eq!(c.policy_path, "policy.toml");
+        assert_eq!(c.sources.len(), 1);
+        assert_eq!(c.sources.first().and_then(|s| s.status_column.clone()).as_deref(), Some("employment_status"));
+        assert!(c.schema.slot("team").is_some());
+        let payroll = c.target("payroll");
+        assert_eq!(payroll.map(|t| t.class), Some(RevocationClass::Manual));
+        assert!(matches!(payroll.map(|t| &t.settings), Some(TargetSettings::Manual(m)) if m.sla_hours == 24));
+    }
+
+    fn unreachable_problems(p: &[Problem]) -> Config {
+        let text: Vec<String> = p.iter().map(ToString::to_string).collect();
+        assert!(p.is_empty(), "unexpected problems: {text:#?}");
+        parse("x", "").unwrap_or_else(|_| Config {
+            store_url: String::new(),
+            server_listen: String::new(),
+            policy_path: String::new(),
+            guard: GuardConfig::default(),
+            schema: Schema::default(),
+            sources: vec![],
+            targets: vec![],
+        })
+    }
+
+    /// Applies `edit` to the good config and expects a problem containing `want` on the line
+    /// where `anchor` appears in the edited text.
+    fn check(edit: (&str, &str), anchor: &str, want: &str) {
+        let text = GOOD.replacen(edit.0, edit.1, 1);
+        let offset = text.find(anchor).unwrap_or(usize::MAX);
+        let want_line = crate::diag::line_of(&text, offset);
+        let problems = parse("tenure.toml", &text).err().unwrap_or_default();
+        assert!(
+            problems.iter().any(|p| p.line == want_line && p.message.contains(want)),
+            "wanted line {want_line} `{want}`, got {problems:#?}"
+        );
+    }
+
+    #[test]
+    fn problems_name_the_line_and_reason() {
+        check(("email = \"work_email\"", "emial = \"work_email\""), "emial", "unknown attribute `emial`");
+        check(("password_env = \"DIRECTORY_PASSWORD\"", "password = \"hunter2\""), "password =", "secrets never go in the config");
+        check(("kind = \"manual\"", "kind = \"ftp\""), "\"ftp\"", "unknown kind `ftp`");
+        check(("max_leavers = 10", "max_leavers = \"ten\""), "\"ten\"", "must be an integer");
+        check(("max_leaver_fraction = 0.1", "max_leaver_fraction = 1.5"), "1.5", "expected 0.0 to 1.0");
+        check(("owner = \"payroll-admins\"", ""), "[[target]]\nname = \"payroll\"", "missing `owner`");
+        check(("[guard]", "[guard\n"), "[guard", "invalid TOML");
+        check(("url = \"ldap://127.0.0.1:3389\"", "url = \"ldap://admin:pw@127.0.0.1\""), "[[target]]\nname = \"directory\"", "carries a password");
+    }
+}

@@ -1,0 +1,269 @@
+//! Domain types: identities, lifecycle events, entitlements, operations and cases.
+
+use crate::schema::{self, Schema, Slot};
+use std::fmt;
+use std::str::FromStr;
+
+macro_rules! string_enum {
+    ($(#[$m:meta])* $name:ident { $($variant:ident = $text:literal),+ $(,)? }) => {
+        $(#[$m])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+        pub enum $name { $(#[serde(rename = $text)] $variant),+ }
+
+        impl $name {
+            pub const ALL: &'static [$name] = &[$($name::$variant),+];
+            pub fn as_str(self) -> &'static str {
+                match self { $($name::$variant => $text),+ }
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+
+        impl FromStr for $name {
+            type Err = String;
+            fn from_str(s: &str) -> Result<Self, String> {
+                match s {
+                    $($text => Ok($name::$variant),)+
+                    _ => Err(format!(
+                        "unknown {} `{}`; expected one of: {}",
+                        stringify!($name).to_lowercase(), s, [$($text),+].join(", ")
+                    )),
+                }
+            }
+        }
+    };
+}
+
+string_enum!(
+    /// What an identity is: a person or a non-human identity (NHI).
+    Kind { Employee = "employee", Contractor = "contractor", Service = "service", Bot = "bot" }
+);
+
+string_enum!(
+    /// The lifecycle status, derived from the HR status and the dates.
+    Status { Prehire = "prehire", Active = "active", Suspended = "suspended", Terminated = "terminated" }
+);
+
+string_enum!(
+    EventKind {
+        Joiner = "joiner",
+        Mover = "mover",
+        Leaver = "leaver",
+        Rehire = "rehire",
+        Suspend = "suspend",
+        Resume = "resume",
+        Update = "update",
+    }
+);
+
+string_enum!(
+    OpKind {
+        CreateAccount = "create_account",
+        Enable = "enable",
+        Disable = "disable",
+        DeleteAccount = "delete_account",
+        Grant = "grant",
+        Revoke = "revoke",
+        RevokeSessions = "revoke_sessions",
+        RotateCredential = "rotate_credential",
+        TransferOwnership = "transfer_ownership",
+        OpenTicket = "open_ticket",
+    }
+);
+
+string_enum!(
+    OpState {
+        Pending = "pending",
+        Running = "running",
+        Done = "done",
+        Verified = "verified",
+        Failed = "failed",
+        Held = "held",
+        Excepted = "excepted",
+    }
+);
+
+string_enum!(
+    CaseState { Open = "open", Closed = "closed", Stuck = "stuck" }
+);
+
+string_enum!(
+    /// How a target's revocations are carried out; coverage is reported per class.
+    RevocationClass { Scim = "scim", Api = "api", Manual = "manual" }
+);
+
+string_enum!(
+    TargetKind { Ldap = "ldap", Scim = "scim", Postgres = "postgres", Manual = "manual" }
+);
+
+impl TargetKind {
+    /// Whether a target of this kind can carry out `op`. The planner only plans what a target
+    /// supports; each connector declares the same set through `Connector::capabilities`.
+    pub fn supports(self, op: OpKind) -> bool {
+        match self {
+            // Directory and SCIM accounts hold no sessions Tenure can end: disabling the account
+            // is what stops new logins there.
+            TargetKind::Ldap | TargetKind::Scim => !matches!(
+                op,
+                OpKind::RevokeSessions | OpKind::RotateCredential | OpKind::TransferOwnership | OpKind::OpenTicket
+            ),
+            TargetKind::Postgres => !matches!(op, OpKind::OpenTicket),
+            TargetKind::Manual => true,
+        }
+    }
+}
+
+impl OpState {
+    /// A state the executor will not touch again.
+    pub fn is_final(self) -> bool {
+        matches!(self, OpState::Verified | OpState::Failed | OpState::Excepted)
+    }
+}
+
+/// Attribute values of one identity, one optional value per schema slot.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Attrs(Box<[Option<Box<str>>]>);
+
+impl Attrs {
+    pub fn new(schema: &Schema) -> Self {
+        Self(vec![None; schema.len()].into_boxed_slice())
+    }
+
+    pub fn get(&self, slot: Slot) -> Option<&str> {
+        self.0.get(slot).and_then(|v| v.as_deref())
+    }
+
+    pub fn set(&mut self, slot: Slot, value: Option<&str>) {
+        if let Some(cell) = self.0.get_mut(slot) {
+            *cell = value.filter(|v| !v.is_empty()).map(Into::into);
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// Slots whose values differ, ignoring `status` (lifecycle changes are events of their own).
+    pub fn changed_slots(&self, other: &Attrs) -> Vec<Slot> {
+        let n = self.0.len().max(other.0.len());
+        (0..n).filter(|&s| s != schema::STATUS && self.get(s) != other.get(s)).collect()
+    }
+
+    /// The attributes as a JSON object keyed by name; absent values are omitted.
+    pub fn to_json(&self, schema: &Schema) -> serde_json::Value {
+        let mut map = serde_json::Map::new();
+        for (slot, v) in self.0.iter().enumerate() {
+            if let Some(v) = v {
+                map.insert(schema.name(slot).to_string(), serde_json::Value::String(v.to_string()));
+            }
+        }
+        serde_json::Value::Object(map)
+    }
+
+    /// Reads attributes from a JSON object keyed by name; names not in the schema are dropped.
+    pub fn from_json(schema: &Schema, value: &serde_json::Value) -> Self {
+        let mut attrs = Self::new(schema);
+        if let Some(map) = value.as_object() {
+            for (k, v) in map {
+                if let (Some(slot), Some(s)) = (schema.slot(k), v.as_str()) {
+                    attrs.set(slot, Some(s));
+                }
+            }
+        }
+        attrs
+    }
+}
+
+/// An identity as Tenure knows it: the source's key, what it is, its lifecycle status and its
+/// attributes. `status` and `kind` are mirrored into their attribute slots so that policy sees
+/// them like any other attribute.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Identity {
+    pub id: Box<str>,
+    pub kind: Kind,
+    pub status: Status,
+    pub attrs: Attrs,
+}
+
+impl Identity {
+    pub fn new(id: &str, kind: Kind, status: Status, mut attrs: Attrs) -> Self {
+        attrs.set(schema::STATUS, Some(status.as_str()));
+        attrs.set(schema::KIND, Some(kind.as_str()));
+        Self { id: id.into(), kind, status, attrs }
+    }
+
+    pub fn set_status(&mut self, status: Status) {
+        self.status = status;
+        self.attrs.set(schema::STATUS, Some(status.as_str()));
+    }
+
+    pub fn attr<'a>(&'a self, schema: &Schema, name: &str) -> Option<&'a str> {
+        schema.slot(name).and_then(|s| self.attrs.get(s))
+    }
+
+    pub fn is_nhi(&self) -> bool {
+        matches!(self.kind, Kind::Service | Kind::Bot)
+    }
+}
+
+/// An entitlement `TARGET:NAME`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+pub struct Entitlement {
+    pub target: String,
+    pub name: String,
+}
+
+impl Entitlement {
+    /// Parses `TARGET:NAME`. The name may itself contain `:`; the target may not.
+    pub fn parse(s: &str) -> Result<Self, String> {
+        let Some((target, name)) = s.split_once(':') else {
+            return Err(format!("entitlement `{s}` is malformed: expected `TARGET:NAME`"));
+        };
+        if target.is_empty() || name.is_empty() {
+            return Err(format!("entitlement `{s}` is malformed: expected `TARGET:NAME`"));
+        }
+        if name.chars().any(char::is_control) || name.len() > 256 {
+            return Err(format!("entitlement `{s}` is malformed: control characters or over 256 bytes"));
+        }
+        if name.trim() != name {
+            return Err(format!("entitlement `{s}` is malformed: leading or trailing space"));
+        }
+        Ok(Self { target: target.to_string(), name: name.to_string() })
+    }
+}
+
+impl fmt::Display for Entitlement {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}", self.target, self.name)
+    }
+}
+
+/// A change of one attribute carried by an event.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Change {
+    pub attribute: String,
+    pub from: Option<String>,
+    pub to: Option<String>,
+}
+
+/// A lifecycle event derived from a source.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Event {
+    pub kind: EventKind,
+    pub identity: Identity,
+    /// The identity before the event, if Tenure knew it.
+    pub previous: Option<Identity>,
+    pub changes: Vec<Change>,
+    /// For a mover: whether a change touches a `[mover] significant` attribute.
+    pub significant: bool,
+    /// Why a leaver is a leaver, or other short context.
+    pub note: Option<String>,
+}

@@ -1,0 +1,9 @@
+//! Test support: real peers started on free loopback ports in temp dirs, and synthetic
+//! companies for tests, benchmarks and the demo.
+//!
+//! Peers are real programs (OpenLDAP `slapd`, the PyPI `scim2-server`, PostgreSQL), installed on
+//! first use when missing. A peer that cannot be started is an error, never a silent skip: a
+//! real-peer test must fail when its peer is absent.
+
+pub mod company;
+pub mod peers;

@@ -1,0 +1,2 @@
+//! Placeholder: the ldap peer is being written.
+pub struct Ldap;

@@ -1,0 +1,2 @@
+//! Placeholder: the postgres peer is being written.
+pub struct Postgres;

@@ -1,0 +1,2 @@
+//! Placeholder: the scim peer is being written.
+pub struct Scim;
