@@ -1,0 +1,1 @@
+//! Tests of the ldap connector against a real peer.

@@ -1,0 +1,1 @@
+//! Tests of the postgres connector against a real peer.

@@ -1,0 +1,1 @@
+//! Tests of the scim connector against a real peer.
