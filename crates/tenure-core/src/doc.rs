@@ -88,7 +88,10 @@ pub fn parse(source: &str) -> Result<Node, (usize, String)> {
     match DeTable::parse(source) {
         Ok(table) => {
             let span = table.span();
-            Ok(Node { span, value: Value::Table(convert_table(table.get_ref())) })
+            Ok(Node {
+                span,
+                value: Value::Table(convert_table(table.get_ref())),
+            })
         }
         Err(e) => {
             let offset = e.span().map_or(0, |s| s.start);
@@ -100,7 +103,11 @@ pub fn parse(source: &str) -> Result<Node, (usize, String)> {
 fn convert_table(t: &DeTable<'_>) -> Table {
     let entries = t
         .iter()
-        .map(|(k, v)| Entry { key: k.get_ref().to_string(), key_span: k.span(), node: convert(v) })
+        .map(|(k, v)| Entry {
+            key: k.get_ref().to_string(),
+            key_span: k.span(),
+            node: convert(v),
+        })
         .collect();
     Table { entries }
 }
@@ -118,5 +125,8 @@ fn convert(v: &Spanned<DeValue<'_>>) -> Node {
         DeValue::Array(a) => Value::Array(a.iter().map(convert).collect()),
         DeValue::Table(t) => Value::Table(convert_table(t)),
     };
-    Node { span: v.span(), value }
+    Node {
+        span: v.span(),
+        value,
+    }
 }

@@ -29,7 +29,11 @@ pub struct PlannedOp {
 
 impl PlannedOp {
     fn new(target: &str, kind: OpKind, entitlement: Option<&str>) -> Self {
-        Self { target: target.to_string(), kind, entitlement: entitlement.map(str::to_string) }
+        Self {
+            target: target.to_string(),
+            kind,
+            entitlement: entitlement.map(str::to_string),
+        }
     }
 }
 
@@ -111,40 +115,99 @@ mod tests {
     use proptest::prelude::*;
 
     fn want(pairs: &[(&str, &[&str])]) -> BTreeMap<String, BTreeSet<String>> {
-        pairs.iter().map(|(t, gs)| (t.to_string(), gs.iter().map(|g| g.to_string()).collect())).collect()
+        pairs
+            .iter()
+            .map(|(t, gs)| (t.to_string(), gs.iter().map(|g| g.to_string()).collect()))
+            .collect()
     }
 
     fn ops(p: &Plan) -> Vec<String> {
         p.ops
             .iter()
-            .map(|o| format!("{} {}{}", o.target, o.kind, o.entitlement.as_deref().map(|e| format!(" {e}")).unwrap_or_default()))
+            .map(|o| {
+                format!(
+                    "{} {}{}",
+                    o.target,
+                    o.kind,
+                    o.entitlement
+                        .as_deref()
+                        .map(|e| format!(" {e}"))
+                        .unwrap_or_default()
+                )
+            })
             .collect()
     }
 
     #[test]
     fn a_joiner_gets_accounts_then_grants() {
-        let p = plan(Status::Active, &Holdings::new(), &want(&[("dir", &["staff", "eng"]), ("chat", &["all"])]));
-        assert_eq!(ops(&p), ["chat create_account", "chat grant all", "dir create_account", "dir grant eng", "dir grant staff"]);
+        let p = plan(
+            Status::Active,
+            &Holdings::new(),
+            &want(&[("dir", &["staff", "eng"]), ("chat", &["all"])]),
+        );
+        assert_eq!(
+            ops(&p),
+            [
+                "chat create_account",
+                "chat grant all",
+                "dir create_account",
+                "dir grant eng",
+                "dir grant staff"
+            ]
+        );
     }
 
     #[test]
     fn a_mover_loses_what_no_rule_grants() {
-        let held = plan(Status::Active, &Holdings::new(), &want(&[("dir", &["staff", "eng"])])).holdings;
-        let p = plan(Status::Active, &held, &want(&[("dir", &["staff", "sales"])]));
+        let held = plan(
+            Status::Active,
+            &Holdings::new(),
+            &want(&[("dir", &["staff", "eng"])]),
+        )
+        .holdings;
+        let p = plan(
+            Status::Active,
+            &held,
+            &want(&[("dir", &["staff", "sales"])]),
+        );
         assert_eq!(ops(&p), ["dir revoke eng", "dir grant sales"]);
     }
 
     #[test]
     fn a_leaver_is_disabled_and_loses_everything() {
-        let held = plan(Status::Active, &Holdings::new(), &want(&[("dir", &["staff"]), ("db", &["analyst"])])).holdings;
+        let held = plan(
+            Status::Active,
+            &Holdings::new(),
+            &want(&[("dir", &["staff"]), ("db", &["analyst"])]),
+        )
+        .holdings;
         let p = plan(Status::Terminated, &held, &want(&[("dir", &["staff"])]));
-        assert_eq!(ops(&p), ["db disable", "db revoke_sessions", "db revoke analyst", "dir disable", "dir revoke_sessions", "dir revoke staff"]);
-        assert!(p.holdings.values().all(|a| a.exists && !a.enabled && a.grants.is_empty()));
+        assert_eq!(
+            ops(&p),
+            [
+                "db disable",
+                "db revoke_sessions",
+                "db revoke analyst",
+                "dir disable",
+                "dir revoke_sessions",
+                "dir revoke staff"
+            ]
+        );
+        assert!(
+            p.holdings
+                .values()
+                .all(|a| a.exists && !a.enabled && a.grants.is_empty())
+        );
     }
 
     #[test]
     fn a_rehire_is_enabled_with_birthright_only() {
-        let held = plan(Status::Active, &Holdings::new(), &want(&[("dir", &["staff", "admin"])])).holdings;
+        let held = plan(
+            Status::Active,
+            &Holdings::new(),
+            &want(&[("dir", &["staff", "admin"])]),
+        )
+        .holdings;
         let gone = plan(Status::Terminated, &held, &BTreeMap::new()).holdings;
         let p = plan(Status::Active, &gone, &want(&[("dir", &["staff"])]));
         assert_eq!(ops(&p), ["dir enable", "dir grant staff"]);
@@ -152,7 +215,12 @@ mod tests {
 
     #[test]
     fn a_suspended_identity_is_disabled_but_keeps_grants_policy_allows() {
-        let held = plan(Status::Active, &Holdings::new(), &want(&[("dir", &["staff"])])).holdings;
+        let held = plan(
+            Status::Active,
+            &Holdings::new(),
+            &want(&[("dir", &["staff"])]),
+        )
+        .holdings;
         let p = plan(Status::Suspended, &held, &want(&[("dir", &["staff"])]));
         assert_eq!(ops(&p), ["dir disable", "dir revoke_sessions"]);
     }

@@ -54,7 +54,12 @@ pub fn hr_status(value: &str) -> Option<Status> {
 /// Derives the lifecycle status from the HR status and the dates. A passed `end_date`
 /// terminates (the end date itself is the last working day); a future `start_date` gives
 /// `prehire`.
-pub fn derive_status(hr: Status, start: Option<NaiveDate>, end: Option<NaiveDate>, today: NaiveDate) -> Status {
+pub fn derive_status(
+    hr: Status,
+    start: Option<NaiveDate>,
+    end: Option<NaiveDate>,
+    today: NaiveDate,
+) -> Status {
     if hr == Status::Terminated || end.is_some_and(|e| e < today) {
         return Status::Terminated;
     }
@@ -71,24 +76,39 @@ struct Columns {
     attrs: Vec<(Slot, usize, String)>,
 }
 
-fn locate(source: &SourceConfig, schema: &Schema, header: &csv::ByteRecord) -> Result<Columns, SnapshotError> {
+fn locate(
+    source: &SourceConfig,
+    schema: &Schema,
+    header: &csv::ByteRecord,
+) -> Result<Columns, SnapshotError> {
     let names: Vec<String> = header
         .iter()
         .enumerate()
         .map(|(i, h)| {
             let h = String::from_utf8_lossy(h);
-            let h = if i == 0 { h.trim_start_matches('\u{feff}').to_string() } else { h.to_string() };
+            let h = if i == 0 {
+                h.trim_start_matches('\u{feff}').to_string()
+            } else {
+                h.to_string()
+            };
             h.trim().to_string()
         })
         .collect();
     let find = |col: &str, attribute: &str| {
-        names.iter().position(|n| n == col).ok_or_else(|| SnapshotError::MissingColumn {
-            column: col.to_string(),
-            attribute: attribute.to_string(),
-        })
+        names
+            .iter()
+            .position(|n| n == col)
+            .ok_or_else(|| SnapshotError::MissingColumn {
+                column: col.to_string(),
+                attribute: attribute.to_string(),
+            })
     };
     let key = find(&source.key, "id")?;
-    let status = source.status_column.as_deref().map(|c| find(c, "status")).transpose()?;
+    let status = source
+        .status_column
+        .as_deref()
+        .map(|c| find(c, "status"))
+        .transpose()?;
     let mut attrs = Vec::new();
     let mut kind = None;
     for (slot, col) in &source.columns {
@@ -99,11 +119,21 @@ fn locate(source: &SourceConfig, schema: &Schema, header: &csv::ByteRecord) -> R
             attrs.push((*slot, idx, schema.name(*slot).to_string()));
         }
     }
-    Ok(Columns { key, status, kind, attrs })
+    Ok(Columns {
+        key,
+        status,
+        kind,
+        attrs,
+    })
 }
 
 /// Parses and validates a snapshot.
-pub fn parse_csv(source: &SourceConfig, schema: &Schema, bytes: &[u8], today: NaiveDate) -> Result<Parsed, SnapshotError> {
+pub fn parse_csv(
+    source: &SourceConfig,
+    schema: &Schema,
+    bytes: &[u8],
+    today: NaiveDate,
+) -> Result<Parsed, SnapshotError> {
     let mut reader = csv::ReaderBuilder::new()
         .delimiter(source.delimiter)
         .has_headers(false)
@@ -112,7 +142,12 @@ pub fn parse_csv(source: &SourceConfig, schema: &Schema, bytes: &[u8], today: Na
     let mut records = reader.byte_records();
     let header = match records.next() {
         None => return Err(SnapshotError::Empty),
-        Some(Err(e)) => return Err(SnapshotError::Csv { line: 1, reason: e.to_string() }),
+        Some(Err(e)) => {
+            return Err(SnapshotError::Csv {
+                line: 1,
+                reason: e.to_string(),
+            });
+        }
         Some(Ok(h)) => h,
     };
     let cols = locate(source, schema, &header)?;
@@ -133,7 +168,10 @@ pub fn parse_csv(source: &SourceConfig, schema: &Schema, bytes: &[u8], today: Na
             Ok(r) => r,
             Err(e) => {
                 let line = e.position().map_or(0, csv::Position::line);
-                return Err(SnapshotError::Csv { line, reason: e.to_string() });
+                return Err(SnapshotError::Csv {
+                    line,
+                    reason: e.to_string(),
+                });
             }
         };
         let line = record.position().map_or(0, csv::Position::line);
@@ -149,44 +187,71 @@ pub fn parse_csv(source: &SourceConfig, schema: &Schema, bytes: &[u8], today: Na
             reason,
         };
         if record.len() != width {
-            out.rejected.push(reject(None, None, format!("has {} fields; the header has {width}", record.len())));
+            out.rejected.push(reject(
+                None,
+                None,
+                format!("has {} fields; the header has {width}", record.len()),
+            ));
             continue;
         }
         let text = |i: usize| -> Result<&str, ()> {
-            std::str::from_utf8(record.get(i).unwrap_or_default()).map(str::trim).map_err(|_| ())
+            std::str::from_utf8(record.get(i).unwrap_or_default())
+                .map(str::trim)
+                .map_err(|_| ())
         };
         let key = match text(cols.key) {
             Ok("") => {
-                out.rejected.push(reject(Some(&source.key), None, "missing key".to_string()));
+                out.rejected
+                    .push(reject(Some(&source.key), None, "missing key".to_string()));
                 continue;
             }
             Ok(k) => k.to_string(),
             Err(()) => {
-                out.rejected.push(reject(Some(&source.key), None, "key is not valid UTF-8".to_string()));
+                out.rejected.push(reject(
+                    Some(&source.key),
+                    None,
+                    "key is not valid UTF-8".to_string(),
+                ));
                 continue;
             }
         };
         key_lines.entry(key.clone()).or_default().push(line);
         if key.chars().any(char::is_control) {
-            out.rejected.push(reject(Some(&source.key), Some(&key), "key contains control characters".to_string()));
+            out.rejected.push(reject(
+                Some(&source.key),
+                Some(&key),
+                "key contains control characters".to_string(),
+            ));
             continue;
         }
         let mut attrs = Attrs::new(schema);
         let mut bad = None;
         for (slot, idx, name) in &cols.attrs {
             let Ok(value) = text(*idx) else {
-                bad = Some(reject(Some(name), Some(&key), "value is not valid UTF-8".to_string()));
+                bad = Some(reject(
+                    Some(name),
+                    Some(&key),
+                    "value is not valid UTF-8".to_string(),
+                ));
                 break;
             };
             if value.chars().any(|c| c.is_control() && c != '\n') {
-                bad = Some(reject(Some(name), Some(&key), "value contains control characters".to_string()));
+                bad = Some(reject(
+                    Some(name),
+                    Some(&key),
+                    "value contains control characters".to_string(),
+                ));
                 break;
             }
             let value = if schema.ty(*slot) == AttrType::Date && !value.is_empty() {
                 match parse_date(value) {
                     Some(d) => d.to_string(),
                     None => {
-                        bad = Some(reject(Some(name), Some(&key), format!("bad date `{value}`; expected YYYY-MM-DD")));
+                        bad = Some(reject(
+                            Some(name),
+                            Some(&key),
+                            format!("bad date `{value}`; expected YYYY-MM-DD"),
+                        ));
                         break;
                     }
                 }
@@ -194,7 +259,11 @@ pub fn parse_csv(source: &SourceConfig, schema: &Schema, bytes: &[u8], today: Na
                 value.to_string()
             };
             if *slot == email_slot && !value.is_empty() && !value.contains('@') {
-                bad = Some(reject(Some(name), Some(&key), format!("`{value}` is not an email address")));
+                bad = Some(reject(
+                    Some(name),
+                    Some(&key),
+                    format!("`{value}` is not an email address"),
+                ));
                 break;
             }
             attrs.set(*slot, Some(&value));
@@ -210,12 +279,19 @@ pub fn parse_csv(source: &SourceConfig, schema: &Schema, bytes: &[u8], today: Na
         };
         let Some(hr) = hr_status(hr_value) else {
             let field = source.status_column.as_deref();
-            out.rejected.push(reject(field, Some(&key), format!("unknown status `{hr_value}`; expected active, leave or terminated")));
+            out.rejected.push(reject(
+                field,
+                Some(&key),
+                format!("unknown status `{hr_value}`; expected active, leave or terminated"),
+            ));
             continue;
         };
         let kind = match cols.kind.map(text) {
             None | Some(Ok("")) => {
-                if attrs.get(etype_slot).is_some_and(|t| t.eq_ignore_ascii_case("contractor")) {
+                if attrs
+                    .get(etype_slot)
+                    .is_some_and(|t| t.eq_ignore_ascii_case("contractor"))
+                {
                     Kind::Contractor
                 } else {
                     Kind::Employee
@@ -229,7 +305,11 @@ pub fn parse_csv(source: &SourceConfig, schema: &Schema, bytes: &[u8], today: Na
                 }
             },
             Some(Err(())) => {
-                out.rejected.push(reject(Some("kind"), Some(&key), "value is not valid UTF-8".to_string()));
+                out.rejected.push(reject(
+                    Some("kind"),
+                    Some(&key),
+                    "value is not valid UTF-8".to_string(),
+                ));
                 continue;
             }
         };
@@ -239,14 +319,23 @@ pub fn parse_csv(source: &SourceConfig, schema: &Schema, bytes: &[u8], today: Na
     }
 
     // Duplicate keys: every occurrence is rejected, because nothing says which one is right.
-    let dupes: HashSet<&String> = key_lines.iter().filter(|(_, l)| l.len() > 1).map(|(k, _)| k).collect();
+    let dupes: HashSet<&String> = key_lines
+        .iter()
+        .filter(|(_, l)| l.len() > 1)
+        .map(|(k, _)| k)
+        .collect();
     let all_keys: HashSet<&str> = key_lines.keys().map(String::as_str).collect();
     let mut accepted: Vec<(u64, Identity)> = Vec::with_capacity(candidates.len());
     for (line, ident) in candidates {
         let key = ident.id.to_string();
         if dupes.contains(&key) {
-            let others: Vec<String> =
-                key_lines.get(&key).into_iter().flatten().filter(|l| **l != line).map(ToString::to_string).collect();
+            let others: Vec<String> = key_lines
+                .get(&key)
+                .into_iter()
+                .flatten()
+                .filter(|l| **l != line)
+                .map(ToString::to_string)
+                .collect();
             out.rejected.push(Rejected {
                 line,
                 key: Some(key),
@@ -260,11 +349,21 @@ pub fn parse_csv(source: &SourceConfig, schema: &Schema, bytes: &[u8], today: Na
             (!all_keys.contains(v)).then(|| format!("unknown {what} `{v}`: no row has that key"))
         };
         if let Some(reason) = reference(manager_slot, "manager") {
-            out.rejected.push(Rejected { line, key: Some(key), field: Some("manager_id".into()), reason });
+            out.rejected.push(Rejected {
+                line,
+                key: Some(key),
+                field: Some("manager_id".into()),
+                reason,
+            });
             continue;
         }
         if let Some(reason) = reference(owner_slot, "owner") {
-            out.rejected.push(Rejected { line, key: Some(key), field: Some("owner_id".into()), reason });
+            out.rejected.push(Rejected {
+                line,
+                key: Some(key),
+                field: Some("owner_id".into()),
+                reason,
+            });
             continue;
         }
         accepted.push((line, ident));
@@ -300,7 +399,11 @@ pub fn parse_csv(source: &SourceConfig, schema: &Schema, bytes: &[u8], today: Na
     }
     for (line, ident) in accepted {
         if on_cycle.contains(&*ident.id) {
-            let m = ident.attrs.get(manager_slot).unwrap_or_default().to_string();
+            let m = ident
+                .attrs
+                .get(manager_slot)
+                .unwrap_or_default()
+                .to_string();
             out.rejected.push(Rejected {
                 line,
                 key: Some(ident.id.to_string()),
@@ -334,7 +437,14 @@ pub fn diff(
             None => {
                 // Someone we never knew who is already terminated: nothing to grant or revoke.
                 if ident.status != Status::Terminated {
-                    events.push(event(EventKind::Joiner, ident.clone(), None, Vec::new(), false, None));
+                    events.push(event(
+                        EventKind::Joiner,
+                        ident.clone(),
+                        None,
+                        Vec::new(),
+                        false,
+                        None,
+                    ));
                 }
             }
             Some(prev) => {
@@ -345,20 +455,34 @@ pub fn diff(
         }
     }
     for (id, prev) in previous {
-        if seen.contains(&**id) || parsed.rejected_keys.contains(&**id) || prev.status == Status::Terminated {
+        if seen.contains(&**id)
+            || parsed.rejected_keys.contains(&**id)
+            || prev.status == Status::Terminated
+        {
             continue;
         }
         let mut gone = prev.clone();
         gone.set_status(Status::Terminated);
         let changes = vec![status_change(prev.status, Status::Terminated)];
-        events.push(event(EventKind::Leaver, gone, Some(prev.clone()), changes, false, Some("row removed from snapshot")));
+        events.push(event(
+            EventKind::Leaver,
+            gone,
+            Some(prev.clone()),
+            changes,
+            false,
+            Some("row removed from snapshot"),
+        ));
     }
     events.sort_by(|a, b| a.identity.id.cmp(&b.identity.id));
     events
 }
 
 fn status_change(from: Status, to: Status) -> Change {
-    Change { attribute: "status".into(), from: Some(from.to_string()), to: Some(to.to_string()) }
+    Change {
+        attribute: "status".into(),
+        from: Some(from.to_string()),
+        to: Some(to.to_string()),
+    }
 }
 
 fn event(
@@ -369,10 +493,22 @@ fn event(
     significant: bool,
     note: Option<&str>,
 ) -> Event {
-    Event { kind, identity, previous, changes, significant, note: note.map(str::to_string) }
+    Event {
+        kind,
+        identity,
+        previous,
+        changes,
+        significant,
+        note: note.map(str::to_string),
+    }
 }
 
-fn transition(schema: &Schema, prev: &Identity, next: &Identity, significant: &[Slot]) -> Option<Event> {
+fn transition(
+    schema: &Schema,
+    prev: &Identity,
+    next: &Identity,
+    significant: &[Slot],
+) -> Option<Event> {
     let slots = prev.attrs.changed_slots(&next.attrs);
     let mut changes: Vec<Change> = slots
         .iter()
@@ -393,11 +529,23 @@ fn transition(schema: &Schema, prev: &Identity, next: &Identity, significant: &[
     let (kind, note) = match (prev.status, next.status) {
         (Status::Terminated, Status::Terminated) => (EventKind::Update, None),
         (Status::Terminated, _) => (EventKind::Rehire, None),
-        (_, Status::Terminated) => (EventKind::Leaver, Some("status terminated or end_date passed")),
-        (Status::Active, Status::Suspended) | (Status::Prehire, Status::Suspended) => (EventKind::Suspend, None),
+        (_, Status::Terminated) => (
+            EventKind::Leaver,
+            Some("status terminated or end_date passed"),
+        ),
+        (Status::Active, Status::Suspended) | (Status::Prehire, Status::Suspended) => {
+            (EventKind::Suspend, None)
+        }
         (Status::Suspended, Status::Active) => (EventKind::Resume, None),
         _ if !slots.is_empty() => (EventKind::Mover, None),
         _ => (EventKind::Update, None),
     };
-    Some(event(kind, next.clone(), Some(prev.clone()), changes, kind == EventKind::Mover && sig, note))
+    Some(event(
+        kind,
+        next.clone(),
+        Some(prev.clone()),
+        changes,
+        kind == EventKind::Mover && sig,
+        note,
+    ))
 }

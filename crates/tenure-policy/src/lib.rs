@@ -1,1 +1,181 @@
-//! placeholder
+//! Policy as code: `policy.toml` loaded, validated, compiled and evaluated.
+//!
+//! The policy is typed and validated at load against the config's attribute schema and targets:
+//! a misspelt attribute, an unknown target or an undeclared entitlement is a load error with
+//! file, line and reason, never a silent no-match (a typo must not deprovision anyone).
+//!
+//! Two evaluators decide which birthright roles an identity qualifies for:
+//! - [`reference::matching_roles`] interprets the condition tree directly. It is obviously right
+//!   and slow.
+//! - [`compiled::Compiled`] interns every string the policy compares against, indexes roles by
+//!   an equality condition so an identity only looks at roles that can match, and compares dates
+//!   as ISO strings. It is what the engine uses; a property test checks the two always agree.
+//!
+//! This crate does no IO.
+
+pub mod compiled;
+pub mod parse;
+pub mod reference;
+
+use std::collections::{BTreeMap, BTreeSet};
+use tenure_core::{Entitlement, Slot};
+
+pub use compiled::Compiled;
+pub use parse::parse;
+
+/// A condition over identity attributes.
+#[derive(Debug, Clone)]
+pub enum Cond {
+    All(Vec<Cond>),
+    Any(Vec<Cond>),
+    Not(Box<Cond>),
+    Attr(Slot, Test),
+}
+
+/// A test of one attribute's value. A missing value fails every test except `Present(false)`
+/// (and so satisfies a `not`).
+#[derive(Debug, Clone)]
+pub enum Test {
+    Eq(String),
+    In(Vec<String>),
+    Prefix(String),
+    Suffix(String),
+    Regex(regex::Regex),
+    /// Compares a date attribute with a date (relative dates are resolved at load).
+    Date(DateOp, chrono::NaiveDate),
+    Present(bool),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DateOp {
+    Before,
+    After,
+    OnOrBefore,
+    OnOrAfter,
+}
+
+#[derive(Debug, Clone)]
+pub struct Role {
+    pub id: String,
+    /// The birthright condition. A role without one is only granted by request and approval.
+    pub when: Option<Cond>,
+    pub grant: Vec<Entitlement>,
+    pub privileged: bool,
+    pub approval: Option<String>,
+    /// Seconds a requested grant lasts before it is revoked.
+    pub max_duration: Option<u64>,
+    pub line: usize,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SodAction {
+    Block,
+    Flag,
+}
+
+#[derive(Debug, Clone)]
+pub struct Sod {
+    pub id: String,
+    pub conflict: Vec<Entitlement>,
+    pub action: SodAction,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OnOwnerLeave {
+    TransferToManager,
+    Revoke,
+}
+
+#[derive(Debug, Clone)]
+pub struct Policy {
+    pub roles: Vec<Role>,
+    pub sod: Vec<Sod>,
+    /// Attributes whose change makes a mover security-significant.
+    pub significant: Vec<Slot>,
+    pub on_owner_leave: OnOwnerLeave,
+}
+
+/// Desired entitlements per target, with the roles that grant each one.
+pub type Desired = BTreeMap<String, BTreeMap<String, Vec<String>>>;
+
+/// What a separation-of-duties rule did to one identity's desired access.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct SodHit {
+    pub rule: String,
+    pub action: SodAction,
+    /// Entitlements refused (for `block`) — never granted.
+    pub refused: Vec<String>,
+    /// The conflicting entitlements the identity would hold.
+    pub conflicting: Vec<String>,
+}
+
+impl Policy {
+    /// The entitlements granted by `roles` (indices into `self.roles`), with their role ids.
+    pub fn desired(&self, roles: &[usize]) -> Desired {
+        let mut out: Desired = BTreeMap::new();
+        for &r in roles {
+            let Some(role) = self.roles.get(r) else {
+                continue;
+            };
+            for e in &role.grant {
+                out.entry(e.target.clone())
+                    .or_default()
+                    .entry(e.name.clone())
+                    .or_default()
+                    .push(role.id.clone());
+            }
+        }
+        out
+    }
+
+    /// Applies separation-of-duties rules to `desired`. A `block` rule refuses the conflicting
+    /// entitlements the identity does not already hold (held ones are kept so that the refusal
+    /// never revokes existing access by surprise); a `flag` rule only reports.
+    pub fn apply_sod(&self, desired: &mut Desired, held: &BTreeSet<Entitlement>) -> Vec<SodHit> {
+        let mut hits = Vec::new();
+        for rule in &self.sod {
+            let present: Vec<&Entitlement> = rule
+                .conflict
+                .iter()
+                .filter(|e| {
+                    desired
+                        .get(&e.target)
+                        .is_some_and(|m| m.contains_key(&e.name))
+                })
+                .collect();
+            if present.len() < 2 {
+                continue;
+            }
+            let conflicting: Vec<String> = present.iter().map(ToString::to_string).collect();
+            let mut refused = Vec::new();
+            if rule.action == SodAction::Block {
+                // Keep what is held; among the rest keep the first (in rule order) only if
+                // nothing is held, so at most one side of the conflict survives.
+                let mut kept = present.iter().filter(|e| held.contains(*e)).count();
+                for e in &present {
+                    if held.contains(*e) {
+                        continue;
+                    }
+                    if kept == 0 {
+                        kept = 1;
+                        continue;
+                    }
+                    if let Some(m) = desired.get_mut(&e.target) {
+                        m.remove(&e.name);
+                    }
+                    refused.push(e.to_string());
+                }
+            }
+            hits.push(SodHit {
+                rule: rule.id.clone(),
+                action: rule.action,
+                refused,
+                conflicting,
+            });
+        }
+        desired.retain(|_, m| !m.is_empty());
+        hits
+    }
+}
