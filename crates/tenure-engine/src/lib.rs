@@ -1,1 +1,48 @@
-//! placeholder
+//! Orchestration: turns snapshots into planned, audited operations (`import`), releases or
+//! discards held batches (`approve`), previews policy changes (`simulate`), carries operations
+//! out against targets (`executor`) and compares targets with what Tenure expects
+//! (`reconcile`).
+//!
+//! The engine owns the order of things and the guard; the pure decisions live in
+//! `tenure-core` (diff, planning) and `tenure-policy` (desired access), and the durable state in
+//! `tenure-store`.
+
+pub mod desired;
+pub mod import;
+
+use chrono::NaiveDate;
+use tenure_core::config::Config;
+use tenure_policy::{Compiled, Policy};
+use tenure_store::Store;
+
+/// What every engine operation needs: configuration, the loaded policy and the store.
+pub struct Engine<'a> {
+    pub config: &'a Config,
+    pub policy: &'a Policy,
+    pub compiled: Compiled,
+    pub store: &'a dyn Store,
+    pub today: NaiveDate,
+}
+
+impl<'a> Engine<'a> {
+    pub fn new(config: &'a Config, policy: &'a Policy, store: &'a dyn Store, today: NaiveDate) -> Self {
+        let compiled = Compiled::new(policy, config.schema.len());
+        Self { config, policy, compiled, store, today }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error(transparent)]
+    Store(#[from] tenure_store::StoreError),
+    #[error("unknown source `{0}`; sources in the config: {1}")]
+    UnknownSource(String, String),
+    #[error("source `{0}` is not a CSV source")]
+    NotCsv(String),
+    #[error("{file}: {error}")]
+    Snapshot { file: String, error: tenure_core::snapshot::SnapshotError },
+    #[error("{0}")]
+    Invalid(String),
+}
+
+pub type Result<T> = std::result::Result<T, EngineError>;

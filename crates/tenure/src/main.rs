@@ -1,1 +1,153 @@
-fn main() {}
+//! `tenure`: the command-line interface. CLI definitions and glue only; the work happens in the
+//! library crates.
+
+/// `println!` that exits quietly when stdout is closed (`tenure plan | head`), instead of
+/// panicking on the broken pipe.
+macro_rules! outln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        if let Err(e) = writeln!(std::io::stdout(), $($arg)*) {
+            if e.kind() == std::io::ErrorKind::BrokenPipe {
+                std::process::exit(0);
+            }
+        }
+    }};
+}
+
+mod context;
+mod init;
+mod output;
+mod run;
+
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "tenure",
+    version,
+    about = "Identity lifecycle engine: joiner, mover, leaver as one governed, provable lifecycle"
+)]
+pub struct Cli {
+    /// The config file.
+    #[arg(long, global = true, env = "TENURE_CONFIG", default_value = "tenure.toml")]
+    pub config: PathBuf,
+    /// Output format for commands that print data: text or json (audit export: jsonl or csv).
+    #[arg(long, global = true)]
+    pub format: Option<String>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Write a working starter config, policy and sample HR file.
+    Init {
+        /// Where to write them (default: the current directory).
+        dir: Option<PathBuf>,
+        /// Overwrite existing files.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Validate the config and the policy.
+    Check,
+    /// Diff an HR snapshot against the last one and plan the resulting operations.
+    Import {
+        /// The source name from the config.
+        #[arg(long)]
+        source: String,
+        /// The CSV file.
+        file: PathBuf,
+        /// Show what would happen; change nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Show pending operations with their reasons.
+    Plan {
+        #[arg(long)]
+        identity: Option<String>,
+        /// Include operations in every state, not only pending ones.
+        #[arg(long)]
+        all: bool,
+    },
+    /// Show what another policy would do to the whole population. Changes nothing.
+    Simulate {
+        #[arg(long)]
+        policy: PathBuf,
+    },
+    /// Identities.
+    #[command(subcommand)]
+    Identity(IdentityCmd),
+    /// Lifecycle cases and their progress.
+    Cases {
+        #[arg(long)]
+        open: bool,
+    },
+    /// Pending approvals, including held batches.
+    Approvals {
+        /// Include decided approvals.
+        #[arg(long)]
+        all: bool,
+    },
+    /// Approve a pending approval (a held batch is then applied).
+    Approve {
+        id: i64,
+        #[command(flatten)]
+        who: Who,
+    },
+    /// Reject a pending approval (a held batch is discarded).
+    Reject {
+        id: i64,
+        #[arg(long)]
+        reason: String,
+        #[command(flatten)]
+        who: Who,
+    },
+    /// The tamper-evident audit trail.
+    #[command(subcommand)]
+    Audit(AuditCmd),
+}
+
+#[derive(Debug, Args)]
+pub struct Who {
+    /// Who decides (default: $TENURE_USER, then $USER).
+    #[arg(long = "as", value_name = "NAME")]
+    pub name: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum IdentityCmd {
+    /// Every identity with its status.
+    List,
+    /// One identity: attributes, accounts and grants per target, operations, timeline.
+    Show { id: String },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AuditCmd {
+    /// Check the whole chain; name the first bad record.
+    Verify,
+    /// Export records for auditors (`--format jsonl` or `csv`).
+    Export {
+        #[arg(long)]
+        identity: Option<String>,
+        /// Records at or after this date (YYYY-MM-DD) or time (RFC 3339).
+        #[arg(long)]
+        since: Option<String>,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run::run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            match e.downcast_ref::<run::UsageError>() {
+                Some(_) => ExitCode::from(2),
+                None => ExitCode::from(1),
+            }
+        }
+    }
+}

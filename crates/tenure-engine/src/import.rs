@@ -1,0 +1,464 @@
+//! `tenure import`: a snapshot becomes lifecycle events and planned operations, or a held batch.
+
+use crate::desired::{self, names};
+use crate::{Engine, EngineError, Result};
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+use std::collections::{BTreeMap, HashMap, HashSet};
+use tenure_core::audit::AuditEntry;
+use tenure_core::config::SourceKind;
+use tenure_core::plan::{self, Holdings};
+use tenure_core::snapshot::{self, Parsed, Rejected};
+use tenure_core::{Change, Event, EventKind, Identity, OpKind, Status};
+use tenure_policy::compiled::Scratch;
+use tenure_policy::{Desired, OnOwnerLeave};
+use tenure_store::{Batch, BatchState, EventIn, OpIn};
+
+#[derive(Debug, Clone, Default)]
+pub struct ImportOptions {
+    pub dry_run: bool,
+    /// Who runs the import, for the audit trail (`source:hr` by default).
+    pub actor: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
+pub struct Counts {
+    pub rows: usize,
+    pub accepted: usize,
+    pub rejected: usize,
+    pub joiners: usize,
+    pub movers: usize,
+    pub significant_movers: usize,
+    pub leavers: usize,
+    pub rehires: usize,
+    pub suspends: usize,
+    pub resumes: usize,
+    pub updates: usize,
+    pub operations: usize,
+}
+
+/// The result of an import, printed as the summary.
+#[derive(Debug, Clone, Serialize)]
+pub struct ImportReport {
+    pub source: String,
+    pub file: String,
+    pub sha256: String,
+    pub dry_run: bool,
+    pub counts: Counts,
+    pub rejected: Vec<Rejected>,
+    /// `applied`, `held` or `unchanged`; a dry run says what would happen.
+    pub outcome: String,
+    pub held_reason: Option<String>,
+    pub approval_id: Option<i64>,
+    pub import_id: Option<i64>,
+    pub events: Vec<EventSummary>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct EventSummary {
+    pub kind: EventKind,
+    pub identity: String,
+    pub significant: bool,
+    pub changes: Vec<Change>,
+    pub operations: usize,
+}
+
+/// Imports a CSV snapshot of `source`.
+pub fn import_csv(
+    engine: &Engine<'_>,
+    source: &str,
+    file: &str,
+    bytes: &[u8],
+    opts: &ImportOptions,
+) -> Result<ImportReport> {
+    let cfg = engine.config;
+    let src = cfg.source(source).ok_or_else(|| {
+        EngineError::UnknownSource(
+            source.into(),
+            cfg.sources.iter().map(|s| s.name.as_str()).collect::<Vec<_>>().join(", "),
+        )
+    })?;
+    if src.kind != SourceKind::Csv {
+        return Err(EngineError::NotCsv(source.into()));
+    }
+    let sha256 = hex::encode(Sha256::digest(bytes));
+    let mut parsed = snapshot::parse_csv(src, &cfg.schema, bytes, engine.today)
+        .map_err(|error| EngineError::Snapshot { file: file.into(), error })?;
+    let previous: HashMap<Box<str>, Identity> =
+        engine.store.identities(&cfg.schema, Some(source))?.into_iter().map(|i| (i.id.clone(), i)).collect();
+    let nhi_audit = reassign_orphaned_nhi(engine, &previous, &mut parsed);
+    let events = snapshot::diff(&cfg.schema, &previous, &parsed, &engine.policy.significant);
+
+    let mut counts = Counts {
+        rows: parsed.rows,
+        accepted: parsed.identities.len(),
+        rejected: parsed.rejected.len(),
+        ..Counts::default()
+    };
+    for e in &events {
+        match e.kind {
+            EventKind::Joiner => counts.joiners += 1,
+            EventKind::Mover => {
+                counts.movers += 1;
+                counts.significant_movers += usize::from(e.significant);
+            }
+            EventKind::Leaver => counts.leavers += 1,
+            EventKind::Rehire => counts.rehires += 1,
+            EventKind::Suspend => counts.suspends += 1,
+            EventKind::Resume => counts.resumes += 1,
+            EventKind::Update => counts.updates += 1,
+        }
+    }
+    let population = previous.values().filter(|i| i.status != Status::Terminated).count();
+    let held_reason = guard(engine, counts.leavers, population);
+    let actor = opts.actor.clone().unwrap_or_else(|| format!("source:{source}"));
+
+    let mut rejected_audit: Vec<AuditEntry> = parsed
+        .rejected
+        .iter()
+        .map(|r| {
+            let mut e = AuditEntry::new(&actor, "import.row_rejected", "rejected").reason(format!(
+                "{file} line {}{}: {}",
+                r.line,
+                r.field.as_deref().map(|f| format!(" field `{f}`")).unwrap_or_default(),
+                r.reason
+            ));
+            e.identity = r.key.clone();
+            e
+        })
+        .collect();
+    rejected_audit.extend(nhi_audit);
+
+    let planned: Vec<EventIn> = if held_reason.is_some() {
+        events.iter().map(|e| held_event(e)).collect()
+    } else {
+        plan_events(engine, &events)?
+    };
+    counts.operations = planned.iter().map(|e| e.ops.len()).sum();
+    let summaries = events
+        .iter()
+        .zip(&planned)
+        .map(|(e, p)| EventSummary {
+            kind: e.kind,
+            identity: e.identity.id.to_string(),
+            significant: e.significant,
+            changes: e.changes.clone(),
+            operations: p.ops.len(),
+        })
+        .collect();
+    let outcome = if held_reason.is_some() {
+        "held"
+    } else if events.is_empty() {
+        "unchanged"
+    } else {
+        "applied"
+    };
+    let mut report = ImportReport {
+        source: source.into(),
+        file: file.into(),
+        sha256: sha256.clone(),
+        dry_run: opts.dry_run,
+        counts: counts.clone(),
+        rejected: parsed.rejected.clone(),
+        outcome: outcome.into(),
+        held_reason: held_reason.clone(),
+        approval_id: None,
+        import_id: None,
+        events: summaries,
+    };
+    if opts.dry_run {
+        return Ok(report);
+    }
+    let batch = Batch {
+        actor,
+        source: source.into(),
+        file: file.into(),
+        sha256,
+        summary: serde_json::to_value(&counts).unwrap_or_default(),
+        state: match held_reason {
+            Some(reason) => BatchState::Held { reason },
+            None => BatchState::Applied,
+        },
+        identities: if report.outcome == "held" {
+            Vec::new()
+        } else {
+            planned.iter().map(|e| e.identity.clone()).collect()
+        },
+        events: planned,
+        audit: rejected_audit,
+    };
+    let ids = engine.store.commit_batch(&cfg.schema, &batch)?;
+    report.import_id = Some(ids.import_id);
+    report.approval_id = ids.approval_id;
+    Ok(report)
+}
+
+/// The guard: a batch whose leavers exceed either limit is held whole.
+fn guard(engine: &Engine<'_>, leavers: usize, population: usize) -> Option<String> {
+    let g = engine.config.guard;
+    let max = usize::try_from(g.max_leavers).unwrap_or(usize::MAX);
+    if leavers > max {
+        return Some(format!("{leavers} leavers exceed max_leavers = {max}"));
+    }
+    if population > 0 {
+        let fraction = leavers as f64 / population as f64;
+        if fraction > g.max_leaver_fraction {
+            return Some(format!(
+                "{leavers} leavers are {:.1}% of {population} identities, over max_leaver_fraction = {}",
+                fraction * 100.0,
+                g.max_leaver_fraction
+            ));
+        }
+    }
+    None
+}
+
+fn held_event(e: &Event) -> EventIn {
+    EventIn {
+        kind: e.kind,
+        identity: e.identity.clone(),
+        changes: e.changes.clone(),
+        significant: e.significant,
+        note: e.note.clone(),
+        existing_id: None,
+        ops: Vec::new(),
+        holdings: None,
+        audit: Vec::new(),
+    }
+}
+
+/// Plans every event against the committed holdings.
+pub(crate) fn plan_events(engine: &Engine<'_>, events: &[Event]) -> Result<Vec<EventIn>> {
+    let all = if events.len() > 2_000 { Some(engine.store.all_holdings()?) } else { None };
+    let mut scratch = Scratch::default();
+    let mut out = Vec::with_capacity(events.len());
+    for e in events {
+        let held = match &all {
+            Some(map) => map.get(&*e.identity.id).cloned().unwrap_or_default(),
+            None => engine.store.holdings(&e.identity.id)?,
+        };
+        out.push(plan_event(engine, e, &held, &mut scratch));
+    }
+    Ok(out)
+}
+
+/// Plans one event: desired access under the policy, SoD applied, minus what is held.
+pub(crate) fn plan_event(engine: &Engine<'_>, e: &Event, held: &Holdings, scratch: &mut Scratch) -> EventIn {
+    let (desired, hits) = desired::for_identity(engine, &e.identity, held, scratch);
+    let p = plan::plan(e.identity.status, held, &names(&desired));
+    // Why something is revoked: the roles that granted it before the event.
+    let before: Desired = match &e.previous {
+        Some(prev) if prev.status != Status::Terminated => desired::for_identity(engine, prev, held, scratch).0,
+        _ => Desired::new(),
+    };
+    let mut ops = Vec::with_capacity(p.ops.len());
+    for op in p.ops {
+        let Some(target) = engine.config.target(&op.target) else { continue };
+        if !target.kind.supports(op.kind) {
+            continue;
+        }
+        let rules = match (op.kind, &op.entitlement) {
+            (OpKind::Grant, Some(g)) => roles_for(&desired, &op.target, g),
+            (OpKind::Revoke, Some(g)) => roles_for(&before, &op.target, g),
+            _ => Vec::new(),
+        };
+        ops.push(OpIn { target: op.target, kind: op.kind, entitlement: op.entitlement, rules });
+    }
+    let mut audit = Vec::new();
+    for hit in hits {
+        let action = if hit.refused.is_empty() { "sod.flagged" } else { "sod.refused" };
+        let outcome = if hit.refused.is_empty() { "flagged" } else { "refused" };
+        for ent in if hit.refused.is_empty() { hit.conflicting.clone() } else { hit.refused.clone() } {
+            audit.push(
+                AuditEntry::new("policy", action, outcome).identity(&e.identity.id).entitlement(Some(&ent)).reason(
+                    format!("sod rule `{}` ({:?}); conflicting: {}", hit.rule, hit.action, hit.conflicting.join(", ")),
+                ),
+            );
+        }
+    }
+    EventIn {
+        kind: e.kind,
+        identity: e.identity.clone(),
+        changes: e.changes.clone(),
+        significant: e.significant,
+        note: e.note.clone(),
+        existing_id: None,
+        ops,
+        holdings: Some(p.holdings),
+        audit,
+    }
+}
+
+fn roles_for(d: &Desired, target: &str, name: &str) -> Vec<String> {
+    d.get(target).and_then(|m| m.get(name)).cloned().unwrap_or_default()
+}
+
+/// Non-human identities whose owner leaves get a new owner (the owner's manager) or are
+/// terminated, per `[nhi] on_owner_leave`. The change is applied to the parsed snapshot before
+/// the diff, so it shows up as an ordinary, audited event and stays stable on re-import.
+fn reassign_orphaned_nhi(
+    engine: &Engine<'_>,
+    previous: &HashMap<Box<str>, Identity>,
+    parsed: &mut Parsed,
+) -> Vec<AuditEntry> {
+    let schema = &engine.config.schema;
+    let (Some(owner_slot), Some(manager_slot)) = (schema.slot("owner_id"), schema.slot("manager_id")) else {
+        return Vec::new();
+    };
+    let present: HashSet<&str> = parsed.identities.iter().map(|i| &*i.id).collect();
+    let mut leaving: HashSet<String> =
+        parsed.identities.iter().filter(|i| i.status == Status::Terminated).map(|i| i.id.to_string()).collect();
+    leaving.extend(
+        previous
+            .keys()
+            .filter(|k| !present.contains(&***k) && !parsed.rejected_keys.contains(&***k))
+            .map(ToString::to_string),
+    );
+    if leaving.is_empty() {
+        return Vec::new();
+    }
+    let manager_of: BTreeMap<String, String> = parsed
+        .identities
+        .iter()
+        .chain(previous.values())
+        .filter_map(|i| i.attrs.get(manager_slot).map(|m| (i.id.to_string(), m.to_string())))
+        .collect();
+    let mut audit = Vec::new();
+    for nhi in parsed.identities.iter_mut().filter(|i| i.is_nhi() && i.status != Status::Terminated) {
+        let Some(owner) = nhi.attrs.get(owner_slot).map(str::to_string) else { continue };
+        if !leaving.contains(&owner) {
+            continue;
+        }
+        let heir = manager_of.get(&owner).filter(|m| !leaving.contains(*m)).cloned();
+        match (engine.policy.on_owner_leave, heir) {
+            (OnOwnerLeave::TransferToManager, Some(heir)) => {
+                nhi.attrs.set(owner_slot, Some(&heir));
+                audit.push(
+                    AuditEntry::new("policy", "nhi.transfer_ownership", "transferred")
+                        .identity(&nhi.id)
+                        .reason(format!("owner `{owner}` is leaving; ownership moves to their manager `{heir}`")),
+                );
+            }
+            (policy, _) => {
+                nhi.set_status(Status::Terminated);
+                let why = if policy == OnOwnerLeave::Revoke {
+                    "on_owner_leave = revoke"
+                } else {
+                    "no manager to transfer it to"
+                };
+                audit.push(
+                    AuditEntry::new("policy", "nhi.revoke", "terminated")
+                        .identity(&nhi.id)
+                        .reason(format!("owner `{owner}` is leaving; {why}")),
+                );
+            }
+        }
+    }
+    audit
+}
+
+/// Releases a held batch: plans its events against the current state and applies them.
+pub fn approve(engine: &Engine<'_>, approval_id: i64, approver: &str) -> Result<tenure_store::BatchIds> {
+    let a = engine.store.approval(approval_id)?;
+    if a.state != "pending" {
+        return Err(EngineError::Invalid(format!("approval {approval_id} is {}, not pending", a.state)));
+    }
+    let held = engine.store.held_events(&engine.config.schema, a.subject)?;
+    let mut scratch = Scratch::default();
+    let mut planned = Vec::with_capacity(held.len());
+    for h in held {
+        let previous = engine.store.identity(&engine.config.schema, &h.record.identity)?;
+        let event = Event {
+            kind: h.record.kind,
+            identity: h.identity,
+            previous,
+            changes: h.record.changes.clone(),
+            significant: h.record.significant,
+            note: h.record.note.clone(),
+        };
+        let holdings = engine.store.holdings(&event.identity.id)?;
+        let mut e = plan_event(engine, &event, &holdings, &mut scratch);
+        e.existing_id = Some(h.record.id);
+        planned.push(e);
+    }
+    let source = a.summary.get("source").and_then(|s| s.as_str()).unwrap_or_default().to_string();
+    let file = a.summary.get("file").and_then(|s| s.as_str()).unwrap_or_default().to_string();
+    let batch = Batch {
+        actor: format!("user:{approver}"),
+        source,
+        file,
+        sha256: String::new(),
+        summary: a.summary.clone(),
+        state: BatchState::Approved { import_id: a.subject, approval_id, approver: approver.into() },
+        identities: planned.iter().map(|e| e.identity.clone()).collect(),
+        events: planned,
+        audit: Vec::new(),
+    };
+    Ok(engine.store.commit_batch(&engine.config.schema, &batch)?)
+}
+
+/// The whole population's plan under another policy. Changes nothing.
+#[derive(Debug, Clone, Serialize)]
+pub struct Simulation {
+    pub identities: usize,
+    pub affected: usize,
+    pub grants: usize,
+    pub revokes: usize,
+    pub accounts_created: usize,
+    pub changes: Vec<SimulatedChange>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct SimulatedChange {
+    pub identity: String,
+    pub target: String,
+    pub kind: OpKind,
+    pub entitlement: Option<String>,
+    pub rules: Vec<String>,
+}
+
+pub fn simulate(engine: &Engine<'_>) -> Result<Simulation> {
+    let identities = engine.store.identities(&engine.config.schema, None)?;
+    let holdings = engine.store.all_holdings()?;
+    let empty = Holdings::new();
+    let mut scratch = Scratch::default();
+    let mut sim = Simulation {
+        identities: identities.len(),
+        affected: 0,
+        grants: 0,
+        revokes: 0,
+        accounts_created: 0,
+        changes: Vec::new(),
+    };
+    for i in &identities {
+        let held = holdings.get(&*i.id).unwrap_or(&empty);
+        let (desired, _) = desired::for_identity(engine, i, held, &mut scratch);
+        let p = plan::plan(i.status, held, &names(&desired));
+        let mut touched = false;
+        for op in p.ops {
+            if !engine.config.target(&op.target).is_some_and(|t| t.kind.supports(op.kind)) {
+                continue;
+            }
+            touched = true;
+            match op.kind {
+                OpKind::Grant => sim.grants += 1,
+                OpKind::Revoke => sim.revokes += 1,
+                OpKind::CreateAccount => sim.accounts_created += 1,
+                _ => {}
+            }
+            let rules = match &op.entitlement {
+                Some(g) if op.kind == OpKind::Grant => roles_for(&desired, &op.target, g),
+                _ => Vec::new(),
+            };
+            sim.changes.push(SimulatedChange {
+                identity: i.id.to_string(),
+                target: op.target,
+                kind: op.kind,
+                entitlement: op.entitlement,
+                rules,
+            });
+        }
+        sim.affected += usize::from(touched);
+    }
+    Ok(sim)
+}

@@ -1,0 +1,711 @@
+//! The embedded store: SQLite in WAL mode, one writer at a time.
+
+use crate::*;
+use rusqlite::{Connection, OptionalExtension, Transaction, params};
+use sha2::{Digest, Sha256};
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+use std::sync::{Mutex, MutexGuard};
+use tenure_core::audit::{self, GENESIS, Verifier};
+use tenure_core::plan::AccountView;
+use tenure_core::{Attrs, CaseState, Kind, Status};
+
+/// Embedded, numbered, append-only migrations. Never edit one that has been released.
+const MIGRATIONS: &[(i64, &str, &str)] = &[(1, "init", include_str!("../migrations/0001_init.sql"))];
+
+pub struct SqliteStore {
+    conn: Mutex<Connection>,
+}
+
+/// The current time as RFC 3339 UTC with microseconds; sortable as text.
+pub fn now() -> String {
+    chrono::Utc::now().format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string()
+}
+
+fn checksum(sql: &str) -> String {
+    hex::encode(Sha256::digest(sql.as_bytes()))
+}
+
+fn corrupt(what: impl Into<String>) -> StoreError {
+    StoreError::Corrupt(what.into())
+}
+
+fn parse_enum<T: std::str::FromStr<Err = String>>(s: &str) -> Result<T> {
+    s.parse().map_err(corrupt)
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database at `path` and applies pending migrations.
+    pub fn open(path: &Path) -> Result<Self> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| StoreError::Open { path: path.display().to_string(), reason: e.to_string() })?;
+        }
+        let conn = Connection::open(path)
+            .map_err(|e| StoreError::Open { path: path.display().to_string(), reason: e.to_string() })?;
+        Self::init(conn)
+    }
+
+    /// An in-memory store, for tests and simulations.
+    pub fn memory() -> Result<Self> {
+        Self::init(Connection::open_in_memory()?)
+    }
+
+    fn init(conn: Connection) -> Result<Self> {
+        conn.busy_timeout(std::time::Duration::from_secs(30))?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        conn.pragma_update(None, "foreign_keys", "ON")?;
+        conn.execute_batch(
+            "CREATE TABLE IF NOT EXISTS schema_migrations (
+                version INTEGER PRIMARY KEY, name TEXT NOT NULL, checksum TEXT NOT NULL, applied_at TEXT NOT NULL)",
+        )?;
+        let store = Self { conn: Mutex::new(conn) };
+        store.migrate()?;
+        Ok(store)
+    }
+
+    fn migrate(&self) -> Result<()> {
+        let mut conn = self.lock();
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        for (version, name, sql) in MIGRATIONS {
+            let applied: Option<String> = tx
+                .query_row("SELECT checksum FROM schema_migrations WHERE version = ?1", [version], |r| r.get(0))
+                .optional()?;
+            match applied {
+                Some(sum) if sum == checksum(sql) => {}
+                Some(_) => return Err(StoreError::MigrationChanged { version: *version }),
+                None => {
+                    tx.execute_batch(sql)?;
+                    tx.execute(
+                        "INSERT INTO schema_migrations (version, name, checksum, applied_at) VALUES (?1, ?2, ?3, ?4)",
+                        params![version, name, checksum(sql), now()],
+                    )?;
+                }
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Connection> {
+        // A poisoned lock only means another thread panicked mid-call; SQLite rolled back its
+        // transaction, so the connection itself is still consistent.
+        self.conn.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Runs `f` with the raw connection. For migrations of the future and for tests that
+    /// tamper with the database on purpose.
+    pub fn with_connection<T>(&self, f: impl FnOnce(&Connection) -> T) -> T {
+        f(&self.lock())
+    }
+}
+
+fn identity_json(schema: &Schema, i: &Identity) -> String {
+    serde_json::json!({
+        "id": &*i.id, "kind": i.kind, "status": i.status, "attrs": i.attrs.to_json(schema),
+    })
+    .to_string()
+}
+
+fn identity_from(schema: &Schema, id: &str, kind: &str, status: &str, attrs: &str) -> Result<Identity> {
+    let v: serde_json::Value = serde_json::from_str(attrs).map_err(|e| corrupt(format!("attrs of `{id}`: {e}")))?;
+    let kind: Kind = parse_enum(kind)?;
+    let status: Status = parse_enum(status)?;
+    Ok(Identity::new(id, kind, status, Attrs::from_json(schema, &v)))
+}
+
+/// Appends entries to the chain inside `tx`.
+fn append(tx: &Transaction<'_>, entries: &[AuditEntry]) -> Result<()> {
+    if entries.is_empty() {
+        return Ok(());
+    }
+    let (mut seq, mut prev): (i64, String) = tx
+        .query_row("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1", [], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()?
+        .unwrap_or((0, GENESIS.to_string()));
+    let at = now();
+    let mut stmt = tx.prepare_cached(
+        "INSERT INTO audit (seq, at, actor, action, identity, target, entitlement, reason, approver, outcome, prev_hash, hash)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+    )?;
+    for e in entries {
+        seq += 1;
+        let hash = audit::hash(seq, &at, e, &prev);
+        stmt.execute(params![
+            seq,
+            at,
+            e.actor,
+            e.action,
+            e.identity,
+            e.target,
+            e.entitlement,
+            e.reason,
+            e.approver,
+            e.outcome,
+            prev,
+            hash
+        ])?;
+        prev = hash;
+    }
+    Ok(())
+}
+
+fn idem_key(event_id: i64, identity: &str, op: &OpIn) -> String {
+    let mut h = Sha256::new();
+    for part in [&event_id.to_string(), identity, &op.target, op.kind.as_str(), op.entitlement.as_deref().unwrap_or("")]
+    {
+        h.update((part.len() as u64).to_be_bytes());
+        h.update(part.as_bytes());
+    }
+    hex::encode(h.finalize()).chars().take(32).collect()
+}
+
+fn summary_text(s: &serde_json::Value) -> String {
+    s.to_string()
+}
+
+impl Store for SqliteStore {
+    fn identities(&self, schema: &Schema, source: Option<&str>) -> Result<Vec<Identity>> {
+        let conn = self.lock();
+        let mut stmt = conn.prepare_cached(
+            "SELECT id, kind, status, attrs FROM identities WHERE ?1 IS NULL OR source = ?1 ORDER BY id",
+        )?;
+        let mut rows = stmt.query([source])?;
+        let mut out = Vec::new();
+        while let Some(r) = rows.next()? {
+            let (id, kind, status, attrs): (String, String, String, String) =
+                (r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?);
+            out.push(identity_from(schema, &id, &kind, &status, &attrs)?);
+        }
+        Ok(out)
+    }
+
+    fn identity(&self, schema: &Schema, id: &str) -> Result<Option<Identity>> {
+        let conn = self.lock();
+        let row: Option<(String, String, String)> = conn
+            .query_row("SELECT kind, status, attrs FROM identities WHERE id = ?1", [id], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+            })
+            .optional()?;
+        row.map(|(k, s, a)| identity_from(schema, id, &k, &s, &a)).transpose()
+    }
+
+    fn holdings(&self, identity: &str) -> Result<Holdings> {
+        let conn = self.lock();
+        let mut h = Holdings::new();
+        let mut stmt = conn.prepare_cached("SELECT target, enabled FROM accounts WHERE identity = ?1")?;
+        let mut rows = stmt.query([identity])?;
+        while let Some(r) = rows.next()? {
+            h.insert(r.get(0)?, AccountView { exists: true, enabled: r.get(1)?, grants: Default::default() });
+        }
+        let mut stmt = conn.prepare_cached("SELECT target, entitlement FROM grants WHERE identity = ?1")?;
+        let mut rows = stmt.query([identity])?;
+        while let Some(r) = rows.next()? {
+            let t: String = r.get(0)?;
+            h.entry(t).or_default().grants.insert(r.get(1)?);
+        }
+        Ok(h)
+    }
+
+    fn all_holdings(&self) -> Result<HashMap<String, Holdings>> {
+        let conn = self.lock();
+        let mut out: HashMap<String, Holdings> = HashMap::new();
+        let mut stmt = conn.prepare_cached("SELECT identity, target, enabled FROM accounts")?;
+        let mut rows = stmt.query([])?;
+        while let Some(r) = rows.next()? {
+            out.entry(r.get(0)?)
+                .or_default()
+                .insert(r.get(1)?, AccountView { exists: true, enabled: r.get(2)?, grants: Default::default() });
+        }
+        let mut stmt = conn.prepare_cached("SELECT identity, target, entitlement FROM grants")?;
+        let mut rows = stmt.query([])?;
+        while let Some(r) = rows.next()? {
+            let (i, t): (String, String) = (r.get(0)?, r.get(1)?);
+            out.entry(i).or_default().entry(t).or_default().grants.insert(r.get(2)?);
+        }
+        Ok(out)
+    }
+
+    fn commit_batch(&self, schema: &Schema, batch: &Batch) -> Result<BatchIds> {
+        let mut conn = self.lock();
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let at = now();
+        let mut ids = BatchIds::default();
+        let mut audit_out: Vec<AuditEntry> = Vec::new();
+
+        let import_id = match &batch.state {
+            BatchState::Applied | BatchState::Held { .. } => {
+                // A newer snapshot from the same source supersedes any batch still held.
+                let held: Vec<(i64, i64)> = {
+                    let mut stmt = tx.prepare_cached(
+                        "SELECT a.id, i.id FROM approvals a JOIN imports i ON a.subject = i.id
+                         WHERE a.kind = 'batch' AND a.state = 'pending' AND i.source = ?1",
+                    )?;
+                    stmt.query_map([&batch.source], |r| Ok((r.get(0)?, r.get(1)?)))?.collect::<rusqlite::Result<_>>()?
+                };
+                for (approval, import) in held {
+                    tx.execute(
+                        "UPDATE approvals SET state = 'superseded', decided_at = ?2 WHERE id = ?1",
+                        params![approval, at],
+                    )?;
+                    tx.execute("UPDATE imports SET state = 'superseded' WHERE id = ?1", [import])?;
+                    tx.execute("UPDATE events SET state = 'superseded' WHERE import_id = ?1", [import])?;
+                    audit_out.push(AuditEntry::new(&batch.actor, "approval.superseded", "superseded").reason(format!(
+                        "approval {approval} (import {import}) superseded by a newer snapshot of `{}`",
+                        batch.source
+                    )));
+                }
+                let state = if matches!(batch.state, BatchState::Held { .. }) { "held" } else { "applied" };
+                tx.execute(
+                    "INSERT INTO imports (source, file, sha256, at, state, summary) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                    params![batch.source, batch.file, batch.sha256, at, state, summary_text(&batch.summary)],
+                )?;
+                let import_id = tx.last_insert_rowid();
+                let mut e = AuditEntry::new(&batch.actor, "import", state).reason(format!(
+                    "import {import_id} of `{}` (sha256 {}): {}",
+                    batch.file, batch.sha256, batch.summary
+                ));
+                if let BatchState::Held { reason } = &batch.state {
+                    e.action = "import.held".into();
+                    e.reason = Some(format!("import {import_id} of `{}` held: {reason}", batch.file));
+                }
+                audit_out.push(e);
+                import_id
+            }
+            BatchState::Approved { import_id, approval_id, approver } => {
+                let n = tx.execute(
+                    "UPDATE approvals SET state = 'approved', decided_at = ?2, decided_by = ?3 WHERE id = ?1 AND state = 'pending'",
+                    params![approval_id, at, approver],
+                )?;
+                if n != 1 {
+                    return Err(StoreError::Conflict(format!("approval {approval_id} is not pending")));
+                }
+                tx.execute("UPDATE imports SET state = 'approved' WHERE id = ?1", [import_id])?;
+                audit_out.push(
+                    AuditEntry::new(&batch.actor, "approval.approved", "approved")
+                        .approver(approver)
+                        .reason(format!("approval {approval_id}: held import {import_id} released")),
+                );
+                *import_id
+            }
+        };
+        ids.import_id = import_id;
+        audit_out.extend(batch.audit.iter().cloned());
+
+        if let BatchState::Held { reason } = &batch.state {
+            let mut stmt = tx.prepare_cached(
+                "INSERT INTO events (import_id, source, kind, identity, received_at, changes, significant, note, after, state)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 'held')",
+            )?;
+            for ev in &batch.events {
+                stmt.execute(params![
+                    import_id,
+                    batch.source,
+                    ev.kind.as_str(),
+                    &*ev.identity.id,
+                    at,
+                    serde_json::to_string(&ev.changes).unwrap_or_default(),
+                    ev.significant,
+                    ev.note,
+                    identity_json(schema, &ev.identity),
+                ])?;
+                ids.events += 1;
+            }
+            let summary = serde_json::json!({ "source": batch.source, "file": batch.file, "reason": reason, "counts": batch.summary });
+            tx.execute(
+                "INSERT INTO approvals (kind, subject, summary, state, created_at) VALUES ('batch', ?1, ?2, 'pending', ?3)",
+                params![import_id, summary.to_string(), at],
+            )?;
+            ids.approval_id = Some(tx.last_insert_rowid());
+            drop(stmt);
+            append(&tx, &audit_out)?;
+            tx.commit()?;
+            return Ok(ids);
+        }
+
+        {
+            let mut upsert = tx.prepare_cached(
+                "INSERT INTO identities (id, source, kind, status, attrs, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+                 ON CONFLICT(id) DO UPDATE SET source = excluded.source, kind = excluded.kind, status = excluded.status,
+                 attrs = excluded.attrs, updated_at = excluded.updated_at",
+            )?;
+            for i in &batch.identities {
+                upsert.execute(params![
+                    &*i.id,
+                    batch.source,
+                    i.kind.as_str(),
+                    i.status.as_str(),
+                    i.attrs.to_json(schema).to_string(),
+                    at
+                ])?;
+            }
+        }
+        let mut ins_event = tx.prepare_cached(
+            "INSERT INTO events (import_id, source, kind, identity, received_at, changes, significant, note, after, state)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 'applied')",
+        )?;
+        let mut upd_event = tx.prepare_cached("UPDATE events SET state = 'applied' WHERE id = ?1")?;
+        let mut ins_case = tx.prepare_cached(
+            "INSERT INTO cases (event_id, identity, kind, state, opened_at, closed_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        )?;
+        let mut ins_op = tx.prepare_cached(
+            "INSERT INTO operations (case_id, identity, target, kind, entitlement, reason, idem_key, state, created_at, updated_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'pending', ?8, ?8)",
+        )?;
+        let mut del_acct = tx.prepare_cached("DELETE FROM accounts WHERE identity = ?1")?;
+        let mut del_grants = tx.prepare_cached("DELETE FROM grants WHERE identity = ?1")?;
+        let mut ins_acct = tx.prepare_cached("INSERT INTO accounts (identity, target, enabled) VALUES (?1, ?2, ?3)")?;
+        let mut ins_grant =
+            tx.prepare_cached("INSERT INTO grants (identity, target, entitlement) VALUES (?1, ?2, ?3)")?;
+        for ev in &batch.events {
+            let id: &str = &ev.identity.id;
+            let event_id = match ev.existing_id {
+                Some(eid) => {
+                    upd_event.execute([eid])?;
+                    eid
+                }
+                None => {
+                    ins_event.execute(params![
+                        import_id,
+                        batch.source,
+                        ev.kind.as_str(),
+                        id,
+                        at,
+                        serde_json::to_string(&ev.changes).unwrap_or_default(),
+                        ev.significant,
+                        ev.note,
+                        identity_json(schema, &ev.identity),
+                    ])?;
+                    tx.last_insert_rowid()
+                }
+            };
+            ids.events += 1;
+            let changes: Vec<String> = ev
+                .changes
+                .iter()
+                .map(|c| {
+                    format!(
+                        "{}: {} -> {}",
+                        c.attribute,
+                        c.from.as_deref().unwrap_or("∅"),
+                        c.to.as_deref().unwrap_or("∅")
+                    )
+                })
+                .collect();
+            let mut reason = format!("event {event_id}");
+            if !changes.is_empty() {
+                reason.push_str(&format!("; {}", changes.join(", ")));
+            }
+            if ev.significant {
+                reason.push_str("; security-significant");
+            }
+            if let Some(n) = &ev.note {
+                reason.push_str(&format!("; {n}"));
+            }
+            audit_out.push(
+                AuditEntry::new(&batch.actor, &format!("event.{}", ev.kind), "recorded").identity(id).reason(reason),
+            );
+            for extra in &ev.audit {
+                let mut e = extra.clone();
+                e.identity.get_or_insert_with(|| id.to_string());
+                e.reason = Some(format!("event {event_id}; {}", e.reason.unwrap_or_default()));
+                audit_out.push(e);
+            }
+            let state = if ev.ops.is_empty() { CaseState::Closed } else { CaseState::Open };
+            let closed_at = ev.ops.is_empty().then(|| at.clone());
+            ins_case.execute(params![event_id, id, ev.kind.as_str(), state.as_str(), at, closed_at])?;
+            let case_id = tx.last_insert_rowid();
+            ids.cases += 1;
+            for op in &ev.ops {
+                let reason = serde_json::json!({ "event": event_id, "kind": ev.kind, "rules": op.rules });
+                ins_op.execute(params![
+                    case_id,
+                    id,
+                    op.target,
+                    op.kind.as_str(),
+                    op.entitlement,
+                    reason.to_string(),
+                    idem_key(event_id, id, op),
+                    at
+                ])?;
+                ids.operations += 1;
+                let mut why = format!("event {event_id} ({})", ev.kind);
+                if !op.rules.is_empty() {
+                    why.push_str(&format!("; rules {}", op.rules.join(", ")));
+                }
+                audit_out.push(
+                    AuditEntry::new("planner", &format!("plan.{}", op.kind), "pending")
+                        .identity(id)
+                        .target(&op.target)
+                        .entitlement(op.entitlement.as_deref())
+                        .reason(why),
+                );
+            }
+            if let Some(h) = &ev.holdings {
+                del_acct.execute([id])?;
+                del_grants.execute([id])?;
+                for (target, acct) in h {
+                    if acct.exists {
+                        ins_acct.execute(params![id, target, acct.enabled])?;
+                    }
+                    for g in &acct.grants {
+                        ins_grant.execute(params![id, target, g])?;
+                    }
+                }
+            }
+        }
+        drop((ins_event, upd_event, ins_case, ins_op, del_acct, del_grants, ins_acct, ins_grant));
+        append(&tx, &audit_out)?;
+        tx.commit()?;
+        Ok(ids)
+    }
+
+    fn approvals(&self, pending_only: bool) -> Result<Vec<ApprovalRecord>> {
+        let conn = self.lock();
+        let mut stmt = conn.prepare_cached(
+            "SELECT id, kind, subject, summary, state, created_at, decided_at, decided_by, decision_reason
+             FROM approvals WHERE (?1 = 0 OR state = 'pending') ORDER BY id",
+        )?;
+        let rows = stmt.query_map([pending_only], approval_row)?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    fn approval(&self, id: i64) -> Result<ApprovalRecord> {
+        let conn = self.lock();
+        conn.query_row(
+            "SELECT id, kind, subject, summary, state, created_at, decided_at, decided_by, decision_reason FROM approvals WHERE id = ?1",
+            [id],
+            approval_row,
+        )
+        .optional()?
+        .ok_or_else(|| StoreError::NotFound(format!("approval {id}")))
+    }
+
+    fn held_events(&self, schema: &Schema, import_id: i64) -> Result<Vec<HeldEvent>> {
+        let conn = self.lock();
+        let mut stmt =
+            conn.prepare_cached(&format!("{EVENT_SELECT} WHERE import_id = ?1 AND state = 'held' ORDER BY id"))?;
+        let mut rows = stmt.query([import_id])?;
+        let mut out = Vec::new();
+        while let Some(r) = rows.next()? {
+            let record = event_row(r)?;
+            let after: String = r.get(10)?;
+            let v: serde_json::Value = serde_json::from_str(&after).map_err(|e| corrupt(e.to_string()))?;
+            let kind = v.get("kind").and_then(|k| k.as_str()).unwrap_or("employee");
+            let status = v.get("status").and_then(|k| k.as_str()).unwrap_or("active");
+            let attrs = v.get("attrs").cloned().unwrap_or_default();
+            let identity = Identity::new(
+                &record.identity,
+                parse_enum(kind)?,
+                parse_enum(status)?,
+                Attrs::from_json(schema, &attrs),
+            );
+            out.push(HeldEvent { record, identity });
+        }
+        Ok(out)
+    }
+
+    fn reject(&self, id: i64, by: &str, reason: &str) -> Result<()> {
+        let mut conn = self.lock();
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let subject: i64 = tx
+            .query_row("SELECT subject FROM approvals WHERE id = ?1 AND state = 'pending'", [id], |r| r.get(0))
+            .optional()?
+            .ok_or_else(|| StoreError::Conflict(format!("approval {id} is not pending")))?;
+        let at = now();
+        tx.execute(
+            "UPDATE approvals SET state = 'rejected', decided_at = ?2, decided_by = ?3, decision_reason = ?4 WHERE id = ?1",
+            params![id, at, by, reason],
+        )?;
+        tx.execute("UPDATE imports SET state = 'rejected' WHERE id = ?1", [subject])?;
+        tx.execute("UPDATE events SET state = 'rejected' WHERE import_id = ?1", [subject])?;
+        append(
+            &tx,
+            &[AuditEntry::new(&format!("user:{by}"), "approval.rejected", "rejected")
+                .approver(by)
+                .reason(format!("approval {id} (import {subject}) rejected: {reason}"))],
+        )?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn operations(&self, filter: &OpFilter) -> Result<Vec<OpRecord>> {
+        let conn = self.lock();
+        let states: Vec<&str> = filter.states.iter().map(|s| s.as_str()).collect();
+        let states_json = serde_json::to_string(&states).unwrap_or_default();
+        let mut stmt = conn.prepare_cached(
+            "SELECT id, case_id, identity, target, kind, entitlement, reason, idem_key, state, attempts, next_attempt_at,
+                    last_error, created_at, updated_at, verified_at
+             FROM operations
+             WHERE (?1 IS NULL OR identity = ?1)
+               AND (?2 = '[]' OR state IN (SELECT value FROM json_each(?2)))
+               AND (?3 IS NULL OR case_id = ?3)
+             ORDER BY id",
+        )?;
+        let mut rows = stmt.query(params![filter.identity, states_json, filter.case_id])?;
+        let mut out = Vec::new();
+        while let Some(r) = rows.next()? {
+            let kind: String = r.get(4)?;
+            let state: String = r.get(8)?;
+            let reason: String = r.get(6)?;
+            out.push(OpRecord {
+                id: r.get(0)?,
+                case_id: r.get(1)?,
+                identity: r.get(2)?,
+                target: r.get(3)?,
+                kind: parse_enum(&kind)?,
+                entitlement: r.get(5)?,
+                reason: serde_json::from_str(&reason).unwrap_or_default(),
+                idem_key: r.get(7)?,
+                state: parse_enum(&state)?,
+                attempts: r.get(9)?,
+                next_attempt_at: r.get(10)?,
+                last_error: r.get(11)?,
+                created_at: r.get(12)?,
+                updated_at: r.get(13)?,
+                verified_at: r.get(14)?,
+            });
+        }
+        Ok(out)
+    }
+
+    fn cases(&self, open_only: bool) -> Result<Vec<CaseRecord>> {
+        let conn = self.lock();
+        let mut counts: HashMap<i64, BTreeMap<String, i64>> = HashMap::new();
+        {
+            let mut stmt = conn.prepare_cached(
+                "SELECT o.case_id, o.state, count(*) FROM operations o JOIN cases c ON c.id = o.case_id
+                 WHERE (?1 = 0 OR c.state != 'closed') GROUP BY o.case_id, o.state",
+            )?;
+            let mut rows = stmt.query([open_only])?;
+            while let Some(r) = rows.next()? {
+                counts.entry(r.get(0)?).or_default().insert(r.get(1)?, r.get(2)?);
+            }
+        }
+        let mut stmt = conn.prepare_cached(
+            "SELECT id, event_id, identity, kind, state, opened_at, closed_at, revoke_ms FROM cases
+             WHERE (?1 = 0 OR state != 'closed') ORDER BY id",
+        )?;
+        let mut rows = stmt.query([open_only])?;
+        let mut out = Vec::new();
+        while let Some(r) = rows.next()? {
+            let id: i64 = r.get(0)?;
+            let kind: String = r.get(3)?;
+            let state: String = r.get(4)?;
+            out.push(CaseRecord {
+                id,
+                event_id: r.get(1)?,
+                identity: r.get(2)?,
+                kind: parse_enum(&kind)?,
+                state: parse_enum(&state)?,
+                opened_at: r.get(5)?,
+                closed_at: r.get(6)?,
+                revoke_ms: r.get(7)?,
+                ops: counts.remove(&id).unwrap_or_default(),
+            });
+        }
+        Ok(out)
+    }
+
+    fn events(&self, identity: &str) -> Result<Vec<EventRecord>> {
+        let conn = self.lock();
+        let mut stmt = conn.prepare_cached(&format!("{EVENT_SELECT} WHERE identity = ?1 ORDER BY id"))?;
+        let mut rows = stmt.query([identity])?;
+        let mut out = Vec::new();
+        while let Some(r) = rows.next()? {
+            out.push(event_row(r)?);
+        }
+        Ok(out)
+    }
+
+    fn audit(&self, entries: &[AuditEntry]) -> Result<()> {
+        let mut conn = self.lock();
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        append(&tx, entries)?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn scan_audit(&self, filter: &AuditFilter, visit: &mut dyn FnMut(AuditRecord) -> bool) -> Result<()> {
+        let conn = self.lock();
+        let mut stmt = conn.prepare_cached(
+            "SELECT seq, at, actor, action, identity, target, entitlement, reason, approver, outcome, prev_hash, hash
+             FROM audit WHERE (?1 IS NULL OR identity = ?1) AND (?2 IS NULL OR at >= ?2) ORDER BY seq",
+        )?;
+        let mut rows = stmt.query(params![filter.identity, filter.since])?;
+        while let Some(r) = rows.next()? {
+            if !visit(audit_row(r)?) {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    fn verify_audit(&self) -> Result<VerifyReport> {
+        let mut v = Verifier::default();
+        let mut first_bad = None;
+        self.scan_audit(&AuditFilter::default(), &mut |r| match v.push(&r) {
+            Ok(()) => true,
+            Err(b) => {
+                first_bad = Some(b);
+                false
+            }
+        })?;
+        Ok(VerifyReport { records: v.count, first_bad })
+    }
+}
+
+const EVENT_SELECT: &str =
+    "SELECT id, import_id, source, kind, identity, received_at, changes, significant, note, state, after FROM events";
+
+fn event_row(r: &rusqlite::Row<'_>) -> Result<EventRecord> {
+    let kind: String = r.get(3)?;
+    let changes: String = r.get(6)?;
+    Ok(EventRecord {
+        id: r.get(0)?,
+        import_id: r.get(1)?,
+        source: r.get(2)?,
+        kind: parse_enum(&kind)?,
+        identity: r.get(4)?,
+        received_at: r.get(5)?,
+        changes: serde_json::from_str(&changes).unwrap_or_default(),
+        significant: r.get(7)?,
+        note: r.get(8)?,
+        state: r.get(9)?,
+    })
+}
+
+fn approval_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ApprovalRecord> {
+    let summary: String = r.get(3)?;
+    Ok(ApprovalRecord {
+        id: r.get(0)?,
+        kind: r.get(1)?,
+        subject: r.get(2)?,
+        summary: serde_json::from_str(&summary).unwrap_or_default(),
+        state: r.get(4)?,
+        created_at: r.get(5)?,
+        decided_at: r.get(6)?,
+        decided_by: r.get(7)?,
+        decision_reason: r.get(8)?,
+    })
+}
+
+fn audit_row(r: &rusqlite::Row<'_>) -> Result<AuditRecord> {
+    Ok(AuditRecord {
+        seq: r.get(0)?,
+        at: r.get(1)?,
+        entry: AuditEntry {
+            actor: r.get(2)?,
+            action: r.get(3)?,
+            identity: r.get(4)?,
+            target: r.get(5)?,
+            entitlement: r.get(6)?,
+            reason: r.get(7)?,
+            approver: r.get(8)?,
+            outcome: r.get(9)?,
+        },
+        prev_hash: r.get(10)?,
+        hash: r.get(11)?,
+    })
+}

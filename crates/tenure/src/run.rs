@@ -1,0 +1,565 @@
+//! Command dispatch.
+
+use crate::context::{self, Invalid, Loaded};
+use crate::output::{Format, opt, print_json, table};
+use crate::{AuditCmd, Cli, Command, IdentityCmd, Who};
+use anyhow::{Context as _, Result};
+use indicatif::{ProgressBar, ProgressStyle};
+use std::io::IsTerminal as _;
+use std::process::ExitCode;
+use std::time::Duration;
+use tenure_core::OpState;
+use tenure_engine::Engine;
+use tenure_engine::import::{self, ImportOptions};
+use tenure_store::{AuditFilter, OpFilter, Store};
+
+/// A usage error: exit status 2.
+#[derive(Debug)]
+pub struct UsageError(pub String);
+
+impl std::fmt::Display for UsageError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for UsageError {}
+
+const TEXT_JSON: &[Format] = &[Format::Text, Format::Json];
+
+fn who(w: &Who) -> String {
+    w.name
+        .clone()
+        .or_else(|| std::env::var("TENURE_USER").ok())
+        .or_else(|| std::env::var("USER").ok())
+        .unwrap_or_else(|| "unknown".into())
+}
+
+/// A spinner on a terminal; nothing when stderr is not one.
+pub fn spinner(msg: &str) -> Option<ProgressBar> {
+    if !std::io::stderr().is_terminal() {
+        return None;
+    }
+    let pb = ProgressBar::new_spinner();
+    pb.set_style(
+        ProgressStyle::with_template("{spinner} {msg} {elapsed}").unwrap_or_else(|_| ProgressStyle::default_spinner()),
+    );
+    pb.set_message(msg.to_string());
+    pb.enable_steady_tick(Duration::from_millis(100));
+    Some(pb)
+}
+
+pub fn run(cli: Cli) -> Result<ExitCode> {
+    let fmt = cli.format.as_deref();
+    match &cli.command {
+        Command::Init { dir, force } => crate::init::init(dir.as_deref(), *force),
+        Command::Check => check(&cli, Format::parse(fmt, TEXT_JSON, Format::Text)?),
+        Command::Import { source, file, dry_run } => {
+            let f = Format::parse(fmt, TEXT_JSON, Format::Text)?;
+            let loaded = context::load_config(&cli.config)?;
+            let today = context::today()?;
+            let policy = loaded.load_policy(today)?;
+            let store = loaded.open_store()?;
+            let engine = Engine::new(&loaded.config, &policy, &store, today);
+            let bytes = std::fs::read(file).with_context(|| format!("cannot read `{}`", file.display()))?;
+            let pb = spinner(&format!("importing {}", file.display()));
+            let report = import::import_csv(
+                &engine,
+                source,
+                &file.display().to_string(),
+                &bytes,
+                &ImportOptions { dry_run: *dry_run, actor: None },
+            )?;
+            if let Some(pb) = pb {
+                pb.finish_and_clear();
+            }
+            print_import(&report, f)?;
+            let needs_action = !report.rejected.is_empty() || report.outcome == "held";
+            Ok(if needs_action { ExitCode::from(1) } else { ExitCode::SUCCESS })
+        }
+        Command::Plan { identity, all } => {
+            let f = Format::parse(fmt, TEXT_JSON, Format::Text)?;
+            let (_, store) = open(&cli)?;
+            let filter = OpFilter {
+                identity: identity.clone(),
+                states: if *all { Vec::new() } else { vec![OpState::Pending] },
+                case_id: None,
+            };
+            let ops = store.operations(&filter)?;
+            if f == Format::Json {
+                print_json(&ops)?;
+            } else if ops.is_empty() {
+                outln!("no {}operations", if *all { "" } else { "pending " });
+            } else {
+                let rows: Vec<Vec<String>> = ops
+                    .iter()
+                    .map(|o| {
+                        vec![
+                            o.id.to_string(),
+                            o.identity.clone(),
+                            o.target.clone(),
+                            o.kind.to_string(),
+                            opt(&o.entitlement),
+                            o.state.to_string(),
+                            reason_text(&o.reason),
+                        ]
+                    })
+                    .collect();
+                table(&["OP", "IDENTITY", "TARGET", "KIND", "ENTITLEMENT", "STATE", "REASON"], &rows);
+                outln!("{} operation(s)", ops.len());
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Simulate { policy } => {
+            let f = Format::parse(fmt, TEXT_JSON, Format::Text)?;
+            let loaded = context::load_config(&cli.config)?;
+            let today = context::today()?;
+            let candidate = loaded.load_policy_at(policy, today)?;
+            let store = loaded.open_store()?;
+            let engine = Engine::new(&loaded.config, &candidate, &store, today);
+            let sim = import::simulate(&engine)?;
+            if f == Format::Json {
+                print_json(&sim)?;
+            } else {
+                let rows: Vec<Vec<String>> = sim
+                    .changes
+                    .iter()
+                    .map(|c| {
+                        vec![
+                            c.identity.clone(),
+                            c.target.clone(),
+                            c.kind.to_string(),
+                            opt(&c.entitlement),
+                            c.rules.join(","),
+                        ]
+                    })
+                    .collect();
+                if !rows.is_empty() {
+                    table(&["IDENTITY", "TARGET", "KIND", "ENTITLEMENT", "RULES"], &rows);
+                }
+                outln!(
+                    "simulated {} identities under {}: {} affected, {} grants, {} revokes, {} accounts created (nothing was changed)",
+                    sim.identities,
+                    policy.display(),
+                    sim.affected,
+                    sim.grants,
+                    sim.revokes,
+                    sim.accounts_created
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Identity(cmd) => identity(&cli, cmd, Format::parse(fmt, TEXT_JSON, Format::Text)?),
+        Command::Cases { open: only_open } => {
+            let f = Format::parse(fmt, TEXT_JSON, Format::Text)?;
+            let (_, store) = open(&cli)?;
+            let cases = store.cases(*only_open)?;
+            if f == Format::Json {
+                print_json(&cases)?;
+            } else {
+                let rows: Vec<Vec<String>> = cases
+                    .iter()
+                    .map(|c| {
+                        let total: i64 = c.ops.values().sum();
+                        let done: i64 = ["verified", "excepted"].iter().filter_map(|s| c.ops.get(*s)).sum();
+                        vec![
+                            c.id.to_string(),
+                            c.identity.clone(),
+                            c.kind.to_string(),
+                            c.state.to_string(),
+                            format!("{done}/{total}"),
+                            c.opened_at.clone(),
+                            opt(&c.closed_at),
+                            c.revoke_ms.map_or_else(|| "-".into(), |ms| format!("{:.3}s", ms as f64 / 1000.0)),
+                        ]
+                    })
+                    .collect();
+                table(&["CASE", "IDENTITY", "EVENT", "STATE", "DONE", "OPENED", "CLOSED", "TIME-TO-REVOKE"], &rows);
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Approvals { all } => {
+            let f = Format::parse(fmt, TEXT_JSON, Format::Text)?;
+            let (_, store) = open(&cli)?;
+            let list = store.approvals(!*all)?;
+            if f == Format::Json {
+                print_json(&list)?;
+            } else if list.is_empty() {
+                outln!("no pending approvals");
+            } else {
+                for a in &list {
+                    let reason = a.summary.get("reason").and_then(|r| r.as_str()).unwrap_or("");
+                    let file = a.summary.get("file").and_then(|r| r.as_str()).unwrap_or("");
+                    outln!("approval {} [{}] {} batch from `{file}`: {reason}", a.id, a.state, a.kind);
+                    if let Some(c) = a.summary.get("counts") {
+                        outln!("  counts: {c}");
+                    }
+                    if let Some(by) = &a.decided_by {
+                        outln!(
+                            "  decided by {by} at {}{}",
+                            opt(&a.decided_at),
+                            a.decision_reason.as_ref().map(|r| format!(": {r}")).unwrap_or_default()
+                        );
+                    }
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Approve { id, who: w } => {
+            let loaded = context::load_config(&cli.config)?;
+            let today = context::today()?;
+            let policy = loaded.load_policy(today)?;
+            let store = loaded.open_store()?;
+            let engine = Engine::new(&loaded.config, &policy, &store, today);
+            let approver = who(w);
+            let ids = import::approve(&engine, *id, &approver)?;
+            outln!(
+                "approval {id} approved by {approver}: {} events applied, {} operations planned, {} cases opened",
+                ids.events,
+                ids.operations,
+                ids.cases
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Reject { id, reason, who: w } => {
+            let (_, store) = open(&cli)?;
+            let by = who(w);
+            store.reject(*id, &by, reason)?;
+            outln!("approval {id} rejected by {by}: the held batch is discarded");
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Audit(AuditCmd::Verify) => {
+            let f = Format::parse(fmt, TEXT_JSON, Format::Text)?;
+            let (_, store) = open(&cli)?;
+            let report = store.verify_audit()?;
+            if f == Format::Json {
+                print_json(&report)?;
+            } else {
+                match &report.first_bad {
+                    None => outln!("audit chain verified: {} records", report.records),
+                    Some(b) => outln!(
+                        "audit chain BROKEN at seq {}: {} ({} records verified before it)",
+                        b.seq,
+                        b.reason,
+                        report.records
+                    ),
+                }
+            }
+            Ok(if report.first_bad.is_some() { ExitCode::from(1) } else { ExitCode::SUCCESS })
+        }
+        Command::Audit(AuditCmd::Export { identity, since }) => {
+            let f = Format::parse(fmt, &[Format::Jsonl, Format::Csv, Format::Json], Format::Jsonl)?;
+            let (_, store) = open(&cli)?;
+            let since = since.as_deref().map(normalize_since).transpose()?;
+            export(&store, &AuditFilter { identity: identity.clone(), since }, f)?;
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn normalize_since(s: &str) -> Result<String> {
+    if let Some(d) = tenure_core::date::parse_date(s).filter(|_| s.len() == 10) {
+        return Ok(format!("{d}T00:00:00.000000Z"));
+    }
+    chrono::DateTime::parse_from_rfc3339(s)
+        .map(|t| t.with_timezone(&chrono::Utc).format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string())
+        .map_err(|_| UsageError(format!("--since `{s}` is not YYYY-MM-DD or an RFC 3339 time")).into())
+}
+
+fn export(store: &dyn Store, filter: &AuditFilter, f: Format) -> Result<()> {
+    use std::io::Write as _;
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    let mut err: Option<std::io::Error> = None;
+    match f {
+        Format::Csv => {
+            let mut w = csv::Writer::from_writer(out);
+            w.write_record([
+                "seq",
+                "at",
+                "actor",
+                "action",
+                "identity",
+                "target",
+                "entitlement",
+                "reason",
+                "approver",
+                "outcome",
+                "prev_hash",
+                "hash",
+            ])?;
+            store.scan_audit(filter, &mut |r| {
+                let e = &r.entry;
+                let res = w.write_record([
+                    r.seq.to_string().as_str(),
+                    &r.at,
+                    &e.actor,
+                    &e.action,
+                    e.identity.as_deref().unwrap_or(""),
+                    e.target.as_deref().unwrap_or(""),
+                    e.entitlement.as_deref().unwrap_or(""),
+                    e.reason.as_deref().unwrap_or(""),
+                    e.approver.as_deref().unwrap_or(""),
+                    &e.outcome,
+                    &r.prev_hash,
+                    &r.hash,
+                ]);
+                res.is_ok()
+            })?;
+            w.flush()?;
+        }
+        _ => {
+            store.scan_audit(filter, &mut |r| match serde_json::to_string(&r) {
+                Ok(line) => match writeln!(out, "{line}") {
+                    Ok(()) => true,
+                    Err(e) => {
+                        err = Some(e);
+                        false
+                    }
+                },
+                Err(_) => false,
+            })?;
+            out.flush()?;
+        }
+    }
+    match err {
+        Some(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e.into()),
+        _ => Ok(()),
+    }
+}
+
+fn open(cli: &Cli) -> Result<(Loaded, tenure_store::SqliteStore)> {
+    let loaded = context::load_config(&cli.config)?;
+    let store = loaded.open_store()?;
+    Ok((loaded, store))
+}
+
+fn reason_text(r: &serde_json::Value) -> String {
+    let mut s = String::new();
+    if let Some(e) = r.get("event") {
+        s.push_str(&format!("event {e}"));
+    }
+    if let Some(k) = r.get("kind").and_then(|k| k.as_str()) {
+        s.push_str(&format!(" ({k})"));
+    }
+    if let Some(rules) = r.get("rules").and_then(|v| v.as_array()).filter(|v| !v.is_empty()) {
+        let names: Vec<&str> = rules.iter().filter_map(|x| x.as_str()).collect();
+        s.push_str(&format!("; rules {}", names.join(",")));
+    }
+    if let Some(f) = r.get("finding").and_then(|k| k.as_str()) {
+        s.push_str(&format!("finding {f}"));
+    }
+    s
+}
+
+fn check(cli: &Cli, f: Format) -> Result<ExitCode> {
+    let mut problems = Vec::new();
+    let mut summary = None;
+    match context::load_config(&cli.config) {
+        Err(e) => match e.downcast::<Invalid>() {
+            Ok(inv) => problems.extend(inv.0),
+            Err(e) => return Err(e),
+        },
+        Ok(loaded) => {
+            let today = context::today()?;
+            match loaded.load_policy(today) {
+                Ok(p) => {
+                    summary = Some(serde_json::json!({
+                        "sources": loaded.config.sources.len(),
+                        "targets": loaded.config.targets.len(),
+                        "roles": p.roles.len(),
+                        "entitlements": p.entitlements.len(),
+                        "sod_rules": p.sod.len(),
+                    }))
+                }
+                Err(e) => match e.downcast::<Invalid>() {
+                    Ok(inv) => problems.extend(inv.0),
+                    Err(e) => return Err(e),
+                },
+            }
+        }
+    }
+    if f == Format::Json {
+        print_json(&serde_json::json!({ "ok": problems.is_empty(), "problems": problems, "summary": summary }))?;
+    } else if problems.is_empty() {
+        let s = summary.unwrap_or_default();
+        outln!(
+            "ok: {} source(s), {} target(s), {} role(s), {} entitlement(s), {} SoD rule(s)",
+            s["sources"],
+            s["targets"],
+            s["roles"],
+            s["entitlements"],
+            s["sod_rules"]
+        );
+    } else {
+        for p in &problems {
+            outln!("{p}");
+        }
+        outln!("{} problem(s)", problems.len());
+    }
+    Ok(if problems.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(1) })
+}
+
+fn print_import(r: &import::ImportReport, f: Format) -> Result<()> {
+    if f == Format::Json {
+        return print_json(r);
+    }
+    for rej in &r.rejected {
+        outln!(
+            "{}:{}: rejected{}{}: {}",
+            r.file,
+            rej.line,
+            rej.key.as_ref().map(|k| format!(" `{k}`")).unwrap_or_default(),
+            rej.field.as_ref().map(|k| format!(" field `{k}`")).unwrap_or_default(),
+            rej.reason
+        );
+    }
+    for e in &r.events {
+        let changes: Vec<String> = e
+            .changes
+            .iter()
+            .map(|c| {
+                format!("{}: {} -> {}", c.attribute, c.from.as_deref().unwrap_or("∅"), c.to.as_deref().unwrap_or("∅"))
+            })
+            .collect();
+        outln!(
+            "{:<8} {}{}{}{}",
+            e.kind.as_str(),
+            e.identity,
+            if e.significant { " [significant]" } else { "" },
+            if changes.is_empty() { String::new() } else { format!(" ({})", changes.join(", ")) },
+            if e.operations > 0 { format!(" -> {} op(s)", e.operations) } else { String::new() }
+        );
+    }
+    let c = &r.counts;
+    outln!(
+        "{}{}: {} rows, {} accepted, {} rejected; {} joiners, {} movers ({} significant), {} leavers, {} rehires, {} suspended, {} resumed, {} updated; {} operations planned",
+        if r.dry_run { "dry run of " } else { "" },
+        r.file,
+        c.rows,
+        c.accepted,
+        c.rejected,
+        c.joiners,
+        c.movers,
+        c.significant_movers,
+        c.leavers,
+        c.rehires,
+        c.suspends,
+        c.resumes,
+        c.updates,
+        c.operations
+    );
+    match (r.outcome.as_str(), r.dry_run) {
+        ("held", false) => outln!(
+            "HELD: {}. Nothing was applied. Review with `tenure approvals`, then `tenure approve {}` or `tenure reject {} --reason ...`",
+            r.held_reason.as_deref().unwrap_or(""),
+            r.approval_id.unwrap_or_default(),
+            r.approval_id.unwrap_or_default()
+        ),
+        ("held", true) => outln!("would be HELD: {}", r.held_reason.as_deref().unwrap_or("")),
+        ("unchanged", _) => outln!("no changes since the last snapshot"),
+        (_, true) => outln!("dry run: nothing was changed"),
+        _ => {}
+    }
+    Ok(())
+}
+
+fn identity(cli: &Cli, cmd: &IdentityCmd, f: Format) -> Result<ExitCode> {
+    let (loaded, store) = open(cli)?;
+    let schema = &loaded.config.schema;
+    match cmd {
+        IdentityCmd::List => {
+            let list = store.identities(schema, None)?;
+            if f == Format::Json {
+                let v: Vec<serde_json::Value> = list
+                    .iter()
+                    .map(|i| serde_json::json!({"id": &*i.id, "kind": i.kind, "status": i.status, "attributes": i.attrs.to_json(schema)}))
+                    .collect();
+                print_json(&v)?;
+            } else {
+                let rows: Vec<Vec<String>> = list
+                    .iter()
+                    .map(|i| {
+                        let a = |n: &str| i.attr(schema, n).unwrap_or("-").to_string();
+                        vec![
+                            i.id.to_string(),
+                            i.kind.to_string(),
+                            i.status.to_string(),
+                            a("username"),
+                            a("department"),
+                            a("title"),
+                        ]
+                    })
+                    .collect();
+                table(&["ID", "KIND", "STATUS", "USERNAME", "DEPARTMENT", "TITLE"], &rows);
+                outln!("{} identities", list.len());
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        IdentityCmd::Show { id } => {
+            let Some(i) = store.identity(schema, id)? else {
+                eprintln!("error: no identity `{id}`");
+                return Ok(ExitCode::from(1));
+            };
+            let holdings = store.holdings(id)?;
+            let ops = store.operations(&OpFilter { identity: Some(id.clone()), ..OpFilter::default() })?;
+            let events = store.events(id)?;
+            let mut timeline = Vec::new();
+            store.scan_audit(&AuditFilter { identity: Some(id.clone()), since: None }, &mut |r| {
+                timeline.push(r);
+                true
+            })?;
+            if f == Format::Json {
+                let accounts: serde_json::Map<String, serde_json::Value> = holdings
+                    .iter()
+                    .map(|(t, a)| (t.clone(), serde_json::json!({"enabled": a.enabled, "grants": a.grants})))
+                    .collect();
+                print_json(&serde_json::json!({
+                    "id": &*i.id, "kind": i.kind, "status": i.status, "attributes": i.attrs.to_json(schema),
+                    "accounts": accounts, "operations": ops, "events": events, "timeline": timeline,
+                }))?;
+            } else {
+                outln!("{} ({}, {})", i.id, i.kind, i.status);
+                if let Some(obj) = i.attrs.to_json(schema).as_object() {
+                    for (k, v) in obj {
+                        outln!("  {k:<16} {}", v.as_str().unwrap_or(""));
+                    }
+                }
+                outln!("accounts:");
+                if holdings.is_empty() {
+                    outln!("  (none)");
+                }
+                for (t, a) in &holdings {
+                    let grants: Vec<&str> = a.grants.iter().map(String::as_str).collect();
+                    outln!("  {t:<12} {:<9} {}", if a.enabled { "enabled" } else { "disabled" }, grants.join(", "));
+                }
+                outln!("operations:");
+                for o in &ops {
+                    outln!(
+                        "  #{:<5} {:<10} {:<16} {:<20} {}",
+                        o.id,
+                        o.target,
+                        o.kind.as_str(),
+                        opt(&o.entitlement),
+                        o.state
+                    );
+                }
+                outln!("timeline:");
+                for r in &timeline {
+                    outln!(
+                        "  {} #{} {} {}{}{} [{}] {}",
+                        r.at,
+                        r.seq,
+                        r.entry.actor,
+                        r.entry.action,
+                        r.entry.target.as_ref().map(|t| format!(" {t}")).unwrap_or_default(),
+                        r.entry.entitlement.as_ref().map(|t| format!(":{t}")).unwrap_or_default(),
+                        r.entry.outcome,
+                        r.entry.reason.clone().unwrap_or_default()
+                    );
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
