@@ -25,12 +25,7 @@ pub struct AuditEntry {
 
 impl AuditEntry {
     pub fn new(actor: &str, action: &str, outcome: &str) -> Self {
-        Self {
-            actor: actor.into(),
-            action: action.into(),
-            outcome: outcome.into(),
-            ..Self::default()
-        }
+        Self { actor: actor.into(), action: action.into(), outcome: outcome.into(), ..Self::default() }
     }
 
     pub fn identity(mut self, id: &str) -> Self {
@@ -119,11 +114,7 @@ pub struct Verifier {
 
 impl Default for Verifier {
     fn default() -> Self {
-        Self {
-            expected_seq: 1,
-            prev_hash: GENESIS.to_string(),
-            count: 0,
-        }
+        Self { expected_seq: 1, prev_hash: GENESIS.to_string(), count: 0 }
     }
 }
 
@@ -165,13 +156,7 @@ mod tests {
                 let entry = AuditEntry::new("system", "import", "ok").identity(&format!("E{seq}"));
                 let at = format!("2026-11-21T00:00:{seq:02}.000000Z");
                 let h = hash(seq, &at, &entry, &prev);
-                let r = AuditRecord {
-                    seq,
-                    at,
-                    entry,
-                    prev_hash: prev.clone(),
-                    hash: h.clone(),
-                };
+                let r = AuditRecord { seq, at, entry, prev_hash: prev.clone(), hash: h.clone() };
                 prev = h;
                 r
             })

@@ -28,10 +28,7 @@ pub struct GuardConfig {
 
 impl Default for GuardConfig {
     fn default() -> Self {
-        Self {
-            max_leavers: 25,
-            max_leaver_fraction: 0.05,
-        }
+        Self { max_leavers: 25, max_leaver_fraction: 0.05 }
     }
 }
 
@@ -136,27 +133,16 @@ struct Reader<'a, 'p, 's> {
 }
 
 impl<'a, 'p, 's> Reader<'a, 'p, 's> {
-    fn new(
-        table: &'a Table,
-        what: impl Into<String>,
-        p: &'p mut Problems<'s>,
-        allowed: &[&str],
-    ) -> Self {
+    fn new(table: &'a Table, what: impl Into<String>, p: &'p mut Problems<'s>, allowed: &[&str]) -> Self {
         let what = what.into();
         for e in &table.entries {
             if !allowed.contains(&e.key.as_str()) {
                 let hint = if looks_secret(&e.key) {
-                    format!(
-                        "; secrets never go in the config: use `{}_env` or `{}_file`",
-                        e.key, e.key
-                    )
+                    format!("; secrets never go in the config: use `{}_env` or `{}_file`", e.key, e.key)
                 } else {
                     format!("; expected one of: {}", allowed.join(", "))
                 };
-                p.at(
-                    e.key_span.start,
-                    format!("unknown key `{}` in {what}{hint}", e.key),
-                );
+                p.at(e.key_span.start, format!("unknown key `{}` in {what}{hint}", e.key));
             }
         }
         Self { table, what, p }
@@ -167,14 +153,7 @@ impl<'a, 'p, 's> Reader<'a, 'p, 's> {
         match &node.value {
             Value::Str(s) => Some(s.clone()),
             _ => {
-                self.p.at(
-                    node.start(),
-                    format!(
-                        "`{key}` in {} must be a string, not {}",
-                        self.what,
-                        node.type_name()
-                    ),
-                );
+                self.p.at(node.start(), format!("`{key}` in {} must be a string, not {}", self.what, node.type_name()));
                 None
             }
         }
@@ -185,10 +164,7 @@ impl<'a, 'p, 's> Reader<'a, 'p, 's> {
             Some(s) if !s.trim().is_empty() => s,
             Some(_) => {
                 if let Some(n) = self.table.get(key) {
-                    self.p.at(
-                        n.start(),
-                        format!("`{key}` in {} must not be empty", self.what),
-                    );
+                    self.p.at(n.start(), format!("`{key}` in {} must not be empty", self.what));
                 }
                 String::new()
             }
@@ -206,21 +182,12 @@ impl<'a, 'p, 's> Reader<'a, 'p, 's> {
         match node.value {
             Value::Int(n) if (min..=max).contains(&n) => Some(n),
             Value::Int(n) => {
-                self.p.at(
-                    node.start(),
-                    format!("`{key}` in {} is {n}; expected {min} to {max}", self.what),
-                );
+                self.p.at(node.start(), format!("`{key}` in {} is {n}; expected {min} to {max}", self.what));
                 None
             }
             _ => {
-                self.p.at(
-                    node.start(),
-                    format!(
-                        "`{key}` in {} must be an integer, not {}",
-                        self.what,
-                        node.type_name()
-                    ),
-                );
+                self.p
+                    .at(node.start(), format!("`{key}` in {} must be an integer, not {}", self.what, node.type_name()));
                 None
             }
         }
@@ -232,14 +199,7 @@ impl<'a, 'p, 's> Reader<'a, 'p, 's> {
             Value::Float(f) => Some(f),
             Value::Int(n) => Some(n as f64),
             _ => {
-                self.p.at(
-                    node.start(),
-                    format!(
-                        "`{key}` in {} must be a number, not {}",
-                        self.what,
-                        node.type_name()
-                    ),
-                );
+                self.p.at(node.start(), format!("`{key}` in {} must be a number, not {}", self.what, node.type_name()));
                 None
             }
         }
@@ -248,20 +208,14 @@ impl<'a, 'p, 's> Reader<'a, 'p, 's> {
     fn strings(&mut self, key: &str) -> Option<Vec<(usize, String)>> {
         let node = self.table.get(key)?;
         let Some(items) = node.as_array() else {
-            self.p.at(
-                node.start(),
-                format!("`{key}` in {} must be an array of strings", self.what),
-            );
+            self.p.at(node.start(), format!("`{key}` in {} must be an array of strings", self.what));
             return None;
         };
         let mut out = Vec::new();
         for item in items {
             match item.as_str() {
                 Some(s) => out.push((item.start(), s.to_string())),
-                None => self.p.at(
-                    item.start(),
-                    format!("`{key}` in {} must hold only strings", self.what),
-                ),
+                None => self.p.at(item.start(), format!("`{key}` in {} must hold only strings", self.what)),
             }
         }
         Some(out)
@@ -275,17 +229,8 @@ impl<'a, 'p, 's> Reader<'a, 'p, 's> {
             (None, Some(f)) => SecretRef::File(f),
             (None, None) => SecretRef::None,
             (Some(_), Some(_)) => {
-                let at = self
-                    .table
-                    .get(&format!("{base}_file"))
-                    .map_or(0, Node::start);
-                self.p.at(
-                    at,
-                    format!(
-                        "{} sets both `{base}_env` and `{base}_file`; choose one",
-                        self.what
-                    ),
-                );
+                let at = self.table.get(&format!("{base}_file")).map_or(0, Node::start);
+                self.p.at(at, format!("{} sets both `{base}_env` and `{base}_file`; choose one", self.what));
                 SecretRef::None
             }
         }
@@ -294,17 +239,7 @@ impl<'a, 'p, 's> Reader<'a, 'p, 's> {
 
 fn looks_secret(key: &str) -> bool {
     let k = key.to_ascii_lowercase();
-    [
-        "password",
-        "passwd",
-        "secret",
-        "token",
-        "api_key",
-        "apikey",
-        "credential",
-    ]
-    .iter()
-    .any(|s| k == *s)
+    ["password", "passwd", "secret", "token", "api_key", "apikey", "credential"].iter().any(|s| k == *s)
 }
 
 fn url_has_credentials(url: &str) -> bool {
@@ -317,8 +252,7 @@ fn url_has_credentials(url: &str) -> bool {
 fn valid_name(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 64
-        && s.chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
         && s.chars().next().is_some_and(|c| c.is_ascii_alphanumeric())
 }
 
@@ -339,15 +273,7 @@ pub fn parse(file: &str, source: &str) -> Result<Config, Vec<Problem>> {
         root,
         "the config",
         &mut p,
-        &[
-            "store",
-            "server",
-            "policy",
-            "guard",
-            "attributes",
-            "source",
-            "target",
-        ],
+        &["store", "server", "policy", "guard", "attributes", "source", "target"],
     );
 
     let mut store_url = "sqlite://tenure-data/tenure.db".to_string();
@@ -360,10 +286,7 @@ pub fn parse(file: &str, source: &str) -> Result<Config, Vec<Problem>> {
         if let Some(u) = r.string("url") {
             if url_has_credentials(&u) {
                 let at = t.get("url").map_or(0, Node::start);
-                r.p.at(
-                    at,
-                    "`url` in [store] carries a password; put it in `TENURE_STORE_URL` instead",
-                );
+                r.p.at(at, "`url` in [store] carries a password; put it in `TENURE_STORE_URL` instead");
             }
             store_url = u;
         }
@@ -381,12 +304,7 @@ pub fn parse(file: &str, source: &str) -> Result<Config, Vec<Problem>> {
         }
     }
     if let Some(t) = section(root, "guard", &mut p) {
-        let mut r = Reader::new(
-            t,
-            "[guard]",
-            &mut p,
-            &["max_leavers", "max_leaver_fraction"],
-        );
+        let mut r = Reader::new(t, "[guard]", &mut p, &["max_leavers", "max_leaver_fraction"]);
         if let Some(n) = r.int("max_leavers", 0, i64::MAX) {
             guard.max_leavers = n.unsigned_abs();
         }
@@ -395,10 +313,7 @@ pub fn parse(file: &str, source: &str) -> Result<Config, Vec<Problem>> {
                 guard.max_leaver_fraction = f;
             } else {
                 let at = t.get("max_leaver_fraction").map_or(0, Node::start);
-                r.p.at(
-                    at,
-                    format!("`max_leaver_fraction` in [guard] is {f}; expected 0.0 to 1.0"),
-                );
+                r.p.at(at, format!("`max_leaver_fraction` in [guard] is {f}; expected 0.0 to 1.0"));
             }
         }
     }
@@ -410,30 +325,14 @@ pub fn parse(file: &str, source: &str) -> Result<Config, Vec<Problem>> {
                 Some("string") => AttrType::String,
                 Some("date") => AttrType::Date,
                 _ => {
-                    p.at(
-                        e.node.start(),
-                        format!(
-                            "attribute `{}` must have type \"string\" or \"date\"",
-                            e.key
-                        ),
-                    );
+                    p.at(e.node.start(), format!("attribute `{}` must have type \"string\" or \"date\"", e.key));
                     continue;
                 }
             };
             if !valid_name(&e.key) {
-                p.at(
-                    e.key_span.start,
-                    format!(
-                        "attribute name `{}` must be letters, digits, `-` or `_`",
-                        e.key
-                    ),
-                );
-            } else if ["any", "all", "not"].contains(&e.key.as_str()) || !schema.declare(&e.key, ty)
-            {
-                p.at(
-                    e.key_span.start,
-                    format!("attribute `{}` is already defined", e.key),
-                );
+                p.at(e.key_span.start, format!("attribute name `{}` must be letters, digits, `-` or `_`", e.key));
+            } else if ["any", "all", "not"].contains(&e.key.as_str()) || !schema.declare(&e.key, ty) {
+                p.at(e.key_span.start, format!("attribute `{}` is already defined", e.key));
             }
         }
     }
@@ -463,15 +362,7 @@ pub fn parse(file: &str, source: &str) -> Result<Config, Vec<Problem>> {
     if !p.is_empty() {
         return Err(p.into_vec());
     }
-    Ok(Config {
-        store_url,
-        server_listen,
-        policy_path,
-        guard,
-        schema,
-        sources,
-        targets,
-    })
+    Ok(Config { store_url, server_listen, policy_path, guard, schema, sources, targets })
 }
 
 fn section<'a>(root: &'a Table, key: &str, p: &mut Problems<'_>) -> Option<&'a Table> {
@@ -485,19 +376,12 @@ fn section<'a>(root: &'a Table, key: &str, p: &mut Problems<'_>) -> Option<&'a T
     }
 }
 
-fn array_of_tables<'a>(
-    root: &'a Table,
-    key: &str,
-    p: &mut Problems<'_>,
-) -> Vec<(usize, &'a Table)> {
+fn array_of_tables<'a>(root: &'a Table, key: &str, p: &mut Problems<'_>) -> Vec<(usize, &'a Table)> {
     let Some(node) = root.get(key) else {
         return Vec::new();
     };
     let Some(items) = node.as_array() else {
-        p.at(
-            node.start(),
-            format!("`{key}` must be an array of tables ([[{key}]])"),
-        );
+        p.at(node.start(), format!("`{key}` must be an array of tables ([[{key}]])"));
         return Vec::new();
     };
     items
@@ -505,34 +389,18 @@ fn array_of_tables<'a>(
         .filter_map(|n| match n.as_table() {
             Some(t) => Some((n.start(), t)),
             None => {
-                p.at(
-                    n.start(),
-                    format!("each `{key}` must be a table ([[{key}]])"),
-                );
+                p.at(n.start(), format!("each `{key}` must be a table ([[{key}]])"));
                 None
             }
         })
         .collect()
 }
 
-fn parse_source(
-    at: usize,
-    t: &Table,
-    schema: &Schema,
-    p: &mut Problems<'_>,
-) -> Option<SourceConfig> {
-    let mut r = Reader::new(
-        t,
-        "[[source]]",
-        p,
-        &["name", "kind", "key", "columns", "delimiter"],
-    );
+fn parse_source(at: usize, t: &Table, schema: &Schema, p: &mut Problems<'_>) -> Option<SourceConfig> {
+    let mut r = Reader::new(t, "[[source]]", p, &["name", "kind", "key", "columns", "delimiter"]);
     let name = r.required("name", at);
     if !name.is_empty() && !valid_name(&name) {
-        r.p.at(
-            at,
-            format!("source name `{name}` must be letters, digits, `-` or `_`"),
-        );
+        r.p.at(at, format!("source name `{name}` must be letters, digits, `-` or `_`"));
     }
     r.what = format!("[[source]] `{name}`");
     let kind = match r.string("kind").as_deref() {
@@ -540,10 +408,7 @@ fn parse_source(
         Some("webhook") => SourceKind::Webhook,
         Some(other) => {
             let at = t.get("kind").map_or(at, Node::start);
-            r.p.at(
-                at,
-                format!("unknown source kind `{other}`; expected csv or webhook"),
-            );
+            r.p.at(at, format!("unknown source kind `{other}`; expected csv or webhook"));
             SourceKind::Csv
         }
     };
@@ -553,10 +418,7 @@ fn parse_source(
         Some(d) if d.len() == 1 && d.is_ascii() => d.as_bytes().first().copied().unwrap_or(b','),
         Some(d) => {
             let at = t.get("delimiter").map_or(at, Node::start);
-            r.p.at(
-                at,
-                format!("`delimiter` must be one ASCII character, not `{d}`"),
-            );
+            r.p.at(at, format!("`delimiter` must be one ASCII character, not `{d}`"));
             b','
         }
     };
@@ -564,17 +426,11 @@ fn parse_source(
     let mut status_column = None;
     if let Some(node) = t.get("columns") {
         match node.as_table() {
-            None => r.p.at(
-                node.start(),
-                "`columns` must be a table of attribute = \"CSV column\"",
-            ),
+            None => r.p.at(node.start(), "`columns` must be a table of attribute = \"CSV column\""),
             Some(ct) => {
                 for e in &ct.entries {
                     let Some(col) = e.node.as_str() else {
-                        r.p.at(
-                            e.node.start(),
-                            format!("column for `{}` must be a string", e.key),
-                        );
+                        r.p.at(e.node.start(), format!("column for `{}` must be a string", e.key));
                         continue;
                     };
                     if e.key == "status" {
@@ -582,39 +438,28 @@ fn parse_source(
                         continue;
                     }
                     if e.key == "id" {
-                        r.p.at(
-                            e.key_span.start,
-                            "`id` comes from the source's `key`, not from `columns`",
-                        );
+                        r.p.at(e.key_span.start, "`id` comes from the source's `key`, not from `columns`");
                         continue;
                     }
                     match schema.slot(&e.key) {
                         Some(slot) => columns.push((slot, col.to_string())),
                         None => r.p.at(
                             e.key_span.start,
-                            format!("unknown attribute `{}`; declare it under [attributes] or use one of: {}", e.key, schema.names().collect::<Vec<_>>().join(", ")),
+                            format!(
+                                "unknown attribute `{}`; declare it under [attributes] or use one of: {}",
+                                e.key,
+                                schema.names().collect::<Vec<_>>().join(", ")
+                            ),
                         ),
                     }
                 }
             }
         }
     }
-    Some(SourceConfig {
-        name,
-        kind,
-        key,
-        columns,
-        status_column,
-        delimiter,
-    })
+    Some(SourceConfig { name, kind, key, columns, status_column, delimiter })
 }
 
-fn parse_target(
-    at: usize,
-    t: &Table,
-    schema: &Schema,
-    p: &mut Problems<'_>,
-) -> Option<TargetConfig> {
+fn parse_target(at: usize, t: &Table, schema: &Schema, p: &mut Problems<'_>) -> Option<TargetConfig> {
     const COMMON: &[&str] = &[
         "name",
         "kind",
@@ -628,16 +473,9 @@ fn parse_target(
     let kind_str = t.get("kind").and_then(Node::as_str).unwrap_or("");
     let kind: Option<TargetKind> = kind_str.parse().ok();
     let extra: &[&str] = match kind {
-        Some(TargetKind::Ldap) => &[
-            "url",
-            "bind_dn",
-            "password_env",
-            "password_file",
-            "users_dn",
-            "groups_dn",
-            "disabled_dn",
-            "page_size",
-        ],
+        Some(TargetKind::Ldap) => {
+            &["url", "bind_dn", "password_env", "password_file", "users_dn", "groups_dn", "disabled_dn", "page_size"]
+        }
         Some(TargetKind::Scim) => &["url", "token_env", "token_file"],
         Some(TargetKind::Postgres) => &["url_env", "url_file", "reassign_to"],
         Some(TargetKind::Manual) => &["owner", "sla_hours"],
@@ -647,21 +485,12 @@ fn parse_target(
     let mut r = Reader::new(t, "[[target]]", p, &allowed);
     let name = r.required("name", at);
     if !name.is_empty() && !valid_name(&name) {
-        r.p.at(
-            at,
-            format!("target name `{name}` must be letters, digits, `-` or `_`"),
-        );
+        r.p.at(at, format!("target name `{name}` must be letters, digits, `-` or `_`"));
     }
     r.what = format!("[[target]] `{name}`");
     let Some(kind) = kind else {
         let at = t.get("kind").map_or(at, Node::start);
-        r.p.at(
-            at,
-            format!(
-                "{} has unknown kind `{kind_str}`; expected ldap, scim, postgres or manual",
-                r.what
-            ),
-        );
+        r.p.at(at, format!("{} has unknown kind `{kind_str}`; expected ldap, scim, postgres or manual", r.what));
         return None;
     };
     let class = match r.string("class") {
@@ -676,33 +505,23 @@ fn parse_target(
             RevocationClass::Api
         }),
     };
-    let entitlements = r
-        .strings("entitlements")
-        .map(|v| v.into_iter().map(|(_, s)| s).collect());
+    let entitlements = r.strings("entitlements").map(|v| v.into_iter().map(|(_, s)| s).collect());
     let account_attribute = match r.string("account_attribute") {
         None => schema.slot_of("username"),
         Some(a) => schema.slot(&a).unwrap_or_else(|| {
             let at = t.get("account_attribute").map_or(at, Node::start);
-            r.p.at(
-                at,
-                format!("unknown attribute `{a}` in `account_attribute`"),
-            );
+            r.p.at(at, format!("unknown attribute `{a}` in `account_attribute`"));
             0
         }),
     };
     let concurrency = r.int("concurrency", 1, 256).unwrap_or(4).unsigned_abs() as usize;
     let max_attempts = u32::try_from(r.int("max_attempts", 1, 100).unwrap_or(6)).unwrap_or(6);
-    let delete_after_days = r
-        .int("delete_after_days", 0, 36_500)
-        .and_then(|d| u32::try_from(d).ok());
+    let delete_after_days = r.int("delete_after_days", 0, 36_500).and_then(|d| u32::try_from(d).ok());
     let settings = match kind {
         TargetKind::Ldap => {
             let url = r.required("url", at);
             if url_has_credentials(&url) {
-                r.p.at(
-                    at,
-                    format!("`url` of {} carries a password; use `password_env`", r.what),
-                );
+                r.p.at(at, format!("`url` of {} carries a password; use `password_env`", r.what));
             }
             let password = r.secret("password");
             TargetSettings::Ldap(LdapSettings {
@@ -712,38 +531,22 @@ fn parse_target(
                 users_dn: r.required("users_dn", at),
                 groups_dn: r.required("groups_dn", at),
                 disabled_dn: r.required("disabled_dn", at),
-                page_size: i32::try_from(r.int("page_size", 1, 10_000).unwrap_or(500))
-                    .unwrap_or(500),
+                page_size: i32::try_from(r.int("page_size", 1, 10_000).unwrap_or(500)).unwrap_or(500),
             })
         }
         TargetKind::Scim => {
             let url = r.required("url", at);
             if url_has_credentials(&url) {
-                r.p.at(
-                    at,
-                    format!("`url` of {} carries a password; use `token_env`", r.what),
-                );
+                r.p.at(at, format!("`url` of {} carries a password; use `token_env`", r.what));
             }
-            TargetSettings::Scim(ScimSettings {
-                url,
-                token: r.secret("token"),
-            })
+            TargetSettings::Scim(ScimSettings { url, token: r.secret("token") })
         }
         TargetKind::Postgres => {
             let url = r.secret("url");
             if url == SecretRef::None {
-                r.p.at(
-                    at,
-                    format!(
-                        "{} needs `url_env` or `url_file` (the connection URL holds a password)",
-                        r.what
-                    ),
-                );
+                r.p.at(at, format!("{} needs `url_env` or `url_file` (the connection URL holds a password)", r.what));
             }
-            TargetSettings::Postgres(PostgresSettings {
-                url,
-                reassign_to: r.string("reassign_to"),
-            })
+            TargetSettings::Postgres(PostgresSettings { url, reassign_to: r.string("reassign_to") })
         }
         TargetKind::Manual => TargetSettings::Manual(ManualSettings {
             owner: r.required("owner", at),
@@ -807,28 +610,14 @@ owner = "payroll-admins"
     #[test]
     fn a_good_config_loads_with_defaults() {
         let c = parse("tenure.toml", GOOD).unwrap_or_else(|p| unreachable_problems(&p));
-        assert_eq!(
-            c.guard,
-            GuardConfig {
-                max_leavers: 10,
-                max_leaver_fraction: 0.1
-            }
-        );
+        assert_eq!(c.guard, GuardConfig { max_leavers: 10, max_leaver_fraction: 0.1 });
         assert_eq!(c.policy_path, "policy.toml");
         assert_eq!(c.sources.len(), 1);
-        assert_eq!(
-            c.sources
-                .first()
-                .and_then(|s| s.status_column.clone())
-                .as_deref(),
-            Some("employment_status")
-        );
+        assert_eq!(c.sources.first().and_then(|s| s.status_column.clone()).as_deref(), Some("employment_status"));
         assert!(c.schema.slot("team").is_some());
         let payroll = c.target("payroll");
         assert_eq!(payroll.map(|t| t.class), Some(RevocationClass::Manual));
-        assert!(
-            matches!(payroll.map(|t| &t.settings), Some(TargetSettings::Manual(m)) if m.sla_hours == 24)
-        );
+        assert!(matches!(payroll.map(|t| &t.settings), Some(TargetSettings::Manual(m)) if m.sla_hours == 24));
     }
 
     fn unreachable_problems(p: &[Problem]) -> Config {
@@ -853,54 +642,26 @@ owner = "payroll-admins"
         let want_line = crate::diag::line_of(&text, offset);
         let problems = parse("tenure.toml", &text).err().unwrap_or_default();
         assert!(
-            problems
-                .iter()
-                .any(|p| p.line == want_line && p.message.contains(want)),
+            problems.iter().any(|p| p.line == want_line && p.message.contains(want)),
             "wanted line {want_line} `{want}`, got {problems:#?}"
         );
     }
 
     #[test]
     fn problems_name_the_line_and_reason() {
+        check(("email = \"work_email\"", "emial = \"work_email\""), "emial", "unknown attribute `emial`");
         check(
-            ("email = \"work_email\"", "emial = \"work_email\""),
-            "emial",
-            "unknown attribute `emial`",
-        );
-        check(
-            (
-                "password_env = \"DIRECTORY_PASSWORD\"",
-                "password = \"hunter2\"",
-            ),
+            ("password_env = \"DIRECTORY_PASSWORD\"", "password = \"hunter2\""),
             "password =",
             "secrets never go in the config",
         );
-        check(
-            ("kind = \"manual\"", "kind = \"ftp\""),
-            "\"ftp\"",
-            "unknown kind `ftp`",
-        );
-        check(
-            ("max_leavers = 10", "max_leavers = \"ten\""),
-            "\"ten\"",
-            "must be an integer",
-        );
-        check(
-            ("max_leaver_fraction = 0.1", "max_leaver_fraction = 1.5"),
-            "1.5",
-            "expected 0.0 to 1.0",
-        );
-        check(
-            ("owner = \"payroll-admins\"", ""),
-            "[[target]]\nname = \"payroll\"",
-            "missing `owner`",
-        );
+        check(("kind = \"manual\"", "kind = \"ftp\""), "\"ftp\"", "unknown kind `ftp`");
+        check(("max_leavers = 10", "max_leavers = \"ten\""), "\"ten\"", "must be an integer");
+        check(("max_leaver_fraction = 0.1", "max_leaver_fraction = 1.5"), "1.5", "expected 0.0 to 1.0");
+        check(("owner = \"payroll-admins\"", ""), "[[target]]\nname = \"payroll\"", "missing `owner`");
         check(("[guard]", "[guard\n"), "[guard", "invalid TOML");
         check(
-            (
-                "url = \"ldap://127.0.0.1:3389\"",
-                "url = \"ldap://admin:pw@127.0.0.1\"",
-            ),
+            ("url = \"ldap://127.0.0.1:3389\"", "url = \"ldap://admin:pw@127.0.0.1\""),
             "[[target]]\nname = \"directory\"",
             "carries a password",
         );

@@ -10,21 +10,15 @@ pub fn parse_date(s: &str) -> Option<NaiveDate> {
     NaiveDate::parse_from_str(head, "%Y-%m-%d")
         .or_else(|_| NaiveDate::parse_from_str(head, "%Y/%m/%d"))
         .ok()
-        .filter(|_| {
-            s.len() == 10
-                || s.as_bytes()
-                    .get(10)
-                    .is_some_and(|c| *c == b'T' || *c == b' ')
-        })
+        .filter(|_| s.len() == 10 || s.as_bytes().get(10).is_some_and(|c| *c == b'T' || *c == b' '))
 }
 
 /// Parses `today`, `today+30d`, `today-2w` or an absolute date, relative to `today`.
 pub fn parse_relative(s: &str, today: NaiveDate) -> Result<NaiveDate, String> {
     let t = s.trim();
     let Some(rest) = t.strip_prefix("today") else {
-        return parse_date(t).ok_or_else(|| {
-            format!("`{s}` is not a date: expected `YYYY-MM-DD`, `today`, `today+Nd` or `today-Nw`")
-        });
+        return parse_date(t)
+            .ok_or_else(|| format!("`{s}` is not a date: expected `YYYY-MM-DD`, `today`, `today+Nd` or `today-Nw`"));
     };
     if rest.is_empty() {
         return Ok(today);
@@ -35,20 +29,15 @@ pub fn parse_relative(s: &str, today: NaiveDate) -> Result<NaiveDate, String> {
         Some(("-", a)) => (-1i64, a),
         _ => return Err(bad()),
     };
-    let (num, unit) = amount
-        .split_at_checked(amount.len().saturating_sub(1))
-        .ok_or_else(bad)?;
+    let (num, unit) = amount.split_at_checked(amount.len().saturating_sub(1)).ok_or_else(bad)?;
     let n: u64 = num.parse().map_err(|_| bad())?;
     let days = match unit {
         "d" => n,
         "w" => n.saturating_mul(7),
         _ => return Err(bad()),
     };
-    let shifted = if sign > 0 {
-        today.checked_add_days(Days::new(days))
-    } else {
-        today.checked_sub_days(Days::new(days))
-    };
+    let shifted =
+        if sign > 0 { today.checked_add_days(Days::new(days)) } else { today.checked_sub_days(Days::new(days)) };
     shifted.ok_or_else(bad)
 }
 
@@ -88,11 +77,7 @@ mod tests {
             ("", None),
         ];
         for (input, want) in cases {
-            assert_eq!(
-                parse_date(input).map(|d| d.to_string()).as_deref(),
-                want,
-                "{input}"
-            );
+            assert_eq!(parse_date(input).map(|d| d.to_string()).as_deref(), want, "{input}");
         }
     }
 

@@ -30,21 +30,13 @@ pub struct Problems<'s> {
 
 impl<'s> Problems<'s> {
     pub fn new(file: impl Into<String>, source: &'s str) -> Self {
-        Self {
-            file: file.into(),
-            source,
-            items: Vec::new(),
-        }
+        Self { file: file.into(), source, items: Vec::new() }
     }
 
     /// Records a problem at the byte `offset` of the source.
     pub fn at(&mut self, offset: usize, message: impl Into<String>) {
         let line = line_of(self.source, offset);
-        self.items.push(Problem {
-            file: self.file.clone(),
-            line,
-            message: message.into(),
-        });
+        self.items.push(Problem { file: self.file.clone(), line, message: message.into() });
     }
 
     pub fn is_empty(&self) -> bool {
@@ -60,9 +52,5 @@ impl<'s> Problems<'s> {
 /// The 1-based line of a byte offset.
 pub fn line_of(source: &str, offset: usize) -> usize {
     let end = offset.min(source.len());
-    source
-        .as_bytes()
-        .get(..end)
-        .map_or(0, |b| b.iter().filter(|&&c| c == b'\n').count())
-        + 1
+    source.as_bytes().get(..end).map_or(0, |b| b.iter().filter(|&&c| c == b'\n').count()) + 1
 }

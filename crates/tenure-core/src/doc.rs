@@ -88,10 +88,7 @@ pub fn parse(source: &str) -> Result<Node, (usize, String)> {
     match DeTable::parse(source) {
         Ok(table) => {
             let span = table.span();
-            Ok(Node {
-                span,
-                value: Value::Table(convert_table(table.get_ref())),
-            })
+            Ok(Node { span, value: Value::Table(convert_table(table.get_ref())) })
         }
         Err(e) => {
             let offset = e.span().map_or(0, |s| s.start);
@@ -101,14 +98,8 @@ pub fn parse(source: &str) -> Result<Node, (usize, String)> {
 }
 
 fn convert_table(t: &DeTable<'_>) -> Table {
-    let entries = t
-        .iter()
-        .map(|(k, v)| Entry {
-            key: k.get_ref().to_string(),
-            key_span: k.span(),
-            node: convert(v),
-        })
-        .collect();
+    let entries =
+        t.iter().map(|(k, v)| Entry { key: k.get_ref().to_string(), key_span: k.span(), node: convert(v) }).collect();
     Table { entries }
 }
 
@@ -125,8 +116,5 @@ fn convert(v: &Spanned<DeValue<'_>>) -> Node {
         DeValue::Array(a) => Value::Array(a.iter().map(convert).collect()),
         DeValue::Table(t) => Value::Table(convert_table(t)),
     };
-    Node {
-        span: v.span(),
-        value,
-    }
+    Node { span: v.span(), value }
 }

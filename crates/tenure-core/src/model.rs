@@ -109,10 +109,7 @@ impl TargetKind {
             // is what stops new logins there.
             TargetKind::Ldap | TargetKind::Scim => !matches!(
                 op,
-                OpKind::RevokeSessions
-                    | OpKind::RotateCredential
-                    | OpKind::TransferOwnership
-                    | OpKind::OpenTicket
+                OpKind::RevokeSessions | OpKind::RotateCredential | OpKind::TransferOwnership | OpKind::OpenTicket
             ),
             TargetKind::Postgres => !matches!(op, OpKind::OpenTicket),
             TargetKind::Manual => true,
@@ -123,10 +120,7 @@ impl TargetKind {
 impl OpState {
     /// A state the executor will not touch again.
     pub fn is_final(self) -> bool {
-        matches!(
-            self,
-            OpState::Verified | OpState::Failed | OpState::Excepted
-        )
+        matches!(self, OpState::Verified | OpState::Failed | OpState::Excepted)
     }
 }
 
@@ -160,9 +154,7 @@ impl Attrs {
     /// Slots whose values differ, ignoring `status` (lifecycle changes are events of their own).
     pub fn changed_slots(&self, other: &Attrs) -> Vec<Slot> {
         let n = self.0.len().max(other.0.len());
-        (0..n)
-            .filter(|&s| s != schema::STATUS && self.get(s) != other.get(s))
-            .collect()
+        (0..n).filter(|&s| s != schema::STATUS && self.get(s) != other.get(s)).collect()
     }
 
     /// The attributes as a JSON object keyed by name; absent values are omitted.
@@ -170,10 +162,7 @@ impl Attrs {
         let mut map = serde_json::Map::new();
         for (slot, v) in self.0.iter().enumerate() {
             if let Some(v) = v {
-                map.insert(
-                    schema.name(slot).to_string(),
-                    serde_json::Value::String(v.to_string()),
-                );
+                map.insert(schema.name(slot).to_string(), serde_json::Value::String(v.to_string()));
             }
         }
         serde_json::Value::Object(map)
@@ -208,12 +197,7 @@ impl Identity {
     pub fn new(id: &str, kind: Kind, status: Status, mut attrs: Attrs) -> Self {
         attrs.set(schema::STATUS, Some(status.as_str()));
         attrs.set(schema::KIND, Some(kind.as_str()));
-        Self {
-            id: id.into(),
-            kind,
-            status,
-            attrs,
-        }
+        Self { id: id.into(), kind, status, attrs }
     }
 
     pub fn set_status(&mut self, status: Status) {
@@ -231,9 +215,7 @@ impl Identity {
 }
 
 /// An entitlement `TARGET:NAME`.
-#[derive(
-    Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
-)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
 pub struct Entitlement {
     pub target: String,
     pub name: String,
@@ -243,29 +225,18 @@ impl Entitlement {
     /// Parses `TARGET:NAME`. The name may itself contain `:`; the target may not.
     pub fn parse(s: &str) -> Result<Self, String> {
         let Some((target, name)) = s.split_once(':') else {
-            return Err(format!(
-                "entitlement `{s}` is malformed: expected `TARGET:NAME`"
-            ));
+            return Err(format!("entitlement `{s}` is malformed: expected `TARGET:NAME`"));
         };
         if target.is_empty() || name.is_empty() {
-            return Err(format!(
-                "entitlement `{s}` is malformed: expected `TARGET:NAME`"
-            ));
+            return Err(format!("entitlement `{s}` is malformed: expected `TARGET:NAME`"));
         }
         if name.chars().any(char::is_control) || name.len() > 256 {
-            return Err(format!(
-                "entitlement `{s}` is malformed: control characters or over 256 bytes"
-            ));
+            return Err(format!("entitlement `{s}` is malformed: control characters or over 256 bytes"));
         }
         if name.trim() != name {
-            return Err(format!(
-                "entitlement `{s}` is malformed: leading or trailing space"
-            ));
+            return Err(format!("entitlement `{s}` is malformed: leading or trailing space"));
         }
-        Ok(Self {
-            target: target.to_string(),
-            name: name.to_string(),
-        })
+        Ok(Self { target: target.to_string(), name: name.to_string() })
     }
 }
 

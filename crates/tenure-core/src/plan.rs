@@ -29,11 +29,7 @@ pub struct PlannedOp {
 
 impl PlannedOp {
     fn new(target: &str, kind: OpKind, entitlement: Option<&str>) -> Self {
-        Self {
-            target: target.to_string(),
-            kind,
-            entitlement: entitlement.map(str::to_string),
-        }
+        Self { target: target.to_string(), kind, entitlement: entitlement.map(str::to_string) }
     }
 }
 
@@ -115,10 +111,7 @@ mod tests {
     use proptest::prelude::*;
 
     fn want(pairs: &[(&str, &[&str])]) -> BTreeMap<String, BTreeSet<String>> {
-        pairs
-            .iter()
-            .map(|(t, gs)| (t.to_string(), gs.iter().map(|g| g.to_string()).collect()))
-            .collect()
+        pairs.iter().map(|(t, gs)| (t.to_string(), gs.iter().map(|g| g.to_string()).collect())).collect()
     }
 
     fn ops(p: &Plan) -> Vec<String> {
@@ -129,10 +122,7 @@ mod tests {
                     "{} {}{}",
                     o.target,
                     o.kind,
-                    o.entitlement
-                        .as_deref()
-                        .map(|e| format!(" {e}"))
-                        .unwrap_or_default()
+                    o.entitlement.as_deref().map(|e| format!(" {e}")).unwrap_or_default()
                 )
             })
             .collect()
@@ -140,47 +130,23 @@ mod tests {
 
     #[test]
     fn a_joiner_gets_accounts_then_grants() {
-        let p = plan(
-            Status::Active,
-            &Holdings::new(),
-            &want(&[("dir", &["staff", "eng"]), ("chat", &["all"])]),
-        );
+        let p = plan(Status::Active, &Holdings::new(), &want(&[("dir", &["staff", "eng"]), ("chat", &["all"])]));
         assert_eq!(
             ops(&p),
-            [
-                "chat create_account",
-                "chat grant all",
-                "dir create_account",
-                "dir grant eng",
-                "dir grant staff"
-            ]
+            ["chat create_account", "chat grant all", "dir create_account", "dir grant eng", "dir grant staff"]
         );
     }
 
     #[test]
     fn a_mover_loses_what_no_rule_grants() {
-        let held = plan(
-            Status::Active,
-            &Holdings::new(),
-            &want(&[("dir", &["staff", "eng"])]),
-        )
-        .holdings;
-        let p = plan(
-            Status::Active,
-            &held,
-            &want(&[("dir", &["staff", "sales"])]),
-        );
+        let held = plan(Status::Active, &Holdings::new(), &want(&[("dir", &["staff", "eng"])])).holdings;
+        let p = plan(Status::Active, &held, &want(&[("dir", &["staff", "sales"])]));
         assert_eq!(ops(&p), ["dir revoke eng", "dir grant sales"]);
     }
 
     #[test]
     fn a_leaver_is_disabled_and_loses_everything() {
-        let held = plan(
-            Status::Active,
-            &Holdings::new(),
-            &want(&[("dir", &["staff"]), ("db", &["analyst"])]),
-        )
-        .holdings;
+        let held = plan(Status::Active, &Holdings::new(), &want(&[("dir", &["staff"]), ("db", &["analyst"])])).holdings;
         let p = plan(Status::Terminated, &held, &want(&[("dir", &["staff"])]));
         assert_eq!(
             ops(&p),
@@ -193,21 +159,12 @@ mod tests {
                 "dir revoke staff"
             ]
         );
-        assert!(
-            p.holdings
-                .values()
-                .all(|a| a.exists && !a.enabled && a.grants.is_empty())
-        );
+        assert!(p.holdings.values().all(|a| a.exists && !a.enabled && a.grants.is_empty()));
     }
 
     #[test]
     fn a_rehire_is_enabled_with_birthright_only() {
-        let held = plan(
-            Status::Active,
-            &Holdings::new(),
-            &want(&[("dir", &["staff", "admin"])]),
-        )
-        .holdings;
+        let held = plan(Status::Active, &Holdings::new(), &want(&[("dir", &["staff", "admin"])])).holdings;
         let gone = plan(Status::Terminated, &held, &BTreeMap::new()).holdings;
         let p = plan(Status::Active, &gone, &want(&[("dir", &["staff"])]));
         assert_eq!(ops(&p), ["dir enable", "dir grant staff"]);
@@ -215,22 +172,13 @@ mod tests {
 
     #[test]
     fn a_suspended_identity_is_disabled_but_keeps_grants_policy_allows() {
-        let held = plan(
-            Status::Active,
-            &Holdings::new(),
-            &want(&[("dir", &["staff"])]),
-        )
-        .holdings;
+        let held = plan(Status::Active, &Holdings::new(), &want(&[("dir", &["staff"])])).holdings;
         let p = plan(Status::Suspended, &held, &want(&[("dir", &["staff"])]));
         assert_eq!(ops(&p), ["dir disable", "dir revoke_sessions"]);
     }
 
     fn arb_desired() -> impl Strategy<Value = BTreeMap<String, BTreeSet<String>>> {
-        proptest::collection::btree_map(
-            "[ab]",
-            proptest::collection::btree_set("[a-d]", 0..4),
-            0..3,
-        )
+        proptest::collection::btree_map("[ab]", proptest::collection::btree_set("[a-d]", 0..4), 0..3)
     }
 
     fn arb_status() -> impl Strategy<Value = Status> {

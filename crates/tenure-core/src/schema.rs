@@ -48,11 +48,7 @@ pub struct Schema {
 
 impl Default for Schema {
     fn default() -> Self {
-        let mut s = Self {
-            names: Vec::new(),
-            types: Vec::new(),
-            index: HashMap::new(),
-        };
+        let mut s = Self { names: Vec::new(), types: Vec::new(), index: HashMap::new() };
         for (name, ty) in BUILTIN {
             s.push(name, *ty);
         }

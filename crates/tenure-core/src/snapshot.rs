@@ -54,12 +54,7 @@ pub fn hr_status(value: &str) -> Option<Status> {
 /// Derives the lifecycle status from the HR status and the dates. A passed `end_date`
 /// terminates (the end date itself is the last working day); a future `start_date` gives
 /// `prehire`.
-pub fn derive_status(
-    hr: Status,
-    start: Option<NaiveDate>,
-    end: Option<NaiveDate>,
-    today: NaiveDate,
-) -> Status {
+pub fn derive_status(hr: Status, start: Option<NaiveDate>, end: Option<NaiveDate>, today: NaiveDate) -> Status {
     if hr == Status::Terminated || end.is_some_and(|e| e < today) {
         return Status::Terminated;
     }
@@ -76,21 +71,13 @@ struct Columns {
     attrs: Vec<(Slot, usize, String)>,
 }
 
-fn locate(
-    source: &SourceConfig,
-    schema: &Schema,
-    header: &csv::ByteRecord,
-) -> Result<Columns, SnapshotError> {
+fn locate(source: &SourceConfig, schema: &Schema, header: &csv::ByteRecord) -> Result<Columns, SnapshotError> {
     let names: Vec<String> = header
         .iter()
         .enumerate()
         .map(|(i, h)| {
             let h = String::from_utf8_lossy(h);
-            let h = if i == 0 {
-                h.trim_start_matches('\u{feff}').to_string()
-            } else {
-                h.to_string()
-            };
+            let h = if i == 0 { h.trim_start_matches('\u{feff}').to_string() } else { h.to_string() };
             h.trim().to_string()
         })
         .collect();
@@ -98,17 +85,10 @@ fn locate(
         names
             .iter()
             .position(|n| n == col)
-            .ok_or_else(|| SnapshotError::MissingColumn {
-                column: col.to_string(),
-                attribute: attribute.to_string(),
-            })
+            .ok_or_else(|| SnapshotError::MissingColumn { column: col.to_string(), attribute: attribute.to_string() })
     };
     let key = find(&source.key, "id")?;
-    let status = source
-        .status_column
-        .as_deref()
-        .map(|c| find(c, "status"))
-        .transpose()?;
+    let status = source.status_column.as_deref().map(|c| find(c, "status")).transpose()?;
     let mut attrs = Vec::new();
     let mut kind = None;
     for (slot, col) in &source.columns {
@@ -119,12 +99,7 @@ fn locate(
             attrs.push((*slot, idx, schema.name(*slot).to_string()));
         }
     }
-    Ok(Columns {
-        key,
-        status,
-        kind,
-        attrs,
-    })
+    Ok(Columns { key, status, kind, attrs })
 }
 
 /// Parses and validates a snapshot.
@@ -134,19 +109,13 @@ pub fn parse_csv(
     bytes: &[u8],
     today: NaiveDate,
 ) -> Result<Parsed, SnapshotError> {
-    let mut reader = csv::ReaderBuilder::new()
-        .delimiter(source.delimiter)
-        .has_headers(false)
-        .flexible(true)
-        .from_reader(bytes);
+    let mut reader =
+        csv::ReaderBuilder::new().delimiter(source.delimiter).has_headers(false).flexible(true).from_reader(bytes);
     let mut records = reader.byte_records();
     let header = match records.next() {
         None => return Err(SnapshotError::Empty),
         Some(Err(e)) => {
-            return Err(SnapshotError::Csv {
-                line: 1,
-                reason: e.to_string(),
-            });
+            return Err(SnapshotError::Csv { line: 1, reason: e.to_string() });
         }
         Some(Ok(h)) => h,
     };
@@ -168,10 +137,7 @@ pub fn parse_csv(
             Ok(r) => r,
             Err(e) => {
                 let line = e.position().map_or(0, csv::Position::line);
-                return Err(SnapshotError::Csv {
-                    line,
-                    reason: e.to_string(),
-                });
+                return Err(SnapshotError::Csv { line, reason: e.to_string() });
             }
         };
         let line = record.position().map_or(0, csv::Position::line);
@@ -187,71 +153,44 @@ pub fn parse_csv(
             reason,
         };
         if record.len() != width {
-            out.rejected.push(reject(
-                None,
-                None,
-                format!("has {} fields; the header has {width}", record.len()),
-            ));
+            out.rejected.push(reject(None, None, format!("has {} fields; the header has {width}", record.len())));
             continue;
         }
         let text = |i: usize| -> Result<&str, ()> {
-            std::str::from_utf8(record.get(i).unwrap_or_default())
-                .map(str::trim)
-                .map_err(|_| ())
+            std::str::from_utf8(record.get(i).unwrap_or_default()).map(str::trim).map_err(|_| ())
         };
         let key = match text(cols.key) {
             Ok("") => {
-                out.rejected
-                    .push(reject(Some(&source.key), None, "missing key".to_string()));
+                out.rejected.push(reject(Some(&source.key), None, "missing key".to_string()));
                 continue;
             }
             Ok(k) => k.to_string(),
             Err(()) => {
-                out.rejected.push(reject(
-                    Some(&source.key),
-                    None,
-                    "key is not valid UTF-8".to_string(),
-                ));
+                out.rejected.push(reject(Some(&source.key), None, "key is not valid UTF-8".to_string()));
                 continue;
             }
         };
         key_lines.entry(key.clone()).or_default().push(line);
         if key.chars().any(char::is_control) {
-            out.rejected.push(reject(
-                Some(&source.key),
-                Some(&key),
-                "key contains control characters".to_string(),
-            ));
+            out.rejected.push(reject(Some(&source.key), Some(&key), "key contains control characters".to_string()));
             continue;
         }
         let mut attrs = Attrs::new(schema);
         let mut bad = None;
         for (slot, idx, name) in &cols.attrs {
             let Ok(value) = text(*idx) else {
-                bad = Some(reject(
-                    Some(name),
-                    Some(&key),
-                    "value is not valid UTF-8".to_string(),
-                ));
+                bad = Some(reject(Some(name), Some(&key), "value is not valid UTF-8".to_string()));
                 break;
             };
             if value.chars().any(|c| c.is_control() && c != '\n') {
-                bad = Some(reject(
-                    Some(name),
-                    Some(&key),
-                    "value contains control characters".to_string(),
-                ));
+                bad = Some(reject(Some(name), Some(&key), "value contains control characters".to_string()));
                 break;
             }
             let value = if schema.ty(*slot) == AttrType::Date && !value.is_empty() {
                 match parse_date(value) {
                     Some(d) => d.to_string(),
                     None => {
-                        bad = Some(reject(
-                            Some(name),
-                            Some(&key),
-                            format!("bad date `{value}`; expected YYYY-MM-DD"),
-                        ));
+                        bad = Some(reject(Some(name), Some(&key), format!("bad date `{value}`; expected YYYY-MM-DD")));
                         break;
                     }
                 }
@@ -259,11 +198,7 @@ pub fn parse_csv(
                 value.to_string()
             };
             if *slot == email_slot && !value.is_empty() && !value.contains('@') {
-                bad = Some(reject(
-                    Some(name),
-                    Some(&key),
-                    format!("`{value}` is not an email address"),
-                ));
+                bad = Some(reject(Some(name), Some(&key), format!("`{value}` is not an email address")));
                 break;
             }
             attrs.set(*slot, Some(&value));
@@ -288,10 +223,7 @@ pub fn parse_csv(
         };
         let kind = match cols.kind.map(text) {
             None | Some(Ok("")) => {
-                if attrs
-                    .get(etype_slot)
-                    .is_some_and(|t| t.eq_ignore_ascii_case("contractor"))
-                {
+                if attrs.get(etype_slot).is_some_and(|t| t.eq_ignore_ascii_case("contractor")) {
                     Kind::Contractor
                 } else {
                     Kind::Employee
@@ -305,11 +237,7 @@ pub fn parse_csv(
                 }
             },
             Some(Err(())) => {
-                out.rejected.push(reject(
-                    Some("kind"),
-                    Some(&key),
-                    "value is not valid UTF-8".to_string(),
-                ));
+                out.rejected.push(reject(Some("kind"), Some(&key), "value is not valid UTF-8".to_string()));
                 continue;
             }
         };
@@ -319,23 +247,14 @@ pub fn parse_csv(
     }
 
     // Duplicate keys: every occurrence is rejected, because nothing says which one is right.
-    let dupes: HashSet<&String> = key_lines
-        .iter()
-        .filter(|(_, l)| l.len() > 1)
-        .map(|(k, _)| k)
-        .collect();
+    let dupes: HashSet<&String> = key_lines.iter().filter(|(_, l)| l.len() > 1).map(|(k, _)| k).collect();
     let all_keys: HashSet<&str> = key_lines.keys().map(String::as_str).collect();
     let mut accepted: Vec<(u64, Identity)> = Vec::with_capacity(candidates.len());
     for (line, ident) in candidates {
         let key = ident.id.to_string();
         if dupes.contains(&key) {
-            let others: Vec<String> = key_lines
-                .get(&key)
-                .into_iter()
-                .flatten()
-                .filter(|l| **l != line)
-                .map(ToString::to_string)
-                .collect();
+            let others: Vec<String> =
+                key_lines.get(&key).into_iter().flatten().filter(|l| **l != line).map(ToString::to_string).collect();
             out.rejected.push(Rejected {
                 line,
                 key: Some(key),
@@ -349,31 +268,19 @@ pub fn parse_csv(
             (!all_keys.contains(v)).then(|| format!("unknown {what} `{v}`: no row has that key"))
         };
         if let Some(reason) = reference(manager_slot, "manager") {
-            out.rejected.push(Rejected {
-                line,
-                key: Some(key),
-                field: Some("manager_id".into()),
-                reason,
-            });
+            out.rejected.push(Rejected { line, key: Some(key), field: Some("manager_id".into()), reason });
             continue;
         }
         if let Some(reason) = reference(owner_slot, "owner") {
-            out.rejected.push(Rejected {
-                line,
-                key: Some(key),
-                field: Some("owner_id".into()),
-                reason,
-            });
+            out.rejected.push(Rejected { line, key: Some(key), field: Some("owner_id".into()), reason });
             continue;
         }
         accepted.push((line, ident));
     }
 
     // Manager cycles: every row on a cycle is rejected.
-    let manager_of: HashMap<&str, &str> = accepted
-        .iter()
-        .filter_map(|(_, i)| i.attrs.get(manager_slot).map(|m| (&*i.id, m)))
-        .collect();
+    let manager_of: HashMap<&str, &str> =
+        accepted.iter().filter_map(|(_, i)| i.attrs.get(manager_slot).map(|m| (&*i.id, m))).collect();
     let mut on_cycle: HashSet<String> = HashSet::new();
     let mut done: HashSet<&str> = HashSet::new();
     for start in manager_of.keys() {
@@ -399,11 +306,7 @@ pub fn parse_csv(
     }
     for (line, ident) in accepted {
         if on_cycle.contains(&*ident.id) {
-            let m = ident
-                .attrs
-                .get(manager_slot)
-                .unwrap_or_default()
-                .to_string();
+            let m = ident.attrs.get(manager_slot).unwrap_or_default().to_string();
             out.rejected.push(Rejected {
                 line,
                 key: Some(ident.id.to_string()),
@@ -437,14 +340,7 @@ pub fn diff(
             None => {
                 // Someone we never knew who is already terminated: nothing to grant or revoke.
                 if ident.status != Status::Terminated {
-                    events.push(event(
-                        EventKind::Joiner,
-                        ident.clone(),
-                        None,
-                        Vec::new(),
-                        false,
-                        None,
-                    ));
+                    events.push(event(EventKind::Joiner, ident.clone(), None, Vec::new(), false, None));
                 }
             }
             Some(prev) => {
@@ -455,10 +351,7 @@ pub fn diff(
         }
     }
     for (id, prev) in previous {
-        if seen.contains(&**id)
-            || parsed.rejected_keys.contains(&**id)
-            || prev.status == Status::Terminated
-        {
+        if seen.contains(&**id) || parsed.rejected_keys.contains(&**id) || prev.status == Status::Terminated {
             continue;
         }
         let mut gone = prev.clone();
@@ -478,11 +371,7 @@ pub fn diff(
 }
 
 fn status_change(from: Status, to: Status) -> Change {
-    Change {
-        attribute: "status".into(),
-        from: Some(from.to_string()),
-        to: Some(to.to_string()),
-    }
+    Change { attribute: "status".into(), from: Some(from.to_string()), to: Some(to.to_string()) }
 }
 
 fn event(
@@ -493,22 +382,10 @@ fn event(
     significant: bool,
     note: Option<&str>,
 ) -> Event {
-    Event {
-        kind,
-        identity,
-        previous,
-        changes,
-        significant,
-        note: note.map(str::to_string),
-    }
+    Event { kind, identity, previous, changes, significant, note: note.map(str::to_string) }
 }
 
-fn transition(
-    schema: &Schema,
-    prev: &Identity,
-    next: &Identity,
-    significant: &[Slot],
-) -> Option<Event> {
+fn transition(schema: &Schema, prev: &Identity, next: &Identity, significant: &[Slot]) -> Option<Event> {
     let slots = prev.attrs.changed_slots(&next.attrs);
     let mut changes: Vec<Change> = slots
         .iter()
@@ -529,23 +406,11 @@ fn transition(
     let (kind, note) = match (prev.status, next.status) {
         (Status::Terminated, Status::Terminated) => (EventKind::Update, None),
         (Status::Terminated, _) => (EventKind::Rehire, None),
-        (_, Status::Terminated) => (
-            EventKind::Leaver,
-            Some("status terminated or end_date passed"),
-        ),
-        (Status::Active, Status::Suspended) | (Status::Prehire, Status::Suspended) => {
-            (EventKind::Suspend, None)
-        }
+        (_, Status::Terminated) => (EventKind::Leaver, Some("status terminated or end_date passed")),
+        (Status::Active, Status::Suspended) | (Status::Prehire, Status::Suspended) => (EventKind::Suspend, None),
         (Status::Suspended, Status::Active) => (EventKind::Resume, None),
         _ if !slots.is_empty() => (EventKind::Mover, None),
         _ => (EventKind::Update, None),
     };
-    Some(event(
-        kind,
-        next.clone(),
-        Some(prev.clone()),
-        changes,
-        kind == EventKind::Mover && sig,
-        note,
-    ))
+    Some(event(kind, next.clone(), Some(prev.clone()), changes, kind == EventKind::Mover && sig, note))
 }

@@ -56,9 +56,7 @@ impl Compiled {
                 roles.push((i, lower(c, &mut dicts)));
             }
         }
-        let interned = (0..schema_len)
-            .filter(|&s| dicts.get(s).is_some_and(|d| !d.is_empty()))
-            .collect();
+        let interned = (0..schema_len).filter(|&s| dicts.get(s).is_some_and(|d| !d.is_empty())).collect();
         let mut by_slot: HashMap<Slot, HashMap<u32, Vec<u32>>> = HashMap::new();
         let mut always = Vec::new();
         for (pos, (_, c)) in roles.iter().enumerate() {
@@ -75,13 +73,7 @@ impl Compiled {
         }
         let mut index: Vec<_> = by_slot.into_iter().collect();
         index.sort_by_key(|(s, _)| *s);
-        Self {
-            roles,
-            dicts,
-            interned,
-            index,
-            always,
-        }
+        Self { roles, dicts, interned, index, always }
     }
 
     /// Appends to `out` the indices (into `policy.roles`) of the birthright roles `identity`
@@ -187,15 +179,11 @@ fn eval(c: &CCond, identity: &Identity, codes: &[u32]) -> bool {
         CCond::Suffix(s, p) => identity.attrs.get(*s).is_some_and(|v| v.ends_with(&**p)),
         CCond::Regex(s, re) => identity.attrs.get(*s).is_some_and(|v| re.is_match(v)),
         CCond::Present(s, b) => identity.attrs.get(*s).is_some() == *b,
-        CCond::Date(s, op, d) => identity
-            .attrs
-            .get(*s)
-            .and_then(parse_date)
-            .is_some_and(|x| match op {
-                DateOp::Before => x < *d,
-                DateOp::After => x > *d,
-                DateOp::OnOrBefore => x <= *d,
-                DateOp::OnOrAfter => x >= *d,
-            }),
+        CCond::Date(s, op, d) => identity.attrs.get(*s).and_then(parse_date).is_some_and(|x| match op {
+            DateOp::Before => x < *d,
+            DateOp::After => x > *d,
+            DateOp::OnOrBefore => x <= *d,
+            DateOp::OnOrAfter => x >= *d,
+        }),
     }
 }

@@ -64,7 +64,8 @@ pub struct Role {
     pub approval: Option<String>,
     /// Seconds a requested grant lasts before it is revoked.
     pub max_duration: Option<u64>,
-    pub line: usize,
+    /// `grant` as indices into [`Policy::entitlements`], for set arithmetic without strings.
+    pub grant_ids: Vec<u32>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -91,6 +92,8 @@ pub enum OnOwnerLeave {
 #[derive(Debug, Clone)]
 pub struct Policy {
     pub roles: Vec<Role>,
+    /// Every entitlement any role grants, each once.
+    pub entitlements: Vec<Entitlement>,
     pub sod: Vec<Sod>,
     /// Attributes whose change makes a mover security-significant.
     pub significant: Vec<Slot>,
@@ -120,11 +123,7 @@ impl Policy {
                 continue;
             };
             for e in &role.grant {
-                out.entry(e.target.clone())
-                    .or_default()
-                    .entry(e.name.clone())
-                    .or_default()
-                    .push(role.id.clone());
+                out.entry(e.target.clone()).or_default().entry(e.name.clone()).or_default().push(role.id.clone());
             }
         }
         out
@@ -139,11 +138,7 @@ impl Policy {
             let present: Vec<&Entitlement> = rule
                 .conflict
                 .iter()
-                .filter(|e| {
-                    desired
-                        .get(&e.target)
-                        .is_some_and(|m| m.contains_key(&e.name))
-                })
+                .filter(|e| desired.get(&e.target).is_some_and(|m| m.contains_key(&e.name)))
                 .collect();
             if present.len() < 2 {
                 continue;
@@ -168,12 +163,7 @@ impl Policy {
                     refused.push(e.to_string());
                 }
             }
-            hits.push(SodHit {
-                rule: rule.id.clone(),
-                action: rule.action,
-                refused,
-                conflicting,
-            });
+            hits.push(SodHit { rule: rule.id.clone(), action: rule.action, refused, conflicting });
         }
         desired.retain(|_, m| !m.is_empty());
         hits

@@ -17,12 +17,7 @@ struct Ctx<'c, 'p, 's> {
 }
 
 /// Parses and validates a policy against `config`, resolving relative dates against `today`.
-pub fn parse(
-    file: &str,
-    source: &str,
-    config: &Config,
-    today: NaiveDate,
-) -> Result<Policy, Vec<Problem>> {
+pub fn parse(file: &str, source: &str, config: &Config, today: NaiveDate) -> Result<Policy, Vec<Problem>> {
     let mut problems = Problems::new(file, source);
     let root = match doc::parse(source) {
         Ok(n) => n,
@@ -31,19 +26,12 @@ pub fn parse(
             return Err(problems.into_vec());
         }
     };
-    let mut cx = Ctx {
-        config,
-        today,
-        p: &mut problems,
-    };
+    let mut cx = Ctx { config, today, p: &mut problems };
     let empty = Table::default();
     let root = root.as_table().unwrap_or(&empty);
     for e in &root.entries {
         if !["role", "sod", "mover", "nhi"].contains(&e.key.as_str()) {
-            cx.p.at(
-                e.key_span.start,
-                format!("unknown key `{}`; expected role, sod, mover or nhi", e.key),
-            );
+            cx.p.at(e.key_span.start, format!("unknown key `{}`; expected role, sod, mover or nhi", e.key));
         }
     }
     let mut roles = Vec::new();
@@ -69,10 +57,7 @@ pub fn parse(
             for (at, name) in strings(t, "significant", "[mover]", &mut cx) {
                 match config.schema.slot(&name) {
                     Some(s) => significant.push(s),
-                    None => cx.p.at(
-                        at,
-                        format!("unknown attribute `{name}` in [mover] significant"),
-                    ),
+                    None => cx.p.at(at, format!("unknown attribute `{name}` in [mover] significant")),
                 }
             }
         } else {
@@ -87,10 +72,7 @@ pub fn parse(
                 match n.as_str() {
                     Some("transfer_to_manager") => on_owner_leave = OnOwnerLeave::TransferToManager,
                     Some("revoke") => on_owner_leave = OnOwnerLeave::Revoke,
-                    _ => cx.p.at(
-                        n.start(),
-                        "`on_owner_leave` must be \"transfer_to_manager\" or \"revoke\"",
-                    ),
+                    _ => cx.p.at(n.start(), "`on_owner_leave` must be \"transfer_to_manager\" or \"revoke\""),
                 }
             }
         } else {
@@ -100,12 +82,21 @@ pub fn parse(
     if !problems.is_empty() {
         return Err(problems.into_vec());
     }
-    Ok(Policy {
-        roles,
-        sod,
-        significant,
-        on_owner_leave,
-    })
+    let mut entitlements: Vec<Entitlement> = Vec::new();
+    let mut index: std::collections::HashMap<Entitlement, u32> = std::collections::HashMap::new();
+    for role in &mut roles {
+        role.grant_ids = role
+            .grant
+            .iter()
+            .map(|e| {
+                *index.entry(e.clone()).or_insert_with(|| {
+                    entitlements.push(e.clone());
+                    u32::try_from(entitlements.len() - 1).unwrap_or(u32::MAX)
+                })
+            })
+            .collect();
+    }
+    Ok(Policy { roles, entitlements, sod, significant, on_owner_leave })
 }
 
 fn tables<'a>(root: &'a Table, key: &str, cx: &mut Ctx<'_, '_, '_>) -> Vec<(usize, &'a Table)> {
@@ -113,10 +104,7 @@ fn tables<'a>(root: &'a Table, key: &str, cx: &mut Ctx<'_, '_, '_>) -> Vec<(usiz
         return Vec::new();
     };
     let Some(items) = node.as_array() else {
-        cx.p.at(
-            node.start(),
-            format!("`{key}` must be an array of tables ([[{key}]])"),
-        );
+        cx.p.at(node.start(), format!("`{key}` must be an array of tables ([[{key}]])"));
         return Vec::new();
     };
     items
@@ -136,11 +124,7 @@ fn keys(t: &Table, what: &str, allowed: &[&str], cx: &mut Ctx<'_, '_, '_>) {
         if !allowed.contains(&e.key.as_str()) {
             cx.p.at(
                 e.key_span.start,
-                format!(
-                    "unknown key `{}` in {what}; expected one of: {}",
-                    e.key,
-                    allowed.join(", ")
-                ),
+                format!("unknown key `{}` in {what}; expected one of: {}", e.key, allowed.join(", ")),
             );
         }
     }
@@ -151,10 +135,7 @@ fn strings(t: &Table, key: &str, what: &str, cx: &mut Ctx<'_, '_, '_>) -> Vec<(u
         return Vec::new();
     };
     let Some(items) = node.as_array() else {
-        cx.p.at(
-            node.start(),
-            format!("`{key}` in {what} must be an array of strings"),
-        );
+        cx.p.at(node.start(), format!("`{key}` in {what} must be an array of strings"));
         return Vec::new();
     };
     items
@@ -162,10 +143,7 @@ fn strings(t: &Table, key: &str, what: &str, cx: &mut Ctx<'_, '_, '_>) -> Vec<(u
         .filter_map(|n| match n.as_str() {
             Some(s) => Some((n.start(), s.to_string())),
             None => {
-                cx.p.at(
-                    n.start(),
-                    format!("`{key}` in {what} must hold only strings"),
-                );
+                cx.p.at(n.start(), format!("`{key}` in {what} must hold only strings"));
                 None
             }
         })
@@ -177,23 +155,14 @@ fn string(t: &Table, key: &str, what: &str, cx: &mut Ctx<'_, '_, '_>) -> Option<
     match node.as_str() {
         Some(s) => Some(s.to_string()),
         None => {
-            cx.p.at(
-                node.start(),
-                format!(
-                    "`{key}` in {what} must be a string, not {}",
-                    node.type_name()
-                ),
-            );
+            cx.p.at(node.start(), format!("`{key}` in {what} must be a string, not {}", node.type_name()));
             None
         }
     }
 }
 
 fn valid_id(s: &str) -> bool {
-    !s.is_empty()
-        && s.len() <= 128
-        && s.chars()
-            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+    !s.is_empty() && s.len() <= 128 && s.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
 }
 
 /// Validates `TARGET:NAME` against the configured targets.
@@ -209,11 +178,7 @@ fn entitlement(at: usize, s: &str, cx: &mut Ctx<'_, '_, '_>) -> Option<Entitleme
         let known: Vec<&str> = cx.config.targets.iter().map(|t| t.name.as_str()).collect();
         cx.p.at(
             at,
-            format!(
-                "entitlement `{s}` names unknown target `{}`; targets are: {}",
-                e.target,
-                known.join(", ")
-            ),
+            format!("entitlement `{s}` names unknown target `{}`; targets are: {}", e.target, known.join(", ")),
         );
         return None;
     };
@@ -221,11 +186,7 @@ fn entitlement(at: usize, s: &str, cx: &mut Ctx<'_, '_, '_>) -> Option<Entitleme
         if !list.contains(&e.name) {
             cx.p.at(
                 at,
-                format!(
-                    "entitlement `{s}` is not declared in target `{}` (declared: {})",
-                    e.target,
-                    list.join(", ")
-                ),
+                format!("entitlement `{s}` is not declared in target `{}` (declared: {})", e.target, list.join(", ")),
             );
             return None;
         }
@@ -234,20 +195,7 @@ fn entitlement(at: usize, s: &str, cx: &mut Ctx<'_, '_, '_>) -> Option<Entitleme
 }
 
 fn role(at: usize, t: &Table, cx: &mut Ctx<'_, '_, '_>) -> Option<Role> {
-    keys(
-        t,
-        "[[role]]",
-        &[
-            "id",
-            "description",
-            "when",
-            "grant",
-            "privileged",
-            "approval",
-            "max_duration",
-        ],
-        cx,
-    );
+    keys(t, "[[role]]", &["id", "description", "when", "grant", "privileged", "approval", "max_duration"], cx);
     let Some(id) = string(t, "id", "[[role]]", cx) else {
         if t.get("id").is_none() {
             cx.p.at(at, "[[role]] is missing `id`");
@@ -255,20 +203,14 @@ fn role(at: usize, t: &Table, cx: &mut Ctx<'_, '_, '_>) -> Option<Role> {
         return None;
     };
     if !valid_id(&id) {
-        cx.p.at(
-            at,
-            format!("role id `{id}` must be letters, digits, `-`, `_` or `.`"),
-        );
+        cx.p.at(at, format!("role id `{id}` must be letters, digits, `-`, `_` or `.`"));
     }
     let what = format!("role `{id}`");
     let _ = string(t, "description", &what, cx);
     let when = t.get("when").and_then(|n| match n.as_table() {
         Some(w) => Some(cond_table(w, cx)),
         None => {
-            cx.p.at(
-                n.start(),
-                format!("`when` in {what} must be a table of conditions"),
-            );
+            cx.p.at(n.start(), format!("`when` in {what} must be a table of conditions"));
             None
         }
     });
@@ -280,22 +222,13 @@ fn role(at: usize, t: &Table, cx: &mut Ctx<'_, '_, '_>) -> Option<Role> {
         }
     }
     if grant_node.is_none() {
-        cx.p.at(
-            at,
-            format!("{what} grants nothing: add `grant = [\"TARGET:NAME\"]`"),
-        );
+        cx.p.at(at, format!("{what} grants nothing: add `grant = [\"TARGET:NAME\"]`"));
     }
     let privileged = match t.get("privileged") {
         None => false,
-        Some(Node {
-            value: Value::Bool(b),
-            ..
-        }) => *b,
+        Some(Node { value: Value::Bool(b), .. }) => *b,
         Some(n) => {
-            cx.p.at(
-                n.start(),
-                format!("`privileged` in {what} must be true or false"),
-            );
+            cx.p.at(n.start(), format!("`privileged` in {what} must be true or false"));
             false
         }
     };
@@ -304,37 +237,29 @@ fn role(at: usize, t: &Table, cx: &mut Ctx<'_, '_, '_>) -> Option<Role> {
         let secs = parse_duration(&d);
         if secs.is_none() {
             let at = t.get("max_duration").map_or(at, Node::start);
-            cx.p.at(
-                at,
-                format!("`max_duration` `{d}` is not a duration like `8h`, `30m` or `7d`"),
-            );
+            cx.p.at(at, format!("`max_duration` `{d}` is not a duration like `8h`, `30m` or `7d`"));
         }
         secs
     });
     if when.is_none() && approval.is_none() {
-        cx.p.at(at, format!("{what} has neither `when` (birthright) nor `approval` (requestable): nobody can ever get it"));
+        cx.p.at(
+            at,
+            format!("{what} has neither `when` (birthright) nor `approval` (requestable): nobody can ever get it"),
+        );
     }
     if privileged && when.is_some() && approval.is_none() {
-        cx.p.at(at, format!("{what} is privileged but granted by `when` without `approval`; privileged access needs an approver"));
+        cx.p.at(
+            at,
+            format!(
+                "{what} is privileged but granted by `when` without `approval`; privileged access needs an approver"
+            ),
+        );
     }
-    Some(Role {
-        id,
-        when,
-        grant,
-        privileged,
-        approval,
-        max_duration,
-        line: 0,
-    })
+    Some(Role { id, when, grant, privileged, approval, max_duration, grant_ids: Vec::new() })
 }
 
 fn sod_rule(at: usize, t: &Table, cx: &mut Ctx<'_, '_, '_>) -> Option<Sod> {
-    keys(
-        t,
-        "[[sod]]",
-        &["id", "description", "conflict", "action"],
-        cx,
-    );
+    keys(t, "[[sod]]", &["id", "description", "conflict", "action"], cx);
     let id = string(t, "id", "[[sod]]", cx).unwrap_or_default();
     if id.is_empty() {
         cx.p.at(at, "[[sod]] is missing `id`");
@@ -347,28 +272,18 @@ fn sod_rule(at: usize, t: &Table, cx: &mut Ctx<'_, '_, '_>) -> Option<Sod> {
         }
     }
     if conflict.len() < 2 {
-        cx.p.at(
-            at,
-            format!("{what} needs at least two entitlements in `conflict`"),
-        );
+        cx.p.at(at, format!("{what} needs at least two entitlements in `conflict`"));
     }
     let action = match string(t, "action", &what, cx).as_deref() {
         None | Some("block") => SodAction::Block,
         Some("flag") => SodAction::Flag,
         Some(other) => {
             let at = t.get("action").map_or(at, Node::start);
-            cx.p.at(
-                at,
-                format!("`action` `{other}` in {what} must be \"block\" or \"flag\""),
-            );
+            cx.p.at(at, format!("`action` `{other}` in {what} must be \"block\" or \"flag\""));
             SodAction::Block
         }
     };
-    Some(Sod {
-        id,
-        conflict,
-        action,
-    })
+    Some(Sod { id, conflict, action })
 }
 
 /// A table of conditions: every entry must hold (AND).
@@ -378,27 +293,17 @@ fn cond_table(t: &Table, cx: &mut Ctx<'_, '_, '_>) -> Cond {
         match e.key.as_str() {
             "any" | "all" => {
                 let Some(items) = e.node.as_array() else {
-                    cx.p.at(
-                        e.node.start(),
-                        format!("`{}` must be an array of condition tables", e.key),
-                    );
+                    cx.p.at(e.node.start(), format!("`{}` must be an array of condition tables", e.key));
                     continue;
                 };
                 let mut subs = Vec::new();
                 for item in items {
                     match item.as_table() {
                         Some(st) => subs.push(cond_table(st, cx)),
-                        None => cx.p.at(
-                            item.start(),
-                            format!("each item of `{}` must be a condition table", e.key),
-                        ),
+                        None => cx.p.at(item.start(), format!("each item of `{}` must be a condition table", e.key)),
                     }
                 }
-                all.push(if e.key == "any" {
-                    Cond::Any(subs)
-                } else {
-                    Cond::All(subs)
-                });
+                all.push(if e.key == "any" { Cond::Any(subs) } else { Cond::All(subs) });
             }
             "not" => match e.node.as_table() {
                 Some(st) => all.push(Cond::Not(Box::new(cond_table(st, cx)))),
@@ -409,10 +314,7 @@ fn cond_table(t: &Table, cx: &mut Ctx<'_, '_, '_>) -> Cond {
                     let names: Vec<&str> = cx.config.schema.names().collect();
                     cx.p.at(
                         e.key_span.start,
-                        format!(
-                            "unknown attribute `{attr}`; known attributes: {}",
-                            names.join(", ")
-                        ),
+                        format!("unknown attribute `{attr}`; known attributes: {}", names.join(", ")),
                     );
                     continue;
                 };
@@ -422,11 +324,7 @@ fn cond_table(t: &Table, cx: &mut Ctx<'_, '_, '_>) -> Cond {
             }
         }
     }
-    if all.len() == 1 {
-        all.pop().unwrap_or(Cond::All(Vec::new()))
-    } else {
-        Cond::All(all)
-    }
+    if all.len() == 1 { all.pop().unwrap_or(Cond::All(Vec::new())) } else { Cond::All(all) }
 }
 
 fn str_list(node: &Node, what: &str, cx: &mut Ctx<'_, '_, '_>) -> Option<Vec<String>> {
@@ -435,16 +333,11 @@ fn str_list(node: &Node, what: &str, cx: &mut Ctx<'_, '_, '_>) -> Option<Vec<Str
     for i in items {
         match i.as_str() {
             Some(s) => out.push(s.to_string()),
-            None => {
-                cx.p.at(i.start(), format!("values of `{what}` must be strings"))
-            }
+            None => cx.p.at(i.start(), format!("values of `{what}` must be strings")),
         }
     }
     if out.is_empty() {
-        cx.p.at(
-            node.start(),
-            format!("`{what}` lists no values: it could never match"),
-        );
+        cx.p.at(node.start(), format!("`{what}` lists no values: it could never match"));
     }
     Some(out)
 }
@@ -453,18 +346,10 @@ fn attr_cond(slot: usize, attr: &str, node: &Node, cx: &mut Ctx<'_, '_, '_>) -> 
     let ty = cx.config.schema.ty(slot);
     let check_value = |v: &str, cx: &mut Ctx<'_, '_, '_>, at: usize| {
         if attr == "status" && v.parse::<tenure_core::Status>().is_err() {
-            cx.p.at(
-                at,
-                format!(
-                    "`status` is never `{v}`; it is one of prehire, active, suspended, terminated"
-                ),
-            );
+            cx.p.at(at, format!("`status` is never `{v}`; it is one of prehire, active, suspended, terminated"));
         }
         if attr == "kind" && v.parse::<tenure_core::Kind>().is_err() {
-            cx.p.at(
-                at,
-                format!("`kind` is never `{v}`; it is one of employee, contractor, service, bot"),
-            );
+            cx.p.at(at, format!("`kind` is never `{v}`; it is one of employee, contractor, service, bot"));
         }
     };
     match &node.value {
@@ -496,17 +381,12 @@ fn attr_cond(slot: usize, attr: &str, node: &Node, cx: &mut Ctx<'_, '_, '_>) -> 
                     }
                     "in" => str_list(&e.node, attr, cx).map(|l| Cond::Attr(slot, Test::In(l))),
                     "not" => match (&e.node.value, s) {
-                        (_, Some(v)) => Some(Cond::Not(Box::new(Cond::Attr(
-                            slot,
-                            Test::Eq(v.to_string()),
-                        )))),
-                        (Value::Array(_), None) => str_list(&e.node, attr, cx)
-                            .map(|l| Cond::Not(Box::new(Cond::Attr(slot, Test::In(l))))),
+                        (_, Some(v)) => Some(Cond::Not(Box::new(Cond::Attr(slot, Test::Eq(v.to_string()))))),
+                        (Value::Array(_), None) => {
+                            str_list(&e.node, attr, cx).map(|l| Cond::Not(Box::new(Cond::Attr(slot, Test::In(l)))))
+                        }
                         _ => {
-                            cx.p.at(
-                                at,
-                                format!("`not` on `{attr}` needs a string or an array of strings"),
-                            );
+                            cx.p.at(at, format!("`not` on `{attr}` needs a string or an array of strings"));
                             None
                         }
                     },
@@ -546,13 +426,7 @@ fn attr_cond(slot: usize, attr: &str, node: &Node, cx: &mut Ctx<'_, '_, '_>) -> 
                     },
                     "before" | "after" | "on_or_before" | "on_or_after" => {
                         if ty != AttrType::Date {
-                            cx.p.at(
-                                at,
-                                format!(
-                                    "`{}` compares dates, but `{attr}` is not a date attribute",
-                                    e.key
-                                ),
-                            );
+                            cx.p.at(at, format!("`{}` compares dates, but `{attr}` is not a date attribute", e.key));
                             None
                         } else {
                             need_str(cx);
@@ -588,14 +462,16 @@ fn attr_cond(slot: usize, attr: &str, node: &Node, cx: &mut Ctx<'_, '_, '_>) -> 
             if t.entries.is_empty() {
                 cx.p.at(node.start(), format!("the condition on `{attr}` is empty"));
             }
-            Some(if tests.len() == 1 {
-                tests.pop().unwrap_or(Cond::All(Vec::new()))
-            } else {
-                Cond::All(tests)
-            })
+            Some(if tests.len() == 1 { tests.pop().unwrap_or(Cond::All(Vec::new())) } else { Cond::All(tests) })
         }
         _ => {
-            cx.p.at(node.start(), format!("the condition on `{attr}` must be a string, an array or a table of tests, not {}", node.type_name()));
+            cx.p.at(
+                node.start(),
+                format!(
+                    "the condition on `{attr}` must be a string, an array or a table of tests, not {}",
+                    node.type_name()
+                ),
+            );
             None
         }
     }

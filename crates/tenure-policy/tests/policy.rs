@@ -1,11 +1,6 @@
 //! Policy loading problems, evaluation, and the differential test of the compiled evaluator
 //! against the reference evaluator.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    reason = "test code"
-)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, reason = "test code")]
 
 use chrono::NaiveDate;
 use proptest::prelude::*;
@@ -44,20 +39,15 @@ fn today() -> NaiveDate {
 }
 
 fn load(src: &str) -> Result<Policy, Vec<String>> {
-    tenure_policy::parse("policy.toml", src, &config(), today()).map_err(|ps| {
-        ps.iter()
-            .map(|p| format!("{}: {}", p.line, p.message))
-            .collect()
-    })
+    tenure_policy::parse("policy.toml", src, &config(), today())
+        .map_err(|ps| ps.iter().map(|p| format!("{}: {}", p.line, p.message)).collect())
 }
 
 /// Loads `src` and expects exactly one problem, on `line`, containing `want`.
 fn check_problem(src: &str, line: usize, want: &str) {
     let problems = load(src).err().unwrap_or_default();
     assert!(
-        problems
-            .iter()
-            .any(|p| p.starts_with(&format!("{line}: ")) && p.contains(want)),
+        problems.iter().any(|p| p.starts_with(&format!("{line}: ")) && p.contains(want)),
         "wanted `{line}: ..{want}..`, got {problems:#?}"
     );
 }
@@ -79,11 +69,7 @@ fn typos_and_undeclared_things_are_load_errors_with_lines() {
         4,
         "not declared in target `payroll`",
     );
-    check_problem(
-        "[[role]]\nid = \"a\"\nwhen = { status = \"active\" }\ngrant = [\"directory\"]\n",
-        4,
-        "malformed",
-    );
+    check_problem("[[role]]\nid = \"a\"\nwhen = { status = \"active\" }\ngrant = [\"directory\"]\n", 4, "malformed");
     check_problem(
         "[[role]]\nid = \"a\"\nwhen = { status = \"activ\" }\ngrant = [\"directory:x\"]\n",
         3,
@@ -109,26 +95,14 @@ fn typos_and_undeclared_things_are_load_errors_with_lines() {
         3,
         "unknown test `startswith`",
     );
-    check_problem(
-        "[[role]]\nid = \"a\"\ngrant = [\"directory:x\"]\n",
-        1,
-        "neither `when`",
-    );
+    check_problem("[[role]]\nid = \"a\"\ngrant = [\"directory:x\"]\n", 1, "neither `when`");
     check_problem(
         "[[role]]\nid = \"a\"\nwhen = {status=\"active\"}\ngrnat = [\"directory:x\"]\n",
         4,
         "unknown key `grnat`",
     );
-    check_problem(
-        "[mover]\nsignificant = [\"departmnet\"]\n",
-        2,
-        "unknown attribute `departmnet`",
-    );
-    check_problem(
-        "[[sod]]\nid = \"s\"\nconflict = [\"payroll:view\"]\n",
-        1,
-        "at least two",
-    );
+    check_problem("[mover]\nsignificant = [\"departmnet\"]\n", 2, "unknown attribute `departmnet`");
+    check_problem("[[sod]]\nid = \"s\"\nconflict = [\"payroll:view\"]\n", 1, "at least two");
     check_problem(
         "[[role]]\nid = \"a\"\nmax_duration = \"8 hours\"\napproval = \"manager\"\ngrant = [\"directory:x\"]\n",
         3,
@@ -142,10 +116,7 @@ fn ident(attrs: &[(&str, &str)]) -> Identity {
     for (k, v) in attrs {
         a.set(cfg.schema.slot(k).unwrap(), Some(v));
     }
-    let status = attrs
-        .iter()
-        .find(|(k, _)| *k == "status")
-        .map_or(Status::Active, |(_, v)| v.parse().unwrap());
+    let status = attrs.iter().find(|(k, _)| *k == "status").map_or(Status::Active, |(_, v)| v.parse().unwrap());
     Identity::new("E1", Kind::Employee, status, a)
 }
 
@@ -192,66 +163,19 @@ fn conditions_evaluate_as_documented() {
     let cfg = config();
     let compiled = Compiled::new(&policy, cfg.schema.len());
     let cases: &[(&[(&str, &str)], &[&str])] = &[
-        (
-            &[("employment_type", "employee"), ("email", "a@x")],
-            &["staff"],
-        ),
-        (
-            &[
-                ("employment_type", "employee"),
-                ("status", "suspended"),
-                ("email", "a@x"),
-            ],
-            &[],
-        ),
-        (
-            &[
-                ("department", "Engineering"),
-                ("title", "Engineer"),
-                ("email", "a@x"),
-            ],
-            &["eng"],
-        ),
-        (
-            &[
-                ("department", "Engineering"),
-                ("title", "Intern, summer"),
-                ("email", "a@x"),
-            ],
-            &[],
-        ),
-        (
-            &[
-                ("start_date", "2020-01-01"),
-                ("location", "Berlin"),
-                ("email", "a@x"),
-            ],
-            &["veterans"],
-        ),
-        (
-            &[
-                ("start_date", "2026-06-01"),
-                ("location", "Berlin"),
-                ("email", "a@x"),
-            ],
-            &[],
-        ),
-        (
-            &[
-                ("start_date", "2020-01-01"),
-                ("team", "core-db"),
-                ("email", "a@x"),
-            ],
-            &["veterans"],
-        ),
+        (&[("employment_type", "employee"), ("email", "a@x")], &["staff"]),
+        (&[("employment_type", "employee"), ("status", "suspended"), ("email", "a@x")], &[]),
+        (&[("department", "Engineering"), ("title", "Engineer"), ("email", "a@x")], &["eng"]),
+        (&[("department", "Engineering"), ("title", "Intern, summer"), ("email", "a@x")], &[]),
+        (&[("start_date", "2020-01-01"), ("location", "Berlin"), ("email", "a@x")], &["veterans"]),
+        (&[("start_date", "2026-06-01"), ("location", "Berlin"), ("email", "a@x")], &[]),
+        (&[("start_date", "2020-01-01"), ("team", "core-db"), ("email", "a@x")], &["veterans"]),
         (&[], &["no-email"]),
     ];
     for (attrs, want) in cases {
         let id = ident(attrs);
-        let reference: Vec<&str> = reference::matching_roles(&policy, &id)
-            .iter()
-            .map(|&i| policy.roles[i].id.as_str())
-            .collect();
+        let reference: Vec<&str> =
+            reference::matching_roles(&policy, &id).iter().map(|&i| policy.roles[i].id.as_str()).collect();
         let mut out = Vec::new();
         compiled.matching_roles(&id, &mut Scratch::default(), &mut out);
         let fast: Vec<&str> = out.iter().map(|&i| policy.roles[i].id.as_str()).collect();
@@ -263,11 +187,7 @@ fn conditions_evaluate_as_documented() {
 #[test]
 fn sod_block_refuses_the_second_conflicting_grant() {
     let policy = load(POLICY).unwrap();
-    let id = ident(&[
-        ("department", "Finance"),
-        ("title", "Controller"),
-        ("email", "a@x"),
-    ]);
+    let id = ident(&[("department", "Finance"), ("title", "Controller"), ("email", "a@x")]);
     let roles = reference::matching_roles(&policy, &id);
     let mut desired = policy.desired(&roles);
     let hits = policy.apply_sod(&mut desired, &Default::default());
@@ -281,21 +201,9 @@ fn sod_block_refuses_the_second_conflicting_grant() {
 // compiled evaluator must agree with the reference evaluator on every identity.
 
 const DEPTS: &[&str] = &["Engineering", "Sales", "Finance", "Ops"];
-const TITLES: &[&str] = &[
-    "Engineer",
-    "Senior Engineer",
-    "Intern",
-    "Controller",
-    "VP Sales",
-];
+const TITLES: &[&str] = &["Engineer", "Senior Engineer", "Intern", "Controller", "VP Sales"];
 const LOCS: &[&str] = &["Berlin", "Paris", "Tokyo"];
-const DATES: &[&str] = &[
-    "2019-05-01",
-    "2025-11-21",
-    "2026-11-21",
-    "2027-01-01",
-    "not-a-date",
-];
+const DATES: &[&str] = &["2019-05-01", "2025-11-21", "2026-11-21", "2027-01-01", "not-a-date"];
 
 fn arb_leaf() -> impl Strategy<Value = String> {
     let d = proptest::sample::select(DEPTS);
@@ -304,14 +212,12 @@ fn arb_leaf() -> impl Strategy<Value = String> {
     prop_oneof![
         d.clone().prop_map(|v| format!("department = \"{v}\"")),
         (d.clone(), d).prop_map(|(a, b)| format!("department = [\"{a}\", \"{b}\"]")),
-        t.clone()
-            .prop_map(|v| format!("title = {{ prefix = \"{}\" }}", &v[..3])),
+        t.clone().prop_map(|v| format!("title = {{ prefix = \"{}\" }}", &v[..3])),
         t.prop_map(|v| format!("title = {{ not = \"{v}\" }}")),
         l.prop_map(|v| format!("location = {{ regex = \"^{}\" }}", &v[..2])),
         proptest::sample::select(&["before", "after", "on_or_before", "on_or_after"][..])
             .prop_map(|op| format!("start_date = {{ {op} = \"today-30d\" }}")),
-        proptest::sample::select(&["active", "suspended", "prehire"][..])
-            .prop_map(|s| format!("status = \"{s}\"")),
+        proptest::sample::select(&["active", "suspended", "prehire"][..]).prop_map(|s| format!("status = \"{s}\"")),
         any::<bool>().prop_map(|b| format!("email = {{ present = {b} }}")),
     ]
 }
@@ -320,8 +226,7 @@ fn arb_cond() -> impl Strategy<Value = String> {
     let leaf = arb_leaf().prop_map(|l| format!("{{ {l} }}"));
     leaf.prop_recursive(3, 12, 3, |inner| {
         prop_oneof![
-            proptest::collection::vec(inner.clone(), 1..3)
-                .prop_map(|v| format!("{{ any = [{}] }}", v.join(", "))),
+            proptest::collection::vec(inner.clone(), 1..3).prop_map(|v| format!("{{ any = [{}] }}", v.join(", "))),
             inner.clone().prop_map(|c| format!("{{ not = {c} }}")),
             (arb_leaf(), inner).prop_map(|(l, c)| format!("{{ {l}, all = [{c}] }}")),
         ]
