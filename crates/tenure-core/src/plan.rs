@@ -72,6 +72,9 @@ pub fn plan(status: Status, held: &Holdings, desired: &BTreeMap<String, BTreeSet
                 if !acct.exists && want.is_empty() {
                     continue;
                 }
+                // Accounts follow entitlements: an account nothing is desired on is disabled,
+                // because a bare login is access too.
+                let needed = !want.is_empty();
                 if !acct.exists {
                     ops.push(PlannedOp::new(target, OpKind::CreateAccount, None));
                     acct.exists = true;
@@ -80,11 +83,11 @@ pub fn plan(status: Status, held: &Holdings, desired: &BTreeMap<String, BTreeSet
                     if status == Status::Prehire {
                         ops.push(PlannedOp::new(target, OpKind::Disable, None));
                     }
-                } else if status == Status::Active && !acct.enabled {
+                } else if status == Status::Active && needed && !acct.enabled {
                     ops.push(PlannedOp::new(target, OpKind::Enable, None));
                     acct.enabled = true;
                 }
-                if status == Status::Suspended && acct.enabled {
+                if (status == Status::Suspended || !needed) && acct.enabled {
                     ops.push(PlannedOp::new(target, OpKind::Disable, None));
                     ops.push(PlannedOp::new(target, OpKind::RevokeSessions, None));
                     acct.enabled = false;
@@ -171,6 +174,15 @@ mod tests {
     }
 
     #[test]
+    fn an_account_nothing_is_desired_on_is_disabled() {
+        let held = plan(Status::Active, &Holdings::new(), &want(&[("db", &["analyst"]), ("dir", &["staff"])])).holdings;
+        let p = plan(Status::Active, &held, &want(&[("dir", &["staff"])]));
+        assert_eq!(ops(&p), ["db disable", "db revoke_sessions", "db revoke analyst"]);
+        let back = plan(Status::Active, &p.holdings, &want(&[("dir", &["staff"])]));
+        assert!(back.ops.is_empty());
+    }
+
+    #[test]
     fn a_suspended_identity_is_disabled_but_keeps_grants_policy_allows() {
         let held = plan(Status::Active, &Holdings::new(), &want(&[("dir", &["staff"])])).holdings;
         let p = plan(Status::Suspended, &held, &want(&[("dir", &["staff"])]));
@@ -201,7 +213,7 @@ mod tests {
             for (t, acct) in &second.holdings {
                 let want = d2.get(t).cloned().unwrap_or_default();
                 prop_assert_eq!(&acct.grants, &want);
-                prop_assert!(acct.enabled);
+                prop_assert_eq!(acct.enabled, !want.is_empty(), "accounts follow entitlements");
             }
         }
 

@@ -131,6 +131,8 @@ pub fn parse_csv(
     let mut out = Parsed::default();
     let mut candidates: Vec<(u64, Identity)> = Vec::new();
     let mut key_lines: HashMap<String, Vec<u64>> = HashMap::new();
+    let mut line_no: u64 = 1;
+    let mut counted: usize = 0;
 
     for record in records {
         let record = match record {
@@ -140,7 +142,16 @@ pub fn parse_csv(
                 return Err(SnapshotError::Csv { line, reason: e.to_string() });
             }
         };
-        let line = record.position().map_or(0, csv::Position::line);
+        // Physical line numbers, as an editor shows them: the csv crate's own counter skips
+        // newlines inside quoted fields.
+        let mut offset = record.position().map_or(0, |p| usize::try_from(p.byte()).unwrap_or(usize::MAX));
+        // With CRLF the reported start can sit on the `\n` of the previous terminator.
+        while bytes.get(offset).is_some_and(|c| *c == b'\n' || *c == b'\r') {
+            offset += 1;
+        }
+        line_no += bytes.get(counted..offset).map_or(0, |b| b.iter().filter(|&&c| c == b'\n').count() as u64);
+        counted = counted.max(offset);
+        let line = line_no;
         // Blank lines carry no data; skip them rather than reporting a missing key.
         if record.len() == 1 && record.get(0).is_some_and(<[u8]>::is_empty) {
             continue;
@@ -413,4 +424,33 @@ fn transition(schema: &Schema, prev: &Identity, next: &Identity, significant: &[
         _ => (EventKind::Update, None),
     };
     Some(event(kind, next.clone(), Some(prev.clone()), changes, kind == EventKind::Mover && sig, note))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::SourceKind;
+
+    fn source(schema: &Schema) -> SourceConfig {
+        SourceConfig {
+            name: "hr".into(),
+            kind: SourceKind::Csv,
+            key: "id".into(),
+            columns: vec![(schema.slot_of("family_name"), "name".into())],
+            status_column: None,
+            delimiter: b',',
+        }
+    }
+
+    #[test]
+    fn rejected_rows_carry_physical_line_numbers() {
+        let schema = Schema::default();
+        let text = "id,name\r\n1,\"two\nlines\"\r\n,missing\r\n3,ok\r\n";
+        let today = NaiveDate::from_ymd_opt(2026, 1, 1).unwrap_or_default();
+        let parsed = parse_csv(&source(&schema), &schema, text.as_bytes(), today).map_err(|e| e.to_string());
+        let parsed = parsed.unwrap_or_default();
+        let lines: Vec<u64> = parsed.rejected.iter().map(|r| r.line).collect();
+        assert_eq!(lines, [4]);
+        assert_eq!(parsed.identities.len(), 2);
+    }
 }

@@ -1,0 +1,571 @@
+//! The PostgreSQL connector: accounts are login roles, entitlements are group roles.
+//!
+//! # Model
+//! - An **account** is a role with `LOGIN`, created as `CREATE ROLE "name" LOGIN` and tagged with
+//!   `COMMENT ON ROLE "name" IS 'tenure:<identity id>'`. The tag is the correlation id
+//!   ([`AccountState::external_id`] is the part after `tenure:`). Disabling sets `NOLOGIN`, so a
+//!   disabled account is told apart from a group role by its tag: [`Connector::list_accounts`]
+//!   returns every non-system `LOGIN` role plus every `NOLOGIN` role tagged `tenure:`.
+//! - An **entitlement** is a role the account is a direct member of (`GRANT "ent" TO "acct"`).
+//!   [`Connector::list_entitlements`] returns the non-system `NOLOGIN` roles without a Tenure tag.
+//!   Tenure never creates entitlement roles: granting one that does not exist is a permanent
+//!   error naming it, because DESIGN treats a grant of a missing group as a finding for a human,
+//!   and silently creating roles would turn a policy typo into new, empty access.
+//! - System roles (names starting `pg_`), superusers and the role Tenure connects as are never
+//!   listed. Operations that would lock Tenure out (disabling, deleting or rotating the
+//!   credential of its own role, or ending its own sessions) are refused.
+//!
+//! # Idempotency
+//! PostgreSQL only emits a NOTICE for a repeated `GRANT` or a `REVOKE` of a missing membership,
+//! so each operation reads the catalog first (one round trip) and answers
+//! [`Applied::AlreadyDone`] when the role is already in the requested state; a creation that
+//! races another one (SQLSTATE 42710) is re-read the same way. Missing roles are "already done"
+//! for `disable`, `revoke`, `revoke_sessions`, `rotate_credential`, `transfer_ownership` and
+//! `delete_account`. `create_account` of a role that exists with this identity's tag is already
+//! done; a role of the same name that is untagged or tagged for another identity is a permanent
+//! error (adopting it would hand an unknown role's access to this identity).
+//! `rotate_credential` always sets a fresh password, so it answers [`Applied::Changed`] each time.
+//!
+//! # SQL safety
+//! Every value goes through a bind parameter wherever PostgreSQL takes one (all catalog look-ups,
+//! `pg_stat_activity`, ...). Role DDL and `COMMENT` take none, so names are quoted by
+//! `sql::quote_ident` and the comment is an `E''` literal from `sql::quote_literal`; names the
+//! server would reject or silently truncate (empty, NUL, longer than 63 bytes) are refused first.
+//! Statements that belong together (`CREATE ROLE` + `COMMENT`; `REASSIGN OWNED` + `DROP OWNED` +
+//! `DROP ROLE`) are sent as one simple-query message, which PostgreSQL runs as one transaction.
+//!
+//! # Secrets
+//! The URL comes from [`crate::resolve_secret`] and is only ever parsed, never formatted into an
+//! error or a log line. A rotated password is random, never returned or logged, and is sent to
+//! the server as a SCRAM-SHA-256 verifier computed here, so it cannot surface in the server's
+//! statement log either.
+//!
+//! # Limits
+//! - `REASSIGN OWNED` and `DROP OWNED` act on the database in the URL (plus shared objects). If
+//!   the role owns objects or holds privileges in another database, `DROP ROLE` fails with
+//!   SQLSTATE 2BP01, reported as a permanent error that says so.
+//! - TLS is not built in: `sslmode=require` in the URL is refused at start-up rather than
+//!   silently downgraded; use a local socket, a loopback address or a TLS-terminating proxy.
+//! - Memberships are read and revoked as direct grants. On PostgreSQL 16+, a membership granted
+//!   by a role other than the connecting one survives a plain `REVOKE`; the connector re-reads
+//!   after revoking and reports that case as a permanent error instead of claiming success.
+//! - The connecting role needs `CREATEROLE` (or superuser), `pg_signal_backend` and
+//!   `pg_read_all_stats` (to see and end other roles' sessions), and ownership rights for
+//!   `REASSIGN OWNED`; a superuser is simplest.
+//!
+//! # Connections
+//! Up to `concurrency` connections are opened lazily by a small pool (`pool`), so a target
+//! that is down when Tenure starts only fails the operations that need it (transiently), and a
+//! pooled connection that died is replaced when taken. An operation that fails on a pooled
+//! connection found dead afterwards is retried once on a fresh one: every operation reads before
+//! it writes, so the retry is idempotent.
+
+mod pool;
+mod sql;
+
+use crate::{
+    AccountSpec, AccountState, Applied, Capability, Connector, ConnectorError, Request, Result, resolve_secret,
+};
+use pool::{Conn, DEFAULT_CONNECT_TIMEOUT, Pool};
+use rand::Rng as _;
+use sql::{classify, quote_ident, quote_literal};
+use std::collections::BTreeSet;
+use std::time::{Duration, Instant};
+use tenure_core::OpKind;
+use tenure_core::config::PostgresSettings;
+use tokio_postgres::config::SslMode;
+use tokio_postgres::error::SqlState;
+use tokio_postgres::types::{FromSql, Type};
+use tokio_postgres::{Client, Row};
+
+/// The prefix of the role comment that tags a role as a Tenure account.
+const TAG_PREFIX: &str = "tenure:";
+
+/// How long `revoke_sessions` waits for terminated backends to exit.
+const SESSION_EXIT_WAIT: Duration = Duration::from_secs(5);
+
+const CAPABILITIES: &[Capability] = &[
+    Capability::CreateAccount,
+    Capability::Enable,
+    Capability::Disable,
+    Capability::DeleteAccount,
+    Capability::Grant,
+    Capability::Revoke,
+    Capability::RevokeSessions,
+    Capability::RotateCredential,
+    Capability::TransferOwnership,
+    Capability::ListAccounts,
+    Capability::ListGrants,
+    Capability::ReadBack,
+];
+
+/// One role, as the write operations need it.
+const ROLE_SQL: &str = "SELECT r.oid, r.rolcanlogin, shobj_description(r.oid, 'pg_authid'), \
+     r.rolname IN (current_user, session_user) \
+     FROM pg_roles r WHERE r.rolname = $1";
+
+/// An account, an entitlement and whether the first is a direct member of the second.
+const MEMBERSHIP_SQL: &str = "SELECT a.oid, g.oid, \
+     EXISTS (SELECT 1 FROM pg_auth_members m WHERE m.member = a.oid AND m.roleid = g.oid) \
+     FROM (SELECT 1) AS one \
+     LEFT JOIN pg_roles a ON a.rolname = $1 \
+     LEFT JOIN pg_roles g ON g.rolname = $2";
+
+/// Another session's backends of a role, and whether the role is the one Tenure connects as.
+const SESSIONS_SQL: &str = "SELECT (SELECT count(*) FROM pg_stat_activity \
+     WHERE usename = $1 AND pid <> pg_backend_pid()), \
+     $1 = current_user OR $1 = session_user";
+
+const TERMINATE_SQL: &str = "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+     WHERE usename = $1 AND pid <> pg_backend_pid()";
+
+/// Whether a role owns anything `REASSIGN OWNED` run here would move: objects in this database
+/// and shared objects (databases, tablespaces).
+const OWNS_SQL: &str = "SELECT EXISTS (SELECT 1 FROM pg_shdepend \
+     WHERE refclassid = 'pg_authid'::regclass AND refobjid = $1 AND deptype = 'o' \
+     AND dbid IN (0, (SELECT oid FROM pg_database WHERE datname = current_database())))";
+
+/// One account with its tag, direct grants and live sessions.
+const READ_SQL: &str = "SELECT r.rolname::text, r.rolcanlogin, shobj_description(r.oid, 'pg_authid'), \
+     ARRAY(SELECT g.rolname::text FROM pg_auth_members m JOIN pg_roles g ON g.oid = m.roleid \
+           WHERE m.member = r.oid ORDER BY 1), \
+     (SELECT count(*) FROM pg_stat_activity s WHERE s.usename = r.rolname AND s.pid <> pg_backend_pid()) \
+     FROM pg_roles r WHERE r.rolname = $1";
+
+/// Every account in one query: login roles and roles tagged by Tenure (disabled accounts),
+/// without system roles, superusers and the connecting role.
+const LIST_SQL: &str = "WITH d AS (SELECT objoid, description FROM pg_shdescription \
+         WHERE classoid = 'pg_authid'::regclass), \
+     g AS (SELECT m.member, array_agg(r.rolname::text ORDER BY r.rolname) AS grants \
+         FROM pg_auth_members m JOIN pg_roles r ON r.oid = m.roleid GROUP BY m.member), \
+     s AS (SELECT usename, count(*) AS n FROM pg_stat_activity \
+         WHERE usename IS NOT NULL AND pid <> pg_backend_pid() GROUP BY usename) \
+     SELECT r.rolname::text, r.rolcanlogin, d.description, \
+         coalesce(g.grants, '{}'::text[]), coalesce(s.n, 0) \
+     FROM pg_roles r \
+     LEFT JOIN d ON d.objoid = r.oid \
+     LEFT JOIN g ON g.member = r.oid \
+     LEFT JOIN s ON s.usename = r.rolname \
+     WHERE NOT r.rolsuper AND r.rolname !~ '^pg_' \
+       AND r.rolname <> current_user AND r.rolname <> session_user \
+       AND (r.rolcanlogin OR d.description LIKE 'tenure:%') \
+     ORDER BY r.rolname";
+
+/// Group roles: non-system `NOLOGIN` roles that are not disabled Tenure accounts.
+const ENTITLEMENTS_SQL: &str = "SELECT r.rolname::text FROM pg_roles r \
+     LEFT JOIN pg_shdescription d ON d.objoid = r.oid AND d.classoid = 'pg_authid'::regclass \
+     WHERE NOT r.rolcanlogin AND NOT r.rolsuper AND r.rolname !~ '^pg_' \
+       AND (d.description IS NULL OR d.description NOT LIKE 'tenure:%') \
+     ORDER BY 1";
+
+/// A PostgreSQL target. See the module docs for the model and its limits.
+pub struct PostgresConnector {
+    name: String,
+    pool: Pool,
+    /// The quoted role that receives a deleted account's objects; `CURRENT_USER` when unset.
+    reassign_to: Option<String>,
+}
+
+/// A role as the write operations see it.
+struct RoleRow {
+    oid: u32,
+    login: bool,
+    comment: Option<String>,
+    /// The role Tenure connects as.
+    is_self: bool,
+}
+
+impl PostgresConnector {
+    /// Builds the connector without connecting: connections open on first use, so a target
+    /// that is down only fails (transiently) the operations that reach it.
+    pub async fn new(name: &str, s: &PostgresSettings, concurrency: usize) -> Result<Self> {
+        let what = format!("target `{name}`");
+        let url = resolve_secret(&s.url, &what)?;
+        if url.is_empty() {
+            return Err(ConnectorError::permanent(format!("{what}: no connection URL; set `url_env` or `url_file`")));
+        }
+        // The parse error is not passed on: some of its messages quote part of the input.
+        let mut config: tokio_postgres::Config = url.parse().map_err(|_| {
+            ConnectorError::permanent(format!(
+                "{what}: the connection URL is not a valid PostgreSQL URL or connection string"
+            ))
+        })?;
+        if !matches!(config.get_ssl_mode(), SslMode::Disable | SslMode::Prefer) {
+            return Err(ConnectorError::permanent(format!(
+                "{what}: the connection URL requires TLS, which this connector does not support yet"
+            )));
+        }
+        if config.get_connect_timeout().is_none() {
+            config.connect_timeout(DEFAULT_CONNECT_TIMEOUT);
+        }
+        if config.get_application_name().is_none() {
+            config.application_name("tenure");
+        }
+        let reassign_to = match &s.reassign_to {
+            Some(role) => Some(
+                quote_ident(role)
+                    .map_err(|e| ConnectorError::permanent(format!("{what}: `reassign_to`: {}", e.message)))?,
+            ),
+            None => None,
+        };
+        Ok(Self { name: name.to_string(), pool: Pool::new(name, config, concurrency), reassign_to })
+    }
+
+    fn err(&self, what: &str, e: &tokio_postgres::Error) -> ConnectorError {
+        classify(&self.name, what, e)
+    }
+
+    fn permanent(&self, message: impl std::fmt::Display) -> ConnectorError {
+        ConnectorError::permanent(format!("target `{}`: {message}", self.name))
+    }
+
+    fn col<'a, T: FromSql<'a>>(&self, row: &'a Row, idx: usize) -> Result<T> {
+        row.try_get(idx).map_err(|e| self.err("reading the catalog", &e))
+    }
+
+    async fn role(&self, c: &Client, account: &str) -> Result<Option<RoleRow>> {
+        let row = c
+            .query_typed_opt(ROLE_SQL, &[(&account, Type::NAME)])
+            .await
+            .map_err(|e| self.err("looking up the role", &e))?;
+        let Some(row) = row else { return Ok(None) };
+        Ok(Some(RoleRow {
+            oid: self.col(&row, 0)?,
+            login: self.col(&row, 1)?,
+            comment: self.col(&row, 2)?,
+            is_self: self.col(&row, 3)?,
+        }))
+    }
+
+    fn refuse_self(&self, op: OpKind, account: &str, role: &RoleRow) -> Result<()> {
+        if role.is_self {
+            return Err(self.permanent(format!("refusing to {op} `{account}`: it is the role Tenure connects as")));
+        }
+        Ok(())
+    }
+
+    /// One attempt at an operation on one connection.
+    async fn apply_on(&self, conn: &mut Conn<'_>, req: &Request) -> Result<Applied> {
+        let c = conn.client();
+        let account = req.account.account.as_str();
+        let acct = quote_ident(account).map_err(|e| self.permanent(e.message))?;
+        match req.kind {
+            OpKind::CreateAccount => self.create(c, &req.account, &acct).await,
+            OpKind::Enable | OpKind::Disable => {
+                let enable = req.kind == OpKind::Enable;
+                let Some(role) = self.role(c, account).await? else {
+                    return if enable {
+                        Err(self.permanent(format!("cannot enable `{account}`: the role does not exist")))
+                    } else {
+                        Ok(Applied::AlreadyDone)
+                    };
+                };
+                self.refuse_self(req.kind, account, &role)?;
+                if role.login == enable {
+                    return Ok(Applied::AlreadyDone);
+                }
+                let sql = format!("ALTER ROLE {acct} {}", if enable { "LOGIN" } else { "NOLOGIN" });
+                c.batch_execute(&sql).await.map_err(|e| self.err(req.kind.as_str(), &e))?;
+                Ok(Applied::Changed)
+            }
+            OpKind::Grant | OpKind::Revoke => self.membership(c, req, &acct).await,
+            OpKind::RevokeSessions => self.revoke_sessions(c, account).await,
+            OpKind::RotateCredential => {
+                let Some(role) = self.role(c, account).await? else {
+                    return Ok(Applied::AlreadyDone);
+                };
+                self.refuse_self(req.kind, account, &role)?;
+                let password: String =
+                    rand::rng().sample_iter(rand::distr::Alphanumeric).take(40).map(char::from).collect();
+                let verifier = postgres_protocol::password::scram_sha_256(password.as_bytes());
+                let sql = format!("ALTER ROLE {acct} PASSWORD {}", quote_literal(&verifier)?);
+                c.batch_execute(&sql).await.map_err(|e| self.err("rotating the password", &e))?;
+                Ok(Applied::Changed)
+            }
+            OpKind::DeleteAccount => {
+                let Some(role) = self.role(c, account).await? else {
+                    return Ok(Applied::AlreadyDone);
+                };
+                self.refuse_self(req.kind, account, &role)?;
+                let to = self.new_owner(req, account)?.unwrap_or_else(|| "CURRENT_USER".to_string());
+                let sql = format!("REASSIGN OWNED BY {acct} TO {to}; DROP OWNED BY {acct}; DROP ROLE {acct}");
+                match c.batch_execute(&sql).await {
+                    Ok(()) => Ok(Applied::Changed),
+                    // Another worker may have dropped it meanwhile; a missing new owner is an
+                    // error too, so look before calling it done.
+                    Err(e) if e.code() == Some(&SqlState::UNDEFINED_OBJECT) => match self.role(c, account).await? {
+                        None => Ok(Applied::AlreadyDone),
+                        Some(_) => Err(self.err("deleting the role", &e)),
+                    },
+                    Err(e) => Err(self.err("deleting the role", &e)),
+                }
+            }
+            OpKind::TransferOwnership => {
+                let Some(to) = self.new_owner(req, account)? else {
+                    return Err(self.permanent(format!(
+                        "transfer_ownership of `{account}` needs a new owner (the request's `new_owner` or the target's `reassign_to`)"
+                    )));
+                };
+                let Some(role) = self.role(c, account).await? else {
+                    return Ok(Applied::AlreadyDone);
+                };
+                let owns: bool = c
+                    .query_typed_one(OWNS_SQL, &[(&role.oid, Type::OID)])
+                    .await
+                    .map_err(|e| self.err("reading owned objects", &e))
+                    .and_then(|row| self.col(&row, 0))?;
+                if !owns {
+                    return Ok(Applied::AlreadyDone);
+                }
+                let sql = format!("REASSIGN OWNED BY {acct} TO {to}");
+                c.batch_execute(&sql).await.map_err(|e| self.err("reassigning owned objects", &e))?;
+                Ok(Applied::Changed)
+            }
+            OpKind::OpenTicket => {
+                Err(self.permanent("open_ticket is not an operation a PostgreSQL target carries out"))
+            }
+        }
+    }
+
+    /// The quoted role that receives `account`'s objects: the request's, else the target's.
+    fn new_owner(&self, req: &Request, account: &str) -> Result<Option<String>> {
+        let to = match &req.new_owner {
+            Some(owner) if owner == account => {
+                return Err(self.permanent(format!("`{account}` cannot hand its objects to itself")));
+            }
+            Some(owner) => Some(quote_ident(owner).map_err(|e| self.permanent(e.message))?),
+            None => self.reassign_to.clone(),
+        };
+        Ok(to)
+    }
+
+    async fn create(&self, c: &Client, spec: &AccountSpec, acct: &str) -> Result<Applied> {
+        let tag = format!("{TAG_PREFIX}{}", spec.identity_id);
+        let comment = quote_literal(&tag).map_err(|e| self.permanent(e.message))?;
+        if let Some(role) = self.role(c, &spec.account).await? {
+            return self.existing(spec, &role, &tag);
+        }
+        let sql = format!("CREATE ROLE {acct} LOGIN; COMMENT ON ROLE {acct} IS {comment}");
+        match c.batch_execute(&sql).await {
+            Ok(()) => Ok(Applied::Changed),
+            Err(e) if e.code() == Some(&SqlState::DUPLICATE_OBJECT) => match self.role(c, &spec.account).await? {
+                Some(role) => self.existing(spec, &role, &tag),
+                None => Err(self.err("creating the role", &e)),
+            },
+            Err(e) => Err(self.err("creating the role", &e)),
+        }
+    }
+
+    /// `create_account` of a role that already exists: done if it carries this identity's tag.
+    fn existing(&self, spec: &AccountSpec, role: &RoleRow, tag: &str) -> Result<Applied> {
+        if role.comment.as_deref() == Some(tag) {
+            return Ok(Applied::AlreadyDone);
+        }
+        let account = &spec.account;
+        let whose = match role.comment.as_deref().and_then(|c| c.strip_prefix(TAG_PREFIX)) {
+            Some(other) => format!("it is the account of identity `{other}`"),
+            None => "it is not tagged as a Tenure account".to_string(),
+        };
+        Err(self.permanent(format!(
+            "cannot create account `{account}` for identity `{}`: a role of that name already exists and {whose}; \
+             to adopt it, set its comment to `{tag}`",
+            spec.identity_id
+        )))
+    }
+
+    async fn membership(&self, c: &Client, req: &Request, acct: &str) -> Result<Applied> {
+        let account = req.account.account.as_str();
+        let grant = req.kind == OpKind::Grant;
+        let Some(entitlement) = req.entitlement.as_deref() else {
+            return Err(self.permanent(format!("{} for `{account}` names no entitlement", req.kind)));
+        };
+        let ent = quote_ident(entitlement).map_err(|e| self.permanent(e.message))?;
+        let row = c
+            .query_typed_one(MEMBERSHIP_SQL, &[(&account, Type::NAME), (&entitlement, Type::NAME)])
+            .await
+            .map_err(|e| self.err("reading memberships", &e))?;
+        let acct_oid: Option<u32> = self.col(&row, 0)?;
+        let ent_oid: Option<u32> = self.col(&row, 1)?;
+        let member: bool = self.col(&row, 2)?;
+        if grant {
+            if acct_oid.is_none() {
+                return Err(self.permanent(format!(
+                    "cannot grant `{entitlement}` to `{account}`: the account role does not exist"
+                )));
+            }
+            if ent_oid.is_none() {
+                return Err(self.permanent(format!(
+                    "cannot grant `{entitlement}` to `{account}`: the entitlement role `{entitlement}` does not exist \
+                     (Tenure does not create entitlement roles; create it or fix the policy)"
+                )));
+            }
+            if member {
+                return Ok(Applied::AlreadyDone);
+            }
+            let sql = format!("GRANT {ent} TO {acct}");
+            c.batch_execute(&sql).await.map_err(|e| self.err("granting", &e))?;
+            return Ok(Applied::Changed);
+        }
+        let (Some(acct_oid), Some(ent_oid)) = (acct_oid, ent_oid) else {
+            return Ok(Applied::AlreadyDone);
+        };
+        if !member {
+            return Ok(Applied::AlreadyDone);
+        }
+        // The oids are integers read from the catalog, so writing them into the text is safe;
+        // the re-read rides in the same round trip as the REVOKE.
+        let sql = format!(
+            "REVOKE {ent} FROM {acct}; \
+             SELECT count(*) FROM pg_auth_members WHERE roleid = {ent_oid} AND member = {acct_oid}"
+        );
+        let messages = c.simple_query(&sql).await.map_err(|e| self.err("revoking", &e))?;
+        let still = messages.iter().any(|m| match m {
+            tokio_postgres::SimpleQueryMessage::Row(r) => r.get(0).is_some_and(|n| n != "0"),
+            _ => false,
+        });
+        if still {
+            return Err(self.permanent(format!(
+                "`{account}` is still a member of `{entitlement}` after REVOKE; on PostgreSQL 16+ the membership \
+                 was probably granted by another role and must be revoked with GRANTED BY"
+            )));
+        }
+        Ok(Applied::Changed)
+    }
+
+    /// Live backends of `account` other than this one, and whether it is Tenure's own role.
+    async fn session_count(&self, c: &Client, account: &str) -> Result<(i64, bool)> {
+        let row = c
+            .query_typed_one(SESSIONS_SQL, &[(&account, Type::NAME)])
+            .await
+            .map_err(|e| self.err("counting sessions", &e))?;
+        Ok((self.col(&row, 0)?, self.col(&row, 1)?))
+    }
+
+    async fn revoke_sessions(&self, c: &Client, account: &str) -> Result<Applied> {
+        let (n, is_self) = self.session_count(c, account).await?;
+        if is_self {
+            return Err(self
+                .permanent(format!("refusing to end the sessions of `{account}`: it is the role Tenure connects as")));
+        }
+        if n == 0 {
+            return Ok(Applied::AlreadyDone);
+        }
+        c.query_typed(TERMINATE_SQL, &[(&account, Type::NAME)])
+            .await
+            .map_err(|e| self.err("terminating sessions", &e))?;
+        // pg_terminate_backend only signals; wait until the backends are gone, so the read-back
+        // that verifies this operation sees what it did.
+        let start = Instant::now();
+        loop {
+            let (left, _) = self.session_count(c, account).await?;
+            if left == 0 {
+                return Ok(Applied::Changed);
+            }
+            if start.elapsed() > SESSION_EXIT_WAIT {
+                return Err(ConnectorError::transient(format!(
+                    "target `{}`: {left} session(s) of `{account}` still running {SESSION_EXIT_WAIT:?} after pg_terminate_backend",
+                    self.name
+                )));
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    fn account_state(&self, row: &Row) -> Result<AccountState> {
+        let comment: Option<String> = self.col(row, 2)?;
+        let grants: Vec<String> = self.col(row, 3)?;
+        let sessions: i64 = self.col(row, 4)?;
+        Ok(AccountState {
+            account: self.col(row, 0)?,
+            external_id: comment.and_then(|c| c.strip_prefix(TAG_PREFIX).map(str::to_string)),
+            enabled: self.col(row, 1)?,
+            grants: grants.into_iter().collect::<BTreeSet<_>>(),
+            sessions: Some(u32::try_from(sessions).unwrap_or(u32::MAX)),
+        })
+    }
+}
+
+/// Runs `$body` (an expression using `$conn`) on a pooled connection, and once more on a fresh
+/// one if it failed transiently because the pooled connection had died in the meantime.
+macro_rules! with_conn {
+    ($self:ident, $conn:ident => $body:expr) => {{
+        let mut $conn = $self.pool.get().await?;
+        let first = $body.await;
+        match first {
+            Err(e) if e.is_transient() && $conn.was_stale() => {
+                drop($conn);
+                let mut $conn = $self.pool.get().await?;
+                $body.await
+            }
+            other => other,
+        }
+    }};
+}
+
+#[async_trait::async_trait]
+impl Connector for PostgresConnector {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn capabilities(&self) -> &'static [Capability] {
+        CAPABILITIES
+    }
+
+    async fn apply(&self, req: &Request) -> Result<Applied> {
+        let out = with_conn!(self, conn => self.apply_on(&mut conn, req));
+        match &out {
+            Ok(applied) => tracing::debug!(
+                target_name = %self.name, op = %req.kind, account = %req.account.account,
+                entitlement = req.entitlement.as_deref().unwrap_or(""), ?applied, "postgres operation"
+            ),
+            Err(e) => tracing::debug!(
+                target_name = %self.name, op = %req.kind, account = %req.account.account,
+                error = %e, "postgres operation failed"
+            ),
+        }
+        out
+    }
+
+    async fn read_account(&self, account: &AccountSpec) -> Result<Option<AccountState>> {
+        let name = account.account.as_str();
+        let row = with_conn!(self, conn => async {
+            conn.client()
+                .query_typed_opt(READ_SQL, &[(&name, Type::NAME)])
+                .await
+                .map_err(|e| self.err("reading the account", &e))
+        })?;
+        row.map(|r| self.account_state(&r)).transpose()
+    }
+
+    async fn list_accounts(&self) -> Result<Vec<AccountState>> {
+        let rows = with_conn!(self, conn => async {
+            conn.client().query_typed(LIST_SQL, &[]).await.map_err(|e| self.err("listing accounts", &e))
+        })?;
+        rows.iter().map(|r| self.account_state(r)).collect()
+    }
+
+    async fn list_entitlements(&self) -> Result<Vec<String>> {
+        let rows = with_conn!(self, conn => async {
+            conn.client()
+                .query_typed(ENTITLEMENTS_SQL, &[])
+                .await
+                .map_err(|e| self.err("listing entitlement roles", &e))
+        })?;
+        rows.iter().map(|r| self.col(r, 0)).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tenure_core::TargetKind;
+
+    #[test]
+    fn capabilities_match_what_the_planner_plans_for_postgres() {
+        for &op in OpKind::ALL {
+            let declared = Capability::for_op(op).is_some_and(|c| CAPABILITIES.contains(&c));
+            assert_eq!(declared, TargetKind::Postgres.supports(op), "{op}");
+        }
+    }
+}

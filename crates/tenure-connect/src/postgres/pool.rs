@@ -1,0 +1,103 @@
+//! A small, lazy connection pool: at most `size` clients, each opened on first need.
+//!
+//! A semaphore with `size` permits bounds the concurrency; each permit holder takes one of
+//! `size` slots, each a `tokio::sync::Mutex<Option<Client>>`. A slot whose client is missing or
+//! closed (the server restarted, the network dropped) is refilled with a fresh connection when it
+//! is taken, so a pool survives a target that goes down and comes back without being rebuilt.
+//!
+//! Why not deadpool-postgres: the connector needs four things (a bound, laziness, replacing dead
+//! clients, per-connection setup) and this is about 100 lines without a new dependency or its
+//! configuration surface.
+
+use super::sql::classify;
+use crate::{ConnectorError, Result};
+use std::time::Duration;
+use tokio::sync::{MappedMutexGuard, Mutex, MutexGuard, Semaphore, SemaphorePermit};
+use tokio_postgres::{Client, Config, NoTls};
+
+/// Settings applied to every new connection. `client_min_messages` keeps harmless NOTICEs
+/// (which this connector never relies on) off the wire; `lock_timeout` turns a statement stuck
+/// behind another session's lock on `pg_authid` into a retryable error instead of a hang.
+const SESSION_SETUP: &str = "SET client_min_messages = warning; SET lock_timeout = '10s'";
+
+/// How long to wait for a TCP connection when the URL does not say (`connect_timeout`).
+pub(crate) const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+pub(crate) struct Pool {
+    target: String,
+    config: Config,
+    permits: Semaphore,
+    slots: Vec<Mutex<Option<Client>>>,
+}
+
+/// A client taken from the pool; it goes back when this is dropped.
+pub(crate) struct Conn<'p> {
+    // Field order matters: the slot is unlocked before the permit is released, so the next
+    // permit holder always finds a free slot.
+    client: MappedMutexGuard<'p, Client>,
+    reused: bool,
+    _permit: SemaphorePermit<'p>,
+}
+
+impl Conn<'_> {
+    pub(crate) fn client(&mut self) -> &mut Client {
+        &mut self.client
+    }
+
+    /// Whether this client came from an earlier operation and has died since: an error on it
+    /// says nothing about whether a fresh connection would work.
+    pub(crate) fn was_stale(&self) -> bool {
+        self.reused && self.client.is_closed()
+    }
+}
+
+impl Pool {
+    pub(crate) fn new(target: &str, config: Config, size: usize) -> Self {
+        let size = size.max(1);
+        Self {
+            target: target.to_string(),
+            config,
+            permits: Semaphore::new(size),
+            slots: (0..size).map(|_| Mutex::new(None)).collect(),
+        }
+    }
+
+    /// Takes a client, connecting if the slot has none or its client has closed.
+    pub(crate) async fn get(&self) -> Result<Conn<'_>> {
+        let permit = self
+            .permits
+            .acquire()
+            .await
+            .map_err(|_| ConnectorError::transient(format!("target `{}`: pool closed", self.target)))?;
+        // INVARIANT: a slot is only locked by a permit holder, and there are as many slots as
+        // permits, so with a permit in hand at least one slot is free.
+        let mut slot =
+            self.slots.iter().find_map(|s| s.try_lock().ok()).ok_or_else(|| {
+                ConnectorError::transient(format!("target `{}`: no free connection slot", self.target))
+            })?;
+        let reused = match slot.as_ref() {
+            Some(c) if !c.is_closed() => true,
+            _ => {
+                *slot = Some(self.connect().await?);
+                false
+            }
+        };
+        let client = MutexGuard::try_map(slot, Option::as_mut)
+            .map_err(|_| ConnectorError::transient(format!("target `{}`: connection slot is empty", self.target)))?;
+        Ok(Conn { client, reused, _permit: permit })
+    }
+
+    async fn connect(&self) -> Result<Client> {
+        let (client, connection) =
+            self.config.connect(NoTls).await.map_err(|e| classify(&self.target, "connecting", &e))?;
+        let target = self.target.clone();
+        tokio::spawn(async move {
+            if let Err(e) = connection.await {
+                tracing::debug!(target_name = %target, error = %e, "postgres connection ended");
+            }
+        });
+        client.batch_execute(SESSION_SETUP).await.map_err(|e| classify(&self.target, "setting up the session", &e))?;
+        tracing::debug!(target_name = %self.target, "opened a postgres connection");
+        Ok(client)
+    }
+}

@@ -1,0 +1,231 @@
+//! Joiner, mover, leaver and rehire through three snapshots; the guard holding a truncated file.
+
+use crate::{Env, TODAY};
+use chrono::NaiveDate;
+use tenure_testkit::company::{Company, Options};
+
+fn company(people: usize) -> Company {
+    let mut o = Options::new(people, NaiveDate::parse_from_str(TODAY, "%Y-%m-%d").unwrap());
+    o.departments = 4;
+    o.service_accounts = 0;
+    o.contractor_fraction = 0.0;
+    Company::generate(&o)
+}
+
+/// Strips pending operations that belong to other identities' cases: marks everything planned
+/// so far as a baseline, so each day's assertions see only that day's work.
+fn ops_since(env: &Env, baseline: usize, identity: &str) -> Vec<String> {
+    let ops = env.ok(&["plan", "--identity", identity, "--format", "json"]).json();
+    let mut v: Vec<String> = ops
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|o| o["id"].as_u64().unwrap() as usize > baseline)
+        .map(|o| {
+            format!(
+                "{} {}{}",
+                o["target"].as_str().unwrap(),
+                o["kind"].as_str().unwrap(),
+                o["entitlement"].as_str().map(|e| format!(" {e}")).unwrap_or_default()
+            )
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+fn max_op_id(env: &Env) -> usize {
+    let ops = env.ok(&["plan", "--all", "--format", "json"]).json();
+    ops.as_array().unwrap().iter().map(|o| o["id"].as_u64().unwrap() as usize).max().unwrap_or(0)
+}
+
+#[test]
+fn three_snapshots_plan_joiners_movers_leavers_and_rehires() {
+    let env = Env::new();
+    let mut co = company(30);
+    // An engineer who will move to Sales, and a person who will leave and come back.
+    let mover = co.hire("Engineering");
+    let leaver = co.hire("Engineering");
+
+    // Day 1: everyone is a joiner with birthright access.
+    env.write("day1.csv", &co.to_csv());
+    let day1 = env.ok(&["import", "--source", "hr", "day1.csv", "--format", "json"]).json();
+    assert_eq!(day1["counts"]["joiners"], 32);
+    assert_eq!(
+        env.pending(&mover),
+        [
+            "chat create_account",
+            "chat grant engineering",
+            "chat grant everyone",
+            "directory create_account",
+            "directory grant engineers",
+            "directory grant staff",
+            "payroll create_account",
+            "payroll grant employee-record",
+            "warehouse create_account",
+            "warehouse grant analyst",
+        ]
+    );
+    // Re-importing the same file changes nothing.
+    let again = env.ok(&["import", "--source", "hr", "day1.csv", "--format", "json"]).json();
+    assert_eq!(again["outcome"], "unchanged");
+    assert_eq!(again["counts"]["operations"], 0);
+
+    // Day 2: a department change and a removed row.
+    let base = max_op_id(&env);
+    co.transfer(&mover, "Sales");
+    co.remove(&leaver);
+    env.write("day2.csv", &co.to_csv());
+    let day2 = env.ok(&["import", "--source", "hr", "day2.csv", "--format", "json"]).json();
+    assert_eq!(day2["counts"]["movers"], 1);
+    assert_eq!(day2["counts"]["significant_movers"], 1);
+    assert_eq!(day2["counts"]["leavers"], 1);
+    assert_eq!(
+        ops_since(&env, base, &mover),
+        [
+            "chat grant sales",
+            "chat revoke engineering",
+            "directory grant sales",
+            "directory revoke engineers",
+            "warehouse disable",
+            "warehouse revoke analyst",
+            "warehouse revoke_sessions",
+        ]
+    );
+    assert_eq!(
+        ops_since(&env, base, &leaver),
+        [
+            "chat disable",
+            "chat revoke engineering",
+            "chat revoke everyone",
+            "directory disable",
+            "directory revoke engineers",
+            "directory revoke staff",
+            "payroll disable",
+            "payroll revoke employee-record",
+            "payroll revoke_sessions",
+            "warehouse disable",
+            "warehouse revoke analyst",
+            "warehouse revoke_sessions",
+        ]
+    );
+    let shown = env.ok(&["identity", "show", &leaver, "--format", "json"]).json();
+    assert_eq!(shown["status"], "terminated");
+
+    // Day 3: the leaver is rehired (into Sales): accounts are enabled with birthright access only.
+    let base = max_op_id(&env);
+    let mut person = co.get(&mover).unwrap().clone();
+    person.id = leaver.clone();
+    person.username = format!("{}-rehired", person.username);
+    co.people.push(person);
+    env.write("day3.csv", &co.to_csv());
+    let day3 = env.ok(&["import", "--source", "hr", "day3.csv", "--format", "json"]).json();
+    assert_eq!(day3["counts"]["rehires"], 1);
+    assert_eq!(
+        ops_since(&env, base, &leaver),
+        [
+            "chat enable",
+            "chat grant everyone",
+            "chat grant sales",
+            "directory enable",
+            "directory grant sales",
+            "directory grant staff",
+            "payroll enable",
+            "payroll grant employee-record",
+        ]
+    );
+    env.ok(&["audit", "verify"]);
+}
+
+#[test]
+fn a_truncated_snapshot_is_held_until_approved() {
+    let env = Env::new();
+    let co = company(60);
+    env.write("full.csv", &co.to_csv());
+    env.ok(&["import", "--source", "hr", "full.csv"]);
+    let before = env.pending_count();
+
+    // A file cut off half way: 30 leavers, far beyond the guard.
+    let text = co.to_csv();
+    let truncated: String = text.split_inclusive("\r\n").take(31).collect();
+    env.write("truncated.csv", &truncated);
+    let out = env.expect(1, &["import", "--source", "hr", "truncated.csv"]);
+    assert!(out.stdout.contains("HELD"), "{}", out.stdout);
+    assert_eq!(env.pending_count(), before, "a held batch must plan nothing");
+    let someone = &co.people[45].id;
+    let shown = env.ok(&["identity", "show", someone, "--format", "json"]).json();
+    assert_eq!(shown["status"], "active", "a held batch must change no identity");
+
+    let approvals = env.ok(&["approvals", "--format", "json"]).json();
+    let list = approvals.as_array().unwrap();
+    assert_eq!(list.len(), 1);
+    assert_eq!(list[0]["state"], "pending");
+    let id = list[0]["id"].as_i64().unwrap().to_string();
+
+    let out = env.ok(&["approve", &id, "--as", "ciso"]);
+    assert!(out.stdout.contains("approved by ciso"), "{}", out.stdout);
+    assert!(env.pending_count() > before, "approval applies the batch");
+    let shown = env.ok(&["identity", "show", someone, "--format", "json"]).json();
+    assert_eq!(shown["status"], "terminated");
+    let audit = env.ok(&["audit", "export", "--format", "jsonl"]).stdout;
+    assert!(
+        audit.lines().any(|l| l.contains("\"approval.approved\"") && l.contains("\"approver\":\"ciso\"")),
+        "the approval and its approver are audited"
+    );
+    assert!(env.ok(&["approvals", "--format", "json"]).json().as_array().unwrap().is_empty());
+    env.ok(&["audit", "verify"]);
+}
+
+#[test]
+fn a_rejected_batch_changes_nothing_and_records_why() {
+    let env = Env::new();
+    let co = company(40);
+    env.write("full.csv", &co.to_csv());
+    env.ok(&["import", "--source", "hr", "full.csv"]);
+    let before = env.pending_count();
+    let truncated: String = co.to_csv().split_inclusive("\r\n").take(11).collect();
+    env.write("truncated.csv", &truncated);
+    env.expect(1, &["import", "--source", "hr", "truncated.csv"]);
+    let id = env.ok(&["approvals", "--format", "json"]).json()[0]["id"].as_i64().unwrap().to_string();
+    env.ok(&["reject", &id, "--reason", "truncated export from Workday"]);
+    assert_eq!(env.pending_count(), before);
+    env.expect(1, &["approve", &id]);
+    let audit = env.ok(&["audit", "export", "--format", "csv"]).stdout;
+    assert!(audit.contains("approval.rejected") && audit.contains("truncated export from Workday"));
+}
+
+#[test]
+fn simulate_previews_a_policy_change_and_changes_nothing() {
+    let env = Env::new();
+    env.ok(&["import", "--source", "hr", "hr.csv"]);
+    let before = env.pending_count();
+    let policy = std::fs::read_to_string(env.path("policy.toml")).unwrap();
+    let stricter = policy.replace(
+        "when = { status = \"active\", employment_type = [\"employee\", \"contractor\"] }",
+        "when = { status = \"active\", employment_type = \"employee\" }",
+    );
+    assert_ne!(policy, stricter);
+    env.write("stricter.toml", &stricter);
+    let sim = env.ok(&["simulate", "--policy", "stricter.toml", "--format", "json"]).json();
+    let contractors = std::fs::read_to_string(env.path("hr.csv")).unwrap().matches(",contractor,").count();
+    assert_eq!(sim["revokes"].as_u64().unwrap() as usize, contractors * 2, "staff's two grants go for each contractor");
+    assert_eq!(env.pending_count(), before);
+}
+
+#[test]
+fn check_reports_each_problem_with_file_line_and_reason() {
+    let env = Env::new();
+    env.ok(&["check"]);
+    let policy = std::fs::read_to_string(env.path("policy.toml")).unwrap();
+    let broken = policy
+        .replace("when = { status = \"active\", department = \"Sales\" }", "when = { status = \"active\", departmnet = \"Sales\" }")
+        .replace("grant = [\"directory:staff\", \"chat:everyone\"]", "grant = [\"directory:staff\", \"chat:everyone\", \"payroll:admin\"]");
+    env.write("policy.toml", &broken);
+    let out = env.expect(1, &["check"]);
+    let line_of = |needle: &str| broken.lines().position(|l| l.contains(needle)).unwrap() + 1;
+    assert!(out.stdout.contains(&format!("policy.toml:{}: unknown attribute `departmnet`", line_of("departmnet"))), "{}", out.stdout);
+    assert!(out.stdout.contains(&format!("policy.toml:{}: entitlement `payroll:admin` is not declared", line_of("payroll:admin"))), "{}", out.stdout);
+    let json = env.expect(1, &["check", "--format", "json"]).json();
+    assert_eq!(json["ok"], false);
+    assert_eq!(json["problems"].as_array().unwrap().len(), 2);
+}

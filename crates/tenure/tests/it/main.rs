@@ -1,0 +1,110 @@
+//! End-to-end tests of the `tenure` binary. One integration test binary (each test binary costs
+//! a link step); modules by purpose.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing, reason = "test code")]
+
+mod audit;
+mod lifecycle;
+mod snapshots;
+
+use std::path::PathBuf;
+use std::process::Command;
+use tempfile::TempDir;
+
+pub const TODAY: &str = "2026-11-21";
+
+/// A temp dir with a starter config, and a way to run the real binary in it.
+pub struct Env {
+    pub dir: TempDir,
+}
+
+pub struct Out {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Out {
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {}\n{}", self.stdout, self.stderr))
+    }
+}
+
+impl Env {
+    /// `tenure init` into a fresh temp dir.
+    pub fn new() -> Self {
+        let env = Self { dir: TempDir::new().unwrap() };
+        let out = env.run(&["init", "."]);
+        assert_eq!(out.code, 0, "init failed: {}", out.stderr);
+        env
+    }
+
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    pub fn write(&self, name: &str, text: &str) -> PathBuf {
+        let p = self.path(name);
+        std::fs::write(&p, text).unwrap();
+        p
+    }
+
+    pub fn run(&self, args: &[&str]) -> Out {
+        self.run_with_today(TODAY, args)
+    }
+
+    pub fn run_with_today(&self, today: &str, args: &[&str]) -> Out {
+        let out = Command::new(env!("CARGO_BIN_EXE_tenure"))
+            .args(args)
+            .current_dir(self.dir.path())
+            .env("TENURE_TODAY", today)
+            .env_remove("TENURE_CONFIG")
+            .env_remove("TENURE_STORE_URL")
+            .env("TENURE_USER", "test-admin")
+            .output()
+            .unwrap();
+        Out {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+
+    /// Runs and expects exit status `code`.
+    pub fn ok(&self, args: &[&str]) -> Out {
+        self.expect(0, args)
+    }
+
+    pub fn expect(&self, code: i32, args: &[&str]) -> Out {
+        let out = self.run(args);
+        assert_eq!(out.code, code, "tenure {args:?}\nstdout:\n{}\nstderr:\n{}", out.stdout, out.stderr);
+        out
+    }
+
+    pub fn db(&self) -> PathBuf {
+        self.path("tenure-data/tenure.db")
+    }
+
+    /// Pending operations of one identity as `target kind entitlement` strings, sorted.
+    pub fn pending(&self, identity: &str) -> Vec<String> {
+        let ops = self.ok(&["plan", "--identity", identity, "--format", "json"]).json();
+        let mut v: Vec<String> = ops
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|o| {
+                format!(
+                    "{} {}{}",
+                    o["target"].as_str().unwrap(),
+                    o["kind"].as_str().unwrap(),
+                    o["entitlement"].as_str().map(|e| format!(" {e}")).unwrap_or_default()
+                )
+            })
+            .collect();
+        v.sort();
+        v
+    }
+
+    pub fn pending_count(&self) -> usize {
+        self.ok(&["plan", "--format", "json"]).json().as_array().unwrap().len()
+    }
+}
