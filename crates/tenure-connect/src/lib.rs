@@ -190,7 +190,9 @@ pub async fn connect(cfg: &TargetConfig) -> Result<Option<Box<dyn Connector>>> {
     Ok(match &cfg.settings {
         TargetSettings::Ldap(s) => Some(Box::new(ldap::LdapConnector::new(&cfg.name, s, cfg.concurrency)?)),
         TargetSettings::Scim(s) => Some(Box::new(scim::ScimConnector::new(&cfg.name, s, cfg.concurrency)?)),
-        TargetSettings::Postgres(s) => Some(Box::new(postgres::PostgresConnector::new(&cfg.name, s, cfg.concurrency).await?)),
+        TargetSettings::Postgres(s) => {
+            Some(Box::new(postgres::PostgresConnector::new(&cfg.name, s, cfg.concurrency).await?))
+        }
         TargetSettings::Manual(_) => None,
     })
 }

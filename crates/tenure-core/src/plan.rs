@@ -92,6 +92,9 @@ pub fn plan(status: Status, held: &Holdings, desired: &BTreeMap<String, BTreeSet
                     ops.push(PlannedOp::new(target, OpKind::RevokeSessions, None));
                     acct.enabled = false;
                 }
+                // A disabled account holds no grants (a directory strips group memberships when
+                // it disables an entry); they are granted again when it is enabled.
+                let want = if acct.enabled { want } else { &empty };
                 let lost: Vec<String> = acct.grants.difference(want).cloned().collect();
                 for g in lost {
                     ops.push(PlannedOp::new(target, OpKind::Revoke, Some(&g)));
@@ -183,10 +186,12 @@ mod tests {
     }
 
     #[test]
-    fn a_suspended_identity_is_disabled_but_keeps_grants_policy_allows() {
+    fn a_suspended_identity_is_disabled_and_regranted_on_resume() {
         let held = plan(Status::Active, &Holdings::new(), &want(&[("dir", &["staff"])])).holdings;
         let p = plan(Status::Suspended, &held, &want(&[("dir", &["staff"])]));
-        assert_eq!(ops(&p), ["dir disable", "dir revoke_sessions"]);
+        assert_eq!(ops(&p), ["dir disable", "dir revoke_sessions", "dir revoke staff"]);
+        let back = plan(Status::Active, &p.holdings, &want(&[("dir", &["staff"])]));
+        assert_eq!(ops(&back), ["dir enable", "dir grant staff"]);
     }
 
     fn arb_desired() -> impl Strategy<Value = BTreeMap<String, BTreeSet<String>>> {
@@ -215,6 +220,13 @@ mod tests {
                 prop_assert_eq!(&acct.grants, &want);
                 prop_assert_eq!(acct.enabled, !want.is_empty(), "accounts follow entitlements");
             }
+        }
+
+        #[test]
+        fn disabled_accounts_hold_no_grants(d1 in arb_desired(), d2 in arb_desired(), s in arb_status()) {
+            let first = plan(Status::Active, &Holdings::new(), &d1);
+            let next = plan(s, &first.holdings, &d2);
+            prop_assert!(next.holdings.values().all(|a| a.enabled || a.grants.is_empty()));
         }
 
         #[test]

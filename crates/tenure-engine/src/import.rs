@@ -363,6 +363,9 @@ pub fn approve(engine: &Engine<'_>, approval_id: i64, approver: &str) -> Result<
     if a.state != "pending" {
         return Err(EngineError::Invalid(format!("approval {approval_id} is {}, not pending", a.state)));
     }
+    if a.kind != "batch" {
+        return Err(EngineError::Invalid(format!("approval {approval_id} is a {} approval, not a held batch", a.kind)));
+    }
     let held = engine.store.held_events(&engine.config.schema, a.subject)?;
     let mut scratch = Scratch::default();
     let mut planned = Vec::with_capacity(held.len());

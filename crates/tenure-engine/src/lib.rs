@@ -8,7 +8,9 @@
 //! `tenure-store`.
 
 pub mod desired;
+pub mod executor;
 pub mod import;
+pub mod reconcile;
 
 use chrono::NaiveDate;
 use tenure_core::config::Config;

@@ -11,6 +11,7 @@
 //! migrations). A PostgreSQL implementation can follow behind the same trait: nothing here
 //! exposes SQLite types.
 
+pub mod queue;
 pub mod sqlite;
 
 use serde::Serialize;
@@ -18,6 +19,7 @@ use tenure_core::audit::{AuditEntry, AuditRecord, ChainBreak};
 use tenure_core::plan::Holdings;
 use tenure_core::{Change, EventKind, Identity, OpKind, OpState, Schema};
 
+pub use queue::{ExceptionRecord, Finding, Finished, Queue, ReconRun, Remediation, TicketRecord};
 pub use sqlite::SqliteStore;
 
 #[derive(Debug, thiserror::Error)]
@@ -121,6 +123,9 @@ pub struct OpRecord {
     pub created_at: String,
     pub updated_at: String,
     pub verified_at: Option<String>,
+    /// The account acted on when the operation is not about a known identity (an orphan).
+    pub account: Option<String>,
+    pub note: Option<String>,
 }
 
 #[derive(Debug, Clone, Default)]

@@ -11,7 +11,10 @@ use tenure_core::plan::AccountView;
 use tenure_core::{Attrs, CaseState, Kind, Status};
 
 /// Embedded, numbered, append-only migrations. Never edit one that has been released.
-const MIGRATIONS: &[(i64, &str, &str)] = &[(1, "init", include_str!("../migrations/0001_init.sql"))];
+const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (1, "init", include_str!("../migrations/0001_init.sql")),
+    (2, "execution", include_str!("../migrations/0002_execution.sql")),
+];
 
 pub struct SqliteStore {
     conn: Mutex<Connection>,
@@ -30,7 +33,7 @@ fn corrupt(what: impl Into<String>) -> StoreError {
     StoreError::Corrupt(what.into())
 }
 
-fn parse_enum<T: std::str::FromStr<Err = String>>(s: &str) -> Result<T> {
+pub(crate) fn parse_enum<T: std::str::FromStr<Err = String>>(s: &str) -> Result<T> {
     s.parse().map_err(corrupt)
 }
 
@@ -88,7 +91,7 @@ impl SqliteStore {
         Ok(())
     }
 
-    fn lock(&self) -> MutexGuard<'_, Connection> {
+    pub(crate) fn lock(&self) -> MutexGuard<'_, Connection> {
         // A poisoned lock only means another thread panicked mid-call; SQLite rolled back its
         // transaction, so the connection itself is still consistent.
         self.conn.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -116,7 +119,7 @@ fn identity_from(schema: &Schema, id: &str, kind: &str, status: &str, attrs: &st
 }
 
 /// Appends entries to the chain inside `tx`.
-fn append(tx: &Transaction<'_>, entries: &[AuditEntry]) -> Result<()> {
+pub(crate) fn append(tx: &Transaction<'_>, entries: &[AuditEntry]) -> Result<()> {
     if entries.is_empty() {
         return Ok(());
     }
@@ -509,8 +512,10 @@ impl Store for SqliteStore {
     fn reject(&self, id: i64, by: &str, reason: &str) -> Result<()> {
         let mut conn = self.lock();
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        let subject: i64 = tx
-            .query_row("SELECT subject FROM approvals WHERE id = ?1 AND state = 'pending'", [id], |r| r.get(0))
+        let (subject, kind, summary): (i64, String, String) = tx
+            .query_row("SELECT subject, kind, summary FROM approvals WHERE id = ?1 AND state = 'pending'", [id], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+            })
             .optional()?
             .ok_or_else(|| StoreError::Conflict(format!("approval {id} is not pending")))?;
         let at = now();
@@ -518,8 +523,31 @@ impl Store for SqliteStore {
             "UPDATE approvals SET state = 'rejected', decided_at = ?2, decided_by = ?3, decision_reason = ?4 WHERE id = ?1",
             params![id, at, by, reason],
         )?;
-        tx.execute("UPDATE imports SET state = 'rejected' WHERE id = ?1", [subject])?;
-        tx.execute("UPDATE events SET state = 'rejected' WHERE import_id = ?1", [subject])?;
+        if kind == "remediation" {
+            // Declining a fix accepts the deviation: the held operations become exceptions.
+            let v: serde_json::Value = serde_json::from_str(&summary).unwrap_or_default();
+            let cases: Vec<i64> = v
+                .get("cases")
+                .and_then(|c| c.as_array())
+                .map(|a| a.iter().filter_map(serde_json::Value::as_i64).collect())
+                .unwrap_or_default();
+            for c in cases {
+                tx.execute(
+                    "INSERT OR IGNORE INTO exceptions (kind, subject, case_id, identity, target, owner, reason, state, created_at)
+                     SELECT 'manual_override', 'operation:' || id, case_id, identity, target, ?2, ?3, 'open', ?4
+                     FROM operations WHERE case_id = ?1 AND state = 'held'",
+                    params![c, by, format!("remediation declined: {reason}"), at],
+                )?;
+                tx.execute(
+                    "UPDATE operations SET state = 'excepted', note = ?2, updated_at = ?3 WHERE case_id = ?1 AND state = 'held'",
+                    params![c, format!("remediation declined by {by}: {reason}"), at],
+                )?;
+                tx.execute("UPDATE cases SET state = 'closed', closed_at = ?2 WHERE id = ?1", params![c, at])?;
+            }
+        } else {
+            tx.execute("UPDATE imports SET state = 'rejected' WHERE id = ?1", [subject])?;
+            tx.execute("UPDATE events SET state = 'rejected' WHERE import_id = ?1", [subject])?;
+        }
         append(
             &tx,
             &[AuditEntry::new(&format!("user:{by}"), "approval.rejected", "rejected")
@@ -536,7 +564,7 @@ impl Store for SqliteStore {
         let states_json = serde_json::to_string(&states).unwrap_or_default();
         let mut stmt = conn.prepare_cached(
             "SELECT id, case_id, identity, target, kind, entitlement, reason, idem_key, state, attempts, next_attempt_at,
-                    last_error, created_at, updated_at, verified_at
+                    last_error, created_at, updated_at, verified_at, account, note
              FROM operations
              WHERE (?1 IS NULL OR identity = ?1)
                AND (?2 = '[]' OR state IN (SELECT value FROM json_each(?2)))
@@ -546,26 +574,7 @@ impl Store for SqliteStore {
         let mut rows = stmt.query(params![filter.identity, states_json, filter.case_id])?;
         let mut out = Vec::new();
         while let Some(r) = rows.next()? {
-            let kind: String = r.get(4)?;
-            let state: String = r.get(8)?;
-            let reason: String = r.get(6)?;
-            out.push(OpRecord {
-                id: r.get(0)?,
-                case_id: r.get(1)?,
-                identity: r.get(2)?,
-                target: r.get(3)?,
-                kind: parse_enum(&kind)?,
-                entitlement: r.get(5)?,
-                reason: serde_json::from_str(&reason).unwrap_or_default(),
-                idem_key: r.get(7)?,
-                state: parse_enum(&state)?,
-                attempts: r.get(9)?,
-                next_attempt_at: r.get(10)?,
-                last_error: r.get(11)?,
-                created_at: r.get(12)?,
-                updated_at: r.get(13)?,
-                verified_at: r.get(14)?,
-            });
+            out.push(op_row(r)?);
         }
         Ok(out)
     }
@@ -654,6 +663,35 @@ impl Store for SqliteStore {
         })?;
         Ok(VerifyReport { records: v.count, first_bad })
     }
+}
+
+/// Columns in the order [`op_row`] reads them.
+pub(crate) const OP_COLUMNS: &str = "id, case_id, identity, target, kind, entitlement, reason, idem_key, state, attempts, \
+     next_attempt_at, last_error, created_at, updated_at, verified_at, account, note";
+
+pub(crate) fn op_row(r: &rusqlite::Row<'_>) -> Result<OpRecord> {
+    let kind: String = r.get(4)?;
+    let state: String = r.get(8)?;
+    let reason: String = r.get(6)?;
+    Ok(OpRecord {
+        id: r.get(0)?,
+        case_id: r.get(1)?,
+        identity: r.get(2)?,
+        target: r.get(3)?,
+        kind: parse_enum(&kind)?,
+        entitlement: r.get(5)?,
+        reason: serde_json::from_str(&reason).unwrap_or_default(),
+        idem_key: r.get(7)?,
+        state: parse_enum(&state)?,
+        attempts: r.get(9)?,
+        next_attempt_at: r.get(10)?,
+        last_error: r.get(11)?,
+        created_at: r.get(12)?,
+        updated_at: r.get(13)?,
+        verified_at: r.get(14)?,
+        account: r.get(15)?,
+        note: r.get(16)?,
+    })
 }
 
 const EVENT_SELECT: &str =

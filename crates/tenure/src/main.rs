@@ -15,6 +15,8 @@ macro_rules! outln {
 }
 
 mod context;
+mod demo;
+mod exec;
 mod init;
 mod output;
 mod run;
@@ -104,6 +106,44 @@ pub enum Command {
         #[command(flatten)]
         who: Who,
     },
+    /// Execute pending operations against the targets, verifying each by reading it back.
+    Apply {
+        /// Return only when every operation is verified, failed or held (retries included).
+        #[arg(long)]
+        wait: bool,
+    },
+    /// Read the targets and report orphan, drift, missing and SoD findings.
+    Reconcile {
+        #[arg(long)]
+        target: Option<String>,
+        /// Plan the fixes (through the same guard as imports).
+        #[arg(long)]
+        remediate: bool,
+    },
+    /// Tickets for manual targets.
+    Tasks {
+        /// Include finished tickets.
+        #[arg(long)]
+        all: bool,
+    },
+    /// Finish a manual ticket.
+    #[command(subcommand)]
+    Task(TaskCmd),
+    /// Recorded deviations (overdue tickets, failed operations, declined fixes): control debt.
+    Exceptions {
+        #[arg(long)]
+        all: bool,
+    },
+    /// The whole story on a fresh machine: real peers, a sample company, joiners, a mover and a
+    /// leaver, each plan applied and verified, time-to-revoke, the audit chain verified.
+    Demo {
+        /// Keep the demo's files here (default: a temp dir, removed at the end).
+        #[arg(long)]
+        dir: Option<PathBuf>,
+        /// People in the sample company.
+        #[arg(long, default_value_t = 12)]
+        people: usize,
+    },
     /// The tamper-evident audit trail.
     #[command(subcommand)]
     Audit(AuditCmd),
@@ -122,6 +162,18 @@ pub enum IdentityCmd {
     List,
     /// One identity: attributes, accounts and grants per target, operations, timeline.
     Show { id: String },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TaskCmd {
+    /// Mark a ticket done, with evidence of what was done.
+    Done {
+        id: i64,
+        #[arg(long)]
+        evidence: String,
+        #[command(flatten)]
+        who: Who,
+    },
 }
 
 #[derive(Debug, Subcommand)]

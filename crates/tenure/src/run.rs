@@ -25,9 +25,9 @@ impl std::fmt::Display for UsageError {
 
 impl std::error::Error for UsageError {}
 
-const TEXT_JSON: &[Format] = &[Format::Text, Format::Json];
+pub const TEXT_JSON: &[Format] = &[Format::Text, Format::Json];
 
-fn who(w: &Who) -> String {
+pub fn who(w: &Who) -> String {
     w.name
         .clone()
         .or_else(|| std::env::var("TENURE_USER").ok())
@@ -212,6 +212,11 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             let store = loaded.open_store()?;
             let engine = Engine::new(&loaded.config, &policy, &store, today);
             let approver = who(w);
+            if store.approval(*id)?.kind == "remediation" {
+                let n = tenure_store::Queue::release_remediation(&store, *id, &approver)?;
+                outln!("approval {id} approved by {approver}: {n} remediation operation(s) released; run `tenure apply`");
+                return Ok(ExitCode::SUCCESS);
+            }
             let ids = import::approve(&engine, *id, &approver)?;
             outln!(
                 "approval {id} approved by {approver}: {} events applied, {} operations planned, {} cases opened",
@@ -228,6 +233,14 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             outln!("approval {id} rejected by {by}: the held batch is discarded");
             Ok(ExitCode::SUCCESS)
         }
+        Command::Apply { wait } => crate::exec::apply(&cli, *wait, Format::parse(fmt, TEXT_JSON, Format::Text)?),
+        Command::Reconcile { target, remediate } => {
+            crate::exec::reconcile(&cli, target.as_deref(), *remediate, Format::parse(fmt, TEXT_JSON, Format::Text)?)
+        }
+        Command::Tasks { all } => crate::exec::tasks(&cli, *all, Format::parse(fmt, TEXT_JSON, Format::Text)?),
+        Command::Task(crate::TaskCmd::Done { id, evidence, who: w }) => crate::exec::task_done(&cli, *id, evidence, &who(w)),
+        Command::Exceptions { all } => crate::exec::exceptions(&cli, *all, Format::parse(fmt, TEXT_JSON, Format::Text)?),
+        Command::Demo { dir, people } => crate::demo::demo(dir.as_deref(), *people),
         Command::Audit(AuditCmd::Verify) => {
             let f = Format::parse(fmt, TEXT_JSON, Format::Text)?;
             let (_, store) = open(&cli)?;
@@ -328,7 +341,7 @@ fn export(store: &dyn Store, filter: &AuditFilter, f: Format) -> Result<()> {
     }
 }
 
-fn open(cli: &Cli) -> Result<(Loaded, tenure_store::SqliteStore)> {
+pub fn open(cli: &Cli) -> Result<(Loaded, tenure_store::SqliteStore)> {
     let loaded = context::load_config(&cli.config)?;
     let store = loaded.open_store()?;
     Ok((loaded, store))

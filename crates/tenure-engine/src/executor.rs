@@ -1,0 +1,314 @@
+//! The executor: carries pending operations out against targets and verifies each one by
+//! reading the target back.
+//!
+//! - Operations are claimed from the durable queue; a crash leaves them `running`, and the next
+//!   run requeues them. Applying twice is harmless because connectors are idempotent.
+//! - Each target has its own concurrency limit.
+//! - A transient failure is retried with exponential backoff and full jitter (honouring a
+//!   server's `Retry-After`) up to the target's `max_attempts`; a permanent failure fails at once.
+//!   A failed operation becomes an exception and its case `stuck`.
+//! - An operation is `verified` only when a read-back of the target shows its effect. If the
+//!   read-back does not (yet) show it, that counts as a transient failure, never as success.
+//! - Manual targets get a ticket with an owner and a due time; the operation is `done` until a
+//!   person completes the ticket with evidence.
+
+use rand::Rng as _;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+use tenure_connect::{AccountSpec, AccountState, Applied, Connector, ConnectorError, Request};
+use tenure_core::audit::AuditEntry;
+use tenure_core::config::{Config, TargetSettings};
+use tenure_core::{OpKind, OpState};
+use tenure_store::{Finished, OpRecord, Queue, Store};
+use tokio::sync::Semaphore;
+
+/// The store as the executor needs it.
+pub trait Backend: Store + Queue {}
+impl<T: Store + Queue> Backend for T {}
+
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct ExecReport {
+    pub attempts: usize,
+    pub verified: usize,
+    pub retries: usize,
+    pub failed: usize,
+    pub tickets: usize,
+    /// Operation counts by state when the run ended.
+    pub remaining: BTreeMap<String, i64>,
+}
+
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Progress {
+    pub done: usize,
+    pub claimed: usize,
+}
+
+pub struct ExecOptions {
+    /// Keep going until nothing is pending (retries included), instead of stopping when nothing
+    /// is runnable right now.
+    pub wait: bool,
+    /// First retry delay; doubled per attempt, capped at `max_backoff`.
+    pub base_backoff: Duration,
+    pub max_backoff: Duration,
+    /// Upper bound for one connector call.
+    pub call_timeout: Duration,
+    pub progress: Option<Arc<dyn Fn(Progress) + Send + Sync>>,
+}
+
+impl Default for ExecOptions {
+    fn default() -> Self {
+        Self {
+            wait: false,
+            base_backoff: Duration::from_millis(500),
+            max_backoff: Duration::from_secs(60),
+            call_timeout: Duration::from_secs(30),
+            progress: None,
+        }
+    }
+}
+
+/// Connectors by target name. Manual targets have none.
+pub type Connectors = HashMap<String, Arc<dyn Connector>>;
+
+/// Builds the connector of every non-manual target.
+pub async fn connectors(config: &Config) -> Result<Connectors, ConnectorError> {
+    let mut out = Connectors::new();
+    for t in &config.targets {
+        if let Some(c) = tenure_connect::connect(t).await? {
+            out.insert(t.name.clone(), Arc::from(c));
+        }
+    }
+    Ok(out)
+}
+
+fn stamp(t: chrono::DateTime<chrono::Utc>) -> String {
+    t.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string()
+}
+
+fn now() -> String {
+    stamp(chrono::Utc::now())
+}
+
+/// Runs the executor until nothing is runnable (or, with `wait`, nothing is pending).
+pub async fn run(config: Arc<Config>, store: Arc<dyn Backend>, conns: Arc<Connectors>, opts: ExecOptions) -> crate::Result<ExecReport> {
+    store.recover_running()?;
+    let limits: HashMap<String, Arc<Semaphore>> =
+        config.targets.iter().map(|t| (t.name.clone(), Arc::new(Semaphore::new(t.concurrency.max(1))))).collect();
+    let capacity: usize = config.targets.iter().map(|t| t.concurrency.max(1)).sum::<usize>().max(1);
+    let stats = Arc::new(Stats::default());
+    let opts = Arc::new(opts);
+    let mut tasks = tokio::task::JoinSet::new();
+    let mut claimed = 0usize;
+    loop {
+        store.flag_overdue(&now())?;
+        let room = capacity.saturating_sub(tasks.len());
+        let ops = if room > 0 { store.claim(&now(), room)? } else { Vec::new() };
+        if ops.is_empty() {
+            if let Some(res) = tasks.join_next().await {
+                if let Err(e) = res {
+                    tracing::error!("executor task ended abnormally: {e}");
+                }
+                continue;
+            }
+            let counts = store.queue_counts()?;
+            let pending = counts.get("pending").copied().unwrap_or(0);
+            if pending == 0 || !opts.wait {
+                break;
+            }
+            // Everything left waits for a retry time (or for an earlier operation): sleep until
+            // the earliest one, briefly.
+            let wait = store
+                .next_retry_at()?
+                .and_then(|t| chrono::DateTime::parse_from_rfc3339(&t).ok())
+                .map(|t| (t.with_timezone(&chrono::Utc) - chrono::Utc::now()).to_std().unwrap_or_default())
+                .unwrap_or(Duration::from_millis(100))
+                .clamp(Duration::from_millis(20), Duration::from_secs(2));
+            tokio::time::sleep(wait).await;
+            continue;
+        }
+        claimed += ops.len();
+        for op in ops {
+            let sem = limits.get(&op.target).cloned().unwrap_or_else(|| Arc::new(Semaphore::new(1)));
+            let (config, store, conns, stats, opts) = (config.clone(), store.clone(), conns.clone(), stats.clone(), opts.clone());
+            tasks.spawn(async move {
+                let _permit = sem.acquire_owned().await;
+                let finished = execute(&config, store.as_ref(), &conns, &op, &opts, &stats).await;
+                if let Some(f) = finished {
+                    if let Err(e) = store.finish(&f) {
+                        tracing::error!("recording the result of operation {}: {e}", op.id);
+                    }
+                }
+                let done = stats.done.fetch_add(1, Ordering::Relaxed) + 1;
+                if let Some(p) = &opts.progress {
+                    p(Progress { done, claimed: 0 });
+                }
+            });
+        }
+        if let Some(p) = &opts.progress {
+            p(Progress { done: stats.done.load(Ordering::Relaxed), claimed });
+        }
+    }
+    Ok(ExecReport {
+        attempts: stats.done.load(Ordering::Relaxed),
+        verified: stats.verified.load(Ordering::Relaxed),
+        retries: stats.retries.load(Ordering::Relaxed),
+        failed: stats.failed.load(Ordering::Relaxed),
+        tickets: stats.tickets.load(Ordering::Relaxed),
+        remaining: store.queue_counts()?,
+    })
+}
+
+#[derive(Default)]
+struct Stats {
+    done: AtomicUsize,
+    verified: AtomicUsize,
+    retries: AtomicUsize,
+    failed: AtomicUsize,
+    tickets: AtomicUsize,
+}
+
+fn audit_for(op: &OpRecord, outcome: &str, reason: String) -> AuditEntry {
+    AuditEntry::new("executor", &format!("apply.{}", op.kind), outcome)
+        .identity(&op.identity)
+        .target(&op.target)
+        .entitlement(op.entitlement.as_deref())
+        .reason(format!("operation {} (attempt {}): {reason}", op.id, op.attempts))
+}
+
+/// The account an operation is about, from the identity's current attributes.
+fn account_spec(config: &Config, store: &dyn Backend, op: &OpRecord) -> Result<AccountSpec, String> {
+    let schema = &config.schema;
+    let target = config.target(&op.target).ok_or_else(|| format!("target `{}` is no longer configured", op.target))?;
+    let identity = store.identity(schema, &op.identity).map_err(|e| e.to_string())?;
+    let attr = |name: &str| identity.as_ref().and_then(|i| i.attr(schema, name)).map(str::to_string);
+    let account = match (&op.account, &identity) {
+        (Some(a), _) => a.clone(),
+        (None, Some(i)) => i
+            .attrs
+            .get(target.account_attribute)
+            .map(str::to_string)
+            .ok_or_else(|| format!("identity `{}` has no `{}` for its account name", op.identity, schema.name(target.account_attribute)))?,
+        (None, None) => return Err(format!("identity `{}` is unknown", op.identity)),
+    };
+    Ok(AccountSpec {
+        identity_id: if identity.is_some() { op.identity.clone() } else { String::new() },
+        account,
+        given_name: attr("given_name"),
+        family_name: attr("family_name"),
+        email: attr("email"),
+    })
+}
+
+/// Whether a read-back shows the operation's effect.
+pub fn verified(kind: OpKind, entitlement: Option<&str>, state: Option<&AccountState>) -> bool {
+    let holds = |s: &AccountState| entitlement.is_some_and(|e| s.grants.contains(e));
+    match kind {
+        OpKind::CreateAccount | OpKind::RotateCredential | OpKind::TransferOwnership => state.is_some(),
+        OpKind::Enable => state.is_some_and(|s| s.enabled),
+        OpKind::Disable => state.is_none_or(|s| !s.enabled),
+        OpKind::DeleteAccount => state.is_none(),
+        OpKind::Grant => state.is_some_and(holds),
+        OpKind::Revoke => state.is_none_or(|s| !holds(s)),
+        OpKind::RevokeSessions => state.is_none_or(|s| s.sessions.unwrap_or(0) == 0),
+        OpKind::OpenTicket => true,
+    }
+}
+
+async fn execute(config: &Config, store: &dyn Backend, conns: &Connectors, op: &OpRecord, opts: &ExecOptions, stats: &Stats) -> Option<Finished> {
+    let Some(target) = config.target(&op.target) else {
+        stats.failed.fetch_add(1, Ordering::Relaxed);
+        let msg = format!("target `{}` is no longer configured", op.target);
+        return Some(Finished { op: op.id, state: OpState::Failed, error: Some(msg.clone()), next_attempt_at: None, note: None, audit: audit_for(op, "failed", msg) });
+    };
+    if let TargetSettings::Manual(m) = &target.settings {
+        let due = stamp(chrono::Utc::now() + chrono::Duration::hours(i64::from(m.sla_hours)));
+        let summary = format!(
+            "{}{} for `{}` in {}",
+            op.kind,
+            op.entitlement.as_deref().map(|e| format!(" `{e}`")).unwrap_or_default(),
+            op.identity,
+            op.target
+        );
+        return match store.open_ticket(op, &m.owner, &summary, &due) {
+            Ok(_) => {
+                stats.tickets.fetch_add(1, Ordering::Relaxed);
+                None
+            }
+            Err(e) => Some(retry_or_fail(op, target.max_attempts, &ConnectorError::transient(e.to_string()), opts, stats)),
+        };
+    }
+    let Some(conn) = conns.get(&op.target) else {
+        let e = ConnectorError::permanent(format!("no connector for target `{}`", op.target));
+        return Some(retry_or_fail(op, target.max_attempts, &e, opts, stats));
+    };
+    let spec = match account_spec(config, store, op) {
+        Ok(s) => s,
+        Err(msg) => return Some(retry_or_fail(op, target.max_attempts, &ConnectorError::permanent(msg), opts, stats)),
+    };
+    let req = Request { kind: op.kind, entitlement: op.entitlement.clone(), account: spec.clone(), new_owner: None };
+    let applied = match tokio::time::timeout(opts.call_timeout, conn.apply(&req)).await {
+        Ok(Ok(a)) => a,
+        Ok(Err(e)) => return Some(retry_or_fail(op, target.max_attempts, &e, opts, stats)),
+        Err(_) => {
+            let e = ConnectorError::transient(format!("no answer within {:?}", opts.call_timeout));
+            return Some(retry_or_fail(op, target.max_attempts, &e, opts, stats));
+        }
+    };
+    let state = match tokio::time::timeout(opts.call_timeout, conn.read_account(&spec)).await {
+        Ok(Ok(s)) => s,
+        Ok(Err(e)) => return Some(retry_or_fail(op, target.max_attempts, &e, opts, stats)),
+        Err(_) => {
+            let e = ConnectorError::transient("read-back timed out");
+            return Some(retry_or_fail(op, target.max_attempts, &e, opts, stats));
+        }
+    };
+    if !verified(op.kind, op.entitlement.as_deref(), state.as_ref()) {
+        let e = ConnectorError::transient("the read-back does not show the change");
+        return Some(retry_or_fail(op, target.max_attempts, &e, opts, stats));
+    }
+    stats.verified.fetch_add(1, Ordering::Relaxed);
+    let how = match applied {
+        Applied::Changed => "applied and read back",
+        Applied::AlreadyDone => "already in place (read back)",
+    };
+    Some(Finished {
+        op: op.id,
+        state: OpState::Verified,
+        error: None,
+        next_attempt_at: None,
+        note: Some(how.to_string()),
+        audit: audit_for(op, "verified", format!("account `{}`: {how}", spec.account)),
+    })
+}
+
+fn retry_or_fail(op: &OpRecord, max_attempts: u32, e: &ConnectorError, opts: &ExecOptions, stats: &Stats) -> Finished {
+    let attempts = u32::try_from(op.attempts).unwrap_or(u32::MAX);
+    if e.is_transient() && attempts < max_attempts {
+        stats.retries.fetch_add(1, Ordering::Relaxed);
+        let exp = opts.base_backoff.saturating_mul(2u32.saturating_pow(attempts.saturating_sub(1))).min(opts.max_backoff);
+        // Full jitter: anywhere in [exp/2, exp], so retries of many operations spread out.
+        let jittered = exp.mul_f64(rand::rng().random_range(0.5..=1.0));
+        let delay = e.retry_after.map_or(jittered, |ra| ra.max(jittered));
+        let at = stamp(chrono::Utc::now() + chrono::Duration::from_std(delay).unwrap_or_default());
+        return Finished {
+            op: op.id,
+            state: OpState::Pending,
+            error: Some(e.message.clone()),
+            next_attempt_at: Some(at.clone()),
+            note: None,
+            audit: audit_for(op, "retry", format!("transient failure, retry at {at}: {}", e.message)),
+        };
+    }
+    stats.failed.fetch_add(1, Ordering::Relaxed);
+    let why = if e.is_transient() { format!("gave up after {attempts} attempts") } else { "permanent failure".to_string() };
+    Finished {
+        op: op.id,
+        state: OpState::Failed,
+        error: Some(e.message.clone()),
+        next_attempt_at: None,
+        note: None,
+        audit: audit_for(op, "failed", format!("{why}: {}", e.message)),
+    }
+}

@@ -1,0 +1,271 @@
+//! Reconciliation: what each target actually holds, compared with what Tenure committed to.
+//!
+//! Accounts are correlated to identities by the correlation id the connector stored (SCIM
+//! `externalId`, LDAP `employeeNumber`, a PostgreSQL role comment), then by account name. An
+//! account name shared by several identities is an `ambiguous` finding: it is never linked
+//! silently. Identities with unfinished operations on a target are skipped there: their state
+//! is in flight, not drifted.
+
+use crate::executor::{Backend, Connectors};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::sync::Arc;
+use tenure_core::config::{Config, TargetSettings};
+use tenure_core::plan::AccountView;
+use tenure_core::{Entitlement, OpKind, OpState, Status};
+use tenure_policy::Policy;
+use tenure_store::{Finding, OpFilter, ReconRun, Remediation};
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct TargetReport {
+    pub target: String,
+    pub run_id: i64,
+    pub accounts: usize,
+    pub grants: usize,
+    pub millis: u64,
+    pub findings: Vec<Finding>,
+}
+
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct ReconReport {
+    pub targets: Vec<TargetReport>,
+    pub sod: Vec<Finding>,
+    pub remediation: Option<RemediationReport>,
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct RemediationReport {
+    pub operations: usize,
+    pub held: Option<String>,
+    pub approval_id: Option<i64>,
+}
+
+impl ReconReport {
+    pub fn finding_count(&self) -> usize {
+        self.targets.iter().map(|t| t.findings.len()).sum::<usize>() + self.sod.len()
+    }
+}
+
+/// The remediation for a finding, if one is automatic.
+struct Fix {
+    identity: String,
+    target: String,
+    kind: OpKind,
+    entitlement: Option<String>,
+    account: Option<String>,
+    detail: String,
+}
+
+pub async fn reconcile(
+    config: &Config,
+    policy: &Policy,
+    store: Arc<dyn Backend>,
+    conns: &Connectors,
+    only: Option<&str>,
+    remediate: bool,
+) -> crate::Result<ReconReport> {
+    let schema = &config.schema;
+    let identities: HashMap<String, tenure_core::Identity> =
+        store.identities(schema, None)?.into_iter().map(|i| (i.id.to_string(), i)).collect();
+    let holdings = store.all_holdings()?;
+    let unfinished = store.operations(&OpFilter {
+        states: vec![OpState::Pending, OpState::Running, OpState::Held, OpState::Done],
+        ..OpFilter::default()
+    })?;
+    let busy: HashSet<(String, String)> = unfinished.iter().map(|o| (o.identity.clone(), o.target.clone())).collect();
+    let mut report = ReconReport::default();
+    let mut fixes: Vec<Fix> = Vec::new();
+    let mut run_ids = Vec::new();
+    let mut held_grants: BTreeMap<String, BTreeSet<Entitlement>> = BTreeMap::new();
+    let mut total_accounts = 0usize;
+
+    for target in &config.targets {
+        if only.is_some_and(|o| o != target.name) || matches!(target.settings, TargetSettings::Manual(_)) {
+            continue;
+        }
+        if let Some(o) = only {
+            if config.target(o).is_none() {
+                return Err(crate::EngineError::Invalid(format!("unknown target `{o}`")));
+            }
+        }
+        let Some(conn) = conns.get(&target.name) else { continue };
+        let started = std::time::Instant::now();
+        let actual = conn
+            .list_accounts()
+            .await
+            .map_err(|e| crate::EngineError::Invalid(format!("reading accounts of `{}`: {e}", target.name)))?;
+        let existing: HashSet<String> = conn
+            .list_entitlements()
+            .await
+            .map_err(|e| crate::EngineError::Invalid(format!("reading entitlements of `{}`: {e}", target.name)))?
+            .into_iter()
+            .collect();
+        total_accounts += actual.len();
+        let t = &target.name;
+        let mut by_name: HashMap<&str, Vec<&str>> = HashMap::new();
+        for (id, i) in &identities {
+            if let Some(name) = i.attrs.get(target.account_attribute) {
+                by_name.entry(name).or_default().push(id);
+            }
+        }
+        let mut findings = Vec::new();
+        let mut seen: HashSet<String> = HashSet::new();
+        let mut grants = 0usize;
+        let finding = |kind: &str, account: Option<&str>, identity: Option<&str>, ent: Option<&str>, detail: String| Finding {
+            kind: kind.into(),
+            target: t.clone(),
+            account: account.map(Into::into),
+            identity: identity.map(Into::into),
+            entitlement: ent.map(Into::into),
+            detail,
+        };
+        for acc in &actual {
+            grants += acc.grants.len();
+            let by_id = acc.external_id.as_deref().filter(|x| identities.contains_key(*x));
+            let linked: Option<String> = match by_id {
+                Some(id) => Some(id.to_string()),
+                None => match by_name.get(acc.account.as_str()).map(Vec::as_slice) {
+                    Some([one]) => Some((*one).to_string()),
+                    Some(many) if many.len() > 1 => {
+                        let mut ids: Vec<&str> = many.to_vec();
+                        ids.sort_unstable();
+                        findings.push(finding(
+                            "ambiguous",
+                            Some(&acc.account),
+                            None,
+                            None,
+                            format!("account `{}` matches {} identities by name ({}); not linked", acc.account, ids.len(), ids.join(", ")),
+                        ));
+                        continue;
+                    }
+                    _ => None,
+                },
+            };
+            let Some(id) = linked else {
+                let key = format!("orphan:{t}:{}", acc.account);
+                findings.push(finding(
+                    "orphan",
+                    Some(&acc.account),
+                    None,
+                    None,
+                    format!("account `{}` ({}) belongs to no known identity", acc.account, if acc.enabled { "enabled" } else { "disabled" }),
+                ));
+                if acc.enabled {
+                    fixes.push(Fix { identity: key.clone(), target: t.clone(), kind: OpKind::Disable, entitlement: None, account: Some(acc.account.clone()), detail: format!("orphan account `{}`", acc.account) });
+                }
+                for g in &acc.grants {
+                    fixes.push(Fix { identity: key.clone(), target: t.clone(), kind: OpKind::Revoke, entitlement: Some(g.clone()), account: Some(acc.account.clone()), detail: format!("orphan account `{}` holds `{g}`", acc.account) });
+                }
+                continue;
+            };
+            seen.insert(id.clone());
+            held_grants
+                .entry(id.clone())
+                .or_default()
+                .extend(acc.grants.iter().map(|g| Entitlement { target: t.clone(), name: g.clone() }));
+            if busy.contains(&(id.clone(), t.clone())) {
+                continue;
+            }
+            let status = identities.get(&id).map(|i| i.status);
+            let view = holdings.get(&id).and_then(|h| h.get(t)).cloned();
+            let acct_fix = |kind: OpKind, ent: Option<&str>, detail: &str| Fix {
+                identity: id.clone(),
+                target: t.clone(),
+                kind,
+                entitlement: ent.map(Into::into),
+                account: Some(acc.account.clone()),
+                detail: detail.to_string(),
+            };
+            if status == Some(Status::Terminated) && acc.enabled {
+                let d = format!("account `{}` of terminated identity `{id}` is enabled", acc.account);
+                findings.push(finding("orphan", Some(&acc.account), Some(&id), None, d.clone()));
+                fixes.push(acct_fix(OpKind::Disable, None, &d));
+            }
+            let view = view.unwrap_or(AccountView { exists: false, enabled: false, grants: BTreeSet::new() });
+            if !view.exists && acc.enabled && status != Some(Status::Terminated) {
+                let d = format!("account `{}` of `{id}` exists but Tenure grants nothing there", acc.account);
+                findings.push(finding("drift", Some(&acc.account), Some(&id), None, d.clone()));
+                fixes.push(acct_fix(OpKind::Disable, None, &d));
+            } else if view.exists && acc.enabled && !view.enabled && status != Some(Status::Terminated) {
+                let d = format!("account `{}` is enabled but should be disabled", acc.account);
+                findings.push(finding("drift", Some(&acc.account), Some(&id), None, d.clone()));
+                fixes.push(acct_fix(OpKind::Disable, None, &d));
+            } else if view.exists && !acc.enabled && view.enabled {
+                let d = format!("account `{}` is disabled but should be enabled", acc.account);
+                findings.push(finding("missing", Some(&acc.account), Some(&id), None, d.clone()));
+                fixes.push(acct_fix(OpKind::Enable, None, &d));
+            }
+            for g in acc.grants.difference(&view.grants) {
+                let d = format!("`{}` holds `{g}`, which no rule grants", acc.account);
+                findings.push(finding("drift", Some(&acc.account), Some(&id), Some(g), d.clone()));
+                fixes.push(acct_fix(OpKind::Revoke, Some(g), &d));
+            }
+            for g in view.grants.difference(&acc.grants) {
+                if existing.contains(g) {
+                    let d = format!("`{}` lacks `{g}`", acc.account);
+                    findings.push(finding("missing", Some(&acc.account), Some(&id), Some(g), d.clone()));
+                    fixes.push(acct_fix(OpKind::Grant, Some(g), &d));
+                } else {
+                    findings.push(finding("missing", Some(&acc.account), Some(&id), Some(g), format!("entitlement `{g}` does not exist in `{t}`")));
+                }
+            }
+        }
+        for (id, h) in &holdings {
+            let Some(view) = h.get(t) else { continue };
+            if !view.exists || seen.contains(id) || busy.contains(&(id.clone(), t.clone())) {
+                continue;
+            }
+            let name = identities.get(id).and_then(|i| i.attrs.get(target.account_attribute)).unwrap_or("?");
+            if view.enabled || !view.grants.is_empty() {
+                findings.push(finding("missing", Some(name), Some(id), None, format!("account `{name}` of `{id}` is not in `{t}`")));
+            }
+        }
+        let millis = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+        let run = ReconRun { target: t.clone(), accounts: actual.len(), grants, millis };
+        let run_id = store.record_recon(&run, &findings)?;
+        run_ids.push(run_id);
+        report.targets.push(TargetReport { target: t.clone(), run_id, accounts: actual.len(), grants, millis, findings });
+    }
+
+    for (id, held) in &held_grants {
+        for rule in &policy.sod {
+            let present: Vec<String> = rule.conflict.iter().filter(|e| held.contains(e)).map(ToString::to_string).collect();
+            if present.len() >= 2 {
+                report.sod.push(Finding {
+                    kind: "sod".into(),
+                    target: present.first().and_then(|e| e.split(':').next()).unwrap_or_default().to_string(),
+                    account: None,
+                    identity: Some(id.clone()),
+                    entitlement: None,
+                    detail: format!("`{id}` holds conflicting {} (sod rule `{}`)", present.join(" and "), rule.id),
+                });
+            }
+        }
+    }
+    if !report.sod.is_empty() {
+        let run = ReconRun { target: "*".into(), accounts: 0, grants: 0, millis: 0 };
+        run_ids.push(store.record_recon(&run, &report.sod)?);
+    }
+
+    if remediate && !fixes.is_empty() {
+        let removals = fixes.iter().filter(|f| matches!(f.kind, OpKind::Disable | OpKind::Revoke)).count();
+        let g = config.guard;
+        let max = usize::try_from(g.max_leavers).unwrap_or(usize::MAX);
+        let fraction = if total_accounts > 0 { removals as f64 / total_accounts as f64 } else { 0.0 };
+        let held = if removals > max {
+            Some(format!("{removals} removals exceed max_leavers = {max}"))
+        } else if fraction > g.max_leaver_fraction {
+            Some(format!("{removals} removals are {:.1}% of {total_accounts} accounts, over max_leaver_fraction = {}", fraction * 100.0, g.max_leaver_fraction))
+        } else {
+            None
+        };
+        let rem = Remediation {
+            run_ids,
+            ops: fixes.into_iter().map(|f| (f.identity, f.target, f.kind, f.entitlement, f.account, f.detail)).collect(),
+            held: held.clone(),
+            actor: "reconciler".into(),
+        };
+        let (n, approval_id) = store.commit_remediation(&rem)?;
+        report.remediation = Some(RemediationReport { operations: n, held, approval_id });
+    }
+    Ok(report)
+}

@@ -1,0 +1,589 @@
+//! The durable operation queue, manual tickets, exceptions and reconciliation findings.
+//!
+//! Operations of one identity in one target run strictly in order (an account is created before
+//! it is granted anything); different identities and targets run concurrently. An operation is
+//! claimed by moving it to `running`; after a crash, `recover_running` moves such operations back
+//! to `pending`. Re-applying them is safe because every connector operation is idempotent.
+
+use crate::sqlite::{OP_COLUMNS, SqliteStore, append, now, op_row};
+use crate::{OpRecord, Result, StoreError};
+use rusqlite::{OptionalExtension, Transaction, params};
+use serde::Serialize;
+use std::collections::BTreeMap;
+use tenure_core::audit::AuditEntry;
+use tenure_core::{CaseState, OpKind, OpState};
+
+/// How an operation attempt ended.
+#[derive(Debug, Clone)]
+pub struct Finished {
+    pub op: i64,
+    pub state: OpState,
+    pub error: Option<String>,
+    /// For a retry: when to try again (state stays `pending`).
+    pub next_attempt_at: Option<String>,
+    pub note: Option<String>,
+    pub audit: AuditEntry,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct TicketRecord {
+    pub id: i64,
+    pub operation_id: i64,
+    pub target: String,
+    pub owner: String,
+    pub identity: String,
+    pub summary: String,
+    pub state: String,
+    pub created_at: String,
+    pub due_at: String,
+    pub done_at: Option<String>,
+    pub done_by: Option<String>,
+    pub evidence: Option<String>,
+    pub overdue: bool,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ExceptionRecord {
+    pub id: i64,
+    pub kind: String,
+    pub subject: String,
+    pub case_id: Option<i64>,
+    pub identity: Option<String>,
+    pub target: Option<String>,
+    pub owner: String,
+    pub reason: String,
+    pub state: String,
+    pub created_at: String,
+    pub resolved_at: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Finding {
+    pub kind: String,
+    pub target: String,
+    pub account: Option<String>,
+    pub identity: Option<String>,
+    pub entitlement: Option<String>,
+    pub detail: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ReconRun {
+    pub target: String,
+    pub accounts: usize,
+    pub grants: usize,
+    pub millis: u64,
+}
+
+/// Operations that fix reconciliation findings, applied now or held for approval.
+#[derive(Debug, Clone)]
+pub struct Remediation {
+    pub run_ids: Vec<i64>,
+    /// `(identity or orphan key, target, kind, entitlement, account, finding detail)`.
+    pub ops: Vec<(String, String, OpKind, Option<String>, Option<String>, String)>,
+    pub held: Option<String>,
+    pub actor: String,
+}
+
+pub trait Queue: Send + Sync {
+    /// Moves operations left `running` by a crashed executor back to `pending`.
+    fn recover_running(&self) -> Result<usize>;
+    /// Claims up to `limit` runnable operations (pending, due, not behind an unfinished earlier
+    /// operation of the same identity and target) and marks them `running`.
+    fn claim(&self, now: &str, limit: usize) -> Result<Vec<OpRecord>>;
+    fn finish(&self, f: &Finished) -> Result<()>;
+    /// Operation counts by state.
+    fn queue_counts(&self) -> Result<BTreeMap<String, i64>>;
+    /// The earliest time a pending operation waits for.
+    fn next_retry_at(&self) -> Result<Option<String>>;
+
+    /// Opens the ticket for a manual operation (once); the operation becomes `done` and waits
+    /// for a person to finish the ticket.
+    fn open_ticket(&self, op: &OpRecord, owner: &str, summary: &str, due_at: &str) -> Result<i64>;
+    fn tickets(&self, open_only: bool) -> Result<Vec<TicketRecord>>;
+    /// Marks a ticket done with evidence; its operation becomes `verified`.
+    fn complete_ticket(&self, id: i64, by: &str, evidence: &str) -> Result<TicketRecord>;
+    /// Records an exception for every open ticket past its due time; their cases become stuck.
+    fn flag_overdue(&self, now: &str) -> Result<Vec<ExceptionRecord>>;
+    fn exceptions(&self, open_only: bool) -> Result<Vec<ExceptionRecord>>;
+
+    fn record_recon(&self, run: &ReconRun, findings: &[Finding]) -> Result<i64>;
+    fn findings(&self, run_id: i64) -> Result<Vec<Finding>>;
+    /// Plans remediation operations (one event and case per identity); returns the approval id
+    /// when held.
+    fn commit_remediation(&self, r: &Remediation) -> Result<(usize, Option<i64>)>;
+    /// Releases a held remediation: its operations become pending.
+    fn release_remediation(&self, approval_id: i64, approver: &str) -> Result<usize>;
+}
+
+/// Recomputes a case's state from its operations and open exceptions.
+fn refresh_case(tx: &Transaction<'_>, case_id: i64, at: &str, audit: &mut Vec<AuditEntry>) -> Result<()> {
+    let (total, ok, failed): (i64, i64, i64) = tx.query_row(
+        "SELECT count(*), sum(state IN ('verified', 'excepted')), sum(state = 'failed') FROM operations WHERE case_id = ?1",
+        [case_id],
+        |r| Ok((r.get(0)?, r.get::<_, Option<i64>>(1)?.unwrap_or(0), r.get::<_, Option<i64>>(2)?.unwrap_or(0))),
+    )?;
+    let overdue: i64 = tx.query_row(
+        "SELECT count(*) FROM exceptions WHERE case_id = ?1 AND state = 'open'",
+        [case_id],
+        |r| r.get(0),
+    )?;
+    let (current, kind, identity, opened): (String, String, String, String) = tx.query_row(
+        "SELECT state, kind, identity, opened_at FROM cases WHERE id = ?1",
+        [case_id],
+        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+    )?;
+    let state = if total == ok {
+        CaseState::Closed
+    } else if failed > 0 || overdue > 0 {
+        CaseState::Stuck
+    } else {
+        CaseState::Open
+    };
+    if current == state.as_str() {
+        return Ok(());
+    }
+    if state == CaseState::Closed {
+        let ms = millis_between(&opened, at);
+        let revoke_ms = (kind == "leaver").then_some(ms);
+        tx.execute(
+            "UPDATE cases SET state = 'closed', closed_at = ?2, revoke_ms = ?3 WHERE id = ?1",
+            params![case_id, at, revoke_ms],
+        )?;
+        let mut reason = format!("case {case_id} ({kind}): all {total} operations verified or excepted");
+        if let Some(ms) = revoke_ms {
+            reason.push_str(&format!("; time-to-revoke {ms} ms"));
+        }
+        audit.push(AuditEntry::new("executor", "case.closed", "closed").identity(&identity).reason(reason));
+    } else {
+        tx.execute("UPDATE cases SET state = ?2, closed_at = NULL WHERE id = ?1", params![case_id, state.as_str()])?;
+        if state == CaseState::Stuck {
+            audit.push(AuditEntry::new("executor", "case.stuck", "stuck").identity(&identity).reason(format!(
+                "case {case_id} ({kind}): {failed} operation(s) failed, {overdue} open exception(s)"
+            )));
+        }
+    }
+    Ok(())
+}
+
+fn millis_between(a: &str, b: &str) -> i64 {
+    let p = |s: &str| chrono::DateTime::parse_from_rfc3339(s).ok();
+    match (p(a), p(b)) {
+        (Some(a), Some(b)) => (b - a).num_milliseconds(),
+        _ => 0,
+    }
+}
+
+fn ticket_row(r: &rusqlite::Row<'_>, now: &str) -> rusqlite::Result<TicketRecord> {
+    let state: String = r.get(6)?;
+    let due_at: String = r.get(8)?;
+    Ok(TicketRecord {
+        id: r.get(0)?,
+        operation_id: r.get(1)?,
+        target: r.get(2)?,
+        owner: r.get(3)?,
+        identity: r.get(4)?,
+        summary: r.get(5)?,
+        overdue: state == "open" && due_at.as_str() < now,
+        state,
+        created_at: r.get(7)?,
+        due_at,
+        done_at: r.get(9)?,
+        done_by: r.get(10)?,
+        evidence: r.get(11)?,
+    })
+}
+
+const TICKET_COLUMNS: &str =
+    "id, operation_id, target, owner, identity, summary, state, created_at, due_at, done_at, done_by, evidence";
+
+fn exception_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ExceptionRecord> {
+    Ok(ExceptionRecord {
+        id: r.get(0)?,
+        kind: r.get(1)?,
+        subject: r.get(2)?,
+        case_id: r.get(3)?,
+        identity: r.get(4)?,
+        target: r.get(5)?,
+        owner: r.get(6)?,
+        reason: r.get(7)?,
+        state: r.get(8)?,
+        created_at: r.get(9)?,
+        resolved_at: r.get(10)?,
+    })
+}
+
+impl Queue for SqliteStore {
+    fn recover_running(&self) -> Result<usize> {
+        let mut conn = self.lock();
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let n = tx.execute("UPDATE operations SET state = 'pending', updated_at = ?1 WHERE state = 'running'", [now()])?;
+        if n > 0 {
+            append(
+                &tx,
+                &[AuditEntry::new("executor", "executor.recovered", "pending")
+                    .reason(format!("{n} operation(s) left running by an interrupted executor were requeued"))],
+            )?;
+        }
+        tx.commit()?;
+        Ok(n)
+    }
+
+    fn claim(&self, at: &str, limit: usize) -> Result<Vec<OpRecord>> {
+        let mut conn = self.lock();
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let ops = {
+            let mut stmt = tx.prepare_cached(&format!(
+                "SELECT {OP_COLUMNS} FROM operations o
+                 WHERE o.state = 'pending' AND (o.next_attempt_at IS NULL OR o.next_attempt_at <= ?1)
+                   AND NOT EXISTS (SELECT 1 FROM operations p WHERE p.identity = o.identity AND p.target = o.target
+                                   AND p.id < o.id AND p.state IN ('pending', 'running', 'held'))
+                 ORDER BY o.id LIMIT ?2"
+            ))?;
+            let mut rows = stmt.query(params![at, i64::try_from(limit).unwrap_or(i64::MAX)])?;
+            let mut out = Vec::new();
+            while let Some(r) = rows.next()? {
+                out.push(op_row(r)?);
+            }
+            out
+        };
+        {
+            let mut upd = tx.prepare_cached(
+                "UPDATE operations SET state = 'running', attempts = attempts + 1, updated_at = ?2 WHERE id = ?1",
+            )?;
+            for op in &ops {
+                upd.execute(params![op.id, at])?;
+            }
+        }
+        tx.commit()?;
+        Ok(ops.into_iter().map(|mut o| {
+            o.state = OpState::Running;
+            o.attempts += 1;
+            o
+        }).collect())
+    }
+
+    fn finish(&self, f: &Finished) -> Result<()> {
+        let mut conn = self.lock();
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let at = now();
+        let verified_at = (f.state == OpState::Verified).then(|| at.clone());
+        let n = tx.execute(
+            "UPDATE operations SET state = ?2, last_error = ?3, next_attempt_at = ?4, note = COALESCE(?5, note),
+                    updated_at = ?6, verified_at = COALESCE(?7, verified_at)
+             WHERE id = ?1",
+            params![f.op, f.state.as_str(), f.error, f.next_attempt_at, f.note, at, verified_at],
+        )?;
+        if n != 1 {
+            return Err(StoreError::NotFound(format!("operation {}", f.op)));
+        }
+        let (case_id, identity, target): (i64, String, String) =
+            tx.query_row("SELECT case_id, identity, target FROM operations WHERE id = ?1", [f.op], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+            })?;
+        let mut audit = vec![f.audit.clone()];
+        if f.state == OpState::Failed {
+            tx.execute(
+                "INSERT OR IGNORE INTO exceptions (kind, subject, case_id, identity, target, owner, reason, state, created_at)
+                 VALUES ('failed_operation', ?1, ?2, ?3, ?4, ?4, ?5, 'open', ?6)",
+                params![format!("operation:{}", f.op), case_id, identity, target, f.error.clone().unwrap_or_default(), at],
+            )?;
+        }
+        refresh_case(&tx, case_id, &at, &mut audit)?;
+        append(&tx, &audit)?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn queue_counts(&self) -> Result<BTreeMap<String, i64>> {
+        let conn = self.lock();
+        let mut stmt = conn.prepare_cached("SELECT state, count(*) FROM operations GROUP BY state")?;
+        let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    fn next_retry_at(&self) -> Result<Option<String>> {
+        let conn = self.lock();
+        Ok(conn.query_row(
+            "SELECT min(next_attempt_at) FROM operations WHERE state = 'pending' AND next_attempt_at IS NOT NULL",
+            [],
+            |r| r.get(0),
+        )?)
+    }
+
+    fn open_ticket(&self, op: &OpRecord, owner: &str, summary: &str, due_at: &str) -> Result<i64> {
+        let mut conn = self.lock();
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let at = now();
+        let existing: Option<i64> =
+            tx.query_row("SELECT id FROM tickets WHERE operation_id = ?1", [op.id], |r| r.get(0)).optional()?;
+        let id = match existing {
+            Some(id) => id,
+            None => {
+                tx.execute(
+                    "INSERT INTO tickets (operation_id, target, owner, identity, summary, state, created_at, due_at)
+                     VALUES (?1, ?2, ?3, ?4, ?5, 'open', ?6, ?7)",
+                    params![op.id, op.target, owner, op.identity, summary, at, due_at],
+                )?;
+                tx.last_insert_rowid()
+            }
+        };
+        tx.execute(
+            "UPDATE operations SET state = 'done', note = ?2, updated_at = ?3 WHERE id = ?1",
+            params![op.id, format!("ticket {id} opened for {owner}"), at],
+        )?;
+        append(
+            &tx,
+            &[AuditEntry::new("executor", "ticket.opened", "open")
+                .identity(&op.identity)
+                .target(&op.target)
+                .entitlement(op.entitlement.as_deref())
+                .reason(format!("ticket {id} for `{owner}` (due {due_at}): {summary}"))],
+        )?;
+        tx.commit()?;
+        Ok(id)
+    }
+
+    fn tickets(&self, open_only: bool) -> Result<Vec<TicketRecord>> {
+        let conn = self.lock();
+        let at = now();
+        let mut stmt = conn.prepare_cached(&format!(
+            "SELECT {TICKET_COLUMNS} FROM tickets WHERE (?1 = 0 OR state = 'open') ORDER BY id"
+        ))?;
+        let rows = stmt.query_map([open_only], |r| ticket_row(r, &at))?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    fn complete_ticket(&self, id: i64, by: &str, evidence: &str) -> Result<TicketRecord> {
+        let mut conn = self.lock();
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let at = now();
+        let t = tx
+            .query_row(&format!("SELECT {TICKET_COLUMNS} FROM tickets WHERE id = ?1"), [id], |r| ticket_row(r, &at))
+            .optional()?
+            .ok_or_else(|| StoreError::NotFound(format!("ticket {id}")))?;
+        if t.state != "open" {
+            return Err(StoreError::Conflict(format!("ticket {id} is already {}", t.state)));
+        }
+        tx.execute(
+            "UPDATE tickets SET state = 'done', done_at = ?2, done_by = ?3, evidence = ?4 WHERE id = ?1",
+            params![id, at, by, evidence],
+        )?;
+        tx.execute(
+            "UPDATE operations SET state = 'verified', verified_at = ?2, updated_at = ?2, note = ?3 WHERE id = ?1",
+            params![t.operation_id, at, format!("ticket {id} done by {by}")],
+        )?;
+        tx.execute(
+            "UPDATE exceptions SET state = 'resolved', resolved_at = ?2 WHERE subject = ?1 AND state = 'open'",
+            params![format!("ticket:{id}"), at],
+        )?;
+        let case_id: i64 = tx.query_row("SELECT case_id FROM operations WHERE id = ?1", [t.operation_id], |r| r.get(0))?;
+        let mut audit = vec![AuditEntry::new(&format!("user:{by}"), "ticket.done", "verified")
+            .identity(&t.identity)
+            .target(&t.target)
+            .approver(by)
+            .reason(format!("ticket {id} ({}): evidence: {evidence}", t.summary))];
+        refresh_case(&tx, case_id, &at, &mut audit)?;
+        append(&tx, &audit)?;
+        tx.commit()?;
+        Ok(TicketRecord { state: "done".into(), done_at: Some(at), done_by: Some(by.into()), evidence: Some(evidence.into()), overdue: false, ..t })
+    }
+
+    fn flag_overdue(&self, at: &str) -> Result<Vec<ExceptionRecord>> {
+        let mut conn = self.lock();
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let due: Vec<(i64, i64, String, String, String, String, String)> = {
+            let mut stmt = tx.prepare_cached(
+                "SELECT t.id, o.case_id, t.identity, t.target, t.owner, t.summary, t.due_at FROM tickets t
+                 JOIN operations o ON o.id = t.operation_id
+                 WHERE t.state = 'open' AND t.due_at < ?1
+                   AND NOT EXISTS (SELECT 1 FROM exceptions e WHERE e.kind = 'overdue_ticket' AND e.subject = 'ticket:' || t.id)",
+            )?;
+            stmt.query_map([at], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?)))?
+                .collect::<rusqlite::Result<_>>()?
+        };
+        let mut audit = Vec::new();
+        let mut ids = Vec::new();
+        for (ticket, case_id, identity, target, owner, summary, due_at) in due {
+            let reason = format!("ticket {ticket} overdue since {due_at}: {summary}");
+            tx.execute(
+                "INSERT INTO exceptions (kind, subject, case_id, identity, target, owner, reason, state, created_at)
+                 VALUES ('overdue_ticket', ?1, ?2, ?3, ?4, ?5, ?6, 'open', ?7)",
+                params![format!("ticket:{ticket}"), case_id, identity, target, owner, reason, at],
+            )?;
+            ids.push(tx.last_insert_rowid());
+            audit.push(AuditEntry::new("executor", "exception.opened", "overdue").identity(&identity).target(&target).reason(reason));
+            refresh_case(&tx, case_id, at, &mut audit)?;
+        }
+        append(&tx, &audit)?;
+        let out = {
+            let mut stmt = tx.prepare_cached(
+                "SELECT id, kind, subject, case_id, identity, target, owner, reason, state, created_at, resolved_at
+                 FROM exceptions WHERE id IN (SELECT value FROM json_each(?1))",
+            )?;
+            let rows = stmt.query_map([serde_json::to_string(&ids).unwrap_or_default()], exception_row)?;
+            rows.collect::<rusqlite::Result<Vec<_>>>()?
+        };
+        tx.commit()?;
+        Ok(out)
+    }
+
+    fn exceptions(&self, open_only: bool) -> Result<Vec<ExceptionRecord>> {
+        let conn = self.lock();
+        let mut stmt = conn.prepare_cached(
+            "SELECT id, kind, subject, case_id, identity, target, owner, reason, state, created_at, resolved_at
+             FROM exceptions WHERE (?1 = 0 OR state = 'open') ORDER BY id",
+        )?;
+        let rows = stmt.query_map([open_only], exception_row)?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    fn record_recon(&self, run: &ReconRun, findings: &[Finding]) -> Result<i64> {
+        let mut conn = self.lock();
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let at = now();
+        tx.execute(
+            "INSERT INTO recon_runs (target, at, accounts, grants, findings, millis) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            params![
+                run.target,
+                at,
+                i64::try_from(run.accounts).unwrap_or(i64::MAX),
+                i64::try_from(run.grants).unwrap_or(i64::MAX),
+                i64::try_from(findings.len()).unwrap_or(i64::MAX),
+                i64::try_from(run.millis).unwrap_or(i64::MAX)
+            ],
+        )?;
+        let run_id = tx.last_insert_rowid();
+        let mut audit = vec![AuditEntry::new("reconciler", "reconcile", if findings.is_empty() { "clean" } else { "findings" })
+            .target(&run.target)
+            .reason(format!("run {run_id}: {} accounts, {} grants read; {} finding(s)", run.accounts, run.grants, findings.len()))];
+        {
+            let mut ins = tx.prepare_cached(
+                "INSERT INTO findings (run_id, kind, target, account, identity, entitlement, detail, created_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            )?;
+            for f in findings {
+                ins.execute(params![run_id, f.kind, f.target, f.account, f.identity, f.entitlement, f.detail, at])?;
+                let mut e = AuditEntry::new("reconciler", &format!("finding.{}", f.kind), "open")
+                    .target(&f.target)
+                    .entitlement(f.entitlement.as_deref())
+                    .reason(format!("run {run_id}: {}", f.detail));
+                e.identity.clone_from(&f.identity);
+                audit.push(e);
+            }
+        }
+        append(&tx, &audit)?;
+        tx.commit()?;
+        Ok(run_id)
+    }
+
+    fn findings(&self, run_id: i64) -> Result<Vec<Finding>> {
+        let conn = self.lock();
+        let mut stmt = conn.prepare_cached(
+            "SELECT kind, target, account, identity, entitlement, detail FROM findings WHERE run_id = ?1 ORDER BY id",
+        )?;
+        let rows = stmt.query_map([run_id], |r| {
+            Ok(Finding {
+                kind: r.get(0)?,
+                target: r.get(1)?,
+                account: r.get(2)?,
+                identity: r.get(3)?,
+                entitlement: r.get(4)?,
+                detail: r.get(5)?,
+            })
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    fn commit_remediation(&self, r: &Remediation) -> Result<(usize, Option<i64>)> {
+        let mut conn = self.lock();
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let at = now();
+        let state = if r.held.is_some() { "held" } else { "pending" };
+        let mut by_identity: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
+        for (i, op) in r.ops.iter().enumerate() {
+            by_identity.entry(op.0.as_str()).or_default().push(i);
+        }
+        let runs = r.run_ids.iter().map(ToString::to_string).collect::<Vec<_>>().join(",");
+        let mut audit = Vec::new();
+        let mut case_ids = Vec::new();
+        for (identity, idx) in &by_identity {
+            tx.execute(
+                "INSERT INTO events (import_id, source, kind, identity, received_at, changes, significant, note, after, state)
+                 VALUES (NULL, 'reconcile', 'update', ?1, ?2, '[]', 0, ?3, '{}', 'applied')",
+                params![identity, at, format!("remediation of reconciliation run(s) {runs}")],
+            )?;
+            let event_id = tx.last_insert_rowid();
+            tx.execute(
+                "INSERT INTO cases (event_id, identity, kind, state, opened_at) VALUES (?1, ?2, 'update', 'open', ?3)",
+                params![event_id, identity, at],
+            )?;
+            let case_id = tx.last_insert_rowid();
+            case_ids.push(case_id);
+            for &i in idx {
+                let Some((_, target, kind, ent, account, detail)) = r.ops.get(i) else { continue };
+                let reason = serde_json::json!({ "event": event_id, "kind": "update", "rules": [], "finding": detail });
+                let key = format!("remediate-{event_id}-{i}");
+                tx.execute(
+                    "INSERT INTO operations (case_id, identity, target, kind, entitlement, reason, idem_key, state,
+                                             created_at, updated_at, account)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?9, ?10)",
+                    params![case_id, identity, target, kind.as_str(), ent, reason.to_string(), key, state, at, account],
+                )?;
+                audit.push(
+                    AuditEntry::new(&r.actor, &format!("plan.{kind}"), state)
+                        .identity(identity)
+                        .target(target)
+                        .entitlement(ent.as_deref())
+                        .reason(format!("event {event_id} (remediation): {detail}")),
+                );
+            }
+        }
+        let mut approval = None;
+        if let Some(reason) = &r.held {
+            let summary = serde_json::json!({ "source": "reconcile", "reason": reason, "runs": r.run_ids, "operations": r.ops.len(), "cases": case_ids });
+            tx.execute(
+                "INSERT INTO approvals (kind, subject, summary, state, created_at) VALUES ('remediation', ?1, ?2, 'pending', ?3)",
+                params![r.run_ids.first().copied().unwrap_or_default(), summary.to_string(), at],
+            )?;
+            let id = tx.last_insert_rowid();
+            approval = Some(id);
+            audit.push(AuditEntry::new(&r.actor, "remediation.held", "held").reason(format!("approval {id}: {reason}")));
+        }
+        append(&tx, &audit)?;
+        tx.commit()?;
+        Ok((r.ops.len(), approval))
+    }
+
+    fn release_remediation(&self, approval_id: i64, approver: &str) -> Result<usize> {
+        let mut conn = self.lock();
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let at = now();
+        let summary: String = tx
+            .query_row(
+                "SELECT summary FROM approvals WHERE id = ?1 AND kind = 'remediation' AND state = 'pending'",
+                [approval_id],
+                |r| r.get(0),
+            )
+            .optional()?
+            .ok_or_else(|| StoreError::Conflict(format!("approval {approval_id} is not a pending remediation")))?;
+        let v: serde_json::Value = serde_json::from_str(&summary).unwrap_or_default();
+        let cases: Vec<i64> = v.get("cases").and_then(|c| c.as_array()).map(|a| a.iter().filter_map(serde_json::Value::as_i64).collect()).unwrap_or_default();
+        let mut n = 0;
+        for c in cases {
+            n += tx.execute("UPDATE operations SET state = 'pending', updated_at = ?2 WHERE case_id = ?1 AND state = 'held'", params![c, at])?;
+        }
+        tx.execute(
+            "UPDATE approvals SET state = 'approved', decided_at = ?2, decided_by = ?3 WHERE id = ?1",
+            params![approval_id, at, approver],
+        )?;
+        append(
+            &tx,
+            &[AuditEntry::new(&format!("user:{approver}"), "approval.approved", "approved")
+                .approver(approver)
+                .reason(format!("approval {approval_id}: {n} remediation operation(s) released"))],
+        )?;
+        tx.commit()?;
+        Ok(n)
+    }
+}
