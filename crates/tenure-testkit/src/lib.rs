@@ -7,3 +7,4 @@
 
 pub mod company;
 pub mod peers;
+pub mod stack;

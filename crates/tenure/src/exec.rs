@@ -1,9 +1,9 @@
 //! `apply`, `reconcile`, `tasks`, `task done`, `exceptions`.
 
+use crate::Cli;
 use crate::context;
 use crate::output::{Format, opt, print_json, table};
 use crate::run::open;
-use crate::Cli;
 use anyhow::{Context as _, Result};
 use indicatif::{ProgressBar, ProgressStyle};
 use std::io::IsTerminal as _;
@@ -14,11 +14,20 @@ use tenure_engine::reconcile::{self, ReconReport};
 use tenure_store::{Queue, SqliteStore};
 
 pub fn runtime() -> Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().context("starting the async runtime")
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("starting the async runtime")
 }
 
 /// Runs the executor over the store at the config's location.
-pub fn apply_with(config: Arc<tenure_core::config::Config>, store: Arc<SqliteStore>, wait: bool, quiet: bool) -> Result<ExecReport> {
+pub fn apply_with(
+    config: Arc<tenure_core::config::Config>,
+    store: Arc<SqliteStore>,
+    wait: bool,
+    quiet: bool,
+) -> Result<ExecReport> {
     let rt = runtime()?;
     rt.block_on(async {
         let conns = Arc::new(executor::connectors(&config).await.context("connecting to targets")?);
@@ -39,7 +48,8 @@ pub fn apply_with(config: Arc<tenure_core::config::Config>, store: Arc<SqliteSto
             })
         });
         let backend: Arc<dyn Backend> = store;
-        let report = executor::run(config, backend, conns, ExecOptions { wait, progress, ..ExecOptions::default() }).await?;
+        let report =
+            executor::run(config, backend, conns, ExecOptions { wait, progress, ..ExecOptions::default() }).await?;
         if let Some(pb) = bar {
             pb.finish_and_clear();
         }
@@ -92,23 +102,43 @@ pub fn reconcile(cli: &Cli, target: Option<&str>, remediate: bool, f: Format) ->
     } else {
         let mut rows = Vec::new();
         for t in &report.targets {
-            outln!("{}: {} accounts, {} grants read in {} ms; {} finding(s)", t.target, t.accounts, t.grants, t.millis, t.findings.len());
+            outln!(
+                "{}: {} accounts, {} grants read in {} ms; {} finding(s)",
+                t.target,
+                t.accounts,
+                t.grants,
+                t.millis,
+                t.findings.len()
+            );
             for x in &t.findings {
-                rows.push(vec![x.kind.clone(), x.target.clone(), opt(&x.account), opt(&x.identity), opt(&x.entitlement), x.detail.clone()]);
+                rows.push(vec![
+                    x.kind.clone(),
+                    x.target.clone(),
+                    opt(&x.account),
+                    opt(&x.identity),
+                    opt(&x.entitlement),
+                    x.detail.clone(),
+                ]);
             }
         }
         for x in &report.sod {
-            rows.push(vec![x.kind.clone(), x.target.clone(), opt(&x.account), opt(&x.identity), opt(&x.entitlement), x.detail.clone()]);
+            rows.push(vec![
+                x.kind.clone(),
+                x.target.clone(),
+                opt(&x.account),
+                opt(&x.identity),
+                opt(&x.entitlement),
+                x.detail.clone(),
+            ]);
         }
         if !rows.is_empty() {
             table(&["FINDING", "TARGET", "ACCOUNT", "IDENTITY", "ENTITLEMENT", "DETAIL"], &rows);
         }
         if let Some(r) = &report.remediation {
             match (&r.held, r.approval_id) {
-                (Some(reason), Some(id)) => outln!(
-                    "remediation HELD ({reason}): {} operation(s) wait for `tenure approve {id}`",
-                    r.operations
-                ),
+                (Some(reason), Some(id)) => {
+                    outln!("remediation HELD ({reason}): {} operation(s) wait for `tenure approve {id}`", r.operations)
+                }
                 _ => outln!("remediation: {} operation(s) planned; run `tenure apply`", r.operations),
             }
         }
@@ -164,7 +194,17 @@ pub fn exceptions(cli: &Cli, all: bool, f: Format) -> Result<ExitCode> {
     } else {
         let rows: Vec<Vec<String>> = list
             .iter()
-            .map(|e| vec![e.id.to_string(), e.kind.clone(), e.state.clone(), e.owner.clone(), opt(&e.identity), e.created_at.clone(), e.reason.clone()])
+            .map(|e| {
+                vec![
+                    e.id.to_string(),
+                    e.kind.clone(),
+                    e.state.clone(),
+                    e.owner.clone(),
+                    opt(&e.identity),
+                    e.created_at.clone(),
+                    e.reason.clone(),
+                ]
+            })
             .collect();
         table(&["EXC", "KIND", "STATE", "OWNER", "IDENTITY", "SINCE", "REASON"], &rows);
     }

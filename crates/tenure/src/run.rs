@@ -214,7 +214,9 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             let approver = who(w);
             if store.approval(*id)?.kind == "remediation" {
                 let n = tenure_store::Queue::release_remediation(&store, *id, &approver)?;
-                outln!("approval {id} approved by {approver}: {n} remediation operation(s) released; run `tenure apply`");
+                outln!(
+                    "approval {id} approved by {approver}: {n} remediation operation(s) released; run `tenure apply`"
+                );
                 return Ok(ExitCode::SUCCESS);
             }
             let ids = import::approve(&engine, *id, &approver)?;
@@ -238,8 +240,12 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             crate::exec::reconcile(&cli, target.as_deref(), *remediate, Format::parse(fmt, TEXT_JSON, Format::Text)?)
         }
         Command::Tasks { all } => crate::exec::tasks(&cli, *all, Format::parse(fmt, TEXT_JSON, Format::Text)?),
-        Command::Task(crate::TaskCmd::Done { id, evidence, who: w }) => crate::exec::task_done(&cli, *id, evidence, &who(w)),
-        Command::Exceptions { all } => crate::exec::exceptions(&cli, *all, Format::parse(fmt, TEXT_JSON, Format::Text)?),
+        Command::Task(crate::TaskCmd::Done { id, evidence, who: w }) => {
+            crate::exec::task_done(&cli, *id, evidence, &who(w))
+        }
+        Command::Exceptions { all } => {
+            crate::exec::exceptions(&cli, *all, Format::parse(fmt, TEXT_JSON, Format::Text)?)
+        }
         Command::Demo { dir, people } => crate::demo::demo(dir.as_deref(), *people),
         Command::Audit(AuditCmd::Verify) => {
             let f = Format::parse(fmt, TEXT_JSON, Format::Text)?;

@@ -218,13 +218,30 @@ fn check_reports_each_problem_with_file_line_and_reason() {
     env.ok(&["check"]);
     let policy = std::fs::read_to_string(env.path("policy.toml")).unwrap();
     let broken = policy
-        .replace("when = { status = \"active\", department = \"Sales\" }", "when = { status = \"active\", departmnet = \"Sales\" }")
-        .replace("grant = [\"directory:staff\", \"chat:everyone\"]", "grant = [\"directory:staff\", \"chat:everyone\", \"payroll:admin\"]");
+        .replace(
+            "when = { status = \"active\", department = \"Sales\" }",
+            "when = { status = \"active\", departmnet = \"Sales\" }",
+        )
+        .replace(
+            "grant = [\"directory:staff\", \"chat:everyone\"]",
+            "grant = [\"directory:staff\", \"chat:everyone\", \"payroll:admin\"]",
+        );
     env.write("policy.toml", &broken);
     let out = env.expect(1, &["check"]);
     let line_of = |needle: &str| broken.lines().position(|l| l.contains(needle)).unwrap() + 1;
-    assert!(out.stdout.contains(&format!("policy.toml:{}: unknown attribute `departmnet`", line_of("departmnet"))), "{}", out.stdout);
-    assert!(out.stdout.contains(&format!("policy.toml:{}: entitlement `payroll:admin` is not declared", line_of("payroll:admin"))), "{}", out.stdout);
+    assert!(
+        out.stdout.contains(&format!("policy.toml:{}: unknown attribute `departmnet`", line_of("departmnet"))),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout.contains(&format!(
+            "policy.toml:{}: entitlement `payroll:admin` is not declared",
+            line_of("payroll:admin")
+        )),
+        "{}",
+        out.stdout
+    );
     let json = env.expect(1, &["check", "--format", "json"]).json();
     assert_eq!(json["ok"], false);
     assert_eq!(json["problems"].as_array().unwrap().len(), 2);

@@ -11,19 +11,19 @@ fn malformed_rows_are_reported_and_valid_rows_applied() {
     // BOM, CRLF, a quoted field with a comma and a newline, non-ASCII names, and one bad row
     // of each kind. Line numbers are physical lines; the quoted newline makes row 4 span two.
     let rows = [
-        HEADER.to_string(),                                                                                         // 1
+        HEADER.to_string(), // 1
         "E1,Ada,\"O'Brien, Jr.\",ada@x.com,ada,Engineering,Lead,Berlin,CC1,,employee,,,2020-01-01,,active".into(), // 2
-        "E2,Zoë,Ødegaard,zoe@x.com,zoe,Engineering,Engineer,Zürich,CC1,E1,employee,,,2021-03-04,,active".into(),  // 3
-        "E3,李,\"王\nsecond line\",li@x.com,li,Sales,Rep,Tokyo,CC2,E1,employee,,,2022-01-01,,active".into(),      // 4-5
-        ",No,Key,nokey@x.com,nokey,Sales,Rep,Tokyo,CC2,E1,employee,,,2022-01-01,,active".into(),                 // 6
-        "E5,Dup,One,d1@x.com,d1,Sales,Rep,Tokyo,CC2,E1,employee,,,2022-01-01,,active".into(),                     // 7
-        "E5,Dup,Two,d2@x.com,d2,Sales,Rep,Tokyo,CC2,E1,employee,,,2022-01-01,,active".into(),                     // 8
-        "E6,Bad,Date,bd@x.com,bd,Sales,Rep,Tokyo,CC2,E1,employee,,,2022-13-45,,active".into(),                    // 9
-        "E7,No,Boss,nb@x.com,nb,Sales,Rep,Tokyo,CC2,E999,employee,,,2022-01-01,,active".into(),                   // 10
-        "E8,Cy,Cle,c1@x.com,c1,Sales,Rep,Tokyo,CC2,E9,employee,,,2022-01-01,,active".into(),                      // 11
-        "E9,Cy,Cle,c2@x.com,c2,Sales,Rep,Tokyo,CC2,E8,employee,,,2022-01-01,,active".into(),                      // 12
-        "E10,Odd,Status,os@x.com,os,Sales,Rep,Tokyo,CC2,E1,employee,,,2022-01-01,,retired".into(),                // 13
-        "E11,José,Núñez,jose@x.com,jose,Sales,Rep,São Paulo,CC2,E1,employee,,,2022-01-01,,active".into(),          // 14
+        "E2,Zoë,Ødegaard,zoe@x.com,zoe,Engineering,Engineer,Zürich,CC1,E1,employee,,,2021-03-04,,active".into(), // 3
+        "E3,李,\"王\nsecond line\",li@x.com,li,Sales,Rep,Tokyo,CC2,E1,employee,,,2022-01-01,,active".into(), // 4-5
+        ",No,Key,nokey@x.com,nokey,Sales,Rep,Tokyo,CC2,E1,employee,,,2022-01-01,,active".into(), // 6
+        "E5,Dup,One,d1@x.com,d1,Sales,Rep,Tokyo,CC2,E1,employee,,,2022-01-01,,active".into(), // 7
+        "E5,Dup,Two,d2@x.com,d2,Sales,Rep,Tokyo,CC2,E1,employee,,,2022-01-01,,active".into(), // 8
+        "E6,Bad,Date,bd@x.com,bd,Sales,Rep,Tokyo,CC2,E1,employee,,,2022-13-45,,active".into(), // 9
+        "E7,No,Boss,nb@x.com,nb,Sales,Rep,Tokyo,CC2,E999,employee,,,2022-01-01,,active".into(), // 10
+        "E8,Cy,Cle,c1@x.com,c1,Sales,Rep,Tokyo,CC2,E9,employee,,,2022-01-01,,active".into(), // 11
+        "E9,Cy,Cle,c2@x.com,c2,Sales,Rep,Tokyo,CC2,E8,employee,,,2022-01-01,,active".into(), // 12
+        "E10,Odd,Status,os@x.com,os,Sales,Rep,Tokyo,CC2,E1,employee,,,2022-01-01,,retired".into(), // 13
+        "E11,José,Núñez,jose@x.com,jose,Sales,Rep,São Paulo,CC2,E1,employee,,,2022-01-01,,active".into(), // 14
     ];
     let text = format!("\u{feff}{}\r\n", rows.join("\r\n"));
     env.write("mixed.csv", &text);
@@ -74,7 +74,10 @@ fn rejected_rows_never_make_leavers() {
     );
     env.write("a.csv", &good);
     env.ok(&["import", "--source", "hr", "a.csv"]);
-    env.write("b.csv", &good.replace("2020-01-01,,active\nE2", "2020-01-01,,active\nE2").replace("bo@x.com", "not-an-email"));
+    env.write(
+        "b.csv",
+        &good.replace("2020-01-01,,active\nE2", "2020-01-01,,active\nE2").replace("bo@x.com", "not-an-email"),
+    );
     let out = env.expect(1, &["import", "--source", "hr", "b.csv", "--format", "json"]).json();
     assert_eq!(out["counts"]["rejected"], 1);
     assert_eq!(out["counts"]["leavers"], 0);

@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# The full test suite: installs the real peers the tests need (OpenLDAP, PostgreSQL, the PyPI
+# scim2-server) when they are missing, then runs every test in the workspace, real-peer tests
+# included. The test harness would install the peers itself; doing it up front makes a missing
+# package fail fast with a clear message instead of inside a test.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need_apt=()
+command -v slapd >/dev/null 2>&1 || [ -x /usr/sbin/slapd ] || need_apt+=(slapd ldap-utils)
+ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need_apt+=(postgresql)
+command -v psql >/dev/null 2>&1 || need_apt+=(postgresql-client)
+if [ ${#need_apt[@]} -gt 0 ]; then
+  echo "test.sh: installing ${need_apt[*]}"
+  apt-get update -q
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${need_apt[@]}"
+fi
+
+venv="${TENURE_TESTKIT_VENV:-${TMPDIR:-/tmp}/tenure-testkit-venv}"
+if [ ! -x "$venv/bin/scim2-server" ]; then
+  echo "test.sh: installing scim2-server into $venv"
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install -q --disable-pip-version-check scim2-server
+fi
+export TENURE_TESTKIT_VENV="$venv"
+
+cargo fmt --all -- --check
+cargo test --workspace --locked "$@"
