@@ -4,6 +4,7 @@
 
 mod audit;
 mod lifecycle;
+mod peers;
 mod snapshots;
 
 use std::path::PathBuf;

@@ -1,0 +1,354 @@
+//! Joiner, mover, leaver and rehire end to end against real OpenLDAP, scim2-server and
+//! PostgreSQL plus a manual target; failures mid-apply; reconciliation. After each step the
+//! peers are queried directly (ldapsearch, plain HTTP, psql), never through Tenure.
+
+use crate::{Env, TODAY};
+use chrono::NaiveDate;
+use std::process::Command;
+use std::time::{Duration, Instant};
+use tenure_testkit::company::{Company, Options};
+use tenure_testkit::stack::Stack;
+
+struct World {
+    env: Env,
+    stack: Stack,
+}
+
+fn world(max_leavers: u64) -> World {
+    let stack = Stack::start(&["analyst", "finance", "admin"]).expect("real peers must start");
+    let env = Env::new();
+    env.write("tenure.toml", &stack.config_toml(max_leavers));
+    env.ok(&["check"]);
+    World { env, stack }
+}
+
+fn company(people: usize) -> Company {
+    let mut o = Options::new(people, NaiveDate::parse_from_str(TODAY, "%Y-%m-%d").unwrap());
+    o.departments = 4;
+    o.service_accounts = 0;
+    o.contractor_fraction = 0.0;
+    Company::generate(&o)
+}
+
+impl World {
+    fn import(&self, name: &str, co: &Company) -> serde_json::Value {
+        self.env.write(name, &co.to_csv());
+        let out = self.env.run(&["import", "--source", "hr", name, "--format", "json"]);
+        assert!(out.code == 0 || out.code == 1, "{}", out.stderr);
+        out.json()
+    }
+
+    /// `apply --wait`, then finishes every manual ticket as the payroll team would.
+    fn apply_all(&self) {
+        self.env.ok(&["apply", "--wait"]);
+        let tickets = self.env.ok(&["tasks", "--format", "json"]).json();
+        for t in tickets.as_array().unwrap() {
+            let id = t["id"].as_i64().unwrap().to_string();
+            self.env.ok(&["task", "done", &id, "--evidence", "done in the payroll UI", "--as", "payroll-admin"]);
+        }
+    }
+
+    fn ldap(&self, base: &str, filter: &str, attrs: &[&str]) -> String {
+        let l = &self.stack.ldap;
+        let out = Command::new("ldapsearch")
+            .args(["-x", "-LLL", "-o", "ldif-wrap=no", "-H", &l.url, "-D", &l.bind_dn, "-y"])
+            .arg(&l.password_file)
+            .args(["-b", base, filter])
+            .args(attrs)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success() || out.status.code() == Some(32),
+            "ldapsearch: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    fn ldap_modify(&self, ldif: &str) {
+        let l = &self.stack.ldap;
+        let mut child = Command::new("ldapmodify")
+            .args(["-x", "-H", &l.url, "-D", &l.bind_dn, "-y"])
+            .arg(&l.password_file)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        use std::io::Write as _;
+        child.stdin.take().unwrap().write_all(ldif.as_bytes()).unwrap();
+        assert!(child.wait().unwrap().success(), "ldapmodify failed for\n{ldif}");
+    }
+
+    fn scim(&self, path: &str) -> serde_json::Value {
+        let url = format!("{}{path}", self.stack.scim.url());
+        let token = self.stack.scim.token().to_string();
+        tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async move {
+            reqwest::Client::new()
+                .get(url)
+                .bearer_auth(token)
+                .send()
+                .await
+                .unwrap()
+                .json::<serde_json::Value>()
+                .await
+                .unwrap()
+        })
+    }
+
+    fn scim_user(&self, user_name: &str) -> Option<serde_json::Value> {
+        let filter = format!("userName eq \"{user_name}\"");
+        let v = self.scim(&format!("/Users?filter={}", urlencode(&filter)));
+        v["Resources"].as_array().and_then(|r| r.first().cloned())
+    }
+
+    fn scim_groups_of(&self, user_id: &str) -> Vec<String> {
+        let v = self.scim("/Groups?count=1000");
+        v["Resources"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|g| g["members"].as_array().is_some_and(|m| m.iter().any(|x| x["value"] == user_id)))
+            .map(|g| g["displayName"].as_str().unwrap().to_string())
+            .collect()
+    }
+
+    fn pg(&self, sql: &str) -> String {
+        self.stack.psql(sql).unwrap().trim().to_string()
+    }
+
+    fn username(&self, co: &Company, id: &str) -> String {
+        co.get(id).unwrap().username.clone()
+    }
+}
+
+fn urlencode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+#[test]
+fn joiner_mover_leaver_rehire_against_real_peers() {
+    let w = world(25);
+    let mut co = company(12);
+    let mover = co.hire("Engineering");
+    let leaver = co.hire("Engineering");
+    let (mover_name, leaver_name) = (w.username(&co, &mover), w.username(&co, &leaver));
+
+    // Day 1: joiners.
+    w.import("day1.csv", &co);
+    w.apply_all();
+    let entry = w.ldap("ou=people,dc=example,dc=com", &format!("(uid={mover_name})"), &["employeeNumber"]);
+    assert!(entry.contains(&format!("employeeNumber: {mover}")), "{entry}");
+    let engineers = w.ldap("ou=groups,dc=example,dc=com", "(cn=engineers)", &["member"]);
+    assert!(engineers.contains(&format!("uid={mover_name},ou=people")), "{engineers}");
+    let user = w.scim_user(&mover_name).expect("SCIM user created");
+    assert_eq!(user["active"], true);
+    assert_eq!(user["externalId"], mover.as_str());
+    let mut groups = w.scim_groups_of(user["id"].as_str().unwrap());
+    groups.sort();
+    assert_eq!(groups, ["engineering", "everyone"]);
+    assert_eq!(w.pg(&format!("SELECT rolcanlogin FROM pg_roles WHERE rolname = '{mover_name}'")), "t");
+    assert_eq!(
+        w.pg(&format!("SELECT string_agg(g.rolname, ',') FROM pg_auth_members m JOIN pg_roles g ON g.oid = m.roleid JOIN pg_roles u ON u.oid = m.member WHERE u.rolname = '{mover_name}'")),
+        "analyst"
+    );
+
+    // Day 2: the mover goes to Sales, the leaver's row disappears.
+    co.transfer(&mover, "Sales");
+    co.remove(&leaver);
+    let day2 = w.import("day2.csv", &co);
+    assert_eq!(day2["counts"]["movers"], 1);
+    assert_eq!(day2["counts"]["leavers"], 1);
+    w.apply_all();
+    let sales = w.ldap("ou=groups,dc=example,dc=com", "(cn=sales)", &["member"]);
+    assert!(sales.contains(&format!("uid={mover_name},")), "{sales}");
+    let engineers = w.ldap("ou=groups,dc=example,dc=com", "(cn=engineers)", &["member"]);
+    assert!(!engineers.contains(&format!("uid={mover_name},")), "mover kept engineers: {engineers}");
+
+    // The leaver, asked of each peer directly: no enabled account, no membership anywhere.
+    let active = w.ldap("ou=people,dc=example,dc=com", &format!("(uid={leaver_name})"), &["dn"]);
+    assert!(active.trim().is_empty(), "leaver still under users_dn: {active}");
+    let disabled = w.ldap("ou=disabled,dc=example,dc=com", &format!("(uid={leaver_name})"), &["dn"]);
+    assert!(disabled.contains(&format!("uid={leaver_name}")), "leaver moved to disabled_dn: {disabled}");
+    let memberships = w.ldap("ou=groups,dc=example,dc=com", &format!("(member=*uid={leaver_name},*)"), &["cn"]);
+    let memberships = w.ldap("ou=groups,dc=example,dc=com", "(objectClass=groupOfNames)", &["member"]) + &memberships;
+    assert!(!memberships.contains(&format!("uid={leaver_name},")), "leaver still a member: {memberships}");
+    let user = w.scim_user(&leaver_name).expect("SCIM user kept, disabled");
+    assert_eq!(user["active"], false);
+    assert!(w.scim_groups_of(user["id"].as_str().unwrap()).is_empty());
+    assert_eq!(w.pg(&format!("SELECT rolcanlogin FROM pg_roles WHERE rolname = '{leaver_name}'")), "f");
+    assert_eq!(
+        w.pg(&format!("SELECT count(*) FROM pg_auth_members m JOIN pg_roles u ON u.oid = m.member WHERE u.rolname = '{leaver_name}'")),
+        "0"
+    );
+    let cases = w.env.ok(&["cases", "--format", "json"]).json();
+    let leaver_case =
+        cases.as_array().unwrap().iter().find(|c| c["identity"] == leaver.as_str() && c["kind"] == "leaver").unwrap();
+    assert_eq!(leaver_case["state"], "closed", "every target verified clean, tickets done");
+    assert!(leaver_case["revoke_ms"].as_i64().is_some());
+
+    // Day 3: rehired into Sales: enabled again with birthright access only.
+    let mut back = co.get(&mover).unwrap().clone();
+    back.id = leaver.clone();
+    back.username = leaver_name.clone();
+    back.email = format!("{leaver_name}@example.com");
+    co.people.push(back);
+    let day3 = w.import("day3.csv", &co);
+    assert_eq!(day3["counts"]["rehires"], 1);
+    w.apply_all();
+    let again = w.ldap("ou=people,dc=example,dc=com", &format!("(uid={leaver_name})"), &["dn"]);
+    assert!(again.contains(&format!("uid={leaver_name}")), "rehire back under users_dn: {again}");
+    let user = w.scim_user(&leaver_name).unwrap();
+    assert_eq!(user["active"], true);
+    let mut groups = w.scim_groups_of(user["id"].as_str().unwrap());
+    groups.sort();
+    assert_eq!(groups, ["everyone", "sales"], "birthright only");
+    assert_eq!(
+        w.pg(&format!("SELECT rolcanlogin FROM pg_roles WHERE rolname = '{leaver_name}'")),
+        "f",
+        "sales needs no warehouse login"
+    );
+    w.env.ok(&["audit", "verify"]);
+    w.env.ok(&["reconcile"]);
+}
+
+#[test]
+fn a_target_down_mid_apply_is_retried_and_completed_after_it_returns() {
+    let mut w = world(25);
+    let co = company(10);
+    w.import("day1.csv", &co);
+    w.stack.pg.stop().unwrap();
+    let out = w.env.run(&["apply", "--format", "json"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let ops = w.env.ok(&["plan", "--all", "--format", "json"]).json();
+    let warehouse: Vec<&serde_json::Value> =
+        ops.as_array().unwrap().iter().filter(|o| o["target"] == "warehouse").collect();
+    assert!(!warehouse.is_empty());
+    assert!(warehouse.iter().all(|o| o["state"] == "pending"), "nothing verified while down: {warehouse:#?}");
+    // The first operation of each account was attempted and failed transiently; the ones
+    // queued behind it wait their turn.
+    assert!(warehouse.iter().filter(|o| o["kind"] == "create_account").all(|o| o["last_error"].is_string()));
+    assert!(ops.as_array().unwrap().iter().any(|o| o["target"] == "directory" && o["state"] == "verified"));
+    let cases = w.env.ok(&["cases", "--open", "--format", "json"]).json();
+    assert!(!cases.as_array().unwrap().is_empty(), "cases stay open");
+
+    w.stack.pg.start_again().unwrap();
+    w.apply_all();
+    let ops = w.env.ok(&["plan", "--all", "--format", "json"]).json();
+    assert!(ops.as_array().unwrap().iter().all(|o| o["state"] == "verified"), "{ops:#}");
+    assert!(w.env.ok(&["cases", "--open", "--format", "json"]).json().as_array().unwrap().is_empty());
+    let logins = w.pg("SELECT count(*) FROM pg_roles WHERE rolcanlogin AND rolname <> 'postgres'");
+    // The starter policy grants warehouse roles to Engineering and to Finance (but not interns).
+    let expected = co
+        .people
+        .iter()
+        .filter(|p| p.department == "Engineering" || (p.department == "Finance" && p.title != "Intern"))
+        .count();
+    assert_eq!(logins, expected.to_string(), "exactly the people the policy gives warehouse access hold a login");
+    w.env.ok(&["audit", "verify"]);
+}
+
+#[test]
+fn sigkill_mid_apply_then_rerun_completes_without_duplicates() {
+    let w = world(25);
+    let co = company(120);
+    w.import("day1.csv", &co);
+    let total = w.env.pending_count();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_tenure"))
+        .args(["apply", "--wait"])
+        .current_dir(w.env.dir.path())
+        .env("TENURE_TODAY", TODAY)
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // Kill it once some, but not all, operations are verified.
+    let started = Instant::now();
+    loop {
+        let db = rusqlite::Connection::open(w.env.db()).unwrap();
+        let done: i64 =
+            db.query_row("SELECT count(*) FROM operations WHERE state = 'verified'", [], |r| r.get(0)).unwrap_or(0);
+        if done >= 20 || started.elapsed() > Duration::from_secs(30) {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let db = rusqlite::Connection::open(w.env.db()).unwrap();
+    let verified: i64 =
+        db.query_row("SELECT count(*) FROM operations WHERE state = 'verified'", [], |r| r.get(0)).unwrap();
+    assert!(verified > 0 && (verified as usize) < total, "killed mid-run: {verified} of {total} verified");
+
+    w.apply_all();
+    let ops = w.env.ok(&["plan", "--all", "--format", "json"]).json();
+    assert!(ops.as_array().unwrap().iter().all(|o| o["state"] == "verified"));
+    // No duplicates in any peer: one entry, one SCIM user, one role per person.
+    let people = co.people.len();
+    let entries = w.ldap("ou=people,dc=example,dc=com", "(objectClass=inetOrgPerson)", &["uid"]);
+    assert_eq!(entries.matches("uid: ").count(), people);
+    let users = w.scim("/Users?count=1000");
+    let names: Vec<&str> =
+        users["Resources"].as_array().unwrap().iter().map(|u| u["userName"].as_str().unwrap()).collect();
+    let unique: std::collections::BTreeSet<&str> = names.iter().copied().collect();
+    assert_eq!(names.len(), unique.len());
+    assert_eq!(names.len(), people);
+    let groups = w.scim("/Groups?count=1000");
+    for g in groups["Resources"].as_array().unwrap() {
+        let members: Vec<&str> = g["members"]
+            .as_array()
+            .map(|m| m.iter().map(|x| x["value"].as_str().unwrap()).collect())
+            .unwrap_or_default();
+        let unique: std::collections::BTreeSet<&str> = members.iter().copied().collect();
+        assert_eq!(members.len(), unique.len(), "duplicate members in {}", g["displayName"]);
+    }
+    let dupes =
+        w.pg("SELECT count(*) FROM (SELECT member, roleid FROM pg_auth_members GROUP BY 1, 2 HAVING count(*) > 1) d");
+    assert_eq!(dupes, "0");
+    w.env.ok(&["audit", "verify"]);
+}
+
+#[test]
+fn orphans_and_drift_are_found_and_drift_removed_after_approval() {
+    let w = world(0); // every removal is held for approval
+    let co = company(8);
+    w.import("day1.csv", &co);
+    w.apply_all();
+    w.env.ok(&["reconcile"]);
+
+    // By hand, outside Tenure: an account nobody owns, and a membership no rule grants.
+    w.ldap_modify(
+        "dn: uid=ghost,ou=people,dc=example,dc=com\nchangetype: add\nobjectClass: inetOrgPerson\nuid: ghost\ncn: Ghost\nsn: Ghost\n",
+    );
+    let engineer = co.people.iter().find(|p| p.department == "Engineering").unwrap();
+    w.ldap_modify(&format!(
+        "dn: cn=finance,ou=groups,dc=example,dc=com\nchangetype: modify\nadd: member\nmember: uid={},ou=people,dc=example,dc=com\n",
+        engineer.username
+    ));
+    let found = w.env.expect(1, &["reconcile", "--target", "directory", "--format", "json"]).json();
+    let findings = found["targets"][0]["findings"].as_array().unwrap();
+    assert!(findings.iter().any(|f| f["kind"] == "orphan" && f["account"] == "ghost"), "{findings:#?}");
+    assert!(
+        findings
+            .iter()
+            .any(|f| f["kind"] == "drift" && f["identity"] == engineer.id.as_str() && f["entitlement"] == "finance"),
+        "{findings:#?}"
+    );
+
+    let rem = w.env.expect(1, &["reconcile", "--target", "directory", "--remediate", "--format", "json"]).json();
+    let approval = rem["remediation"]["approval_id"].as_i64().expect("held by the guard").to_string();
+    w.env.ok(&["apply", "--wait"]);
+    let still = w.ldap("ou=groups,dc=example,dc=com", "(cn=finance)", &["member"]);
+    assert!(still.contains(&format!("uid={},", engineer.username)), "nothing removed before approval");
+
+    w.env.ok(&["approve", &approval, "--as", "security-lead"]);
+    w.env.ok(&["apply", "--wait"]);
+    let after = w.ldap("ou=groups,dc=example,dc=com", "(cn=finance)", &["member"]);
+    assert!(!after.contains(&format!("uid={},", engineer.username)), "drift removed: {after}");
+    let ghost = w.ldap("ou=people,dc=example,dc=com", "(uid=ghost)", &["dn"]);
+    assert!(ghost.trim().is_empty(), "orphan disabled (moved out of users_dn): {ghost}");
+    w.env.ok(&["audit", "verify"]);
+}
