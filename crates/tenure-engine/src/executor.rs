@@ -92,7 +92,12 @@ fn now() -> String {
 }
 
 /// Runs the executor until nothing is runnable (or, with `wait`, nothing is pending).
-pub async fn run(config: Arc<Config>, store: Arc<dyn Backend>, conns: Arc<Connectors>, opts: ExecOptions) -> crate::Result<ExecReport> {
+pub async fn run(
+    config: Arc<Config>,
+    store: Arc<dyn Backend>,
+    conns: Arc<Connectors>,
+    opts: ExecOptions,
+) -> crate::Result<ExecReport> {
     store.recover_running()?;
     let limits: HashMap<String, Arc<Semaphore>> =
         config.targets.iter().map(|t| (t.name.clone(), Arc::new(Semaphore::new(t.concurrency.max(1))))).collect();
@@ -131,14 +136,15 @@ pub async fn run(config: Arc<Config>, store: Arc<dyn Backend>, conns: Arc<Connec
         claimed += ops.len();
         for op in ops {
             let sem = limits.get(&op.target).cloned().unwrap_or_else(|| Arc::new(Semaphore::new(1)));
-            let (config, store, conns, stats, opts) = (config.clone(), store.clone(), conns.clone(), stats.clone(), opts.clone());
+            let (config, store, conns, stats, opts) =
+                (config.clone(), store.clone(), conns.clone(), stats.clone(), opts.clone());
             tasks.spawn(async move {
                 let _permit = sem.acquire_owned().await;
                 let finished = execute(&config, store.as_ref(), &conns, &op, &opts, &stats).await;
-                if let Some(f) = finished {
-                    if let Err(e) = store.finish(&f) {
-                        tracing::error!("recording the result of operation {}: {e}", op.id);
-                    }
+                if let Some(f) = finished
+                    && let Err(e) = store.finish(&f)
+                {
+                    tracing::error!("recording the result of operation {}: {e}", op.id);
                 }
                 let done = stats.done.fetch_add(1, Ordering::Relaxed) + 1;
                 if let Some(p) = &opts.progress {
@@ -185,11 +191,13 @@ fn account_spec(config: &Config, store: &dyn Backend, op: &OpRecord) -> Result<A
     let attr = |name: &str| identity.as_ref().and_then(|i| i.attr(schema, name)).map(str::to_string);
     let account = match (&op.account, &identity) {
         (Some(a), _) => a.clone(),
-        (None, Some(i)) => i
-            .attrs
-            .get(target.account_attribute)
-            .map(str::to_string)
-            .ok_or_else(|| format!("identity `{}` has no `{}` for its account name", op.identity, schema.name(target.account_attribute)))?,
+        (None, Some(i)) => i.attrs.get(target.account_attribute).map(str::to_string).ok_or_else(|| {
+            format!(
+                "identity `{}` has no `{}` for its account name",
+                op.identity,
+                schema.name(target.account_attribute)
+            )
+        })?,
         (None, None) => return Err(format!("identity `{}` is unknown", op.identity)),
     };
     Ok(AccountSpec {
@@ -216,11 +224,25 @@ pub fn verified(kind: OpKind, entitlement: Option<&str>, state: Option<&AccountS
     }
 }
 
-async fn execute(config: &Config, store: &dyn Backend, conns: &Connectors, op: &OpRecord, opts: &ExecOptions, stats: &Stats) -> Option<Finished> {
+async fn execute(
+    config: &Config,
+    store: &dyn Backend,
+    conns: &Connectors,
+    op: &OpRecord,
+    opts: &ExecOptions,
+    stats: &Stats,
+) -> Option<Finished> {
     let Some(target) = config.target(&op.target) else {
         stats.failed.fetch_add(1, Ordering::Relaxed);
         let msg = format!("target `{}` is no longer configured", op.target);
-        return Some(Finished { op: op.id, state: OpState::Failed, error: Some(msg.clone()), next_attempt_at: None, note: None, audit: audit_for(op, "failed", msg) });
+        return Some(Finished {
+            op: op.id,
+            state: OpState::Failed,
+            error: Some(msg.clone()),
+            next_attempt_at: None,
+            note: None,
+            audit: audit_for(op, "failed", msg),
+        });
     };
     if let TargetSettings::Manual(m) = &target.settings {
         let due = stamp(chrono::Utc::now() + chrono::Duration::hours(i64::from(m.sla_hours)));
@@ -236,7 +258,9 @@ async fn execute(config: &Config, store: &dyn Backend, conns: &Connectors, op: &
                 stats.tickets.fetch_add(1, Ordering::Relaxed);
                 None
             }
-            Err(e) => Some(retry_or_fail(op, target.max_attempts, &ConnectorError::transient(e.to_string()), opts, stats)),
+            Err(e) => {
+                Some(retry_or_fail(op, target.max_attempts, &ConnectorError::transient(e.to_string()), opts, stats))
+            }
         };
     }
     let Some(conn) = conns.get(&op.target) else {
@@ -287,7 +311,8 @@ fn retry_or_fail(op: &OpRecord, max_attempts: u32, e: &ConnectorError, opts: &Ex
     let attempts = u32::try_from(op.attempts).unwrap_or(u32::MAX);
     if e.is_transient() && attempts < max_attempts {
         stats.retries.fetch_add(1, Ordering::Relaxed);
-        let exp = opts.base_backoff.saturating_mul(2u32.saturating_pow(attempts.saturating_sub(1))).min(opts.max_backoff);
+        let exp =
+            opts.base_backoff.saturating_mul(2u32.saturating_pow(attempts.saturating_sub(1))).min(opts.max_backoff);
         // Full jitter: anywhere in [exp/2, exp], so retries of many operations spread out.
         let jittered = exp.mul_f64(rand::rng().random_range(0.5..=1.0));
         let delay = e.retry_after.map_or(jittered, |ra| ra.max(jittered));
@@ -302,7 +327,8 @@ fn retry_or_fail(op: &OpRecord, max_attempts: u32, e: &ConnectorError, opts: &Ex
         };
     }
     stats.failed.fetch_add(1, Ordering::Relaxed);
-    let why = if e.is_transient() { format!("gave up after {attempts} attempts") } else { "permanent failure".to_string() };
+    let why =
+        if e.is_transient() { format!("gave up after {attempts} attempts") } else { "permanent failure".to_string() };
     Finished {
         op: op.id,
         state: OpState::Failed,

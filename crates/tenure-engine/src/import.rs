@@ -129,11 +129,8 @@ pub fn import_csv(
         .collect();
     rejected_audit.extend(nhi_audit);
 
-    let planned: Vec<EventIn> = if held_reason.is_some() {
-        events.iter().map(|e| held_event(e)).collect()
-    } else {
-        plan_events(engine, &events)?
-    };
+    let planned: Vec<EventIn> =
+        if held_reason.is_some() { events.iter().map(held_event).collect() } else { plan_events(engine, &events)? };
     counts.operations = planned.iter().map(|e| e.ops.len()).sum();
     let summaries = events
         .iter()

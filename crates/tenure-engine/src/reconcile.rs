@@ -13,7 +13,7 @@ use tenure_core::config::{Config, TargetSettings};
 use tenure_core::plan::AccountView;
 use tenure_core::{Entitlement, OpKind, OpState, Status};
 use tenure_policy::Policy;
-use tenure_store::{Finding, OpFilter, ReconRun, Remediation};
+use tenure_store::{Finding, OpFilter, ReconRun, Remediation, RemediationOp};
 
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct TargetReport {
@@ -78,14 +78,14 @@ pub async fn reconcile(
     let mut held_grants: BTreeMap<String, BTreeSet<Entitlement>> = BTreeMap::new();
     let mut total_accounts = 0usize;
 
+    if let Some(o) = only
+        && config.target(o).is_none()
+    {
+        return Err(crate::EngineError::Invalid(format!("unknown target `{o}`")));
+    }
     for target in &config.targets {
         if only.is_some_and(|o| o != target.name) || matches!(target.settings, TargetSettings::Manual(_)) {
             continue;
-        }
-        if let Some(o) = only {
-            if config.target(o).is_none() {
-                return Err(crate::EngineError::Invalid(format!("unknown target `{o}`")));
-            }
         }
         let Some(conn) = conns.get(&target.name) else { continue };
         let started = std::time::Instant::now();
@@ -110,14 +110,15 @@ pub async fn reconcile(
         let mut findings = Vec::new();
         let mut seen: HashSet<String> = HashSet::new();
         let mut grants = 0usize;
-        let finding = |kind: &str, account: Option<&str>, identity: Option<&str>, ent: Option<&str>, detail: String| Finding {
-            kind: kind.into(),
-            target: t.clone(),
-            account: account.map(Into::into),
-            identity: identity.map(Into::into),
-            entitlement: ent.map(Into::into),
-            detail,
-        };
+        let finding =
+            |kind: &str, account: Option<&str>, identity: Option<&str>, ent: Option<&str>, detail: String| Finding {
+                kind: kind.into(),
+                target: t.clone(),
+                account: account.map(Into::into),
+                identity: identity.map(Into::into),
+                entitlement: ent.map(Into::into),
+                detail,
+            };
         for acc in &actual {
             grants += acc.grants.len();
             let by_id = acc.external_id.as_deref().filter(|x| identities.contains_key(*x));
@@ -133,7 +134,12 @@ pub async fn reconcile(
                             Some(&acc.account),
                             None,
                             None,
-                            format!("account `{}` matches {} identities by name ({}); not linked", acc.account, ids.len(), ids.join(", ")),
+                            format!(
+                                "account `{}` matches {} identities by name ({}); not linked",
+                                acc.account,
+                                ids.len(),
+                                ids.join(", ")
+                            ),
                         ));
                         continue;
                     }
@@ -147,13 +153,31 @@ pub async fn reconcile(
                     Some(&acc.account),
                     None,
                     None,
-                    format!("account `{}` ({}) belongs to no known identity", acc.account, if acc.enabled { "enabled" } else { "disabled" }),
+                    format!(
+                        "account `{}` ({}) belongs to no known identity",
+                        acc.account,
+                        if acc.enabled { "enabled" } else { "disabled" }
+                    ),
                 ));
                 if acc.enabled {
-                    fixes.push(Fix { identity: key.clone(), target: t.clone(), kind: OpKind::Disable, entitlement: None, account: Some(acc.account.clone()), detail: format!("orphan account `{}`", acc.account) });
+                    fixes.push(Fix {
+                        identity: key.clone(),
+                        target: t.clone(),
+                        kind: OpKind::Disable,
+                        entitlement: None,
+                        account: Some(acc.account.clone()),
+                        detail: format!("orphan account `{}`", acc.account),
+                    });
                 }
                 for g in &acc.grants {
-                    fixes.push(Fix { identity: key.clone(), target: t.clone(), kind: OpKind::Revoke, entitlement: Some(g.clone()), account: Some(acc.account.clone()), detail: format!("orphan account `{}` holds `{g}`", acc.account) });
+                    fixes.push(Fix {
+                        identity: key.clone(),
+                        target: t.clone(),
+                        kind: OpKind::Revoke,
+                        entitlement: Some(g.clone()),
+                        account: Some(acc.account.clone()),
+                        detail: format!("orphan account `{}` holds `{g}`", acc.account),
+                    });
                 }
                 continue;
             };
@@ -205,7 +229,13 @@ pub async fn reconcile(
                     findings.push(finding("missing", Some(&acc.account), Some(&id), Some(g), d.clone()));
                     fixes.push(acct_fix(OpKind::Grant, Some(g), &d));
                 } else {
-                    findings.push(finding("missing", Some(&acc.account), Some(&id), Some(g), format!("entitlement `{g}` does not exist in `{t}`")));
+                    findings.push(finding(
+                        "missing",
+                        Some(&acc.account),
+                        Some(&id),
+                        Some(g),
+                        format!("entitlement `{g}` does not exist in `{t}`"),
+                    ));
                 }
             }
         }
@@ -216,19 +246,33 @@ pub async fn reconcile(
             }
             let name = identities.get(id).and_then(|i| i.attrs.get(target.account_attribute)).unwrap_or("?");
             if view.enabled || !view.grants.is_empty() {
-                findings.push(finding("missing", Some(name), Some(id), None, format!("account `{name}` of `{id}` is not in `{t}`")));
+                findings.push(finding(
+                    "missing",
+                    Some(name),
+                    Some(id),
+                    None,
+                    format!("account `{name}` of `{id}` is not in `{t}`"),
+                ));
             }
         }
         let millis = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
         let run = ReconRun { target: t.clone(), accounts: actual.len(), grants, millis };
         let run_id = store.record_recon(&run, &findings)?;
         run_ids.push(run_id);
-        report.targets.push(TargetReport { target: t.clone(), run_id, accounts: actual.len(), grants, millis, findings });
+        report.targets.push(TargetReport {
+            target: t.clone(),
+            run_id,
+            accounts: actual.len(),
+            grants,
+            millis,
+            findings,
+        });
     }
 
     for (id, held) in &held_grants {
         for rule in &policy.sod {
-            let present: Vec<String> = rule.conflict.iter().filter(|e| held.contains(e)).map(ToString::to_string).collect();
+            let present: Vec<String> =
+                rule.conflict.iter().filter(|e| held.contains(e)).map(ToString::to_string).collect();
             if present.len() >= 2 {
                 report.sod.push(Finding {
                     kind: "sod".into(),
@@ -254,13 +298,27 @@ pub async fn reconcile(
         let held = if removals > max {
             Some(format!("{removals} removals exceed max_leavers = {max}"))
         } else if fraction > g.max_leaver_fraction {
-            Some(format!("{removals} removals are {:.1}% of {total_accounts} accounts, over max_leaver_fraction = {}", fraction * 100.0, g.max_leaver_fraction))
+            Some(format!(
+                "{removals} removals are {:.1}% of {total_accounts} accounts, over max_leaver_fraction = {}",
+                fraction * 100.0,
+                g.max_leaver_fraction
+            ))
         } else {
             None
         };
         let rem = Remediation {
             run_ids,
-            ops: fixes.into_iter().map(|f| (f.identity, f.target, f.kind, f.entitlement, f.account, f.detail)).collect(),
+            ops: fixes
+                .into_iter()
+                .map(|f| RemediationOp {
+                    identity: f.identity,
+                    target: f.target,
+                    kind: f.kind,
+                    entitlement: f.entitlement,
+                    account: f.account,
+                    detail: f.detail,
+                })
+                .collect(),
             held: held.clone(),
             actor: "reconciler".into(),
         };

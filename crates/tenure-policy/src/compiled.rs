@@ -83,18 +83,18 @@ impl Compiled {
         codes.clear();
         codes.resize(self.dicts.len(), NONE);
         for &slot in &self.interned {
-            if let (Some(v), Some(d)) = (identity.attrs.get(slot), self.dicts.get(slot)) {
-                if let (Some(&c), Some(cell)) = (d.get(v), codes.get_mut(slot)) {
-                    *cell = c;
-                }
+            if let (Some(v), Some(d)) = (identity.attrs.get(slot), self.dicts.get(slot))
+                && let (Some(&c), Some(cell)) = (d.get(v), codes.get_mut(slot))
+            {
+                *cell = c;
             }
         }
         let start = out.len();
         let mut check = |pos: u32| {
-            if let Some((role, c)) = self.roles.get(pos as usize) {
-                if eval(c, identity, codes) {
-                    out.push(*role);
-                }
+            if let Some((role, c)) = self.roles.get(pos as usize)
+                && eval(c, identity, codes)
+            {
+                out.push(*role);
             }
         };
         for (slot, m) in &self.index {

@@ -182,14 +182,14 @@ fn entitlement(at: usize, s: &str, cx: &mut Ctx<'_, '_, '_>) -> Option<Entitleme
         );
         return None;
     };
-    if let Some(list) = &target.entitlements {
-        if !list.contains(&e.name) {
-            cx.p.at(
-                at,
-                format!("entitlement `{s}` is not declared in target `{}` (declared: {})", e.target, list.join(", ")),
-            );
-            return None;
-        }
+    if let Some(list) = &target.entitlements
+        && !list.contains(&e.name)
+    {
+        cx.p.at(
+            at,
+            format!("entitlement `{s}` is not declared in target `{}` (declared: {})", e.target, list.join(", ")),
+        );
+        return None;
     }
     Some(e)
 }

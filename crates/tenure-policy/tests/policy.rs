@@ -162,7 +162,8 @@ fn conditions_evaluate_as_documented() {
     let policy = load(POLICY).unwrap();
     let cfg = config();
     let compiled = Compiled::new(&policy, cfg.schema.len());
-    let cases: &[(&[(&str, &str)], &[&str])] = &[
+    type Case<'a> = (&'a [(&'a str, &'a str)], &'a [&'a str]);
+    let cases: &[Case<'_>] = &[
         (&[("employment_type", "employee"), ("email", "a@x")], &["staff"]),
         (&[("employment_type", "employee"), ("status", "suspended"), ("email", "a@x")], &[]),
         (&[("department", "Engineering"), ("title", "Engineer"), ("email", "a@x")], &["eng"]),

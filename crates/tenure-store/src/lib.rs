@@ -19,7 +19,7 @@ use tenure_core::audit::{AuditEntry, AuditRecord, ChainBreak};
 use tenure_core::plan::Holdings;
 use tenure_core::{Change, EventKind, Identity, OpKind, OpState, Schema};
 
-pub use queue::{ExceptionRecord, Finding, Finished, Queue, ReconRun, Remediation, TicketRecord};
+pub use queue::{ExceptionRecord, Finding, Finished, Queue, ReconRun, Remediation, RemediationOp, TicketRecord};
 pub use sqlite::SqliteStore;
 
 #[derive(Debug, thiserror::Error)]

@@ -79,10 +79,22 @@ pub struct ReconRun {
 #[derive(Debug, Clone)]
 pub struct Remediation {
     pub run_ids: Vec<i64>,
-    /// `(identity or orphan key, target, kind, entitlement, account, finding detail)`.
-    pub ops: Vec<(String, String, OpKind, Option<String>, Option<String>, String)>,
+    pub ops: Vec<RemediationOp>,
     pub held: Option<String>,
     pub actor: String,
+}
+
+/// One fix for one finding.
+#[derive(Debug, Clone)]
+pub struct RemediationOp {
+    /// The identity, or `orphan:TARGET:ACCOUNT` for an account nobody owns.
+    pub identity: String,
+    pub target: String,
+    pub kind: OpKind,
+    pub entitlement: Option<String>,
+    pub account: Option<String>,
+    /// The finding this fixes.
+    pub detail: String,
 }
 
 pub trait Queue: Send + Sync {
@@ -123,16 +135,12 @@ fn refresh_case(tx: &Transaction<'_>, case_id: i64, at: &str, audit: &mut Vec<Au
         [case_id],
         |r| Ok((r.get(0)?, r.get::<_, Option<i64>>(1)?.unwrap_or(0), r.get::<_, Option<i64>>(2)?.unwrap_or(0))),
     )?;
-    let overdue: i64 = tx.query_row(
-        "SELECT count(*) FROM exceptions WHERE case_id = ?1 AND state = 'open'",
-        [case_id],
-        |r| r.get(0),
-    )?;
-    let (current, kind, identity, opened): (String, String, String, String) = tx.query_row(
-        "SELECT state, kind, identity, opened_at FROM cases WHERE id = ?1",
-        [case_id],
-        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
-    )?;
+    let overdue: i64 =
+        tx.query_row("SELECT count(*) FROM exceptions WHERE case_id = ?1 AND state = 'open'", [case_id], |r| r.get(0))?;
+    let (current, kind, identity, opened): (String, String, String, String) =
+        tx.query_row("SELECT state, kind, identity, opened_at FROM cases WHERE id = ?1", [case_id], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+        })?;
     let state = if total == ok {
         CaseState::Closed
     } else if failed > 0 || overdue > 0 {
@@ -158,9 +166,11 @@ fn refresh_case(tx: &Transaction<'_>, case_id: i64, at: &str, audit: &mut Vec<Au
     } else {
         tx.execute("UPDATE cases SET state = ?2, closed_at = NULL WHERE id = ?1", params![case_id, state.as_str()])?;
         if state == CaseState::Stuck {
-            audit.push(AuditEntry::new("executor", "case.stuck", "stuck").identity(&identity).reason(format!(
-                "case {case_id} ({kind}): {failed} operation(s) failed, {overdue} open exception(s)"
-            )));
+            audit.push(
+                AuditEntry::new("executor", "case.stuck", "stuck").identity(&identity).reason(format!(
+                    "case {case_id} ({kind}): {failed} operation(s) failed, {overdue} open exception(s)"
+                )),
+            );
         }
     }
     Ok(())
@@ -217,7 +227,8 @@ impl Queue for SqliteStore {
     fn recover_running(&self) -> Result<usize> {
         let mut conn = self.lock();
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        let n = tx.execute("UPDATE operations SET state = 'pending', updated_at = ?1 WHERE state = 'running'", [now()])?;
+        let n =
+            tx.execute("UPDATE operations SET state = 'pending', updated_at = ?1 WHERE state = 'running'", [now()])?;
         if n > 0 {
             append(
                 &tx,
@@ -256,11 +267,14 @@ impl Queue for SqliteStore {
             }
         }
         tx.commit()?;
-        Ok(ops.into_iter().map(|mut o| {
-            o.state = OpState::Running;
-            o.attempts += 1;
-            o
-        }).collect())
+        Ok(ops
+            .into_iter()
+            .map(|mut o| {
+                o.state = OpState::Running;
+                o.attempts += 1;
+                o
+            })
+            .collect())
     }
 
     fn finish(&self, f: &Finished) -> Result<()> {
@@ -377,16 +391,26 @@ impl Queue for SqliteStore {
             "UPDATE exceptions SET state = 'resolved', resolved_at = ?2 WHERE subject = ?1 AND state = 'open'",
             params![format!("ticket:{id}"), at],
         )?;
-        let case_id: i64 = tx.query_row("SELECT case_id FROM operations WHERE id = ?1", [t.operation_id], |r| r.get(0))?;
-        let mut audit = vec![AuditEntry::new(&format!("user:{by}"), "ticket.done", "verified")
-            .identity(&t.identity)
-            .target(&t.target)
-            .approver(by)
-            .reason(format!("ticket {id} ({}): evidence: {evidence}", t.summary))];
+        let case_id: i64 =
+            tx.query_row("SELECT case_id FROM operations WHERE id = ?1", [t.operation_id], |r| r.get(0))?;
+        let mut audit = vec![
+            AuditEntry::new(&format!("user:{by}"), "ticket.done", "verified")
+                .identity(&t.identity)
+                .target(&t.target)
+                .approver(by)
+                .reason(format!("ticket {id} ({}): evidence: {evidence}", t.summary)),
+        ];
         refresh_case(&tx, case_id, &at, &mut audit)?;
         append(&tx, &audit)?;
         tx.commit()?;
-        Ok(TicketRecord { state: "done".into(), done_at: Some(at), done_by: Some(by.into()), evidence: Some(evidence.into()), overdue: false, ..t })
+        Ok(TicketRecord {
+            state: "done".into(),
+            done_at: Some(at),
+            done_by: Some(by.into()),
+            evidence: Some(evidence.into()),
+            overdue: false,
+            ..t
+        })
     }
 
     fn flag_overdue(&self, at: &str) -> Result<Vec<ExceptionRecord>> {
@@ -412,7 +436,12 @@ impl Queue for SqliteStore {
                 params![format!("ticket:{ticket}"), case_id, identity, target, owner, reason, at],
             )?;
             ids.push(tx.last_insert_rowid());
-            audit.push(AuditEntry::new("executor", "exception.opened", "overdue").identity(&identity).target(&target).reason(reason));
+            audit.push(
+                AuditEntry::new("executor", "exception.opened", "overdue")
+                    .identity(&identity)
+                    .target(&target)
+                    .reason(reason),
+            );
             refresh_case(&tx, case_id, at, &mut audit)?;
         }
         append(&tx, &audit)?;
@@ -454,9 +483,16 @@ impl Queue for SqliteStore {
             ],
         )?;
         let run_id = tx.last_insert_rowid();
-        let mut audit = vec![AuditEntry::new("reconciler", "reconcile", if findings.is_empty() { "clean" } else { "findings" })
-            .target(&run.target)
-            .reason(format!("run {run_id}: {} accounts, {} grants read; {} finding(s)", run.accounts, run.grants, findings.len()))];
+        let mut audit = vec![
+            AuditEntry::new("reconciler", "reconcile", if findings.is_empty() { "clean" } else { "findings" })
+                .target(&run.target)
+                .reason(format!(
+                    "run {run_id}: {} accounts, {} grants read; {} finding(s)",
+                    run.accounts,
+                    run.grants,
+                    findings.len()
+                )),
+        ];
         {
             let mut ins = tx.prepare_cached(
                 "INSERT INTO findings (run_id, kind, target, account, identity, entitlement, detail, created_at)
@@ -502,7 +538,7 @@ impl Queue for SqliteStore {
         let state = if r.held.is_some() { "held" } else { "pending" };
         let mut by_identity: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
         for (i, op) in r.ops.iter().enumerate() {
-            by_identity.entry(op.0.as_str()).or_default().push(i);
+            by_identity.entry(op.identity.as_str()).or_default().push(i);
         }
         let runs = r.run_ids.iter().map(ToString::to_string).collect::<Vec<_>>().join(",");
         let mut audit = Vec::new();
@@ -521,7 +557,9 @@ impl Queue for SqliteStore {
             let case_id = tx.last_insert_rowid();
             case_ids.push(case_id);
             for &i in idx {
-                let Some((_, target, kind, ent, account, detail)) = r.ops.get(i) else { continue };
+                let Some(RemediationOp { target, kind, entitlement: ent, account, detail, .. }) = r.ops.get(i) else {
+                    continue;
+                };
                 let reason = serde_json::json!({ "event": event_id, "kind": "update", "rules": [], "finding": detail });
                 let key = format!("remediate-{event_id}-{i}");
                 tx.execute(
@@ -548,7 +586,8 @@ impl Queue for SqliteStore {
             )?;
             let id = tx.last_insert_rowid();
             approval = Some(id);
-            audit.push(AuditEntry::new(&r.actor, "remediation.held", "held").reason(format!("approval {id}: {reason}")));
+            audit
+                .push(AuditEntry::new(&r.actor, "remediation.held", "held").reason(format!("approval {id}: {reason}")));
         }
         append(&tx, &audit)?;
         tx.commit()?;
@@ -568,10 +607,17 @@ impl Queue for SqliteStore {
             .optional()?
             .ok_or_else(|| StoreError::Conflict(format!("approval {approval_id} is not a pending remediation")))?;
         let v: serde_json::Value = serde_json::from_str(&summary).unwrap_or_default();
-        let cases: Vec<i64> = v.get("cases").and_then(|c| c.as_array()).map(|a| a.iter().filter_map(serde_json::Value::as_i64).collect()).unwrap_or_default();
+        let cases: Vec<i64> = v
+            .get("cases")
+            .and_then(|c| c.as_array())
+            .map(|a| a.iter().filter_map(serde_json::Value::as_i64).collect())
+            .unwrap_or_default();
         let mut n = 0;
         for c in cases {
-            n += tx.execute("UPDATE operations SET state = 'pending', updated_at = ?2 WHERE case_id = ?1 AND state = 'held'", params![c, at])?;
+            n += tx.execute(
+                "UPDATE operations SET state = 'pending', updated_at = ?2 WHERE case_id = ?1 AND state = 'held'",
+                params![c, at],
+            )?;
         }
         tx.execute(
             "UPDATE approvals SET state = 'approved', decided_at = ?2, decided_by = ?3 WHERE id = ?1",

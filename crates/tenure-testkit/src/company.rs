@@ -207,10 +207,11 @@ impl Company {
             };
             let contractor = n > 0 && rng.random_bool(opts.contractor_fraction.clamp(0.0, 1.0));
             let p = person(&mut rng, n, &department(d), manager.map(|m| format!("E{m:06}")), contractor, opts.today);
-            if !contractor && (managers.get(d).is_none_or(|v| v.len() < 50) || rng.random_bool(0.05)) {
-                if let Some(v) = managers.get_mut(d) {
-                    v.push(n);
-                }
+            if !contractor
+                && (managers.get(d).is_none_or(|v| v.len() < 50) || rng.random_bool(0.05))
+                && let Some(v) = managers.get_mut(d)
+            {
+                v.push(n);
             }
             people.push(p);
         }

@@ -31,6 +31,12 @@ impl Out {
     }
 }
 
+impl Default for Env {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 impl Env {
     /// `tenure init` into a fresh temp dir.
     pub fn new() -> Self {

@@ -74,10 +74,7 @@ fn rejected_rows_never_make_leavers() {
     );
     env.write("a.csv", &good);
     env.ok(&["import", "--source", "hr", "a.csv"]);
-    env.write(
-        "b.csv",
-        &good.replace("2020-01-01,,active\nE2", "2020-01-01,,active\nE2").replace("bo@x.com", "not-an-email"),
-    );
+    env.write("b.csv", &good.replace("bo@x.com", "not-an-email"));
     let out = env.expect(1, &["import", "--source", "hr", "b.csv", "--format", "json"]).json();
     assert_eq!(out["counts"]["rejected"], 1);
     assert_eq!(out["counts"]["leavers"], 0);

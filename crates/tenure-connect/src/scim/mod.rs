@@ -1,0 +1,644 @@
+//! The SCIM 2.0 connector (RFC 7643 resources, RFC 7644 protocol).
+//!
+//! Accounts are `/Users` (`userName` = the account, `externalId` = Tenure's identity id);
+//! entitlements are `/Groups`, named by `displayName`. Design choices, and why:
+//!
+//! - **Idempotency by reading first, not by trusting error codes.** Servers disagree on what a
+//!   repeated "add member" or "remove member" answers (scim2-server says 204 either way), so
+//!   `grant`/`revoke`/`enable`/`disable` read the current state and report
+//!   [`Applied::AlreadyDone`] without sending a change when nothing needs to change. `create`
+//!   is the exception: it POSTs and treats `409 uniqueness` as "look the user up and bring it to
+//!   what the create would have made" (or refuses when the existing user carries another
+//!   identity's `externalId`: taking over someone else's account is never right).
+//! - **PATCH (RFC 7644 §3.5.2), PUT only as a fallback.** A server that answers a PATCH with 405
+//!   or 501 is remembered, and from then on the connector GETs the resource, changes it and PUTs
+//!   it back with `If-Match`.
+//! - **`If-Match` where a decision rests on a read.** Enabling or disabling a user, and adopting
+//!   an existing one, send the version that was read; a `412` means someone else changed the
+//!   user in between, so the connector reads again, decides again and retries once. Membership
+//!   changes carry no `If-Match`: adding or removing one member commutes with other members'
+//!   changes, and on a popular group every concurrent grant would otherwise fail the others.
+//! - **Filters are built, never formatted.** Every look-up is `ATTR eq VALUE` with a constant
+//!   attribute and a JSON-quoted value (RFC 7644 §3.4.2.2), see `filter`.
+//! - **Ids are cached only as a hint.** `account -> id` and `group name -> id` maps save a
+//!   look-up; a cached user id is used only after GETting it and checking its `userName`, and a
+//!   404 drops the entry and looks the name up again. Nothing read back comes from a cache.
+//! - **Group names are matched exactly.** SCIM's `displayName eq` compares without case, so the
+//!   connector picks the group whose name is exactly the entitlement. Groups a user is in come
+//!   from the user's `groups` attribute when the server fills it in, otherwise from
+//!   `GET /Groups?filter=members.value eq "ID"`, and, for a server that refuses that filter, from
+//!   listing every group. Creating a group is serialized within the connector so two concurrent
+//!   first grants do not make two groups of the same name (SCIM does not make `displayName`
+//!   unique); several Tenure processes could still race, and membership in any group of the name
+//!   counts as the grant.
+//! - **Delete leaves no dangling references.** `delete_account` first removes the user from
+//!   its groups: some servers (scim2-server among them) keep a deleted user's id in `members`.
+//! - **Missing accounts.** `disable`, `revoke` and `delete_account` of an account that does not
+//!   exist are already done (there is no access left to remove). `enable` and `grant` of one are
+//!   transient errors: with `concurrency > 1` the create may simply not have finished yet, and
+//!   the executor's bounded retries settle it.
+//! - **Errors.** Connection failures, timeouts, 408, 429 and 5xx are transient (with the server's
+//!   `Retry-After`); every other unexpected status is permanent. Messages name the target and the
+//!   step, never the token.
+//! - **Wire types are hand-written** (`wire`) rather than taken from the `scim_v2` crate: Tenure
+//!   needs six user attributes and two group attributes, and `scim_v2` decodes whole resources
+//!   strictly (for instance `meta.created` must be a valid date), so one malformed attribute Tenure
+//!   never uses would make an account unreadable and block verification. Its filter support
+//!   (a parser, with `lalrpop-util` and `fluent-uri`) is for reading filters; Tenure only writes
+//!   them, and writing one is a dozen lines (see `filter`).
+
+mod filter;
+mod http;
+mod wire;
+
+use crate::{AccountSpec, AccountState, Applied, Capability, Connector, ConnectorError, ErrorKind, Request, Result};
+use filter::Filter;
+use http::{Http, Reply};
+use reqwest::{Method, StatusCode, Url};
+use serde::de::DeserializeOwned;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Mutex, PoisonError};
+use tenure_core::OpKind;
+use tenure_core::config::ScimSettings;
+use wire::{Change, Group, ListResponse, User};
+
+/// Resources per page when listing (`count`); RFC 7644 lets a server return fewer.
+const DEFAULT_PAGE_SIZE: usize = 500;
+
+const CAPABILITIES: &[Capability] = &[
+    Capability::CreateAccount,
+    Capability::Enable,
+    Capability::Disable,
+    Capability::DeleteAccount,
+    Capability::Grant,
+    Capability::Revoke,
+    Capability::ListAccounts,
+    Capability::ListGrants,
+    Capability::ReadBack,
+];
+
+/// A SCIM 2.0 service provider.
+pub struct ScimConnector {
+    name: String,
+    http: Http,
+    page_size: usize,
+    /// Account name -> SCIM user id. A hint only, see the module docs.
+    user_ids: Mutex<HashMap<String, String>>,
+    /// Group displayName -> SCIM group id. A hint only.
+    group_ids: Mutex<HashMap<String, String>>,
+    /// Held while looking up and creating a group, so one connector never creates a name twice.
+    group_create: tokio::sync::Mutex<()>,
+    /// Set once the server refused a PATCH with 405 or 501.
+    patch_refused: AtomicBool,
+    /// Set once the server refused `filter=members.value eq ...` on `/Groups`.
+    member_filter_refused: AtomicBool,
+}
+
+/// How a change to one resource ended, when the server answered.
+enum Modified {
+    Done,
+    NotFound,
+    /// `412 Precondition Failed`: the resource changed since it was read.
+    Stale,
+}
+
+impl ScimConnector {
+    /// A connector for the service provider at `settings.url` (the base URL, such as
+    /// `https://host/scim/v2`), sending at most `concurrency` requests at once.
+    pub fn new(name: &str, settings: &ScimSettings, concurrency: usize) -> Result<Self> {
+        let token = crate::resolve_secret(&settings.token, &format!("scim target `{name}` token"))?;
+        Ok(Self {
+            name: name.to_string(),
+            http: Http::new(name, &settings.url, &token, concurrency)?,
+            page_size: DEFAULT_PAGE_SIZE,
+            user_ids: Mutex::new(HashMap::new()),
+            group_ids: Mutex::new(HashMap::new()),
+            group_create: tokio::sync::Mutex::new(()),
+            patch_refused: AtomicBool::new(false),
+            member_filter_refused: AtomicBool::new(false),
+        })
+    }
+
+    /// Sets how many resources to ask for per page when listing (default 500).
+    #[must_use]
+    pub fn with_page_size(mut self, page_size: usize) -> Self {
+        self.page_size = page_size.max(1);
+        self
+    }
+
+    fn err(&self, kind: ErrorKind, what: &str, why: &str) -> ConnectorError {
+        self.http.error(kind, what, why)
+    }
+
+    /// The URL of one resource. Server-assigned ids are percent-encoded as a path segment; an
+    /// id that would name no resource (`..`) is refused.
+    fn resource_url(&self, endpoint: &str, id: &str, what: &str) -> Result<Url> {
+        if id.is_empty() || id == "." || id == ".." {
+            return Err(self.err(ErrorKind::Permanent, what, &format!("the server gave the unusable id `{id}`")));
+        }
+        Ok(self.http.url(&[endpoint, id], &[]))
+    }
+
+    async fn get(&self, url: Url, what: &str) -> Result<Reply> {
+        self.http.send(Method::GET, url, None, None, what).await
+    }
+
+    // ---- caches (hints only) ----
+
+    fn cached(map: &Mutex<HashMap<String, String>>, key: &str) -> Option<String> {
+        map.lock().unwrap_or_else(PoisonError::into_inner).get(key).cloned()
+    }
+
+    fn remember(map: &Mutex<HashMap<String, String>>, key: &str, id: &str) {
+        map.lock().unwrap_or_else(PoisonError::into_inner).insert(key.to_string(), id.to_string());
+    }
+
+    fn forget(map: &Mutex<HashMap<String, String>>, key: &str) {
+        map.lock().unwrap_or_else(PoisonError::into_inner).remove(key);
+    }
+
+    // ---- users ----
+
+    /// The user named `account`, read from the server.
+    async fn user(&self, account: &str) -> Result<Option<User>> {
+        if let Some(id) = Self::cached(&self.user_ids, account) {
+            let what = format!("reading user `{account}`");
+            let reply = self.get(self.resource_url("Users", &id, &what)?, &what).await?;
+            match reply.status {
+                StatusCode::OK => {
+                    let user: User = reply.json(&self.http, &what)?;
+                    if same_user_name(&user.user_name, account) {
+                        return Ok(Some(user));
+                    }
+                }
+                StatusCode::NOT_FOUND => {}
+                _ => return Err(reply.error(&self.http, &what)),
+            }
+            Self::forget(&self.user_ids, account);
+        }
+        self.find_user(account).await
+    }
+
+    /// Looks the user up by `userName` (RFC 7644 §3.4.2.2). `userName` is case-insensitive in
+    /// SCIM, so is the filter; an exact match is preferred when a server returns several.
+    async fn find_user(&self, account: &str) -> Result<Option<User>> {
+        let what = format!("looking up user `{account}`");
+        let filter = Filter::eq("userName", account);
+        let url = self.http.url(&["Users"], &[("filter", filter.as_str())]);
+        let reply = self.get(url, &what).await?;
+        if !reply.is_success() {
+            return Err(reply.error(&self.http, &what));
+        }
+        let list: ListResponse<User> = reply.json(&self.http, &what)?;
+        let mut found: Vec<User> =
+            list.resources.into_iter().filter(|u| same_user_name(&u.user_name, account)).collect();
+        let pick = match found.iter().position(|u| u.user_name == account) {
+            Some(i) => Some(found.swap_remove(i)),
+            None => found.into_iter().next(),
+        };
+        match &pick {
+            Some(user) => Self::remember(&self.user_ids, account, &user.id),
+            None => Self::forget(&self.user_ids, account),
+        }
+        Ok(pick)
+    }
+
+    async fn create(&self, spec: &AccountSpec) -> Result<Applied> {
+        let what = format!("creating user `{}`", spec.account);
+        if spec.account.is_empty() {
+            return Err(self.err(ErrorKind::Permanent, &what, "the account name is empty"));
+        }
+        let body = wire::new_user(spec);
+        let reply = self.http.send(Method::POST, self.http.url(&["Users"], &[]), Some(&body), None, &what).await?;
+        match reply.status {
+            StatusCode::CREATED | StatusCode::OK => {
+                // The user exists now, whatever the body says; an unreadable body only costs
+                // the cached id.
+                if let Ok(user) = reply.json::<User>(&self.http, &what) {
+                    Self::remember(&self.user_ids, &spec.account, &user.id);
+                }
+                Ok(Applied::Changed)
+            }
+            StatusCode::CONFLICT => self.adopt(spec, &what).await,
+            _ => Err(reply.error(&self.http, &what)),
+        }
+    }
+
+    /// After a `409` on create: the user exists; make it what the create would have made.
+    async fn adopt(&self, spec: &AccountSpec, what: &str) -> Result<Applied> {
+        for attempt in 0..2 {
+            let Some(user) = self.find_user(&spec.account).await? else {
+                return Err(self.err(
+                    ErrorKind::Transient,
+                    what,
+                    "the server reported a uniqueness conflict, but no user has this userName",
+                ));
+            };
+            if let Some(other) = user.external_id.as_deref().filter(|e| !e.is_empty() && *e != spec.identity_id) {
+                return Err(self.err(
+                    ErrorKind::Permanent,
+                    what,
+                    &format!("the account exists and belongs to identity `{other}` (its externalId)"),
+                ));
+            }
+            let changes = wire::changes_to_match(&user, spec);
+            if changes.is_empty() {
+                return Ok(Applied::AlreadyDone);
+            }
+            match self.modify("Users", &user.id, &changes, user.version(), what).await? {
+                Modified::Done => return Ok(Applied::Changed),
+                Modified::NotFound | Modified::Stale if attempt == 0 => Self::forget(&self.user_ids, &spec.account),
+                Modified::NotFound | Modified::Stale => break,
+            }
+        }
+        Err(self.err(ErrorKind::Transient, what, "the user kept changing while it was being updated"))
+    }
+
+    async fn set_active(&self, spec: &AccountSpec, active: bool) -> Result<Applied> {
+        let what = format!("{} user `{}`", if active { "enabling" } else { "disabling" }, spec.account);
+        for attempt in 0..2 {
+            let Some(user) = self.user(&spec.account).await? else {
+                return if active {
+                    Err(self.err(ErrorKind::Transient, &what, "the account does not exist (yet)"))
+                } else {
+                    Ok(Applied::AlreadyDone)
+                };
+            };
+            if user.enabled() == active {
+                return Ok(Applied::AlreadyDone);
+            }
+            let change = [Change::Replace("active", serde_json::Value::Bool(active))];
+            match self.modify("Users", &user.id, &change, user.version(), &what).await? {
+                Modified::Done => return Ok(Applied::Changed),
+                Modified::NotFound | Modified::Stale if attempt == 0 => Self::forget(&self.user_ids, &spec.account),
+                Modified::NotFound | Modified::Stale => break,
+            }
+        }
+        Err(self.err(ErrorKind::Transient, &what, "the user kept changing while it was being updated"))
+    }
+
+    async fn delete(&self, spec: &AccountSpec) -> Result<Applied> {
+        let what = format!("deleting user `{}`", spec.account);
+        let Some(user) = self.user(&spec.account).await? else {
+            return Ok(Applied::AlreadyDone);
+        };
+        // Leave no dangling member references behind: some servers (scim2-server among them)
+        // keep a deleted user's id in its groups' `members`.
+        for (group_id, _) in self.memberships(&user).await? {
+            self.modify("Groups", &group_id, &[Change::RemoveMember(user.id.clone())], None, &what).await?;
+        }
+        let url = self.resource_url("Users", &user.id, &what)?;
+        let reply = self.http.send(Method::DELETE, url, None, None, &what).await?;
+        Self::forget(&self.user_ids, &spec.account);
+        match reply.status {
+            s if s.is_success() => Ok(Applied::Changed),
+            StatusCode::NOT_FOUND => Ok(Applied::AlreadyDone),
+            _ => Err(reply.error(&self.http, &what)),
+        }
+    }
+
+    // ---- groups ----
+
+    /// The groups `user` is in, as `(id, displayName)`.
+    async fn memberships(&self, user: &User) -> Result<Vec<(String, String)>> {
+        let from_user: Vec<(String, String)> =
+            user.groups.iter().filter_map(|g| Some((g.value.clone()?, g.display.clone()?))).collect();
+        if !from_user.is_empty() && from_user.len() == user.groups.len() {
+            return Ok(from_user);
+        }
+        let what = format!("listing the groups of user `{}`", user.user_name);
+        if !self.member_filter_refused.load(Ordering::Relaxed) {
+            let filter = Filter::eq("members.value", &user.id);
+            let query = [("filter", filter.as_str()), ("attributes", "displayName")];
+            match self.page_all::<Group>("Groups", &query, &what).await? {
+                Ok(groups) => return Ok(groups.into_iter().map(|g| (g.id, g.display_name)).collect()),
+                Err(reply)
+                    if reply.status == StatusCode::BAD_REQUEST || reply.status == StatusCode::NOT_IMPLEMENTED =>
+                {
+                    tracing::info!(
+                        target: "tenure_connect::scim", scim_target = %self.name,
+                        "the server refuses filtering groups by member; listing all groups instead"
+                    );
+                    self.member_filter_refused.store(true, Ordering::Relaxed);
+                }
+                Err(reply) => return Err(reply.error(&self.http, &what)),
+            }
+        }
+        let groups = self.all_groups(&what).await?;
+        Ok(groups
+            .into_iter()
+            .filter(|g| g.members.iter().any(|m| m.user_id() == Some(user.id.as_str())))
+            .map(|g| (g.id, g.display_name))
+            .collect())
+    }
+
+    /// Every group with its members.
+    async fn all_groups(&self, what: &str) -> Result<Vec<Group>> {
+        self.page_all::<Group>("Groups", &[("attributes", "displayName,members")], what)
+            .await?
+            .map_err(|reply| reply.error(&self.http, what))
+    }
+
+    /// The id of the group named exactly `name`, read from the server.
+    async fn find_group(&self, name: &str) -> Result<Option<String>> {
+        let what = format!("looking up group `{name}`");
+        let filter = Filter::eq("displayName", name);
+        let url = self.http.url(&["Groups"], &[("filter", filter.as_str()), ("attributes", "displayName")]);
+        let reply = self.get(url, &what).await?;
+        if !reply.is_success() {
+            return Err(reply.error(&self.http, &what));
+        }
+        let list: ListResponse<Group> = reply.json(&self.http, &what)?;
+        let id = list.resources.into_iter().find(|g| g.display_name == name).map(|g| g.id);
+        match &id {
+            Some(id) => Self::remember(&self.group_ids, name, id),
+            None => Self::forget(&self.group_ids, name),
+        }
+        Ok(id)
+    }
+
+    async fn grant(&self, spec: &AccountSpec, group: &str) -> Result<Applied> {
+        let what = format!("granting group `{group}` to user `{}`", spec.account);
+        for attempt in 0..2 {
+            let Some(user) = self.user(&spec.account).await? else {
+                return Err(self.err(ErrorKind::Transient, &what, "the account does not exist (yet)"));
+            };
+            if self.memberships(&user).await?.iter().any(|(_, n)| n == group) {
+                return Ok(Applied::AlreadyDone);
+            }
+            let group_id = match Self::cached(&self.group_ids, group) {
+                Some(id) => Some(id),
+                None => self.find_group(group).await?,
+            };
+            let Some(group_id) = group_id else {
+                return self.create_group_with(group, &user.id, &what).await;
+            };
+            match self.modify("Groups", &group_id, &[Change::AddMember(user.id.clone())], None, &what).await? {
+                Modified::Done => return Ok(Applied::Changed),
+                Modified::NotFound | Modified::Stale if attempt == 0 => Self::forget(&self.group_ids, group),
+                Modified::NotFound | Modified::Stale => break,
+            }
+        }
+        Err(self.err(ErrorKind::Transient, &what, "the group kept changing while it was being updated"))
+    }
+
+    /// Creates group `name` with `user_id` as its first member, unless another task created it
+    /// meanwhile, in which case the user is added to that one.
+    async fn create_group_with(&self, name: &str, user_id: &str, what: &str) -> Result<Applied> {
+        let _guard = self.group_create.lock().await;
+        if let Some(id) = self.find_group(name).await? {
+            return self.add_member(&id, user_id, what).await;
+        }
+        let body = wire::new_group(name, user_id);
+        let reply = self.http.send(Method::POST, self.http.url(&["Groups"], &[]), Some(&body), None, what).await?;
+        match reply.status {
+            StatusCode::CREATED | StatusCode::OK => {
+                if let Ok(group) = reply.json::<Group>(&self.http, what) {
+                    Self::remember(&self.group_ids, name, &group.id);
+                }
+                Ok(Applied::Changed)
+            }
+            // A server that keeps displayName unique: someone else may have just created it.
+            StatusCode::CONFLICT => match self.find_group(name).await? {
+                Some(id) => self.add_member(&id, user_id, what).await,
+                None => Err(self.err(
+                    ErrorKind::Permanent,
+                    what,
+                    "the server refuses to create the group (409) but has no group of exactly this name; \
+                     one whose name differs only in case may exist",
+                )),
+            },
+            _ => Err(reply.error(&self.http, what)),
+        }
+    }
+
+    async fn add_member(&self, group_id: &str, user_id: &str, what: &str) -> Result<Applied> {
+        match self.modify("Groups", group_id, &[Change::AddMember(user_id.to_string())], None, what).await? {
+            Modified::Done => Ok(Applied::Changed),
+            Modified::NotFound | Modified::Stale => {
+                Err(self.err(ErrorKind::Transient, what, "the group changed while it was being updated"))
+            }
+        }
+    }
+
+    async fn revoke(&self, spec: &AccountSpec, group: &str) -> Result<Applied> {
+        let what = format!("revoking group `{group}` from user `{}`", spec.account);
+        let Some(user) = self.user(&spec.account).await? else {
+            return Ok(Applied::AlreadyDone);
+        };
+        let held: Vec<String> =
+            self.memberships(&user).await?.into_iter().filter(|(_, n)| n == group).map(|(id, _)| id).collect();
+        if held.is_empty() {
+            return Ok(Applied::AlreadyDone);
+        }
+        for group_id in held {
+            // A group deleted meanwhile no longer grants anything: that is success too.
+            match self.modify("Groups", &group_id, &[Change::RemoveMember(user.id.clone())], None, &what).await? {
+                Modified::Done | Modified::NotFound => {}
+                Modified::Stale => {
+                    return Err(self.err(ErrorKind::Transient, &what, "the group changed while it was being updated"));
+                }
+            }
+        }
+        Ok(Applied::Changed)
+    }
+
+    // ---- changing and listing ----
+
+    /// Changes one resource with PATCH, or with GET + PUT on a server that refuses PATCH.
+    async fn modify(
+        &self,
+        endpoint: &str,
+        id: &str,
+        changes: &[Change],
+        if_match: Option<&str>,
+        what: &str,
+    ) -> Result<Modified> {
+        let url = self.resource_url(endpoint, id, what)?;
+        if !self.patch_refused.load(Ordering::Relaxed) {
+            let body = wire::patch_body(changes);
+            let reply = self.http.send(Method::PATCH, url.clone(), Some(&body), if_match, what).await?;
+            match reply.status {
+                s if s.is_success() => return Ok(Modified::Done),
+                StatusCode::NOT_FOUND => return Ok(Modified::NotFound),
+                StatusCode::PRECONDITION_FAILED => return Ok(Modified::Stale),
+                StatusCode::METHOD_NOT_ALLOWED | StatusCode::NOT_IMPLEMENTED => {
+                    tracing::info!(
+                        target: "tenure_connect::scim", scim_target = %self.name,
+                        "the server refuses PATCH; falling back to PUT"
+                    );
+                    self.patch_refused.store(true, Ordering::Relaxed);
+                }
+                _ => return Err(reply.error(&self.http, what)),
+            }
+        }
+        let reply = self.get(url.clone(), what).await?;
+        match reply.status {
+            StatusCode::OK => {}
+            StatusCode::NOT_FOUND => return Ok(Modified::NotFound),
+            _ => return Err(reply.error(&self.http, what)),
+        }
+        let mut resource: serde_json::Value = reply.json(&self.http, what)?;
+        let version = if_match
+            .map(str::to_string)
+            .or(reply.etag)
+            .or_else(|| resource.pointer("/meta/version").and_then(serde_json::Value::as_str).map(str::to_string));
+        wire::apply_changes(&mut resource, changes);
+        let reply = self.http.send(Method::PUT, url, Some(&resource), version.as_deref(), what).await?;
+        match reply.status {
+            s if s.is_success() => Ok(Modified::Done),
+            StatusCode::NOT_FOUND => Ok(Modified::NotFound),
+            StatusCode::PRECONDITION_FAILED => Ok(Modified::Stale),
+            _ => Err(reply.error(&self.http, what)),
+        }
+    }
+
+    /// Every resource of `endpoint` matching `query`, paging with `startIndex`/`count`
+    /// (RFC 7644 §3.4.2.4). The inner `Err` is the first answer that was not a success.
+    async fn page_all<T: DeserializeOwned>(
+        &self,
+        endpoint: &str,
+        query: &[(&str, &str)],
+        what: &str,
+    ) -> Result<std::result::Result<Vec<T>, Reply>> {
+        let mut out = Vec::new();
+        let mut start: u64 = 1;
+        let count = self.page_size.to_string();
+        loop {
+            let start_text = start.to_string();
+            let mut q = query.to_vec();
+            q.push(("startIndex", &start_text));
+            q.push(("count", &count));
+            let reply = self.get(self.http.url(&[endpoint], &q), what).await?;
+            if !reply.is_success() {
+                return Ok(Err(reply));
+            }
+            let page: ListResponse<T> = reply.json(&self.http, what)?;
+            let got = page.resources.len();
+            out.extend(page.resources);
+            start += got as u64;
+            // Stop on an empty page, past totalResults, or (for a server that leaves
+            // totalResults out) on a short page.
+            let done = match page.total_results {
+                Some(total) => start > total,
+                None => got < self.page_size,
+            };
+            if got == 0 || done {
+                return Ok(Ok(out));
+            }
+        }
+    }
+}
+
+/// `userName` is case-insensitive (RFC 7643 §4.1.1: `caseExact` false).
+fn same_user_name(a: &str, b: &str) -> bool {
+    a == b || a.to_lowercase() == b.to_lowercase()
+}
+
+#[async_trait::async_trait]
+impl Connector for ScimConnector {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn capabilities(&self) -> &'static [Capability] {
+        CAPABILITIES
+    }
+
+    async fn apply(&self, req: &Request) -> Result<Applied> {
+        let entitlement = || {
+            req.entitlement.as_deref().filter(|e| !e.is_empty()).ok_or_else(|| {
+                self.err(ErrorKind::Permanent, req.kind.as_str(), "the operation names no entitlement (group)")
+            })
+        };
+        match req.kind {
+            OpKind::CreateAccount => self.create(&req.account).await,
+            OpKind::Enable => self.set_active(&req.account, true).await,
+            OpKind::Disable => self.set_active(&req.account, false).await,
+            OpKind::DeleteAccount => self.delete(&req.account).await,
+            OpKind::Grant => self.grant(&req.account, entitlement()?).await,
+            OpKind::Revoke => self.revoke(&req.account, entitlement()?).await,
+            other => Err(self.err(ErrorKind::Permanent, other.as_str(), "scim targets do not support this operation")),
+        }
+    }
+
+    async fn read_account(&self, account: &AccountSpec) -> Result<Option<AccountState>> {
+        let Some(user) = self.user(&account.account).await? else {
+            return Ok(None);
+        };
+        let grants = self.memberships(&user).await?.into_iter().map(|(_, name)| name).collect();
+        Ok(Some(AccountState {
+            enabled: user.enabled(),
+            account: user.user_name,
+            external_id: user.external_id,
+            grants,
+            sessions: None,
+        }))
+    }
+
+    async fn list_accounts(&self) -> Result<Vec<AccountState>> {
+        let what = "listing users";
+        let users_query = [("attributes", "userName,externalId,active,groups")];
+        let (users, groups) =
+            tokio::join!(self.page_all::<User>("Users", &users_query, what), self.all_groups("listing groups"));
+        let users = users?.map_err(|reply| reply.error(&self.http, what))?;
+        let groups = groups?;
+        let mut grants: BTreeMap<&str, BTreeSet<String>> = BTreeMap::new();
+        for group in &groups {
+            for member in &group.members {
+                if let Some(id) = member.user_id() {
+                    grants.entry(id).or_default().insert(group.display_name.clone());
+                }
+            }
+        }
+        Ok(users
+            .iter()
+            .map(|user| {
+                let mut held = grants.get(user.id.as_str()).cloned().unwrap_or_default();
+                held.extend(user.groups.iter().filter_map(|g| g.display.clone()));
+                AccountState {
+                    account: user.user_name.clone(),
+                    external_id: user.external_id.clone(),
+                    enabled: user.enabled(),
+                    grants: held,
+                    sessions: None,
+                }
+            })
+            .collect())
+    }
+
+    async fn list_entitlements(&self) -> Result<Vec<String>> {
+        let what = "listing groups";
+        let groups = self
+            .page_all::<Group>("Groups", &[("attributes", "displayName")], what)
+            .await?
+            .map_err(|reply| reply.error(&self.http, what))?;
+        let names: BTreeSet<String> = groups.into_iter().map(|g| g.display_name).collect();
+        Ok(names.into_iter().collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tenure_core::TargetKind;
+
+    #[test]
+    fn capabilities_match_what_scim_targets_support() {
+        for op in OpKind::ALL {
+            let supported = TargetKind::Scim.supports(*op);
+            let offered = Capability::for_op(*op).is_some_and(|c| CAPABILITIES.contains(&c));
+            assert_eq!(offered, supported, "{op}");
+        }
+        assert!(CAPABILITIES.contains(&Capability::ListAccounts));
+        assert!(CAPABILITIES.contains(&Capability::ListGrants));
+        assert!(CAPABILITIES.contains(&Capability::ReadBack));
+    }
+
+    #[test]
+    fn user_names_compare_without_case() {
+        assert!(same_user_name("Jürgen", "jürgen"));
+        assert!(!same_user_name("ann", "anne"));
+    }
+}

@@ -1,0 +1,363 @@
+//! The few SCIM wire forms Tenure reads and writes (RFC 7643 resources, RFC 7644 messages).
+//!
+//! Reading is deliberately narrow and lenient: only the attributes Tenure uses are decoded, every
+//! one is optional except `id`, `null` is the same as absent, and `active` accepts the
+//! strings `"true"`/`"false"` some service providers send. A malformed attribute Tenure does not
+//! use (a bad `meta.created`, an odd `addresses` entry) therefore never makes an account
+//! unreadable, which would block verification for a reason that has nothing to do with access.
+//!
+//! Writing produces exactly the attributes of the connector's contract: `userName`, `externalId`,
+//! `name`, `displayName`, one work email and `active` for users; `displayName` and `members` for
+//! groups.
+
+use super::filter;
+use crate::AccountSpec;
+use serde::{Deserialize, Deserializer};
+use serde_json::{Map, Value, json};
+
+pub(crate) const USER_SCHEMA: &str = "urn:ietf:params:scim:schemas:core:2.0:User";
+pub(crate) const GROUP_SCHEMA: &str = "urn:ietf:params:scim:schemas:core:2.0:Group";
+pub(crate) const PATCH_SCHEMA: &str = "urn:ietf:params:scim:api:messages:2.0:PatchOp";
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct User {
+    pub(crate) id: String,
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub(crate) user_name: String,
+    #[serde(default)]
+    pub(crate) external_id: Option<String>,
+    #[serde(default, deserialize_with = "lenient_bool")]
+    pub(crate) active: Option<bool>,
+    #[serde(default)]
+    pub(crate) name: Option<Name>,
+    #[serde(default)]
+    pub(crate) display_name: Option<String>,
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub(crate) emails: Vec<Email>,
+    /// The groups the server says the user is in (read-only, RFC 7643 §4.1.2); many servers,
+    /// scim2-server among them, leave it out.
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub(crate) groups: Vec<GroupRef>,
+    #[serde(default)]
+    pub(crate) meta: Option<Meta>,
+}
+
+impl User {
+    /// The version to send as `If-Match`.
+    pub(crate) fn version(&self) -> Option<&str> {
+        self.meta.as_ref().and_then(|m| m.version.as_deref())
+    }
+
+    /// RFC 7643 gives `active` no default; a user without it can usually sign in, so for
+    /// revocation purposes it counts as enabled.
+    pub(crate) fn enabled(&self) -> bool {
+        self.active.unwrap_or(true)
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct Name {
+    #[serde(default)]
+    pub(crate) given_name: Option<String>,
+    #[serde(default)]
+    pub(crate) family_name: Option<String>,
+    #[serde(default)]
+    pub(crate) formatted: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub(crate) struct Email {
+    #[serde(default)]
+    pub(crate) value: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub(crate) struct GroupRef {
+    #[serde(default)]
+    pub(crate) value: Option<String>,
+    #[serde(default)]
+    pub(crate) display: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub(crate) struct Meta {
+    #[serde(default)]
+    pub(crate) version: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct Group {
+    pub(crate) id: String,
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub(crate) display_name: String,
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub(crate) members: Vec<Member>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub(crate) struct Member {
+    #[serde(default)]
+    pub(crate) value: Option<String>,
+    #[serde(default, rename = "type")]
+    pub(crate) kind: Option<String>,
+}
+
+impl Member {
+    /// Members without a `type` are taken to be users: RFC 7643 makes `type` optional and most
+    /// servers omit it.
+    pub(crate) fn user_id(&self) -> Option<&str> {
+        match self.kind.as_deref() {
+            Some(k) if !k.eq_ignore_ascii_case("user") => None,
+            _ => self.value.as_deref(),
+        }
+    }
+}
+
+/// A query answer (RFC 7644 §3.4.2).
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", bound(deserialize = "T: Deserialize<'de>"))]
+pub(crate) struct ListResponse<T> {
+    #[serde(default)]
+    pub(crate) total_results: Option<u64>,
+    #[serde(rename = "Resources", alias = "resources", default = "Vec::new", deserialize_with = "null_as_default")]
+    pub(crate) resources: Vec<T>,
+}
+
+/// One change to a resource, sent as a PATCH operation or, where a server refuses PATCH, applied
+/// to the resource for a PUT.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Change {
+    /// Replace a top-level attribute.
+    Replace(&'static str, Value),
+    /// Add a user to a group's `members`.
+    AddMember(String),
+    /// Remove a user from a group's `members`.
+    RemoveMember(String),
+}
+
+/// A `PatchOp` message (RFC 7644 §3.5.2).
+pub(crate) fn patch_body(changes: &[Change]) -> Value {
+    let ops: Vec<Value> = changes
+        .iter()
+        .map(|c| match c {
+            Change::Replace(attr, value) => json!({"op": "replace", "path": attr, "value": value}),
+            Change::AddMember(id) => json!({"op": "add", "path": "members", "value": [{"value": id}]}),
+            Change::RemoveMember(id) => {
+                json!({"op": "remove", "path": format!("members[value eq {}]", filter::quote(id))})
+            }
+        })
+        .collect();
+    json!({"schemas": [PATCH_SCHEMA], "Operations": ops})
+}
+
+/// Applies `changes` to a resource read with GET, for a PUT. Read-only attributes (`meta`,
+/// `groups`) are dropped; servers must ignore them, but not all do.
+pub(crate) fn apply_changes(resource: &mut Value, changes: &[Change]) {
+    let Some(obj) = resource.as_object_mut() else { return };
+    obj.remove("meta");
+    obj.remove("groups");
+    for change in changes {
+        match change {
+            Change::Replace(attr, value) => {
+                obj.insert((*attr).to_string(), value.clone());
+            }
+            Change::AddMember(id) => {
+                let members = obj.entry("members").or_insert_with(|| Value::Array(Vec::new()));
+                if !members.is_array() {
+                    *members = Value::Array(Vec::new());
+                }
+                if let Some(list) = members.as_array_mut()
+                    && !list.iter().any(|m| m.get("value").and_then(Value::as_str) == Some(id))
+                {
+                    list.push(json!({"value": id}));
+                }
+            }
+            Change::RemoveMember(id) => {
+                if let Some(list) = obj.get_mut("members").and_then(Value::as_array_mut) {
+                    list.retain(|m| m.get("value").and_then(Value::as_str) != Some(id));
+                }
+            }
+        }
+    }
+}
+
+/// The `name` a spec asks for, if it names anyone.
+fn desired_name(spec: &AccountSpec) -> Option<Name> {
+    if spec.given_name.is_none() && spec.family_name.is_none() {
+        return None;
+    }
+    Some(Name {
+        given_name: spec.given_name.clone(),
+        family_name: spec.family_name.clone(),
+        formatted: Some(spec.display_name()),
+    })
+}
+
+fn name_json(name: &Name) -> Value {
+    let mut obj = Map::new();
+    if let Some(g) = &name.given_name {
+        obj.insert("givenName".into(), json!(g));
+    }
+    if let Some(f) = &name.family_name {
+        obj.insert("familyName".into(), json!(f));
+    }
+    if let Some(f) = &name.formatted {
+        obj.insert("formatted".into(), json!(f));
+    }
+    Value::Object(obj)
+}
+
+fn emails_json(email: &str) -> Value {
+    json!([{"value": email, "primary": true, "type": "work"}])
+}
+
+/// The body of `POST /Users` for a spec.
+pub(crate) fn new_user(spec: &AccountSpec) -> Value {
+    let mut obj = Map::new();
+    obj.insert("schemas".into(), json!([USER_SCHEMA]));
+    obj.insert("userName".into(), json!(spec.account));
+    if !spec.identity_id.is_empty() {
+        obj.insert("externalId".into(), json!(spec.identity_id));
+    }
+    if let Some(name) = desired_name(spec) {
+        obj.insert("name".into(), name_json(&name));
+    }
+    obj.insert("displayName".into(), json!(spec.display_name()));
+    if let Some(email) = &spec.email {
+        obj.insert("emails".into(), emails_json(email));
+    }
+    obj.insert("active".into(), json!(true));
+    Value::Object(obj)
+}
+
+/// The body of `POST /Groups` for a new group holding one member.
+pub(crate) fn new_group(display_name: &str, member: &str) -> Value {
+    json!({"schemas": [GROUP_SCHEMA], "displayName": display_name, "members": [{"value": member}]})
+}
+
+/// What must change on an existing user so that it is what `POST /Users` for `spec` would have
+/// made: used when a create finds the account already there.
+pub(crate) fn changes_to_match(user: &User, spec: &AccountSpec) -> Vec<Change> {
+    let mut changes = Vec::new();
+    if !spec.identity_id.is_empty() && user.external_id.as_deref() != Some(spec.identity_id.as_str()) {
+        changes.push(Change::Replace("externalId", json!(spec.identity_id)));
+    }
+    if let Some(want) = desired_name(spec) {
+        let have = user.name.clone().unwrap_or_default();
+        if have.given_name != want.given_name || have.family_name != want.family_name {
+            changes.push(Change::Replace("name", name_json(&want)));
+        }
+    }
+    let display = spec.display_name();
+    if user.display_name.as_deref() != Some(display.as_str()) {
+        changes.push(Change::Replace("displayName", json!(display)));
+    }
+    if let Some(email) = &spec.email {
+        let has = user.emails.iter().any(|e| e.value.as_deref().is_some_and(|v| v.eq_ignore_ascii_case(email)));
+        if !has {
+            changes.push(Change::Replace("emails", emails_json(email)));
+        }
+    }
+    if !user.enabled() || user.active.is_none() {
+        changes.push(Change::Replace("active", json!(true)));
+    }
+    changes
+}
+
+fn null_as_default<'de, D, T>(d: D) -> Result<T, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Default + Deserialize<'de>,
+{
+    Ok(Option::<T>::deserialize(d)?.unwrap_or_default())
+}
+
+/// A boolean, or the strings `"true"`/`"false"` in any case; anything else reads as absent.
+fn lenient_bool<'de, D: Deserializer<'de>>(d: D) -> Result<Option<bool>, D::Error> {
+    Ok(match Value::deserialize(d)? {
+        Value::Bool(b) => Some(b),
+        Value::String(s) if s.eq_ignore_ascii_case("true") => Some(true),
+        Value::String(s) if s.eq_ignore_ascii_case("false") => Some(false),
+        _ => None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn users_decode_leniently() {
+        let user: User = serde_json::from_value(json!({
+            "id": "1", "userName": "a", "active": "False", "emails": null,
+            "meta": {"created": "not a date", "version": "W/\"3\""}, "addresses": "nonsense",
+        }))
+        .unwrap();
+        assert_eq!(user.active, Some(false));
+        assert!(user.emails.is_empty());
+        assert_eq!(user.version(), Some("W/\"3\""));
+        let user: User = serde_json::from_value(json!({"id": "2"})).unwrap();
+        assert!(user.enabled());
+    }
+
+    #[test]
+    fn list_responses_accept_either_spelling() {
+        let a: ListResponse<Group> =
+            serde_json::from_value(json!({"totalResults": 1, "Resources": [{"id": "g", "displayName": "x"}]})).unwrap();
+        let b: ListResponse<Group> =
+            serde_json::from_value(json!({"totalResults": 1, "resources": [{"id": "g", "displayName": "x"}]})).unwrap();
+        let c: ListResponse<Group> = serde_json::from_value(json!({"totalResults": 0})).unwrap();
+        assert_eq!(a.resources.len(), 1);
+        assert_eq!(b.resources.len(), 1);
+        assert!(c.resources.is_empty());
+    }
+
+    #[test]
+    fn remove_member_path_quotes_the_id() {
+        let body = patch_body(&[Change::RemoveMember("x\" or value pr \"".into())]);
+        assert_eq!(body["Operations"][0]["path"], json!(r#"members[value eq "x\" or value pr \""]"#));
+    }
+
+    #[test]
+    fn changes_apply_to_a_resource_for_put() {
+        let mut group = json!({"id": "g", "displayName": "x", "members": [{"value": "1"}], "meta": {}});
+        apply_changes(&mut group, &[Change::AddMember("2".into()), Change::AddMember("1".into())]);
+        assert_eq!(group["members"], json!([{"value": "1"}, {"value": "2"}]));
+        apply_changes(&mut group, &[Change::RemoveMember("1".into())]);
+        assert_eq!(group["members"], json!([{"value": "2"}]));
+        assert!(group.get("meta").is_none());
+        let mut user = json!({"id": "u", "active": true});
+        apply_changes(&mut user, &[Change::Replace("active", json!(false))]);
+        assert_eq!(user["active"], json!(false));
+    }
+
+    #[test]
+    fn an_existing_user_is_brought_to_what_create_would_make() {
+        let spec = AccountSpec {
+            identity_id: "e1".into(),
+            account: "ann".into(),
+            given_name: Some("Ann".into()),
+            family_name: Some("Lee".into()),
+            email: Some("ann@example.com".into()),
+        };
+        let made: User = serde_json::from_value({
+            let mut v = new_user(&spec);
+            v["id"] = json!("1");
+            v
+        })
+        .unwrap();
+        assert_eq!(changes_to_match(&made, &spec), vec![]);
+        let bare: User = serde_json::from_value(json!({"id": "1", "userName": "ann", "active": false})).unwrap();
+        let attrs: Vec<&str> = changes_to_match(&bare, &spec)
+            .iter()
+            .map(|c| match c {
+                Change::Replace(a, _) => *a,
+                _ => "",
+            })
+            .collect();
+        assert_eq!(attrs, ["externalId", "name", "displayName", "emails", "active"]);
+    }
+}
