@@ -9,6 +9,8 @@
 //!   A failed operation becomes an exception and its case `stuck`.
 //! - An operation is `verified` only when a read-back of the target shows its effect. If the
 //!   read-back does not (yet) show it, that counts as a transient failure, never as success.
+//! - A target with `delete_after_days` has the disabled accounts of leavers whose case closed
+//!   longer ago than that deleted (planned and audited like any other operation).
 //! - Manual targets get a ticket with an owner and a due time; the operation is `done` until a
 //!   person completes the ticket with evidence.
 
@@ -99,6 +101,15 @@ pub async fn run(
     opts: ExecOptions,
 ) -> crate::Result<ExecReport> {
     store.recover_running()?;
+    for t in &config.targets {
+        if let Some(days) = t.delete_after_days {
+            let cutoff = stamp(chrono::Utc::now() - chrono::Duration::days(i64::from(days)));
+            let n = store.plan_retention(&t.name, &cutoff)?;
+            if n > 0 {
+                tracing::info!("{}: {n} account(s) past retention planned for deletion", t.name);
+            }
+        }
+    }
     let limits: HashMap<String, Arc<Semaphore>> =
         config.targets.iter().map(|t| (t.name.clone(), Arc::new(Semaphore::new(t.concurrency.max(1))))).collect();
     let capacity: usize = config.targets.iter().map(|t| t.concurrency.max(1)).sum::<usize>().max(1);

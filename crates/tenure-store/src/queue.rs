@@ -126,6 +126,9 @@ pub trait Queue: Send + Sync {
     fn commit_remediation(&self, r: &Remediation) -> Result<(usize, Option<i64>)>;
     /// Releases a held remediation: its operations become pending.
     fn release_remediation(&self, approval_id: i64, approver: &str) -> Result<usize>;
+    /// Plans `delete_account` in `target` for every terminated identity whose leaver case
+    /// closed before `cutoff` and whose account there is disabled and idle. Returns how many.
+    fn plan_retention(&self, target: &str, cutoff: &str) -> Result<usize>;
 }
 
 /// Recomputes a case's state from its operations and open exceptions.
@@ -631,5 +634,57 @@ impl Queue for SqliteStore {
         )?;
         tx.commit()?;
         Ok(n)
+    }
+
+    fn plan_retention(&self, target: &str, cutoff: &str) -> Result<usize> {
+        let mut conn = self.lock();
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let at = now();
+        let due: Vec<String> = {
+            let mut stmt = tx.prepare_cached(
+                "SELECT a.identity FROM accounts a JOIN identities i ON i.id = a.identity
+                 WHERE a.target = ?1 AND a.enabled = 0 AND i.status = 'terminated'
+                   AND EXISTS (SELECT 1 FROM cases c WHERE c.identity = a.identity AND c.kind = 'leaver'
+                               AND c.state = 'closed' AND c.closed_at < ?2)
+                   AND NOT EXISTS (SELECT 1 FROM operations o WHERE o.identity = a.identity AND o.target = a.target
+                                   AND o.state IN ('pending', 'running', 'held', 'done'))
+                 ORDER BY a.identity",
+            )?;
+            stmt.query_map(params![target, cutoff], |r| r.get(0))?.collect::<rusqlite::Result<_>>()?
+        };
+        let mut audit = Vec::new();
+        for identity in &due {
+            tx.execute(
+                "INSERT INTO events (import_id, source, kind, identity, received_at, changes, significant, note, after, state)
+                 VALUES (NULL, 'retention', 'update', ?1, ?2, '[]', 0, ?3, '{}', 'applied')",
+                params![identity, at, format!("retention period of `{target}` passed")],
+            )?;
+            let event_id = tx.last_insert_rowid();
+            tx.execute(
+                "INSERT INTO cases (event_id, identity, kind, state, opened_at) VALUES (?1, ?2, 'update', 'open', ?3)",
+                params![event_id, identity, at],
+            )?;
+            let case_id = tx.last_insert_rowid();
+            let reason =
+                serde_json::json!({ "event": event_id, "kind": "update", "rules": [], "finding": "retention" });
+            tx.execute(
+                "INSERT INTO operations (case_id, identity, target, kind, entitlement, reason, idem_key, state, created_at, updated_at)
+                 VALUES (?1, ?2, ?3, 'delete_account', NULL, ?4, ?5, 'pending', ?6, ?6)",
+                params![case_id, identity, target, reason.to_string(), format!("retention-{event_id}"), at],
+            )?;
+            tx.execute("DELETE FROM grants WHERE identity = ?1 AND target = ?2", params![identity, target])?;
+            tx.execute("DELETE FROM accounts WHERE identity = ?1 AND target = ?2", params![identity, target])?;
+            audit.push(
+                AuditEntry::new("retention", "plan.delete_account", "pending")
+                    .identity(identity)
+                    .target(target)
+                    .reason(format!(
+                        "event {event_id}: the leaver case closed before {cutoff}; the disabled account is deleted"
+                    )),
+            );
+        }
+        append(&tx, &audit)?;
+        tx.commit()?;
+        Ok(due.len())
     }
 }

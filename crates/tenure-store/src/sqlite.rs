@@ -747,3 +747,31 @@ fn audit_row(r: &rusqlite::Row<'_>) -> Result<AuditRecord> {
         hash: r.get(11)?,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_edited_migration_is_refused() {
+        let dir = tempfile::TempDir::new().unwrap();
+        let path = dir.path().join("t.db");
+        drop(SqliteStore::open(&path).unwrap());
+        Connection::open(&path)
+            .unwrap()
+            .execute("UPDATE schema_migrations SET checksum = 'x' WHERE version = 1", [])
+            .unwrap();
+        assert!(matches!(SqliteStore::open(&path), Err(StoreError::MigrationChanged { version: 1 })));
+    }
+
+    #[test]
+    fn reopening_applies_nothing_twice() {
+        let dir = tempfile::TempDir::new().unwrap();
+        let path = dir.path().join("t.db");
+        drop(SqliteStore::open(&path).unwrap());
+        let store = SqliteStore::open(&path).unwrap();
+        let n: i64 =
+            store.with_connection(|c| c.query_row("SELECT count(*) FROM schema_migrations", [], |r| r.get(0))).unwrap();
+        assert_eq!(n, i64::try_from(MIGRATIONS.len()).unwrap());
+    }
+}

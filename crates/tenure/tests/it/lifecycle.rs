@@ -246,3 +246,50 @@ fn check_reports_each_problem_with_file_line_and_reason() {
     assert_eq!(json["ok"], false);
     assert_eq!(json["problems"].as_array().unwrap().len(), 2);
 }
+
+#[test]
+fn a_service_account_moves_to_the_leaving_owners_manager() {
+    let env = Env::new();
+    // Large enough that two leavers stay under the guard's 5%.
+    let mut o = Options::new(60, NaiveDate::parse_from_str(TODAY, "%Y-%m-%d").unwrap());
+    o.service_accounts = 1;
+    let mut co = Company::generate(&o);
+    let owner = co
+        .people
+        .iter()
+        .find(|p| p.kind == "employee" && p.manager.as_deref() == Some("E000000") && p.id != "E000000")
+        .unwrap()
+        .clone();
+    co.get_mut("S000000").unwrap().owner = Some(owner.id.clone());
+    env.write("day1.csv", &co.to_csv());
+    env.ok(&["import", "--source", "hr", "day1.csv"]);
+
+    // The owner leaves; the HR extract still names them as the owner.
+    co.get_mut(&owner.id).unwrap().status = "terminated".into();
+    env.write("day2.csv", &co.to_csv());
+    let day2 = env.ok(&["import", "--source", "hr", "day2.csv", "--format", "json"]).json();
+    assert_eq!(day2["counts"]["leavers"], 1);
+    let svc = env.ok(&["identity", "show", "S000000", "--format", "json"]).json();
+    assert_eq!(svc["attributes"]["owner_id"], "E000000", "ownership moved to the owner's manager");
+    assert_eq!(svc["status"], "active");
+    let audit = env.ok(&["audit", "export", "--identity", "S000000", "--format", "jsonl"]).stdout;
+    assert!(audit.contains("nhi.transfer_ownership"), "{audit}");
+    // Stable: the same extract again changes nothing.
+    let again = env.ok(&["import", "--source", "hr", "day2.csv", "--format", "json"]).json();
+    assert_eq!(again["outcome"], "unchanged");
+
+    // With `revoke`, a service account whose owner leaves is terminated instead.
+    let policy = std::fs::read_to_string(env.path("policy.toml"))
+        .unwrap()
+        .replace("\"transfer_to_manager\"   #", "\"revoke\" #");
+    env.write("policy.toml", &policy);
+    let new_owner =
+        co.people.iter().find(|p| p.kind == "employee" && p.id != owner.id && p.manager.is_some()).unwrap().id.clone();
+    co.get_mut("S000000").unwrap().owner = Some(new_owner.clone());
+    env.write("day3.csv", &co.to_csv());
+    env.ok(&["import", "--source", "hr", "day3.csv"]);
+    co.get_mut(&new_owner).unwrap().status = "terminated".into();
+    env.write("day4.csv", &co.to_csv());
+    env.ok(&["import", "--source", "hr", "day4.csv"]);
+    assert_eq!(env.ok(&["identity", "show", "S000000", "--format", "json"]).json()["status"], "terminated");
+}

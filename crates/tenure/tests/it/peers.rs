@@ -352,3 +352,44 @@ fn orphans_and_drift_are_found_and_drift_removed_after_approval() {
     assert!(ghost.trim().is_empty(), "orphan disabled (moved out of users_dn): {ghost}");
     w.env.ok(&["audit", "verify"]);
 }
+
+#[test]
+fn leavers_accounts_are_deleted_after_retention_with_ownership_transferred() {
+    let stack = Stack::start(&["analyst", "finance", "admin"]).expect("real peers must start");
+    let env = Env::new();
+    let config = stack
+        .config_toml(25)
+        .replace(
+            "concurrency = 4\nmax_attempts = 8\n\n[[target]]\nname = \"warehouse\"",
+            "concurrency = 4\nmax_attempts = 8\ndelete_after_days = 0\n\n[[target]]\nname = \"warehouse\"",
+        )
+        .replace("kind = \"postgres\"\n", "kind = \"postgres\"\ndelete_after_days = 0\nreassign_to = \"admin\"\n");
+    assert_eq!(config.matches("delete_after_days = 0").count(), 2);
+    env.write("tenure.toml", &config);
+    let w = World { env, stack };
+    let mut co = company(6);
+    let leaver = co.hire("Engineering");
+    let name = w.username(&co, &leaver);
+    w.import("day1.csv", &co);
+    w.apply_all();
+    // The leaver owns a table in the warehouse.
+    w.pg("CREATE TABLE leaver_report (id int)");
+    w.pg(&format!("ALTER TABLE leaver_report OWNER TO \"{name}\""));
+
+    co.remove(&leaver);
+    w.import("day2.csv", &co);
+    w.apply_all(); // disables; the case closes
+    assert!(w.scim_user(&name).is_some(), "disabled, not deleted, until the case closed");
+    w.apply_all(); // retention (0 days) passed: deletes
+    assert!(w.scim_user(&name).is_none(), "SCIM user deleted after retention");
+    assert_eq!(w.pg(&format!("SELECT count(*) FROM pg_roles WHERE rolname = '{name}'")), "0", "role dropped");
+    assert_eq!(
+        w.pg("SELECT tableowner FROM pg_tables WHERE tablename = 'leaver_report'"),
+        "admin",
+        "ownership transferred"
+    );
+    let audit = w.env.ok(&["audit", "export", "--identity", &leaver, "--format", "jsonl"]).stdout;
+    assert!(audit.contains("\"action\":\"apply.delete_account\"") && audit.contains("\"target\":\"warehouse\""));
+    assert!(w.env.ok(&["identity", "show", &leaver, "--format", "json"]).json()["accounts"].get("chat").is_none());
+    w.env.ok(&["audit", "verify"]);
+}
