@@ -647,6 +647,23 @@ owner = "payroll-admins"
         );
     }
 
+    proptest::proptest! {
+        #[test]
+        fn parsing_never_panics(text in "\\PC{0,300}") {
+            let _ = parse("tenure.toml", &text);
+        }
+
+        #[test]
+        fn edits_of_a_good_config_never_panic(at in 0usize..900, junk in "[\\[\\]=\"a-z0-9 \n.,{}]{0,12}") {
+            let mut text = GOOD.to_string();
+            let at = at.min(text.len());
+            if text.is_char_boundary(at) {
+                text.insert_str(at, &junk);
+                let _ = parse("tenure.toml", &text);
+            }
+        }
+    }
+
     #[test]
     fn problems_name_the_line_and_reason() {
         check(("email = \"work_email\"", "emial = \"work_email\""), "emial", "unknown attribute `emial`");

@@ -442,6 +442,17 @@ mod tests {
         }
     }
 
+    proptest::proptest! {
+        #[test]
+        fn parsing_never_panics(bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..400)) {
+            let schema = Schema::default();
+            let today = NaiveDate::from_ymd_opt(2026, 1, 1).unwrap_or_default();
+            let mut text = b"id,name\n".to_vec();
+            text.extend(bytes);
+            let _ = parse_csv(&source(&schema), &schema, &text, today);
+        }
+    }
+
     #[test]
     fn rejected_rows_carry_physical_line_numbers() {
         let schema = Schema::default();

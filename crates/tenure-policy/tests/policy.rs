@@ -280,3 +280,15 @@ proptest! {
         }
     }
 }
+
+proptest! {
+    #[test]
+    fn loading_never_panics(at in 0usize..1500, junk in "[\\[\\]=\"a-z0-9 \n.,{}:_-]{0,16}") {
+        let mut text = POLICY.to_string();
+        let at = at.min(text.len());
+        if text.is_char_boundary(at) {
+            text.insert_str(at, &junk);
+            let _ = load(&text);
+        }
+    }
+}

@@ -210,3 +210,40 @@ pub fn exceptions(cli: &Cli, all: bool, f: Format) -> Result<ExitCode> {
     }
     Ok(ExitCode::SUCCESS)
 }
+
+/// Connects to every target and lists problems: unreachable targets and policy entitlements
+/// that do not exist there.
+pub fn check_online(config: &tenure_core::config::Config, policy: &tenure_policy::Policy) -> Result<Vec<String>> {
+    let rt = runtime()?;
+    rt.block_on(async {
+        let mut out = Vec::new();
+        let conns = match executor::connectors(config).await {
+            Ok(c) => c,
+            Err(e) => return Ok(vec![format!("cannot set up connectors: {e}")]),
+        };
+        for (name, conn) in &conns {
+            match conn.list_entitlements().await {
+                Err(e) => out.push(format!("target `{name}` is unreachable: {e}")),
+                Ok(existing) => {
+                    let existing: std::collections::HashSet<String> = existing.into_iter().collect();
+                    let mut missing: Vec<String> = policy
+                        .entitlements
+                        .iter()
+                        .filter(|e| &e.target == name && !existing.contains(&e.name))
+                        .map(ToString::to_string)
+                        .collect();
+                    missing.sort();
+                    // Directory and SCIM groups are created on first grant; PostgreSQL roles are not.
+                    let kind = config.target(name).map(|t| t.kind);
+                    if kind == Some(tenure_core::TargetKind::Postgres) {
+                        out.extend(
+                            missing.into_iter().map(|e| format!("entitlement `{e}` does not exist in `{name}`")),
+                        );
+                    }
+                }
+            }
+        }
+        out.sort();
+        Ok(out)
+    })
+}

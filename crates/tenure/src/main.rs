@@ -53,7 +53,11 @@ pub enum Command {
         force: bool,
     },
     /// Validate the config and the policy.
-    Check,
+    Check {
+        /// Also connect to every target and check that the entitlements the policy grants exist.
+        #[arg(long)]
+        online: bool,
+    },
     /// Diff an HR snapshot against the last one and plan the resulting operations.
     Import {
         /// The source name from the config.

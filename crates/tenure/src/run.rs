@@ -53,7 +53,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
     let fmt = cli.format.as_deref();
     match &cli.command {
         Command::Init { dir, force } => crate::init::init(dir.as_deref(), *force),
-        Command::Check => check(&cli, Format::parse(fmt, TEXT_JSON, Format::Text)?),
+        Command::Check { online } => check(&cli, *online, Format::parse(fmt, TEXT_JSON, Format::Text)?),
         Command::Import { source, file, dry_run } => {
             let f = Format::parse(fmt, TEXT_JSON, Format::Text)?;
             let loaded = context::load_config(&cli.config)?;
@@ -371,9 +371,10 @@ fn reason_text(r: &serde_json::Value) -> String {
     s
 }
 
-fn check(cli: &Cli, f: Format) -> Result<ExitCode> {
+fn check(cli: &Cli, online: bool, f: Format) -> Result<ExitCode> {
     let mut problems = Vec::new();
     let mut summary = None;
+    let mut remote: Vec<String> = Vec::new();
     match context::load_config(&cli.config) {
         Err(e) => match e.downcast::<Invalid>() {
             Ok(inv) => problems.extend(inv.0),
@@ -383,6 +384,9 @@ fn check(cli: &Cli, f: Format) -> Result<ExitCode> {
             let today = context::today()?;
             match loaded.load_policy(today) {
                 Ok(p) => {
+                    if online {
+                        remote = crate::exec::check_online(&loaded.config, &p)?;
+                    }
                     summary = Some(serde_json::json!({
                         "sources": loaded.config.sources.len(),
                         "targets": loaded.config.targets.len(),
@@ -398,9 +402,10 @@ fn check(cli: &Cli, f: Format) -> Result<ExitCode> {
             }
         }
     }
+    let ok = problems.is_empty() && remote.is_empty();
     if f == Format::Json {
-        print_json(&serde_json::json!({ "ok": problems.is_empty(), "problems": problems, "summary": summary }))?;
-    } else if problems.is_empty() {
+        print_json(&serde_json::json!({ "ok": ok, "problems": problems, "online": remote, "summary": summary }))?;
+    } else if ok {
         let s = summary.unwrap_or_default();
         outln!(
             "ok: {} source(s), {} target(s), {} role(s), {} entitlement(s), {} SoD rule(s)",
@@ -414,9 +419,12 @@ fn check(cli: &Cli, f: Format) -> Result<ExitCode> {
         for p in &problems {
             outln!("{p}");
         }
-        outln!("{} problem(s)", problems.len());
+        for r in &remote {
+            outln!("online: {r}");
+        }
+        outln!("{} problem(s)", problems.len() + remote.len());
     }
-    Ok(if problems.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(1) })
+    Ok(if ok { ExitCode::SUCCESS } else { ExitCode::from(1) })
 }
 
 fn print_import(r: &import::ImportReport, f: Format) -> Result<()> {
@@ -433,7 +441,8 @@ fn print_import(r: &import::ImportReport, f: Format) -> Result<()> {
             rej.reason
         );
     }
-    for e in &r.events {
+    const SHOWN: usize = 50;
+    for e in r.events.iter().take(SHOWN) {
         let changes: Vec<String> = e
             .changes
             .iter()
@@ -449,6 +458,9 @@ fn print_import(r: &import::ImportReport, f: Format) -> Result<()> {
             if changes.is_empty() { String::new() } else { format!(" ({})", changes.join(", ")) },
             if e.operations > 0 { format!(" -> {} op(s)", e.operations) } else { String::new() }
         );
+    }
+    if r.events.len() > SHOWN {
+        outln!("... and {} more events (`--format json` lists them all)", r.events.len() - SHOWN);
     }
     let c = &r.counts;
     outln!(

@@ -393,3 +393,17 @@ fn leavers_accounts_are_deleted_after_retention_with_ownership_transferred() {
     assert!(w.env.ok(&["identity", "show", &leaver, "--format", "json"]).json()["accounts"].get("chat").is_none());
     w.env.ok(&["audit", "verify"]);
 }
+
+#[test]
+fn check_online_finds_entitlements_missing_from_live_targets() {
+    let w = world(25);
+    w.env.ok(&["check", "--online"]);
+    let policy = std::fs::read_to_string(w.env.path("policy.toml")).unwrap();
+    w.env.write(
+        "policy.toml",
+        &policy.replace("\"warehouse:analyst\"", "\"warehouse:analyst\", \"warehouse:reporting\""),
+    );
+    w.env.ok(&["check"]);
+    let out = w.env.expect(1, &["check", "--online"]);
+    assert!(out.stdout.contains("entitlement `warehouse:reporting` does not exist in `warehouse`"), "{}", out.stdout);
+}
