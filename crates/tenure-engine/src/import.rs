@@ -211,6 +211,10 @@ fn guard(engine: &Engine<'_>, leavers: usize, population: usize) -> Option<Strin
 }
 
 fn held_event(e: &Event) -> EventIn {
+    event_in(e, Vec::new(), None, Vec::new())
+}
+
+fn event_in(e: &Event, ops: Vec<OpIn>, holdings: Option<Holdings>, audit: Vec<AuditEntry>) -> EventIn {
     EventIn {
         kind: e.kind,
         identity: e.identity.clone(),
@@ -218,9 +222,9 @@ fn held_event(e: &Event) -> EventIn {
         significant: e.significant,
         note: e.note.clone(),
         existing_id: None,
-        ops: Vec::new(),
-        holdings: None,
-        audit: Vec::new(),
+        ops,
+        holdings,
+        audit,
     }
 }
 
@@ -273,17 +277,7 @@ pub(crate) fn plan_event(engine: &Engine<'_>, e: &Event, held: &Holdings, scratc
             );
         }
     }
-    EventIn {
-        kind: e.kind,
-        identity: e.identity.clone(),
-        changes: e.changes.clone(),
-        significant: e.significant,
-        note: e.note.clone(),
-        existing_id: None,
-        ops,
-        holdings: Some(p.holdings),
-        audit,
-    }
+    event_in(e, ops, Some(p.holdings), audit)
 }
 
 fn roles_for(d: &Desired, target: &str, name: &str) -> Vec<String> {

@@ -164,6 +164,35 @@ fn idem_key(event_id: i64, identity: &str, op: &OpIn) -> String {
     hex::encode(h.finalize()).chars().take(32).collect()
 }
 
+/// Inserts an event row and returns its id.
+fn insert_event(
+    tx: &Transaction<'_>,
+    schema: &Schema,
+    import_id: i64,
+    source: &str,
+    ev: &EventIn,
+    at: &str,
+    state: &str,
+) -> Result<i64> {
+    let mut stmt = tx.prepare_cached(
+        "INSERT INTO events (import_id, source, kind, identity, received_at, changes, significant, note, after, state)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+    )?;
+    stmt.execute(params![
+        import_id,
+        source,
+        ev.kind.as_str(),
+        &*ev.identity.id,
+        at,
+        serde_json::to_string(&ev.changes).unwrap_or_default(),
+        ev.significant,
+        ev.note,
+        identity_json(schema, &ev.identity),
+        state,
+    ])?;
+    Ok(tx.last_insert_rowid())
+}
+
 fn summary_text(s: &serde_json::Value) -> String {
     s.to_string()
 }
@@ -297,22 +326,8 @@ impl Store for SqliteStore {
         audit_out.extend(batch.audit.iter().cloned());
 
         if let BatchState::Held { reason } = &batch.state {
-            let mut stmt = tx.prepare_cached(
-                "INSERT INTO events (import_id, source, kind, identity, received_at, changes, significant, note, after, state)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 'held')",
-            )?;
             for ev in &batch.events {
-                stmt.execute(params![
-                    import_id,
-                    batch.source,
-                    ev.kind.as_str(),
-                    &*ev.identity.id,
-                    at,
-                    serde_json::to_string(&ev.changes).unwrap_or_default(),
-                    ev.significant,
-                    ev.note,
-                    identity_json(schema, &ev.identity),
-                ])?;
+                insert_event(&tx, schema, import_id, &batch.source, ev, &at, "held")?;
                 ids.events += 1;
             }
             let summary = serde_json::json!({ "source": batch.source, "file": batch.file, "reason": reason, "counts": batch.summary });
@@ -321,7 +336,6 @@ impl Store for SqliteStore {
                 params![import_id, summary.to_string(), at],
             )?;
             ids.approval_id = Some(tx.last_insert_rowid());
-            drop(stmt);
             append(&tx, &audit_out)?;
             tx.commit()?;
             return Ok(ids);
@@ -344,10 +358,6 @@ impl Store for SqliteStore {
                 ])?;
             }
         }
-        let mut ins_event = tx.prepare_cached(
-            "INSERT INTO events (import_id, source, kind, identity, received_at, changes, significant, note, after, state)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 'applied')",
-        )?;
         let mut upd_event = tx.prepare_cached("UPDATE events SET state = 'applied' WHERE id = ?1")?;
         let mut ins_case = tx.prepare_cached(
             "INSERT INTO cases (event_id, identity, kind, state, opened_at, closed_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
@@ -368,20 +378,7 @@ impl Store for SqliteStore {
                     upd_event.execute([eid])?;
                     eid
                 }
-                None => {
-                    ins_event.execute(params![
-                        import_id,
-                        batch.source,
-                        ev.kind.as_str(),
-                        id,
-                        at,
-                        serde_json::to_string(&ev.changes).unwrap_or_default(),
-                        ev.significant,
-                        ev.note,
-                        identity_json(schema, &ev.identity),
-                    ])?;
-                    tx.last_insert_rowid()
-                }
+                None => insert_event(&tx, schema, import_id, &batch.source, ev, &at, "applied")?,
             };
             ids.events += 1;
             let changes: Vec<String> = ev
@@ -458,7 +455,7 @@ impl Store for SqliteStore {
                 }
             }
         }
-        drop((ins_event, upd_event, ins_case, ins_op, del_acct, del_grants, ins_acct, ins_grant));
+        drop((upd_event, ins_case, ins_op, del_acct, del_grants, ins_acct, ins_grant));
         append(&tx, &audit_out)?;
         tx.commit()?;
         Ok(ids)

@@ -117,6 +117,29 @@ pub const HEADER: &[&str] = &[
     "employment_status",
 ];
 
+/// The `[[source]]` section that maps [`HEADER`] onto Tenure's attributes.
+pub const SOURCE_TOML: &str = r#"[[source]]
+name = "hr"
+kind = "csv"
+key = "employee_id"          # the CSV column that holds the identity id
+[source.columns]             # attribute = CSV column
+given_name = "first_name"
+family_name = "last_name"
+email = "work_email"
+username = "login"
+department = "dept"
+title = "title"
+location = "location"
+cost_center = "cost_center"
+manager_id = "manager"
+employment_type = "employment_type"
+kind = "kind"
+owner_id = "owner"
+start_date = "start"
+end_date = "end"
+status = "employment_status" # HR values: active, leave (-> suspended), terminated (-> leaver)
+"#;
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Person {
     pub id: String,

@@ -59,27 +59,7 @@ path = "policy.toml"
 max_leavers = {max_leavers}
 max_leaver_fraction = 0.2
 
-[[source]]
-name = "hr"
-kind = "csv"
-key = "employee_id"
-[source.columns]
-given_name = "first_name"
-family_name = "last_name"
-email = "work_email"
-username = "login"
-department = "dept"
-title = "title"
-location = "location"
-cost_center = "cost_center"
-manager_id = "manager"
-employment_type = "employment_type"
-kind = "kind"
-owner_id = "owner"
-start_date = "start"
-end_date = "end"
-status = "employment_status"
-
+{source}
 [[target]]
 name = "directory"
 kind = "ldap"
@@ -114,6 +94,7 @@ owner = "payroll-admins"
 sla_hours = 24
 entitlements = ["employee-record", "create-payment", "approve-payment"]
 "#,
+            source = crate::company::SOURCE_TOML,
             ldap_url = esc(&self.ldap.url),
             bind_dn = esc(&self.ldap.bind_dn),
             ldap_pw = esc(&self.ldap.password_file.to_string_lossy()),

@@ -5,7 +5,7 @@ use std::path::Path;
 use std::process::ExitCode;
 use tenure_testkit::company::{Company, Options};
 
-pub const CONFIG: &str = r#"# Tenure configuration. Every key has a default; `tenure check` validates this file and the policy.
+const CONFIG_TEMPLATE: &str = r#"# Tenure configuration. Every key has a default; `tenure check` validates this file and the policy.
 
 [store]
 url = "sqlite://tenure-data/tenure.db"      # relative paths are relative to this file
@@ -20,27 +20,7 @@ path = "policy.toml"
 max_leavers = 25
 max_leaver_fraction = 0.05
 
-[[source]]
-name = "hr"
-kind = "csv"
-key = "employee_id"          # the CSV column that holds the identity id
-[source.columns]             # attribute = CSV column
-given_name = "first_name"
-family_name = "last_name"
-email = "work_email"
-username = "login"
-department = "dept"
-title = "title"
-location = "location"
-cost_center = "cost_center"
-manager_id = "manager"
-employment_type = "employment_type"
-kind = "kind"
-owner_id = "owner"
-start_date = "start"
-end_date = "end"
-status = "employment_status" # HR values: active, leave (-> suspended), terminated (-> leaver)
-
+{SOURCE}
 [[target]]
 name = "directory"
 kind = "ldap"
@@ -122,6 +102,11 @@ significant = ["department", "cost_center", "employment_type", "location"]
 on_owner_leave = "transfer_to_manager"   # or "revoke"
 "#;
 
+/// The starter config: the sample HR file's column mapping plus the four demo targets.
+pub fn config() -> String {
+    CONFIG_TEMPLATE.replace("{SOURCE}", tenure_testkit::company::SOURCE_TOML)
+}
+
 pub fn init(dir: Option<&Path>, force: bool) -> Result<ExitCode> {
     let dir = dir.unwrap_or_else(|| Path::new("."));
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create `{}`", dir.display()))?;
@@ -130,7 +115,7 @@ pub fn init(dir: Option<&Path>, force: bool) -> Result<ExitCode> {
     opts.departments = 4;
     opts.service_accounts = 2;
     let hr = Company::generate(&opts).to_csv();
-    let files = [("tenure.toml", CONFIG.to_string()), ("policy.toml", POLICY.to_string()), ("hr.csv", hr)];
+    let files = [("tenure.toml", config()), ("policy.toml", POLICY.to_string()), ("hr.csv", hr)];
     if !force {
         for (name, _) in &files {
             if dir.join(name).exists() {

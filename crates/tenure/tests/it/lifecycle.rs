@@ -1,37 +1,11 @@
 //! Joiner, mover, leaver and rehire through three snapshots; the guard holding a truncated file.
 
-use crate::{Env, TODAY};
+use crate::{Env, TODAY, company};
 use chrono::NaiveDate;
 use tenure_testkit::company::{Company, Options};
 
-fn company(people: usize) -> Company {
-    let mut o = Options::new(people, NaiveDate::parse_from_str(TODAY, "%Y-%m-%d").unwrap());
-    o.departments = 4;
-    o.service_accounts = 0;
-    o.contractor_fraction = 0.0;
-    Company::generate(&o)
-}
-
-/// Strips pending operations that belong to other identities' cases: marks everything planned
-/// so far as a baseline, so each day's assertions see only that day's work.
 fn ops_since(env: &Env, baseline: usize, identity: &str) -> Vec<String> {
-    let ops = env.ok(&["plan", "--identity", identity, "--format", "json"]).json();
-    let mut v: Vec<String> = ops
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|o| o["id"].as_u64().unwrap() as usize > baseline)
-        .map(|o| {
-            format!(
-                "{} {}{}",
-                o["target"].as_str().unwrap(),
-                o["kind"].as_str().unwrap(),
-                o["entitlement"].as_str().map(|e| format!(" {e}")).unwrap_or_default()
-            )
-        })
-        .collect();
-    v.sort();
-    v
+    env.pending_after(baseline as u64, identity)
 }
 
 fn max_op_id(env: &Env) -> usize {

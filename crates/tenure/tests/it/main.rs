@@ -7,9 +7,11 @@ mod lifecycle;
 mod peers;
 mod snapshots;
 
+use chrono::NaiveDate;
 use std::path::PathBuf;
 use std::process::Command;
 use tempfile::TempDir;
+use tenure_testkit::company::{Company, Options};
 
 pub const TODAY: &str = "2026-11-21";
 
@@ -94,11 +96,17 @@ impl Env {
 
     /// Pending operations of one identity as `target kind entitlement` strings, sorted.
     pub fn pending(&self, identity: &str) -> Vec<String> {
+        self.pending_after(0, identity)
+    }
+
+    /// Like [`Env::pending`], only operations with an id above `after`.
+    pub fn pending_after(&self, after: u64, identity: &str) -> Vec<String> {
         let ops = self.ok(&["plan", "--identity", identity, "--format", "json"]).json();
         let mut v: Vec<String> = ops
             .as_array()
             .unwrap()
             .iter()
+            .filter(|o| o["id"].as_u64().unwrap() > after)
             .map(|o| {
                 format!(
                     "{} {}{}",
@@ -115,4 +123,13 @@ impl Env {
     pub fn pending_count(&self) -> usize {
         self.ok(&["plan", "--format", "json"]).json().as_array().unwrap().len()
     }
+}
+
+/// A small company of employees in four departments, no contractors or service accounts.
+pub fn company(people: usize) -> Company {
+    let mut o = Options::new(people, NaiveDate::parse_from_str(TODAY, "%Y-%m-%d").unwrap());
+    o.departments = 4;
+    o.service_accounts = 0;
+    o.contractor_fraction = 0.0;
+    Company::generate(&o)
 }

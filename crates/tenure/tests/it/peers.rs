@@ -2,11 +2,10 @@
 //! PostgreSQL plus a manual target; failures mid-apply; reconciliation. After each step the
 //! peers are queried directly (ldapsearch, plain HTTP, psql), never through Tenure.
 
-use crate::{Env, TODAY};
-use chrono::NaiveDate;
+use crate::{Env, TODAY, company};
 use std::process::Command;
 use std::time::{Duration, Instant};
-use tenure_testkit::company::{Company, Options};
+use tenure_testkit::company::Company;
 use tenure_testkit::stack::Stack;
 
 struct World {
@@ -20,14 +19,6 @@ fn world(max_leavers: u64) -> World {
     env.write("tenure.toml", &stack.config_toml(max_leavers));
     env.ok(&["check"]);
     World { env, stack }
-}
-
-fn company(people: usize) -> Company {
-    let mut o = Options::new(people, NaiveDate::parse_from_str(TODAY, "%Y-%m-%d").unwrap());
-    o.departments = 4;
-    o.service_accounts = 0;
-    o.contractor_fraction = 0.0;
-    Company::generate(&o)
 }
 
 impl World {
