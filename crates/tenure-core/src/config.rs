@@ -24,11 +24,15 @@ pub struct Config {
 pub struct GuardConfig {
     pub max_leavers: u64,
     pub max_leaver_fraction: f64,
+    /// Identities losing any access in one batch (leavers, suspensions, movers who lose a
+    /// grant): a broken column mapping must not strip everyone.
+    pub max_access_losses: u64,
+    pub max_access_loss_fraction: f64,
 }
 
 impl Default for GuardConfig {
     fn default() -> Self {
-        Self { max_leavers: 25, max_leaver_fraction: 0.05 }
+        Self { max_leavers: 25, max_leaver_fraction: 0.05, max_access_losses: 100, max_access_loss_fraction: 0.10 }
     }
 }
 
@@ -304,9 +308,25 @@ pub fn parse(file: &str, source: &str) -> Result<Config, Vec<Problem>> {
         }
     }
     if let Some(t) = section(root, "guard", &mut p) {
-        let mut r = Reader::new(t, "[guard]", &mut p, &["max_leavers", "max_leaver_fraction"]);
+        let mut r = Reader::new(
+            t,
+            "[guard]",
+            &mut p,
+            &["max_leavers", "max_leaver_fraction", "max_access_losses", "max_access_loss_fraction"],
+        );
         if let Some(n) = r.int("max_leavers", 0, i64::MAX) {
             guard.max_leavers = n.unsigned_abs();
+        }
+        if let Some(n) = r.int("max_access_losses", 0, i64::MAX) {
+            guard.max_access_losses = n.unsigned_abs();
+        }
+        if let Some(f) = r.float("max_access_loss_fraction") {
+            if (0.0..=1.0).contains(&f) {
+                guard.max_access_loss_fraction = f;
+            } else {
+                let at = t.get("max_access_loss_fraction").map_or(0, Node::start);
+                r.p.at(at, format!("`max_access_loss_fraction` in [guard] is {f}; expected 0.0 to 1.0"));
+            }
         }
         if let Some(f) = r.float("max_leaver_fraction") {
             if (0.0..=1.0).contains(&f) {
@@ -610,7 +630,7 @@ owner = "payroll-admins"
     #[test]
     fn a_good_config_loads_with_defaults() {
         let c = parse("tenure.toml", GOOD).unwrap_or_else(|p| unreachable_problems(&p));
-        assert_eq!(c.guard, GuardConfig { max_leavers: 10, max_leaver_fraction: 0.1 });
+        assert_eq!(c.guard, GuardConfig { max_leavers: 10, max_leaver_fraction: 0.1, ..GuardConfig::default() });
         assert_eq!(c.policy_path, "policy.toml");
         assert_eq!(c.sources.len(), 1);
         assert_eq!(c.sources.first().and_then(|s| s.status_column.clone()).as_deref(), Some("employment_status"));

@@ -14,6 +14,9 @@ pub struct AccountView {
     pub exists: bool,
     pub enabled: bool,
     pub grants: BTreeSet<String>,
+    /// The account's name in the target, fixed when it is created (the planner never changes
+    /// it; the engine names new accounts).
+    pub name: Option<String>,
 }
 
 /// Committed state of one identity: target name -> account.

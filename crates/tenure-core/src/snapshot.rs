@@ -27,6 +27,9 @@ pub struct Parsed {
     pub rejected: Vec<Rejected>,
     /// Keys of rejected rows: these identities are left exactly as they were.
     pub rejected_keys: HashSet<String>,
+    /// Rejected rows whose key could not be read: they may belong to anyone, so identities
+    /// missing from the file cannot be trusted to be leavers.
+    pub unattributed: usize,
     pub rows: usize,
 }
 
@@ -40,6 +43,9 @@ pub enum SnapshotError {
     #[error("line {line}: the file is not valid CSV: {reason}")]
     Csv { line: u64, reason: String },
 }
+
+/// The note on a leaver whose row disappeared from the snapshot.
+pub const ROW_REMOVED: &str = "row removed from snapshot";
 
 /// Maps an HR status value to a lifecycle status. Unknown values are rejected, never guessed.
 pub fn hr_status(value: &str) -> Option<Status> {
@@ -164,7 +170,15 @@ pub fn parse_csv(
             reason,
         };
         if record.len() != width {
-            out.rejected.push(reject(None, None, format!("has {} fields; the header has {width}", record.len())));
+            // Keep the key when it can be read, so the identity is held as it was rather than
+            // looking removed.
+            let key =
+                record.get(cols.key).and_then(|k| std::str::from_utf8(k).ok()).map(str::trim).filter(|k| !k.is_empty());
+            out.rejected.push(reject(
+                Some(source.key.as_str()).filter(|_| key.is_none()),
+                key,
+                format!("has {} fields; the header has {width}", record.len()),
+            ));
             continue;
         }
         let text = |i: usize| -> Result<&str, ()> {
@@ -223,6 +237,11 @@ pub fn parse_csv(
             Some(Ok(v)) => v,
             Some(Err(())) => "\u{fffd}",
         };
+        if cols.status.is_some() && hr_value.is_empty() {
+            let field = source.status_column.as_deref();
+            out.rejected.push(reject(field, Some(&key), "missing status; expected active, leave or terminated".into()));
+            continue;
+        }
         let Some(hr) = hr_status(hr_value) else {
             let field = source.status_column.as_deref();
             out.rejected.push(reject(
@@ -289,6 +308,36 @@ pub fn parse_csv(
         accepted.push((line, ident));
     }
 
+    // Duplicate usernames: two identities must never share an account name.
+    let username_slot = schema.slot_of("username");
+    let mut by_username: HashMap<String, Vec<String>> = HashMap::new();
+    for (_, i) in &accepted {
+        if let Some(u) = i.attrs.get(username_slot) {
+            by_username.entry(u.to_lowercase()).or_default().push(i.id.to_string());
+        }
+    }
+    let (kept, clashing): (Vec<_>, Vec<_>) = accepted.into_iter().partition(|(_, i)| {
+        i.attrs.get(username_slot).is_none_or(|u| by_username.get(&u.to_lowercase()).is_none_or(|v| v.len() < 2))
+    });
+    let mut accepted = kept;
+    for (line, i) in clashing {
+        let u = i.attrs.get(username_slot).unwrap_or_default().to_string();
+        let others: Vec<String> = by_username
+            .get(&u.to_lowercase())
+            .into_iter()
+            .flatten()
+            .filter(|k| **k != *i.id)
+            .map(|k| format!("`{k}`"))
+            .collect();
+        out.rejected.push(Rejected {
+            line,
+            key: Some(i.id.to_string()),
+            field: Some("username".into()),
+            reason: format!("duplicate username `{u}` (also {})", others.join(", ")),
+        });
+    }
+    accepted.sort_by_key(|(line, _)| *line);
+
     // Manager cycles: every row on a cycle is rejected.
     let manager_of: HashMap<&str, &str> =
         accepted.iter().filter_map(|(_, i)| i.attrs.get(manager_slot).map(|m| (&*i.id, m))).collect();
@@ -330,6 +379,7 @@ pub fn parse_csv(
     }
     out.rejected.sort_by_key(|r| r.line);
     out.rejected_keys = out.rejected.iter().filter_map(|r| r.key.clone()).collect();
+    out.unattributed = out.rejected.iter().filter(|r| r.key.is_none()).count();
     Ok(out)
 }
 
@@ -368,14 +418,7 @@ pub fn diff(
         let mut gone = prev.clone();
         gone.set_status(Status::Terminated);
         let changes = vec![status_change(prev.status, Status::Terminated)];
-        events.push(event(
-            EventKind::Leaver,
-            gone,
-            Some(prev.clone()),
-            changes,
-            false,
-            Some("row removed from snapshot"),
-        ));
+        events.push(event(EventKind::Leaver, gone, Some(prev.clone()), changes, false, Some(ROW_REMOVED)));
     }
     events.sort_by(|a, b| a.identity.id.cmp(&b.identity.id));
     events

@@ -71,6 +71,9 @@ impl Default for ExecOptions {
     }
 }
 
+/// How often a running executor looks for overdue tickets.
+const OVERDUE_CHECK_EVERY: Duration = Duration::from_secs(1);
+
 /// Connectors by target name. Manual targets have none.
 pub type Connectors = HashMap<String, Arc<dyn Connector>>;
 
@@ -83,6 +86,32 @@ pub async fn connectors(config: &Config) -> Result<Connectors, ConnectorError> {
         }
     }
     Ok(out)
+}
+
+/// This process's claimer token, `pid:start-time`. The start time tells a live executor from a
+/// later process that reused its PID.
+pub fn claimer_token() -> String {
+    let pid = std::process::id();
+    format!("{pid}:{}", start_time(pid).unwrap_or_default())
+}
+
+/// Whether the executor behind a claimer token is still running on this machine.
+pub fn claimer_alive(token: &str) -> bool {
+    let Some((pid, start)) = token.split_once(':') else { return false };
+    let Ok(pid) = pid.parse::<u32>() else { return false };
+    match start_time(pid) {
+        Some(now) => now == start,
+        // Without /proc only our own PID is known to be alive.
+        None => pid == std::process::id(),
+    }
+}
+
+fn start_time(pid: u32) -> Option<String> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name (field 2) may contain spaces; the fields after its closing paren do not.
+    // Field 22, the start time, is the 20th after it.
+    let rest = stat.rsplit_once(')')?.1;
+    rest.split_whitespace().nth(19).map(str::to_string)
 }
 
 fn stamp(t: chrono::DateTime<chrono::Utc>) -> String {
@@ -100,7 +129,8 @@ pub async fn run(
     conns: Arc<Connectors>,
     opts: ExecOptions,
 ) -> crate::Result<ExecReport> {
-    store.recover_running()?;
+    let claimer = claimer_token();
+    store.recover_running(&claimer_alive)?;
     for t in &config.targets {
         if let Some(days) = t.delete_after_days {
             let cutoff = stamp(chrono::Utc::now() - chrono::Duration::days(i64::from(days)));
@@ -113,14 +143,25 @@ pub async fn run(
     let limits: HashMap<String, Arc<Semaphore>> =
         config.targets.iter().map(|t| (t.name.clone(), Arc::new(Semaphore::new(t.concurrency.max(1))))).collect();
     let capacity: usize = config.targets.iter().map(|t| t.concurrency.max(1)).sum::<usize>().max(1);
+    // Claiming is a write transaction. Claiming one operation each time one finished made the
+    // store, not the targets, the bottleneck under load (P5), so up to `capacity` claimed
+    // operations may wait for a permit behind those in flight, and a claim is made only when
+    // there is room for at least `capacity`. At low load (a leaver's few operations) every
+    // finished operation still lets the next one be claimed at once.
+    let window = capacity.saturating_mul(2);
     let stats = Arc::new(Stats::default());
     let opts = Arc::new(opts);
     let mut tasks = tokio::task::JoinSet::new();
     let mut claimed = 0usize;
+    let mut overdue_checked: Option<std::time::Instant> = None;
     loop {
-        store.flag_overdue(&now())?;
-        let room = capacity.saturating_sub(tasks.len());
-        let ops = if room > 0 { store.claim(&now(), room)? } else { Vec::new() };
+        // Also a write transaction; tickets are due in hours, so once a second is plenty.
+        if overdue_checked.is_none_or(|t| t.elapsed() >= OVERDUE_CHECK_EVERY) {
+            store.flag_overdue(&now())?;
+            overdue_checked = Some(std::time::Instant::now());
+        }
+        let room = window.saturating_sub(tasks.len());
+        let ops = if room >= capacity { store.claim(&now(), room, &claimer)? } else { Vec::new() };
         if ops.is_empty() {
             if let Some(res) = tasks.join_next().await {
                 if let Err(e) = res {
@@ -149,13 +190,18 @@ pub async fn run(
             let sem = limits.get(&op.target).cloned().unwrap_or_else(|| Arc::new(Semaphore::new(1)));
             let (config, store, conns, stats, opts) =
                 (config.clone(), store.clone(), conns.clone(), stats.clone(), opts.clone());
+            let claimer = claimer.clone();
             tasks.spawn(async move {
                 let _permit = sem.acquire_owned().await;
-                let finished = execute(&config, store.as_ref(), &conns, &op, &opts, &stats).await;
-                if let Some(f) = finished
-                    && let Err(e) = store.finish(&f)
-                {
-                    tracing::error!("recording the result of operation {}: {e}", op.id);
+                let finished = execute(&config, store.as_ref(), &conns, &op, &opts, &stats, &claimer).await;
+                if let Some(f) = finished {
+                    match store.finish(&f, &claimer) {
+                        Ok(true) => {}
+                        Ok(false) => {
+                            tracing::warn!("operation {} was taken over by another executor; result dropped", op.id)
+                        }
+                        Err(e) => tracing::error!("recording the result of operation {}: {e}", op.id),
+                    }
                 }
                 let done = stats.done.fetch_add(1, Ordering::Relaxed) + 1;
                 if let Some(p) = &opts.progress {
@@ -242,6 +288,7 @@ async fn execute(
     op: &OpRecord,
     opts: &ExecOptions,
     stats: &Stats,
+    claimer: &str,
 ) -> Option<Finished> {
     let Some(target) = config.target(&op.target) else {
         stats.failed.fetch_add(1, Ordering::Relaxed);
@@ -264,7 +311,7 @@ async fn execute(
             op.identity,
             op.target
         );
-        return match store.open_ticket(op, &m.owner, &summary, &due) {
+        return match store.open_ticket(op, &m.owner, &summary, &due, claimer) {
             Ok(_) => {
                 stats.tickets.fetch_add(1, Ordering::Relaxed);
                 None
@@ -299,6 +346,18 @@ async fn execute(
             return Some(retry_or_fail(op, target.max_attempts, &e, opts, stats));
         }
     };
+    // The account must be this identity's: an account whose correlation id names another
+    // identity (a reused or renamed login) is never changed or counted as verified.
+    if let Some(other) = state.as_ref().and_then(|s| s.external_id.as_deref())
+        && !spec.identity_id.is_empty()
+        && other != spec.identity_id
+    {
+        let e = ConnectorError::permanent(format!(
+            "account `{}` in `{}` belongs to identity `{other}`, not `{}`",
+            spec.account, op.target, spec.identity_id
+        ));
+        return Some(retry_or_fail(op, target.max_attempts, &e, opts, stats));
+    }
     if !verified(op.kind, op.entitlement.as_deref(), state.as_ref()) {
         let e = ConnectorError::transient("the read-back does not show the change");
         return Some(retry_or_fail(op, target.max_attempts, &e, opts, stats));
@@ -326,7 +385,9 @@ fn retry_or_fail(op: &OpRecord, max_attempts: u32, e: &ConnectorError, opts: &Ex
             opts.base_backoff.saturating_mul(2u32.saturating_pow(attempts.saturating_sub(1))).min(opts.max_backoff);
         // Full jitter: anywhere in [exp/2, exp], so retries of many operations spread out.
         let jittered = exp.mul_f64(rand::rng().random_range(0.5..=1.0));
-        let delay = e.retry_after.map_or(jittered, |ra| ra.max(jittered));
+        // A server's Retry-After is honoured up to `max_backoff`: a leaver's revocation must not
+        // wait hours because a target asked it to.
+        let delay = e.retry_after.map_or(jittered, |ra| ra.max(jittered)).min(opts.max_backoff);
         let at = stamp(chrono::Utc::now() + chrono::Duration::from_std(delay).unwrap_or_default());
         return Finished {
             op: op.id,

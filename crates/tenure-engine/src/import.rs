@@ -84,6 +84,9 @@ pub fn import_csv(
     let sha256 = hex::encode(Sha256::digest(bytes));
     let mut parsed = snapshot::parse_csv(src, &cfg.schema, bytes, engine.today)
         .map_err(|error| EngineError::Snapshot { file: file.into(), error })?;
+    // What this import is computed against; the commit fails if another import of the same
+    // source lands in between.
+    let base_import = engine.store.last_import(source)?;
     let previous: HashMap<Box<str>, Identity> =
         engine.store.identities(&cfg.schema, Some(source))?.into_iter().map(|i| (i.id.clone(), i)).collect();
     let nhi_audit = reassign_orphaned_nhi(engine, &previous, &mut parsed);
@@ -110,7 +113,25 @@ pub fn import_csv(
         }
     }
     let population = previous.values().filter(|i| i.status != Status::Terminated).count();
-    let held_reason = guard(engine, counts.leavers, population);
+    let planned_all = plan_events(engine, &events)?;
+    let losses = events
+        .iter()
+        .zip(&planned_all)
+        .filter(|(e, p)| {
+            e.kind == EventKind::Leaver
+                || p.ops.iter().any(|o| matches!(o.kind, OpKind::Disable | OpKind::Revoke | OpKind::DeleteAccount))
+        })
+        .count();
+    let removed = events.iter().filter(|e| e.note.as_deref() == Some(snapshot::ROW_REMOVED)).count();
+    let held_reason = guard(engine, counts.leavers, losses, population).or_else(|| {
+        (parsed.unattributed > 0 && removed > 0).then(|| {
+            format!(
+                "{} rejected row(s) have no readable key, so {removed} identit{} missing from the file may not really have left",
+                parsed.unattributed,
+                if removed == 1 { "y" } else { "ies" }
+            )
+        })
+    });
     let actor = opts.actor.clone().unwrap_or_else(|| format!("source:{source}"));
 
     let mut rejected_audit: Vec<AuditEntry> = parsed
@@ -130,7 +151,7 @@ pub fn import_csv(
     rejected_audit.extend(nhi_audit);
 
     let planned: Vec<EventIn> =
-        if held_reason.is_some() { events.iter().map(held_event).collect() } else { plan_events(engine, &events)? };
+        if held_reason.is_some() { events.iter().map(held_event).collect() } else { planned_all };
     counts.operations = planned.iter().map(|e| e.ops.len()).sum();
     let summaries = events
         .iter()
@@ -183,6 +204,7 @@ pub fn import_csv(
         },
         events: planned,
         audit: rejected_audit,
+        base_import,
     };
     let ids = engine.store.commit_batch(&cfg.schema, &batch)?;
     report.import_id = Some(ids.import_id);
@@ -190,24 +212,32 @@ pub fn import_csv(
     Ok(report)
 }
 
-/// The guard: a batch whose leavers exceed either limit is held whole.
-fn guard(engine: &Engine<'_>, leavers: usize, population: usize) -> Option<String> {
+/// The guard: a batch is held whole when its leavers, or the identities losing any access
+/// (leavers, suspensions, movers who lose a grant), exceed a limit.
+fn guard(engine: &Engine<'_>, leavers: usize, losses: usize, population: usize) -> Option<String> {
     let g = engine.config.guard;
-    let max = usize::try_from(g.max_leavers).unwrap_or(usize::MAX);
-    if leavers > max {
-        return Some(format!("{leavers} leavers exceed max_leavers = {max}"));
-    }
-    if population > 0 {
-        let fraction = leavers as f64 / population as f64;
-        if fraction > g.max_leaver_fraction {
-            return Some(format!(
-                "{leavers} leavers are {:.1}% of {population} identities, over max_leaver_fraction = {}",
-                fraction * 100.0,
-                g.max_leaver_fraction
-            ));
+    let check = |n: usize, what: &str, max: u64, key: &str, fraction: f64, fkey: &str| -> Option<String> {
+        let max = usize::try_from(max).unwrap_or(usize::MAX);
+        if n > max {
+            return Some(format!("{n} {what} exceed {key} = {max}"));
         }
-    }
-    None
+        let share = if population > 0 { n as f64 / population as f64 } else { 0.0 };
+        (population > 0 && share > fraction).then(|| {
+            format!("{n} {what} are {:.1}% of {population} identities, over {fkey} = {fraction}", share * 100.0)
+        })
+    };
+    check(leavers, "leavers", g.max_leavers, "max_leavers", g.max_leaver_fraction, "max_leaver_fraction").or_else(
+        || {
+            check(
+                losses,
+                "identities losing access",
+                g.max_access_losses,
+                "max_access_losses",
+                g.max_access_loss_fraction,
+                "max_access_loss_fraction",
+            )
+        },
+    )
 }
 
 fn held_event(e: &Event) -> EventIn {
@@ -246,7 +276,18 @@ pub(crate) fn plan_events(engine: &Engine<'_>, events: &[Event]) -> Result<Vec<E
 /// Plans one event: desired access under the policy, SoD applied, minus what is held.
 pub(crate) fn plan_event(engine: &Engine<'_>, e: &Event, held: &Holdings, scratch: &mut Scratch) -> EventIn {
     let (desired, hits) = desired::for_identity(engine, &e.identity, held, scratch);
-    let p = plan::plan(e.identity.status, held, &names(&desired));
+    let mut p = plan::plan(e.identity.status, held, &names(&desired));
+    // New accounts take their name from the identity now; existing ones keep theirs, so a later
+    // username change can never redirect a revocation to another account.
+    for (target, acct) in &mut p.holdings {
+        if acct.exists && acct.name.is_none() {
+            acct.name = engine
+                .config
+                .target(target)
+                .and_then(|t| e.identity.attrs.get(t.account_attribute))
+                .map(str::to_string);
+        }
+    }
     // Why something is revoked: the roles that granted it before the event.
     let before: Desired = match &e.previous {
         Some(prev) if prev.status != Status::Terminated => desired::for_identity(engine, prev, held, scratch).0,
@@ -263,7 +304,8 @@ pub(crate) fn plan_event(engine: &Engine<'_>, e: &Event, held: &Holdings, scratc
             (OpKind::Revoke, Some(g)) => roles_for(&before, &op.target, g),
             _ => Vec::new(),
         };
-        ops.push(OpIn { target: op.target, kind: op.kind, entitlement: op.entitlement, rules });
+        let account = p.holdings.get(&op.target).and_then(|a| a.name.clone());
+        ops.push(OpIn { target: op.target, kind: op.kind, entitlement: op.entitlement, rules, account });
     }
     let mut audit = Vec::new();
     for hit in hits {
@@ -384,6 +426,7 @@ pub fn approve(engine: &Engine<'_>, approval_id: i64, approver: &str) -> Result<
         sha256: String::new(),
         summary: a.summary.clone(),
         state: BatchState::Approved { import_id: a.subject, approval_id, approver: approver.into() },
+        base_import: None,
         identities: planned.iter().map(|e| e.identity.clone()).collect(),
         events: planned,
         audit: Vec::new(),

@@ -4,13 +4,13 @@
 //! `externalId`, LDAP `employeeNumber`, a PostgreSQL role comment), then by account name. An
 //! account name shared by several identities is an `ambiguous` finding: it is never linked
 //! silently. Identities with unfinished operations on a target are skipped there: their state
-//! is in flight, not drifted.
+//! is in flight, not drifted. Remediation disables an orphan only when Tenure tagged it (it has
+//! a correlation id); an untagged account is reported and left for a person.
 
 use crate::executor::{Backend, Connectors};
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 use tenure_core::config::{Config, TargetSettings};
-use tenure_core::plan::AccountView;
 use tenure_core::{Entitlement, OpKind, OpState, Status};
 use tenure_policy::Policy;
 use tenure_store::{Finding, OpFilter, ReconRun, Remediation, RemediationOp};
@@ -102,8 +102,10 @@ pub async fn reconcile(
         total_accounts += actual.len();
         let t = &target.name;
         let mut by_name: HashMap<&str, Vec<&str>> = HashMap::new();
+        // The name Tenure gave the account when it created it, else the identity's current one.
         for (id, i) in &identities {
-            if let Some(name) = i.attrs.get(target.account_attribute) {
+            let stored = holdings.get(id).and_then(|h| h.get(t)).and_then(|a| a.name.as_deref());
+            if let Some(name) = stored.or_else(|| i.attrs.get(target.account_attribute)) {
                 by_name.entry(name).or_default().push(id);
             }
         }
@@ -159,6 +161,13 @@ pub async fn reconcile(
                         if acc.enabled { "enabled" } else { "disabled" }
                     ),
                 ));
+                // Only accounts Tenure tagged (it created them; they carry a correlation id) are
+                // fixed automatically. An untagged one may be an application's own service login:
+                // it is reported for a person to decide, never disabled by a rule.
+                let tagged = acc.external_id.is_some();
+                if !tagged || busy.contains(&(key.clone(), t.clone())) {
+                    continue;
+                }
                 if acc.enabled {
                     fixes.push(Fix {
                         identity: key.clone(),
@@ -204,7 +213,7 @@ pub async fn reconcile(
                 findings.push(finding("orphan", Some(&acc.account), Some(&id), None, d.clone()));
                 fixes.push(acct_fix(OpKind::Disable, None, &d));
             }
-            let view = view.unwrap_or(AccountView { exists: false, enabled: false, grants: BTreeSet::new() });
+            let view = view.unwrap_or_default();
             if !view.exists && acc.enabled && status != Some(Status::Terminated) {
                 let d = format!("account `{}` of `{id}` exists but Tenure grants nothing there", acc.account);
                 findings.push(finding("drift", Some(&acc.account), Some(&id), None, d.clone()));

@@ -50,6 +50,8 @@ pub struct OpIn {
     pub entitlement: Option<String>,
     /// Ids of the policy rules behind the operation.
     pub rules: Vec<String>,
+    /// The account name in the target, fixed when the account was created.
+    pub account: Option<String>,
 }
 
 /// A lifecycle event with what it changes.
@@ -95,6 +97,9 @@ pub struct Batch {
     pub events: Vec<EventIn>,
     /// Batch-level audit records (one per rejected row, for example).
     pub audit: Vec<AuditEntry>,
+    /// The source's last applied import when this batch was computed. The commit fails with
+    /// `Conflict` if another import of the source was applied since (the diff would be stale).
+    pub base_import: Option<i64>,
 }
 
 #[derive(Debug, Clone, Default, Serialize)]
@@ -206,6 +211,8 @@ pub trait Store: Send + Sync {
     /// Committed holdings of every identity.
     fn all_holdings(&self) -> Result<std::collections::HashMap<String, Holdings>>;
 
+    /// The id of the source's last applied (or approved) import.
+    fn last_import(&self, source: &str) -> Result<Option<i64>>;
     /// Commits a batch in one transaction.
     fn commit_batch(&self, schema: &Schema, batch: &Batch) -> Result<BatchIds>;
 

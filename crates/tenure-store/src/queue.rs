@@ -98,12 +98,15 @@ pub struct RemediationOp {
 }
 
 pub trait Queue: Send + Sync {
-    /// Moves operations left `running` by a crashed executor back to `pending`.
-    fn recover_running(&self) -> Result<usize>;
+    /// Moves operations left `running` by executors that are gone (`alive` says no for their
+    /// claimer token) back to `pending`. Work of a live executor is never taken over.
+    fn recover_running(&self, alive: &dyn Fn(&str) -> bool) -> Result<usize>;
     /// Claims up to `limit` runnable operations (pending, due, not behind an unfinished earlier
-    /// operation of the same identity and target) and marks them `running`.
-    fn claim(&self, now: &str, limit: usize) -> Result<Vec<OpRecord>>;
-    fn finish(&self, f: &Finished) -> Result<()>;
+    /// operation of the same identity and target) for `claimer` and marks them `running`.
+    fn claim(&self, now: &str, limit: usize, claimer: &str) -> Result<Vec<OpRecord>>;
+    /// Records how an attempt ended. Returns `false`, changing nothing, when the operation is
+    /// no longer running under `claimer` (another executor recovered it).
+    fn finish(&self, f: &Finished, claimer: &str) -> Result<bool>;
     /// Operation counts by state.
     fn queue_counts(&self) -> Result<BTreeMap<String, i64>>;
     /// The earliest time a pending operation waits for.
@@ -111,7 +114,7 @@ pub trait Queue: Send + Sync {
 
     /// Opens the ticket for a manual operation (once); the operation becomes `done` and waits
     /// for a person to finish the ticket.
-    fn open_ticket(&self, op: &OpRecord, owner: &str, summary: &str, due_at: &str) -> Result<i64>;
+    fn open_ticket(&self, op: &OpRecord, owner: &str, summary: &str, due_at: &str, claimer: &str) -> Result<i64>;
     fn tickets(&self, open_only: bool) -> Result<Vec<TicketRecord>>;
     /// Marks a ticket done with evidence; its operation becomes `verified`.
     fn complete_ticket(&self, id: i64, by: &str, evidence: &str) -> Result<TicketRecord>;
@@ -227,23 +230,36 @@ fn exception_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ExceptionRecord> {
 }
 
 impl Queue for SqliteStore {
-    fn recover_running(&self) -> Result<usize> {
+    fn recover_running(&self, alive: &dyn Fn(&str) -> bool) -> Result<usize> {
         let mut conn = self.lock();
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        let n =
-            tx.execute("UPDATE operations SET state = 'pending', updated_at = ?1 WHERE state = 'running'", [now()])?;
+        let claimers: Vec<Option<String>> = {
+            let mut stmt = tx.prepare_cached("SELECT DISTINCT claimed_by FROM operations WHERE state = 'running'")?;
+            stmt.query_map([], |r| r.get(0))?.collect::<rusqlite::Result<_>>()?
+        };
+        let mut n = 0;
+        for c in claimers {
+            if c.as_deref().is_some_and(alive) {
+                continue;
+            }
+            n += tx.execute(
+                "UPDATE operations SET state = 'pending', claimed_by = NULL, updated_at = ?1
+                 WHERE state = 'running' AND claimed_by IS ?2",
+                params![now(), c],
+            )?;
+        }
         if n > 0 {
             append(
                 &tx,
                 &[AuditEntry::new("executor", "executor.recovered", "pending")
-                    .reason(format!("{n} operation(s) left running by an interrupted executor were requeued"))],
+                    .reason(format!("{n} operation(s) left running by an executor that is gone were requeued"))],
             )?;
         }
         tx.commit()?;
         Ok(n)
     }
 
-    fn claim(&self, at: &str, limit: usize) -> Result<Vec<OpRecord>> {
+    fn claim(&self, at: &str, limit: usize, claimer: &str) -> Result<Vec<OpRecord>> {
         let mut conn = self.lock();
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let ops = {
@@ -263,10 +279,11 @@ impl Queue for SqliteStore {
         };
         {
             let mut upd = tx.prepare_cached(
-                "UPDATE operations SET state = 'running', attempts = attempts + 1, updated_at = ?2 WHERE id = ?1",
+                "UPDATE operations SET state = 'running', attempts = attempts + 1, updated_at = ?2, claimed_by = ?3
+                 WHERE id = ?1",
             )?;
             for op in &ops {
-                upd.execute(params![op.id, at])?;
+                upd.execute(params![op.id, at, claimer])?;
             }
         }
         tx.commit()?;
@@ -280,25 +297,44 @@ impl Queue for SqliteStore {
             .collect())
     }
 
-    fn finish(&self, f: &Finished) -> Result<()> {
+    fn finish(&self, f: &Finished, claimer: &str) -> Result<bool> {
         let mut conn = self.lock();
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let at = now();
         let verified_at = (f.state == OpState::Verified).then(|| at.clone());
         let n = tx.execute(
             "UPDATE operations SET state = ?2, last_error = ?3, next_attempt_at = ?4, note = COALESCE(?5, note),
-                    updated_at = ?6, verified_at = COALESCE(?7, verified_at)
-             WHERE id = ?1",
-            params![f.op, f.state.as_str(), f.error, f.next_attempt_at, f.note, at, verified_at],
+                    updated_at = ?6, verified_at = COALESCE(?7, verified_at), claimed_by = NULL
+             WHERE id = ?1 AND state = 'running' AND claimed_by = ?8",
+            params![f.op, f.state.as_str(), f.error, f.next_attempt_at, f.note, at, verified_at, claimer],
         )?;
         if n != 1 {
-            return Err(StoreError::NotFound(format!("operation {}", f.op)));
+            return Ok(false);
         }
         let (case_id, identity, target): (i64, String, String) =
             tx.query_row("SELECT case_id, identity, target FROM operations WHERE id = ?1", [f.op], |r| {
                 Ok((r.get(0)?, r.get(1)?, r.get(2)?))
             })?;
         let mut audit = vec![f.audit.clone()];
+        let kind: String = tx.query_row("SELECT kind FROM operations WHERE id = ?1", [f.op], |r| r.get(0))?;
+        if f.state == OpState::Failed && (kind == "create_account" || kind == "enable") {
+            // Grants queued behind a failed create or enable cannot be right: the account is not
+            // (or not provably) this identity's. They fail with it, unattempted. Revocations are
+            // never cascaded: removing access is always attempted.
+            let n = tx.execute(
+                "UPDATE operations SET state = 'failed', last_error = ?4, updated_at = ?5
+                 WHERE identity = ?1 AND target = ?2 AND id > ?3 AND kind = 'grant' AND state IN ('pending', 'held')",
+                params![identity, target, f.op, format!("not attempted: operation {} ({kind}) failed", f.op), at],
+            )?;
+            if n > 0 {
+                audit.push(
+                    AuditEntry::new("executor", "apply.grant", "failed")
+                        .identity(&identity)
+                        .target(&target)
+                        .reason(format!("{n} grant(s) not attempted because operation {} ({kind}) failed", f.op)),
+                );
+            }
+        }
         if f.state == OpState::Failed {
             tx.execute(
                 "INSERT OR IGNORE INTO exceptions (kind, subject, case_id, identity, target, owner, reason, state, created_at)
@@ -309,7 +345,7 @@ impl Queue for SqliteStore {
         refresh_case(&tx, case_id, &at, &mut audit)?;
         append(&tx, &audit)?;
         tx.commit()?;
-        Ok(())
+        Ok(true)
     }
 
     fn queue_counts(&self) -> Result<BTreeMap<String, i64>> {
@@ -328,7 +364,7 @@ impl Queue for SqliteStore {
         )?)
     }
 
-    fn open_ticket(&self, op: &OpRecord, owner: &str, summary: &str, due_at: &str) -> Result<i64> {
+    fn open_ticket(&self, op: &OpRecord, owner: &str, summary: &str, due_at: &str, claimer: &str) -> Result<i64> {
         let mut conn = self.lock();
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let at = now();
@@ -345,10 +381,14 @@ impl Queue for SqliteStore {
                 tx.last_insert_rowid()
             }
         };
-        tx.execute(
-            "UPDATE operations SET state = 'done', note = ?2, updated_at = ?3 WHERE id = ?1",
-            params![op.id, format!("ticket {id} opened for {owner}"), at],
+        let n = tx.execute(
+            "UPDATE operations SET state = 'done', note = ?2, updated_at = ?3, claimed_by = NULL
+             WHERE id = ?1 AND state = 'running' AND claimed_by = ?4",
+            params![op.id, format!("ticket {id} opened for {owner}"), at, claimer],
         )?;
+        if n != 1 {
+            return Err(StoreError::Conflict(format!("operation {} is no longer claimed by this executor", op.id)));
+        }
         append(
             &tx,
             &[AuditEntry::new("executor", "ticket.opened", "open")
@@ -686,5 +726,98 @@ impl Queue for SqliteStore {
         append(&tx, &audit)?;
         tx.commit()?;
         Ok(due.len())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Batch, BatchState, EventIn, OpIn, Store, StoreError};
+    use tenure_core::{Attrs, EventKind, Identity, Kind, Schema, Status};
+
+    fn batch(schema: &Schema, base_import: Option<i64>) -> Batch {
+        let identity = Identity::new("E1", Kind::Employee, Status::Active, Attrs::new(schema));
+        let op = |kind, ent: Option<&str>| OpIn {
+            target: "dir".into(),
+            kind,
+            entitlement: ent.map(Into::into),
+            rules: vec![],
+            account: Some("ada".into()),
+        };
+        Batch {
+            actor: "test".into(),
+            source: "hr".into(),
+            file: "a.csv".into(),
+            sha256: String::new(),
+            summary: serde_json::json!({}),
+            state: BatchState::Applied,
+            identities: vec![identity.clone()],
+            events: vec![EventIn {
+                kind: EventKind::Joiner,
+                identity,
+                changes: vec![],
+                significant: false,
+                note: None,
+                existing_id: None,
+                ops: vec![op(OpKind::CreateAccount, None), op(OpKind::Grant, Some("staff"))],
+                holdings: None,
+                audit: vec![],
+            }],
+            audit: vec![],
+            base_import,
+        }
+    }
+
+    fn done(op: i64, state: OpState) -> Finished {
+        Finished {
+            op,
+            state,
+            error: None,
+            next_attempt_at: None,
+            note: None,
+            audit: AuditEntry::new("t", "apply", "x"),
+        }
+    }
+
+    #[test]
+    fn claims_belong_to_their_executor() {
+        let schema = Schema::default();
+        let store = SqliteStore::memory().unwrap();
+        store.commit_batch(&schema, &batch(&schema, None)).unwrap();
+        let ops = store.claim(&now(), 10, "A").unwrap();
+        assert_eq!(ops.len(), 1, "the grant waits for the create");
+        // A live executor's work is never taken over, a dead one's is.
+        assert_eq!(store.recover_running(&|c| c == "A").unwrap(), 0);
+        assert!(!store.finish(&done(ops[0].id, OpState::Verified), "B").unwrap(), "only the claimer may finish");
+        assert_eq!(store.recover_running(&|_| false).unwrap(), 1);
+        assert!(!store.finish(&done(ops[0].id, OpState::Verified), "A").unwrap(), "A lost the claim");
+        let again = store.claim(&now(), 10, "B").unwrap();
+        assert_eq!(again.first().map(|o| o.id), Some(ops[0].id));
+        assert!(store.finish(&done(ops[0].id, OpState::Verified), "B").unwrap());
+        assert!(store.verify_audit().unwrap().first_bad.is_none());
+    }
+
+    #[test]
+    fn a_failed_create_fails_the_grants_behind_it() {
+        let schema = Schema::default();
+        let store = SqliteStore::memory().unwrap();
+        store.commit_batch(&schema, &batch(&schema, None)).unwrap();
+        let ops = store.claim(&now(), 10, "A").unwrap();
+        assert!(store.finish(&done(ops[0].id, OpState::Failed), "A").unwrap());
+        let counts = store.queue_counts().unwrap();
+        assert_eq!(counts.get("failed"), Some(&2));
+        assert_eq!(store.cases(false).unwrap()[0].state, CaseState::Stuck);
+    }
+
+    #[test]
+    fn a_stale_import_is_refused() {
+        let schema = Schema::default();
+        let store = SqliteStore::memory().unwrap();
+        store.commit_batch(&schema, &batch(&schema, None)).unwrap();
+        // Computed against "no import yet", but one was applied meanwhile.
+        let err = store.commit_batch(&schema, &batch(&schema, None)).unwrap_err();
+        assert!(matches!(err, StoreError::Conflict(_)), "{err}");
+        let last = store.last_import("hr").unwrap();
+        assert!(last.is_some());
     }
 }

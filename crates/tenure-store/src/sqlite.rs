@@ -14,6 +14,7 @@ use tenure_core::{Attrs, CaseState, Kind, Status};
 const MIGRATIONS: &[(i64, &str, &str)] = &[
     (1, "init", include_str!("../migrations/0001_init.sql")),
     (2, "execution", include_str!("../migrations/0002_execution.sql")),
+    (3, "accounts_and_claims", include_str!("../migrations/0003_accounts_and_claims.sql")),
 ];
 
 pub struct SqliteStore {
@@ -226,10 +227,13 @@ impl Store for SqliteStore {
     fn holdings(&self, identity: &str) -> Result<Holdings> {
         let conn = self.lock();
         let mut h = Holdings::new();
-        let mut stmt = conn.prepare_cached("SELECT target, enabled FROM accounts WHERE identity = ?1")?;
+        let mut stmt = conn.prepare_cached("SELECT target, enabled, name FROM accounts WHERE identity = ?1")?;
         let mut rows = stmt.query([identity])?;
         while let Some(r) = rows.next()? {
-            h.insert(r.get(0)?, AccountView { exists: true, enabled: r.get(1)?, grants: Default::default() });
+            h.insert(
+                r.get(0)?,
+                AccountView { exists: true, enabled: r.get(1)?, grants: Default::default(), name: r.get(2)? },
+            );
         }
         let mut stmt = conn.prepare_cached("SELECT target, entitlement FROM grants WHERE identity = ?1")?;
         let mut rows = stmt.query([identity])?;
@@ -243,12 +247,13 @@ impl Store for SqliteStore {
     fn all_holdings(&self) -> Result<HashMap<String, Holdings>> {
         let conn = self.lock();
         let mut out: HashMap<String, Holdings> = HashMap::new();
-        let mut stmt = conn.prepare_cached("SELECT identity, target, enabled FROM accounts")?;
+        let mut stmt = conn.prepare_cached("SELECT identity, target, enabled, name FROM accounts")?;
         let mut rows = stmt.query([])?;
         while let Some(r) = rows.next()? {
-            out.entry(r.get(0)?)
-                .or_default()
-                .insert(r.get(1)?, AccountView { exists: true, enabled: r.get(2)?, grants: Default::default() });
+            out.entry(r.get(0)?).or_default().insert(
+                r.get(1)?,
+                AccountView { exists: true, enabled: r.get(2)?, grants: Default::default(), name: r.get(3)? },
+            );
         }
         let mut stmt = conn.prepare_cached("SELECT identity, target, entitlement FROM grants")?;
         let mut rows = stmt.query([])?;
@@ -259,9 +264,23 @@ impl Store for SqliteStore {
         Ok(out)
     }
 
+    fn last_import(&self, source: &str) -> Result<Option<i64>> {
+        let conn = self.lock();
+        Ok(conn.query_row(LAST_IMPORT, [source], |r| r.get(0))?)
+    }
+
     fn commit_batch(&self, schema: &Schema, batch: &Batch) -> Result<BatchIds> {
         let mut conn = self.lock();
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        if !matches!(batch.state, BatchState::Approved { .. }) {
+            let last: Option<i64> = tx.query_row(LAST_IMPORT, [&batch.source], |r| r.get(0))?;
+            if last != batch.base_import {
+                return Err(StoreError::Conflict(format!(
+                    "another import of `{}` was applied while this one was being prepared; run it again",
+                    batch.source
+                )));
+            }
+        }
         let at = now();
         let mut ids = BatchIds::default();
         let mut audit_out: Vec<AuditEntry> = Vec::new();
@@ -363,12 +382,14 @@ impl Store for SqliteStore {
             "INSERT INTO cases (event_id, identity, kind, state, opened_at, closed_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
         )?;
         let mut ins_op = tx.prepare_cached(
-            "INSERT INTO operations (case_id, identity, target, kind, entitlement, reason, idem_key, state, created_at, updated_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'pending', ?8, ?8)",
+            "INSERT INTO operations (case_id, identity, target, kind, entitlement, reason, idem_key, state, created_at,
+                                     updated_at, account)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'pending', ?8, ?8, ?9)",
         )?;
         let mut del_acct = tx.prepare_cached("DELETE FROM accounts WHERE identity = ?1")?;
         let mut del_grants = tx.prepare_cached("DELETE FROM grants WHERE identity = ?1")?;
-        let mut ins_acct = tx.prepare_cached("INSERT INTO accounts (identity, target, enabled) VALUES (?1, ?2, ?3)")?;
+        let mut ins_acct =
+            tx.prepare_cached("INSERT INTO accounts (identity, target, enabled, name) VALUES (?1, ?2, ?3, ?4)")?;
         let mut ins_grant =
             tx.prepare_cached("INSERT INTO grants (identity, target, entitlement) VALUES (?1, ?2, ?3)")?;
         for ev in &batch.events {
@@ -427,7 +448,8 @@ impl Store for SqliteStore {
                     op.entitlement,
                     reason.to_string(),
                     idem_key(event_id, id, op),
-                    at
+                    at,
+                    op.account
                 ])?;
                 ids.operations += 1;
                 let mut why = format!("event {event_id} ({})", ev.kind);
@@ -447,7 +469,7 @@ impl Store for SqliteStore {
                 del_grants.execute([id])?;
                 for (target, acct) in h {
                     if acct.exists {
-                        ins_acct.execute(params![id, target, acct.enabled])?;
+                        ins_acct.execute(params![id, target, acct.enabled, acct.name])?;
                     }
                     for g in &acct.grants {
                         ins_grant.execute(params![id, target, g])?;
@@ -690,6 +712,8 @@ pub(crate) fn op_row(r: &rusqlite::Row<'_>) -> Result<OpRecord> {
         note: r.get(16)?,
     })
 }
+
+const LAST_IMPORT: &str = "SELECT max(id) FROM imports WHERE source = ?1 AND state IN ('applied', 'approved')";
 
 const EVENT_SELECT: &str =
     "SELECT id, import_id, source, kind, identity, received_at, changes, significant, note, state, after FROM events";

@@ -55,9 +55,11 @@ url = "sqlite://tenure-data/tenure.db"
 [policy]
 path = "policy.toml"
 
-[guard]
+[guard]                      # small demo companies: one mover and one leaver are 15% of people
 max_leavers = {max_leavers}
 max_leaver_fraction = 0.2
+max_access_losses = {max_leavers}
+max_access_loss_fraction = 0.2
 
 {source}
 [[target]]

@@ -369,6 +369,18 @@ impl LdapConnector {
             }
             _ => return Err(c.unexpected(&what, &res)),
         }
+        // A disabled entry must not be able to bind: moving it does not stop a simple bind with
+        // its password, so the password goes too (a rehire gets a new one).
+        let disabled = self.account_dn(account, Place::Disabled);
+        let what = format!("removing the password of `{disabled}`");
+        let r = c.ldap().modify(&disabled, vec![Mod::Delete("userPassword", HashSet::new())]).await;
+        let res = c.check(&what, r)?;
+        match res.rc {
+            0 => changed = true,
+            // No password, or no entry (nothing to take away).
+            16 | 32 => {}
+            _ => return Err(c.unexpected(&what, &res)),
+        }
         Ok(if changed { Applied::Changed } else { Applied::AlreadyDone })
     }
 

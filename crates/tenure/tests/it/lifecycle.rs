@@ -267,3 +267,45 @@ fn a_service_account_moves_to_the_leaving_owners_manager() {
     env.ok(&["import", "--source", "hr", "day4.csv"]);
     assert_eq!(env.ok(&["identity", "show", "S000000", "--format", "json"]).json()["status"], "terminated");
 }
+
+#[test]
+fn a_changed_username_never_redirects_a_revocation() {
+    let env = Env::new();
+    let mut co = company(40);
+    let id = co.hire("Engineering");
+    let original = co.get(&id).unwrap().username.clone();
+    env.write("day1.csv", &co.to_csv());
+    env.ok(&["import", "--source", "hr", "day1.csv"]);
+    co.get_mut(&id).unwrap().username = "someone-else".into();
+    env.write("day2.csv", &co.to_csv());
+    env.ok(&["import", "--source", "hr", "day2.csv"]);
+    co.remove(&id);
+    env.write("day3.csv", &co.to_csv());
+    env.ok(&["import", "--source", "hr", "day3.csv"]);
+    let ops = env.ok(&["plan", "--identity", &id, "--format", "json"]).json();
+    let revokes: Vec<&serde_json::Value> = ops.as_array().unwrap().iter().filter(|o| o["kind"] == "disable").collect();
+    assert!(!revokes.is_empty());
+    assert!(
+        revokes.iter().all(|o| o["account"] == original.as_str()),
+        "revocations act on the account that was created: {revokes:#?}"
+    );
+}
+
+#[test]
+fn a_broken_column_that_strips_many_is_held() {
+    let env = Env::new();
+    let mut co = company(60);
+    env.write("day1.csv", &co.to_csv());
+    env.ok(&["import", "--source", "hr", "day1.csv"]);
+    let before = env.pending_count();
+    // A mapping error upstream: everyone's department is blank. Nobody leaves, but most lose access.
+    for p in &mut co.people {
+        p.department = "Unknown".into();
+    }
+    env.write("day2.csv", &co.to_csv());
+    let out = env.expect(1, &["import", "--source", "hr", "day2.csv", "--format", "json"]).json();
+    assert_eq!(out["outcome"], "held");
+    assert_eq!(out["counts"]["leavers"], 0);
+    assert!(out["held_reason"].as_str().unwrap().contains("identities losing access"), "{out}");
+    assert_eq!(env.pending_count(), before);
+}

@@ -339,8 +339,13 @@ fn orphans_and_drift_are_found_and_drift_removed_after_approval() {
     w.env.ok(&["apply", "--wait"]);
     let after = w.ldap("ou=groups,dc=example,dc=com", "(cn=finance)", &["member"]);
     assert!(!after.contains(&format!("uid={},", engineer.username)), "drift removed: {after}");
+    // The hand-made account carries no correlation id: it is reported, never disabled by a rule.
     let ghost = w.ldap("ou=people,dc=example,dc=com", "(uid=ghost)", &["dn"]);
-    assert!(ghost.trim().is_empty(), "orphan disabled (moved out of users_dn): {ghost}");
+    assert!(ghost.contains("uid=ghost"), "an untagged orphan is left for a person: {ghost}");
+    let again = w.env.expect(1, &["reconcile", "--target", "directory", "--format", "json"]).json();
+    let left = again["targets"][0]["findings"].as_array().unwrap();
+    assert_eq!(left.len(), 1, "only the orphan remains: {left:#?}");
+    assert_eq!(left[0]["kind"], "orphan");
     w.env.ok(&["audit", "verify"]);
 }
 
@@ -397,4 +402,37 @@ fn check_online_finds_entitlements_missing_from_live_targets() {
     w.env.ok(&["check"]);
     let out = w.env.expect(1, &["check", "--online"]);
     assert!(out.stdout.contains("entitlement `warehouse:reporting` does not exist in `warehouse`"), "{}", out.stdout);
+}
+
+#[test]
+fn an_account_owned_by_another_identity_is_never_taken_over() {
+    let w = world(25);
+    let co = company(6);
+    let victim = co.people.iter().find(|p| p.department == "Engineering").unwrap();
+    // Someone else's entry already uses this login.
+    w.ldap_modify(&format!(
+        "dn: uid={},ou=people,dc=example,dc=com\nchangetype: add\nobjectClass: inetOrgPerson\nuid: {}\ncn: X\nsn: X\nemployeeNumber: CONTRACTOR-77\n",
+        victim.username, victim.username
+    ));
+    w.import("day1.csv", &co);
+    w.env.expect(1, &["apply", "--wait"]);
+    let ops = w.env.ok(&["plan", "--identity", &victim.id, "--all", "--format", "json"]).json();
+    let create =
+        ops.as_array().unwrap().iter().find(|o| o["target"] == "directory" && o["kind"] == "create_account").unwrap();
+    assert_eq!(create["state"], "failed");
+    assert!(create["last_error"].as_str().unwrap().contains("belongs to identity `CONTRACTOR-77`"), "{create:#}");
+    let groups = w.ldap(
+        "ou=groups,dc=example,dc=com",
+        &format!("(member=uid={},ou=people,dc=example,dc=com)", victim.username),
+        &["cn"],
+    );
+    assert!(groups.trim().is_empty(), "no grant landed on the other identity's entry: {groups}");
+    let exceptions = w.env.ok(&["exceptions", "--format", "json"]).json();
+    assert!(
+        exceptions
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["kind"] == "failed_operation" && e["identity"] == victim.id.as_str())
+    );
 }

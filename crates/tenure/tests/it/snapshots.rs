@@ -108,3 +108,57 @@ fn end_dates_and_start_dates_drive_status() {
     assert_eq!(json["counts"]["leavers"], 1, "{}", out.stdout);
     assert_eq!(json["events"][0]["identity"], "E2");
 }
+
+#[test]
+fn duplicate_usernames_and_blank_statuses_are_rejected() {
+    let env = Env::new();
+    let text = format!(
+        "{HEADER}\nE1,Ada,L,ada@x.com,ada,Engineering,Lead,Berlin,CC1,,employee,,,2020-01-01,,active\n\
+         E2,Bo,L,bo@x.com,shared,Engineering,Lead,Berlin,CC1,E1,employee,,,2020-01-01,,active\n\
+         E3,Cy,L,cy@x.com,Shared,Engineering,Lead,Berlin,CC1,E1,employee,,,2020-01-01,,active\n\
+         E4,Di,L,di@x.com,di,Engineering,Lead,Berlin,CC1,E1,employee,,,2020-01-01,,\n"
+    );
+    env.write("a.csv", &text);
+    let out = env.expect(1, &["import", "--source", "hr", "a.csv"]);
+    assert!(
+        out.stdout.contains("a.csv:3: rejected `E2` field `username`: duplicate username `shared` (also `E3`)"),
+        "{}",
+        out.stdout
+    );
+    assert!(out.stdout.contains("a.csv:4: rejected `E3` field `username`"), "{}", out.stdout);
+    assert!(out.stdout.contains("a.csv:5: rejected `E4` field `employment_status`: missing status"), "{}", out.stdout);
+}
+
+#[test]
+fn a_row_cut_off_mid_line_keeps_its_identity() {
+    let env = Env::new();
+    let full = format!(
+        "{HEADER}\nE1,Ada,L,ada@x.com,ada,Engineering,Lead,Berlin,CC1,,employee,,,2020-01-01,,active\n\
+         E2,Bo,L,bo@x.com,bo,Engineering,Lead,Berlin,CC1,E1,employee,,,2020-01-01,,active\n"
+    );
+    env.write("a.csv", &full);
+    env.ok(&["import", "--source", "hr", "a.csv"]);
+    // The transfer stopped in the middle of E2's row.
+    let cut = &full[..full.len() - 30];
+    env.write("b.csv", cut);
+    let out = env.expect(1, &["import", "--source", "hr", "b.csv", "--format", "json"]).json();
+    assert_eq!(out["counts"]["leavers"], 0, "{out}");
+    assert_eq!(out["rejected"][0]["key"], "E2");
+}
+
+#[test]
+fn removals_next_to_unreadable_rows_are_held() {
+    let env = Env::new();
+    let rows: Vec<String> = (1..=40)
+        .map(|i| format!("E{i},N,L,u{i}@x.com,u{i},Engineering,Lead,Berlin,CC1,,employee,,,2020-01-01,,active"))
+        .collect();
+    env.write("a.csv", &format!("{HEADER}\n{}\n", rows.join("\n")));
+    env.ok(&["import", "--source", "hr", "a.csv"]);
+    // E40's row is gone and a row with no readable key appeared: E40 may be that row.
+    let mut changed = rows[..39].to_vec();
+    changed.push(",N,L,u40@x.com,u40,Engineering,Lead,Berlin,CC1,,employee,,,2020-01-01,,active".into());
+    env.write("b.csv", &format!("{HEADER}\n{}\n", changed.join("\n")));
+    let out = env.expect(1, &["import", "--source", "hr", "b.csv", "--format", "json"]).json();
+    assert_eq!(out["outcome"], "held", "{out}");
+    assert!(out["held_reason"].as_str().unwrap().contains("no readable key"));
+}
