@@ -199,6 +199,9 @@ pub struct AuditFilter {
 pub struct VerifyReport {
     pub records: u64,
     pub first_bad: Option<ChainBreak>,
+    /// The last record's `(seq, hash)`: keep it outside the database and pass it back with
+    /// `audit verify --expect-head` to detect truncation or a rewritten chain.
+    pub head: Option<(i64, String)>,
 }
 
 /// The store. Implementations are safe to share between threads.

@@ -673,14 +673,18 @@ impl Store for SqliteStore {
     fn verify_audit(&self) -> Result<VerifyReport> {
         let mut v = Verifier::default();
         let mut first_bad = None;
+        let mut head = None;
         self.scan_audit(&AuditFilter::default(), &mut |r| match v.push(&r) {
-            Ok(()) => true,
+            Ok(()) => {
+                head = Some((r.seq, r.hash));
+                true
+            }
             Err(b) => {
                 first_bad = Some(b);
                 false
             }
         })?;
-        Ok(VerifyReport { records: v.count, first_bad })
+        Ok(VerifyReport { records: v.count, first_bad, head })
     }
 }
 

@@ -183,7 +183,12 @@ pub enum TaskCmd {
 #[derive(Debug, Subcommand)]
 pub enum AuditCmd {
     /// Check the whole chain; name the first bad record.
-    Verify,
+    Verify {
+        /// A head printed by an earlier `audit verify` (`SEQ:HASH`), kept outside the database:
+        /// fails if that record is gone or differs (truncation or a rewritten chain).
+        #[arg(long, value_name = "SEQ:HASH")]
+        expect_head: Option<String>,
+    },
     /// Export records for auditors (`--format jsonl` or `csv`).
     Export {
         #[arg(long)]

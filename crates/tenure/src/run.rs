@@ -247,12 +247,22 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             crate::exec::exceptions(&cli, *all, Format::parse(fmt, TEXT_JSON, Format::Text)?)
         }
         Command::Demo { dir, people } => crate::demo::demo(dir.as_deref(), *people),
-        Command::Audit(AuditCmd::Verify) => {
+        Command::Audit(AuditCmd::Verify { expect_head }) => {
             let f = Format::parse(fmt, TEXT_JSON, Format::Text)?;
             let (_, store) = open(&cli)?;
             let report = store.verify_audit()?;
+            let anchor = match expect_head {
+                None => None,
+                Some(h) => Some(check_head(&store, h)?),
+            };
+            let anchor_ok = anchor.as_ref().is_none_or(|(ok, _)| *ok);
             if f == Format::Json {
-                print_json(&report)?;
+                print_json(&serde_json::json!({
+                    "records": report.records,
+                    "first_bad": report.first_bad,
+                    "head": report.head,
+                    "expected_head": anchor.as_ref().map(|(ok, why)| serde_json::json!({"ok": ok, "detail": why})),
+                }))?;
             } else {
                 match &report.first_bad {
                     None => outln!("audit chain verified: {} records", report.records),
@@ -263,8 +273,14 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
                         report.records
                     ),
                 }
+                if let Some((seq, hash)) = &report.head {
+                    outln!("head: {seq}:{hash}");
+                }
+                if let Some((ok, why)) = &anchor {
+                    outln!("expected head: {} ({why})", if *ok { "present" } else { "MISSING" });
+                }
             }
-            Ok(if report.first_bad.is_some() { ExitCode::from(1) } else { ExitCode::SUCCESS })
+            Ok(if report.first_bad.is_some() || !anchor_ok { ExitCode::from(1) } else { ExitCode::SUCCESS })
         }
         Command::Audit(AuditCmd::Export { identity, since }) => {
             let f = Format::parse(fmt, &[Format::Jsonl, Format::Csv, Format::Json], Format::Jsonl)?;
@@ -274,6 +290,27 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// Checks that the chain still holds record `SEQ` with hash `HASH`.
+fn check_head(store: &dyn Store, head: &str) -> Result<(bool, String)> {
+    let Some((seq, hash)) = head.split_once(':') else {
+        return Err(UsageError(format!("--expect-head `{head}` is not SEQ:HASH")).into());
+    };
+    let seq: i64 = seq.parse().map_err(|_| UsageError(format!("--expect-head `{head}`: `{seq}` is not a number")))?;
+    let mut found = None;
+    store.scan_audit(&AuditFilter::default(), &mut |r| {
+        if r.seq == seq {
+            found = Some(r.hash);
+            return false;
+        }
+        r.seq < seq
+    })?;
+    Ok(match found {
+        Some(h) if h == hash => (true, format!("record {seq} still has the recorded hash")),
+        Some(_) => (false, format!("record {seq} has a different hash: the chain was rewritten")),
+        None => (false, format!("record {seq} is gone: the chain was truncated")),
+    })
 }
 
 fn normalize_since(s: &str) -> Result<String> {

@@ -35,12 +35,19 @@ fn deleting_a_record_is_named() {
 }
 
 #[test]
-fn deleting_the_last_records_is_caught_by_nothing_but_is_not_a_break() {
-    // Truncating the tail leaves a valid shorter chain; export with hashes lets an auditor who
-    // kept the last hash see it. This test pins that behaviour down so it is a known limit.
+fn truncating_the_tail_is_caught_by_a_head_kept_outside() {
     let env = env_with_history();
+    let v = env.ok(&["audit", "verify", "--format", "json"]).json();
+    let (seq, hash) = (v["head"][0].as_i64().unwrap(), v["head"][1].as_str().unwrap().to_string());
+    let head = format!("{seq}:{hash}");
+    env.ok(&["audit", "verify", "--expect-head", &head]);
+    // Cutting off the tail leaves a chain that is valid on its own ...
     Connection::open(env.db()).unwrap().execute_batch("DELETE FROM audit WHERE seq > 20").unwrap();
     env.ok(&["audit", "verify"]);
+    // ... but not one that still holds the head recorded before.
+    let out = env.expect(1, &["audit", "verify", "--expect-head", &head]);
+    assert!(out.stdout.contains(&format!("record {seq} is gone")), "{}", out.stdout);
+    env.expect(2, &["audit", "verify", "--expect-head", "garbage"]);
 }
 
 #[test]
