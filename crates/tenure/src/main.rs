@@ -188,6 +188,10 @@ pub enum AuditCmd {
         /// fails if that record is gone or differs (truncation or a rewritten chain).
         #[arg(long, value_name = "SEQ:HASH")]
         expect_head: Option<String>,
+        /// Verify a JSONL export offline instead of the store: every record's hash, and the links
+        /// between consecutive records (a filtered export is checked record by record).
+        #[arg(long, value_name = "FILE")]
+        export: Option<PathBuf>,
     },
     /// Export records for auditors (`--format jsonl` or `csv`).
     Export {

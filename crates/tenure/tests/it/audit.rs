@@ -88,3 +88,20 @@ fn export_filters_by_identity_and_since() {
     assert!(csv.starts_with("seq,at,actor,action,identity,target,entitlement,reason,approver,outcome,prev_hash,hash"));
     env.expect(2, &["audit", "export", "--format", "xml"]);
 }
+
+#[test]
+fn an_export_verifies_offline_and_an_edit_to_it_is_named() {
+    let env = env_with_history();
+    let export = env.ok(&["audit", "export", "--format", "jsonl"]).stdout;
+    env.write("evidence.jsonl", &export);
+    let out = env.ok(&["audit", "verify", "--export", "evidence.jsonl"]);
+    assert!(out.stdout.contains("export verified"), "{}", out.stdout);
+    let filtered = env.ok(&["audit", "export", "--identity", "E000001", "--format", "jsonl"]).stdout;
+    env.write("one.jsonl", &filtered);
+    env.ok(&["audit", "verify", "--export", "one.jsonl"]);
+    let mut lines: Vec<String> = export.lines().map(str::to_string).collect();
+    lines[4] = lines[4].replace("\"outcome\":\"pending\"", "\"outcome\":\"verified\"");
+    env.write("edited.jsonl", &(lines.join("\n") + "\n"));
+    let out = env.expect(1, &["audit", "verify", "--export", "edited.jsonl"]);
+    assert!(out.stdout.contains("BROKEN at seq 5"), "{}", out.stdout);
+}
