@@ -89,6 +89,10 @@ pub enum Command {
     Cases {
         #[arg(long)]
         open: bool,
+        /// Revocation coverage of leaver cases per target class (scim, api, manual), with
+        /// time-to-revoke.
+        #[arg(long)]
+        coverage: bool,
     },
     /// Pending approvals, including held batches.
     Approvals {

@@ -150,7 +150,8 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Identity(cmd) => identity(&cli, cmd, Format::parse(fmt, TEXT_JSON, Format::Text)?),
-        Command::Cases { open: only_open } => {
+        Command::Cases { coverage: true, .. } => coverage(&cli, Format::parse(fmt, TEXT_JSON, Format::Text)?),
+        Command::Cases { open: only_open, coverage: false } => {
             let f = Format::parse(fmt, TEXT_JSON, Format::Text)?;
             let (_, store) = open(&cli)?;
             let cases = store.cases(*only_open)?;
@@ -355,6 +356,79 @@ fn check_head(store: &dyn Store, head: &str) -> Result<(bool, String)> {
         Some(_) => (false, format!("record {seq} has a different hash: the chain was rewritten")),
         None => (false, format!("record {seq} is gone: the chain was truncated")),
     })
+}
+
+/// Leaver revocations per target class: how many are verified (or excepted), how many are still
+/// open, and how long leaver cases took to close.
+fn coverage(cli: &Cli, f: Format) -> Result<ExitCode> {
+    let (loaded, store) = open(cli)?;
+    let cases = store.cases(false)?;
+    let leaver_cases: std::collections::HashSet<i64> =
+        cases.iter().filter(|c| c.kind == tenure_core::EventKind::Leaver).map(|c| c.id).collect();
+    let ops = store.operations(&OpFilter::default())?;
+    let mut by_class: std::collections::BTreeMap<String, [i64; 4]> = std::collections::BTreeMap::new();
+    for o in ops.iter().filter(|o| leaver_cases.contains(&o.case_id)) {
+        let class = loaded.config.target(&o.target).map_or("unknown".to_string(), |t| t.class.to_string());
+        let row = by_class.entry(class).or_default();
+        row[0] += 1;
+        match o.state {
+            OpState::Verified => row[1] += 1,
+            OpState::Excepted => row[2] += 1,
+            OpState::Failed => row[3] += 1,
+            _ => {}
+        }
+    }
+    let mut times: Vec<i64> = cases.iter().filter_map(|c| c.revoke_ms).collect();
+    times.sort_unstable();
+    let pct = |p: f64| -> Option<i64> {
+        let i = ((times.len() as f64 - 1.0) * p).round() as usize;
+        times.get(i).copied()
+    };
+    let classes: Vec<serde_json::Value> = by_class
+        .iter()
+        .map(|(class, [total, verified, excepted, failed])| {
+            serde_json::json!({
+                "class": class, "operations": total, "verified": verified, "excepted": excepted, "failed": failed,
+                "open": total - verified - excepted - failed,
+                "coverage": if *total > 0 { (*verified + *excepted) as f64 / *total as f64 } else { 1.0 },
+            })
+        })
+        .collect();
+    let open_leavers = cases.iter().filter(|c| leaver_cases.contains(&c.id) && c.closed_at.is_none()).count();
+    let summary = serde_json::json!({
+        "leaver_cases": leaver_cases.len(),
+        "open_leaver_cases": open_leavers,
+        "classes": classes,
+        "time_to_revoke_ms": { "closed": times.len(), "p50": pct(0.5), "p99": pct(0.99), "max": times.last() },
+    });
+    if f == Format::Json {
+        print_json(&summary)?;
+    } else {
+        let rows: Vec<Vec<String>> = classes
+            .iter()
+            .map(|c| {
+                vec![
+                    c["class"].as_str().unwrap_or("").to_string(),
+                    c["operations"].to_string(),
+                    c["verified"].to_string(),
+                    c["excepted"].to_string(),
+                    c["failed"].to_string(),
+                    c["open"].to_string(),
+                    format!("{:.1}%", c["coverage"].as_f64().unwrap_or(0.0) * 100.0),
+                ]
+            })
+            .collect();
+        table(&["CLASS", "LEAVER OPS", "VERIFIED", "EXCEPTED", "FAILED", "OPEN", "COVERAGE"], &rows);
+        let ms = |v: Option<i64>| v.map_or_else(|| "-".to_string(), |m| format!("{m} ms"));
+        outln!(
+            "{} leaver case(s), {open_leavers} still open; time-to-revoke p50 {}, p99 {}, max {}",
+            leaver_cases.len(),
+            ms(pct(0.5)),
+            ms(pct(0.99)),
+            ms(times.last().copied())
+        );
+    }
+    Ok(if open_leavers > 0 { ExitCode::from(1) } else { ExitCode::SUCCESS })
 }
 
 fn normalize_since(s: &str) -> Result<String> {

@@ -181,6 +181,14 @@ fn joiner_mover_leaver_rehire_against_real_peers() {
         cases.as_array().unwrap().iter().find(|c| c["identity"] == leaver.as_str() && c["kind"] == "leaver").unwrap();
     assert_eq!(leaver_case["state"], "closed", "every target verified clean, tickets done");
     assert!(leaver_case["revoke_ms"].as_i64().is_some());
+    let coverage = w.env.ok(&["cases", "--coverage", "--format", "json"]).json();
+    assert_eq!(coverage["open_leaver_cases"], 0);
+    for class in coverage["classes"].as_array().unwrap() {
+        assert_eq!(class["coverage"], 1.0, "{class}");
+    }
+    let classes: Vec<&str> =
+        coverage["classes"].as_array().unwrap().iter().map(|c| c["class"].as_str().unwrap()).collect();
+    assert_eq!(classes, ["api", "manual", "scim"]);
 
     // Day 3: rehired into Sales: enabled again with birthright access only.
     let mut back = co.get(&mover).unwrap().clone();
