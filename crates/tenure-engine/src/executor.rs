@@ -186,24 +186,38 @@ pub async fn run(
             continue;
         }
         claimed += ops.len();
+        // Runs arrive one after another; each run is one identity's operations in one target,
+        // carried out in order by one task.
+        let mut runs: Vec<Vec<OpRecord>> = Vec::new();
         for op in ops {
-            let sem = limits.get(&op.target).cloned().unwrap_or_else(|| Arc::new(Semaphore::new(1)));
+            match runs.last_mut() {
+                Some(run) if run.last().is_some_and(|l| l.identity == op.identity && l.target == op.target) => {
+                    run.push(op)
+                }
+                _ => runs.push(vec![op]),
+            }
+        }
+        for run in runs {
+            let target = run.first().map(|o| o.target.clone()).unwrap_or_default();
+            let sem = limits.get(&target).cloned().unwrap_or_else(|| Arc::new(Semaphore::new(1)));
             let (config, store, conns, stats, opts) =
                 (config.clone(), store.clone(), conns.clone(), stats.clone(), opts.clone());
             let claimer = claimer.clone();
             tasks.spawn(async move {
                 let _permit = sem.acquire_owned().await;
-                let finished = execute(&config, store.as_ref(), &conns, &op, &opts, &stats, &claimer).await;
-                if let Some(f) = finished {
-                    match store.finish(&f, &claimer) {
-                        Ok(true) => {}
-                        Ok(false) => {
-                            tracing::warn!("operation {} was taken over by another executor; result dropped", op.id)
+                let (finished, release) =
+                    execute_run(&config, store.as_ref(), &conns, &run, &opts, &stats, &claimer).await;
+                if !finished.is_empty() || !release.is_empty() {
+                    match store.finish_many(&finished, &release, &claimer) {
+                        Ok(n) if n < finished.len() => {
+                            tracing::warn!("{} result(s) dropped: taken over by another executor", finished.len() - n)
                         }
-                        Err(e) => tracing::error!("recording the result of operation {}: {e}", op.id),
+                        Ok(_) => {}
+                        Err(e) => tracing::error!("recording the results of {} operation(s): {e}", finished.len()),
                     }
                 }
-                let done = stats.done.fetch_add(1, Ordering::Relaxed) + 1;
+                let done =
+                    stats.done.fetch_add(run.len() - release.len(), Ordering::Relaxed) + run.len() - release.len();
                 if let Some(p) = &opts.progress {
                     p(Progress { done, claimed: 0 });
                 }
@@ -375,6 +389,157 @@ async fn execute(
         note: Some(how.to_string()),
         audit: audit_for(op, "verified", format!("account `{}`: {how}", spec.account)),
     })
+}
+
+/// Whether a later operation of the same run overrides `op`'s effect (a grant revoked again, an
+/// account created and then disabled), so the read-back shows the later one instead.
+fn superseded(op: &OpRecord, later: &[(&OpRecord, Applied)]) -> Option<i64> {
+    let account_level =
+        |k: OpKind| matches!(k, OpKind::CreateAccount | OpKind::Enable | OpKind::Disable | OpKind::DeleteAccount);
+    later
+        .iter()
+        .find(|(l, _)| match op.kind {
+            OpKind::Grant | OpKind::Revoke => {
+                matches!(l.kind, OpKind::Grant | OpKind::Revoke) && l.entitlement == op.entitlement
+            }
+            k if account_level(k) => account_level(l.kind) || l.kind == OpKind::DeleteAccount,
+            _ => false,
+        })
+        .map(|(l, _)| l.id)
+}
+
+/// Carries out one run (one identity's operations in one target, in order): applies them until
+/// one fails, hands the rest back unattempted, then reads the account back once and verifies
+/// every applied operation against it. Returns the outcomes and the operations to release.
+async fn execute_run(
+    config: &Config,
+    store: &dyn Backend,
+    conns: &Connectors,
+    run: &[OpRecord],
+    opts: &ExecOptions,
+    stats: &Stats,
+    claimer: &str,
+) -> (Vec<Finished>, Vec<i64>) {
+    let Some(first) = run.first() else { return (Vec::new(), Vec::new()) };
+    let manual = config.target(&first.target).is_some_and(|t| matches!(t.settings, TargetSettings::Manual(_)));
+    let conn = conns.get(&first.target);
+    let spec = account_spec(config, store, first);
+    let (Some(target), Some(conn), Ok(spec), false) = (config.target(&first.target), conn, spec.clone(), manual) else {
+        // Manual targets, missing connectors and unusable accounts: one operation at a time.
+        let mut done = Vec::new();
+        for op in run {
+            if let Some(f) = execute(config, store, conns, op, opts, stats, claimer).await {
+                done.push(f);
+            }
+        }
+        return (done, Vec::new());
+    };
+    let mut done = Vec::new();
+    let mut release = Vec::new();
+    let mut applied: Vec<(&OpRecord, Applied)> = Vec::new();
+    for (i, op) in run.iter().enumerate() {
+        // Operations of one run share the account; a different one starts a new run later.
+        if op.account.is_some() && op.account != first.account {
+            release.extend(run.iter().skip(i).map(|o| o.id));
+            break;
+        }
+        let req =
+            Request { kind: op.kind, entitlement: op.entitlement.clone(), account: spec.clone(), new_owner: None };
+        let result = match tokio::time::timeout(opts.call_timeout, conn.apply(&req)).await {
+            Ok(r) => r,
+            Err(_) => Err(ConnectorError::transient(format!("no answer within {:?}", opts.call_timeout))),
+        };
+        match result {
+            Ok(a) => {
+                let existed = a == Applied::AlreadyDone && matches!(op.kind, OpKind::CreateAccount | OpKind::Enable);
+                applied.push((op, a));
+                // An account that was already there must be this identity's before anything is
+                // granted on it: read it back now rather than after the grants.
+                if existed && i + 1 < run.len() {
+                    match conn.read_account(&spec).await {
+                        Ok(state) if owned_by_other(&spec, state.as_ref()).is_some() => {
+                            release.extend(run.iter().skip(i + 1).map(|o| o.id));
+                            break;
+                        }
+                        Ok(_) => {}
+                        Err(e) => {
+                            applied.pop();
+                            done.push(retry_or_fail(op, target.max_attempts, &e, opts, stats));
+                            release.extend(run.iter().skip(i + 1).map(|o| o.id));
+                            break;
+                        }
+                    }
+                }
+            }
+            Err(e) => {
+                done.push(retry_or_fail(op, target.max_attempts, &e, opts, stats));
+                release.extend(run.iter().skip(i + 1).map(|o| o.id));
+                break;
+            }
+        }
+    }
+    if applied.is_empty() {
+        return (done, release);
+    }
+    let state = match tokio::time::timeout(opts.call_timeout, conn.read_account(&spec)).await {
+        Ok(Ok(s)) => s,
+        Ok(Err(e)) => {
+            done.extend(applied.iter().map(|(op, _)| retry_or_fail(op, target.max_attempts, &e, opts, stats)));
+            return (done, release);
+        }
+        Err(_) => {
+            let e = ConnectorError::transient("read-back timed out");
+            done.extend(applied.iter().map(|(op, _)| retry_or_fail(op, target.max_attempts, &e, opts, stats)));
+            return (done, release);
+        }
+    };
+    if let Some(other) = owned_by_other(&spec, state.as_ref()) {
+        let e = ConnectorError::permanent(format!(
+            "account `{}` in `{}` belongs to identity `{other}`, not `{}`",
+            spec.account, first.target, spec.identity_id
+        ));
+        done.extend(applied.iter().map(|(op, _)| retry_or_fail(op, target.max_attempts, &e, opts, stats)));
+        return (done, release);
+    }
+    for (i, (op, a)) in applied.iter().enumerate() {
+        let how = match a {
+            Applied::Changed => "applied and read back",
+            Applied::AlreadyDone => "already in place (read back)",
+        };
+        if verified(op.kind, op.entitlement.as_deref(), state.as_ref()) {
+            stats.verified.fetch_add(1, Ordering::Relaxed);
+            done.push(Finished {
+                op: op.id,
+                state: OpState::Verified,
+                error: None,
+                next_attempt_at: None,
+                note: Some(how.to_string()),
+                audit: audit_for(op, "verified", format!("account `{}`: {how}", spec.account)),
+            });
+        } else if let Some(by) = superseded(op, applied.get(i + 1..).unwrap_or_default()) {
+            stats.verified.fetch_add(1, Ordering::Relaxed);
+            let note = format!("{how}; superseded by operation {by} in the same run, whose effect was read back");
+            done.push(Finished {
+                op: op.id,
+                state: OpState::Verified,
+                error: None,
+                next_attempt_at: None,
+                audit: audit_for(op, "verified", format!("account `{}`: {note}", spec.account)),
+                note: Some(note),
+            });
+        } else {
+            let e = ConnectorError::transient("the read-back does not show the change");
+            done.push(retry_or_fail(op, target.max_attempts, &e, opts, stats));
+        }
+    }
+    (done, release)
+}
+
+/// The identity that owns the account according to its correlation id, if that is someone else.
+fn owned_by_other<'a>(spec: &AccountSpec, state: Option<&'a AccountState>) -> Option<&'a str> {
+    state
+        .and_then(|s| s.external_id.as_deref())
+        .filter(|other| !spec.identity_id.is_empty() && *other != spec.identity_id)
 }
 
 fn retry_or_fail(op: &OpRecord, max_attempts: u32, e: &ConnectorError, opts: &ExecOptions, stats: &Stats) -> Finished {

@@ -101,12 +101,19 @@ pub trait Queue: Send + Sync {
     /// Moves operations left `running` by executors that are gone (`alive` says no for their
     /// claimer token) back to `pending`. Work of a live executor is never taken over.
     fn recover_running(&self, alive: &dyn Fn(&str) -> bool) -> Result<usize>;
-    /// Claims up to `limit` runnable operations (pending, due, not behind an unfinished earlier
-    /// operation of the same identity and target) for `claimer` and marks them `running`.
+    /// Claims up to `limit` runs for `claimer` and marks them `running`. A run is a runnable
+    /// operation (pending, due, not behind an unfinished earlier operation of the same identity
+    /// and target) followed by the due, pending operations queued right behind it for the same
+    /// identity and target, in order. Runs are returned one after another, each in order.
     fn claim(&self, now: &str, limit: usize, claimer: &str) -> Result<Vec<OpRecord>>;
     /// Records how an attempt ended. Returns `false`, changing nothing, when the operation is
     /// no longer running under `claimer` (another executor recovered it).
-    fn finish(&self, f: &Finished, claimer: &str) -> Result<bool>;
+    fn finish(&self, f: &Finished, claimer: &str) -> Result<bool> {
+        Ok(self.finish_many(std::slice::from_ref(f), &[], claimer)? == 1)
+    }
+    /// Records several outcomes and returns claimed operations that were not attempted
+    /// (`release`) to `pending`, in one transaction. Returns how many outcomes were recorded.
+    fn finish_many(&self, done: &[Finished], release: &[i64], claimer: &str) -> Result<usize>;
     /// Operation counts by state.
     fn queue_counts(&self) -> Result<BTreeMap<String, i64>>;
     /// The earliest time a pending operation waits for.
@@ -229,6 +236,60 @@ fn exception_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ExceptionRecord> {
     })
 }
 
+/// Records one outcome inside `tx`; returns its case, or `None` if the operation is no longer
+/// running under `claimer`.
+fn finish_one(
+    tx: &Transaction<'_>,
+    f: &Finished,
+    claimer: &str,
+    at: &str,
+    audit: &mut Vec<AuditEntry>,
+) -> Result<Option<i64>> {
+    let at = at.to_string();
+    let verified_at = (f.state == OpState::Verified).then(|| at.clone());
+    let n = tx.execute(
+        "UPDATE operations SET state = ?2, last_error = ?3, next_attempt_at = ?4, note = COALESCE(?5, note),
+                updated_at = ?6, verified_at = COALESCE(?7, verified_at), claimed_by = NULL
+         WHERE id = ?1 AND state = 'running' AND claimed_by = ?8",
+        params![f.op, f.state.as_str(), f.error, f.next_attempt_at, f.note, at, verified_at, claimer],
+    )?;
+    if n != 1 {
+        return Ok(None);
+    }
+    let (case_id, identity, target): (i64, String, String) =
+        tx.query_row("SELECT case_id, identity, target FROM operations WHERE id = ?1", [f.op], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+        })?;
+    audit.push(f.audit.clone());
+    let kind: String = tx.query_row("SELECT kind FROM operations WHERE id = ?1", [f.op], |r| r.get(0))?;
+    if f.state == OpState::Failed && (kind == "create_account" || kind == "enable") {
+        // Grants queued behind a failed create or enable cannot be right: the account is not
+        // (or not provably) this identity's. They fail with it, unattempted. Revocations are
+        // never cascaded: removing access is always attempted.
+        let n = tx.execute(
+            "UPDATE operations SET state = 'failed', last_error = ?4, updated_at = ?5
+             WHERE identity = ?1 AND target = ?2 AND id > ?3 AND kind = 'grant' AND state IN ('pending', 'held')",
+            params![identity, target, f.op, format!("not attempted: operation {} ({kind}) failed", f.op), at],
+        )?;
+        if n > 0 {
+            audit.push(
+                AuditEntry::new("executor", "apply.grant", "failed")
+                    .identity(&identity)
+                    .target(&target)
+                    .reason(format!("{n} grant(s) not attempted because operation {} ({kind}) failed", f.op)),
+            );
+        }
+    }
+    if f.state == OpState::Failed {
+        tx.execute(
+            "INSERT OR IGNORE INTO exceptions (kind, subject, case_id, identity, target, owner, reason, state, created_at)
+             VALUES ('failed_operation', ?1, ?2, ?3, ?4, ?4, ?5, 'open', ?6)",
+            params![format!("operation:{}", f.op), case_id, identity, target, f.error.clone().unwrap_or_default(), at],
+        )?;
+    }
+    Ok(Some(case_id))
+}
+
 impl Queue for SqliteStore {
     fn recover_running(&self, alive: &dyn Fn(&str) -> bool) -> Result<usize> {
         let mut conn = self.lock();
@@ -271,9 +332,26 @@ impl Queue for SqliteStore {
                  ORDER BY o.id LIMIT ?2"
             ))?;
             let mut rows = stmt.query(params![at, i64::try_from(limit).unwrap_or(i64::MAX)])?;
-            let mut out = Vec::new();
+            let mut heads = Vec::new();
             while let Some(r) = rows.next()? {
-                out.push(op_row(r)?);
+                heads.push(op_row(r)?);
+            }
+            drop(rows);
+            let mut behind = tx.prepare_cached(&format!(
+                "SELECT {OP_COLUMNS} FROM operations WHERE identity = ?1 AND target = ?2 AND id > ?3 ORDER BY id LIMIT 64"
+            ))?;
+            let mut out = Vec::with_capacity(heads.len() * 3);
+            for head in heads {
+                let mut rows = behind.query(params![head.identity, head.target, head.id])?;
+                out.push(head);
+                while let Some(r) = rows.next()? {
+                    let op = op_row(r)?;
+                    let due = op.next_attempt_at.as_deref().is_none_or(|t| t <= at);
+                    if op.state != OpState::Pending || !due {
+                        break;
+                    }
+                    out.push(op);
+                }
             }
             out
         };
@@ -297,55 +375,33 @@ impl Queue for SqliteStore {
             .collect())
     }
 
-    fn finish(&self, f: &Finished, claimer: &str) -> Result<bool> {
+    fn finish_many(&self, done: &[Finished], release: &[i64], claimer: &str) -> Result<usize> {
         let mut conn = self.lock();
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let at = now();
-        let verified_at = (f.state == OpState::Verified).then(|| at.clone());
-        let n = tx.execute(
-            "UPDATE operations SET state = ?2, last_error = ?3, next_attempt_at = ?4, note = COALESCE(?5, note),
-                    updated_at = ?6, verified_at = COALESCE(?7, verified_at), claimed_by = NULL
-             WHERE id = ?1 AND state = 'running' AND claimed_by = ?8",
-            params![f.op, f.state.as_str(), f.error, f.next_attempt_at, f.note, at, verified_at, claimer],
-        )?;
-        if n != 1 {
-            return Ok(false);
-        }
-        let (case_id, identity, target): (i64, String, String) =
-            tx.query_row("SELECT case_id, identity, target FROM operations WHERE id = ?1", [f.op], |r| {
-                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
-            })?;
-        let mut audit = vec![f.audit.clone()];
-        let kind: String = tx.query_row("SELECT kind FROM operations WHERE id = ?1", [f.op], |r| r.get(0))?;
-        if f.state == OpState::Failed && (kind == "create_account" || kind == "enable") {
-            // Grants queued behind a failed create or enable cannot be right: the account is not
-            // (or not provably) this identity's. They fail with it, unattempted. Revocations are
-            // never cascaded: removing access is always attempted.
-            let n = tx.execute(
-                "UPDATE operations SET state = 'failed', last_error = ?4, updated_at = ?5
-                 WHERE identity = ?1 AND target = ?2 AND id > ?3 AND kind = 'grant' AND state IN ('pending', 'held')",
-                params![identity, target, f.op, format!("not attempted: operation {} ({kind}) failed", f.op), at],
+        for id in release {
+            tx.execute(
+                "UPDATE operations SET state = 'pending', attempts = max(attempts - 1, 0), claimed_by = NULL,
+                        updated_at = ?3
+                 WHERE id = ?1 AND state = 'running' AND claimed_by = ?2",
+                params![id, claimer, at],
             )?;
-            if n > 0 {
-                audit.push(
-                    AuditEntry::new("executor", "apply.grant", "failed")
-                        .identity(&identity)
-                        .target(&target)
-                        .reason(format!("{n} grant(s) not attempted because operation {} ({kind}) failed", f.op)),
-                );
+        }
+        let mut audit = Vec::new();
+        let mut cases = std::collections::BTreeSet::new();
+        let mut recorded = 0;
+        for f in done {
+            if let Some(case_id) = finish_one(&tx, f, claimer, &at, &mut audit)? {
+                cases.insert(case_id);
+                recorded += 1;
             }
         }
-        if f.state == OpState::Failed {
-            tx.execute(
-                "INSERT OR IGNORE INTO exceptions (kind, subject, case_id, identity, target, owner, reason, state, created_at)
-                 VALUES ('failed_operation', ?1, ?2, ?3, ?4, ?4, ?5, 'open', ?6)",
-                params![format!("operation:{}", f.op), case_id, identity, target, f.error.clone().unwrap_or_default(), at],
-            )?;
+        for case_id in cases {
+            refresh_case(&tx, case_id, &at, &mut audit)?;
         }
-        refresh_case(&tx, case_id, &at, &mut audit)?;
         append(&tx, &audit)?;
         tx.commit()?;
-        Ok(true)
+        Ok(recorded)
     }
 
     fn queue_counts(&self) -> Result<BTreeMap<String, i64>> {
@@ -785,11 +841,13 @@ mod tests {
         let store = SqliteStore::memory().unwrap();
         store.commit_batch(&schema, &batch(&schema, None)).unwrap();
         let ops = store.claim(&now(), 10, "A").unwrap();
-        assert_eq!(ops.len(), 1, "the grant waits for the create");
+        let kinds: Vec<OpKind> = ops.iter().map(|o| o.kind).collect();
+        assert_eq!(kinds, [OpKind::CreateAccount, OpKind::Grant], "a run is claimed in order");
+        assert!(store.claim(&now(), 10, "B").unwrap().is_empty(), "claimed work is not claimed twice");
         // A live executor's work is never taken over, a dead one's is.
         assert_eq!(store.recover_running(&|c| c == "A").unwrap(), 0);
         assert!(!store.finish(&done(ops[0].id, OpState::Verified), "B").unwrap(), "only the claimer may finish");
-        assert_eq!(store.recover_running(&|_| false).unwrap(), 1);
+        assert_eq!(store.recover_running(&|_| false).unwrap(), 2);
         assert!(!store.finish(&done(ops[0].id, OpState::Verified), "A").unwrap(), "A lost the claim");
         let again = store.claim(&now(), 10, "B").unwrap();
         assert_eq!(again.first().map(|o| o.id), Some(ops[0].id));
@@ -803,7 +861,8 @@ mod tests {
         let store = SqliteStore::memory().unwrap();
         store.commit_batch(&schema, &batch(&schema, None)).unwrap();
         let ops = store.claim(&now(), 10, "A").unwrap();
-        assert!(store.finish(&done(ops[0].id, OpState::Failed), "A").unwrap());
+        // The executor stops a run at its first failure and hands the rest back.
+        assert_eq!(store.finish_many(&[done(ops[0].id, OpState::Failed)], &[ops[1].id], "A").unwrap(), 1);
         let counts = store.queue_counts().unwrap();
         assert_eq!(counts.get("failed"), Some(&2));
         assert_eq!(store.cases(false).unwrap()[0].state, CaseState::Stuck);

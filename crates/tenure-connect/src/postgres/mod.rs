@@ -18,8 +18,10 @@
 //! # Idempotency
 //! PostgreSQL only emits a NOTICE for a repeated `GRANT` or a `REVOKE` of a missing membership,
 //! so each operation reads the catalog first (one round trip) and answers
-//! [`Applied::AlreadyDone`] when the role is already in the requested state; a creation that
-//! races another one (SQLSTATE 42710) is re-read the same way. Missing roles are "already done"
+//! [`Applied::AlreadyDone`] when the role is already in the requested state. `create_account` is
+//! the exception: `CREATE ROLE` of an existing role fails with SQLSTATE 42710 and changes
+//! nothing, so it is sent at once and only that failure reads the role (half the round trips of
+//! reading first, in the common case of a new account). Missing roles are "already done"
 //! for `disable`, `revoke`, `revoke_sessions`, `rotate_credential`, `transfer_ownership` and
 //! `delete_account`. `create_account` of a role that exists with this identity's tag is already
 //! done; a role of the same name that is untagged or tagged for another identity is a permanent
@@ -57,8 +59,8 @@
 //! Up to `concurrency` connections are opened lazily by a small pool (`pool`), so a target
 //! that is down when Tenure starts only fails the operations that need it (transiently), and a
 //! pooled connection that died is replaced when taken. An operation that fails on a pooled
-//! connection found dead afterwards is retried once on a fresh one: every operation reads before
-//! it writes, so the retry is idempotent.
+//! connection found dead afterwards is retried once on a fresh one: every operation is idempotent
+//! (see above), so the retry is too.
 
 mod pool;
 mod sql;
@@ -100,7 +102,8 @@ const CAPABILITIES: &[Capability] = &[
 ];
 
 /// One role, as the write operations need it.
-const ROLE_SQL: &str = "SELECT r.oid, r.rolcanlogin, shobj_description(r.oid, 'pg_authid'), \
+const ROLE_SQL: &str = "SELECT r.oid, r.rolcanlogin, (SELECT d.description FROM pg_shdescription d \
+         WHERE d.objoid = r.oid AND d.classoid = 'pg_authid'::regclass), \
      r.rolname IN (current_user, session_user) \
      FROM pg_roles r WHERE r.rolname = $1";
 
@@ -126,7 +129,10 @@ const OWNS_SQL: &str = "SELECT EXISTS (SELECT 1 FROM pg_shdepend \
      AND dbid IN (0, (SELECT oid FROM pg_database WHERE datname = current_database())))";
 
 /// One account with its tag, direct grants and live sessions.
-const READ_SQL: &str = "SELECT r.rolname::text, r.rolcanlogin, shobj_description(r.oid, 'pg_authid'), \
+/// The tag is read with a subquery rather than `shobj_description`, a SQL function whose body
+/// is planned again on every call (about as costly as the rest of the query).
+const READ_SQL: &str = "SELECT r.rolname::text, r.rolcanlogin, (SELECT d.description FROM pg_shdescription d \
+         WHERE d.objoid = r.oid AND d.classoid = 'pg_authid'::regclass), \
      ARRAY(SELECT g.rolname::text FROM pg_auth_members m JOIN pg_roles g ON g.oid = m.roleid \
            WHERE m.member = r.oid ORDER BY 1), \
      (SELECT count(*) FROM pg_stat_activity s WHERE s.usename = r.rolname AND s.pid <> pg_backend_pid()) \
@@ -223,11 +229,10 @@ impl PostgresConnector {
         row.try_get(idx).map_err(|e| self.err("reading the catalog", &e))
     }
 
-    async fn role(&self, c: &Client, account: &str) -> Result<Option<RoleRow>> {
-        let row = c
-            .query_typed_opt(ROLE_SQL, &[(&account, Type::NAME)])
-            .await
-            .map_err(|e| self.err("looking up the role", &e))?;
+    async fn role(&self, conn: &mut Conn<'_>, account: &str) -> Result<Option<RoleRow>> {
+        let what = "looking up the role";
+        let statement = conn.prepared(ROLE_SQL, &[Type::NAME]).await.map_err(|e| self.err(what, &e))?;
+        let row = conn.client().query_opt(&statement, &[&account]).await.map_err(|e| self.err(what, &e))?;
         let Some(row) = row else { return Ok(None) };
         Ok(Some(RoleRow {
             oid: self.col(&row, 0)?,
@@ -246,14 +251,13 @@ impl PostgresConnector {
 
     /// One attempt at an operation on one connection.
     async fn apply_on(&self, conn: &mut Conn<'_>, req: &Request) -> Result<Applied> {
-        let c = conn.client();
         let account = req.account.account.as_str();
         let acct = quote_ident(account).map_err(|e| self.permanent(e.message))?;
         match req.kind {
-            OpKind::CreateAccount => self.create(c, &req.account, &acct).await,
+            OpKind::CreateAccount => self.create(conn, &req.account, &acct).await,
             OpKind::Enable | OpKind::Disable => {
                 let enable = req.kind == OpKind::Enable;
-                let Some(role) = self.role(c, account).await? else {
+                let Some(role) = self.role(conn, account).await? else {
                     return if enable {
                         Err(self.permanent(format!("cannot enable `{account}`: the role does not exist")))
                     } else {
@@ -265,13 +269,13 @@ impl PostgresConnector {
                     return Ok(Applied::AlreadyDone);
                 }
                 let sql = format!("ALTER ROLE {acct} {}", if enable { "LOGIN" } else { "NOLOGIN" });
-                c.batch_execute(&sql).await.map_err(|e| self.err(req.kind.as_str(), &e))?;
+                conn.client().batch_execute(&sql).await.map_err(|e| self.err(req.kind.as_str(), &e))?;
                 Ok(Applied::Changed)
             }
-            OpKind::Grant | OpKind::Revoke => self.membership(c, req, &acct).await,
-            OpKind::RevokeSessions => self.revoke_sessions(c, account).await,
+            OpKind::Grant | OpKind::Revoke => self.membership(conn, req, &acct).await,
+            OpKind::RevokeSessions => self.revoke_sessions(conn.client(), account).await,
             OpKind::RotateCredential => {
-                let Some(role) = self.role(c, account).await? else {
+                let Some(role) = self.role(conn, account).await? else {
                     return Ok(Applied::AlreadyDone);
                 };
                 self.refuse_self(req.kind, account, &role)?;
@@ -279,21 +283,21 @@ impl PostgresConnector {
                     rand::rng().sample_iter(rand::distr::Alphanumeric).take(40).map(char::from).collect();
                 let verifier = postgres_protocol::password::scram_sha_256(password.as_bytes());
                 let sql = format!("ALTER ROLE {acct} PASSWORD {}", quote_literal(&verifier)?);
-                c.batch_execute(&sql).await.map_err(|e| self.err("rotating the password", &e))?;
+                conn.client().batch_execute(&sql).await.map_err(|e| self.err("rotating the password", &e))?;
                 Ok(Applied::Changed)
             }
             OpKind::DeleteAccount => {
-                let Some(role) = self.role(c, account).await? else {
+                let Some(role) = self.role(conn, account).await? else {
                     return Ok(Applied::AlreadyDone);
                 };
                 self.refuse_self(req.kind, account, &role)?;
                 let to = self.new_owner(req, account)?.unwrap_or_else(|| "CURRENT_USER".to_string());
                 let sql = format!("REASSIGN OWNED BY {acct} TO {to}; DROP OWNED BY {acct}; DROP ROLE {acct}");
-                match c.batch_execute(&sql).await {
+                match conn.client().batch_execute(&sql).await {
                     Ok(()) => Ok(Applied::Changed),
                     // Another worker may have dropped it meanwhile; a missing new owner is an
                     // error too, so look before calling it done.
-                    Err(e) if e.code() == Some(&SqlState::UNDEFINED_OBJECT) => match self.role(c, account).await? {
+                    Err(e) if e.code() == Some(&SqlState::UNDEFINED_OBJECT) => match self.role(conn, account).await? {
                         None => Ok(Applied::AlreadyDone),
                         Some(_) => Err(self.err("deleting the role", &e)),
                     },
@@ -306,10 +310,11 @@ impl PostgresConnector {
                         "transfer_ownership of `{account}` needs a new owner (the request's `new_owner` or the target's `reassign_to`)"
                     )));
                 };
-                let Some(role) = self.role(c, account).await? else {
+                let Some(role) = self.role(conn, account).await? else {
                     return Ok(Applied::AlreadyDone);
                 };
-                let owns: bool = c
+                let owns: bool = conn
+                    .client()
                     .query_typed_one(OWNS_SQL, &[(&role.oid, Type::OID)])
                     .await
                     .map_err(|e| self.err("reading owned objects", &e))
@@ -318,7 +323,7 @@ impl PostgresConnector {
                     return Ok(Applied::AlreadyDone);
                 }
                 let sql = format!("REASSIGN OWNED BY {acct} TO {to}");
-                c.batch_execute(&sql).await.map_err(|e| self.err("reassigning owned objects", &e))?;
+                conn.client().batch_execute(&sql).await.map_err(|e| self.err("reassigning owned objects", &e))?;
                 Ok(Applied::Changed)
             }
             OpKind::OpenTicket => {
@@ -339,16 +344,15 @@ impl PostgresConnector {
         Ok(to)
     }
 
-    async fn create(&self, c: &Client, spec: &AccountSpec, acct: &str) -> Result<Applied> {
+    async fn create(&self, conn: &mut Conn<'_>, spec: &AccountSpec, acct: &str) -> Result<Applied> {
         let tag = format!("{TAG_PREFIX}{}", spec.identity_id);
         let comment = quote_literal(&tag).map_err(|e| self.permanent(e.message))?;
-        if let Some(role) = self.role(c, &spec.account).await? {
-            return self.existing(spec, &role, &tag);
-        }
+        // Sent without reading first: a role that already exists fails it with 42710, and the
+        // one message runs as one transaction, so the COMMENT never lands on someone else's role.
         let sql = format!("CREATE ROLE {acct} LOGIN; COMMENT ON ROLE {acct} IS {comment}");
-        match c.batch_execute(&sql).await {
+        match conn.client().batch_execute(&sql).await {
             Ok(()) => Ok(Applied::Changed),
-            Err(e) if e.code() == Some(&SqlState::DUPLICATE_OBJECT) => match self.role(c, &spec.account).await? {
+            Err(e) if e.code() == Some(&SqlState::DUPLICATE_OBJECT) => match self.role(conn, &spec.account).await? {
                 Some(role) => self.existing(spec, &role, &tag),
                 None => Err(self.err("creating the role", &e)),
             },
@@ -373,17 +377,18 @@ impl PostgresConnector {
         )))
     }
 
-    async fn membership(&self, c: &Client, req: &Request, acct: &str) -> Result<Applied> {
+    async fn membership(&self, conn: &mut Conn<'_>, req: &Request, acct: &str) -> Result<Applied> {
         let account = req.account.account.as_str();
         let grant = req.kind == OpKind::Grant;
         let Some(entitlement) = req.entitlement.as_deref() else {
             return Err(self.permanent(format!("{} for `{account}` names no entitlement", req.kind)));
         };
         let ent = quote_ident(entitlement).map_err(|e| self.permanent(e.message))?;
-        let row = c
-            .query_typed_one(MEMBERSHIP_SQL, &[(&account, Type::NAME), (&entitlement, Type::NAME)])
-            .await
-            .map_err(|e| self.err("reading memberships", &e))?;
+        let what = "reading memberships";
+        let statement =
+            conn.prepared(MEMBERSHIP_SQL, &[Type::NAME, Type::NAME]).await.map_err(|e| self.err(what, &e))?;
+        let c = conn.client();
+        let row = c.query_one(&statement, &[&account, &entitlement]).await.map_err(|e| self.err(what, &e))?;
         let acct_oid: Option<u32> = self.col(&row, 0)?;
         let ent_oid: Option<u32> = self.col(&row, 1)?;
         let member: bool = self.col(&row, 2)?;
@@ -529,11 +534,10 @@ impl Connector for PostgresConnector {
 
     async fn read_account(&self, account: &AccountSpec) -> Result<Option<AccountState>> {
         let name = account.account.as_str();
+        let what = "reading the account";
         let row = with_conn!(self, conn => async {
-            conn.client()
-                .query_typed_opt(READ_SQL, &[(&name, Type::NAME)])
-                .await
-                .map_err(|e| self.err("reading the account", &e))
+            let statement = conn.prepared(READ_SQL, &[Type::NAME]).await.map_err(|e| self.err(what, &e))?;
+            conn.client().query_opt(&statement, &[&name]).await.map_err(|e| self.err(what, &e))
         })?;
         row.map(|r| self.account_state(&r)).transpose()
     }

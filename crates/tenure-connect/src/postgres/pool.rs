@@ -11,9 +11,11 @@
 
 use super::sql::classify;
 use crate::{ConnectorError, Result};
+use std::collections::HashMap;
 use std::time::Duration;
 use tokio::sync::{MappedMutexGuard, Mutex, MutexGuard, Semaphore, SemaphorePermit};
-use tokio_postgres::{Client, Config, NoTls};
+use tokio_postgres::types::Type;
+use tokio_postgres::{Client, Config, NoTls, Statement};
 
 /// Settings applied to every new connection. `client_min_messages` keeps harmless NOTICEs
 /// (which this connector never relies on) off the wire; `lock_timeout` turns a statement stuck
@@ -27,27 +29,52 @@ pub(crate) struct Pool {
     target: String,
     config: Config,
     permits: Semaphore,
-    slots: Vec<Mutex<Option<Client>>>,
+    slots: Vec<Mutex<Option<Pooled>>>,
+}
+
+/// A connection and the statements prepared on it.
+pub(crate) struct Pooled {
+    client: Client,
+    /// By SQL text. The catalog look-ups run on every operation and their planning costs more
+    /// than their execution (a quarter of a millisecond for the membership query), so each is
+    /// prepared once per connection instead of being parsed and planned on every call. Named
+    /// statements do not survive a transaction-pooling proxy (PgBouncer before 1.21): connect
+    /// directly or through a session-pooling one.
+    statements: HashMap<&'static str, Statement>,
 }
 
 /// A client taken from the pool; it goes back when this is dropped.
 pub(crate) struct Conn<'p> {
     // Field order matters: the slot is unlocked before the permit is released, so the next
     // permit holder always finds a free slot.
-    client: MappedMutexGuard<'p, Client>,
+    client: MappedMutexGuard<'p, Pooled>,
     reused: bool,
     _permit: SemaphorePermit<'p>,
 }
 
 impl Conn<'_> {
     pub(crate) fn client(&mut self) -> &mut Client {
-        &mut self.client
+        &mut self.client.client
+    }
+
+    /// `sql` prepared on this connection (once; later calls reuse it).
+    pub(crate) async fn prepared(
+        &mut self,
+        sql: &'static str,
+        types: &[Type],
+    ) -> std::result::Result<Statement, tokio_postgres::Error> {
+        if let Some(statement) = self.client.statements.get(sql) {
+            return Ok(statement.clone());
+        }
+        let statement = self.client.client.prepare_typed(sql, types).await?;
+        self.client.statements.insert(sql, statement.clone());
+        Ok(statement)
     }
 
     /// Whether this client came from an earlier operation and has died since: an error on it
     /// says nothing about whether a fresh connection would work.
     pub(crate) fn was_stale(&self) -> bool {
-        self.reused && self.client.is_closed()
+        self.reused && self.client.client.is_closed()
     }
 }
 
@@ -76,9 +103,9 @@ impl Pool {
                 ConnectorError::transient(format!("target `{}`: no free connection slot", self.target))
             })?;
         let reused = match slot.as_ref() {
-            Some(c) if !c.is_closed() => true,
+            Some(c) if !c.client.is_closed() => true,
             _ => {
-                *slot = Some(self.connect().await?);
+                *slot = Some(Pooled { client: self.connect().await?, statements: HashMap::new() });
                 false
             }
         };
