@@ -115,6 +115,14 @@ const MEMBERSHIP_SQL: &str = "SELECT a.oid, g.oid, \
      LEFT JOIN pg_roles g ON g.rolname = $2";
 
 /// Another session's backends of a role, and whether the role is the one Tenure connects as.
+/// Whether a role is unfit to be an entitlement: `(admin attributes, can log in, built in,
+/// tagged as a Tenure account)`.
+const ENTITLEMENT_CHECK_SQL: &str = "SELECT r.rolsuper OR r.rolcreaterole OR r.rolreplication OR r.rolbypassrls, \
+     r.rolcanlogin, r.rolname ~ '^pg_', \
+     COALESCE((SELECT d.description FROM pg_shdescription d \
+               WHERE d.objoid = r.oid AND d.classoid = 'pg_authid'::regclass) LIKE 'tenure:%', false) \
+     FROM pg_roles r WHERE r.oid = $1";
+
 const SESSIONS_SQL: &str = "SELECT (SELECT count(*) FROM pg_stat_activity \
      WHERE usename = $1 AND pid <> pg_backend_pid()), \
      $1 = current_user OR $1 = session_user";
@@ -406,6 +414,31 @@ impl PostgresConnector {
             }
             if member {
                 return Ok(Applied::AlreadyDone);
+            }
+            // An entitlement is a plain group role. A role that carries administrative attributes,
+            // can log in (someone's account, usable through SET ROLE), is built in (`pg_*`), or is an
+            // account Tenure manages is never granted, whatever the policy says.
+            let what = "checking the entitlement role";
+            let check = conn.prepared(ENTITLEMENT_CHECK_SQL, &[Type::OID]).await.map_err(|e| self.err(what, &e))?;
+            let c = conn.client();
+            let row = c.query_one(&check, &[&ent_oid]).await.map_err(|e| self.err(what, &e))?;
+            let admin: bool = self.col(&row, 0)?;
+            let login: bool = self.col(&row, 1)?;
+            let builtin: bool = self.col(&row, 2)?;
+            let managed: bool = self.col(&row, 3)?;
+            let why = if admin {
+                Some("it has superuser, createrole, replication or bypassrls")
+            } else if login {
+                Some("it can log in (it is an account, not a group)")
+            } else if builtin {
+                Some("it is a built-in `pg_` role")
+            } else if managed {
+                Some("it is an account Tenure manages")
+            } else {
+                None
+            };
+            if let Some(why) = why {
+                return Err(self.permanent(format!("refusing to grant `{entitlement}` to `{account}`: {why}")));
             }
             let sql = format!("GRANT {ent} TO {acct}");
             c.batch_execute(&sql).await.map_err(|e| self.err("granting", &e))?;

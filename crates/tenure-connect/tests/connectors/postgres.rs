@@ -473,3 +473,29 @@ async fn target_down_mid_apply_fails_transiently_then_recovers() {
     assert!(!e.is_transient(), "{e:?}");
     assert!(e.message.contains("28P01") && !e.message.contains(pg.password()), "{}", e.message);
 }
+
+#[tokio::test]
+async fn privileged_or_login_roles_are_never_granted_as_entitlements() {
+    let Fixture { connector: c, admin, pg: _pg } = fixture().await;
+    admin
+        .batch_execute(
+            "CREATE ROLE root_like SUPERUSER NOLOGIN; CREATE ROLE makes_roles CREATEROLE NOLOGIN; \
+             CREATE ROLE alice LOGIN; CREATE ROLE reporting NOLOGIN",
+        )
+        .await
+        .unwrap();
+    c.apply(&create("bob", "E2")).await.unwrap();
+    c.apply(&create("carol", "E3")).await.unwrap();
+    for (role, why) in [
+        ("root_like", "superuser"),
+        ("makes_roles", "createrole"),
+        ("alice", "can log in"),
+        ("carol", "can log in"),
+        ("pg_execute_server_program", "built-in"),
+    ] {
+        assert_permanent(c.apply(&with_entitlement(OpKind::Grant, "bob", role)).await, why);
+    }
+    assert!(memberships(&admin, "bob").await.is_empty(), "nothing was granted");
+    assert_eq!(c.apply(&with_entitlement(OpKind::Grant, "bob", "reporting")).await.unwrap(), Applied::Changed);
+    assert_eq!(memberships(&admin, "bob").await, ["reporting"]);
+}
