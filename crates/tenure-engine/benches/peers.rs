@@ -133,28 +133,11 @@ path = "policy.toml"
 [guard]
 max_leavers = {max_leavers}
 max_leaver_fraction = 0.2
+max_access_losses = {max_leavers}
+max_access_loss_fraction = 0.2
 
-[[source]]
-name = "hr"
-kind = "csv"
-key = "employee_id"
-[source.columns]
-given_name = "first_name"
-family_name = "last_name"
-email = "work_email"
-username = "login"
-department = "dept"
-title = "title"
-location = "location"
-cost_center = "cost_center"
-manager_id = "manager"
-employment_type = "employment_type"
-kind = "kind"
-owner_id = "owner"
-start_date = "start"
-end_date = "end"
-status = "employment_status"
-"#
+{source}"#,
+        source = tenure_testkit::company::SOURCE_TOML
     )
 }
 
