@@ -2,15 +2,41 @@
 
 use chrono::{Days, NaiveDate};
 
-/// Parses a calendar date. HR extracts commonly carry `YYYY-MM-DD`; `YYYY/MM/DD` and an ISO
-/// timestamp (whose date part is taken) are accepted too.
+/// The years a date may carry. HR data outside them is a typo or an attack (`-001-01-01`,
+/// `0000-01-01`), never a real start or end date.
+pub const YEARS: std::ops::RangeInclusive<i32> = 1900..=9999;
+
+/// Parses a calendar date: `YYYY-MM-DD`, or a full, valid RFC 3339 time whose date part (as
+/// written, in its own offset) is taken. Nothing else is accepted, so a value is either a date
+/// Tenure acts on or a rejected row, never something silently ignored.
 pub fn parse_date(s: &str) -> Option<NaiveDate> {
+    check_date(s).ok()
+}
+
+/// Like [`parse_date`], with the reason a value is not a date.
+pub fn check_date(s: &str) -> Result<NaiveDate, String> {
+    const EXPECTED: &str = "expected YYYY-MM-DD or an RFC 3339 time";
     let s = s.trim();
-    let head = s.get(..10).unwrap_or(s);
-    NaiveDate::parse_from_str(head, "%Y-%m-%d")
-        .or_else(|_| NaiveDate::parse_from_str(head, "%Y/%m/%d"))
-        .ok()
-        .filter(|_| s.len() == 10 || s.as_bytes().get(10).is_some_and(|c| *c == b'T' || *c == b' '))
+    let b = s.as_bytes();
+    let shape = |b: &[u8]| {
+        b.len() >= 10
+            && b.iter()
+                .take(10)
+                .enumerate()
+                .all(|(i, c)| if i == 4 || i == 7 { *c == b'-' } else { c.is_ascii_digit() })
+    };
+    if !shape(b) {
+        return Err(EXPECTED.into());
+    }
+    let date = if b.len() == 10 {
+        NaiveDate::parse_from_str(s, "%Y-%m-%d").map_err(|_| "no such calendar date".to_string())?
+    } else {
+        chrono::DateTime::parse_from_rfc3339(s).map_err(|_| format!("not a valid time; {EXPECTED}"))?.date_naive()
+    };
+    if !YEARS.contains(&chrono::Datelike::year(&date)) {
+        return Err(format!("year outside {}-{}", YEARS.start(), YEARS.end()));
+    }
+    Ok(date)
 }
 
 /// Parses `today`, `today+30d`, `today-2w` or an absolute date, relative to `today`.
@@ -69,16 +95,28 @@ mod tests {
     fn dates_parse_in_accepted_forms_only() {
         let cases = [
             ("2026-03-01", Some("2026-03-01")),
-            ("2026/03/01", Some("2026-03-01")),
+            (" 2026-03-01 ", Some("2026-03-01")),
             ("2026-03-01T09:00:00Z", Some("2026-03-01")),
+            ("2026-03-01T23:30:00-08:00", Some("2026-03-01")),
+            ("1900-01-01", Some("1900-01-01")),
+            ("9999-12-31", Some("9999-12-31")),
+            ("2026/03/01", None),
             ("2026-02-30", None),
             ("01/03/2026", None),
             ("2026-03-01x", None),
+            ("2026-03-01 09:00", None),
+            ("2026-01-01T25:99:99garbage", None),
+            ("2026-01-01T10:00:00", None),
+            ("-001-01-01", None),
+            ("0000-01-01", None),
+            ("1899-12-31", None),
+            ("+2026-01-01", None),
             ("", None),
         ];
         for (input, want) in cases {
             assert_eq!(parse_date(input).map(|d| d.to_string()).as_deref(), want, "{input}");
         }
+        assert_eq!(check_date("0000-01-01"), Err("year outside 1900-9999".to_string()));
     }
 
     #[test]

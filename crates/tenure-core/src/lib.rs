@@ -14,6 +14,7 @@ pub mod model;
 pub mod plan;
 pub mod schema;
 pub mod snapshot;
+pub mod text;
 
 pub use diag::{Problem, Problems};
 pub use model::*;

@@ -5,9 +5,10 @@
 //! previous state, so a malformed line can never terminate anyone.
 
 use crate::config::SourceConfig;
-use crate::date::parse_date;
+use crate::date::{check_date, parse_date};
 use crate::model::{Attrs, Change, Event, EventKind, Identity, Kind, Status};
 use crate::schema::{self, AttrType, Schema, Slot};
+use crate::text;
 use chrono::NaiveDate;
 use std::collections::{HashMap, HashSet};
 
@@ -15,22 +16,80 @@ use std::collections::{HashMap, HashSet};
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Rejected {
     pub line: u64,
+    /// The row's key, when it could be read. A key that carries hidden characters or is too
+    /// long is not trusted and is left out (the reason shows it escaped).
     pub key: Option<String>,
     pub field: Option<String>,
     pub reason: String,
+    /// Whether the row can be attributed to `key` with certainty. A row whose key is missing or
+    /// corrupted, or whose fields do not line up with the header (so the key column may hold
+    /// another column's value), may stand for anyone: removals next to it are held.
+    pub attributed: bool,
+    /// The row's username and email as written (lowercased), when readable: a rejected row may
+    /// be a removed identity's row with a mistyped key.
+    #[serde(skip)]
+    pub names: Vec<String>,
 }
 
 /// The accepted identities of a snapshot and the rows that were rejected.
 #[derive(Debug, Default)]
 pub struct Parsed {
     pub identities: Vec<Identity>,
+    /// The physical line of each accepted identity (same index as `identities`).
+    pub lines: Vec<u64>,
     pub rejected: Vec<Rejected>,
     /// Keys of rejected rows: these identities are left exactly as they were.
     pub rejected_keys: HashSet<String>,
-    /// Rejected rows whose key could not be read: they may belong to anyone, so identities
-    /// missing from the file cannot be trusted to be leavers.
+    /// Rejected rows that cannot be attributed to a key with certainty: they may belong to
+    /// anyone, so identities missing from the file cannot be trusted to be leavers.
     pub unattributed: usize,
+    /// Why the file looks cut off (its last record is incomplete), if it does. Identities
+    /// missing from a truncated file cannot be trusted to be leavers, however few they are.
+    pub truncated: Option<String>,
     pub rows: usize,
+}
+
+impl Parsed {
+    /// Rejects accepted rows after parsing (for reasons only the caller knows, such as a key that
+    /// belongs to another source). `refuse` names the field and reason for each row to reject.
+    pub fn reject_accepted(&mut self, mut refuse: impl FnMut(&Identity) -> Option<(String, String)>) {
+        let identities = std::mem::take(&mut self.identities);
+        let lines = std::mem::take(&mut self.lines);
+        for (identity, line) in identities.into_iter().zip(lines) {
+            match refuse(&identity) {
+                None => {
+                    self.identities.push(identity);
+                    self.lines.push(line);
+                }
+                Some((field, reason)) => {
+                    self.rejected_keys.insert(identity.id.to_string());
+                    self.rejected.push(Rejected {
+                        line,
+                        key: Some(identity.id.to_string()),
+                        field: Some(field),
+                        reason,
+                        attributed: true,
+                        names: Vec::new(),
+                    });
+                }
+            }
+        }
+        self.rejected.sort_by_key(|r| r.line);
+    }
+
+    /// The rejected rows that could stand for `identity`: their key, username or email is the
+    /// identity's.
+    pub fn could_be<'a>(&'a self, schema: &Schema, identity: &Identity) -> Option<&'a Rejected> {
+        let mut names: Vec<String> = Vec::new();
+        for attr in ["username", "email"] {
+            if let Some(v) = identity.attr(schema, attr) {
+                names.push(v.trim().to_lowercase());
+            }
+        }
+        self.rejected
+            .iter()
+            .find(|r| r.key.as_deref() == Some(&*identity.id) || r.names.iter().any(|n| names.iter().any(|m| m == n)))
+    }
 }
 
 /// A problem with the file as a whole (it cannot be read as this source's snapshot).
@@ -40,6 +99,11 @@ pub enum SnapshotError {
     Empty,
     #[error("the header has no column `{column}` (mapped to `{attribute}`)")]
     MissingColumn { column: String, attribute: String },
+    #[error(
+        "the header names column `{column}` (mapped to `{attribute}`) {count} times; \
+         Tenure cannot tell which one is right"
+    )]
+    DuplicateColumn { column: String, attribute: String, count: usize },
     #[error("line {line}: the file is not valid CSV: {reason}")]
     Csv { line: u64, reason: String },
 }
@@ -75,6 +139,10 @@ struct Columns {
     status: Option<usize>,
     kind: Option<usize>,
     attrs: Vec<(Slot, usize, String)>,
+    /// Header names, for messages about unmapped columns.
+    names: Vec<String>,
+    username: Option<usize>,
+    email: Option<usize>,
 }
 
 fn locate(source: &SourceConfig, schema: &Schema, header: &csv::ByteRecord) -> Result<Columns, SnapshotError> {
@@ -88,10 +156,22 @@ fn locate(source: &SourceConfig, schema: &Schema, header: &csv::ByteRecord) -> R
         })
         .collect();
     let find = |col: &str, attribute: &str| {
-        names
-            .iter()
-            .position(|n| n == col)
-            .ok_or_else(|| SnapshotError::MissingColumn { column: col.to_string(), attribute: attribute.to_string() })
+        let mut at = names.iter().enumerate().filter(|(_, n)| *n == col).map(|(i, _)| i);
+        let first = at.next().ok_or_else(|| SnapshotError::MissingColumn {
+            column: text::quote(col),
+            attribute: attribute.to_string(),
+        })?;
+        // A mapped column named twice (a duplicated status column, say) has no right answer:
+        // taking the first silently once made 26 leavers.
+        let count = 1 + at.count();
+        if count > 1 {
+            return Err(SnapshotError::DuplicateColumn {
+                column: text::quote(col),
+                attribute: attribute.to_string(),
+                count,
+            });
+        }
+        Ok(first)
     };
     let key = find(&source.key, "id")?;
     let status = source.status_column.as_deref().map(|c| find(c, "status")).transpose()?;
@@ -105,7 +185,68 @@ fn locate(source: &SourceConfig, schema: &Schema, header: &csv::ByteRecord) -> R
             attrs.push((*slot, idx, schema.name(*slot).to_string()));
         }
     }
-    Ok(Columns { key, status, kind, attrs })
+    let column_of = |name: &str| attrs.iter().find(|(s, _, _)| Some(*s) == schema.slot(name)).map(|(_, i, _)| *i);
+    let (username, email) = (column_of("username"), column_of("email"));
+    Ok(Columns { key, status, kind, attrs, names, username, email })
+}
+
+/// Why a file's last record looks incomplete: it ends inside a quoted field, or without the
+/// line break that ends every complete record. Scans the bytes the way RFC 4180 reads them.
+pub fn truncation(bytes: &[u8], delimiter: u8) -> Option<&'static str> {
+    #[derive(PartialEq)]
+    enum S {
+        FieldStart,
+        Unquoted,
+        Quoted,
+        QuoteInQuoted,
+    }
+    let mut state = S::FieldStart;
+    for &c in bytes {
+        let boundary = c == delimiter || c == b'\n' || c == b'\r';
+        state = match state {
+            S::FieldStart | S::Unquoted if boundary => S::FieldStart,
+            S::FieldStart if c == b'"' => S::Quoted,
+            S::FieldStart | S::Unquoted => S::Unquoted,
+            S::Quoted if c == b'"' => S::QuoteInQuoted,
+            S::Quoted => S::Quoted,
+            // `""` inside quotes is an escaped quote.
+            S::QuoteInQuoted if c == b'"' => S::Quoted,
+            S::QuoteInQuoted if boundary => S::FieldStart,
+            S::QuoteInQuoted => S::Unquoted,
+        };
+    }
+    if state == S::Quoted {
+        return Some("the file ends inside a quoted field");
+    }
+    match bytes.last() {
+        Some(b'\n' | b'\r') | None => None,
+        Some(_) => Some("the file does not end with a line break, so its last record may be cut off"),
+    }
+}
+
+/// A key as read from a row: trusted, or the reason it cannot be.
+enum Key {
+    Trusted(String),
+    Untrusted(String),
+}
+
+fn read_key(raw: Option<&[u8]>) -> Key {
+    let Some(raw) = raw else { return Key::Untrusted("missing key".into()) };
+    if raw.len() > text::FIELD_LIMIT {
+        return Key::Untrusted(format!("key is {} bytes; the limit is {}", raw.len(), text::FIELD_LIMIT));
+    }
+    // Only ASCII padding is trimmed: `str::trim` would also strip Unicode spaces such as NEL
+    // (U+0085), a C1 control, and make a corrupted key look clean.
+    match std::str::from_utf8(raw).map(|k| k.trim_matches(|c: char| c.is_ascii_whitespace())) {
+        Err(_) => Key::Untrusted("key is not valid UTF-8".into()),
+        Ok("") => Key::Untrusted("missing key".into()),
+        // A corrupted key (NUL, ESC, any C0/C1 control, a bidi override) is not the key of any
+        // identity: taking it at face value would make the real one look removed.
+        Ok(k) if k.chars().any(text::is_hidden) => {
+            Key::Untrusted(format!("key `{}` contains control characters", text::quote(k)))
+        }
+        Ok(k) => Key::Trusted(k.to_string()),
+    }
 }
 
 /// Parses and validates a snapshot.
@@ -134,8 +275,8 @@ pub fn parse_csv(
     let email_slot = schema.slot_of("email");
     let etype_slot = schema.slot_of("employment_type");
 
-    let mut out = Parsed::default();
-    let mut candidates: Vec<(u64, Identity)> = Vec::new();
+    let mut out = Parsed { truncated: truncation(bytes, source.delimiter).map(str::to_string), ..Parsed::default() };
+    let mut candidates: Vec<(u64, Identity, Vec<String>)> = Vec::new();
     let mut key_lines: HashMap<String, Vec<u64>> = HashMap::new();
     let mut line_no: u64 = 1;
     let mut counted: usize = 0;
@@ -163,59 +304,80 @@ pub fn parse_csv(
             continue;
         }
         out.rows += 1;
-        let reject = |field: Option<&str>, key: Option<&str>, reason: String| Rejected {
+        // What the row says its username and email are, even if the row is rejected: a row with
+        // a mistyped key may still be a removed identity's row.
+        let names: Vec<String> = [cols.username, cols.email]
+            .into_iter()
+            .flatten()
+            .filter_map(|i| record.get(i))
+            .filter(|v| v.len() <= text::FIELD_LIMIT)
+            .filter_map(|v| std::str::from_utf8(v).ok())
+            .map(|v| v.trim().to_lowercase())
+            .filter(|v| !v.is_empty())
+            .collect();
+        let (key, untrusted) = match read_key(record.get(cols.key)) {
+            Key::Trusted(k) => (Some(k), None),
+            Key::Untrusted(why) => (None, Some(why)),
+        };
+        let reject = |field: Option<&str>, reason: String, attributed: bool| Rejected {
             line,
-            key: key.map(str::to_string),
+            key: key.clone(),
             field: field.map(str::to_string),
             reason,
+            attributed: attributed && key.is_some(),
+            names: names.clone(),
         };
         if record.len() != width {
-            // Keep the key when it can be read, so the identity is held as it was rather than
-            // looking removed.
-            let key =
-                record.get(cols.key).and_then(|k| std::str::from_utf8(k).ok()).map(str::trim).filter(|k| !k.is_empty());
+            // The key is kept when it can be read, so that identity is held as it was; but with
+            // the fields out of line the key column may hold another column's value, so the row
+            // is not attributed with certainty.
             out.rejected.push(reject(
                 Some(source.key.as_str()).filter(|_| key.is_none()),
-                key,
                 format!("has {} fields; the header has {width}", record.len()),
+                false,
             ));
             continue;
         }
-        let text = |i: usize| -> Result<&str, ()> {
-            std::str::from_utf8(record.get(i).unwrap_or_default()).map(str::trim).map_err(|_| ())
-        };
-        let key = match text(cols.key) {
-            Ok("") => {
-                out.rejected.push(reject(Some(&source.key), None, "missing key".to_string()));
-                continue;
-            }
-            Ok(k) => k.to_string(),
-            Err(()) => {
-                out.rejected.push(reject(Some(&source.key), None, "key is not valid UTF-8".to_string()));
-                continue;
-            }
-        };
-        key_lines.entry(key.clone()).or_default().push(line);
-        if key.chars().any(char::is_control) {
-            out.rejected.push(reject(Some(&source.key), Some(&key), "key contains control characters".to_string()));
+        if let Some(why) = untrusted {
+            out.rejected.push(reject(Some(&source.key), why, false));
             continue;
         }
+        let Some(key) = key.clone() else { continue };
+        key_lines.entry(key.clone()).or_default().push(line);
+        if let Some((i, v)) = record.iter().enumerate().find(|(_, v)| v.len() > text::FIELD_LIMIT) {
+            let name = cols.names.get(i).map_or_else(|| format!("column {}", i + 1), |n| text::quote(n));
+            out.rejected.push(reject(
+                Some(&name),
+                format!("field `{name}` is {} bytes; the limit is {}", v.len(), text::FIELD_LIMIT),
+                true,
+            ));
+            continue;
+        }
+        let cell = |i: usize| -> Result<&str, ()> {
+            std::str::from_utf8(record.get(i).unwrap_or_default())
+                .map(|v| v.trim_matches(|c: char| c.is_ascii_whitespace()))
+                .map_err(|_| ())
+        };
         let mut attrs = Attrs::new(schema);
         let mut bad = None;
         for (slot, idx, name) in &cols.attrs {
-            let Ok(value) = text(*idx) else {
-                bad = Some(reject(Some(name), Some(&key), "value is not valid UTF-8".to_string()));
+            let Ok(value) = cell(*idx) else {
+                bad = Some(reject(Some(name), "value is not valid UTF-8".to_string(), true));
                 break;
             };
-            if value.chars().any(|c| c.is_control() && c != '\n') {
-                bad = Some(reject(Some(name), Some(&key), "value contains control characters".to_string()));
+            if value.chars().any(|c| text::is_hidden(c) && c != '\n') {
+                bad = Some(reject(
+                    Some(name),
+                    format!("value `{}` contains control characters", text::quote(value)),
+                    true,
+                ));
                 break;
             }
             let value = if schema.ty(*slot) == AttrType::Date && !value.is_empty() {
-                match parse_date(value) {
-                    Some(d) => d.to_string(),
-                    None => {
-                        bad = Some(reject(Some(name), Some(&key), format!("bad date `{value}`; expected YYYY-MM-DD")));
+                match check_date(value) {
+                    Ok(d) => d.to_string(),
+                    Err(why) => {
+                        bad = Some(reject(Some(name), format!("bad date `{}`: {why}", text::quote(value)), true));
                         break;
                     }
                 }
@@ -223,7 +385,7 @@ pub fn parse_csv(
                 value.to_string()
             };
             if *slot == email_slot && !value.is_empty() && !value.contains('@') {
-                bad = Some(reject(Some(name), Some(&key), format!("`{value}` is not an email address")));
+                bad = Some(reject(Some(name), format!("`{}` is not an email address", text::quote(&value)), true));
                 break;
             }
             attrs.set(*slot, Some(&value));
@@ -232,26 +394,29 @@ pub fn parse_csv(
             out.rejected.push(b);
             continue;
         }
-        let hr_value = match cols.status.map(text) {
+        let hr_value = match cols.status.map(cell) {
             None => "",
             Some(Ok(v)) => v,
             Some(Err(())) => "\u{fffd}",
         };
+        let status_field = source.status_column.as_deref();
         if cols.status.is_some() && hr_value.is_empty() {
-            let field = source.status_column.as_deref();
-            out.rejected.push(reject(field, Some(&key), "missing status; expected active, leave or terminated".into()));
+            out.rejected.push(reject(
+                status_field,
+                "missing status; expected active, leave or terminated".into(),
+                true,
+            ));
             continue;
         }
         let Some(hr) = hr_status(hr_value) else {
-            let field = source.status_column.as_deref();
             out.rejected.push(reject(
-                field,
-                Some(&key),
-                format!("unknown status `{hr_value}`; expected active, leave or terminated"),
+                status_field,
+                format!("unknown status `{}`; expected active, leave or terminated", text::quote(hr_value)),
+                true,
             ));
             continue;
         };
-        let kind = match cols.kind.map(text) {
+        let kind = match cols.kind.map(cell) {
             None | Some(Ok("")) => {
                 if attrs.get(etype_slot).is_some_and(|t| t.eq_ignore_ascii_case("contractor")) {
                     Kind::Contractor
@@ -259,68 +424,75 @@ pub fn parse_csv(
                     Kind::Employee
                 }
             }
-            Some(Ok(k)) => match k.to_ascii_lowercase().parse() {
+            Some(Ok(k)) => match k.to_ascii_lowercase().parse::<Kind>() {
                 Ok(kind) => kind,
-                Err(e) => {
-                    out.rejected.push(reject(Some("kind"), Some(&key), e));
+                Err(_) => {
+                    out.rejected.push(reject(
+                        Some("kind"),
+                        format!("unknown kind `{}`; expected employee, contractor, service or bot", text::quote(k)),
+                        true,
+                    ));
                     continue;
                 }
             },
             Some(Err(())) => {
-                out.rejected.push(reject(Some("kind"), Some(&key), "value is not valid UTF-8".to_string()));
+                out.rejected.push(reject(Some("kind"), "value is not valid UTF-8".to_string(), true));
                 continue;
             }
         };
         let date = |slot| attrs.get(slot).and_then(parse_date);
         let status = derive_status(hr, date(start_slot), date(end_slot), today);
-        candidates.push((line, Identity::new(&key, kind, status, attrs)));
+        candidates.push((line, Identity::new(&key, kind, status, attrs), names));
     }
 
     // Duplicate keys: every occurrence is rejected, because nothing says which one is right.
     let dupes: HashSet<&String> = key_lines.iter().filter(|(_, l)| l.len() > 1).map(|(k, _)| k).collect();
     let all_keys: HashSet<&str> = key_lines.keys().map(String::as_str).collect();
-    let mut accepted: Vec<(u64, Identity)> = Vec::with_capacity(candidates.len());
-    for (line, ident) in candidates {
+    let mut accepted: Vec<(u64, Identity, Vec<String>)> = Vec::with_capacity(candidates.len());
+    for (line, ident, names) in candidates {
         let key = ident.id.to_string();
+        let rejected = |field: &str, reason: String| Rejected {
+            line,
+            key: Some(key.clone()),
+            field: Some(field.to_string()),
+            reason,
+            attributed: true,
+            names: names.clone(),
+        };
         if dupes.contains(&key) {
             let others: Vec<String> =
                 key_lines.get(&key).into_iter().flatten().filter(|l| **l != line).map(ToString::to_string).collect();
-            out.rejected.push(Rejected {
-                line,
-                key: Some(key),
-                field: Some(source.key.clone()),
-                reason: format!("duplicate key (also on line {})", others.join(", ")),
-            });
+            out.rejected.push(rejected(&source.key, format!("duplicate key (also on line {})", others.join(", "))));
             continue;
         }
         let reference = |slot: Slot, what: &str| -> Option<String> {
             let v = ident.attrs.get(slot)?;
-            (!all_keys.contains(v)).then(|| format!("unknown {what} `{v}`: no row has that key"))
+            (!all_keys.contains(v)).then(|| format!("unknown {what} `{}`: no row has that key", text::quote(v)))
         };
         if let Some(reason) = reference(manager_slot, "manager") {
-            out.rejected.push(Rejected { line, key: Some(key), field: Some("manager_id".into()), reason });
+            out.rejected.push(rejected("manager_id", reason));
             continue;
         }
         if let Some(reason) = reference(owner_slot, "owner") {
-            out.rejected.push(Rejected { line, key: Some(key), field: Some("owner_id".into()), reason });
+            out.rejected.push(rejected("owner_id", reason));
             continue;
         }
-        accepted.push((line, ident));
+        accepted.push((line, ident, names));
     }
 
     // Duplicate usernames: two identities must never share an account name.
     let username_slot = schema.slot_of("username");
     let mut by_username: HashMap<String, Vec<String>> = HashMap::new();
-    for (_, i) in &accepted {
+    for (_, i, _) in &accepted {
         if let Some(u) = i.attrs.get(username_slot) {
             by_username.entry(u.to_lowercase()).or_default().push(i.id.to_string());
         }
     }
-    let (kept, clashing): (Vec<_>, Vec<_>) = accepted.into_iter().partition(|(_, i)| {
+    let (kept, clashing): (Vec<_>, Vec<_>) = accepted.into_iter().partition(|(_, i, _)| {
         i.attrs.get(username_slot).is_none_or(|u| by_username.get(&u.to_lowercase()).is_none_or(|v| v.len() < 2))
     });
     let mut accepted = kept;
-    for (line, i) in clashing {
+    for (line, i, names) in clashing {
         let u = i.attrs.get(username_slot).unwrap_or_default().to_string();
         let others: Vec<String> = by_username
             .get(&u.to_lowercase())
@@ -333,14 +505,16 @@ pub fn parse_csv(
             line,
             key: Some(i.id.to_string()),
             field: Some("username".into()),
-            reason: format!("duplicate username `{u}` (also {})", others.join(", ")),
+            reason: format!("duplicate username `{}` (also {})", text::quote(&u), others.join(", ")),
+            attributed: true,
+            names,
         });
     }
-    accepted.sort_by_key(|(line, _)| *line);
+    accepted.sort_by_key(|(line, _, _)| *line);
 
     // Manager cycles: every row on a cycle is rejected.
     let manager_of: HashMap<&str, &str> =
-        accepted.iter().filter_map(|(_, i)| i.attrs.get(manager_slot).map(|m| (&*i.id, m))).collect();
+        accepted.iter().filter_map(|(_, i, _)| i.attrs.get(manager_slot).map(|m| (&*i.id, m))).collect();
     let mut on_cycle: HashSet<String> = HashSet::new();
     let mut done: HashSet<&str> = HashSet::new();
     for start in manager_of.keys() {
@@ -364,22 +538,25 @@ pub fn parse_csv(
         }
         done.extend(path);
     }
-    for (line, ident) in accepted {
+    for (line, ident, names) in accepted {
         if on_cycle.contains(&*ident.id) {
             let m = ident.attrs.get(manager_slot).unwrap_or_default().to_string();
             out.rejected.push(Rejected {
                 line,
                 key: Some(ident.id.to_string()),
                 field: Some("manager_id".into()),
-                reason: format!("manager cycle through `{m}`"),
+                reason: format!("manager cycle through `{}`", text::quote(&m)),
+                attributed: true,
+                names,
             });
         } else {
             out.identities.push(ident);
+            out.lines.push(line);
         }
     }
     out.rejected.sort_by_key(|r| r.line);
     out.rejected_keys = out.rejected.iter().filter_map(|r| r.key.clone()).collect();
-    out.unattributed = out.rejected.iter().filter(|r| r.key.is_none()).count();
+    out.unattributed = out.rejected.iter().filter(|r| !r.attributed).count();
     Ok(out)
 }
 
@@ -494,6 +671,83 @@ mod tests {
             text.extend(bytes);
             let _ = parse_csv(&source(&schema), &schema, &text, today);
         }
+    }
+
+    fn parse(text: &str) -> Parsed {
+        let schema = Schema::default();
+        let today = NaiveDate::from_ymd_opt(2026, 1, 1).unwrap_or_default();
+        parse_csv(&source(&schema), &schema, text.as_bytes(), today).unwrap_or_default()
+    }
+
+    #[test]
+    fn issue6_a_key_with_a_control_character_is_unattributed() {
+        for bad in ["E2\u{0}", "E2\u{1b}[0m", "E\u{85}2", "E2\u{202e}"] {
+            let p = parse(&format!("id,name\n1,a\n{bad},b\n"));
+            let r = p.rejected.first().map(|r| (r.key.clone(), r.attributed, r.reason.clone()));
+            let (key, attributed, reason) = r.unwrap_or_default();
+            assert_eq!((key, attributed), (None, false), "{bad:?}");
+            assert!(reason.contains("control characters") && !reason.chars().any(char::is_control), "{reason:?}");
+            assert_eq!(p.unattributed, 1);
+        }
+    }
+
+    #[test]
+    fn issue6_rows_out_of_line_with_the_header_are_unattributed_but_keep_their_identity() {
+        let p = parse("id,name\n1,a\n2,b,extra\n");
+        assert_eq!(p.unattributed, 1);
+        assert!(p.rejected_keys.contains("2"));
+    }
+
+    #[test]
+    fn issue6_an_incomplete_last_record_marks_the_file_truncated() {
+        let check = |text: &str, want: Option<&str>| {
+            assert_eq!(truncation(text.as_bytes(), b','), want, "{text:?}");
+        };
+        check("id,name\n1,a\n", None);
+        check("id,name\r\n1,a\r\n", None);
+        check("id,name\n1,\"a \"\"quoted\"\" name\"\n", None);
+        check("id,name\n1,\"two\nlines\"\n", None);
+        check("id,name\n1,a\n2,b", Some("the file does not end with a line break, so its last record may be cut off"));
+        check("id,name\n1,\"open\n", Some("the file ends inside a quoted field"));
+        check("id,name\n1,\"a\"\"\n", Some("the file ends inside a quoted field"));
+        assert!(parse("id,name\n1,a\n2,b").truncated.is_some());
+    }
+
+    #[test]
+    fn issue6_a_mapped_column_named_twice_is_a_file_error() {
+        let schema = Schema::default();
+        let today = NaiveDate::from_ymd_opt(2026, 1, 1).unwrap_or_default();
+        let err = parse_csv(&source(&schema), &schema, b"id,name,name\n1,a,b\n", today).err();
+        assert!(matches!(err, Some(SnapshotError::DuplicateColumn { count: 2, .. })), "{err:?}");
+        // An unmapped column named twice is not Tenure's concern.
+        assert!(parse_csv(&source(&schema), &schema, b"id,name,x,x\n1,a,b,c\n", today).is_ok());
+    }
+
+    #[test]
+    fn issue6_oversized_fields_are_rejected_with_a_short_message() {
+        let huge = "x".repeat(5 * 1024 * 1024);
+        let p = parse(&format!("id,name\n1,{huge}\n2,ok\n"));
+        let r = p.rejected.first().map(|r| r.reason.clone()).unwrap_or_default();
+        assert_eq!(r, format!("field `name` is {} bytes; the limit is 4096", huge.len()));
+        assert_eq!(p.identities.len(), 1);
+        let p = parse(&format!("id,name\n{huge},a\n"));
+        assert_eq!(p.unattributed, 1, "an oversized key is not trusted");
+        assert!(p.rejected.iter().all(|r| r.reason.len() < 200));
+    }
+
+    #[test]
+    fn issue6_a_rejected_row_names_the_identity_it_could_be() {
+        let schema = Schema::default();
+        let mut src = source(&schema);
+        src.columns.push((schema.slot_of("username"), "login".into()));
+        let today = NaiveDate::from_ymd_opt(2026, 1, 1).unwrap_or_default();
+        let p = parse_csv(&src, &schema, b"id,name,login\nE1,a,ada\nE1,b,bo\n", today).unwrap_or_default();
+        let mut bo = Attrs::new(&schema);
+        bo.set(schema.slot_of("username"), Some("Bo"));
+        let bo = Identity::new("E2", Kind::Employee, Status::Active, bo);
+        assert_eq!(p.could_be(&schema, &bo).map(|r| r.line), Some(3));
+        let other = Identity::new("E3", Kind::Employee, Status::Active, Attrs::new(&schema));
+        assert!(p.could_be(&schema, &other).is_none());
     }
 
     #[test]

@@ -1,0 +1,71 @@
+//! Untrusted text on its way into messages, tables and audit records.
+//!
+//! HR files, configs and targets are written by other people. A value that reaches a message
+//! must not be able to move the cursor, rewrite a terminal line, hide text behind a bidi
+//! override or blow up the output: control and format characters are escaped and quoted values
+//! are cut to a readable length. The audit trail keeps what it is told, so everything quoted into
+//! an audit reason goes through here first.
+
+use std::borrow::Cow;
+
+/// The longest field value Tenure accepts from a source. Longer values are rejected with their
+/// row, never truncated silently.
+pub const FIELD_LIMIT: usize = 4096;
+
+/// How many characters of a value a message quotes.
+pub const QUOTE_LIMIT: usize = 80;
+
+/// Characters that must never reach a terminal or an audit record as themselves: C0 and C1
+/// controls, DEL, and the Unicode format characters that hide or reorder text (soft hyphen,
+/// zero-width spaces and joiners, bidi embeddings, overrides and isolates, the BOM).
+pub fn is_hidden(c: char) -> bool {
+    c.is_control()
+        || matches!(c, '\u{ad}' | '\u{200b}'..='\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2060}'..='\u{206f}' | '\u{feff}')
+        || matches!(c, '\u{fff9}'..='\u{fffb}')
+}
+
+/// `s` with every hidden character written as an escape (`\n`, `\t`, `\u{1b}`).
+pub fn escape(s: &str) -> Cow<'_, str> {
+    if !s.chars().any(is_hidden) {
+        return Cow::Borrowed(s);
+    }
+    let mut out = String::with_capacity(s.len() + 8);
+    for c in s.chars() {
+        match c {
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if is_hidden(c) => out.push_str(&format!("\\u{{{:x}}}", u32::from(c))),
+            c => out.push(c),
+        }
+    }
+    Cow::Owned(out)
+}
+
+/// A value as a message quotes it: escaped, and cut after [`QUOTE_LIMIT`] characters with the
+/// full size noted, so a 50 MB field yields a short line.
+pub fn quote(s: &str) -> String {
+    let escaped = escape(s);
+    match escaped.char_indices().nth(QUOTE_LIMIT) {
+        None => escaped.into_owned(),
+        Some((cut, _)) => format!("{}… ({} bytes)", escaped.get(..cut).unwrap_or_default(), s.len()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hidden_characters_are_escaped_and_long_values_cut() {
+        assert_eq!(escape("Zoë Ødegaard"), "Zoë Ødegaard");
+        assert_eq!(escape("a\nb\tc\u{1b}[2J"), "a\\nb\\tc\\u{1b}[2J");
+        assert_eq!(escape("E1\u{0}"), "E1\\u{0}");
+        assert_eq!(escape("admin\u{202e}nimda"), "admin\\u{202e}nimda");
+        assert_eq!(escape("\u{85}"), "\\u{85}");
+        let long = "x".repeat(10_000);
+        let q = quote(&long);
+        assert!(q.starts_with(&"x".repeat(QUOTE_LIMIT)) && q.ends_with("… (10000 bytes)"), "{q}");
+        assert_eq!(quote("short"), "short");
+    }
+}
