@@ -84,6 +84,7 @@ string_enum!(
         Failed = "failed",
         Held = "held",
         Excepted = "excepted",
+        Cancelled = "cancelled",
     }
 );
 
@@ -120,7 +121,13 @@ impl TargetKind {
 impl OpState {
     /// A state the executor will not touch again.
     pub fn is_final(self) -> bool {
-        matches!(self, OpState::Verified | OpState::Failed | OpState::Excepted)
+        matches!(self, OpState::Verified | OpState::Failed | OpState::Excepted | OpState::Cancelled)
+    }
+
+    /// A state that counts as settled for a case: its effect was read back, recorded as an
+    /// exception, or no longer needed.
+    pub fn is_settled(self) -> bool {
+        matches!(self, OpState::Verified | OpState::Excepted | OpState::Cancelled)
     }
 }
 

@@ -114,6 +114,135 @@ pub fn plan(status: Status, held: &Holdings, desired: &BTreeMap<String, BTreeSet
     Plan { ops, holdings }
 }
 
+/// An operation already queued for an identity that has not taken effect: never attempted, or a
+/// manual ticket nobody has carried out yet. A new plan may keep or cancel it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Queued {
+    pub id: i64,
+    pub target: String,
+    pub kind: OpKind,
+    pub entitlement: Option<String>,
+}
+
+/// The holdings as they were before `queued` (in queue order) took effect, undoing them last
+/// first. Holdings describe what Tenure committed to, pending operations included, so this is
+/// what the targets hold once the operations already under way are done.
+pub fn unapply(held: &Holdings, queued: &[Queued]) -> Holdings {
+    let mut h = held.clone();
+    for q in queued.iter().rev() {
+        let acct = h.entry(q.target.clone()).or_default();
+        match (q.kind, &q.entitlement) {
+            (OpKind::CreateAccount, _) => *acct = AccountView::default(),
+            (OpKind::Enable, _) => acct.enabled = false,
+            (OpKind::Disable, _) => acct.enabled = true,
+            (OpKind::DeleteAccount, _) => {
+                acct.exists = true;
+                acct.enabled = false;
+            }
+            (OpKind::Grant, Some(g)) => {
+                acct.grants.remove(g);
+            }
+            (OpKind::Revoke, Some(g)) => {
+                acct.grants.insert(g.clone());
+            }
+            _ => {}
+        }
+    }
+    h.retain(|_, a| a.exists);
+    h
+}
+
+/// Holdings after `ops` (target, kind, entitlement) took effect, in order, starting from
+/// `from`. Folding an identity's verified operations from nothing gives what the targets were
+/// last read back to hold, as opposed to what Tenure has planned.
+pub fn apply_ops<'a>(from: &Holdings, ops: impl IntoIterator<Item = (&'a str, OpKind, Option<&'a str>)>) -> Holdings {
+    let mut h = from.clone();
+    for (target, kind, entitlement) in ops {
+        let acct = h.entry(target.to_string()).or_default();
+        match (kind, entitlement) {
+            (OpKind::CreateAccount, _) => {
+                acct.exists = true;
+                acct.enabled = true;
+            }
+            (OpKind::Enable, _) => acct.enabled = true,
+            (OpKind::Disable, _) => acct.enabled = false,
+            (OpKind::DeleteAccount, _) => *acct = AccountView::default(),
+            (OpKind::Grant, Some(g)) => {
+                acct.grants.insert(g.to_string());
+            }
+            (OpKind::Revoke, Some(g)) => {
+                acct.grants.remove(g);
+            }
+            _ => {}
+        }
+    }
+    h.retain(|_, a| a.exists || !a.grants.is_empty());
+    h
+}
+
+/// A plan made over operations that are queued but have not taken effect.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Replan {
+    /// Operations to add, in execution order, after the kept ones.
+    pub ops: Vec<PlannedOp>,
+    pub holdings: Holdings,
+    /// Queued operations the new plan needs, left in the queue as they are.
+    pub keep: Vec<i64>,
+    /// Queued operations the new desired state no longer needs.
+    pub cancel: Vec<i64>,
+}
+
+/// Plans `desired` for an identity whose `held` holdings include `queued` operations that have
+/// not taken effect. The plan is made from the state before them; queued operations it needs are
+/// kept (in their queue order, so they still run first), the others are cancelled, and only the
+/// rest is added. A leaver whose joiner operations never ran therefore gets no account created
+/// and then disabled: the queued creation is cancelled and nothing is added.
+pub fn replan(
+    status: Status,
+    held: &Holdings,
+    queued: &[Queued],
+    desired: &BTreeMap<String, BTreeSet<String>>,
+) -> Replan {
+    if queued.is_empty() {
+        let p = plan(status, held, desired);
+        return Replan { ops: p.ops, holdings: p.holdings, keep: Vec::new(), cancel: Vec::new() };
+    }
+    let base = unapply(held, queued);
+    let fresh = plan(status, &base, desired);
+    let mut used = vec![false; queued.len()];
+    let mut keep = Vec::new();
+    let mut ops = Vec::new();
+    // Kept operations keep their relative order and run before anything added (they are earlier
+    // in the queue), so a queued operation is kept only ahead of the last kept one and only if it
+    // may run before every operation added so far.
+    let commute = |a: &PlannedOp, b: &PlannedOp| {
+        let grant_like = |k: OpKind| matches!(k, OpKind::Grant | OpKind::Revoke);
+        a.target != b.target || (grant_like(a.kind) && grant_like(b.kind) && a.entitlement != b.entitlement)
+    };
+    let mut cursor = 0;
+    for op in fresh.ops {
+        let found = ops.iter().all(|added| commute(added, &op)).then(|| {
+            queued
+                .iter()
+                .skip(cursor)
+                .position(|q| q.target == op.target && q.kind == op.kind && q.entitlement == op.entitlement)
+        });
+        match found.flatten() {
+            Some(offset) => {
+                let at = cursor + offset;
+                if let (Some(u), Some(q)) = (used.get_mut(at), queued.get(at)) {
+                    *u = true;
+                    keep.push(q.id);
+                }
+                cursor = at + 1;
+            }
+            None => ops.push(op),
+        }
+    }
+    let cancel = queued.iter().zip(&used).filter(|(_, u)| !**u).map(|(q, _)| q.id).collect();
+    Replan { ops, holdings: fresh.holdings, keep, cancel }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -197,6 +326,50 @@ mod tests {
         assert_eq!(ops(&back), ["dir enable", "dir grant staff"]);
     }
 
+    fn queued(p: &Plan, first_id: i64) -> Vec<Queued> {
+        p.ops
+            .iter()
+            .enumerate()
+            .map(|(i, o)| Queued {
+                id: first_id + i as i64,
+                target: o.target.clone(),
+                kind: o.kind,
+                entitlement: o.entitlement.clone(),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn issue6_a_leaver_whose_joiner_operations_never_ran_gets_nothing_created_or_disabled() {
+        let joiner = plan(Status::Active, &Holdings::new(), &want(&[("dir", &["staff"]), ("pay", &["record"])]));
+        let r = replan(Status::Terminated, &joiner.holdings, &queued(&joiner, 1), &BTreeMap::new());
+        assert!(r.ops.is_empty(), "{:?}", r.ops);
+        assert!(r.keep.is_empty());
+        assert_eq!(r.cancel, [1, 2, 3, 4]);
+        assert!(r.holdings.is_empty(), "nothing was ever created");
+    }
+
+    #[test]
+    fn replanning_keeps_what_is_still_needed_and_adds_only_the_rest() {
+        let joiner = plan(Status::Active, &Holdings::new(), &want(&[("dir", &["staff", "eng"])]));
+        // Still queued: create, grant eng, grant staff. The person moved to sales before any ran.
+        let r = replan(Status::Active, &joiner.holdings, &queued(&joiner, 10), &want(&[("dir", &["staff", "sales"])]));
+        assert_eq!(r.keep, [10, 12], "create and grant staff stay queued");
+        assert_eq!(r.cancel, [11], "grant eng is no longer needed");
+        assert_eq!(ops(&Plan { ops: r.ops, holdings: r.holdings.clone() }), ["dir grant sales"]);
+        assert_eq!(r.holdings.get("dir").map(|a| a.grants.len()), Some(2));
+    }
+
+    #[test]
+    fn a_queued_revocation_is_cancelled_when_the_access_is_wanted_again() {
+        let held = plan(Status::Active, &Holdings::new(), &want(&[("dir", &["staff"])])).holdings;
+        let leaver = plan(Status::Terminated, &held, &BTreeMap::new());
+        let r = replan(Status::Active, &leaver.holdings, &queued(&leaver, 20), &want(&[("dir", &["staff"])]));
+        assert!(r.ops.is_empty() && r.keep.is_empty(), "{r:?}");
+        assert_eq!(r.cancel, [20, 21, 22]);
+        assert_eq!(r.holdings, held);
+    }
+
     fn arb_desired() -> impl Strategy<Value = BTreeMap<String, BTreeSet<String>>> {
         proptest::collection::btree_map("[ab]", proptest::collection::btree_set("[a-d]", 0..4), 0..3)
     }
@@ -223,6 +396,21 @@ mod tests {
                 prop_assert_eq!(&acct.grants, &want);
                 prop_assert_eq!(acct.enabled, !want.is_empty(), "accounts follow entitlements");
             }
+        }
+
+        #[test]
+        fn replanning_over_a_queue_ends_where_planning_without_it_would(
+            d1 in arb_desired(), d2 in arb_desired(), d3 in arb_desired(), s2 in arb_status(), s3 in arb_status()
+        ) {
+            // d1 took effect; d2's operations are still queued when d3 arrives.
+            let done = plan(Status::Active, &Holdings::new(), &d1);
+            let queued_plan = plan(s2, &done.holdings, &d2);
+            let r = replan(s3, &queued_plan.holdings, &queued(&queued_plan, 1), &d3);
+            let direct = plan(s3, &done.holdings, &d3);
+            prop_assert_eq!(&r.holdings, &direct.holdings);
+            prop_assert_eq!(r.keep.len() + r.ops.len(), direct.ops.len());
+            let again = plan(s3, &r.holdings, &d3);
+            prop_assert!(again.ops.is_empty());
         }
 
         #[test]

@@ -16,7 +16,7 @@ pub mod sqlite;
 
 use serde::Serialize;
 use tenure_core::audit::{AuditEntry, AuditRecord, ChainBreak};
-use tenure_core::plan::Holdings;
+use tenure_core::plan::{Holdings, Queued};
 use tenure_core::{Change, EventKind, Identity, OpKind, OpState, Schema};
 
 pub use queue::{ExceptionRecord, Finding, Finished, Queue, ReconRun, Remediation, RemediationOp, TicketRecord};
@@ -70,6 +70,10 @@ pub struct EventIn {
     /// Further audit records about this event (SoD refusals, NHI ownership transfers). Their
     /// `reason` is prefixed with the event id.
     pub audit: Vec<AuditEntry>,
+    /// Queued operations of this identity that the event's plan no longer needs: they are
+    /// cancelled (audited) and their open manual tickets withdrawn. The commit fails with
+    /// `Conflict` if one of them started meanwhile.
+    pub cancel: Vec<i64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -213,6 +217,13 @@ pub trait Store: Send + Sync {
     fn holdings(&self, identity: &str) -> Result<Holdings>;
     /// Committed holdings of every identity.
     fn all_holdings(&self) -> Result<std::collections::HashMap<String, Holdings>>;
+
+    /// Operations queued for identities that have not taken effect (never attempted, or a manual
+    /// ticket still open), by identity, in queue order; of the given identities, or of all.
+    /// Only lifecycle operations count: remediation and retention work is never replaced.
+    fn queued(&self, identities: Option<&[&str]>) -> Result<std::collections::HashMap<String, Vec<Queued>>>;
+    /// Identities that belong to sources other than `source`: id -> owning source.
+    fn foreign_identities(&self, source: &str) -> Result<std::collections::HashMap<String, String>>;
 
     /// The id of the source's last applied (or approved) import.
     fn last_import(&self, source: &str) -> Result<Option<i64>>;

@@ -114,6 +114,10 @@ pub trait Queue: Send + Sync {
     /// Records several outcomes and returns claimed operations that were not attempted
     /// (`release`) to `pending`, in one transaction. Returns how many outcomes were recorded.
     fn finish_many(&self, done: &[Finished], release: &[i64], claimer: &str) -> Result<usize>;
+    /// Returns every failed operation to `pending` with a fresh retry budget, audited with who
+    /// asked; their failure exceptions are resolved and their cases reopened. Their last error is
+    /// kept (so they are never mistaken for untried work). Returns how many.
+    fn retry_failed(&self, by: &str) -> Result<usize>;
     /// Operation counts by state.
     fn queue_counts(&self) -> Result<BTreeMap<String, i64>>;
     /// The earliest time a pending operation waits for.
@@ -142,9 +146,10 @@ pub trait Queue: Send + Sync {
 }
 
 /// Recomputes a case's state from its operations and open exceptions.
-fn refresh_case(tx: &Transaction<'_>, case_id: i64, at: &str, audit: &mut Vec<AuditEntry>) -> Result<()> {
+pub(crate) fn refresh_case(tx: &Transaction<'_>, case_id: i64, at: &str, audit: &mut Vec<AuditEntry>) -> Result<()> {
     let (total, ok, failed): (i64, i64, i64) = tx.query_row(
-        "SELECT count(*), sum(state IN ('verified', 'excepted')), sum(state = 'failed') FROM operations WHERE case_id = ?1",
+        "SELECT count(*), sum(state IN ('verified', 'excepted', 'cancelled')), sum(state = 'failed') FROM operations
+         WHERE case_id = ?1",
         [case_id],
         |r| Ok((r.get(0)?, r.get::<_, Option<i64>>(1)?.unwrap_or(0), r.get::<_, Option<i64>>(2)?.unwrap_or(0))),
     )?;
@@ -171,7 +176,7 @@ fn refresh_case(tx: &Transaction<'_>, case_id: i64, at: &str, audit: &mut Vec<Au
             "UPDATE cases SET state = 'closed', closed_at = ?2, revoke_ms = ?3 WHERE id = ?1",
             params![case_id, at, revoke_ms],
         )?;
-        let mut reason = format!("case {case_id} ({kind}): all {total} operations verified or excepted");
+        let mut reason = format!("case {case_id} ({kind}): all {total} operations verified, excepted or cancelled");
         if let Some(ms) = revoke_ms {
             reason.push_str(&format!("; time-to-revoke {ms} ms"));
         }
@@ -402,6 +407,49 @@ impl Queue for SqliteStore {
         append(&tx, &audit)?;
         tx.commit()?;
         Ok(recorded)
+    }
+
+    fn retry_failed(&self, by: &str) -> Result<usize> {
+        let mut conn = self.lock();
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let at = now();
+        let failed: Vec<(i64, i64)> = {
+            let mut stmt =
+                tx.prepare_cached("SELECT id, case_id FROM operations WHERE state = 'failed' ORDER BY id")?;
+            stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?.collect::<rusqlite::Result<_>>()?
+        };
+        let mut audit = Vec::new();
+        let mut cases = std::collections::BTreeSet::new();
+        for (op, case_id) in &failed {
+            tx.execute(
+                "UPDATE operations SET state = 'pending', attempts = 0, next_attempt_at = NULL, updated_at = ?2,
+                        note = ?3
+                 WHERE id = ?1 AND state = 'failed'",
+                params![op, at, format!("retry requested by {by}")],
+            )?;
+            tx.execute(
+                "UPDATE exceptions SET state = 'resolved', resolved_at = ?2
+                 WHERE kind = 'failed_operation' AND subject = ?1 AND state = 'open'",
+                params![format!("operation:{op}"), at],
+            )?;
+            cases.insert(*case_id);
+        }
+        if !failed.is_empty() {
+            let ids: Vec<String> = failed.iter().map(|(op, _)| op.to_string()).collect();
+            audit.push(
+                AuditEntry::new(&format!("user:{by}"), "apply.retry_failed", "pending").approver(by).reason(format!(
+                    "{} failed operation(s) queued again: {}",
+                    failed.len(),
+                    ids.join(", ")
+                )),
+            );
+        }
+        for case_id in cases {
+            refresh_case(&tx, case_id, &at, &mut audit)?;
+        }
+        append(&tx, &audit)?;
+        tx.commit()?;
+        Ok(failed.len())
     }
 
     fn queue_counts(&self) -> Result<BTreeMap<String, i64>> {
@@ -818,6 +866,7 @@ mod tests {
                 ops: vec![op(OpKind::CreateAccount, None), op(OpKind::Grant, Some("staff"))],
                 holdings: None,
                 audit: vec![],
+                cancel: vec![],
             }],
             audit: vec![],
             base_import,

@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 use std::sync::{Mutex, MutexGuard};
 use tenure_core::audit::{self, GENESIS, Verifier};
-use tenure_core::plan::AccountView;
+use tenure_core::plan::{AccountView, Queued};
 use tenure_core::{Attrs, CaseState, Kind, Status};
 
 /// Embedded, numbered, append-only migrations. Never edit one that has been released.
@@ -194,6 +194,71 @@ fn insert_event(
     Ok(tx.last_insert_rowid())
 }
 
+/// Which queued operations may still be replaced: never attempted (no attempt, no error) and
+/// not claimed, or done as far as the executor goes but waiting on a manual ticket nobody has
+/// carried out.
+const REPLACEABLE: &str = "((o.state = 'pending' AND o.attempts = 0 AND o.last_error IS NULL)
+     OR (o.state = 'done' AND EXISTS (SELECT 1 FROM tickets t WHERE t.operation_id = o.id AND t.state = 'open')))";
+
+/// Cancels queued operations that event `event_id` supersedes, withdrawing their open tickets.
+fn cancel_superseded(
+    tx: &Transaction<'_>,
+    event_id: i64,
+    identity: &str,
+    ops: &[i64],
+    at: &str,
+    audit_out: &mut Vec<AuditEntry>,
+) -> Result<()> {
+    let mut cases = std::collections::BTreeSet::new();
+    for &op in ops {
+        let row: Option<(i64, String, String, Option<String>)> = tx
+            .query_row(
+                &format!(
+                    "SELECT o.case_id, o.target, o.kind, o.entitlement FROM operations o
+                     WHERE o.id = ?1 AND o.identity = ?2 AND {REPLACEABLE}"
+                ),
+                params![op, identity],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+            )
+            .optional()?;
+        let Some((case_id, target, kind, entitlement)) = row else {
+            return Err(StoreError::Conflict(format!(
+                "operation {op} of `{identity}` started while this change was being prepared; run it again"
+            )));
+        };
+        tx.execute(
+            "UPDATE operations SET state = 'cancelled', note = ?2, updated_at = ?3, next_attempt_at = NULL WHERE id = ?1",
+            params![op, format!("superseded by event {event_id}: no longer needed"), at],
+        )?;
+        let withdrawn = tx.execute(
+            "UPDATE tickets SET state = 'withdrawn', done_at = ?2, evidence = ?3 WHERE operation_id = ?1 AND state = 'open'",
+            params![op, at, format!("withdrawn: event {event_id} no longer needs it")],
+        )?;
+        tx.execute(
+            "UPDATE exceptions SET state = 'resolved', resolved_at = ?2
+             WHERE state = 'open' AND subject IN (SELECT 'ticket:' || id FROM tickets WHERE operation_id = ?1)",
+            params![op, at],
+        )?;
+        let mut why =
+            format!("event {event_id} supersedes operation {op} ({kind}): the new desired state no longer needs it");
+        if withdrawn > 0 {
+            why.push_str("; its manual ticket is withdrawn");
+        }
+        audit_out.push(
+            AuditEntry::new("planner", &format!("plan.{kind}"), "cancelled")
+                .identity(identity)
+                .target(&target)
+                .entitlement(entitlement.as_deref())
+                .reason(why),
+        );
+        cases.insert(case_id);
+    }
+    for case_id in cases {
+        crate::queue::refresh_case(tx, case_id, at, audit_out)?;
+    }
+    Ok(())
+}
+
 fn summary_text(s: &serde_json::Value) -> String {
     s.to_string()
 }
@@ -262,6 +327,46 @@ impl Store for SqliteStore {
             out.entry(i).or_default().entry(t).or_default().grants.insert(r.get(2)?);
         }
         Ok(out)
+    }
+
+    fn queued(&self, identities: Option<&[&str]>) -> Result<HashMap<String, Vec<Queued>>> {
+        let conn = self.lock();
+        let sql = format!(
+            "SELECT o.id, o.identity, o.target, o.kind, o.entitlement FROM operations o
+             JOIN cases c ON c.id = o.case_id JOIN events e ON e.id = c.event_id
+             WHERE e.import_id IS NOT NULL AND {REPLACEABLE} AND (?1 IS NULL OR o.identity = ?1) ORDER BY o.id"
+        );
+        let mut stmt = conn.prepare_cached(&sql)?;
+        let mut out: HashMap<String, Vec<Queued>> = HashMap::new();
+        let mut read = |who: Option<&str>| -> Result<()> {
+            let mut rows = stmt.query([who])?;
+            while let Some(r) = rows.next()? {
+                let kind: String = r.get(3)?;
+                out.entry(r.get(1)?).or_default().push(Queued {
+                    id: r.get(0)?,
+                    target: r.get(2)?,
+                    kind: parse_enum(&kind)?,
+                    entitlement: r.get(4)?,
+                });
+            }
+            Ok(())
+        };
+        match identities {
+            None => read(None)?,
+            Some(ids) => {
+                for id in ids {
+                    read(Some(id))?;
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    fn foreign_identities(&self, source: &str) -> Result<HashMap<String, String>> {
+        let conn = self.lock();
+        let mut stmt = conn.prepare_cached("SELECT id, source FROM identities WHERE source <> ?1")?;
+        let rows = stmt.query_map([source], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
     fn last_import(&self, source: &str) -> Result<Option<i64>> {
@@ -361,13 +466,15 @@ impl Store for SqliteStore {
         }
 
         {
+            // An identity belongs to the source that created it: a row from another source never
+            // rewrites it (the engine rejects such rows; this keeps the store honest regardless).
             let mut upsert = tx.prepare_cached(
                 "INSERT INTO identities (id, source, kind, status, attrs, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
-                 ON CONFLICT(id) DO UPDATE SET source = excluded.source, kind = excluded.kind, status = excluded.status,
-                 attrs = excluded.attrs, updated_at = excluded.updated_at",
+                 ON CONFLICT(id) DO UPDATE SET kind = excluded.kind, status = excluded.status,
+                 attrs = excluded.attrs, updated_at = excluded.updated_at WHERE identities.source = excluded.source",
             )?;
             for i in &batch.identities {
-                upsert.execute(params![
+                let n = upsert.execute(params![
                     &*i.id,
                     batch.source,
                     i.kind.as_str(),
@@ -375,6 +482,12 @@ impl Store for SqliteStore {
                     i.attrs.to_json(schema).to_string(),
                     at
                 ])?;
+                if n != 1 {
+                    return Err(StoreError::Conflict(format!(
+                        "identity `{}` belongs to another source; `{}` cannot change it",
+                        i.id, batch.source
+                    )));
+                }
             }
         }
         let mut upd_event = tx.prepare_cached("UPDATE events SET state = 'applied' WHERE id = ?1")?;
@@ -402,16 +515,15 @@ impl Store for SqliteStore {
                 None => insert_event(&tx, schema, import_id, &batch.source, ev, &at, "applied")?,
             };
             ids.events += 1;
+            cancel_superseded(&tx, event_id, id, &ev.cancel, &at, &mut audit_out)?;
             let changes: Vec<String> = ev
                 .changes
                 .iter()
                 .map(|c| {
-                    format!(
-                        "{}: {} -> {}",
-                        c.attribute,
-                        c.from.as_deref().unwrap_or("∅"),
-                        c.to.as_deref().unwrap_or("∅")
-                    )
+                    // Values are HR data: escaped and cut, so the chain never stores a terminal
+                    // escape or a multi-megabyte copy.
+                    let v = |v: Option<&str>| v.map_or_else(|| "∅".to_string(), tenure_core::text::quote);
+                    format!("{}: {} -> {}", c.attribute, v(c.from.as_deref()), v(c.to.as_deref()))
                 })
                 .collect();
             let mut reason = format!("event {event_id}");
