@@ -28,11 +28,20 @@ pub struct GuardConfig {
     /// grant): a broken column mapping must not strip everyone.
     pub max_access_losses: u64,
     pub max_access_loss_fraction: f64,
+    /// Identities gaining a privileged entitlement (one a `privileged` role grants) in one batch:
+    /// a policy edit or a poisoned feed must not hand admin rights to many at once.
+    pub max_privileged_grants: u64,
 }
 
 impl Default for GuardConfig {
     fn default() -> Self {
-        Self { max_leavers: 25, max_leaver_fraction: 0.05, max_access_losses: 100, max_access_loss_fraction: 0.10 }
+        Self {
+            max_leavers: 25,
+            max_leaver_fraction: 0.05,
+            max_access_losses: 100,
+            max_access_loss_fraction: 0.10,
+            max_privileged_grants: 5,
+        }
     }
 }
 
@@ -312,8 +321,17 @@ pub fn parse(file: &str, source: &str) -> Result<Config, Vec<Problem>> {
             t,
             "[guard]",
             &mut p,
-            &["max_leavers", "max_leaver_fraction", "max_access_losses", "max_access_loss_fraction"],
+            &[
+                "max_leavers",
+                "max_leaver_fraction",
+                "max_access_losses",
+                "max_access_loss_fraction",
+                "max_privileged_grants",
+            ],
         );
+        if let Some(n) = r.int("max_privileged_grants", 0, i64::MAX) {
+            guard.max_privileged_grants = n.unsigned_abs();
+        }
         if let Some(n) = r.int("max_leavers", 0, i64::MAX) {
             guard.max_leavers = n.unsigned_abs();
         }

@@ -7,7 +7,7 @@ use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use tenure_core::audit::AuditEntry;
 use tenure_core::config::SourceKind;
-use tenure_core::plan::{self, Holdings};
+use tenure_core::plan::{self, Holdings, Queued};
 use tenure_core::snapshot::{self, Parsed, Rejected};
 use tenure_core::{Change, Event, EventKind, Identity, OpKind, Status};
 use tenure_policy::compiled::Scratch;
@@ -35,6 +35,8 @@ pub struct Counts {
     pub resumes: usize,
     pub updates: usize,
     pub operations: usize,
+    /// Queued operations cancelled because the new plan no longer needs them.
+    pub cancelled: usize,
 }
 
 /// The result of an import, printed as the summary.
@@ -84,6 +86,16 @@ pub fn import_csv(
     let sha256 = hex::encode(Sha256::digest(bytes));
     let mut parsed = snapshot::parse_csv(src, &cfg.schema, bytes, engine.today)
         .map_err(|error| EngineError::Snapshot { file: file.into(), error })?;
+    // An identity belongs to the source that first brought it: a row from another source with
+    // the same key is rejected, never merged, so one feed cannot rewrite another's people.
+    let foreign = engine.store.foreign_identities(source)?;
+    if !foreign.is_empty() {
+        parsed.reject_accepted(|i| {
+            foreign.get(&*i.id).map(|owner| {
+                (src.key.clone(), format!("key `{}` belongs to source `{owner}`; `{source}` cannot change it", i.id))
+            })
+        });
+    }
     // What this import is computed against; the commit fails if another import of the same
     // source lands in between.
     let base_import = engine.store.last_import(source)?;
@@ -117,21 +129,18 @@ pub fn import_csv(
     let losses = events
         .iter()
         .zip(&planned_all)
+        // Cancelling queued work counts too: a broken feed must not silently withdraw many
+        // people's provisioning any more than it may revoke it.
         .filter(|(e, p)| {
             e.kind == EventKind::Leaver
+                || !p.cancel.is_empty()
                 || p.ops.iter().any(|o| matches!(o.kind, OpKind::Disable | OpKind::Revoke | OpKind::DeleteAccount))
         })
         .count();
-    let removed = events.iter().filter(|e| e.note.as_deref() == Some(snapshot::ROW_REMOVED)).count();
-    let held_reason = guard(engine, counts.leavers, losses, population).or_else(|| {
-        (parsed.unattributed > 0 && removed > 0).then(|| {
-            format!(
-                "{} rejected row(s) have no readable key, so {removed} identit{} missing from the file may not really have left",
-                parsed.unattributed,
-                if removed == 1 { "y" } else { "ies" }
-            )
-        })
-    });
+    let removed: Vec<&Event> = events.iter().filter(|e| e.note.as_deref() == Some(snapshot::ROW_REMOVED)).collect();
+    let gains = privileged_gains(engine, &planned_all);
+    let held_reason = guard(engine, counts.leavers, losses, gains, population)
+        .or_else(|| untrusted_removals(engine, &parsed, &removed));
     let actor = opts.actor.clone().unwrap_or_else(|| format!("source:{source}"));
 
     let mut rejected_audit: Vec<AuditEntry> = parsed
@@ -153,6 +162,7 @@ pub fn import_csv(
     let planned: Vec<EventIn> =
         if held_reason.is_some() { events.iter().map(held_event).collect() } else { planned_all };
     counts.operations = planned.iter().map(|e| e.ops.len()).sum();
+    counts.cancelled = planned.iter().map(|e| e.cancel.len()).sum();
     let summaries = events
         .iter()
         .zip(&planned)
@@ -212,9 +222,78 @@ pub fn import_csv(
     Ok(report)
 }
 
+/// Why identities missing from the file cannot be trusted to have left, if they cannot: rows
+/// that may stand for anyone (no trustworthy key, fields out of line), a file whose last record
+/// is cut off, or a rejected row that carries a removed identity's key, username or email.
+fn untrusted_removals(engine: &Engine<'_>, parsed: &Parsed, removed: &[&Event]) -> Option<String> {
+    if removed.is_empty() {
+        return None;
+    }
+    let n = removed.len();
+    let who = if n == 1 { "identity" } else { "identities" };
+    if let Some(why) = &parsed.truncated {
+        return Some(format!("{why}; {n} {who} missing from it may only have been cut off"));
+    }
+    if parsed.unattributed > 0 {
+        return Some(format!(
+            "{} rejected row(s) cannot be attributed to a key with certainty, so {n} {who} missing from the file may not really have left",
+            parsed.unattributed
+        ));
+    }
+    let schema = &engine.config.schema;
+    let mut matches: Vec<String> = removed
+        .iter()
+        .filter_map(|e| {
+            let prev = e.previous.as_ref()?;
+            parsed.could_be(schema, prev).map(|r| format!("`{}` (line {})", prev.id, r.line))
+        })
+        .collect();
+    if matches.is_empty() {
+        return None;
+    }
+    let shown = matches.len();
+    matches.truncate(10);
+    Some(format!(
+        "{shown} identit{} missing from the file share a key, username or email with a rejected row ({}{}): they may not really have left",
+        if shown == 1 { "y" } else { "ies" },
+        matches.join(", "),
+        if shown > 10 { ", ..." } else { "" }
+    ))
+}
+
+/// Identities that would gain an entitlement a privileged role grants.
+fn privileged_gains(engine: &Engine<'_>, planned: &[EventIn]) -> usize {
+    let privileged: HashSet<(&str, &str)> = engine
+        .policy
+        .roles
+        .iter()
+        .filter(|r| r.privileged)
+        .flat_map(|r| r.grant.iter().map(|e| (e.target.as_str(), e.name.as_str())))
+        .collect();
+    if privileged.is_empty() {
+        return 0;
+    }
+    planned
+        .iter()
+        .filter(|e| {
+            e.ops.iter().any(|o| {
+                o.kind == OpKind::Grant
+                    && o.entitlement.as_deref().is_some_and(|g| privileged.contains(&(o.target.as_str(), g)))
+            })
+        })
+        .count()
+}
+
 /// The guard: a batch is held whole when its leavers, or the identities losing any access
-/// (leavers, suspensions, movers who lose a grant), exceed a limit.
-fn guard(engine: &Engine<'_>, leavers: usize, losses: usize, population: usize) -> Option<String> {
+/// (leavers, suspensions, movers who lose a grant), exceed a limit, or when it would grant
+/// privileged access to more identities than `max_privileged_grants`.
+pub(crate) fn guard(
+    engine: &Engine<'_>,
+    leavers: usize,
+    losses: usize,
+    privileged: usize,
+    population: usize,
+) -> Option<String> {
     let g = engine.config.guard;
     let check = |n: usize, what: &str, max: u64, key: &str, fraction: f64, fkey: &str| -> Option<String> {
         let max = usize::try_from(max).unwrap_or(usize::MAX);
@@ -226,8 +305,9 @@ fn guard(engine: &Engine<'_>, leavers: usize, losses: usize, population: usize) 
             format!("{n} {what} are {:.1}% of {population} identities, over {fkey} = {fraction}", share * 100.0)
         })
     };
-    check(leavers, "leavers", g.max_leavers, "max_leavers", g.max_leaver_fraction, "max_leaver_fraction").or_else(
-        || {
+    let max_privileged = usize::try_from(g.max_privileged_grants).unwrap_or(usize::MAX);
+    check(leavers, "leavers", g.max_leavers, "max_leavers", g.max_leaver_fraction, "max_leaver_fraction")
+        .or_else(|| {
             check(
                 losses,
                 "identities losing access",
@@ -236,15 +316,27 @@ fn guard(engine: &Engine<'_>, leavers: usize, losses: usize, population: usize) 
                 g.max_access_loss_fraction,
                 "max_access_loss_fraction",
             )
-        },
-    )
+        })
+        .or_else(|| {
+            (privileged > max_privileged).then(|| {
+                format!(
+                    "{privileged} identities gaining privileged access exceed max_privileged_grants = {max_privileged}"
+                )
+            })
+        })
 }
 
 fn held_event(e: &Event) -> EventIn {
-    event_in(e, Vec::new(), None, Vec::new())
+    event_in(e, Vec::new(), None, Vec::new(), Vec::new())
 }
 
-fn event_in(e: &Event, ops: Vec<OpIn>, holdings: Option<Holdings>, audit: Vec<AuditEntry>) -> EventIn {
+fn event_in(
+    e: &Event,
+    ops: Vec<OpIn>,
+    holdings: Option<Holdings>,
+    audit: Vec<AuditEntry>,
+    cancel: Vec<i64>,
+) -> EventIn {
     EventIn {
         kind: e.kind,
         identity: e.identity.clone(),
@@ -255,12 +347,20 @@ fn event_in(e: &Event, ops: Vec<OpIn>, holdings: Option<Holdings>, audit: Vec<Au
         ops,
         holdings,
         audit,
+        cancel,
     }
 }
 
-/// Plans every event against the committed holdings.
+/// Plans every event against the committed holdings and the operations still queued.
 pub(crate) fn plan_events(engine: &Engine<'_>, events: &[Event]) -> Result<Vec<EventIn>> {
-    let all = if events.len() > 2_000 { Some(engine.store.all_holdings()?) } else { None };
+    let bulk = events.len() > 2_000;
+    let all = if bulk { Some(engine.store.all_holdings()?) } else { None };
+    let queued = if bulk {
+        engine.store.queued(None)?
+    } else {
+        let ids: Vec<&str> = events.iter().map(|e| &*e.identity.id).collect();
+        engine.store.queued(Some(&ids))?
+    };
     let mut scratch = Scratch::default();
     let mut out = Vec::with_capacity(events.len());
     for e in events {
@@ -268,15 +368,26 @@ pub(crate) fn plan_events(engine: &Engine<'_>, events: &[Event]) -> Result<Vec<E
             Some(map) => map.get(&*e.identity.id).cloned().unwrap_or_default(),
             None => engine.store.holdings(&e.identity.id)?,
         };
-        out.push(plan_event(engine, e, &held, &mut scratch));
+        let q = queued.get(&*e.identity.id).map_or(&[][..], Vec::as_slice);
+        out.push(plan_event(engine, e, &held, q, &mut scratch));
     }
     Ok(out)
 }
 
-/// Plans one event: desired access under the policy, SoD applied, minus what is held.
-pub(crate) fn plan_event(engine: &Engine<'_>, e: &Event, held: &Holdings, scratch: &mut Scratch) -> EventIn {
-    let (desired, hits) = desired::for_identity(engine, &e.identity, held, scratch);
-    let mut p = plan::plan(e.identity.status, held, &names(&desired));
+/// Plans one event: desired access under the policy, SoD applied, minus what is held. Queued
+/// operations that have not taken effect are kept when still needed and cancelled when not.
+pub(crate) fn plan_event(
+    engine: &Engine<'_>,
+    e: &Event,
+    held: &Holdings,
+    queued: &[Queued],
+    scratch: &mut Scratch,
+) -> EventIn {
+    // SoD looks at what the identity will hold once the work under way is done.
+    let base = plan::unapply(held, queued);
+    let (desired, hits) = desired::for_identity(engine, &e.identity, &base, scratch);
+    let r = plan::replan(e.identity.status, held, queued, &names(&desired));
+    let mut p = plan::Plan { ops: r.ops, holdings: r.holdings };
     // New accounts take their name from the identity now; existing ones keep theirs, so a later
     // username change can never redirect a revocation to another account.
     for (target, acct) in &mut p.holdings {
@@ -319,7 +430,7 @@ pub(crate) fn plan_event(engine: &Engine<'_>, e: &Event, held: &Holdings, scratc
             );
         }
     }
-    event_in(e, ops, Some(p.holdings), audit)
+    event_in(e, ops, Some(p.holdings), audit, r.cancel)
 }
 
 fn roles_for(d: &Desired, target: &str, name: &str) -> Vec<String> {
@@ -413,7 +524,9 @@ pub fn approve(engine: &Engine<'_>, approval_id: i64, approver: &str) -> Result<
             note: h.record.note.clone(),
         };
         let holdings = engine.store.holdings(&event.identity.id)?;
-        let mut e = plan_event(engine, &event, &holdings, &mut scratch);
+        let queued = engine.store.queued(Some(&[&*event.identity.id]))?;
+        let q = queued.get(&*event.identity.id).map_or(&[][..], Vec::as_slice);
+        let mut e = plan_event(engine, &event, &holdings, q, &mut scratch);
         e.existing_id = Some(h.record.id);
         planned.push(e);
     }
