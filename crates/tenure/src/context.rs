@@ -37,7 +37,18 @@ pub fn today() -> Result<NaiveDate> {
 }
 
 pub fn load_config(path: &Path) -> Result<Loaded> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read config `{}`", path.display()))?;
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        // No config where the user pointed (or in the current directory) is a usage error.
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(crate::run::UsageError(format!(
+                "no config at `{}`: run `tenure init`, pass `--config PATH` or set TENURE_CONFIG",
+                path.display()
+            ))
+            .into());
+        }
+        Err(e) => return Err(e).with_context(|| format!("cannot read config `{}`", path.display())),
+    };
     let config = tenure_core::config::parse(&path.display().to_string(), &text).map_err(Invalid)?;
     let config_dir = path.parent().map_or_else(|| PathBuf::from("."), Path::to_path_buf);
     Ok(Loaded { config, config_dir })

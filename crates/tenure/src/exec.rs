@@ -57,13 +57,20 @@ pub fn apply_with(
     })
 }
 
-pub fn apply(cli: &Cli, wait: bool, f: Format) -> Result<ExitCode> {
+pub fn apply(cli: &Cli, wait: bool, retry_failed_by: Option<&str>, f: Format) -> Result<ExitCode> {
     let loaded = context::load_config(&cli.config)?;
     let store = Arc::new(loaded.open_store()?);
+    let retried = match retry_failed_by {
+        Some(by) => store.retry_failed(by)?,
+        None => 0,
+    };
+    if retried > 0 && f == Format::Text {
+        outln!("{retried} failed operation(s) queued again");
+    }
     let report = apply_with(Arc::new(loaded.config.clone()), store.clone(), wait, false)?;
     let open_tickets = store.tickets(true)?.len();
     if f == Format::Json {
-        print_json(&serde_json::json!({ "report": report, "open_tickets": open_tickets }))?;
+        print_json(&serde_json::json!({ "report": report, "open_tickets": open_tickets, "retried": retried }))?;
     } else {
         let counts: Vec<String> = report.remaining.iter().map(|(k, v)| format!("{k} {v}")).collect();
         outln!(
@@ -79,7 +86,13 @@ pub fn apply(cli: &Cli, wait: bool, f: Format) -> Result<ExitCode> {
         }
     }
     let pending = report.remaining.get("pending").copied().unwrap_or(0);
-    Ok(if report.failed > 0 || (wait && pending > 0) { ExitCode::from(1) } else { ExitCode::SUCCESS })
+    let failed = report.remaining.get("failed").copied().unwrap_or(0);
+    if failed > 0 && f == Format::Text {
+        outln!(
+            "{failed} operation(s) failed: see `tenure plan --all` and `tenure exceptions`; after fixing the cause, `tenure apply --retry-failed`"
+        );
+    }
+    Ok(if failed > 0 || (wait && pending > 0) { ExitCode::from(1) } else { ExitCode::SUCCESS })
 }
 
 pub fn reconcile(cli: &Cli, target: Option<&str>, remediate: bool, f: Format) -> Result<ExitCode> {

@@ -63,25 +63,32 @@ id = "payroll-record"
 when = { status = "active", employment_type = "employee" }
 grant = ["payroll:employee-record"]
 
+# Department roles are for people: a service account inherits its owner's department in the HR
+# extract, but gets only what a role names for service accounts.
 [[role]]
 id = "engineering"
-when = { status = "active", department = "Engineering" }
+when = { status = "active", kind = ["employee", "contractor"], department = "Engineering" }
 grant = ["directory:engineers", "chat:engineering", "warehouse:analyst"]
 
 [[role]]
 id = "sales"
-when = { status = "active", department = "Sales" }
+when = { status = "active", kind = ["employee", "contractor"], department = "Sales" }
 grant = ["directory:sales", "chat:sales"]
 
 [[role]]
 id = "finance"
-when = { status = "active", department = "Finance", not = { title = "Intern" } }
+when = { status = "active", kind = ["employee", "contractor"], department = "Finance", not = { title = "Intern" } }
 grant = ["directory:finance", "warehouse:finance", "payroll:create-payment"]
 
 [[role]]
 id = "finance-leads"
-when = { status = "active", department = "Finance", title = ["Lead", "Manager", "Director"] }
+when = { status = "active", kind = ["employee", "contractor"], department = "Finance", title = ["Lead", "Manager", "Director"] }
 grant = ["payroll:approve-payment"]
+
+[[role]]
+id = "service-accounts"
+when = { status = "active", kind = "service" }
+grant = ["warehouse:analyst"]
 
 [[role]]
 id = "warehouse-admin"
@@ -102,6 +109,23 @@ significant = ["department", "cost_center", "employment_type", "location"]
 on_owner_leave = "transfer_to_manager"   # or "revoke"
 "#;
 
+/// Another policy for `tenure simulate --policy other.toml` in the tour: contractors lose the
+/// chat workspace and Sales gets read access to the warehouse.
+pub fn other_policy() -> String {
+    POLICY
+        .replacen(
+            "grant = [\"directory:staff\", \"chat:everyone\"]",
+            "grant = [\"directory:staff\"]\n\n[[role]]\nid = \"chat\"\nwhen = { status = \"active\", employment_type = \"employee\" }\ngrant = [\"chat:everyone\"]",
+            1,
+        )
+        .replacen(
+            "grant = [\"directory:sales\", \"chat:sales\"]",
+            "grant = [\"directory:sales\", \"chat:sales\", \"warehouse:analyst\"]",
+            1,
+        )
+        .replacen("# Tenure policy:", "# An alternative Tenure policy, for `tenure simulate --policy other.toml`:", 1)
+}
+
 /// The starter config: the sample HR file's column mapping plus the four demo targets.
 pub fn config() -> String {
     CONFIG_TEMPLATE.replace("{SOURCE}", tenure_testkit::company::SOURCE_TOML)
@@ -115,7 +139,12 @@ pub fn init(dir: Option<&Path>, force: bool) -> Result<ExitCode> {
     opts.departments = 4;
     opts.service_accounts = 2;
     let hr = Company::generate(&opts).to_csv();
-    let files = [("tenure.toml", config()), ("policy.toml", POLICY.to_string()), ("hr.csv", hr)];
+    let files = [
+        ("tenure.toml", config()),
+        ("policy.toml", POLICY.to_string()),
+        ("other.toml", other_policy()),
+        ("hr.csv", hr),
+    ];
     if !force {
         for (name, _) in &files {
             if dir.join(name).exists() {

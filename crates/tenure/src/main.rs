@@ -119,6 +119,12 @@ pub enum Command {
         /// Return only when every operation is verified, failed or held (retries included).
         #[arg(long)]
         wait: bool,
+        /// First queue every failed operation again with a fresh retry budget (audited), e.g.
+        /// after a target outage longer than the retries.
+        #[arg(long)]
+        retry_failed: bool,
+        #[command(flatten)]
+        who: Who,
     },
     /// Read the targets and report orphan, drift, missing and SoD findings.
     Reconcile {
@@ -212,11 +218,8 @@ fn main() -> ExitCode {
     match run::run(cli) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {e:#}");
-            match e.downcast_ref::<run::UsageError>() {
-                Some(_) => ExitCode::from(2),
-                None => ExitCode::from(1),
-            }
+            eprintln!("error: {}", tenure_core::text::escape(&format!("{e:#}")));
+            ExitCode::from(run::exit_status(&e))
         }
     }
 }

@@ -25,6 +25,17 @@ impl std::fmt::Display for UsageError {
 
 impl std::error::Error for UsageError {}
 
+/// The exit status for an error: 2 when the command was used wrongly (bad flags, an unknown
+/// `--source`, a config file that is not there), 1 for everything else.
+pub fn exit_status(e: &anyhow::Error) -> u8 {
+    use tenure_engine::EngineError;
+    let usage = e.chain().any(|c| {
+        c.is::<UsageError>()
+            || matches!(c.downcast_ref::<EngineError>(), Some(EngineError::UnknownSource(..) | EngineError::NotCsv(_)))
+    });
+    if usage { 2 } else { 1 }
+}
+
 pub const TEXT_JSON: &[Format] = &[Format::Text, Format::Json];
 
 pub fn who(w: &Who) -> String {
@@ -162,7 +173,8 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
                     .iter()
                     .map(|c| {
                         let total: i64 = c.ops.values().sum();
-                        let done: i64 = ["verified", "excepted"].iter().filter_map(|s| c.ops.get(*s)).sum();
+                        let done: i64 =
+                            ["verified", "excepted", "cancelled"].iter().filter_map(|s| c.ops.get(*s)).sum();
                         vec![
                             c.id.to_string(),
                             c.identity.clone(),
@@ -236,7 +248,12 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             outln!("approval {id} rejected by {by}: the held batch is discarded");
             Ok(ExitCode::SUCCESS)
         }
-        Command::Apply { wait } => crate::exec::apply(&cli, *wait, Format::parse(fmt, TEXT_JSON, Format::Text)?),
+        Command::Apply { wait, retry_failed, who: w } => crate::exec::apply(
+            &cli,
+            *wait,
+            retry_failed.then(|| who(w)).as_deref(),
+            Format::parse(fmt, TEXT_JSON, Format::Text)?,
+        ),
         Command::Reconcile { target, remediate } => {
             crate::exec::reconcile(&cli, target.as_deref(), *remediate, Format::parse(fmt, TEXT_JSON, Format::Text)?)
         }
@@ -367,7 +384,8 @@ fn coverage(cli: &Cli, f: Format) -> Result<ExitCode> {
         cases.iter().filter(|c| c.kind == tenure_core::EventKind::Leaver).map(|c| c.id).collect();
     let ops = store.operations(&OpFilter::default())?;
     let mut by_class: std::collections::BTreeMap<String, [i64; 4]> = std::collections::BTreeMap::new();
-    for o in ops.iter().filter(|o| leaver_cases.contains(&o.case_id)) {
+    // A cancelled operation was never needed: it is neither covered nor open.
+    for o in ops.iter().filter(|o| leaver_cases.contains(&o.case_id) && o.state != OpState::Cancelled) {
         let class = loaded.config.target(&o.target).map_or("unknown".to_string(), |t| t.class.to_string());
         let row = by_class.entry(class).or_default();
         row[0] += 1;
@@ -478,9 +496,21 @@ fn export(store: &dyn Store, filter: &AuditFilter, f: Format) -> Result<()> {
                     &r.prev_hash,
                     &r.hash,
                 ]);
-                res.is_ok()
+                match res {
+                    Ok(()) => true,
+                    Err(e) => {
+                        if let csv::ErrorKind::Io(io) = e.into_kind() {
+                            err = Some(io);
+                        }
+                        false
+                    }
+                }
             })?;
-            w.flush()?;
+            if let Err(e) = w.flush()
+                && err.is_none()
+            {
+                err = Some(e);
+            }
         }
         _ => {
             store.scan_audit(filter, &mut |r| match serde_json::to_string(&r) {
@@ -493,7 +523,11 @@ fn export(store: &dyn Store, filter: &AuditFilter, f: Format) -> Result<()> {
                 },
                 Err(_) => false,
             })?;
-            out.flush()?;
+            if let Err(e) = out.flush()
+                && err.is_none()
+            {
+                err = Some(e);
+            }
         }
     }
     match err {
@@ -530,6 +564,7 @@ fn check(cli: &Cli, online: bool, f: Format) -> Result<ExitCode> {
     let mut problems = Vec::new();
     let mut summary = None;
     let mut remote: Vec<String> = Vec::new();
+    let mut unchecked: Vec<String> = Vec::new();
     match context::load_config(&cli.config) {
         Err(e) => match e.downcast::<Invalid>() {
             Ok(inv) => problems.extend(inv.0),
@@ -541,6 +576,16 @@ fn check(cli: &Cli, online: bool, f: Format) -> Result<ExitCode> {
                 Ok(p) => {
                     if online {
                         remote = crate::exec::check_online(&loaded.config, &p)?;
+                    } else {
+                        // Targets without a declared `entitlements` list accept any well-formed
+                        // name at load; only the live target can say whether it exists.
+                        unchecked = loaded
+                            .config
+                            .targets
+                            .iter()
+                            .filter(|t| t.entitlements.is_none() && p.entitlements.iter().any(|e| e.target == t.name))
+                            .map(|t| t.name.clone())
+                            .collect();
                     }
                     summary = Some(serde_json::json!({
                         "sources": loaded.config.sources.len(),
@@ -559,7 +604,9 @@ fn check(cli: &Cli, online: bool, f: Format) -> Result<ExitCode> {
     }
     let ok = problems.is_empty() && remote.is_empty();
     if f == Format::Json {
-        print_json(&serde_json::json!({ "ok": ok, "problems": problems, "online": remote, "summary": summary }))?;
+        print_json(&serde_json::json!({
+            "ok": ok, "problems": problems, "online": remote, "summary": summary, "unchecked_targets": unchecked,
+        }))?;
     } else if ok {
         let s = summary.unwrap_or_default();
         outln!(
@@ -570,6 +617,14 @@ fn check(cli: &Cli, online: bool, f: Format) -> Result<ExitCode> {
             s["entitlements"],
             s["sod_rules"]
         );
+        if !unchecked.is_empty() {
+            let names: Vec<String> = unchecked.iter().map(|t| format!("`{t}`")).collect();
+            outln!(
+                "not checked: the entitlements the policy grants in {} (no `entitlements = [...]` declared); \
+                 `tenure check --online` asks the live targets, or declare the list on each target",
+                names.join(", ")
+            );
+        }
     } else {
         for p in &problems {
             outln!("{p}");
@@ -586,14 +641,15 @@ fn print_import(r: &import::ImportReport, f: Format) -> Result<()> {
     if f == Format::Json {
         return print_json(r);
     }
+    let esc = |s: &str| tenure_core::text::escape(s).into_owned();
     for rej in &r.rejected {
         outln!(
             "{}:{}: rejected{}{}: {}",
-            r.file,
+            esc(&r.file),
             rej.line,
-            rej.key.as_ref().map(|k| format!(" `{k}`")).unwrap_or_default(),
-            rej.field.as_ref().map(|k| format!(" field `{k}`")).unwrap_or_default(),
-            rej.reason
+            rej.key.as_ref().map(|k| format!(" `{}`", esc(k))).unwrap_or_default(),
+            rej.field.as_ref().map(|k| format!(" field `{}`", esc(k))).unwrap_or_default(),
+            esc(&rej.reason)
         );
     }
     const SHOWN: usize = 50;
@@ -602,7 +658,8 @@ fn print_import(r: &import::ImportReport, f: Format) -> Result<()> {
             .changes
             .iter()
             .map(|c| {
-                format!("{}: {} -> {}", c.attribute, c.from.as_deref().unwrap_or("∅"), c.to.as_deref().unwrap_or("∅"))
+                let v = |v: Option<&str>| v.map_or_else(|| "∅".to_string(), tenure_core::text::quote);
+                format!("{}: {} -> {}", c.attribute, v(c.from.as_deref()), v(c.to.as_deref()))
             })
             .collect();
         outln!(
@@ -695,29 +752,84 @@ fn identity(cli: &Cli, cmd: &IdentityCmd, f: Format) -> Result<ExitCode> {
                 timeline.push(r);
                 true
             })?;
+            // What the targets were last read back to hold (verified operations, in order),
+            // beside what Tenure has planned (the committed holdings, pending work included).
+            let verified = tenure_core::plan::apply_ops(
+                &tenure_core::plan::Holdings::new(),
+                ops.iter()
+                    .filter(|o| o.state == OpState::Verified)
+                    .map(|o| (o.target.as_str(), o.kind, o.entitlement.as_deref())),
+            );
+            let mut open_ops: std::collections::BTreeMap<&str, usize> = std::collections::BTreeMap::new();
+            for o in ops.iter().filter(|o| !o.state.is_settled()) {
+                *open_ops.entry(o.target.as_str()).or_default() += 1;
+            }
+            let targets: std::collections::BTreeSet<&str> =
+                holdings.keys().chain(verified.keys()).map(String::as_str).chain(open_ops.keys().copied()).collect();
+            let view = |a: Option<&tenure_core::plan::AccountView>| match a {
+                None => serde_json::json!({"exists": false, "enabled": false, "grants": []}),
+                Some(a) => {
+                    serde_json::json!({"exists": a.exists, "enabled": a.exists && a.enabled, "grants": a.grants})
+                }
+            };
             if f == Format::Json {
-                let accounts: serde_json::Map<String, serde_json::Value> = holdings
+                let accounts: serde_json::Map<String, serde_json::Value> = targets
                     .iter()
-                    .map(|(t, a)| (t.clone(), serde_json::json!({"enabled": a.enabled, "grants": a.grants})))
+                    .map(|t| {
+                        let planned = holdings.get(*t);
+                        (
+                            t.to_string(),
+                            serde_json::json!({
+                                "enabled": planned.is_some_and(|a| a.enabled),
+                                "grants": planned.map(|a| a.grants.clone()).unwrap_or_default(),
+                                "planned": view(planned),
+                                "verified": view(verified.get(*t)),
+                                "open_operations": open_ops.get(t).copied().unwrap_or(0),
+                            }),
+                        )
+                    })
                     .collect();
                 print_json(&serde_json::json!({
                     "id": &*i.id, "kind": i.kind, "status": i.status, "attributes": i.attrs.to_json(schema),
                     "accounts": accounts, "operations": ops, "events": events, "timeline": timeline,
                 }))?;
             } else {
-                outln!("{} ({}, {})", i.id, i.kind, i.status);
+                let esc = |s: &str| tenure_core::text::escape(s).into_owned();
+                outln!("{} ({}, {})", esc(&i.id), i.kind, i.status);
                 if let Some(obj) = i.attrs.to_json(schema).as_object() {
                     for (k, v) in obj {
-                        outln!("  {k:<16} {}", v.as_str().unwrap_or(""));
+                        outln!("  {k:<16} {}", esc(v.as_str().unwrap_or("")));
                     }
                 }
-                outln!("accounts:");
-                if holdings.is_empty() {
+                outln!("accounts (verified: read back from the target; planned: what Tenure has committed to):");
+                if targets.is_empty() {
                     outln!("  (none)");
-                }
-                for (t, a) in &holdings {
-                    let grants: Vec<&str> = a.grants.iter().map(String::as_str).collect();
-                    outln!("  {t:<12} {:<9} {}", if a.enabled { "enabled" } else { "disabled" }, grants.join(", "));
+                } else {
+                    let show = |a: Option<&tenure_core::plan::AccountView>| match a {
+                        Some(a) if a.exists => {
+                            let grants: Vec<&str> = a.grants.iter().map(String::as_str).collect();
+                            let state = if a.enabled { "enabled" } else { "disabled" };
+                            if grants.is_empty() {
+                                state.to_string()
+                            } else {
+                                format!("{state}: {}", grants.join(", "))
+                            }
+                        }
+                        _ => "no account".to_string(),
+                    };
+                    let rows: Vec<Vec<String>> = targets
+                        .iter()
+                        .map(|t| {
+                            let open = open_ops.get(t).copied().unwrap_or(0);
+                            vec![
+                                format!("  {t}"),
+                                show(verified.get(*t)),
+                                show(holdings.get(*t)),
+                                if open == 0 { "-".into() } else { format!("{open} open") },
+                            ]
+                        })
+                        .collect();
+                    table(&["  TARGET", "VERIFIED", "PLANNED", "OPERATIONS"], &rows);
                 }
                 outln!("operations:");
                 for o in &ops {
@@ -736,12 +848,12 @@ fn identity(cli: &Cli, cmd: &IdentityCmd, f: Format) -> Result<ExitCode> {
                         "  {} #{} {} {}{}{} [{}] {}",
                         r.at,
                         r.seq,
-                        r.entry.actor,
+                        esc(&r.entry.actor),
                         r.entry.action,
                         r.entry.target.as_ref().map(|t| format!(" {t}")).unwrap_or_default(),
-                        r.entry.entitlement.as_ref().map(|t| format!(":{t}")).unwrap_or_default(),
+                        r.entry.entitlement.as_ref().map(|t| format!(":{}", esc(t))).unwrap_or_default(),
                         r.entry.outcome,
-                        r.entry.reason.clone().unwrap_or_default()
+                        esc(r.entry.reason.as_deref().unwrap_or_default())
                     );
                 }
             }

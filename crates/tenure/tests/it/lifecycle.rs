@@ -44,6 +44,7 @@ fn three_snapshots_plan_joiners_movers_leavers_and_rehires() {
     let again = env.ok(&["import", "--source", "hr", "day1.csv", "--format", "json"]).json();
     assert_eq!(again["outcome"], "unchanged");
     assert_eq!(again["counts"]["operations"], 0);
+    env.settle_in_db();
 
     // Day 2: a department change and a removed row.
     let base = max_op_id(&env);
@@ -85,6 +86,7 @@ fn three_snapshots_plan_joiners_movers_leavers_and_rehires() {
     );
     let shown = env.ok(&["identity", "show", &leaver, "--format", "json"]).json();
     assert_eq!(shown["status"], "terminated");
+    env.settle_in_db();
 
     // Day 3: the leaver is rehired (into Sales): accounts are enabled with birthright access only.
     let base = max_op_id(&env);
@@ -117,6 +119,7 @@ fn a_truncated_snapshot_is_held_until_approved() {
     let co = company(60);
     env.write("full.csv", &co.to_csv());
     env.ok(&["import", "--source", "hr", "full.csv"]);
+    env.settle_in_db();
     let before = env.pending_count();
 
     // A file cut off half way: 30 leavers, far beyond the guard.
@@ -191,15 +194,10 @@ fn check_reports_each_problem_with_file_line_and_reason() {
     let env = Env::new();
     env.ok(&["check"]);
     let policy = std::fs::read_to_string(env.path("policy.toml")).unwrap();
-    let broken = policy
-        .replace(
-            "when = { status = \"active\", department = \"Sales\" }",
-            "when = { status = \"active\", departmnet = \"Sales\" }",
-        )
-        .replace(
-            "grant = [\"directory:staff\", \"chat:everyone\"]",
-            "grant = [\"directory:staff\", \"chat:everyone\", \"payroll:admin\"]",
-        );
+    let broken = policy.replace("department = \"Sales\" }", "departmnet = \"Sales\" }").replace(
+        "grant = [\"directory:staff\", \"chat:everyone\"]",
+        "grant = [\"directory:staff\", \"chat:everyone\", \"payroll:admin\"]",
+    );
     env.write("policy.toml", &broken);
     let out = env.expect(1, &["check"]);
     let line_of = |needle: &str| broken.lines().position(|l| l.contains(needle)).unwrap() + 1;
@@ -276,6 +274,7 @@ fn a_changed_username_never_redirects_a_revocation() {
     let original = co.get(&id).unwrap().username.clone();
     env.write("day1.csv", &co.to_csv());
     env.ok(&["import", "--source", "hr", "day1.csv"]);
+    env.settle_in_db();
     co.get_mut(&id).unwrap().username = "someone-else".into();
     env.write("day2.csv", &co.to_csv());
     env.ok(&["import", "--source", "hr", "day2.csv"]);

@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing, reason = "test code")]
 
 mod audit;
+mod hardening;
 mod lifecycle;
 mod peers;
 mod snapshots;
@@ -118,6 +119,14 @@ impl Env {
             .collect();
         v.sort();
         v
+    }
+
+    /// Stands in for `tenure apply` against real targets in tests that have none: marks every
+    /// pending operation verified directly in the database, so the next snapshot is planned
+    /// against access that took effect (queued work that never ran is replaced, not stacked).
+    pub fn settle_in_db(&self) {
+        let db = rusqlite::Connection::open(self.db()).unwrap();
+        db.execute("UPDATE operations SET state = 'verified', attempts = 1 WHERE state = 'pending'", []).unwrap();
     }
 
     pub fn pending_count(&self) -> usize {
