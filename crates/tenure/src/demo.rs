@@ -19,7 +19,7 @@ fn step(title: &str) {
     outln!("\n== {title}");
 }
 
-pub fn demo(dir: Option<&Path>, people: usize) -> Result<ExitCode> {
+pub fn demo(dir: Option<&Path>, people: usize, keep: bool) -> Result<ExitCode> {
     if people < 4 {
         bail!("--people must be at least 4");
     }
@@ -33,8 +33,10 @@ pub fn demo(dir: Option<&Path>, people: usize) -> Result<ExitCode> {
     outln!("  ready in {:.1}s", started.elapsed().as_secs_f64());
 
     let temp;
+    let kept = keep || dir.is_some();
     let dir: PathBuf = match dir {
         Some(d) => d.to_path_buf(),
+        None if keep => PathBuf::from("tenure-demo"),
         None => {
             temp = tempfile::TempDir::new().context("creating the demo dir")?;
             temp.path().to_path_buf()
@@ -136,13 +138,70 @@ pub fn demo(dir: Option<&Path>, people: usize) -> Result<ExitCode> {
         None => outln!("  verified: {} records, each hash-chained to the one before", v.records),
         Some(b) => outln!("  BROKEN at seq {}: {}", b.seq, b.reason),
     }
+    // Another day for whoever explores the kept demo: one more leaver and a joiner.
+    let next_leaver = company
+        .people
+        .iter()
+        .rev()
+        .find(|p| {
+            p.kind == "employee"
+                && p.id != mover
+                && p.id != leaver
+                && !company.people.iter().any(|q| q.manager.as_ref() == Some(&p.id))
+        })
+        .map(|p| p.id.clone());
+    if let Some(id) = &next_leaver {
+        company.remove(id);
+    }
+    let joiner = company.hire("Engineering");
+    std::fs::write(dir.join("next.csv"), company.to_csv())?;
+
+    let ok = v.first_bad.is_none() && report.finding_count() == 0;
+    outln!("\ndone in {:.1}s.", started.elapsed().as_secs_f64());
+    if !kept {
+        outln!("(the peers stop now and the files go; `--dir DIR` keeps the files, `--keep` also keeps the peers)");
+        return Ok(if ok { ExitCode::SUCCESS } else { ExitCode::from(1) });
+    }
+    let config = dir.join("tenure.toml");
+    outln!("The files are in {}. Explore, one command per line:", dir.display());
+    for cmd in [
+        "tenure cases".to_string(),
+        format!("tenure identity show {leaver}"),
+        "tenure audit verify".to_string(),
+        "tenure audit export --format jsonl".to_string(),
+    ] {
+        outln!("  tenure --config {} {}", config.display(), cmd.trim_start_matches("tenure "));
+    }
+    if !keep {
+        outln!("(the peers stop now, so `apply` and `reconcile` need `--keep`)");
+        return Ok(if ok { ExitCode::SUCCESS } else { ExitCode::from(1) });
+    }
     outln!(
-        "\ndone in {:.1}s. Explore with: tenure --config {} cases | identity show {leaver} | audit export --format jsonl",
-        started.elapsed().as_secs_f64(),
-        dir.join("tenure.toml").display()
+        "next.csv is another day at the company ({} leaves, {joiner} joins). With the peers up, from another terminal:",
+        next_leaver.as_deref().unwrap_or("nobody")
     );
-    outln!("(the peers stop now; the demo's files stay only with --dir)");
-    Ok(if v.first_bad.is_none() && report.finding_count() == 0 { ExitCode::SUCCESS } else { ExitCode::from(1) })
+    outln!("  cd {}", dir.display());
+    for cmd in ["tenure import --source hr next.csv", "tenure apply --wait", "tenure tasks", "tenure reconcile"] {
+        outln!("  {cmd}");
+    }
+    outln!("The peers stay up until Ctrl-C (the config's secrets are files in their temp dirs).");
+    wait_for_stop()?;
+    outln!("stopping the peers");
+    drop(stack);
+    Ok(if ok { ExitCode::SUCCESS } else { ExitCode::from(1) })
+}
+
+/// Blocks until Ctrl-C (SIGINT) or SIGTERM.
+fn wait_for_stop() -> Result<()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    runtime()?.block_on(async {
+        let mut term = signal(SignalKind::terminate()).context("listening for SIGTERM")?;
+        tokio::select! {
+            r = tokio::signal::ctrl_c() => r.context("listening for Ctrl-C")?,
+            _ = term.recv() => {}
+        }
+        anyhow::Ok(())
+    })
 }
 
 fn millis(a: &str, b: &str) -> i64 {

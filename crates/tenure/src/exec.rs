@@ -159,11 +159,15 @@ pub fn reconcile(cli: &Cli, target: Option<&str>, remediate: bool, f: Format) ->
     Ok(if report.finding_count() > 0 { ExitCode::from(1) } else { ExitCode::SUCCESS })
 }
 
-pub fn tasks(cli: &Cli, all: bool, f: Format) -> Result<ExitCode> {
+pub fn tasks(cli: &Cli, all: bool, quiet: bool, f: Format) -> Result<ExitCode> {
     let (_, store) = open(cli)?;
     store.flag_overdue(&tenure_store::sqlite::now())?;
     let list = store.tickets(!all)?;
-    if f == Format::Json {
+    if quiet {
+        for t in &list {
+            outln!("{}", t.id);
+        }
+    } else if f == Format::Json {
         print_json(&list)?;
     } else if list.is_empty() {
         outln!("no {}tickets", if all { "" } else { "open " });

@@ -139,6 +139,9 @@ pub enum Command {
         /// Include finished tickets.
         #[arg(long)]
         all: bool,
+        /// Print only the ticket ids, one per line (for scripts).
+        #[arg(long, short)]
+        quiet: bool,
     },
     /// Finish a manual ticket.
     #[command(subcommand)]
@@ -151,9 +154,14 @@ pub enum Command {
     /// The whole story on a fresh machine: real peers, a sample company, joiners, a mover and a
     /// leaver, each plan applied and verified, time-to-revoke, the audit chain verified.
     Demo {
-        /// Keep the demo's files here (default: a temp dir, removed at the end).
+        /// Keep the demo's files here (default: a temp dir, removed at the end; with `--keep`,
+        /// `./tenure-demo`).
         #[arg(long)]
         dir: Option<PathBuf>,
+        /// Leave the peers running after the story, until Ctrl-C, so the demo's `tenure.toml`
+        /// can be used from another terminal (the tour in the README does).
+        #[arg(long)]
+        keep: bool,
         /// People in the sample company.
         #[arg(long, default_value_t = 12)]
         people: usize,

@@ -257,14 +257,16 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Reconcile { target, remediate } => {
             crate::exec::reconcile(&cli, target.as_deref(), *remediate, Format::parse(fmt, TEXT_JSON, Format::Text)?)
         }
-        Command::Tasks { all } => crate::exec::tasks(&cli, *all, Format::parse(fmt, TEXT_JSON, Format::Text)?),
+        Command::Tasks { all, quiet } => {
+            crate::exec::tasks(&cli, *all, *quiet, Format::parse(fmt, TEXT_JSON, Format::Text)?)
+        }
         Command::Task(crate::TaskCmd::Done { id, evidence, who: w }) => {
             crate::exec::task_done(&cli, *id, evidence, &who(w))
         }
         Command::Exceptions { all } => {
             crate::exec::exceptions(&cli, *all, Format::parse(fmt, TEXT_JSON, Format::Text)?)
         }
-        Command::Demo { dir, people } => crate::demo::demo(dir.as_deref(), *people),
+        Command::Demo { dir, people, keep } => crate::demo::demo(dir.as_deref(), *people, *keep),
         Command::Audit(AuditCmd::Verify { export: Some(file), .. }) => verify_export(file),
         Command::Audit(AuditCmd::Verify { expect_head, export: None }) => {
             let f = Format::parse(fmt, TEXT_JSON, Format::Text)?;

@@ -7,6 +7,7 @@ mod hardening;
 mod lifecycle;
 mod peers;
 mod snapshots;
+mod tour;
 
 use chrono::NaiveDate;
 use std::path::PathBuf;
