@@ -111,6 +111,9 @@ pub enum SnapshotError {
 /// The note on a leaver whose row disappeared from the snapshot.
 pub const ROW_REMOVED: &str = "row removed from snapshot";
 
+/// The note on an identity that was already terminated the first time a snapshot named it.
+pub const FIRST_SEEN_TERMINATED: &str = "already terminated when first seen: recorded, nothing granted";
+
 /// Maps an HR status value to a lifecycle status. Unknown values are rejected, never guessed.
 pub fn hr_status(value: &str) -> Option<Status> {
     match value.trim().to_ascii_lowercase().as_str() {
@@ -575,12 +578,21 @@ pub fn diff(
     for ident in &parsed.identities {
         seen.insert(&ident.id);
         match previous.get(&ident.id) {
-            None => {
-                // Someone we never knew who is already terminated: nothing to grant or revoke.
-                if ident.status != Status::Terminated {
-                    events.push(event(EventKind::Joiner, ident.clone(), None, Vec::new(), false, None));
-                }
+            // Someone we never knew who is already terminated (a contractor whose end date
+            // passed before the first import): nothing to grant or revoke, but the identity is
+            // recorded, so reconciliation names its still-active accounts as a leaver's rather
+            // than as anonymous orphans.
+            None if ident.status == Status::Terminated => {
+                events.push(event(
+                    EventKind::Update,
+                    ident.clone(),
+                    None,
+                    Vec::new(),
+                    false,
+                    Some(FIRST_SEEN_TERMINATED),
+                ));
             }
+            None => events.push(event(EventKind::Joiner, ident.clone(), None, Vec::new(), false, None)),
             Some(prev) => {
                 if let Some(e) = transition(schema, prev, ident, significant) {
                     events.push(e);
@@ -748,6 +760,132 @@ mod tests {
         assert_eq!(p.could_be(&schema, &bo).map(|r| r.line), Some(3));
         let other = Identity::new("E3", Kind::Employee, Status::Active, Attrs::new(&schema));
         assert!(p.could_be(&schema, &other).is_none());
+    }
+
+    /// A source with the columns the diff cases use: id, department, title, status, end.
+    fn hr(schema: &Schema) -> SourceConfig {
+        SourceConfig {
+            name: "hr".into(),
+            kind: SourceKind::Csv,
+            key: "id".into(),
+            columns: vec![
+                (schema.slot_of("department"), "dept".into()),
+                (schema.slot_of("title"), "title".into()),
+                (schema.slot_of("end_date"), "end".into()),
+                (schema.slot_of("start_date"), "start".into()),
+            ],
+            status_column: Some("status".into()),
+            delimiter: b',',
+        }
+    }
+
+    /// Diffs the snapshot `after` against the state `before` left and compares the events,
+    /// rendered `kind id [significant] (changes)`, with `expect`. Rows are `id,dept,title,status,end,start`.
+    fn check(before: &[&str], after: &[&str], expect: &[&str]) {
+        let schema = Schema::default();
+        let src = hr(&schema);
+        let today = NaiveDate::from_ymd_opt(2026, 6, 1).unwrap_or_default();
+        let csv = |rows: &[&str]| format!("id,dept,title,status,end,start\n{}\n", rows.join("\n"));
+        let prev = parse_csv(&src, &schema, csv(before).as_bytes(), today).unwrap_or_default();
+        let previous: HashMap<Box<str>, Identity> = prev.identities.into_iter().map(|i| (i.id.clone(), i)).collect();
+        let next = parse_csv(&src, &schema, csv(after).as_bytes(), today).unwrap_or_default();
+        let significant = [schema.slot_of("department")];
+        let got: Vec<String> = diff(&schema, &previous, &next, &significant)
+            .iter()
+            .map(|e| {
+                let changes: Vec<String> =
+                    e.changes.iter().map(|c| format!("{}={}", c.attribute, c.to.as_deref().unwrap_or(""))).collect();
+                format!(
+                    "{} {}{}{}",
+                    e.kind,
+                    e.identity.id,
+                    if e.significant { " significant" } else { "" },
+                    if changes.is_empty() { String::new() } else { format!(" ({})", changes.join(" ")) }
+                )
+            })
+            .collect();
+        assert_eq!(got, expect, "before {before:?}\nafter {after:?}");
+    }
+
+    #[test]
+    fn the_diff_names_each_lifecycle_transition() {
+        let ada = "E1,Eng,Lead,active,,";
+        check(&[], &[ada], &["joiner E1"]);
+        check(&[ada], &[ada], &[]);
+        check(&[ada], &[], &["leaver E1 (status=terminated)"]);
+        check(&[ada], &["E1,Eng,Lead,terminated,,"], &["leaver E1 (status=terminated)"]);
+        check(&[ada], &["E1,Eng,Lead,active,2026-05-31,"], &["leaver E1 (status=terminated end_date=2026-05-31)"]);
+        check(&[ada], &["E1,Eng,Lead,active,2026-06-01,"], &["mover E1 (end_date=2026-06-01)"]);
+        check(&[ada], &["E1,Sales,Lead,active,,"], &["mover E1 significant (department=Sales)"]);
+        check(&[ada], &["E1,Eng,Director,active,,"], &["mover E1 (title=Director)"]);
+        check(&[ada], &["E1,Eng,Lead,leave,,"], &["suspend E1 (status=suspended)"]);
+        check(&["E1,Eng,Lead,leave,,"], &[ada], &["resume E1 (status=active)"]);
+        check(&["E1,Eng,Lead,terminated,,"], &[ada], &["rehire E1 (status=active)"]);
+        check(&["E1,Eng,Lead,terminated,,"], &["E1,Eng,Boss,terminated,,"], &["update E1 (title=Boss)"]);
+        check(&[], &["E1,Eng,Lead,active,,2026-07-01"], &["joiner E1"]);
+        check(
+            &["E1,Eng,Lead,active,,2026-07-01"],
+            &["E1,Eng,Lead,active,,2026-05-01"],
+            &["mover E1 (status=active start_date=2026-05-01)"],
+        );
+        // Issue 7: a row terminated at first sight is recorded, not dropped.
+        check(&[], &["E1,Eng,Lead,terminated,,"], &["update E1"]);
+        check(&[], &["E1,Eng,Lead,active,2026-01-31,"], &["update E1"]);
+        // A rejected row never makes a leaver.
+        check(&[ada], &["E1,Eng,Lead,retired,,"], &[]);
+        check(&[ada, "E2,Eng,Lead,active,,"], &["E1,Eng,Lead,active,2026-13-01,", "E2,Eng,Lead,active,,"], &[]);
+    }
+
+    fn arb_rows() -> impl proptest::strategy::Strategy<Value = std::collections::BTreeMap<u8, (u8, u8)>> {
+        proptest::collection::btree_map(0u8..12, (0u8..3, 0u8..3), 0..10)
+    }
+
+    proptest::proptest! {
+        /// Against any previous state: ids only in the new file are joiners (unless terminated),
+        /// ids gone from it are leavers (unless already terminated), unchanged rows make no
+        /// event, every event names a distinct identity, and re-diffing the result is empty.
+        #[test]
+        fn the_diff_is_exact_and_idempotent(before in arb_rows(), after in arb_rows()) {
+            let status = ["active", "leave", "terminated"];
+            let dept = ["Eng", "Sales", "Ops"];
+            let rows = |m: &std::collections::BTreeMap<u8, (u8, u8)>| -> Vec<String> {
+                m.iter().map(|(id, (d, s))| format!("E{id},{},Lead,{},,", dept[*d as usize], status[*s as usize])).collect()
+            };
+            let schema = Schema::default();
+            let src = hr(&schema);
+            let today = NaiveDate::from_ymd_opt(2026, 6, 1).unwrap_or_default();
+            let csv = |rows: &[String]| format!("id,dept,title,status,end,start\n{}\n", rows.join("\n"));
+            let prev = parse_csv(&src, &schema, csv(&rows(&before)).as_bytes(), today).unwrap_or_default();
+            let previous: HashMap<Box<str>, Identity> = prev.identities.into_iter().map(|i| (i.id.clone(), i)).collect();
+            let next = parse_csv(&src, &schema, csv(&rows(&after)).as_bytes(), today).unwrap_or_default();
+            let events = diff(&schema, &previous, &next, &[]);
+            let ids: HashSet<&str> = events.iter().map(|e| &*e.identity.id).collect();
+            proptest::prop_assert_eq!(ids.len(), events.len());
+            for (id, (d, s)) in &after {
+                let key = format!("E{id}");
+                let e = events.iter().find(|e| *e.identity.id == key);
+                match before.get(id) {
+                    None if *s == 2 => proptest::prop_assert_eq!(e.map(|e| e.kind), Some(EventKind::Update)),
+                    None => proptest::prop_assert_eq!(e.map(|e| e.kind), Some(EventKind::Joiner)),
+                    Some(b) if b == &(*d, *s) => proptest::prop_assert!(e.is_none()),
+                    Some(_) => proptest::prop_assert!(e.is_some()),
+                }
+            }
+            for (id, (_, s)) in &before {
+                if !after.contains_key(id) {
+                    let e = events.iter().find(|e| *e.identity.id == *format!("E{id}"));
+                    let want = if *s == 2 { None } else { Some(EventKind::Leaver) };
+                    proptest::prop_assert_eq!(e.map(|e| e.kind), want);
+                }
+            }
+            // The state after the events, diffed against the same file again, is unchanged.
+            let mut state = previous.clone();
+            for e in &events {
+                state.insert(e.identity.id.clone(), e.identity.clone());
+            }
+            let again = diff(&schema, &state, &next, &[]);
+            proptest::prop_assert!(again.is_empty(), "{:?}", again);
+        }
     }
 
     #[test]
