@@ -66,7 +66,7 @@ pub struct AuditRecord {
     pub hash: String,
 }
 
-fn put(buf: &mut Vec<u8>, field: Option<&str>) {
+pub(crate) fn put(buf: &mut Vec<u8>, field: Option<&str>) {
     match field {
         None => buf.push(0),
         Some(s) => {

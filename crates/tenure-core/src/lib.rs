@@ -10,10 +10,12 @@ pub mod config;
 pub mod date;
 pub mod diag;
 pub mod doc;
+pub mod evidence;
 pub mod model;
 pub mod plan;
 pub mod schema;
 pub mod snapshot;
+pub mod spreadsheet;
 pub mod text;
 
 pub use diag::{Problem, Problems};
