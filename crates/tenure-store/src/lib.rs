@@ -16,11 +16,12 @@ pub mod sqlite;
 
 use serde::Serialize;
 use tenure_core::audit::{AuditEntry, AuditRecord, ChainBreak};
+use tenure_core::evidence::Checkpoint;
 use tenure_core::plan::{Holdings, Queued};
 use tenure_core::{Change, EventKind, Identity, OpKind, OpState, Schema};
 
 pub use queue::{ExceptionRecord, Finding, Finished, Queue, ReconRun, Remediation, RemediationOp, TicketRecord};
-pub use sqlite::SqliteStore;
+pub use sqlite::{SqliteStore, StoreOptions};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -246,4 +247,9 @@ pub trait Store: Send + Sync {
     fn scan_audit(&self, filter: &AuditFilter, visit: &mut dyn FnMut(AuditRecord) -> bool) -> Result<()>;
     /// Verifies the whole chain and names the first bad record.
     fn verify_audit(&self) -> Result<VerifyReport>;
+    /// The signed checkpoints of the chain in `seq` order (none in a store older than them).
+    fn checkpoints(&self) -> Result<Vec<Checkpoint>>;
+    /// Appends `entry`, has `sign` sign the new head (that record), and stores the checkpoint,
+    /// in one transaction: a checkpoint always covers its own audit record.
+    fn append_checkpoint(&self, entry: &AuditEntry, sign: &dyn Fn(&AuditRecord) -> Checkpoint) -> Result<Checkpoint>;
 }

@@ -7,6 +7,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 use std::sync::{Mutex, MutexGuard};
 use tenure_core::audit::{self, GENESIS, Verifier};
+use tenure_core::evidence::Checkpoint;
 use tenure_core::plan::{AccountView, Queued};
 use tenure_core::{Attrs, CaseState, Kind, Status};
 
@@ -15,6 +16,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (1, "init", include_str!("../migrations/0001_init.sql")),
     (2, "execution", include_str!("../migrations/0002_execution.sql")),
     (3, "accounts_and_claims", include_str!("../migrations/0003_accounts_and_claims.sql")),
+    (4, "audit_checkpoints", include_str!("../migrations/0004_audit_checkpoints.sql")),
 ];
 
 pub struct SqliteStore {
@@ -38,16 +40,157 @@ pub(crate) fn parse_enum<T: std::str::FromStr<Err = String>>(s: &str) -> Result<
     s.parse().map_err(corrupt)
 }
 
+/// How to open a store file.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StoreOptions {
+    /// Read only: nothing is created and no migration runs, so a read-only copy of the database
+    /// owned by someone else can be verified and exported. Writes fail.
+    pub read_only: bool,
+    /// Accept a database file or directory that is a symbolic link (`[store] allow_symlink`).
+    pub allow_symlink: bool,
+}
+
+fn open_error(path: &Path, reason: impl Into<String>) -> StoreError {
+    StoreError::Open { path: path.display().to_string(), reason: reason.into() }
+}
+
+/// The directory a store file lives in (`.` for a bare file name).
+fn parent_dir(path: &Path) -> &Path {
+    path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."))
+}
+
+/// Refuses a symlinked database file or directory: a link planted there would redirect the
+/// evidence (or the writes) to a file of someone else's choosing.
+fn refuse_symlinks(path: &Path) -> Result<()> {
+    let is_link = |p: &Path| std::fs::symlink_metadata(p).is_ok_and(|m| m.file_type().is_symlink());
+    let hint = "set `allow_symlink = true` in [store] to accept one";
+    if is_link(path) {
+        return Err(open_error(path, format!("it is a symbolic link; {hint}")));
+    }
+    let dir = parent_dir(path);
+    if is_link(dir) {
+        return Err(open_error(path, format!("its directory `{}` is a symbolic link; {hint}", dir.display())));
+    }
+    Ok(())
+}
+
+/// Creates the store's directory (0700) and file (0600) before SQLite opens it, so the
+/// database and its `-wal` and `-shm` files (which SQLite gives the database's mode) are never
+/// readable by other users. Existing files keep their modes.
+fn create_private(path: &Path) -> Result<()> {
+    use std::os::unix::fs::{DirBuilderExt as _, OpenOptionsExt as _};
+    let dir = parent_dir(path);
+    if !dir.exists() {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .map_err(|e| open_error(path, e.to_string()))?;
+    }
+    match std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path) {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(open_error(path, e.to_string())),
+    }
+}
+
+/// `file:` URI of `path` with `immutable=1`, percent-encoding everything but unreserved bytes.
+fn immutable_uri(path: &Path) -> String {
+    let mut uri = String::from("file:");
+    for &b in path.as_os_str().as_encoded_bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~/".contains(&b) {
+            uri.push(char::from(b));
+        } else {
+            uri.push_str(&format!("%{b:02X}"));
+        }
+    }
+    uri.push_str("?immutable=1");
+    uri
+}
+
+fn probe(conn: &Connection) -> rusqlite::Result<i64> {
+    conn.query_row("SELECT count(*) FROM sqlite_master", [], |r| r.get(0))
+}
+
+pub(crate) fn has_table(conn: &Connection, name: &str) -> Result<bool> {
+    let n: i64 =
+        conn.query_row("SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = ?1", [name], |r| r.get(0))?;
+    Ok(n > 0)
+}
+
 impl SqliteStore {
     /// Opens (creating if needed) the database at `path` and applies pending migrations.
+    /// A symlinked path is refused; see [`SqliteStore::open_with`].
     pub fn open(path: &Path) -> Result<Self> {
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir)
-                .map_err(|e| StoreError::Open { path: path.display().to_string(), reason: e.to_string() })?;
+        Self::open_with(path, StoreOptions::default())
+    }
+
+    /// Opens the database at `path` as `options` say.
+    pub fn open_with(path: &Path, options: StoreOptions) -> Result<Self> {
+        if !options.allow_symlink {
+            refuse_symlinks(path)?;
         }
-        let conn = Connection::open(path)
-            .map_err(|e| StoreError::Open { path: path.display().to_string(), reason: e.to_string() })?;
+        if options.read_only {
+            return Self::open_read_only(path);
+        }
+        create_private(path)?;
+        let conn = Connection::open(path).map_err(|e| open_error(path, e.to_string()))?;
         Self::init(conn)
+    }
+
+    /// A read-only connection. SQLite reads a WAL database through its `-shm` file, which it
+    /// creates beside the database if it can; when it cannot (a read-only directory), the file
+    /// is opened `immutable`, which is only sound without a pending write-ahead log.
+    fn open_read_only(path: &Path) -> Result<Self> {
+        use rusqlite::OpenFlags;
+        if !path.exists() {
+            return Err(open_error(path, "no such file (nothing has been stored yet)"));
+        }
+        let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let conn = Connection::open_with_flags(path, flags).map_err(|e| open_error(path, e.to_string()))?;
+        let conn = match probe(&conn) {
+            Ok(_) => conn,
+            Err(e)
+                if matches!(
+                    e.sqlite_error_code(),
+                    Some(rusqlite::ErrorCode::ReadOnly | rusqlite::ErrorCode::CannotOpen)
+                ) =>
+            {
+                drop(conn);
+                let mut wal = path.as_os_str().to_owned();
+                wal.push("-wal");
+                if std::fs::metadata(&wal).is_ok_and(|m| m.len() > 0) {
+                    return Err(open_error(
+                        path,
+                        format!(
+                            "its directory is not writable and `{}` holds changes SQLite cannot read without it; make a clean copy with `sqlite3 DB \".backup COPY\"`",
+                            Path::new(&wal).display()
+                        ),
+                    ));
+                }
+                let conn = Connection::open_with_flags(immutable_uri(path), flags | OpenFlags::SQLITE_OPEN_URI)
+                    .map_err(|e| open_error(path, e.to_string()))?;
+                probe(&conn).map_err(|e| open_error(path, e.to_string()))?;
+                conn
+            }
+            Err(e) => return Err(open_error(path, e.to_string())),
+        };
+        conn.busy_timeout(std::time::Duration::from_secs(30))?;
+        conn.pragma_update(None, "query_only", "ON")?;
+        if !has_table(&conn, "schema_migrations")? {
+            return Err(open_error(path, "not a Tenure store (it has no schema_migrations table)"));
+        }
+        {
+            let mut stmt = conn.prepare("SELECT version, checksum FROM schema_migrations")?;
+            let applied = stmt.query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?)))?;
+            for row in applied {
+                let (version, sum) = row?;
+                if MIGRATIONS.iter().any(|(v, _, sql)| *v == version && checksum(sql) != sum) {
+                    return Err(StoreError::MigrationChanged { version });
+                }
+            }
+        }
+        Ok(Self { conn: Mutex::new(conn) })
     }
 
     /// An in-memory store, for tests and simulations.
@@ -782,6 +925,45 @@ impl Store for SqliteStore {
         Ok(())
     }
 
+    fn checkpoints(&self) -> Result<Vec<Checkpoint>> {
+        let conn = self.lock();
+        // A store older than migration 4 (opened read-only, so not migrated) has none.
+        if !has_table(&conn, "audit_checkpoints")? {
+            return Ok(Vec::new());
+        }
+        let mut stmt =
+            conn.prepare_cached("SELECT seq, head, at, key_id, signature FROM audit_checkpoints ORDER BY seq, id")?;
+        let rows = stmt.query_map([], |r| {
+            Ok(Checkpoint { seq: r.get(0)?, head: r.get(1)?, at: r.get(2)?, key_id: r.get(3)?, signature: r.get(4)? })
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    fn append_checkpoint(&self, entry: &AuditEntry, sign: &dyn Fn(&AuditRecord) -> Checkpoint) -> Result<Checkpoint> {
+        let mut conn = self.lock();
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        append(&tx, std::slice::from_ref(entry))?;
+        let head = tx.query_row(
+            "SELECT seq, at, actor, action, identity, target, entitlement, reason, approver, outcome, prev_hash, hash
+             FROM audit ORDER BY seq DESC LIMIT 1",
+            [],
+            |r| Ok(audit_row(r)),
+        )??;
+        let c = sign(&head);
+        if c.seq != head.seq || c.head != head.hash {
+            return Err(StoreError::Conflict(format!(
+                "checkpoint of seq {} does not sign the head {}",
+                c.seq, head.seq
+            )));
+        }
+        tx.execute(
+            "INSERT INTO audit_checkpoints (seq, head, at, key_id, signature) VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![c.seq, c.head, c.at, c.key_id, c.signature],
+        )?;
+        tx.commit()?;
+        Ok(c)
+    }
+
     fn verify_audit(&self) -> Result<VerifyReport> {
         let mut v = Verifier::default();
         let mut first_bad = None;
@@ -899,6 +1081,78 @@ mod tests {
             .execute("UPDATE schema_migrations SET checksum = 'x' WHERE version = 1", [])
             .unwrap();
         assert!(matches!(SqliteStore::open(&path), Err(StoreError::MigrationChanged { version: 1 })));
+    }
+
+    fn mode(p: &Path) -> u32 {
+        use std::os::unix::fs::PermissionsExt as _;
+        std::fs::metadata(p).unwrap().permissions().mode() & 0o777
+    }
+
+    #[test]
+    fn a_new_store_is_private_to_its_owner() {
+        let dir = tempfile::TempDir::new().unwrap();
+        let path = dir.path().join("a/b/t.db");
+        let store = SqliteStore::open(&path).unwrap();
+        store.audit(&[AuditEntry::new("system", "test", "ok")]).unwrap();
+        assert_eq!((mode(&dir.path().join("a")), mode(&dir.path().join("a/b"))), (0o700, 0o700));
+        assert_eq!(mode(&path), 0o600);
+        let wal = dir.path().join("a/b/t.db-wal");
+        assert!(wal.exists());
+        assert_eq!(mode(&wal), 0o600, "SQLite gives the -wal the database's mode");
+    }
+
+    #[test]
+    fn a_symlinked_store_file_or_directory_is_refused_unless_allowed() {
+        let dir = tempfile::TempDir::new().unwrap();
+        let real = dir.path().join("real/t.db");
+        drop(SqliteStore::open(&real).unwrap());
+        std::os::unix::fs::symlink(dir.path().join("real"), dir.path().join("link")).unwrap();
+        std::os::unix::fs::symlink(&real, dir.path().join("t.db")).unwrap();
+        for p in [dir.path().join("link/t.db"), dir.path().join("t.db")] {
+            for read_only in [false, true] {
+                let opts = StoreOptions { read_only, allow_symlink: false };
+                let err = SqliteStore::open_with(&p, opts).err().map(|e| e.to_string()).unwrap_or_default();
+                assert!(err.contains("symbolic link"), "{}: {err}", p.display());
+                assert!(SqliteStore::open_with(&p, StoreOptions { read_only, allow_symlink: true }).is_ok());
+            }
+        }
+    }
+
+    #[test]
+    fn a_read_only_open_never_creates_the_store_migrates_or_writes() {
+        let dir = tempfile::TempDir::new().unwrap();
+        let ro = StoreOptions { read_only: true, allow_symlink: false };
+        let missing = dir.path().join("none/t.db");
+        assert!(matches!(SqliteStore::open_with(&missing, ro), Err(StoreError::Open { .. })));
+        assert!(!dir.path().join("none").exists());
+
+        let path = dir.path().join("t.db");
+        drop(SqliteStore::open(&path).unwrap());
+        Connection::open(&path)
+            .unwrap()
+            .execute_batch("DROP TABLE audit_checkpoints; DELETE FROM schema_migrations WHERE version = 4")
+            .unwrap();
+        let store = SqliteStore::open_with(&path, ro).unwrap();
+        assert!(store.checkpoints().unwrap().is_empty(), "an older store has no checkpoints");
+        assert!(store.audit(&[AuditEntry::new("system", "test", "ok")]).is_err());
+        assert!(store.verify_audit().unwrap().first_bad.is_none());
+        drop(store);
+        let n: i64 = Connection::open(&path)
+            .unwrap()
+            .query_row("SELECT count(*) FROM schema_migrations", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(n, 3, "no migration ran");
+
+        Connection::open(&path)
+            .unwrap()
+            .execute("UPDATE schema_migrations SET checksum = 'x' WHERE version = 2", [])
+            .unwrap();
+        assert!(matches!(SqliteStore::open_with(&path, ro), Err(StoreError::MigrationChanged { version: 2 })));
+    }
+
+    #[test]
+    fn immutable_uris_escape_the_path() {
+        assert_eq!(immutable_uri(Path::new("/a b/t?#%.db")), "file:/a%20b/t%3F%23%25.db?immutable=1");
     }
 
     #[test]
