@@ -8,6 +8,7 @@
 //! `tenure-store`.
 
 pub mod desired;
+pub mod evidence;
 pub mod executor;
 pub mod import;
 pub mod reconcile;
