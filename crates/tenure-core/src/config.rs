@@ -12,12 +12,32 @@ use std::collections::HashSet;
 #[derive(Debug, Clone)]
 pub struct Config {
     pub store_url: String,
+    /// `[store] allow_symlink`: accept a store file or directory that is a symbolic link.
+    pub store_allow_symlink: bool,
+    pub audit: AuditConfig,
     pub server_listen: String,
     pub policy_path: String,
     pub guard: GuardConfig,
     pub schema: Schema,
     pub sources: Vec<SourceConfig>,
     pub targets: Vec<TargetConfig>,
+}
+
+/// `[audit]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditConfig {
+    /// The Ed25519 key that signs checkpoints, relative to the config file; its public key is
+    /// `<signing_key_file>.pub`.
+    pub signing_key_file: String,
+}
+
+/// The default `[audit] signing_key_file`.
+pub const DEFAULT_SIGNING_KEY_FILE: &str = "tenure-data/audit-signing.key";
+
+impl Default for AuditConfig {
+    fn default() -> Self {
+        Self { signing_key_file: DEFAULT_SIGNING_KEY_FILE.to_string() }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -206,6 +226,20 @@ impl<'a, 'p, 's> Reader<'a, 'p, 's> {
         }
     }
 
+    fn boolean(&mut self, key: &str) -> Option<bool> {
+        let node = self.table.get(key)?;
+        match node.value {
+            Value::Bool(b) => Some(b),
+            _ => {
+                self.p.at(
+                    node.start(),
+                    format!("`{key}` in {} must be true or false, not {}", self.what, node.type_name()),
+                );
+                None
+            }
+        }
+    }
+
     fn float(&mut self, key: &str) -> Option<f64> {
         let node = self.table.get(key)?;
         match node.value {
@@ -286,22 +320,38 @@ pub fn parse(file: &str, source: &str) -> Result<Config, Vec<Problem>> {
         root,
         "the config",
         &mut p,
-        &["store", "server", "policy", "guard", "attributes", "source", "target"],
+        &["store", "server", "policy", "guard", "attributes", "source", "target", "audit"],
     );
 
     let mut store_url = "sqlite://tenure-data/tenure.db".to_string();
     let mut server_listen = "127.0.0.1:8080".to_string();
     let mut policy_path = "policy.toml".to_string();
     let mut guard = GuardConfig::default();
+    let mut store_allow_symlink = false;
+    let mut audit = AuditConfig::default();
 
     if let Some(t) = section(root, "store", &mut p) {
-        let mut r = Reader::new(t, "[store]", &mut p, &["url"]);
+        let mut r = Reader::new(t, "[store]", &mut p, &["url", "allow_symlink"]);
+        if let Some(b) = r.boolean("allow_symlink") {
+            store_allow_symlink = b;
+        }
         if let Some(u) = r.string("url") {
             if url_has_credentials(&u) {
                 let at = t.get("url").map_or(0, Node::start);
                 r.p.at(at, "`url` in [store] carries a password; put it in `TENURE_STORE_URL` instead");
             }
             store_url = u;
+        }
+    }
+    if let Some(t) = section(root, "audit", &mut p) {
+        let mut r = Reader::new(t, "[audit]", &mut p, &["signing_key_file"]);
+        if let Some(f) = r.string("signing_key_file") {
+            if f.trim().is_empty() {
+                let at = t.get("signing_key_file").map_or(0, Node::start);
+                r.p.at(at, "`signing_key_file` in [audit] must not be empty");
+            } else {
+                audit.signing_key_file = f;
+            }
         }
     }
     if let Some(t) = section(root, "server", &mut p) {
@@ -400,7 +450,7 @@ pub fn parse(file: &str, source: &str) -> Result<Config, Vec<Problem>> {
     if !p.is_empty() {
         return Err(p.into_vec());
     }
-    Ok(Config { store_url, server_listen, policy_path, guard, schema, sources, targets })
+    Ok(Config { store_url, store_allow_symlink, audit, server_listen, policy_path, guard, schema, sources, targets })
 }
 
 fn section<'a>(root: &'a Table, key: &str, p: &mut Problems<'_>) -> Option<&'a Table> {
@@ -650,6 +700,8 @@ owner = "payroll-admins"
         let c = parse("tenure.toml", GOOD).unwrap_or_else(|p| unreachable_problems(&p));
         assert_eq!(c.guard, GuardConfig { max_leavers: 10, max_leaver_fraction: 0.1, ..GuardConfig::default() });
         assert_eq!(c.policy_path, "policy.toml");
+        assert_eq!(c.audit.signing_key_file, DEFAULT_SIGNING_KEY_FILE);
+        assert!(!c.store_allow_symlink);
         assert_eq!(c.sources.len(), 1);
         assert_eq!(c.sources.first().and_then(|s| s.status_column.clone()).as_deref(), Some("employment_status"));
         assert!(c.schema.slot("team").is_some());
@@ -663,6 +715,8 @@ owner = "payroll-admins"
         assert!(p.is_empty(), "unexpected problems: {text:#?}");
         parse("x", "").unwrap_or_else(|_| Config {
             store_url: String::new(),
+            store_allow_symlink: false,
+            audit: AuditConfig::default(),
             server_listen: String::new(),
             policy_path: String::new(),
             guard: GuardConfig::default(),
@@ -715,6 +769,13 @@ owner = "payroll-admins"
         check(("max_leaver_fraction = 0.1", "max_leaver_fraction = 1.5"), "1.5", "expected 0.0 to 1.0");
         check(("owner = \"payroll-admins\"", ""), "[[target]]\nname = \"payroll\"", "missing `owner`");
         check(("[guard]", "[guard\n"), "[guard", "invalid TOML");
+        check(("[guard]", "[audit]\nsigning_key_file = 3\n[guard]"), "= 3", "must be a string");
+        check(("[guard]", "[audit]\nsigning_key = \"k\"\n[guard]"), "signing_key =", "unknown key `signing_key`");
+        check(
+            ("url = \"sqlite://data/t.db\"", "url = \"sqlite://x\"\nallow_symlink = \"yes\""),
+            "\"yes\"",
+            "true or false",
+        );
         check(
             ("url = \"ldap://127.0.0.1:3389\"", "url = \"ldap://admin:pw@127.0.0.1\""),
             "[[target]]\nname = \"directory\"",

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use tenure_core::Problem;
 use tenure_core::config::Config;
 use tenure_policy::Policy;
-use tenure_store::SqliteStore;
+use tenure_store::{SqliteStore, StoreOptions};
 
 pub struct Loaded {
     pub config: Config,
@@ -60,6 +60,11 @@ impl Loaded {
         if p.is_absolute() { p.to_path_buf() } else { self.config_dir.join(p) }
     }
 
+    /// `[audit] signing_key_file`, resolved against the config's directory.
+    pub fn signing_key_path(&self) -> PathBuf {
+        self.resolve(&self.config.audit.signing_key_file)
+    }
+
     pub fn policy_path(&self) -> PathBuf {
         self.resolve(&self.config.policy_path)
     }
@@ -75,10 +80,21 @@ impl Loaded {
 
     /// Opens the store named by `[store] url` (or `TENURE_STORE_URL`).
     pub fn open_store(&self) -> Result<SqliteStore> {
+        self.open_store_with(false)
+    }
+
+    /// Opens the store for reading only: no file is created, no migration runs, and a
+    /// read-only copy owned by someone else works (`audit verify`, `audit export`).
+    pub fn open_store_read_only(&self) -> Result<SqliteStore> {
+        self.open_store_with(true)
+    }
+
+    fn open_store_with(&self, read_only: bool) -> Result<SqliteStore> {
         let url = std::env::var("TENURE_STORE_URL").unwrap_or_else(|_| self.config.store_url.clone());
         if let Some(path) = url.strip_prefix("sqlite://") {
             let path = self.resolve(path);
-            return Ok(SqliteStore::open(&path)?);
+            let options = StoreOptions { read_only, allow_symlink: self.config.store_allow_symlink };
+            return Ok(SqliteStore::open_with(&path, options)?);
         }
         if url.starts_with("postgres://") || url.starts_with("postgresql://") {
             bail!("the PostgreSQL store is not part of this build yet; use a sqlite:// store url");

@@ -156,6 +156,7 @@ pub fn init(dir: Option<&Path>, force: bool) -> Result<ExitCode> {
         std::fs::write(dir.join(name), text).with_context(|| format!("cannot write `{}`", dir.join(name).display()))?;
         outln!("wrote {}", dir.join(name).display());
     }
+    crate::audit::init_signing_key(dir)?;
     outln!("next: cd {} && tenure check && tenure import --source hr hr.csv && tenure plan", dir.display());
     Ok(ExitCode::SUCCESS)
 }

@@ -14,6 +14,7 @@ macro_rules! outln {
     }};
 }
 
+mod audit;
 mod context;
 mod demo;
 mod exec;
@@ -200,24 +201,44 @@ pub enum TaskCmd {
 
 #[derive(Debug, Subcommand)]
 pub enum AuditCmd {
-    /// Check the whole chain; name the first bad record.
+    /// Check the whole chain and every signed checkpoint; name the first bad record.
     Verify {
         /// A head printed by an earlier `audit verify` (`SEQ:HASH`), kept outside the database:
         /// fails if that record is gone or differs (truncation or a rewritten chain).
-        #[arg(long, value_name = "SEQ:HASH")]
+        #[arg(long, value_name = "SEQ:HASH", conflicts_with = "bundle")]
         expect_head: Option<String>,
-        /// Verify a JSONL export offline instead of the store: every record's hash, and the links
-        /// between consecutive records (a filtered export is checked record by record).
-        #[arg(long, value_name = "FILE")]
+        /// Verify a JSONL export offline instead of the store. A full export must be complete
+        /// (every gap in `seq` is reported); a filtered one is checked record by record.
+        #[arg(long, value_name = "FILE", conflicts_with_all = ["bundle", "public_key"])]
         export: Option<PathBuf>,
+        /// Verify an evidence bundle offline (no store or config needed): signatures, digests,
+        /// and every record against the signed heads.
+        #[arg(long, value_name = "DIR", requires = "public_key")]
+        bundle: Option<PathBuf>,
+        /// The public key to check signatures with (for the store, default:
+        /// `<signing_key_file>.pub`; pass the copy you were given to rule out a replaced key).
+        #[arg(long, value_name = "FILE")]
+        public_key: Option<PathBuf>,
     },
-    /// Export records for auditors (`--format jsonl` or `csv`).
+    /// Sign the chain's head with the audit signing key (`[audit] signing_key_file`, created
+    /// 0600 on first use, its public key written beside it as `.pub`).
+    Checkpoint {
+        #[command(flatten)]
+        who: Who,
+    },
+    /// Export records for auditors (`--format jsonl` or `csv`), or a signed evidence bundle.
     Export {
-        #[arg(long)]
+        #[arg(long, conflicts_with = "bundle")]
         identity: Option<String>,
         /// Records at or after this date (YYYY-MM-DD) or time (RFC 3339).
-        #[arg(long)]
+        #[arg(long, conflicts_with = "bundle")]
         since: Option<String>,
+        /// Write an evidence bundle into DIR: `records.jsonl`, `checkpoints.jsonl` and a signed
+        /// `manifest.json`, after signing a fresh checkpoint.
+        #[arg(long, value_name = "DIR")]
+        bundle: Option<PathBuf>,
+        #[command(flatten)]
+        who: Who,
     },
 }
 

@@ -2,7 +2,7 @@
 
 use crate::context::{self, Invalid, Loaded};
 use crate::output::{Format, opt, print_json, table};
-use crate::{AuditCmd, Cli, Command, IdentityCmd, Who};
+use crate::{Cli, Command, IdentityCmd, Who};
 use anyhow::{Context as _, Result};
 use indicatif::{ProgressBar, ProgressStyle};
 use std::io::IsTerminal as _;
@@ -267,114 +267,8 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             crate::exec::exceptions(&cli, *all, Format::parse(fmt, TEXT_JSON, Format::Text)?)
         }
         Command::Demo { dir, people, keep } => crate::demo::demo(dir.as_deref(), *people, *keep),
-        Command::Audit(AuditCmd::Verify { export: Some(file), .. }) => verify_export(file),
-        Command::Audit(AuditCmd::Verify { expect_head, export: None }) => {
-            let f = Format::parse(fmt, TEXT_JSON, Format::Text)?;
-            let (_, store) = open(&cli)?;
-            let report = store.verify_audit()?;
-            let anchor = match expect_head {
-                None => None,
-                Some(h) => Some(check_head(&store, h)?),
-            };
-            let anchor_ok = anchor.as_ref().is_none_or(|(ok, _)| *ok);
-            if f == Format::Json {
-                print_json(&serde_json::json!({
-                    "records": report.records,
-                    "first_bad": report.first_bad,
-                    "head": report.head,
-                    "expected_head": anchor.as_ref().map(|(ok, why)| serde_json::json!({"ok": ok, "detail": why})),
-                }))?;
-            } else {
-                match &report.first_bad {
-                    None => outln!("audit chain verified: {} records", report.records),
-                    Some(b) => outln!(
-                        "audit chain BROKEN at seq {}: {} ({} records verified before it)",
-                        b.seq,
-                        b.reason,
-                        report.records
-                    ),
-                }
-                if let Some((seq, hash)) = &report.head {
-                    outln!("head: {seq}:{hash}");
-                }
-                if let Some((ok, why)) = &anchor {
-                    outln!("expected head: {} ({why})", if *ok { "present" } else { "MISSING" });
-                }
-            }
-            Ok(if report.first_bad.is_some() || !anchor_ok { ExitCode::from(1) } else { ExitCode::SUCCESS })
-        }
-        Command::Audit(AuditCmd::Export { identity, since }) => {
-            let f = Format::parse(fmt, &[Format::Jsonl, Format::Csv, Format::Json], Format::Jsonl)?;
-            let (_, store) = open(&cli)?;
-            let since = since.as_deref().map(normalize_since).transpose()?;
-            export(&store, &AuditFilter { identity: identity.clone(), since }, f)?;
-            Ok(ExitCode::SUCCESS)
-        }
+        Command::Audit(cmd) => crate::audit::run(&cli, cmd, fmt),
     }
-}
-
-/// Verifies a JSONL export without the database.
-fn verify_export(file: &std::path::Path) -> Result<ExitCode> {
-    use std::io::BufRead as _;
-    let f = std::fs::File::open(file).with_context(|| format!("cannot read `{}`", file.display()))?;
-    let mut prev: Option<tenure_core::audit::AuditRecord> = None;
-    let (mut n, mut links) = (0u64, 0u64);
-    for (i, line) in std::io::BufReader::new(f).lines().enumerate() {
-        let line = line?;
-        if line.trim().is_empty() {
-            continue;
-        }
-        let r: tenure_core::audit::AuditRecord = serde_json::from_str(&line)
-            .with_context(|| format!("{}:{}: not an audit record", file.display(), i + 1))?;
-        if tenure_core::audit::hash(r.seq, &r.at, &r.entry, &r.prev_hash) != r.hash {
-            outln!("export BROKEN at seq {}: the record does not match its hash (edited)", r.seq);
-            return Ok(ExitCode::from(1));
-        }
-        if let Some(p) = &prev {
-            if r.seq <= p.seq {
-                outln!("export BROKEN at seq {}: out of order after seq {}", r.seq, p.seq);
-                return Ok(ExitCode::from(1));
-            }
-            if r.seq == p.seq + 1 {
-                if r.prev_hash != p.hash {
-                    outln!("export BROKEN at seq {}: prev_hash does not match record {}", r.seq, p.seq);
-                    return Ok(ExitCode::from(1));
-                }
-                links += 1;
-            }
-        } else if r.seq == 1 && r.prev_hash != tenure_core::audit::GENESIS {
-            outln!("export BROKEN at seq 1: does not start the chain");
-            return Ok(ExitCode::from(1));
-        }
-        n += 1;
-        prev = Some(r);
-    }
-    outln!("export verified: {n} records, each matching its hash; {links} consecutive links checked");
-    if let Some(p) = prev {
-        outln!("head: {}:{}", p.seq, p.hash);
-    }
-    Ok(ExitCode::SUCCESS)
-}
-
-/// Checks that the chain still holds record `SEQ` with hash `HASH`.
-fn check_head(store: &dyn Store, head: &str) -> Result<(bool, String)> {
-    let Some((seq, hash)) = head.split_once(':') else {
-        return Err(UsageError(format!("--expect-head `{head}` is not SEQ:HASH")).into());
-    };
-    let seq: i64 = seq.parse().map_err(|_| UsageError(format!("--expect-head `{head}`: `{seq}` is not a number")))?;
-    let mut found = None;
-    store.scan_audit(&AuditFilter::default(), &mut |r| {
-        if r.seq == seq {
-            found = Some(r.hash);
-            return false;
-        }
-        r.seq < seq
-    })?;
-    Ok(match found {
-        Some(h) if h == hash => (true, format!("record {seq} still has the recorded hash")),
-        Some(_) => (false, format!("record {seq} has a different hash: the chain was rewritten")),
-        None => (false, format!("record {seq} is gone: the chain was truncated")),
-    })
 }
 
 /// Leaver revocations per target class: how many are verified (or excepted), how many are still
@@ -449,93 +343,6 @@ fn coverage(cli: &Cli, f: Format) -> Result<ExitCode> {
         );
     }
     Ok(if open_leavers > 0 { ExitCode::from(1) } else { ExitCode::SUCCESS })
-}
-
-fn normalize_since(s: &str) -> Result<String> {
-    if let Some(d) = tenure_core::date::parse_date(s).filter(|_| s.len() == 10) {
-        return Ok(format!("{d}T00:00:00.000000Z"));
-    }
-    chrono::DateTime::parse_from_rfc3339(s)
-        .map(|t| t.with_timezone(&chrono::Utc).format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string())
-        .map_err(|_| UsageError(format!("--since `{s}` is not YYYY-MM-DD or an RFC 3339 time")).into())
-}
-
-fn export(store: &dyn Store, filter: &AuditFilter, f: Format) -> Result<()> {
-    use std::io::Write as _;
-    let stdout = std::io::stdout();
-    let mut out = std::io::BufWriter::new(stdout.lock());
-    let mut err: Option<std::io::Error> = None;
-    match f {
-        Format::Csv => {
-            let mut w = csv::Writer::from_writer(out);
-            w.write_record([
-                "seq",
-                "at",
-                "actor",
-                "action",
-                "identity",
-                "target",
-                "entitlement",
-                "reason",
-                "approver",
-                "outcome",
-                "prev_hash",
-                "hash",
-            ])?;
-            store.scan_audit(filter, &mut |r| {
-                let e = &r.entry;
-                let res = w.write_record([
-                    r.seq.to_string().as_str(),
-                    &r.at,
-                    &e.actor,
-                    &e.action,
-                    e.identity.as_deref().unwrap_or(""),
-                    e.target.as_deref().unwrap_or(""),
-                    e.entitlement.as_deref().unwrap_or(""),
-                    e.reason.as_deref().unwrap_or(""),
-                    e.approver.as_deref().unwrap_or(""),
-                    &e.outcome,
-                    &r.prev_hash,
-                    &r.hash,
-                ]);
-                match res {
-                    Ok(()) => true,
-                    Err(e) => {
-                        if let csv::ErrorKind::Io(io) = e.into_kind() {
-                            err = Some(io);
-                        }
-                        false
-                    }
-                }
-            })?;
-            if let Err(e) = w.flush()
-                && err.is_none()
-            {
-                err = Some(e);
-            }
-        }
-        _ => {
-            store.scan_audit(filter, &mut |r| match serde_json::to_string(&r) {
-                Ok(line) => match writeln!(out, "{line}") {
-                    Ok(()) => true,
-                    Err(e) => {
-                        err = Some(e);
-                        false
-                    }
-                },
-                Err(_) => false,
-            })?;
-            if let Err(e) = out.flush()
-                && err.is_none()
-            {
-                err = Some(e);
-            }
-        }
-    }
-    match err {
-        Some(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e.into()),
-        _ => Ok(()),
-    }
 }
 
 pub fn open(cli: &Cli) -> Result<(Loaded, tenure_store::SqliteStore)> {
