@@ -408,7 +408,7 @@ impl ExportVerifier {
     pub fn push_line(&mut self, line: &str) {
         self.lines += 1;
         let n = self.lines;
-        let next = self.prev.as_ref().map_or(1, |(s, _)| s + 1);
+        let next = self.prev.as_ref().map_or(1, |(s, _)| s.saturating_add(1));
         if line.trim().is_empty() {
             return;
         }
@@ -448,7 +448,7 @@ impl ExportVerifier {
                 self.bad(r.seq, n, format!("record {} comes after record {ps}: out of order or repeated", r.seq));
                 return;
             }
-            Some((ps, ph)) if r.seq == ps + 1 => {
+            Some((ps, ph)) if r.seq == ps.saturating_add(1) => {
                 self.links += 1;
                 if r.prev_hash != ph {
                     self.bad(r.seq, n, format!("record {}'s prev_hash does not match record {ps}'s hash", r.seq));
@@ -784,8 +784,9 @@ impl<'k> BundleVerifier<'k> {
                         .iter()
                         .filter(|a| {
                             a.seq < seq
-                                && usize::try_from(a.seq - 1)
-                                    .ok()
+                                && a.seq
+                                    .checked_sub(1)
+                                    .and_then(|k| usize::try_from(k).ok())
                                     .and_then(|k| self.lines.get(k))
                                     .is_some_and(|l| l.hash == a.hash)
                         })
@@ -1107,5 +1108,58 @@ mod tests {
         assert!(r.ok && r.gaps.is_empty() && r.filter.is_some() && r.links == 2, "{r:#?}");
         let r = check(&[0, 4, 1], Some(filtered));
         assert_eq!(r.bad.first().map(|b| b.seq), Some(2));
+    }
+
+    #[test]
+    fn a_rechained_rewrite_in_a_bundle_is_located_between_checkpoints() {
+        let good = chain(8);
+        let (m, c, _) = bundle(&good);
+        let mut r = good.clone();
+        r[4].entry.outcome = "approved".into();
+        let mut prev = r[3].hash.clone();
+        for x in r.iter_mut().skip(4) {
+            x.prev_hash = prev.clone();
+            x.hash = hash(x.seq, &x.at, &x.entry, &x.prev_hash);
+            prev = x.hash.clone();
+        }
+        let report = verify(&m, &c, &lines(&r));
+        let bad = report.first_bad.unwrap();
+        assert_eq!(bad.seq, 8);
+        assert!(bad.reason.contains("rewritten after seq 3"), "{}", bad.reason);
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn the_verifiers_never_panic(junk in proptest::collection::vec("\\PC{0,120}", 0..6), at in 0usize..8) {
+            let good = chain(6);
+            let (m, c, mut l) = bundle(&good);
+            let at = at.min(l.len());
+            for (i, j) in junk.iter().enumerate() {
+                l.insert((at + i).min(l.len()), j.clone());
+            }
+            let _ = verify(&m, &c, &l);
+            let _ = verify(junk.concat().as_bytes(), junk.join("\n").as_bytes(), &l);
+            let mut v = ExportVerifier::new(None);
+            for line in &l {
+                v.push_line(line);
+            }
+            let _ = v.finish();
+        }
+    }
+
+    #[test]
+    fn hostile_seq_values_never_panic() {
+        let mut records = chain(2);
+        records[0].seq = i64::MAX;
+        records[1].seq = i64::MIN;
+        let text = lines(&records);
+        let mut v = ExportVerifier::new(Some((i64::MAX, String::new())));
+        for l in &text {
+            v.push_line(l);
+        }
+        v.push_line(&text[0]);
+        assert!(!v.finish().ok);
+        let (m, c, _) = bundle(&chain(4));
+        assert!(!verify(&m, &c, &text).ok);
     }
 }
