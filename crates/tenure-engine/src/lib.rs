@@ -1,7 +1,7 @@
 //! Orchestration: turns snapshots into planned, audited operations (`import`), releases or
 //! discards held batches (`approve`), previews policy changes (`simulate`), carries operations
-//! out against targets (`executor`) and compares targets with what Tenure expects
-//! (`reconcile`).
+//! out against targets (`executor`), compares targets with what Tenure expects
+//! (`reconcile`), and signs, exports and verifies the audit evidence (`evidence`).
 //!
 //! The engine owns the order of things and the guard; the pure decisions live in
 //! `tenure-core` (diff, planning) and `tenure-policy` (desired access), and the durable state in

@@ -1,5 +1,5 @@
 //! Tenure's durable state: identities, the event journal, cases, the operation queue, approvals
-//! and the hash-chained audit trail.
+//! and the hash-chained audit trail with its signed checkpoints.
 //!
 //! Callers use the [`Store`] trait. It is shaped around *batches*: the engine computes an
 //! import's events, operations and holdings in memory and hands them over as one [`Batch`],
