@@ -10,9 +10,10 @@
 //!
 //! Everything here is pure: keys come in as text or bytes, records as lines, and the callers in
 //! `tenure-engine::evidence` do the file and store IO. Messages and errors never contain the
-//! private key or any part of it.
+//! private key or any part of it, and quote what they echo from a file through `text::quote`.
 
 use crate::audit::{self, AuditRecord, GENESIS};
+use crate::text;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
 use ed25519_dalek::{Signature, Signer as _, SigningKey, VerifyingKey};
@@ -147,7 +148,7 @@ impl AuditPublicKey {
 
     fn verify(&self, key_id: &str, message: &[u8], signature: &str) -> Result<(), SignatureProblem> {
         if key_id != self.id {
-            return Err(SignatureProblem::OtherKey { key_id: key_id.to_string(), expected: self.id.clone() });
+            return Err(SignatureProblem::OtherKey { key_id: text::quote(key_id), expected: self.id.clone() });
         }
         let bytes = B64.decode(signature).map_err(|_| SignatureProblem::Malformed)?;
         let sig = Signature::from_slice(&bytes).map_err(|_| SignatureProblem::Malformed)?;
@@ -280,7 +281,7 @@ pub fn check_checkpoints(
     sorted.sort_by_key(|c| c.seq);
     for c in sorted {
         if let Err(e) = key.verify_checkpoint(c) {
-            r.problems.push(format!("checkpoint of seq {} at {}: {e}", c.seq, c.at));
+            r.problems.push(format!("checkpoint of seq {} at {}: {e}", c.seq, text::quote(&c.at)));
             continue;
         }
         r.verified += 1;
@@ -311,7 +312,7 @@ pub fn check_checkpoints(
                 (last + 1, reason)
             }
         };
-        r.problems.push(format!("checkpoint of seq {} at {}: {}", c.seq, c.at, holds.1));
+        r.problems.push(format!("checkpoint of seq {} at {}: {}", c.seq, text::quote(&c.at), holds.1));
         if r.first_bad.is_none() {
             r.first_bad = Some(BadRecord { seq: holds.0, line: None, reason: holds.1 });
         }
@@ -572,10 +573,13 @@ impl<'k> BundleVerifier<'k> {
         };
         match manifest.map(serde_json::from_slice::<Manifest>) {
             None => v.problems.push("manifest.json is missing".into()),
-            Some(Err(e)) => v.problems.push(format!("manifest.json is not a bundle manifest: {e}")),
+            Some(Err(e)) => {
+                v.problems.push(format!("manifest.json is not a bundle manifest: {}", text::quote(&e.to_string())));
+            }
             Some(Ok(m)) => {
                 if m.format != BUNDLE_FORMAT {
-                    v.problems.push(format!("manifest.json has format `{}`, expected `{BUNDLE_FORMAT}`", m.format));
+                    let format = text::quote(&m.format);
+                    v.problems.push(format!("manifest.json has format `{format}`, expected `{BUNDLE_FORMAT}`"));
                 }
                 match key.verify_manifest(&m) {
                     Ok(()) => {
@@ -1145,6 +1149,21 @@ mod tests {
             }
             let _ = v.finish();
         }
+    }
+
+    #[test]
+    fn what_a_report_echoes_from_a_file_is_escaped() {
+        let good = chain(3);
+        let (m, c, l) = bundle(&good);
+        let mut manifest: serde_json::Value = serde_json::from_slice(&m).unwrap();
+        manifest["format"] = "\u{1b}[2J".into();
+        manifest["key_id"] = "\u{1b}]0;owned\u{7}".into();
+        let r = verify(&serde_json::to_vec(&manifest).unwrap(), &c, &l);
+        let text = r.problems.join("\n");
+        assert!(!text.contains('\u{1b}') && text.contains("\\u{1b}"), "{text}");
+        manifest["extra\u{1b}"] = 1.into();
+        let r = verify(&serde_json::to_vec(&manifest).unwrap(), &c, &l);
+        assert!(r.problems.iter().all(|p| !p.contains('\u{1b}')), "{r:#?}");
     }
 
     #[test]

@@ -174,10 +174,10 @@ fn verify_export(file: &Path, head: Option<(i64, String)>, f: Format) -> Result<
         Some(h) => {
             let mut by = Vec::new();
             if let Some(i) = &h.identity {
-                by.push(format!("identity `{i}`"));
+                by.push(format!("identity `{}`", tenure_core::text::quote(i)));
             }
             if let Some(s) = &h.since {
-                by.push(format!("since {s}"));
+                by.push(format!("since {}", tenure_core::text::quote(s)));
             }
             format!("filtered export ({})", by.join(", "))
         }
