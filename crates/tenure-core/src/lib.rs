@@ -6,6 +6,7 @@
 //! exhaustively with data and reused unchanged by the CLI, the server and the benchmarks.
 
 pub mod audit;
+pub mod clock;
 pub mod config;
 pub mod date;
 pub mod diag;
