@@ -25,4 +25,9 @@ fi
 export TENURE_TESTKIT_VENV="$venv"
 
 cargo fmt --all -- --check
+# The production build (no `demo` feature) links no test kit and no installer code.
+if cargo tree -e normal -p tenure --no-default-features --locked | grep -q "tenure-testkit"; then
+  echo "test.sh: the production build of tenure depends on tenure-testkit" >&2
+  exit 1
+fi
 cargo test --workspace --locked "$@"

@@ -6,7 +6,7 @@ use chrono::NaiveDate;
 use clap::Args;
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
-use tenure_testkit::company::{Company, Options, SOURCE_TOML, bench_policy};
+use tenure_testkit::company::{Company, Options, bench_policy};
 
 /// The fixed date every benchmark run uses (`TENURE_TODAY`), so runs are reproducible.
 pub const TODAY: &str = "2026-11-21";
@@ -25,54 +25,18 @@ pub const ENTITLEMENTS: usize = 2_000;
 /// the default `max_leavers = 25`) and takes access from about 800 identities (over the default
 /// `max_access_losses = 100`), so with the defaults the batch would be held rather than applied.
 /// The fractional limits keep their defaults (5% leavers, 10% losing access).
-/// The `[[source]]` mapping is the testkit's, as in the starter config.
-const CONFIG_TEMPLATE: &str = r#"# Benchmark config written by `tenure-bench gen`: the starter layout, without declared
-# entitlement lists and with absolute guard limits loose enough that 1% daily churn is applied.
-
-[store]
-url = "sqlite://tenure-data/tenure.db"      # the benchmarks point TENURE_STORE_URL at a copy
-
-[policy]
-path = "policy.toml"
-
-[guard]
-max_leavers = 100000
-max_leaver_fraction = 0.05
-max_access_losses = 100000
-max_access_loss_fraction = 0.10
-
-{SOURCE}
-[[target]]
-name = "directory"
-kind = "ldap"
-url = "ldap://127.0.0.1:3389"
-bind_dn = "cn=admin,dc=example,dc=com"
-password_env = "DIRECTORY_PASSWORD"
-users_dn = "ou=people,dc=example,dc=com"
-groups_dn = "ou=groups,dc=example,dc=com"
-disabled_dn = "ou=disabled,dc=example,dc=com"
-
-[[target]]
-name = "chat"
-kind = "scim"
-url = "http://127.0.0.1:8000/scim/v2"
-token_env = "CHAT_SCIM_TOKEN"
-
-[[target]]
-name = "warehouse"
-kind = "postgres"
-url_env = "WAREHOUSE_URL"
-
-[[target]]
-name = "payroll"
-kind = "manual"
-owner = "payroll-admins"
-sla_hours = 24
-"#;
-
-/// The benchmark config.
 pub fn config() -> String {
-    CONFIG_TEMPLATE.replace("{SOURCE}", SOURCE_TOML)
+    let guard = tenure_sample::starter::Guard {
+        max_leavers: 100_000,
+        max_leaver_fraction: 0.05,
+        max_access_losses: Some(100_000),
+        max_access_loss_fraction: Some(0.10),
+    };
+    tenure_sample::starter::config_with(
+        "# Benchmark config written by `tenure-bench gen`: the starter layout, without declared\n# entitlement lists and with absolute guard limits loose enough that 1% daily churn is applied.",
+        &guard,
+        &tenure_sample::starter::targets(false),
+    )
 }
 
 #[derive(Debug, Clone, Args)]

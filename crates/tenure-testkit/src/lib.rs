@@ -5,6 +5,8 @@
 //! first use when missing. A peer that cannot be started is an error, never a silent skip: a
 //! real-peer test must fail when its peer is absent.
 
-pub mod company;
+/// Synthetic companies live in `tenure-sample` (the production binary needs them without the
+/// installers); re-exported here for the tests and benchmarks.
+pub use tenure_sample::company;
 pub mod peers;
 pub mod stack;

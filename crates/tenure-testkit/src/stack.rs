@@ -48,21 +48,8 @@ impl Stack {
     /// `payroll` target.
     pub fn config_toml(&self, max_leavers: u64) -> String {
         let esc = |s: &str| s.replace('\\', "\\\\").replace('"', "\\\"");
-        format!(
-            r#"[store]
-url = "sqlite://tenure-data/tenure.db"
-
-[policy]
-path = "policy.toml"
-
-[guard]                      # small demo companies: one mover and one leaver are 15% of people
-max_leavers = {max_leavers}
-max_leaver_fraction = 0.2
-max_access_losses = {max_leavers}
-max_access_loss_fraction = 0.2
-
-{source}
-[[target]]
+        let targets = format!(
+            r#"[[target]]
 name = "directory"
 kind = "ldap"
 url = "{ldap_url}"
@@ -89,14 +76,7 @@ url_file = "{pg_url}"
 concurrency = 4
 max_attempts = 8
 
-[[target]]
-name = "payroll"
-kind = "manual"
-owner = "payroll-admins"
-sla_hours = 24
-entitlements = ["employee-record", "create-payment", "approve-payment"]
-"#,
-            source = crate::company::SOURCE_TOML,
+{payroll}"#,
             ldap_url = esc(&self.ldap.url),
             bind_dn = esc(&self.ldap.bind_dn),
             ldap_pw = esc(&self.ldap.password_file.to_string_lossy()),
@@ -106,6 +86,19 @@ entitlements = ["employee-record", "create-payment", "approve-payment"]
             scim_url = esc(&self.scim.url()),
             scim_token = esc(&self.scim.token_file().to_string_lossy()),
             pg_url = esc(self.pg.url_file()),
+            payroll = tenure_sample::starter::payroll_target(true),
+        );
+        // Small demo companies: one mover and one leaver are 15% of people.
+        let guard = tenure_sample::starter::Guard {
+            max_leavers,
+            max_leaver_fraction: 0.2,
+            max_access_losses: Some(max_leavers),
+            max_access_loss_fraction: Some(0.2),
+        };
+        tenure_sample::starter::config_with(
+            "# Tenure configuration for the real peers the test kit started (secrets in their files).",
+            &guard,
+            &targets,
         )
     }
 }

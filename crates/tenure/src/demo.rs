@@ -11,8 +11,8 @@ use tenure_core::OpState;
 use tenure_core::config::Config;
 use tenure_engine::Engine;
 use tenure_engine::import::{self, ImportOptions, ImportReport};
+use tenure_sample::company::{Company, Options};
 use tenure_store::{OpFilter, Queue, SqliteStore, Store};
-use tenure_testkit::company::{Company, Options};
 use tenure_testkit::stack::Stack;
 
 fn step(title: &str) {
@@ -45,7 +45,7 @@ pub fn demo(dir: Option<&Path>, people: usize, keep: bool) -> Result<ExitCode> {
     std::fs::create_dir_all(&dir)?;
     let _ = std::fs::remove_file(dir.join("tenure-data/tenure.db"));
     std::fs::write(dir.join("tenure.toml"), stack.config_toml(25))?;
-    std::fs::write(dir.join("policy.toml"), crate::init::POLICY)?;
+    std::fs::write(dir.join("policy.toml"), tenure_sample::starter::POLICY)?;
     let today = context::today()?;
     let mut opts = Options::new(people, today);
     opts.departments = 4;

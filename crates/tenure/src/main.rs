@@ -16,6 +16,7 @@ macro_rules! outln {
 
 mod audit;
 mod context;
+#[cfg(feature = "demo")]
 mod demo;
 mod exec;
 mod init;

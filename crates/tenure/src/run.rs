@@ -266,7 +266,13 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Exceptions { all } => {
             crate::exec::exceptions(&cli, *all, Format::parse(fmt, TEXT_JSON, Format::Text)?)
         }
+        #[cfg(feature = "demo")]
         Command::Demo { dir, people, keep } => crate::demo::demo(dir.as_deref(), *people, *keep),
+        #[cfg(not(feature = "demo"))]
+        Command::Demo { .. } => Err(UsageError(
+            "this build of tenure has no demo (it was built without the `demo` feature, which starts and installs real peers)".into(),
+        )
+        .into()),
         Command::Audit(cmd) => crate::audit::run(&cli, cmd, fmt),
     }
 }
