@@ -6,6 +6,9 @@
 //! silently. Identities with unfinished operations on a target are skipped there: their state
 //! is in flight, not drifted. Remediation disables an orphan only when Tenure tagged it (it has
 //! a correlation id); an untagged account is reported and left for a person.
+//!
+//! A target that cannot be used (no connector, see [`crate::executor::Connectors`]) or read is
+//! reported in [`ReconReport::skipped`] and the other targets are reconciled.
 
 use crate::executor::{Backend, Connectors};
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
@@ -25,11 +28,21 @@ pub struct TargetReport {
     pub findings: Vec<Finding>,
 }
 
+/// A target reconciliation could not read, and why.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct SkippedTarget {
+    pub target: String,
+    pub reason: String,
+}
+
 #[derive(Debug, Clone, Default, serde::Serialize)]
 pub struct ReconReport {
     pub targets: Vec<TargetReport>,
     pub sod: Vec<Finding>,
     pub remediation: Option<RemediationReport>,
+    /// Targets that were not reconciled: their connector could not be set up or reading them
+    /// failed. Their findings are unknown, not absent.
+    pub skipped: Vec<SkippedTarget>,
 }
 
 #[derive(Debug, Clone, serde::Serialize)]
@@ -87,18 +100,30 @@ pub async fn reconcile(
         if only.is_some_and(|o| o != target.name) || matches!(target.settings, TargetSettings::Manual(_)) {
             continue;
         }
-        let Some(conn) = conns.get(&target.name) else { continue };
+        let skip = |reason: String| SkippedTarget { target: target.name.clone(), reason };
+        let Some(conn) = conns.get(&target.name) else {
+            let reason = conns.why_unusable(&target.name).map_or_else(
+                || "no connector was set up for it".to_string(),
+                |e| format!("it cannot be used: {}", e.message),
+            );
+            report.skipped.push(skip(reason));
+            continue;
+        };
         let started = std::time::Instant::now();
-        let actual = conn
-            .list_accounts()
-            .await
-            .map_err(|e| crate::EngineError::Invalid(format!("reading accounts of `{}`: {e}", target.name)))?;
-        let existing: HashSet<String> = conn
-            .list_entitlements()
-            .await
-            .map_err(|e| crate::EngineError::Invalid(format!("reading entitlements of `{}`: {e}", target.name)))?
-            .into_iter()
-            .collect();
+        let actual = match conn.list_accounts().await {
+            Ok(a) => a,
+            Err(e) => {
+                report.skipped.push(skip(format!("reading its accounts failed: {e}")));
+                continue;
+            }
+        };
+        let existing: HashSet<String> = match conn.list_entitlements().await {
+            Ok(e) => e.into_iter().collect(),
+            Err(e) => {
+                report.skipped.push(skip(format!("reading its entitlements failed: {e}")));
+                continue;
+            }
+        };
         total_accounts += actual.len();
         let t = &target.name;
         let mut by_name: HashMap<&str, Vec<&str>> = HashMap::new();
