@@ -1,6 +1,6 @@
-//! Issue 6, points 4 and 14 (in part), against real peers through the real binary: secrets never
-//! reach the store, the audit trail or any output; one target's missing secret fails only that
-//! target.
+//! Issue 6, points 4, 11 and 14 (in part), against real peers through the real binary: secrets
+//! never reach the store, the audit trail or any output; reconciliation never disables an account
+//! Tenure does not provably manage; one target's missing secret fails only that target.
 
 use super::{World, world};
 use crate::{Env, Out, company};
@@ -187,6 +187,69 @@ fn issue6_secrets_never_reach_the_store_the_audit_or_any_output() {
             assert!(!holds(bytes, secret), "the {what} is in the store file {name}");
         }
     }
+}
+
+#[test]
+fn issue6_reconciliation_never_disables_an_unknown_account_that_carries_a_correlation_id() {
+    let w = world(0); // every removal is held for approval
+    let co = company(8);
+    w.import("day1.csv", &co);
+    w.apply_all();
+
+    // By hand, outside Tenure: an entry that claims an identity Tenure does not know and holds a
+    // group, and, for contrast, a membership no rule grants on an account Tenure manages.
+    let people = "ou=people,dc=example,dc=com";
+    w.ldap_modify(&format!(
+        "dn: uid=stranger,{people}\nchangetype: add\nobjectClass: inetOrgPerson\nuid: stranger\ncn: S\nsn: S\nemployeeNumber: E-UNKNOWN\n"
+    ));
+    w.ldap_modify(&format!(
+        "dn: cn=staff,ou=groups,dc=example,dc=com\nchangetype: modify\nadd: member\nmember: uid=stranger,{people}\n"
+    ));
+    let engineer = co.people.iter().find(|p| p.department == "Engineering").unwrap();
+    w.ldap_modify(&format!(
+        "dn: cn=finance,ou=groups,dc=example,dc=com\nchangetype: modify\nadd: member\nmember: uid={},{people}\n",
+        engineer.username
+    ));
+
+    let rem = w.env.expect(1, &["reconcile", "--remediate", "--format", "json"]).json();
+    let directory = rem["targets"].as_array().unwrap().iter().find(|t| t["target"] == "directory").unwrap();
+    let stranger = directory["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["account"] == "stranger")
+        .unwrap_or_else(|| panic!("no finding for the stranger: {directory:#}"));
+    assert_eq!(stranger["kind"], "orphan");
+    assert!(stranger["identity"].is_null(), "{stranger:#}");
+    let approval = rem["remediation"]["approval_id"].as_i64().expect("the drift fix is held").to_string();
+    let planned = w.env.ok(&["plan", "--all", "--format", "json"]).json();
+    let touching: Vec<&serde_json::Value> = planned
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|o| o["account"] == "stranger" || o["identity"].as_str().is_some_and(|i| i.contains("stranger")))
+        .collect();
+    assert!(touching.is_empty(), "operations planned for an account Tenure does not manage: {touching:#?}");
+
+    w.env.ok(&["approve", &approval, "--as", "security-lead"]);
+    w.env.ok(&["apply", "--wait"]);
+    let finance = w.ldap("ou=groups,dc=example,dc=com", "(cn=finance)", &["member"]);
+    assert!(!finance.contains(&format!("uid={},", engineer.username)), "the drift was removed: {finance}");
+    let entry = w.ldap(people, "(uid=stranger)", &["employeeNumber"]);
+    assert!(entry.contains("employeeNumber: E-UNKNOWN"), "the stranger is still enabled under users_dn: {entry}");
+    let disabled = w.ldap("ou=disabled,dc=example,dc=com", "(uid=stranger)", &["dn"]);
+    assert!(disabled.trim().is_empty(), "the stranger was moved to disabled_dn: {disabled}");
+    let staff = w.ldap("ou=groups,dc=example,dc=com", "(cn=staff)", &["member"]);
+    assert!(staff.contains(&format!("member: uid=stranger,{people}")), "the stranger is still a member: {staff}");
+
+    let again = w.env.expect(1, &["reconcile", "--target", "directory", "--format", "json"]).json();
+    let left = again["targets"][0]["findings"].as_array().unwrap();
+    assert_eq!(left.len(), 1, "only the stranger's finding remains: {left:#?}");
+    assert_eq!(left[0]["kind"], "orphan");
+    assert_eq!(left[0]["account"], "stranger");
+    let text = w.env.expect(1, &["reconcile", "--target", "directory"]).stdout;
+    assert!(text.contains("names identity `E-UNKNOWN`, which Tenure does not know"), "{text}");
+    w.env.ok(&["audit", "verify"]);
 }
 
 #[test]
