@@ -11,11 +11,17 @@
 //!   operation `verified` only from what it reads back.
 //! - Errors say whether retrying can help ([`ErrorKind::Transient`]) or not.
 //! - Every value placed in an LDAP DN or filter, a SCIM filter or SQL is escaped, quoted or bound.
-//! - Secrets never appear in errors or logs.
+//! - Secrets never appear in errors or logs. A connector shows a URL only through [`redact`]
+//!   and passes every message through its [`redact::Scrubber`], which erases the secret values it
+//!   holds, so not even a library's or a server's own text can carry one into an operation's
+//!   `last_error` or the audit trail.
 
 pub mod ldap;
 pub mod postgres;
+pub mod redact;
 pub mod scim;
+
+pub use redact::redact;
 
 use std::collections::BTreeSet;
 use std::time::Duration;

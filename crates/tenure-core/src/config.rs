@@ -1,7 +1,9 @@
 //! `tenure.toml`: typed, validated, every problem reported with file, line and reason.
 //!
-//! Secrets never live in the config: a key that looks like one (`password`, `token`, a URL with
-//! credentials) is a load error that points at `*_env` / `*_file`.
+//! Secrets never live in the config: a key that looks like one (`password`, `token`) is a load
+//! error that points at `*_env` / `*_file`, and so is a configured URL that carries one (a
+//! userinfo password, or a query key such as `access_token`). URLs are parsed with the `url`
+//! crate, never split by hand, and a problem never repeats the URL it is about.
 
 use crate::diag::{Problem, Problems};
 use crate::doc::{self, Node, Table, Value};
@@ -268,6 +270,18 @@ impl<'a, 'p, 's> Reader<'a, 'p, 's> {
         Some(out)
     }
 
+    /// Reports a problem on the line of `url` when the (non-empty) URL does not parse, has
+    /// another scheme than `schemes`, or carries a secret; `fix` says what to do instead.
+    fn check_url(&mut self, url: &str, schemes: &[&str], fix: &str) {
+        if url.is_empty() {
+            return;
+        }
+        if let Some(why) = url_problem(url, schemes, fix) {
+            let at = self.table.get("url").map_or(0, Node::start);
+            self.p.at(at, format!("`url` of {} {why}", self.what));
+        }
+    }
+
     fn secret(&mut self, base: &str) -> SecretRef {
         let env = self.string(&format!("{base}_env"));
         let file = self.string(&format!("{base}_file"));
@@ -289,11 +303,70 @@ fn looks_secret(key: &str) -> bool {
     ["password", "passwd", "secret", "token", "api_key", "apikey", "credential"].iter().any(|s| k == *s)
 }
 
-fn url_has_credentials(url: &str) -> bool {
-    url.split_once("://").is_some_and(|(_, rest)| {
-        let authority = rest.split('/').next().unwrap_or("");
-        authority.contains('@') && authority.split('@').next().is_some_and(|u| u.contains(':'))
-    })
+/// Query (and fragment) keys that name a secret, compared case-insensitively with `-` read as
+/// `_`: a bearer token or password in a URL ends up in logs, errors and the audit trail.
+const SECRET_QUERY_KEYS: &[&str] = &[
+    "access_token",
+    "token",
+    "auth_token",
+    "password",
+    "passwd",
+    "pwd",
+    "apikey",
+    "api_key",
+    "secret",
+    "client_secret",
+];
+
+fn secret_query_key(key: &str) -> bool {
+    let k = key.to_ascii_lowercase().replace('-', "_");
+    SECRET_QUERY_KEYS.contains(&k.as_str())
+}
+
+/// Why a configured URL cannot be used, if it cannot, for a message that says what to do
+/// instead (`fix`). The reason never repeats the URL: a URL is where credentials hide.
+///
+/// The URL is parsed with the `url` crate (WHATWG URL parsing, as the connectors' clients do), so
+/// a password holding `/`, `?` or `#` cannot slip past a hand-written split: unencoded, such a
+/// URL does not parse at all, which is a problem too.
+fn url_problem(url: &str, schemes: &[&str], fix: &str) -> Option<String> {
+    let parsed = match url::Url::parse(url) {
+        Ok(u) => u,
+        Err(e) => {
+            let hint = if url.contains('@') {
+                format!("; if it holds credentials, remove them and {fix}")
+            } else {
+                String::new()
+            };
+            return Some(format!("is not a valid URL ({e}){hint}"));
+        }
+    };
+    if !schemes.contains(&parsed.scheme()) {
+        let expected: Vec<String> = schemes.iter().map(|s| format!("{s}://")).collect();
+        return Some(format!("must start with {}, not `{}:`", expected.join(" or "), parsed.scheme().escape_default()));
+    }
+    if parsed.password().is_some() {
+        return Some(format!("carries a password; {fix}"));
+    }
+    let fragment = url::form_urlencoded::parse(parsed.fragment().unwrap_or_default().as_bytes());
+    if let Some((key, _)) = parsed.query_pairs().chain(fragment).find(|(k, _)| secret_query_key(k)) {
+        return Some(format!("carries a secret in its query (`{}`); {fix}", key.escape_default()));
+    }
+    None
+}
+
+/// The problem with `[store] url`, if any. A `sqlite://` URL holds a file path (which may
+/// contain spaces a URL cannot), and SQLite has no credentials, so only a URL that parses and
+/// carries a password is refused there; a `postgres://` URL is checked like any other.
+fn store_url_problem(url: &str) -> Option<String> {
+    const FIX: &str = "put the whole URL in `TENURE_STORE_URL` instead";
+    if url.starts_with("sqlite://") {
+        return match url::Url::parse(url) {
+            Ok(u) if u.password().is_some() => Some(format!("carries a password; {FIX}")),
+            _ => None,
+        };
+    }
+    url_problem(url, &["sqlite", "postgres", "postgresql"], FIX)
 }
 
 fn valid_name(s: &str) -> bool {
@@ -336,9 +409,9 @@ pub fn parse(file: &str, source: &str) -> Result<Config, Vec<Problem>> {
             store_allow_symlink = b;
         }
         if let Some(u) = r.string("url") {
-            if url_has_credentials(&u) {
+            if let Some(why) = store_url_problem(&u) {
                 let at = t.get("url").map_or(0, Node::start);
-                r.p.at(at, "`url` in [store] carries a password; put it in `TENURE_STORE_URL` instead");
+                r.p.at(at, format!("`url` in [store] {why}"));
             }
             store_url = u;
         }
@@ -608,9 +681,7 @@ fn parse_target(at: usize, t: &Table, schema: &Schema, p: &mut Problems<'_>) -> 
     let settings = match kind {
         TargetKind::Ldap => {
             let url = r.required("url", at);
-            if url_has_credentials(&url) {
-                r.p.at(at, format!("`url` of {} carries a password; use `password_env`", r.what));
-            }
+            r.check_url(&url, &["ldap", "ldaps", "ldapi"], "use `password_env` or `password_file`");
             let password = r.secret("password");
             TargetSettings::Ldap(LdapSettings {
                 url,
@@ -624,9 +695,7 @@ fn parse_target(at: usize, t: &Table, schema: &Schema, p: &mut Problems<'_>) -> 
         }
         TargetKind::Scim => {
             let url = r.required("url", at);
-            if url_has_credentials(&url) {
-                r.p.at(at, format!("`url` of {} carries a password; use `token_env`", r.what));
-            }
+            r.check_url(&url, &["http", "https"], "use `token_env` or `token_file`");
             TargetSettings::Scim(ScimSettings { url, token: r.secret("token") })
         }
         TargetKind::Postgres => {
@@ -739,6 +808,73 @@ owner = "payroll-admins"
         );
     }
 
+    /// Expects `url` as the LDAP target's URL to be refused on its line with `want`, and the
+    /// problem not to repeat `secret`.
+    fn check_url(url: &str, want: &str, secret: &str) {
+        let text = GOOD.replacen("url = \"ldap://127.0.0.1:3389\"", &format!("url = \"{url}\""), 1);
+        let line = crate::diag::line_of(&text, text.find(&format!("\"{url}\"")).unwrap_or(usize::MAX));
+        let problems = parse("tenure.toml", &text).err().unwrap_or_default();
+        assert!(
+            problems.iter().any(|p| p.line == line && p.message.contains(want)),
+            "{url}: wanted line {line} `{want}`, got {problems:#?}"
+        );
+        for p in &problems {
+            assert!(!p.message.contains(secret), "{url}: the problem repeats the secret: {p}");
+        }
+    }
+
+    #[test]
+    fn issue6_urls_carrying_secrets_are_refused_with_line_and_reason() {
+        // A password with `/` once slipped past a split at the first `/`.
+        check_url("ldap://admin:pa/ss@127.0.0.1:3389", "is not a valid URL", "pa/ss");
+        check_url("ldap://admin:pa/ss@127.0.0.1:3389", "remove them and use `password_env`", "pa/ss");
+        check_url("ldap://admin:pa%2Fss@127.0.0.1:3389", "carries a password", "pa%2Fss");
+        check_url("ldap://:hunter2@127.0.0.1:3389", "carries a password", "hunter2");
+        check_url("ldaps://cn=x:p?w#d@h:636", "not a valid URL", "p?w#d");
+        check_url("ldap://127.0.0.1:3389/?Access_Token=tok3n", "secret in its query (`Access_Token`)", "tok3n");
+        check_url("ldap://127.0.0.1:3389/?x=1&API-KEY=k3y", "secret in its query (`API-KEY`)", "k3y");
+        check_url("ldap://127.0.0.1:3389/#password=pw9", "secret in its query (`password`)", "pw9");
+        check_url("ftp://127.0.0.1", "must start with ldap:// or ldaps:// or ldapi://, not `ftp:`", "\u{0}");
+        check_url("127.0.0.1:3389", "is not a valid URL (relative URL without a base)", "\u{0}");
+
+        let scim = |url: &str| {
+            format!("{GOOD}\n[[target]]\nname = \"chat\"\nkind = \"scim\"\nurl = \"{url}\"\ntoken_env = \"T\"\n")
+        };
+        for (url, want) in [
+            ("https://u:pa/ss@scim.example.com/v2", "is not a valid URL"),
+            ("https://scim.example.com/v2?token=abc123", "secret in its query (`token`)"),
+            ("https://scim.example.com/v2?SECRET=abc123", "secret in its query (`SECRET`)"),
+            ("https://u:abc123@scim.example.com/v2", "carries a password; use `token_env`"),
+            ("ldap://scim.example.com/v2", "must start with http:// or https://"),
+        ] {
+            let problems = parse("tenure.toml", &scim(url)).err().unwrap_or_default();
+            assert!(problems.iter().any(|p| p.message.contains(want) && p.line > 30), "{url}: {problems:#?}");
+            assert!(problems.iter().all(|p| !p.message.contains("abc123") && !p.message.contains("pa/ss")));
+        }
+
+        let store = |url: &str| GOOD.replacen("url = \"sqlite://data/t.db\"", &format!("url = \"{url}\""), 1);
+        for (url, want) in [
+            ("postgres://tenure:s3cr/t@db.example.com/tenure", Some("is not a valid URL")),
+            ("postgres://tenure:s3cret@db.example.com/tenure", Some("carries a password; put the whole URL")),
+            ("postgres://tenure@db.example.com/tenure?password=s3cret", Some("secret in its query (`password`)")),
+            ("sqlite://admin:s3cret@host/t.db", Some("carries a password")),
+            ("mysql://db.example.com/tenure", Some("must start with sqlite:// or postgres://")),
+            ("postgres://tenure@db.example.com/tenure", None),
+            ("sqlite://data dir/with spaces/t.db", None),
+            ("sqlite:///var/lib/tenure/t.db", None),
+        ] {
+            let result = parse("tenure.toml", &store(url));
+            match want {
+                Some(want) => {
+                    let problems = result.err().unwrap_or_default();
+                    assert!(problems.iter().any(|p| p.message.contains(want) && p.line == 3), "{url}: {problems:#?}");
+                    assert!(problems.iter().all(|p| !p.message.contains("s3cr")), "{problems:#?}");
+                }
+                None => assert!(result.is_ok(), "{url}: {:#?}", result.err()),
+            }
+        }
+    }
+
     proptest::proptest! {
         #[test]
         fn parsing_never_panics(text in "\\PC{0,300}") {
@@ -778,7 +914,7 @@ owner = "payroll-admins"
         );
         check(
             ("url = \"ldap://127.0.0.1:3389\"", "url = \"ldap://admin:pw@127.0.0.1\""),
-            "[[target]]\nname = \"directory\"",
+            "ldap://admin:pw@",
             "carries a password",
         );
     }

@@ -260,7 +260,7 @@ fn p4(rt: &tokio::runtime::Runtime, k: &Knobs) -> Result<()> {
     let config = header(25) + &ldap_target(&stack.ldap, 4) + &scim_target(&stack.scim, 4) + &pg_target(&stack.pg, 4);
     let env = Env::new(&config, P4_POLICY)?;
     let mut co = company(k.p4_people, 4);
-    let conns = Arc::new(rt.block_on(executor::connectors(&env.config))?);
+    let conns = Arc::new(rt.block_on(executor::connectors(&env.config)).require_all()?);
 
     let t = Instant::now();
     let r = env.import(&co.to_csv())?;
@@ -699,7 +699,7 @@ fn p5_executor(rt: &tokio::runtime::Runtime, stack: &Stack, peer: &str, co: &Com
         r.counts.operations,
         t.elapsed().as_secs_f64()
     );
-    let conns = Arc::new(rt.block_on(executor::connectors(&env.config))?);
+    let conns = Arc::new(rt.block_on(executor::connectors(&env.config)).require_all()?);
     let t = Instant::now();
     let report = rt.block_on(env.apply(&conns))?;
     let secs = t.elapsed().as_secs_f64();
@@ -784,7 +784,7 @@ fn p6(rt: &tokio::runtime::Runtime, k: &Knobs) -> Result<()> {
         })
         .map_err(|e| anyhow!("marking operations verified: {e}"))?;
 
-    let conns: Connectors = rt.block_on(executor::connectors(&env.config))?;
+    let conns: Connectors = rt.block_on(executor::connectors(&env.config)).require_all()?;
     let backend: Arc<dyn Backend> = env.store.clone();
     let mut runs = Vec::new();
     for run in 1..=3 {

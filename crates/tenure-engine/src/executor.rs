@@ -13,6 +13,8 @@
 //!   longer ago than that deleted (planned and audited like any other operation).
 //! - Manual targets get a ticket with an owner and a due time; the operation is `done` until a
 //!   person completes the ticket with evidence.
+//! - A target whose connector could not be set up (see [`Connectors`]) has its operations failed
+//!   with that reason; the other targets' operations run as usual.
 
 use rand::Rng as _;
 use std::collections::{BTreeMap, HashMap};
@@ -39,6 +41,8 @@ pub struct ExecReport {
     pub tickets: usize,
     /// Operation counts by state when the run ended.
     pub remaining: BTreeMap<String, i64>,
+    /// Targets whose connector could not be set up, with the reason their operations failed.
+    pub unusable: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone, Copy, Default)]
@@ -74,18 +78,79 @@ impl Default for ExecOptions {
 /// How often a running executor looks for overdue tickets.
 const OVERDUE_CHECK_EVERY: Duration = Duration::from_secs(1);
 
-/// Connectors by target name. Manual targets have none.
-pub type Connectors = HashMap<String, Arc<dyn Connector>>;
+/// The connectors of the configured targets by name, and why a target has none.
+///
+/// Building a connector touches no network (connections are made on first use), so what can
+/// fail is the target's own setup: a secret that is not set or cannot be read, an invalid URL or
+/// DN. Such a target is *unusable*: the executor fails its operations with that reason
+/// (permanently, recorded like any failure) and every other target goes on; reconciliation
+/// reports it and reads the others. Manual targets have no connector and are never unusable.
+#[derive(Default, Clone)]
+pub struct Connectors {
+    usable: HashMap<String, Arc<dyn Connector>>,
+    unusable: BTreeMap<String, ConnectorError>,
+}
 
-/// Builds the connector of every non-manual target.
-pub async fn connectors(config: &Config) -> Result<Connectors, ConnectorError> {
-    let mut out = Connectors::new();
-    for t in &config.targets {
-        if let Some(c) = tenure_connect::connect(t).await? {
-            out.insert(t.name.clone(), Arc::from(c));
+impl Connectors {
+    pub fn insert(&mut self, target: impl Into<String>, connector: Arc<dyn Connector>) {
+        let target = target.into();
+        self.unusable.remove(&target);
+        self.usable.insert(target, connector);
+    }
+
+    /// Records that `target` cannot be used, and why (the reason holds no secrets: connectors'
+    /// errors never do).
+    pub fn insert_unusable(&mut self, target: impl Into<String>, why: ConnectorError) {
+        let target = target.into();
+        self.usable.remove(&target);
+        self.unusable.insert(target, why);
+    }
+
+    pub fn get(&self, target: &str) -> Option<&Arc<dyn Connector>> {
+        self.usable.get(target)
+    }
+
+    pub fn contains_key(&self, target: &str) -> bool {
+        self.usable.contains_key(target)
+    }
+
+    /// The usable connectors, in no particular order.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &Arc<dyn Connector>)> {
+        self.usable.iter().map(|(k, v)| (k.as_str(), v))
+    }
+
+    /// The targets that could not be set up and why, by name.
+    pub fn unusable(&self) -> impl Iterator<Item = (&str, &ConnectorError)> {
+        self.unusable.iter().map(|(k, v)| (k.as_str(), v))
+    }
+
+    /// Why `target` cannot be used, if it cannot.
+    pub fn why_unusable(&self, target: &str) -> Option<&ConnectorError> {
+        self.unusable.get(target)
+    }
+
+    /// These connectors if every target is usable, else the first unusable target's error: for
+    /// callers that cannot do their work with part of the targets (the demo, the benchmarks).
+    pub fn require_all(self) -> Result<Self, ConnectorError> {
+        match self.unusable.into_iter().next() {
+            Some((_, e)) => Err(e),
+            None => Ok(Self { usable: self.usable, unusable: BTreeMap::new() }),
         }
     }
-    Ok(out)
+}
+
+/// Builds the connector of every non-manual target, one target at a time: a target that cannot
+/// be set up is recorded as unusable and does not keep the others from being built.
+pub async fn connectors(config: &Config) -> Connectors {
+    let mut out = Connectors::default();
+    for t in &config.targets {
+        match tenure_connect::connect(t).await {
+            Ok(Some(c)) => out.insert(t.name.clone(), Arc::from(c)),
+            Ok(None) => {}
+            Err(e) => out.insert_unusable(t.name.clone(), e),
+        }
+    }
+    out
 }
 
 /// This process's claimer token, `pid:start-time`. The start time tells a live executor from a
@@ -234,6 +299,7 @@ pub async fn run(
         failed: stats.failed.load(Ordering::Relaxed),
         tickets: stats.tickets.load(Ordering::Relaxed),
         remaining: store.queue_counts()?,
+        unusable: conns.unusable().map(|(t, e)| (t.to_string(), e.message.clone())).collect(),
     })
 }
 
@@ -336,7 +402,12 @@ async fn execute(
         };
     }
     let Some(conn) = conns.get(&op.target) else {
-        let e = ConnectorError::permanent(format!("no connector for target `{}`", op.target));
+        // An unusable target's operations fail at once with its reason: retrying cannot set up
+        // a connector whose secret or URL is missing from this process's configuration.
+        let e = match conns.why_unusable(&op.target) {
+            Some(why) => ConnectorError::permanent(format!("target `{}` cannot be used: {}", op.target, why.message)),
+            None => ConnectorError::permanent(format!("no connector for target `{}`", op.target)),
+        };
         return Some(retry_or_fail(op, target.max_attempts, &e, opts, stats));
     };
     let spec = match account_spec(config, store, op) {

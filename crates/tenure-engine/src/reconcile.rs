@@ -1,11 +1,24 @@
 //! Reconciliation: what each target actually holds, compared with what Tenure committed to.
 //!
 //! Accounts are correlated to identities by the correlation id the connector stored (SCIM
-//! `externalId`, LDAP `employeeNumber`, a PostgreSQL role comment), then by account name. An
-//! account name shared by several identities is an `ambiguous` finding: it is never linked
-//! silently. Identities with unfinished operations on a target are skipped there: their state
-//! is in flight, not drifted. Remediation disables an orphan only when Tenure tagged it (it has
-//! a correlation id); an untagged account is reported and left for a person.
+//! `externalId`, LDAP `employeeNumber`, a PostgreSQL role comment) when it names a known
+//! identity, else, for an account without a correlation id, by account name (the name Tenure
+//! created the account under, else the identity's current one). An account name shared by
+//! several identities is an `ambiguous` finding: it is never linked silently. An account whose
+//! correlation id names no known identity is never linked by name either: it says it belongs to
+//! someone else.
+//!
+//! Remediation only ever changes accounts Tenure provably manages: ones correlated to a known
+//! identity (which includes every account Tenure created, since it records the name and tags the
+//! account with the identity's id). An account that correlates to nobody is an `orphan` finding
+//! and never a disable or revoke, whatever it carries: a correlation id is just an attribute
+//! anyone with write access can set (`employeeNumber: E-UNKNOWN` on a hand-made entry), not
+//! proof that Tenure made the account. A person decides about orphans.
+//!
+//! Identities with unfinished operations on a target are skipped there: their state is in
+//! flight, not drifted. A target that cannot be used (no connector, see
+//! [`crate::executor::Connectors`]) or read is reported in [`ReconReport::skipped`] and the
+//! other targets are reconciled.
 
 use crate::executor::{Backend, Connectors};
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
@@ -25,11 +38,21 @@ pub struct TargetReport {
     pub findings: Vec<Finding>,
 }
 
+/// A target reconciliation could not read, and why.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct SkippedTarget {
+    pub target: String,
+    pub reason: String,
+}
+
 #[derive(Debug, Clone, Default, serde::Serialize)]
 pub struct ReconReport {
     pub targets: Vec<TargetReport>,
     pub sod: Vec<Finding>,
     pub remediation: Option<RemediationReport>,
+    /// Targets that were not reconciled: their connector could not be set up or reading them
+    /// failed. Their findings are unknown, not absent.
+    pub skipped: Vec<SkippedTarget>,
 }
 
 #[derive(Debug, Clone, serde::Serialize)]
@@ -53,6 +76,21 @@ struct Fix {
     entitlement: Option<String>,
     account: Option<String>,
     detail: String,
+}
+
+/// A correlation id read from a target, for a message: anyone who can write the target chose
+/// it, so control characters are escaped and a long one is cut.
+fn shown_id(id: &str) -> String {
+    const MAX: usize = 64;
+    let mut out: String = id
+        .chars()
+        .take(MAX)
+        .map(|c| if c.is_control() { c.escape_default().to_string() } else { c.to_string() })
+        .collect();
+    if id.chars().count() > MAX {
+        out.push('…');
+    }
+    out
 }
 
 pub async fn reconcile(
@@ -87,18 +125,30 @@ pub async fn reconcile(
         if only.is_some_and(|o| o != target.name) || matches!(target.settings, TargetSettings::Manual(_)) {
             continue;
         }
-        let Some(conn) = conns.get(&target.name) else { continue };
+        let skip = |reason: String| SkippedTarget { target: target.name.clone(), reason };
+        let Some(conn) = conns.get(&target.name) else {
+            let reason = conns.why_unusable(&target.name).map_or_else(
+                || "no connector was set up for it".to_string(),
+                |e| format!("it cannot be used: {}", e.message),
+            );
+            report.skipped.push(skip(reason));
+            continue;
+        };
         let started = std::time::Instant::now();
-        let actual = conn
-            .list_accounts()
-            .await
-            .map_err(|e| crate::EngineError::Invalid(format!("reading accounts of `{}`: {e}", target.name)))?;
-        let existing: HashSet<String> = conn
-            .list_entitlements()
-            .await
-            .map_err(|e| crate::EngineError::Invalid(format!("reading entitlements of `{}`: {e}", target.name)))?
-            .into_iter()
-            .collect();
+        let actual = match conn.list_accounts().await {
+            Ok(a) => a,
+            Err(e) => {
+                report.skipped.push(skip(format!("reading its accounts failed: {e}")));
+                continue;
+            }
+        };
+        let existing: HashSet<String> = match conn.list_entitlements().await {
+            Ok(e) => e.into_iter().collect(),
+            Err(e) => {
+                report.skipped.push(skip(format!("reading its entitlements failed: {e}")));
+                continue;
+            }
+        };
         total_accounts += actual.len();
         let t = &target.name;
         let mut by_name: HashMap<&str, Vec<&str>> = HashMap::new();
@@ -124,9 +174,11 @@ pub async fn reconcile(
         for acc in &actual {
             grants += acc.grants.len();
             let by_id = acc.external_id.as_deref().filter(|x| identities.contains_key(*x));
-            let linked: Option<String> = match by_id {
-                Some(id) => Some(id.to_string()),
-                None => match by_name.get(acc.account.as_str()).map(Vec::as_slice) {
+            let linked: Option<String> = match (by_id, acc.external_id.as_deref()) {
+                (Some(id), _) => Some(id.to_string()),
+                // It names an owner Tenure does not know: not linked to whoever shares its name.
+                (None, Some(_)) => None,
+                (None, None) => match by_name.get(acc.account.as_str()).map(Vec::as_slice) {
                     Some([one]) => Some((*one).to_string()),
                     Some(many) if many.len() > 1 => {
                         let mut ids: Vec<&str> = many.to_vec();
@@ -149,45 +201,27 @@ pub async fn reconcile(
                 },
             };
             let Some(id) = linked else {
-                let key = format!("orphan:{t}:{}", acc.account);
-                findings.push(finding(
-                    "orphan",
-                    Some(&acc.account),
-                    None,
-                    None,
-                    format!(
-                        "account `{}` ({}) belongs to no known identity",
+                // INVARIANT: no fix is planned for an account that correlates to no known
+                // identity. It may be an application's own login or someone's hand-made entry
+                // carrying any correlation id it likes; a person decides, never a rule.
+                let state = if acc.enabled { "enabled" } else { "disabled" };
+                let holds = if acc.grants.is_empty() {
+                    String::new()
+                } else {
+                    format!(", holds {}", acc.grants.iter().map(|g| format!("`{g}`")).collect::<Vec<_>>().join(", "))
+                };
+                let detail = match acc.external_id.as_deref() {
+                    Some(x) => format!(
+                        "account `{}` ({state}{holds}) names identity `{}`, which Tenure does not know; left for a person",
                         acc.account,
-                        if acc.enabled { "enabled" } else { "disabled" }
+                        shown_id(x)
                     ),
-                ));
-                // Only accounts Tenure tagged (it created them; they carry a correlation id) are
-                // fixed automatically. An untagged one may be an application's own service login:
-                // it is reported for a person to decide, never disabled by a rule.
-                let tagged = acc.external_id.is_some();
-                if !tagged || busy.contains(&(key.clone(), t.clone())) {
-                    continue;
-                }
-                if acc.enabled {
-                    fixes.push(Fix {
-                        identity: key.clone(),
-                        target: t.clone(),
-                        kind: OpKind::Disable,
-                        entitlement: None,
-                        account: Some(acc.account.clone()),
-                        detail: format!("orphan account `{}`", acc.account),
-                    });
-                }
-                for g in &acc.grants {
-                    fixes.push(Fix {
-                        identity: key.clone(),
-                        target: t.clone(),
-                        kind: OpKind::Revoke,
-                        entitlement: Some(g.clone()),
-                        account: Some(acc.account.clone()),
-                        detail: format!("orphan account `{}` holds `{g}`", acc.account),
-                    });
-                }
+                    None => format!(
+                        "account `{}` ({state}{holds}) belongs to no known identity; left for a person",
+                        acc.account
+                    ),
+                };
+                findings.push(finding("orphan", Some(&acc.account), None, None, detail));
                 continue;
             };
             seen.insert(id.clone());
@@ -335,4 +369,16 @@ pub async fn reconcile(
         report.remediation = Some(RemediationReport { operations: n, held, approval_id });
     }
     Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::shown_id;
+
+    #[test]
+    fn correlation_ids_from_a_target_are_shown_escaped_and_capped() {
+        assert_eq!(shown_id("E-UNKNOWN"), "E-UNKNOWN");
+        assert_eq!(shown_id("E1\n\u{1b}[31m"), "E1\\n\\u{1b}[31m");
+        assert_eq!(shown_id(&"x".repeat(100)), format!("{}…", "x".repeat(64)));
+    }
 }

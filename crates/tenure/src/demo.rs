@@ -114,7 +114,7 @@ pub fn demo(dir: Option<&Path>, people: usize, keep: bool) -> Result<ExitCode> {
     step("reconciliation: read every target back and compare");
     let rt = runtime()?;
     let report = rt.block_on(async {
-        let conns = tenure_engine::executor::connectors(&config).await?;
+        let conns = tenure_engine::executor::connectors(&config).await.require_all()?;
         let backend: Arc<dyn tenure_engine::executor::Backend> = store.clone();
         anyhow::Ok(tenure_engine::reconcile::reconcile(&config, &policy, backend, &conns, None, false).await?)
     })?;
@@ -296,7 +296,7 @@ fn show_targets(config: &Arc<Config>, store: &Arc<SqliteStore>, only: Option<&[&
     let schema = &config.schema;
     let identities = store.identities(schema, None)?;
     let rows = rt.block_on(async {
-        let conns = tenure_engine::executor::connectors(config).await?;
+        let conns = tenure_engine::executor::connectors(config).await.require_all()?;
         let mut rows = Vec::new();
         for t in config.targets.iter().filter(|t| conns.contains_key(&t.name)) {
             let Some(conn) = conns.get(&t.name) else { continue };

@@ -13,6 +13,17 @@ use tenure_engine::executor::{self, Backend, ExecOptions, ExecReport, Progress};
 use tenure_engine::reconcile::{self, ReconReport};
 use tenure_store::{Queue, SqliteStore};
 
+/// Sets up every target's connector and warns on stderr about each target that cannot be used:
+/// its operations fail with that reason while the other targets go on. The reasons are the
+/// connectors' errors, which never hold secrets.
+pub async fn connectors(config: &tenure_core::config::Config) -> executor::Connectors {
+    let conns = executor::connectors(config).await;
+    for (target, why) in conns.unusable() {
+        eprintln!("warning: target `{target}` cannot be used, its operations fail until this is fixed: {why}");
+    }
+    conns
+}
+
 pub fn runtime() -> Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -30,7 +41,7 @@ pub fn apply_with(
 ) -> Result<ExecReport> {
     let rt = runtime()?;
     rt.block_on(async {
-        let conns = Arc::new(executor::connectors(&config).await.context("connecting to targets")?);
+        let conns = Arc::new(connectors(&config).await);
         let pending = store.queue_counts()?.get("pending").copied().unwrap_or(0);
         let bar = (!quiet && std::io::stderr().is_terminal() && pending > 0).then(|| {
             let pb = ProgressBar::new(u64::try_from(pending).unwrap_or(0));
@@ -103,7 +114,7 @@ pub fn reconcile(cli: &Cli, target: Option<&str>, remediate: bool, f: Format) ->
     let rt = runtime()?;
     let pb = crate::run::spinner("reading targets");
     let report: ReconReport = rt.block_on(async {
-        let conns = executor::connectors(&loaded.config).await.context("connecting to targets")?;
+        let conns = connectors(&loaded.config).await;
         let backend: Arc<dyn Backend> = store.clone();
         anyhow::Ok(reconcile::reconcile(&loaded.config, &policy, backend, &conns, target, remediate).await?)
     })?;
@@ -114,6 +125,9 @@ pub fn reconcile(cli: &Cli, target: Option<&str>, remediate: bool, f: Format) ->
         print_json(&report)?;
     } else {
         let mut rows = Vec::new();
+        for s in &report.skipped {
+            outln!("{}: NOT reconciled: {}", s.target, s.reason);
+        }
         for t in &report.targets {
             outln!(
                 "{}: {} accounts, {} grants read in {} ms; {} finding(s)",
@@ -156,7 +170,7 @@ pub fn reconcile(cli: &Cli, target: Option<&str>, remediate: bool, f: Format) ->
             }
         }
     }
-    Ok(if report.finding_count() > 0 { ExitCode::from(1) } else { ExitCode::SUCCESS })
+    Ok(if report.finding_count() > 0 || !report.skipped.is_empty() { ExitCode::from(1) } else { ExitCode::SUCCESS })
 }
 
 pub fn tasks(cli: &Cli, all: bool, quiet: bool, f: Format) -> Result<ExitCode> {
@@ -233,12 +247,10 @@ pub fn exceptions(cli: &Cli, all: bool, f: Format) -> Result<ExitCode> {
 pub fn check_online(config: &tenure_core::config::Config, policy: &tenure_policy::Policy) -> Result<Vec<String>> {
     let rt = runtime()?;
     rt.block_on(async {
-        let mut out = Vec::new();
-        let conns = match executor::connectors(config).await {
-            Ok(c) => c,
-            Err(e) => return Ok(vec![format!("cannot set up connectors: {e}")]),
-        };
-        for (name, conn) in &conns {
+        let conns = executor::connectors(config).await;
+        let mut out: Vec<String> =
+            conns.unusable().map(|(name, why)| format!("target `{name}` cannot be used: {why}")).collect();
+        for (name, conn) in conns.iter() {
             match conn.list_entitlements().await {
                 Err(e) => out.push(format!("target `{name}` is unreachable: {e}")),
                 Ok(existing) => {
@@ -246,7 +258,7 @@ pub fn check_online(config: &tenure_core::config::Config, policy: &tenure_policy
                     let mut missing: Vec<String> = policy
                         .entitlements
                         .iter()
-                        .filter(|e| &e.target == name && !existing.contains(&e.name))
+                        .filter(|e| e.target == name && !existing.contains(&e.name))
                         .map(ToString::to_string)
                         .collect();
                     missing.sort();

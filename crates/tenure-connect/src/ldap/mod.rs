@@ -39,7 +39,8 @@
 //! - **Errors.** Connection refused, reset, closed or timed out, and the result codes `busy`,
 //!   `unavailable`, `timeLimitExceeded`, `adminLimitExceeded`, `operationsError`, `other` are
 //!   transient; everything else (schema, access, invalid DN, bad credentials) is permanent. The
-//!   bind password is resolved once, kept out of `Debug`, and never formatted into a message.
+//!   bind password is resolved once, kept out of `Debug`, never formatted into a message, and
+//!   scrubbed from any server text; the URL appears only redacted (`crate::redact`).
 //! - **Concurrency.** At most `concurrency` operations are in flight, over a few multiplexed
 //!   connections made lazily (see `pool`); a multi-step operation (disable, delete) holds one
 //!   permit throughout.
@@ -100,6 +101,9 @@ impl LdapConnector {
     /// Builds the connector; resolves the bind password now so a missing secret is reported at
     /// startup. Does not connect.
     pub fn new(name: &str, s: &LdapSettings, concurrency: usize) -> Result<Self> {
+        if let Err(e) = url::Url::parse(&s.url) {
+            return Err(ConnectorError::permanent(format!("target `{name}`: `url` is not a valid URL ({e})")));
+        }
         let password = crate::resolve_secret(&s.password, &format!("target `{name}` password"))?;
         let canonical = |what: &str, v: &str| {
             dn::canonical_str(v)

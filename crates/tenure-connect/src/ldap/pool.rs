@@ -6,6 +6,7 @@
 //! with a semaphore. Connections are made lazily, on first use, so building a connector never
 //! touches the network; a connection that has dropped is replaced on its next use.
 
+use crate::redact::{Scrubber, redact};
 use crate::{ConnectorError, ErrorKind, Result};
 use ldap3::{Ldap, LdapConnAsync, LdapConnSettings, LdapError, LdapResult};
 use std::fmt;
@@ -33,6 +34,8 @@ pub(super) struct Pool {
     url: String,
     bind_dn: String,
     password: Password,
+    /// Erases the password from every message (see `crate::redact`).
+    scrub: Scrubber,
     slots: Vec<Mutex<Option<Ldap>>>,
     next: AtomicUsize,
     permits: Semaphore,
@@ -42,7 +45,7 @@ impl fmt::Debug for Pool {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Pool")
             .field("target", &self.target)
-            .field("url", &self.url)
+            .field("url", &redact(&self.url))
             .field("bind_dn", &self.bind_dn)
             .field("password", &self.password)
             .field("connections", &self.slots.len())
@@ -66,6 +69,7 @@ impl Pool {
             target: target.to_string(),
             url: url.to_string(),
             bind_dn: bind_dn.to_string(),
+            scrub: Scrubber::new([password.as_str()]),
             password: Password(password),
             slots: (0..connections).map(|_| Mutex::new(None)).collect(),
             next: AtomicUsize::new(0),
@@ -99,7 +103,7 @@ impl Pool {
         let settings = LdapConnSettings::new().set_conn_timeout(CONNECT_TIMEOUT);
         let (conn, mut ldap) = LdapConnAsync::with_settings(settings, &self.url)
             .await
-            .map_err(|e| self.error(&format!("connecting to `{}`", self.url), e))?;
+            .map_err(|e| self.error(&format!("connecting to `{}`", redact(&self.url)), e))?;
         let target = self.target.clone();
         tokio::spawn(async move {
             if let Err(e) = conn.drive().await {
@@ -119,13 +123,15 @@ impl Pool {
     }
 
     /// Classifies a transport or library error. Never includes the password: `ldap3` errors
-    /// carry no request data, and we add only DNs and the URL.
+    /// carry no request data, we add only DNs and the redacted URL, and the scrubber erases the
+    /// password should any text hold it anyway.
     pub(super) fn error(&self, what: &str, e: LdapError) -> ConnectorError {
         match e {
             LdapError::LdapResult { result } => self.result_error(what, &result),
             e => {
                 let kind = if is_connection_error(&e) { ErrorKind::Transient } else { ErrorKind::Permanent };
-                ConnectorError { kind, message: format!("{}: {what}: {e}", self.target), retry_after: None }
+                let message = self.scrub.clean(&format!("{}: {what}: {e}", self.target));
+                ConnectorError { kind, message, retry_after: None }
             }
         }
     }
@@ -138,7 +144,7 @@ impl Pool {
             message.push_str(": ");
             message.push_str(&res.text);
         }
-        ConnectorError { kind, message, retry_after: None }
+        ConnectorError { kind, message: self.scrub.clean(&message), retry_after: None }
     }
 }
 
@@ -287,6 +293,21 @@ mod tests {
         assert!(!e.message.contains("s3cret-pw"));
         let e = pool.error("parsing", LdapError::FilterParsing);
         assert_eq!(e.kind, ErrorKind::Permanent);
+        assert!(!format!("{pool:?}").contains("s3cret-pw"));
+    }
+
+    #[test]
+    fn issue6_server_text_and_urls_never_carry_the_password() {
+        let pool = Pool::new("dir", "ldap://admin:s3cret-pw@127.0.0.1:1/", "cn=admin", "s3cret-pw".into(), 4);
+        let echoed = LdapResult {
+            rc: 49,
+            matched: String::new(),
+            text: "invalid credentials s3cret-pw".into(),
+            refs: vec![],
+            ctrls: vec![],
+        };
+        let e = pool.result_error("binding", &echoed);
+        assert_eq!(e.message, "dir: binding: invalidCredentials (49): invalid credentials ***");
         assert!(!format!("{pool:?}").contains("s3cret-pw"));
     }
 }

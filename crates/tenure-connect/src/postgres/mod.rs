@@ -37,8 +37,11 @@
 //! `DROP ROLE`) are sent as one simple-query message, which PostgreSQL runs as one transaction.
 //!
 //! # Secrets
-//! The URL comes from [`crate::resolve_secret`] and is only ever parsed, never formatted into an
-//! error or a log line. A rotated password is random, never returned or logged, and is sent to
+//! The URL comes from [`crate::resolve_secret`]; it legitimately carries a password, so it is
+//! only ever parsed (a `postgres://` URL first by the `url` crate, so that an unencoded `/` in the
+//! password is refused instead of being guessed at) and appears in messages only through
+//! [`crate::redact`]. Every message the connector makes, the driver's and the server's text
+//! included, is scrubbed of the password (`crate::redact::Scrubber`). A rotated password is random, never returned or logged, and is sent to
 //! the server as a SCRAM-SHA-256 verifier computed here, so it cannot surface in the server's
 //! statement log either.
 //!
@@ -65,6 +68,7 @@
 mod pool;
 mod sql;
 
+use crate::redact::{Scrubber, redact};
 use crate::{
     AccountSpec, AccountState, Applied, Capability, Connector, ConnectorError, Request, Result, resolve_secret,
 };
@@ -178,6 +182,23 @@ pub struct PostgresConnector {
     pool: Pool,
     /// The quoted role that receives a deleted account's objects; `CURRENT_USER` when unset.
     reassign_to: Option<String>,
+    /// Erases the connection password from every message.
+    scrub: Scrubber,
+}
+
+/// The connection URL as messages show it: redacted, or for a `key=value` connection string,
+/// the first host, port and database only.
+fn shown(url: &str, config: &tokio_postgres::Config) -> String {
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        return redact(url);
+    }
+    let host = match config.get_hosts().first() {
+        Some(tokio_postgres::config::Host::Tcp(h)) => h.clone(),
+        Some(tokio_postgres::config::Host::Unix(p)) => p.display().to_string(),
+        None => "localhost".to_string(),
+    };
+    let port = config.get_ports().first().copied().unwrap_or(5432);
+    format!("host={host} port={port} dbname={}", config.get_dbname().unwrap_or_default())
 }
 
 /// A role as the write operations see it.
@@ -197,6 +218,14 @@ impl PostgresConnector {
         let url = resolve_secret(&s.url, &what)?;
         if url.is_empty() {
             return Err(ConnectorError::permanent(format!("{what}: no connection URL; set `url_env` or `url_file`")));
+        }
+        if (url.starts_with("postgres://") || url.starts_with("postgresql://"))
+            && let Err(e) = url::Url::parse(&url)
+        {
+            return Err(ConnectorError::permanent(format!(
+                "{what}: the connection URL is not a valid URL ({e}); percent-encode reserved characters \
+                 in the user name and password (`/` as `%2F`, `@` as `%40`)"
+            )));
         }
         // The parse error is not passed on: some of its messages quote part of the input.
         let mut config: tokio_postgres::Config = url.parse().map_err(|_| {
@@ -222,15 +251,25 @@ impl PostgresConnector {
             ),
             None => None,
         };
-        Ok(Self { name: name.to_string(), pool: Pool::new(name, config, concurrency), reassign_to })
+        let password = config.get_password().map(String::from_utf8_lossy).unwrap_or_default();
+        let scrub = Scrubber::new([password.as_ref()]);
+        let shown = shown(&url, &config);
+        Ok(Self {
+            name: name.to_string(),
+            pool: Pool::new(name, config, concurrency, &shown, scrub.clone()),
+            reassign_to,
+            scrub,
+        })
     }
 
     fn err(&self, what: &str, e: &tokio_postgres::Error) -> ConnectorError {
-        classify(&self.name, what, e)
+        let mut e = classify(&self.name, what, e);
+        e.message = self.scrub.clean(&e.message);
+        e
     }
 
     fn permanent(&self, message: impl std::fmt::Display) -> ConnectorError {
-        ConnectorError::permanent(format!("target `{}`: {message}", self.name))
+        ConnectorError::permanent(self.scrub.clean(&format!("target `{}`: {message}", self.name)))
     }
 
     fn col<'a, T: FromSql<'a>>(&self, row: &'a Row, idx: usize) -> Result<T> {

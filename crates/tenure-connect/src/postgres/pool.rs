@@ -10,6 +10,7 @@
 //! configuration surface.
 
 use super::sql::classify;
+use crate::redact::Scrubber;
 use crate::{ConnectorError, Result};
 use std::collections::HashMap;
 use std::time::Duration;
@@ -28,6 +29,9 @@ pub(crate) const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 pub(crate) struct Pool {
     target: String,
     config: Config,
+    /// "connecting to `<redacted URL>`", for connection errors.
+    connecting: String,
+    scrub: Scrubber,
     permits: Semaphore,
     slots: Vec<Mutex<Option<Pooled>>>,
 }
@@ -79,11 +83,15 @@ impl Conn<'_> {
 }
 
 impl Pool {
-    pub(crate) fn new(target: &str, config: Config, size: usize) -> Self {
+    /// `shown` is the connection URL as messages may show it (redacted); `scrub` erases the
+    /// password from every connection error.
+    pub(crate) fn new(target: &str, config: Config, size: usize, shown: &str, scrub: Scrubber) -> Self {
         let size = size.max(1);
         Self {
             target: target.to_string(),
             config,
+            connecting: format!("connecting to `{shown}`"),
+            scrub,
             permits: Semaphore::new(size),
             slots: (0..size).map(|_| Mutex::new(None)).collect(),
         }
@@ -114,16 +122,21 @@ impl Pool {
         Ok(Conn { client, reused, _permit: permit })
     }
 
+    fn error(&self, what: &str, e: &tokio_postgres::Error) -> ConnectorError {
+        let mut e = classify(&self.target, what, e);
+        e.message = self.scrub.clean(&e.message);
+        e
+    }
+
     async fn connect(&self) -> Result<Client> {
-        let (client, connection) =
-            self.config.connect(NoTls).await.map_err(|e| classify(&self.target, "connecting", &e))?;
+        let (client, connection) = self.config.connect(NoTls).await.map_err(|e| self.error(&self.connecting, &e))?;
         let target = self.target.clone();
         tokio::spawn(async move {
             if let Err(e) = connection.await {
                 tracing::debug!(target_name = %target, error = %e, "postgres connection ended");
             }
         });
-        client.batch_execute(SESSION_SETUP).await.map_err(|e| classify(&self.target, "setting up the session", &e))?;
+        client.batch_execute(SESSION_SETUP).await.map_err(|e| self.error("setting up the session", &e))?;
         tracing::debug!(target_name = %self.target, "opened a postgres connection");
         Ok(client)
     }

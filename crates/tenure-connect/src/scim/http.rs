@@ -7,9 +7,13 @@
 //! place that classifies an unexpected status.
 //!
 //! The bearer token lives only in a `HeaderValue` marked sensitive, so neither `Debug` output nor
-//! any error built here can contain it. Errors do not repeat the configured URL either (it is the
-//! config loader's job to report it, and a URL is where credentials would hide).
+//! any error built here can contain it, and [`Http::error`], through which every message passes,
+//! scrubs it from server text too. Errors do not repeat the configured URL either (a URL is
+//! where credentials would hide): reqwest's errors are stripped of theirs (`without_url`).
+//! Redirects are not followed: a SCIM service provider has no reason to send one, and following
+//! it would send the bearer token wherever it points.
 
+use crate::redact::Scrubber;
 use crate::{ConnectorError, ErrorKind, Result};
 use chrono::{DateTime, NaiveDateTime, Utc};
 use reqwest::header::{self, HeaderMap, HeaderValue};
@@ -33,6 +37,8 @@ pub(crate) struct Http {
     base: Url,
     /// `Bearer TOKEN`, marked sensitive; `None` when the target needs no authentication.
     auth: Option<HeaderValue>,
+    /// Erases the token from every message.
+    scrub: Scrubber,
     /// INVARIANT: held across every request and its body, so at most `concurrency` requests are
     /// in flight at once.
     permits: Semaphore,
@@ -69,14 +75,25 @@ impl Http {
         let mut headers = HeaderMap::new();
         headers.insert(header::ACCEPT, HeaderValue::from_static("application/scim+json, application/json"));
         let client = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
             .connect_timeout(CONNECT_TIMEOUT)
             .timeout(REQUEST_TIMEOUT)
             .default_headers(headers)
             .build()
             .map_err(|e| {
-                ConnectorError::permanent(format!("scim target `{target}`: cannot build an HTTP client: {e}"))
+                ConnectorError::permanent(format!(
+                    "scim target `{target}`: cannot build an HTTP client: {}",
+                    e.without_url()
+                ))
             })?;
-        Ok(Self { target: target.to_string(), client, base, auth, permits: Semaphore::new(concurrency.max(1)) })
+        Ok(Self {
+            target: target.to_string(),
+            client,
+            base,
+            auth,
+            scrub: Scrubber::new([token]),
+            permits: Semaphore::new(concurrency.max(1)),
+        })
     }
 
     /// The URL of `segments` below the base URL, each percent-encoded as one path segment, with a
@@ -122,7 +139,7 @@ impl Http {
         {
             req = req.header(header::IF_MATCH, tag);
         }
-        let resp = req.send().await.map_err(|e| self.transport_error(what, &e))?;
+        let resp = req.send().await.map_err(|e| self.transport_error(what, e))?;
         let status = resp.status();
         let headers = resp.headers();
         let etag = headers.get(header::ETAG).and_then(|v| v.to_str().ok()).map(str::to_string);
@@ -130,12 +147,13 @@ impl Http {
             .get(header::RETRY_AFTER)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| parse_retry_after(v, Utc::now()));
-        let body = resp.bytes().await.map_err(|e| self.transport_error(what, &e))?.to_vec();
+        let body = resp.bytes().await.map_err(|e| self.transport_error(what, e))?.to_vec();
         tracing::debug!(target: "tenure_connect::scim", scim_target = %self.target, %method, %path, status = status.as_u16(), "scim request");
         Ok(Reply { status, etag, retry_after, body })
     }
 
-    fn transport_error(&self, what: &str, e: &reqwest::Error) -> ConnectorError {
+    fn transport_error(&self, what: &str, e: reqwest::Error) -> ConnectorError {
+        let e = e.without_url();
         let why = if e.is_timeout() {
             "timed out"
         } else if e.is_connect() {
@@ -144,8 +162,8 @@ impl Http {
             "request failed"
         };
         // The innermost cause ("Connection refused (os error 111)") says the most; reqwest's own
-        // message repeats the URL, which we already name by target.
-        let mut cause: &dyn std::error::Error = e;
+        // message would repeat the URL (stripped above), which we already name by target.
+        let mut cause: &dyn std::error::Error = &e;
         while let Some(inner) = cause.source() {
             cause = inner;
         }
@@ -156,8 +174,11 @@ impl Http {
         error
     }
 
+    /// The one place a SCIM error message is made: it names the target and the step, and never
+    /// holds the token, even when `why` is the server's own text.
     pub(crate) fn error(&self, kind: ErrorKind, what: &str, why: &str) -> ConnectorError {
-        ConnectorError { kind, message: format!("scim target `{}`: {what}: {why}", self.target), retry_after: None }
+        let message = self.scrub.clean(&format!("scim target `{}`: {what}: {why}", self.target));
+        ConnectorError { kind, message, retry_after: None }
     }
 }
 
@@ -253,6 +274,19 @@ mod tests {
         for (value, want) in cases {
             assert_eq!(parse_retry_after(value, now), want.map(Duration::from_secs), "value {value:?}");
         }
+    }
+
+    #[tokio::test]
+    async fn issue6_errors_carry_neither_the_url_nor_the_token() {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let http = Http::new("t", &format!("http://127.0.0.1:{port}/scim/v2?k=q-secret"), "tok-secret-1", 1).unwrap();
+        let url = http.url(&["Users"], &[("filter", "userName eq \"q-secret\"")]);
+        let e = http.send(Method::GET, url, None, None, "listing users").await.err().unwrap();
+        assert!(e.is_transient(), "{e}");
+        assert!(e.message.starts_with("scim target `t`: listing users: cannot connect: "), "{e}");
+        assert!(!e.message.contains("q-secret") && !e.message.contains("/scim/v2"), "{e}");
+        let e = http.error(ErrorKind::Permanent, "creating", "HTTP 401: bad token tok-secret-1");
+        assert_eq!(e.message, "scim target `t`: creating: HTTP 401: bad token ***");
     }
 
     #[test]

@@ -534,3 +534,31 @@ fn capabilities_match_the_target_kind() {
         assert!(caps.contains(&cap), "{cap:?}");
     }
 }
+
+#[tokio::test]
+async fn issue6_a_url_with_credentials_never_reaches_an_error() {
+    let port = free_port().unwrap();
+    let settings = |url: String| LdapSettings {
+        url,
+        bind_dn: "cn=admin,dc=example,dc=com".into(),
+        password: SecretRef::None,
+        users_dn: "ou=people,dc=example,dc=com".into(),
+        groups_dn: "ou=groups,dc=example,dc=com".into(),
+        disabled_dn: "ou=disabled,dc=example,dc=com".into(),
+        page_size: 100,
+    };
+    // Unencoded, a `/` in the password makes the text no URL: refused when the connector is built.
+    let Err(e) = LdapConnector::new("directory", &settings(format!("ldap://admin:pa/ss@127.0.0.1:{port}")), 1) else {
+        panic!("an unparseable url was accepted")
+    };
+    assert_eq!(e.kind, ErrorKind::Permanent);
+    assert!(e.message.contains("not a valid URL") && !e.message.contains("pa/ss"), "{e}");
+    // Encoded, it parses (the config loader refuses it; a connector built directly must not
+    // repeat it): errors show the URL without its userinfo.
+    let c = LdapConnector::new("directory", &settings(format!("ldap://admin:pa%2Fss@127.0.0.1:{port}/")), 1).unwrap();
+    let e = c.read_account(&spec("erin")).await.unwrap_err();
+    assert_eq!(e.kind, ErrorKind::Transient, "{e}");
+    assert!(e.message.contains(&format!("connecting to `ldap://127.0.0.1:{port}/`")), "{e}");
+    assert!(!e.message.contains("pa%2Fss") && !e.message.contains("admin:"), "{e}");
+    assert!(!format!("{c:?}").contains("pa%2Fss"), "{c:?}");
+}

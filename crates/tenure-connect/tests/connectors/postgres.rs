@@ -499,3 +499,40 @@ async fn privileged_or_login_roles_are_never_granted_as_entitlements() {
     assert_eq!(c.apply(&with_entitlement(OpKind::Grant, "bob", "reporting")).await.unwrap(), Applied::Changed);
     assert_eq!(memberships(&admin, "bob").await, ["reporting"]);
 }
+
+#[tokio::test]
+async fn issue6_connection_errors_show_the_url_redacted_and_never_the_password() {
+    let port = free_port().unwrap();
+    let file = std::env::temp_dir().join(format!("tenure-pg-issue6-{}-{port}", std::process::id()));
+    let settings = PostgresSettings { url: SecretRef::File(file.to_str().unwrap().to_string()), reassign_to: None };
+    let build = |url: String| {
+        std::fs::write(&file, url).unwrap();
+        PostgresConnector::new("warehouse", &settings, 1)
+    };
+
+    // An unencoded `/` in the password makes it no URL at all: refused, not guessed at.
+    let e = build(format!("postgres://tenure:pa/ss-9@127.0.0.1:{port}/postgres")).await.err().unwrap();
+    assert!(!e.is_transient() && e.message.contains("`%2F`"), "{e:?}");
+    assert!(!e.message.contains("pa/ss-9") && !e.message.contains("ss-9@"), "{e:?}");
+
+    // Nothing listens: the error names where it tried, redacted, wherever the password sits.
+    for url in [
+        format!("postgres://tenure:pa%2Fss-9@127.0.0.1:{port}/postgres"),
+        format!("postgresql://tenure@127.0.0.1:{port}/postgres?password=pa%2Fss-9&sslmode=disable"),
+    ] {
+        let c = build(url.clone()).await.unwrap();
+        let e = c.list_accounts().await.unwrap_err();
+        assert!(e.is_transient(), "{e:?}");
+        assert!(e.message.contains("connecting to `postgres"), "{e:?}");
+        assert!(e.message.contains(&format!("127.0.0.1:{port}/postgres")), "{e:?}");
+        assert!(
+            !e.message.contains("pa%2Fss-9") && !e.message.contains("pa/ss-9") && !e.message.contains("tenure@"),
+            "{url}: {e:?}"
+        );
+    }
+    let c = build(format!("host=127.0.0.1 port={port} user=tenure password='pa/ss-9' dbname=postgres")).await.unwrap();
+    let e = c.read_account(&spec("ivan", "E800")).await.unwrap_err();
+    assert!(e.message.contains(&format!("connecting to `host=127.0.0.1 port={port} dbname=postgres`")), "{e:?}");
+    assert!(!e.message.contains("pa/ss-9"), "{e:?}");
+    std::fs::remove_file(&file).unwrap();
+}

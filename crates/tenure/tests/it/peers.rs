@@ -2,6 +2,8 @@
 //! PostgreSQL plus a manual target; failures mid-apply; reconciliation. After each step the
 //! peers are queried directly (ldapsearch, plain HTTP, psql), never through Tenure.
 
+mod issue6_secrets;
+
 use crate::{Env, TODAY, company};
 use std::process::Command;
 use std::time::{Duration, Instant};
