@@ -1,6 +1,7 @@
 //! `tenure import`: a snapshot becomes lifecycle events and planned operations, or a held batch.
 
 use crate::desired::{self, names};
+use crate::guard;
 use crate::{Engine, EngineError, Result};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
@@ -139,7 +140,8 @@ pub fn import_csv(
         .count();
     let removed: Vec<&Event> = events.iter().filter(|e| e.note.as_deref() == Some(snapshot::ROW_REMOVED)).collect();
     let gains = privileged_gains(engine, &planned_all);
-    let held_reason = guard(engine, counts.leavers, losses, gains, population)
+    let held_reason = guard::Counts { leavers: counts.leavers, losses, privileged: gains, population }
+        .check(&engine.config.guard)
         .or_else(|| untrusted_removals(engine, &parsed, &removed));
     let actor = opts.actor.clone().unwrap_or_else(|| format!("source:{source}"));
 
@@ -263,16 +265,7 @@ fn untrusted_removals(engine: &Engine<'_>, parsed: &Parsed, removed: &[&Event]) 
 
 /// Identities that would gain an entitlement a privileged role grants.
 fn privileged_gains(engine: &Engine<'_>, planned: &[EventIn]) -> usize {
-    let privileged: HashSet<(&str, &str)> = engine
-        .policy
-        .roles
-        .iter()
-        .filter(|r| r.privileged)
-        .flat_map(|r| r.grant.iter().map(|e| (e.target.as_str(), e.name.as_str())))
-        .collect();
-    if privileged.is_empty() {
-        return 0;
-    }
+    let privileged = guard::privileged_entitlements(engine.policy);
     planned
         .iter()
         .filter(|e| {
@@ -282,48 +275,6 @@ fn privileged_gains(engine: &Engine<'_>, planned: &[EventIn]) -> usize {
             })
         })
         .count()
-}
-
-/// The guard: a batch is held whole when its leavers, or the identities losing any access
-/// (leavers, suspensions, movers who lose a grant), exceed a limit, or when it would grant
-/// privileged access to more identities than `max_privileged_grants`.
-pub(crate) fn guard(
-    engine: &Engine<'_>,
-    leavers: usize,
-    losses: usize,
-    privileged: usize,
-    population: usize,
-) -> Option<String> {
-    let g = engine.config.guard;
-    let check = |n: usize, what: &str, max: u64, key: &str, fraction: f64, fkey: &str| -> Option<String> {
-        let max = usize::try_from(max).unwrap_or(usize::MAX);
-        if n > max {
-            return Some(format!("{n} {what} exceed {key} = {max}"));
-        }
-        let share = if population > 0 { n as f64 / population as f64 } else { 0.0 };
-        (population > 0 && share > fraction).then(|| {
-            format!("{n} {what} are {:.1}% of {population} identities, over {fkey} = {fraction}", share * 100.0)
-        })
-    };
-    let max_privileged = usize::try_from(g.max_privileged_grants).unwrap_or(usize::MAX);
-    check(leavers, "leavers", g.max_leavers, "max_leavers", g.max_leaver_fraction, "max_leaver_fraction")
-        .or_else(|| {
-            check(
-                losses,
-                "identities losing access",
-                g.max_access_losses,
-                "max_access_losses",
-                g.max_access_loss_fraction,
-                "max_access_loss_fraction",
-            )
-        })
-        .or_else(|| {
-            (privileged > max_privileged).then(|| {
-                format!(
-                    "{privileged} identities gaining privileged access exceed max_privileged_grants = {max_privileged}"
-                )
-            })
-        })
 }
 
 fn held_event(e: &Event) -> EventIn {

@@ -10,6 +10,7 @@
 pub mod desired;
 pub mod evidence;
 pub mod executor;
+pub mod guard;
 pub mod import;
 pub mod reconcile;
 

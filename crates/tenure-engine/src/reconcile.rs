@@ -334,21 +334,37 @@ pub async fn reconcile(
     }
 
     if remediate && !fixes.is_empty() {
-        let removals = fixes.iter().filter(|f| matches!(f.kind, OpKind::Disable | OpKind::Revoke)).count();
-        let g = config.guard;
-        let max = usize::try_from(g.max_leavers).unwrap_or(usize::MAX);
-        let fraction = if total_accounts > 0 { removals as f64 / total_accounts as f64 } else { 0.0 };
-        let held = if removals > max {
-            Some(format!("{removals} removals exceed max_leavers = {max}"))
-        } else if fraction > g.max_leaver_fraction {
-            Some(format!(
-                "{removals} removals are {:.1}% of {total_accounts} accounts, over max_leaver_fraction = {}",
-                fraction * 100.0,
-                g.max_leaver_fraction
-            ))
-        } else {
-            None
+        // The same limits as an import: identities losing access (accounts disabled, grants
+        // revoked) against the accounts read, and identities gaining privileged access.
+        let privileged = crate::guard::privileged_entitlements(policy);
+        let mut disabled: HashSet<&str> = HashSet::new();
+        let mut losing: HashSet<&str> = HashSet::new();
+        let mut gaining: HashSet<&str> = HashSet::new();
+        for f in &fixes {
+            match f.kind {
+                OpKind::Disable => {
+                    disabled.insert(&f.identity);
+                    losing.insert(&f.identity);
+                }
+                OpKind::Revoke => {
+                    losing.insert(&f.identity);
+                }
+                OpKind::Grant
+                    if f.entitlement.as_deref().is_some_and(|g| privileged.contains(&(f.target.as_str(), g))) =>
+                {
+                    gaining.insert(&f.identity);
+                }
+                _ => {}
+            }
+        }
+        // An identity whose account a fix disables counts like a leaver.
+        let counts = crate::guard::Counts {
+            leavers: disabled.len(),
+            losses: losing.len(),
+            privileged: gaining.len(),
+            population: total_accounts,
         };
+        let held = counts.check(&config.guard);
         let rem = Remediation {
             run_ids,
             ops: fixes

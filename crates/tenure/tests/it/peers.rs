@@ -446,3 +446,37 @@ fn an_account_owned_by_another_identity_is_never_taken_over() {
             .any(|e| e["kind"] == "failed_operation" && e["identity"] == victim.id.as_str())
     );
 }
+
+#[test]
+fn issue6_reconciliation_fixes_that_grant_privileged_access_to_many_are_held() {
+    let w = world(25);
+    let policy = std::fs::read_to_string(w.env.path("policy.toml")).unwrap().replace(
+        "approval = \"manager\"         # requested, approved by the manager",
+        "approval = \"manager\"\nwhen = { status = \"active\", department = \"Engineering\" }",
+    );
+    w.env.write("policy.toml", &policy);
+    let config = std::fs::read_to_string(w.env.path("tenure.toml")).unwrap();
+    w.env.write("tenure.toml", &config.replace("[guard]", "[guard]\nmax_privileged_grants = 100"));
+    let co = company(16);
+    w.import("day1.csv", &co);
+    w.apply_all();
+    let engineers: Vec<&str> =
+        co.people.iter().filter(|p| p.department == "Engineering").map(|p| p.username.as_str()).collect();
+    assert!(engineers.len() >= 3, "{engineers:?}");
+    // Someone strips the privileged role from every engineer by hand; the fix would grant it back
+    // to all of them at once, past a tighter limit.
+    w.env.write("tenure.toml", &config.replace("[guard]", "[guard]\nmax_privileged_grants = 2"));
+    for name in &engineers {
+        w.pg(&format!("REVOKE admin FROM \"{name}\""));
+    }
+    let rem = w.env.expect(1, &["reconcile", "--target", "warehouse", "--remediate", "--format", "json"]).json();
+    let held = rem["remediation"]["held"].as_str().unwrap_or_default();
+    assert!(held.contains("identities gaining privileged access exceed max_privileged_grants = 2"), "{rem:#}");
+    w.env.ok(&["apply", "--wait"]);
+    for name in &engineers {
+        let n = w.pg(&format!(
+            "SELECT count(*) FROM pg_auth_members m JOIN pg_roles g ON g.oid = m.roleid JOIN pg_roles u ON u.oid = m.member WHERE u.rolname = '{name}' AND g.rolname = 'admin'"
+        ));
+        assert_eq!(n, "0", "nothing granted before approval");
+    }
+}
