@@ -151,6 +151,15 @@ impl ConnectorError {
     pub fn is_transient(&self) -> bool {
         self.kind == ErrorKind::Transient
     }
+
+    /// The stable code: a transient failure is `target_unavailable`, a permanent one
+    /// `target_refused`.
+    pub fn code(&self) -> tenure_core::error::Code {
+        match self.kind {
+            ErrorKind::Transient => tenure_core::error::Code::TargetUnavailable,
+            ErrorKind::Permanent => tenure_core::error::Code::TargetRefused,
+        }
+    }
 }
 
 pub type Result<T> = std::result::Result<T, ConnectorError>;

@@ -11,6 +11,7 @@ pub mod config;
 pub mod date;
 pub mod diag;
 pub mod doc;
+pub mod error;
 pub mod evidence;
 pub mod model;
 pub mod plan;

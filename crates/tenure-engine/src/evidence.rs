@@ -53,6 +53,16 @@ pub enum EvidenceError {
 
 pub type Result<T> = std::result::Result<T, EvidenceError>;
 
+impl tenure_core::error::HasCode for EvidenceError {
+    fn code(&self) -> tenure_core::error::Code {
+        match self {
+            EvidenceError::Store(e) => crate::store_code(e),
+            EvidenceError::BundleExists { .. } => tenure_core::error::Code::Conflict,
+            _ => tenure_core::error::Code::EvidenceUnavailable,
+        }
+    }
+}
+
 fn read_err(path: &Path) -> impl FnOnce(std::io::Error) -> EvidenceError + '_ {
     move |source| EvidenceError::Read { path: path.display().to_string(), source }
 }

@@ -16,6 +16,7 @@ pub mod reconcile;
 
 use chrono::NaiveDate;
 use tenure_core::config::Config;
+use tenure_core::error::{Code, HasCode};
 use tenure_policy::{Compiled, Policy};
 use tenure_store::Store;
 
@@ -50,3 +51,26 @@ pub enum EngineError {
 }
 
 pub type Result<T> = std::result::Result<T, EngineError>;
+
+impl HasCode for EngineError {
+    fn code(&self) -> Code {
+        match self {
+            EngineError::Store(e) => store_code(e),
+            EngineError::UnknownSource(..) => Code::UnknownSource,
+            EngineError::NotCsv(_) => Code::WrongSourceKind,
+            EngineError::Snapshot { error, .. } => error.code(),
+            EngineError::Invalid(_) => Code::InvalidInput,
+        }
+    }
+}
+
+/// The code of a store error.
+pub fn store_code(e: &tenure_store::StoreError) -> Code {
+    use tenure_store::StoreError as S;
+    match e {
+        S::Db(_) | S::Open { .. } => Code::StoreUnavailable,
+        S::MigrationChanged { .. } | S::Corrupt(_) => Code::StoreCorrupt,
+        S::NotFound(_) => Code::NotFound,
+        S::Conflict(_) => Code::Conflict,
+    }
+}

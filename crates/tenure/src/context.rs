@@ -15,7 +15,7 @@ pub struct Loaded {
 
 /// Problems with a config or policy, already formatted.
 #[derive(Debug)]
-pub struct Invalid(pub Vec<Problem>);
+pub struct Invalid(pub Vec<Problem>, pub tenure_core::error::Code);
 
 impl std::fmt::Display for Invalid {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -49,7 +49,8 @@ pub fn load_config(path: &Path) -> Result<Loaded> {
         }
         Err(e) => return Err(e).with_context(|| format!("cannot read config `{}`", path.display())),
     };
-    let config = tenure_core::config::parse(&path.display().to_string(), &text).map_err(Invalid)?;
+    let config = tenure_core::config::parse(&path.display().to_string(), &text)
+        .map_err(|p| Invalid(p, tenure_core::error::Code::ConfigInvalid))?;
     let config_dir = path.parent().map_or_else(|| PathBuf::from("."), Path::to_path_buf);
     Ok(Loaded { config, config_dir })
 }
@@ -71,7 +72,8 @@ impl Loaded {
 
     pub fn load_policy_at(&self, path: &Path, today: NaiveDate) -> Result<Policy> {
         let text = std::fs::read_to_string(path).with_context(|| format!("cannot read policy `{}`", path.display()))?;
-        Ok(tenure_policy::parse(&path.display().to_string(), &text, &self.config, today).map_err(Invalid)?)
+        Ok(tenure_policy::parse(&path.display().to_string(), &text, &self.config, today)
+            .map_err(|p| Invalid(p, tenure_core::error::Code::PolicyInvalid))?)
     }
 
     pub fn load_policy(&self, today: NaiveDate) -> Result<Policy> {

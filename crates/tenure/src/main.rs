@@ -245,11 +245,20 @@ pub enum AuditCmd {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    let json = cli.format.as_deref() == Some("json");
     match run::run(cli) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {}", tenure_core::text::escape(&format!("{e:#}")));
-            ExitCode::from(run::exit_status(&e))
+            let code = run::code_of(&e);
+            let message = tenure_core::text::escape(&format!("{e:#}")).into_owned();
+            if json {
+                // Scripts reading `--format json` get the same error body the API returns.
+                let body = tenure_core::error::ErrorBody::new(code, message);
+                println!("{}", serde_json::to_string(&body).unwrap_or_default());
+            } else {
+                eprintln!("error: {message}");
+            }
+            ExitCode::from(code.exit_status())
         }
     }
 }

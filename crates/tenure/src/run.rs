@@ -25,15 +25,35 @@ impl std::fmt::Display for UsageError {
 
 impl std::error::Error for UsageError {}
 
-/// The exit status for an error: 2 when the command was used wrongly (bad flags, an unknown
-/// `--source`, a config file that is not there), 1 for everything else.
-pub fn exit_status(e: &anyhow::Error) -> u8 {
-    use tenure_engine::EngineError;
-    let usage = e.chain().any(|c| {
-        c.is::<UsageError>()
-            || matches!(c.downcast_ref::<EngineError>(), Some(EngineError::UnknownSource(..) | EngineError::NotCsv(_)))
-    });
-    if usage { 2 } else { 1 }
+/// The stable code of an error: the first error in the chain whose type knows its code.
+/// Exit statuses (now) and HTTP statuses (in the server) both come from
+/// `tenure_core::error::Code`, the one registry.
+pub fn code_of(e: &anyhow::Error) -> tenure_core::error::Code {
+    use tenure_core::error::{Code, HasCode};
+    for c in e.chain() {
+        if c.is::<UsageError>() {
+            return Code::Usage;
+        }
+        if let Some(inv) = c.downcast_ref::<Invalid>() {
+            return inv.1;
+        }
+        if let Some(e) = c.downcast_ref::<tenure_engine::EngineError>() {
+            return e.code();
+        }
+        if let Some(e) = c.downcast_ref::<tenure_engine::evidence::EvidenceError>() {
+            return e.code();
+        }
+        if let Some(e) = c.downcast_ref::<tenure_store::StoreError>() {
+            return tenure_engine::store_code(e);
+        }
+        if let Some(e) = c.downcast_ref::<tenure_connect::ConnectorError>() {
+            return e.code();
+        }
+        if let Some(e) = c.downcast_ref::<tenure_core::snapshot::SnapshotError>() {
+            return e.code();
+        }
+    }
+    Code::Internal
 }
 
 pub const TEXT_JSON: &[Format] = &[Format::Text, Format::Json];

@@ -436,3 +436,25 @@ fn issue6_documents_cite_only_files_that_exist_and_the_license_matches() {
         }
     }
 }
+
+#[test]
+fn issue7_errors_have_stable_codes_and_one_body() {
+    let env = Env::new();
+    for (args, code, exit) in [
+        (vec!["--config", "missing.toml", "plan"], "usage", 2),
+        (vec!["import", "--source", "nope", "hr.csv"], "unknown_source", 2),
+        (vec!["approve", "99"], "not_found", 1),
+        (vec!["reject", "99", "--reason", "x"], "conflict", 1),
+    ] {
+        let mut args = args.clone();
+        args.extend(["--format", "json"]);
+        let out = env.expect(exit, &args);
+        let body = out.json();
+        assert_eq!(body["code"], code, "{args:?}: {body}");
+        assert!(body["message"].as_str().is_some_and(|m| !m.is_empty()), "{body}");
+        assert_eq!(body.as_object().map(|o| o.len()), Some(2), "only code and message: {body}");
+    }
+    env.write("policy.toml", "[[role]]\nid = \"x\"\nwhen = { departmnet = \"Sales\" }\ngrant = [\"chat:x\"]\n");
+    let out = env.expect(1, &["import", "--source", "hr", "hr.csv", "--format", "json"]);
+    assert_eq!(out.json()["code"], "policy_invalid");
+}
