@@ -1,0 +1,176 @@
+//! Standard Webhooks signatures (<https://www.standardwebhooks.com/>), as DESIGN §11 fixes them.
+//!
+//! A push carries `webhook-id`, `webhook-timestamp` (Unix seconds) and `webhook-signature`
+//! (space-separated `v1,BASE64` values). The signature is HMAC-SHA256 over
+//! `{webhook-id}.{webhook-timestamp}.{body}` with the source's secret (`whsec_` followed by the
+//! base64 key bytes). Any one valid `v1` signature passes, so a secret can be rotated by signing
+//! with both for a while. A timestamp more than five minutes away from now is refused, so a
+//! captured request cannot be replayed later (a replay inside the window is caught by the
+//! journal's `webhook-id`).
+//!
+//! Verification is pure: the caller passes the headers, the body and the current time. Errors
+//! never echo the secret or a signature.
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use hmac::{KeyInit as _, Mac as _};
+
+type HmacSha256 = hmac::Hmac<sha2::Sha256>;
+
+/// How far a `webhook-timestamp` may be from now, either way.
+pub const TOLERANCE_SECONDS: i64 = 5 * 60;
+
+/// A source's webhook secret: the key bytes behind `whsec_...`. `Debug` never shows them.
+#[derive(Clone)]
+pub struct Secret(Vec<u8>);
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(..)")
+    }
+}
+
+/// Why a push was refused. Messages are safe to return to the caller.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Refused {
+    #[error("the webhook secret is not `whsec_` followed by base64 key bytes")]
+    BadSecret,
+    #[error("the `{0}` header is missing")]
+    MissingHeader(&'static str),
+    #[error("`webhook-timestamp` is not a Unix time in seconds")]
+    BadTimestamp,
+    #[error("`webhook-timestamp` is {0} seconds away from now; at most 300 are allowed")]
+    Stale(i64),
+    #[error("no valid `v1` signature")]
+    BadSignature,
+}
+
+impl Secret {
+    /// Parses `whsec_BASE64`. Surrounding whitespace (a trailing newline in a secret file) is
+    /// ignored.
+    pub fn parse(text: &str) -> Result<Self, Refused> {
+        let b64 = text.trim().strip_prefix("whsec_").ok_or(Refused::BadSecret)?;
+        let key = STANDARD.decode(b64).map_err(|_| Refused::BadSecret)?;
+        if key.is_empty() {
+            return Err(Refused::BadSecret);
+        }
+        Ok(Self(key))
+    }
+
+    /// A fresh random secret in its `whsec_` form, for `tenure` to hand to an HR system.
+    pub fn generate() -> String {
+        let mut key = [0u8; 32];
+        rand::Rng::fill(&mut rand::rng(), &mut key);
+        format!("whsec_{}", STANDARD.encode(key))
+    }
+
+    fn mac(&self, id: &str, timestamp: &str, body: &[u8]) -> HmacSha256 {
+        // INVARIANT: HMAC takes keys of any length, so `new_from_slice` cannot fail.
+        let mut mac = HmacSha256::new_from_slice(&self.0).unwrap_or_else(|_| HmacSha256::new(&Default::default()));
+        mac.update(id.as_bytes());
+        mac.update(b".");
+        mac.update(timestamp.as_bytes());
+        mac.update(b".");
+        mac.update(body);
+        mac
+    }
+
+    /// The `webhook-signature` header value for a push (`v1,BASE64`), for tests and senders.
+    pub fn sign(&self, id: &str, timestamp: i64, body: &[u8]) -> String {
+        let tag = self.mac(id, &timestamp.to_string(), body).finalize().into_bytes();
+        format!("v1,{}", STANDARD.encode(tag))
+    }
+}
+
+/// The headers of a push, as received.
+#[derive(Debug, Clone, Copy)]
+pub struct Headers<'a> {
+    pub id: Option<&'a str>,
+    pub timestamp: Option<&'a str>,
+    pub signature: Option<&'a str>,
+}
+
+/// Verifies a push against any of `secrets` at time `now` (Unix seconds). Returns the
+/// `webhook-id` on success.
+pub fn verify<'a>(secrets: &[Secret], h: Headers<'a>, body: &[u8], now: i64) -> Result<&'a str, Refused> {
+    let id = h.id.filter(|v| !v.is_empty()).ok_or(Refused::MissingHeader("webhook-id"))?;
+    let ts_text = h.timestamp.ok_or(Refused::MissingHeader("webhook-timestamp"))?;
+    let sigs = h.signature.ok_or(Refused::MissingHeader("webhook-signature"))?;
+    let ts: i64 = ts_text.trim().parse().map_err(|_| Refused::BadTimestamp)?;
+    let skew = now.saturating_sub(ts);
+    if skew.saturating_abs() > TOLERANCE_SECONDS {
+        return Err(Refused::Stale(skew));
+    }
+    for candidate in sigs.split_whitespace() {
+        let Some(b64) = candidate.strip_prefix("v1,") else { continue };
+        let Ok(tag) = STANDARD.decode(b64) else { continue };
+        for secret in secrets {
+            // `verify_slice` compares in constant time.
+            if secret.mac(id, ts_text.trim(), body).verify_slice(&tag).is_ok() {
+                return Ok(id);
+            }
+        }
+    }
+    Err(Refused::BadSignature)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const NOW: i64 = 1_764_547_200;
+
+    fn secret() -> Secret {
+        Secret::parse("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw").unwrap_or_else(|_| Secret(vec![1]))
+    }
+
+    fn check(sig: Option<String>, ts: i64, body: &[u8], want: Result<(), Refused>) {
+        let ts = ts.to_string();
+        let h = Headers { id: Some("msg_1"), timestamp: Some(&ts), signature: sig.as_deref() };
+        assert_eq!(verify(&[secret()], h, body, NOW).map(|_| ()), want);
+    }
+
+    #[test]
+    fn signatures_are_checked_as_the_standard_says() {
+        let good = secret().sign("msg_1", NOW, b"{}");
+        check(Some(good.clone()), NOW, b"{}", Ok(()));
+        // Any one valid signature among several passes (secret rotation).
+        check(Some(format!("v1,AAAA {good} v2,zzz")), NOW, b"{}", Ok(()));
+        check(Some(good.clone()), NOW, b"{ }", Err(Refused::BadSignature));
+        check(Some(good.replace("v1,", "v2,")), NOW, b"{}", Err(Refused::BadSignature));
+        check(None, NOW, b"{}", Err(Refused::MissingHeader("webhook-signature")));
+        let late = secret().sign("msg_1", NOW - 301, b"{}");
+        check(Some(late), NOW - 301, b"{}", Err(Refused::Stale(301)));
+        let early = secret().sign("msg_1", NOW + 400, b"{}");
+        check(Some(early), NOW + 400, b"{}", Err(Refused::Stale(-400)));
+        let edge = secret().sign("msg_1", NOW - 300, b"{}");
+        check(Some(edge), NOW - 300, b"{}", Ok(()));
+        let h = Headers { id: Some("msg_1"), timestamp: Some("soon"), signature: Some("v1,x") };
+        assert_eq!(verify(&[secret()], h, b"", NOW), Err(Refused::BadTimestamp));
+        // The id is signed: a signature for another id does not pass.
+        let other = secret().sign("msg_2", NOW, b"{}");
+        check(Some(other), NOW, b"{}", Err(Refused::BadSignature));
+    }
+
+    #[test]
+    fn secrets_parse_from_their_whsec_form_only() {
+        assert!(Secret::parse("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw\n").is_ok());
+        assert_eq!(Secret::parse("MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw").err(), Some(Refused::BadSecret));
+        assert_eq!(Secret::parse("whsec_!!!").err(), Some(Refused::BadSecret));
+        assert_eq!(Secret::parse("whsec_").err(), Some(Refused::BadSecret));
+        let fresh = Secret::generate();
+        assert!(Secret::parse(&fresh).is_ok());
+        assert_eq!(format!("{:?}", secret()), "Secret(..)");
+    }
+
+    #[test]
+    fn a_known_vector_from_the_standard_webhooks_reference() {
+        // The example in the Standard Webhooks specification.
+        let s = Secret::parse("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw").unwrap_or_else(|_| Secret(vec![]));
+        let body = br#"{"test": 2432232314}"#;
+        assert_eq!(
+            s.sign("msg_p5jXN8AQM9LWM0D4loKWxJek", 1614265330, body),
+            "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE="
+        );
+    }
+}
