@@ -51,11 +51,14 @@ pub struct GenOpts {
     /// the store format or the import path, for example).
     #[arg(long)]
     pub reseed: bool,
+    /// Write the files only, without seeding the store (P1 and P8 need no seed).
+    #[arg(long)]
+    pub files_only: bool,
 }
 
 impl Default for GenOpts {
     fn default() -> Self {
-        Self { rows: 100_000, churn: 0.01, reseed: false }
+        Self { rows: 100_000, churn: 0.01, reseed: false, files_only: false }
     }
 }
 
@@ -159,6 +162,9 @@ pub fn generate(layout: &Layout, opts: &GenOpts, tenure: &Path) -> Result<()> {
         policy.len()
     );
 
+    if opts.files_only {
+        return Ok(());
+    }
     // The seed takes minutes: keep it when it was built from this very day1.csv.
     let built_from = layout.seed_db().with_file_name("day1.csv");
     if !opts.reseed && layout.seed_db().exists() && std::fs::read(&built_from).ok().as_deref() == Some(day1.as_bytes())

@@ -18,6 +18,7 @@
 
 mod data;
 mod p1;
+mod p8;
 mod proc;
 mod stats;
 
@@ -64,6 +65,17 @@ enum Command {
         #[arg(long, default_value_t = 3)]
         runs: usize,
     },
+    /// P8: the first import of the 100,000-row seed into an empty store, beside its floor (the
+    /// same rows inserted into SQLite by a minimal program), with its peak RSS (P7).
+    P8 {
+        #[arg(long, default_value_t = 3)]
+        runs: usize,
+        #[arg(long, value_enum, default_value = "starter")]
+        policy: p8::Policy,
+        /// Only the first N rows of the seed (the bench policy plans ~231 operations a person).
+        #[arg(long)]
+        rows: Option<usize>,
+    },
     /// `gen` when the data set is missing, then P1, P2 and P7 with their default run counts.
     All {
         /// Regenerate the data set and reseed the store even if they exist.
@@ -98,6 +110,7 @@ fn run(cli: Cli) -> Result<bool> {
         Command::P1 { runs } => p1::run(&layout, runs),
         Command::P2 { runs } => proc::p2(&layout, &tenure()?, runs),
         Command::P7 { runs } => proc::p7(&layout, &tenure()?, runs),
+        Command::P8 { runs, policy, rows } => p8::run(&layout, &tenure()?, runs, policy, rows),
         Command::All { regen } => {
             let tenure = tenure()?;
             if regen || !layout.is_generated() {

@@ -54,7 +54,7 @@ pub fn mb(kib: u64) -> String {
     format!("{:.1} MB ({:.1} MiB)", kib_to_mb(kib), kib as f64 / 1024.0)
 }
 
-fn kib_to_mb(kib: u64) -> f64 {
+pub fn kib_to_mb(kib: u64) -> f64 {
     kib as f64 * 1024.0 / 1e6
 }
 
@@ -62,6 +62,11 @@ fn kib_to_mb(kib: u64) -> f64 {
 /// With `measure_rss`, the child runs under `/usr/bin/time -v`. A non-zero exit (rejected rows,
 /// a held batch, an error) is an error: the benchmark must measure an applied import.
 pub fn import(layout: &Layout, tenure: &Path, store: &Path, csv: &Path, measure_rss: bool) -> Result<Outcome> {
+    import_with(&layout.config(), tenure, store, csv, measure_rss)
+}
+
+/// Like [`import`], with the config at `config`.
+pub fn import_with(config: &Path, tenure: &Path, store: &Path, csv: &Path, measure_rss: bool) -> Result<Outcome> {
     let mut cmd = if measure_rss {
         let mut c = Command::new(TIME);
         c.arg("-v").arg(tenure);
@@ -70,7 +75,7 @@ pub fn import(layout: &Layout, tenure: &Path, store: &Path, csv: &Path, measure_
         Command::new(tenure)
     };
     cmd.arg("--config")
-        .arg(layout.config())
+        .arg(config)
         .args(["import", "--source", "hr"])
         .arg(csv)
         .env("TENURE_TODAY", TODAY)

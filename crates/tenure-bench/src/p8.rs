@@ -1,0 +1,127 @@
+//! P8 (and P7 on the first import): the day-one seed. `tenure import` of 100,000 joiners into an
+//! empty store, with every birthright operation planned and committed in one transaction,
+//! beside its floor: the very rows that import wrote, inserted into a fresh database with the
+//! same schema by a minimal program (prepared statements, one transaction), so that the engine's
+//! overhead shows as a ratio that survives a noisy machine.
+
+use crate::data::Layout;
+use crate::proc::{import_with, kib_to_mb, mb};
+use crate::stats::{Summary, verdict};
+use anyhow::{Context as _, Result};
+use rusqlite::types::Value;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+/// P8 target: seconds.
+const P8_TARGET_S: f64 = 5.0;
+/// P7 target: megabytes.
+const P7_TARGET_MB: f64 = 300.0;
+
+/// Which policy the seed is planned under.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Policy {
+    /// The starter policy `tenure init` writes (about 7 operations per person).
+    Starter,
+    /// The benchmark policy of P1 (300 roles, 2,000 entitlements, ~231 per person).
+    Bench,
+}
+
+pub fn run(layout: &Layout, tenure: &Path, runs: usize, policy: Policy, rows: Option<usize>) -> Result<bool> {
+    layout.require(false)?;
+    let name = match policy {
+        Policy::Starter => "p8-starter",
+        Policy::Bench => "p8-bench",
+    };
+    let dir = layout.run_dir(name);
+    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create `{}`", dir.display()))?;
+    let policy_text = match policy {
+        Policy::Starter => tenure_sample::starter::POLICY.to_string(),
+        Policy::Bench => std::fs::read_to_string(layout.policy()).context("reading the bench policy")?,
+    };
+    std::fs::write(dir.join("policy.toml"), policy_text)?;
+    std::fs::write(dir.join("tenure.toml"), crate::data::config())?;
+    let csv = dir.join("day1.csv");
+    let day1 = std::fs::read_to_string(layout.day1()).context("reading day1.csv")?;
+    let text = match rows {
+        None => day1,
+        Some(n) => day1.split_inclusive('\n').take(n + 1).collect(),
+    };
+    std::fs::write(&csv, &text)?;
+    let (mut secs, mut floors, mut mbs) = (Vec::new(), Vec::new(), Vec::new());
+    for i in 0..runs.max(1) {
+        let store_dir = dir.join("store");
+        if store_dir.exists() {
+            std::fs::remove_dir_all(&store_dir)?;
+        }
+        let db = store_dir.join("tenure.db");
+        let out = import_with(&dir.join("tenure.toml"), tenure, &db, &csv, true)?;
+        let floor = floor(&db, &dir.join("floor.db"))?;
+        println!(
+            "P8 run {}: {:.2} s, peak {}; floor {:.2} s (ratio {:.2}); {}",
+            i + 1,
+            out.wall.as_secs_f64(),
+            mb(out.max_rss_kib.unwrap_or_default()),
+            floor.as_secs_f64(),
+            out.wall.as_secs_f64() / floor.as_secs_f64().max(1e-9),
+            out.summary()
+        );
+        secs.push(out.wall.as_secs_f64());
+        floors.push(floor.as_secs_f64());
+        mbs.push(out.max_rss_kib.map_or(0.0, kib_to_mb));
+    }
+    let f = Summary::of(floors).context("no runs")?;
+    println!("P8 floor (the same rows into SQLite by a minimal program): min {:.2} s, median {:.2} s", f.min, f.median);
+    let s = Summary::of(secs).context("no runs")?;
+    let time_ok = verdict("P8", &format!("first import, {name}"), &s, "s", P8_TARGET_S);
+    let m = Summary::of(mbs).context("no runs")?;
+    let mem_ok = verdict("P7", &format!("peak RSS of the first import, {name}"), &m, "MB", P7_TARGET_MB);
+    Ok(time_ok && mem_ok)
+}
+
+/// Reads every row `tenure` wrote, then times inserting them into a fresh database with the
+/// same schema and pragmas: open, one transaction of prepared inserts, commit, close (which
+/// checkpoints the WAL, as the `tenure` process does on exit).
+fn floor(source: &Path, target: &Path) -> Result<Duration> {
+    let src = rusqlite::Connection::open(source)?;
+    let schema: Vec<(String, String, String)> = {
+        let mut stmt = src.prepare(
+            "SELECT type, name, sql FROM sqlite_master WHERE sql IS NOT NULL AND name NOT LIKE 'sqlite_%'
+             ORDER BY type = 'index', rowid",
+        )?;
+        stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?.collect::<rusqlite::Result<_>>()?
+    };
+    let mut tables: Vec<(String, usize, Vec<Vec<Value>>)> = Vec::new();
+    for (kind, name, _) in &schema {
+        if kind != "table" {
+            continue;
+        }
+        let mut stmt = src.prepare(&format!("SELECT * FROM \"{name}\""))?;
+        let cols = stmt.column_count();
+        let rows = stmt
+            .query_map([], |r| (0..cols).map(|i| r.get::<_, Value>(i)).collect::<rusqlite::Result<Vec<_>>>())?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        tables.push((name.clone(), cols, rows));
+    }
+    drop(src);
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", target.display()));
+    }
+    let started = Instant::now();
+    let mut dst = rusqlite::Connection::open(target)?;
+    dst.pragma_update(None, "journal_mode", "WAL")?;
+    dst.pragma_update(None, "synchronous", "NORMAL")?;
+    for (_, _, sql) in &schema {
+        dst.execute_batch(sql)?;
+    }
+    let tx = dst.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    for (name, cols, rows) in &tables {
+        let marks = vec!["?"; *cols].join(", ");
+        let mut stmt = tx.prepare(&format!("INSERT INTO \"{name}\" VALUES ({marks})"))?;
+        for row in rows {
+            stmt.execute(rusqlite::params_from_iter(row.iter()))?;
+        }
+    }
+    tx.commit()?;
+    drop(dst);
+    Ok(started.elapsed())
+}
