@@ -52,7 +52,7 @@ pub struct Parsed {
 impl Parsed {
     /// Rejects accepted rows after parsing (for reasons only the caller knows, such as a key that
     /// belongs to another source). `refuse` names the field and reason for each row to reject.
-    pub fn reject_accepted(&mut self, mut refuse: impl FnMut(&Identity) -> Option<(String, String)>) {
+    pub fn reject_accepted(&mut self, schema: &Schema, mut refuse: impl FnMut(&Identity) -> Option<(String, String)>) {
         let identities = std::mem::take(&mut self.identities);
         let lines = std::mem::take(&mut self.lines);
         for (identity, line) in identities.into_iter().zip(lines) {
@@ -63,13 +63,18 @@ impl Parsed {
                 }
                 Some((field, reason)) => {
                     self.rejected_keys.insert(identity.id.to_string());
+                    let names = ["username", "email"]
+                        .iter()
+                        .filter_map(|a| identity.attr(schema, a))
+                        .map(|v| v.trim().to_lowercase())
+                        .collect();
                     self.rejected.push(Rejected {
                         line,
                         key: Some(identity.id.to_string()),
                         field: Some(field),
                         reason,
                         attributed: true,
-                        names: Vec::new(),
+                        names,
                     });
                 }
             }
@@ -243,11 +248,16 @@ fn read_key(raw: Option<&[u8]>) -> Key {
     match std::str::from_utf8(raw).map(|k| k.trim_matches(|c: char| c.is_ascii_whitespace())) {
         Err(_) => Key::Untrusted("key is not valid UTF-8".into()),
         Ok("") => Key::Untrusted("missing key".into()),
-        // A corrupted key (NUL, ESC, any C0/C1 control, a bidi override) is not the key of any
-        // identity: taking it at face value would make the real one look removed.
+        // A corrupted key (NUL, ESC, any C0/C1 control, a bidi override, an invisible or
+        // look-alike character) is not the key of any identity: taking it at face value would
+        // make the real one look removed.
         Ok(k) if k.chars().any(text::is_hidden) => {
             Key::Untrusted(format!("key `{}` contains control characters", text::quote(k)))
         }
+        Ok(k) if !text::is_plain_key(k) => Key::Untrusted(format!(
+            "key `{}` has characters other than printable ASCII (a space, an invisible or look-alike character)",
+            text::quote(k)
+        )),
         Ok(k) => Key::Trusted(k.to_string()),
     }
 }
@@ -283,6 +293,7 @@ pub fn parse_csv(
     let mut key_lines: HashMap<String, Vec<u64>> = HashMap::new();
     let mut line_no: u64 = 1;
     let mut counted: usize = 0;
+    let mut last_line: Option<u64> = None;
 
     for record in records {
         let record = match record {
@@ -307,6 +318,7 @@ pub fn parse_csv(
             continue;
         }
         out.rows += 1;
+        last_line = Some(line);
         // What the row says its username and email are, even if the row is rejected: a row with
         // a mistyped key may still be a removed identity's row.
         let names: Vec<String> = [cols.username, cols.email]
@@ -446,6 +458,24 @@ pub fn parse_csv(
         let date = |slot| attrs.get(slot).and_then(parse_date);
         let status = derive_status(hr, date(start_slot), date(end_slot), today);
         candidates.push((line, Identity::new(&key, kind, status, attrs), names));
+    }
+
+    // The last record of a cut-off file may be cut off itself, with every field it kept looking
+    // valid (`Engineering` cut to `Eng`): it is never applied, and never attributed.
+    if let Some(why) = &out.truncated {
+        let last = candidates.last().map(|(line, _, _)| *line).filter(|l| Some(*l) == last_line);
+        if let Some(line) = last
+            && let Some((_, ident, names)) = candidates.pop()
+        {
+            out.rejected.push(Rejected {
+                line,
+                key: Some(ident.id.to_string()),
+                field: None,
+                reason: format!("{why}: this record may be incomplete"),
+                attributed: false,
+                names,
+            });
+        }
     }
 
     // Duplicate keys: every occurrence is rejected, because nothing says which one is right.
@@ -722,7 +752,12 @@ mod tests {
         check("id,name\n1,a\n2,b", Some("the file does not end with a line break, so its last record may be cut off"));
         check("id,name\n1,\"open\n", Some("the file ends inside a quoted field"));
         check("id,name\n1,\"a\"\"\n", Some("the file ends inside a quoted field"));
-        assert!(parse("id,name\n1,a\n2,b").truncated.is_some());
+        let p = parse("id,name\n1,a\n2,b");
+        assert!(p.truncated.is_some());
+        // The cut-off last record is rejected, unattributed, and its identity kept as it was.
+        assert_eq!(p.identities.len(), 1);
+        assert_eq!(p.rejected.first().map(|r| (r.line, r.attributed)), Some((3, false)));
+        assert!(p.rejected_keys.contains("2"));
     }
 
     #[test]

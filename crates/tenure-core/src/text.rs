@@ -16,12 +16,42 @@ pub const FIELD_LIMIT: usize = 4096;
 pub const QUOTE_LIMIT: usize = 80;
 
 /// Characters that must never reach a terminal or an audit record as themselves: C0 and C1
-/// controls, DEL, and the Unicode format characters that hide or reorder text (soft hyphen,
-/// zero-width spaces and joiners, bidi embeddings, overrides and isolates, the BOM).
+/// controls, DEL, the line and paragraph separators, and the Unicode characters that are
+/// invisible or hide and reorder text: format characters (soft hyphen, the Arabic letter mark,
+/// the Mongolian vowel separator, zero-width spaces and joiners, bidi embeddings, overrides and
+/// isolates, invisible operators, the BOM, interlinear annotations, tags), the combining grapheme
+/// joiner, and the blank "letters" (Hangul fillers, the braille blank).
 pub fn is_hidden(c: char) -> bool {
     c.is_control()
-        || matches!(c, '\u{ad}' | '\u{200b}'..='\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2060}'..='\u{206f}' | '\u{feff}')
-        || matches!(c, '\u{fff9}'..='\u{fffb}')
+        || matches!(
+            c,
+            '\u{ad}'
+                | '\u{34f}'
+                | '\u{61c}'
+                | '\u{115f}'
+                | '\u{1160}'
+                | '\u{17b4}'
+                | '\u{17b5}'
+                | '\u{180b}'..='\u{180f}'
+                | '\u{200b}'..='\u{200f}'
+                | '\u{2028}'..='\u{202e}'
+                | '\u{2060}'..='\u{206f}'
+                | '\u{2800}'
+                | '\u{3164}'
+                | '\u{fe00}'..='\u{fe0f}'
+                | '\u{feff}'
+                | '\u{ffa0}'
+                | '\u{fff9}'..='\u{fffb}'
+                | '\u{1d173}'..='\u{1d17a}'
+                | '\u{e0000}'..='\u{e0fff}'
+        )
+}
+
+/// Whether `key` can be an identity's key: printable ASCII without spaces. Keys are ids an HR
+/// system assigns; anything else (a no-break space, an invisible letter, a look-alike from
+/// another script) would make the row look like someone else's, so it is not trusted.
+pub fn is_plain_key(key: &str) -> bool {
+    !key.is_empty() && key.bytes().all(|b| b.is_ascii_graphic())
 }
 
 /// `s` with every hidden character written as an escape (`\n`, `\t`, `\u{1b}`).
@@ -63,6 +93,14 @@ mod tests {
         assert_eq!(escape("E1\u{0}"), "E1\\u{0}");
         assert_eq!(escape("admin\u{202e}nimda"), "admin\\u{202e}nimda");
         assert_eq!(escape("\u{85}"), "\\u{85}");
+        for c in ['\u{61c}', '\u{180e}', '\u{e0041}', '\u{3164}', '\u{34f}', '\u{2800}', '\u{2028}'] {
+            assert!(is_hidden(c), "{c:?}");
+        }
+        assert!(!is_hidden('\u{a0}') && !is_hidden('é') && !is_hidden('李'));
+        assert!(is_plain_key("E000005") && is_plain_key("emp-7/x@corp"));
+        for k in ["E000005\u{a0}", "E 5", "Е000005", "E\u{3164}", ""] {
+            assert!(!is_plain_key(k), "{k:?}");
+        }
         let long = "x".repeat(10_000);
         let q = quote(&long);
         assert!(q.starts_with(&"x".repeat(QUOTE_LIMIT)) && q.ends_with("… (10000 bytes)"), "{q}");

@@ -91,7 +91,7 @@ pub fn import_csv(
     // the same key is rejected, never merged, so one feed cannot rewrite another's people.
     let foreign = engine.store.foreign_identities(source)?;
     if !foreign.is_empty() {
-        parsed.reject_accepted(|i| {
+        parsed.reject_accepted(&cfg.schema, |i| {
             foreign.get(&*i.id).map(|owner| {
                 (src.key.clone(), format!("key `{}` belongs to source `{owner}`; `{source}` cannot change it", i.id))
             })
@@ -102,6 +102,25 @@ pub fn import_csv(
     let base_import = engine.store.last_import(source)?;
     let previous: HashMap<Box<str>, Identity> =
         engine.store.identities(&cfg.schema, Some(source))?.into_iter().map(|i| (i.id.clone(), i)).collect();
+    // An account name belongs to one identity: a row that takes a stored identity's username
+    // under another key (a mistyped or reused key, another source's person) is rejected, and a
+    // removal it could stand for is then held.
+    let username = cfg.schema.slot_of("username");
+    let mut owners: HashMap<String, Box<str>> = HashMap::new();
+    let others = if foreign.is_empty() { Vec::new() } else { engine.store.identities(&cfg.schema, None)? };
+    for i in previous.values().chain(others.iter().filter(|i| foreign.contains_key(&*i.id))) {
+        if let Some(u) = i.attrs.get(username) {
+            owners.insert(u.to_lowercase(), i.id.clone());
+        }
+    }
+    parsed.reject_accepted(&cfg.schema, |i| {
+        let u = i.attrs.get(username)?;
+        let owner = owners.get(&u.to_lowercase()).filter(|o| ***o != *i.id)?;
+        Some((
+            "username".to_string(),
+            format!("username `{}` belongs to identity `{owner}`", tenure_core::text::quote(u)),
+        ))
+    });
     let nhi_audit = reassign_orphaned_nhi(engine, &previous, &mut parsed);
     let events = snapshot::diff(&cfg.schema, &previous, &parsed, &engine.policy.significant);
 

@@ -458,3 +458,54 @@ fn issue7_errors_have_stable_codes_and_one_body() {
     let out = env.expect(1, &["import", "--source", "hr", "hr.csv", "--format", "json"]);
     assert_eq!(out.json()["code"], "policy_invalid");
 }
+
+#[test]
+fn issue6_a_key_with_an_invisible_or_look_alike_character_is_not_trusted() {
+    for corrupt in ["E40\u{a0}", "E40\u{2028}", "E4\u{3164}0", "\u{415}40", "E4\u{61c}0", "E4\u{e0041}0"] {
+        let env = Env::new();
+        let rows = forty(&env);
+        let mut changed = rows[..39].to_vec();
+        changed.push(rows[39].replacen("E40", corrupt, 1));
+        env.write("b.csv", &format!("{HEADER}\n{}\n", changed.join("\n")));
+        let out = env.expect(1, &["import", "--source", "hr", "b.csv", "--format", "json", "--dry-run"]).json();
+        assert_eq!(out["outcome"], "held", "{corrupt:?}: {out}");
+        assert_eq!(out["counts"]["joiners"], 0, "no look-alike joiner: {out}");
+        assert_eq!(status(&env, "E40"), "active");
+    }
+}
+
+#[test]
+fn issue6_a_mistyped_key_never_creates_a_leaver() {
+    let env = Env::new();
+    let rows = forty(&env);
+    // E5's key loses a character: a "new" person with E5's login and email, and E5 missing.
+    let mut changed = rows;
+    changed[4] = changed[4].replacen("E5,", "E05,", 1);
+    env.write("b.csv", &format!("{HEADER}\n{}\n", changed.join("\n")));
+    let out = env.expect(1, &["import", "--source", "hr", "b.csv", "--format", "json"]).json();
+    assert_eq!(out["counts"]["joiners"], 0, "{out}");
+    assert!(out["rejected"][0]["reason"].as_str().unwrap().contains("username `u5` belongs to identity `E5`"), "{out}");
+    assert_eq!(out["outcome"], "held", "{out}");
+    assert_eq!(status(&env, "E5"), "active");
+}
+
+#[test]
+fn issue6_a_cut_off_last_record_is_never_applied() {
+    let env = Env::new();
+    // The department is the last column, so a cut inside it leaves a plausible value.
+    let header = "employee_id,first_name,last_name,work_email,login,title,location,cost_center,manager,employment_type,kind,owner,start,end,employment_status,dept";
+    let rows: Vec<String> = (1..=40)
+        .map(|i| format!("E{i},N,L,u{i}@x.com,u{i},Lead,Berlin,CC1,,employee,,,2020-01-01,,active,Engineering"))
+        .collect();
+    let full = format!("{header}\n{}\n", rows.join("\n"));
+    env.write("a.csv", &full);
+    env.ok(&["import", "--source", "hr", "a.csv"]);
+    env.write("b.csv", &full[..full.len() - 9]); // ends `...,active,Eng`
+    let out = env.expect(1, &["import", "--source", "hr", "b.csv", "--format", "json"]).json();
+    assert_eq!(out["counts"]["movers"], 0, "{out}");
+    let r = &out["rejected"][0];
+    assert_eq!(r["key"], "E40");
+    assert!(r["reason"].as_str().unwrap().contains("may be incomplete"), "{r}");
+    let e40 = env.ok(&["identity", "show", "E40", "--format", "json"]).json();
+    assert_eq!(e40["attributes"]["department"], "Engineering");
+}
