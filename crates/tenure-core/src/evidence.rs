@@ -443,7 +443,12 @@ impl ExportVerifier {
                 self.bad(r.seq, n, format!("record {} is older than the export's `since`", r.seq));
             }
         }
-        let filtered = self.header.is_some();
+        // The header is not signed, so it can only ever relax what it must: an export filtered
+        // by identity is sparse; one filtered by time only is a contiguous run of the chain (no
+        // gaps after its first record); anything else (no header, `filtered: false`, a header
+        // naming no filter) is the whole chain, from seq 1, without gaps.
+        let by_identity = self.header.as_ref().is_some_and(|h| h.identity.is_some());
+        let from_start = self.header.as_ref().is_none_or(|h| h.identity.is_none() && h.since.is_none());
         match self.prev.clone() {
             Some((ps, _)) if r.seq <= ps => {
                 self.bad(r.seq, n, format!("record {} comes after record {ps}: out of order or repeated", r.seq));
@@ -455,8 +460,8 @@ impl ExportVerifier {
                     self.bad(r.seq, n, format!("record {}'s prev_hash does not match record {ps}'s hash", r.seq));
                 }
             }
-            Some((ps, _)) if !filtered => self.gaps.push(Gap { from: ps + 1, to: r.seq - 1 }),
-            None if r.seq > 1 && !filtered => self.gaps.push(Gap { from: 1, to: r.seq - 1 }),
+            Some((ps, _)) if !by_identity => self.gaps.push(Gap { from: ps + 1, to: r.seq - 1 }),
+            None if r.seq > 1 && from_start => self.gaps.push(Gap { from: 1, to: r.seq - 1 }),
             None if r.seq == 1 && r.prev_hash != GENESIS => {
                 self.bad(1, n, "record 1 does not start the chain (its prev_hash is not the genesis hash)".into());
             }
@@ -850,10 +855,14 @@ mod tests {
     use crate::audit::{AuditEntry, hash};
 
     fn chain(n: i64) -> Vec<AuditRecord> {
+        chain_of(n, |seq| format!("E{seq}"))
+    }
+
+    fn chain_of(n: i64, identity: impl Fn(i64) -> String) -> Vec<AuditRecord> {
         let mut prev = GENESIS.to_string();
         (1..=n)
             .map(|seq| {
-                let entry = AuditEntry::new("system", "import", "ok").identity(&format!("E{seq}"));
+                let entry = AuditEntry::new("system", "import", "ok").identity(&identity(seq));
                 let at = format!("2026-11-21T00:00:{seq:02}.000000Z");
                 let h = hash(seq, &at, &entry, &prev);
                 let r = AuditRecord { seq, at, entry, prev_hash: prev.clone(), hash: h.clone() };
@@ -1106,11 +1115,27 @@ mod tests {
         assert_eq!(r.gaps, vec![Gap { from: 3, to: 4 }, Gap { from: 7, to: 8 }]);
         let r = check(&[2, 3], None);
         assert_eq!(r.gaps, vec![Gap { from: 1, to: 2 }]);
-        // A filtered export cannot prove completeness, but each record still verifies.
-        let filtered = ExportHeader { filtered: true, identity: None, since: None };
-        let r = check(&[0, 1, 4, 5, 8], Some(filtered.clone()));
+        // A header cannot switch off the completeness checks it does not explain: one naming no
+        // filter (or `filtered: false`) still means the whole chain.
+        let unexplained = ExportHeader { filtered: true, identity: None, since: None };
+        assert_eq!(check(&[0, 1, 4, 5, 8], Some(unexplained)).gaps.len(), 2);
+        let since = ExportHeader { filtered: true, identity: None, since: Some("2026-01-01T00:00:00.000000Z".into()) };
+        let r = check(&[3, 4, 5], Some(since.clone()));
+        assert!(r.gaps.is_empty(), "a time-filtered export may start anywhere: {r:?}");
+        assert_eq!(check(&[3, 4, 6], Some(since)).gaps, [Gap { from: 6, to: 6 }], "but has no holes");
+        // An export filtered by identity cannot prove completeness, but each record still verifies.
+        let same = lines(&chain_of(9, |_| "E1".to_string()));
+        let sparse = |keep: &[usize]| {
+            let mut v = ExportVerifier::new(None);
+            v.push_line(&ExportHeader { filtered: true, identity: Some("E1".into()), since: None }.line());
+            for &i in keep {
+                v.push_line(&same[i]);
+            }
+            v.finish()
+        };
+        let r = sparse(&[0, 1, 4, 5, 8]);
         assert!(r.ok && r.gaps.is_empty() && r.filter.is_some() && r.links == 2, "{r:#?}");
-        let r = check(&[0, 4, 1], Some(filtered));
+        let r = sparse(&[0, 4, 1]);
         assert_eq!(r.bad.first().map(|b| b.seq), Some(2));
     }
 

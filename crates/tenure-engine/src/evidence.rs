@@ -34,12 +34,15 @@ pub const MANIFEST_FILE: &str = "manifest.json";
 pub enum EvidenceError {
     #[error(transparent)]
     Store(#[from] StoreError),
-    #[error("cannot read `{path}`: {source}")]
+    // The io error is the source: `{:#}` prints it after the message, so it is not repeated here.
+    #[error("cannot read `{path}`")]
     Read { path: String, source: std::io::Error },
-    #[error("cannot write `{path}`: {source}")]
+    #[error("cannot write `{path}`")]
     Write { path: String, source: std::io::Error },
+    #[error("the audit chain is broken at seq {seq} ({reason}); a checkpoint would sign it as intact")]
+    BrokenChain { seq: i64, reason: String },
     /// Writing an export to its output failed (a closed pipe, say).
-    #[error("cannot write the export: {0}")]
+    #[error("cannot write the export")]
     Output(#[source] std::io::Error),
     #[error("`{path}`: {error}")]
     Key { path: String, error: KeyError },
@@ -157,6 +160,13 @@ pub fn read_public_key(path: &Path) -> Result<AuditPublicKey> {
 /// Signs the chain's head: appends an `audit.checkpoint` record and signs the chain up to and
 /// including it.
 pub fn checkpoint(store: &dyn Store, signer: &AuditSigner, actor: &str) -> Result<Checkpoint> {
+    // A signature says "this chain was intact when I signed": never give one to a broken chain.
+    // The store verifies again inside the transaction that appends the checkpoint's record only
+    // up to what it reads here, so a tamper between the two is caught by the next verify.
+    let report = store.verify_audit()?;
+    if let Some(b) = report.first_bad {
+        return Err(EvidenceError::BrokenChain { seq: b.seq, reason: b.reason });
+    }
     let entry = AuditEntry::new(actor, "audit.checkpoint", "signed")
         .reason(format!("the chain up to and including this record is signed with key {}", signer.key_id()));
     Ok(store.append_checkpoint(&entry, &|head| signer.checkpoint(head.seq, &head.hash, &head.at))?)

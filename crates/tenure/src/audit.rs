@@ -101,8 +101,11 @@ fn verify_store(cli: &Cli, head: Option<(i64, String)>, public_key: Option<&Path
                 outln!("audit chain BROKEN at seq {}: {} ({} records verified before it)", b.seq, b.reason, r.records)
             }
         }
-        if let Some((seq, hash)) = &r.head {
-            outln!("head: {seq}:{hash}");
+        // A head is something to keep and compare later; a broken chain has none worth keeping.
+        match (&r.head, &r.first_bad) {
+            (Some((seq, hash)), None) => outln!("head: {seq}:{hash}"),
+            (Some((seq, hash)), Some(_)) => outln!("last record (not trustworthy: the chain is broken): {seq}:{hash}"),
+            (None, _) => {}
         }
         let c = &r.checkpoints;
         if let Some(b) = &c.first_bad {
@@ -196,8 +199,10 @@ fn verify_export(file: &Path, head: Option<(i64, String)>, f: Format) -> Result<
     if r.filter.is_some() {
         outln!("completeness cannot be proven for a filtered export: records it leaves out are not checked");
     }
-    if let Some((seq, hash)) = &r.head {
-        outln!("head: {seq}:{hash}");
+    match &r.head {
+        Some((seq, hash)) if r.ok => outln!("head: {seq}:{hash}"),
+        Some((seq, hash)) => outln!("last record (not trustworthy: the export failed): {seq}:{hash}"),
+        None => {}
     }
     if let Some((ok, why)) = &r.expected_head {
         outln!("expected head: {} ({why})", if *ok { "present" } else { "MISSING" });
@@ -244,8 +249,10 @@ fn verify_bundle(dir: &Path, public_key: Option<&Path>, f: Format) -> Result<Exi
                 r.checkpoints
             );
         }
-        if let Some((seq, hash)) = &r.head {
-            outln!("head: {seq}:{hash}");
+        match &r.head {
+            Some((seq, hash)) if r.ok => outln!("head: {seq}:{hash}"),
+            Some((seq, hash)) => outln!("last record (not trustworthy: the bundle failed): {seq}:{hash}"),
+            None => {}
         }
     }
     Ok(if r.ok { ExitCode::SUCCESS } else { ExitCode::from(1) })

@@ -566,3 +566,31 @@ fn issue6_the_store_is_private_and_a_symlinked_store_path_is_refused() {
     env.write("tenure.toml", &with_url("linked/t.db", "\nallow_symlink = true"));
     env.ok(&["audit", "verify"]);
 }
+
+#[test]
+fn issue6_a_broken_chain_is_never_signed() {
+    let env = env_with_history();
+    Connection::open(env.db()).unwrap().execute_batch("UPDATE audit SET reason = 'forged' WHERE seq = 10").unwrap();
+    let out = env.expect(1, &["audit", "checkpoint"]);
+    assert!(out.stderr.contains("the audit chain is broken at seq 10"), "{}", out.stderr);
+    let dir = env.path("bundle");
+    let out = env.expect(1, &["audit", "export", "--bundle", dir.to_str().unwrap()]);
+    assert!(out.stderr.contains("broken at seq 10"), "{}", out.stderr);
+}
+
+#[test]
+fn issue6_an_unsigned_export_header_cannot_switch_off_the_gap_check() {
+    let env = env_with_history();
+    let full = env.ok(&["audit", "export", "--format", "jsonl"]).stdout;
+    let mut lines: Vec<&str> = full.lines().collect();
+    lines.remove(20);
+    for header in [
+        r#"{"tenure_audit_export":{"filtered":false,"identity":null,"since":null}}"#,
+        r#"{"tenure_audit_export":{"filtered":true,"identity":null,"since":null}}"#,
+        r#"{"tenure_audit_export":{"filtered":true,"identity":null,"since":"2000-01-01T00:00:00.000000Z"}}"#,
+    ] {
+        env.write("cut.jsonl", &format!("{header}\n{}\n", lines.join("\n")));
+        let out = env.expect(1, &["audit", "verify", "--export", "cut.jsonl"]);
+        assert!(out.stdout.contains("record 21 is missing"), "the gap is reported under {header}:\n{}", out.stdout);
+    }
+}
