@@ -14,7 +14,7 @@ pub const TODAY: &str = "2026-11-21";
 /// The targets of the bench policy, as in the starter config.
 pub const TARGETS: &[&str] = &["directory", "chat", "warehouse", "payroll"];
 
-/// Roles and distinct entitlements the bench policy must have (DESIGN.md §8, P1).
+/// Roles and distinct entitlements the bench policy must have (performance target P1).
 pub const ROLES: usize = 300;
 pub const ENTITLEMENTS: usize = 2_000;
 

@@ -1,5 +1,5 @@
 //! `tenure-bench`: the benchmarks behind `BENCHMARKS.md`, for the performance targets of
-//! DESIGN.md §8 that need no peer:
+//! the project (P1–P11) that need no peer:
 //!
 //! - **P1**: desired-state recompute of 100,000 identities under 300 roles and 2,000
 //!   entitlements, measured in-process on [`tenure_engine::desired::recompute_all`].

@@ -303,24 +303,16 @@ fn looks_secret(key: &str) -> bool {
     ["password", "passwd", "secret", "token", "api_key", "apikey", "credential"].iter().any(|s| k == *s)
 }
 
-/// Query (and fragment) keys that name a secret, compared case-insensitively with `-` read as
-/// `_`: a bearer token or password in a URL ends up in logs, errors and the audit trail.
-const SECRET_QUERY_KEYS: &[&str] = &[
-    "access_token",
-    "token",
-    "auth_token",
-    "password",
-    "passwd",
-    "pwd",
-    "apikey",
-    "api_key",
-    "secret",
-    "client_secret",
-];
+/// Words that make a query (or fragment) key name a secret. Keys are compared with case, `-`
+/// and `_` ignored and as substrings (`accessToken`, `private_token`, `clientSecret`,
+/// `X-Amz-Signature` all match): a bearer token or password in a URL ends up in logs, errors
+/// and the audit trail, and a false alarm costs only moving a value into `*_env`/`*_file`.
+const SECRET_QUERY_WORDS: &[&str] =
+    &["token", "secret", "password", "passwd", "pwd", "apikey", "accesskey", "credential", "signature", "auth"];
 
 fn secret_query_key(key: &str) -> bool {
-    let k = key.to_ascii_lowercase().replace('-', "_");
-    SECRET_QUERY_KEYS.contains(&k.as_str())
+    let k: String = key.chars().filter(|c| *c != '-' && *c != '_').collect::<String>().to_ascii_lowercase();
+    SECRET_QUERY_WORDS.iter().any(|w| k.contains(w)) || k == "sig" || k == "key"
 }
 
 /// Why a configured URL cannot be used, if it cannot, for a message that says what to do
@@ -347,6 +339,11 @@ fn url_problem(url: &str, schemes: &[&str], fix: &str) -> Option<String> {
     }
     if parsed.password().is_some() {
         return Some(format!("carries a password; {fix}"));
+    }
+    // `https://TOKEN@host`: a user name alone can be the credential (a database URL's user name
+    // is only the role, and is allowed).
+    if !parsed.username().is_empty() && !parsed.scheme().starts_with("postgres") {
+        return Some(format!("carries credentials before `@`; {fix}"));
     }
     let fragment = url::form_urlencoded::parse(parsed.fragment().unwrap_or_default().as_bytes());
     if let Some((key, _)) = parsed.query_pairs().chain(fragment).find(|(k, _)| secret_query_key(k)) {
@@ -845,6 +842,11 @@ owner = "payroll-admins"
             ("https://scim.example.com/v2?token=abc123", "secret in its query (`token`)"),
             ("https://scim.example.com/v2?SECRET=abc123", "secret in its query (`SECRET`)"),
             ("https://u:abc123@scim.example.com/v2", "carries a password; use `token_env`"),
+            ("https://abc123@scim.example.com/v2", "carries credentials before `@`"),
+            ("https://scim.example.com/v2?accessToken=abc123", "secret in its query (`accessToken`)"),
+            ("https://scim.example.com/v2?private_token=abc123", "secret in its query"),
+            ("https://scim.example.com/v2?clientSecret=abc123", "secret in its query"),
+            ("https://scim.example.com/v2?X-Amz-Signature=abc123", "secret in its query"),
             ("ldap://scim.example.com/v2", "must start with http:// or https://"),
         ] {
             let problems = parse("tenure.toml", &scim(url)).err().unwrap_or_default();

@@ -47,6 +47,8 @@ codes! {
     Usage = "usage", exit 2, http 400;
     /// The named source is not in the config.
     UnknownSource = "unknown_source", exit 2, http 404;
+    /// The named target is not in the config.
+    UnknownTarget = "unknown_target", exit 2, http 404;
     /// The source exists but does not take this kind of input (a CSV file for a webhook source).
     WrongSourceKind = "wrong_source_kind", exit 2, http 400;
     /// The config has problems (each with file, line and reason).

@@ -1,4 +1,4 @@
-//! Benchmarks against real peers (slapd, scim2-server, PostgreSQL on loopback), for DESIGN §8:
+//! Benchmarks against real peers (slapd, scim2-server, PostgreSQL on loopback), for the performance targets P4–P6:
 //!
 //! - `p4`: time-to-revoke. A provisioned population on all three peers; then leavers, one per
 //!   import, each followed by an executor run; from the case's `opened_at` to the last

@@ -42,6 +42,8 @@ pub enum EngineError {
     Store(#[from] tenure_store::StoreError),
     #[error("unknown source `{0}`; sources in the config: {1}")]
     UnknownSource(String, String),
+    #[error("unknown target `{0}`; targets in the config: {1}")]
+    UnknownTarget(String, String),
     #[error("source `{0}` is not a CSV source")]
     NotCsv(String),
     #[error("{file}: {error}")]
@@ -57,6 +59,7 @@ impl HasCode for EngineError {
         match self {
             EngineError::Store(e) => store_code(e),
             EngineError::UnknownSource(..) => Code::UnknownSource,
+            EngineError::UnknownTarget(..) => Code::UnknownTarget,
             EngineError::NotCsv(_) => Code::WrongSourceKind,
             EngineError::Snapshot { error, .. } => error.code(),
             EngineError::Invalid(_) => Code::InvalidInput,

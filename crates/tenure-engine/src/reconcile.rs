@@ -119,7 +119,7 @@ pub async fn reconcile(
     if let Some(o) = only
         && config.target(o).is_none()
     {
-        return Err(crate::EngineError::Invalid(format!("unknown target `{o}`")));
+        return Err(crate::EngineError::UnknownTarget(o.to_string(), target_names(config)));
     }
     for target in &config.targets {
         if only.is_some_and(|o| o != target.name) || matches!(target.settings, TargetSettings::Manual(_)) {
@@ -385,6 +385,11 @@ pub async fn reconcile(
         report.remediation = Some(RemediationReport { operations: n, held, approval_id });
     }
     Ok(report)
+}
+
+/// The configured target names, for messages.
+pub fn target_names(config: &Config) -> String {
+    config.targets.iter().map(|t| t.name.as_str()).collect::<Vec<_>>().join(", ")
 }
 
 #[cfg(test)]

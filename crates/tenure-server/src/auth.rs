@@ -1,4 +1,4 @@
-//! API tokens, scopes and what each scope may do (DESIGN §10), and the throttle on failed
+//! API tokens, scopes and what each scope may do (the design's section 10), and the throttle on failed
 //! attempts.
 //!
 //! A token is `tnr_` followed by 32 random bytes in base64url; it is shown once at creation and

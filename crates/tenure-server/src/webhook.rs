@@ -1,4 +1,4 @@
-//! Standard Webhooks signatures (<https://www.standardwebhooks.com/>), as DESIGN §11 fixes them.
+//! Standard Webhooks signatures (<https://www.standardwebhooks.com/>), as the design (section 11) fixes them.
 //!
 //! A push carries `webhook-id`, `webhook-timestamp` (Unix seconds) and `webhook-signature`
 //! (space-separated `v1,BASE64` values). The signature is HMAC-SHA256 over

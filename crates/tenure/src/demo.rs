@@ -23,15 +23,6 @@ pub fn demo(dir: Option<&Path>, people: usize, keep: bool) -> Result<ExitCode> {
     if people < 4 {
         bail!("--people must be at least 4");
     }
-    step("starting real peers: OpenLDAP, scim2-server, PostgreSQL (installing what is missing)");
-    let started = std::time::Instant::now();
-    let stack = Stack::start(&["analyst", "finance", "admin"])?;
-    outln!("  directory  {} (slapd)", stack.ldap.url);
-    outln!("  chat       {} (scim2-server)", stack.scim.url());
-    outln!("  warehouse  postgresql://127.0.0.1:{}/postgres (throwaway cluster)", stack.pg.port());
-    outln!("  payroll    manual target: tickets for payroll-admins");
-    outln!("  ready in {:.1}s", started.elapsed().as_secs_f64());
-
     let temp;
     let kept = keep || dir.is_some();
     let dir: PathBuf = match dir {
@@ -42,8 +33,29 @@ pub fn demo(dir: Option<&Path>, people: usize, keep: bool) -> Result<ExitCode> {
             temp.path().to_path_buf()
         }
     };
+    // The demo replaces its own files; it never overwrites a directory it did not make.
+    const MARK: &str = ".tenure-demo";
+    if dir.exists() && !dir.join(MARK).exists() && std::fs::read_dir(&dir)?.next().is_some() {
+        return Err(crate::run::UsageError(format!(
+            "`{}` exists and is not a previous demo's directory; pick a new one (the demo writes its own tenure.toml and store)",
+            dir.display()
+        ))
+        .into());
+    }
     std::fs::create_dir_all(&dir)?;
-    let _ = std::fs::remove_file(dir.join("tenure-data/tenure.db"));
+    std::fs::write(dir.join(MARK), "written by `tenure demo`; it may replace everything in this directory\n")?;
+    for f in ["tenure-data/tenure.db", "tenure-data/tenure.db-wal", "tenure-data/tenure.db-shm"] {
+        let _ = std::fs::remove_file(dir.join(f));
+    }
+    step("starting real peers: OpenLDAP, scim2-server, PostgreSQL (installing what is missing)");
+    let started = std::time::Instant::now();
+    let stack = Stack::start(&["analyst", "finance", "admin"])?;
+    outln!("  directory  {} (slapd)", stack.ldap.url);
+    outln!("  chat       {} (scim2-server)", stack.scim.url());
+    outln!("  warehouse  postgresql://127.0.0.1:{}/postgres (throwaway cluster)", stack.pg.port());
+    outln!("  payroll    manual target: tickets for payroll-admins");
+    outln!("  ready in {:.1}s", started.elapsed().as_secs_f64());
+
     std::fs::write(dir.join("tenure.toml"), stack.config_toml(25))?;
     std::fs::write(dir.join("policy.toml"), tenure_sample::starter::POLICY)?;
     let today = context::today()?;

@@ -110,6 +110,12 @@ pub fn reconcile(cli: &Cli, target: Option<&str>, remediate: bool, f: Format) ->
     let loaded = context::load_config(&cli.config)?;
     let today = context::today()?;
     let policy = loaded.load_policy(today)?;
+    if let Some(t) = target
+        && loaded.config.target(t).is_none()
+    {
+        let names = reconcile::target_names(&loaded.config);
+        return Err(tenure_engine::EngineError::UnknownTarget(t.to_string(), names).into());
+    }
     let store = Arc::new(loaded.open_store()?);
     let rt = runtime()?;
     let pb = crate::run::spinner("reading targets");

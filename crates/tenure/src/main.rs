@@ -125,8 +125,9 @@ pub enum Command {
         /// after a target outage longer than the retries.
         #[arg(long)]
         retry_failed: bool,
-        #[command(flatten)]
-        who: Who,
+        /// Who asks for the retry (default: $TENURE_USER, then $USER).
+        #[arg(long = "as", value_name = "NAME", requires = "retry_failed")]
+        who: Option<String>,
     },
     /// Read the targets and report orphan, drift, missing and SoD findings.
     Reconcile {

@@ -58,12 +58,16 @@ pub fn code_of(e: &anyhow::Error) -> tenure_core::error::Code {
 
 pub const TEXT_JSON: &[Format] = &[Format::Text, Format::Json];
 
+/// Who acts: `--as`, else `$TENURE_USER`, else `$USER`. The name is recorded in approvals and
+/// the audit trail, so hidden characters in it are escaped.
 pub fn who(w: &Who) -> String {
-    w.name
+    let name = w
+        .name
         .clone()
         .or_else(|| std::env::var("TENURE_USER").ok())
         .or_else(|| std::env::var("USER").ok())
-        .unwrap_or_else(|| "unknown".into())
+        .unwrap_or_else(|| "unknown".into());
+    tenure_core::text::escape(&name).into_owned()
 }
 
 /// A spinner on a terminal; nothing when stderr is not one.
@@ -220,18 +224,20 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             } else if list.is_empty() {
                 outln!("no pending approvals");
             } else {
+                let esc = |s: &str| tenure_core::text::escape(s).into_owned();
                 for a in &list {
-                    let reason = a.summary.get("reason").and_then(|r| r.as_str()).unwrap_or("");
-                    let file = a.summary.get("file").and_then(|r| r.as_str()).unwrap_or("");
+                    let reason = esc(a.summary.get("reason").and_then(|r| r.as_str()).unwrap_or(""));
+                    let file = esc(a.summary.get("file").and_then(|r| r.as_str()).unwrap_or(""));
                     outln!("approval {} [{}] {} batch from `{file}`: {reason}", a.id, a.state, a.kind);
                     if let Some(c) = a.summary.get("counts") {
                         outln!("  counts: {c}");
                     }
                     if let Some(by) = &a.decided_by {
                         outln!(
-                            "  decided by {by} at {}{}",
+                            "  decided by {} at {}{}",
+                            esc(by),
                             opt(&a.decided_at),
-                            a.decision_reason.as_ref().map(|r| format!(": {r}")).unwrap_or_default()
+                            a.decision_reason.as_ref().map(|r| format!(": {}", esc(r))).unwrap_or_default()
                         );
                     }
                 }
@@ -271,7 +277,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Apply { wait, retry_failed, who: w } => crate::exec::apply(
             &cli,
             *wait,
-            retry_failed.then(|| who(w)).as_deref(),
+            retry_failed.then(|| who(&Who { name: w.clone() })).as_deref(),
             Format::parse(fmt, TEXT_JSON, Format::Text)?,
         ),
         Command::Reconcile { target, remediate } => {
@@ -511,9 +517,9 @@ fn print_import(r: &import::ImportReport, f: Format) -> Result<()> {
     }
     let c = &r.counts;
     outln!(
-        "{}{}: {} rows, {} accepted, {} rejected; {} joiners, {} movers ({} significant), {} leavers, {} rehires, {} suspended, {} resumed, {} updated; {} operations planned",
+        "{}{}: {} rows, {} accepted, {} rejected; {} joiners, {} movers ({} significant), {} leavers, {} rehires, {} suspended, {} resumed, {} updated; {} operations planned{}",
         if r.dry_run { "dry run of " } else { "" },
-        r.file,
+        esc(&r.file),
         c.rows,
         c.accepted,
         c.rejected,
@@ -525,7 +531,8 @@ fn print_import(r: &import::ImportReport, f: Format) -> Result<()> {
         c.suspends,
         c.resumes,
         c.updates,
-        c.operations
+        c.operations,
+        if c.cancelled > 0 { format!(", {} queued operations cancelled", c.cancelled) } else { String::new() }
     );
     match (r.outcome.as_str(), r.dry_run) {
         ("held", false) => outln!(
@@ -589,11 +596,13 @@ fn identity(cli: &Cli, cmd: &IdentityCmd, f: Format) -> Result<ExitCode> {
             })?;
             // What the targets were last read back to hold (verified operations, in order),
             // beside what Tenure has planned (the committed holdings, pending work included).
+            // In the order they were verified (read back), not the order they were planned.
+            let mut read_back: Vec<&tenure_store::OpRecord> =
+                ops.iter().filter(|o| o.state == OpState::Verified).collect();
+            read_back.sort_by(|a, b| (a.verified_at.as_deref(), a.id).cmp(&(b.verified_at.as_deref(), b.id)));
             let verified = tenure_core::plan::apply_ops(
                 &tenure_core::plan::Holdings::new(),
-                ops.iter()
-                    .filter(|o| o.state == OpState::Verified)
-                    .map(|o| (o.target.as_str(), o.kind, o.entitlement.as_deref())),
+                read_back.iter().map(|o| (o.target.as_str(), o.kind, o.entitlement.as_deref())),
             );
             let mut open_ops: std::collections::BTreeMap<&str, usize> = std::collections::BTreeMap::new();
             for o in ops.iter().filter(|o| !o.state.is_settled()) {
@@ -615,8 +624,6 @@ fn identity(cli: &Cli, cmd: &IdentityCmd, f: Format) -> Result<ExitCode> {
                         (
                             t.to_string(),
                             serde_json::json!({
-                                "enabled": planned.is_some_and(|a| a.enabled),
-                                "grants": planned.map(|a| a.grants.clone()).unwrap_or_default(),
                                 "planned": view(planned),
                                 "verified": view(verified.get(*t)),
                                 "open_operations": open_ops.get(t).copied().unwrap_or(0),

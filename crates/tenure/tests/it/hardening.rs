@@ -335,6 +335,13 @@ fn issue6_exit_statuses_match_the_readme() {
     let out = env.expect(2, &["--config", "missing.toml", "plan"]);
     assert!(out.stderr.contains("no config at `missing.toml`"), "{}", out.stderr);
     env.expect(2, &["plan", "--format", "xml"]);
+    let out = env.expect(2, &["reconcile", "--target", "nope"]);
+    assert!(out.stderr.contains("unknown target `nope`"), "{}", out.stderr);
+    env.expect(2, &["apply", "--as", "bob"]);
+    // The demo never overwrites a directory it did not make (checked before any peer starts).
+    let out = env.expect(2, &["demo", "--dir", "."]);
+    assert!(out.stderr.contains("is not a previous demo's directory"), "{}", out.stderr);
+    assert!(env.path("tenure.toml").exists());
     // Findings that need action: rejected rows.
     env.write("bad.csv", &format!("{HEADER}\n,no,key,x@x.com,x,Sales,Rep,Tokyo,CC2,,employee,,,2022-01-01,,active\n"));
     env.expect(1, &["import", "--source", "hr", "bad.csv"]);
@@ -422,8 +429,15 @@ fn issue6_documents_cite_only_files_that_exist_and_the_license_matches() {
     let cargo = std::fs::read_to_string(root.join("Cargo.toml")).unwrap();
     assert!(cargo.contains("license = \"Apache-2.0\""));
     assert!(license.contains("Apache License") && license.contains("Version 2.0"));
-    for doc in ["README.md", "ARCHITECTURE.md", "BENCHMARKS.md"] {
+    let listed = std::process::Command::new("git").args(["ls-files", "*.md"]).current_dir(&root).output().unwrap();
+    let docs: Vec<String> = String::from_utf8_lossy(&listed.stdout).lines().map(str::to_string).collect();
+    assert!(docs.len() >= 3, "{docs:?}");
+    for doc in &docs {
         let text = std::fs::read_to_string(root.join(doc)).unwrap();
+        assert!(
+            !text.contains("DESIGN.md") && !text.contains("DESIGN §"),
+            "{doc} cites the design, which is not in the repository"
+        );
         for token in text.split(|c: char| c.is_whitespace() || "`()[],;:\"'".contains(c)) {
             let token = token.trim_end_matches('.');
             let looks_like_path = ["crates/", "scripts/", ".ci/", "docs/"].iter().any(|p| token.starts_with(p))
