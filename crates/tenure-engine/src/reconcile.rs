@@ -24,6 +24,7 @@ use crate::executor::{Backend, Connectors};
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 use tenure_core::config::{Config, TargetSettings};
+use tenure_core::text;
 use tenure_core::{Entitlement, OpKind, OpState, Status};
 use tenure_policy::Policy;
 use tenure_store::{Finding, OpFilter, ReconRun, Remediation, RemediationOp};
@@ -190,7 +191,7 @@ pub async fn reconcile(
                             None,
                             format!(
                                 "account `{}` matches {} identities by name ({}); not linked",
-                                acc.account,
+                                text::quote(&acc.account),
                                 ids.len(),
                                 ids.join(", ")
                             ),
@@ -208,22 +209,55 @@ pub async fn reconcile(
                 let holds = if acc.grants.is_empty() {
                     String::new()
                 } else {
-                    format!(", holds {}", acc.grants.iter().map(|g| format!("`{g}`")).collect::<Vec<_>>().join(", "))
+                    let shown: Vec<String> = acc.grants.iter().map(|g| format!("`{}`", text::quote(g))).collect();
+                    format!(", holds {}", shown.join(", "))
                 };
                 let detail = match acc.external_id.as_deref() {
                     Some(x) => format!(
                         "account `{}` ({state}{holds}) names identity `{}`, which Tenure does not know; left for a person",
-                        acc.account,
+                        text::quote(&acc.account),
                         shown_id(x)
                     ),
                     None => format!(
                         "account `{}` ({state}{holds}) belongs to no known identity; left for a person",
-                        acc.account
+                        text::quote(&acc.account)
                     ),
                 };
                 findings.push(finding("orphan", Some(&acc.account), None, None, detail));
                 continue;
             };
+            // Tenure manages an account it created for this identity (or took over for it): its
+            // name is the one recorded in the holdings (a record from before names were kept: the
+            // identity's current account name). An account that only claims the identity, by a
+            // correlation id anyone can set or by a name that happens to match, is reported and
+            // left for a person: fixing it would hand it that identity's access, or disable
+            // someone's login Tenure never made.
+            let recorded = holdings.get(&id).and_then(|h| h.get(t)).filter(|a| a.exists);
+            let managed = recorded.is_some_and(|a| match a.name.as_deref() {
+                Some(n) => n == acc.account,
+                None => {
+                    identities.get(&id).and_then(|i| i.attrs.get(target.account_attribute))
+                        == Some(acc.account.as_str())
+                }
+            });
+            if !managed {
+                let name = text::quote(&acc.account);
+                let terminated = identities.get(&id).is_some_and(|i| i.status == Status::Terminated);
+                let detail = match recorded.and_then(|a| a.name.as_deref()) {
+                    Some(n) => format!(
+                        "account `{name}` claims identity `{id}`, but Tenure manages `{}` for it in `{t}`; not linked, left for a person",
+                        text::quote(n)
+                    ),
+                    None if terminated && acc.enabled => format!(
+                        "account `{name}` of terminated identity `{id}` is enabled; Tenure did not create it, so a person decides"
+                    ),
+                    None => format!(
+                        "account `{name}` matches identity `{id}`, but Tenure has no account for it in `{t}`; not linked, left for a person"
+                    ),
+                };
+                findings.push(finding("orphan", Some(&acc.account), Some(&id), None, detail));
+                continue;
+            }
             seen.insert(id.clone());
             held_grants
                 .entry(id.clone())
@@ -243,32 +277,33 @@ pub async fn reconcile(
                 detail: detail.to_string(),
             };
             if status == Some(Status::Terminated) && acc.enabled {
-                let d = format!("account `{}` of terminated identity `{id}` is enabled", acc.account);
+                let d = format!("account `{}` of terminated identity `{id}` is enabled", text::quote(&acc.account));
                 findings.push(finding("orphan", Some(&acc.account), Some(&id), None, d.clone()));
                 fixes.push(acct_fix(OpKind::Disable, None, &d));
             }
             let view = view.unwrap_or_default();
             if !view.exists && acc.enabled && status != Some(Status::Terminated) {
-                let d = format!("account `{}` of `{id}` exists but Tenure grants nothing there", acc.account);
+                let d =
+                    format!("account `{}` of `{id}` exists but Tenure grants nothing there", text::quote(&acc.account));
                 findings.push(finding("drift", Some(&acc.account), Some(&id), None, d.clone()));
                 fixes.push(acct_fix(OpKind::Disable, None, &d));
             } else if view.exists && acc.enabled && !view.enabled && status != Some(Status::Terminated) {
-                let d = format!("account `{}` is enabled but should be disabled", acc.account);
+                let d = format!("account `{}` is enabled but should be disabled", text::quote(&acc.account));
                 findings.push(finding("drift", Some(&acc.account), Some(&id), None, d.clone()));
                 fixes.push(acct_fix(OpKind::Disable, None, &d));
             } else if view.exists && !acc.enabled && view.enabled {
-                let d = format!("account `{}` is disabled but should be enabled", acc.account);
+                let d = format!("account `{}` is disabled but should be enabled", text::quote(&acc.account));
                 findings.push(finding("missing", Some(&acc.account), Some(&id), None, d.clone()));
                 fixes.push(acct_fix(OpKind::Enable, None, &d));
             }
             for g in acc.grants.difference(&view.grants) {
-                let d = format!("`{}` holds `{g}`, which no rule grants", acc.account);
+                let d = format!("`{}` holds `{}`, which no rule grants", text::quote(&acc.account), text::quote(g));
                 findings.push(finding("drift", Some(&acc.account), Some(&id), Some(g), d.clone()));
                 fixes.push(acct_fix(OpKind::Revoke, Some(g), &d));
             }
             for g in view.grants.difference(&acc.grants) {
                 if existing.contains(g) {
-                    let d = format!("`{}` lacks `{g}`", acc.account);
+                    let d = format!("`{}` lacks `{}`", text::quote(&acc.account), text::quote(g));
                     findings.push(finding("missing", Some(&acc.account), Some(&id), Some(g), d.clone()));
                     fixes.push(acct_fix(OpKind::Grant, Some(g), &d));
                 } else {
@@ -277,7 +312,7 @@ pub async fn reconcile(
                         Some(&acc.account),
                         Some(&id),
                         Some(g),
-                        format!("entitlement `{g}` does not exist in `{t}`"),
+                        format!("entitlement `{}` does not exist in `{t}`", text::quote(g)),
                     ));
                 }
             }

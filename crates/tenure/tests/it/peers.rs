@@ -480,3 +480,57 @@ fn issue6_reconciliation_fixes_that_grant_privileged_access_to_many_are_held() {
         assert_eq!(n, "0", "nothing granted before approval");
     }
 }
+
+#[test]
+fn issue6_an_account_that_only_claims_an_identity_gets_nothing_and_is_not_disabled() {
+    let w = world(0); // every fix is held, then approved
+    let co = company(8);
+    w.import("day1.csv", &co);
+    w.apply_all();
+    let engineer = co.people.iter().find(|p| p.department == "Engineering").unwrap();
+    // A hand-made entry carrying a real identity's correlation id.
+    w.ldap_modify(&format!(
+        "dn: uid=impostor,ou=people,dc=example,dc=com\nchangetype: add\nobjectClass: inetOrgPerson\nuid: impostor\ncn: I\nsn: I\nemployeeNumber: {}\n",
+        engineer.id
+    ));
+    let rem = w.env.expect(1, &["reconcile", "--target", "directory", "--remediate", "--format", "json"]).json();
+    let findings = rem["targets"][0]["findings"].as_array().unwrap();
+    let f = findings.iter().find(|f| f["account"] == "impostor").expect("the impostor is reported");
+    assert_eq!(f["kind"], "orphan");
+    assert!(f["detail"].as_str().unwrap().contains("claims identity"), "{f}");
+    if let Some(id) = rem["remediation"]["approval_id"].as_i64() {
+        w.env.ok(&["approve", &id.to_string(), "--as", "security-lead"]);
+    }
+    w.env.ok(&["apply", "--wait"]);
+    let groups = w.ldap("ou=groups,dc=example,dc=com", "(member=uid=impostor,ou=people,dc=example,dc=com)", &["cn"]);
+    assert!(groups.trim().is_empty(), "the impostor was given nothing: {groups}");
+    let still = w.ldap("ou=people,dc=example,dc=com", "(uid=impostor)", &["dn"]);
+    assert!(still.contains("uid=impostor"), "and was not disabled either: {still}");
+}
+
+#[test]
+fn issue6_a_name_match_alone_never_gets_an_account_disabled_and_names_a_leavers_account() {
+    let w = world(0);
+    let mut co = company(8);
+    // A contractor whose contract ended before Tenure's first import still has a hand-made login.
+    let gone = co.hire("Sales");
+    let name = co.get(&gone).unwrap().username.clone();
+    co.get_mut(&gone).unwrap().status = "terminated".into();
+    w.ldap_modify(&format!(
+        "dn: uid={name},ou=people,dc=example,dc=com\nchangetype: add\nobjectClass: inetOrgPerson\nuid: {name}\ncn: G\nsn: G\n"
+    ));
+    w.import("day1.csv", &co);
+    w.apply_all();
+    assert_eq!(w.env.ok(&["identity", "show", &gone, "--format", "json"]).json()["status"], "terminated");
+    let rem = w.env.expect(1, &["reconcile", "--target", "directory", "--remediate", "--format", "json"]).json();
+    let findings = rem["targets"][0]["findings"].as_array().unwrap();
+    let f = findings.iter().find(|f| f["account"] == name.as_str()).expect("the login is reported");
+    assert_eq!(f["identity"], gone.as_str(), "named as the leaver's account, not an anonymous orphan: {f}");
+    assert!(f["detail"].as_str().unwrap().contains("of terminated identity"), "{f}");
+    if let Some(id) = rem["remediation"]["approval_id"].as_i64() {
+        w.env.ok(&["approve", &id.to_string(), "--as", "security-lead"]);
+    }
+    w.env.ok(&["apply", "--wait"]);
+    let still = w.ldap("ou=people,dc=example,dc=com", &format!("(uid={name})"), &["dn"]);
+    assert!(still.contains(&format!("uid={name}")), "not disabled by a rule: {still}");
+}
