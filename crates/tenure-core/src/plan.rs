@@ -114,14 +114,20 @@ pub fn plan(status: Status, held: &Holdings, desired: &BTreeMap<String, BTreeSet
     Plan { ops, holdings }
 }
 
-/// An operation already queued for an identity that has not taken effect: never attempted, or a
-/// manual ticket nobody has carried out yet. A new plan may keep or cancel it.
+/// An operation already queued for an identity that is not finished: never attempted, a manual
+/// ticket nobody has carried out yet, or attempted without a verified result (failed, or waiting
+/// for a retry). A new plan may keep or cancel it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Queued {
     pub id: i64,
     pub target: String,
     pub kind: OpKind,
     pub entitlement: Option<String>,
+    /// It was attempted, so it may have taken effect in the target even though nothing verified
+    /// it. Such an operation is assumed to have taken effect: if the new plan does not want its
+    /// effect, the plan undoes it (a revoke of a grant that may have landed), and the operation
+    /// itself is cancelled so that no retry can bring it back.
+    pub attempted: bool,
 }
 
 /// The holdings as they were before `queued` (in queue order) took effect, undoing them last
@@ -207,6 +213,10 @@ pub fn replan(
         let p = plan(status, held, desired);
         return Replan { ops: p.ops, holdings: p.holdings, keep: Vec::new(), cancel: Vec::new() };
     }
+    let (uncertain, untried): (Vec<&Queued>, Vec<&Queued>) = queued.iter().partition(|q| q.attempted);
+    let untried: Vec<Queued> = untried.into_iter().cloned().collect();
+    let queued = untried.as_slice();
+    // Attempted operations are taken as done (they stay in `held`); only untried ones are undone.
     let base = unapply(held, queued);
     let fresh = plan(status, &base, desired);
     let mut used = vec![false; queued.len()];
@@ -239,7 +249,30 @@ pub fn replan(
             None => ops.push(op),
         }
     }
-    let cancel = queued.iter().zip(&used).filter(|(_, u)| !**u).map(|(q, _)| q.id).collect();
+    let mut cancel: Vec<i64> = queued.iter().zip(&used).filter(|(_, u)| !**u).map(|(q, _)| q.id).collect();
+    // An attempted operation stays (a retry may still finish it) only while its effect is what
+    // the new plan ends with; otherwise the plan has undone it and the operation is cancelled.
+    for q in uncertain {
+        let acct = fresh.holdings.get(&q.target);
+        let exists = acct.is_some_and(|a| a.exists);
+        let enabled = acct.is_some_and(|a| a.exists && a.enabled);
+        let holds = |g: &Option<String>| g.as_ref().is_some_and(|g| acct.is_some_and(|a| a.grants.contains(g)));
+        let wanted = match q.kind {
+            OpKind::CreateAccount | OpKind::Enable => enabled,
+            OpKind::Disable | OpKind::RevokeSessions => !enabled,
+            OpKind::DeleteAccount => !exists,
+            OpKind::Grant => holds(&q.entitlement),
+            OpKind::Revoke => !holds(&q.entitlement),
+            OpKind::RotateCredential | OpKind::TransferOwnership | OpKind::OpenTicket => exists,
+        };
+        if wanted {
+            keep.push(q.id);
+        } else {
+            cancel.push(q.id);
+        }
+    }
+    cancel.sort_unstable();
+    keep.sort_unstable();
     Replan { ops, holdings: fresh.holdings, keep, cancel }
 }
 
@@ -335,8 +368,29 @@ mod tests {
                 target: o.target.clone(),
                 kind: o.kind,
                 entitlement: o.entitlement.clone(),
+                attempted: false,
             })
             .collect()
+    }
+
+    #[test]
+    fn issue6_a_failed_create_is_cancelled_for_a_leaver_and_its_effect_undone() {
+        // The joiner's create and grant failed after their retries: they may or may not have
+        // landed. The person leaves.
+        let joiner = plan(Status::Active, &Holdings::new(), &want(&[("dir", &["staff"])]));
+        let mut q = queued(&joiner, 1);
+        for op in &mut q {
+            op.attempted = true;
+        }
+        let r = replan(Status::Terminated, &joiner.holdings, &q, &BTreeMap::new());
+        assert_eq!(r.cancel, [1, 2], "no retry can create or grant for a leaver");
+        let undo = ops(&Plan { ops: r.ops, holdings: r.holdings });
+        assert_eq!(undo, ["dir disable", "dir revoke_sessions", "dir revoke staff"], "what may have landed is undone");
+        // A failed grant that is still wanted stays, for a retry to finish.
+        let r = replan(Status::Active, &joiner.holdings, &q, &want(&[("dir", &["staff", "eng"])]));
+        assert_eq!(r.keep, [1, 2]);
+        assert!(r.cancel.is_empty());
+        assert_eq!(ops(&Plan { ops: r.ops, holdings: r.holdings }), ["dir grant eng"]);
     }
 
     #[test]

@@ -490,6 +490,7 @@ impl Store for SqliteStore {
                     target: r.get(2)?,
                     kind: parse_enum(&kind)?,
                     entitlement: r.get(4)?,
+                    attempted: false,
                 });
             }
             Ok(())
