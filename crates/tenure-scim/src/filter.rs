@@ -500,19 +500,53 @@ impl Filter {
     /// Checks the filter against `rt`: every attribute exists, value paths name multi-valued
     /// complex attributes, and no boolean or binary attribute is ordered (RFC 7644 §3.4.2.2).
     pub fn check(&self, rt: &ResourceType) -> Result<(), ScimError> {
-        self.check_in(Scope::Resource(rt))
+        self.check_in(Scope::Resource(rt), false)
     }
 
-    fn check_in(&self, scope: Scope<'_>) -> Result<(), ScimError> {
+    /// [`Filter::check`] for a search across resource types (`POST /.search`): each attribute
+    /// must exist in at least one of them, and is checked against those it exists in; where
+    /// it does not exist it matches nothing.
+    pub fn check_across(&self, rts: &[&ResourceType]) -> Result<(), ScimError> {
+        for rt in rts {
+            self.check_in(Scope::Resource(rt), true)?;
+        }
+        let mut paths = Vec::new();
+        self.top_level_paths(&mut paths);
+        match paths.into_iter().find(|p| rts.iter().all(|rt| p.resolve(rt).is_none())) {
+            Some(p) => Err(unknown(p)),
+            None => Ok(()),
+        }
+    }
+
+    fn top_level_paths<'a>(&'a self, out: &mut Vec<&'a AttrPath>) {
         match self {
             Filter::And(a, b) | Filter::Or(a, b) => {
-                a.check_in(scope)?;
-                b.check_in(scope)
+                a.top_level_paths(out);
+                b.top_level_paths(out);
             }
-            Filter::Not(f) => f.check_in(scope),
-            Filter::Present(path) => resolve_in(scope, path).map(|_| ()).ok_or_else(|| unknown(path)),
+            Filter::Not(f) => f.top_level_paths(out),
+            Filter::Present(p) | Filter::Compare(p, _, _) | Filter::ValuePath(p, _) => out.push(p),
+        }
+    }
+
+    /// `lenient`: an attribute the scope does not have is not an error (it matches nothing).
+    fn check_in(&self, scope: Scope<'_>, lenient: bool) -> Result<(), ScimError> {
+        let resolve = |path: &AttrPath| -> Result<Option<Target>, ScimError> {
+            match resolve_in(scope, path) {
+                Some(t) => Ok(Some(t)),
+                None if lenient => Ok(None),
+                None => Err(unknown(path)),
+            }
+        };
+        match self {
+            Filter::And(a, b) | Filter::Or(a, b) => {
+                a.check_in(scope, lenient)?;
+                b.check_in(scope, lenient)
+            }
+            Filter::Not(f) => f.check_in(scope, lenient),
+            Filter::Present(path) => resolve(path).map(|_| ()),
             Filter::Compare(path, op, value) => {
-                let target = resolve_in(scope, path).ok_or_else(|| unknown(path))?;
+                let Some(target) = resolve(path)? else { return Ok(()) };
                 let leaf = target.leaf().ok_or_else(|| {
                     ScimError::invalid_filter(format!("`{path}` is complex; name one of its sub-attributes"))
                 })?;
@@ -539,11 +573,11 @@ impl Filter {
                 Ok(())
             }
             Filter::ValuePath(path, inner) => {
-                let target = resolve_in(scope, path).ok_or_else(|| unknown(path))?;
+                let Some(target) = resolve(path)? else { return Ok(()) };
                 if target.attribute.ty != AttrType::Complex || !target.attribute.multi_valued || target.sub.is_some() {
                     return Err(ScimError::invalid_filter(format!("`{path}` is not a multi-valued complex attribute")));
                 }
-                inner.check_in(Scope::Element(target.attribute))
+                inner.check_in(Scope::Element(target.attribute), false)
             }
         }
     }
@@ -560,7 +594,7 @@ impl Filter {
 
     /// Checks a filter used inside a PATCH value path against `parent`'s sub-attributes.
     pub(crate) fn check_element(&self, parent: &'static Attribute) -> Result<(), ScimError> {
-        self.check_in(Scope::Element(parent))
+        self.check_in(Scope::Element(parent), false)
     }
 
     fn eval(&self, scope: Scope<'_>, obj: &Map<String, Value>) -> bool {
@@ -832,6 +866,18 @@ mod tests {
         check(r#"userName eq "a" & x"#, Err("unexpected character"));
         check(&"(".repeat(100), Err("deeper"));
         check(&"not (".repeat(100), Err("deeper"));
+    }
+
+    #[test]
+    fn across_types_an_attribute_needs_one_type_that_has_it() {
+        let (user, group) = (ResourceKind::User.resource_type(), ResourceKind::Group.resource_type());
+        let both = [user, group];
+        let f = Filter::parse(r#"members pr or userName eq "b""#).unwrap();
+        assert!(f.check(user).is_err());
+        assert!(f.check_across(&both).is_ok());
+        assert!(Filter::parse("nope pr or userName pr").unwrap().check_across(&both).is_err());
+        // Where an attribute exists, its rules still apply.
+        assert!(Filter::parse("active gt true or members pr").unwrap().check_across(&both).is_err());
     }
 
     #[test]

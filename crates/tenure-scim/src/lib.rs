@@ -21,7 +21,7 @@
 //! tests, with zero failed checks as the bar.
 //!
 //! **How the server mounts it.**
-//! ```ignore
+//! ```text
 //! let scim = tenure_scim::router_with(StoreScimBackend::new(app.clone(), "okta"), tenure_scim::Config {
 //!     base_url: Some("https://tenure.example.com/scim/v2".into()),
 //!     ..Default::default()

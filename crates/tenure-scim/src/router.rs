@@ -365,25 +365,13 @@ async fn try_search<B: ScimBackend>(
     search: Search,
 ) -> Result<Value, ScimError> {
     let filter = search.filter.as_deref().filter(|f| !f.trim().is_empty()).map(Filter::parse).transpose()?;
-    // Across resource types a filter need only make sense for one of them; the others have
-    // no matches.
-    let mut searched = Vec::new();
-    let mut first_error = None;
-    for &kind in kinds {
-        match filter.as_ref().map(|f| f.check(kind.resource_type())) {
-            Some(Err(e)) => {
-                first_error.get_or_insert(e);
-            }
-            _ => searched.push(kind),
-        }
-    }
-    if searched.is_empty()
-        && let Some(e) = first_error
-    {
-        return Err(e);
+    match (&filter, kinds) {
+        (Some(f), [kind]) => f.check(kind.resource_type())?,
+        (Some(f), kinds) => f.check_across(&kinds.iter().map(|k| k.resource_type()).collect::<Vec<_>>())?,
+        (None, _) => {}
     }
     let mut found: Vec<Found> = Vec::new();
-    for kind in searched {
+    for &kind in kinds {
         let rt = kind.resource_type();
         let candidates = s.backend.list(kind, ListQuery::new(kind, filter.as_ref())).await.map_err(ScimError::from)?;
         for stored in candidates {
