@@ -28,6 +28,7 @@ use crate::filter::{AttrPath, CompValue, CompareOp, Filter, Parser, Tok, clip, l
 use crate::resource::normalize_value;
 use crate::schema::{AttrType, Attribute, Container, Mutability, Resolved, ResourceType, Schema};
 use serde_json::{Map, Value};
+use std::collections::{HashMap, HashSet};
 
 /// The PatchOp message's URN.
 pub use crate::schema::PATCH_OP_URN;
@@ -517,8 +518,13 @@ fn remove(
                     Value::Array(a) => a.clone(),
                     other => vec![other.clone()],
                 };
+                let keys: HashSet<String> = doomed.iter().filter_map(|d| value_key(attribute, d)).collect();
+                let keyless: Vec<&Value> = doomed.iter().filter(|d| value_key(attribute, d).is_none()).collect();
                 if let Some(Value::Array(items)) = slot.get_mut(attribute.name) {
-                    items.retain(|item| !doomed.iter().any(|d| same_value(attribute, item, d)));
+                    items.retain(|item| match value_key(attribute, item) {
+                        Some(k) => !keys.contains(&k),
+                        None => !keyless.contains(&item),
+                    });
                 }
             }
             _ => {
@@ -566,34 +572,46 @@ fn remove(
     }
 }
 
-/// Whether `item` is the value `wanted` names: by `value` for complex attributes (compared
-/// as the `value` sub-attribute's `caseExact` says), by equality otherwise.
-fn same_value(attribute: &Attribute, item: &Value, wanted: &Value) -> bool {
-    if attribute.ty == AttrType::Complex {
-        let (Some(def), Some(a), Some(b)) = (
-            attribute.sub_attribute("value"),
-            item.get("value").and_then(Value::as_str),
-            wanted.get("value").and_then(Value::as_str).or_else(|| wanted.as_str()),
-        ) else {
-            return item == wanted;
-        };
-        return if def.case_exact { a == b } else { a.eq_ignore_ascii_case(b) };
+/// The `value` of a complex value (or a bare string naming one), folded as the `value`
+/// sub-attribute's `caseExact` says; for a simple attribute, the value's JSON.
+fn value_key(attribute: &Attribute, v: &Value) -> Option<String> {
+    if attribute.ty != AttrType::Complex {
+        return Some(v.to_string());
     }
-    item == wanted
+    let value = v.get("value").and_then(Value::as_str).or_else(|| v.as_str())?;
+    let exact = attribute.sub_attribute("value").is_some_and(|d| d.case_exact);
+    Some(if exact { value.to_string() } else { value.to_lowercase() })
+}
+
+/// [`value_key`] plus the `type`: two emails with one address but different types are two
+/// values.
+fn item_key(attribute: &Attribute, v: &Value) -> Option<String> {
+    let mut key = value_key(attribute, v)?;
+    if attribute.ty == AttrType::Complex {
+        key.push('\0');
+        key.push_str(&v.get("type").map(Value::to_string).unwrap_or_default());
+    }
+    Some(key)
 }
 
 /// Adds `new` to `items` without duplicates; returns the indices of the values added or
-/// merged into.
+/// merged into. Linear in both (values are indexed by key), so a PATCH adding thousands of
+/// members to a large group stays cheap.
 fn merge_items(items: &mut Vec<Value>, attribute: &Attribute, new: Vec<Value>) -> Vec<usize> {
+    let mut index: HashMap<String, usize> = HashMap::new();
+    for (i, item) in items.iter().enumerate() {
+        if let Some(k) = item_key(attribute, item) {
+            index.entry(k).or_insert(i);
+        }
+    }
     let mut touched = Vec::new();
     for value in new {
-        let existing = items.iter().position(|item| {
-            item == &value
-                || (attribute.ty == AttrType::Complex
-                    && value.get("value").is_some()
-                    && same_value(attribute, item, &value)
-                    && item.get("type") == value.get("type"))
-        });
+        let key = item_key(attribute, &value);
+        let existing = match &key {
+            Some(k) => index.get(k).copied(),
+            // A complex value without `value`: only an identical one is the same.
+            None => items.iter().position(|item| item == &value),
+        };
         match (existing, value) {
             (Some(i), Value::Object(more)) => {
                 if let Some(Value::Object(have)) = items.get_mut(i) {
@@ -604,7 +622,11 @@ fn merge_items(items: &mut Vec<Value>, attribute: &Attribute, new: Vec<Value>) -
             (Some(i), _) => touched.push(i),
             (None, value) => {
                 items.push(value);
-                touched.push(items.len().saturating_sub(1));
+                let i = items.len().saturating_sub(1);
+                if let Some(k) = key {
+                    index.insert(k, i);
+                }
+                touched.push(i);
             }
         }
     }
@@ -994,6 +1016,26 @@ mod tests {
             Err((ScimType::InvalidSyntax, "not add, replace or remove")),
         );
         check(U, user(), json!([{"op": "replace", "value": "x"}]), Err((ScimType::InvalidValue, "object `value`")));
+    }
+
+    #[test]
+    fn large_member_lists_merge_and_remove_by_value() {
+        let rt = G.resource_type();
+        let mut body = json!({"displayName": "All", "members": []}).as_object().cloned().unwrap();
+        let many: Vec<Value> = (0..20_000).map(|i| json!({"value": format!("u{i}")})).collect();
+        let add =
+            PatchRequest::parse(&json!({"Operations": [{"op": "add", "path": "members", "value": many.clone()}]}))
+                .unwrap();
+        apply(rt, &mut body, &add).unwrap();
+        apply(rt, &mut body, &add).unwrap();
+        assert_eq!(body["members"].as_array().unwrap().len(), 20_000);
+        let doomed: Vec<Value> = many.iter().step_by(2).cloned().collect();
+        let remove =
+            PatchRequest::parse(&json!({"Operations": [{"op": "remove", "path": "members", "value": doomed}]}))
+                .unwrap();
+        apply(rt, &mut body, &remove).unwrap();
+        assert_eq!(body["members"].as_array().unwrap().len(), 10_000);
+        assert_eq!(body["members"][0], json!({"value": "u1"}));
     }
 
     proptest::proptest! {
