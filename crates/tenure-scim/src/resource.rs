@@ -2,7 +2,9 @@
 //!
 //! **In.** [`normalize`] turns what a client sent (POST, PUT, or the result of a PATCH) into the
 //! canonical body a backend stores: attribute names in the schema's spelling, values of the
-//! declared type (a boolean may arrive as `"True"`, as Entra sends it), `null`s and empty values
+//! declared type (a boolean may arrive as `"True"`, as Entra sends it; a bare string where a
+//! complex attribute with a `value` belongs is that `value`, as Entra sends `manager`; a single
+//! value where an array belongs is a one-element array), `null`s and empty values
 //! dropped (RFC 7643 §2.5: unassigned), read-only attributes (`id`, `meta`, `groups`) ignored
 //! as RFC 7644 §3.3 says, unknown attributes ignored, `schemas` recomputed from the extensions
 //! present, required attributes checked. `password` is accepted and dropped: Tenure is not a
@@ -164,6 +166,13 @@ fn normalize_single(attribute: &Attribute, value: &Value) -> Result<Option<Value
     let name = attribute.name;
     Ok(match attribute.ty {
         _ if value.is_null() => None,
+        // A bare string where a complex value with a `value` belongs is that `value`: Entra
+        // sends the enterprise `manager` as the manager's id.
+        AttrType::Complex if value.is_string() && attribute.sub_attribute("value").is_some() => {
+            let mut obj = Map::new();
+            obj.insert("value".into(), value.clone());
+            normalize_single(attribute, &Value::Object(obj))?
+        }
         AttrType::Complex => {
             let Value::Object(obj) = value else {
                 return Err(ScimError::invalid_value(format!("`{name}` must be an object")));
@@ -492,6 +501,12 @@ mod tests {
         check(json!({"userName": 7}), Err("`userName` must be a string"));
         check(json!({"userName": "b", "active": "maybe"}), Err("`active` must be a boolean"));
         check(json!({"userName": "b", "name": "Barbara"}), Err("`name` must be an object"));
+        // Entra's manager: the id alone.
+        check(
+            json!({"userName": "b", ENTERPRISE_USER_URN: {"manager": "m-7"}, "emails": ["b@example.com"]}),
+            Ok(json!({"schemas": [core, ENTERPRISE_USER_URN], "userName": "b",
+                      ENTERPRISE_USER_URN: {"manager": {"value": "m-7"}}, "emails": [{"value": "b@example.com"}]})),
+        );
     }
 
     #[test]
