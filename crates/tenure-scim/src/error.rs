@@ -98,6 +98,11 @@ impl ScimError {
         }
     }
 
+    /// A 401 for a request the server's authentication did not vouch for.
+    pub fn unauthorized() -> ScimError {
+        ScimError { status: StatusCode::UNAUTHORIZED, scim_type: None, detail: String::from("authentication required") }
+    }
+
     pub fn precondition_failed() -> ScimError {
         ScimError {
             status: StatusCode::PRECONDITION_FAILED,

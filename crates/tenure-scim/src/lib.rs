@@ -22,18 +22,25 @@
 //!
 //! **How the server mounts it.**
 //! ```text
-//! let scim = tenure_scim::router_with(StoreScimBackend::new(app.clone(), "okta"), tenure_scim::Config {
+//! let scim = tenure_scim::router_with(StoreScimBackend::new(app.clone()), tenure_scim::Config {
 //!     base_url: Some("https://tenure.example.com/scim/v2".into()),
 //!     ..Default::default()
 //! });
-//! let app = Router::new().nest("/scim/v2", scim.layer(require_scope(Scope::Source)));
+//! // The token layer checks the bearer token (scope `source`), then inserts the caller the
+//! // backend declared as `ScimBackend::Caller` (the SCIM source the token belongs to) into the
+//! // request's extensions; the router hands it to every backend call.
+//! let app = Router::new().nest("/scim/v2", scim.layer(from_fn_with_state(state, scim_source_auth)));
 //! ```
+//! A request that reaches a resource endpoint without a caller is answered 401
+//! ([`ScimBackend::default_caller`] is `None` unless a backend says otherwise), so a router
+//! mounted without its authentication layer is closed, not open.
 //!
 //! **How the server implements [`ScimBackend`]** (on Tenure's store; see [`backend`] for the
 //! contract):
 //! - It stores each resource's normalized body, as given, next to the identity it maps to
 //!   (one row per SCIM resource: source, kind, id, version, created, modified, body), so that
-//!   unmapped attributes read back exactly as written, and returns bodies unchanged.
+//!   unmapped attributes read back exactly as written, and returns bodies unchanged. Every
+//!   call is scoped to its caller's source: one source never reads or writes another's.
 //! - Every User write also becomes a source record: [`mapping::user_record`] gives the key,
 //!   the attributes and the status, which go through the lifecycle engine exactly as a signed
 //!   webhook record would (journaled durably before the response; `active: false` makes a

@@ -76,26 +76,26 @@ pub fn router_with<B: ScimBackend>(backend: B, config: Config) -> Router {
         .route("/ResourceTypes/{id}", only_get(get(resource_type::<B>)))
         .route("/Schemas", only_get(get(schemas::<B>)))
         .route("/Schemas/{id}", only_get(get(schema_by_id::<B>)))
-        .route("/.search", post(|s: St<B>, c: Ctx, b| search(s, c, None, b)).fallback(not_allowed));
+        .route("/.search", post(|s: St<B>, c: Ctx, w: Caller<B>, b| search(s, c, w, None, b)).fallback(not_allowed));
     for kind in ResourceKind::ALL {
         let endpoint = kind.endpoint();
         r = r
             .route(
                 &format!("/{endpoint}"),
-                get(move |s: St<B>, c: Ctx| list(s, c, kind))
-                    .post(move |s: St<B>, c: Ctx, b| create(s, c, kind, b))
+                get(move |s: St<B>, c: Ctx, w: Caller<B>| list(s, c, w, kind))
+                    .post(move |s: St<B>, c: Ctx, w: Caller<B>, b| create(s, c, w, kind, b))
                     .fallback(not_allowed),
             )
             .route(
                 &format!("/{endpoint}/.search"),
-                post(move |s: St<B>, c: Ctx, b| search(s, c, Some(kind), b)).fallback(not_allowed),
+                post(move |s: St<B>, c: Ctx, w: Caller<B>, b| search(s, c, w, Some(kind), b)).fallback(not_allowed),
             )
             .route(
                 &format!("/{endpoint}/{{id}}"),
-                get(move |s: St<B>, c: Ctx, p: Path<String>| read(s, c, kind, p))
-                    .put(move |s: St<B>, c: Ctx, p: Path<String>, b| put(s, c, kind, p, b))
-                    .patch(move |s: St<B>, c: Ctx, p: Path<String>, b| patch(s, c, kind, p, b))
-                    .delete(move |s: St<B>, c: Ctx, p: Path<String>| delete(s, c, kind, p))
+                get(move |s: St<B>, c: Ctx, w: Caller<B>, p: Path<String>| read(s, c, w, kind, p))
+                    .put(move |s: St<B>, c: Ctx, w: Caller<B>, p: Path<String>, b| put(s, c, w, kind, p, b))
+                    .patch(move |s: St<B>, c: Ctx, w: Caller<B>, p: Path<String>, b| patch(s, c, w, kind, p, b))
+                    .delete(move |s: St<B>, c: Ctx, w: Caller<B>, p: Path<String>| delete(s, c, w, kind, p))
                     .fallback(not_allowed),
             );
     }
@@ -147,6 +147,24 @@ impl<B: ScimBackend> FromRequestParts<Arc<Shared<B>>> for Ctx {
                 .map_err(|_| ScimError::invalid_value("the query string is malformed"))?,
         };
         Ok(Ctx { base, headers: parts.headers.clone(), query })
+    }
+}
+
+/// The backend's caller, from the request's extensions (put there by the server's
+/// authentication layer), else [`ScimBackend::default_caller`], else 401.
+struct Caller<B: ScimBackend>(B::Caller);
+
+impl<B: ScimBackend> FromRequestParts<Arc<Shared<B>>> for Caller<B> {
+    type Rejection = ScimError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &Arc<Shared<B>>) -> Result<Caller<B>, ScimError> {
+        parts
+            .extensions
+            .get::<B::Caller>()
+            .cloned()
+            .or_else(B::default_caller)
+            .map(Caller)
+            .ok_or_else(ScimError::unauthorized)
     }
 }
 
@@ -322,9 +340,9 @@ fn sort_descending(order: Option<&str>) -> Result<bool, ScimError> {
     }
 }
 
-async fn list<B: ScimBackend>(State(s): St<B>, c: Ctx, kind: ResourceKind) -> Response {
+async fn list<B: ScimBackend>(State(s): St<B>, c: Ctx, Caller(w): Caller<B>, kind: ResourceKind) -> Response {
     match Search::from_query(&c) {
-        Ok(search) => run_search(&s, &c, &[kind], search).await,
+        Ok(search) => run_search(&s, &c, &w, &[kind], search).await,
         Err(e) => e.into_response(),
     }
 }
@@ -332,6 +350,7 @@ async fn list<B: ScimBackend>(State(s): St<B>, c: Ctx, kind: ResourceKind) -> Re
 async fn search<B: ScimBackend>(
     State(s): St<B>,
     c: Ctx,
+    Caller(w): Caller<B>,
     kind: Option<ResourceKind>,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
@@ -342,14 +361,20 @@ async fn search<B: ScimBackend>(
                 Some(k) => std::slice::from_ref(k),
                 None => &ResourceKind::ALL,
             };
-            run_search(&s, &c, kinds, search).await
+            run_search(&s, &c, &w, kinds, search).await
         }
         Err(e) => e.into_response(),
     }
 }
 
-async fn run_search<B: ScimBackend>(s: &Shared<B>, c: &Ctx, kinds: &[ResourceKind], search: Search) -> Response {
-    match try_search(s, c, kinds, search).await {
+async fn run_search<B: ScimBackend>(
+    s: &Shared<B>,
+    c: &Ctx,
+    w: &B::Caller,
+    kinds: &[ResourceKind],
+    search: Search,
+) -> Response {
+    match try_search(s, c, w, kinds, search).await {
         Ok(v) => scim_json(StatusCode::OK, &v),
         Err(e) => e.into_response(),
     }
@@ -361,6 +386,7 @@ type Found = (ResourceKind, Map<String, Value>);
 async fn try_search<B: ScimBackend>(
     s: &Shared<B>,
     c: &Ctx,
+    w: &B::Caller,
     kinds: &[ResourceKind],
     search: Search,
 ) -> Result<Value, ScimError> {
@@ -373,7 +399,8 @@ async fn try_search<B: ScimBackend>(
     let mut found: Vec<Found> = Vec::new();
     for &kind in kinds {
         let rt = kind.resource_type();
-        let candidates = s.backend.list(kind, ListQuery::new(kind, filter.as_ref())).await.map_err(ScimError::from)?;
+        let candidates =
+            s.backend.list(w, kind, ListQuery::new(kind, filter.as_ref())).await.map_err(ScimError::from)?;
         for stored in candidates {
             let full = resource::render(rt, &stored, &c.base);
             if filter.as_ref().is_none_or(|f| f.matches(rt, &full)) {
@@ -454,6 +481,7 @@ fn into_response(r: Result<Response, ScimError>) -> Response {
 async fn create<B: ScimBackend>(
     State(s): St<B>,
     c: Ctx,
+    Caller(w): Caller<B>,
     kind: ResourceKind,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
@@ -462,17 +490,23 @@ async fn create<B: ScimBackend>(
             let rt = kind.resource_type();
             let body = resource::normalize(rt, &json_object(body)?)?;
             let write = Write { unique: resource::unique_keys(rt, &body), body };
-            let stored = s.backend.create(kind, write).await?;
+            let stored = s.backend.create(&w, kind, write).await?;
             respond(StatusCode::CREATED, &c, kind, &stored)
         }
         .await,
     )
 }
 
-async fn read<B: ScimBackend>(State(s): St<B>, c: Ctx, kind: ResourceKind, Path(id): Path<String>) -> Response {
+async fn read<B: ScimBackend>(
+    State(s): St<B>,
+    c: Ctx,
+    Caller(w): Caller<B>,
+    kind: ResourceKind,
+    Path(id): Path<String>,
+) -> Response {
     into_response(
         async {
-            let stored = current(&s, kind, &id).await?;
+            let stored = current(&s, &w, kind, &id).await?;
             if let Some(tags) = c.headers.get(header::IF_NONE_MATCH).and_then(|v| v.to_str().ok())
                 && tags_match(tags, &stored.version)
             {
@@ -484,9 +518,14 @@ async fn read<B: ScimBackend>(State(s): St<B>, c: Ctx, kind: ResourceKind, Path(
     )
 }
 
-async fn current<B: ScimBackend>(s: &Shared<B>, kind: ResourceKind, id: &str) -> Result<StoredResource, ScimError> {
+async fn current<B: ScimBackend>(
+    s: &Shared<B>,
+    w: &B::Caller,
+    kind: ResourceKind,
+    id: &str,
+) -> Result<StoredResource, ScimError> {
     s.backend
-        .get(kind, id)
+        .get(w, kind, id)
         .await?
         .ok_or_else(|| ScimError::not_found(format!("no {} with id `{}`", kind.name(), crate::filter::clip(id))))
 }
@@ -517,6 +556,7 @@ const WRITE_ATTEMPTS: usize = 3;
 async fn put<B: ScimBackend>(
     State(s): St<B>,
     c: Ctx,
+    Caller(w): Caller<B>,
     kind: ResourceKind,
     Path(id): Path<String>,
     body: Result<Bytes, BytesRejection>,
@@ -529,10 +569,10 @@ async fn put<B: ScimBackend>(
             let mut attempt = 0;
             loop {
                 attempt += 1;
-                let stored = current(&s, kind, &id).await?;
+                let stored = current(&s, &w, kind, &id).await?;
                 let conditional = check_if_match(&c, &stored.version)?;
                 let write = Write { body: body.clone(), unique: unique.clone() };
-                match s.backend.replace(kind, &id, &stored.version, write).await {
+                match s.backend.replace(&w, kind, &id, &stored.version, write).await {
                     Ok(new) => return respond(StatusCode::OK, &c, kind, &new),
                     Err(BackendError::VersionMismatch) if !conditional && attempt < WRITE_ATTEMPTS => continue,
                     Err(e) => return Err(e.into()),
@@ -546,6 +586,7 @@ async fn put<B: ScimBackend>(
 async fn patch<B: ScimBackend>(
     State(s): St<B>,
     c: Ctx,
+    Caller(w): Caller<B>,
     kind: ResourceKind,
     Path(id): Path<String>,
     body: Result<Bytes, BytesRejection>,
@@ -557,7 +598,7 @@ async fn patch<B: ScimBackend>(
             let mut attempt = 0;
             loop {
                 attempt += 1;
-                let stored = current(&s, kind, &id).await?;
+                let stored = current(&s, &w, kind, &id).await?;
                 let conditional = check_if_match(&c, &stored.version)?;
                 let mut patched = stored.body.clone();
                 patch::apply(rt, &mut patched, &request)?;
@@ -567,7 +608,7 @@ async fn patch<B: ScimBackend>(
                     return respond(StatusCode::OK, &c, kind, &stored);
                 }
                 let write = Write { unique: resource::unique_keys(rt, &body), body };
-                match s.backend.replace(kind, &id, &stored.version, write).await {
+                match s.backend.replace(&w, kind, &id, &stored.version, write).await {
                     Ok(new) => return respond(StatusCode::OK, &c, kind, &new),
                     Err(BackendError::VersionMismatch) if !conditional && attempt < WRITE_ATTEMPTS => continue,
                     Err(e) => return Err(e.into()),
@@ -578,15 +619,21 @@ async fn patch<B: ScimBackend>(
     )
 }
 
-async fn delete<B: ScimBackend>(State(s): St<B>, c: Ctx, kind: ResourceKind, Path(id): Path<String>) -> Response {
+async fn delete<B: ScimBackend>(
+    State(s): St<B>,
+    c: Ctx,
+    Caller(w): Caller<B>,
+    kind: ResourceKind,
+    Path(id): Path<String>,
+) -> Response {
     into_response(
         async {
             let mut attempt = 0;
             loop {
                 attempt += 1;
-                let stored = current(&s, kind, &id).await?;
+                let stored = current(&s, &w, kind, &id).await?;
                 let conditional = check_if_match(&c, &stored.version)?;
-                match s.backend.delete(kind, &id, &stored.version).await {
+                match s.backend.delete(&w, kind, &id, &stored.version).await {
                     Ok(()) => return Ok(StatusCode::NO_CONTENT.into_response()),
                     Err(BackendError::VersionMismatch) if !conditional && attempt < WRITE_ATTEMPTS => continue,
                     Err(e) => return Err(e.into()),

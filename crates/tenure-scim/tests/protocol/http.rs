@@ -7,6 +7,7 @@ use axum::body::Body;
 use axum::http::{HeaderMap, Method, Request, StatusCode};
 use http_body_util::BodyExt;
 use serde_json::{Value, json};
+use tenure_scim::ScimBackend;
 use tenure_scim::schema::ENTERPRISE_USER_URN;
 use tower::ServiceExt;
 
@@ -360,4 +361,89 @@ async fn group_membership_by_patch() {
     let a =
         call(&app, Method::GET, &format!("/scim/v2/Groups?filter=members[value%20eq%20%22{u2}%22]"), &[], None).await;
     assert_eq!(a.body["totalResults"], json!(1), "{}", a.body);
+}
+
+/// A backend whose callers are SCIM sources: it records who called and serves the reference
+/// backend's storage.
+#[derive(Default)]
+struct SourceScoped {
+    inner: ReferenceBackendForProtocolTests,
+    callers: std::sync::Mutex<Vec<String>>,
+}
+
+#[derive(Clone)]
+struct Source(String);
+
+#[async_trait::async_trait]
+impl tenure_scim::ScimBackend for SourceScoped {
+    type Caller = Source;
+
+    async fn create(
+        &self,
+        caller: &Source,
+        kind: tenure_scim::ResourceKind,
+        write: tenure_scim::Write,
+    ) -> Result<tenure_scim::StoredResource, tenure_scim::BackendError> {
+        self.callers.lock().unwrap().push(caller.0.clone());
+        self.inner.create(&(), kind, write).await
+    }
+
+    async fn get(
+        &self,
+        _: &Source,
+        kind: tenure_scim::ResourceKind,
+        id: &str,
+    ) -> Result<Option<tenure_scim::StoredResource>, tenure_scim::BackendError> {
+        self.inner.get(&(), kind, id).await
+    }
+
+    async fn replace(
+        &self,
+        _: &Source,
+        kind: tenure_scim::ResourceKind,
+        id: &str,
+        expected: &str,
+        write: tenure_scim::Write,
+    ) -> Result<tenure_scim::StoredResource, tenure_scim::BackendError> {
+        self.inner.replace(&(), kind, id, expected, write).await
+    }
+
+    async fn delete(
+        &self,
+        _: &Source,
+        kind: tenure_scim::ResourceKind,
+        id: &str,
+        expected: &str,
+    ) -> Result<(), tenure_scim::BackendError> {
+        self.inner.delete(&(), kind, id, expected).await
+    }
+
+    async fn list(
+        &self,
+        _: &Source,
+        kind: tenure_scim::ResourceKind,
+        query: tenure_scim::ListQuery<'_>,
+    ) -> Result<Vec<tenure_scim::StoredResource>, tenure_scim::BackendError> {
+        self.inner.list(&(), kind, query).await
+    }
+}
+
+#[tokio::test]
+async fn without_the_servers_authentication_the_resources_are_closed() {
+    let backend = std::sync::Arc::new(SourceScoped::default());
+    let bare = Router::new().nest("/scim/v2", tenure_scim::router(backend.clone()));
+    call(&bare, Method::GET, "/scim/v2/Users", &[], None).await.assert_error(401, None);
+    call(&bare, Method::POST, "/scim/v2/Users", &[], Some(bjensen())).await.assert_error(401, None);
+    // Discovery is static and needs no caller.
+    assert_eq!(call(&bare, Method::GET, "/scim/v2/Schemas", &[], None).await.status, StatusCode::OK);
+
+    // The server's layer names the caller; the backend sees it.
+    let authed =
+        bare.layer(axum::middleware::from_fn(|mut req: axum::extract::Request, next: axum::middleware::Next| {
+            req.extensions_mut().insert(Source("okta".into()));
+            next.run(req)
+        }));
+    create_user(&authed, bjensen()).await;
+    assert_eq!(*backend.callers.lock().unwrap(), ["okta"]);
+    assert!(SourceScoped::default_caller().is_none());
 }

@@ -54,7 +54,14 @@ impl ReferenceBackendForProtocolTests {
 
 #[async_trait]
 impl ScimBackend for ReferenceBackendForProtocolTests {
-    async fn create(&self, kind: ResourceKind, write: Write) -> Result<StoredResource, BackendError> {
+    /// One tenant: every request is the same caller.
+    type Caller = ();
+
+    fn default_caller() -> Option<()> {
+        Some(())
+    }
+
+    async fn create(&self, _: &(), kind: ResourceKind, write: Write) -> Result<StoredResource, BackendError> {
         let mut s = self.lock()?;
         if let Some(attribute) = s.conflict(kind, None, &write.unique) {
             return Err(BackendError::Conflict { attribute });
@@ -72,13 +79,14 @@ impl ScimBackend for ReferenceBackendForProtocolTests {
         Ok(stored)
     }
 
-    async fn get(&self, kind: ResourceKind, id: &str) -> Result<Option<StoredResource>, BackendError> {
+    async fn get(&self, _: &(), kind: ResourceKind, id: &str) -> Result<Option<StoredResource>, BackendError> {
         let s = self.lock()?;
         Ok(s.position(kind, id).and_then(|i| s.resources.get(i)).map(|e| e.stored.clone()))
     }
 
     async fn replace(
         &self,
+        _: &(),
         kind: ResourceKind,
         id: &str,
         expected: &str,
@@ -101,7 +109,7 @@ impl ScimBackend for ReferenceBackendForProtocolTests {
         Ok(entry.stored.clone())
     }
 
-    async fn delete(&self, kind: ResourceKind, id: &str, expected: &str) -> Result<(), BackendError> {
+    async fn delete(&self, _: &(), kind: ResourceKind, id: &str, expected: &str) -> Result<(), BackendError> {
         let mut s = self.lock()?;
         let i = s.position(kind, id).ok_or(BackendError::NotFound)?;
         if s.resources.get(i).map(|e| e.stored.version.as_str()) != Some(expected) {
@@ -111,7 +119,12 @@ impl ScimBackend for ReferenceBackendForProtocolTests {
         Ok(())
     }
 
-    async fn list(&self, kind: ResourceKind, _query: ListQuery<'_>) -> Result<Vec<StoredResource>, BackendError> {
+    async fn list(
+        &self,
+        _: &(),
+        kind: ResourceKind,
+        _query: ListQuery<'_>,
+    ) -> Result<Vec<StoredResource>, BackendError> {
         // Every candidate: the protocol layer evaluates the filter exactly.
         let s = self.lock()?;
         Ok(s.resources.iter().filter(|e| e.kind == kind).map(|e| e.stored.clone()).collect())
