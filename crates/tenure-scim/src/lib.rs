@@ -6,7 +6,7 @@
 //! `/ServiceProviderConfig`; filters ([`filter`]); PATCH ([`patch`]); normalization of incoming
 //! resources and the `returned` / `mutability` rules ([`resource`]); lists with filter, sort,
 //! pagination and `attributes` / `excludedAttributes`, `/.search`, ETags and `If-Match`, SCIM
-//! errors ([`router`]); and the pure mapping of a User to the record Tenure's engine ingests
+//! errors ([`mod@router`]); and the pure mapping of a User to the record Tenure's engine ingests
 //! ([`mapping`]). It does no IO of its own: persistence is behind [`ScimBackend`], and
 //! authentication is the server's, which wraps the router.
 //!
