@@ -414,7 +414,7 @@ pub fn sort_value<'a>(rt: &ResourceType, path: &AttrPath, resource: &'a Map<Stri
         Value::Array(items) => {
             let item = items
                 .iter()
-                .find(|i| i.get("primary").and_then(lenient_bool_ref) == Some(true))
+                .find(|i| i.get("primary").and_then(lenient_bool) == Some(true))
                 .or_else(|| items.first())?;
             let key = sub.map(|s| s.name).unwrap_or("value");
             if attribute.ty == AttrType::Complex {
@@ -439,10 +439,6 @@ pub fn sort_value<'a>(rt: &ResourceType, path: &AttrPath, resource: &'a Map<Stri
         Value::String(s) => SortValue::Text(if leaf_def.case_exact { s.clone() } else { s.to_lowercase() }),
         _ => return None,
     })
-}
-
-fn lenient_bool_ref(v: &Value) -> Option<bool> {
-    lenient_bool(v)
 }
 
 /// A comparable sort key.
