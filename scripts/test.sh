@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The full test suite: installs the real peers the tests need (OpenLDAP, PostgreSQL, the PyPI
-# scim2-server) when they are missing, then runs every test in the workspace, real-peer tests
-# included. The test harness would install the peers itself; doing it up front makes a missing
-# package fail fast with a clear message instead of inside a test.
+# scim2-server, and the PyPI scim2-cli for the scim2-tester compliance run) when they are
+# missing, then runs every test in the workspace, real-peer tests included. The test harness
+# would install the peers itself; doing it up front makes a missing package fail fast with a
+# clear message instead of inside a test.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -17,10 +18,10 @@ if [ ${#need_apt[@]} -gt 0 ]; then
 fi
 
 venv="${TENURE_TESTKIT_VENV:-${TMPDIR:-/tmp}/tenure-testkit-venv}"
-if [ ! -x "$venv/bin/scim2-server" ]; then
-  echo "test.sh: installing scim2-server into $venv"
-  python3 -m venv "$venv"
-  "$venv/bin/pip" install -q --disable-pip-version-check scim2-server
+if [ ! -x "$venv/bin/scim2-server" ] || [ ! -x "$venv/bin/scim2" ]; then
+  echo "test.sh: installing scim2-server and scim2-cli into $venv"
+  [ -x "$venv/bin/pip" ] || python3 -m venv "$venv"
+  "$venv/bin/pip" install -q --disable-pip-version-check scim2-server scim2-cli
 fi
 export TENURE_TESTKIT_VENV="$venv"
 
