@@ -93,6 +93,63 @@ string_enum!(
 );
 
 string_enum!(
+    /// What an approval releases: a held snapshot batch, or held reconciliation remediation.
+    ApprovalKind { Batch = "batch", Remediation = "remediation" }
+);
+
+string_enum!(
+    /// Where an approval stands. Only `pending` ones can be decided.
+    ApprovalState { Pending = "pending", Approved = "approved", Rejected = "rejected", Superseded = "superseded" }
+);
+
+string_enum!(
+    /// Where an import stands: applied at once, held for approval, then approved, rejected or
+    /// superseded by a newer snapshot of its source.
+    ImportState {
+        Applied = "applied",
+        Held = "held",
+        Approved = "approved",
+        Rejected = "rejected",
+        Superseded = "superseded",
+    }
+);
+
+string_enum!(
+    /// Where a journaled event stands; an approved held event becomes `applied`.
+    EventState { Applied = "applied", Held = "held", Rejected = "rejected", Superseded = "superseded" }
+);
+
+string_enum!(
+    /// A manual ticket: open until a person completes it with evidence, or withdrawn when newer
+    /// work no longer needs it.
+    TicketState { Open = "open", Done = "done", Withdrawn = "withdrawn" }
+);
+
+string_enum!(
+    /// What a recorded deviation (control debt) is about.
+    ExceptionKind {
+        OverdueTicket = "overdue_ticket",
+        FailedOperation = "failed_operation",
+        AcceptedSod = "accepted_sod",
+        ManualOverride = "manual_override",
+    }
+);
+
+string_enum!(
+    ExceptionState { Open = "open", Resolved = "resolved", Accepted = "accepted" }
+);
+
+string_enum!(
+    /// What reconciliation found.
+    FindingKind { Orphan = "orphan", Drift = "drift", Missing = "missing", Sod = "sod", Ambiguous = "ambiguous" }
+);
+
+string_enum!(
+    /// How an import ended: applied, held for approval, or nothing changed.
+    ImportOutcome { Applied = "applied", Held = "held", Unchanged = "unchanged" }
+);
+
+string_enum!(
     /// How a target's revocations are carried out; coverage is reported per class.
     RevocationClass { Scim = "scim", Api = "api", Manual = "manual" }
 );
