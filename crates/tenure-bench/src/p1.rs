@@ -39,7 +39,7 @@ pub fn run(layout: &Layout, runs: usize) -> Result<bool> {
         bail!("day1.csv has {} rejected rows; the data set is broken", parsed.rejected.len());
     }
     let identities = parsed.identities;
-    let store = SqliteStore::memory()?;
+    let store = SqliteStore::memory(std::sync::Arc::new(tenure_store::SystemClock))?;
     let start = Instant::now();
     let engine = Engine::new(&config, &policy, &store, today);
     let compile = start.elapsed();

@@ -175,6 +175,7 @@ fn pg_target(p: &Postgres, concurrency: usize) -> String {
 
 struct Env {
     _dir: tempfile::TempDir,
+    db: std::path::PathBuf,
     config: Arc<Config>,
     policy: Policy,
     store: Arc<SqliteStore>,
@@ -191,8 +192,9 @@ impl Env {
         let policy = tenure_policy::parse("policy.toml", policy_text, &config, today).map_err(|p| {
             anyhow!("bench policy: {}", p.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))
         })?;
-        let store = Arc::new(SqliteStore::open(&dir.path().join("tenure.db"))?);
-        Ok(Env { _dir: dir, config: Arc::new(config), policy, store, today })
+        let db = dir.path().join("tenure.db");
+        let store = Arc::new(SqliteStore::open(&db, Arc::new(tenure_store::SystemClock))?);
+        Ok(Env { _dir: dir, db, config: Arc::new(config), policy, store, today })
     }
 
     fn import(&self, csv: &str) -> Result<tenure_engine::import::ImportReport> {
@@ -289,7 +291,12 @@ fn p4(rt: &tokio::runtime::Runtime, k: &Knobs) -> Result<()> {
             co.remove(id);
         }
         let r = env.import(&co.to_csv())?;
-        ensure!(r.counts.leavers == batch.len() && r.outcome == "applied", "import: {:?} {}", r.counts, r.outcome);
+        ensure!(
+            r.counts.leavers == batch.len() && r.outcome == tenure_core::ImportOutcome::Applied,
+            "import: {:?} {}",
+            r.counts,
+            r.outcome
+        );
         let t = Instant::now();
         let report = rt.block_on(env.apply(&conns))?;
         exec_wall.push(t.elapsed().as_secs_f64() * 1000.0);
@@ -778,10 +785,8 @@ fn p6(rt: &tokio::runtime::Runtime, k: &Knobs) -> Result<()> {
     // Setup shortcut: the planned operations are marked verified directly in SQLite instead of
     // applying 300,000 operations; the directory already holds exactly what they would make.
     let now = Utc::now().format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string();
-    env.store
-        .with_connection(|c| {
-            c.execute_batch(&format!("UPDATE operations SET state = 'verified', verified_at = '{now}'"))
-        })
+    rusqlite::Connection::open(&env.db)
+        .and_then(|c| c.execute_batch(&format!("UPDATE operations SET state = 'verified', verified_at = '{now}'")))
         .map_err(|e| anyhow!("marking operations verified: {e}"))?;
 
     let conns: Connectors = rt.block_on(executor::connectors(&env.config)).require_all()?;

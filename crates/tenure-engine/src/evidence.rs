@@ -527,7 +527,7 @@ mod tests {
     use tenure_store::SqliteStore;
 
     fn store_with(n: usize) -> SqliteStore {
-        let store = SqliteStore::memory().unwrap();
+        let store = SqliteStore::memory(std::sync::Arc::new(tenure_store::SystemClock)).unwrap();
         let entries: Vec<AuditEntry> =
             (0..n).map(|i| AuditEntry::new("system", "import", "ok").identity(&format!("E{i}"))).collect();
         store.audit(&entries).unwrap();

@@ -1,8 +1,13 @@
 //! The executor: carries pending operations out against targets and verifies each one by
 //! reading the target back.
 //!
-//! - Operations are claimed from the durable queue; a crash leaves them `running`, and the next
-//!   run requeues them. Applying twice is harmless because connectors are idempotent.
+//! - Operations are claimed from the durable queue under a lease ([`ExecOptions::lease`]) that
+//!   the run renews every third of it while the work is in flight. A crash leaves them
+//!   `running` until the lease passes; then any executor's next claim takes them over and
+//!   applies them again, which is harmless because connectors are idempotent. Liveness is the
+//!   lease alone, so executors on several hosts can share one store.
+//! - Every store call goes through [`crate::blocking::store`], so no runtime thread waits on
+//!   the database.
 //! - Each target has its own concurrency limit.
 //! - A transient failure is retried with exponential backoff and full jitter (honouring a
 //!   server's `Retry-After`) up to the target's `max_attempts`; a permanent failure fails at once.
@@ -16,21 +21,23 @@
 //! - A target whose connector could not be set up (see [`Connectors`]) has its operations failed
 //!   with that reason; the other targets' operations run as usual.
 
+use crate::blocking;
 use rand::Rng as _;
-use std::collections::{BTreeMap, HashMap};
-use std::sync::Arc;
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tenure_connect::{AccountSpec, AccountState, Applied, Connector, ConnectorError, Request};
 use tenure_core::audit::AuditEntry;
+use tenure_core::clock::stamp;
 use tenure_core::config::{Config, TargetSettings};
-use tenure_core::{OpKind, OpState};
-use tenure_store::{Finished, OpRecord, Queue, Store};
+use tenure_core::rules::retention_due;
+use tenure_core::{Identity, OpKind, OpState};
+use tenure_store::{Finished, OpRecord, RetentionCandidate};
 use tokio::sync::Semaphore;
 
-/// The store as the executor needs it.
-pub trait Backend: Store + Queue {}
-impl<T: Store + Queue> Backend for T {}
+/// The store as the executor needs it (defined by `tenure-store`, re-exported here).
+pub use tenure_store::Backend;
 
 #[derive(Debug, Clone, Default, serde::Serialize)]
 pub struct ExecReport {
@@ -40,7 +47,7 @@ pub struct ExecReport {
     pub failed: usize,
     pub tickets: usize,
     /// Operation counts by state when the run ended.
-    pub remaining: BTreeMap<String, i64>,
+    pub remaining: BTreeMap<OpState, i64>,
     /// Targets whose connector could not be set up, with the reason their operations failed.
     pub unusable: BTreeMap<String, String>,
 }
@@ -60,6 +67,9 @@ pub struct ExecOptions {
     pub max_backoff: Duration,
     /// Upper bound for one connector call.
     pub call_timeout: Duration,
+    /// How long a claim holds without renewal. The run renews its claims every third of it; a
+    /// claim it stops renewing (the process died) is taken over once the lease has passed.
+    pub lease: Duration,
     pub progress: Option<Arc<dyn Fn(Progress) + Send + Sync>>,
 }
 
@@ -70,10 +80,15 @@ impl Default for ExecOptions {
             base_backoff: Duration::from_millis(500),
             max_backoff: Duration::from_secs(60),
             call_timeout: Duration::from_secs(30),
+            lease: DEFAULT_LEASE,
             progress: None,
         }
     }
 }
+
+/// The default lease: short enough that work of a process that died is picked up within
+/// seconds, long enough that a renewal delayed by a busy store does not lose a live claim.
+pub const DEFAULT_LEASE: Duration = Duration::from_secs(15);
 
 /// How often a running executor looks for overdue tickets.
 const OVERDUE_CHECK_EVERY: Duration = Duration::from_secs(1);
@@ -153,58 +168,83 @@ pub async fn connectors(config: &Config) -> Connectors {
     out
 }
 
-/// This process's claimer token, `pid:start-time`. The start time tells a live executor from a
-/// later process that reused its PID.
-pub fn claimer_token() -> String {
-    let pid = std::process::id();
-    format!("{pid}:{}", start_time(pid).unwrap_or_default())
+/// A new owner token for one executor run: host, process id and a random part. It only names
+/// the claimant in the store and the audit trail; whether the claim is alive is the lease's
+/// business, never the token's.
+pub fn owner_token() -> String {
+    let host = ["/proc/sys/kernel/hostname", "/etc/hostname"]
+        .iter()
+        .find_map(|p| std::fs::read_to_string(p).ok())
+        .map(|h| h.trim().chars().filter(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '.')).take(64).collect())
+        .filter(|h: &String| !h.is_empty())
+        .unwrap_or_else(|| "localhost".to_string());
+    let nonce: u64 = rand::rng().random();
+    format!("{host}:{}:{nonce:016x}", std::process::id())
 }
 
-/// Whether the executor behind a claimer token is still running on this machine.
-pub fn claimer_alive(token: &str) -> bool {
-    let Some((pid, start)) = token.split_once(':') else { return false };
-    let Ok(pid) = pid.parse::<u32>() else { return false };
-    match start_time(pid) {
-        Some(now) => now == start,
-        // Without /proc only our own PID is known to be alive.
-        None => pid == std::process::id(),
+/// Operations this run has claimed and not yet recorded: the claims it renews.
+#[derive(Default)]
+struct InFlight(Mutex<HashSet<i64>>);
+
+impl InFlight {
+    fn set(&self) -> std::sync::MutexGuard<'_, HashSet<i64>> {
+        self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }
 
-fn start_time(pid: u32) -> Option<String> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // The command name (field 2) may contain spaces; the fields after its closing paren do not.
-    // Field 22, the start time, is the 20th after it.
-    let rest = stat.rsplit_once(')')?.1;
-    rest.split_whitespace().nth(19).map(str::to_string)
+/// Renews the run's claims every third of the lease until aborted.
+async fn renew_claims(store: Arc<dyn Backend>, owner: String, in_flight: Arc<InFlight>, lease: Duration) {
+    let mut tick = tokio::time::interval((lease / 3).max(Duration::from_millis(10)));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tick.tick().await;
+    loop {
+        tick.tick().await;
+        let ids: Vec<i64> = in_flight.set().iter().copied().collect();
+        if ids.is_empty() {
+            continue;
+        }
+        let (owner, n) = (owner.clone(), ids.len());
+        match blocking::store(&store, move |s| s.renew(&owner, &ids, lease)).await {
+            // Fewer renewed than asked: some finished meanwhile, or another executor took them
+            // over after our lease passed (their results will be dropped, and applied again).
+            Ok(renewed) if renewed < n => tracing::debug!("{renewed} of {n} claim(s) renewed"),
+            Ok(_) => {}
+            Err(e) => tracing::warn!("renewing {n} claim(s): {e}"),
+        }
+    }
 }
 
-fn stamp(t: chrono::DateTime<chrono::Utc>) -> String {
-    t.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string()
+/// Plans the deletion of accounts past their target's retention period: the store lists the
+/// candidates, `tenure_core::rules::retention_due` decides, the store writes.
+async fn sweep_retention(config: &Config, store: &Arc<dyn Backend>) -> crate::Result<()> {
+    for t in &config.targets {
+        let Some(days) = t.delete_after_days else { continue };
+        let cutoff = stamp(chrono::Utc::now() - chrono::Duration::days(i64::from(days)));
+        let target = t.name.clone();
+        let n = blocking::store(store, move |s| {
+            let candidates = s.retention_candidates(&target)?;
+            let due: Vec<RetentionCandidate> = retention_due(&candidates, &cutoff).into_iter().cloned().collect();
+            if due.is_empty() { Ok(0) } else { s.plan_retention(&target, &due, &cutoff) }
+        })
+        .await?;
+        if n > 0 {
+            tracing::info!("{}: {n} account(s) past retention planned for deletion", t.name);
+        }
+    }
+    Ok(())
 }
 
-fn now() -> String {
-    stamp(chrono::Utc::now())
-}
-
-/// Runs the executor until nothing is runnable (or, with `wait`, nothing is pending).
+/// Runs the executor until nothing is runnable (or, with `wait`, nothing is pending or in
+/// flight anywhere: operations another executor holds are waited for, and taken over if their
+/// lease passes).
 pub async fn run(
     config: Arc<Config>,
     store: Arc<dyn Backend>,
     conns: Arc<Connectors>,
     opts: ExecOptions,
 ) -> crate::Result<ExecReport> {
-    let claimer = claimer_token();
-    store.recover_running(&claimer_alive)?;
-    for t in &config.targets {
-        if let Some(days) = t.delete_after_days {
-            let cutoff = stamp(chrono::Utc::now() - chrono::Duration::days(i64::from(days)));
-            let n = store.plan_retention(&t.name, &cutoff)?;
-            if n > 0 {
-                tracing::info!("{}: {n} account(s) past retention planned for deletion", t.name);
-            }
-        }
-    }
+    let owner = owner_token();
+    sweep_retention(&config, &store).await?;
     let limits: HashMap<String, Arc<Semaphore>> =
         config.targets.iter().map(|t| (t.name.clone(), Arc::new(Semaphore::new(t.concurrency.max(1))))).collect();
     let capacity: usize = config.targets.iter().map(|t| t.concurrency.max(1)).sum::<usize>().max(1);
@@ -215,18 +255,55 @@ pub async fn run(
     // finished operation still lets the next one be claimed at once.
     let window = capacity.saturating_mul(2);
     let stats = Arc::new(Stats::default());
+    let lease = opts.lease;
     let opts = Arc::new(opts);
+    let in_flight = Arc::new(InFlight::default());
+    let renewer = tokio::spawn(renew_claims(store.clone(), owner.clone(), in_flight.clone(), lease));
+    let result =
+        claim_and_execute(&config, &store, &conns, &opts, &stats, &owner, &in_flight, &limits, capacity, window).await;
+    renewer.abort();
+    result?;
+    Ok(ExecReport {
+        attempts: stats.done.load(Ordering::Relaxed),
+        verified: stats.verified.load(Ordering::Relaxed),
+        retries: stats.retries.load(Ordering::Relaxed),
+        failed: stats.failed.load(Ordering::Relaxed),
+        tickets: stats.tickets.load(Ordering::Relaxed),
+        remaining: blocking::store(&store, |s| s.queue_counts()).await?,
+        unusable: conns.unusable().map(|(t, e)| (t.to_string(), e.message.clone())).collect(),
+    })
+}
+
+/// The executor's loop: claim runs while there is room, hand each to a task, record outcomes.
+#[expect(clippy::too_many_arguments, reason = "the loop's shared state, passed once from `run`")]
+async fn claim_and_execute(
+    config: &Arc<Config>,
+    store: &Arc<dyn Backend>,
+    conns: &Arc<Connectors>,
+    opts: &Arc<ExecOptions>,
+    stats: &Arc<Stats>,
+    owner: &str,
+    in_flight: &Arc<InFlight>,
+    limits: &HashMap<String, Arc<Semaphore>>,
+    capacity: usize,
+    window: usize,
+) -> crate::Result<()> {
     let mut tasks = tokio::task::JoinSet::new();
     let mut claimed = 0usize;
     let mut overdue_checked: Option<std::time::Instant> = None;
     loop {
         // Also a write transaction; tickets are due in hours, so once a second is plenty.
         if overdue_checked.is_none_or(|t| t.elapsed() >= OVERDUE_CHECK_EVERY) {
-            store.flag_overdue(&now())?;
+            blocking::store(store, |s| s.flag_overdue()).await?;
             overdue_checked = Some(std::time::Instant::now());
         }
         let room = window.saturating_sub(tasks.len());
-        let ops = if room >= capacity { store.claim(&now(), room, &claimer)? } else { Vec::new() };
+        let ops = if room >= capacity {
+            let (owner, lease) = (owner.to_string(), opts.lease);
+            blocking::store(store, move |s| s.claim(&owner, lease, room)).await?
+        } else {
+            Vec::new()
+        };
         if ops.is_empty() {
             if let Some(res) = tasks.join_next().await {
                 if let Err(e) = res {
@@ -234,15 +311,15 @@ pub async fn run(
                 }
                 continue;
             }
-            let counts = store.queue_counts()?;
-            let pending = counts.get("pending").copied().unwrap_or(0);
-            if pending == 0 || !opts.wait {
+            let counts = blocking::store(store, |s| s.queue_counts()).await?;
+            let waiting = [OpState::Pending, OpState::Running].iter().filter_map(|s| counts.get(s)).sum::<i64>();
+            if waiting == 0 || !opts.wait {
                 break;
             }
-            // Everything left waits for a retry time (or for an earlier operation): sleep until
-            // the earliest one, briefly.
-            let wait = store
-                .next_retry_at()?
+            // Everything left waits for a retry time, for an earlier operation, or for another
+            // executor's claim to finish or lapse: sleep until the earliest of them, briefly.
+            let wait = blocking::store(store, |s| s.next_wake_at())
+                .await?
                 .and_then(|t| chrono::DateTime::parse_from_rfc3339(&t).ok())
                 .map(|t| (t.with_timezone(&chrono::Utc) - chrono::Utc::now()).to_std().unwrap_or_default())
                 .unwrap_or(Duration::from_millis(100))
@@ -251,6 +328,7 @@ pub async fn run(
             continue;
         }
         claimed += ops.len();
+        in_flight.set().extend(ops.iter().map(|o| o.id));
         // Runs arrive one after another; each run is one identity's operations in one target,
         // carried out in order by one task.
         let mut runs: Vec<Vec<OpRecord>> = Vec::new();
@@ -265,24 +343,32 @@ pub async fn run(
         for run in runs {
             let target = run.first().map(|o| o.target.clone()).unwrap_or_default();
             let sem = limits.get(&target).cloned().unwrap_or_else(|| Arc::new(Semaphore::new(1)));
-            let (config, store, conns, stats, opts) =
-                (config.clone(), store.clone(), conns.clone(), stats.clone(), opts.clone());
-            let claimer = claimer.clone();
+            let (config, store, conns, stats, opts, in_flight) =
+                (config.clone(), store.clone(), conns.clone(), stats.clone(), opts.clone(), in_flight.clone());
+            let owner = owner.to_string();
             tasks.spawn(async move {
                 let _permit = sem.acquire_owned().await;
-                let (finished, release) =
-                    execute_run(&config, store.as_ref(), &conns, &run, &opts, &stats, &claimer).await;
+                let (finished, release) = execute_run(&config, &store, &conns, &run, &opts, &stats, &owner).await;
+                let attempted = run.len() - release.len();
                 if !finished.is_empty() || !release.is_empty() {
-                    match store.finish_many(&finished, &release, &claimer) {
-                        Ok(n) if n < finished.len() => {
-                            tracing::warn!("{} result(s) dropped: taken over by another executor", finished.len() - n)
+                    let n = finished.len();
+                    let recorded = blocking::store(&store, move |s| s.finish_many(&finished, &release, &owner)).await;
+                    match recorded {
+                        Ok(r) if r < n => {
+                            tracing::warn!("{} result(s) dropped: taken over by another executor", n - r)
                         }
                         Ok(_) => {}
-                        Err(e) => tracing::error!("recording the results of {} operation(s): {e}", finished.len()),
+                        Err(e) => tracing::error!("recording the results of {n} operation(s): {e}"),
                     }
                 }
-                let done =
-                    stats.done.fetch_add(run.len() - release.len(), Ordering::Relaxed) + run.len() - release.len();
+                // Recorded or not, these are no longer this run's to renew: an outcome that could
+                // not be recorded lets its claim lapse, and the operation is claimed again.
+                let mut set = in_flight.set();
+                for op in &run {
+                    set.remove(&op.id);
+                }
+                drop(set);
+                let done = stats.done.fetch_add(attempted, Ordering::Relaxed) + attempted;
                 if let Some(p) = &opts.progress {
                     p(Progress { done, claimed: 0 });
                 }
@@ -292,15 +378,7 @@ pub async fn run(
             p(Progress { done: stats.done.load(Ordering::Relaxed), claimed });
         }
     }
-    Ok(ExecReport {
-        attempts: stats.done.load(Ordering::Relaxed),
-        verified: stats.verified.load(Ordering::Relaxed),
-        retries: stats.retries.load(Ordering::Relaxed),
-        failed: stats.failed.load(Ordering::Relaxed),
-        tickets: stats.tickets.load(Ordering::Relaxed),
-        remaining: store.queue_counts()?,
-        unusable: conns.unusable().map(|(t, e)| (t.to_string(), e.message.clone())).collect(),
-    })
+    Ok(())
 }
 
 #[derive(Default)]
@@ -321,12 +399,21 @@ fn audit_for(op: &OpRecord, outcome: &str, reason: String) -> AuditEntry {
 }
 
 /// The account an operation is about, from the identity's current attributes.
-fn account_spec(config: &Config, store: &dyn Backend, op: &OpRecord) -> Result<AccountSpec, String> {
+async fn account_spec(config: &Arc<Config>, store: &Arc<dyn Backend>, op: &OpRecord) -> Result<AccountSpec, String> {
+    if config.target(&op.target).is_none() {
+        return Err(format!("target `{}` is no longer configured", op.target));
+    }
+    let (cfg, id) = (config.clone(), op.identity.clone());
+    let identity = blocking::store(store, move |s| s.identity(&cfg.schema, &id)).await.map_err(|e| e.to_string())?;
+    spec_for(config, op, identity.as_ref())
+}
+
+/// The account spec of `op` given its identity as stored.
+fn spec_for(config: &Config, op: &OpRecord, identity: Option<&Identity>) -> Result<AccountSpec, String> {
     let schema = &config.schema;
     let target = config.target(&op.target).ok_or_else(|| format!("target `{}` is no longer configured", op.target))?;
-    let identity = store.identity(schema, &op.identity).map_err(|e| e.to_string())?;
-    let attr = |name: &str| identity.as_ref().and_then(|i| i.attr(schema, name)).map(str::to_string);
-    let account = match (&op.account, &identity) {
+    let attr = |name: &str| identity.and_then(|i| i.attr(schema, name)).map(str::to_string);
+    let account = match (&op.account, identity) {
         (Some(a), _) => a.clone(),
         (None, Some(i)) => i.attrs.get(target.account_attribute).map(str::to_string).ok_or_else(|| {
             format!(
@@ -362,13 +449,13 @@ pub fn verified(kind: OpKind, entitlement: Option<&str>, state: Option<&AccountS
 }
 
 async fn execute(
-    config: &Config,
-    store: &dyn Backend,
+    config: &Arc<Config>,
+    store: &Arc<dyn Backend>,
     conns: &Connectors,
     op: &OpRecord,
     opts: &ExecOptions,
     stats: &Stats,
-    claimer: &str,
+    owner: &str,
 ) -> Option<Finished> {
     let Some(target) = config.target(&op.target) else {
         stats.failed.fetch_add(1, Ordering::Relaxed);
@@ -391,7 +478,10 @@ async fn execute(
             op.identity,
             op.target
         );
-        return match store.open_ticket(op, &m.owner, &summary, &due, claimer) {
+        let (ticket, ticket_owner, owner) = (op.clone(), m.owner.clone(), owner.to_string());
+        let opened =
+            blocking::store(store, move |s| s.open_ticket(&ticket, &ticket_owner, &summary, &due, &owner)).await;
+        return match opened {
             Ok(_) => {
                 stats.tickets.fetch_add(1, Ordering::Relaxed);
                 None
@@ -410,7 +500,7 @@ async fn execute(
         };
         return Some(retry_or_fail(op, target.max_attempts, &e, opts, stats));
     };
-    let spec = match account_spec(config, store, op) {
+    let spec = match account_spec(config, store, op).await {
         Ok(s) => s,
         Err(msg) => return Some(retry_or_fail(op, target.max_attempts, &ConnectorError::permanent(msg), opts, stats)),
     };
@@ -483,23 +573,23 @@ fn superseded(op: &OpRecord, later: &[(&OpRecord, Applied)]) -> Option<i64> {
 /// one fails, hands the rest back unattempted, then reads the account back once and verifies
 /// every applied operation against it. Returns the outcomes and the operations to release.
 async fn execute_run(
-    config: &Config,
-    store: &dyn Backend,
+    config: &Arc<Config>,
+    store: &Arc<dyn Backend>,
     conns: &Connectors,
     run: &[OpRecord],
     opts: &ExecOptions,
     stats: &Stats,
-    claimer: &str,
+    owner: &str,
 ) -> (Vec<Finished>, Vec<i64>) {
     let Some(first) = run.first() else { return (Vec::new(), Vec::new()) };
     let manual = config.target(&first.target).is_some_and(|t| matches!(t.settings, TargetSettings::Manual(_)));
     let conn = conns.get(&first.target);
-    let spec = account_spec(config, store, first);
+    let spec = account_spec(config, store, first).await;
     let (Some(target), Some(conn), Ok(spec), false) = (config.target(&first.target), conn, spec.clone(), manual) else {
         // Manual targets, missing connectors and unusable accounts: one operation at a time.
         let mut done = Vec::new();
         for op in run {
-            if let Some(f) = execute(config, store, conns, op, opts, stats, claimer).await {
+            if let Some(f) = execute(config, store, conns, op, opts, stats, owner).await {
                 done.push(f);
             }
         }

@@ -9,8 +9,9 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use tenure_core::audit::AuditEntry;
 use tenure_core::config::SourceKind;
 use tenure_core::plan::{self, Holdings, Queued};
+use tenure_core::rules::superseded_by_snapshot;
 use tenure_core::snapshot::{self, Parsed, Rejected};
-use tenure_core::{Change, Event, EventKind, Identity, OpKind, Status};
+use tenure_core::{ApprovalKind, ApprovalState, Change, Event, EventKind, Identity, ImportOutcome, OpKind, Status};
 use tenure_policy::compiled::Scratch;
 use tenure_policy::{Desired, OnOwnerLeave};
 use tenure_store::{Batch, BatchState, EventIn, OpIn};
@@ -50,7 +51,7 @@ pub struct ImportReport {
     pub counts: Counts,
     pub rejected: Vec<Rejected>,
     /// `applied`, `held` or `unchanged`; a dry run says what would happen.
-    pub outcome: String,
+    pub outcome: ImportOutcome,
     pub held_reason: Option<String>,
     pub approval_id: Option<i64>,
     pub import_id: Option<i64>,
@@ -196,11 +197,11 @@ pub fn import_csv(
         })
         .collect();
     let outcome = if held_reason.is_some() {
-        "held"
+        ImportOutcome::Held
     } else if events.is_empty() {
-        "unchanged"
+        ImportOutcome::Unchanged
     } else {
-        "applied"
+        ImportOutcome::Applied
     };
     let mut report = ImportReport {
         source: source.into(),
@@ -209,7 +210,7 @@ pub fn import_csv(
         dry_run: opts.dry_run,
         counts: counts.clone(),
         rejected: parsed.rejected.clone(),
-        outcome: outcome.into(),
+        outcome,
         held_reason: held_reason.clone(),
         approval_id: None,
         import_id: None,
@@ -218,6 +219,10 @@ pub fn import_csv(
     if opts.dry_run {
         return Ok(report);
     }
+    // A newer snapshot supersedes the batches of its source still held; the store checks the
+    // decision still stands when it commits.
+    let held = engine.store.held_batches()?;
+    let supersede = superseded_by_snapshot(source, &held).into_iter().cloned().collect();
     let batch = Batch {
         actor,
         source: source.into(),
@@ -228,7 +233,7 @@ pub fn import_csv(
             Some(reason) => BatchState::Held { reason },
             None => BatchState::Applied,
         },
-        identities: if report.outcome == "held" {
+        identities: if report.outcome == ImportOutcome::Held {
             Vec::new()
         } else {
             planned.iter().map(|e| e.identity.clone()).collect()
@@ -236,6 +241,7 @@ pub fn import_csv(
         events: planned,
         audit: rejected_audit,
         base_import,
+        supersede,
     };
     let ids = engine.store.commit_batch(&cfg.schema, &batch)?;
     report.import_id = Some(ids.import_id);
@@ -474,10 +480,10 @@ fn reassign_orphaned_nhi(
 /// Releases a held batch: plans its events against the current state and applies them.
 pub fn approve(engine: &Engine<'_>, approval_id: i64, approver: &str) -> Result<tenure_store::BatchIds> {
     let a = engine.store.approval(approval_id)?;
-    if a.state != "pending" {
+    if a.state != ApprovalState::Pending {
         return Err(EngineError::Invalid(format!("approval {approval_id} is {}, not pending", a.state)));
     }
-    if a.kind != "batch" {
+    if a.kind != ApprovalKind::Batch {
         return Err(EngineError::Invalid(format!("approval {approval_id} is a {} approval, not a held batch", a.kind)));
     }
     let held = engine.store.held_events(&engine.config.schema, a.subject)?;
@@ -513,6 +519,7 @@ pub fn approve(engine: &Engine<'_>, approval_id: i64, approver: &str) -> Result<
         identities: planned.iter().map(|e| e.identity.clone()).collect(),
         events: planned,
         audit: Vec::new(),
+        supersede: Vec::new(),
     };
     Ok(engine.store.commit_batch(&engine.config.schema, &batch)?)
 }

@@ -1,12 +1,14 @@
 //! Orchestration: turns snapshots into planned, audited operations (`import`), releases or
 //! discards held batches (`approve`), previews policy changes (`simulate`), carries operations
 //! out against targets (`executor`), compares targets with what Tenure expects
-//! (`reconcile`), and signs, exports and verifies the audit evidence (`evidence`).
+//! (`reconcile`), and signs, exports and verifies the audit evidence (`evidence`). Async code
+//! reaches the synchronous store only through `blocking`.
 //!
 //! The engine owns the order of things and the guard; the pure decisions live in
 //! `tenure-core` (diff, planning) and `tenure-policy` (desired access), and the durable state in
 //! `tenure-store`.
 
+pub mod blocking;
 pub mod desired;
 pub mod evidence;
 pub mod executor;
@@ -67,13 +69,7 @@ impl HasCode for EngineError {
     }
 }
 
-/// The code of a store error.
+/// The code of a store error (the store says its own: `tenure_store::StoreError` is `HasCode`).
 pub fn store_code(e: &tenure_store::StoreError) -> Code {
-    use tenure_store::StoreError as S;
-    match e {
-        S::Db(_) | S::Open { .. } => Code::StoreUnavailable,
-        S::MigrationChanged { .. } | S::Corrupt(_) => Code::StoreCorrupt,
-        S::NotFound(_) => Code::NotFound,
-        S::Conflict(_) => Code::Conflict,
-    }
+    e.code()
 }

@@ -25,7 +25,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 use tenure_core::config::{Config, TargetSettings};
 use tenure_core::text;
-use tenure_core::{Entitlement, OpKind, OpState, Status};
+use tenure_core::{Entitlement, FindingKind, OpKind, OpState, Status};
 use tenure_policy::Policy;
 use tenure_store::{Finding, OpFilter, ReconRun, Remediation, RemediationOp};
 
@@ -164,13 +164,15 @@ pub async fn reconcile(
         let mut seen: HashSet<String> = HashSet::new();
         let mut grants = 0usize;
         let finding =
-            |kind: &str, account: Option<&str>, identity: Option<&str>, ent: Option<&str>, detail: String| Finding {
-                kind: kind.into(),
-                target: t.clone(),
-                account: account.map(Into::into),
-                identity: identity.map(Into::into),
-                entitlement: ent.map(Into::into),
-                detail,
+            |kind: FindingKind, account: Option<&str>, identity: Option<&str>, ent: Option<&str>, detail: String| {
+                Finding {
+                    kind,
+                    target: t.clone(),
+                    account: account.map(Into::into),
+                    identity: identity.map(Into::into),
+                    entitlement: ent.map(Into::into),
+                    detail,
+                }
             };
         for acc in &actual {
             grants += acc.grants.len();
@@ -185,7 +187,7 @@ pub async fn reconcile(
                         let mut ids: Vec<&str> = many.to_vec();
                         ids.sort_unstable();
                         findings.push(finding(
-                            "ambiguous",
+                            FindingKind::Ambiguous,
                             Some(&acc.account),
                             None,
                             None,
@@ -223,7 +225,7 @@ pub async fn reconcile(
                         text::quote(&acc.account)
                     ),
                 };
-                findings.push(finding("orphan", Some(&acc.account), None, None, detail));
+                findings.push(finding(FindingKind::Orphan, Some(&acc.account), None, None, detail));
                 continue;
             };
             // Tenure manages an account it created for this identity (or took over for it): its
@@ -255,7 +257,7 @@ pub async fn reconcile(
                         "account `{name}` matches identity `{id}`, but Tenure has no account for it in `{t}`; not linked, left for a person"
                     ),
                 };
-                findings.push(finding("orphan", Some(&acc.account), Some(&id), None, detail));
+                findings.push(finding(FindingKind::Orphan, Some(&acc.account), Some(&id), None, detail));
                 continue;
             }
             seen.insert(id.clone());
@@ -278,37 +280,37 @@ pub async fn reconcile(
             };
             if status == Some(Status::Terminated) && acc.enabled {
                 let d = format!("account `{}` of terminated identity `{id}` is enabled", text::quote(&acc.account));
-                findings.push(finding("orphan", Some(&acc.account), Some(&id), None, d.clone()));
+                findings.push(finding(FindingKind::Orphan, Some(&acc.account), Some(&id), None, d.clone()));
                 fixes.push(acct_fix(OpKind::Disable, None, &d));
             }
             let view = view.unwrap_or_default();
             if !view.exists && acc.enabled && status != Some(Status::Terminated) {
                 let d =
                     format!("account `{}` of `{id}` exists but Tenure grants nothing there", text::quote(&acc.account));
-                findings.push(finding("drift", Some(&acc.account), Some(&id), None, d.clone()));
+                findings.push(finding(FindingKind::Drift, Some(&acc.account), Some(&id), None, d.clone()));
                 fixes.push(acct_fix(OpKind::Disable, None, &d));
             } else if view.exists && acc.enabled && !view.enabled && status != Some(Status::Terminated) {
                 let d = format!("account `{}` is enabled but should be disabled", text::quote(&acc.account));
-                findings.push(finding("drift", Some(&acc.account), Some(&id), None, d.clone()));
+                findings.push(finding(FindingKind::Drift, Some(&acc.account), Some(&id), None, d.clone()));
                 fixes.push(acct_fix(OpKind::Disable, None, &d));
             } else if view.exists && !acc.enabled && view.enabled {
                 let d = format!("account `{}` is disabled but should be enabled", text::quote(&acc.account));
-                findings.push(finding("missing", Some(&acc.account), Some(&id), None, d.clone()));
+                findings.push(finding(FindingKind::Missing, Some(&acc.account), Some(&id), None, d.clone()));
                 fixes.push(acct_fix(OpKind::Enable, None, &d));
             }
             for g in acc.grants.difference(&view.grants) {
                 let d = format!("`{}` holds `{}`, which no rule grants", text::quote(&acc.account), text::quote(g));
-                findings.push(finding("drift", Some(&acc.account), Some(&id), Some(g), d.clone()));
+                findings.push(finding(FindingKind::Drift, Some(&acc.account), Some(&id), Some(g), d.clone()));
                 fixes.push(acct_fix(OpKind::Revoke, Some(g), &d));
             }
             for g in view.grants.difference(&acc.grants) {
                 if existing.contains(g) {
                     let d = format!("`{}` lacks `{}`", text::quote(&acc.account), text::quote(g));
-                    findings.push(finding("missing", Some(&acc.account), Some(&id), Some(g), d.clone()));
+                    findings.push(finding(FindingKind::Missing, Some(&acc.account), Some(&id), Some(g), d.clone()));
                     fixes.push(acct_fix(OpKind::Grant, Some(g), &d));
                 } else {
                     findings.push(finding(
-                        "missing",
+                        FindingKind::Missing,
                         Some(&acc.account),
                         Some(&id),
                         Some(g),
@@ -325,7 +327,7 @@ pub async fn reconcile(
             let name = identities.get(id).and_then(|i| i.attrs.get(target.account_attribute)).unwrap_or("?");
             if view.enabled || !view.grants.is_empty() {
                 findings.push(finding(
-                    "missing",
+                    FindingKind::Missing,
                     Some(name),
                     Some(id),
                     None,
@@ -353,7 +355,7 @@ pub async fn reconcile(
                 rule.conflict.iter().filter(|e| held.contains(e)).map(ToString::to_string).collect();
             if present.len() >= 2 {
                 report.sod.push(Finding {
-                    kind: "sod".into(),
+                    kind: FindingKind::Sod,
                     target: present.first().and_then(|e| e.split(':').next()).unwrap_or_default().to_string(),
                     account: None,
                     identity: Some(id.clone()),

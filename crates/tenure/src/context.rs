@@ -96,7 +96,7 @@ impl Loaded {
         if let Some(path) = url.strip_prefix("sqlite://") {
             let path = self.resolve(path);
             let options = StoreOptions { read_only, allow_symlink: self.config.store_allow_symlink };
-            return Ok(SqliteStore::open_with(&path, options)?);
+            return Ok(SqliteStore::open_with(&path, options, std::sync::Arc::new(tenure_store::SystemClock))?);
         }
         if url.starts_with("postgres://") || url.starts_with("postgresql://") {
             bail!("the PostgreSQL store is not part of this build yet; use a sqlite:// store url");

@@ -9,6 +9,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use std::io::IsTerminal as _;
 use std::process::ExitCode;
 use std::sync::Arc;
+use tenure_core::OpState;
 use tenure_engine::executor::{self, Backend, ExecOptions, ExecReport, Progress};
 use tenure_engine::reconcile::{self, ReconReport};
 use tenure_store::{Queue, SqliteStore};
@@ -42,7 +43,7 @@ pub fn apply_with(
     let rt = runtime()?;
     rt.block_on(async {
         let conns = Arc::new(connectors(&config).await);
-        let pending = store.queue_counts()?.get("pending").copied().unwrap_or(0);
+        let pending = store.queue_counts()?.get(&OpState::Pending).copied().unwrap_or(0);
         let bar = (!quiet && std::io::stderr().is_terminal() && pending > 0).then(|| {
             let pb = ProgressBar::new(u64::try_from(pending).unwrap_or(0));
             pb.set_style(
@@ -96,8 +97,8 @@ pub fn apply(cli: &Cli, wait: bool, retry_failed_by: Option<&str>, f: Format) ->
             outln!("{open_tickets} manual ticket(s) open: see `tenure tasks`");
         }
     }
-    let pending = report.remaining.get("pending").copied().unwrap_or(0);
-    let failed = report.remaining.get("failed").copied().unwrap_or(0);
+    let pending = report.remaining.get(&OpState::Pending).copied().unwrap_or(0);
+    let failed = report.remaining.get(&OpState::Failed).copied().unwrap_or(0);
     if failed > 0 && f == Format::Text {
         outln!(
             "{failed} operation(s) failed: see `tenure plan --all` and `tenure exceptions`; after fixing the cause, `tenure apply --retry-failed`"
@@ -145,7 +146,7 @@ pub fn reconcile(cli: &Cli, target: Option<&str>, remediate: bool, f: Format) ->
             );
             for x in &t.findings {
                 rows.push(vec![
-                    x.kind.clone(),
+                    x.kind.to_string(),
                     x.target.clone(),
                     opt(&x.account),
                     opt(&x.identity),
@@ -156,7 +157,7 @@ pub fn reconcile(cli: &Cli, target: Option<&str>, remediate: bool, f: Format) ->
         }
         for x in &report.sod {
             rows.push(vec![
-                x.kind.clone(),
+                x.kind.to_string(),
                 x.target.clone(),
                 opt(&x.account),
                 opt(&x.identity),
@@ -181,7 +182,7 @@ pub fn reconcile(cli: &Cli, target: Option<&str>, remediate: bool, f: Format) ->
 
 pub fn tasks(cli: &Cli, all: bool, quiet: bool, f: Format) -> Result<ExitCode> {
     let (_, store) = open(cli)?;
-    store.flag_overdue(&tenure_store::sqlite::now())?;
+    store.flag_overdue()?;
     let list = store.tickets(!all)?;
     if quiet {
         for t in &list {
@@ -199,7 +200,7 @@ pub fn tasks(cli: &Cli, all: bool, quiet: bool, f: Format) -> Result<ExitCode> {
                     t.id.to_string(),
                     t.target.clone(),
                     t.owner.clone(),
-                    if t.overdue { "OVERDUE".into() } else { t.state.clone() },
+                    if t.overdue { "OVERDUE".into() } else { t.state.to_string() },
                     t.due_at.clone(),
                     t.summary.clone(),
                 ]
@@ -222,7 +223,7 @@ pub fn task_done(cli: &Cli, id: i64, evidence: &str, by: &str) -> Result<ExitCod
 
 pub fn exceptions(cli: &Cli, all: bool, f: Format) -> Result<ExitCode> {
     let (_, store) = open(cli)?;
-    store.flag_overdue(&tenure_store::sqlite::now())?;
+    store.flag_overdue()?;
     let list = store.exceptions(!all)?;
     if f == Format::Json {
         print_json(&list)?;
@@ -234,8 +235,8 @@ pub fn exceptions(cli: &Cli, all: bool, f: Format) -> Result<ExitCode> {
             .map(|e| {
                 vec![
                     e.id.to_string(),
-                    e.kind.clone(),
-                    e.state.clone(),
+                    e.kind.to_string(),
+                    e.state.to_string(),
                     e.owner.clone(),
                     opt(&e.identity),
                     e.created_at.clone(),

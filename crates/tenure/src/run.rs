@@ -109,7 +109,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
                 pb.finish_and_clear();
             }
             print_import(&report, f)?;
-            let needs_action = !report.rejected.is_empty() || report.outcome == "held";
+            let needs_action = !report.rejected.is_empty() || report.outcome == tenure_core::ImportOutcome::Held;
             Ok(if needs_action { ExitCode::from(1) } else { ExitCode::SUCCESS })
         }
         Command::Plan { identity, all } => {
@@ -197,8 +197,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
                     .iter()
                     .map(|c| {
                         let total: i64 = c.ops.values().sum();
-                        let done: i64 =
-                            ["verified", "excepted", "cancelled"].iter().filter_map(|s| c.ops.get(*s)).sum();
+                        let done: i64 = c.ops.iter().filter(|(s, _)| s.is_settled()).map(|(_, n)| n).sum();
                         vec![
                             c.id.to_string(),
                             c.identity.clone(),
@@ -251,7 +250,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             let store = loaded.open_store()?;
             let engine = Engine::new(&loaded.config, &policy, &store, today);
             let approver = who(w);
-            if store.approval(*id)?.kind == "remediation" {
+            if store.approval(*id)?.kind == tenure_core::ApprovalKind::Remediation {
                 let n = tenure_store::Queue::release_remediation(&store, *id, &approver)?;
                 outln!(
                     "approval {id} approved by {approver}: {n} remediation operation(s) released; run `tenure apply`"

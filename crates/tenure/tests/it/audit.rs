@@ -520,7 +520,12 @@ fn issue6_an_older_store_without_checkpoints_verifies_read_only_without_migratin
     std::fs::copy(env.db(), &old).unwrap();
     {
         let c = Connection::open(&old).unwrap();
-        c.execute_batch("DROP TABLE audit_checkpoints; DELETE FROM schema_migrations WHERE version = 4;").unwrap();
+        // A store of migration 3: no checkpoints (4), no leases (5).
+        c.execute_batch(
+            "DROP TABLE audit_checkpoints; ALTER TABLE operations DROP COLUMN claimed_until;
+             DELETE FROM schema_migrations WHERE version >= 4;",
+        )
+        .unwrap();
     }
     let copy = read_only_copy(&env, &old);
     let out = run_as_other(copy.path(), &["audit", "verify"]);
