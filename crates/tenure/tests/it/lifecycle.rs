@@ -171,6 +171,30 @@ fn a_rejected_batch_changes_nothing_and_records_why() {
     assert!(audit.contains("approval.rejected") && audit.contains("truncated export from Workday"));
 }
 
+/// Issue 7: the engine decides that a newer snapshot supersedes the source's held batch (the
+/// store only writes it): the held approval can no longer be approved, and the newer one stands.
+#[test]
+fn issue7_a_newer_snapshot_supersedes_the_held_batch() {
+    let env = Env::new();
+    let co = company(40);
+    env.write("full.csv", &co.to_csv());
+    env.ok(&["import", "--source", "hr", "full.csv"]);
+    let truncated: String = co.to_csv().split_inclusive("\r\n").take(11).collect();
+    env.write("truncated.csv", &truncated);
+    env.expect(1, &["import", "--source", "hr", "truncated.csv"]);
+    let held = env.ok(&["approvals", "--format", "json"]).json()[0]["id"].as_i64().unwrap();
+    env.ok(&["import", "--source", "hr", "full.csv"]);
+    let all = env.ok(&["approvals", "--all", "--format", "json"]).json();
+    let approval = all.as_array().unwrap().iter().find(|a| a["id"] == held).unwrap();
+    assert_eq!((approval["kind"].as_str(), approval["state"].as_str()), (Some("batch"), Some("superseded")));
+    assert!(env.ok(&["approvals", "--format", "json"]).json().as_array().unwrap().is_empty(), "nothing pending");
+    let out = env.expect(1, &["approve", &held.to_string()]);
+    assert!(out.stderr.contains("not pending"), "{}", out.stderr);
+    let audit = env.ok(&["audit", "export", "--format", "csv"]).stdout;
+    assert!(audit.contains("approval.superseded"), "audited");
+    env.ok(&["audit", "verify"]);
+}
+
 #[test]
 fn simulate_previews_a_policy_change_and_changes_nothing() {
     let env = Env::new();

@@ -534,3 +534,116 @@ fn issue6_a_name_match_alone_never_gets_an_account_disabled_and_names_a_leavers_
     let still = w.ldap("ou=people,dc=example,dc=com", &format!("(uid={name})"), &["dn"]);
     assert!(still.contains(&format!("uid={name}")), "not disabled by a rule: {still}");
 }
+
+/// Issue 7: two executors started together on one store share the queue through lease claims.
+/// Every operation is applied once (verified exactly once in the audit trail, one ticket per
+/// manual operation), the peers, queried directly, hold no duplicate, and the chain verifies.
+#[test]
+fn issue7_two_applies_started_together_apply_every_operation_once() {
+    let w = world(25);
+    let co = company(260);
+    w.import("day1.csv", &co);
+    let planned = w.env.ok(&["plan", "--all", "--format", "json"]).json();
+    let planned = planned.as_array().unwrap();
+    assert!(planned.len() >= 2000, "the test needs 2,000 pending operations, has {}", planned.len());
+    let manual: std::collections::BTreeSet<i64> =
+        planned.iter().filter(|o| o["target"] == "payroll").map(|o| o["id"].as_i64().unwrap()).collect();
+    let automatic: std::collections::BTreeSet<i64> =
+        planned.iter().filter(|o| o["target"] != "payroll").map(|o| o["id"].as_i64().unwrap()).collect();
+
+    let apply = || {
+        Command::new(env!("CARGO_BIN_EXE_tenure"))
+            .args(["apply", "--wait", "--format", "json"])
+            .current_dir(w.env.dir.path())
+            .env("TENURE_TODAY", TODAY)
+            .env_remove("TENURE_CONFIG")
+            .env_remove("TENURE_STORE_URL")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let (a, b) = (apply(), apply());
+    let reports: Vec<serde_json::Value> = [a, b]
+        .into_iter()
+        .map(|child| {
+            let out = child.wait_with_output().unwrap();
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            assert!(out.status.success(), "apply failed: {stderr}");
+            serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {stderr}"))
+        })
+        .collect();
+    let verified: Vec<u64> = reports.iter().map(|r| r["report"]["verified"].as_u64().unwrap()).collect();
+    assert!(verified.iter().all(|&n| n > 0), "both executors did work: {verified:?}");
+    assert_eq!(verified.iter().sum::<u64>(), automatic.len() as u64, "verified once between them: {verified:?}");
+    let tickets: u64 = reports.iter().map(|r| r["report"]["tickets"].as_u64().unwrap()).sum();
+    assert_eq!(tickets, manual.len() as u64, "one ticket per manual operation");
+
+    let ops = w.env.ok(&["plan", "--all", "--format", "json"]).json();
+    for o in ops.as_array().unwrap() {
+        let expect = if o["target"] == "payroll" { "done" } else { "verified" };
+        assert_eq!(o["state"], expect, "{o:#}");
+        if expect == "verified" {
+            assert_eq!(o["attempts"], 1, "applied once: {o:#}");
+        }
+    }
+    // The audit trail, operation by operation: one verification each, one ticket each, and no
+    // claim taken over from a live executor.
+    let jsonl = w.env.ok(&["audit", "export", "--format", "jsonl"]).stdout;
+    let mut verified_by_op: std::collections::BTreeMap<i64, usize> = std::collections::BTreeMap::new();
+    let mut tickets_by_op: std::collections::BTreeMap<String, usize> = std::collections::BTreeMap::new();
+    for line in jsonl.lines() {
+        let r: serde_json::Value = serde_json::from_str(line).unwrap();
+        let (action, outcome, reason) =
+            (r["action"].as_str().unwrap(), r["outcome"].as_str().unwrap(), r["reason"].as_str().unwrap_or(""));
+        assert_ne!(action, "executor.recovered", "no live claim was taken over: {reason}");
+        if action.starts_with("apply.") && outcome == "verified" {
+            let id = reason.strip_prefix("operation ").and_then(|r| r.split(' ').next()).unwrap();
+            *verified_by_op.entry(id.parse().unwrap()).or_default() += 1;
+        }
+        if action == "ticket.opened" {
+            *tickets_by_op.entry(format!("{}/{}", r["identity"], r["entitlement"])).or_default() += 1;
+        }
+    }
+    assert_eq!(verified_by_op.keys().copied().collect::<std::collections::BTreeSet<i64>>(), automatic);
+    assert!(verified_by_op.values().all(|&n| n == 1), "verified more than once: {verified_by_op:?}");
+    assert_eq!(tickets_by_op.len(), manual.len());
+    assert!(tickets_by_op.values().all(|&n| n == 1), "a ticket opened twice: {tickets_by_op:?}");
+
+    // The peers, asked directly: one entry, one user and one role per person, no member twice.
+    let people = co.people.len();
+    let entries = w.ldap("ou=people,dc=example,dc=com", "(objectClass=inetOrgPerson)", &["uid"]);
+    let uids: Vec<&str> = entries.lines().filter_map(|l| l.strip_prefix("uid: ")).collect();
+    assert_eq!(uids.len(), people);
+    assert_eq!(uids.iter().collect::<std::collections::BTreeSet<_>>().len(), people, "no LDAP entry twice");
+    let groups = w.ldap("ou=groups,dc=example,dc=com", "(objectClass=groupOfNames)", &["member"]);
+    for group in groups.split("\n\n").filter(|g| !g.trim().is_empty()) {
+        let members: Vec<&str> = group.lines().filter_map(|l| l.strip_prefix("member: ")).collect();
+        let unique: std::collections::BTreeSet<&str> = members.iter().copied().collect();
+        assert_eq!(members.len(), unique.len(), "a member twice in {group}");
+    }
+    let users = w.scim("/Users?count=5000");
+    let names: Vec<&str> =
+        users["Resources"].as_array().unwrap().iter().map(|u| u["userName"].as_str().unwrap()).collect();
+    assert_eq!(names.len(), people);
+    assert_eq!(names.iter().collect::<std::collections::BTreeSet<_>>().len(), people, "no SCIM user twice");
+    let scim_groups = w.scim("/Groups?count=1000");
+    for g in scim_groups["Resources"].as_array().unwrap() {
+        let members: Vec<&str> = g["members"]
+            .as_array()
+            .map(|m| m.iter().map(|x| x["value"].as_str().unwrap()).collect())
+            .unwrap_or_default();
+        let unique: std::collections::BTreeSet<&str> = members.iter().copied().collect();
+        assert_eq!(members.len(), unique.len(), "a member twice in SCIM group {}", g["displayName"]);
+    }
+    let warehouse = planned.iter().filter(|o| o["target"] == "warehouse" && o["kind"] == "create_account").count();
+    assert_eq!(
+        w.pg("SELECT count(*) FROM pg_roles WHERE rolcanlogin AND rolname <> 'postgres'"),
+        warehouse.to_string(),
+        "one login role per warehouse account"
+    );
+    let dupes =
+        w.pg("SELECT count(*) FROM (SELECT member, roleid FROM pg_auth_members GROUP BY 1, 2 HAVING count(*) > 1) d");
+    assert_eq!(dupes, "0");
+    w.env.ok(&["audit", "verify"]);
+}
