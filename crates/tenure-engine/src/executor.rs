@@ -736,3 +736,83 @@ fn retry_or_fail(op: &OpRecord, max_attempts: u32, e: &ConnectorError, opts: &Ex
         audit: audit_for(op, "failed", format!("{why}: {}", e.message)),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tenure_core::clock::FakeClock;
+    use tenure_core::{Attrs, EventKind, Kind, Schema, Status};
+    use tenure_store::{Batch, BatchState, EventIn, OpIn, SqliteStore};
+
+    /// A store on a fake clock holding one joiner's two pending operations.
+    fn store_with_work(clock: Arc<FakeClock>) -> Arc<dyn Backend> {
+        let schema = Schema::default();
+        let store = SqliteStore::memory(clock).unwrap();
+        let identity = Identity::new("E1", Kind::Employee, Status::Active, Attrs::new(&schema));
+        let op = |kind| OpIn { target: "dir".into(), kind, entitlement: None, rules: vec![], account: None };
+        let event = EventIn {
+            kind: EventKind::Joiner,
+            identity: identity.clone(),
+            changes: vec![],
+            significant: false,
+            note: None,
+            existing_id: None,
+            ops: vec![op(OpKind::CreateAccount), op(OpKind::Enable)],
+            holdings: None,
+            audit: vec![],
+            cancel: vec![],
+        };
+        let batch = Batch {
+            actor: "source:hr".into(),
+            source: "hr".into(),
+            file: "hr.csv".into(),
+            sha256: String::new(),
+            summary: serde_json::json!({}),
+            state: BatchState::Applied,
+            identities: vec![identity],
+            events: vec![event],
+            audit: vec![],
+            base_import: None,
+            supersede: vec![],
+        };
+        tenure_store::Store::commit_batch(&store, &schema, &batch).unwrap();
+        Arc::new(store)
+    }
+
+    #[tokio::test]
+    async fn claims_in_flight_are_renewed_until_the_run_lets_go() {
+        let clock = Arc::new(FakeClock::at(chrono::DateTime::UNIX_EPOCH));
+        let store = store_with_work(clock.clone());
+        // A lease of 60 ms of real time for the renewal interval, measured on the fake clock.
+        let lease = Duration::from_millis(60);
+        let claimed = store.claim("A", lease, 10).unwrap();
+        assert_eq!(claimed.len(), 2);
+        let in_flight = Arc::new(InFlight::default());
+        in_flight.set().extend(claimed.iter().map(|o| o.id));
+        let renewer = tokio::spawn(renew_claims(store.clone(), "A".into(), in_flight.clone(), lease));
+        // Long past the first lease by the store's clock; the renewals keep moving it.
+        clock.advance(chrono::Duration::seconds(10));
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        assert!(store.claim("B", lease, 10).unwrap().is_empty(), "renewed claims are not taken over");
+        // An operation the run has recorded (or given up on) is no longer renewed: its claim
+        // lapses and is taken over alone, while the other stays with its owner.
+        let (first, second) = (claimed[0].id, claimed[1].id);
+        in_flight.set().remove(&first);
+        clock.advance(chrono::Duration::seconds(1));
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        let taken: Vec<i64> = store.claim("B", lease, 10).unwrap().iter().map(|o| o.id).collect();
+        assert_eq!(taken, [first], "only the claim no longer renewed lapses");
+        // Once the run lets go of everything, the rest lapses too.
+        renewer.abort();
+        clock.advance(chrono::Duration::seconds(1));
+        let taken: Vec<i64> = store.claim("C", lease, 10).unwrap().iter().map(|o| o.id).collect();
+        assert_eq!(taken, [first, second], "lapsed claims are taken over, in order");
+    }
+
+    #[test]
+    fn owner_tokens_differ_per_run_and_name_this_process() {
+        let (a, b) = (owner_token(), owner_token());
+        assert_ne!(a, b);
+        assert!(a.contains(&format!(":{}:", std::process::id())), "{a}");
+    }
+}
