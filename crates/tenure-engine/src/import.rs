@@ -311,7 +311,7 @@ fn event_in(
     ops: Vec<OpIn>,
     holdings: Option<Holdings>,
     audit: Vec<AuditEntry>,
-    cancel: Vec<i64>,
+    cancel: Vec<Queued>,
 ) -> EventIn {
     EventIn {
         kind: e.kind,
@@ -359,8 +359,10 @@ pub(crate) fn plan_event(
     queued: &[Queued],
     scratch: &mut Scratch,
 ) -> EventIn {
-    // SoD looks at what the identity will hold once the work under way is done.
-    let base = plan::unapply(held, queued);
+    // SoD looks at what the identity will hold once the work under way is done. Attempted work
+    // may have landed, so like `replan` it is taken as done: only untried work is undone.
+    let untried: Vec<Queued> = queued.iter().filter(|q| !q.attempted).cloned().collect();
+    let base = plan::unapply(held, &untried);
     let (desired, hits) = desired::for_identity(engine, &e.identity, &base, scratch);
     let r = plan::replan(e.identity.status, held, queued, &names(&desired));
     let mut p = plan::Plan { ops: r.ops, holdings: r.holdings };
@@ -406,7 +408,9 @@ pub(crate) fn plan_event(
             );
         }
     }
-    event_in(e, ops, Some(p.holdings), audit, r.cancel)
+    // The store cancels them only if each is still as the plan saw it (untried or attempted).
+    let cancel = queued.iter().filter(|q| r.cancel.contains(&q.id)).cloned().collect();
+    event_in(e, ops, Some(p.holdings), audit, cancel)
 }
 
 fn roles_for(d: &Desired, target: &str, name: &str) -> Vec<String> {

@@ -65,6 +65,10 @@ pub const CASES: &[(&str, Case)] = &[
     ("a_newer_snapshot_supersedes_a_held_batch", a_newer_snapshot_supersedes_a_held_batch),
     ("an_identity_of_another_source_is_never_rewritten", an_identity_of_another_source_is_never_rewritten),
     ("queued_operations_are_replaced_or_refused", queued_operations_are_replaced_or_refused),
+    (
+        "attempted_work_is_offered_and_cancelled_only_as_it_was_seen",
+        attempted_work_is_offered_and_cancelled_only_as_it_was_seen,
+    ),
     ("claims_take_whole_runs_in_order_once", claims_take_whole_runs_in_order_once),
     ("a_live_lease_is_never_taken_over", a_live_lease_is_never_taken_over),
     ("an_expired_lease_is_taken_over", an_expired_lease_is_taken_over),
@@ -576,7 +580,7 @@ pub fn queued_operations_are_replaced_or_refused(subject: &dyn Subject) -> Outco
     ensure!(w.store.queued(None)?.is_empty(), "started work is not queued");
     let grant = nth(&mine, 1, "queued")?;
     let mut mover = event(EventKind::Mover, person(&w.schema, "E1", Status::Active), vec![]);
-    mover.cancel = vec![grant.id];
+    mover.cancel = vec![grant.clone()];
     let cancel = batch("hr", vec![mover.clone()], w.store.last_import("hr")?);
     expect_code(w.commit(&cancel), Code::Conflict, "cancelling an operation that started")?;
     ensure_eq!(w.op(grant.id)?.state, OpState::Running, "the started operation is untouched");
@@ -611,6 +615,77 @@ pub fn queued_operations_are_replaced_or_refused(subject: &dyn Subject) -> Outco
         actor: "reconciler".into(),
     })?;
     ensure_eq!(w.store.queued(None)?.get("E1").map(Vec::len), Some(1), "only the lifecycle create is queued");
+    w.chain_verifies()
+}
+
+pub fn attempted_work_is_offered_and_cancelled_only_as_it_was_seen(subject: &dyn Subject) -> Outcome {
+    let w = World::new(subject)?;
+    w.commit(&joiners(&w, "hr", &["E1"])?)?;
+    let ops = w.store.claim("A", LEASE, 10)?;
+    let (create, grant) = (nth(&ops, 0, "claimed")?, nth(&ops, 1, "claimed")?);
+    let retry = Finished {
+        state: OpState::Pending,
+        error: Some("timed out".into()),
+        next_attempt_at: Some(stamp(w.clock.now() + seconds(60))),
+        ..finished(&create, OpState::Pending)
+    };
+    w.store.finish_many(&[retry], &[grant.id], "A")?;
+    let listed = |w: &World| -> std::result::Result<Vec<(i64, bool)>, Failure> {
+        let q = w.store.queued(Some(&["E1"]))?.remove("E1").unwrap_or_default();
+        Ok(q.iter().map(|q| (q.id, q.attempted)).collect())
+    };
+    ensure_eq!(
+        listed(&w)?,
+        [(create.id, true), (grant.id, false)],
+        "a retry may have landed; the released grant did not"
+    );
+
+    // A plan made on a view that no longer holds is refused: the create was attempted.
+    let leaver = |cancel: Vec<tenure_core::plan::Queued>| {
+        let mut e = event(EventKind::Leaver, person(&w.schema, "E1", Status::Terminated), vec![]);
+        e.cancel = cancel;
+        e
+    };
+    let as_untried = tenure_core::plan::Queued {
+        id: create.id,
+        target: create.target.clone(),
+        kind: create.kind,
+        entitlement: None,
+        attempted: false,
+    };
+    let stale = batch("hr", vec![leaver(vec![as_untried.clone()])], w.store.last_import("hr")?);
+    expect_code(w.commit(&stale), Code::Conflict, "cancelling attempted work as if untried")?;
+
+    // Running work is not offered, and cannot be cancelled.
+    w.clock.advance(seconds(61));
+    let running = w.store.claim("A", LEASE, 10)?;
+    ensure_eq!(running.len(), 2, "the run is claimed again");
+    ensure_eq!(listed(&w)?, [], "running work is not offered");
+    let attempted = tenure_core::plan::Queued { attempted: true, ..as_untried };
+    let busy = batch("hr", vec![leaver(vec![attempted])], w.store.last_import("hr")?);
+    expect_code(w.commit(&busy), Code::Conflict, "cancelling running work")?;
+
+    // Failed (the create) and failed with it (the grant): both offered as attempted, and
+    // cancelled as such, with the failure exception resolved; no retry brings them back.
+    w.store.finish_many(&[finished(&create, OpState::Failed)], &[grant.id], "A")?;
+    ensure_eq!(listed(&w)?, [(create.id, true), (grant.id, true)], "failed work is offered as attempted");
+    ensure_eq!(w.store.exceptions(true)?.len(), 1, "the failure is an exception");
+    let cancel = w.store.queued(Some(&["E1"]))?.remove("E1").unwrap_or_default();
+    w.commit(&batch("hr", vec![leaver(cancel)], w.store.last_import("hr")?))?;
+    ensure!(w.ops("E1")?.iter().all(|o| o.state == OpState::Cancelled), "cancelled");
+    ensure!(w.store.exceptions(true)?.is_empty(), "the failure exception is resolved");
+    ensure_eq!(w.store.retry_failed("alice")?, 0, "no retry brings them back");
+    ensure_eq!(w.case_of(&create)?.state, CaseState::Closed, "the joiner case closes: nothing left to do");
+    let why: Vec<String> = w
+        .audit_records()?
+        .into_iter()
+        .filter(|r| r.entry.outcome == "cancelled")
+        .filter_map(|r| r.entry.reason)
+        .collect();
+    ensure!(
+        why.len() == 2 && why.iter().all(|r| r.contains("attempted without a verified result")),
+        "audited: {why:?}"
+    );
     w.chain_verifies()
 }
 
@@ -778,7 +853,8 @@ pub fn finish_retry_and_cascade_drive_the_case(subject: &dyn Subject) -> Outcome
     ensure!(w.store.exceptions(true)?.is_empty(), "the failure exception is resolved");
     ensure_eq!(w.case_of(&create)?.state, CaseState::Open, "the case is open again");
     ensure!(w.op(create.id)?.last_error.is_some(), "the last error is kept");
-    ensure!(w.store.queued(None)?.is_empty(), "retried work is never mistaken for untried work");
+    let queued = w.store.queued(None)?.remove("E1").unwrap_or_default();
+    ensure!(queued.len() == 2 && queued.iter().all(|q| q.attempted), "retried work is never mistaken for untried work");
     ensure_eq!(w.store.retry_failed("alice")?, 0, "nothing left to retry");
 
     w.clock.advance(seconds(5));
@@ -868,10 +944,10 @@ pub fn tickets_are_opened_completed_flagged_and_withdrawn(subject: &dyn Subject)
     expect_code(w.store.complete_ticket(t2 + 100, "bob", "x"), Code::NotFound, "an unknown ticket")?;
 
     // A ticket nobody carried out is withdrawn when newer work no longer needs it.
-    let queued = w.store.queued(Some(&["E2"]))?;
-    ensure_eq!(queued.get("E2").map(|q| q.iter().map(|o| o.id).collect::<Vec<_>>()), Some(vec![op2.id]), "replaceable");
+    let queued = w.store.queued(Some(&["E2"]))?.remove("E2").unwrap_or_default();
+    ensure_eq!(queued.iter().map(|q| (q.id, q.attempted)).collect::<Vec<_>>(), [(op2.id, false)], "replaceable");
     let mut leave = event(EventKind::Leaver, person(&w.schema, "E2", Status::Terminated), vec![]);
-    leave.cancel = vec![op2.id];
+    leave.cancel = queued;
     leave.holdings = Some(Holdings::new());
     w.commit(&batch("hr", vec![leave], w.store.last_import("hr")?))?;
     ensure_eq!(w.op(op2.id)?.state, OpState::Cancelled, "cancelled");

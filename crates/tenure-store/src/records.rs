@@ -4,7 +4,7 @@
 use serde::Serialize;
 use std::collections::BTreeMap;
 use tenure_core::audit::{AuditEntry, ChainBreak};
-use tenure_core::plan::Holdings;
+use tenure_core::plan::{Holdings, Queued};
 use tenure_core::{
     ApprovalKind, ApprovalState, CaseState, Change, EventKind, EventState, ExceptionKind, ExceptionState, FindingKind,
     Identity, OpKind, OpState, TicketState,
@@ -40,10 +40,12 @@ pub struct EventIn {
     /// Further audit records about this event (SoD refusals, NHI ownership transfers). Their
     /// `reason` is prefixed with the event id.
     pub audit: Vec<AuditEntry>,
-    /// Queued operations of this identity that the event's plan no longer needs: they are
-    /// cancelled (audited) and their open manual tickets withdrawn. The commit fails with
-    /// `Conflict` if one of them started meanwhile.
-    pub cancel: Vec<i64>,
+    /// Queued operations of this identity that the event's plan no longer needs, as
+    /// [`Store::queued`](crate::Store::queued) listed them: they are cancelled (audited), their
+    /// open manual tickets withdrawn and a failure exception about them resolved. The commit
+    /// fails with `Conflict` if one of them is no longer as listed (it started, or untried work
+    /// was attempted meanwhile).
+    pub cancel: Vec<Queued>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

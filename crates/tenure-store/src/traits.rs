@@ -25,9 +25,12 @@ pub trait Store: Send + Sync {
     /// Committed holdings of every identity.
     fn all_holdings(&self) -> Result<HashMap<String, Holdings>>;
 
-    /// Operations queued for identities that have not taken effect (never attempted, or a manual
-    /// ticket still open), by identity, in queue order; of the given identities, or of all.
-    /// Only lifecycle operations count: remediation and retention work is never replaced.
+    /// Operations queued for identities that are not finished, by identity, in queue order; of
+    /// the given identities, or of all: never attempted or a manual ticket nobody carried out
+    /// (`attempted: false`), or attempted without a verified result, failed or waiting for a
+    /// retry (`attempted: true`: it may have landed). Running operations are not listed: their
+    /// outcome is on its way. Only lifecycle operations count: remediation and retention work
+    /// is never replaced.
     fn queued(&self, identities: Option<&[&str]>) -> Result<HashMap<String, Vec<Queued>>>;
     /// Identities that belong to sources other than `source`: id -> owning source.
     fn foreign_identities(&self, source: &str) -> Result<HashMap<String, String>>;

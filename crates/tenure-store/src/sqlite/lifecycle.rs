@@ -86,17 +86,23 @@ pub(super) fn all_holdings(conn: &Connection) -> R<HashMap<String, Holdings>> {
     Ok(out)
 }
 
-/// Which queued operations may still be replaced: never attempted (no attempt, no error) and
-/// not claimed, or done as far as the executor goes but waiting on a manual ticket nobody has
+/// Queued operations that have not taken effect: never attempted (no attempt, no error) and not
+/// claimed, or done as far as the executor goes but waiting on a manual ticket nobody has
 /// carried out.
-const REPLACEABLE: &str = "((o.state = 'pending' AND o.attempts = 0 AND o.last_error IS NULL)
+const UNTRIED: &str = "((o.state = 'pending' AND o.attempts = 0 AND o.last_error IS NULL)
      OR (o.state = 'done' AND EXISTS (SELECT 1 FROM tickets t WHERE t.operation_id = o.id AND t.state = 'open')))";
+
+/// Queued operations attempted (or refused) without a verified result: failed, or pending a
+/// retry. Their effect may have landed.
+const ATTEMPTED: &str =
+    "(o.state = 'failed' OR (o.state = 'pending' AND (o.attempts > 0 OR o.last_error IS NOT NULL)))";
 
 pub(super) fn queued(conn: &Connection, identities: Option<&[&str]>) -> R<HashMap<String, Vec<Queued>>> {
     let sql = format!(
-        "SELECT o.id, o.identity, o.target, o.kind, o.entitlement FROM operations o
+        "SELECT o.id, o.identity, o.target, o.kind, o.entitlement, {ATTEMPTED} FROM operations o
          JOIN cases c ON c.id = o.case_id JOIN events e ON e.id = c.event_id
-         WHERE e.import_id IS NOT NULL AND {REPLACEABLE} AND (?1 IS NULL OR o.identity = ?1) ORDER BY o.id"
+         WHERE e.import_id IS NOT NULL AND ({UNTRIED} OR {ATTEMPTED}) AND (?1 IS NULL OR o.identity = ?1)
+         ORDER BY o.id"
     );
     let mut stmt = conn.prepare_cached(&sql)?;
     let mut out: HashMap<String, Vec<Queued>> = HashMap::new();
@@ -108,7 +114,7 @@ pub(super) fn queued(conn: &Connection, identities: Option<&[&str]>) -> R<HashMa
                 target: r.get(2)?,
                 kind: enum_col(r, 3)?,
                 entitlement: r.get(4)?,
-                attempted: false,
+                attempted: r.get(5)?,
             });
         }
         Ok(())
@@ -242,22 +248,25 @@ fn millis_between(a: &str, b: &str) -> i64 {
     }
 }
 
-/// Cancels queued operations that event `event_id` supersedes, withdrawing their open tickets.
+/// Cancels queued operations that event `event_id` supersedes, withdrawing their open tickets
+/// and resolving a failure exception about them. Each must still be as the plan saw it.
 fn cancel_superseded(
     tx: &Transaction<'_>,
     event_id: i64,
     identity: &str,
-    ops: &[i64],
+    ops: &[Queued],
     at: &str,
     audit_out: &mut Vec<AuditEntry>,
 ) -> R<()> {
     let mut cases = BTreeSet::new();
-    for &op in ops {
+    for q in ops {
+        let op = q.id;
+        let class = if q.attempted { ATTEMPTED } else { UNTRIED };
         let row: Option<(i64, String, String, Option<String>)> = tx
             .query_row(
                 &format!(
                     "SELECT o.case_id, o.target, o.kind, o.entitlement FROM operations o
-                     WHERE o.id = ?1 AND o.identity = ?2 AND {REPLACEABLE}"
+                     WHERE o.id = ?1 AND o.identity = ?2 AND {class}"
                 ),
                 params![op, identity],
                 |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
@@ -265,7 +274,7 @@ fn cancel_superseded(
             .optional()?;
         let Some((case_id, target, kind, entitlement)) = row else {
             return Err(conflict(format!(
-                "operation {op} of `{identity}` started while this change was being prepared; run it again"
+                "operation {op} of `{identity}` changed while this change was being prepared; run it again"
             )));
         };
         tx.execute(
@@ -278,11 +287,15 @@ fn cancel_superseded(
         )?;
         tx.execute(
             "UPDATE exceptions SET state = 'resolved', resolved_at = ?2
-             WHERE state = 'open' AND subject IN (SELECT 'ticket:' || id FROM tickets WHERE operation_id = ?1)",
+             WHERE state = 'open' AND (subject = 'operation:' || ?1
+                   OR subject IN (SELECT 'ticket:' || id FROM tickets WHERE operation_id = ?1))",
             params![op, at],
         )?;
         let mut why =
             format!("event {event_id} supersedes operation {op} ({kind}): the new desired state no longer needs it");
+        if q.attempted {
+            why.push_str("; it was attempted without a verified result, so no retry may bring it back");
+        }
         if withdrawn > 0 {
             why.push_str("; its manual ticket is withdrawn");
         }

@@ -195,6 +195,65 @@ fn issue7_a_newer_snapshot_supersedes_the_held_batch() {
     env.ok(&["audit", "verify"]);
 }
 
+/// Issue 6 review H2, now that the store offers attempted work (issue 7): a joiner's directory
+/// operations failed after their retries, so they may have landed. The person leaves: the failed
+/// operations are cancelled (no `--retry-failed` can bring them back), their failure exceptions
+/// resolved, and what they may have done is undone.
+#[test]
+fn issue7_a_leavers_failed_joiner_work_is_cancelled_and_undone() {
+    let env = Env::new();
+    let mut co = company(40);
+    env.write("day1.csv", &co.to_csv());
+    env.ok(&["import", "--source", "hr", "day1.csv"]);
+    let leaver = co.people[5].id.clone();
+    {
+        let db = rusqlite::Connection::open(env.db()).unwrap();
+        let failed = db
+            .execute(
+                "UPDATE operations SET state = 'failed', attempts = 8, last_error = 'no answer' \
+                 WHERE identity = ?1 AND target = 'directory'",
+                [&leaver],
+            )
+            .unwrap();
+        assert!(failed >= 2, "the create and a grant failed");
+        db.execute(
+            "INSERT INTO exceptions (kind, subject, case_id, identity, target, owner, reason, state, created_at)
+             SELECT 'failed_operation', 'operation:' || id, case_id, identity, target, target, 'no answer', 'open', created_at
+             FROM operations WHERE identity = ?1 AND state = 'failed'",
+            [&leaver],
+        )
+        .unwrap();
+    }
+    env.settle_in_db();
+    co.remove(&leaver);
+    env.write("day2.csv", &co.to_csv());
+    let report = env.ok(&["import", "--source", "hr", "day2.csv", "--format", "json"]).json();
+    assert_eq!(report["counts"]["leavers"], 1);
+    let ops = env.ok(&["plan", "--identity", &leaver, "--all", "--format", "json"]).json();
+    let directory: Vec<(String, String)> = ops
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|o| o["target"] == "directory")
+        .map(|o| (o["kind"].as_str().unwrap().to_string(), o["state"].as_str().unwrap().to_string()))
+        .collect();
+    assert!(directory.iter().all(|(_, state)| state != "failed"), "nothing left to retry: {directory:?}");
+    assert!(directory.iter().any(|(k, s)| k == "create_account" && s == "cancelled"), "{directory:?}");
+    assert!(
+        directory.iter().any(|(k, s)| k == "disable" && s == "pending"),
+        "what may have landed is undone: {directory:?}"
+    );
+    assert!(directory.iter().any(|(k, s)| k == "revoke" && s == "pending"), "{directory:?}");
+    let open = env.ok(&["exceptions", "--format", "json"]).json();
+    assert!(
+        open.as_array().unwrap().iter().all(|e| e["identity"] != leaver.as_str()),
+        "the failure exceptions are resolved: {open:#}"
+    );
+    let audit = env.ok(&["audit", "export", "--identity", &leaver, "--format", "jsonl"]).stdout;
+    assert!(audit.contains("attempted without a verified result"), "the cancellation says why");
+    env.ok(&["audit", "verify"]);
+}
+
 #[test]
 fn simulate_previews_a_policy_change_and_changes_nothing() {
     let env = Env::new();
