@@ -54,6 +54,51 @@ impl AuditEntry {
     }
 }
 
+/// The longest `reason` a record keeps; a longer one is cut (with its size noted), so no input
+/// can make the chain carry megabytes.
+pub const REASON_LIMIT: usize = 8 * 1024;
+
+impl AuditEntry {
+    /// The entry as the chain stores it: every hidden character in every field escaped
+    /// (operator names, reasons, file names, target data all pass through here) and the reason
+    /// capped at [`REASON_LIMIT`]. Every store implementation appends this, never the raw entry.
+    pub fn sanitized(&self) -> std::borrow::Cow<'_, AuditEntry> {
+        use crate::text::{escape, is_hidden};
+        let dirty = |s: &str| s.chars().any(is_hidden);
+        let fields = [Some(&self.actor), Some(&self.action), self.identity.as_ref(), self.target.as_ref()]
+            .into_iter()
+            .chain([self.entitlement.as_ref(), self.reason.as_ref(), self.approver.as_ref(), Some(&self.outcome)])
+            .flatten();
+        let long = self.reason.as_ref().is_some_and(|r| r.len() > REASON_LIMIT);
+        if !long && !fields.clone().any(|f| dirty(f)) {
+            return std::borrow::Cow::Borrowed(self);
+        }
+        let clean = |s: &str| escape(s).into_owned();
+        let opt = |s: &Option<String>| s.as_deref().map(clean);
+        let reason = self.reason.as_deref().map(|r| {
+            let r = clean(r);
+            if r.len() <= REASON_LIMIT {
+                return r;
+            }
+            let mut cut = REASON_LIMIT;
+            while !r.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            format!("{}… ({} bytes)", r.get(..cut).unwrap_or_default(), r.len())
+        });
+        std::borrow::Cow::Owned(AuditEntry {
+            actor: clean(&self.actor),
+            action: clean(&self.action),
+            identity: opt(&self.identity),
+            target: opt(&self.target),
+            entitlement: opt(&self.entitlement),
+            reason,
+            approver: opt(&self.approver),
+            outcome: clean(&self.outcome),
+        })
+    }
+}
+
 /// A stored record.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct AuditRecord {
@@ -166,6 +211,21 @@ mod tests {
     fn first_break(records: &[AuditRecord]) -> Option<i64> {
         let mut v = Verifier::default();
         records.iter().find_map(|r| v.push(r).err()).map(|b| b.seq)
+    }
+
+    #[test]
+    fn entries_are_stored_escaped_and_capped() {
+        let e = AuditEntry::new("user:mal\u{1b}[1mlory", "approval.rejected", "rejected")
+            .reason(format!("bad\u{1b}[2J\u{202e} {}", "x".repeat(20_000)))
+            .approver("mal\u{1b}lory");
+        let s = e.sanitized();
+        assert_eq!(s.actor, "user:mal\\u{1b}[1mlory");
+        assert_eq!(s.approver.as_deref(), Some("mal\\u{1b}lory"));
+        let reason = s.reason.clone().unwrap_or_default();
+        assert!(reason.starts_with("bad\\u{1b}[2J\\u{202e} ") && reason.ends_with(" bytes)"), "{}", &reason[..40]);
+        assert!(reason.len() < REASON_LIMIT + 40);
+        let plain = AuditEntry::new("planner", "plan.grant", "pending").reason("event 7");
+        assert!(matches!(plain.sanitized(), std::borrow::Cow::Borrowed(_)), "clean entries are not copied");
     }
 
     #[test]

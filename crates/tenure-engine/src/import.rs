@@ -491,9 +491,26 @@ pub fn approve(engine: &Engine<'_>, approval_id: i64, approver: &str) -> Result<
         return Err(EngineError::Invalid(format!("approval {approval_id} is a {} approval, not a held batch", a.kind)));
     }
     let held = engine.store.held_events(&engine.config.schema, a.subject)?;
+    let source = a.summary.get("source").and_then(|s| s.as_str()).unwrap_or_default().to_string();
+    // An identity another source brought in while the batch was held is that source's now: its
+    // held event is skipped (audited), so the rest of the batch can still be released.
+    let foreign = engine.store.foreign_identities(&source)?;
+    let mut skipped = Vec::new();
     let mut scratch = Scratch::default();
     let mut planned = Vec::with_capacity(held.len());
     for h in held {
+        if let Some(owner) = foreign.get(&h.record.identity) {
+            skipped.push(
+                AuditEntry::new(&format!("user:{approver}"), "approval.event_skipped", "skipped")
+                    .identity(&h.record.identity)
+                    .approver(approver)
+                    .reason(format!(
+                        "approval {approval_id}: held event {} not applied: identity `{}` belongs to source `{owner}` now",
+                        h.record.id, h.record.identity
+                    )),
+            );
+            continue;
+        }
         let previous = engine.store.identity(&engine.config.schema, &h.record.identity)?;
         let event = Event {
             kind: h.record.kind,
@@ -510,7 +527,6 @@ pub fn approve(engine: &Engine<'_>, approval_id: i64, approver: &str) -> Result<
         e.existing_id = Some(h.record.id);
         planned.push(e);
     }
-    let source = a.summary.get("source").and_then(|s| s.as_str()).unwrap_or_default().to_string();
     let file = a.summary.get("file").and_then(|s| s.as_str()).unwrap_or_default().to_string();
     let batch = Batch {
         actor: format!("user:{approver}"),
@@ -522,7 +538,7 @@ pub fn approve(engine: &Engine<'_>, approval_id: i64, approver: &str) -> Result<
         base_import: None,
         identities: planned.iter().map(|e| e.identity.clone()).collect(),
         events: planned,
-        audit: Vec::new(),
+        audit: skipped,
         supersede: Vec::new(),
     };
     Ok(engine.store.commit_batch(&engine.config.schema, &batch)?)

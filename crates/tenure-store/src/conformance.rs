@@ -59,6 +59,7 @@ pub type Case = fn(&dyn Subject) -> Outcome;
 pub const CASES: &[(&str, Case)] = &[
     ("a_batch_commits_whole_or_not_at_all_with_its_audit", a_batch_commits_whole_or_not_at_all_with_its_audit),
     ("the_audit_chain_appends_scans_and_checkpoints", the_audit_chain_appends_scans_and_checkpoints),
+    ("audit_records_are_stored_sanitized", audit_records_are_stored_sanitized),
     ("a_stale_import_conflicts", a_stale_import_conflicts),
     ("a_held_batch_is_approved_once", a_held_batch_is_approved_once),
     ("a_held_batch_is_rejected", a_held_batch_is_rejected),
@@ -1098,5 +1099,32 @@ pub fn a_read_only_store_reads_and_refuses_writes(subject: &dyn Subject) -> Outc
     drop(ro);
     ensure_eq!(w.store.verify_audit()?.head, head, "nothing was written");
     ensure_eq!(w.store.queue_counts()?.get(&OpState::Pending), Some(&2), "nothing was claimed");
+    Ok(())
+}
+
+/// Hidden characters in any field reach the chain escaped, and a huge reason is cut: whoever
+/// typed the reason or named the file, the evidence stays readable and small.
+pub fn audit_records_are_stored_sanitized(subject: &dyn Subject) -> Outcome {
+    let w = World::new(subject)?;
+    let store = &w.store;
+    let raw = AuditEntry::new("user:mal\u{1b}[1mlory", "approval.rejected", "rejected")
+        .identity("E1")
+        .reason(format!("bad\u{1b}[2J\u{202e}{}", "x".repeat(100_000)));
+    store.audit(std::slice::from_ref(&raw))?;
+    let mut got = Vec::new();
+    store.scan_audit(&crate::AuditFilter::default(), &mut |r| {
+        got.push(r);
+        true
+    })?;
+    let r = got.last().ok_or_else(|| Failure("nothing appended".into()))?;
+    ensure!(
+        !r.entry.actor.contains('\u{1b}') && r.entry.actor.contains("\\u{1b}"),
+        "actor stored raw: {:?}",
+        r.entry.actor
+    );
+    let reason = r.entry.reason.clone().unwrap_or_default();
+    ensure!(!reason.chars().any(tenure_core::text::is_hidden), "reason stored raw");
+    ensure!(reason.len() < 10_000, "a 100 kB reason is stored whole ({} bytes)", reason.len());
+    ensure!(store.verify_audit()?.first_bad.is_none(), "the sanitized record verifies");
     Ok(())
 }

@@ -21,6 +21,10 @@ pub(crate) fn append(tx: &Transaction<'_>, entries: &[AuditEntry], at: &str) -> 
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
     )?;
     for e in entries {
+        // INVARIANT: the chain stores sanitized entries only (hidden characters escaped, the
+        // reason capped), so no input can put a terminal escape or megabytes into the evidence.
+        let e = e.sanitized();
+        let e = e.as_ref();
         seq += 1;
         let hash = audit::hash(seq, at, e, &prev);
         stmt.execute(params![

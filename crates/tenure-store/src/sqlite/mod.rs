@@ -138,9 +138,14 @@ fn refuse_symlinks(path: &Path) -> R<()> {
     if is_link(path) {
         return Err(open_error(path, format!("it is a symbolic link; {hint}")));
     }
-    let dir = parent_dir(path);
-    if is_link(dir) {
-        return Err(open_error(path, format!("its directory `{}` is a symbolic link; {hint}", dir.display())));
+    // Every directory on the way, not only the last: `link/sub/t.db` is redirected by `link`.
+    for dir in path.ancestors().skip(1).filter(|d| !d.as_os_str().is_empty()) {
+        if is_link(dir) {
+            return Err(open_error(
+                path,
+                format!("its path passes through `{}`, a symbolic link; {hint}", dir.display()),
+            ));
+        }
     }
     Ok(())
 }

@@ -45,7 +45,9 @@ fn a_symlinked_store_file_or_directory_is_refused_unless_allowed() {
     drop(SqliteStore::open(&real, clock()).unwrap());
     std::os::unix::fs::symlink(dir.path().join("real"), dir.path().join("link")).unwrap();
     std::os::unix::fs::symlink(&real, dir.path().join("t.db")).unwrap();
-    for p in [dir.path().join("link/t.db"), dir.path().join("t.db")] {
+    std::fs::create_dir_all(dir.path().join("real/sub")).unwrap();
+    drop(SqliteStore::open(&dir.path().join("real/sub/t.db"), clock()).unwrap());
+    for p in [dir.path().join("link/t.db"), dir.path().join("t.db"), dir.path().join("link/sub/t.db")] {
         for read_only in [false, true] {
             let opts = StoreOptions { read_only, allow_symlink: false };
             let err = SqliteStore::open_with(&p, opts, clock()).err().map(|e| e.to_string()).unwrap_or_default();

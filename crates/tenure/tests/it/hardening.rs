@@ -523,3 +523,45 @@ fn issue6_a_cut_off_last_record_is_never_applied() {
     let e40 = env.ok(&["identity", "show", "E40", "--format", "json"]).json();
     assert_eq!(e40["attributes"]["department"], "Engineering");
 }
+
+#[test]
+fn issue6_operator_input_reaches_output_and_the_audit_escaped() {
+    let env = Env::new();
+    forty(&env);
+    env.write("c\u{1b}[31mut.csv", &format!("{HEADER}\n{}\n", row("E1", "u1", "Engineering")));
+    let out = env.expect(1, &["import", "--source", "hr", "c\u{1b}[31mut.csv"]);
+    assert!(!out.stdout.contains('\u{1b}'), "file name escaped: {}", out.stdout);
+    let id = env.ok(&["approvals", "--format", "json"]).json()[0]["id"].to_string();
+    let out = env.ok(&["reject", &id, "--reason", "bad\u{1b}[2J\u{1b}[31mRED\u{202e}", "--as", "mal\u{1b}[1mlory"]);
+    assert!(!out.stdout.contains('\u{1b}'), "{}", out.stdout);
+    let shown = env.ok(&["approvals", "--all"]).stdout;
+    assert!(!shown.contains('\u{1b}') && !shown.contains('\u{202e}'), "{shown}");
+    let audit = env.ok(&["audit", "export", "--format", "jsonl"]).stdout;
+    assert!(!audit.contains("\\u001b") && !audit.contains('\u{202e}'), "the chain stores escapes, not control bytes");
+    assert!(audit.contains("mal\\\\u{1b}[1mlory"), "who rejected is still recorded, escaped");
+    env.ok(&["audit", "verify"]);
+}
+
+#[test]
+fn issue6_a_held_batch_can_be_approved_after_another_source_took_one_of_its_identities() {
+    let env = Env::new();
+    let config = std::fs::read_to_string(env.path("tenure.toml")).unwrap();
+    let second = tenure_testkit::company::SOURCE_TOML.replace("name = \"hr\"", "name = \"contractors\"");
+    env.write("tenure.toml", &format!("{config}\n{second}"));
+    forty(&env);
+    // A held batch: most people leave, and K1 joins.
+    let rows: Vec<String> = (1..=10).map(|i| row(&format!("E{i}"), &format!("u{i}"), "Engineering")).collect();
+    env.write("b.csv", &format!("{HEADER}\n{}\n{}\n", rows.join("\n"), row("K1", "k1", "Sales")));
+    env.expect(1, &["import", "--source", "hr", "b.csv"]);
+    // Meanwhile the contractors feed brings K1.
+    env.write("c.csv", &format!("{HEADER}\n{}\n", row("K1", "k1", "Sales")));
+    env.ok(&["import", "--source", "contractors", "c.csv"]);
+    let out = env.ok(&["approve", "1", "--as", "ciso"]);
+    assert!(out.stdout.contains("approved by ciso"), "{}", out.stdout);
+    assert_eq!(status(&env, "E40"), "terminated", "the rest of the batch was released");
+    let db = rusqlite::Connection::open(env.db()).unwrap();
+    let source: String = db.query_row("SELECT source FROM identities WHERE id = 'K1'", [], |r| r.get(0)).unwrap();
+    assert_eq!(source, "contractors");
+    let audit = env.ok(&["audit", "export", "--identity", "K1", "--format", "jsonl"]).stdout;
+    assert!(audit.contains("approval.event_skipped"), "{audit}");
+}
