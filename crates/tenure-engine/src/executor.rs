@@ -71,6 +71,14 @@ pub struct ExecOptions {
     /// claim it stops renewing (the process died) is taken over once the lease has passed.
     pub lease: Duration,
     pub progress: Option<Arc<dyn Fn(Progress) + Send + Sync>>,
+    /// The clock retry times are computed on: the store's (`run` sets it).
+    pub clock: Option<Arc<dyn tenure_core::clock::Clock>>,
+}
+
+impl ExecOptions {
+    fn now(&self) -> chrono::DateTime<chrono::Utc> {
+        self.clock.as_ref().map_or_else(chrono::Utc::now, |c| c.now())
+    }
 }
 
 impl Default for ExecOptions {
@@ -82,6 +90,7 @@ impl Default for ExecOptions {
             call_timeout: Duration::from_secs(30),
             lease: DEFAULT_LEASE,
             progress: None,
+            clock: None,
         }
     }
 }
@@ -219,7 +228,7 @@ async fn renew_claims(store: Arc<dyn Backend>, owner: String, in_flight: Arc<InF
 async fn sweep_retention(config: &Config, store: &Arc<dyn Backend>) -> crate::Result<()> {
     for t in &config.targets {
         let Some(days) = t.delete_after_days else { continue };
-        let cutoff = stamp(chrono::Utc::now() - chrono::Duration::days(i64::from(days)));
+        let cutoff = stamp(store.clock().now() - chrono::Duration::days(i64::from(days)));
         let target = t.name.clone();
         let n = blocking::store(store, move |s| {
             let candidates = s.retention_candidates(&target)?;
@@ -241,8 +250,9 @@ pub async fn run(
     config: Arc<Config>,
     store: Arc<dyn Backend>,
     conns: Arc<Connectors>,
-    opts: ExecOptions,
+    mut opts: ExecOptions,
 ) -> crate::Result<ExecReport> {
+    opts.clock.get_or_insert_with(|| store.clock());
     let owner = owner_token();
     sweep_retention(&config, &store).await?;
     let limits: HashMap<String, Arc<Semaphore>> =
@@ -321,7 +331,7 @@ async fn claim_and_execute(
             let wait = blocking::store(store, |s| s.next_wake_at())
                 .await?
                 .and_then(|t| chrono::DateTime::parse_from_rfc3339(&t).ok())
-                .map(|t| (t.with_timezone(&chrono::Utc) - chrono::Utc::now()).to_std().unwrap_or_default())
+                .map(|t| (t.with_timezone(&chrono::Utc) - store.clock().now()).to_std().unwrap_or_default())
                 .unwrap_or(Duration::from_millis(100))
                 .clamp(Duration::from_millis(20), Duration::from_secs(2));
             tokio::time::sleep(wait).await;
@@ -470,7 +480,7 @@ async fn execute(
         });
     };
     if let TargetSettings::Manual(m) = &target.settings {
-        let due = stamp(chrono::Utc::now() + chrono::Duration::hours(i64::from(m.sla_hours)));
+        let due = stamp(store.clock().now() + chrono::Duration::hours(i64::from(m.sla_hours)));
         let summary = format!(
             "{}{} for `{}` in {}",
             op.kind,
@@ -714,7 +724,7 @@ fn retry_or_fail(op: &OpRecord, max_attempts: u32, e: &ConnectorError, opts: &Ex
         // A server's Retry-After is honoured up to `max_backoff`: a leaver's revocation must not
         // wait hours because a target asked it to.
         let delay = e.retry_after.map_or(jittered, |ra| ra.max(jittered)).min(opts.max_backoff);
-        let at = stamp(chrono::Utc::now() + chrono::Duration::from_std(delay).unwrap_or_default());
+        let at = stamp(opts.now() + chrono::Duration::from_std(delay).unwrap_or_default());
         return Finished {
             op: op.id,
             state: OpState::Pending,

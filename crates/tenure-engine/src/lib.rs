@@ -4,11 +4,16 @@
 //! (`reconcile`), and signs, exports and verifies the audit evidence (`evidence`). Async code
 //! reaches the synchronous store only through `blocking`.
 //!
+//! [`app::App`] is the one cloneable application state (config, policy, store, clock) the CLI and
+//! the server share; [`Engine`] is the short-lived view its functions borrow.
+//!
 //! The engine owns the order of things and the guard; the pure decisions live in
 //! `tenure-core` (diff, planning) and `tenure-policy` (desired access), and the durable state in
 //! `tenure-store`.
 
+pub mod app;
 pub mod blocking;
+pub mod clock;
 pub mod desired;
 pub mod evidence;
 pub mod executor;

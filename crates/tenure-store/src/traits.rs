@@ -9,6 +9,7 @@
 use crate::Result;
 use crate::records::*;
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 use std::time::Duration;
 use tenure_core::audit::{AuditEntry, AuditRecord};
 use tenure_core::evidence::Checkpoint;
@@ -17,6 +18,9 @@ use tenure_core::{Identity, OpState, Schema};
 
 /// Lifecycle state and the audit chain. Implementations are safe to share between threads.
 pub trait Store: Send + Sync {
+    /// The clock every timestamp the store writes comes from; callers that schedule (retry
+    /// times, ticket due times, retention cutoffs) use the same one.
+    fn clock(&self) -> Arc<dyn tenure_core::clock::Clock>;
     /// Every identity (of one source, if given).
     fn identities(&self, schema: &Schema, source: Option<&str>) -> Result<Vec<Identity>>;
     fn identity(&self, schema: &Schema, id: &str) -> Result<Option<Identity>>;

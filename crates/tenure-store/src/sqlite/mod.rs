@@ -337,6 +337,10 @@ impl SqliteStore {
 // The boundary: each method runs its SQLite implementation and converts the error.
 
 impl crate::Store for SqliteStore {
+    fn clock(&self) -> Arc<dyn Clock> {
+        self.clock.clone()
+    }
+
     fn identities(&self, schema: &Schema, source: Option<&str>) -> crate::Result<Vec<Identity>> {
         Ok(lifecycle::identities(&self.lock(), schema, source)?)
     }
