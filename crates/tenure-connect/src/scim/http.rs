@@ -53,7 +53,13 @@ pub(crate) struct Reply {
 }
 
 impl Http {
-    pub(crate) fn new(target: &str, url: &str, token: &str, concurrency: usize) -> Result<Self> {
+    pub(crate) fn new(
+        target: &str,
+        url: &str,
+        token: &str,
+        concurrency: usize,
+        tls: &tenure_core::config::TlsSettings,
+    ) -> Result<Self> {
         let base = Url::parse(url)
             .map_err(|e| ConnectorError::permanent(format!("scim target `{target}`: the url is not valid: {e}")))?;
         if !matches!(base.scheme(), "http" | "https") || base.cannot_be_a_base() {
@@ -74,7 +80,17 @@ impl Http {
         };
         let mut headers = HeaderMap::new();
         headers.insert(header::ACCEPT, HeaderValue::from_static("application/scim+json, application/json"));
-        let client = reqwest::Client::builder()
+        let mut builder = reqwest::Client::builder();
+        if base.scheme() == "https" {
+            let verify = crate::tls::Verify::from_flag(tls.verify);
+            builder = builder.tls_backend_preconfigured(crate::tls::client_config(
+                target,
+                "ca_file",
+                tls.ca_file.as_deref(),
+                verify,
+            )?);
+        }
+        let client = builder
             .redirect(reqwest::redirect::Policy::none())
             .connect_timeout(CONNECT_TIMEOUT)
             .timeout(REQUEST_TIMEOUT)
@@ -154,6 +170,10 @@ impl Http {
 
     fn transport_error(&self, what: &str, e: reqwest::Error) -> ConnectorError {
         let e = e.without_url();
+        // A certificate that is not trusted will not become trusted by retrying.
+        if let Some(why) = crate::tls::explain(&e) {
+            return self.error(ErrorKind::Permanent, what, &why);
+        }
         let why = if e.is_timeout() {
             "timed out"
         } else if e.is_connect() {
@@ -179,6 +199,13 @@ impl Http {
     pub(crate) fn error(&self, kind: ErrorKind, what: &str, why: &str) -> ConnectorError {
         let message = self.scrub.clean(&format!("scim target `{}`: {what}: {why}", self.target));
         ConnectorError { kind, message, retry_after: None }
+    }
+}
+
+#[cfg(test)]
+impl Http {
+    fn new_plain(target: &str, url: &str, token: &str, concurrency: usize) -> Result<Self> {
+        Self::new(target, url, token, concurrency, &tenure_core::config::TlsSettings::default())
     }
 }
 
@@ -279,7 +306,8 @@ mod tests {
     #[tokio::test]
     async fn issue6_errors_carry_neither_the_url_nor_the_token() {
         let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let http = Http::new("t", &format!("http://127.0.0.1:{port}/scim/v2?k=q-secret"), "tok-secret-1", 1).unwrap();
+        let http =
+            Http::new_plain("t", &format!("http://127.0.0.1:{port}/scim/v2?k=q-secret"), "tok-secret-1", 1).unwrap();
         let url = http.url(&["Users"], &[("filter", "userName eq \"q-secret\"")]);
         let e = http.send(Method::GET, url, None, None, "listing users").await.err().unwrap();
         assert!(e.is_transient(), "{e}");
@@ -291,14 +319,14 @@ mod tests {
 
     #[test]
     fn urls_encode_each_segment() {
-        let http = Http::new("t", "http://127.0.0.1:1/scim/v2/", "", 1).unwrap();
+        let http = Http::new_plain("t", "http://127.0.0.1:1/scim/v2/", "", 1).unwrap();
         let url = http.url(&["Users", "a/b?c#d"], &[("filter", "userName eq \"x\"")]);
         assert_eq!(url.as_str(), "http://127.0.0.1:1/scim/v2/Users/a%2Fb%3Fc%23d?filter=userName%20eq%20%22x%22");
     }
 
     #[test]
     fn token_stays_out_of_debug_output() {
-        let http = Http::new("t", "http://127.0.0.1:1/v2", "s3cr3t-token", 1).unwrap();
+        let http = Http::new_plain("t", "http://127.0.0.1:1/v2", "s3cr3t-token", 1).unwrap();
         let auth = http.auth.as_ref().unwrap();
         assert!(!format!("{auth:?}").contains("s3cr3t"));
     }

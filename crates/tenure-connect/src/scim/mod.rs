@@ -110,7 +110,7 @@ impl ScimConnector {
         let token = crate::resolve_secret(&settings.token, &format!("scim target `{name}` token"))?;
         Ok(Self {
             name: name.to_string(),
-            http: Http::new(name, &settings.url, &token, concurrency)?,
+            http: Http::new(name, &settings.url, &token, concurrency, &settings.tls)?,
             page_size: DEFAULT_PAGE_SIZE,
             user_ids: Mutex::new(HashMap::new()),
             group_ids: Mutex::new(HashMap::new()),

@@ -342,6 +342,7 @@ mod tests {
             given_name: Some("Ann".into()),
             family_name: Some("Lee".into()),
             email: Some("ann@example.com".into()),
+            ..AccountSpec::default()
         };
         let made: User = serde_json::from_value({
             let mut v = new_user(&spec);

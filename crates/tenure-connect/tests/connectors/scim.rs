@@ -31,6 +31,7 @@ fn spec(account: &str, identity: &str) -> AccountSpec {
         given_name: Some("Ann".into()),
         family_name: Some("Lee".into()),
         email: Some(format!("{identity}@example.com")),
+        ..AccountSpec::default()
     }
 }
 
@@ -374,7 +375,11 @@ async fn a_wrong_token_is_permanent_and_never_echoed() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("token");
     std::fs::write(&file, "wrong-token-value\n").unwrap();
-    let settings = ScimSettings { url: peer.url(), token: SecretRef::File(file.to_string_lossy().into_owned()) };
+    let settings = ScimSettings {
+        url: peer.url(),
+        token: SecretRef::File(file.to_string_lossy().into_owned()),
+        ..ScimSettings::default()
+    };
     let c = ScimConnector::new("chat", &settings, 1).unwrap();
     let err = c.read_account(&spec("gus", "E900")).await.unwrap_err();
     assert_eq!(err.kind, ErrorKind::Permanent, "{err}");
@@ -385,7 +390,7 @@ async fn a_wrong_token_is_permanent_and_never_echoed() {
 #[tokio::test]
 async fn an_unreachable_server_is_transient() {
     let port = free_port().unwrap();
-    let settings = ScimSettings { url: format!("http://127.0.0.1:{port}/v2"), token: SecretRef::None };
+    let settings = ScimSettings { url: format!("http://127.0.0.1:{port}/v2"), ..ScimSettings::default() };
     let c = ScimConnector::new("chat", &settings, 1).unwrap();
     for result in [
         c.apply(&req(OpKind::CreateAccount, &spec("hal", "E1000"), None)).await.map(|_| ()),
@@ -400,10 +405,13 @@ async fn an_unreachable_server_is_transient() {
 
 #[tokio::test]
 async fn bad_settings_are_permanent_errors() {
-    let missing =
-        ScimSettings { url: "http://127.0.0.1:1/v2".into(), token: SecretRef::Env("TENURE_TEST_NO_SUCH_VAR".into()) };
+    let missing = ScimSettings {
+        url: "http://127.0.0.1:1/v2".into(),
+        token: SecretRef::Env("TENURE_TEST_NO_SUCH_VAR".into()),
+        ..ScimSettings::default()
+    };
     assert_eq!(ScimConnector::new("chat", &missing, 1).err().unwrap().kind, ErrorKind::Permanent);
-    let bad_url = ScimSettings { url: "not a url".into(), token: SecretRef::None };
+    let bad_url = ScimSettings { url: "not a url".into(), token: SecretRef::None, ..ScimSettings::default() };
     assert_eq!(ScimConnector::new("chat", &bad_url, 1).err().unwrap().kind, ErrorKind::Permanent);
 }
 
@@ -542,7 +550,11 @@ fn fake_connector(fake: &FakeScim) -> (ScimConnector, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("token");
     std::fs::write(&file, TOKEN).unwrap();
-    let settings = ScimSettings { url: fake.url.clone(), token: SecretRef::File(file.to_string_lossy().into_owned()) };
+    let settings = ScimSettings {
+        url: fake.url.clone(),
+        token: SecretRef::File(file.to_string_lossy().into_owned()),
+        ..ScimSettings::default()
+    };
     (ScimConnector::new("chat", &settings, 2).unwrap(), dir)
 }
 

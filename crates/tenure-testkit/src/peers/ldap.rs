@@ -142,8 +142,9 @@ impl Ldap {
             password: SecretRef::File(self.password_file.to_string_lossy().into_owned()),
             users_dn: self.users_dn.clone(),
             groups_dn: self.groups_dn.clone(),
-            disabled_dn: self.disabled_dn.clone(),
+            disabled_dn: Some(self.disabled_dn.clone()),
             page_size: 500,
+            ..LdapSettings::default()
         }
     }
 

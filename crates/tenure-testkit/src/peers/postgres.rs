@@ -97,14 +97,14 @@ impl Postgres {
 
     /// Connector settings that read the URL from [`Postgres::url_file`].
     pub fn settings(&self) -> PostgresSettings {
-        PostgresSettings { url: SecretRef::File(self.url_file.clone()), reassign_to: None }
+        PostgresSettings { url: SecretRef::File(self.url_file.clone()), ..PostgresSettings::default() }
     }
 
     /// Connector settings that read the URL from the environment variable `var`. Setting the
     /// variable (to [`Postgres::url`]) is the caller's job, typically in a child process's
     /// environment: changing this process's environment is `unsafe` in Rust 2024.
     pub fn settings_env(&self, var: &str) -> PostgresSettings {
-        PostgresSettings { url: SecretRef::Env(var.to_string()), reassign_to: None }
+        PostgresSettings { url: SecretRef::Env(var.to_string()), ..PostgresSettings::default() }
     }
 
     /// The cluster's temp dir (data in `data/`, the server log in `log`, the Unix socket).

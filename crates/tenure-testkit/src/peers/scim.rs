@@ -111,7 +111,11 @@ impl Scim {
 
     /// Target settings for this peer; the token comes from [`Scim::token_file`].
     pub fn settings(&self) -> ScimSettings {
-        ScimSettings { url: self.url(), token: SecretRef::File(self.token_file.to_string_lossy().into_owned()) }
+        ScimSettings {
+            url: self.url(),
+            token: SecretRef::File(self.token_file.to_string_lossy().into_owned()),
+            ..ScimSettings::default()
+        }
     }
 
     pub fn is_running(&mut self) -> bool {
