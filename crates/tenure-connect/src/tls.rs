@@ -190,7 +190,11 @@ pub(crate) fn explain(e: &(dyn std::error::Error + 'static)) -> Option<String> {
         if let Some(tls) = found {
             return Some(describe(tls));
         }
-        cur = err.source();
+        // `io::Error::source` skips the error it wraps, and hyper wraps an io::Error in another.
+        cur = match err.downcast_ref::<std::io::Error>().and_then(|io| io.get_ref()) {
+            Some(inner) => Some(inner as &(dyn std::error::Error + 'static)),
+            None => err.source(),
+        };
     }
     None
 }
@@ -248,6 +252,8 @@ mod tests {
         );
         let text = explain(&io).unwrap_or_default();
         assert!(text.contains("not issued by a trusted CA") && text.contains("`ca_file`"), "{text}");
+        let nested = std::io::Error::other(io);
+        assert!(explain(&nested).is_some_and(|t| t.contains("not issued by a trusted CA")));
         let plain = std::io::Error::from(std::io::ErrorKind::ConnectionRefused);
         assert_eq!(explain(&plain), None);
     }

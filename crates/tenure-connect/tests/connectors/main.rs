@@ -5,3 +5,4 @@
 mod ldap;
 mod postgres;
 mod scim;
+mod tls;
