@@ -1264,6 +1264,69 @@ name = "t"
         assert!(warnings[1].contains("target `plain`") && warnings[1].contains("unencrypted"), "{warnings:#?}");
     }
 
+    /// Every key in a `| key |` table of `docs/<kind>.md` is one the loader reads for that kind,
+    /// so the docs never promise a key `tenure check` would refuse.
+    #[test]
+    fn every_key_the_docs_document_exists() {
+        let docs: [(&str, &str, &[&str]); 5] = [
+            ("ldap.md", include_str!("../../../../docs/ldap.md"), LDAP_KEYS),
+            ("active-directory.md", include_str!("../../../../docs/active-directory.md"), LDAP_KEYS),
+            ("scim.md", include_str!("../../../../docs/scim.md"), SCIM_KEYS),
+            ("postgres.md", include_str!("../../../../docs/postgres.md"), POSTGRES_KEYS),
+            ("manual.md", include_str!("../../../../docs/manual.md"), &["owner", "sla_hours"]),
+        ];
+        let mut checked = 0;
+        for (file, text, keys) in docs {
+            let mut in_table = false;
+            for line in text.lines() {
+                if line.starts_with("| key |") {
+                    in_table = true;
+                    continue;
+                }
+                if !line.starts_with('|') {
+                    in_table = false;
+                }
+                if !in_table || line.starts_with("| ---") {
+                    continue;
+                }
+                let first = line.split('|').nth(1).unwrap_or_default();
+                for key in first.split('`').skip(1).step_by(2) {
+                    if key.starts_with('[') {
+                        continue;
+                    }
+                    assert!(
+                        keys.contains(&key) || COMMON.contains(&key),
+                        "{file} documents `{key}`, which is not a key"
+                    );
+                    checked += 1;
+                }
+            }
+        }
+        assert!(checked > 40, "only {checked} keys found in the docs");
+    }
+
+    #[test]
+    fn documented_configs_load() {
+        // The minimal configs of the docs, with the schema they use.
+        for (file, text) in [
+            ("ldap.md", include_str!("../../../../docs/ldap.md")),
+            ("active-directory.md", include_str!("../../../../docs/active-directory.md")),
+            ("scim.md", include_str!("../../../../docs/scim.md")),
+            ("postgres.md", include_str!("../../../../docs/postgres.md")),
+            ("manual.md", include_str!("../../../../docs/manual.md")),
+        ] {
+            for block in text.split("```toml\n").skip(1) {
+                let toml = block.split("```").next().unwrap_or_default();
+                if !toml.contains("[[target]]") {
+                    continue;
+                }
+                if let Err(p) = parse(file, toml) {
+                    panic!("{file}: a documented config does not load: {p:#?}");
+                }
+            }
+        }
+    }
+
     #[test]
     fn dns_domains_come_from_dc_components() {
         assert_eq!(dns_domain("OU=People,DC=corp,DC=example,DC=com").as_deref(), Some("corp.example.com"));
