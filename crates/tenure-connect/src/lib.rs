@@ -20,10 +20,11 @@ pub mod ldap;
 pub mod postgres;
 pub mod redact;
 pub mod scim;
+mod tls;
 
 pub use redact::redact;
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 use tenure_core::OpKind;
 
@@ -74,9 +75,28 @@ pub struct AccountSpec {
     pub given_name: Option<String>,
     pub family_name: Option<String>,
     pub email: Option<String>,
+    /// Every attribute of the identity by name, for a target's attribute templates
+    /// (`[target.attributes]`); empty values are left out.
+    pub attributes: BTreeMap<String, String>,
 }
 
 impl AccountSpec {
+    /// The value a template's `{name}` stands for: `account`, `id`, or an identity attribute
+    /// (`given_name`, `family_name` and `email` also from their own fields).
+    pub fn lookup(&self, name: &str) -> Option<&str> {
+        let v = match name {
+            "account" => Some(self.account.as_str()),
+            "id" => Some(self.identity_id.as_str()),
+            _ => self.attributes.get(name).map(String::as_str).or(match name {
+                "given_name" => self.given_name.as_deref(),
+                "family_name" => self.family_name.as_deref(),
+                "email" => self.email.as_deref(),
+                _ => None,
+            }),
+        };
+        v.filter(|v| !v.trim().is_empty())
+    }
+
     pub fn display_name(&self) -> String {
         match (&self.given_name, &self.family_name) {
             (Some(g), Some(f)) => format!("{g} {f}"),
@@ -185,6 +205,13 @@ pub trait Connector: Send + Sync {
     /// The entitlements that exist in the target (groups, roles), for `check --online` and
     /// reconciliation.
     async fn list_entitlements(&self) -> Result<Vec<String>>;
+
+    /// Notes about the target gathered since the last call, for a report to show (a server
+    /// that answered a page with another `itemsPerPage` than it returned, say). Empty unless a
+    /// connector has something to say.
+    fn take_notes(&self) -> Vec<String> {
+        Vec::new()
+    }
 }
 
 /// Resolves a secret reference. The value is returned, never logged.
@@ -201,7 +228,13 @@ pub fn resolve_secret(r: &SecretRef, what: &str) -> Result<String> {
 
 /// Builds the connector for a configured target. Manual targets return `None`: the engine
 /// handles them with tickets.
+///
+/// Insecure settings (`tls_verify = false`, a token over plain http) are printed on stderr here,
+/// every time a command connects, so they cannot be forgotten.
 pub async fn connect(cfg: &TargetConfig) -> Result<Option<Box<dyn Connector>>> {
+    for warning in cfg.warnings() {
+        eprintln!("warning: {warning}");
+    }
     Ok(match &cfg.settings {
         TargetSettings::Ldap(s) => Some(Box::new(ldap::LdapConnector::new(&cfg.name, s, cfg.concurrency)?)),
         TargetSettings::Scim(s) => Some(Box::new(scim::ScimConnector::new(&cfg.name, s, cfg.concurrency)?)),

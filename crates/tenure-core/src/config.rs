@@ -7,9 +7,11 @@
 
 use crate::diag::{Problem, Problems};
 use crate::doc::{self, Node, Table, Value};
-use crate::model::{RevocationClass, TargetKind};
 use crate::schema::{AttrType, Schema, Slot};
 use std::collections::HashSet;
+
+mod target;
+pub use target::*;
 
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -88,68 +90,6 @@ pub struct SourceConfig {
     pub delimiter: u8,
 }
 
-#[derive(Debug, Clone)]
-pub struct TargetConfig {
-    pub name: String,
-    pub kind: TargetKind,
-    pub class: RevocationClass,
-    /// The declared entitlements, if the target lists them.
-    pub entitlements: Option<Vec<String>>,
-    /// The attribute that gives the account name (default `username`).
-    pub account_attribute: Slot,
-    pub concurrency: usize,
-    pub max_attempts: u32,
-    /// Delete disabled accounts after this many days; `None` keeps them disabled.
-    pub delete_after_days: Option<u32>,
-    pub settings: TargetSettings,
-}
-
-#[derive(Debug, Clone)]
-pub enum TargetSettings {
-    Ldap(LdapSettings),
-    Scim(ScimSettings),
-    Postgres(PostgresSettings),
-    Manual(ManualSettings),
-}
-
-/// Where a secret comes from. Never the value itself.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum SecretRef {
-    Env(String),
-    File(String),
-    None,
-}
-
-#[derive(Debug, Clone)]
-pub struct LdapSettings {
-    pub url: String,
-    pub bind_dn: String,
-    pub password: SecretRef,
-    pub users_dn: String,
-    pub groups_dn: String,
-    pub disabled_dn: String,
-    pub page_size: i32,
-}
-
-#[derive(Debug, Clone)]
-pub struct ScimSettings {
-    pub url: String,
-    pub token: SecretRef,
-}
-
-#[derive(Debug, Clone)]
-pub struct PostgresSettings {
-    pub url: SecretRef,
-    /// The role that receives a deleted account's objects (`REASSIGN OWNED BY .. TO ..`).
-    pub reassign_to: Option<String>,
-}
-
-#[derive(Debug, Clone)]
-pub struct ManualSettings {
-    pub owner: String,
-    pub sla_hours: u32,
-}
-
 impl Config {
     pub fn source(&self, name: &str) -> Option<&SourceConfig> {
         self.sources.iter().find(|s| s.name == name)
@@ -157,6 +97,12 @@ impl Config {
 
     pub fn target(&self, name: &str) -> Option<&TargetConfig> {
         self.targets.iter().find(|t| t.name == name)
+    }
+
+    /// What is insecure in the configuration (TLS verification turned off, a token sent in the
+    /// clear), for commands to print on stderr each run.
+    pub fn warnings(&self) -> Vec<String> {
+        self.targets.iter().flat_map(TargetConfig::warnings).collect()
     }
 }
 
@@ -300,7 +246,9 @@ impl<'a, 'p, 's> Reader<'a, 'p, 's> {
 
 fn looks_secret(key: &str) -> bool {
     let k = key.to_ascii_lowercase();
-    ["password", "passwd", "secret", "token", "api_key", "apikey", "credential"].iter().any(|s| k == *s)
+    ["password", "passwd", "secret", "token", "api_key", "apikey", "credential", "client_secret"]
+        .iter()
+        .any(|s| k == *s)
 }
 
 /// Words that make a query (or fragment) key name a secret. Keys are compared with case, `-`
@@ -617,112 +565,10 @@ fn parse_source(at: usize, t: &Table, schema: &Schema, p: &mut Problems<'_>) -> 
     Some(SourceConfig { name, kind, key, columns, status_column, delimiter })
 }
 
-fn parse_target(at: usize, t: &Table, schema: &Schema, p: &mut Problems<'_>) -> Option<TargetConfig> {
-    const COMMON: &[&str] = &[
-        "name",
-        "kind",
-        "class",
-        "entitlements",
-        "account_attribute",
-        "concurrency",
-        "max_attempts",
-        "delete_after_days",
-    ];
-    let kind_str = t.get("kind").and_then(Node::as_str).unwrap_or("");
-    let kind: Option<TargetKind> = kind_str.parse().ok();
-    let extra: &[&str] = match kind {
-        Some(TargetKind::Ldap) => {
-            &["url", "bind_dn", "password_env", "password_file", "users_dn", "groups_dn", "disabled_dn", "page_size"]
-        }
-        Some(TargetKind::Scim) => &["url", "token_env", "token_file"],
-        Some(TargetKind::Postgres) => &["url_env", "url_file", "reassign_to"],
-        Some(TargetKind::Manual) => &["owner", "sla_hours"],
-        None => &[],
-    };
-    let allowed: Vec<&str> = COMMON.iter().chain(extra.iter()).copied().collect();
-    let mut r = Reader::new(t, "[[target]]", p, &allowed);
-    let name = r.required("name", at);
-    if !name.is_empty() && !valid_name(&name) {
-        r.p.at(at, format!("target name `{name}` must be letters, digits, `-` or `_`"));
-    }
-    r.what = format!("[[target]] `{name}`");
-    let Some(kind) = kind else {
-        let at = t.get("kind").map_or(at, Node::start);
-        r.p.at(at, format!("{} has unknown kind `{kind_str}`; expected ldap, scim, postgres or manual", r.what));
-        return None;
-    };
-    let class = match r.string("class") {
-        None => match kind {
-            TargetKind::Scim => RevocationClass::Scim,
-            TargetKind::Manual => RevocationClass::Manual,
-            _ => RevocationClass::Api,
-        },
-        Some(c) => c.parse().unwrap_or_else(|e: String| {
-            let at = t.get("class").map_or(at, Node::start);
-            r.p.at(at, e);
-            RevocationClass::Api
-        }),
-    };
-    let entitlements = r.strings("entitlements").map(|v| v.into_iter().map(|(_, s)| s).collect());
-    let account_attribute = match r.string("account_attribute") {
-        None => schema.slot_of("username"),
-        Some(a) => schema.slot(&a).unwrap_or_else(|| {
-            let at = t.get("account_attribute").map_or(at, Node::start);
-            r.p.at(at, format!("unknown attribute `{a}` in `account_attribute`"));
-            0
-        }),
-    };
-    let concurrency = r.int("concurrency", 1, 256).unwrap_or(4).unsigned_abs() as usize;
-    let max_attempts = u32::try_from(r.int("max_attempts", 1, 100).unwrap_or(6)).unwrap_or(6);
-    let delete_after_days = r.int("delete_after_days", 0, 36_500).and_then(|d| u32::try_from(d).ok());
-    let settings = match kind {
-        TargetKind::Ldap => {
-            let url = r.required("url", at);
-            r.check_url(&url, &["ldap", "ldaps", "ldapi"], "use `password_env` or `password_file`");
-            let password = r.secret("password");
-            TargetSettings::Ldap(LdapSettings {
-                url,
-                bind_dn: r.required("bind_dn", at),
-                password,
-                users_dn: r.required("users_dn", at),
-                groups_dn: r.required("groups_dn", at),
-                disabled_dn: r.required("disabled_dn", at),
-                page_size: i32::try_from(r.int("page_size", 1, 10_000).unwrap_or(500)).unwrap_or(500),
-            })
-        }
-        TargetKind::Scim => {
-            let url = r.required("url", at);
-            r.check_url(&url, &["http", "https"], "use `token_env` or `token_file`");
-            TargetSettings::Scim(ScimSettings { url, token: r.secret("token") })
-        }
-        TargetKind::Postgres => {
-            let url = r.secret("url");
-            if url == SecretRef::None {
-                r.p.at(at, format!("{} needs `url_env` or `url_file` (the connection URL holds a password)", r.what));
-            }
-            TargetSettings::Postgres(PostgresSettings { url, reassign_to: r.string("reassign_to") })
-        }
-        TargetKind::Manual => TargetSettings::Manual(ManualSettings {
-            owner: r.required("owner", at),
-            sla_hours: u32::try_from(r.int("sla_hours", 1, 24 * 365).unwrap_or(24)).unwrap_or(24),
-        }),
-    };
-    Some(TargetConfig {
-        name,
-        kind,
-        class,
-        entitlements,
-        account_attribute,
-        concurrency,
-        max_attempts,
-        delete_after_days,
-        settings,
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::RevocationClass;
 
     const GOOD: &str = r#"
 [store]

@@ -19,6 +19,7 @@ pub mod rules;
 pub mod schema;
 pub mod snapshot;
 pub mod spreadsheet;
+pub mod template;
 pub mod text;
 
 pub use diag::{Problem, Problems};

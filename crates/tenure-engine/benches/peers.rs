@@ -352,6 +352,7 @@ fn spec(p: &Person, prefix: &str) -> AccountSpec {
         given_name: Some(p.given.clone()),
         family_name: Some(p.family.clone()),
         email: Some(p.email.clone()),
+        ..AccountSpec::default()
     }
 }
 

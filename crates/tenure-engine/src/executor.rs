@@ -440,6 +440,8 @@ fn spec_for(config: &Config, op: &OpRecord, identity: Option<&Identity>) -> Resu
         given_name: attr("given_name"),
         family_name: attr("family_name"),
         email: attr("email"),
+        // Every attribute by name, for the target's attribute templates.
+        attributes: schema.names().filter_map(|n| Some((n.to_string(), attr(n).filter(|v| !v.is_empty())?))).collect(),
     })
 }
 

@@ -1,6 +1,18 @@
-//! The LDAP connector: accounts as `inetOrgPerson` entries, entitlements as `groupOfNames`.
+//! The LDAP connector: accounts and groups in whatever schema the target's profile names.
 //!
-//! Directory layout (all three containers come from the target's config):
+//! **Profiles.** `openldap` (the default: `inetOrgPerson` named by `uid`, `groupOfNames` with
+//! `member`, disabled by moving), `active_directory` (`user` named by `cn` with
+//! `sAMAccountName` and `userPrincipalName`, `group` with `member`, disabled by the
+//! ACCOUNTDISABLE bit of `userAccountControl`, an initial random password as `unicodePwd` in the
+//! creating `add`, only over TLS), `389ds` (`groupOfUniqueNames` with `uniqueMember`) and `posix`
+//! (`posixAccount`, `posixGroup` with `memberUid` names; groups are never created, they need a
+//! `gidNumber`). The target may override classes and attributes and map identity attributes to
+//! LDAP attributes by template; `tenure_core::config::LdapSettings::schema` resolves all of that
+//! into one [`LdapSchema`](tenure_core::config::LdapSchema), and `ops` turns it into the exact
+//! requests, as data, before anything is sent (unit-tested per profile there).
+//!
+//! Directory layout, described here for the default profile (the containers come from the
+//! target's config; other profiles differ only in the attribute names above):
 //! - an enabled account is `uid=NAME,<users_dn>`; a disabled one is the same entry moved (modrdn
 //!   with a new superior) to `uid=NAME,<disabled_dn>`, stripped of its group memberships. Moving
 //!   rather than flagging works on any schema and any server, and "enabled" is then simply "lives
@@ -24,6 +36,13 @@
 //!   `uid=x,<disabled_dn>` would be a duplicate account), then relies on `entryAlreadyExists`.
 //!   Disable of a missing account is `AlreadyDone` (an account that does not exist grants no
 //!   access); enable of a missing account is a permanent error.
+//! - **`userAccountControl` is read, then swapped.** Disable and enable read the value and send
+//!   one modify that deletes the value read and adds the new one, which fails with
+//!   `noSuchAttribute` if anyone changed it meanwhile (then it is read again), so a flag someone
+//!   else set is never lost. With a `disabled_dn`, an AD account is also moved there.
+//! - **TLS.** `ldaps://` or StartTLS (`starttls = true`) with rustls, the target's `ca_file` or
+//!   the system's roots, verified unless `tls_verify = false` (see `crate::tls`). A certificate
+//!   that is refused is a permanent error that says why.
 //! - **Escaping.** Every name placed in a DN goes through `dn::dn_value` (RFC 4514), and every
 //!   value placed in a filter through `dn::filter_value` (RFC 4515). DNs read back from the
 //!   server are parsed, never string-matched, and compared the way the server does for `uid`
@@ -46,19 +65,18 @@
 //!   permit throughout.
 
 mod dn;
+mod ops;
 mod pool;
 
 use crate::{AccountSpec, AccountState, Applied, Capability, Connector, ConnectorError, Request, Result};
 use ldap3::adapters::{Adapter, EntriesOnly, PagedResults};
-use ldap3::{Mod, Scope, SearchEntry};
+use ldap3::{LdapResult, Mod, Scope, SearchEntry};
+use ops::{Layout, Op, Place, Value};
 use pool::{Conn, Pool};
 use std::collections::{BTreeSet, HashMap, HashSet};
 use tenure_core::OpKind;
-use tenure_core::config::LdapSettings;
+use tenure_core::config::{LdapProfile, LdapSettings, MemberValues};
 
-const ACCOUNT_CLASSES: [&str; 4] = ["top", "person", "organizationalPerson", "inetOrgPerson"];
-const ACCOUNT_FILTER: &str = "(objectClass=inetOrgPerson)";
-const GROUP_FILTER: &str = "(objectClass=groupOfNames)";
 /// Requests no attributes (RFC 4511 §4.5.1.8).
 const NO_ATTRS: &str = "1.1";
 
@@ -79,27 +97,20 @@ const CAPABILITIES: &[Capability] = &[
 #[derive(Debug)]
 pub struct LdapConnector {
     name: String,
-    users_dn: String,
-    groups_dn: String,
-    disabled_dn: String,
+    layout: Layout,
     /// Canonical texts of the containers, for recognising DNs read back (see `dn::canonical`).
     users_key: String,
-    disabled_key: String,
+    disabled_key: Option<String>,
     groups_key: String,
+    /// Whether connections are encrypted (ldaps:// or StartTLS): the only way a password is sent.
+    secure: bool,
     page_size: i32,
     pool: Pool,
 }
 
-/// Where an account's entry is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Place {
-    Enabled,
-    Disabled,
-}
-
 impl LdapConnector {
-    /// Builds the connector; resolves the bind password now so a missing secret is reported at
-    /// startup. Does not connect.
+    /// Builds the connector; resolves the bind password and reads the CA file now so a missing
+    /// secret or certificate is reported at startup. Does not connect.
     pub fn new(name: &str, s: &LdapSettings, concurrency: usize) -> Result<Self> {
         if let Err(e) = url::Url::parse(&s.url) {
             return Err(ConnectorError::permanent(format!("target `{name}`: `url` is not a valid URL ({e})")));
@@ -111,41 +122,47 @@ impl LdapConnector {
                 .ok_or_else(|| ConnectorError::permanent(format!("target `{name}`: `{what}` is not a valid DN: `{v}`")))
         };
         let users_key = canonical("users_dn", &s.users_dn)?;
-        let disabled_key = canonical("disabled_dn", &s.disabled_dn)?;
+        let disabled_key = s.disabled_dn.as_deref().map(|d| canonical("disabled_dn", d)).transpose()?;
         let groups_key = canonical("groups_dn", &s.groups_dn)?;
-        if users_key == disabled_key {
+        if disabled_key.as_ref() == Some(&users_key) {
             return Err(ConnectorError::permanent(format!(
                 "target `{name}`: `users_dn` and `disabled_dn` must differ"
             )));
         }
+        let schema = s.schema();
+        if schema.disable == tenure_core::config::LdapDisable::Move && s.disabled_dn.is_none() {
+            return Err(ConnectorError::permanent(format!(
+                "target `{name}`: profile `{}` disables accounts by moving them, and `disabled_dn` is not set",
+                s.profile.as_str()
+            )));
+        }
+        let secure = s.uses_tls();
+        let tls = if secure {
+            let verify = crate::tls::Verify::from_flag(s.tls.verify);
+            Some(std::sync::Arc::new(crate::tls::client_config(name, "ca_file", s.tls.ca_file.as_deref(), verify)?))
+        } else {
+            None
+        };
         Ok(Self {
             name: name.to_string(),
-            users_dn: s.users_dn.clone(),
-            groups_dn: s.groups_dn.clone(),
-            disabled_dn: s.disabled_dn.clone(),
+            layout: Layout {
+                schema,
+                users_dn: s.users_dn.clone(),
+                groups_dn: s.groups_dn.clone(),
+                disabled_dn: s.disabled_dn.clone(),
+            },
             users_key,
             disabled_key,
             groups_key,
+            secure,
             page_size: s.page_size.max(1),
-            pool: Pool::new(name, &s.url, &s.bind_dn, password, concurrency),
+            pool: Pool::new(name, &s.url, &s.bind_dn, password, concurrency, tls, s.starttls),
         })
     }
 
     /// The member value that keeps an otherwise empty group valid: the `groups_dn` itself.
     pub fn placeholder(&self) -> &str {
-        &self.groups_dn
-    }
-
-    fn account_dn(&self, account: &str, place: Place) -> String {
-        let parent = match place {
-            Place::Enabled => &self.users_dn,
-            Place::Disabled => &self.disabled_dn,
-        };
-        format!("uid={},{parent}", dn::dn_value(account))
-    }
-
-    fn group_dn(&self, group: &str) -> String {
-        format!("cn={},{}", dn::dn_value(group), self.groups_dn)
+        self.layout.placeholder()
     }
 
     fn check_name(&self, what: &str, value: &str) -> Result<()> {
@@ -163,8 +180,31 @@ impl LdapConnector {
         Ok(ent)
     }
 
-    fn rdn(account: &str) -> String {
-        format!("uid={}", dn::dn_value(account))
+    /// Sends one request and returns its result, whatever the result code (the caller decides
+    /// which codes are fine).
+    async fn send(&self, c: &mut Conn<'_>, op: &Op) -> Result<LdapResult> {
+        let what = op.what();
+        let bytes = |vals: &[Value]| -> HashSet<Vec<u8>> { vals.iter().map(|v| v.bytes().to_vec()).collect() };
+        let r = match op {
+            Op::Add { dn, attrs } => {
+                let attrs: Vec<(Vec<u8>, HashSet<Vec<u8>>)> =
+                    attrs.iter().map(|(a, v)| (a.as_bytes().to_vec(), bytes(v))).collect();
+                c.ldap().add(dn, attrs).await
+            }
+            Op::Modify { dn, changes } => {
+                let mods: Vec<Mod<Vec<u8>>> = changes
+                    .iter()
+                    .map(|ch| match ch {
+                        ops::Change::Add(a, v) => Mod::Add(a.as_bytes().to_vec(), bytes(v)),
+                        ops::Change::Delete(a, v) => Mod::Delete(a.as_bytes().to_vec(), bytes(v)),
+                    })
+                    .collect();
+                c.ldap().modify(dn, mods).await
+            }
+            Op::ModDn { dn, rdn, superior } => c.ldap().modifydn(dn, rdn, true, Some(superior)).await,
+            Op::Delete { dn } => c.ldap().delete(dn).await,
+        };
+        c.check(&what, r)
     }
 
     /// A single-response search (no paging). `Ok(None)` when `base` does not exist.
@@ -174,7 +214,7 @@ impl LdapConnector {
         base: &str,
         scope: Scope,
         filter: &str,
-        attrs: Vec<&'static str>,
+        attrs: Vec<String>,
     ) -> Result<Option<Vec<SearchEntry>>> {
         let what = format!("searching `{base}`");
         let sr = match c.ldap().search(base, scope, filter, attrs).await {
@@ -194,7 +234,7 @@ impl LdapConnector {
         &self,
         base: &str,
         filter: &str,
-        attrs: Vec<&'static str>,
+        attrs: Vec<String>,
         mut each: impl FnMut(SearchEntry) + Send,
     ) -> Result<()> {
         let mut c = self.pool.get().await?;
@@ -219,68 +259,70 @@ impl LdapConnector {
         Ok(())
     }
 
-    /// Whether the entry `dn` exists.
-    async fn exists(&self, c: &mut Conn<'_>, dn: &str) -> Result<bool> {
-        Ok(self.search(c, dn, Scope::Base, "(objectClass=*)", vec![NO_ATTRS]).await?.is_some_and(|e| !e.is_empty()))
+    /// The entry `dn` with the account attributes read back, if it exists.
+    async fn entry(&self, c: &mut Conn<'_>, dn: &str) -> Result<Option<SearchEntry>> {
+        let found = self.search(c, dn, Scope::Base, &self.layout.accounts_filter(), self.layout.read_attrs()).await?;
+        Ok(found.and_then(|e| e.into_iter().next()))
     }
 
-    /// The DNs of the groups (directly under `groups_dn`) that list `member`.
-    async fn groups_of(&self, c: &mut Conn<'_>, members: &[&str]) -> Result<Vec<String>> {
-        let mut filter = String::from("(&(objectClass=groupOfNames)(|");
-        for m in members {
-            filter.push_str("(member=");
-            filter.push_str(&dn::filter_value(m));
-            filter.push(')');
-        }
-        filter.push_str("))");
-        let found = self.search(c, &self.groups_dn, Scope::OneLevel, &filter, vec![NO_ATTRS]).await?;
+    /// Whether the entry `dn` exists.
+    async fn exists(&self, c: &mut Conn<'_>, dn: &str) -> Result<bool> {
+        Ok(self
+            .search(c, dn, Scope::Base, "(objectClass=*)", vec![NO_ATTRS.to_string()])
+            .await?
+            .is_some_and(|e| !e.is_empty()))
+    }
+
+    /// The DNs of the groups (directly under `groups_dn`) that list any of `values`.
+    async fn groups_of(&self, c: &mut Conn<'_>, values: &[String]) -> Result<Vec<String>> {
+        let filter = self.layout.groups_filter(values);
+        let found =
+            self.search(c, &self.layout.groups_dn, Scope::OneLevel, &filter, vec![NO_ATTRS.to_string()]).await?;
         Ok(found.unwrap_or_default().into_iter().map(|e| e.dn).collect())
     }
 
     /// The entitlement name of a group entry, if it is one of ours (directly under `groups_dn`).
     fn group_name(&self, group_dn: &str) -> Option<String> {
-        dn::leaf_under(group_dn, "cn", &self.groups_key)
+        dn::leaf_under(group_dn, &self.layout.schema.group_naming_attribute, &self.groups_key)
     }
 
-    /// Removes `member` from `group`, keeping the group valid when it was the last member.
-    /// Returns whether anything changed.
-    async fn remove_member(&self, c: &mut Conn<'_>, group: &str, member: &str) -> Result<bool> {
-        let what = format!("removing `{member}` from `{group}`");
+    /// Removes `value` from `group`, keeping the group valid when it was the last member of a
+    /// group whose schema requires one. Returns whether anything changed.
+    async fn remove_member(&self, c: &mut Conn<'_>, group: &str, value: &str) -> Result<bool> {
         // A concurrent change between our two requests is retried; three rounds is plenty.
         for _ in 0..3 {
-            let r = c.ldap().modify(group, vec![Mod::Delete("member", HashSet::from([member]))]).await;
-            let res = c.check(&what, r)?;
+            let op = self.layout.remove_member(group, value);
+            let res = self.send(c, &op).await?;
             match res.rc {
                 0 => return Ok(true),
                 16 | 32 => return Ok(false),
                 // The last member of a groupOfNames: swap in the placeholder in one request.
                 65 => {
-                    let mods = vec![
-                        Mod::Add("member", HashSet::from([self.placeholder()])),
-                        Mod::Delete("member", HashSet::from([member])),
-                    ];
-                    let r = c.ldap().modify(group, mods).await;
-                    let res = c.check(&what, r)?;
+                    let op = self.layout.remove_last_member(group, value);
+                    let res = self.send(c, &op).await?;
                     match res.rc {
                         0 => return Ok(true),
                         16 | 32 => return Ok(false),
                         20 => continue,
-                        _ => return Err(c.unexpected(&what, &res)),
+                        _ => return Err(c.unexpected(&op.what(), &res)),
                     }
                 }
-                _ => return Err(c.unexpected(&what, &res)),
+                _ => return Err(c.unexpected(&op.what(), &res)),
             }
         }
-        Err(ConnectorError::transient(format!("{}: {what}: the group kept changing", self.name)))
+        Err(ConnectorError::transient(format!(
+            "{}: removing `{value}` from `{group}`: the group kept changing",
+            self.name
+        )))
     }
 
-    /// Removes the account, under either DN, from every group. Returns whether anything changed.
+    /// Removes the account, by every value it may be listed under, from every group. Returns
+    /// whether anything changed.
     async fn strip_memberships(&self, c: &mut Conn<'_>, account: &str) -> Result<bool> {
         let mut changed = false;
-        for place in [Place::Enabled, Place::Disabled] {
-            let member = self.account_dn(account, place);
-            for group in self.groups_of(c, &[&member]).await? {
-                changed |= self.remove_member(c, &group, &member).await?;
+        for value in self.layout.member_values(account) {
+            for group in self.groups_of(c, std::slice::from_ref(&value)).await? {
+                changed |= self.remove_member(c, &group, &value).await?;
             }
         }
         Ok(changed)
@@ -288,158 +330,194 @@ impl LdapConnector {
 
     async fn create(&self, c: &mut Conn<'_>, a: &AccountSpec) -> Result<Applied> {
         // The same name disabled is the same account: creating it again would be a duplicate.
-        if self.exists(c, &self.account_dn(&a.account, Place::Disabled)).await? {
+        if self.layout.disabled_dn.is_some()
+            && self.exists(c, &self.layout.account_dn(&a.account, Place::Disabled)).await?
+        {
             return Ok(Applied::AlreadyDone);
         }
-        let dn = self.account_dn(&a.account, Place::Enabled);
-        let display = a.display_name();
-        let sn = non_empty(a.family_name.as_deref()).unwrap_or(&a.account);
-        let mut attrs: Vec<(&str, HashSet<&str>)> = vec![
-            ("objectClass", ACCOUNT_CLASSES.into_iter().collect()),
-            ("uid", HashSet::from([a.account.as_str()])),
-            ("cn", HashSet::from([display.as_str()])),
-            ("sn", HashSet::from([sn])),
-            ("displayName", HashSet::from([display.as_str()])),
-        ];
-        for (attr, value) in [
-            ("givenName", a.given_name.as_deref()),
-            ("mail", a.email.as_deref()),
-            ("employeeNumber", Some(a.identity_id.as_str())),
-        ] {
-            if let Some(v) = non_empty(value) {
-                attrs.push((attr, HashSet::from([v])));
-            }
-        }
-        let what = format!("creating `{dn}`");
-        let r = c.ldap().add(&dn, attrs).await;
-        let res = c.check(&what, r)?;
+        let password = if self.layout.schema.profile == LdapProfile::ActiveDirectory && self.secure {
+            Some(ops::random_password())
+        } else {
+            None
+        };
+        let op = self
+            .layout
+            .create(a, password.as_deref())
+            .map_err(|e| ConnectorError::permanent(format!("{}: cannot create `{}`: {}", self.name, a.account, e.0)))?;
+        let res = self.send(c, &op).await?;
         match res.rc {
             0 => Ok(Applied::Changed),
             68 => Ok(Applied::AlreadyDone),
-            _ => Err(c.unexpected(&what, &res)),
+            _ => Err(c.unexpected(&op.what(), &res)),
         }
     }
 
-    async fn enable(&self, c: &mut Conn<'_>, account: &str) -> Result<Applied> {
-        let from = self.account_dn(account, Place::Disabled);
-        let what = format!("enabling `{from}`");
-        let r = c.ldap().modifydn(&from, &Self::rdn(account), false, Some(&self.users_dn)).await;
-        let res = c.check(&what, r)?;
+    /// Moves an account between containers. `Ok(None)` when the entry is not at `from`.
+    async fn move_account(&self, c: &mut Conn<'_>, account: &str, from: Place, to: Place) -> Result<Option<()>> {
+        let op = self.layout.move_account(account, from, to);
+        let res = self.send(c, &op).await?;
         match res.rc {
-            0 => Ok(Applied::Changed),
+            0 => Ok(Some(())),
             32 => {
-                if self.exists(c, &self.account_dn(account, Place::Enabled)).await? {
-                    Ok(Applied::AlreadyDone)
-                } else if self.exists(c, &from).await? {
-                    // The entry is there, so the new superior (`users_dn`) is what is missing.
-                    Err(c.unexpected(&what, &res))
+                if self.exists(c, op.dn()).await? {
+                    // The entry is there, so the new superior is what is missing.
+                    Err(c.unexpected(&op.what(), &res))
                 } else {
-                    Err(ConnectorError::permanent(format!(
-                        "{}: cannot enable `{account}`: the account does not exist",
-                        self.name
-                    )))
+                    Ok(None)
                 }
             }
             68 => Err(ConnectorError::permanent(format!(
-                "{}: cannot enable `{account}`: it exists both under `{}` and `{}`",
-                self.name, self.users_dn, self.disabled_dn
+                "{}: cannot move `{account}`: it exists both under `{}` and `{}`",
+                self.name,
+                self.layout.users_dn,
+                self.layout.disabled_dn.as_deref().unwrap_or_default()
             ))),
-            _ => Err(c.unexpected(&what, &res)),
+            _ => Err(c.unexpected(&op.what(), &res)),
         }
     }
 
+    /// Sets or clears ACCOUNTDISABLE on the entry `dn` (read, then compare-and-swap, retried
+    /// when someone else changed the value in between). `Ok(None)` when the entry is missing.
+    async fn set_uac(&self, c: &mut Conn<'_>, dn: &str, disabled: bool) -> Result<Option<bool>> {
+        for _ in 0..3 {
+            let Some(entry) = self.entry(c, dn).await? else { return Ok(None) };
+            let Some(read) = first_value(&entry, "userAccountControl").and_then(|v| v.trim().parse::<i64>().ok())
+            else {
+                return Err(ConnectorError::permanent(format!(
+                    "{}: `{dn}` has no readable `userAccountControl`",
+                    self.name
+                )));
+            };
+            let Some(op) = self.layout.set_disabled(dn, read, disabled) else { return Ok(Some(false)) };
+            let res = self.send(c, &op).await?;
+            match res.rc {
+                0 => return Ok(Some(true)),
+                // The value changed since it was read: read again.
+                16 => continue,
+                32 => return Ok(None),
+                _ => return Err(c.unexpected(&op.what(), &res)),
+            }
+        }
+        Err(ConnectorError::transient(format!("{}: `{dn}`: userAccountControl kept changing", self.name)))
+    }
+
+    async fn enable(&self, c: &mut Conn<'_>, account: &str) -> Result<Applied> {
+        let mut changed = false;
+        if self.layout.disabled_dn.is_some() {
+            changed = self.move_account(c, account, Place::Disabled, Place::Enabled).await?.is_some();
+        }
+        let enabled_dn = self.layout.account_dn(account, Place::Enabled);
+        if self.layout.by_uac() {
+            match self.set_uac(c, &enabled_dn, false).await? {
+                Some(flipped) => changed |= flipped,
+                None => return Err(self.missing(account)),
+            }
+        } else if !changed && !self.exists(c, &enabled_dn).await? {
+            return Err(self.missing(account));
+        }
+        Ok(if changed { Applied::Changed } else { Applied::AlreadyDone })
+    }
+
+    fn missing(&self, account: &str) -> ConnectorError {
+        ConnectorError::permanent(format!("{}: cannot enable `{account}`: the account does not exist", self.name))
+    }
+
     async fn disable(&self, c: &mut Conn<'_>, account: &str) -> Result<Applied> {
-        // Memberships first: if the move then fails, a retry finds the account still enabled
+        // Memberships first: if what follows fails, a retry finds the account still enabled
         // and finishes the job; the reverse order could leave a disabled account in groups.
         let mut changed = self.strip_memberships(c, account).await?;
-        let from = self.account_dn(account, Place::Enabled);
-        let what = format!("disabling `{from}`");
-        let r = c.ldap().modifydn(&from, &Self::rdn(account), false, Some(&self.disabled_dn)).await;
-        let res = c.check(&what, r)?;
-        match res.rc {
-            0 => changed = true,
-            // Already disabled, or absent (no access to take away), unless the entry is there
-            // and it is `disabled_dn` that is missing.
-            32 => {
-                if self.exists(c, &from).await? {
-                    return Err(c.unexpected(&what, &res));
+        if self.layout.by_uac() {
+            let mut found = false;
+            for &place in self.layout.places() {
+                if let Some(flipped) = self.set_uac(c, &self.layout.account_dn(account, place), true).await? {
+                    changed |= flipped;
+                    found = true;
+                    break;
                 }
             }
-            68 => {
-                return Err(ConnectorError::permanent(format!(
-                    "{}: cannot disable `{account}`: it exists both under `{}` and `{}`",
-                    self.name, self.users_dn, self.disabled_dn
-                )));
+            if found && self.layout.disabled_dn.is_some() {
+                changed |= self.move_account(c, account, Place::Enabled, Place::Disabled).await?.is_some();
             }
-            _ => return Err(c.unexpected(&what, &res)),
+            return Ok(if changed { Applied::Changed } else { Applied::AlreadyDone });
         }
+        // Already disabled, or absent (no access to take away): nothing to move.
+        changed |= self.move_account(c, account, Place::Enabled, Place::Disabled).await?.is_some();
         // A disabled entry must not be able to bind: moving it does not stop a simple bind with
         // its password, so the password goes too (a rehire gets a new one).
-        let disabled = self.account_dn(account, Place::Disabled);
-        let what = format!("removing the password of `{disabled}`");
-        let r = c.ldap().modify(&disabled, vec![Mod::Delete("userPassword", HashSet::new())]).await;
-        let res = c.check(&what, r)?;
+        let op = self.layout.drop_password(&self.layout.account_dn(account, Place::Disabled));
+        let res = self.send(c, &op).await?;
         match res.rc {
             0 => changed = true,
             // No password, or no entry (nothing to take away).
             16 | 32 => {}
-            _ => return Err(c.unexpected(&what, &res)),
+            _ => return Err(c.unexpected(&op.what(), &res)),
         }
         Ok(if changed { Applied::Changed } else { Applied::AlreadyDone })
     }
 
     async fn delete(&self, c: &mut Conn<'_>, account: &str) -> Result<Applied> {
         let mut changed = self.strip_memberships(c, account).await?;
-        for place in [Place::Enabled, Place::Disabled] {
-            let dn = self.account_dn(account, place);
-            let what = format!("deleting `{dn}`");
-            let r = c.ldap().delete(&dn).await;
-            let res = c.check(&what, r)?;
+        for &place in self.layout.places() {
+            let op = self.layout.delete(account, place);
+            let res = self.send(c, &op).await?;
             match res.rc {
                 0 => changed = true,
                 32 => {}
-                _ => return Err(c.unexpected(&what, &res)),
+                _ => return Err(c.unexpected(&op.what(), &res)),
             }
         }
         Ok(if changed { Applied::Changed } else { Applied::AlreadyDone })
     }
 
     async fn grant(&self, c: &mut Conn<'_>, account: &str, entitlement: &str) -> Result<Applied> {
-        let group = self.group_dn(entitlement);
-        let member = self.account_dn(account, Place::Enabled);
-        let what = format!("adding `{member}` to `{group}`");
+        let op = self.layout.grant(account, entitlement);
         // Two rounds: a concurrent grant may create the group between our modify and add.
         for _ in 0..2 {
-            let r = c.ldap().modify(&group, vec![Mod::Add("member", HashSet::from([member.as_str()]))]).await;
-            let res = c.check(&what, r)?;
+            let res = self.send(c, &op).await?;
             match res.rc {
                 0 => return Ok(Applied::Changed),
                 20 => return Ok(Applied::AlreadyDone),
+                32 if !self.layout.schema.create_groups => {
+                    return Err(ConnectorError::permanent(format!(
+                        "{}: group `{entitlement}` does not exist under `{}`, and this target creates no groups \
+                         (`create_groups = false`); create it first",
+                        self.name, self.layout.groups_dn
+                    )));
+                }
                 32 => {
-                    let attrs = vec![
-                        ("objectClass", HashSet::from(["top", "groupOfNames"])),
-                        ("cn", HashSet::from([entitlement])),
-                        ("member", HashSet::from([member.as_str()])),
-                    ];
-                    let what = format!("creating `{group}`");
-                    let r = c.ldap().add(&group, attrs).await;
-                    let res = c.check(&what, r)?;
+                    let create = self.layout.create_group(entitlement, account);
+                    let res = self.send(c, &create).await?;
                     match res.rc {
                         0 => return Ok(Applied::Changed),
                         68 => continue,
-                        _ => return Err(c.unexpected(&what, &res)),
+                        _ => return Err(c.unexpected(&create.what(), &res)),
                     }
                 }
-                _ => return Err(c.unexpected(&what, &res)),
+                _ => return Err(c.unexpected(&op.what(), &res)),
             }
         }
-        Err(ConnectorError::transient(format!("{}: {what}: the group kept changing", self.name)))
+        Err(ConnectorError::transient(format!("{}: {}: the group kept changing", self.name, op.what())))
     }
 
     async fn revoke(&self, c: &mut Conn<'_>, account: &str, entitlement: &str) -> Result<Applied> {
-        let group = self.group_dn(entitlement);
-        let member = self.account_dn(account, Place::Enabled);
-        Ok(if self.remove_member(c, &group, &member).await? { Applied::Changed } else { Applied::AlreadyDone })
+        let group = self.layout.group_dn(entitlement);
+        let value = self.layout.member_value(account);
+        Ok(if self.remove_member(c, &group, &value).await? { Applied::Changed } else { Applied::AlreadyDone })
+    }
+
+    /// Whether an entry read back is enabled: it lives under `users_dn` and, where the profile
+    /// disables by `userAccountControl`, has ACCOUNTDISABLE clear (an unreadable value counts as
+    /// enabled: the account may well be able to sign in).
+    fn is_enabled(&self, entry: &SearchEntry, place: Place) -> bool {
+        if place == Place::Disabled {
+            return false;
+        }
+        if !self.layout.by_uac() {
+            return true;
+        }
+        first_value(entry, "userAccountControl")
+            .and_then(|v| v.trim().parse::<i64>().ok())
+            .is_none_or(|uac| uac & ops::UAC_ACCOUNTDISABLE == 0)
     }
 }
 
@@ -450,29 +528,6 @@ fn non_empty(v: Option<&str>) -> Option<&str> {
 /// The first value of `attr` (matched case-insensitively, as attribute names are).
 fn first_value<'e>(entry: &'e SearchEntry, attr: &str) -> Option<&'e str> {
     entry.attrs.iter().find(|(k, _)| k.eq_ignore_ascii_case(attr)).and_then(|(_, v)| v.first()).map(String::as_str)
-}
-
-/// A `paged` callback that collects the accounts (entries named `uid=..` directly under the
-/// container whose canonical text is in `keys`) into `out`.
-fn collect_accounts<'a>(
-    keys: &'a [&'a str],
-    out: &'a mut Vec<AccountState>,
-    enabled: bool,
-) -> impl FnMut(SearchEntry) + Send + 'a {
-    let mut parents = dn::Parents::new(keys);
-    move |e: SearchEntry| {
-        if let Some((account, parent)) = dn::split_leaf(&e.dn, "uid")
-            && parents.which(parent).is_some()
-        {
-            out.push(AccountState {
-                account: account.into_owned(),
-                external_id: first_value(&e, "employeeNumber").map(str::to_string),
-                enabled,
-                grants: BTreeSet::new(),
-                sessions: None,
-            });
-        }
-    }
 }
 
 /// All values of `attr` (matched case-insensitively).
@@ -523,56 +578,64 @@ impl Connector for LdapConnector {
     async fn read_account(&self, account: &AccountSpec) -> Result<Option<AccountState>> {
         self.check_name("account", &account.account)?;
         let mut c = self.pool.get().await?;
-        let enabled_dn = self.account_dn(&account.account, Place::Enabled);
-        let disabled_dn = self.account_dn(&account.account, Place::Disabled);
         let mut found = None;
-        for (dn, enabled) in [(&enabled_dn, true), (&disabled_dn, false)] {
-            let entries = self.search(&mut c, dn, Scope::Base, ACCOUNT_FILTER, vec!["employeeNumber"]).await?;
-            if let Some(entry) = entries.unwrap_or_default().into_iter().next() {
-                found = Some((entry, enabled));
+        for &place in self.layout.places() {
+            if let Some(entry) = self.entry(&mut c, &self.layout.account_dn(&account.account, place)).await? {
+                found = Some((entry, place));
                 break;
             }
         }
-        let Some((entry, enabled)) = found else { return Ok(None) };
-        let key = if enabled { &self.users_key } else { &self.disabled_key };
+        let Some((entry, place)) = found else { return Ok(None) };
+        let key = match (place, &self.disabled_key) {
+            (Place::Disabled, Some(k)) => k,
+            _ => &self.users_key,
+        };
         // The name as stored (the server may differ from the request in case or spacing).
-        let name = dn::leaf_under(&entry.dn, "uid", key).unwrap_or_else(|| account.account.clone());
+        let name = dn::leaf_under(&entry.dn, &self.layout.schema.naming_attribute, key)
+            .unwrap_or_else(|| account.account.clone());
         let grants = self
-            .groups_of(&mut c, &[&enabled_dn, &disabled_dn])
+            .groups_of(&mut c, &self.layout.member_values(&account.account))
             .await?
             .iter()
             .filter_map(|g| self.group_name(g))
             .collect();
         Ok(Some(AccountState {
             account: name,
-            external_id: first_value(&entry, "employeeNumber").map(str::to_string),
-            enabled,
+            external_id: non_empty(first_value(&entry, &self.layout.schema.id_attribute)).map(str::to_string),
+            enabled: self.is_enabled(&entry, place),
             grants,
             sessions: None,
         }))
     }
 
     async fn list_accounts(&self) -> Result<Vec<AccountState>> {
+        let naming = self.layout.schema.naming_attribute.as_str();
+        let group_naming = self.layout.schema.group_naming_attribute.as_str();
+        let by_name = self.layout.schema.member_values == MemberValues::Name;
         let mut enabled = Vec::new();
         let mut disabled = Vec::new();
         let mut groups: Vec<String> = Vec::new();
         // (folded account name, index into `groups`)
         let mut memberships: Vec<(String, usize)> = Vec::new();
-        let containers = [self.users_key.as_str(), self.disabled_key.as_str()];
+        let mut containers = vec![self.users_key.as_str()];
+        containers.extend(self.disabled_key.as_deref());
         let group_container = [self.groups_key.as_str()];
+        let member_attr = self.layout.schema.member_attribute.clone();
         let membership = {
             let mut parents = dn::Parents::new(&containers);
             let mut group_parents = dn::Parents::new(&group_container);
             let (groups, memberships) = (&mut groups, &mut memberships);
             move |e: SearchEntry| {
-                let Some((group, parent)) = dn::split_leaf(&e.dn, "cn") else { return };
+                let Some((group, parent)) = dn::split_leaf(&e.dn, group_naming) else { return };
                 if group_parents.which(parent).is_none() {
                     return;
                 }
                 let g = groups.len();
                 groups.push(group.into_owned());
-                for m in values(&e, "member") {
-                    if let Some((name, parent)) = dn::split_leaf(m, "uid")
+                for m in values(&e, &member_attr) {
+                    if by_name {
+                        memberships.push((dn::fold(m), g));
+                    } else if let Some((name, parent)) = dn::split_leaf(m, naming)
                         && parents.which(parent).is_some()
                     {
                         memberships.push((dn::fold(&name), g));
@@ -580,21 +643,33 @@ impl Connector for LdapConnector {
                 }
             }
         };
-        tokio::try_join!(
-            self.paged(
-                &self.users_dn,
-                ACCOUNT_FILTER,
-                vec!["employeeNumber"],
-                collect_accounts(&containers[..1], &mut enabled, true)
-            ),
-            self.paged(
-                &self.disabled_dn,
-                ACCOUNT_FILTER,
-                vec!["employeeNumber"],
-                collect_accounts(&containers[1..], &mut disabled, false)
-            ),
-            self.paged(&self.groups_dn, GROUP_FILTER, vec!["member"], membership),
-        )?;
+        let filter = self.layout.accounts_filter();
+        let attrs = self.layout.read_attrs();
+        let enabled_keys = [self.users_key.as_str()];
+        let disabled_keys: Vec<&str> = self.disabled_key.iter().map(String::as_str).collect();
+        let list_enabled = self.paged(
+            &self.layout.users_dn,
+            &filter,
+            attrs.clone(),
+            self.collect_accounts(&enabled_keys, &mut enabled, Place::Enabled),
+        );
+        let list_disabled = async {
+            match &self.layout.disabled_dn {
+                Some(d) => {
+                    let each = self.collect_accounts(&disabled_keys, &mut disabled, Place::Disabled);
+                    self.paged(d, &filter, attrs.clone(), each).await
+                }
+                None => Ok(()),
+            }
+        };
+        let groups_filter = self.layout.groups_only_filter();
+        let list_groups = self.paged(
+            &self.layout.groups_dn,
+            &groups_filter,
+            vec![self.layout.schema.member_attribute.clone()],
+            membership,
+        );
+        tokio::try_join!(list_enabled, list_disabled, list_groups)?;
         let mut accounts = enabled;
         accounts.append(&mut disabled);
         let mut by_key: HashMap<String, Vec<usize>> = HashMap::with_capacity(accounts.len());
@@ -614,7 +689,7 @@ impl Connector for LdapConnector {
 
     async fn list_entitlements(&self) -> Result<Vec<String>> {
         let mut names = Vec::new();
-        self.paged(&self.groups_dn, GROUP_FILTER, vec![NO_ATTRS], |e| {
+        self.paged(&self.layout.groups_dn, &self.layout.groups_only_filter(), vec![NO_ATTRS.to_string()], |e| {
             if let Some(n) = self.group_name(&e.dn) {
                 names.push(n);
             }
@@ -623,5 +698,33 @@ impl Connector for LdapConnector {
         names.sort();
         names.dedup();
         Ok(names)
+    }
+}
+
+impl LdapConnector {
+    /// A `paged` callback that collects the accounts (entries named by the naming attribute
+    /// directly under the container whose canonical text is in `keys`) into `out`.
+    fn collect_accounts<'a>(
+        &'a self,
+        keys: &'a [&'a str],
+        out: &'a mut Vec<AccountState>,
+        place: Place,
+    ) -> impl FnMut(SearchEntry) + Send + 'a {
+        let naming = self.layout.schema.naming_attribute.as_str();
+        let id_attr = self.layout.schema.id_attribute.as_str();
+        let mut parents = dn::Parents::new(keys);
+        move |e: SearchEntry| {
+            if let Some((account, parent)) = dn::split_leaf(&e.dn, naming)
+                && parents.which(parent).is_some()
+            {
+                out.push(AccountState {
+                    account: account.into_owned(),
+                    external_id: non_empty(first_value(&e, id_attr)).map(str::to_string),
+                    enabled: self.is_enabled(&e, place),
+                    grants: BTreeSet::new(),
+                    sessions: None,
+                });
+            }
+        }
     }
 }

@@ -10,6 +10,7 @@ use crate::redact::{Scrubber, redact};
 use crate::{ConnectorError, ErrorKind, Result};
 use ldap3::{Ldap, LdapConnAsync, LdapConnSettings, LdapError, LdapResult};
 use std::fmt;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 use tokio::sync::{Mutex, Semaphore, SemaphorePermit};
@@ -39,6 +40,9 @@ pub(super) struct Pool {
     slots: Vec<Mutex<Option<Ldap>>>,
     next: AtomicUsize,
     permits: Semaphore,
+    /// The TLS client configuration for ldaps:// and StartTLS; `None` for plain LDAP.
+    tls: Option<Arc<rustls::ClientConfig>>,
+    starttls: bool,
 }
 
 impl fmt::Debug for Pool {
@@ -62,7 +66,15 @@ pub(super) struct Conn<'a> {
 }
 
 impl Pool {
-    pub(super) fn new(target: &str, url: &str, bind_dn: &str, password: String, concurrency: usize) -> Self {
+    pub(super) fn new(
+        target: &str,
+        url: &str,
+        bind_dn: &str,
+        password: String,
+        concurrency: usize,
+        tls: Option<Arc<rustls::ClientConfig>>,
+        starttls: bool,
+    ) -> Self {
         let concurrency = concurrency.max(1);
         let connections = concurrency.min(MAX_CONNECTIONS);
         Self {
@@ -74,6 +86,8 @@ impl Pool {
             slots: (0..connections).map(|_| Mutex::new(None)).collect(),
             next: AtomicUsize::new(0),
             permits: Semaphore::new(concurrency),
+            tls,
+            starttls,
         }
     }
 
@@ -100,7 +114,10 @@ impl Pool {
     }
 
     async fn connect(&self) -> Result<Ldap> {
-        let settings = LdapConnSettings::new().set_conn_timeout(CONNECT_TIMEOUT);
+        let mut settings = LdapConnSettings::new().set_conn_timeout(CONNECT_TIMEOUT).set_starttls(self.starttls);
+        if let Some(tls) = &self.tls {
+            settings = settings.set_config(tls.clone());
+        }
         let (conn, mut ldap) = LdapConnAsync::with_settings(settings, &self.url)
             .await
             .map_err(|e| self.error(&format!("connecting to `{}`", redact(&self.url)), e))?;
@@ -128,6 +145,12 @@ impl Pool {
     pub(super) fn error(&self, what: &str, e: LdapError) -> ConnectorError {
         match e {
             LdapError::LdapResult { result } => self.result_error(what, &result),
+            // A certificate that is not trusted will not become trusted by retrying.
+            e if let Some(why) = crate::tls::explain(&e) => ConnectorError {
+                kind: ErrorKind::Permanent,
+                message: self.scrub.clean(&format!("{}: {what}: {why}", self.target)),
+                retry_after: None,
+            },
             e => {
                 let kind = if is_connection_error(&e) { ErrorKind::Transient } else { ErrorKind::Permanent };
                 let message = self.scrub.clean(&format!("{}: {what}: {e}", self.target));
@@ -286,7 +309,7 @@ mod tests {
 
     #[test]
     fn transport_errors_are_transient_and_the_password_is_never_shown() {
-        let pool = Pool::new("dir", "ldap://127.0.0.1:1/", "cn=admin", "s3cret-pw".into(), 4);
+        let pool = Pool::new("dir", "ldap://127.0.0.1:1/", "cn=admin", "s3cret-pw".into(), 4, None, false);
         let io = LdapError::from(std::io::Error::from(std::io::ErrorKind::ConnectionRefused));
         let e = pool.error("connecting", io);
         assert_eq!(e.kind, ErrorKind::Transient);
@@ -298,7 +321,8 @@ mod tests {
 
     #[test]
     fn issue6_server_text_and_urls_never_carry_the_password() {
-        let pool = Pool::new("dir", "ldap://admin:s3cret-pw@127.0.0.1:1/", "cn=admin", "s3cret-pw".into(), 4);
+        let pool =
+            Pool::new("dir", "ldap://admin:s3cret-pw@127.0.0.1:1/", "cn=admin", "s3cret-pw".into(), 4, None, false);
         let echoed = LdapResult {
             rc: 49,
             matched: String::new(),

@@ -49,8 +49,12 @@
 //! - `REASSIGN OWNED` and `DROP OWNED` act on the database in the URL (plus shared objects). If
 //!   the role owns objects or holds privileges in another database, `DROP ROLE` fails with
 //!   SQLSTATE 2BP01, reported as a permanent error that says so.
-//! - TLS is not built in: `sslmode=require` in the URL is refused at start-up rather than
-//!   silently downgraded; use a local socket, a loopback address or a TLS-terminating proxy.
+//! - TLS follows libpq's `sslmode` names (the target's `sslmode` key, or the URL's `sslmode`
+//!   and `sslrootcert`; both is an error unless they agree), with rustls: `disable`; `prefer`
+//!   (the default: TLS when the server offers it, plain otherwise); `require`; `verify-ca`
+//!   (chain only); `verify-full`. Unlike libpq, `prefer` and `require` verify the certificate
+//!   fully unless `tls_verify = false` says not to, which is warned about on every run. The
+//!   trust anchors are `ca_file` (or the URL's `sslrootcert`), else the system's roots.
 //! - Memberships are read and revoked as direct grants. On PostgreSQL 16+, a membership granted
 //!   by a role other than the connecting one survives a plain `REVOKE`; the connector re-reads
 //!   after revoking and reports that case as a permanent error instead of claiming success.
@@ -69,6 +73,7 @@ mod pool;
 mod sql;
 
 use crate::redact::{Scrubber, redact};
+use crate::tls::Verify;
 use crate::{
     AccountSpec, AccountState, Applied, Capability, Connector, ConnectorError, Request, Result, resolve_secret,
 };
@@ -78,11 +83,13 @@ use sql::{classify, quote_ident, quote_literal};
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 use tenure_core::OpKind;
+use tenure_core::config::PgSslMode;
 use tenure_core::config::PostgresSettings;
 use tokio_postgres::config::SslMode;
 use tokio_postgres::error::SqlState;
 use tokio_postgres::types::{FromSql, Type};
 use tokio_postgres::{Client, Row};
+use tokio_postgres_rustls::MakeRustlsConnect;
 
 /// The prefix of the role comment that tags a role as a Tenure account.
 const TAG_PREFIX: &str = "tenure:";
@@ -201,6 +208,37 @@ fn shown(url: &str, config: &tokio_postgres::Config) -> String {
     format!("host={host} port={port} dbname={}", config.get_dbname().unwrap_or_default())
 }
 
+/// Takes libpq's `sslmode` and `sslrootcert` out of a `postgres://` URL (tokio-postgres reads
+/// neither `verify-ca` nor `verify-full`), returning the rest of the URL and what they said. A
+/// `key=value` connection string is returned as it is.
+fn split_ssl_params(url: &str) -> std::result::Result<(String, Option<PgSslMode>, Option<String>), String> {
+    if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+        return Ok((url.to_string(), None, None));
+    }
+    let Ok(mut parsed) = url::Url::parse(url) else { return Ok((url.to_string(), None, None)) };
+    let mut mode = None;
+    let mut root = None;
+    let mut rest: Vec<(String, String)> = Vec::new();
+    for (k, v) in parsed.query_pairs() {
+        match k.as_ref() {
+            "sslmode" => {
+                mode = Some(PgSslMode::parse(&v).ok_or_else(|| {
+                    let names: Vec<&str> = PgSslMode::ALL.iter().map(|(n, _)| *n).collect();
+                    format!("the connection URL's `sslmode` is not one of: {}", names.join(", "))
+                })?);
+            }
+            "sslrootcert" => root = Some(v.into_owned()),
+            _ => rest.push((k.into_owned(), v.into_owned())),
+        }
+    }
+    if rest.is_empty() {
+        parsed.set_query(None);
+    } else {
+        parsed.query_pairs_mut().clear().extend_pairs(rest);
+    }
+    Ok((parsed.to_string(), mode, root))
+}
+
 /// A role as the write operations see it.
 struct RoleRow {
     oid: u32,
@@ -227,17 +265,46 @@ impl PostgresConnector {
                  in the user name and password (`/` as `%2F`, `@` as `%40`)"
             )));
         }
+        let (url, url_mode, url_root) =
+            split_ssl_params(&url).map_err(|why| ConnectorError::permanent(format!("{what}: {why}")))?;
+        let mode = match (s.sslmode, url_mode) {
+            (Some(a), Some(b)) if a != b => {
+                return Err(ConnectorError::permanent(format!(
+                    "{what}: the connection URL says `sslmode={}` and the target `sslmode = \"{}\"`; keep one",
+                    b.as_str(),
+                    a.as_str()
+                )));
+            }
+            (Some(m), _) | (None, Some(m)) => m,
+            (None, None) => PgSslMode::Prefer,
+        };
         // The parse error is not passed on: some of its messages quote part of the input.
         let mut config: tokio_postgres::Config = url.parse().map_err(|_| {
+            let hint = if url.contains("sslmode=verify") {
+                "; `verify-ca` and `verify-full` go in the target's `sslmode` key"
+            } else {
+                ""
+            };
             ConnectorError::permanent(format!(
-                "{what}: the connection URL is not a valid PostgreSQL URL or connection string"
+                "{what}: the connection URL is not a valid PostgreSQL URL or connection string{hint}"
             ))
         })?;
-        if !matches!(config.get_ssl_mode(), SslMode::Disable | SslMode::Prefer) {
-            return Err(ConnectorError::permanent(format!(
-                "{what}: the connection URL requires TLS, which this connector does not support yet"
-            )));
-        }
+        config.ssl_mode(match mode {
+            PgSslMode::Disable => SslMode::Disable,
+            PgSslMode::Prefer => SslMode::Prefer,
+            PgSslMode::Require | PgSslMode::VerifyCa | PgSslMode::VerifyFull => SslMode::Require,
+        });
+        let verify = match mode {
+            PgSslMode::Disable => None,
+            PgSslMode::Prefer | PgSslMode::Require => Some(Verify::from_flag(s.tls.verify)),
+            PgSslMode::VerifyCa => Some(Verify::ChainOnly),
+            PgSslMode::VerifyFull => Some(Verify::Full),
+        };
+        let ca_file = s.tls.ca_file.clone().or(url_root);
+        let tls = match verify {
+            Some(v) => Some(MakeRustlsConnect::new(crate::tls::client_config(name, "ca_file", ca_file.as_deref(), v)?)),
+            None => None,
+        };
         if config.get_connect_timeout().is_none() {
             config.connect_timeout(DEFAULT_CONNECT_TIMEOUT);
         }
@@ -256,7 +323,7 @@ impl PostgresConnector {
         let shown = shown(&url, &config);
         Ok(Self {
             name: name.to_string(),
-            pool: Pool::new(name, config, concurrency, &shown, scrub.clone()),
+            pool: Pool::new(name, config, concurrency, &shown, scrub.clone(), tls),
             reassign_to,
             scrub,
         })
@@ -636,6 +703,28 @@ impl Connector for PostgresConnector {
 mod tests {
     use super::*;
     use tenure_core::TargetKind;
+
+    #[test]
+    fn libpq_ssl_parameters_are_taken_out_of_the_url() {
+        let split = |u: &str| split_ssl_params(u).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            split(
+                "postgres://u:p%2Fw@db.example.com:5432/app?sslmode=verify-full&sslrootcert=%2Fetc%2Fca.pem&application_name=x"
+            ),
+            (
+                "postgres://u:p%2Fw@db.example.com:5432/app?application_name=x".to_string(),
+                Some(PgSslMode::VerifyFull),
+                Some("/etc/ca.pem".to_string())
+            )
+        );
+        assert_eq!(
+            split("postgres://db/app?sslmode=disable"),
+            ("postgres://db/app".to_string(), Some(PgSslMode::Disable), None)
+        );
+        assert_eq!(split("host=db sslmode=require"), ("host=db sslmode=require".to_string(), None, None));
+        let e = split_ssl_params("postgres://u:secret@db/app?sslmode=allow").err().unwrap_or_default();
+        assert!(e.contains("not one of: disable, prefer") && !e.contains("secret"), "{e}");
+    }
 
     #[test]
     fn capabilities_match_what_the_planner_plans_for_postgres() {

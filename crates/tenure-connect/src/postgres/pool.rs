@@ -17,6 +17,7 @@ use std::time::Duration;
 use tokio::sync::{MappedMutexGuard, Mutex, MutexGuard, Semaphore, SemaphorePermit};
 use tokio_postgres::types::Type;
 use tokio_postgres::{Client, Config, NoTls, Statement};
+use tokio_postgres_rustls::MakeRustlsConnect;
 
 /// Settings applied to every new connection. `client_min_messages` keeps harmless NOTICEs
 /// (which this connector never relies on) off the wire; `lock_timeout` turns a statement stuck
@@ -34,6 +35,8 @@ pub(crate) struct Pool {
     scrub: Scrubber,
     permits: Semaphore,
     slots: Vec<Mutex<Option<Pooled>>>,
+    /// The TLS connector, unless `sslmode = disable`.
+    tls: Option<MakeRustlsConnect>,
 }
 
 /// A connection and the statements prepared on it.
@@ -85,7 +88,14 @@ impl Conn<'_> {
 impl Pool {
     /// `shown` is the connection URL as messages may show it (redacted); `scrub` erases the
     /// password from every connection error.
-    pub(crate) fn new(target: &str, config: Config, size: usize, shown: &str, scrub: Scrubber) -> Self {
+    pub(crate) fn new(
+        target: &str,
+        config: Config,
+        size: usize,
+        shown: &str,
+        scrub: Scrubber,
+        tls: Option<MakeRustlsConnect>,
+    ) -> Self {
         let size = size.max(1);
         Self {
             target: target.to_string(),
@@ -94,6 +104,7 @@ impl Pool {
             scrub,
             permits: Semaphore::new(size),
             slots: (0..size).map(|_| Mutex::new(None)).collect(),
+            tls,
         }
     }
 
@@ -129,13 +140,22 @@ impl Pool {
     }
 
     async fn connect(&self) -> Result<Client> {
-        let (client, connection) = self.config.connect(NoTls).await.map_err(|e| self.error(&self.connecting, &e))?;
         let target = self.target.clone();
-        tokio::spawn(async move {
-            if let Err(e) = connection.await {
-                tracing::debug!(target_name = %target, error = %e, "postgres connection ended");
+        let ended = move |e: tokio_postgres::Error| tracing::debug!(target_name = %target, error = %e, "postgres connection ended");
+        let client = match &self.tls {
+            Some(tls) => {
+                let (client, connection) =
+                    self.config.connect(tls.clone()).await.map_err(|e| self.error(&self.connecting, &e))?;
+                tokio::spawn(async move { connection.await.map_err(ended) });
+                client
             }
-        });
+            None => {
+                let (client, connection) =
+                    self.config.connect(NoTls).await.map_err(|e| self.error(&self.connecting, &e))?;
+                tokio::spawn(async move { connection.await.map_err(ended) });
+                client
+            }
+        };
         client.batch_execute(SESSION_SETUP).await.map_err(|e| self.error("setting up the session", &e))?;
         tracing::debug!(target_name = %self.target, "opened a postgres connection");
         Ok(client)

@@ -109,6 +109,17 @@ pub(crate) fn classify(target: &str, what: &str, e: &tokio_postgres::Error) -> C
             ConnectorError::permanent(message)
         };
     }
+    // A certificate that is not trusted, or a server without TLS where TLS is required, will not
+    // get better by retrying.
+    if let Some(why) = crate::tls::explain(e) {
+        return ConnectorError::permanent(format!("target `{target}`: {what}: {why}"));
+    }
+    if e.to_string() == "error performing TLS handshake" {
+        let cause = std::error::Error::source(e).map(ToString::to_string).unwrap_or_default();
+        return ConnectorError::permanent(format!(
+            "target `{target}`: {what}: TLS handshake failed: {cause} (is `ssl = on` in the server's postgresql.conf?)"
+        ));
+    }
     // Without a server error, the driver's own error kinds are only visible through their
     // fixed messages. Connecting, timing out and losing the connection can all heal; a
     // protocol, encoding or authentication-method problem cannot.

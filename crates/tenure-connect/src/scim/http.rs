@@ -29,14 +29,25 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 /// The media type of RFC 7644 §3.1.
 const SCIM_JSON: &str = "application/scim+json";
 
+/// How the connector authenticates to the service provider.
+pub(crate) enum Auth {
+    None,
+    /// `Bearer TOKEN` from `token_env` / `token_file`, marked sensitive.
+    Static(HeaderValue),
+    /// OAuth 2.0 client credentials.
+    ClientCredentials(Box<super::oauth::OAuth>),
+}
+
 pub(crate) struct Http {
     /// The target name, for messages.
     target: String,
     client: reqwest::Client,
     /// The service provider's base URL, for instance `http://host/scim/v2`.
     base: Url,
-    /// `Bearer TOKEN`, marked sensitive; `None` when the target needs no authentication.
-    auth: Option<HeaderValue>,
+    /// How requests authenticate.
+    auth: Auth,
+    /// No answer may be larger than this (`max_response_bytes`).
+    max_response: usize,
     /// Erases the token from every message.
     scrub: Scrubber,
     /// INVARIANT: held across every request and its body, so at most `concurrency` requests are
@@ -50,10 +61,20 @@ pub(crate) struct Reply {
     pub(crate) etag: Option<String>,
     pub(crate) retry_after: Option<Duration>,
     pub(crate) body: Vec<u8>,
+    /// The OAuth token the request carried, to be scrubbed from any message about the answer.
+    pub(crate) token: Option<String>,
 }
 
 impl Http {
-    pub(crate) fn new(target: &str, url: &str, token: &str, concurrency: usize) -> Result<Self> {
+    pub(crate) fn new(
+        target: &str,
+        url: &str,
+        token: &str,
+        oauth: Option<super::oauth::OAuth>,
+        concurrency: usize,
+        tls: &tenure_core::config::TlsSettings,
+        max_response: usize,
+    ) -> Result<Self> {
         let base = Url::parse(url)
             .map_err(|e| ConnectorError::permanent(format!("scim target `{target}`: the url is not valid: {e}")))?;
         if !matches!(base.scheme(), "http" | "https") || base.cannot_be_a_base() {
@@ -61,20 +82,32 @@ impl Http {
                 "scim target `{target}`: the url must be an http or https url"
             )));
         }
-        let auth = if token.is_empty() {
-            None
-        } else {
-            let mut value = HeaderValue::from_str(&format!("Bearer {token}")).map_err(|_| {
-                ConnectorError::permanent(format!(
-                    "scim target `{target}`: the token holds characters an HTTP header cannot carry"
-                ))
-            })?;
-            value.set_sensitive(true);
-            Some(value)
+        let auth = match oauth {
+            Some(o) => Auth::ClientCredentials(Box::new(o)),
+            None if token.is_empty() => Auth::None,
+            None => {
+                let mut value = HeaderValue::from_str(&format!("Bearer {token}")).map_err(|_| {
+                    ConnectorError::permanent(format!(
+                        "scim target `{target}`: the token holds characters an HTTP header cannot carry"
+                    ))
+                })?;
+                value.set_sensitive(true);
+                Auth::Static(value)
+            }
         };
         let mut headers = HeaderMap::new();
         headers.insert(header::ACCEPT, HeaderValue::from_static("application/scim+json, application/json"));
-        let client = reqwest::Client::builder()
+        let mut builder = reqwest::Client::builder();
+        if base.scheme() == "https" {
+            let verify = crate::tls::Verify::from_flag(tls.verify);
+            builder = builder.tls_backend_preconfigured(crate::tls::client_config(
+                target,
+                "ca_file",
+                tls.ca_file.as_deref(),
+                verify,
+            )?);
+        }
+        let client = builder
             .redirect(reqwest::redirect::Policy::none())
             .connect_timeout(CONNECT_TIMEOUT)
             .timeout(REQUEST_TIMEOUT)
@@ -91,6 +124,7 @@ impl Http {
             client,
             base,
             auth,
+            max_response,
             scrub: Scrubber::new([token]),
             permits: Semaphore::new(concurrency.max(1)),
         })
@@ -125,35 +159,79 @@ impl Http {
             .await
             .map_err(|_| self.error(ErrorKind::Permanent, what, "the connector is shut down"))?;
         let path = url.path().to_string();
-        let mut req = self.client.request(method.clone(), url);
-        if let Some(auth) = &self.auth {
-            req = req.header(header::AUTHORIZATION, auth.clone());
+        let bytes = match body {
+            Some(body) => Some(
+                serde_json::to_vec(body)
+                    .map_err(|e| self.error(ErrorKind::Permanent, what, &format!("cannot encode the request: {e}")))?,
+            ),
+            None => None,
+        };
+        // With OAuth, a 401 may mean the token was revoked or rotated early: one more try with a
+        // fresh token.
+        for attempt in 0..2 {
+            let mut req = self.client.request(method.clone(), url.clone());
+            let mut token = None;
+            match &self.auth {
+                Auth::None => {}
+                Auth::Static(value) => req = req.header(header::AUTHORIZATION, value.clone()),
+                Auth::ClientCredentials(oauth) => {
+                    let (value, t) = oauth.header().await?;
+                    req = req.header(header::AUTHORIZATION, value);
+                    token = Some(t);
+                }
+            }
+            if let Some(bytes) = &bytes {
+                req = req.header(header::CONTENT_TYPE, SCIM_JSON).body(bytes.clone());
+            }
+            if let Some(tag) = if_match
+                && let Ok(tag) = HeaderValue::from_str(tag)
+            {
+                req = req.header(header::IF_MATCH, tag);
+            }
+            let resp = req.send().await.map_err(|e| self.transport_error(what, e))?;
+            let status = resp.status();
+            if status == StatusCode::UNAUTHORIZED
+                && attempt == 0
+                && let (Auth::ClientCredentials(oauth), Some(t)) = (&self.auth, &token)
+            {
+                tracing::debug!(target: "tenure_connect::scim", scim_target = %self.target, "401 with a cached OAuth token; fetching a new one");
+                oauth.refused(t).await;
+                continue;
+            }
+            let headers = resp.headers();
+            let etag = headers.get(header::ETAG).and_then(|v| v.to_str().ok()).map(str::to_string);
+            let retry_after = headers
+                .get(header::RETRY_AFTER)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| parse_retry_after(v, Utc::now()));
+            let body = super::oauth::read_capped(resp, self.max_response).await.map_err(|why| {
+                let kind = if why.contains("max_response_bytes") { ErrorKind::Permanent } else { ErrorKind::Transient };
+                let mut e = self.error(kind, what, &why);
+                if let Some(t) = &token {
+                    e.message = Scrubber::new([t.as_str()]).clean(&e.message);
+                }
+                e
+            })?;
+            tracing::debug!(target: "tenure_connect::scim", scim_target = %self.target, %method, %path, status = status.as_u16(), "scim request");
+            return Ok(Reply { status, etag, retry_after, body, token });
         }
-        if let Some(body) = body {
-            let bytes = serde_json::to_vec(body)
-                .map_err(|e| self.error(ErrorKind::Permanent, what, &format!("cannot encode the request: {e}")))?;
-            req = req.header(header::CONTENT_TYPE, SCIM_JSON).body(bytes);
+        Err(self.error(ErrorKind::Permanent, what, "the server refused a freshly fetched OAuth token (HTTP 401)"))
+    }
+
+    /// How many OAuth tokens have been fetched (0 without OAuth).
+    pub(crate) fn token_fetches(&self) -> u64 {
+        match &self.auth {
+            Auth::ClientCredentials(o) => o.fetches(),
+            _ => 0,
         }
-        if let Some(tag) = if_match
-            && let Ok(tag) = HeaderValue::from_str(tag)
-        {
-            req = req.header(header::IF_MATCH, tag);
-        }
-        let resp = req.send().await.map_err(|e| self.transport_error(what, e))?;
-        let status = resp.status();
-        let headers = resp.headers();
-        let etag = headers.get(header::ETAG).and_then(|v| v.to_str().ok()).map(str::to_string);
-        let retry_after = headers
-            .get(header::RETRY_AFTER)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| parse_retry_after(v, Utc::now()));
-        let body = resp.bytes().await.map_err(|e| self.transport_error(what, e))?.to_vec();
-        tracing::debug!(target: "tenure_connect::scim", scim_target = %self.target, %method, %path, status = status.as_u16(), "scim request");
-        Ok(Reply { status, etag, retry_after, body })
     }
 
     fn transport_error(&self, what: &str, e: reqwest::Error) -> ConnectorError {
         let e = e.without_url();
+        // A certificate that is not trusted will not become trusted by retrying.
+        if let Some(why) = crate::tls::explain(&e) {
+            return self.error(ErrorKind::Permanent, what, &why);
+        }
         let why = if e.is_timeout() {
             "timed out"
         } else if e.is_connect() {
@@ -179,6 +257,13 @@ impl Http {
     pub(crate) fn error(&self, kind: ErrorKind, what: &str, why: &str) -> ConnectorError {
         let message = self.scrub.clean(&format!("scim target `{}`: {what}: {why}", self.target));
         ConnectorError { kind, message, retry_after: None }
+    }
+}
+
+#[cfg(test)]
+impl Http {
+    fn new_plain(target: &str, url: &str, token: &str, concurrency: usize) -> Result<Self> {
+        Self::new(target, url, token, None, concurrency, &tenure_core::config::TlsSettings::default(), 1 << 20)
     }
 }
 
@@ -210,6 +295,9 @@ impl Reply {
             why.push_str(&detail);
         }
         let mut error = http.error(kind, what, &why);
+        if let Some(t) = &self.token {
+            error.message = Scrubber::new([t.as_str()]).clean(&error.message);
+        }
         if kind == ErrorKind::Transient {
             error.retry_after = self.retry_after;
         }
@@ -279,7 +367,8 @@ mod tests {
     #[tokio::test]
     async fn issue6_errors_carry_neither_the_url_nor_the_token() {
         let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let http = Http::new("t", &format!("http://127.0.0.1:{port}/scim/v2?k=q-secret"), "tok-secret-1", 1).unwrap();
+        let http =
+            Http::new_plain("t", &format!("http://127.0.0.1:{port}/scim/v2?k=q-secret"), "tok-secret-1", 1).unwrap();
         let url = http.url(&["Users"], &[("filter", "userName eq \"q-secret\"")]);
         let e = http.send(Method::GET, url, None, None, "listing users").await.err().unwrap();
         assert!(e.is_transient(), "{e}");
@@ -291,15 +380,15 @@ mod tests {
 
     #[test]
     fn urls_encode_each_segment() {
-        let http = Http::new("t", "http://127.0.0.1:1/scim/v2/", "", 1).unwrap();
+        let http = Http::new_plain("t", "http://127.0.0.1:1/scim/v2/", "", 1).unwrap();
         let url = http.url(&["Users", "a/b?c#d"], &[("filter", "userName eq \"x\"")]);
         assert_eq!(url.as_str(), "http://127.0.0.1:1/scim/v2/Users/a%2Fb%3Fc%23d?filter=userName%20eq%20%22x%22");
     }
 
     #[test]
     fn token_stays_out_of_debug_output() {
-        let http = Http::new("t", "http://127.0.0.1:1/v2", "s3cr3t-token", 1).unwrap();
-        let auth = http.auth.as_ref().unwrap();
+        let http = Http::new_plain("t", "http://127.0.0.1:1/v2", "s3cr3t-token", 1).unwrap();
+        let Auth::Static(auth) = &http.auth else { panic!("a static token") };
         assert!(!format!("{auth:?}").contains("s3cr3t"));
     }
 }

@@ -37,6 +37,18 @@
 //!   exist are already done (there is no access left to remove). `enable` and `grant` of one are
 //!   transient errors: with `concurrency > 1` the create may simply not have finished yet, and
 //!   the executor's bounded retries settle it.
+//! - **Authentication.** A static bearer token, or OAuth 2.0 client credentials (`oauth`: the
+//!   token cached until shortly before expiry, refreshed then and on a 401).
+//! - **Dialects.** `patch_op_case`, `active_as_string`, `filtered_patch_paths` and
+//!   `put_instead_of_patch` shape the requests (`wire::patch_body`); `dialect = "entra"` sets
+//!   them as apps built for Entra ID provisioning expect. A server that refuses removing a
+//!   member by value gets the filtered path from then on, with a note.
+//! - **Listing limits.** `page_size`, `max_pages` and `max_response_bytes` bound what a listing
+//!   reads; hitting a cap is a permanent error, never a silently partial list (reconciliation
+//!   would read missing accounts as gone). A page whose `itemsPerPage` differs from what it held
+//!   is paged by what it held and noted (`Connector::take_notes`).
+//! - **TLS.** `https://` with rustls, `ca_file` or the system's roots, `tls_verify` (see
+//!   `crate::tls`).
 //! - **Errors.** Connection failures, timeouts, 408, 429 and 5xx are transient (with the server's
 //!   `Retry-After`); every other unexpected status is permanent. Messages name the target and the
 //!   step, never the token.
@@ -49,6 +61,7 @@
 
 mod filter;
 mod http;
+mod oauth;
 mod wire;
 
 use crate::{AccountSpec, AccountState, Applied, Capability, Connector, ConnectorError, ErrorKind, Request, Result};
@@ -60,11 +73,8 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, PoisonError};
 use tenure_core::OpKind;
-use tenure_core::config::ScimSettings;
+use tenure_core::config::{ScimDialect, ScimSettings};
 use wire::{Change, Group, ListResponse, User};
-
-/// Resources per page when listing (`count`); RFC 7644 lets a server return fewer.
-const DEFAULT_PAGE_SIZE: usize = 500;
 
 const CAPABILITIES: &[Capability] = &[
     Capability::CreateAccount,
@@ -83,14 +93,21 @@ pub struct ScimConnector {
     name: String,
     http: Http,
     page_size: usize,
+    max_pages: usize,
+    dialect: ScimDialect,
+    /// What the connector noticed about the server, for a report (see `Connector::take_notes`).
+    notes: Mutex<Vec<String>>,
     /// Account name -> SCIM user id. A hint only, see the module docs.
     user_ids: Mutex<HashMap<String, String>>,
     /// Group displayName -> SCIM group id. A hint only.
     group_ids: Mutex<HashMap<String, String>>,
     /// Held while looking up and creating a group, so one connector never creates a name twice.
     group_create: tokio::sync::Mutex<()>,
-    /// Set once the server refused a PATCH with 405 or 501.
+    /// Set once the server refused a PATCH with 405 or 501 (or from the start, with
+    /// `put_instead_of_patch`).
     patch_refused: AtomicBool,
+    /// Set once the server refused removing a member by value (400).
+    value_remove_refused: AtomicBool,
     /// Set once the server refused `filter=members.value eq ...` on `/Groups`.
     member_filter_refused: AtomicBool,
 }
@@ -108,16 +125,42 @@ impl ScimConnector {
     /// `https://host/scim/v2`), sending at most `concurrency` requests at once.
     pub fn new(name: &str, settings: &ScimSettings, concurrency: usize) -> Result<Self> {
         let token = crate::resolve_secret(&settings.token, &format!("scim target `{name}` token"))?;
+        let oauth = settings.oauth.as_ref().map(|o| oauth::OAuth::new(name, o)).transpose()?;
         Ok(Self {
             name: name.to_string(),
-            http: Http::new(name, &settings.url, &token, concurrency)?,
-            page_size: DEFAULT_PAGE_SIZE,
+            http: Http::new(
+                name,
+                &settings.url,
+                &token,
+                oauth,
+                concurrency,
+                &settings.tls,
+                settings.max_response_bytes,
+            )?,
+            page_size: settings.page_size.max(1),
+            max_pages: settings.max_pages.max(1),
+            dialect: settings.dialect,
+            notes: Mutex::new(Vec::new()),
             user_ids: Mutex::new(HashMap::new()),
             group_ids: Mutex::new(HashMap::new()),
             group_create: tokio::sync::Mutex::new(()),
-            patch_refused: AtomicBool::new(false),
+            patch_refused: AtomicBool::new(settings.dialect.put_instead_of_patch),
+            value_remove_refused: AtomicBool::new(false),
             member_filter_refused: AtomicBool::new(false),
         })
+    }
+
+    /// How many OAuth tokens this connector has fetched (0 with a static token).
+    pub fn token_fetches(&self) -> u64 {
+        self.http.token_fetches()
+    }
+
+    fn note(&self, note: String) {
+        tracing::warn!(target: "tenure_connect::scim", scim_target = %self.name, "{note}");
+        let mut notes = self.notes.lock().unwrap_or_else(PoisonError::into_inner);
+        if !notes.contains(&note) && notes.len() < 100 {
+            notes.push(note);
+        }
     }
 
     /// Sets how many resources to ask for per page when listing (default 500).
@@ -456,8 +499,16 @@ impl ScimConnector {
         what: &str,
     ) -> Result<Modified> {
         let url = self.resource_url(endpoint, id, what)?;
-        if !self.patch_refused.load(Ordering::Relaxed) {
-            let body = wire::patch_body(changes);
+        let removes_by_value = changes.iter().any(|c| matches!(c, Change::RemoveMember(_)));
+        for _ in 0..2 {
+            if self.patch_refused.load(Ordering::Relaxed) {
+                break;
+            }
+            let mut dialect = self.dialect;
+            if self.value_remove_refused.load(Ordering::Relaxed) {
+                dialect.filtered_patch_paths = true;
+            }
+            let body = wire::patch_body(changes, &dialect);
             let reply = self.http.send(Method::PATCH, url.clone(), Some(&body), if_match, what).await?;
             match reply.status {
                 s if s.is_success() => return Ok(Modified::Done),
@@ -469,6 +520,16 @@ impl ScimConnector {
                         "the server refuses PATCH; falling back to PUT"
                     );
                     self.patch_refused.store(true, Ordering::Relaxed);
+                }
+                // A server that follows RFC 7644 refuses removing a member by value (a 400
+                // changes nothing): from now on it gets the filtered path.
+                StatusCode::BAD_REQUEST if removes_by_value && !dialect.filtered_patch_paths => {
+                    self.value_remove_refused.store(true, Ordering::Relaxed);
+                    self.note(format!(
+                        "the server refused removing a group member by value (`filtered_patch_paths = false`, \
+                         as the `entra` dialect does): {}; using a filtered path (`members[value eq \"...\"]`) instead",
+                        reply.error(&self.http, what).message
+                    ));
                 }
                 _ => return Err(reply.error(&self.http, what)),
             }
@@ -484,7 +545,7 @@ impl ScimConnector {
             .map(str::to_string)
             .or(reply.etag)
             .or_else(|| resource.pointer("/meta/version").and_then(serde_json::Value::as_str).map(str::to_string));
-        wire::apply_changes(&mut resource, changes);
+        wire::apply_changes(&mut resource, changes, &self.dialect);
         let reply = self.http.send(Method::PUT, url, Some(&resource), version.as_deref(), what).await?;
         match reply.status {
             s if s.is_success() => Ok(Modified::Done),
@@ -505,7 +566,7 @@ impl ScimConnector {
         let mut out = Vec::new();
         let mut start: u64 = 1;
         let count = self.page_size.to_string();
-        loop {
+        for page_no in 0..self.max_pages {
             let start_text = start.to_string();
             let mut q = query.to_vec();
             q.push(("startIndex", &start_text));
@@ -516,6 +577,17 @@ impl ScimConnector {
             }
             let page: ListResponse<T> = reply.json(&self.http, what)?;
             let got = page.resources.len();
+            // RFC 7644 §3.4.2: itemsPerPage is the number returned on this page. Some servers
+            // report the count asked for, or the page size they use; what was returned is what
+            // counts, and the difference is noted.
+            if let Some(claimed) = page.items_per_page
+                && claimed != got as u64
+            {
+                self.note(format!(
+                    "listing {endpoint}: page {} claimed itemsPerPage {claimed} but held {got} resources;                      paging by what was returned",
+                    page_no + 1
+                ));
+            }
             out.extend(page.resources);
             start += got as u64;
             // Stop on an empty page, past totalResults, or (for a server that leaves
@@ -528,6 +600,16 @@ impl ScimConnector {
                 return Ok(Ok(out));
             }
         }
+        Err(self.err(
+            ErrorKind::Permanent,
+            what,
+            &format!(
+                "stopped after {} pages ({} resources, `max_pages`); raise `max_pages` or `page_size` if the \
+                 service really holds more",
+                self.max_pages,
+                out.len()
+            ),
+        ))
     }
 }
 
@@ -606,6 +688,10 @@ impl Connector for ScimConnector {
                 }
             })
             .collect())
+    }
+
+    fn take_notes(&self) -> Vec<String> {
+        std::mem::take(&mut *self.notes.lock().unwrap_or_else(PoisonError::into_inner))
     }
 
     async fn list_entitlements(&self) -> Result<Vec<String>> {

@@ -14,6 +14,7 @@ use super::filter;
 use crate::AccountSpec;
 use serde::{Deserialize, Deserializer};
 use serde_json::{Map, Value, json};
+use tenure_core::config::{PatchOpCase, ScimDialect};
 
 pub(crate) const USER_SCHEMA: &str = "urn:ietf:params:scim:schemas:core:2.0:User";
 pub(crate) const GROUP_SCHEMA: &str = "urn:ietf:params:scim:schemas:core:2.0:Group";
@@ -122,6 +123,8 @@ impl Member {
 pub(crate) struct ListResponse<T> {
     #[serde(default)]
     pub(crate) total_results: Option<u64>,
+    #[serde(default)]
+    pub(crate) items_per_page: Option<u64>,
     #[serde(rename = "Resources", alias = "resources", default = "Vec::new", deserialize_with = "null_as_default")]
     pub(crate) resources: Vec<T>,
 }
@@ -138,31 +141,51 @@ pub(crate) enum Change {
     RemoveMember(String),
 }
 
-/// A `PatchOp` message (RFC 7644 §3.5.2).
-pub(crate) fn patch_body(changes: &[Change]) -> Value {
+/// A `PatchOp` message (RFC 7644 §3.5.2), in the target's dialect: `op` lower-case or
+/// capitalized, `active` as a boolean or as `"True"`/`"False"`, a member removed by a filtered
+/// path or by value.
+pub(crate) fn patch_body(changes: &[Change], dialect: &ScimDialect) -> Value {
+    let op = |name: &str| match dialect.patch_op_case {
+        PatchOpCase::Lower => name.to_string(),
+        PatchOpCase::Capitalized => {
+            let mut c = name.chars();
+            c.next().map(|f| f.to_ascii_uppercase().to_string() + c.as_str()).unwrap_or_default()
+        }
+    };
     let ops: Vec<Value> = changes
         .iter()
         .map(|c| match c {
-            Change::Replace(attr, value) => json!({"op": "replace", "path": attr, "value": value}),
-            Change::AddMember(id) => json!({"op": "add", "path": "members", "value": [{"value": id}]}),
-            Change::RemoveMember(id) => {
-                json!({"op": "remove", "path": format!("members[value eq {}]", filter::quote(id))})
+            Change::Replace(attr, value) => {
+                json!({"op": op("replace"), "path": attr, "value": dialect_value(attr, value, dialect)})
             }
+            Change::AddMember(id) => json!({"op": op("add"), "path": "members", "value": [{"value": id}]}),
+            Change::RemoveMember(id) if dialect.filtered_patch_paths => {
+                json!({"op": op("remove"), "path": format!("members[value eq {}]", filter::quote(id))})
+            }
+            Change::RemoveMember(id) => json!({"op": op("remove"), "path": "members", "value": [{"value": id}]}),
         })
         .collect();
     json!({"schemas": [PATCH_SCHEMA], "Operations": ops})
 }
 
+/// `active` as the dialect wants it.
+fn dialect_value(attr: &str, value: &Value, dialect: &ScimDialect) -> Value {
+    match value {
+        Value::Bool(b) if attr == "active" && dialect.active_as_string => json!(if *b { "True" } else { "False" }),
+        other => other.clone(),
+    }
+}
+
 /// Applies `changes` to a resource read with GET, for a PUT. Read-only attributes (`meta`,
 /// `groups`) are dropped; servers must ignore them, but not all do.
-pub(crate) fn apply_changes(resource: &mut Value, changes: &[Change]) {
+pub(crate) fn apply_changes(resource: &mut Value, changes: &[Change], dialect: &ScimDialect) {
     let Some(obj) = resource.as_object_mut() else { return };
     obj.remove("meta");
     obj.remove("groups");
     for change in changes {
         match change {
             Change::Replace(attr, value) => {
-                obj.insert((*attr).to_string(), value.clone());
+                obj.insert((*attr).to_string(), dialect_value(attr, value, dialect));
             }
             Change::AddMember(id) => {
                 let members = obj.entry("members").or_insert_with(|| Value::Array(Vec::new()));
@@ -317,20 +340,52 @@ mod tests {
 
     #[test]
     fn remove_member_path_quotes_the_id() {
-        let body = patch_body(&[Change::RemoveMember("x\" or value pr \"".into())]);
+        let body = patch_body(&[Change::RemoveMember("x\" or value pr \"".into())], &ScimDialect::STANDARD);
         assert_eq!(body["Operations"][0]["path"], json!(r#"members[value eq "x\" or value pr \""]"#));
+    }
+
+    #[test]
+    fn the_entra_dialect_capitalizes_ops_sends_active_as_a_string_and_removes_members_by_value() {
+        let changes = [
+            Change::Replace("active", json!(false)),
+            Change::AddMember("u1".into()),
+            Change::RemoveMember("u2".into()),
+        ];
+        assert_eq!(
+            patch_body(&changes, &ScimDialect::ENTRA),
+            json!({"schemas": [PATCH_SCHEMA], "Operations": [
+                {"op": "Replace", "path": "active", "value": "False"},
+                {"op": "Add", "path": "members", "value": [{"value": "u1"}]},
+                {"op": "Remove", "path": "members", "value": [{"value": "u2"}]},
+            ]})
+        );
+        assert_eq!(
+            patch_body(&changes, &ScimDialect::STANDARD),
+            json!({"schemas": [PATCH_SCHEMA], "Operations": [
+                {"op": "replace", "path": "active", "value": false},
+                {"op": "add", "path": "members", "value": [{"value": "u1"}]},
+                {"op": "remove", "path": "members[value eq \"u2\"]"},
+            ]})
+        );
+        let mut user = json!({"id": "u", "active": true});
+        apply_changes(&mut user, &[Change::Replace("active", json!(true))], &ScimDialect::ENTRA);
+        assert_eq!(user["active"], json!("True"));
     }
 
     #[test]
     fn changes_apply_to_a_resource_for_put() {
         let mut group = json!({"id": "g", "displayName": "x", "members": [{"value": "1"}], "meta": {}});
-        apply_changes(&mut group, &[Change::AddMember("2".into()), Change::AddMember("1".into())]);
+        apply_changes(
+            &mut group,
+            &[Change::AddMember("2".into()), Change::AddMember("1".into())],
+            &ScimDialect::STANDARD,
+        );
         assert_eq!(group["members"], json!([{"value": "1"}, {"value": "2"}]));
-        apply_changes(&mut group, &[Change::RemoveMember("1".into())]);
+        apply_changes(&mut group, &[Change::RemoveMember("1".into())], &ScimDialect::STANDARD);
         assert_eq!(group["members"], json!([{"value": "2"}]));
         assert!(group.get("meta").is_none());
         let mut user = json!({"id": "u", "active": true});
-        apply_changes(&mut user, &[Change::Replace("active", json!(false))]);
+        apply_changes(&mut user, &[Change::Replace("active", json!(false))], &ScimDialect::STANDARD);
         assert_eq!(user["active"], json!(false));
     }
 
@@ -342,6 +397,7 @@ mod tests {
             given_name: Some("Ann".into()),
             family_name: Some("Lee".into()),
             email: Some("ann@example.com".into()),
+            ..AccountSpec::default()
         };
         let made: User = serde_json::from_value({
             let mut v = new_user(&spec);

@@ -28,6 +28,7 @@ fn spec(account: &str) -> AccountSpec {
         given_name: Some(format!("Given {account}")),
         family_name: Some(format!("Family {account}")),
         email: Some(format!("{}@example.com", account.len())),
+        ..AccountSpec::default()
     }
 }
 
@@ -259,6 +260,7 @@ async fn hostile_names_survive_the_whole_lifecycle() {
             given_name: Some(format!("{n} given")),
             family_name: Some(n.to_string()),
             email: None,
+            ..AccountSpec::default()
         })
         .collect();
 
@@ -456,8 +458,9 @@ async fn errors_are_classified_and_never_show_the_password() {
         password: SecretRef::None,
         users_dn: "ou=people,dc=example,dc=com".into(),
         groups_dn: "ou=groups,dc=example,dc=com".into(),
-        disabled_dn: "ou=disabled,dc=example,dc=com".into(),
+        disabled_dn: Some("ou=disabled,dc=example,dc=com".into()),
         page_size: 100,
+        ..LdapSettings::default()
     };
     let c = LdapConnector::new("directory", &nowhere, 2).unwrap();
     assert_eq!(c.apply(&req(OpKind::CreateAccount, &s, None)).await.unwrap_err().kind, ErrorKind::Transient);
@@ -520,8 +523,9 @@ fn capabilities_match_the_target_kind() {
         password: SecretRef::None,
         users_dn: "ou=people,dc=example,dc=com".into(),
         groups_dn: "ou=groups,dc=example,dc=com".into(),
-        disabled_dn: "ou=disabled,dc=example,dc=com".into(),
+        disabled_dn: Some("ou=disabled,dc=example,dc=com".into()),
         page_size: 500,
+        ..LdapSettings::default()
     };
     let c = LdapConnector::new("directory", &settings, 1).unwrap();
     let caps = c.capabilities();
@@ -544,8 +548,9 @@ async fn issue6_a_url_with_credentials_never_reaches_an_error() {
         password: SecretRef::None,
         users_dn: "ou=people,dc=example,dc=com".into(),
         groups_dn: "ou=groups,dc=example,dc=com".into(),
-        disabled_dn: "ou=disabled,dc=example,dc=com".into(),
+        disabled_dn: Some("ou=disabled,dc=example,dc=com".into()),
         page_size: 100,
+        ..LdapSettings::default()
     };
     // Unencoded, a `/` in the password makes the text no URL: refused when the connector is built.
     let Err(e) = LdapConnector::new("directory", &settings(format!("ldap://admin:pa/ss@127.0.0.1:{port}")), 1) else {

@@ -4,4 +4,6 @@
 
 mod ldap;
 mod postgres;
+mod profiles;
 mod scim;
+mod tls;

@@ -423,7 +423,8 @@ async fn unreachable_target_is_transient_and_never_shows_the_secret() {
     let port = free_port().unwrap();
     let file = std::env::temp_dir().join(format!("tenure-pg-test-url-{}-{port}", std::process::id()));
     std::fs::write(&file, format!("postgres://tenure:{secret}@127.0.0.1:{port}/postgres\n")).unwrap();
-    let settings = PostgresSettings { url: SecretRef::File(file.to_str().unwrap().to_string()), reassign_to: None };
+    let settings =
+        PostgresSettings { url: SecretRef::File(file.to_str().unwrap().to_string()), ..PostgresSettings::default() };
     let c = PostgresConnector::new("warehouse", &settings, 2).await.unwrap();
     assert_transient_without(c.apply(&create("ivan", "E800")).await, secret);
     assert_transient_without(c.read_account(&spec("ivan", "E800")).await, secret);
@@ -437,7 +438,7 @@ async fn unreachable_target_is_transient_and_never_shows_the_secret() {
 
     let e = PostgresConnector::new(
         "warehouse",
-        &PostgresSettings { url: SecretRef::Env("TENURE_TEST_UNSET_VAR".into()), reassign_to: None },
+        &PostgresSettings { url: SecretRef::Env("TENURE_TEST_UNSET_VAR".into()), ..PostgresSettings::default() },
         2,
     )
     .await
@@ -467,7 +468,8 @@ async fn target_down_mid_apply_fails_transiently_then_recovers() {
     let wrong = format!("postgres://postgres:not-{}@127.0.0.1:{}/postgres", pg.password(), pg.port());
     let file = pg.dir().join("wrong-url");
     std::fs::write(&file, &wrong).unwrap();
-    let settings = PostgresSettings { url: SecretRef::File(file.to_str().unwrap().to_string()), reassign_to: None };
+    let settings =
+        PostgresSettings { url: SecretRef::File(file.to_str().unwrap().to_string()), ..PostgresSettings::default() };
     let bad = PostgresConnector::new("warehouse", &settings, 1).await.unwrap();
     let e = bad.list_accounts().await.unwrap_err();
     assert!(!e.is_transient(), "{e:?}");
@@ -504,7 +506,8 @@ async fn privileged_or_login_roles_are_never_granted_as_entitlements() {
 async fn issue6_connection_errors_show_the_url_redacted_and_never_the_password() {
     let port = free_port().unwrap();
     let file = std::env::temp_dir().join(format!("tenure-pg-issue6-{}-{port}", std::process::id()));
-    let settings = PostgresSettings { url: SecretRef::File(file.to_str().unwrap().to_string()), reassign_to: None };
+    let settings =
+        PostgresSettings { url: SecretRef::File(file.to_str().unwrap().to_string()), ..PostgresSettings::default() };
     let build = |url: String| {
         std::fs::write(&file, url).unwrap();
         PostgresConnector::new("warehouse", &settings, 1)

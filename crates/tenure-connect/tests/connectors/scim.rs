@@ -11,7 +11,7 @@ use std::time::Duration;
 use tenure_connect::scim::ScimConnector;
 use tenure_connect::{AccountSpec, AccountState, Applied, Connector, ErrorKind, Request};
 use tenure_core::OpKind;
-use tenure_core::config::{ScimSettings, SecretRef};
+use tenure_core::config::{ClientAuth, OAuthSettings, ScimDialect, ScimSettings, SecretRef};
 use tenure_testkit::peers::{Scim, free_port};
 
 // ---- helpers ----
@@ -31,6 +31,7 @@ fn spec(account: &str, identity: &str) -> AccountSpec {
         given_name: Some("Ann".into()),
         family_name: Some("Lee".into()),
         email: Some(format!("{identity}@example.com")),
+        ..AccountSpec::default()
     }
 }
 
@@ -374,7 +375,11 @@ async fn a_wrong_token_is_permanent_and_never_echoed() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("token");
     std::fs::write(&file, "wrong-token-value\n").unwrap();
-    let settings = ScimSettings { url: peer.url(), token: SecretRef::File(file.to_string_lossy().into_owned()) };
+    let settings = ScimSettings {
+        url: peer.url(),
+        token: SecretRef::File(file.to_string_lossy().into_owned()),
+        ..ScimSettings::default()
+    };
     let c = ScimConnector::new("chat", &settings, 1).unwrap();
     let err = c.read_account(&spec("gus", "E900")).await.unwrap_err();
     assert_eq!(err.kind, ErrorKind::Permanent, "{err}");
@@ -385,7 +390,7 @@ async fn a_wrong_token_is_permanent_and_never_echoed() {
 #[tokio::test]
 async fn an_unreachable_server_is_transient() {
     let port = free_port().unwrap();
-    let settings = ScimSettings { url: format!("http://127.0.0.1:{port}/v2"), token: SecretRef::None };
+    let settings = ScimSettings { url: format!("http://127.0.0.1:{port}/v2"), ..ScimSettings::default() };
     let c = ScimConnector::new("chat", &settings, 1).unwrap();
     for result in [
         c.apply(&req(OpKind::CreateAccount, &spec("hal", "E1000"), None)).await.map(|_| ()),
@@ -400,10 +405,13 @@ async fn an_unreachable_server_is_transient() {
 
 #[tokio::test]
 async fn bad_settings_are_permanent_errors() {
-    let missing =
-        ScimSettings { url: "http://127.0.0.1:1/v2".into(), token: SecretRef::Env("TENURE_TEST_NO_SUCH_VAR".into()) };
+    let missing = ScimSettings {
+        url: "http://127.0.0.1:1/v2".into(),
+        token: SecretRef::Env("TENURE_TEST_NO_SUCH_VAR".into()),
+        ..ScimSettings::default()
+    };
     assert_eq!(ScimConnector::new("chat", &missing, 1).err().unwrap().kind, ErrorKind::Permanent);
-    let bad_url = ScimSettings { url: "not a url".into(), token: SecretRef::None };
+    let bad_url = ScimSettings { url: "not a url".into(), token: SecretRef::None, ..ScimSettings::default() };
     assert_eq!(ScimConnector::new("chat", &bad_url, 1).err().unwrap().kind, ErrorKind::Permanent);
 }
 
@@ -497,7 +505,7 @@ mod fake_scim {
         }
     }
 
-    async fn read_request(sock: &mut tokio::net::TcpStream) -> Option<Seen> {
+    pub async fn read_request(sock: &mut tokio::net::TcpStream) -> Option<Seen> {
         let mut buf = Vec::new();
         let mut chunk = [0u8; 4096];
         let head_end = loop {
@@ -542,7 +550,11 @@ fn fake_connector(fake: &FakeScim) -> (ScimConnector, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("token");
     std::fs::write(&file, TOKEN).unwrap();
-    let settings = ScimSettings { url: fake.url.clone(), token: SecretRef::File(file.to_string_lossy().into_owned()) };
+    let settings = ScimSettings {
+        url: fake.url.clone(),
+        token: SecretRef::File(file.to_string_lossy().into_owned()),
+        ..ScimSettings::default()
+    };
     (ScimConnector::new("chat", &settings, 2).unwrap(), dir)
 }
 
@@ -650,4 +662,270 @@ async fn fake_scim_refusing_patch_gets_a_put_with_if_match() {
     let before = fake.seen().iter().filter(|s| s.method == "PATCH").count();
     apply(&c, OpKind::Disable, &spec("ivy", "E1100"), None).await;
     assert_eq!(fake.seen().iter().filter(|s| s.method == "PATCH").count(), before);
+}
+
+// ---- SCIM for real apps: OAuth client credentials, dialects, paging caps ----
+
+mod token_endpoint {
+    //! The OAuth 2.0 peer: a tiny token endpoint (RFC 6749 §4.4) the test starts. It hands out
+    //! the tokens the test scripts, with the lifetime it is given, and records every request.
+    //! The SCIM app behind it stays the real scim2-server.
+
+    use super::fake_scim::Seen;
+    use std::sync::{Arc, Mutex};
+    use tokio::io::AsyncWriteExt;
+    use tokio::net::TcpListener;
+
+    pub struct TokenEndpoint {
+        pub url: String,
+        pub seen: Arc<Mutex<Vec<Seen>>>,
+        task: tokio::task::JoinHandle<()>,
+    }
+
+    impl Drop for TokenEndpoint {
+        fn drop(&mut self) {
+            self.task.abort();
+        }
+    }
+
+    impl TokenEndpoint {
+        /// Answers request `n` with `script(request, n)`: `(status, JSON body)`.
+        pub async fn start(script: impl Fn(&Seen, usize) -> (u16, String) + Send + Sync + 'static) -> TokenEndpoint {
+            let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let url = format!("http://{}/oauth2/token", listener.local_addr().unwrap());
+            let seen: Arc<Mutex<Vec<Seen>>> = Arc::default();
+            let log = seen.clone();
+            let task = tokio::spawn(async move {
+                while let Ok((mut sock, _)) = listener.accept().await {
+                    let Some(req) = super::fake_scim::read_request(&mut sock).await else { continue };
+                    let n = {
+                        let mut log = log.lock().unwrap();
+                        log.push(req.clone());
+                        log.len() - 1
+                    };
+                    let (status, body) = script(&req, n);
+                    let out = format!(
+                        "HTTP/1.1 {status} X\r\nConnection: close\r\nContent-Type: application/json\r\n\
+                         Cache-Control: no-store\r\nContent-Length: {}\r\n\r\n{body}",
+                        body.len()
+                    );
+                    let _ = sock.write_all(out.as_bytes()).await;
+                    let _ = sock.shutdown().await;
+                }
+            });
+            TokenEndpoint { url, seen, task }
+        }
+
+        pub fn requests(&self) -> Vec<Seen> {
+            self.seen.lock().unwrap().clone()
+        }
+    }
+}
+
+use token_endpoint::TokenEndpoint;
+
+const CLIENT_SECRET: &str = "cl13nt-s3cret/with+odd=chars";
+
+fn oauth_settings(peer: &Scim, endpoint: &TokenEndpoint, dir: &tempfile::TempDir, auth: ClientAuth) -> ScimSettings {
+    let secret_file = dir.path().join("client-secret");
+    std::fs::write(&secret_file, format!("{CLIENT_SECRET}\n")).unwrap();
+    ScimSettings {
+        url: peer.url(),
+        oauth: Some(OAuthSettings {
+            token_url: endpoint.url.clone(),
+            client_id: "tenure app".into(),
+            client_secret: SecretRef::File(secret_file.to_string_lossy().into_owned()),
+            scope: Some("scim.provision".into()),
+            client_auth: auth,
+            token_ca_file: None,
+        }),
+        ..ScimSettings::default()
+    }
+}
+
+fn token_answer(token: &str, expires_in: f64) -> (u16, String) {
+    (200, json!({"access_token": token, "token_type": "Bearer", "expires_in": expires_in}).to_string())
+}
+
+#[tokio::test]
+async fn oauth_client_credentials_token_is_fetched_cached_and_refreshed_on_expiry_and_on_401() {
+    let peer = peer().await;
+    let good = peer.token().to_string();
+    // The first token handed out has been revoked already (scim2-server answers 401 to it);
+    // every later one is the token the app accepts, valid for two seconds.
+    let endpoint = TokenEndpoint::start(move |_, n| {
+        if n == 0 { token_answer("revoked-before-expiry", 3600.0) } else { token_answer(&good, 2.0) }
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let c = ScimConnector::new("app", &oauth_settings(&peer, &endpoint, &dir, ClientAuth::Basic), 2).unwrap();
+    assert_eq!(c.token_fetches(), 0, "nothing is fetched before it is needed");
+
+    let ann = spec("ann", "E1");
+    // 401 with the revoked token, a fresh one, and the create goes through.
+    assert_eq!(apply(&c, OpKind::CreateAccount, &ann, None).await, Applied::Changed);
+    assert_eq!(c.token_fetches(), 2);
+    // Cached: a burst of work costs no more token requests.
+    apply(&c, OpKind::Grant, &ann, Some("staff")).await;
+    assert_eq!(read(&c, &ann).await.grants, names(&["staff"]));
+    c.list_accounts().await.unwrap();
+    assert_eq!(c.token_fetches(), 2);
+    // Expired (refreshed a little before the two seconds are up): fetched again.
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    apply(&c, OpKind::Disable, &ann, None).await;
+    assert_eq!(c.token_fetches(), 3);
+    assert!(!Raw::new(&peer).users_named("ann").await[0]["active"].as_bool().unwrap());
+
+    // What the token endpoint saw: the client credentials grant, the scope, HTTP Basic with
+    // both parts form-encoded (RFC 6749 §2.3.1), and never the secret in the body.
+    let requests = endpoint.requests();
+    assert_eq!(requests.len(), 3);
+    use base64::Engine as _;
+    let basic = base64::engine::general_purpose::STANDARD.encode("tenure+app:cl13nt-s3cret%2Fwith%2Bodd%3Dchars");
+    for r in &requests {
+        assert_eq!((r.method.as_str(), r.target.as_str()), ("POST", "/oauth2/token"));
+        assert_eq!(r.header("content-type"), Some("application/x-www-form-urlencoded"));
+        assert_eq!(r.body, "grant_type=client_credentials&scope=scim.provision");
+        assert_eq!(r.header("authorization"), Some(format!("Basic {basic}").as_str()));
+    }
+
+    // `client_auth = "post"` puts the credentials in the form instead.
+    let c = ScimConnector::new("app", &oauth_settings(&peer, &endpoint, &dir, ClientAuth::Post), 1).unwrap();
+    read(&c, &ann).await;
+    let last = endpoint.requests().pop().unwrap();
+    assert_eq!(last.header("authorization"), None);
+    assert_eq!(
+        last.body,
+        "grant_type=client_credentials&scope=scim.provision&client_id=tenure+app&client_secret=cl13nt-s3cret%2Fwith%2Bodd%3Dchars"
+    );
+}
+
+#[tokio::test]
+async fn oauth_errors_never_show_the_client_secret_or_a_token() {
+    let peer = peer().await;
+    // An endpoint that echoes the credentials back in its error, as a careless one might.
+    let endpoint = TokenEndpoint::start(|req, n| match n {
+        0 => (
+            401,
+            json!({"error": "invalid_client", "error_description": format!("bad secret in {}", req.body)}).to_string(),
+        ),
+        1 => (503, String::new()),
+        _ => (200, json!({"access_token": "t0ken-value-xyz", "token_type": "mac"}).to_string()),
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let c = ScimConnector::new("app", &oauth_settings(&peer, &endpoint, &dir, ClientAuth::Post), 1).unwrap();
+    let ann = spec("ann", "E1");
+    let e = c.read_account(&ann).await.unwrap_err();
+    assert_eq!(e.kind, ErrorKind::Permanent, "{e}");
+    assert!(e.message.contains("HTTP 401: invalid_client: bad secret in"), "{e}");
+    let e2 = c.read_account(&ann).await.unwrap_err();
+    assert_eq!(e2.kind, ErrorKind::Transient, "{e2}");
+    let e3 = c.read_account(&ann).await.unwrap_err();
+    assert!(e3.message.contains("unsupported token type `mac`"), "{e3}");
+    let encoded = "cl13nt-s3cret%2Fwith%2Bodd%3Dchars";
+    for e in [&e, &e2, &e3] {
+        assert!(!e.message.contains(CLIENT_SECRET) && !e.message.contains(encoded), "{e}");
+        assert!(!e.message.contains("t0ken-value-xyz"), "{e}");
+    }
+    // Nothing reachable at all: transient, and still no secret.
+    let port = free_port().unwrap();
+    let mut settings = oauth_settings(&peer, &endpoint, &dir, ClientAuth::Basic);
+    if let Some(o) = settings.oauth.as_mut() {
+        o.token_url = format!("http://127.0.0.1:{port}/token");
+    }
+    let e = ScimConnector::new("app", &settings, 1).unwrap().read_account(&ann).await.unwrap_err();
+    assert!(e.is_transient() && e.message.contains("cannot reach the token endpoint"), "{e}");
+    assert!(!e.message.contains(CLIENT_SECRET), "{e}");
+}
+
+#[tokio::test]
+async fn entra_dialect_and_put_instead_of_patch_work_against_scim2_server() {
+    let peer = peer().await;
+    for dialect in [ScimDialect::ENTRA, ScimDialect { put_instead_of_patch: true, ..ScimDialect::STANDARD }] {
+        let raw = Raw::new(&peer);
+        let settings = ScimSettings { dialect, ..peer.settings() };
+        let c = ScimConnector::new("app", &settings, 2).unwrap();
+        let tag = if dialect.put_instead_of_patch { "put" } else { "entra" };
+        let (a, b) = (spec(&format!("{tag}-a"), &format!("{tag}-1")), spec(&format!("{tag}-b"), &format!("{tag}-2")));
+        let group = format!("{tag}-team");
+        for s in [&a, &b] {
+            apply(&c, OpKind::CreateAccount, s, None).await;
+            assert_eq!(apply(&c, OpKind::Grant, s, Some(&group)).await, Applied::Changed);
+        }
+        // Removing one member by value leaves the other in place.
+        assert_eq!(apply(&c, OpKind::Revoke, &a, Some(&group)).await, Applied::Changed);
+        assert_eq!(read(&c, &a).await.grants, names(&[]));
+        assert_eq!(read(&c, &b).await.grants, names(&[&group]));
+        let stored = raw.groups_named(&group).await;
+        assert_eq!(member_ids(&stored[0]).len(), 1, "{dialect:?}: {stored:?}");
+        // `active` sent as "False" (or in a PUT) is stored as false.
+        assert_eq!(apply(&c, OpKind::Disable, &b, None).await, Applied::Changed);
+        assert_eq!(raw.users_named(&b.account).await[0]["active"], json!(false), "{dialect:?}");
+        assert!(!read(&c, &b).await.enabled);
+        assert_eq!(apply(&c, OpKind::Enable, &b, None).await, Applied::Changed);
+        assert_eq!(raw.users_named(&b.account).await[0]["active"], json!(true), "{dialect:?}");
+        // scim2-server follows RFC 7644 and refuses removal by value: the connector says so once
+        // and uses the filtered path from then on.
+        let notes = c.take_notes();
+        if dialect == ScimDialect::ENTRA {
+            assert_eq!(notes.len(), 1, "{notes:#?}");
+            assert!(
+                notes[0].contains("refused removing a group member by value") && notes[0].contains("HTTP 400"),
+                "{notes:#?}"
+            );
+        } else {
+            assert!(notes.is_empty(), "{notes:#?}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn listing_stops_at_max_pages_and_max_response_bytes() {
+    let peer = peer().await;
+    let c = connector(&peer);
+    for i in 0..40 {
+        apply(&c, OpKind::CreateAccount, &spec(&format!("p{i}"), &format!("E{i}")), None).await;
+    }
+    let capped = |page_size, max_pages, max_response_bytes| {
+        let s = ScimSettings { page_size, max_pages, max_response_bytes, ..peer.settings() };
+        ScimConnector::new("app", &s, 1).unwrap()
+    };
+    // 40 users in pages of 15 need 3 pages.
+    let e = capped(15, 2, 1 << 20).list_accounts().await.unwrap_err();
+    assert_eq!(e.kind, ErrorKind::Permanent, "{e}");
+    assert!(e.message.contains("stopped after 2 pages (30 resources, `max_pages`)"), "{e}");
+    assert_eq!(capped(15, 3, 1 << 20).list_accounts().await.unwrap().len(), 40);
+    // One page of all forty is larger than 4 KiB.
+    let e = capped(100, 10, 4096).list_accounts().await.unwrap_err();
+    assert_eq!(e.kind, ErrorKind::Permanent, "{e}");
+    assert!(e.message.contains("larger than 4096 bytes (`max_response_bytes`)"), "{e}");
+    assert_eq!(capped(100, 10, 1 << 20).list_accounts().await.unwrap().len(), 40);
+    assert!(c.take_notes().is_empty(), "scim2-server's itemsPerPage is right");
+}
+
+#[tokio::test]
+async fn fake_scim_items_per_page_that_differs_from_what_was_returned_is_tolerated_and_noted() {
+    // A fault the real server does not have: itemsPerPage claims the count asked for.
+    let fake = FakeScim::start(|req, _| {
+        let page = |ids: &[&str], total: u64| {
+            let resources: Vec<Value> = ids.iter().map(|id| json!({"id": id, "userName": id})).collect();
+            json!({"totalResults": total, "itemsPerPage": 50, "startIndex": 1, "Resources": resources}).to_string()
+        };
+        if req.target.starts_with("/v2/Groups") {
+            return Reply::new(200, json!({"totalResults": 0, "Resources": []}).to_string());
+        }
+        match req.target.contains("startIndex=1&") {
+            true => Reply::new(200, page(&["u1", "u2"], 3)),
+            false => Reply::new(200, page(&["u3"], 3)),
+        }
+    })
+    .await;
+    let (c, _dir) = fake_connector(&fake);
+    let listed = c.list_accounts().await.unwrap();
+    assert_eq!(listed.iter().map(|a| a.account.as_str()).collect::<Vec<_>>(), ["u1", "u2", "u3"]);
+    let notes = c.take_notes();
+    assert_eq!(notes.len(), 2, "{notes:#?}");
+    assert!(notes[0].contains("page 1 claimed itemsPerPage 50 but held 2 resources"), "{notes:#?}");
+    assert!(c.take_notes().is_empty(), "notes are handed out once");
 }

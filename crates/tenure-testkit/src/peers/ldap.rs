@@ -39,9 +39,13 @@ const STOP_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// A running `slapd` with suffix `dc=example,dc=com`, stopped and deleted on drop.
 pub struct Ldap {
-    /// `ldap://127.0.0.1:PORT/`.
+    /// `ldap://127.0.0.1:PORT/` (with TLS configured, StartTLS works here too).
     pub url: String,
     pub port: u16,
+    /// `ldaps://127.0.0.1:PORT/` when started with TLS.
+    pub ldaps_url: Option<String>,
+    /// The CA that issued the server certificate, when started with TLS.
+    pub ca_file: Option<PathBuf>,
     /// The root DN, `cn=admin,dc=example,dc=com`.
     pub bind_dn: String,
     /// The root DN's password (random per peer).
@@ -78,6 +82,14 @@ impl Ldap {
     /// Starts a directory loaded with the base entries and then `ldif` (entries in LDIF, each a
     /// full entry with its `objectClass`es; empty for none), loaded offline with `slapadd`.
     pub fn start_seeded(ldif: &str) -> Result<Ldap> {
+        Self::start_with(LdapOptions { seed: ldif, ..LdapOptions::default() })
+    }
+
+    /// Starts a directory as `opts` say: seeded, with TLS (an `ldaps://` listener besides the
+    /// plain one, which then also offers StartTLS), and with the Active Directory compatible
+    /// schema ([`AD_SCHEMA`]).
+    pub fn start_with(opts: LdapOptions<'_>) -> Result<Ldap> {
+        let ldif = opts.seed;
         ensure_apt(SLAPD, &["slapd", "ldap-utils"]).context("installing OpenLDAP for the ldap peer")?;
         let dir = tempfile::Builder::new().prefix("tenure-slapd-").tempdir().context("creating the slapd temp dir")?;
         let root = dir.path();
@@ -89,7 +101,22 @@ impl Ldap {
         write_private(&password_file, &password)?;
 
         let conf = root.join("slapd.conf");
-        write_private(&conf, &slapd_conf(root, &data, &password))?;
+        let mut extra = String::new();
+        if opts.ad_schema {
+            let schema = root.join("ad.schema");
+            fs::write(&schema, AD_SCHEMA).context("writing the AD-compatible schema")?;
+            extra.push_str(&format!("include {}\n", schema.display()));
+        }
+        let mut tls = String::new();
+        if let Some(cert) = opts.tls {
+            tls = format!(
+                "TLSCACertificateFile {}\nTLSCertificateFile {}\nTLSCertificateKeyFile {}\n",
+                cert.ca_file.display(),
+                cert.cert_file.display(),
+                cert.key_file.display()
+            );
+        }
+        write_private(&conf, &slapd_conf(root, &data, &password, &extra, &tls))?;
         run(Command::new(SLAPTEST).arg("-f").arg(&conf).arg("-u")).context("checking the generated slapd.conf")?;
 
         let seed = root.join("seed.ldif");
@@ -109,11 +136,14 @@ impl Ldap {
         let mut last_error = None;
         for _ in 0..START_ATTEMPTS {
             let port = free_port()?;
-            match spawn_slapd(&conf, port, &log) {
+            let ldaps = if opts.tls.is_some() { Some(free_port()?) } else { None };
+            match spawn_slapd(&conf, port, ldaps, &log) {
                 Ok(child) => {
                     return Ok(Ldap {
                         url: format!("ldap://127.0.0.1:{port}/"),
                         port,
+                        ldaps_url: ldaps.map(|p| format!("ldaps://127.0.0.1:{p}/")),
+                        ca_file: opts.tls.map(|c| c.ca_file.clone()),
                         bind_dn: format!("cn=admin,{BASE_DN}"),
                         password,
                         password_file,
@@ -142,9 +172,22 @@ impl Ldap {
             password: SecretRef::File(self.password_file.to_string_lossy().into_owned()),
             users_dn: self.users_dn.clone(),
             groups_dn: self.groups_dn.clone(),
-            disabled_dn: self.disabled_dn.clone(),
+            disabled_dn: Some(self.disabled_dn.clone()),
             page_size: 500,
+            ..LdapSettings::default()
         }
+    }
+
+    /// Reads the directory with the `ldapsearch` command (ldap-utils), bound as the root DN over
+    /// the plain listener: `-LLL` LDIF of the entries under `base` matching `filter`, with
+    /// `attrs` (all user attributes when empty). Binary values come base64-encoded (`attr::`).
+    pub fn ldapsearch(&self, base: &str, filter: &str, attrs: &[&str]) -> Result<String> {
+        let mut cmd = Command::new("ldapsearch");
+        cmd.args(["-x", "-LLL", "-o", "ldif-wrap=no", "-H", &self.url, "-D", &self.bind_dn, "-y"])
+            .arg(&self.password_file)
+            .args(["-b", base, filter])
+            .args(attrs);
+        run(&mut cmd).context("running ldapsearch against the peer")
     }
 
     /// The server's log so far (empty at the default log level unless something went wrong).
@@ -184,13 +227,51 @@ impl Drop for Ldap {
     }
 }
 
+/// What [`Ldap::start_with`] starts.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct LdapOptions<'a> {
+    /// LDIF loaded after the base entries.
+    pub seed: &'a str,
+    /// Serve TLS with this certificate: `ldaps://` on a second port, StartTLS on the first.
+    pub tls: Option<&'a super::ServerCert>,
+    /// Load [`AD_SCHEMA`].
+    pub ad_schema: bool,
+}
+
+/// The few Active Directory attribute types and object classes the `active_directory` profile
+/// writes, with Microsoft's OIDs, so slapd can hold what the profile sends. This is not Active
+/// Directory: slapd stores `unicodePwd` as bytes and gives `userAccountControl` no meaning; the
+/// tests read both back to check what was sent.
+pub const AD_SCHEMA: &str = "\
+attributetype ( 1.2.840.113556.1.4.221 NAME 'sAMAccountName' EQUALITY caseIgnoreMatch
+  SUBSTR caseIgnoreSubstringsMatch SYNTAX 1.3.6.1.4.1.1466.115.121.1.15 SINGLE-VALUE )
+attributetype ( 1.2.840.113556.1.4.656 NAME 'userPrincipalName' EQUALITY caseIgnoreMatch
+  SYNTAX 1.3.6.1.4.1.1466.115.121.1.15 SINGLE-VALUE )
+attributetype ( 1.2.840.113556.1.4.8 NAME 'userAccountControl' EQUALITY integerMatch
+  SYNTAX 1.3.6.1.4.1.1466.115.121.1.27 SINGLE-VALUE )
+attributetype ( 1.2.840.113556.1.4.90 NAME 'unicodePwd' EQUALITY octetStringMatch
+  SYNTAX 1.3.6.1.4.1.1466.115.121.1.40 SINGLE-VALUE )
+attributetype ( 1.2.840.113556.1.4.35 NAME 'employeeID' EQUALITY caseIgnoreMatch
+  SYNTAX 1.3.6.1.4.1.1466.115.121.1.15 SINGLE-VALUE )
+attributetype ( 1.2.840.113556.1.2.141 NAME 'department' EQUALITY caseIgnoreMatch
+  SYNTAX 1.3.6.1.4.1.1466.115.121.1.15 SINGLE-VALUE )
+attributetype ( 1.2.840.113556.1.4.750 NAME 'groupType' EQUALITY integerMatch
+  SYNTAX 1.3.6.1.4.1.1466.115.121.1.27 SINGLE-VALUE )
+objectclass ( 1.2.840.113556.1.5.9 NAME 'user' SUP organizationalPerson STRUCTURAL
+  MAY ( sAMAccountName $ userPrincipalName $ userAccountControl $ unicodePwd $ employeeID $
+        department $ mail $ displayName $ givenName $ title ) )
+objectclass ( 1.2.840.113556.1.3.30 NAME 'computer' SUP user STRUCTURAL )
+objectclass ( 1.2.840.113556.1.5.8 NAME 'group' SUP top STRUCTURAL MUST cn
+  MAY ( member $ sAMAccountName $ groupType $ description ) )
+";
+
 enum StartError {
     /// Another process bound the port first; worth retrying on another port.
     PortTaken(anyhow::Error),
     Failed(anyhow::Error),
 }
 
-fn spawn_slapd(conf: &Path, port: u16, log: &Path) -> std::result::Result<Child, StartError> {
+fn spawn_slapd(conf: &Path, port: u16, ldaps: Option<u16>, log: &Path) -> std::result::Result<Child, StartError> {
     let failed = |e: anyhow::Error| StartError::Failed(e);
     let out = fs::File::create(log).context("creating the slapd log").map_err(failed)?;
     let err = out.try_clone().context("opening the slapd log").map_err(failed)?;
@@ -198,7 +279,10 @@ fn spawn_slapd(conf: &Path, port: u16, log: &Path) -> std::result::Result<Child,
         .arg("-f")
         .arg(conf)
         .arg("-h")
-        .arg(format!("ldap://127.0.0.1:{port}/"))
+        .arg(match ldaps {
+            Some(s) => format!("ldap://127.0.0.1:{port}/ ldaps://127.0.0.1:{s}/"),
+            None => format!("ldap://127.0.0.1:{port}/"),
+        })
         .args(["-d", "0"])
         .stdin(Stdio::null())
         .stdout(out)
@@ -247,7 +331,7 @@ fn write_private(path: &Path, text: &str) -> Result<()> {
     Ok(())
 }
 
-fn slapd_conf(root: &Path, data: &Path, password: &str) -> String {
+fn slapd_conf(root: &Path, data: &Path, password: &str, extra_schema: &str, tls: &str) -> String {
     let root = root.display();
     let data = data.display();
     // `index member eq` keeps "which groups is this DN in" (disable, delete, read-back) an index
@@ -258,7 +342,7 @@ fn slapd_conf(root: &Path, data: &Path, password: &str) -> String {
 include /etc/ldap/schema/cosine.schema
 include /etc/ldap/schema/inetorgperson.schema
 include /etc/ldap/schema/nis.schema
-pidfile {root}/slapd.pid
+{extra_schema}{tls}pidfile {root}/slapd.pid
 argsfile {root}/slapd.args
 modulepath /usr/lib/ldap
 moduleload back_mdb

@@ -7,10 +7,12 @@
 pub mod ldap;
 pub mod postgres;
 pub mod scim;
+pub mod tls;
 
-pub use ldap::Ldap;
+pub use ldap::{Ldap, LdapOptions};
 pub use postgres::Postgres;
 pub use scim::Scim;
+pub use tls::{ServerCert, TestCa, TlsTerminator};
 
 use anyhow::{Context, Result, bail};
 use std::net::{SocketAddr, TcpListener, TcpStream};

@@ -41,19 +41,34 @@ pub struct Postgres {
     /// Whether server commands run as the `postgres` OS user (we are root).
     as_postgres: bool,
     running: bool,
+    /// Whether the server has `ssl = on`.
+    tls: bool,
 }
 
 impl Postgres {
     /// Creates and starts a cluster. Fails, with the server log when there is one, if it cannot.
     pub fn start() -> Result<Postgres> {
+        Self::start_opts(None)
+    }
+
+    /// Creates and starts a cluster with `ssl = on`, serving `cert` (issued by a
+    /// [`super::TestCa`]). Plain connections are still accepted, so `sslmode` decides.
+    pub fn start_tls(cert: &super::ServerCert) -> Result<Postgres> {
+        Self::start_opts(Some(cert))
+    }
+
+    fn start_opts(cert: Option<&super::ServerCert>) -> Result<Postgres> {
         let bin = server_bin()?;
         let dir = tempfile::Builder::new().prefix("tenure-pg-").tempdir().context("creating the cluster's temp dir")?;
         let as_postgres = std::fs::metadata(dir.path())?.uid() == 0;
         let password: String = rand::rng().sample_iter(rand::distr::Alphanumeric).take(32).map(char::from).collect();
         let url_path = dir.path().join("url");
         let url_file = url_path.to_str().context("the temp dir path is not UTF-8")?.to_string();
-        let mut pg = Postgres { dir, bin, port: 0, password, url_file, as_postgres, running: false };
+        let mut pg = Postgres { dir, bin, port: 0, password, url_file, as_postgres, running: false, tls: false };
         pg.init().context("initdb of a throwaway PostgreSQL cluster")?;
+        if let Some(cert) = cert {
+            pg.install_cert(cert).context("installing the server certificate")?;
+        }
         let mut last = None;
         for _ in 0..START_ATTEMPTS {
             pg.port = pick_port()?;
@@ -97,14 +112,14 @@ impl Postgres {
 
     /// Connector settings that read the URL from [`Postgres::url_file`].
     pub fn settings(&self) -> PostgresSettings {
-        PostgresSettings { url: SecretRef::File(self.url_file.clone()), reassign_to: None }
+        PostgresSettings { url: SecretRef::File(self.url_file.clone()), ..PostgresSettings::default() }
     }
 
     /// Connector settings that read the URL from the environment variable `var`. Setting the
     /// variable (to [`Postgres::url`]) is the caller's job, typically in a child process's
     /// environment: changing this process's environment is `unsafe` in Rust 2024.
     pub fn settings_env(&self, var: &str) -> PostgresSettings {
-        PostgresSettings { url: SecretRef::Env(var.to_string()), reassign_to: None }
+        PostgresSettings { url: SecretRef::Env(var.to_string()), ..PostgresSettings::default() }
     }
 
     /// The cluster's temp dir (data in `data/`, the server log in `log`, the Unix socket).
@@ -189,6 +204,19 @@ impl Postgres {
         out.map(drop)
     }
 
+    /// Copies the certificate and key into the data dir (PostgreSQL wants the key owned by the
+    /// server's user and private) and turns `ssl` on.
+    fn install_cert(&mut self, cert: &super::ServerCert) -> Result<()> {
+        let (crt, key) = (self.data().join("server.crt"), self.data().join("server.key"));
+        std::fs::write(&crt, &cert.cert_pem).with_context(|| format!("writing {}", crt.display()))?;
+        write_private(&key, &cert.key_pem)?;
+        if self.as_postgres {
+            run(Command::new("chown").arg("postgres:").arg(&crt).arg(&key)).context("handing the key to `postgres`")?;
+        }
+        self.tls = true;
+        Ok(())
+    }
+
     /// Appends the listen settings to `postgresql.conf`; a later line wins, so a retry on
     /// another port just appends again.
     fn configure(&self) -> Result<()> {
@@ -200,6 +228,9 @@ impl Postgres {
              unix_socket_directories = '{socket_dir}'\nfsync = off\n",
             self.port
         ));
+        if self.tls {
+            text.push_str("ssl = on\nssl_cert_file = 'server.crt'\nssl_key_file = 'server.key'\n");
+        }
         std::fs::write(&conf, text).with_context(|| format!("writing {}", conf.display()))
     }
 }

@@ -49,6 +49,8 @@ pub struct Scim {
     token_file: PathBuf,
     /// Resources read by `stop`, re-created by `restart`.
     saved: Option<Saved>,
+    /// The TLS front, when started with [`Scim::start_tls`].
+    tls: Option<super::TlsTerminator>,
     dir: TempDir,
 }
 
@@ -72,7 +74,7 @@ impl Scim {
             .open(&token_file)
             .and_then(|mut f| f.write_all(token.as_bytes()))
             .with_context(|| format!("writing {}", token_file.display()))?;
-        let mut scim = Scim { child: None, bin, port: 0, token, token_file, saved: None, dir };
+        let mut scim = Scim { child: None, bin, port: 0, token, token_file, saved: None, tls: None, dir };
         // Another process may take the free port before scim2-server binds it: try a few.
         let mut last = None;
         for _ in 0..3 {
@@ -83,6 +85,19 @@ impl Scim {
             }
         }
         Err(last.unwrap_or_else(|| anyhow!("scim2-server did not start")))
+    }
+
+    /// Starts scim2-server (plain HTTP, as it only speaks) behind a [`super::TlsTerminator`]
+    /// serving `cert`: [`Scim::https_url`] is the way in over TLS.
+    pub fn start_tls(cert: &super::ServerCert) -> Result<Scim> {
+        let mut scim = Self::start()?;
+        scim.tls = Some(super::TlsTerminator::start(cert, scim.port)?);
+        Ok(scim)
+    }
+
+    /// `https://127.0.0.1:PORT/v2` through the TLS front, when started with [`Scim::start_tls`].
+    pub fn https_url(&self) -> Option<String> {
+        self.tls.as_ref().map(|t| format!("https://127.0.0.1:{}/v2", t.port()))
     }
 
     /// The SCIM base URL, `http://127.0.0.1:PORT/v2`.
@@ -111,7 +126,11 @@ impl Scim {
 
     /// Target settings for this peer; the token comes from [`Scim::token_file`].
     pub fn settings(&self) -> ScimSettings {
-        ScimSettings { url: self.url(), token: SecretRef::File(self.token_file.to_string_lossy().into_owned()) }
+        ScimSettings {
+            url: self.url(),
+            token: SecretRef::File(self.token_file.to_string_lossy().into_owned()),
+            ..ScimSettings::default()
+        }
     }
 
     pub fn is_running(&mut self) -> bool {
