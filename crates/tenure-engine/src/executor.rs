@@ -781,7 +781,6 @@ mod tests {
             sha256: String::new(),
             summary: serde_json::json!({}),
             state: BatchState::Applied,
-            identities: vec![identity],
             events: vec![event],
             audit: vec![],
             base_import: None,

@@ -146,20 +146,32 @@ pub fn import_csv(
         }
     }
     let population = previous.values().filter(|i| i.status != Status::Terminated).count();
-    let planned_all = plan_events(engine, &events)?;
-    let losses = events
-        .iter()
-        .zip(&planned_all)
-        // Cancelling queued work counts too: a broken feed must not silently withdraw many
-        // people's provisioning any more than it may revoke it.
-        .filter(|(e, p)| {
-            e.kind == EventKind::Leaver
+    // Pass 1: plan every event for the guard and the summary, keeping only counts. The plans
+    // themselves are made again, from the same inputs, while the batch is written (pass 2), so
+    // the day-one import never holds every identity's operations in memory at once.
+    let inputs = PlanInputs::load(engine, &events)?;
+    let mut shape = Vec::with_capacity(events.len());
+    let (mut losses, mut gains) = (0usize, 0usize);
+    {
+        let privileged = guard::privileged_entitlements(engine.policy);
+        let mut scratch = Scratch::default();
+        for e in &events {
+            let p = inputs.plan(engine, e, &mut scratch);
+            // Cancelling queued work counts too: a broken feed must not silently withdraw many
+            // people's provisioning any more than it may revoke it.
+            let loses = e.kind == EventKind::Leaver
                 || !p.cancel.is_empty()
-                || p.ops.iter().any(|o| matches!(o.kind, OpKind::Disable | OpKind::Revoke | OpKind::DeleteAccount))
-        })
-        .count();
+                || p.ops.iter().any(|o| matches!(o.kind, OpKind::Disable | OpKind::Revoke | OpKind::DeleteAccount));
+            let gains_privileged = p.ops.iter().any(|o| {
+                o.kind == OpKind::Grant
+                    && o.entitlement.as_deref().is_some_and(|g| privileged.contains(&(o.target.as_str(), g)))
+            });
+            losses += usize::from(loses);
+            gains += usize::from(gains_privileged);
+            shape.push((p.ops.len(), p.cancel.len()));
+        }
+    }
     let removed: Vec<&Event> = events.iter().filter(|e| e.note.as_deref() == Some(snapshot::ROW_REMOVED)).collect();
-    let gains = privileged_gains(engine, &planned_all);
     let held_reason = guard::Counts { leavers: counts.leavers, losses, privileged: gains, population }
         .check(&engine.config.guard)
         .or_else(|| untrusted_removals(engine, &parsed, &removed));
@@ -181,19 +193,20 @@ pub fn import_csv(
         .collect();
     rejected_audit.extend(nhi_audit);
 
-    let planned: Vec<EventIn> =
-        if held_reason.is_some() { events.iter().map(held_event).collect() } else { planned_all };
-    counts.operations = planned.iter().map(|e| e.ops.len()).sum();
-    counts.cancelled = planned.iter().map(|e| e.cancel.len()).sum();
+    let is_held = held_reason.is_some();
+    if !is_held {
+        counts.operations = shape.iter().map(|(ops, _)| ops).sum();
+        counts.cancelled = shape.iter().map(|(_, cancel)| cancel).sum();
+    }
     let summaries = events
         .iter()
-        .zip(&planned)
-        .map(|(e, p)| EventSummary {
+        .zip(&shape)
+        .map(|(e, (ops, _))| EventSummary {
             kind: e.kind,
             identity: e.identity.id.to_string(),
             significant: e.significant,
             changes: e.changes.clone(),
-            operations: p.ops.len(),
+            operations: if is_held { 0 } else { *ops },
         })
         .collect();
     let outcome = if held_reason.is_some() {
@@ -223,7 +236,7 @@ pub fn import_csv(
     // decision still stands when it commits.
     let held = engine.store.held_batches()?;
     let supersede = superseded_by_snapshot(source, &held).into_iter().cloned().collect();
-    let batch = Batch {
+    let mut batch = Batch {
         actor,
         source: source.into(),
         file: file.into(),
@@ -233,17 +246,33 @@ pub fn import_csv(
             Some(reason) => BatchState::Held { reason },
             None => BatchState::Applied,
         },
-        identities: if report.outcome == ImportOutcome::Held {
-            Vec::new()
-        } else {
-            planned.iter().map(|e| e.identity.clone()).collect()
-        },
-        events: planned,
+        events: Vec::new(),
         audit: rejected_audit,
         base_import,
         supersede,
     };
-    let ids = engine.store.commit_batch(&cfg.schema, &batch)?;
+    let ids = if is_held {
+        batch.events = events.iter().map(held_event).collect();
+        engine.store.commit_batch(&cfg.schema, &batch)?
+    } else {
+        // Pass 2: one thread plans, the other writes; the batch is still one transaction.
+        std::thread::scope(|s| {
+            let (tx, rx) = std::sync::mpsc::sync_channel::<EventIn>(1024);
+            let inputs = &inputs;
+            let planner = s.spawn(move || {
+                let mut scratch = Scratch::default();
+                for e in &events {
+                    if tx.send(inputs.plan(engine, e, &mut scratch)).is_err() {
+                        break;
+                    }
+                }
+            });
+            let written = engine.store.commit_stream(&cfg.schema, &batch, &mut rx.iter());
+            drop(rx);
+            let _ = planner.join();
+            written
+        })?
+    };
     report.import_id = Some(ids.import_id);
     report.approval_id = ids.approval_id;
     Ok(report)
@@ -288,20 +317,6 @@ fn untrusted_removals(engine: &Engine<'_>, parsed: &Parsed, removed: &[&Event]) 
     ))
 }
 
-/// Identities that would gain an entitlement a privileged role grants.
-fn privileged_gains(engine: &Engine<'_>, planned: &[EventIn]) -> usize {
-    let privileged = guard::privileged_entitlements(engine.policy);
-    planned
-        .iter()
-        .filter(|e| {
-            e.ops.iter().any(|o| {
-                o.kind == OpKind::Grant
-                    && o.entitlement.as_deref().is_some_and(|g| privileged.contains(&(o.target.as_str(), g)))
-            })
-        })
-        .count()
-}
-
 fn held_event(e: &Event) -> EventIn {
     event_in(e, Vec::new(), None, Vec::new(), Vec::new())
 }
@@ -327,27 +342,37 @@ fn event_in(
     }
 }
 
-/// Plans every event against the committed holdings and the operations still queued.
-pub(crate) fn plan_events(engine: &Engine<'_>, events: &[Event]) -> Result<Vec<EventIn>> {
-    let bulk = events.len() > 2_000;
-    let all = if bulk { Some(engine.store.all_holdings()?) } else { None };
-    let queued = if bulk {
-        engine.store.queued(None)?
-    } else {
+/// What planning a batch of events reads from the store, read once: the committed holdings and
+/// the queued operations of the identities concerned. Both passes of an import plan from it, so
+/// they plan the same operations.
+pub(crate) struct PlanInputs {
+    holdings: HashMap<String, Holdings>,
+    queued: HashMap<String, Vec<Queued>>,
+}
+
+impl PlanInputs {
+    pub(crate) fn load(engine: &Engine<'_>, events: &[Event]) -> Result<Self> {
+        // Above a few thousand events one scan beats one query per identity.
+        if events.len() > 2_000 {
+            return Ok(Self { holdings: engine.store.all_holdings()?, queued: engine.store.queued(None)? });
+        }
         let ids: Vec<&str> = events.iter().map(|e| &*e.identity.id).collect();
-        engine.store.queued(Some(&ids))?
-    };
-    let mut scratch = Scratch::default();
-    let mut out = Vec::with_capacity(events.len());
-    for e in events {
-        let held = match &all {
-            Some(map) => map.get(&*e.identity.id).cloned().unwrap_or_default(),
-            None => engine.store.holdings(&e.identity.id)?,
-        };
-        let q = queued.get(&*e.identity.id).map_or(&[][..], Vec::as_slice);
-        out.push(plan_event(engine, e, &held, q, &mut scratch));
+        let mut holdings = HashMap::with_capacity(ids.len());
+        for id in &ids {
+            let h = engine.store.holdings(id)?;
+            if !h.is_empty() {
+                holdings.insert((*id).to_string(), h);
+            }
+        }
+        Ok(Self { holdings, queued: engine.store.queued(Some(&ids))? })
     }
-    Ok(out)
+
+    pub(crate) fn plan(&self, engine: &Engine<'_>, e: &Event, scratch: &mut Scratch) -> EventIn {
+        let empty = Holdings::new();
+        let held = self.holdings.get(&*e.identity.id).unwrap_or(&empty);
+        let q = self.queued.get(&*e.identity.id).map_or(&[][..], Vec::as_slice);
+        plan_event(engine, e, held, q, scratch)
+    }
 }
 
 /// Plans one event: desired access under the policy, SoD applied, minus what is held. Queued
@@ -536,7 +561,6 @@ pub fn approve(engine: &Engine<'_>, approval_id: i64, approver: &str) -> Result<
         summary: a.summary.clone(),
         state: BatchState::Approved { import_id: a.subject, approval_id, approver: approver.into() },
         base_import: None,
-        identities: planned.iter().map(|e| e.identity.clone()).collect(),
         events: planned,
         audit: skipped,
         supersede: Vec::new(),

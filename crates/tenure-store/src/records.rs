@@ -68,8 +68,8 @@ pub struct Batch {
     pub sha256: String,
     pub summary: serde_json::Value,
     pub state: BatchState,
-    /// Identities to insert or update (with their new state).
-    pub identities: Vec<Identity>,
+    /// The events, each carrying its identity's new state (inserted or updated when the batch
+    /// is applied, left alone when it is held).
     pub events: Vec<EventIn>,
     /// Batch-level audit records (one per rejected row, for example).
     pub audit: Vec<AuditEntry>,

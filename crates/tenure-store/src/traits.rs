@@ -45,6 +45,15 @@ pub trait Store: Send + Sync {
     fn held_batches(&self) -> Result<Vec<HeldBatch>>;
     /// Commits a batch in one transaction.
     fn commit_batch(&self, schema: &Schema, batch: &Batch) -> Result<BatchIds>;
+    /// Commits a batch whose events (instead of `batch.events`) come from `events`, written as
+    /// they arrive, still in one transaction: the day-one import of every joiner never holds all
+    /// their operations at once.
+    fn commit_stream(
+        &self,
+        schema: &Schema,
+        batch: &Batch,
+        events: &mut dyn Iterator<Item = EventIn>,
+    ) -> Result<BatchIds>;
 
     fn approvals(&self, pending_only: bool) -> Result<Vec<ApprovalRecord>>;
     fn approval(&self, id: i64) -> Result<ApprovalRecord>;

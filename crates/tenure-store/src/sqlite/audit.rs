@@ -12,24 +12,44 @@ pub(crate) fn append(tx: &Transaction<'_>, entries: &[AuditEntry], at: &str) -> 
     if entries.is_empty() {
         return Ok(());
     }
-    let (mut seq, mut prev): (i64, String) = tx
-        .query_row("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1", [], |r| Ok((r.get(0)?, r.get(1)?)))
-        .optional()?
-        .unwrap_or((0, GENESIS.to_string()));
-    let mut stmt = tx.prepare_cached(
-        "INSERT INTO audit (seq, at, actor, action, identity, target, entitlement, reason, approver, outcome, prev_hash, hash)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
-    )?;
+    let mut chain = Appender::new(tx, at)?;
     for e in entries {
+        chain.push(tx, e)?;
+    }
+    Ok(())
+}
+
+/// The chain's end inside one transaction, so a large batch appends its records as it writes
+/// them instead of collecting them first.
+pub(crate) struct Appender {
+    seq: i64,
+    prev: String,
+    at: String,
+}
+
+impl Appender {
+    pub(crate) fn new(tx: &Transaction<'_>, at: &str) -> R<Self> {
+        let (seq, prev): (i64, String) = tx
+            .query_row("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1", [], |r| Ok((r.get(0)?, r.get(1)?)))
+            .optional()?
+            .unwrap_or((0, GENESIS.to_string()));
+        Ok(Self { seq, prev, at: at.to_string() })
+    }
+
+    pub(crate) fn push(&mut self, tx: &Transaction<'_>, e: &AuditEntry) -> R<()> {
+        let mut stmt = tx.prepare_cached(
+            "INSERT INTO audit (seq, at, actor, action, identity, target, entitlement, reason, approver, outcome, prev_hash, hash)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+        )?;
         // INVARIANT: the chain stores sanitized entries only (hidden characters escaped, the
         // reason capped), so no input can put a terminal escape or megabytes into the evidence.
         let e = e.sanitized();
         let e = e.as_ref();
-        seq += 1;
-        let hash = audit::hash(seq, at, e, &prev);
+        self.seq += 1;
+        let hash = audit::hash(self.seq, &self.at, e, &self.prev);
         stmt.execute(params![
-            seq,
-            at,
+            self.seq,
+            self.at,
             e.actor,
             e.action,
             e.identity,
@@ -38,12 +58,12 @@ pub(crate) fn append(tx: &Transaction<'_>, entries: &[AuditEntry], at: &str) -> 
             e.reason,
             e.approver,
             e.outcome,
-            prev,
+            self.prev,
             hash
         ])?;
-        prev = hash;
+        self.prev = hash;
+        Ok(())
     }
-    Ok(())
 }
 
 pub(super) fn append_now(store: &SqliteStore, entries: &[AuditEntry]) -> R<()> {

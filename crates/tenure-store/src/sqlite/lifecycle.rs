@@ -1,10 +1,9 @@
 //! Identities, batches, approvals, cases and the event journal.
 
-use super::audit::append;
+use super::audit::{Appender, append};
 use super::{R, SqliteStore, conflict, corrupt, count, enum_col, not_found, parse_enum};
 use crate::records::*;
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
-use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use tenure_core::audit::AuditEntry;
 use tenure_core::clock::parse_stamp;
@@ -14,13 +13,6 @@ use tenure_core::{
     ApprovalKind, ApprovalState, Attrs, CaseState, EventKind, EventState, ExceptionKind, ExceptionState, Identity,
     ImportState, OpState, Schema,
 };
-
-fn identity_json(schema: &Schema, i: &Identity) -> String {
-    serde_json::json!({
-        "id": &*i.id, "kind": i.kind, "status": i.status, "attrs": i.attrs.to_json(schema),
-    })
-    .to_string()
-}
 
 fn identity_from(schema: &Schema, id: &str, kind: &str, status: &str, attrs: &str) -> R<Identity> {
     let v: serde_json::Value = serde_json::from_str(attrs).map_err(|e| corrupt(format!("attrs of `{id}`: {e}")))?;
@@ -151,14 +143,11 @@ pub(super) fn held_batches(conn: &Connection) -> R<Vec<HeldBatch>> {
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
 
-fn idem_key(event_id: i64, identity: &str, op: &OpIn) -> String {
-    let mut h = Sha256::new();
-    for part in [&event_id.to_string(), identity, &op.target, op.kind.as_str(), op.entitlement.as_deref().unwrap_or("")]
-    {
-        h.update((part.len() as u64).to_be_bytes());
-        h.update(part.as_bytes());
-    }
-    hex::encode(h.finalize()).chars().take(32).collect()
+/// The operation's idempotency key: its event and its place in the event's plan. Unique by
+/// construction, short, and increasing within a batch, so the unique index grows at its end
+/// instead of taking each key at a random place.
+fn idem_key(event_id: i64, n: usize) -> String {
+    format!("e{event_id}.{n}")
 }
 
 /// Inserts an event row and returns its id.
@@ -171,10 +160,30 @@ fn insert_event(
     at: &str,
     state: EventState,
 ) -> R<i64> {
+    insert_event_with(tx, &ev.identity.attrs.to_json(schema).to_string(), import_id, source, ev, at, state)
+}
+
+/// [`insert_event`] with the identity's attributes already as JSON.
+fn insert_event_with(
+    tx: &Transaction<'_>,
+    attrs_json: &str,
+    import_id: i64,
+    source: &str,
+    ev: &EventIn,
+    at: &str,
+    state: EventState,
+) -> R<i64> {
     let mut stmt = tx.prepare_cached(
         "INSERT INTO events (import_id, source, kind, identity, received_at, changes, significant, note, after, state)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
     )?;
+    // The identity after the event: id, kind, status, attrs (what `held_events` reads back).
+    let after = format!(
+        "{{\"id\":{},\"kind\":\"{}\",\"status\":\"{}\",\"attrs\":{attrs_json}}}",
+        serde_json::Value::String(ev.identity.id.to_string()),
+        ev.identity.kind,
+        ev.identity.status
+    );
     stmt.execute(params![
         import_id,
         source,
@@ -184,7 +193,7 @@ fn insert_event(
         serde_json::to_string(&ev.changes).unwrap_or_default(),
         ev.significant,
         ev.note,
-        identity_json(schema, &ev.identity),
+        after,
         state.as_str(),
     ])?;
     Ok(tx.last_insert_rowid())
@@ -359,7 +368,12 @@ fn supersede(tx: &Transaction<'_>, batch: &Batch, at: &str, audit_out: &mut Vec<
     Ok(())
 }
 
-pub(super) fn commit_batch(store: &SqliteStore, schema: &Schema, batch: &Batch) -> R<BatchIds> {
+pub(super) fn commit_batch<'e>(
+    store: &SqliteStore,
+    schema: &Schema,
+    batch: &Batch,
+    events: &mut dyn Iterator<Item = std::borrow::Cow<'e, EventIn>>,
+) -> R<BatchIds> {
     let mut conn = store.lock();
     let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
     let at = store.now();
@@ -418,8 +432,8 @@ pub(super) fn commit_batch(store: &SqliteStore, schema: &Schema, batch: &Batch) 
     audit_out.extend(batch.audit.iter().cloned());
 
     if let BatchState::Held { reason } = &batch.state {
-        for ev in &batch.events {
-            insert_event(&tx, schema, import_id, &batch.source, ev, &at, EventState::Held)?;
+        for ev in events {
+            insert_event(&tx, schema, import_id, &batch.source, &ev, &at, EventState::Held)?;
             ids.events += 1;
         }
         let summary = serde_json::json!({ "source": batch.source, "file": batch.file, "reason": reason, "counts": batch.summary });
@@ -433,31 +447,22 @@ pub(super) fn commit_batch(store: &SqliteStore, schema: &Schema, batch: &Batch) 
         return Ok(ids);
     }
 
-    {
-        // An identity belongs to the source that created it: a row from another source never
-        // rewrites it (the engine rejects such rows; this keeps the store honest regardless).
-        let mut upsert = tx.prepare_cached(
-            "INSERT INTO identities (id, source, kind, status, attrs, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
-             ON CONFLICT(id) DO UPDATE SET kind = excluded.kind, status = excluded.status,
-             attrs = excluded.attrs, updated_at = excluded.updated_at WHERE identities.source = excluded.source",
-        )?;
-        for i in &batch.identities {
-            let n = upsert.execute(params![
-                &*i.id,
-                batch.source,
-                i.kind.as_str(),
-                i.status.as_str(),
-                i.attrs.to_json(schema).to_string(),
-                at
-            ])?;
-            if n != 1 {
-                return Err(conflict(format!(
-                    "identity `{}` belongs to another source; `{}` cannot change it",
-                    i.id, batch.source
-                )));
-            }
-        }
+    // A large batch (the day-one import: every joiner's birthright operations) is written as it
+    // is read: each event's records and audit entries go out before the next event's are made,
+    // and the page cache is large enough that the transaction does not spill to the WAL and
+    // read itself back.
+    tx.pragma_update(None, "cache_size", BATCH_CACHE_KIB)?;
+    let mut chain = Appender::new(&tx, &at)?;
+    for e in audit_out.drain(..) {
+        chain.push(&tx, &e)?;
     }
+    // An identity belongs to the source that created it: a row from another source never
+    // rewrites it (the engine rejects such rows; this keeps the store honest regardless).
+    let mut upsert = tx.prepare_cached(
+        "INSERT INTO identities (id, source, kind, status, attrs, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+         ON CONFLICT(id) DO UPDATE SET kind = excluded.kind, status = excluded.status,
+         attrs = excluded.attrs, updated_at = excluded.updated_at WHERE identities.source = excluded.source",
+    )?;
     let mut upd_event = tx.prepare_cached("UPDATE events SET state = ?2 WHERE id = ?1")?;
     let mut ins_case = tx.prepare_cached(
         "INSERT INTO cases (event_id, identity, kind, state, opened_at, closed_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
@@ -472,17 +477,34 @@ pub(super) fn commit_batch(store: &SqliteStore, schema: &Schema, batch: &Batch) 
     let mut ins_acct =
         tx.prepare_cached("INSERT INTO accounts (identity, target, enabled, name) VALUES (?1, ?2, ?3, ?4)")?;
     let mut ins_grant = tx.prepare_cached("INSERT INTO grants (identity, target, entitlement) VALUES (?1, ?2, ?3)")?;
-    for ev in &batch.events {
+    let mut event_audit: Vec<AuditEntry> = Vec::new();
+    for ev in events {
+        let ev = ev.as_ref();
         let id: &str = &ev.identity.id;
+        let attrs = ev.identity.attrs.to_json(schema).to_string();
+        let n = upsert.execute(params![
+            id,
+            batch.source,
+            ev.identity.kind.as_str(),
+            ev.identity.status.as_str(),
+            attrs,
+            at
+        ])?;
+        if n != 1 {
+            return Err(conflict(format!(
+                "identity `{id}` belongs to another source; `{}` cannot change it",
+                batch.source
+            )));
+        }
         let event_id = match ev.existing_id {
             Some(eid) => {
                 upd_event.execute(params![eid, EventState::Applied.as_str()])?;
                 eid
             }
-            None => insert_event(&tx, schema, import_id, &batch.source, ev, &at, EventState::Applied)?,
+            None => insert_event_with(&tx, &attrs, import_id, &batch.source, ev, &at, EventState::Applied)?,
         };
         ids.events += 1;
-        cancel_superseded(&tx, event_id, id, &ev.cancel, &at, &mut audit_out)?;
+        cancel_superseded(&tx, event_id, id, &ev.cancel, &at, &mut event_audit)?;
         let changes: Vec<String> = ev
             .changes
             .iter()
@@ -503,13 +525,16 @@ pub(super) fn commit_batch(store: &SqliteStore, schema: &Schema, batch: &Batch) 
         if let Some(n) = &ev.note {
             reason.push_str(&format!("; {n}"));
         }
-        audit_out
+        event_audit
             .push(AuditEntry::new(&batch.actor, &format!("event.{}", ev.kind), "recorded").identity(id).reason(reason));
         for extra in &ev.audit {
             let mut e = extra.clone();
             e.identity.get_or_insert_with(|| id.to_string());
             e.reason = Some(format!("event {event_id}; {}", e.reason.unwrap_or_default()));
-            audit_out.push(e);
+            event_audit.push(e);
+        }
+        for e in event_audit.drain(..) {
+            chain.push(&tx, &e)?;
         }
         // A new case's operations are all pending: the rule closes it at once only if it has none.
         let pending = u64::try_from(ev.ops.len()).unwrap_or(u64::MAX);
@@ -518,35 +543,54 @@ pub(super) fn commit_batch(store: &SqliteStore, schema: &Schema, batch: &Batch) 
         ins_case.execute(params![event_id, id, ev.kind.as_str(), state.as_str(), at, closed_at])?;
         let case_id = tx.last_insert_rowid();
         ids.cases += 1;
-        for op in &ev.ops {
-            let reason = serde_json::json!({ "event": event_id, "kind": ev.kind, "rules": op.rules });
+        // One record for the event's plan, naming every operation with the rules behind it:
+        // the operations themselves are rows, and each gets its own records when it is applied.
+        let mut plan = String::new();
+        for (n, op) in ev.ops.iter().enumerate() {
+            let rules = serde_json::to_string(&op.rules).unwrap_or_else(|_| "[]".into());
+            let reason = format!("{{\"event\":{event_id},\"kind\":\"{}\",\"rules\":{rules}}}", ev.kind);
             ins_op.execute(params![
                 case_id,
                 id,
                 op.target,
                 op.kind.as_str(),
                 op.entitlement,
-                reason.to_string(),
-                idem_key(event_id, id, op),
+                reason,
+                idem_key(event_id, n),
                 at,
                 op.account
             ])?;
             ids.operations += 1;
-            let mut why = format!("event {event_id} ({})", ev.kind);
-            if !op.rules.is_empty() {
-                why.push_str(&format!("; rules {}", op.rules.join(", ")));
+            plan.push_str(if n == 0 { ": " } else { "; " });
+            plan.push_str(&op.target);
+            plan.push(' ');
+            plan.push_str(op.kind.as_str());
+            if let Some(e) = &op.entitlement {
+                plan.push(' ');
+                plan.push_str(e);
             }
-            audit_out.push(
-                AuditEntry::new("planner", &format!("plan.{}", op.kind), "pending")
-                    .identity(id)
-                    .target(&op.target)
-                    .entitlement(op.entitlement.as_deref())
-                    .reason(why),
-            );
+            if !op.rules.is_empty() {
+                plan.push_str(" [");
+                plan.push_str(&op.rules.join(", "));
+                plan.push(']');
+            }
+        }
+        if !ev.ops.is_empty() {
+            chain.push(
+                &tx,
+                &AuditEntry::new("planner", "plan", "pending").identity(id).reason(format!(
+                    "event {event_id} ({}), case {case_id}: {} operation(s){plan}",
+                    ev.kind,
+                    ev.ops.len()
+                )),
+            )?;
         }
         if let Some(h) = &ev.holdings {
-            del_acct.execute([id])?;
-            del_grants.execute([id])?;
+            // A joiner new to the store holds nothing yet: nothing to delete.
+            if !(ev.kind == EventKind::Joiner && ev.existing_id.is_none()) {
+                del_acct.execute([id])?;
+                del_grants.execute([id])?;
+            }
             for (target, acct) in h {
                 if acct.exists {
                     ins_acct.execute(params![id, target, acct.enabled, acct.name])?;
@@ -557,11 +601,15 @@ pub(super) fn commit_batch(store: &SqliteStore, schema: &Schema, batch: &Batch) 
             }
         }
     }
-    drop((upd_event, ins_case, ins_op, del_acct, del_grants, ins_acct, ins_grant));
-    append(&tx, &audit_out, &at)?;
+    drop((upsert, upd_event, ins_case, ins_op, del_acct, del_grants, ins_acct, ins_grant));
+    tx.pragma_update(None, "cache_size", DEFAULT_CACHE_KIB)?;
     tx.commit()?;
     Ok(ids)
 }
+
+/// The page cache while a batch is written (KiB, as SQLite takes a negative size), and after.
+const BATCH_CACHE_KIB: i64 = -64 * 1024;
+const DEFAULT_CACHE_KIB: i64 = -2000;
 
 const APPROVAL_COLUMNS: &str = "id, kind, subject, summary, state, created_at, decided_at, decided_by, decision_reason";
 

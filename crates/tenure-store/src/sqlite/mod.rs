@@ -32,6 +32,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (3, "accounts_and_claims", include_str!("../../migrations/0003_accounts_and_claims.sql")),
     (4, "audit_checkpoints", include_str!("../../migrations/0004_audit_checkpoints.sql")),
     (5, "leases", include_str!("../../migrations/0005_leases.sql")),
+    (6, "lean_indexes", include_str!("../../migrations/0006_lean_indexes.sql")),
 ];
 
 /// An error inside the SQLite store: SQLite's own, or one of the store's. Never leaves this
@@ -374,7 +375,18 @@ impl crate::Store for SqliteStore {
     }
 
     fn commit_batch(&self, schema: &Schema, batch: &Batch) -> crate::Result<BatchIds> {
-        Ok(lifecycle::commit_batch(self, schema, batch)?)
+        let mut events = batch.events.iter().map(std::borrow::Cow::Borrowed);
+        Ok(lifecycle::commit_batch(self, schema, batch, &mut events)?)
+    }
+
+    fn commit_stream(
+        &self,
+        schema: &Schema,
+        batch: &Batch,
+        events: &mut dyn Iterator<Item = EventIn>,
+    ) -> crate::Result<BatchIds> {
+        let mut events = events.map(std::borrow::Cow::Owned);
+        Ok(lifecycle::commit_batch(self, schema, batch, &mut events)?)
     }
 
     fn approvals(&self, pending_only: bool) -> crate::Result<Vec<ApprovalRecord>> {
