@@ -66,7 +66,7 @@ impl Parsed {
                     let names = ["username", "email"]
                         .iter()
                         .filter_map(|a| identity.attr(schema, a))
-                        .map(|v| v.trim().to_lowercase())
+                        .map(|v| text::fold(v.trim()))
                         .collect();
                     self.rejected.push(Rejected {
                         line,
@@ -88,7 +88,7 @@ impl Parsed {
         let mut names: Vec<String> = Vec::new();
         for attr in ["username", "email"] {
             if let Some(v) = identity.attr(schema, attr) {
-                names.push(v.trim().to_lowercase());
+                names.push(text::fold(v.trim()));
             }
         }
         self.rejected
@@ -251,7 +251,7 @@ fn read_key(raw: Option<&[u8]>) -> Key {
         // A corrupted key (NUL, ESC, any C0/C1 control, a bidi override, an invisible or
         // look-alike character) is not the key of any identity: taking it at face value would
         // make the real one look removed.
-        Ok(k) if k.chars().any(text::is_hidden) => {
+        Ok(k) if text::has_hidden(k, false) => {
             Key::Untrusted(format!("key `{}` contains control characters", text::quote(k)))
         }
         Ok(k) if !text::is_plain_key(k) => Key::Untrusted(format!(
@@ -327,7 +327,7 @@ pub fn parse_csv(
             .filter_map(|i| record.get(i))
             .filter(|v| v.len() <= text::FIELD_LIMIT)
             .filter_map(|v| std::str::from_utf8(v).ok())
-            .map(|v| v.trim().to_lowercase())
+            .map(|v| text::fold(v.trim()))
             .filter(|v| !v.is_empty())
             .collect();
         let (key, untrusted) = match read_key(record.get(cols.key)) {
@@ -380,7 +380,7 @@ pub fn parse_csv(
                 bad = Some(reject(Some(name), "value is not valid UTF-8".to_string(), true));
                 break;
             };
-            if value.chars().any(|c| text::is_hidden(c) && c != '\n') {
+            if text::has_hidden(value, true) {
                 bad = Some(reject(
                     Some(name),
                     format!("value `{}` contains control characters", text::quote(value)),
@@ -518,17 +518,17 @@ pub fn parse_csv(
     let mut by_username: HashMap<String, Vec<String>> = HashMap::new();
     for (_, i, _) in &accepted {
         if let Some(u) = i.attrs.get(username_slot) {
-            by_username.entry(u.to_lowercase()).or_default().push(i.id.to_string());
+            by_username.entry(text::fold(u)).or_default().push(i.id.to_string());
         }
     }
     let (kept, clashing): (Vec<_>, Vec<_>) = accepted.into_iter().partition(|(_, i, _)| {
-        i.attrs.get(username_slot).is_none_or(|u| by_username.get(&u.to_lowercase()).is_none_or(|v| v.len() < 2))
+        i.attrs.get(username_slot).is_none_or(|u| by_username.get(&text::fold(u)).is_none_or(|v| v.len() < 2))
     });
     let mut accepted = kept;
     for (line, i, names) in clashing {
         let u = i.attrs.get(username_slot).unwrap_or_default().to_string();
         let others: Vec<String> = by_username
-            .get(&u.to_lowercase())
+            .get(&text::fold(&u))
             .into_iter()
             .flatten()
             .filter(|k| **k != *i.id)

@@ -47,6 +47,22 @@ pub fn is_hidden(c: char) -> bool {
         )
 }
 
+/// Whether `s` has a hidden character (see [`is_hidden`]); `allow_newline` lets `\n` through
+/// (multi-line HR values). Plain printable ASCII, nearly every value, is answered without
+/// decoding characters.
+pub fn has_hidden(s: &str, allow_newline: bool) -> bool {
+    if s.bytes().all(|b| (0x20..0x7f).contains(&b)) {
+        return false;
+    }
+    s.chars().any(|c| is_hidden(c) && !(allow_newline && c == '\n'))
+}
+
+/// `s` lowercased for comparisons (usernames, emails), without the Unicode tables when it is
+/// ASCII.
+pub fn fold(s: &str) -> String {
+    if s.is_ascii() { s.to_ascii_lowercase() } else { s.to_lowercase() }
+}
+
 /// Whether `key` can be an identity's key: printable ASCII without spaces. Keys are ids an HR
 /// system assigns; anything else (a no-break space, an invisible letter, a look-alike from
 /// another script) would make the row look like someone else's, so it is not trusted.

@@ -111,12 +111,12 @@ pub fn import_csv(
     let others = if foreign.is_empty() { Vec::new() } else { engine.store.identities(&cfg.schema, None)? };
     for i in previous.values().chain(others.iter().filter(|i| foreign.contains_key(&*i.id))) {
         if let Some(u) = i.attrs.get(username) {
-            owners.insert(u.to_lowercase(), i.id.clone());
+            owners.insert(tenure_core::text::fold(u), i.id.clone());
         }
     }
     parsed.reject_accepted(&cfg.schema, |i| {
         let u = i.attrs.get(username)?;
-        let owner = owners.get(&u.to_lowercase()).filter(|o| ***o != *i.id)?;
+        let owner = owners.get(&tenure_core::text::fold(u)).filter(|o| ***o != *i.id)?;
         Some((
             "username".to_string(),
             format!("username `{}` belongs to identity `{owner}`", tenure_core::text::quote(u)),

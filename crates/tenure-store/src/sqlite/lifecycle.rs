@@ -90,16 +90,22 @@ const ATTEMPTED: &str =
     "(o.state = 'failed' OR (o.state = 'pending' AND (o.attempts > 0 OR o.last_error IS NOT NULL)))";
 
 pub(super) fn queued(conn: &Connection, identities: Option<&[&str]>) -> R<HashMap<String, Vec<Queued>>> {
-    let sql = format!(
+    // Two statements, not one with `?1 IS NULL OR identity = ?1`: that disjunction keeps SQLite
+    // from using the identity index, and a per-identity lookup then scans every pending
+    // operation in the store (minutes after a day-one import that was never applied).
+    let base = format!(
         "SELECT o.id, o.identity, o.target, o.kind, o.entitlement, {ATTEMPTED} FROM operations o
          JOIN cases c ON c.id = o.case_id JOIN events e ON e.id = c.event_id
-         WHERE e.import_id IS NOT NULL AND ({UNTRIED} OR {ATTEMPTED}) AND (?1 IS NULL OR o.identity = ?1)
-         ORDER BY o.id"
+         WHERE e.import_id IS NOT NULL AND ({UNTRIED} OR {ATTEMPTED})"
     );
-    let mut stmt = conn.prepare_cached(&sql)?;
+    let mut all = conn.prepare_cached(&format!("{base} ORDER BY o.id"))?;
+    let mut one = conn.prepare_cached(&format!("{base} AND o.identity = ?1 ORDER BY o.id"))?;
     let mut out: HashMap<String, Vec<Queued>> = HashMap::new();
     let mut read = |who: Option<&str>| -> R<()> {
-        let mut rows = stmt.query([who])?;
+        let mut rows = match who {
+            None => all.query([])?,
+            Some(id) => one.query([id])?,
+        };
         while let Some(r) = rows.next()? {
             out.entry(r.get(1)?).or_default().push(Queued {
                 id: r.get(0)?,
@@ -790,13 +796,18 @@ pub(crate) fn op_row(r: &rusqlite::Row<'_>) -> R<OpRecord> {
 pub(super) fn operations(conn: &Connection, filter: &OpFilter) -> R<Vec<OpRecord>> {
     let states: Vec<&str> = filter.states.iter().map(|s| s.as_str()).collect();
     let states_json = serde_json::to_string(&states).unwrap_or_default();
-    let mut stmt = conn.prepare_cached(&format!(
-        "SELECT {OP_COLUMNS} FROM operations
-         WHERE (?1 IS NULL OR identity = ?1)
-           AND (?2 = '[]' OR state IN (SELECT value FROM json_each(?2)))
-           AND (?3 IS NULL OR case_id = ?3)
-         ORDER BY id"
-    ))?;
+    // Only the filters given, so SQLite can use the identity or case index (an `IS NULL OR`
+    // disjunction would make every filtered read a scan of the whole queue).
+    let mut sql =
+        format!("SELECT {OP_COLUMNS} FROM operations WHERE (?2 = '[]' OR state IN (SELECT value FROM json_each(?2)))");
+    if filter.identity.is_some() {
+        sql.push_str(" AND identity = ?1");
+    }
+    if filter.case_id.is_some() {
+        sql.push_str(" AND case_id = ?3");
+    }
+    sql.push_str(" ORDER BY id");
+    let mut stmt = conn.prepare_cached(&sql)?;
     let mut rows = stmt.query(params![filter.identity, states_json, filter.case_id])?;
     let mut out = Vec::new();
     while let Some(r) = rows.next()? {
