@@ -800,12 +800,9 @@ pub(super) fn operations(conn: &Connection, filter: &OpFilter) -> R<Vec<OpRecord
     // disjunction would make every filtered read a scan of the whole queue).
     let mut sql =
         format!("SELECT {OP_COLUMNS} FROM operations WHERE (?2 = '[]' OR state IN (SELECT value FROM json_each(?2)))");
-    if filter.identity.is_some() {
-        sql.push_str(" AND identity = ?1");
-    }
-    if filter.case_id.is_some() {
-        sql.push_str(" AND case_id = ?3");
-    }
+    // An absent filter still names its parameter, as a constant (`?1 IS NULL`).
+    sql.push_str(if filter.identity.is_some() { " AND identity = ?1" } else { " AND ?1 IS NULL" });
+    sql.push_str(if filter.case_id.is_some() { " AND case_id = ?3" } else { " AND ?3 IS NULL" });
     sql.push_str(" ORDER BY id");
     let mut stmt = conn.prepare_cached(&sql)?;
     let mut rows = stmt.query(params![filter.identity, states_json, filter.case_id])?;
