@@ -55,10 +55,13 @@ enum Command {
         #[arg(long, default_value_t = 10)]
         runs: usize,
     },
-    /// P2: wall time of `tenure import` of today's snapshot into yesterday's store.
+    /// P2: wall time of `tenure import` of today's snapshot into yesterday's store, beside its
+    /// floor (with `--policy starter`; the bench policy needs `gen`'s seeded store).
     P2 {
         #[arg(long, default_value_t = 5)]
         runs: usize,
+        #[arg(long, value_enum)]
+        policy: Option<p8::Policy>,
     },
     /// P7: peak RSS of the import process (and of the initial load, for contrast).
     P7 {
@@ -108,7 +111,8 @@ fn run(cli: Cli) -> Result<bool> {
             Ok(true)
         }
         Command::P1 { runs } => p1::run(&layout, runs),
-        Command::P2 { runs } => proc::p2(&layout, &tenure()?, runs),
+        Command::P2 { runs, policy: None } => proc::p2(&layout, &tenure()?, runs),
+        Command::P2 { runs, policy: Some(policy) } => p8::daily(&layout, &tenure()?, runs, policy),
         Command::P7 { runs } => proc::p7(&layout, &tenure()?, runs),
         Command::P8 { runs, policy, rows } => p8::run(&layout, &tenure()?, runs, policy, rows),
         Command::All { regen } => {

@@ -10,6 +10,7 @@ use crate::model::{Attrs, Change, Event, EventKind, Identity, Kind, Status};
 use crate::schema::{self, AttrType, Schema, Slot};
 use crate::text;
 use chrono::NaiveDate;
+use rustc_hash::{FxHashMap, FxHashSet};
 use std::collections::{HashMap, HashSet};
 
 /// A row that was not accepted, with where and why.
@@ -63,11 +64,7 @@ impl Parsed {
                 }
                 Some((field, reason)) => {
                     self.rejected_keys.insert(identity.id.to_string());
-                    let names = ["username", "email"]
-                        .iter()
-                        .filter_map(|a| identity.attr(schema, a))
-                        .map(|v| text::fold(v.trim()))
-                        .collect();
+                    let names = identity_names(schema, &identity);
                     self.rejected.push(Rejected {
                         line,
                         key: Some(identity.id.to_string()),
@@ -232,6 +229,26 @@ pub fn truncation(bytes: &[u8], delimiter: u8) -> Option<&'static str> {
     }
 }
 
+/// The lines a key occurs on.
+enum Lines {
+    One(u64),
+    Many(Vec<u64>),
+}
+
+impl Lines {
+    fn push(&mut self, line: u64) {
+        match self {
+            Lines::One(first) => *self = Lines::Many(vec![*first, line]),
+            Lines::Many(all) => all.push(line),
+        }
+    }
+}
+
+/// An identity's username and email as a rejected row remembers them.
+fn identity_names(schema: &Schema, i: &Identity) -> Vec<String> {
+    ["username", "email"].iter().filter_map(|a| i.attr(schema, a)).map(|v| text::fold(v.trim())).collect()
+}
+
 /// A key as read from a row: trusted, or the reason it cannot be.
 enum Key {
     Trusted(String),
@@ -289,8 +306,9 @@ pub fn parse_csv(
     let etype_slot = schema.slot_of("employment_type");
 
     let mut out = Parsed { truncated: truncation(bytes, source.delimiter).map(str::to_string), ..Parsed::default() };
-    let mut candidates: Vec<(u64, Identity, Vec<String>)> = Vec::new();
-    let mut key_lines: HashMap<String, Vec<u64>> = HashMap::new();
+    let mut candidates: Vec<(u64, Identity)> = Vec::new();
+    // Every key's lines; almost every key has one.
+    let mut key_lines: FxHashMap<Box<str>, Lines> = FxHashMap::default();
     let mut line_no: u64 = 1;
     let mut counted: usize = 0;
     let mut last_line: Option<u64> = None;
@@ -321,15 +339,18 @@ pub fn parse_csv(
         last_line = Some(line);
         // What the row says its username and email are, even if the row is rejected: a row with
         // a mistyped key may still be a removed identity's row.
-        let names: Vec<String> = [cols.username, cols.email]
-            .into_iter()
-            .flatten()
-            .filter_map(|i| record.get(i))
-            .filter(|v| v.len() <= text::FIELD_LIMIT)
-            .filter_map(|v| std::str::from_utf8(v).ok())
-            .map(|v| text::fold(v.trim()))
-            .filter(|v| !v.is_empty())
-            .collect();
+        // (Read only when the row is rejected.)
+        let names = || -> Vec<String> {
+            [cols.username, cols.email]
+                .into_iter()
+                .flatten()
+                .filter_map(|i| record.get(i))
+                .filter(|v| v.len() <= text::FIELD_LIMIT)
+                .filter_map(|v| std::str::from_utf8(v).ok())
+                .map(|v| text::fold(v.trim()))
+                .filter(|v| !v.is_empty())
+                .collect()
+        };
         let (key, untrusted) = match read_key(record.get(cols.key)) {
             Key::Trusted(k) => (Some(k), None),
             Key::Untrusted(why) => (None, Some(why)),
@@ -340,7 +361,7 @@ pub fn parse_csv(
             field: field.map(str::to_string),
             reason,
             attributed: attributed && key.is_some(),
-            names: names.clone(),
+            names: names(),
         };
         if record.len() != width {
             // The key is kept when it can be read, so that identity is held as it was; but with
@@ -358,7 +379,12 @@ pub fn parse_csv(
             continue;
         }
         let Some(key) = key.clone() else { continue };
-        key_lines.entry(key.clone()).or_default().push(line);
+        match key_lines.entry(key.as_str().into()) {
+            std::collections::hash_map::Entry::Vacant(v) => {
+                v.insert(Lines::One(line));
+            }
+            std::collections::hash_map::Entry::Occupied(mut o) => o.get_mut().push(line),
+        }
         if let Some((i, v)) = record.iter().enumerate().find(|(_, v)| v.len() > text::FIELD_LIMIT) {
             let name = cols.names.get(i).map_or_else(|| format!("column {}", i + 1), |n| text::quote(n));
             out.rejected.push(reject(
@@ -457,15 +483,15 @@ pub fn parse_csv(
         };
         let date = |slot| attrs.get(slot).and_then(parse_date);
         let status = derive_status(hr, date(start_slot), date(end_slot), today);
-        candidates.push((line, Identity::new(&key, kind, status, attrs), names));
+        candidates.push((line, Identity::new(&key, kind, status, attrs)));
     }
 
     // The last record of a cut-off file may be cut off itself, with every field it kept looking
     // valid (`Engineering` cut to `Eng`): it is never applied, and never attributed.
     if let Some(why) = &out.truncated {
-        let last = candidates.last().map(|(line, _, _)| *line).filter(|l| Some(*l) == last_line);
+        let last = candidates.last().map(|(line, _)| *line).filter(|l| Some(*l) == last_line);
         if let Some(line) = last
-            && let Some((_, ident, names)) = candidates.pop()
+            && let Some((_, ident)) = candidates.pop()
         {
             out.rejected.push(Rejected {
                 line,
@@ -473,34 +499,30 @@ pub fn parse_csv(
                 field: None,
                 reason: format!("{why}: this record may be incomplete"),
                 attributed: false,
-                names,
+                names: identity_names(schema, &ident),
             });
         }
     }
 
     // Duplicate keys: every occurrence is rejected, because nothing says which one is right.
-    let dupes: HashSet<&String> = key_lines.iter().filter(|(_, l)| l.len() > 1).map(|(k, _)| k).collect();
-    let all_keys: HashSet<&str> = key_lines.keys().map(String::as_str).collect();
-    let mut accepted: Vec<(u64, Identity, Vec<String>)> = Vec::with_capacity(candidates.len());
-    for (line, ident, names) in candidates {
-        let key = ident.id.to_string();
+    let mut accepted: Vec<(u64, Identity)> = Vec::with_capacity(candidates.len());
+    for (line, ident) in candidates {
         let rejected = |field: &str, reason: String| Rejected {
             line,
-            key: Some(key.clone()),
+            key: Some(ident.id.to_string()),
             field: Some(field.to_string()),
             reason,
             attributed: true,
-            names: names.clone(),
+            names: identity_names(schema, &ident),
         };
-        if dupes.contains(&key) {
-            let others: Vec<String> =
-                key_lines.get(&key).into_iter().flatten().filter(|l| **l != line).map(ToString::to_string).collect();
+        if let Some(Lines::Many(all)) = key_lines.get(&*ident.id) {
+            let others: Vec<String> = all.iter().filter(|l| **l != line).map(ToString::to_string).collect();
             out.rejected.push(rejected(&source.key, format!("duplicate key (also on line {})", others.join(", "))));
             continue;
         }
         let reference = |slot: Slot, what: &str| -> Option<String> {
             let v = ident.attrs.get(slot)?;
-            (!all_keys.contains(v)).then(|| format!("unknown {what} `{}`: no row has that key", text::quote(v)))
+            (!key_lines.contains_key(v)).then(|| format!("unknown {what} `{}`: no row has that key", text::quote(v)))
         };
         if let Some(reason) = reference(manager_slot, "manager") {
             out.rejected.push(rejected("manager_id", reason));
@@ -510,28 +532,29 @@ pub fn parse_csv(
             out.rejected.push(rejected("owner_id", reason));
             continue;
         }
-        accepted.push((line, ident, names));
+        accepted.push((line, ident));
     }
 
     // Duplicate usernames: two identities must never share an account name.
     let username_slot = schema.slot_of("username");
-    let mut by_username: HashMap<String, Vec<String>> = HashMap::new();
-    for (_, i, _) in &accepted {
+    let mut by_username: FxHashMap<String, Vec<Box<str>>> = FxHashMap::default();
+    for (_, i) in &accepted {
         if let Some(u) = i.attrs.get(username_slot) {
-            by_username.entry(text::fold(u)).or_default().push(i.id.to_string());
+            by_username.entry(text::fold(u)).or_default().push(i.id.clone());
         }
     }
-    let (kept, clashing): (Vec<_>, Vec<_>) = accepted.into_iter().partition(|(_, i, _)| {
-        i.attrs.get(username_slot).is_none_or(|u| by_username.get(&text::fold(u)).is_none_or(|v| v.len() < 2))
-    });
+    by_username.retain(|_, ids| ids.len() > 1);
+    let (kept, clashing): (Vec<_>, Vec<_>) = accepted
+        .into_iter()
+        .partition(|(_, i)| i.attrs.get(username_slot).is_none_or(|u| !by_username.contains_key(&text::fold(u))));
     let mut accepted = kept;
-    for (line, i, names) in clashing {
+    for (line, i) in clashing {
         let u = i.attrs.get(username_slot).unwrap_or_default().to_string();
         let others: Vec<String> = by_username
             .get(&text::fold(&u))
             .into_iter()
             .flatten()
-            .filter(|k| **k != *i.id)
+            .filter(|k| ***k != *i.id)
             .map(|k| format!("`{k}`"))
             .collect();
         out.rejected.push(Rejected {
@@ -540,38 +563,38 @@ pub fn parse_csv(
             field: Some("username".into()),
             reason: format!("duplicate username `{}` (also {})", text::quote(&u), others.join(", ")),
             attributed: true,
-            names,
+            names: identity_names(schema, &i),
         });
     }
-    accepted.sort_by_key(|(line, _, _)| *line);
+    accepted.sort_by_key(|(line, _)| *line);
 
-    // Manager cycles: every row on a cycle is rejected.
-    let manager_of: HashMap<&str, &str> =
-        accepted.iter().filter_map(|(_, i, _)| i.attrs.get(manager_slot).map(|m| (&*i.id, m))).collect();
-    let mut on_cycle: HashSet<String> = HashSet::new();
-    let mut done: HashSet<&str> = HashSet::new();
+    // Manager cycles: every row on a cycle is rejected. Each walk follows managers until it
+    // meets a row already known to be off any cycle, the top of the tree, or itself.
+    let manager_of: FxHashMap<&str, &str> =
+        accepted.iter().filter_map(|(_, i)| i.attrs.get(manager_slot).map(|m| (&*i.id, m))).collect();
+    let mut on_cycle: FxHashSet<String> = FxHashSet::default();
+    let mut done: FxHashSet<&str> = FxHashSet::default();
+    let mut path: Vec<&str> = Vec::new();
     for start in manager_of.keys() {
-        let mut path: Vec<&str> = Vec::new();
-        let mut pos: HashMap<&str, usize> = HashMap::new();
+        path.clear();
         let mut cur = *start;
         loop {
             if done.contains(cur) {
                 break;
             }
-            if let Some(&at) = pos.get(cur) {
+            if let Some(at) = path.iter().position(|p| *p == cur) {
                 on_cycle.extend(path.iter().skip(at).map(|s| (*s).to_string()));
                 break;
             }
-            pos.insert(cur, path.len());
             path.push(cur);
             match manager_of.get(cur) {
                 Some(next) => cur = next,
                 None => break,
             }
         }
-        done.extend(path);
+        done.extend(path.iter().copied());
     }
-    for (line, ident, names) in accepted {
+    for (line, ident) in accepted {
         if on_cycle.contains(&*ident.id) {
             let m = ident.attrs.get(manager_slot).unwrap_or_default().to_string();
             out.rejected.push(Rejected {
@@ -580,7 +603,7 @@ pub fn parse_csv(
                 field: Some("manager_id".into()),
                 reason: format!("manager cycle through `{}`", text::quote(&m)),
                 attributed: true,
-                names,
+                names: identity_names(schema, &ident),
             });
         } else {
             out.identities.push(ident);
@@ -597,14 +620,15 @@ pub fn parse_csv(
 ///
 /// `previous` holds every identity Tenure knows from this source, terminated ones included.
 /// `significant` names the attributes whose change makes a mover security-significant.
-pub fn diff(
+pub fn diff<S: std::hash::BuildHasher>(
     schema: &Schema,
-    previous: &HashMap<Box<str>, Identity>,
+    previous: &HashMap<Box<str>, Identity, S>,
     parsed: &Parsed,
     significant: &[Slot],
 ) -> Vec<Event> {
     let mut events = Vec::new();
-    let mut seen: HashSet<&str> = HashSet::with_capacity(parsed.identities.len());
+    let mut seen: FxHashSet<&str> = FxHashSet::default();
+    seen.reserve(parsed.identities.len());
     for ident in &parsed.identities {
         seen.insert(&ident.id);
         match previous.get(&ident.id) {

@@ -3,6 +3,7 @@
 use crate::desired::{self, names};
 use crate::guard;
 use crate::{Engine, EngineError, Result};
+use rustc_hash::FxHashMap;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -101,27 +102,34 @@ pub fn import_csv(
     // What this import is computed against; the commit fails if another import of the same
     // source lands in between.
     let base_import = engine.store.last_import(source)?;
-    let previous: HashMap<Box<str>, Identity> =
+    let previous: FxHashMap<Box<str>, Identity> =
         engine.store.identities(&cfg.schema, Some(source))?.into_iter().map(|i| (i.id.clone(), i)).collect();
     // An account name belongs to one identity: a row that takes a stored identity's username
     // under another key (a mistyped or reused key, another source's person) is rejected, and a
     // removal it could stand for is then held.
     let username = cfg.schema.slot_of("username");
-    let mut owners: HashMap<String, Box<str>> = HashMap::new();
-    let others = if foreign.is_empty() { Vec::new() } else { engine.store.identities(&cfg.schema, None)? };
-    for i in previous.values().chain(others.iter().filter(|i| foreign.contains_key(&*i.id))) {
-        if let Some(u) = i.attrs.get(username) {
-            owners.insert(tenure_core::text::fold(u), i.id.clone());
+    // Only rows whose username is new to their key can take someone else's; most rows keep theirs.
+    let unchanged = |i: &Identity| previous.get(&*i.id).is_some_and(|p| p.attrs.get(username) == i.attrs.get(username));
+    if parsed.identities.iter().any(|i| i.attrs.get(username).is_some() && !unchanged(i)) {
+        let mut owners: FxHashMap<String, Box<str>> = FxHashMap::default();
+        let others = if foreign.is_empty() { Vec::new() } else { engine.store.identities(&cfg.schema, None)? };
+        for i in previous.values().chain(others.iter().filter(|i| foreign.contains_key(&*i.id))) {
+            if let Some(u) = i.attrs.get(username) {
+                owners.insert(tenure_core::text::fold(u), i.id.clone());
+            }
         }
+        parsed.reject_accepted(&cfg.schema, |i| {
+            if unchanged(i) {
+                return None;
+            }
+            let u = i.attrs.get(username)?;
+            let owner = owners.get(&tenure_core::text::fold(u)).filter(|o| ***o != *i.id)?;
+            Some((
+                "username".to_string(),
+                format!("username `{}` belongs to identity `{owner}`", tenure_core::text::quote(u)),
+            ))
+        });
     }
-    parsed.reject_accepted(&cfg.schema, |i| {
-        let u = i.attrs.get(username)?;
-        let owner = owners.get(&tenure_core::text::fold(u)).filter(|o| ***o != *i.id)?;
-        Some((
-            "username".to_string(),
-            format!("username `{}` belongs to identity `{owner}`", tenure_core::text::quote(u)),
-        ))
-    });
     let nhi_audit = reassign_orphaned_nhi(engine, &previous, &mut parsed);
     let events = snapshot::diff(&cfg.schema, &previous, &parsed, &engine.policy.significant);
 
@@ -447,7 +455,7 @@ fn roles_for(d: &Desired, target: &str, name: &str) -> Vec<String> {
 /// the diff, so it shows up as an ordinary, audited event and stays stable on re-import.
 fn reassign_orphaned_nhi(
     engine: &Engine<'_>,
-    previous: &HashMap<Box<str>, Identity>,
+    previous: &FxHashMap<Box<str>, Identity>,
     parsed: &mut Parsed,
 ) -> Vec<AuditEntry> {
     let schema = &engine.config.schema;

@@ -15,8 +15,8 @@ use tenure_core::{
 };
 
 fn identity_from(schema: &Schema, id: &str, kind: &str, status: &str, attrs: &str) -> R<Identity> {
-    let v: serde_json::Value = serde_json::from_str(attrs).map_err(|e| corrupt(format!("attrs of `{id}`: {e}")))?;
-    Ok(Identity::new(id, parse_enum(kind)?, parse_enum(status)?, Attrs::from_json(schema, &v)))
+    let attrs = Attrs::from_json_str(schema, attrs).map_err(|e| corrupt(format!("attrs of `{id}`: {e}")))?;
+    Ok(Identity::new(id, parse_enum(kind)?, parse_enum(status)?, attrs))
 }
 
 pub(super) fn identities(conn: &Connection, schema: &Schema, source: Option<&str>) -> R<Vec<Identity>> {
