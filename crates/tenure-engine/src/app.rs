@@ -5,6 +5,11 @@
 //! An [`Engine`](crate::Engine) is the short-lived borrowed view the engine's functions take;
 //! `App::engine` makes one.
 //!
+//! The policy is read when the App opens ([`App::open`], what the server does: a bad policy keeps
+//! it from starting) or, for commands that never evaluate it, the first time something asks
+//! ([`App::open_without_policy`]): listing the plan, applying queued work or verifying the audit
+//! chain keeps working while `policy.toml` is being fixed.
+//!
 //! [`Loaded`] is the first half: the config file read and validated, paths resolved against its
 //! directory, nothing else opened (what `tenure check` and `tenure init` need).
 
@@ -12,7 +17,7 @@ use crate::Engine;
 use crate::clock::ClockError;
 use chrono::NaiveDate;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use tenure_core::Problem;
 use tenure_core::clock::Clock;
 use tenure_core::config::Config;
@@ -134,7 +139,8 @@ pub struct App {
 struct Inner {
     loaded: Loaded,
     config: Arc<Config>,
-    policy: Arc<Policy>,
+    /// Set at open, or on first use for an App opened without it.
+    policy: OnceLock<Arc<Policy>>,
     store: Arc<dyn Backend>,
     clock: Arc<dyn Clock>,
 }
@@ -146,7 +152,8 @@ impl std::fmt::Debug for App {
 }
 
 impl App {
-    /// Loads the config at `path`, its policy and its store, on `clock`.
+    /// Loads the config at `path`, its policy and its store, on `clock`. The policy is checked
+    /// before the store is opened, so a bad policy creates no store.
     pub fn open(path: &Path, read_only: bool, clock: Arc<dyn Clock>) -> Result<Self> {
         let loaded = Loaded::load(path)?;
         let policy = loaded.load_policy(clock.today())?;
@@ -154,23 +161,27 @@ impl App {
         Ok(Self::from_parts(loaded, policy, store, clock))
     }
 
+    /// Loads the config at `path` and its store, on `clock`; the policy is read the first time
+    /// [`App::policy`] or [`App::engine`] needs it.
+    pub fn open_without_policy(path: &Path, read_only: bool, clock: Arc<dyn Clock>) -> Result<Self> {
+        let loaded = Loaded::load(path)?;
+        let store = loaded.open_store(read_only, clock.clone())?;
+        Ok(Self::build(loaded, OnceLock::new(), store, clock))
+    }
+
     pub fn from_parts(loaded: Loaded, policy: Policy, store: Arc<dyn Backend>, clock: Arc<dyn Clock>) -> Self {
+        Self::build(loaded, OnceLock::from(Arc::new(policy)), store, clock)
+    }
+
+    fn build(loaded: Loaded, policy: OnceLock<Arc<Policy>>, store: Arc<dyn Backend>, clock: Arc<dyn Clock>) -> Self {
         let config = Arc::new(loaded.config.clone());
-        Self { inner: Arc::new(Inner { loaded, config, policy: Arc::new(policy), store, clock }) }
+        Self { inner: Arc::new(Inner { loaded, config, policy, store, clock }) }
     }
 
     /// The same state under another policy (`simulate`).
     pub fn with_policy(&self, policy: Policy) -> Self {
         let i = &self.inner;
-        Self {
-            inner: Arc::new(Inner {
-                loaded: i.loaded.clone(),
-                config: i.config.clone(),
-                policy: Arc::new(policy),
-                store: i.store.clone(),
-                clock: i.clock.clone(),
-            }),
-        }
+        Self::build(i.loaded.clone(), OnceLock::from(Arc::new(policy)), i.store.clone(), i.clock.clone())
     }
 
     pub fn loaded(&self) -> &Loaded {
@@ -185,8 +196,13 @@ impl App {
         self.inner.config.clone()
     }
 
-    pub fn policy(&self) -> &Policy {
-        &self.inner.policy
+    /// The policy, read now if the App was opened without it (and kept for its clones).
+    pub fn policy(&self) -> Result<&Policy> {
+        if let Some(p) = self.inner.policy.get() {
+            return Ok(p);
+        }
+        let policy = Arc::new(self.inner.loaded.load_policy(self.today())?);
+        Ok(self.inner.policy.get_or_init(|| policy))
     }
 
     pub fn store(&self) -> &Arc<dyn Backend> {
@@ -202,9 +218,15 @@ impl App {
         self.inner.clock.today()
     }
 
-    /// The engine's view for one operation.
-    pub fn engine(&self) -> Engine<'_> {
+    /// The engine's view for one operation (reading the policy if it was not read yet).
+    pub fn engine(&self) -> Result<Engine<'_>> {
+        let policy = self.policy()?;
         let store: &dyn tenure_store::Store = self.inner.store.as_ref();
-        Engine::new(&self.inner.config, &self.inner.policy, store, self.today())
+        Ok(Engine::new(&self.inner.config, policy, store, self.today()))
+    }
+
+    /// The store as the read-side functions take it.
+    pub fn store_ref(&self) -> &dyn tenure_store::Store {
+        self.inner.store.as_ref()
     }
 }

@@ -39,18 +39,8 @@ use tokio::sync::Semaphore;
 /// The store as the executor needs it (defined by `tenure-store`, re-exported here).
 pub use tenure_store::Backend;
 
-#[derive(Debug, Clone, Default, serde::Serialize)]
-pub struct ExecReport {
-    pub attempts: usize,
-    pub verified: usize,
-    pub retries: usize,
-    pub failed: usize,
-    pub tickets: usize,
-    /// Operation counts by state when the run ended.
-    pub remaining: BTreeMap<OpState, i64>,
-    /// Targets whose connector could not be set up, with the reason their operations failed.
-    pub unusable: BTreeMap<String, String>,
-}
+/// What a run did: a wire type (`tenure-proto`), printed by `tenure apply`.
+pub use tenure_proto::ExecReport;
 
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Progress {

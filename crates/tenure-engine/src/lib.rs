@@ -4,6 +4,11 @@
 //! (`reconcile`), and signs, exports and verifies the audit evidence (`evidence`). Async code
 //! reaches the synchronous store only through `blocking`.
 //!
+//! What the CLI prints and the server serves comes from here as wire types (`tenure-proto`):
+//! `views` turns store records into them, `reports` computes the reports (coverage and
+//! time-to-revoke, an identity in full, the check), `decisions` and `apply` carry out what a
+//! person asks for. The frontends print or serve the result and compute nothing themselves.
+//!
 //! [`app::App`] is the one cloneable application state (config, policy, store, clock) the CLI and
 //! the server share; [`Engine`] is the short-lived view its functions borrow.
 //!
@@ -12,14 +17,18 @@
 //! `tenure-store`.
 
 pub mod app;
+pub mod apply;
 pub mod blocking;
 pub mod clock;
+pub mod decisions;
 pub mod desired;
 pub mod evidence;
 pub mod executor;
 pub mod guard;
 pub mod import;
 pub mod reconcile;
+pub mod reports;
+pub mod views;
 
 use chrono::NaiveDate;
 use tenure_core::config::Config;

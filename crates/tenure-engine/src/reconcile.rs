@@ -29,45 +29,9 @@ use tenure_core::{Entitlement, FindingKind, OpKind, OpState, Status};
 use tenure_policy::Policy;
 use tenure_store::{Finding, OpFilter, ReconRun, Remediation, RemediationOp};
 
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct TargetReport {
-    pub target: String,
-    pub run_id: i64,
-    pub accounts: usize,
-    pub grants: usize,
-    pub millis: u64,
-    pub findings: Vec<Finding>,
-}
-
-/// A target reconciliation could not read, and why.
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct SkippedTarget {
-    pub target: String,
-    pub reason: String,
-}
-
-#[derive(Debug, Clone, Default, serde::Serialize)]
-pub struct ReconReport {
-    pub targets: Vec<TargetReport>,
-    pub sod: Vec<Finding>,
-    pub remediation: Option<RemediationReport>,
-    /// Targets that were not reconciled: their connector could not be set up or reading them
-    /// failed. Their findings are unknown, not absent.
-    pub skipped: Vec<SkippedTarget>,
-}
-
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct RemediationReport {
-    pub operations: usize,
-    pub held: Option<String>,
-    pub approval_id: Option<i64>,
-}
-
-impl ReconReport {
-    pub fn finding_count(&self) -> usize {
-        self.targets.iter().map(|t| t.findings.len()).sum::<usize>() + self.sod.len()
-    }
-}
+/// The report types are the wire types (`tenure-proto`); the store's `Finding` records what
+/// was found, and `views::finding` converts it for the report.
+pub use tenure_proto::{ReconReport, RemediationReport, SkippedTarget, TargetReport};
 
 /// The remediation for a finding, if one is automatic.
 struct Fix {
@@ -117,11 +81,7 @@ pub async fn reconcile(
     let mut held_grants: BTreeMap<String, BTreeSet<Entitlement>> = BTreeMap::new();
     let mut total_accounts = 0usize;
 
-    if let Some(o) = only
-        && config.target(o).is_none()
-    {
-        return Err(crate::EngineError::UnknownTarget(o.to_string(), target_names(config)));
-    }
+    known_target(config, only)?;
     for target in &config.targets {
         if only.is_some_and(|o| o != target.name) || matches!(target.settings, TargetSettings::Manual(_)) {
             continue;
@@ -345,16 +305,17 @@ pub async fn reconcile(
             accounts: actual.len(),
             grants,
             millis,
-            findings,
+            findings: findings.iter().map(crate::views::finding).collect(),
         });
     }
 
+    let mut sod = Vec::new();
     for (id, held) in &held_grants {
         for rule in &policy.sod {
             let present: Vec<String> =
                 rule.conflict.iter().filter(|e| held.contains(e)).map(ToString::to_string).collect();
             if present.len() >= 2 {
-                report.sod.push(Finding {
+                sod.push(Finding {
                     kind: FindingKind::Sod,
                     target: present.first().and_then(|e| e.split(':').next()).unwrap_or_default().to_string(),
                     account: None,
@@ -365,10 +326,11 @@ pub async fn reconcile(
             }
         }
     }
-    if !report.sod.is_empty() {
+    if !sod.is_empty() {
         let run = ReconRun { target: "*".into(), accounts: 0, grants: 0, millis: 0 };
-        run_ids.push(store.record_recon(&run, &report.sod)?);
+        run_ids.push(store.record_recon(&run, &sod)?);
     }
+    report.sod = sod.iter().map(crate::views::finding).collect();
 
     if remediate && !fixes.is_empty() {
         // The same limits as an import: identities losing access (accounts disabled, grants
@@ -422,6 +384,16 @@ pub async fn reconcile(
         report.remediation = Some(RemediationReport { operations: n, held, approval_id });
     }
     Ok(report)
+}
+
+/// `unknown_target` unless `only` is none or a configured target.
+pub fn known_target(config: &Config, only: Option<&str>) -> crate::Result<()> {
+    match only {
+        Some(o) if config.target(o).is_none() => {
+            Err(crate::EngineError::UnknownTarget(o.to_string(), target_names(config)))
+        }
+        _ => Ok(()),
+    }
 }
 
 /// The configured target names, for messages.

@@ -1,270 +1,150 @@
-//! `tenure`: the command-line interface. CLI definitions and glue only; the work happens in the
-//! library crates.
+//! `tenure`: the command-line interface. `cli` defines the commands; `main` checks the output
+//! format, opens the state each command needs once, and hands it to the command's module under
+//! `commands/`, which calls the library and prints. The work, and every report, happens in the
+//! library crates (see ARCHITECTURE.md, "the binary").
 
-/// `println!` that exits quietly when stdout is closed (`tenure plan | head`), instead of
-/// panicking on the broken pipe.
-macro_rules! outln {
-    ($($arg:tt)*) => {{
-        use std::io::Write as _;
-        if let Err(e) = writeln!(std::io::stdout(), $($arg)*) {
-            if e.kind() == std::io::ErrorKind::BrokenPipe {
-                std::process::exit(0);
-            }
-        }
-    }};
-}
+#[macro_use]
+mod output;
+mod cli;
+mod commands;
+mod support;
 
-mod audit;
 /// mimalloc instead of the system allocator: the day-one import allocates and frees millions of
 /// small strings on two threads, where glibc's allocator spent a sixth of the run.
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-mod context;
-#[cfg(feature = "demo")]
-mod demo;
-mod exec;
-mod init;
-mod output;
-mod run;
-
-use clap::{Args, Parser, Subcommand};
-use std::path::PathBuf;
+use anyhow::Result;
+use clap::Parser;
+use cli::{AuditCmd, Cli, Command, IdentityCmd, TaskCmd, Who};
+use commands as cmd;
+use output::{Format, TEXT_JSON};
 use std::process::ExitCode;
-
-#[derive(Debug, Parser)]
-#[command(
-    name = "tenure",
-    version,
-    about = "Identity lifecycle engine: joiner, mover, leaver as one governed, provable lifecycle"
-)]
-pub struct Cli {
-    /// The config file.
-    #[arg(long, global = true, env = "TENURE_CONFIG", default_value = "tenure.toml")]
-    pub config: PathBuf,
-    /// Output format for commands that print data: text or json (audit export: jsonl or csv).
-    #[arg(long, global = true)]
-    pub format: Option<String>,
-    #[command(subcommand)]
-    pub command: Command,
-}
-
-#[derive(Debug, Subcommand)]
-pub enum Command {
-    /// Write a working starter config, policy and sample HR file.
-    Init {
-        /// Where to write them (default: the current directory).
-        dir: Option<PathBuf>,
-        /// Overwrite existing files.
-        #[arg(long)]
-        force: bool,
-    },
-    /// Validate the config and the policy.
-    Check {
-        /// Also connect to every target and check that the entitlements the policy grants exist.
-        #[arg(long)]
-        online: bool,
-    },
-    /// Diff an HR snapshot against the last one and plan the resulting operations.
-    Import {
-        /// The source name from the config.
-        #[arg(long)]
-        source: String,
-        /// The CSV file.
-        file: PathBuf,
-        /// Show what would happen; change nothing.
-        #[arg(long)]
-        dry_run: bool,
-    },
-    /// Show pending operations with their reasons.
-    Plan {
-        #[arg(long)]
-        identity: Option<String>,
-        /// Include operations in every state, not only pending ones.
-        #[arg(long)]
-        all: bool,
-    },
-    /// Show what another policy would do to the whole population. Changes nothing.
-    Simulate {
-        #[arg(long)]
-        policy: PathBuf,
-    },
-    /// Identities.
-    #[command(subcommand)]
-    Identity(IdentityCmd),
-    /// Lifecycle cases and their progress.
-    Cases {
-        #[arg(long)]
-        open: bool,
-        /// Revocation coverage of leaver cases per target class (scim, api, manual), with
-        /// time-to-revoke.
-        #[arg(long)]
-        coverage: bool,
-    },
-    /// Pending approvals, including held batches.
-    Approvals {
-        /// Include decided approvals.
-        #[arg(long)]
-        all: bool,
-    },
-    /// Approve a pending approval (a held batch is then applied).
-    Approve {
-        id: i64,
-        #[command(flatten)]
-        who: Who,
-    },
-    /// Reject a pending approval (a held batch is discarded).
-    Reject {
-        id: i64,
-        #[arg(long)]
-        reason: String,
-        #[command(flatten)]
-        who: Who,
-    },
-    /// Execute pending operations against the targets, verifying each by reading it back.
-    Apply {
-        /// Return only when every operation is verified, failed or held (retries included).
-        #[arg(long)]
-        wait: bool,
-        /// First queue every failed operation again with a fresh retry budget (audited), e.g.
-        /// after a target outage longer than the retries.
-        #[arg(long)]
-        retry_failed: bool,
-        /// Who asks for the retry (default: $TENURE_USER, then $USER).
-        #[arg(long = "as", value_name = "NAME", requires = "retry_failed")]
-        who: Option<String>,
-    },
-    /// Read the targets and report orphan, drift, missing and SoD findings.
-    Reconcile {
-        #[arg(long)]
-        target: Option<String>,
-        /// Plan the fixes (through the same guard as imports).
-        #[arg(long)]
-        remediate: bool,
-    },
-    /// Tickets for manual targets.
-    Tasks {
-        /// Include finished tickets.
-        #[arg(long)]
-        all: bool,
-        /// Print only the ticket ids, one per line (for scripts).
-        #[arg(long, short)]
-        quiet: bool,
-    },
-    /// Finish a manual ticket.
-    #[command(subcommand)]
-    Task(TaskCmd),
-    /// Recorded deviations (overdue tickets, failed operations, declined fixes): control debt.
-    Exceptions {
-        #[arg(long)]
-        all: bool,
-    },
-    /// The whole story on a fresh machine: real peers, a sample company, joiners, a mover and a
-    /// leaver, each plan applied and verified, time-to-revoke, the audit chain verified.
-    Demo {
-        /// Keep the demo's files here (default: a temp dir, removed at the end; with `--keep`,
-        /// `./tenure-demo`).
-        #[arg(long)]
-        dir: Option<PathBuf>,
-        /// Leave the peers running after the story, until Ctrl-C, so the demo's `tenure.toml`
-        /// can be used from another terminal (the tour in the README does).
-        #[arg(long)]
-        keep: bool,
-        /// People in the sample company.
-        #[arg(long, default_value_t = 12)]
-        people: usize,
-    },
-    /// The tamper-evident audit trail.
-    #[command(subcommand)]
-    Audit(AuditCmd),
-}
-
-#[derive(Debug, Args)]
-pub struct Who {
-    /// Who decides (default: $TENURE_USER, then $USER).
-    #[arg(long = "as", value_name = "NAME")]
-    pub name: Option<String>,
-}
-
-#[derive(Debug, Subcommand)]
-pub enum IdentityCmd {
-    /// Every identity with its status.
-    List,
-    /// One identity: attributes, accounts and grants per target, operations, timeline.
-    Show { id: String },
-}
-
-#[derive(Debug, Subcommand)]
-pub enum TaskCmd {
-    /// Mark a ticket done, with evidence of what was done.
-    Done {
-        id: i64,
-        #[arg(long)]
-        evidence: String,
-        #[command(flatten)]
-        who: Who,
-    },
-}
-
-#[derive(Debug, Subcommand)]
-pub enum AuditCmd {
-    /// Check the whole chain and every signed checkpoint; name the first bad record.
-    Verify {
-        /// A head printed by an earlier `audit verify` (`SEQ:HASH`), kept outside the database:
-        /// fails if that record is gone or differs (truncation or a rewritten chain).
-        #[arg(long, value_name = "SEQ:HASH", conflicts_with = "bundle")]
-        expect_head: Option<String>,
-        /// Verify a JSONL export offline instead of the store. A full export must be complete
-        /// (every gap in `seq` is reported); a filtered one is checked record by record.
-        #[arg(long, value_name = "FILE", conflicts_with_all = ["bundle", "public_key"])]
-        export: Option<PathBuf>,
-        /// Verify an evidence bundle offline (no store or config needed): signatures, digests,
-        /// and every record against the signed heads.
-        #[arg(long, value_name = "DIR", requires = "public_key")]
-        bundle: Option<PathBuf>,
-        /// The public key to check signatures with (for the store, default:
-        /// `<signing_key_file>.pub`; pass the copy you were given to rule out a replaced key).
-        #[arg(long, value_name = "FILE")]
-        public_key: Option<PathBuf>,
-    },
-    /// Sign the chain's head with the audit signing key (`[audit] signing_key_file`, created
-    /// 0600 on first use, its public key written beside it as `.pub`).
-    Checkpoint {
-        #[command(flatten)]
-        who: Who,
-    },
-    /// Export records for auditors (`--format jsonl` or `csv`), or a signed evidence bundle.
-    Export {
-        #[arg(long, conflicts_with = "bundle")]
-        identity: Option<String>,
-        /// Records at or after this date (YYYY-MM-DD) or time (RFC 3339).
-        #[arg(long, conflicts_with = "bundle")]
-        since: Option<String>,
-        /// Write an evidence bundle into DIR: `records.jsonl`, `checkpoints.jsonl` and a signed
-        /// `manifest.json`, after signing a fresh checkpoint.
-        #[arg(long, value_name = "DIR")]
-        bundle: Option<PathBuf>,
-        #[command(flatten)]
-        who: Who,
-    },
-}
+use support::{Needs, open, who};
+use tenure_store::AuditFilter;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let json = cli.format.as_deref() == Some("json");
-    match run::run(cli) {
+    match run(&cli) {
         Ok(code) => code,
         Err(e) => {
-            let code = run::code_of(&e);
+            let code = support::code_of(&e);
             let message = tenure_core::text::escape(&format!("{e:#}")).into_owned();
             if json {
                 // Scripts reading `--format json` get the same error body the API returns.
-                let body = tenure_core::error::ErrorBody::new(code, message);
+                let body = tenure_proto::ErrorBody::new(code, message);
                 println!("{}", serde_json::to_string(&body).unwrap_or_default());
             } else {
                 eprintln!("error: {message}");
             }
             ExitCode::from(code.exit_status())
+        }
+    }
+}
+
+/// Dispatch: the format first (a usage error before anything is opened), then the state the
+/// command needs, then the command.
+fn run(cli: &Cli) -> Result<ExitCode> {
+    let text_json = || Format::parse(cli.format.as_deref(), TEXT_JSON, Format::Text);
+    let config = cli.config.as_path();
+    match &cli.command {
+        Command::Init { dir, force } => cmd::init::run(dir.as_deref(), *force),
+        Command::Check { online } => cmd::check::run(config, *online, text_json()?),
+        Command::Import { source, file, dry_run } => {
+            let f = text_json()?;
+            cmd::import::run(&open(config, Needs::Policy)?, source, file, *dry_run, f)
+        }
+        Command::Plan { identity, all } => {
+            let f = text_json()?;
+            cmd::plan::run(&open(config, Needs::Store)?, identity.as_deref(), *all, f)
+        }
+        Command::Simulate { policy } => cmd::simulate::run(config, policy, text_json()?),
+        Command::Identity(IdentityCmd::List) => {
+            let f = text_json()?;
+            cmd::identity::list(&open(config, Needs::Store)?, f)
+        }
+        Command::Identity(IdentityCmd::Show { id }) => {
+            let f = text_json()?;
+            cmd::identity::show(&open(config, Needs::Store)?, id, f)
+        }
+        Command::Cases { coverage: true, .. } => {
+            let f = text_json()?;
+            cmd::cases::coverage(&open(config, Needs::Store)?, f)
+        }
+        Command::Cases { open: open_only, coverage: false } => {
+            let f = text_json()?;
+            cmd::cases::list(&open(config, Needs::Store)?, *open_only, f)
+        }
+        Command::Approvals { all } => {
+            let f = text_json()?;
+            cmd::approvals::list(&open(config, Needs::Store)?, *all, f)
+        }
+        Command::Approve { id, who: w } => cmd::approvals::approve(&open(config, Needs::Policy)?, *id, &who(w)),
+        Command::Reject { id, reason, who: w } => {
+            cmd::approvals::reject(&open(config, Needs::Store)?, *id, &who(w), reason)
+        }
+        Command::Apply { wait, retry_failed, who: w } => {
+            let by = retry_failed.then(|| who(&Who { name: w.clone() }));
+            let f = text_json()?;
+            cmd::apply::run(&open(config, Needs::Store)?, *wait, by, f)
+        }
+        Command::Reconcile { target, remediate } => {
+            let f = text_json()?;
+            cmd::reconcile::run(&open(config, Needs::Policy)?, target.as_deref(), *remediate, f)
+        }
+        Command::Tasks { all, quiet } => {
+            let f = text_json()?;
+            cmd::tasks::list(&open(config, Needs::Store)?, *all, *quiet, f)
+        }
+        Command::Task(TaskCmd::Done { id, evidence, who: w }) => {
+            cmd::tasks::done(&open(config, Needs::Store)?, *id, evidence, &who(w))
+        }
+        Command::Exceptions { all } => {
+            let f = text_json()?;
+            cmd::exceptions::list(&open(config, Needs::Store)?, *all, f)
+        }
+        #[cfg(feature = "demo")]
+        Command::Demo { dir, people, keep } => cmd::demo::run(dir.as_deref(), *people, *keep),
+        #[cfg(not(feature = "demo"))]
+        Command::Demo { .. } => Err(support::UsageError(
+            "this build of tenure has no demo (it was built without the `demo` feature, which starts and installs real peers)".into(),
+        )
+        .into()),
+        Command::Audit(a) => audit(cli, a),
+    }
+}
+
+fn audit(cli: &Cli, a: &AuditCmd) -> Result<ExitCode> {
+    let text_json = || Format::parse(cli.format.as_deref(), TEXT_JSON, Format::Text);
+    let config = cli.config.as_path();
+    match a {
+        // Offline verification needs no config or store.
+        AuditCmd::Verify { bundle: Some(dir), public_key, .. } => {
+            cmd::audit::verify_bundle(dir, public_key.as_deref(), text_json()?)
+        }
+        AuditCmd::Verify { export: Some(file), expect_head, .. } => {
+            let head = expect_head.as_deref().map(cmd::audit::parse_head).transpose()?;
+            cmd::audit::verify_export(file, head, text_json()?)
+        }
+        AuditCmd::Verify { expect_head, public_key, .. } => {
+            let head = expect_head.as_deref().map(cmd::audit::parse_head).transpose()?;
+            let f = text_json()?;
+            cmd::audit::verify_store(&open(config, Needs::ReadOnly)?, head, public_key.as_deref(), f)
+        }
+        AuditCmd::Checkpoint { who: w } => {
+            let f = text_json()?;
+            cmd::audit::checkpoint(&open(config, Needs::Store)?, &who(w), f)
+        }
+        AuditCmd::Export { bundle: Some(dir), who: w, .. } => {
+            let f = text_json()?;
+            cmd::audit::export_bundle(&open(config, Needs::Store)?, dir, &who(w), f)
+        }
+        AuditCmd::Export { identity, since, .. } => {
+            let f = Format::parse(cli.format.as_deref(), &[Format::Jsonl, Format::Csv, Format::Json], Format::Jsonl)?;
+            let since = since.as_deref().map(cmd::audit::normalize_since).transpose()?;
+            let filter = AuditFilter { identity: identity.clone(), since };
+            cmd::audit::export(&open(config, Needs::ReadOnly)?, &filter, f)
         }
     }
 }

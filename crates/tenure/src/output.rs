@@ -1,6 +1,20 @@
-//! Output formats and small text helpers.
+//! Output: the `outln!` macro, formats, JSON, aligned tables. Everything a command prints goes
+//! through here.
 
-use crate::run::UsageError;
+/// `println!` that exits quietly when stdout is closed (`tenure plan | head`), instead of
+/// panicking on the broken pipe.
+macro_rules! outln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        if let Err(e) = writeln!(std::io::stdout(), $($arg)*) {
+            if e.kind() == std::io::ErrorKind::BrokenPipe {
+                std::process::exit(0);
+            }
+        }
+    }};
+}
+
+use crate::support::UsageError;
 use anyhow::Result;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -10,6 +24,9 @@ pub enum Format {
     Jsonl,
     Csv,
 }
+
+/// What most commands print: text (the default) or JSON.
+pub const TEXT_JSON: &[Format] = &[Format::Text, Format::Json];
 
 impl Format {
     /// Parses `--format` for a command that accepts `allowed`.
@@ -78,4 +95,41 @@ pub fn table(header: &[&str], rows: &[Vec<String>]) {
 
 pub fn opt(s: &Option<String>) -> String {
     s.clone().unwrap_or_else(|| "-".into())
+}
+
+/// Untrusted text for one line of output: hidden characters escaped.
+pub fn esc(s: &str) -> String {
+    tenure_core::text::escape(s).into_owned()
+}
+
+/// An operation's reason on one line: `event 3 (joiner); rules staff,eng` or `finding ...`.
+pub fn reason_text(r: &tenure_proto::OpReason) -> String {
+    let mut s = String::new();
+    if let Some(e) = r.event {
+        s.push_str(&format!("event {e}"));
+    }
+    if let Some(k) = r.kind {
+        s.push_str(&format!(" ({k})"));
+    }
+    if !r.rules.is_empty() {
+        s.push_str(&format!("; rules {}", r.rules.join(",")));
+    }
+    if let Some(f) = &r.finding {
+        s.push_str(&format!("finding {f}"));
+    }
+    s
+}
+
+/// What happened to the audit signing key files; never the key.
+pub fn key_notes(k: &tenure_engine::evidence::KeyFiles, path: &std::path::Path) {
+    if k.created {
+        outln!(
+            "created signing key `{}` (0600, key id {}); keep it away from the database's writers",
+            path.display(),
+            k.signer.key_id()
+        );
+    }
+    if k.wrote_public {
+        outln!("wrote public key `{}`: give it to your auditors", k.public_path.display());
+    }
 }

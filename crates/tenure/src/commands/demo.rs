@@ -1,25 +1,23 @@
 //! `tenure demo`: the whole story on a fresh machine, against real peers.
 
-use crate::context;
-use crate::exec::{apply_with, runtime};
 use crate::output::table;
+use crate::support::{self, UsageError, runtime};
 use anyhow::{Context as _, Result, bail};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::Arc;
-use tenure_core::OpState;
-use tenure_core::config::Config;
-use tenure_engine::Engine;
-use tenure_engine::import::{self, ImportOptions, ImportReport};
+use tenure_core::{EventKind, OpState};
+use tenure_engine::app::App;
+use tenure_engine::import::{self, ImportOptions};
+use tenure_engine::{decisions, evidence, reports, views};
 use tenure_sample::company::{Company, Options};
-use tenure_store::{OpFilter, Queue, SqliteStore, Store};
+use tenure_store::OpFilter;
 use tenure_testkit::stack::Stack;
 
 fn step(title: &str) {
     outln!("\n== {title}");
 }
 
-pub fn demo(dir: Option<&Path>, people: usize, keep: bool) -> Result<ExitCode> {
+pub fn run(dir: Option<&Path>, people: usize, keep: bool) -> Result<ExitCode> {
     if people < 4 {
         bail!("--people must be at least 4");
     }
@@ -36,7 +34,7 @@ pub fn demo(dir: Option<&Path>, people: usize, keep: bool) -> Result<ExitCode> {
     // The demo replaces its own files; it never overwrites a directory it did not make.
     const MARK: &str = ".tenure-demo";
     if dir.exists() && !dir.join(MARK).exists() && std::fs::read_dir(&dir)?.next().is_some() {
-        return Err(crate::run::UsageError(format!(
+        return Err(UsageError(format!(
             "`{}` exists and is not a previous demo's directory; pick a new one (the demo writes its own tenure.toml and store)",
             dir.display()
         ))
@@ -58,27 +56,24 @@ pub fn demo(dir: Option<&Path>, people: usize, keep: bool) -> Result<ExitCode> {
 
     std::fs::write(dir.join("tenure.toml"), stack.config_toml(25))?;
     std::fs::write(dir.join("policy.toml"), tenure_sample::starter::POLICY)?;
-    let today = context::today()?;
-    let mut opts = Options::new(people, today);
+    let clock = support::clock()?;
+    let mut opts = Options::new(people, clock.today());
     opts.departments = 4;
     opts.service_accounts = 1;
     opts.contractor_fraction = 0.15;
     let mut company = Company::generate(&opts);
     outln!("  files in {}", dir.display());
 
-    let loaded = context::load_config(&dir.join("tenure.toml"))?;
-    let policy = loaded.load_policy(today)?;
-    let store = Arc::new(loaded.open_store()?);
-    let config = Arc::new(loaded.config.clone());
+    let app = App::open(&dir.join("tenure.toml"), false, clock)?;
 
     step(&format!(
         "day 1: HR snapshot with {} people and service accounts: everyone is a joiner",
         company.people.len()
     ));
-    let report = import_file(&dir, "day1.csv", &company.to_csv(), &config, &policy, &store, today)?;
-    print_plan(&store, &report, 12)?;
-    apply_and_close_tickets(&config, &store)?;
-    show_targets(&config, &store, None)?;
+    import_file(&app, &dir, "day1.csv", &company.to_csv())?;
+    print_plan(&app, 12)?;
+    apply_and_close_tickets(&app)?;
+    show_targets(&app, None)?;
 
     let mover = company
         .people
@@ -99,21 +94,15 @@ pub fn demo(dir: Option<&Path>, people: usize, keep: bool) -> Result<ExitCode> {
     step(&format!("day 2: `{mover}` moves from Engineering to Sales; `{leaver}` leaves (row removed)"));
     company.transfer(&mover, "Sales");
     company.remove(&leaver);
-    let report = import_file(&dir, "day2.csv", &company.to_csv(), &config, &policy, &store, today)?;
-    print_plan(&store, &report, 40)?;
-    apply_and_close_tickets(&config, &store)?;
-    show_targets(&config, &store, Some(&[mover.as_str(), leaver.as_str()]))?;
+    import_file(&app, &dir, "day2.csv", &company.to_csv())?;
+    print_plan(&app, 40)?;
+    apply_and_close_tickets(&app)?;
+    show_targets(&app, Some(&[mover.as_str(), leaver.as_str()]))?;
 
     step("time-to-revoke");
-    let cases = store.cases(false)?;
-    for c in cases.iter().filter(|c| c.identity == leaver && c.kind == tenure_core::EventKind::Leaver) {
-        let ops = store.operations(&OpFilter { case_id: Some(c.id), ..OpFilter::default() })?;
-        let automated = ops
-            .iter()
-            .filter(|o| o.target != "payroll" && o.state == OpState::Verified)
-            .filter_map(|o| o.verified_at.as_deref())
-            .max()
-            .map(|last| millis(&c.opened_at, last));
+    let cases = views::cases(app.store_ref(), false)?;
+    for c in cases.iter().filter(|c| c.identity == leaver && c.kind == EventKind::Leaver) {
+        let automated = reports::automated_ms(app.config(), app.store_ref(), c)?;
         outln!(
             "  leaver `{leaver}`: case {} {}; directory + chat + warehouse verified clean {} after the event; whole case (incl. manual payroll tickets) {}",
             c.id,
@@ -124,11 +113,12 @@ pub fn demo(dir: Option<&Path>, people: usize, keep: bool) -> Result<ExitCode> {
     }
 
     step("reconciliation: read every target back and compare");
-    let rt = runtime()?;
-    let report = rt.block_on(async {
-        let conns = tenure_engine::executor::connectors(&config).await.require_all()?;
-        let backend: Arc<dyn tenure_engine::executor::Backend> = store.clone();
-        anyhow::Ok(tenure_engine::reconcile::reconcile(&config, &policy, backend, &conns, None, false).await?)
+    let report = runtime()?.block_on(async {
+        let conns = tenure_engine::executor::connectors(app.config()).await.require_all()?;
+        let policy = app.policy()?;
+        anyhow::Ok(
+            tenure_engine::reconcile::reconcile(app.config(), policy, app.store().clone(), &conns, None, false).await?,
+        )
     })?;
     for t in &report.targets {
         outln!(
@@ -145,7 +135,7 @@ pub fn demo(dir: Option<&Path>, people: usize, keep: bool) -> Result<ExitCode> {
     }
 
     step("audit chain");
-    let v = store.verify_audit()?;
+    let v = evidence::verify_store(app.store_ref(), None, None)?;
     match &v.first_bad {
         None => outln!("  verified: {} records, each hash-chained to the one before", v.records),
         Some(b) => outln!("  BROKEN at seq {}: {}", b.seq, b.reason),
@@ -216,25 +206,9 @@ fn wait_for_stop() -> Result<()> {
     })
 }
 
-fn millis(a: &str, b: &str) -> i64 {
-    match (chrono::DateTime::parse_from_rfc3339(a), chrono::DateTime::parse_from_rfc3339(b)) {
-        (Ok(a), Ok(b)) => (b - a).num_milliseconds(),
-        _ => 0,
-    }
-}
-
-fn import_file(
-    dir: &Path,
-    name: &str,
-    csv: &str,
-    config: &Config,
-    policy: &tenure_policy::Policy,
-    store: &SqliteStore,
-    today: chrono::NaiveDate,
-) -> Result<ImportReport> {
+fn import_file(app: &App, dir: &Path, name: &str, csv: &str) -> Result<()> {
     std::fs::write(dir.join(name), csv)?;
-    let engine = Engine::new(config, policy, store, today);
-    let r = import::import_csv(&engine, "hr", name, csv.as_bytes(), &ImportOptions::default())?;
+    let r = import::import_csv(&app.engine()?, "hr", name, csv.as_bytes(), &ImportOptions::default())?;
     let c = &r.counts;
     outln!(
         "  imported {name}: {} joiners, {} movers ({} significant), {} leavers; {} operations planned",
@@ -244,27 +218,21 @@ fn import_file(
         c.leavers,
         c.operations
     );
-    Ok(r)
+    Ok(())
 }
 
-fn print_plan(store: &SqliteStore, report: &ImportReport, limit: usize) -> Result<()> {
-    let ops = store.operations(&OpFilter { states: vec![OpState::Pending], ..OpFilter::default() })?;
+fn print_plan(app: &App, limit: usize) -> Result<()> {
+    let ops = views::operations(app.store_ref(), &OpFilter { states: vec![OpState::Pending], ..OpFilter::default() })?;
     let rows: Vec<Vec<String>> = ops
         .iter()
         .take(limit)
         .map(|o| {
-            let rules: Vec<&str> = o
-                .reason
-                .get("rules")
-                .and_then(|r| r.as_array())
-                .map(|a| a.iter().filter_map(|x| x.as_str()).collect())
-                .unwrap_or_default();
             vec![
                 o.identity.clone(),
                 o.target.clone(),
                 o.kind.to_string(),
                 o.entitlement.clone().unwrap_or_else(|| "-".into()),
-                format!("{} {}", o.reason.get("kind").and_then(|k| k.as_str()).unwrap_or(""), rules.join(",")),
+                why(&o.reason),
             ]
         })
         .collect();
@@ -274,13 +242,17 @@ fn print_plan(store: &SqliteStore, report: &ImportReport, limit: usize) -> Resul
         if ops.len() > limit { format!(", first {limit} shown") } else { String::new() }
     );
     table(&["IDENTITY", "TARGET", "KIND", "ENTITLEMENT", "WHY"], &rows);
-    let _ = report;
     Ok(())
 }
 
-fn apply_and_close_tickets(config: &Arc<Config>, store: &Arc<SqliteStore>) -> Result<()> {
+/// The event kind and the rules behind an operation, short.
+fn why(r: &tenure_proto::OpReason) -> String {
+    format!("{} {}", r.kind.map(|k| k.as_str()).unwrap_or(""), r.rules.join(","))
+}
+
+fn apply_and_close_tickets(app: &App) -> Result<()> {
     let t = std::time::Instant::now();
-    let r = apply_with(config.clone(), store.clone(), true, true)?;
+    let r = support::apply(app, true, None, false)?.report;
     outln!(
         "  applied in {:.2}s: {} operations verified by reading the target back, {} retried, {} failed, {} payroll ticket(s) opened",
         t.elapsed().as_secs_f64(),
@@ -289,9 +261,10 @@ fn apply_and_close_tickets(config: &Arc<Config>, store: &Arc<SqliteStore>) -> Re
         r.failed,
         r.tickets
     );
-    let tickets = store.tickets(true)?;
+    let tickets = views::tickets(app.store().as_ref(), true)?;
     for tk in &tickets {
-        store.complete_ticket(
+        decisions::complete_ticket(
+            app.store().as_ref(),
             tk.id,
             "payroll-admin",
             "done in the payroll UI; screenshot attached to the change record",
@@ -303,11 +276,10 @@ fn apply_and_close_tickets(config: &Arc<Config>, store: &Arc<SqliteStore>) -> Re
     Ok(())
 }
 
-fn show_targets(config: &Arc<Config>, store: &Arc<SqliteStore>, only: Option<&[&str]>) -> Result<()> {
-    let rt = runtime()?;
-    let schema = &config.schema;
-    let identities = store.identities(schema, None)?;
-    let rows = rt.block_on(async {
+fn show_targets(app: &App, only: Option<&[&str]>) -> Result<()> {
+    let config = app.config();
+    let identities = views::identities(app.store_ref(), &config.schema)?;
+    let rows = runtime()?.block_on(async {
         let conns = tenure_engine::executor::connectors(config).await.require_all()?;
         let mut rows = Vec::new();
         for t in config.targets.iter().filter(|t| conns.contains_key(&t.name)) {
@@ -319,7 +291,7 @@ fn show_targets(config: &Arc<Config>, store: &Arc<SqliteStore>, only: Option<&[&
                     continue;
                 }
                 let status =
-                    identities.iter().find(|i| *i.id == *owner).map_or("-".to_string(), |i| i.status.to_string());
+                    identities.iter().find(|i| i.id == owner).map_or("-".to_string(), |i| i.status.to_string());
                 let grants: Vec<&str> = a.grants.iter().map(String::as_str).collect();
                 rows.push(vec![
                     t.name.clone(),

@@ -1,47 +1,21 @@
 //! `tenure audit`: verify, checkpoint, export. Flags and printing only; the work, and the
 //! reports, are in `tenure_engine::evidence`.
 
-use crate::context;
-use crate::output::{Format, print_json};
-use crate::run::{TEXT_JSON, UsageError, who};
-use crate::{AuditCmd, Cli, Who};
+use crate::output::{Format, key_notes, print_json};
+use crate::support::UsageError;
 use anyhow::{Context as _, Result};
 use std::path::Path;
 use std::process::ExitCode;
 use tenure_core::evidence::{AuditPublicKey, BadRecord};
+use tenure_engine::app::App;
 use tenure_engine::evidence::{self, EvidenceError};
 use tenure_store::AuditFilter;
 
 /// How many problems the text output lists before summarising the rest.
 const SHOWN: usize = 20;
 
-pub fn run(cli: &Cli, cmd: &AuditCmd, fmt: Option<&str>) -> Result<ExitCode> {
-    match cmd {
-        AuditCmd::Verify { bundle: Some(dir), public_key, .. } => {
-            verify_bundle(dir, public_key.as_deref(), Format::parse(fmt, TEXT_JSON, Format::Text)?)
-        }
-        AuditCmd::Verify { export: Some(file), expect_head, .. } => {
-            let head = expect_head.as_deref().map(parse_head).transpose()?;
-            verify_export(file, head, Format::parse(fmt, TEXT_JSON, Format::Text)?)
-        }
-        AuditCmd::Verify { expect_head, public_key, .. } => {
-            let head = expect_head.as_deref().map(parse_head).transpose()?;
-            verify_store(cli, head, public_key.as_deref(), Format::parse(fmt, TEXT_JSON, Format::Text)?)
-        }
-        AuditCmd::Checkpoint { who: w } => checkpoint(cli, w, Format::parse(fmt, TEXT_JSON, Format::Text)?),
-        AuditCmd::Export { bundle: Some(dir), who: w, .. } => {
-            export_bundle(cli, dir, w, Format::parse(fmt, TEXT_JSON, Format::Text)?)
-        }
-        AuditCmd::Export { identity, since, .. } => {
-            let f = Format::parse(fmt, &[Format::Jsonl, Format::Csv, Format::Json], Format::Jsonl)?;
-            let since = since.as_deref().map(normalize_since).transpose()?;
-            export(cli, &AuditFilter { identity: identity.clone(), since }, f)
-        }
-    }
-}
-
 /// `SEQ:HASH` as printed by `audit verify`.
-fn parse_head(head: &str) -> Result<(i64, String)> {
+pub fn parse_head(head: &str) -> Result<(i64, String)> {
     let Some((seq, hash)) = head.split_once(':') else {
         return Err(UsageError(format!("--expect-head `{head}` is not SEQ:HASH")).into());
     };
@@ -52,7 +26,8 @@ fn parse_head(head: &str) -> Result<(i64, String)> {
     Ok((seq, hash.to_ascii_lowercase()))
 }
 
-fn normalize_since(s: &str) -> Result<String> {
+/// `--since`: a date is its midnight UTC; a time is normalised to the stored form.
+pub fn normalize_since(s: &str) -> Result<String> {
     if let Some(d) = tenure_core::date::parse_date(s).filter(|_| s.len() == 10) {
         return Ok(format!("{d}T00:00:00.000000Z"));
     }
@@ -73,8 +48,10 @@ fn bad_line(b: &BadRecord) -> String {
     }
 }
 
-fn verify_store(cli: &Cli, head: Option<(i64, String)>, public_key: Option<&Path>, f: Format) -> Result<ExitCode> {
-    let loaded = context::load_config(&cli.config)?;
+/// The store's chain and checkpoints, with the public key given or the one beside the signing
+/// key. `app` is opened read-only.
+pub fn verify_store(app: &App, head: Option<(i64, String)>, public_key: Option<&Path>, f: Format) -> Result<ExitCode> {
+    let loaded = app.loaded();
     let key = match public_key {
         Some(p) => Some(given_public_key(p)?),
         None => {
@@ -82,8 +59,7 @@ fn verify_store(cli: &Cli, head: Option<(i64, String)>, public_key: Option<&Path
             if p.exists() { Some(evidence::read_public_key(&p)?) } else { None }
         }
     };
-    let store = loaded.open_store_read_only()?;
-    let r = evidence::verify_store(&store, key.as_ref(), head)?;
+    let r = evidence::verify_store(app.store_ref(), key.as_ref(), head)?;
     if f == Format::Json {
         print_json(&serde_json::json!({
             "ok": r.ok,
@@ -146,7 +122,7 @@ fn verify_store(cli: &Cli, head: Option<(i64, String)>, public_key: Option<&Path
     Ok(if r.ok { ExitCode::SUCCESS } else { ExitCode::from(1) })
 }
 
-fn verify_export(file: &Path, head: Option<(i64, String)>, f: Format) -> Result<ExitCode> {
+pub fn verify_export(file: &Path, head: Option<(i64, String)>, f: Format) -> Result<ExitCode> {
     if !file.is_file() {
         return Err(UsageError(format!("--export `{}` is not a file", file.display())).into());
     }
@@ -210,7 +186,7 @@ fn verify_export(file: &Path, head: Option<(i64, String)>, f: Format) -> Result<
     Ok(if r.ok { ExitCode::SUCCESS } else { ExitCode::from(1) })
 }
 
-fn verify_bundle(dir: &Path, public_key: Option<&Path>, f: Format) -> Result<ExitCode> {
+pub fn verify_bundle(dir: &Path, public_key: Option<&Path>, f: Format) -> Result<ExitCode> {
     if !dir.is_dir() {
         return Err(UsageError(format!("--bundle `{}` is not a directory", dir.display())).into());
     }
@@ -258,26 +234,11 @@ fn verify_bundle(dir: &Path, public_key: Option<&Path>, f: Format) -> Result<Exi
     Ok(if r.ok { ExitCode::SUCCESS } else { ExitCode::from(1) })
 }
 
-/// Prints what happened to the key files; never the key.
-fn key_notes(k: &evidence::KeyFiles, path: &Path) {
-    if k.created {
-        outln!(
-            "created signing key `{}` (0600, key id {}); keep it away from the database's writers",
-            path.display(),
-            k.signer.key_id()
-        );
-    }
-    if k.wrote_public {
-        outln!("wrote public key `{}`: give it to your auditors", k.public_path.display());
-    }
-}
-
-fn checkpoint(cli: &Cli, w: &Who, f: Format) -> Result<ExitCode> {
-    let loaded = context::load_config(&cli.config)?;
-    let path = loaded.signing_key_path();
+/// Signs the chain's head as `who`, creating the signing key on first use.
+pub fn checkpoint(app: &App, who: &str, f: Format) -> Result<ExitCode> {
+    let path = app.loaded().signing_key_path();
     let keys = evidence::ensure_signing_key(&path)?;
-    let store = loaded.open_store()?;
-    let c = evidence::checkpoint(&store, &keys.signer, &format!("user:{}", who(w)))?;
+    let c = evidence::checkpoint(app.store_ref(), &keys.signer, &format!("user:{who}"))?;
     if f == Format::Json {
         print_json(&c)?;
     } else {
@@ -288,12 +249,11 @@ fn checkpoint(cli: &Cli, w: &Who, f: Format) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn export_bundle(cli: &Cli, dir: &Path, w: &Who, f: Format) -> Result<ExitCode> {
-    let loaded = context::load_config(&cli.config)?;
-    let path = loaded.signing_key_path();
+/// Writes an evidence bundle into `dir` after signing a fresh checkpoint as `who`.
+pub fn export_bundle(app: &App, dir: &Path, who: &str, f: Format) -> Result<ExitCode> {
+    let path = app.loaded().signing_key_path();
     let keys = evidence::ensure_signing_key(&path)?;
-    let store = loaded.open_store()?;
-    let s = evidence::write_bundle(&store, &keys.signer, dir, &format!("user:{}", who(w)))
+    let s = evidence::write_bundle(app.store_ref(), &keys.signer, dir, &format!("user:{who}"))
         .with_context(|| format!("cannot export a bundle into `{}`", dir.display()))?;
     if f == Format::Json {
         print_json(&s)?;
@@ -318,14 +278,14 @@ fn export_bundle(cli: &Cli, dir: &Path, w: &Who, f: Format) -> Result<ExitCode> 
     Ok(ExitCode::SUCCESS)
 }
 
-fn export(cli: &Cli, filter: &AuditFilter, f: Format) -> Result<ExitCode> {
-    let loaded = context::load_config(&cli.config)?;
-    let store = loaded.open_store_read_only()?;
+/// Streams the records `filter` selects to stdout as JSONL or CSV. `app` is opened read-only.
+pub fn export(app: &App, filter: &AuditFilter, f: Format) -> Result<ExitCode> {
+    let store = app.store_ref();
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
     let res = match f {
-        Format::Csv => evidence::write_csv(&store, filter, &mut out),
-        _ => evidence::write_jsonl(&store, filter, &mut out),
+        Format::Csv => evidence::write_csv(store, filter, &mut out),
+        _ => evidence::write_jsonl(store, filter, &mut out),
     };
     match res {
         Ok(_) => Ok(ExitCode::SUCCESS),
@@ -333,13 +293,4 @@ fn export(cli: &Cli, filter: &AuditFilter, f: Format) -> Result<ExitCode> {
         Err(EvidenceError::Output(e)) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(ExitCode::SUCCESS),
         Err(e) => Err(e.into()),
     }
-}
-
-/// For `tenure init`: creates the default signing key (and its `.pub`) under `dir`, keeping
-/// one that exists.
-pub fn init_signing_key(dir: &Path) -> Result<()> {
-    let path = dir.join(tenure_core::config::DEFAULT_SIGNING_KEY_FILE);
-    let keys = evidence::ensure_signing_key(&path)?;
-    key_notes(&keys, &path);
-    Ok(())
 }

@@ -1,0 +1,270 @@
+//! The JSON of every wire type, pinned: a renamed or reordered field fails here before any
+//! script or API client notices. Each case also reads its JSON back.
+#![allow(clippy::unwrap_used, clippy::panic, reason = "test code")]
+
+use super::*;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use std::collections::BTreeMap;
+
+fn check<T: Serialize + DeserializeOwned + PartialEq + std::fmt::Debug>(value: &T, expect: &str) {
+    let json = serde_json::to_string(value).unwrap();
+    assert_eq!(json, expect);
+    let back: T = serde_json::from_str(&json).unwrap();
+    assert_eq!(&back, value, "reads back");
+}
+
+fn op(reason: OpReason) -> Operation {
+    Operation {
+        id: 7,
+        case_id: 3,
+        identity: "E1".into(),
+        target: "directory".into(),
+        kind: OpKind::Grant,
+        entitlement: Some("staff".into()),
+        reason,
+        idem_key: "k".into(),
+        state: OpState::Pending,
+        attempts: 0,
+        next_attempt_at: None,
+        last_error: None,
+        created_at: "t0".into(),
+        updated_at: "t1".into(),
+        verified_at: None,
+        account: Some("ada".into()),
+        note: None,
+    }
+}
+
+#[test]
+fn operations_and_their_reasons() {
+    let planned =
+        OpReason { event: Some(2), finding: None, kind: Some(EventKind::Joiner), rules: vec!["staff".into()] };
+    check(
+        &op(planned),
+        r#"{"id":7,"case_id":3,"identity":"E1","target":"directory","kind":"grant","entitlement":"staff","reason":{"event":2,"kind":"joiner","rules":["staff"]},"idem_key":"k","state":"pending","attempts":0,"next_attempt_at":null,"last_error":null,"created_at":"t0","updated_at":"t1","verified_at":null,"account":"ada","note":null}"#,
+    );
+    let fix = OpReason { event: Some(9), finding: Some("drift".into()), kind: Some(EventKind::Update), rules: vec![] };
+    check(&fix, r#"{"event":9,"finding":"drift","kind":"update","rules":[]}"#);
+}
+
+#[test]
+fn cases_approvals_tickets_exceptions() {
+    let case = Case {
+        id: 1,
+        event_id: 2,
+        identity: "E1".into(),
+        kind: EventKind::Leaver,
+        state: CaseState::Closed,
+        opened_at: "t0".into(),
+        closed_at: Some("t1".into()),
+        revoke_ms: Some(25),
+        ops: BTreeMap::from([(OpState::Verified, 2), (OpState::Cancelled, 1), (OpState::Failed, 1)]),
+    };
+    check(
+        &case,
+        r#"{"id":1,"event_id":2,"identity":"E1","kind":"leaver","state":"closed","opened_at":"t0","closed_at":"t1","revoke_ms":25,"ops":{"verified":2,"failed":1,"cancelled":1}}"#,
+    );
+    assert_eq!(case.progress(), (3, 4), "cancelled is settled, failed is not");
+    let approval = Approval {
+        id: 4,
+        kind: ApprovalKind::Batch,
+        subject: 3,
+        summary: serde_json::json!({"file": "b.csv", "reason": "too many"}),
+        state: ApprovalState::Pending,
+        created_at: "t0".into(),
+        decided_at: None,
+        decided_by: None,
+        decision_reason: None,
+    };
+    check(
+        &approval,
+        r#"{"id":4,"kind":"batch","subject":3,"summary":{"file":"b.csv","reason":"too many"},"state":"pending","created_at":"t0","decided_at":null,"decided_by":null,"decision_reason":null}"#,
+    );
+    assert_eq!(approval.summary_str("file"), Some("b.csv"));
+    assert_eq!(approval.summary_str("counts"), None);
+    check(
+        &Ticket {
+            id: 1,
+            operation_id: 7,
+            target: "payroll".into(),
+            owner: "payroll-admins".into(),
+            identity: "E1".into(),
+            summary: "grant".into(),
+            state: TicketState::Open,
+            created_at: "t0".into(),
+            due_at: "t1".into(),
+            done_at: None,
+            done_by: None,
+            evidence: None,
+            overdue: true,
+        },
+        r#"{"id":1,"operation_id":7,"target":"payroll","owner":"payroll-admins","identity":"E1","summary":"grant","state":"open","created_at":"t0","due_at":"t1","done_at":null,"done_by":null,"evidence":null,"overdue":true}"#,
+    );
+    check(
+        &Exception {
+            id: 1,
+            kind: ExceptionKind::FailedOperation,
+            subject: "operation:7".into(),
+            case_id: Some(3),
+            identity: Some("E1".into()),
+            target: Some("chat".into()),
+            owner: "chat".into(),
+            reason: "no answer".into(),
+            state: ExceptionState::Open,
+            created_at: "t0".into(),
+            resolved_at: None,
+        },
+        r#"{"id":1,"kind":"failed_operation","subject":"operation:7","case_id":3,"identity":"E1","target":"chat","owner":"chat","reason":"no answer","state":"open","created_at":"t0","resolved_at":null}"#,
+    );
+}
+
+#[test]
+fn identities() {
+    let attributes = BTreeMap::from([("username".to_string(), "ada".to_string())]);
+    check(
+        &IdentitySummary {
+            attributes: attributes.clone(),
+            id: "E1".into(),
+            kind: Kind::Employee,
+            status: Status::Active,
+        },
+        r#"{"attributes":{"username":"ada"},"id":"E1","kind":"employee","status":"active"}"#,
+    );
+    let detail = IdentityDetail {
+        accounts: BTreeMap::from([(
+            "payroll".to_string(),
+            AccountState {
+                open_operations: 1,
+                planned: AccountView { enabled: true, exists: true, grants: vec!["record".into()] },
+                verified: AccountView::default(),
+            },
+        )]),
+        attributes,
+        events: vec![Event {
+            id: 1,
+            import_id: Some(1),
+            source: "hr".into(),
+            kind: EventKind::Joiner,
+            identity: "E1".into(),
+            received_at: "t0".into(),
+            changes: vec![Change { attribute: "title".into(), from: None, to: Some("Rep".into()) }],
+            significant: false,
+            note: None,
+            state: EventState::Applied,
+        }],
+        id: "E1".into(),
+        kind: Kind::Employee,
+        operations: vec![],
+        status: Status::Active,
+        timeline: vec![AuditRecord {
+            seq: 2,
+            at: "t0".into(),
+            actor: "source:hr".into(),
+            action: "event.joiner".into(),
+            identity: Some("E1".into()),
+            target: None,
+            entitlement: None,
+            reason: Some("event 1".into()),
+            approver: None,
+            outcome: "recorded".into(),
+            prev_hash: "a".into(),
+            hash: "b".into(),
+        }],
+    };
+    check(
+        &detail,
+        concat!(
+            r#"{"accounts":{"payroll":{"open_operations":1,"planned":{"enabled":true,"exists":true,"grants":["record"]},"verified":{"enabled":false,"exists":false,"grants":[]}}},"#,
+            r#""attributes":{"username":"ada"},"#,
+            r#""events":[{"id":1,"import_id":1,"source":"hr","kind":"joiner","identity":"E1","received_at":"t0","changes":[{"attribute":"title","from":null,"to":"Rep"}],"significant":false,"note":null,"state":"applied"}],"#,
+            r#""id":"E1","kind":"employee","operations":[],"status":"active","#,
+            r#""timeline":[{"seq":2,"at":"t0","actor":"source:hr","action":"event.joiner","identity":"E1","target":null,"entitlement":null,"reason":"event 1","approver":null,"outcome":"recorded","prev_hash":"a","hash":"b"}]}"#
+        ),
+    );
+}
+
+#[test]
+fn reports() {
+    let coverage = Coverage {
+        classes: vec![ClassCoverage {
+            class: "manual".into(),
+            coverage: 1.0,
+            excepted: 1,
+            failed: 0,
+            open: 0,
+            operations: 3,
+            verified: 2,
+        }],
+        leaver_cases: 1,
+        open_leaver_cases: 0,
+        time_to_revoke_ms: RevokeTimes { closed: 1, max: Some(25), p50: Some(25), p99: Some(25) },
+    };
+    check(
+        &coverage,
+        r#"{"classes":[{"class":"manual","coverage":1.0,"excepted":1,"failed":0,"open":0,"operations":3,"verified":2}],"leaver_cases":1,"open_leaver_cases":0,"time_to_revoke_ms":{"closed":1,"max":25,"p50":25,"p99":25}}"#,
+    );
+    check(
+        &CheckReport {
+            ok: false,
+            online: vec![],
+            problems: vec![Problem { file: "policy.toml".into(), line: 3, message: "unknown attribute".into() }],
+            summary: None,
+            unchecked_targets: vec!["chat".into()],
+        },
+        r#"{"ok":false,"online":[],"problems":[{"file":"policy.toml","line":3,"message":"unknown attribute"}],"summary":null,"unchecked_targets":["chat"]}"#,
+    );
+    check(
+        &CheckSummary { entitlements: 5, roles: 4, sod_rules: 1, sources: 2, targets: 3 },
+        r#"{"entitlements":5,"roles":4,"sod_rules":1,"sources":2,"targets":3}"#,
+    );
+    let apply = ApplyReport {
+        open_tickets: 2,
+        report: ExecReport {
+            attempts: 3,
+            verified: 1,
+            retries: 1,
+            failed: 1,
+            tickets: 2,
+            remaining: BTreeMap::from([(OpState::Failed, 1), (OpState::Done, 2)]),
+            unusable: BTreeMap::from([("chat".to_string(), "no token".to_string())]),
+        },
+        retried: 0,
+    };
+    check(
+        &apply,
+        r#"{"open_tickets":2,"report":{"attempts":3,"verified":1,"retries":1,"failed":1,"tickets":2,"remaining":{"done":2,"failed":1},"unusable":{"chat":"no token"}},"retried":0}"#,
+    );
+    assert_eq!((apply.remaining(OpState::Failed), apply.remaining(OpState::Pending)), (1, 0));
+    check(
+        &ReconReport {
+            targets: vec![TargetReport {
+                target: "directory".into(),
+                run_id: 1,
+                accounts: 2,
+                grants: 3,
+                millis: 4,
+                findings: vec![Finding {
+                    kind: FindingKind::Orphan,
+                    target: "directory".into(),
+                    account: Some("x".into()),
+                    identity: None,
+                    entitlement: None,
+                    detail: "nobody".into(),
+                }],
+            }],
+            sod: vec![],
+            remediation: Some(RemediationReport { operations: 1, held: None, approval_id: None }),
+            skipped: vec![SkippedTarget { target: "chat".into(), reason: "down".into() }],
+        },
+        r#"{"targets":[{"target":"directory","run_id":1,"accounts":2,"grants":3,"millis":4,"findings":[{"kind":"orphan","target":"directory","account":"x","identity":null,"entitlement":null,"detail":"nobody"}]}],"sod":[],"remediation":{"operations":1,"held":null,"approval_id":null},"skipped":[{"target":"chat","reason":"down"}]}"#,
+    );
+}
+
+#[test]
+fn the_error_body_is_cores() {
+    check(
+        &ErrorBody::new(Code::NotFound, "approval 9 not found"),
+        r#"{"code":"not_found","message":"approval 9 not found"}"#,
+    );
+}

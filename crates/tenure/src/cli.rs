@@ -1,0 +1,221 @@
+//! The command line: every command, flag and its help text. `main` dispatches on it.
+
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "tenure",
+    version,
+    about = "Identity lifecycle engine: joiner, mover, leaver as one governed, provable lifecycle"
+)]
+pub struct Cli {
+    /// The config file.
+    #[arg(long, global = true, env = "TENURE_CONFIG", default_value = "tenure.toml")]
+    pub config: PathBuf,
+    /// Output format for commands that print data: text or json (audit export: jsonl or csv).
+    #[arg(long, global = true)]
+    pub format: Option<String>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Write a working starter config, policy and sample HR file.
+    Init {
+        /// Where to write them (default: the current directory).
+        dir: Option<PathBuf>,
+        /// Overwrite existing files.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Validate the config and the policy.
+    Check {
+        /// Also connect to every target and check that the entitlements the policy grants exist.
+        #[arg(long)]
+        online: bool,
+    },
+    /// Diff an HR snapshot against the last one and plan the resulting operations.
+    Import {
+        /// The source name from the config.
+        #[arg(long)]
+        source: String,
+        /// The CSV file.
+        file: PathBuf,
+        /// Show what would happen; change nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Show pending operations with their reasons.
+    Plan {
+        #[arg(long)]
+        identity: Option<String>,
+        /// Include operations in every state, not only pending ones.
+        #[arg(long)]
+        all: bool,
+    },
+    /// Show what another policy would do to the whole population. Changes nothing.
+    Simulate {
+        #[arg(long)]
+        policy: PathBuf,
+    },
+    /// Identities.
+    #[command(subcommand)]
+    Identity(IdentityCmd),
+    /// Lifecycle cases and their progress.
+    Cases {
+        #[arg(long)]
+        open: bool,
+        /// Revocation coverage of leaver cases per target class (scim, api, manual), with
+        /// time-to-revoke.
+        #[arg(long)]
+        coverage: bool,
+    },
+    /// Pending approvals, including held batches.
+    Approvals {
+        /// Include decided approvals.
+        #[arg(long)]
+        all: bool,
+    },
+    /// Approve a pending approval (a held batch is then applied).
+    Approve {
+        id: i64,
+        #[command(flatten)]
+        who: Who,
+    },
+    /// Reject a pending approval (a held batch is discarded).
+    Reject {
+        id: i64,
+        #[arg(long)]
+        reason: String,
+        #[command(flatten)]
+        who: Who,
+    },
+    /// Execute pending operations against the targets, verifying each by reading it back.
+    Apply {
+        /// Return only when every operation is verified, failed or held (retries included).
+        #[arg(long)]
+        wait: bool,
+        /// First queue every failed operation again with a fresh retry budget (audited), e.g.
+        /// after a target outage longer than the retries.
+        #[arg(long)]
+        retry_failed: bool,
+        /// Who asks for the retry (default: $TENURE_USER, then $USER).
+        #[arg(long = "as", value_name = "NAME", requires = "retry_failed")]
+        who: Option<String>,
+    },
+    /// Read the targets and report orphan, drift, missing and SoD findings.
+    Reconcile {
+        #[arg(long)]
+        target: Option<String>,
+        /// Plan the fixes (through the same guard as imports).
+        #[arg(long)]
+        remediate: bool,
+    },
+    /// Tickets for manual targets.
+    Tasks {
+        /// Include finished tickets.
+        #[arg(long)]
+        all: bool,
+        /// Print only the ticket ids, one per line (for scripts).
+        #[arg(long, short)]
+        quiet: bool,
+    },
+    /// Finish a manual ticket.
+    #[command(subcommand)]
+    Task(TaskCmd),
+    /// Recorded deviations (overdue tickets, failed operations, declined fixes): control debt.
+    Exceptions {
+        #[arg(long)]
+        all: bool,
+    },
+    /// The whole story on a fresh machine: real peers, a sample company, joiners, a mover and a
+    /// leaver, each plan applied and verified, time-to-revoke, the audit chain verified.
+    Demo {
+        /// Keep the demo's files here (default: a temp dir, removed at the end; with `--keep`,
+        /// `./tenure-demo`).
+        #[arg(long)]
+        dir: Option<PathBuf>,
+        /// Leave the peers running after the story, until Ctrl-C, so the demo's `tenure.toml`
+        /// can be used from another terminal (the tour in the README does).
+        #[arg(long)]
+        keep: bool,
+        /// People in the sample company.
+        #[arg(long, default_value_t = 12)]
+        people: usize,
+    },
+    /// The tamper-evident audit trail.
+    #[command(subcommand)]
+    Audit(AuditCmd),
+}
+
+#[derive(Debug, Args)]
+pub struct Who {
+    /// Who decides (default: $TENURE_USER, then $USER).
+    #[arg(long = "as", value_name = "NAME")]
+    pub name: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum IdentityCmd {
+    /// Every identity with its status.
+    List,
+    /// One identity: attributes, accounts and grants per target, operations, timeline.
+    Show { id: String },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TaskCmd {
+    /// Mark a ticket done, with evidence of what was done.
+    Done {
+        id: i64,
+        #[arg(long)]
+        evidence: String,
+        #[command(flatten)]
+        who: Who,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AuditCmd {
+    /// Check the whole chain and every signed checkpoint; name the first bad record.
+    Verify {
+        /// A head printed by an earlier `audit verify` (`SEQ:HASH`), kept outside the database:
+        /// fails if that record is gone or differs (truncation or a rewritten chain).
+        #[arg(long, value_name = "SEQ:HASH", conflicts_with = "bundle")]
+        expect_head: Option<String>,
+        /// Verify a JSONL export offline instead of the store. A full export must be complete
+        /// (every gap in `seq` is reported); a filtered one is checked record by record.
+        #[arg(long, value_name = "FILE", conflicts_with_all = ["bundle", "public_key"])]
+        export: Option<PathBuf>,
+        /// Verify an evidence bundle offline (no store or config needed): signatures, digests,
+        /// and every record against the signed heads.
+        #[arg(long, value_name = "DIR", requires = "public_key")]
+        bundle: Option<PathBuf>,
+        /// The public key to check signatures with (for the store, default:
+        /// `<signing_key_file>.pub`; pass the copy you were given to rule out a replaced key).
+        #[arg(long, value_name = "FILE")]
+        public_key: Option<PathBuf>,
+    },
+    /// Sign the chain's head with the audit signing key (`[audit] signing_key_file`, created
+    /// 0600 on first use, its public key written beside it as `.pub`).
+    Checkpoint {
+        #[command(flatten)]
+        who: Who,
+    },
+    /// Export records for auditors (`--format jsonl` or `csv`), or a signed evidence bundle.
+    Export {
+        #[arg(long, conflicts_with = "bundle")]
+        identity: Option<String>,
+        /// Records at or after this date (YYYY-MM-DD) or time (RFC 3339).
+        #[arg(long, conflicts_with = "bundle")]
+        since: Option<String>,
+        /// Write an evidence bundle into DIR: `records.jsonl`, `checkpoints.jsonl` and a signed
+        /// `manifest.json`, after signing a fresh checkpoint.
+        #[arg(long, value_name = "DIR")]
+        bundle: Option<PathBuf>,
+        #[command(flatten)]
+        who: Who,
+    },
+}

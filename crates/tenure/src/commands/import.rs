@@ -1,0 +1,99 @@
+//! `tenure import --source NAME FILE [--dry-run]`: a snapshot diffed, planned and committed
+//! (or held) by `tenure_engine::import`; this prints its report.
+
+use crate::output::{Format, esc, print_json};
+use crate::support::spinner;
+use anyhow::{Context as _, Result};
+use std::path::Path;
+use std::process::ExitCode;
+use tenure_core::ImportOutcome;
+use tenure_engine::app::App;
+use tenure_engine::import::{self, ImportOptions, ImportReport};
+
+pub fn run(app: &App, source: &str, file: &Path, dry_run: bool, f: Format) -> Result<ExitCode> {
+    let bytes = std::fs::read(file).with_context(|| format!("cannot read `{}`", file.display()))?;
+    let pb = spinner(&format!("importing {}", file.display()));
+    let report = import::import_csv(
+        &app.engine()?,
+        source,
+        &file.display().to_string(),
+        &bytes,
+        &ImportOptions { dry_run, actor: None },
+    )?;
+    if let Some(pb) = pb {
+        pb.finish_and_clear();
+    }
+    print(&report, f)?;
+    let needs_action = !report.rejected.is_empty() || report.outcome == ImportOutcome::Held;
+    Ok(if needs_action { ExitCode::from(1) } else { ExitCode::SUCCESS })
+}
+
+fn print(r: &ImportReport, f: Format) -> Result<()> {
+    if f == Format::Json {
+        return print_json(r);
+    }
+    for rej in &r.rejected {
+        outln!(
+            "{}:{}: rejected{}{}: {}",
+            esc(&r.file),
+            rej.line,
+            rej.key.as_ref().map(|k| format!(" `{}`", esc(k))).unwrap_or_default(),
+            rej.field.as_ref().map(|k| format!(" field `{}`", esc(k))).unwrap_or_default(),
+            esc(&rej.reason)
+        );
+    }
+    const SHOWN: usize = 50;
+    for e in r.events.iter().take(SHOWN) {
+        let changes: Vec<String> = e
+            .changes
+            .iter()
+            .map(|c| {
+                let v = |v: Option<&str>| v.map_or_else(|| "∅".to_string(), tenure_core::text::quote);
+                format!("{}: {} -> {}", c.attribute, v(c.from.as_deref()), v(c.to.as_deref()))
+            })
+            .collect();
+        outln!(
+            "{:<8} {}{}{}{}",
+            e.kind.as_str(),
+            e.identity,
+            if e.significant { " [significant]" } else { "" },
+            if changes.is_empty() { String::new() } else { format!(" ({})", changes.join(", ")) },
+            if e.operations > 0 { format!(" -> {} op(s)", e.operations) } else { String::new() }
+        );
+    }
+    if r.events.len() > SHOWN {
+        outln!("... and {} more events (`--format json` lists them all)", r.events.len() - SHOWN);
+    }
+    let c = &r.counts;
+    outln!(
+        "{}{}: {} rows, {} accepted, {} rejected; {} joiners, {} movers ({} significant), {} leavers, {} rehires, {} suspended, {} resumed, {} updated; {} operations planned{}",
+        if r.dry_run { "dry run of " } else { "" },
+        esc(&r.file),
+        c.rows,
+        c.accepted,
+        c.rejected,
+        c.joiners,
+        c.movers,
+        c.significant_movers,
+        c.leavers,
+        c.rehires,
+        c.suspends,
+        c.resumes,
+        c.updates,
+        c.operations,
+        if c.cancelled > 0 { format!(", {} queued operations cancelled", c.cancelled) } else { String::new() }
+    );
+    match (r.outcome.as_str(), r.dry_run) {
+        ("held", false) => outln!(
+            "HELD: {}. Nothing was applied. Review with `tenure approvals`, then `tenure approve {}` or `tenure reject {} --reason ...`",
+            r.held_reason.as_deref().unwrap_or(""),
+            r.approval_id.unwrap_or_default(),
+            r.approval_id.unwrap_or_default()
+        ),
+        ("held", true) => outln!("would be HELD: {}", r.held_reason.as_deref().unwrap_or("")),
+        ("unchanged", _) => outln!("no changes since the last snapshot"),
+        (_, true) => outln!("dry run: nothing was changed"),
+        _ => {}
+    }
+    Ok(())
+}

@@ -1,0 +1,59 @@
+//! `tenure reconcile [--target NAME] [--remediate]`: `tenure_engine::reconcile` with the
+//! connectors, and its findings.
+
+use crate::output::{Format, opt, print_json, table};
+use crate::support;
+use anyhow::Result;
+use std::process::ExitCode;
+use tenure_engine::app::App;
+use tenure_engine::reconcile;
+
+pub fn run(app: &App, target: Option<&str>, remediate: bool, f: Format) -> Result<ExitCode> {
+    let policy = app.policy()?;
+    // An unknown target is a usage error before any target is set up.
+    reconcile::known_target(app.config(), target)?;
+    let pb = support::spinner("reading targets");
+    let report = support::runtime()?.block_on(async {
+        let conns = support::connectors(app.config()).await;
+        reconcile::reconcile(app.config(), policy, app.store().clone(), &conns, target, remediate).await
+    })?;
+    if let Some(pb) = pb {
+        pb.finish_and_clear();
+    }
+    if f == Format::Json {
+        print_json(&report)?;
+    } else {
+        let mut rows = Vec::new();
+        for s in &report.skipped {
+            outln!("{}: NOT reconciled: {}", s.target, s.reason);
+        }
+        for t in &report.targets {
+            outln!(
+                "{}: {} accounts, {} grants read in {} ms; {} finding(s)",
+                t.target,
+                t.accounts,
+                t.grants,
+                t.millis,
+                t.findings.len()
+            );
+            rows.extend(t.findings.iter().map(finding_row));
+        }
+        rows.extend(report.sod.iter().map(finding_row));
+        if !rows.is_empty() {
+            table(&["FINDING", "TARGET", "ACCOUNT", "IDENTITY", "ENTITLEMENT", "DETAIL"], &rows);
+        }
+        if let Some(r) = &report.remediation {
+            match (&r.held, r.approval_id) {
+                (Some(reason), Some(id)) => {
+                    outln!("remediation HELD ({reason}): {} operation(s) wait for `tenure approve {id}`", r.operations)
+                }
+                _ => outln!("remediation: {} operation(s) planned; run `tenure apply`", r.operations),
+            }
+        }
+    }
+    Ok(if report.finding_count() > 0 || !report.skipped.is_empty() { ExitCode::from(1) } else { ExitCode::SUCCESS })
+}
+
+fn finding_row(x: &tenure_proto::Finding) -> Vec<String> {
+    vec![x.kind.to_string(), x.target.clone(), opt(&x.account), opt(&x.identity), opt(&x.entitlement), x.detail.clone()]
+}
