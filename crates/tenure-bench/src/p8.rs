@@ -169,12 +169,13 @@ pub fn daily(layout: &Layout, tenure: &Path, runs: usize, policy: Policy) -> Res
         let db = run.join("tenure.db");
         std::fs::copy(&seed_db, &db)?;
         std::fs::File::open(&db).and_then(|f| f.sync_all())?;
-        let out = import_with(&config, tenure, &db, &layout.day2(), false)?;
+        let out = import_with(&config, tenure, &db, &layout.day2(), true)?;
         let floor = daily_floor(&seed_db, &db, &layout.day2(), &run.join("floor.db"))?;
         println!(
-            "P2 run {}: {:.2} s; floor {:.2} s (ratio {:.2}); {}",
+            "P2 run {}: {:.2} s, peak {}; floor {:.2} s (ratio {:.2}); {}",
             i + 1,
             out.wall.as_secs_f64(),
+            mb(out.max_rss_kib.unwrap_or_default()),
             floor.as_secs_f64(),
             out.wall.as_secs_f64() / floor.as_secs_f64().max(1e-9),
             out.summary()
