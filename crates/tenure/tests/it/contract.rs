@@ -238,3 +238,61 @@ fn issue7_tenure_now_sets_the_clock_dates_and_timestamps_follow() {
     let bad = run_at(&env, &[("TENURE_NOW", "tomorrow")], &["plan", "--format", "json"]);
     assert_eq!((bad.code, bad.json()["code"].as_str()), (2, Some("usage")), "{}", bad.stdout);
 }
+
+#[test]
+fn issue7_tenure_now_drives_retention() {
+    use crate::hardening::{HEADER, manual_only, row};
+    let env = Env::new();
+    manual_only(&env);
+    let config = std::fs::read_to_string(env.path("tenure.toml")).unwrap();
+    let config = config.replacen("name = \"payroll\"\n", "name = \"payroll\"\ndelete_after_days = 30\n", 1);
+    env.write("tenure.toml", &config);
+    let rows: Vec<String> = (1..=40).map(|i| row(&format!("E{i}"), &format!("u{i}"), "Sales")).collect();
+    env.write("a.csv", &format!("{HEADER}\n{}\n", rows.join("\n")));
+    env.write("b.csv", &format!("{HEADER}\n{}\n", rows[..39].join("\n")));
+    // Each step runs at its own instant; every ticket is worked the moment it opens.
+    let step = |now: &str, args: &[&str]| {
+        let out = run_at(&env, &[("TENURE_NOW", now)], args);
+        assert_eq!(out.code, 0, "tenure {args:?} at {now}\n{}{}", out.stdout, out.stderr);
+        out
+    };
+    let work_tickets = |now: &str| {
+        step(now, &["apply"]);
+        for t in step(now, &["tasks", "--format", "json"]).json().as_array().unwrap() {
+            step(now, &["task", "done", &t["id"].to_string(), "--evidence", "done in the payroll UI"]);
+        }
+    };
+    step("2026-11-01T09:00:00Z", &["import", "--source", "hr", "a.csv"]);
+    work_tickets("2026-11-01T09:00:00Z");
+    // E40 leaves on 2026-11-02; the disable ticket is worked the same day and the case closes.
+    step("2026-11-02T09:00:00Z", &["import", "--source", "hr", "b.csv"]);
+    work_tickets("2026-11-02T09:00:00Z");
+    let cases = step("2026-11-02T09:00:00Z", &["cases", "--format", "json"]).json();
+    let leaver = cases.as_array().unwrap().iter().find(|c| c["kind"] == "leaver").unwrap().clone();
+    assert_eq!(leaver["state"], "closed", "{leaver}");
+    let deletes = |now: &str| -> Vec<String> {
+        step(now, &["plan", "--all", "--identity", "E40", "--format", "json"])
+            .json()
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|o| o["kind"] == "delete_account")
+            .map(|o| o["target"].as_str().unwrap().to_string())
+            .collect()
+    };
+    // Twenty-nine days later the retention period has not passed: apply plans no deletion.
+    step("2026-12-01T09:00:00Z", &["apply"]);
+    assert_eq!(deletes("2026-12-01T09:00:00Z"), Vec::<String>::new());
+    // Thirty-one days later it has: apply plans the deletion (a ticket, payroll being manual).
+    step("2026-12-03T09:00:00Z", &["apply"]);
+    assert_eq!(deletes("2026-12-03T09:00:00Z"), ["payroll"]);
+    let tasks = step("2026-12-03T09:00:00Z", &["tasks", "--format", "json"]).json();
+    assert!(
+        tasks
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|t| t["identity"] == "E40" && t["summary"].as_str().unwrap().starts_with("delete_account")),
+        "{tasks}"
+    );
+}

@@ -3,9 +3,9 @@
 
 use crate::{Env, company};
 
-const HEADER: &str = "employee_id,first_name,last_name,work_email,login,dept,title,location,cost_center,manager,employment_type,kind,owner,start,end,employment_status";
+pub(crate) const HEADER: &str = "employee_id,first_name,last_name,work_email,login,dept,title,location,cost_center,manager,employment_type,kind,owner,start,end,employment_status";
 
-fn row(id: &str, login: &str, dept: &str) -> String {
+pub(crate) fn row(id: &str, login: &str, dept: &str) -> String {
     format!("{id},N,L,{login}@x.com,{login},{dept},Lead,Berlin,CC1,,employee,,,2020-01-01,,active")
 }
 
@@ -219,7 +219,7 @@ fn issue6_a_key_typed_onto_another_row_never_creates_a_leaver() {
 }
 
 /// A config with one manual target only, and a policy granting there: tickets without peers.
-fn manual_only(env: &Env) {
+pub(crate) fn manual_only(env: &Env) {
     let config = std::fs::read_to_string(env.path("tenure.toml")).unwrap();
     let start = config.find("[[target]]").unwrap();
     let payroll = config.find("[[target]]\nname = \"payroll\"").unwrap();
