@@ -55,6 +55,9 @@ pub struct GuardConfig {
     /// Identities gaining a privileged entitlement (one a `privileged` role grants) in one batch:
     /// a policy edit or a poisoned feed must not hand admin rights to many at once.
     pub max_privileged_grants: u64,
+    /// `window`, in seconds: pushed records (webhooks, SCIM) arrive one at a time, so the
+    /// limits above apply to everything pushed by one source within this sliding window.
+    pub window_secs: u64,
 }
 
 impl Default for GuardConfig {
@@ -65,6 +68,7 @@ impl Default for GuardConfig {
             max_access_losses: 100,
             max_access_loss_fraction: 0.10,
             max_privileged_grants: 5,
+            window_secs: 3600,
         }
     }
 }
@@ -72,15 +76,30 @@ impl Default for GuardConfig {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum SourceKind {
+    /// Snapshots, `tenure import` or `POST /api/v1/imports`.
     Csv,
+    /// Signed pushes to `POST /hooks/{source}`.
     Webhook,
+    /// An IdP or HR system pushing Users to `/scim/v2`.
+    Scim,
+}
+
+impl SourceKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SourceKind::Csv => "csv",
+            SourceKind::Webhook => "webhook",
+            SourceKind::Scim => "scim",
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
 pub struct SourceConfig {
     pub name: String,
     pub kind: SourceKind,
-    /// The CSV column holding the identity id.
+    /// The column (CSV header, webhook record field) holding the identity id. For a SCIM
+    /// source without columns, the standard mapping's key (`externalId`).
     pub key: String,
     /// `(attribute slot, CSV column)`. The special slot for the HR status is included.
     pub columns: Vec<(Slot, String)>,
@@ -88,6 +107,19 @@ pub struct SourceConfig {
     pub status_column: Option<String>,
     /// The CSV delimiter, default `,`.
     pub delimiter: u8,
+    /// The webhook signing secret (`secret_env` / `secret_file`, `whsec_...`); required for
+    /// `kind = "webhook"`, refused for the other kinds.
+    pub secret: SecretRef,
+    /// The zone the source's dates are in (`timezone`, IANA name, default UTC): an `end_date`
+    /// passes at the end of that day there, a `start_date` begins at its start.
+    pub timezone: chrono_tz::Tz,
+}
+
+impl SourceConfig {
+    /// Today's date in the source's timezone at `now`.
+    pub fn today_at(&self, now: chrono::DateTime<chrono::Utc>) -> chrono::NaiveDate {
+        now.with_timezone(&self.timezone).date_naive()
+    }
 }
 
 impl Config {
@@ -395,8 +427,18 @@ pub fn parse(file: &str, source: &str) -> Result<Config, Vec<Problem>> {
                 "max_access_losses",
                 "max_access_loss_fraction",
                 "max_privileged_grants",
+                "window",
             ],
         );
+        if let Some(w) = r.string("window") {
+            match crate::date::parse_duration(&w) {
+                Some(secs) => guard.window_secs = secs,
+                None => {
+                    let at = t.get("window").map_or(0, Node::start);
+                    r.p.at(at, format!("`window` in [guard] `{w}` is not a duration like `1h`, `30m` or `1d`"));
+                }
+            }
+        }
         if let Some(n) = r.int("max_privileged_grants", 0, i64::MAX) {
             guard.max_privileged_grants = n.unsigned_abs();
         }
@@ -503,7 +545,12 @@ fn array_of_tables<'a>(root: &'a Table, key: &str, p: &mut Problems<'_>) -> Vec<
 }
 
 fn parse_source(at: usize, t: &Table, schema: &Schema, p: &mut Problems<'_>) -> Option<SourceConfig> {
-    let mut r = Reader::new(t, "[[source]]", p, &["name", "kind", "key", "columns", "delimiter"]);
+    let mut r = Reader::new(
+        t,
+        "[[source]]",
+        p,
+        &["name", "kind", "key", "columns", "delimiter", "secret_env", "secret_file", "timezone"],
+    );
     let name = r.required("name", at);
     if !name.is_empty() && !valid_name(&name) {
         r.p.at(at, format!("source name `{name}` must be letters, digits, `-` or `_`"));
@@ -512,13 +559,46 @@ fn parse_source(at: usize, t: &Table, schema: &Schema, p: &mut Problems<'_>) -> 
     let kind = match r.string("kind").as_deref() {
         None | Some("csv") => SourceKind::Csv,
         Some("webhook") => SourceKind::Webhook,
+        Some("scim") => SourceKind::Scim,
         Some(other) => {
             let at = t.get("kind").map_or(at, Node::start);
-            r.p.at(at, format!("unknown source kind `{other}`; expected csv or webhook"));
+            r.p.at(at, format!("unknown source kind `{other}`; expected csv, webhook or scim"));
             SourceKind::Csv
         }
     };
-    let key = r.required("key", at);
+    // A SCIM source without columns uses the standard mapping, whose key is `externalId`.
+    let key = if kind == SourceKind::Scim && t.get("key").is_none() {
+        "externalId".to_string()
+    } else {
+        r.required("key", at)
+    };
+    let secret = r.secret("secret");
+    match (kind, &secret) {
+        (SourceKind::Webhook, SecretRef::None) => r.p.at(
+            at,
+            format!("{} is a webhook source and needs `secret_env` or `secret_file` (the signing secret)", r.what),
+        ),
+        (SourceKind::Csv | SourceKind::Scim, SecretRef::Env(_) | SecretRef::File(_)) => {
+            let at = t.get("secret_env").or_else(|| t.get("secret_file")).map_or(at, Node::start);
+            r.p.at(
+                at,
+                format!(
+                    "{} is a {} source; only webhook sources have a signing secret (SCIM sources authenticate with `tenure token create --scope source`)",
+                    r.what,
+                    kind.as_str()
+                ),
+            );
+        }
+        _ => {}
+    }
+    let timezone = match r.string("timezone") {
+        None => chrono_tz::UTC,
+        Some(z) => z.parse::<chrono_tz::Tz>().unwrap_or_else(|_| {
+            let at = t.get("timezone").map_or(at, Node::start);
+            r.p.at(at, format!("unknown timezone `{z}`; expected an IANA name such as `Europe/Berlin` or `UTC`"));
+            chrono_tz::UTC
+        }),
+    };
     let delimiter = match r.string("delimiter") {
         None => b',',
         Some(d) if d.len() == 1 && d.is_ascii() => d.as_bytes().first().copied().unwrap_or(b','),
@@ -562,7 +642,7 @@ fn parse_source(at: usize, t: &Table, schema: &Schema, p: &mut Problems<'_>) -> 
             }
         }
     }
-    Some(SourceConfig { name, kind, key, columns, status_column, delimiter })
+    Some(SourceConfig { name, kind, key, columns, status_column, delimiter, secret, timezone })
 }
 
 #[cfg(test)]
@@ -765,5 +845,45 @@ owner = "payroll-admins"
             "ldap://admin:pw@",
             "carries a password",
         );
+        let hook = ("key = \"employee_id\"", "key = \"employee_id\"\nkind = \"webhook\"");
+        check(hook, "[[source]]", "needs `secret_env` or `secret_file`");
+        check(
+            ("key = \"employee_id\"", "key = \"employee_id\"\nsecret_env = \"S\""),
+            "secret_env",
+            "only webhook sources",
+        );
+        check(
+            ("key = \"employee_id\"", "key = \"employee_id\"\ntimezone = \"Mars/Olympus\""),
+            "\"Mars",
+            "unknown timezone",
+        );
+        check(("max_leavers = 10", "max_leavers = 10\nwindow = \"soon\""), "\"soon\"", "not a duration");
+        check(
+            ("key = \"employee_id\"", "key = \"employee_id\"\nkind = \"ftp\""),
+            "\"ftp\"",
+            "expected csv, webhook or scim",
+        );
+    }
+
+    #[test]
+    fn push_sources_have_their_secret_timezone_and_window() {
+        let text = GOOD.replace("max_leavers = 10", "max_leavers = 10\nwindow = \"30m\"").replace(
+            "key = \"employee_id\"",
+            "key = \"employee_id\"\nkind = \"webhook\"\nsecret_file = \"hr.whsec\"\ntimezone = \"America/Los_Angeles\"",
+        ) + "\n[[source]]\nname = \"idp\"\nkind = \"scim\"\n";
+        let c = parse("tenure.toml", &text).unwrap_or_else(|p| unreachable_problems(&p));
+        assert_eq!(c.guard.window_secs, 1800);
+        let hr = c.source("hr").map(|s| (s.kind, s.secret.clone(), s.timezone));
+        assert_eq!(
+            hr,
+            Some((SourceKind::Webhook, SecretRef::File("hr.whsec".into()), chrono_tz::America::Los_Angeles))
+        );
+        let idp = c.source("idp").map(|s| (s.kind, s.key.clone(), s.timezone));
+        assert_eq!(idp, Some((SourceKind::Scim, "externalId".to_string(), chrono_tz::UTC)));
+        // 2027-01-01 07:30 UTC is still 2026-12-31 in Los Angeles.
+        let now = chrono::DateTime::parse_from_rfc3339("2027-01-01T07:30:00Z").map(|d| d.to_utc());
+        let today = now.map(|n| c.source("hr").map(|s| s.today_at(n)));
+        assert_eq!(today.ok().flatten(), chrono::NaiveDate::from_ymd_opt(2026, 12, 31));
+        assert_eq!(GuardConfig::default().window_secs, 3600);
     }
 }

@@ -725,6 +725,8 @@ mod tests {
             columns: vec![(schema.slot_of("family_name"), "name".into())],
             status_column: None,
             delimiter: b',',
+            secret: crate::config::SecretRef::None,
+            timezone: chrono_tz::UTC,
         }
     }
 
@@ -835,6 +837,8 @@ mod tests {
             ],
             status_column: Some("status".into()),
             delimiter: b',',
+            secret: crate::config::SecretRef::None,
+            timezone: chrono_tz::UTC,
         }
     }
 
