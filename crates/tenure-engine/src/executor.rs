@@ -9,8 +9,9 @@
 //! - Every store call goes through [`crate::blocking::store`], so no runtime thread waits on
 //!   the database.
 //! - Each target has its own concurrency limit.
-//! - A transient failure is retried with exponential backoff and full jitter (honouring a
-//!   server's `Retry-After`) up to the target's `max_attempts`; a permanent failure fails at once.
+//! - A transient failure is retried with exponential backoff and jitter (honouring a server's
+//!   `Retry-After` up to the cap) up to the target's `max_attempts`; a permanent failure fails
+//!   at once.
 //!   A failed operation becomes an exception and its case `stuck`.
 //! - An operation is `verified` only when a read-back of the target shows its effect. If the
 //!   read-back does not (yet) show it, that counts as a transient failure, never as success.
@@ -705,18 +706,58 @@ fn owned_by_other<'a>(spec: &AccountSpec, state: Option<&'a AccountState>) -> Op
         .filter(|other| !spec.identity_id.is_empty() && *other != spec.identity_id)
 }
 
+/// The retry schedule of transient failures: exponential from `base`, doubled per attempt and
+/// capped at `max`, with jitter. A server's `Retry-After` is honoured up to the cap.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Backoff {
+    base: Duration,
+    max: Duration,
+}
+
+/// The jitter factor is drawn from here: half of each delay is fixed and half random ("equal
+/// jitter"), so retries of many operations spread out, yet none comes back at once.
+const JITTER: std::ops::RangeInclusive<f64> = 0.5..=1.0;
+
+impl Backoff {
+    fn of(opts: &ExecOptions) -> Self {
+        Self { base: opts.base_backoff, max: opts.max_backoff }
+    }
+
+    /// How long to wait after attempt `attempts` (the first is 1) failed, for the jitter factor
+    /// `jitter` (drawn from [`JITTER`]) and the server's `retry_after`.
+    fn delay(self, attempts: u32, retry_after: Option<Duration>, jitter: f64) -> Duration {
+        let exp = self.base.saturating_mul(2u32.saturating_pow(attempts.saturating_sub(1))).min(self.max);
+        let jittered = exp.mul_f64(jitter.clamp(*JITTER.start(), *JITTER.end()));
+        // A leaver's revocation must not wait hours because a target asked it to.
+        retry_after.map_or(jittered, |ra| ra.max(jittered)).min(self.max)
+    }
+}
+
+/// Records a failed attempt: a transient failure is retried later while attempts remain, and
+/// counted in `stats`.
 fn retry_or_fail(op: &OpRecord, max_attempts: u32, e: &ConnectorError, opts: &ExecOptions, stats: &Stats) -> Finished {
+    let jitter = rand::rng().random_range(JITTER);
+    let f = after_failure(op, max_attempts, e, Backoff::of(opts), opts.now(), jitter);
+    let counter = if f.state == OpState::Pending { &stats.retries } else { &stats.failed };
+    counter.fetch_add(1, Ordering::Relaxed);
+    f
+}
+
+/// What becomes of `op` after an attempt failed with `e` at `now`: `pending` again with the
+/// time of its next attempt while the failure is transient and it has had fewer than
+/// `max_attempts`, else `failed`.
+fn after_failure(
+    op: &OpRecord,
+    max_attempts: u32,
+    e: &ConnectorError,
+    backoff: Backoff,
+    now: chrono::DateTime<chrono::Utc>,
+    jitter: f64,
+) -> Finished {
     let attempts = u32::try_from(op.attempts).unwrap_or(u32::MAX);
     if e.is_transient() && attempts < max_attempts {
-        stats.retries.fetch_add(1, Ordering::Relaxed);
-        let exp =
-            opts.base_backoff.saturating_mul(2u32.saturating_pow(attempts.saturating_sub(1))).min(opts.max_backoff);
-        // Full jitter: anywhere in [exp/2, exp], so retries of many operations spread out.
-        let jittered = exp.mul_f64(rand::rng().random_range(0.5..=1.0));
-        // A server's Retry-After is honoured up to `max_backoff`: a leaver's revocation must not
-        // wait hours because a target asked it to.
-        let delay = e.retry_after.map_or(jittered, |ra| ra.max(jittered)).min(opts.max_backoff);
-        let at = stamp(opts.now() + chrono::Duration::from_std(delay).unwrap_or_default());
+        let delay = backoff.delay(attempts, e.retry_after, jitter);
+        let at = stamp(now + chrono::Duration::from_std(delay).unwrap_or_default());
         return Finished {
             op: op.id,
             state: OpState::Pending,
@@ -726,7 +767,6 @@ fn retry_or_fail(op: &OpRecord, max_attempts: u32, e: &ConnectorError, opts: &Ex
             audit: audit_for(op, "retry", format!("transient failure, retry at {at}: {}", e.message)),
         };
     }
-    stats.failed.fetch_add(1, Ordering::Relaxed);
     let why =
         if e.is_transient() { format!("gave up after {attempts} attempts") } else { "permanent failure".to_string() };
     Finished {
@@ -808,6 +848,135 @@ mod tests {
         clock.advance(chrono::Duration::seconds(1));
         let taken: Vec<i64> = store.claim("C", lease, 10).unwrap().iter().map(|o| o.id).collect();
         assert_eq!(taken, [first, second], "lapsed claims are taken over, in order");
+    }
+
+    fn ms(ms: u64) -> Duration {
+        Duration::from_millis(ms)
+    }
+
+    #[test]
+    fn the_retry_delay_doubles_per_attempt_up_to_the_cap_with_jitter() {
+        let backoff = Backoff { base: ms(500), max: Duration::from_secs(60) };
+        let check = |attempts: u32, retry_after: Option<Duration>, jitter: f64, expect: Duration| {
+            let got = backoff.delay(attempts, retry_after, jitter);
+            assert_eq!(got, expect, "attempt {attempts}, Retry-After {retry_after:?}, jitter {jitter}");
+        };
+        // Jitter 1 is the top of the range, 0.5 the bottom: each delay lands in [exp/2, exp].
+        check(1, None, 1.0, ms(500));
+        check(1, None, 0.5, ms(250));
+        check(1, None, 0.75, ms(375));
+        check(2, None, 1.0, ms(1_000));
+        check(3, None, 1.0, ms(2_000));
+        check(7, None, 1.0, ms(32_000));
+        check(7, None, 0.5, ms(16_000));
+        // Capped before the jitter: at the cap, retries still spread over [max/2, max].
+        check(8, None, 1.0, ms(60_000));
+        check(8, None, 0.5, ms(30_000));
+        check(40, None, 1.0, ms(60_000));
+        check(u32::MAX, None, 1.0, ms(60_000));
+        // Attempt 0 (never claimed) waits like the first.
+        check(0, None, 1.0, ms(500));
+        // A jitter factor outside the range is taken at its nearest end.
+        check(1, None, 0.0, ms(250));
+        check(1, None, 3.0, ms(500));
+        // Retry-After is a floor, honoured up to the cap.
+        check(1, Some(ms(10_000)), 1.0, ms(10_000));
+        check(1, Some(ms(100)), 0.5, ms(250));
+        check(3, Some(ms(1_500)), 1.0, ms(2_000));
+        check(1, Some(Duration::from_secs(3_600)), 0.5, ms(60_000));
+        check(1, Some(Duration::ZERO), 1.0, ms(500));
+    }
+
+    fn failed_op(attempts: i64) -> OpRecord {
+        OpRecord {
+            id: 7,
+            case_id: 1,
+            identity: "E1".into(),
+            target: "chat".into(),
+            kind: OpKind::Grant,
+            entitlement: Some("staff".into()),
+            reason: serde_json::json!({}),
+            idem_key: String::new(),
+            state: OpState::Running,
+            attempts,
+            next_attempt_at: None,
+            last_error: None,
+            created_at: String::new(),
+            updated_at: String::new(),
+            verified_at: None,
+            account: Some("ada".into()),
+            note: None,
+        }
+    }
+
+    #[test]
+    fn a_transient_failure_is_retried_until_max_attempts_and_a_permanent_one_fails_at_once() {
+        let now = tenure_core::clock::parse_stamp("2026-11-21T09:00:00Z").unwrap();
+        let backoff = Backoff { base: ms(500), max: Duration::from_secs(60) };
+        let transient = ConnectorError::transient("503 from chat");
+        let limited = ConnectorError { retry_after: Some(Duration::from_secs(30)), ..ConnectorError::transient("429") };
+        let permanent = ConnectorError::permanent("400: no such group");
+        let check = |attempts: i64, max_attempts: u32, e: &ConnectorError, expect: &str| {
+            let f = after_failure(&failed_op(attempts), max_attempts, e, backoff, now, 1.0);
+            assert_eq!(f.op, 7);
+            assert_eq!(f.error.as_deref(), Some(e.message.as_str()));
+            assert_eq!(f.audit.action, "apply.grant");
+            let got = format!(
+                "{} {}: {}",
+                f.state,
+                f.next_attempt_at.as_deref().unwrap_or("-"),
+                f.audit.reason.as_deref().unwrap_or_default()
+            );
+            assert_eq!(got, expect, "attempt {attempts} of {max_attempts}: {e:?}");
+        };
+        check(
+            1,
+            3,
+            &transient,
+            "pending 2026-11-21T09:00:00.500000Z: operation 7 (attempt 1): transient failure, retry at 2026-11-21T09:00:00.500000Z: 503 from chat",
+        );
+        check(
+            2,
+            3,
+            &transient,
+            "pending 2026-11-21T09:00:01.000000Z: operation 7 (attempt 2): transient failure, retry at 2026-11-21T09:00:01.000000Z: 503 from chat",
+        );
+        check(3, 3, &transient, "failed -: operation 7 (attempt 3): gave up after 3 attempts: 503 from chat");
+        check(9, 3, &transient, "failed -: operation 7 (attempt 9): gave up after 9 attempts: 503 from chat");
+        check(1, 1, &transient, "failed -: operation 7 (attempt 1): gave up after 1 attempts: 503 from chat");
+        check(
+            1,
+            3,
+            &limited,
+            "pending 2026-11-21T09:00:30.000000Z: operation 7 (attempt 1): transient failure, retry at 2026-11-21T09:00:30.000000Z: 429",
+        );
+        check(1, 3, &permanent, "failed -: operation 7 (attempt 1): permanent failure: 400: no such group");
+    }
+
+    #[test]
+    fn retries_are_scheduled_on_the_clock_within_the_jitter_range_and_counted() {
+        let now = tenure_core::clock::parse_stamp("2026-11-21T09:00:00Z").unwrap();
+        let clock = Arc::new(FakeClock::at(now));
+        let opts = ExecOptions { clock: Some(clock.clone()), ..ExecOptions::default() };
+        let stats = Stats::default();
+        let e = ConnectorError::transient("503");
+        let mut delays = std::collections::BTreeSet::new();
+        for _ in 0..200 {
+            let f = retry_or_fail(&failed_op(4), 8, &e, &opts, &stats);
+            let at = tenure_core::clock::parse_stamp(f.next_attempt_at.as_deref().unwrap()).unwrap();
+            let delay = (at - now).to_std().unwrap();
+            // Attempt 4 of 500 ms doubling: 4 s, jittered into [2 s, 4 s].
+            assert!((ms(2_000)..=ms(4_000)).contains(&delay), "{delay:?}");
+            delays.insert(delay);
+        }
+        assert!(delays.len() > 100, "the delays are spread, not one value: {} distinct", delays.len());
+        // The schedule follows the clock, not the wall.
+        clock.advance(chrono::Duration::days(1));
+        let f = retry_or_fail(&failed_op(1), 8, &e, &opts, &stats);
+        assert!(f.next_attempt_at.as_deref().unwrap().starts_with("2026-11-22T09:00:00."), "{f:?}");
+        retry_or_fail(&failed_op(8), 8, &e, &opts, &stats);
+        retry_or_fail(&failed_op(1), 8, &ConnectorError::permanent("no"), &opts, &stats);
+        assert_eq!((stats.retries.load(Ordering::Relaxed), stats.failed.load(Ordering::Relaxed)), (201, 2));
     }
 
     #[test]
