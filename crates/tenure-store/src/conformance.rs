@@ -85,6 +85,7 @@ pub const CASES: &[(&str, Case)] = &[
         retention_candidates_are_facts_and_planning_writes_the_decision,
     ),
     ("a_read_only_store_reads_and_refuses_writes", a_read_only_store_reads_and_refuses_writes),
+    ("tokens_are_found_by_hash_revoked_and_audited", tokens::tokens_are_found_by_hash_revoked_and_audited),
 ];
 
 /// Runs every case on fresh stores of `subject`; returns the failures by case name.
@@ -1124,3 +1125,5 @@ pub fn audit_records_are_stored_sanitized(subject: &dyn Subject) -> Outcome {
     ensure!(store.verify_audit()?.first_bad.is_none(), "the sanitized record verifies");
     Ok(())
 }
+
+mod tokens;
