@@ -26,11 +26,13 @@
 
 pub mod conformance;
 mod error;
+mod push;
 mod records;
 pub mod sqlite;
 mod traits;
 
 pub use error::{BackendError, Result, StoreError};
+pub use push::*;
 pub use records::*;
 pub use sqlite::{SqliteStore, StoreOptions};
 pub use traits::{Backend, Queue, Store};
