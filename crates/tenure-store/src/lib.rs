@@ -27,6 +27,7 @@
 mod browse;
 pub mod conformance;
 mod error;
+mod push;
 mod records;
 pub mod sqlite;
 mod tokens;
@@ -34,6 +35,7 @@ mod traits;
 
 pub use browse::{Browse, schema_version};
 pub use error::{BackendError, Result, StoreError};
+pub use push::*;
 pub use records::*;
 pub use sqlite::{SqliteStore, StoreOptions};
 pub use tokens::{NewToken, TokenRecord, Tokens};

@@ -10,6 +10,7 @@
 mod audit;
 mod browse;
 mod lifecycle;
+mod push;
 mod queue;
 mod tokens;
 
@@ -36,6 +37,8 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (5, "leases", include_str!("../../migrations/0005_leases.sql")),
     (6, "lean_indexes", include_str!("../../migrations/0006_lean_indexes.sql")),
     (7, "tokens", include_str!("../../migrations/0007_tokens.sql")),
+    (8, "identity_lookups", include_str!("../../migrations/0008_identity_lookups.sql")),
+    (9, "push_journal", include_str!("../../migrations/0009_push_journal.sql")),
 ];
 
 /// The version of the last embedded migration.
