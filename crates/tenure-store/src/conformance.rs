@@ -87,6 +87,7 @@ pub const CASES: &[(&str, Case)] = &[
         retention_candidates_are_facts_and_planning_writes_the_decision,
     ),
     ("a_read_only_store_reads_and_refuses_writes", a_read_only_store_reads_and_refuses_writes),
+    ("tokens_are_found_by_hash_revoked_and_audited", tokens::tokens_are_found_by_hash_revoked_and_audited),
 ];
 
 /// Runs every case on fresh stores of `subject`; returns the failures by case name.
@@ -1213,3 +1214,5 @@ pub fn push_lookups_find_usernames_owners_and_recent_batches(subject: &dyn Subje
     ensure_eq!(w.store.batches_since("hr", &w.now())?.len(), 0, "and then it is not");
     Ok(())
 }
+
+mod tokens;

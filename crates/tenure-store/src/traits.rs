@@ -147,5 +147,5 @@ pub trait Queue: Send + Sync {
 }
 
 /// A store that is both: what the executor, reconciliation and the server need.
-pub trait Backend: Store + Queue + crate::Pushes {}
-impl<T: Store + Queue + crate::Pushes> Backend for T {}
+pub trait Backend: Store + Queue + crate::Pushes + crate::Tokens + crate::Browse {}
+impl<T: Store + Queue + crate::Pushes + crate::Tokens + crate::Browse> Backend for T {}
