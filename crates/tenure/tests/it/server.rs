@@ -30,7 +30,11 @@ const ROUTES: &[(&str, &str, Need)] = &[
 ];
 
 /// Routes outside the OpenAPI document.
-const OTHER_ROUTES: &[(&str, &str, Need)] = &[("GET", "/metrics", Need::Read)];
+const OTHER_ROUTES: &[(&str, &str, Need)] = &[
+    ("GET", "/metrics", Need::Read),
+    ("POST", "/api/v1/events?source=hr", Need::Operate),
+    ("POST", "/hooks/hr", Need::Push),
+];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Need {
@@ -39,6 +43,8 @@ enum Need {
     Approve,
     Audit,
     Administer,
+    /// A source's webhook: its own source token (bound to `hr` here), or admin.
+    Push,
 }
 
 const SCOPES: &[&str] = &["admin", "operator", "approver", "auditor", "source"];
@@ -46,7 +52,8 @@ const SCOPES: &[&str] = &["admin", "operator", "approver", "auditor", "source"];
 fn allowed(scope: &str, need: Need) -> bool {
     match (scope, need) {
         ("admin", _) => true,
-        ("source", _) => false,
+        ("source", Need::Push) => true,
+        ("source", _) | (_, Need::Push) => false,
         (_, Need::Read) => true,
         ("operator", Need::Operate) | ("approver", Need::Approve) | ("auditor", Need::Audit) => true,
         _ => false,
