@@ -88,6 +88,7 @@ pub const CASES: &[(&str, Case)] = &[
     ),
     ("a_read_only_store_reads_and_refuses_writes", a_read_only_store_reads_and_refuses_writes),
     ("tokens_are_found_by_hash_revoked_and_audited", tokens::tokens_are_found_by_hash_revoked_and_audited),
+    ("identity_pages_filter_and_continue_from_the_cursor", browse::identity_pages_filter_and_continue_from_the_cursor),
 ];
 
 /// Runs every case on fresh stores of `subject`; returns the failures by case name.
@@ -1215,4 +1216,5 @@ pub fn push_lookups_find_usernames_owners_and_recent_batches(subject: &dyn Subje
     Ok(())
 }
 
+mod browse;
 mod tokens;
