@@ -18,6 +18,7 @@
 
 mod data;
 mod p1;
+mod p10;
 mod p3;
 mod p8;
 mod proc;
@@ -90,6 +91,12 @@ enum Command {
         #[arg(long, default_value_t = 50)]
         connections: u32,
     },
+    /// P10: leavers pushed by signed webhook to a real `tenure serve`, timed to every operation
+    /// verified on the real LDAP, SCIM and PostgreSQL peers.
+    P10 {
+        #[arg(long, default_value_t = 100)]
+        leavers: usize,
+    },
     /// The floor server P3 starts (not for direct use).
     #[command(hide = true)]
     P3Floor {
@@ -133,6 +140,7 @@ fn run(cli: Cli) -> Result<bool> {
         Command::P3 { runs, seconds, connections } => {
             p3::run(&layout.dir, &tenure()?, &p3::Opts { runs, seconds, connections })
         }
+        Command::P10 { leavers } => p10::run(&layout.dir, &tenure()?, leavers),
         Command::P3Floor { db, listen } => p3::floor_server(&db, &listen).map(|()| true),
         Command::P2 { runs, policy: None } => proc::p2(&layout, &tenure()?, runs),
         Command::P2 { runs, policy: Some(policy) } => p8::daily(&layout, &tenure()?, runs, policy),

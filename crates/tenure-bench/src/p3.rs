@@ -223,7 +223,11 @@ pub fn floor_server(db: &Path, listen: &str) -> Result<()> {
                         })
                         .await
                         .unwrap_or(false);
-                        if ok { axum::http::StatusCode::ACCEPTED } else { axum::http::StatusCode::INTERNAL_SERVER_ERROR }
+                        if ok {
+                            axum::http::StatusCode::ACCEPTED
+                        } else {
+                            axum::http::StatusCode::INTERNAL_SERVER_ERROR
+                        }
                     }
                 }),
             )
