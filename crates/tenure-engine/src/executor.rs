@@ -64,6 +64,10 @@ pub struct ExecOptions {
     pub progress: Option<Arc<dyn Fn(Progress) + Send + Sync>>,
     /// The clock retry times are computed on: the store's (`run` sets it).
     pub clock: Option<Arc<dyn tenure_core::clock::Clock>>,
+    /// Also sweep retention when the run starts and flag overdue tickets while it runs (what
+    /// `tenure apply` does). The server's executor worker leaves both to the schedules, which
+    /// run them on their own intervals as `schedule:retention` and `schedule:overdue`.
+    pub housekeeping: bool,
 }
 
 impl ExecOptions {
@@ -82,6 +86,7 @@ impl Default for ExecOptions {
             lease: DEFAULT_LEASE,
             progress: None,
             clock: None,
+            housekeeping: true,
         }
     }
 }
@@ -215,23 +220,26 @@ async fn renew_claims(store: Arc<dyn Backend>, owner: String, in_flight: Arc<InF
 }
 
 /// Plans the deletion of accounts past their target's retention period: the store lists the
-/// candidates, `tenure_core::rules::retention_due` decides, the store writes.
-async fn sweep_retention(config: &Config, store: &Arc<dyn Backend>) -> crate::Result<()> {
+/// candidates, `tenure_core::rules::retention_due` decides, the store writes, audited with
+/// `actor`. Returns how many deletions were planned.
+pub async fn sweep_retention(config: &Config, store: &Arc<dyn Backend>, actor: &str) -> crate::Result<usize> {
+    let mut total = 0;
     for t in &config.targets {
         let Some(days) = t.delete_after_days else { continue };
         let cutoff = stamp(store.clock().now() - chrono::Duration::days(i64::from(days)));
-        let target = t.name.clone();
+        let (target, actor) = (t.name.clone(), actor.to_string());
         let n = blocking::store(store, move |s| {
             let candidates = s.retention_candidates(&target)?;
             let due: Vec<RetentionCandidate> = retention_due(&candidates, &cutoff).into_iter().cloned().collect();
-            if due.is_empty() { Ok(0) } else { s.plan_retention(&target, &due, &cutoff) }
+            if due.is_empty() { Ok(0) } else { s.plan_retention(&target, &due, &cutoff, &actor) }
         })
         .await?;
         if n > 0 {
             tracing::info!("{}: {n} account(s) past retention planned for deletion", t.name);
         }
+        total += n;
     }
-    Ok(())
+    Ok(total)
 }
 
 /// Runs the executor until nothing is runnable (or, with `wait`, nothing is pending or in
@@ -245,7 +253,9 @@ pub async fn run(
 ) -> crate::Result<ExecReport> {
     opts.clock.get_or_insert_with(|| store.clock());
     let owner = owner_token();
-    sweep_retention(&config, &store).await?;
+    if opts.housekeeping {
+        sweep_retention(&config, &store, "retention").await?;
+    }
     let limits: HashMap<String, Arc<Semaphore>> =
         config.targets.iter().map(|t| (t.name.clone(), Arc::new(Semaphore::new(t.concurrency.max(1))))).collect();
     let capacity: usize = config.targets.iter().map(|t| t.concurrency.max(1)).sum::<usize>().max(1);
@@ -294,8 +304,8 @@ async fn claim_and_execute(
     let mut overdue_checked: Option<std::time::Instant> = None;
     loop {
         // Also a write transaction; tickets are due in hours, so once a second is plenty.
-        if overdue_checked.is_none_or(|t| t.elapsed() >= OVERDUE_CHECK_EVERY) {
-            blocking::store(store, |s| s.flag_overdue()).await?;
+        if opts.housekeeping && overdue_checked.is_none_or(|t| t.elapsed() >= OVERDUE_CHECK_EVERY) {
+            blocking::store(store, |s| s.flag_overdue("executor")).await?;
             overdue_checked = Some(std::time::Instant::now());
         }
         let room = window.saturating_sub(tasks.len());

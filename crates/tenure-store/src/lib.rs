@@ -27,11 +27,13 @@
 pub mod conformance;
 mod error;
 mod records;
+mod schedule;
 pub mod sqlite;
 mod traits;
 
 pub use error::{BackendError, Result, StoreError};
 pub use records::*;
+pub use schedule::{JobDone, JobOutcome, JobRun, Lead, Recheck, RecheckCandidate, RecheckIds, Schedules};
 pub use sqlite::{SqliteStore, StoreOptions};
 pub use traits::{Backend, Queue, Store};
 

@@ -234,8 +234,10 @@ pub(crate) fn refresh_case(tx: &Transaction<'_>, case_id: i64, at: &str, audit: 
     }
     if state == CaseState::Closed {
         let revoke_ms = (kind == EventKind::Leaver).then(|| millis_between(&opened, at));
+        // A leaver case the post-offboarding re-check reopened keeps its first time-to-revoke:
+        // the revocation that came undone later is a `resurrected` finding, not a slower one.
         tx.execute(
-            "UPDATE cases SET state = ?2, closed_at = ?3, revoke_ms = ?4 WHERE id = ?1",
+            "UPDATE cases SET state = ?2, closed_at = ?3, revoke_ms = coalesce(revoke_ms, ?4) WHERE id = ?1",
             params![case_id, state.as_str(), at, revoke_ms],
         )?;
         let mut reason =

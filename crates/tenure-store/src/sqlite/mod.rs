@@ -10,6 +10,7 @@
 mod audit;
 mod lifecycle;
 mod queue;
+mod schedule;
 
 use crate::records::*;
 use crate::{BackendError, StoreError};
@@ -33,6 +34,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (4, "audit_checkpoints", include_str!("../../migrations/0004_audit_checkpoints.sql")),
     (5, "leases", include_str!("../../migrations/0005_leases.sql")),
     (6, "lean_indexes", include_str!("../../migrations/0006_lean_indexes.sql")),
+    (10, "schedule", include_str!("../../migrations/0010_schedule.sql")),
 ];
 
 /// An error inside the SQLite store: SQLite's own, or one of the store's. Never leaves this
@@ -486,16 +488,16 @@ impl crate::Queue for SqliteStore {
         Ok(queue::complete_ticket(self, id, by, evidence)?)
     }
 
-    fn flag_overdue(&self) -> crate::Result<Vec<ExceptionRecord>> {
-        Ok(queue::flag_overdue(self)?)
+    fn flag_overdue(&self, actor: &str) -> crate::Result<Vec<ExceptionRecord>> {
+        Ok(queue::flag_overdue(self, actor)?)
     }
 
     fn exceptions(&self, open_only: bool) -> crate::Result<Vec<ExceptionRecord>> {
         Ok(queue::exceptions(&self.lock(), open_only)?)
     }
 
-    fn record_recon(&self, run: &ReconRun, findings: &[Finding]) -> crate::Result<i64> {
-        Ok(queue::record_recon(self, run, findings)?)
+    fn record_recon(&self, run: &ReconRun, findings: &[Finding], actor: &str) -> crate::Result<i64> {
+        Ok(queue::record_recon(self, run, findings, actor)?)
     }
 
     fn findings(&self, run_id: i64) -> crate::Result<Vec<Finding>> {
@@ -514,8 +516,45 @@ impl crate::Queue for SqliteStore {
         Ok(queue::retention_candidates(&self.lock(), target)?)
     }
 
-    fn plan_retention(&self, target: &str, due: &[RetentionCandidate], cutoff: &str) -> crate::Result<usize> {
-        Ok(queue::plan_retention(self, target, due, cutoff)?)
+    fn plan_retention(
+        &self,
+        target: &str,
+        due: &[RetentionCandidate],
+        cutoff: &str,
+        actor: &str,
+    ) -> crate::Result<usize> {
+        Ok(queue::plan_retention(self, target, due, cutoff, actor)?)
+    }
+}
+
+impl crate::Schedules for SqliteStore {
+    fn lead(&self, owner: &str, lease: Duration) -> crate::Result<crate::Lead> {
+        Ok(schedule::lead(self, owner, lease)?)
+    }
+
+    fn release_lead(&self, owner: &str) -> crate::Result<()> {
+        Ok(schedule::release_lead(self, owner)?)
+    }
+
+    fn job_runs(&self) -> crate::Result<Vec<crate::JobRun>> {
+        Ok(schedule::job_runs(&self.lock())?)
+    }
+
+    fn record_job(&self, owner: &str, done: &crate::JobDone) -> crate::Result<()> {
+        Ok(schedule::record_job(self, owner, done)?)
+    }
+
+    fn recheck_candidates(&self, closed_before: &str) -> crate::Result<Vec<crate::RecheckCandidate>> {
+        Ok(schedule::recheck_candidates(&self.lock(), closed_before)?)
+    }
+
+    fn record_rechecks(
+        &self,
+        rechecks: &[crate::Recheck],
+        held: Option<&str>,
+        actor: &str,
+    ) -> crate::Result<crate::RecheckIds> {
+        Ok(schedule::record_rechecks(self, rechecks, held, actor)?)
     }
 }
 
