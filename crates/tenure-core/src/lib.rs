@@ -15,6 +15,7 @@ pub mod error;
 pub mod evidence;
 pub mod model;
 pub mod plan;
+pub mod record;
 pub mod rules;
 pub mod schema;
 pub mod snapshot;

@@ -302,7 +302,6 @@ pub fn parse_csv(
     let owner_slot = schema.slot_of("owner_id");
     let start_slot = schema.slot_of("start_date");
     let end_slot = schema.slot_of("end_date");
-    let email_slot = schema.slot_of("email");
     let etype_slot = schema.slot_of("employment_type");
 
     let mut out = Parsed { truncated: truncation(bytes, source.delimiter).map(str::to_string), ..Parsed::default() };
@@ -406,29 +405,13 @@ pub fn parse_csv(
                 bad = Some(reject(Some(name), "value is not valid UTF-8".to_string(), true));
                 break;
             };
-            if text::has_hidden(value, true) {
-                bad = Some(reject(
-                    Some(name),
-                    format!("value `{}` contains control characters", text::quote(value)),
-                    true,
-                ));
-                break;
-            }
-            let value = if schema.ty(*slot) == AttrType::Date && !value.is_empty() {
-                match check_date(value) {
-                    Ok(d) => d.to_string(),
-                    Err(why) => {
-                        bad = Some(reject(Some(name), format!("bad date `{}`: {why}", text::quote(value)), true));
-                        break;
-                    }
+            let value = match check_value(schema, *slot, value) {
+                Ok(v) => v,
+                Err(why) => {
+                    bad = Some(reject(Some(name), why, true));
+                    break;
                 }
-            } else {
-                value.to_string()
             };
-            if *slot == email_slot && !value.is_empty() && !value.contains('@') {
-                bad = Some(reject(Some(name), format!("`{}` is not an email address", text::quote(&value)), true));
-                break;
-            }
             attrs.set(*slot, Some(&value));
         }
         if let Some(b) = bad {
@@ -614,6 +597,27 @@ pub fn parse_csv(
     out.rejected_keys = out.rejected.iter().filter_map(|r| r.key.clone()).collect();
     out.unattributed = out.rejected.iter().filter(|r| !r.attributed).count();
     Ok(out)
+}
+
+/// Checks one attribute value as every source must (a CSV cell, a webhook or SCIM field): no
+/// hidden or control characters, a date in a valid form (returned normalised to
+/// `YYYY-MM-DD`), an email with an `@`. The value is already trimmed; an empty one clears.
+pub fn check_value(schema: &Schema, slot: Slot, value: &str) -> Result<String, String> {
+    if text::has_hidden(value, true) {
+        return Err(format!("value `{}` contains control characters", text::quote(value)));
+    }
+    if value.is_empty() {
+        return Ok(String::new());
+    }
+    let value = if schema.ty(slot) == AttrType::Date {
+        check_date(value).map_err(|why| format!("bad date `{}`: {why}", text::quote(value)))?.to_string()
+    } else {
+        value.to_string()
+    };
+    if slot == schema.slot_of("email") && !value.contains('@') {
+        return Err(format!("`{}` is not an email address", text::quote(&value)));
+    }
+    Ok(value)
 }
 
 /// Diffs accepted identities against the previous state of the same source.
