@@ -68,6 +68,9 @@ pub struct ExecOptions {
     /// `tenure apply` does). The server's executor worker leaves both to the schedules, which
     /// run them on their own intervals as `schedule:retention` and `schedule:overdue`.
     pub housekeeping: bool,
+    /// Set by a shutting-down server: claim nothing more, and return once the operations in
+    /// flight are recorded.
+    pub stop: Option<Arc<std::sync::atomic::AtomicBool>>,
 }
 
 impl ExecOptions {
@@ -87,6 +90,7 @@ impl Default for ExecOptions {
             progress: None,
             clock: None,
             housekeeping: true,
+            stop: None,
         }
     }
 }
@@ -308,7 +312,8 @@ async fn claim_and_execute(
             blocking::store(store, |s| s.flag_overdue("executor")).await?;
             overdue_checked = Some(std::time::Instant::now());
         }
-        let room = window.saturating_sub(tasks.len());
+        let stopping = opts.stop.as_ref().is_some_and(|s| s.load(Ordering::SeqCst));
+        let room = if stopping { 0 } else { window.saturating_sub(tasks.len()) };
         let ops = if room >= capacity {
             let (owner, lease) = (owner.to_string(), opts.lease);
             blocking::store(store, move |s| s.claim(&owner, lease, room)).await?
@@ -324,7 +329,7 @@ async fn claim_and_execute(
             }
             let counts = blocking::store(store, |s| s.queue_counts()).await?;
             let waiting = [OpState::Pending, OpState::Running].iter().filter_map(|s| counts.get(s)).sum::<i64>();
-            if waiting == 0 || !opts.wait {
+            if waiting == 0 || !opts.wait || stopping {
                 break;
             }
             // Everything left waits for a retry time, for an earlier operation, or for another
@@ -421,22 +426,30 @@ async fn account_spec(config: &Arc<Config>, store: &Arc<dyn Backend>, op: &OpRec
 
 /// The account spec of `op` given its identity as stored.
 fn spec_for(config: &Config, op: &OpRecord, identity: Option<&Identity>) -> Result<AccountSpec, String> {
+    spec_of(config, &op.target, &op.identity, op.account.as_deref(), identity)
+}
+
+/// The account spec of `identity_id`'s account in `target_name`: the account name given (the
+/// one recorded when the account was created), else the identity's current one.
+pub(crate) fn spec_of(
+    config: &Config,
+    target_name: &str,
+    identity_id: &str,
+    account: Option<&str>,
+    identity: Option<&Identity>,
+) -> Result<AccountSpec, String> {
     let schema = &config.schema;
-    let target = config.target(&op.target).ok_or_else(|| format!("target `{}` is no longer configured", op.target))?;
+    let target = config.target(target_name).ok_or_else(|| format!("target `{target_name}` is no longer configured"))?;
     let attr = |name: &str| identity.and_then(|i| i.attr(schema, name)).map(str::to_string);
-    let account = match (&op.account, identity) {
-        (Some(a), _) => a.clone(),
+    let account = match (account, identity) {
+        (Some(a), _) => a.to_string(),
         (None, Some(i)) => i.attrs.get(target.account_attribute).map(str::to_string).ok_or_else(|| {
-            format!(
-                "identity `{}` has no `{}` for its account name",
-                op.identity,
-                schema.name(target.account_attribute)
-            )
+            format!("identity `{identity_id}` has no `{}` for its account name", schema.name(target.account_attribute))
         })?,
-        (None, None) => return Err(format!("identity `{}` is unknown", op.identity)),
+        (None, None) => return Err(format!("identity `{identity_id}` is unknown")),
     };
     Ok(AccountSpec {
-        identity_id: if identity.is_some() { op.identity.clone() } else { String::new() },
+        identity_id: if identity.is_some() { identity_id.to_string() } else { String::new() },
         account,
         given_name: attr("given_name"),
         family_name: attr("family_name"),

@@ -28,6 +28,7 @@ pub mod guard;
 pub mod import;
 pub mod reconcile;
 pub mod reports;
+pub mod schedule;
 pub mod views;
 
 use chrono::NaiveDate;

@@ -22,6 +22,7 @@ mod identity;
 mod operation;
 mod reconcile;
 mod report;
+mod schedule;
 mod task;
 
 pub use approval::Approval;
@@ -31,14 +32,15 @@ pub use identity::{AccountState, AccountView, AuditRecord, Change, Event, Identi
 pub use operation::{OpReason, Operation};
 pub use reconcile::{Finding, ReconReport, RemediationReport, SkippedTarget, TargetReport};
 pub use report::{ApplyReport, CheckReport, CheckSummary, ClassCoverage, Coverage, ExecReport, Problem, RevokeTimes};
+pub use schedule::{JobReport, ScheduleRun};
 pub use task::Ticket;
 
 /// The error body of every failed request and of every `--format json` failure.
 pub use tenure_core::error::{Code, ErrorBody};
 /// The kinds, states and outcomes the wire types carry, as the strings they print as.
 pub use tenure_core::{
-    ApprovalKind, ApprovalState, CaseState, EventKind, EventState, ExceptionKind, ExceptionState, FindingKind, Kind,
-    OpKind, OpState, Status, TicketState,
+    ApprovalKind, ApprovalState, CaseState, EventKind, EventState, ExceptionKind, ExceptionState, FindingKind,
+    JobOutcome, Kind, OpKind, OpState, Status, TicketState,
 };
 
 #[cfg(test)]

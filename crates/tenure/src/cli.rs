@@ -148,6 +148,22 @@ pub enum Command {
     /// The tamper-evident audit trail.
     #[command(subcommand)]
     Audit(AuditCmd),
+    /// The schedules `tenure serve` runs (dates in HR data, the re-check, reconciliation,
+    /// retention, overdue tickets, checkpoints), for deployments without the server.
+    #[command(subcommand)]
+    Schedule(ScheduleCmd),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ScheduleCmd {
+    /// Run every job that is due now, then the executor (audited as `schedule:NAME`); run it
+    /// from cron every few minutes. Refused while another process holds the scheduler lease.
+    RunOnce {
+        /// Run only this job, now, due or not: start_date, end_date, grant_expiry, recheck,
+        /// overdue, retention, reconcile, checkpoint, apply.
+        #[arg(long, value_name = "NAME")]
+        job: Option<String>,
+    },
 }
 
 #[derive(Debug, Args)]

@@ -112,6 +112,10 @@ fn run(cli: &Cli) -> Result<ExitCode> {
         )
         .into()),
         Command::Audit(a) => audit(cli, a),
+        Command::Schedule(cli::ScheduleCmd::RunOnce { job }) => {
+            let f = text_json()?;
+            cmd::schedule::run_once(&open(config, Needs::Store)?, job.as_deref(), f)
+        }
     }
 }
 

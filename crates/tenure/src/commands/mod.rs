@@ -16,5 +16,6 @@ pub mod import;
 pub mod init;
 pub mod plan;
 pub mod reconcile;
+pub mod schedule;
 pub mod simulate;
 pub mod tasks;
