@@ -26,12 +26,14 @@
 
 pub mod conformance;
 mod error;
+mod push;
 mod records;
 mod schedule;
 pub mod sqlite;
 mod traits;
 
 pub use error::{BackendError, Result, StoreError};
+pub use push::*;
 pub use records::*;
 pub use schedule::{JobDone, JobOutcome, JobRun, Lead, Recheck, RecheckCandidate, RecheckIds, Schedules};
 pub use sqlite::{SqliteStore, StoreOptions};

@@ -148,7 +148,7 @@ pub trait Queue: Send + Sync {
     fn plan_retention(&self, target: &str, due: &[RetentionCandidate], cutoff: &str, actor: &str) -> Result<usize>;
 }
 
-/// A store that is all of them: what the executor, reconciliation, the schedules and the server
-/// need.
-pub trait Backend: Store + Queue + crate::Schedules {}
-impl<T: Store + Queue + crate::Schedules> Backend for T {}
+/// A store that is all of them: what the executor, reconciliation, pushes, the schedules and the
+/// server need.
+pub trait Backend: Store + Queue + crate::Pushes + crate::Schedules {}
+impl<T: Store + Queue + crate::Pushes + crate::Schedules> Backend for T {}
