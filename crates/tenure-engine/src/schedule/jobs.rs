@@ -8,6 +8,7 @@ use super::{Done, Job};
 use crate::app::App;
 use crate::blocking;
 use crate::executor::{self, Connectors, ExecOptions};
+use crate::ingest::PushOptions;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use tenure_core::clock::stamp;
@@ -67,9 +68,35 @@ async fn dates(app: &App, job: Job) -> JobResult {
     Ok(Done::ok(acted, said.join("; ")))
 }
 
-/// Pushes re-derived records of `source` as `actor`; says what the push did.
-async fn push(_app: &App, _source: &str, _records: Vec<Record>, _actor: &str) -> Result<String, String> {
-    Err("the engine's ingest path (`tenure_engine::ingest::push`) is not on this branch yet".into())
+/// Pushes re-derived records of `source` as `actor` through [`crate::ingest::push`] (on the
+/// blocking pool: the push is synchronous); says what the push did.
+async fn push(app: &App, source: &str, records: Vec<Record>, actor: &str) -> Result<String, String> {
+    let (app, source) = (app.clone(), source.to_string());
+    let opts = PushOptions { actor: actor.to_string(), label: actor.to_string(), ..PushOptions::default() };
+    let r = tokio::task::spawn_blocking(move || crate::ingest::push(&app, &source, &records, &opts))
+        .await
+        .map_err(err)?
+        .map_err(err)?;
+    let events: Vec<String> = r
+        .events
+        .iter()
+        .take(20)
+        .map(|e| format!("{} `{}` ({} operation(s))", e.kind, e.identity, e.operations))
+        .collect();
+    let mut said = match r.events.len() {
+        0 => "no event".to_string(),
+        n if n > events.len() => format!("{} and {} more", events.join(", "), n - events.len()),
+        _ => events.join(", "),
+    };
+    if let Some(why) = &r.held_reason {
+        said.push_str(&format!("; held for approval {}: {why}", r.approval_id.unwrap_or_default()));
+    }
+    if !r.rejected.is_empty() {
+        let why: Vec<String> =
+            r.rejected.iter().map(|x| format!("`{}`: {}", x.key.as_deref().unwrap_or("?"), x.reason)).collect();
+        said.push_str(&format!("; refused {}", why.join("; ")));
+    }
+    Ok(said)
 }
 
 /// `grant_expiry`: time-bound grants past their expiry. The grants with an expiry (approved
