@@ -30,6 +30,7 @@ pub mod ingest;
 pub mod reconcile;
 pub mod reports;
 pub mod schedule;
+pub mod tokens;
 pub mod views;
 
 use chrono::NaiveDate;

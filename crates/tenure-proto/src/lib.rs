@@ -24,6 +24,7 @@ mod reconcile;
 mod report;
 mod schedule;
 mod task;
+mod token;
 
 pub use approval::Approval;
 pub use case::Case;
@@ -34,13 +35,14 @@ pub use reconcile::{Finding, ReconReport, RemediationReport, SkippedTarget, Targ
 pub use report::{ApplyReport, CheckReport, CheckSummary, ClassCoverage, Coverage, ExecReport, Problem, RevokeTimes};
 pub use schedule::{JobReport, ScheduleRun};
 pub use task::Ticket;
+pub use token::{CreatedToken, Token};
 
 /// The error body of every failed request and of every `--format json` failure.
 pub use tenure_core::error::{Code, ErrorBody};
 /// The kinds, states and outcomes the wire types carry, as the strings they print as.
 pub use tenure_core::{
     ApprovalKind, ApprovalState, CaseState, EventKind, EventState, ExceptionKind, ExceptionState, FindingKind,
-    JobOutcome, Kind, OpKind, OpState, Status, TicketState,
+    JobOutcome, Kind, OpKind, OpState, Scope, Status, TicketState,
 };
 
 #[cfg(test)]

@@ -97,6 +97,7 @@ pub const CASES: &[(&str, Case)] = &[
         "rechecked_fixes_past_the_guard_are_held_for_approval",
         schedule::rechecked_fixes_past_the_guard_are_held_for_approval,
     ),
+    ("tokens_are_found_by_hash_revoked_and_audited", tokens::tokens_are_found_by_hash_revoked_and_audited),
 ];
 
 /// Runs every case on fresh stores of `subject`; returns the failures by case name.
@@ -1233,3 +1234,5 @@ pub fn push_lookups_find_usernames_owners_and_recent_batches(subject: &dyn Subje
     ensure_eq!(w.store.batches_since("hr", &w.now())?.len(), 0, "and then it is not");
     Ok(())
 }
+
+mod tokens;

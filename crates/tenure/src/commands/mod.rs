@@ -17,5 +17,7 @@ pub mod init;
 pub mod plan;
 pub mod reconcile;
 pub mod schedule;
+pub mod serve;
 pub mod simulate;
 pub mod tasks;
+pub mod token;
