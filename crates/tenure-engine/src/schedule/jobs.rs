@@ -9,7 +9,7 @@ use crate::app::App;
 use crate::blocking;
 use crate::executor::{self, Connectors, ExecOptions};
 use crate::ingest::PushOptions;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 use tenure_core::clock::stamp;
 use tenure_core::config::TargetSettings;
@@ -44,13 +44,25 @@ fn err(e: impl std::fmt::Display) -> String {
 async fn dates(app: &App, job: Job) -> JobResult {
     let config = app.config_arc();
     let now = app.clock().now();
+    // Identities in a batch held for approval already wait for a person's decision: pushing
+    // them again every tick would change nothing but the audit trail.
+    let cfg = config.clone();
+    let waiting: HashSet<String> = blocking::store(app.store(), move |s| {
+        let mut ids = HashSet::new();
+        for h in s.held_batches()? {
+            ids.extend(s.held_events(&cfg.schema, h.import)?.into_iter().map(|e| e.record.identity));
+        }
+        Ok(ids)
+    })
+    .await
+    .map_err(err)?;
     let mut due: BTreeMap<String, Vec<Record>> = BTreeMap::new();
     for source in &config.sources {
         let (cfg, name) = (config.clone(), source.name.clone());
         let identities =
             blocking::store(app.store(), move |s| s.identities(&cfg.schema, Some(&name))).await.map_err(err)?;
         let found = select::dates_due(&config, identities.iter().map(|i| (source.name.as_str(), i)), now);
-        for d in found.into_iter().filter(|d| d.job == job) {
+        for d in found.into_iter().filter(|d| d.job == job && !waiting.contains(&d.identity)) {
             due.entry(d.source).or_default().push(select::rederive(&d.identity));
         }
     }
@@ -60,17 +72,16 @@ async fn dates(app: &App, job: Job) -> JobResult {
     let mut acted = 0;
     let mut said = Vec::new();
     for (source, records) in due {
-        let n = records.len();
-        let report = push(app, &source, records, &job.actor()).await?;
-        acted += n;
+        let (events, report) = push(app, &source, records, &job.actor()).await?;
+        acted += events;
         said.push(format!("{source}: {report}"));
     }
     Ok(Done::ok(acted, said.join("; ")))
 }
 
 /// Pushes re-derived records of `source` as `actor` through [`crate::ingest::push`] (on the
-/// blocking pool: the push is synchronous); says what the push did.
-async fn push(app: &App, source: &str, records: Vec<Record>, actor: &str) -> Result<String, String> {
+/// blocking pool: the push is synchronous); says how many events it made and what it did.
+async fn push(app: &App, source: &str, records: Vec<Record>, actor: &str) -> Result<(usize, String), String> {
     let (app, source) = (app.clone(), source.to_string());
     let opts = PushOptions { actor: actor.to_string(), label: actor.to_string(), ..PushOptions::default() };
     let r = tokio::task::spawn_blocking(move || crate::ingest::push(&app, &source, &records, &opts))
@@ -96,7 +107,7 @@ async fn push(app: &App, source: &str, records: Vec<Record>, actor: &str) -> Res
             r.rejected.iter().map(|x| format!("`{}`: {}", x.key.as_deref().unwrap_or("?"), x.reason)).collect();
         said.push_str(&format!("; refused {}", why.join("; ")));
     }
-    Ok(said)
+    Ok((r.events.len(), said))
 }
 
 /// `grant_expiry`: time-bound grants past their expiry. The grants with an expiry (approved
