@@ -220,6 +220,25 @@ fn report_of(job: Job, d: Done) -> JobReport {
     JobReport { job: job.name().to_string(), outcome: d.outcome, detail: d.detail, acted: d.acted }
 }
 
+/// How long a one-off pass (`tenure schedule run-once`) takes the scheduler lease for. The
+/// pass renews it while it runs, so this only bounds how long a killed pass keeps a server
+/// from scheduling.
+pub const RUN_ONCE_LEASE: Duration = Duration::from_secs(60);
+
+/// One pass for a deployment without the server: every due job of [`Job::ALL`] (or only
+/// `only`, due or not), the executor last, then the lease given up at once.
+pub async fn run_once(app: &App, conns: &Arc<Connectors>, only: Option<Job>) -> crate::Result<ScheduleRun> {
+    let opts = PassOptions { only, jobs: Job::ALL, owner: executor::owner_token(), lease: RUN_ONCE_LEASE };
+    let run = run_pass(app, conns, &opts).await;
+    if run.as_ref().is_ok_and(|r| r.held_by.is_none()) {
+        let owner = opts.owner.clone();
+        if let Err(e) = blocking::store(app.store(), move |s| s.release_lead(&owner)).await {
+            tracing::warn!("giving up the scheduler lease: {e}");
+        }
+    }
+    run
+}
+
 /// Renews the scheduler lease every third of it while a pass runs.
 async fn renew_lead(app: App, owner: String, lease: Duration) {
     let mut tick = tokio::time::interval((lease / 3).max(Duration::from_millis(10)));

@@ -6,15 +6,9 @@ use crate::support::{self, UsageError};
 use anyhow::Result;
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::time::Duration;
 use tenure_core::JobOutcome;
 use tenure_engine::app::App;
-use tenure_engine::executor;
-use tenure_engine::schedule::{self, Job, PassOptions};
-
-/// How long a one-off pass holds the scheduler lease without renewing it: the pass renews it
-/// while it runs, so this only bounds how long a killed pass keeps a server from scheduling.
-const LEASE: Duration = Duration::from_secs(60);
+use tenure_engine::schedule::{self, Job};
 
 pub fn run_once(app: &App, job: Option<&str>, f: Format) -> Result<ExitCode> {
     let only = match job {
@@ -24,13 +18,9 @@ pub fn run_once(app: &App, job: Option<&str>, f: Format) -> Result<ExitCode> {
                 .ok_or_else(|| UsageError(format!("unknown job `{name}`; expected one of: {}", Job::names())))?,
         ),
     };
-    let opts = PassOptions { only, jobs: Job::ALL, owner: executor::owner_token(), lease: LEASE };
     let run = support::runtime()?.block_on(async {
         let conns = Arc::new(support::connectors(app.config()).await);
-        let run = schedule::run_pass(app, &conns, &opts).await;
-        let owner = opts.owner.clone();
-        let _ = tenure_engine::blocking::store(app.store(), move |s| s.release_lead(&owner)).await;
-        run
+        schedule::run_once(app, &conns, only).await
     })?;
     if let Some(holder) = &run.held_by {
         return Err(tenure_store::StoreError::Conflict(format!(
