@@ -98,6 +98,7 @@ pub const CASES: &[(&str, Case)] = &[
         schedule::rechecked_fixes_past_the_guard_are_held_for_approval,
     ),
     ("tokens_are_found_by_hash_revoked_and_audited", tokens::tokens_are_found_by_hash_revoked_and_audited),
+    ("identity_pages_filter_and_continue_from_the_cursor", browse::identity_pages_filter_and_continue_from_the_cursor),
 ];
 
 /// Runs every case on fresh stores of `subject`; returns the failures by case name.
@@ -1235,4 +1236,5 @@ pub fn push_lookups_find_usernames_owners_and_recent_batches(subject: &dyn Subje
     Ok(())
 }
 
+mod browse;
 mod tokens;
