@@ -97,7 +97,7 @@ pub trait Schedules: Send + Sync {
     /// [`RecheckCandidate`], oldest close first.
     fn recheck_candidates(&self, closed_before: &str) -> Result<Vec<RecheckCandidate>>;
     /// Records a re-check pass in one transaction: every case as checked, the `resurrected`
-    /// findings (one reconciliation run over target `*`, each finding audited), and for each case
+    /// findings (one reconciliation run named `*recheck`, apart from the targets' own runs, each finding audited), and for each case
     /// with fixes the operations added to it (`held` when `held` says why, else `pending`) and
     /// the case reopened, audited as `case.reopened`; everything with `actor`. Fails with
     /// `Conflict` when a case is no longer closed as it was read.

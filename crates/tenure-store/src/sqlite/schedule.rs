@@ -146,7 +146,7 @@ pub(super) fn record_rechecks(
     if !findings.is_empty() {
         let accounts: usize = rechecks.iter().map(|r| r.accounts).sum();
         tx.execute(
-            "INSERT INTO recon_runs (target, at, accounts, grants, findings, millis) VALUES ('*', ?1, ?2, 0, ?3, 0)",
+            "INSERT INTO recon_runs (target, at, accounts, grants, findings, millis) VALUES ('*recheck', ?1, ?2, 0, ?3, 0)",
             params![at, sql_int(accounts), sql_int(findings.len())],
         )?;
         let run_id = tx.last_insert_rowid();

@@ -13,8 +13,9 @@
 //! duration.
 
 use super::{World, world};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
+use tenure_testkit::server::Server;
 
 /// The contractor's last working day, in New York.
 const LAST_DAY: &str = "2026-11-30";
@@ -55,70 +56,19 @@ fn ok_at(w: &World, now: &str, args: &[&str]) -> crate::Out {
     out
 }
 
-/// A running `tenure serve` in the test's directory, stopped (SIGTERM, then SIGKILL if it will
-/// not stop) when dropped, so a failing test leaves no server behind.
-struct Server {
-    child: Option<Child>,
-    log: std::path::PathBuf,
+/// A real `tenure serve` in the test's directory (`tenure_testkit::server`), its clock started
+/// at `now`.
+fn serve(w: &World, rt: &tokio::runtime::Runtime, now: &str) -> Server {
+    let bin = std::path::PathBuf::from(env!("CARGO_BIN_EXE_tenure"));
+    let config = std::fs::read_to_string(w.env.path("tenure.toml")).unwrap();
+    rt.block_on(Server::start_with(&bin, w.env.dir.path(), &config, &[("TENURE_NOW", now), ("RUST_LOG", "info")]))
+        .expect("tenure serve starts")
 }
 
-impl Server {
-    fn start(w: &World, now: &str) -> Server {
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let log = w.env.path(&format!("serve-{port}.log"));
-        let child = Command::new(env!("CARGO_BIN_EXE_tenure"))
-            .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
-            .current_dir(w.env.dir.path())
-            .env("TENURE_NOW", now)
-            .env_remove("TENURE_TODAY")
-            .env_remove("TENURE_CONFIG")
-            .env_remove("TENURE_STORE_URL")
-            .env("RUST_LOG", "info")
-            .stdin(Stdio::null())
-            .stdout(std::fs::File::create(&log).unwrap())
-            .stderr(std::fs::File::create(w.env.path(&format!("serve-{port}.err"))).unwrap())
-            .spawn()
-            .unwrap();
-        Server { child: Some(child), log }
-    }
-
-    fn log(&self) -> String {
-        let err = self.log.with_extension("err");
-        format!(
-            "{}\n{}",
-            std::fs::read_to_string(&self.log).unwrap_or_default(),
-            std::fs::read_to_string(err).unwrap_or_default()
-        )
-    }
-
-    /// SIGTERM, and the exit status of a graceful shutdown.
-    fn stop(mut self) -> std::process::ExitStatus {
-        let mut child = self.child.take().unwrap();
-        let pid = child.id().to_string();
-        assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            if let Some(status) = child.try_wait().unwrap() {
-                return status;
-            }
-            if Instant::now() > deadline {
-                let _ = child.kill();
-                panic!("the server did not stop on SIGTERM:\n{}", self.log());
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = Command::new("kill").args(["-TERM", &c.id().to_string()]).status();
-            std::thread::sleep(Duration::from_millis(500));
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
+/// SIGTERM, a graceful stop.
+fn stop(server: Server) {
+    let (code, logs) = server.terminate().unwrap();
+    assert_eq!(code, Some(0), "a graceful stop; the server logged:\n{}", logs.join("\n"));
 }
 
 /// Polls `check` until it holds; fails with `what` (and the server's log) past a deadline that
@@ -126,7 +76,7 @@ impl Drop for Server {
 fn wait_for(server: &Server, what: &str, mut check: impl FnMut() -> bool) {
     let deadline = Instant::now() + Duration::from_secs(120);
     while !check() {
-        assert!(Instant::now() < deadline, "waited in vain for {what}; server log:\n{}", server.log());
+        assert!(Instant::now() < deadline, "waited in vain for {what}; server log:\n{}", server.logs().join("\n"));
         std::thread::sleep(Duration::from_millis(200));
     }
 }
@@ -191,7 +141,8 @@ fn issue8_an_end_date_passing_while_the_server_runs_deprovisions_and_the_recheck
     assert_eq!(status["status"], "active", "{status}");
 
     // The server starts three seconds before the day ends in New York; nobody runs anything.
-    let server = Server::start(&w, DAY_END_SOON);
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+    let server = serve(&w, &rt, DAY_END_SOON);
     wait_for(&server, "the contractor disabled in LDAP, SCIM and PostgreSQL", || {
         let user = w.scim_user(&name);
         in_people().trim().is_empty()
@@ -202,8 +153,7 @@ fn issue8_an_end_date_passing_while_the_server_runs_deprovisions_and_the_recheck
     wait_for(&server, "the leaver case closed, every operation verified", || {
         leaver_case(&w, AFTER, &kim).is_some_and(|c| c["state"] == "closed")
     });
-    let status = server.stop();
-    assert!(status.success(), "a graceful stop: {status:?}");
+    stop(server);
 
     let user = w.scim_user(&name).unwrap();
     assert!(w.scim_groups_of(user["id"].as_str().unwrap()).is_empty(), "no SCIM group left");
@@ -239,7 +189,9 @@ fn issue8_an_end_date_passing_while_the_server_runs_deprovisions_and_the_recheck
     assert_eq!(can_login(), "t");
 
     // A day later the server runs again: the re-check reads every target again.
-    let server = Server::start(&w, RECHECK_DAY);
+    // The testkit makes a fresh admin token for each start.
+    ok_at(&w, RECHECK_DAY, &["token", "revoke", "testkit-admin"]);
+    let server = serve(&w, &rt, RECHECK_DAY);
     wait_for(&server, "the re-check's resurrected findings and the reopened case", || {
         let a = audit_of(&w, RECHECK_DAY, &kim);
         let by = |action: &str| a.iter().any(|(_, actor, act)| actor == "schedule:recheck" && act == action);
@@ -250,8 +202,22 @@ fn issue8_an_end_date_passing_while_the_server_runs_deprovisions_and_the_recheck
             && leaver_case(&w, RECHECK_DAY, &kim)
                 .is_some_and(|c| c["state"] == "closed" && c["closed_at"].as_str() != Some(closed_at.as_str()))
     });
-    let status = server.stop();
-    assert!(status.success(), "a graceful stop: {status:?}");
+    // The API lists them among the latest findings.
+    let findings: serde_json::Value = rt.block_on(async {
+        let r =
+            server.client.get(server.url("/api/v1/findings?limit=500")).bearer_auth(&server.admin_token).send().await;
+        r.unwrap().json().await.unwrap()
+    });
+    let mut back: Vec<String> = findings["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["kind"] == "resurrected" && f["identity"] == kim.as_str())
+        .map(|f| format!("{} {}", f["target"].as_str().unwrap(), f["entitlement"].as_str().unwrap_or("-")))
+        .collect();
+    back.sort();
+    assert_eq!(back, ["warehouse -", "warehouse analyst"], "{findings}");
+    stop(server);
     assert_eq!(
         w.pg(&format!(
             "SELECT count(*) FROM pg_auth_members m JOIN pg_roles u ON u.oid = m.member WHERE u.rolname = '{name}'"
