@@ -33,3 +33,8 @@ CREATE TABLE schedule_rechecks (
 
 -- The re-check looks for closed leaver cases by their close time.
 CREATE INDEX cases_kind_closed ON cases(kind, state, closed_at);
+
+-- The date jobs look, every tick, for identities whose end or start date has come, without
+-- reading every identity: by the dates inside `attrs`, of those the date can still change.
+CREATE INDEX identities_end_date ON identities(json_extract(attrs, '$.end_date')) WHERE status <> 'terminated';
+CREATE INDEX identities_start_date ON identities(json_extract(attrs, '$.start_date')) WHERE status = 'prehire';

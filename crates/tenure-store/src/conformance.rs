@@ -97,6 +97,10 @@ pub const CASES: &[(&str, Case)] = &[
         "rechecked_fixes_past_the_guard_are_held_for_approval",
         schedule::rechecked_fixes_past_the_guard_are_held_for_approval,
     ),
+    (
+        "date_candidates_are_the_identities_a_date_may_change",
+        schedule::date_candidates_are_the_identities_a_date_may_change,
+    ),
     ("tokens_are_found_by_hash_revoked_and_audited", tokens::tokens_are_found_by_hash_revoked_and_audited),
     ("identity_pages_filter_and_continue_from_the_cursor", browse::identity_pages_filter_and_continue_from_the_cursor),
 ];

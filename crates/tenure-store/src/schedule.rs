@@ -88,6 +88,17 @@ pub trait Schedules: Send + Sync {
     /// Gives the lease up if `owner` holds it (a clean shutdown), so another process can take it
     /// at once.
     fn release_lead(&self, owner: &str) -> Result<()>;
+    /// The identities of `source` whose status a date may change: those not terminated whose
+    /// `end_date` is before `ends_before`, and prehire ones whose `start_date` is at or before
+    /// `starts_by` (dates as stored, compared as text). A superset: the engine re-derives each
+    /// status and decides.
+    fn date_candidates(
+        &self,
+        schema: &tenure_core::Schema,
+        source: &str,
+        ends_before: &str,
+        starts_by: &str,
+    ) -> Result<Vec<tenure_core::Identity>>;
     /// The last run of every job that has run, by job name.
     fn job_runs(&self) -> Result<Vec<JobRun>>;
     /// Records a job's run (and its audit record, if asked) while `owner` holds the lease;

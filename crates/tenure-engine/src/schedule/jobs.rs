@@ -58,9 +58,11 @@ async fn dates(app: &App, job: Job) -> JobResult {
     .map_err(err)?;
     let mut due: BTreeMap<String, Vec<Record>> = BTreeMap::new();
     for source in &config.sources {
-        let (cfg, name) = (config.clone(), source.name.clone());
-        let identities =
-            blocking::store(app.store(), move |s| s.identities(&cfg.schema, Some(&name))).await.map_err(err)?;
+        // Only the identities a date may change are read (the store's indexed superset).
+        let (cfg, name, today) = (config.clone(), source.name.clone(), source.today_at(now).to_string());
+        let identities = blocking::store(app.store(), move |s| s.date_candidates(&cfg.schema, &name, &today, &today))
+            .await
+            .map_err(err)?;
         let found = select::dates_due(&config, identities.iter().map(|i| (source.name.as_str(), i)), now);
         for d in found.into_iter().filter(|d| d.job == job && !waiting.contains(&d.identity)) {
             due.entry(d.source).or_default().push(select::rederive(&d.identity));

@@ -169,3 +169,36 @@ pub fn rechecked_fixes_past_the_guard_are_held_for_approval(subject: &dyn Subjec
     ensure_eq!(pending.len(), 2, "pending once approved");
     w.chain_verifies()
 }
+
+pub fn date_candidates_are_the_identities_a_date_may_change(subject: &dyn Subject) -> Outcome {
+    let w = World::new(subject)?;
+    let schema = &w.schema;
+    let dated = |id: &str, status: Status, start: &str, end: &str| {
+        let mut p = person(schema, id, status);
+        p.attrs.set(schema.slot_of("start_date"), Some(start).filter(|s| !s.is_empty()));
+        p.attrs.set(schema.slot_of("end_date"), Some(end).filter(|s| !s.is_empty()));
+        event(EventKind::Joiner, p, vec![])
+    };
+    let hr = vec![
+        dated("E1", Status::Active, "2020-01-01", "2026-11-20"),
+        dated("E2", Status::Active, "2020-01-01", "2026-11-21"),
+        dated("E3", Status::Terminated, "2020-01-01", "2026-11-01"),
+        dated("E4", Status::Prehire, "2026-11-21", ""),
+        dated("E5", Status::Prehire, "2026-11-22", ""),
+        dated("E6", Status::Active, "2020-01-01", ""),
+        dated("E7", Status::Suspended, "2020-01-01", "2026-11-02"),
+    ];
+    w.commit(&batch("hr", hr, None))?;
+    w.commit(&batch("contractors", vec![dated("X1", Status::Active, "2020-01-01", "2026-11-01")], None))?;
+    let ids = |source: &str, day: &str| -> std::result::Result<Vec<String>, Failure> {
+        Ok(w.store.date_candidates(schema, source, day, day)?.into_iter().map(|i| i.id.to_string()).collect())
+    };
+    ensure_eq!(ids("hr", "2026-11-21")?, ["E1", "E4", "E7"], "ended before the day, or starting by it");
+    ensure_eq!(ids("hr", "2026-11-22")?, ["E1", "E2", "E4", "E5", "E7"], "a day later");
+    ensure_eq!(ids("contractors", "2026-11-21")?, ["X1"], "per source");
+    ensure!(ids("hr", "2020-01-01")?.is_empty(), "nothing yet");
+    let e1 = w.store.date_candidates(schema, "hr", "2026-11-21", "2026-11-21")?;
+    let e1 = nth(&e1, 0, "candidates")?;
+    ensure_eq!(e1.attr(schema, "end_date"), Some("2026-11-20"), "whole identities");
+    Ok(())
+}

@@ -547,6 +547,16 @@ impl crate::Schedules for SqliteStore {
         Ok(schedule::release_lead(self, owner)?)
     }
 
+    fn date_candidates(
+        &self,
+        schema: &Schema,
+        source: &str,
+        ends_before: &str,
+        starts_by: &str,
+    ) -> crate::Result<Vec<Identity>> {
+        Ok(schedule::date_candidates(&self.lock(), schema, source, ends_before, starts_by)?)
+    }
+
     fn job_runs(&self) -> crate::Result<Vec<crate::JobRun>> {
         Ok(schedule::job_runs(&self.lock())?)
     }

@@ -2,14 +2,14 @@
 //! the post-offboarding re-check (see [`crate::schedule`]).
 
 use super::audit::append;
-use super::lifecycle::refresh_case;
+use super::lifecycle::{identity_from, refresh_case};
 use super::{R, SqliteStore, conflict, enum_col, sql_int};
 use crate::records::Finding;
 use crate::schedule::{JobDone, JobRun, Lead, Recheck, RecheckCandidate, RecheckIds};
 use rusqlite::{Connection, OptionalExtension, params};
 use std::time::Duration;
 use tenure_core::audit::AuditEntry;
-use tenure_core::{ApprovalKind, ApprovalState, CaseState, EventKind, OpState, Status};
+use tenure_core::{ApprovalKind, ApprovalState, CaseState, EventKind, Identity, OpState, Schema, Status};
 
 /// The one lease name: every process's scheduler competes for it.
 const LEASE: &str = "scheduler";
@@ -45,6 +45,31 @@ pub(super) fn lead(store: &SqliteStore, owner: &str, lease: Duration) -> R<Lead>
 pub(super) fn release_lead(store: &SqliteStore, owner: &str) -> R<()> {
     store.lock().execute("DELETE FROM schedule_lease WHERE name = ?1 AND owner = ?2", params![LEASE, owner])?;
     Ok(())
+}
+
+pub(super) fn date_candidates(
+    conn: &Connection,
+    schema: &Schema,
+    source: &str,
+    ends_before: &str,
+    starts_by: &str,
+) -> R<Vec<Identity>> {
+    // Each half matches its partial expression index (migration 0010).
+    let mut stmt = conn.prepare_cached(
+        "SELECT id, kind, status, attrs FROM identities
+         WHERE status <> 'terminated' AND json_extract(attrs, '$.end_date') < ?2 AND source = ?1
+         UNION
+         SELECT id, kind, status, attrs FROM identities
+         WHERE status = 'prehire' AND json_extract(attrs, '$.start_date') <= ?3 AND source = ?1
+         ORDER BY id",
+    )?;
+    let mut rows = stmt.query(params![source, ends_before, starts_by])?;
+    let mut out = Vec::new();
+    while let Some(r) = rows.next()? {
+        let (id, kind, status, attrs): (String, String, String, String) = (r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?);
+        out.push(identity_from(schema, &id, &kind, &status, &attrs)?);
+    }
+    Ok(out)
 }
 
 pub(super) fn job_runs(conn: &Connection) -> R<Vec<JobRun>> {
