@@ -196,9 +196,7 @@ async fn run_jobs(app: &App, conns: &Arc<Connectors>, opts: &PassOptions) -> cra
             job: job.name().to_string(),
             outcome: done.outcome,
             detail: done.detail.clone(),
-            // The checkpoint's own record says what it did; a summary after it would leave the
-            // chain one unsigned record longer every time.
-            audit: job != Job::Checkpoint && (done.acted > 0 || done.outcome == JobOutcome::Failed),
+            audit: select::worth_auditing(job, &done, runs.iter().find(|r| r.job == job.name())),
         };
         let owner = opts.owner.clone();
         match blocking::store(store, move |s| s.record_job(&owner, &record)).await {

@@ -6,11 +6,12 @@ use super::Job;
 use chrono::{DateTime, Utc};
 use std::collections::HashMap;
 use tenure_connect::AccountState;
+use tenure_core::JobOutcome;
 use tenure_core::config::{Config, ScheduleConfig};
 use tenure_core::plan::AccountView;
 use tenure_core::record::{self, Record};
 use tenure_core::{FindingKind, Identity, OpKind, Status};
-use tenure_store::{Finding, OpIn};
+use tenure_store::{Finding, JobRun, OpIn};
 
 /// The jobs among `jobs` that are due at `now`, in `jobs`' order: never run, run at least one
 /// interval ago, or run "in the future" (the clock was set back, as `TENURE_NOW` can: waiting
@@ -32,6 +33,19 @@ pub fn due_jobs(
             }
         })
         .collect()
+}
+
+/// Whether a job's run gets a `schedule.run` audit record: when it acted, or when it failed
+/// otherwise than its last run did (a target down for a day fails the same way every tick: the
+/// first failure is on the record, the repeats only in the job's last run and the log). The
+/// checkpoint's own record says what it did; a summary after it would leave the chain one
+/// unsigned record longer every time.
+pub fn worth_auditing(job: Job, done: &super::Done, last: Option<&JobRun>) -> bool {
+    if job == Job::Checkpoint {
+        return false;
+    }
+    let same_failure = last.is_some_and(|l| l.outcome == JobOutcome::Failed && l.detail == done.detail);
+    done.acted > 0 || (done.outcome == JobOutcome::Failed && !same_failure)
 }
 
 /// An identity whose lifecycle status changes today only because a date came: `start_date`

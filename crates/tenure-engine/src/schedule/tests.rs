@@ -225,3 +225,28 @@ fn time_bound_grants_expire_at_their_instant() {
     assert_eq!(ids("2026-12-01T12:00:00Z"), ["E1", "E2"]);
     assert_eq!(ids("2026-12-03T00:00:00Z"), ["E1", "E2", "E3"]);
 }
+
+#[test]
+fn a_run_is_audited_when_it_acts_or_fails_anew() {
+    use super::Done;
+    use tenure_core::JobOutcome;
+    let last = |outcome: JobOutcome, detail: &str| tenure_store::JobRun {
+        job: "recheck".into(),
+        last_at: "2026-12-01T00:00:00.000000Z".into(),
+        outcome,
+        detail: detail.into(),
+        runs: 3,
+    };
+    let down = "case 4 of `E1`: reading `directory` failed: connection refused";
+    let check = |job: Job, done: Done, previous: Option<tenure_store::JobRun>| {
+        select::worth_auditing(job, &done, previous.as_ref())
+    };
+    assert!(!check(Job::Recheck, Done::ok(0, "nothing"), None), "nothing done: not audited");
+    assert!(check(Job::Recheck, Done::ok(2, "2 findings"), None));
+    assert!(check(Job::Recheck, Done::failed(0, down), None), "a first failure");
+    assert!(check(Job::Recheck, Done::failed(0, down), Some(last(JobOutcome::Ok, "nothing"))));
+    assert!(!check(Job::Recheck, Done::failed(0, down), Some(last(JobOutcome::Failed, down))), "the same again");
+    assert!(check(Job::Recheck, Done::failed(0, "another"), Some(last(JobOutcome::Failed, down))));
+    assert!(check(Job::Recheck, Done::failed(1, down), Some(last(JobOutcome::Failed, down))), "it acted");
+    assert!(!check(Job::Checkpoint, Done::ok(1, "signed"), None), "the checkpoint's record says it");
+}
