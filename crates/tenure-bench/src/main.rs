@@ -21,6 +21,7 @@ mod p1;
 mod p10;
 mod p3;
 mod p8;
+mod p9;
 mod proc;
 mod stats;
 
@@ -105,6 +106,12 @@ enum Command {
         #[arg(long)]
         listen: String,
     },
+    /// P9: API read latency at 100,000 identities under 50 clients (`wrk`), beside its floor.
+    P9 {
+        /// Seconds of load per case.
+        #[arg(long, default_value_t = 10)]
+        seconds: u64,
+    },
     /// `gen` when the data set is missing, then P1, P2 and P7 with their default run counts.
     All {
         /// Regenerate the data set and reseed the store even if they exist.
@@ -146,6 +153,7 @@ fn run(cli: Cli) -> Result<bool> {
         Command::P2 { runs, policy: Some(policy) } => p8::daily(&layout, &tenure()?, runs, policy),
         Command::P7 { runs } => proc::p7(&layout, &tenure()?, runs),
         Command::P8 { runs, policy, rows } => p8::run(&layout, &tenure()?, runs, policy, rows),
+        Command::P9 { seconds } => p9::run(&layout, &tenure()?, seconds),
         Command::All { regen } => {
             let tenure = tenure()?;
             if regen || !layout.is_generated() {

@@ -9,4 +9,5 @@
 /// installers); re-exported here for the tests and benchmarks.
 pub use tenure_sample::company;
 pub mod peers;
+pub mod server;
 pub mod stack;

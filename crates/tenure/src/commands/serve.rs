@@ -1,12 +1,36 @@
 //! `tenure serve [--listen ADDR]`: the server (`tenure_server::serve`) on the address given,
 //! else `TENURE_LISTEN`, else `[server] listen`, until Ctrl-C or SIGTERM.
+//!
+//! `TENURE_AUTH_FAILURES` (default 10) and `TENURE_AUTH_WINDOW_SECONDS` (default 60) set the
+//! throttle: that many failed authentications from one address within the window, and it is
+//! answered 429 until the window has passed.
 
 use anyhow::{Context as _, Result};
 use std::process::ExitCode;
 use tenure_engine::app::App;
-use tenure_server::ServerState;
+use tenure_server::{ServerOptions, ServerState};
+
+/// A number from the environment, or the default; a malformed value is a usage error.
+fn env_number(name: &str, default: u64) -> Result<u64> {
+    match std::env::var(name) {
+        Err(_) => Ok(default),
+        Ok(v) => v
+            .trim()
+            .parse()
+            .map_err(|_| crate::support::UsageError(format!("{name} `{v}` is not a whole number")).into()),
+    }
+}
 
 pub fn run(app: &App, listen: Option<&str>) -> Result<ExitCode> {
+    let defaults = ServerOptions::default();
+    let options = ServerOptions {
+        throttle_limit: u32::try_from(env_number("TENURE_AUTH_FAILURES", u64::from(defaults.throttle_limit))?)
+            .unwrap_or(u32::MAX),
+        throttle_window: std::time::Duration::from_secs(env_number(
+            "TENURE_AUTH_WINDOW_SECONDS",
+            defaults.throttle_window.as_secs(),
+        )?),
+    };
     tenure_server::telemetry::init();
     let addr = listen.map_or_else(|| app.config().server_listen.clone(), str::to_string);
     let runtime = crate::support::runtime()?;
@@ -15,9 +39,13 @@ pub fn run(app: &App, listen: Option<&str>) -> Result<ExitCode> {
             tokio::net::TcpListener::bind(&addr).await.with_context(|| format!("cannot listen on `{addr}`"))?;
         let local = listener.local_addr().context("reading the listening address")?;
         tracing::info!(address = %local, config = %app.loaded().config_path.display(), "listening");
-        tenure_server::serve(ServerState::new(app.clone()), listener, tenure_server::shutdown_signal())
-            .await
-            .context("serving")
+        tenure_server::serve(
+            ServerState::with_options(app.clone(), options),
+            listener,
+            tenure_server::shutdown_signal(),
+        )
+        .await
+        .context("serving")
     })?;
     Ok(ExitCode::SUCCESS)
 }

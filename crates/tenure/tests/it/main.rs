@@ -8,6 +8,7 @@ mod hardening;
 mod lifecycle;
 mod peers;
 mod pushes;
+mod server;
 mod snapshots;
 mod tour;
 

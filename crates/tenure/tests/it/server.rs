@@ -1,0 +1,179 @@
+//! `tenure serve` over a real socket (`tenure_testkit::server`): the authorization matrix over
+//! every route, the throttle, graceful shutdown, and no token anywhere in logs or answers.
+
+use std::collections::BTreeSet;
+use tenure_testkit::server::Server;
+
+/// What each route needs, as the design's section 10 says; every route the server documents
+/// must be here, and every route here must be served.
+const ROUTES: &[(&str, &str, Need)] = &[
+    ("GET", "/api/v1/openapi.json", Need::Read),
+    ("GET", "/api/v1/identities", Need::Read),
+    ("GET", "/api/v1/identities/{id}", Need::Read),
+    ("GET", "/api/v1/plan", Need::Read),
+    ("GET", "/api/v1/operations", Need::Read),
+    ("POST", "/api/v1/operations/retry", Need::Operate),
+    ("GET", "/api/v1/cases", Need::Read),
+    ("GET", "/api/v1/cases/coverage", Need::Read),
+    ("GET", "/api/v1/approvals", Need::Read),
+    ("POST", "/api/v1/approvals/{id}/approve", Need::Approve),
+    ("POST", "/api/v1/approvals/{id}/reject", Need::Approve),
+    ("GET", "/api/v1/tasks", Need::Read),
+    ("POST", "/api/v1/tasks/{id}/done", Need::Operate),
+    ("GET", "/api/v1/findings", Need::Read),
+    ("GET", "/api/v1/exceptions", Need::Read),
+    ("POST", "/api/v1/imports", Need::Operate),
+    ("POST", "/api/v1/simulate", Need::Operate),
+    ("GET", "/api/v1/audit/verify", Need::Audit),
+    ("GET", "/api/v1/audit/export", Need::Audit),
+    ("GET", "/api/v1/tokens", Need::Administer),
+];
+
+/// Routes outside the OpenAPI document.
+const OTHER_ROUTES: &[(&str, &str, Need)] = &[
+    ("GET", "/metrics", Need::Read),
+    ("POST", "/api/v1/events?source=hr", Need::Operate),
+    ("POST", "/hooks/hr", Need::Push),
+];
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Need {
+    Read,
+    Operate,
+    Approve,
+    Audit,
+    Administer,
+    /// A source's webhook: its own source token (bound to `hr` here), or admin.
+    Push,
+}
+
+const SCOPES: &[&str] = &["admin", "operator", "approver", "auditor", "source"];
+
+fn allowed(scope: &str, need: Need) -> bool {
+    match (scope, need) {
+        ("admin", _) => true,
+        ("source", Need::Push) => true,
+        ("source", _) | (_, Need::Push) => false,
+        (_, Need::Read) => true,
+        ("operator", Need::Operate) | ("approver", Need::Approve) | ("auditor", Need::Audit) => true,
+        _ => false,
+    }
+}
+
+async fn server(env: &[(&str, &str)]) -> (tempfile::TempDir, Server) {
+    let dir = tempfile::TempDir::new().unwrap();
+    let bin = std::path::PathBuf::from(env!("CARGO_BIN_EXE_tenure"));
+    let init = std::process::Command::new(&bin).args(["init", "."]).current_dir(dir.path()).output().unwrap();
+    assert!(init.status.success(), "{}", String::from_utf8_lossy(&init.stderr));
+    let config = std::fs::read_to_string(dir.path().join("tenure.toml")).unwrap();
+    let s = Server::start_with(&bin, dir.path(), &config, env).await.unwrap();
+    (dir, s)
+}
+
+async fn call(s: &Server, method: &str, path: &str, token: Option<&str>) -> (u16, String) {
+    let url = s.url(&path.replace("{id}", "1"));
+    let mut req = match method {
+        "POST" => s.client.post(url).header("content-type", "application/json").body("{}"),
+        _ => s.client.get(url),
+    };
+    if let Some(t) = token {
+        req = req.bearer_auth(t);
+    }
+    let res = req.send().await.unwrap();
+    let status = res.status().as_u16();
+    (status, res.text().await.unwrap_or_default())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_route_answers_401_without_a_known_token_403_to_the_wrong_scope_and_serves_the_right_one() {
+    let (_dir, s) = server(&[("TENURE_AUTH_FAILURES", "100000")]).await;
+    let mut tokens = vec![("admin".to_string(), s.admin_token.clone())];
+    for scope in SCOPES.iter().filter(|sc| **sc != "admin") {
+        let source = (*scope == "source").then_some("hr");
+        tokens.push((scope.to_string(), s.token(&format!("t-{scope}"), scope, source).unwrap()));
+    }
+
+    // The document lists exactly the API routes above.
+    let (status, body) = call(&s, "GET", "/api/v1/openapi.json", Some(&s.admin_token)).await;
+    assert_eq!(status, 200, "{body}");
+    let doc: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(doc["openapi"].as_str().map(|v| &v[..3]), Some("3.1"), "OpenAPI 3.1");
+    let mut documented = BTreeSet::new();
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for method in item.as_object().unwrap().keys() {
+            documented.insert((method.to_uppercase(), path.clone()));
+        }
+    }
+    let expected: BTreeSet<(String, String)> = ROUTES.iter().map(|(m, p, _)| (m.to_string(), p.to_string())).collect();
+    assert_eq!(documented, expected, "documented routes and the matrix differ");
+
+    let mut answers = Vec::new();
+    let unknown = "tnr_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
+    for (method, path, need) in ROUTES.iter().chain(OTHER_ROUTES) {
+        let (st, body) = call(&s, method, path, None).await;
+        assert_eq!(st, 401, "{method} {path} without a token: {body}");
+        let (st, body) = call(&s, method, path, Some(unknown)).await;
+        assert_eq!(st, 401, "{method} {path} with an unknown token: {body}");
+        let (st, body) = call(&s, method, path, Some("not-a-token")).await;
+        assert_eq!(st, 401, "{method} {path} with a malformed token: {body}");
+        for (scope, token) in &tokens {
+            let (st, body) = call(&s, method, path, Some(token)).await;
+            if allowed(scope, *need) {
+                assert!(st != 401 && st != 403, "{method} {path} as {scope}: {st} {body}");
+                assert!(!body.contains("no route for"), "{method} {path} is not routed: {body}");
+                assert!(st < 500, "{method} {path} as {scope}: {st} {body}");
+            } else {
+                assert_eq!(st, 403, "{method} {path} as {scope}: {body}");
+                let e: serde_json::Value = serde_json::from_str(&body).unwrap();
+                assert_eq!(e["code"], "forbidden", "{body}");
+            }
+            answers.push(body);
+        }
+        // Another method on a routed path is refused, so no undocumented method hides there.
+        let other = if *method == "GET" { "POST" } else { "GET" };
+        let (st, body) = call(&s, other, path, Some(&s.admin_token)).await;
+        assert_eq!(st, 405, "{other} {path}: {body}");
+    }
+    // The health probes are the only routes without a token, and say nothing else.
+    for path in ["/healthz", "/readyz"] {
+        let (st, body) = call(&s, "GET", path, None).await;
+        assert_eq!((st, body.as_str()), (200, r#"{"status":"ok"}"#), "{path}");
+    }
+    // An unknown path is 401 without a token (it reveals nothing) and 404 with one.
+    assert_eq!(call(&s, "GET", "/api/v1/nothing", None).await.0, 401);
+    assert_eq!(call(&s, "GET", "/api/v1/nothing", Some(&s.admin_token)).await.0, 404);
+
+    // No token text in any answer or in the logs; the revoked one stops working at once.
+    let (code, _, err) = s.tenure(&["token", "revoke", "t-auditor"]).unwrap();
+    assert_eq!(code, 0, "{err}");
+    let auditor = &tokens.iter().find(|(sc, _)| sc == "auditor").unwrap().1;
+    assert_eq!(call(&s, "GET", "/api/v1/cases", Some(auditor)).await.0, 401, "a revoked token");
+    let (code, logs) = s.terminate().unwrap();
+    assert_eq!(code, Some(0), "{}", logs.join("\n"));
+    for (_, t) in &tokens {
+        let secret = &t[4..];
+        assert!(!logs.iter().any(|l| l.contains(secret)), "a token in the logs");
+        assert!(!answers.iter().any(|a| a.contains(secret)), "a token in an answer");
+    }
+    assert!(logs.iter().any(|l| l.contains("/api/v1/identities/{id}")), "requests are logged by route");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failed_attempts_are_throttled_and_sigterm_stops_the_server_cleanly() {
+    let (_dir, s) = server(&[("TENURE_AUTH_FAILURES", "5")]).await;
+    for i in 0..5 {
+        assert_eq!(call(&s, "GET", "/api/v1/cases", Some("tnr_wrong")).await.0, 401, "attempt {i}");
+    }
+    let (st, body) = call(&s, "GET", "/api/v1/cases", Some("tnr_wrong")).await;
+    assert_eq!(st, 429, "{body}");
+    assert!(body.contains("\"code\":\"throttled\""), "{body}");
+    // The throttle answers before any lookup: even a good token waits out the window.
+    assert_eq!(call(&s, "GET", "/api/v1/cases", Some(&s.admin_token)).await.0, 429);
+    // The probes are not throttled.
+    assert_eq!(call(&s, "GET", "/readyz", None).await.0, 200);
+
+    let (code, logs) = s.terminate().unwrap();
+    assert_eq!(code, Some(0), "{}", logs.join("\n"));
+    let text = logs.join("\n");
+    assert!(text.contains("SIGTERM received") && text.contains("\"stopped\""), "{text}");
+}
