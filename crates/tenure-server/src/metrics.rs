@@ -159,8 +159,118 @@ pub fn router() -> Router<ServerState> {
     Router::new().route("/metrics", get(scrape)).route_layer(axum::middleware::from_fn(need(Need::Read)))
 }
 
+/// Upper bounds (seconds) of the time-to-revoke histogram's buckets.
+pub const REVOKE_BUCKETS: &[f64] = &[0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 3600.0, 86400.0];
+
+/// Exception age bands, in days: (label, upper bound).
+const AGE_BANDS: &[(&str, i64)] = &[("lt_1d", 1), ("1d_7d", 7), ("7d_30d", 30), ("gt_30d", i64::MAX)];
+
+/// The series that describe the store's state, read on the blocking pool at each scrape.
+fn store_series(app: &tenure_engine::app::App, out: &mut Text) -> Result<(), ApiError> {
+    use tenure_core::OpState;
+    let store = app.store().as_ref();
+    let config = app.config();
+    let class_of = |target: &str| config.target(target).map_or_else(|| "unknown".to_string(), |t| t.class.to_string());
+
+    let counts = store.operation_counts(false)?;
+    out.family("tenure_queue_depth", "gauge", "Operations by target and state.");
+    for c in &counts {
+        out.sample("tenure_queue_depth", &[("target", &c.target), ("state", c.state.as_str())], c.count as f64);
+    }
+    out.family("tenure_operation_failures", "gauge", "Operations failed past their retries, by target.");
+    let mut failures: BTreeMap<&str, i64> = config.targets.iter().map(|t| (t.name.as_str(), 0)).collect();
+    for c in counts.iter().filter(|c| c.state == OpState::Failed) {
+        *failures.entry(c.target.as_str()).or_default() += c.count;
+    }
+    for (t, n) in &failures {
+        out.sample("tenure_operation_failures", &[("target", t)], *n as f64);
+    }
+
+    // Leaver revocations per class: debt (not verified nor excepted, cancelled work aside) and
+    // coverage; overdue manual tickets are debt too.
+    let mut by_class: BTreeMap<String, (i64, i64)> = BTreeMap::new();
+    for c in store.operation_counts(true)? {
+        let row = by_class.entry(class_of(&c.target)).or_default();
+        match c.state {
+            OpState::Cancelled => {}
+            OpState::Verified | OpState::Excepted => {
+                row.0 += c.count;
+                row.1 += c.count;
+            }
+            _ => row.0 += c.count,
+        }
+    }
+    let mut debt: BTreeMap<String, i64> = by_class.iter().map(|(k, (all, done))| (k.clone(), all - done)).collect();
+    for t in store.tickets(true)?.iter().filter(|t| t.overdue) {
+        *debt.entry(class_of(&t.target)).or_default() += 1;
+    }
+    out.family("tenure_revocation_debt", "gauge", "Unverified leaver revocations plus overdue tickets, by class.");
+    for (class, n) in &debt {
+        out.sample("tenure_revocation_debt", &[("class", class)], *n as f64);
+    }
+    out.family(
+        "tenure_revocation_coverage_ratio",
+        "gauge",
+        "Verified or excepted leaver revocations over all, by class.",
+    );
+    for (class, (all, done)) in &by_class {
+        let ratio = if *all > 0 { *done as f64 / *all as f64 } else { 1.0 };
+        out.sample("tenure_revocation_coverage_ratio", &[("class", class)], ratio);
+    }
+
+    let mut open: BTreeMap<&str, i64> = tenure_core::EventKind::ALL.iter().map(|k| (k.as_str(), 0)).collect();
+    for c in store.cases(true)? {
+        *open.entry(c.kind.as_str()).or_default() += 1;
+    }
+    out.family("tenure_open_cases", "gauge", "Lifecycle cases not closed, by kind.");
+    for (k, n) in &open {
+        out.sample("tenure_open_cases", &[("kind", k)], *n as f64);
+    }
+
+    let mut findings: BTreeMap<&str, i64> = tenure_core::FindingKind::ALL.iter().map(|k| (k.as_str(), 0)).collect();
+    for f in store.latest_findings()? {
+        *findings.entry(f.kind.as_str()).or_default() += 1;
+    }
+    out.family("tenure_findings", "gauge", "Findings of each target's latest reconciliation, by kind.");
+    for (k, n) in &findings {
+        out.sample("tenure_findings", &[("kind", k)], *n as f64);
+    }
+
+    let now = app.clock().now();
+    let mut exceptions: BTreeMap<(&str, &str), i64> = BTreeMap::new();
+    for e in store.exceptions(true)? {
+        let days = chrono::DateTime::parse_from_rfc3339(&e.created_at).map_or(0, |t| (now - t.to_utc()).num_days());
+        let band = AGE_BANDS.iter().find(|(_, upper)| days < *upper).map_or("gt_30d", |(l, _)| l);
+        *exceptions.entry((e.kind.as_str(), band)).or_default() += 1;
+    }
+    out.family("tenure_exceptions_open", "gauge", "Open exceptions (control debt) by kind and age.");
+    for ((kind, age), n) in &exceptions {
+        out.sample("tenure_exceptions_open", &[("kind", kind), ("age", age)], *n as f64);
+    }
+
+    let times = store.revoke_times()?;
+    out.family("tenure_time_to_revoke_seconds", "histogram", "Leaver event to every operation verified.");
+    let mut sum = 0.0;
+    for le in REVOKE_BUCKETS {
+        let n = times.iter().filter(|ms| (**ms as f64) / 1000.0 <= *le).count();
+        out.sample("tenure_time_to_revoke_seconds_bucket", &[("le", &le.to_string())], n as f64);
+    }
+    for ms in &times {
+        sum += *ms as f64 / 1000.0;
+    }
+    out.sample("tenure_time_to_revoke_seconds_bucket", &[("le", "+Inf")], times.len() as f64);
+    out.sample("tenure_time_to_revoke_seconds_sum", &[], sum);
+    out.sample("tenure_time_to_revoke_seconds_count", &[], times.len() as f64);
+    Ok(())
+}
+
 async fn scrape(State(state): State<ServerState>) -> Result<impl IntoResponse, ApiError> {
-    let mut text = Text::default();
+    let mut text = tenure_engine::blocking::app(&state.app, |app| {
+        let mut text = Text::default();
+        store_series(app, &mut text)?;
+        Ok::<_, ApiError>(text)
+    })
+    .await?;
     state.metrics.render(&mut text);
     Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], text.finish()))
 }

@@ -131,7 +131,8 @@ pub enum Command {
         all: bool,
     },
     /// The whole story on a fresh machine: real peers, a sample company, joiners, a mover and a
-    /// leaver, each plan applied and verified, time-to-revoke, the audit chain verified.
+    /// leaver, each plan applied and verified, time-to-revoke, the audit chain verified; then, on
+    /// a terminal, `tenure serve` on the demo's data until Ctrl-C (with an admin token printed).
     Demo {
         /// Keep the demo's files here (default: a temp dir, removed at the end; with `--keep`,
         /// `./tenure-demo`).
@@ -144,6 +145,10 @@ pub enum Command {
         /// People in the sample company.
         #[arg(long, default_value_t = 12)]
         people: usize,
+        /// End after the story instead of leaving `tenure serve` running on its data (it is
+        /// skipped anyway when stdin is not a terminal).
+        #[arg(long)]
+        no_serve: bool,
     },
     /// The tamper-evident audit trail.
     #[command(subcommand)]

@@ -105,7 +105,7 @@ fn run(cli: &Cli) -> Result<ExitCode> {
             cmd::exceptions::list(&open(config, Needs::Store)?, *all, f)
         }
         #[cfg(feature = "demo")]
-        Command::Demo { dir, people, keep } => cmd::demo::run(dir.as_deref(), *people, *keep),
+        Command::Demo { dir, people, keep, no_serve } => cmd::demo::run(dir.as_deref(), *people, *keep, *no_serve),
         #[cfg(not(feature = "demo"))]
         Command::Demo { .. } => Err(support::UsageError(
             "this build of tenure has no demo (it was built without the `demo` feature, which starts and installs real peers)".into(),

@@ -16,6 +16,8 @@ use tenure_server::{ServerState, app};
 use tenure_store::{Backend, SqliteStore};
 use tower::ServiceExt;
 
+mod api;
+
 const NOW: &str = "2026-11-21T09:00:00Z";
 
 struct World {

@@ -3,6 +3,7 @@
 use crate::output::table;
 use crate::support::{self, UsageError, runtime};
 use anyhow::{Context as _, Result, bail};
+use std::io::IsTerminal as _;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use tenure_core::{EventKind, OpState};
@@ -17,7 +18,7 @@ fn step(title: &str) {
     outln!("\n== {title}");
 }
 
-pub fn run(dir: Option<&Path>, people: usize, keep: bool) -> Result<ExitCode> {
+pub fn run(dir: Option<&Path>, people: usize, keep: bool, no_serve: bool) -> Result<ExitCode> {
     if people < 4 {
         bail!("--people must be at least 4");
     }
@@ -160,6 +161,14 @@ pub fn run(dir: Option<&Path>, people: usize, keep: bool) -> Result<ExitCode> {
 
     let ok = v.first_bad.is_none() && report.finding_count() == 0;
     outln!("\ndone in {:.1}s.", started.elapsed().as_secs_f64());
+    // On a terminal the story ends with the server running on its data, the peers behind it;
+    // a script or a test (no terminal on stdin) gets the story only.
+    if !no_serve && std::io::stdin().is_terminal() {
+        serve(&app)?;
+        outln!("stopping the server and the peers");
+        drop(stack);
+        return Ok(if ok { ExitCode::SUCCESS } else { ExitCode::from(1) });
+    }
     if !kept {
         outln!("(the peers stop now and the files go; `--dir DIR` keeps the files, `--keep` also keeps the peers)");
         return Ok(if ok { ExitCode::SUCCESS } else { ExitCode::from(1) });
@@ -191,6 +200,38 @@ pub fn run(dir: Option<&Path>, people: usize, keep: bool) -> Result<ExitCode> {
     outln!("stopping the peers");
     drop(stack);
     Ok(if ok { ExitCode::SUCCESS } else { ExitCode::from(1) })
+}
+
+/// Serves the demo's data (`tenure serve`, workers included) until Ctrl-C, with a fresh admin
+/// token printed once.
+fn serve(app: &App) -> Result<()> {
+    use tenure_engine::tokens;
+    let store = app.store().as_ref();
+    // A demo dir used before has a `demo-admin` already: replace it.
+    let _ = tokens::revoke(store, "demo-admin", "user:demo");
+    let token = tokens::create(app.config(), store, "demo-admin", tenure_core::Scope::Admin, None, "user:demo")?;
+    if std::env::var_os("RUST_LOG").is_some() {
+        tenure_server::telemetry::init();
+    }
+    runtime()?.block_on(async {
+        let wanted = app.config().server_listen.clone();
+        let listener = match tokio::net::TcpListener::bind(&wanted).await {
+            Ok(l) => l,
+            // The configured port is taken: any free one will do for a demo.
+            Err(_) => tokio::net::TcpListener::bind("127.0.0.1:0").await.context("listening on loopback")?,
+        };
+        let url = format!("http://{}", listener.local_addr()?);
+        step("tenure serve: the API on the demo's data");
+        outln!("  {url}  (the REST API under /api/v1, its OpenAPI document at /api/v1/openapi.json, /metrics)");
+        outln!("  admin token, shown only this once: {}", token.secret);
+        outln!("  try:");
+        outln!("    curl -H 'Authorization: Bearer {}' {url}/api/v1/identities", token.secret);
+        outln!("    curl -H 'Authorization: Bearer {}' {url}/api/v1/cases/coverage", token.secret);
+        outln!("    curl -H 'Authorization: Bearer {}' {url}/api/v1/audit/verify", token.secret);
+        outln!("  the workers apply what the API imports against the peers. Ctrl-C stops everything.");
+        let state = tenure_server::ServerState::new(app.clone());
+        tenure_server::serve(state, listener, tenure_server::shutdown_signal()).await.context("serving")
+    })
 }
 
 /// Blocks until Ctrl-C (SIGINT) or SIGTERM.
