@@ -103,6 +103,12 @@ impl ScimError {
         ScimError { status: StatusCode::UNAUTHORIZED, scim_type: None, detail: String::from("authentication required") }
     }
 
+    /// A 403 for an authenticated caller that may not use this endpoint; `detail` says why,
+    /// written for the client.
+    pub fn forbidden(detail: impl Into<String>) -> ScimError {
+        ScimError { status: StatusCode::FORBIDDEN, scim_type: None, detail: detail.into() }
+    }
+
     pub fn precondition_failed() -> ScimError {
         ScimError {
             status: StatusCode::PRECONDITION_FAILED,

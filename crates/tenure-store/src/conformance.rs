@@ -85,6 +85,8 @@ pub const CASES: &[(&str, Case)] = &[
         retention_candidates_are_facts_and_planning_writes_the_decision,
     ),
     ("a_read_only_store_reads_and_refuses_writes", a_read_only_store_reads_and_refuses_writes),
+    ("scim_resources_are_per_source_versioned_and_unique", scim::scim_resources_are_per_source_versioned_and_unique),
+    ("a_scim_write_and_its_batch_commit_together", scim::a_scim_write_and_its_batch_commit_together),
 ];
 
 /// Runs every case on fresh stores of `subject`; returns the failures by case name.
@@ -111,6 +113,8 @@ macro_rules! ensure_eq {
         }
     };
 }
+
+mod scim;
 
 /// Fails unless `r` is an error with stable code `code`.
 fn expect_code<T: std::fmt::Debug>(r: Result<T>, code: Code, what: &str) -> Outcome {

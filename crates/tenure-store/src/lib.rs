@@ -27,11 +27,13 @@
 pub mod conformance;
 mod error;
 mod records;
+pub mod scim;
 pub mod sqlite;
 mod traits;
 
 pub use error::{BackendError, Result, StoreError};
 pub use records::*;
+pub use scim::ScimStore;
 pub use sqlite::{SqliteStore, StoreOptions};
 pub use traits::{Backend, Queue, Store};
 

@@ -146,6 +146,6 @@ pub trait Queue: Send + Sync {
     fn plan_retention(&self, target: &str, due: &[RetentionCandidate], cutoff: &str) -> Result<usize>;
 }
 
-/// A store that is both: what the executor, reconciliation and the server need.
-pub trait Backend: Store + Queue {}
-impl<T: Store + Queue> Backend for T {}
+/// A store that is all of them: what the executor, reconciliation and the server need.
+pub trait Backend: Store + Queue + crate::scim::ScimStore {}
+impl<T: Store + Queue + crate::scim::ScimStore> Backend for T {}

@@ -10,8 +10,10 @@
 mod audit;
 mod lifecycle;
 mod queue;
+mod scim;
 
 use crate::records::*;
+use crate::scim::{ScimKind, ScimLookup, ScimOutcome, ScimResource, ScimWrite};
 use crate::{BackendError, StoreError};
 use rusqlite::{Connection, OptionalExtension, params};
 use sha2::{Digest, Sha256};
@@ -33,6 +35,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (4, "audit_checkpoints", include_str!("../../migrations/0004_audit_checkpoints.sql")),
     (5, "leases", include_str!("../../migrations/0005_leases.sql")),
     (6, "lean_indexes", include_str!("../../migrations/0006_lean_indexes.sql")),
+    (11, "scim", include_str!("../../migrations/0011_scim.sql")),
 ];
 
 /// An error inside the SQLite store: SQLite's own, or one of the store's. Never leaves this
@@ -516,6 +519,25 @@ impl crate::Queue for SqliteStore {
 
     fn plan_retention(&self, target: &str, due: &[RetentionCandidate], cutoff: &str) -> crate::Result<usize> {
         Ok(queue::plan_retention(self, target, due, cutoff)?)
+    }
+}
+
+impl crate::ScimStore for SqliteStore {
+    fn scim_get(&self, source: &str, kind: ScimKind, id: &str) -> crate::Result<Option<ScimResource>> {
+        Ok(scim::get(&self.lock(), source, kind, id)?)
+    }
+
+    fn scim_list(
+        &self,
+        source: &str,
+        kind: ScimKind,
+        lookup: Option<ScimLookup<'_>>,
+    ) -> crate::Result<Vec<ScimResource>> {
+        Ok(scim::list(&self.lock(), source, kind, lookup)?)
+    }
+
+    fn scim_write(&self, schema: &Schema, write: &ScimWrite, batch: Option<&Batch>) -> crate::Result<ScimOutcome> {
+        Ok(scim::write(self, schema, write, batch)?)
     }
 }
 
