@@ -815,6 +815,7 @@ mod tests {
             audit: vec![],
             base_import: None,
             supersede: vec![],
+            ingests: Default::default(),
         };
         tenure_store::Store::commit_batch(&store, &schema, &batch).unwrap();
         Arc::new(store)

@@ -18,6 +18,17 @@ pub fn privileged_entitlements(policy: &Policy) -> HashSet<(&str, &str)> {
         .collect()
 }
 
+/// A window length as the config writes it (`1h`, `30m`, `1d`, `90s`).
+pub fn window_text(secs: u64) -> String {
+    match secs {
+        0 => "0s".into(),
+        s if s % 86_400 == 0 => format!("{}d", s / 86_400),
+        s if s % 3_600 == 0 => format!("{}h", s / 3_600),
+        s if s % 60 == 0 => format!("{}m", s / 60),
+        s => format!("{s}s"),
+    }
+}
+
 /// What a batch would do, counted per identity.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Counts {

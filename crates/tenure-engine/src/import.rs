@@ -40,6 +40,10 @@ pub struct Counts {
     pub operations: usize,
     /// Queued operations cancelled because the new plan no longer needs them.
     pub cancelled: usize,
+    /// Identities losing any access (the guard's count; pushes add it up over the window).
+    pub losses: usize,
+    /// Identities gaining a privileged entitlement.
+    pub privileged_grants: usize,
 }
 
 /// The result of an import, printed as the summary.
@@ -131,6 +135,73 @@ pub fn import_csv(
         });
     }
     let nhi_audit = reassign_orphaned_nhi(engine, &previous, &mut parsed);
+    let population = previous.values().filter(|i| i.status != Status::Terminated).count();
+    let prepared = Prepared {
+        source: source.into(),
+        file: file.into(),
+        sha256,
+        previous,
+        parsed,
+        audit: nhi_audit,
+        base_import,
+        population,
+        window: None,
+        ingests: Default::default(),
+        unit: "line",
+        actor: opts.actor.clone().unwrap_or_else(|| format!("source:{source}")),
+    };
+    commit_prepared(engine, prepared, opts.dry_run)
+}
+
+/// What a push's guard adds to the batch's own counts: what the source's other batches inside
+/// the window did, and the batch of the source still held, which a new push joins.
+pub(crate) struct Window {
+    pub prior: guard::Counts,
+    pub held: Option<(tenure_store::HeldBatch, Vec<Event>)>,
+}
+
+/// An ingest after its input was read and checked: the state it is diffed against and what
+/// was accepted. A snapshot and a push differ only in how they get here.
+pub(crate) struct Prepared {
+    pub source: String,
+    pub file: String,
+    pub sha256: String,
+    /// The stored state of the identities the events are diffed against (a snapshot: every
+    /// identity of the source; a push: the identities its records name).
+    pub previous: FxHashMap<Box<str>, Identity>,
+    pub parsed: Parsed,
+    /// Batch-level audit records besides the rejected rows.
+    pub audit: Vec<AuditEntry>,
+    pub base_import: Option<i64>,
+    /// Active identities of the source, which the guard's fractions are of.
+    pub population: usize,
+    pub window: Option<Window>,
+    pub ingests: tenure_store::Ingested,
+    /// What a rejected input is called in messages: a file's `line`, a push's `record`.
+    pub unit: &'static str,
+    pub actor: String,
+}
+
+/// Diffs, guards, plans and commits a prepared ingest as one batch.
+pub(crate) fn commit_prepared(engine: &Engine<'_>, p: Prepared, dry_run: bool) -> Result<ImportReport> {
+    let cfg = engine.config;
+    let Prepared {
+        source,
+        file,
+        sha256,
+        previous,
+        parsed,
+        audit,
+        base_import,
+        population,
+        window,
+        ingests,
+        unit,
+        actor,
+    } = p;
+    let source = source.as_str();
+    let file = file.as_str();
+    let nhi_audit = audit;
     let events = snapshot::diff(&cfg.schema, &previous, &parsed, &engine.policy.significant);
 
     let mut counts = Counts {
@@ -153,7 +224,6 @@ pub fn import_csv(
             EventKind::Update => counts.updates += 1,
         }
     }
-    let population = previous.values().filter(|i| i.status != Status::Terminated).count();
     // Pass 1: plan every event for the guard and the summary, keeping only counts. The plans
     // themselves are made again, from the same inputs, while the batch is written (pass 2), so
     // the day-one import never holds every identity's operations in memory at once.
@@ -180,17 +250,35 @@ pub fn import_csv(
         }
     }
     let removed: Vec<&Event> = events.iter().filter(|e| e.note.as_deref() == Some(snapshot::ROW_REMOVED)).collect();
-    let held_reason = guard::Counts { leavers: counts.leavers, losses, privileged: gains, population }
-        .check(&engine.config.guard)
-        .or_else(|| untrusted_removals(engine, &parsed, &removed));
-    let actor = opts.actor.clone().unwrap_or_else(|| format!("source:{source}"));
+    let own = guard::Counts { leavers: counts.leavers, losses, privileged: gains, population };
+    counts.losses = losses;
+    counts.privileged_grants = gains;
+    let held_reason = match &window {
+        None => own.check(&cfg.guard).or_else(|| untrusted_removals(engine, &parsed, &removed)),
+        // A push joins the source's held batch until a person decides it, whatever it does.
+        Some(Window { held: Some((h, _)), .. }) => Some(format!(
+            "an earlier push of `{source}` is held for approval (approval {}); later pushes join it until it is decided",
+            h.approval
+        )),
+        // Otherwise what it takes away or grants counts together with the source's other
+        // batches inside the window, so a stream of single leavers is stopped like one file.
+        Some(Window { prior, held: None }) if own.leavers + own.losses + own.privileged > 0 => guard::Counts {
+            leavers: own.leavers + prior.leavers,
+            losses: own.losses + prior.losses,
+            privileged: own.privileged + prior.privileged,
+            population,
+        }
+        .check(&cfg.guard)
+        .map(|why| format!("{why}, counting the pushes of the last {}", guard::window_text(cfg.guard.window_secs))),
+        Some(_) => None,
+    };
 
     let mut rejected_audit: Vec<AuditEntry> = parsed
         .rejected
         .iter()
         .map(|r| {
             let mut e = AuditEntry::new(&actor, "import.row_rejected", "rejected").reason(format!(
-                "{file} line {}{}: {}",
+                "{file} {unit} {}{}: {}",
                 r.line,
                 r.field.as_deref().map(|f| format!(" field `{f}`")).unwrap_or_default(),
                 r.reason
@@ -228,7 +316,7 @@ pub fn import_csv(
         source: source.into(),
         file: file.into(),
         sha256: sha256.clone(),
-        dry_run: opts.dry_run,
+        dry_run,
         counts: counts.clone(),
         rejected: parsed.rejected.clone(),
         outcome,
@@ -237,13 +325,20 @@ pub fn import_csv(
         import_id: None,
         events: summaries,
     };
-    if opts.dry_run {
+    if dry_run {
         return Ok(report);
     }
     // A newer snapshot supersedes the batches of its source still held; the store checks the
-    // decision still stands when it commits.
-    let held = engine.store.held_batches()?;
-    let supersede = superseded_by_snapshot(source, &held).into_iter().cloned().collect();
+    // decision still stands when it commits. A push instead carries the held batch's events
+    // into its own held batch (the newer event of an identity wins).
+    let (supersede, carried) = match window {
+        Some(Window { held: Some((h, old)), .. }) => (vec![h], old),
+        Some(_) => (Vec::new(), Vec::new()),
+        None => {
+            let held = engine.store.held_batches()?;
+            (superseded_by_snapshot(source, &held).into_iter().cloned().collect(), Vec::new())
+        }
+    };
     let mut batch = Batch {
         actor,
         source: source.into(),
@@ -258,9 +353,12 @@ pub fn import_csv(
         audit: rejected_audit,
         base_import,
         supersede,
+        ingests,
     };
     let ids = if is_held {
-        batch.events = events.iter().map(held_event).collect();
+        let fresh: HashSet<&str> = events.iter().map(|e| &*e.identity.id).collect();
+        batch.events =
+            carried.iter().filter(|e| !fresh.contains(&*e.identity.id)).chain(events.iter()).map(held_event).collect();
         engine.store.commit_batch(&cfg.schema, &batch)?
     } else {
         // Pass 2: one thread plans, the other writes; the batch is still one transaction.
@@ -453,7 +551,7 @@ fn roles_for(d: &Desired, target: &str, name: &str) -> Vec<String> {
 /// Non-human identities whose owner leaves get a new owner (the owner's manager) or are
 /// terminated, per `[nhi] on_owner_leave`. The change is applied to the parsed snapshot before
 /// the diff, so it shows up as an ordinary, audited event and stays stable on re-import.
-fn reassign_orphaned_nhi(
+pub(crate) fn reassign_orphaned_nhi(
     engine: &Engine<'_>,
     previous: &FxHashMap<Box<str>, Identity>,
     parsed: &mut Parsed,
@@ -572,6 +670,7 @@ pub fn approve(engine: &Engine<'_>, approval_id: i64, approver: &str) -> Result<
         events: planned,
         audit: skipped,
         supersede: Vec::new(),
+        ingests: Default::default(),
     };
     Ok(engine.store.commit_batch(&engine.config.schema, &batch)?)
 }

@@ -26,6 +26,7 @@ pub mod evidence;
 pub mod executor;
 pub mod guard;
 pub mod import;
+pub mod ingest;
 pub mod reconcile;
 pub mod reports;
 pub mod views;
@@ -66,6 +67,8 @@ pub enum EngineError {
     Snapshot { file: String, error: tenure_core::snapshot::SnapshotError },
     #[error("{0}")]
     Invalid(String),
+    #[error(transparent)]
+    App(#[from] Box<crate::app::AppError>),
 }
 
 pub type Result<T> = std::result::Result<T, EngineError>;
@@ -79,6 +82,7 @@ impl HasCode for EngineError {
             EngineError::NotCsv(_) => Code::WrongSourceKind,
             EngineError::Snapshot { error, .. } => error.code(),
             EngineError::Invalid(_) => Code::InvalidInput,
+            EngineError::App(e) => e.code(),
         }
     }
 }

@@ -57,6 +57,8 @@ pub type Case = fn(&dyn Subject) -> Outcome;
 
 /// Every case, by name.
 pub const CASES: &[(&str, Case)] = &[
+    ("a_pushed_delivery_is_journaled_once_and_ingested_once", a_pushed_delivery_is_journaled_once_and_ingested_once),
+    ("push_lookups_find_usernames_owners_and_recent_batches", push_lookups_find_usernames_owners_and_recent_batches),
     ("a_batch_commits_whole_or_not_at_all_with_its_audit", a_batch_commits_whole_or_not_at_all_with_its_audit),
     ("the_audit_chain_appends_scans_and_checkpoints", the_audit_chain_appends_scans_and_checkpoints),
     ("audit_records_are_stored_sanitized", audit_records_are_stored_sanitized),
@@ -243,6 +245,7 @@ fn batch(source: &str, events: Vec<EventIn>, base_import: Option<i64>) -> Batch 
         audit: vec![],
         base_import,
         supersede: vec![],
+        ingests: Default::default(),
     }
 }
 
@@ -1126,5 +1129,91 @@ pub fn audit_records_are_stored_sanitized(subject: &dyn Subject) -> Outcome {
     ensure!(!reason.chars().any(tenure_core::text::is_hidden), "reason stored raw");
     ensure!(reason.len() < 10_000, "a 100 kB reason is stored whole ({} bytes)", reason.len());
     ensure!(store.verify_audit()?.first_bad.is_none(), "the sanitized record verifies");
+    Ok(())
+}
+
+pub fn a_pushed_delivery_is_journaled_once_and_ingested_once(subject: &dyn Subject) -> Outcome {
+    use crate::{Ingested, JournalIn, JournalState, Journaled};
+    let w = World::new(subject)?;
+    let delivery = |id: &str, n: u64| JournalIn {
+        source: "hr".into(),
+        delivery: id.into(),
+        actor: "source:hr".into(),
+        records: serde_json::json!([{ "employee_id": "E1" }]),
+        response: serde_json::json!({ "accepted": n }),
+    };
+    let first = w.store.journal_append(&[delivery("msg_1", 1), delivery("msg_2", 2)])?;
+    let (Some(Journaled::New(a)), Some(Journaled::New(b))) = (first.first(), first.get(1)) else {
+        return Err(Failure(format!("two new entries expected, got {first:?}")));
+    };
+    // A repeated delivery id is answered with the first response and writes nothing; the same
+    // id from another source is another delivery.
+    let again = w.store.journal_append(&[delivery("msg_1", 9)])?;
+    ensure_eq!(again, [Journaled::Repeat { id: *a, response: serde_json::json!({ "accepted": 1 }) }], "a repeat");
+    let other = w.store.journal_append(&[JournalIn { source: "contractors".into(), ..delivery("msg_1", 3) }])?;
+    ensure!(matches!(other.first(), Some(Journaled::New(_))), "another source's delivery id is its own: {other:?}");
+    let pending = w.store.journal_pending(10)?;
+    ensure_eq!(pending.iter().map(|e| e.id).collect::<Vec<_>>().len(), 3, "three pending entries");
+    ensure_eq!(pending.first().map(|e| e.received_at.clone()), Some(w.now()), "received at the clock's time");
+
+    // A batch ingests an entry in its own transaction, once: a second batch naming it conflicts
+    // and leaves nothing behind.
+    let mut batch = joiners(&w, "hr", &["E1"])?;
+    batch.ingests = Ingested { entries: vec![*a], results: vec![serde_json::json!({ "applied": 1 })] };
+    let ids = w.commit(&batch)?;
+    let entry = w.store.journal_entry(*a)?.ok_or_else(|| Failure("entry gone".into()))?;
+    ensure_eq!((entry.state, entry.import_id), (JournalState::Ingested, Some(ids.import_id)), "ingested by the batch");
+    ensure_eq!(entry.result, Some(serde_json::json!({ "applied": 1 })), "its result stored");
+    let mut twice = joiners(&w, "hr", &["E2"])?;
+    twice.base_import = Some(ids.import_id);
+    twice.ingests = Ingested { entries: vec![*a], results: vec![] };
+    expect_code(w.commit(&twice), Code::Conflict, "ingesting an entry twice")?;
+    ensure!(w.store.identity(&w.schema, "E2")?.is_none(), "the refused batch wrote nothing");
+    // Settling without a batch skips what is no longer pending.
+    let settled = w.store.journal_settle(&Ingested { entries: vec![*a, *b], results: vec![] })?;
+    ensure_eq!(settled, 1, "only the pending entry settles");
+    ensure_eq!(w.store.journal_pending(10)?.len(), 1, "the other source's entry still pending");
+    Ok(())
+}
+
+pub fn push_lookups_find_usernames_owners_and_recent_batches(subject: &dyn Subject) -> Outcome {
+    let w = World::new(subject)?;
+    let mut batch = joiners(&w, "hr", &["E1", "E2", "S1"])?;
+    for e in &mut batch.events {
+        let (user, owner) = match &*e.identity.id {
+            "E1" => ("Ada", None),
+            "E2" => ("Ünal", None),
+            _ => ("svc-backup", Some("E1")),
+        };
+        e.identity.attrs.set(w.schema.slot_of("username"), Some(user));
+        if let Some(o) = owner {
+            e.identity.attrs.set(w.schema.slot_of("owner_id"), Some(o));
+        }
+    }
+    let ids = w.commit(&batch)?;
+    let holders = |u: &str| -> std::result::Result<Vec<String>, Failure> {
+        let mut v: Vec<String> = w
+            .store
+            .username_holders(&[u.to_string()])?
+            .into_iter()
+            .filter(|(_, name)| tenure_core::text::fold(name) == u)
+            .map(|(id, _)| id)
+            .collect();
+        v.sort();
+        Ok(v)
+    };
+    ensure_eq!(holders("ada")?, ["E1"], "an ASCII name, any case");
+    ensure_eq!(holders("ünal")?, ["E2"], "a non-ASCII name, folded");
+    ensure_eq!(holders("nobody")?, Vec::<String>::new(), "an unknown name");
+    let owned = w.store.owned_by(&w.schema, &["E1"])?;
+    ensure_eq!(owned.iter().map(|i| i.id.to_string()).collect::<Vec<_>>(), ["S1"], "what E1 owns");
+    let mut sources = w.store.sources_of(&["E1", "S1", "X9"])?;
+    sources.sort();
+    ensure_eq!(sources, [("E1".to_string(), "hr".to_string()), ("S1".to_string(), "hr".to_string())], "sources");
+    ensure_eq!(w.store.active_count("hr")?, 3, "active identities of the source");
+    let recent = w.store.batches_since("hr", &w.now())?;
+    ensure_eq!(recent.iter().map(|b| b.import_id).collect::<Vec<_>>(), [ids.import_id], "the batch is recent");
+    w.clock.advance(seconds(10));
+    ensure_eq!(w.store.batches_since("hr", &w.now())?.len(), 0, "and then it is not");
     Ok(())
 }

@@ -26,12 +26,14 @@
 
 pub mod conformance;
 mod error;
+mod push;
 mod records;
 pub mod scim;
 pub mod sqlite;
 mod traits;
 
 pub use error::{BackendError, Result, StoreError};
+pub use push::*;
 pub use records::*;
 pub use scim::ScimStore;
 pub use sqlite::{SqliteStore, StoreOptions};

@@ -81,6 +81,8 @@ pub struct Batch {
     /// imports and events become `superseded` (audited). The commit fails with `Conflict` if one
     /// of them was decided meanwhile, or if a batch of the same source was held since.
     pub supersede: Vec<HeldBatch>,
+    /// Journaled pushes this batch ingests (none for a snapshot).
+    pub ingests: crate::Ingested,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]

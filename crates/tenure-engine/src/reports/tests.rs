@@ -82,6 +82,7 @@ impl World {
             audit: vec![],
             base_import,
             supersede: vec![],
+            ingests: Default::default(),
         };
         self.store.commit_batch(schema, &batch).unwrap();
     }

@@ -11,6 +11,7 @@
 mod decisions;
 mod guard;
 mod import;
+mod push;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;

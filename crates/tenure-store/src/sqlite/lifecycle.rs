@@ -14,7 +14,7 @@ use tenure_core::{
     ImportState, OpState, Schema,
 };
 
-fn identity_from(schema: &Schema, id: &str, kind: &str, status: &str, attrs: &str) -> R<Identity> {
+pub(super) fn identity_from(schema: &Schema, id: &str, kind: &str, status: &str, attrs: &str) -> R<Identity> {
     let attrs = Attrs::from_json_str(schema, attrs).map_err(|e| corrupt(format!("attrs of `{id}`: {e}")))?;
     Ok(Identity::new(id, parse_enum(kind)?, parse_enum(status)?, attrs))
 }
@@ -451,6 +451,7 @@ pub(super) fn write_batch<'e>(
         }
     };
     ids.import_id = import_id;
+    super::push::mark_ingested(&tx, &batch.ingests, Some(import_id))?;
     audit_out.extend(batch.audit.iter().cloned());
 
     if let BatchState::Held { reason } = &batch.state {

@@ -9,6 +9,7 @@
 
 mod audit;
 mod lifecycle;
+mod push;
 mod queue;
 mod scim;
 
@@ -35,6 +36,8 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (4, "audit_checkpoints", include_str!("../../migrations/0004_audit_checkpoints.sql")),
     (5, "leases", include_str!("../../migrations/0005_leases.sql")),
     (6, "lean_indexes", include_str!("../../migrations/0006_lean_indexes.sql")),
+    (8, "identity_lookups", include_str!("../../migrations/0008_identity_lookups.sql")),
+    (9, "push_journal", include_str!("../../migrations/0009_push_journal.sql")),
     (11, "scim", include_str!("../../migrations/0011_scim.sql")),
 ];
 

@@ -1,0 +1,263 @@
+//! Pushed records become lifecycle events: a signed webhook's records, a SCIM User written to
+//! `/scim/v2`, an operator's event through the API, and the schedule's date transitions (a
+//! contractor whose `end_date` passed) all come through [`push`].
+//!
+//! A push is an upsert of the identities its records name, not a snapshot: identities it does
+//! not name are left alone, so nothing is a leaver for being absent. Otherwise it is an import
+//! like any other: each record is checked as a CSV row is (and refused with its index, field
+//! and reason), an identity of another source is never touched, an account name belongs to one
+//! identity, a leaver's non-human identities are transferred or revoked per `[nhi]`, and the
+//! events are guarded, planned and committed as one batch with their audit records. The guard
+//! counts a push together with the source's other batches inside `[guard] window`, and while a
+//! batch of the source is held, later pushes join it, so a flood of single terminations is
+//! stopped exactly like a truncated file.
+
+use crate::app::App;
+use crate::import::{self, ImportReport, Prepared, Window};
+use crate::{EngineError, Result};
+use rustc_hash::FxHashMap;
+use std::collections::HashSet;
+use tenure_core::record::{self, BadRecord, Record};
+use tenure_core::snapshot::{Parsed, Rejected};
+use tenure_core::text::{self, fold};
+use tenure_core::{Event, Identity, Status};
+use tenure_store::{Ingested, StoreError};
+
+/// How a push is made and recorded.
+#[derive(Debug, Clone, Default)]
+pub struct PushOptions {
+    /// Who pushed, for the audit trail: `source:hr`, `token:NAME`, `schedule:end_date`.
+    pub actor: String,
+    /// What the batch is called in the imports list and the audit (`webhook 7f3a…`).
+    pub label: String,
+    /// Journal entries this push ingests, marked in the same transaction.
+    pub ingests: Ingested,
+    pub dry_run: bool,
+}
+
+/// Applies `records` of `source` in order (a later record of the same key applies over the
+/// earlier one) and commits the resulting events as one batch. Records refused by a check are
+/// reported in the result's `rejected` (with `line` = the record's index) and change nothing;
+/// the others go ahead, exactly as the accepted rows of a file with rejected rows do.
+pub fn push(app: &App, source: &str, records: &[Record], opts: &PushOptions) -> Result<ImportReport> {
+    // Another batch of the source landing between reading and committing makes the store refuse
+    // the commit; the push is then prepared again from the new state.
+    let mut attempts = 0;
+    loop {
+        match push_once(app, source, records, opts) {
+            Err(EngineError::Store(StoreError::Conflict(_))) if attempts < 5 => attempts += 1,
+            other => return other,
+        }
+    }
+}
+
+fn push_once(app: &App, source: &str, records: &[Record], opts: &PushOptions) -> Result<ImportReport> {
+    let cfg = app.config();
+    let src = cfg.source(source).ok_or_else(|| {
+        EngineError::UnknownSource(
+            source.into(),
+            cfg.sources.iter().map(|s| s.name.as_str()).collect::<Vec<_>>().join(", "),
+        )
+    })?;
+    let schema = &cfg.schema;
+    let store = app.store();
+    let now = app.clock().now();
+    let today = src.today_at(now);
+    let mut engine = app.engine().map_err(Box::new)?;
+    engine.today = today;
+
+    let base_import = store.last_import(source)?;
+    // The source's held batch, if any: later pushes apply over its identities and join it.
+    let held_batch = store.held_batches()?.into_iter().filter(|h| h.source == source).max_by_key(|h| h.import);
+    let mut held_events: Vec<Event> = Vec::new();
+    if let Some(h) = &held_batch {
+        for e in store.held_events(schema, h.import)? {
+            held_events.push(Event {
+                kind: e.record.kind,
+                previous: store.identity(schema, &e.record.identity)?,
+                identity: e.identity,
+                changes: e.record.changes,
+                significant: e.record.significant,
+                note: e.record.note,
+            });
+        }
+    }
+    let held_after: FxHashMap<&str, &Identity> = held_events.iter().map(|e| (&*e.identity.id, &e.identity)).collect();
+
+    let keys: Vec<&str> = {
+        let mut seen = HashSet::new();
+        records.iter().map(|r| r.key.as_str()).filter(|k| seen.insert(*k)).collect()
+    };
+    let owner_of: FxHashMap<String, String> = store.sources_of(&keys)?.into_iter().collect();
+    let mut previous: FxHashMap<Box<str>, Identity> = FxHashMap::default();
+    for k in &keys {
+        if owner_of.get(*k).is_some_and(|s| s == source)
+            && let Some(i) = store.identity(schema, k)?
+        {
+            previous.insert(i.id.clone(), i);
+        }
+    }
+
+    let mut rejected: Vec<Rejected> = Vec::new();
+    let mut refused: HashSet<String> = HashSet::new();
+    let mut current: FxHashMap<String, Identity> = FxHashMap::default();
+    let mut order: Vec<String> = Vec::new();
+    let reject = |rejected: &mut Vec<Rejected>, refused: &mut HashSet<String>, e: BadRecord, key: &str| {
+        refused.insert(key.to_string());
+        rejected.push(Rejected {
+            line: e.index as u64,
+            key: Some(key.to_string()),
+            field: e.field,
+            reason: e.reason,
+            attributed: true,
+            names: Vec::new(),
+        });
+    };
+    for r in records {
+        if refused.contains(&r.key) {
+            continue;
+        }
+        if let Some(owner) = owner_of.get(&r.key).filter(|s| *s != source) {
+            let why = format!("key `{}` belongs to source `{owner}`; `{source}` cannot change it", r.key);
+            reject(&mut rejected, &mut refused, BadRecord::new(r.index, Some(&src.key), why), &r.key);
+            continue;
+        }
+        let base = current
+            .get(&r.key)
+            .or_else(|| held_after.get(r.key.as_str()).copied())
+            .or_else(|| previous.get(r.key.as_str()));
+        let next = if r.deleted {
+            match base {
+                Some(b) => record::deleted(b),
+                // Nothing to delete: the source removes someone Tenure never had.
+                None => continue,
+            }
+        } else {
+            match record::apply(schema, base, r, today) {
+                Ok(i) => i,
+                Err(e) => {
+                    reject(&mut rejected, &mut refused, e, &r.key);
+                    continue;
+                }
+            }
+        };
+        if !current.contains_key(&r.key) {
+            order.push(r.key.clone());
+        }
+        current.insert(r.key.clone(), next);
+    }
+    for k in &refused {
+        current.remove(k);
+    }
+
+    // An account name belongs to one identity: a record that gives its identity a username
+    // another identity holds (in the store, or earlier in this push) is refused.
+    let username = schema.slot_of("username");
+    let renamed: Vec<(&String, String)> = order
+        .iter()
+        .filter_map(|k| {
+            let u = current.get(k)?.attrs.get(username)?;
+            let before = previous.get(k.as_str()).and_then(|p| p.attrs.get(username));
+            (before.map(fold) != Some(fold(u))).then(|| (k, fold(u)))
+        })
+        .collect();
+    if !renamed.is_empty() {
+        let wanted: Vec<String> = renamed.iter().map(|(_, u)| u.clone()).collect();
+        let mut holders: FxHashMap<String, String> = FxHashMap::default();
+        for (id, u) in store.username_holders(&wanted)? {
+            // A holder renamed in this very push gives its name up.
+            let gives_up = current.get(&id).is_some_and(|i| i.attrs.get(username).map(fold) != Some(fold(&u)));
+            if !gives_up {
+                holders.insert(fold(&u), id);
+            }
+        }
+        for k in &order {
+            if let Some(u) = current.get(k).and_then(|i| i.attrs.get(username)) {
+                holders.entry(fold(u)).or_insert_with(|| k.clone());
+            }
+        }
+        let index_of = |k: &str| records.iter().rev().find(|r| r.key == k).map_or(0, |r| r.index);
+        for (k, u) in renamed {
+            if let Some(owner) = holders.get(&u).filter(|o| *o != k) {
+                let name = src
+                    .columns
+                    .iter()
+                    .find(|(slot, _)| *slot == username)
+                    .map_or("username".to_string(), |(_, c)| c.clone());
+                let why = format!("username `{}` belongs to identity `{owner}`", text::quote(&u));
+                reject(&mut rejected, &mut refused, BadRecord::new(index_of(k), Some(&name), why), k);
+            }
+        }
+        for k in &refused {
+            current.remove(k);
+        }
+    }
+
+    // A leaver's non-human identities leave or change hands with them.
+    let leavers: Vec<&str> = current
+        .values()
+        .filter(|i| {
+            i.status == Status::Terminated && previous.get(&*i.id).is_some_and(|p| p.status != Status::Terminated)
+        })
+        .map(|i| &*i.id)
+        .collect();
+    let owned = if leavers.is_empty() { Vec::new() } else { store.owned_by(schema, &leavers)? };
+    for nhi in owned {
+        if nhi.status == Status::Terminated || current.contains_key(&*nhi.id) || !nhi.is_nhi() {
+            continue;
+        }
+        if owner_of.get(&*nhi.id).is_some_and(|s| s != source) {
+            continue;
+        }
+        let id = nhi.id.to_string();
+        order.push(id.clone());
+        previous.insert(nhi.id.clone(), nhi.clone());
+        current.insert(id, nhi);
+    }
+
+    let rejected_keys = refused.clone();
+    let mut identities = Vec::with_capacity(current.len());
+    let mut lines = Vec::with_capacity(current.len());
+    for k in &order {
+        if let Some(i) = current.remove(k) {
+            lines.push(records.iter().rev().find(|r| &r.key == k).map_or(0, |r| r.index as u64));
+            identities.push(i);
+        }
+    }
+    // Previous state only of what this push names: nobody else is diffed, so nobody else is a
+    // leaver for being absent.
+    previous.retain(|k, _| identities.iter().any(|i| i.id == *k));
+    rejected.sort_by_key(|r| r.line);
+    let mut parsed =
+        Parsed { identities, lines, rejected, rejected_keys, unattributed: 0, truncated: None, rows: records.len() };
+    let nhi_audit = import::reassign_orphaned_nhi(&engine, &previous, &mut parsed);
+
+    let window_secs = i64::try_from(cfg.guard.window_secs).unwrap_or(i64::MAX);
+    let since = tenure_core::clock::stamp(now - chrono::Duration::seconds(window_secs));
+    let mut prior = crate::guard::Counts::default();
+    for b in store.batches_since(source, &since)? {
+        if b.state != "applied" {
+            continue;
+        }
+        let n = |k: &str| b.summary.get(k).and_then(serde_json::Value::as_u64).unwrap_or(0) as usize;
+        prior.leavers += n("leavers");
+        prior.losses += n("losses");
+        prior.privileged += n("privileged_grants");
+    }
+    let held = held_batch.map(|h| (h, held_events));
+    let prepared = Prepared {
+        source: source.into(),
+        file: opts.label.clone(),
+        sha256: String::new(),
+        previous,
+        parsed,
+        audit: nhi_audit,
+        base_import,
+        population: store.active_count(source)?,
+        window: Some(Window { prior, held }),
+        ingests: opts.ingests.clone(),
+        unit: "record",
+        actor: opts.actor.clone(),
+    };
+    import::commit_prepared(&engine, prepared, opts.dry_run)
+}
