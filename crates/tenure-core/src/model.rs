@@ -158,6 +158,14 @@ string_enum!(
     TargetKind { Ldap = "ldap", Scim = "scim", Postgres = "postgres", Manual = "manual" }
 );
 
+string_enum!(
+    /// What an API token may do (DESIGN §10): `admin` everything; `operator` imports, apply,
+    /// reconcile, tasks and reading; `approver` approvals, requests, reviews and reading;
+    /// `auditor` reading and the audit trail; `source` only its own source's webhook and SCIM
+    /// endpoint.
+    Scope { Admin = "admin", Operator = "operator", Approver = "approver", Auditor = "auditor", Source = "source" }
+);
+
 impl TargetKind {
     /// Whether a target of this kind can carry out `op`. The planner only plans what a target
     /// supports; each connector declares the same set through `Connector::capabilities`.

@@ -29,6 +29,7 @@ pub mod import;
 pub mod ingest;
 pub mod reconcile;
 pub mod reports;
+pub mod tokens;
 pub mod views;
 
 use chrono::NaiveDate;

@@ -23,6 +23,7 @@ mod operation;
 mod reconcile;
 mod report;
 mod task;
+mod token;
 
 pub use approval::Approval;
 pub use case::Case;
@@ -32,13 +33,14 @@ pub use operation::{OpReason, Operation};
 pub use reconcile::{Finding, ReconReport, RemediationReport, SkippedTarget, TargetReport};
 pub use report::{ApplyReport, CheckReport, CheckSummary, ClassCoverage, Coverage, ExecReport, Problem, RevokeTimes};
 pub use task::Ticket;
+pub use token::{CreatedToken, Token};
 
 /// The error body of every failed request and of every `--format json` failure.
 pub use tenure_core::error::{Code, ErrorBody};
 /// The kinds, states and outcomes the wire types carry, as the strings they print as.
 pub use tenure_core::{
     ApprovalKind, ApprovalState, CaseState, EventKind, EventState, ExceptionKind, ExceptionState, FindingKind, Kind,
-    OpKind, OpState, Status, TicketState,
+    OpKind, OpState, Scope, Status, TicketState,
 };
 
 #[cfg(test)]

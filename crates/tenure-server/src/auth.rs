@@ -5,46 +5,12 @@
 //! only its SHA-256 is stored. Tokens carry 256 bits of entropy, so a fast hash is enough: there
 //! is nothing to brute-force, and a lookup by hash reveals nothing about other tokens.
 
-use base64::Engine as _;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use sha2::{Digest as _, Sha256};
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
-/// What a token may do.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Scope {
-    /// Everything.
-    Admin,
-    /// Imports, apply, reconcile, tasks, and reading.
-    Operator,
-    /// Approvals, requests and reviews, and reading.
-    Approver,
-    /// Reading, audit verification and export.
-    Auditor,
-    /// Only its own source's webhook and SCIM endpoint.
-    Source,
-}
-
-impl Scope {
-    pub const ALL: &'static [Scope] = &[Scope::Admin, Scope::Operator, Scope::Approver, Scope::Auditor, Scope::Source];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Scope::Admin => "admin",
-            Scope::Operator => "operator",
-            Scope::Approver => "approver",
-            Scope::Auditor => "auditor",
-            Scope::Source => "source",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Scope> {
-        Scope::ALL.iter().copied().find(|c| c.as_str() == s)
-    }
-}
+/// What a token may do; the kinds live in `tenure-core`, so the store keeps them as an enum.
+pub use tenure_core::Scope;
 
 /// What a route does, for authorization.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -76,24 +42,9 @@ pub fn allowed(scope: Scope, source: Option<&str>, action: Action<'_>) -> bool {
     }
 }
 
-/// A new token's secret text, shown once.
-pub fn generate_token() -> String {
-    let mut bytes = [0u8; 32];
-    rand::Rng::fill(&mut rand::rng(), &mut bytes);
-    format!("tnr_{}", URL_SAFE_NO_PAD.encode(bytes))
-}
-
-/// What is stored for a token: the hex SHA-256 of its text.
-pub fn token_hash(token: &str) -> String {
-    hex::encode(Sha256::digest(token.as_bytes()))
-}
-
-/// Whether text has a token's shape, so that obviously malformed credentials are refused
-/// before any lookup.
-pub fn looks_like_token(s: &str) -> bool {
-    s.strip_prefix("tnr_")
-        .is_some_and(|b| b.len() == 43 && b.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'_'))
-}
+/// A new token's text, its stored hash, and the shape check before any lookup: the engine's
+/// (`tenure token create` makes tokens there), named here for the server.
+pub use tenure_engine::tokens::{generate as generate_token, hash as token_hash, looks_like as looks_like_token};
 
 /// Failed authentication attempts per client address: after `limit` failures within `window`,
 /// that address is answered 429 until the window has passed.

@@ -24,19 +24,23 @@
 //! [`conformance`] is the suite any implementation must pass, so a PostgreSQL store can follow
 //! without changing callers.
 
+mod browse;
 pub mod conformance;
 mod error;
 mod push;
 mod records;
 pub mod scim;
 pub mod sqlite;
+mod tokens;
 mod traits;
 
+pub use browse::{Browse, schema_version};
 pub use error::{BackendError, Result, StoreError};
 pub use push::*;
 pub use records::*;
 pub use scim::ScimStore;
 pub use sqlite::{SqliteStore, StoreOptions};
+pub use tokens::{NewToken, TokenRecord, Tokens};
 pub use traits::{Backend, Queue, Store};
 
 /// The wall clock, for a store outside tests. `tenure-core` never reads the clock itself.

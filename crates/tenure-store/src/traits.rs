@@ -147,5 +147,5 @@ pub trait Queue: Send + Sync {
 }
 
 /// A store that is all of them: what the executor, reconciliation and the server need.
-pub trait Backend: Store + Queue + crate::Pushes + crate::scim::ScimStore {}
-impl<T: Store + Queue + crate::Pushes + crate::scim::ScimStore> Backend for T {}
+pub trait Backend: Store + Queue + crate::Pushes + crate::Tokens + crate::Browse + crate::scim::ScimStore {}
+impl<T: Store + Queue + crate::Pushes + crate::Tokens + crate::Browse + crate::scim::ScimStore> Backend for T {}

@@ -148,6 +148,47 @@ pub enum Command {
     /// The tamper-evident audit trail.
     #[command(subcommand)]
     Audit(AuditCmd),
+    /// Run the server: the REST API, webhooks, SCIM endpoint, metrics, workers and schedules,
+    /// until Ctrl-C or SIGTERM.
+    Serve {
+        /// The address to listen on (default: `[server] listen` from the config).
+        #[arg(long, env = "TENURE_LISTEN", value_name = "ADDR")]
+        listen: Option<String>,
+    },
+    /// API tokens for the server.
+    #[command(subcommand)]
+    Token(TokenCmd),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TokenCmd {
+    /// Create a token and print it once (only its hash is stored).
+    Create {
+        /// A name for the token: who or what uses it (the actor in the audit trail).
+        #[arg(long = "name", value_name = "NAME")]
+        token: String,
+        /// What it may do: admin, operator, approver, auditor or source.
+        #[arg(long)]
+        scope: String,
+        /// For scope source: the one source whose webhook and SCIM endpoint it may use.
+        #[arg(long)]
+        source: Option<String>,
+        #[command(flatten)]
+        who: Who,
+    },
+    /// List tokens (never their text).
+    List {
+        /// Include revoked tokens.
+        #[arg(long)]
+        all: bool,
+    },
+    /// Revoke a token by name: it stops working at once.
+    Revoke {
+        #[arg(value_name = "NAME")]
+        token: String,
+        #[command(flatten)]
+        who: Who,
+    },
 }
 
 #[derive(Debug, Args)]

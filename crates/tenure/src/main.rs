@@ -16,7 +16,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 use anyhow::Result;
 use clap::Parser;
-use cli::{AuditCmd, Cli, Command, IdentityCmd, TaskCmd, Who};
+use cli::{AuditCmd, Cli, Command, IdentityCmd, TaskCmd, TokenCmd, Who};
 use commands as cmd;
 use output::{Format, TEXT_JSON};
 use std::process::ExitCode;
@@ -112,6 +112,20 @@ fn run(cli: &Cli) -> Result<ExitCode> {
         )
         .into()),
         Command::Audit(a) => audit(cli, a),
+        Command::Serve { listen } => cmd::serve::run(&open(config, Needs::Policy)?, listen.as_deref()),
+        Command::Token(t) => token(cli, t),
+    }
+}
+
+fn token(cli: &Cli, t: &TokenCmd) -> Result<ExitCode> {
+    let f = Format::parse(cli.format.as_deref(), TEXT_JSON, Format::Text)?;
+    let app = open(cli.config.as_path(), Needs::Store)?;
+    match t {
+        TokenCmd::Create { token, scope, source, who: w } => {
+            cmd::token::create(&app, token, scope, source.as_deref(), &who(w), f)
+        }
+        TokenCmd::List { all } => cmd::token::list(&app, *all, f),
+        TokenCmd::Revoke { token, who: w } => cmd::token::revoke(&app, token, &who(w), f),
     }
 }
 

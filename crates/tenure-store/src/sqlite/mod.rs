@@ -8,10 +8,12 @@
 //! out of it come only [`StoreError`]s, carrying the database's message and no SQLite type.
 
 mod audit;
+mod browse;
 mod lifecycle;
 mod push;
 mod queue;
 mod scim;
+mod tokens;
 
 use crate::records::*;
 use crate::scim::{ScimKind, ScimLookup, ScimOutcome, ScimResource, ScimWrite};
@@ -36,10 +38,16 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (4, "audit_checkpoints", include_str!("../../migrations/0004_audit_checkpoints.sql")),
     (5, "leases", include_str!("../../migrations/0005_leases.sql")),
     (6, "lean_indexes", include_str!("../../migrations/0006_lean_indexes.sql")),
+    (7, "tokens", include_str!("../../migrations/0007_tokens.sql")),
     (8, "identity_lookups", include_str!("../../migrations/0008_identity_lookups.sql")),
     (9, "push_journal", include_str!("../../migrations/0009_push_journal.sql")),
     (11, "scim", include_str!("../../migrations/0011_scim.sql")),
 ];
+
+/// The version of the last embedded migration.
+pub(crate) fn latest_migration() -> i64 {
+    MIGRATIONS.last().map_or(0, |m| m.0)
+}
 
 /// An error inside the SQLite store: SQLite's own, or one of the store's. Never leaves this
 /// module: the trait impls turn it into a [`StoreError`].
@@ -546,3 +554,31 @@ impl crate::ScimStore for SqliteStore {
 
 #[cfg(test)]
 mod tests;
+
+impl crate::Tokens for SqliteStore {
+    fn create_token(&self, token: &crate::NewToken<'_>) -> crate::Result<crate::TokenRecord> {
+        Ok(tokens::create(self, token)?)
+    }
+
+    fn tokens(&self, include_revoked: bool) -> crate::Result<Vec<crate::TokenRecord>> {
+        Ok(tokens::list(&self.lock(), include_revoked)?)
+    }
+
+    fn token_by_hash(&self, hash: &str) -> crate::Result<Option<crate::TokenRecord>> {
+        Ok(tokens::by_hash(&self.lock(), hash)?)
+    }
+
+    fn touch_token(&self, id: i64) -> crate::Result<()> {
+        Ok(tokens::touch(self, id)?)
+    }
+
+    fn revoke_token(&self, name: &str, by: &str) -> crate::Result<crate::TokenRecord> {
+        Ok(tokens::revoke(self, name, by)?)
+    }
+}
+
+impl crate::Browse for SqliteStore {
+    fn applied_schema_version(&self) -> crate::Result<i64> {
+        Ok(browse::applied_schema_version(&self.lock())?)
+    }
+}
