@@ -451,7 +451,7 @@ pub(super) fn write_batch<'e>(
         }
     };
     ids.import_id = import_id;
-    super::push::mark_ingested(&tx, &batch.ingests, Some(import_id))?;
+    super::push::mark_ingested(tx, &batch.ingests, Some(import_id))?;
     audit_out.extend(batch.audit.iter().cloned());
 
     if let BatchState::Held { reason } = &batch.state {
