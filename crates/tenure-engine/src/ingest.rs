@@ -280,3 +280,170 @@ fn push_once(
     };
     import::commit_prepared(&engine, prepared, opts.dry_run, commit)
 }
+
+/// A JSON field as read: its name, its text (strings and numbers) or its boolean.
+type Field<'a> = (&'a str, Option<std::borrow::Cow<'a, str>>, Option<bool>);
+
+/// At most this many records in one push request (DESIGN §11).
+pub const MAX_RECORDS: usize = 1_000;
+
+/// Reads a push body: one record, or `{"records": [...]}` with at most [`MAX_RECORDS`]. Each
+/// record is a JSON object keyed by the source's column names, exactly like a CSV row of that
+/// source; values are strings (numbers are taken as written), `null` clears, and `deleted` is
+/// the one boolean. The first bad record refuses the whole body.
+pub fn records_from_json(
+    source: &tenure_core::config::SourceConfig,
+    schema: &tenure_core::Schema,
+    body: &serde_json::Value,
+) -> std::result::Result<Vec<Record>, BadRecord> {
+    use serde_json::Value as J;
+    let list: Vec<&J> = match body {
+        J::Object(o) if o.contains_key("records") => match o.get("records") {
+            Some(J::Array(a)) => a.iter().collect(),
+            _ => return Err(BadRecord::new(0, Some("records"), "`records` must be an array of records")),
+        },
+        J::Object(_) => vec![body],
+        _ => return Err(BadRecord::new(0, None, "the body must be a record (a JSON object) or {\"records\": [...]}")),
+    };
+    if list.is_empty() {
+        return Err(BadRecord::new(0, Some("records"), "no records"));
+    }
+    if list.len() > MAX_RECORDS {
+        return Err(BadRecord::new(
+            MAX_RECORDS,
+            Some("records"),
+            format!("{} records; at most {MAX_RECORDS} in one request", list.len()),
+        ));
+    }
+    let mut out = Vec::with_capacity(list.len());
+    for (index, r) in list.into_iter().enumerate() {
+        let J::Object(fields) = r else {
+            return Err(BadRecord::new(index, None, "a record must be a JSON object"));
+        };
+        let mut owned: Vec<Field<'_>> = Vec::with_capacity(fields.len());
+        for (name, v) in fields {
+            owned.push(match v {
+                J::Null => (name, None, None),
+                J::Bool(b) => (name, None, Some(*b)),
+                J::String(s) => (name, Some(std::borrow::Cow::Borrowed(s.as_str())), None),
+                J::Number(n) => (name, Some(std::borrow::Cow::Owned(n.to_string())), None),
+                J::Array(_) | J::Object(_) => {
+                    return Err(BadRecord::new(index, Some(name), "must be a string, a number or null"));
+                }
+            });
+        }
+        let values = owned.iter().map(|(name, s, b)| {
+            let v = match (s, b) {
+                (Some(s), _) => record::Value::Str(s),
+                (None, Some(b)) => record::Value::Bool(*b),
+                (None, None) => record::Value::Null,
+            };
+            (*name, v)
+        });
+        let rec = record::from_columns(source, index, values)?;
+        // Check every value now, so that a bad record is refused before anything is journaled.
+        if !rec.deleted {
+            record::apply(schema, None, &rec, chrono::NaiveDate::MIN)?;
+        }
+        out.push(rec);
+    }
+    Ok(out)
+}
+
+/// What draining the push journal did.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct Drained {
+    /// Journal entries ingested (or settled as unreadable).
+    pub entries: usize,
+    pub records: usize,
+    /// One report per source batch committed.
+    pub reports: Vec<ImportReport>,
+}
+
+/// Ingests up to `max_entries` pending journal entries, oldest first: the entries of one
+/// source become one push (one batch, one guard decision) and are marked ingested in that
+/// batch's transaction, so each is applied exactly once even if the process dies mid-way. A
+/// store failure leaves the entries pending for the next run; an entry that cannot be read
+/// any more (the config lost its source) is settled with the reason and audited.
+pub fn drain_journal(app: &App, max_entries: usize) -> Result<Drained> {
+    let store = app.store();
+    let pending = store.journal_pending(max_entries)?;
+    let mut out = Drained::default();
+    let mut sources: Vec<&str> = Vec::new();
+    for e in &pending {
+        if !sources.contains(&e.source.as_str()) {
+            sources.push(&e.source);
+        }
+    }
+    let cfg = app.config();
+    for source in sources {
+        let entries: Vec<&tenure_store::JournalEntry> = pending.iter().filter(|e| e.source == source).collect();
+        let mut ingests = Ingested::default();
+        let mut records: Vec<Record> = Vec::new();
+        let mut unreadable: Vec<(i64, String)> = Vec::new();
+        for e in &entries {
+            let parsed = match cfg.source(source) {
+                None => Err(format!("source `{source}` is not in the config any more")),
+                Some(src) => records_from_json(src, &cfg.schema, &e.records).map_err(|b| b.to_string()),
+            };
+            ingests.entries.push(e.id);
+            match parsed {
+                Ok(rs) => {
+                    ingests.results.push(serde_json::json!({ "records": rs.len() }));
+                    records.extend(rs);
+                }
+                Err(why) => {
+                    ingests.results.push(serde_json::json!({ "error": why }));
+                    unreadable.push((e.id, why));
+                }
+            }
+        }
+        out.entries += entries.len();
+        out.records += records.len();
+        let first = entries.first().map_or(0, |e| e.id);
+        let last = entries.last().map_or(0, |e| e.id);
+        let label = match entries.as_slice() {
+            [one] => format!("push {} (journal {})", tenure_core::text::quote(&one.delivery), one.id),
+            _ => format!("pushes (journal {first}..{last})"),
+        };
+        let actors: HashSet<&str> = entries.iter().map(|e| e.actor.as_str()).collect();
+        let actor = match actors.into_iter().collect::<Vec<_>>().as_slice() {
+            [one] => (*one).to_string(),
+            _ => format!("source:{source}"),
+        };
+        if records.is_empty() || cfg.source(source).is_none() {
+            store.journal_settle(&ingests)?;
+            let audit: Vec<tenure_core::audit::AuditEntry> = unreadable
+                .iter()
+                .map(|(id, why)| {
+                    tenure_core::audit::AuditEntry::new(&actor, "push.unreadable", "rejected")
+                        .reason(format!("journal entry {id}: {why}"))
+                })
+                .collect();
+            if !audit.is_empty() {
+                store.audit(&audit)?;
+            }
+            continue;
+        }
+        // Records keep their index within the batch, so a refusal names one record exactly.
+        for (i, r) in records.iter_mut().enumerate() {
+            r.index = i;
+        }
+        let opts = PushOptions { actor, label, ingests, dry_run: false };
+        match push(app, source, &records, &opts) {
+            Ok(report) => out.reports.push(report),
+            Err(e @ EngineError::Store(_)) => return Err(e),
+            Err(e) => {
+                let why = e.to_string();
+                let done = Ingested {
+                    results: vec![serde_json::json!({ "error": why }); opts.ingests.entries.len()],
+                    entries: opts.ingests.entries,
+                };
+                store.journal_settle(&done)?;
+                store.audit(&[tenure_core::audit::AuditEntry::new(&opts.actor, "push.failed", "failed")
+                    .reason(format!("{}: {why}", opts.label))])?;
+            }
+        }
+    }
+    Ok(out)
+}

@@ -1,12 +1,339 @@
 //! Signed HR webhooks (`POST /hooks/{source}`, the design's section 11) and operator events
-//! (`POST /api/v1/events`).
+//! (`POST /api/v1/events`): pushed records, journaled durably before they are acknowledged and
+//! ingested by a worker right after.
 //!
-//! Owner: the LEAD (issue 8). This file holds only the signature `app()` merges; the lead fills
-//! it in. Handlers authorize pushes themselves with `Principal::require(Action::Push { source })`,
-//! since the source comes from the path.
+//! **A request** is checked in full before anything is written: the token may push for the
+//! source, the body is at most 1 MiB (413), the Standard Webhooks signature is valid for one of
+//! the source's secrets and the timestamp within five minutes (401), the JSON is one record or
+//! `{"records": [...]}` and every record passes the checks a CSV row passes (400 with the
+//! record's index, field and reason). Any refusal changes nothing. An accepted request is
+//! appended to the push journal and answered 202 once that transaction has committed; a
+//! repeated `webhook-id` is answered with the first 202 and writes nothing.
+//!
+//! **Group commit.** Journal appends from concurrent requests go to one writer thread that
+//! commits whatever is waiting in one transaction, so a burst costs one commit per group, not
+//! one per request, and a request's 202 still waits for its own commit.
+//!
+//! **Ingest.** [`spawn_ingest`] wakes on every append (and once a second, and at start, which
+//! recovers what a killed process journaled but never ingested) and runs
+//! `tenure_engine::ingest::drain_journal`: each source's pending entries become one push, guarded
+//! over the source's window, and are marked ingested in that batch's transaction, so every
+//! journaled delivery is applied exactly once.
+//!
+//! **Durability.** SQLite in WAL mode with `synchronous = NORMAL` (the store's setting): a
+//! committed append survives the process being killed (`kill -9`); surviving power loss as well
+//! would need `synchronous = FULL`.
 
-use crate::ServerState;
+use crate::access::Principal;
+use crate::error::ApiError;
+use crate::webhook::{self, Secret};
+use crate::{ServerState, auth::Action};
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use serde::Deserialize;
+use std::sync::Arc;
+use std::sync::mpsc;
+use std::time::Duration;
+use tenure_core::config::{SecretRef, SourceKind};
+use tenure_core::error::Code;
+use tenure_core::record::{BadRecord, Record};
+use tenure_engine::ingest;
+use tenure_store::{Backend, JournalIn, Journaled};
+use tokio::sync::{Notify, oneshot};
+use tokio_util::sync::CancellationToken;
 
-pub fn router() -> axum::Router<ServerState> {
-    axum::Router::new()
+/// The largest body a push may have (DESIGN §11).
+pub const MAX_BODY: usize = 1 << 20;
+
+/// How many appends one journal transaction takes at most.
+const GROUP: usize = 512;
+
+/// A journaled delivery, or why the append failed (its code and the store's message).
+type Reply = oneshot::Sender<Result<Journaled, (Code, String)>>;
+
+/// The push side of the server's state: the journal writer and the ingest worker's wake-up.
+#[derive(Clone)]
+pub struct Hooks {
+    writer: mpsc::Sender<(JournalIn, Reply)>,
+    /// Rung after every append; the ingest worker waits on it.
+    pub ingest: Arc<Notify>,
+    /// Rung after every ingest that planned operations; the executor worker may wait on it.
+    pub work: Arc<Notify>,
+}
+
+impl std::fmt::Debug for Hooks {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Hooks").finish_non_exhaustive()
+    }
+}
+
+impl Hooks {
+    /// Starts the journal writer thread on `store`; it ends when the last `Hooks` is dropped.
+    pub fn new(store: Arc<dyn Backend>) -> Self {
+        let (writer, rx) = mpsc::channel::<(JournalIn, Reply)>();
+        let spawned = std::thread::Builder::new().name("tenure-journal".into()).spawn(move || {
+            while let Ok(first) = rx.recv() {
+                let mut group = vec![first];
+                while group.len() < GROUP {
+                    match rx.try_recv() {
+                        Ok(next) => group.push(next),
+                        Err(_) => break,
+                    }
+                }
+                let (entries, replies): (Vec<JournalIn>, Vec<Reply>) = group.into_iter().unzip();
+                match store.journal_append(&entries) {
+                    Ok(done) => {
+                        for (reply, j) in replies.into_iter().zip(done) {
+                            let _ = reply.send(Ok(j));
+                        }
+                    }
+                    Err(e) => {
+                        use tenure_core::error::HasCode;
+                        let (code, why) = (e.code(), e.to_string());
+                        for reply in replies {
+                            let _ = reply.send(Err((code, why.clone())));
+                        }
+                    }
+                }
+            }
+        });
+        if let Err(e) = spawned {
+            tracing::error!(error = %e, "cannot start the journal writer; pushes will be answered 503");
+        }
+        Self { writer, ingest: Arc::new(Notify::new()), work: Arc::new(Notify::new()) }
+    }
+
+    /// Appends one delivery and waits for its transaction to commit.
+    async fn append(&self, entry: JournalIn) -> Result<Journaled, ApiError> {
+        let (tx, rx) = oneshot::channel();
+        let unavailable = || ApiError::internal(Code::StoreUnavailable, &"the journal writer is not running");
+        self.writer.send((entry, tx)).map_err(|_| unavailable())?;
+        let journaled = rx.await.map_err(|_| unavailable())?.map_err(|(code, why)| ApiError::internal(code, &why))?;
+        self.ingest.notify_one();
+        Ok(journaled)
+    }
+}
+
+pub fn router() -> Router<ServerState> {
+    Router::new().route("/hooks/{source}", post(webhook)).route("/api/v1/events", post(events))
+}
+
+/// A refused record: `{code, message, index, field, reason}`.
+fn bad_record(e: &BadRecord) -> Response {
+    let body = serde_json::json!({
+        "code": Code::InvalidInput.as_str(),
+        "message": e.to_string(),
+        "index": e.index,
+        "field": e.field,
+        "reason": e.reason,
+    });
+    (StatusCode::BAD_REQUEST, axum::Json(body)).into_response()
+}
+
+/// Reads the body up to [`MAX_BODY`]; a longer one is 413 (the declared length is checked
+/// first, so an oversized upload is refused before it is read).
+async fn read_body(headers: &HeaderMap, body: Body) -> Result<Bytes, ApiError> {
+    let too_large = || ApiError::new(Code::PayloadTooLarge, format!("the body is over {MAX_BODY} bytes"));
+    let declared = headers.get(axum::http::header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<usize>().ok());
+    if declared.is_some_and(|n| n > MAX_BODY) {
+        return Err(too_large());
+    }
+    axum::body::to_bytes(body, MAX_BODY).await.map_err(|_| too_large())
+}
+
+fn parse_json(bytes: &[u8]) -> Result<serde_json::Value, ApiError> {
+    serde_json::from_slice(bytes).map_err(|e| {
+        ApiError::invalid(format!("the body is not JSON: line {} column {}: {}", e.line(), e.column(), kind(&e)))
+    })
+}
+
+/// serde_json's category, without echoing any of the body back.
+fn kind(e: &serde_json::Error) -> &'static str {
+    match e.classify() {
+        serde_json::error::Category::Io => "unreadable",
+        serde_json::error::Category::Syntax => "syntax error",
+        serde_json::error::Category::Data => "unexpected value",
+        serde_json::error::Category::Eof => "unexpected end",
+    }
+}
+
+/// The source's signing secrets: `whsec_...` values separated by whitespace (two during a
+/// rotation). Read on every request, so a rotated secret file takes effect without a restart.
+fn secrets(r: &SecretRef) -> Result<Vec<Secret>, ApiError> {
+    let text = match r {
+        SecretRef::Env(var) => std::env::var(var).ok(),
+        SecretRef::File(path) => std::fs::read_to_string(path).ok(),
+        SecretRef::None => None,
+    };
+    let parsed: Vec<Secret> =
+        text.iter().flat_map(|t| t.split_whitespace()).filter_map(|s| Secret::parse(s).ok()).collect();
+    if parsed.is_empty() {
+        // The operator's mistake, not the sender's: logged, and answered as the server's.
+        return Err(ApiError::internal(Code::ConfigInvalid, &"the webhook source has no readable `whsec_` secret"));
+    }
+    Ok(parsed)
+}
+
+/// The 202's body: what was accepted. Stored with the delivery, so a repeat of the delivery
+/// id is answered exactly as the first was.
+fn accepted(delivery: &str, records: &[Record]) -> serde_json::Value {
+    let events: Vec<serde_json::Value> =
+        records.iter().map(|r| serde_json::json!({ "index": r.index, "key": r.key, "deleted": r.deleted })).collect();
+    serde_json::json!({ "accepted": records.len(), "delivery": delivery, "events": events })
+}
+
+/// Journals `entry` (its response built from `records`) and answers 202.
+async fn journal(state: &ServerState, mut entry: JournalIn, records: &[Record]) -> Result<Response, ApiError> {
+    entry.response = accepted(&entry.delivery, records);
+    let first = entry.response.clone();
+    let body = match state.hooks.append(entry).await? {
+        Journaled::New(_) => first,
+        Journaled::Repeat { response, .. } => response,
+    };
+    Ok((StatusCode::ACCEPTED, axum::Json(body)).into_response())
+}
+
+async fn webhook(
+    State(state): State<ServerState>,
+    principal: Principal,
+    Path(source): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    principal.require(Action::Push { source: &source })?;
+    let outcome = |o: &str| state.metrics.webhook_event(&source, o);
+    let cfg = state.app.config();
+    let Some(src) = cfg.source(&source).filter(|s| s.kind == SourceKind::Webhook) else {
+        outcome("unknown_source");
+        return Err(ApiError::new(
+            Code::UnknownSource,
+            format!("no webhook source `{}` in the config", tenure_core::text::quote(&source)),
+        ));
+    };
+    let bytes = read_body(&headers, body).await.inspect_err(|_| outcome("too_large"))?;
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    let h = webhook::Headers {
+        id: header("webhook-id"),
+        timestamp: header("webhook-timestamp"),
+        signature: header("webhook-signature"),
+    };
+    let now = state.app.clock().now().timestamp();
+    let delivery = webhook::verify(&secrets(&src.secret)?, h, &bytes, now)
+        .map_err(|e| {
+            outcome("unauthorized");
+            ApiError::new(Code::Unauthorized, e.to_string())
+        })?
+        .to_string();
+    let json = parse_json(&bytes).inspect_err(|_| outcome("invalid"))?;
+    let records = match ingest::records_from_json(src, &cfg.schema, &json) {
+        Ok(r) => r,
+        Err(e) => {
+            outcome("invalid");
+            return Ok(bad_record(&e));
+        }
+    };
+    let entry = JournalIn {
+        source: source.clone(),
+        delivery,
+        actor: format!("source:{source}"),
+        records: json,
+        response: serde_json::Value::Null,
+    };
+    let answer = journal(&state, entry, &records).await?;
+    outcome("accepted");
+    Ok(answer)
+}
+
+#[derive(Debug, Deserialize)]
+struct EventsQuery {
+    source: String,
+}
+
+/// `POST /api/v1/events?source=NAME`: an operator pushes records for any source (a correction
+/// HR has not made yet, a termination reported by phone), through the same journal, checks and
+/// guard as a webhook, audited as the token's principal. An `Idempotency-Key` header makes a
+/// retry safe, as `webhook-id` does.
+async fn events(
+    State(state): State<ServerState>,
+    principal: Principal,
+    Query(q): Query<EventsQuery>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    principal.require(Action::Operate)?;
+    let cfg = state.app.config();
+    let Some(src) = cfg.source(&q.source) else {
+        return Err(ApiError::new(
+            Code::UnknownSource,
+            format!("no source `{}` in the config", tenure_core::text::quote(&q.source)),
+        ));
+    };
+    let bytes = read_body(&headers, body).await?;
+    let json = parse_json(&bytes)?;
+    let records = match ingest::records_from_json(src, &cfg.schema, &json) {
+        Ok(r) => r,
+        Err(e) => return Ok(bad_record(&e)),
+    };
+    let delivery = match headers.get("idempotency-key").and_then(|v| v.to_str().ok()) {
+        Some(k) if !k.is_empty() && k.len() <= 200 && k.bytes().all(|b| b.is_ascii_graphic()) => format!("key:{k}"),
+        Some(_) => return Err(ApiError::invalid("`Idempotency-Key` must be 1 to 200 printable ASCII characters")),
+        None => format!("api:{}", crate::auth::generate_token()),
+    };
+    let entry = JournalIn {
+        source: q.source.clone(),
+        delivery,
+        actor: principal.actor(),
+        records: json,
+        response: serde_json::Value::Null,
+    };
+    journal(&state, entry, &records).await
+}
+
+/// The ingest worker: drains the push journal whenever an append rings, once a second, and at
+/// start. Stops when `stop` is cancelled, after the drain under way commits.
+pub fn spawn_ingest(state: ServerState, stop: CancellationToken) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        loop {
+            loop {
+                let app = state.app.clone();
+                let drained = tokio::task::spawn_blocking(move || ingest::drain_journal(&app, 1_000)).await;
+                match drained {
+                    Ok(Ok(d)) if d.entries == 0 => break,
+                    Ok(Ok(d)) => {
+                        let planned: usize = d.reports.iter().map(|r| r.counts.operations).sum();
+                        tracing::info!(
+                            entries = d.entries,
+                            records = d.records,
+                            operations = planned,
+                            "pushes ingested"
+                        );
+                        if planned > 0 {
+                            state.hooks.work.notify_waiters();
+                            state.hooks.work.notify_one();
+                        }
+                    }
+                    Ok(Err(e)) => {
+                        tracing::warn!(error = %e, "ingesting pushes failed; retrying shortly");
+                        break;
+                    }
+                    Err(e) => {
+                        tracing::error!(error = %e, "the ingest task panicked; retrying shortly");
+                        break;
+                    }
+                }
+                if stop.is_cancelled() {
+                    return;
+                }
+            }
+            tokio::select! {
+                () = state.hooks.ingest.notified() => {}
+                () = tokio::time::sleep(Duration::from_secs(1)) => {}
+                () = stop.cancelled() => return,
+            }
+        }
+    })
 }

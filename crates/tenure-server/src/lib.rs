@@ -60,6 +60,8 @@ pub struct ServerState {
     pub app: App,
     /// The counters the server and its workers increment (`/metrics`).
     pub metrics: Metrics,
+    /// The push journal's writer and the ingest and executor wake-ups.
+    pub hooks: hooks::Hooks,
     inner: Arc<Inner>,
 }
 
@@ -86,7 +88,8 @@ impl ServerState {
         let throttle = auth::Throttle::new(options.throttle_limit, options.throttle_window);
         let inner =
             Inner { options, throttle: Mutex::new(throttle), touched: Mutex::new(std::collections::HashMap::new()) };
-        Self { app, metrics: Metrics::default(), inner: Arc::new(inner) }
+        let hooks = hooks::Hooks::new(app.store().clone());
+        Self { app, metrics: Metrics::default(), hooks, inner: Arc::new(inner) }
     }
 
     pub fn options(&self) -> &ServerOptions {
@@ -137,7 +140,8 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let stop = CancellationToken::new();
-    let workers = workers::spawn(state.clone(), stop.clone());
+    let mut workers = workers::spawn(state.clone(), stop.clone());
+    workers.push(hooks::spawn_ingest(state.clone(), stop.clone()));
     let signal = {
         let stop = stop.clone();
         async move {

@@ -153,3 +153,62 @@ fn single_leavers_pushed_one_by_one_are_held_once_the_window_adds_up_and_later_p
     let (report, _) = push_lines(&w, &["employee_id=C05,employment_status=terminated"]);
     assert_eq!(report.outcome, ImportOutcome::Applied);
 }
+
+#[test]
+fn journaled_pushes_are_ingested_once_in_order_and_a_bad_body_is_refused_whole() {
+    use tenure_engine::ingest::{drain_journal, records_from_json};
+    use tenure_store::{JournalIn, JournalState};
+    let w = World::new();
+    let cfg = w.app.config();
+    let src = cfg.source("hr").unwrap();
+    let body = serde_json::json!({ "records": [
+        { "employee_id": "E1", "login": "ada", "work_email": "ada@example.com", "dept": "Engineering", "employment_status": "active" },
+        { "employee_id": 42, "login": "bo", "work_email": "bo@example.com", "dept": "Sales", "employment_status": "active" },
+    ]});
+    assert_eq!(records_from_json(src, &cfg.schema, &body).unwrap().len(), 2, "numbers are taken as written");
+    for (bad, why) in [
+        (serde_json::json!([1]), "record 0: the body must be a record (a JSON object) or {\"records\": [...]}"),
+        (
+            serde_json::json!({ "records": [{ "employee_id": "E1" }, { "dept": "x" }] }),
+            "record 1 field `employee_id`: missing key",
+        ),
+        (
+            serde_json::json!({ "employee_id": "E1", "start": "yesterday" }),
+            "record 0 field `start`: bad date `yesterday`: expected YYYY-MM-DD",
+        ),
+        (
+            serde_json::json!({ "employee_id": "E1", "dept": ["a"] }),
+            "record 0 field `dept`: must be a string, a number or null",
+        ),
+    ] {
+        let got = records_from_json(src, &cfg.schema, &bad).map(|_| ()).unwrap_err().to_string();
+        assert!(got.starts_with(why), "{bad}: {got}");
+    }
+    let entry = |id: &str, body: serde_json::Value| JournalIn {
+        source: "hr".into(),
+        delivery: id.into(),
+        actor: "source:hr".into(),
+        records: body,
+        response: serde_json::json!({}),
+    };
+    let store = w.app.store();
+    store.journal_append(&[entry("msg_1", body.clone())]).unwrap();
+    store
+        .journal_append(&[
+            entry("msg_2", serde_json::json!({ "employee_id": "E1", "employment_status": "terminated" })),
+            entry("msg_1", serde_json::json!({ "employee_id": "E9" })),
+        ])
+        .unwrap();
+    let drained = drain_journal(&w.app, 100).unwrap();
+    assert_eq!((drained.entries, drained.records, drained.reports.len()), (2, 3, 1), "the repeat was never journaled");
+    let report = &drained.reports[0];
+    let mut events: Vec<String> = report.events.iter().map(|e| format!("{} {}", e.kind, e.identity)).collect();
+    events.sort();
+    // E1 joined and left inside one batch: recorded as a terminated identity, nothing to grant.
+    assert_eq!(events, ["joiner 42", "update E1"], "{report:?}");
+    assert_eq!(w.status("E1"), tenure_core::Status::Terminated);
+    assert!(store.journal_pending(10).unwrap().is_empty());
+    let e = store.journal_entry(1).unwrap().unwrap();
+    assert_eq!((e.state, e.import_id), (JournalState::Ingested, report.import_id));
+    assert_eq!(drain_journal(&w.app, 100).unwrap().entries, 0, "nothing is ingested twice");
+}

@@ -7,6 +7,7 @@ mod contract;
 mod hardening;
 mod lifecycle;
 mod peers;
+mod pushes;
 mod snapshots;
 mod tour;
 
