@@ -14,9 +14,15 @@
 //! commit that batch in one transaction ([`tenure_store::ScimStore::scim_write`]). A User
 //! write is a full replacement, so every mapped attribute is in the record and one the User
 //! no longer has is cleared. `active: false` makes a leaver; a DELETE is the record
-//! `{key, deleted: true}`; a User whose key changes (a new `externalId`) is a deletion of the
-//! old key and a record for the new one. `manager.value` names the manager's SCIM id; when it
-//! is a User of the same source, the engine sees that User's key.
+//! `{key, deleted: true}`. `manager.value` names the manager's SCIM id; when it is a User of the
+//! same source, the engine sees that User's key.
+//!
+//! **The key is fixed when a User is created** (`externalId`, else `employeeNumber`, else the
+//! resource id, DESIGN §12). A later write that changes `externalId` or `employeeNumber` is kept
+//! in the body, as written, but the User stays the same identity: the SCIM resource is the
+//! person. IdPs set or correct `externalId` after creating a User (Entra, Okta); moving the User
+//! to a new identity would make that person a leaver and a joiner at once, and the new identity
+//! could not even take the account name the old one still holds.
 //!
 //! **Groups.** No source maps groups yet, so the router serves Users only: `/Groups` answers a
 //! SCIM 404 that says so, discovery lists no Group type, and the backend refuses a Group write
@@ -334,11 +340,31 @@ fn text(body: &Map<String, Value>, key: &str) -> Option<String> {
 }
 
 impl StoreScimBackend {
-    async fn map(&self, caller: &ScimCaller, id: &str, write: &Write) -> Result<Mapped, BackendError> {
+    /// Maps a User body. `fixed_key` is the identity key of a User that exists: it is kept,
+    /// whatever the body now says (see the module doc).
+    async fn map(
+        &self,
+        caller: &ScimCaller,
+        id: &str,
+        write: &Write,
+        fixed_key: Option<String>,
+    ) -> Result<Mapped, BackendError> {
         let mut user =
             mapping::user_record(id, &write.body).map_err(|e| BackendError::Invalid { detail: e.to_string() })?;
+        if let Some(key) = fixed_key {
+            user.key = key;
+        }
         // The key is checked as any source's key is: printable ASCII, within the field limit.
-        let key_name = if text(&write.body, "externalId").is_some() { "externalId" } else { "id" };
+        let employee_number = write
+            .body
+            .get(tenure_scim::schema::ENTERPRISE_USER_URN)
+            .and_then(Value::as_object)
+            .and_then(|e| text(e, "employeeNumber"));
+        let key_name = match (text(&write.body, "externalId"), employee_number) {
+            (Some(_), _) => "externalId",
+            (None, Some(_)) => "employeeNumber",
+            (None, None) => "id",
+        };
         user.key = tenure_core::record::check_key(0, key_name, Some(&user.key))
             .map_err(|e| BackendError::Invalid { detail: format!("`{key_name}`: {}", e.reason) })?;
         self.manager_key(caller, &mut user).await?;
@@ -416,7 +442,7 @@ impl ScimBackend for StoreScimBackend {
     ) -> Result<StoredResource, BackendError> {
         refuse_groups(kind)?;
         let id = new_id();
-        let m = self.map(caller, &id, &write).await?;
+        let m = self.map(caller, &id, &write, None).await?;
         let record = to_record(&m.user, &self.app.config().schema);
         let r = self.write(caller, &id, ScimChange::Create(m.body), vec![record], "created").await?;
         Self::stored(r.ok_or_else(|| internal("a create returned no resource"))?)
@@ -445,16 +471,11 @@ impl ScimBackend for StoreScimBackend {
     ) -> Result<StoredResource, BackendError> {
         refuse_groups(kind)?;
         let expected = version(expected)?;
-        let m = self.map(caller, id, &write).await?;
         let (source, rid) = (caller.source.clone(), id.to_string());
         let previous =
             self.store(move |s| s.scim_get(&source, ScimKind::User, &rid)).await?.ok_or(BackendError::NotFound)?;
-        let mut records = Vec::new();
-        // A new key is another identity: the old one leaves, as if its row were removed.
-        if let Some(old) = previous.identity_key.filter(|k| *k != m.user.key) {
-            records.push(deletion(&old));
-        }
-        records.push(to_record(&m.user, &self.app.config().schema));
+        let m = self.map(caller, id, &write, previous.identity_key).await?;
+        let records = vec![to_record(&m.user, &self.app.config().schema)];
         let r = self.write(caller, id, ScimChange::Replace { expected, body: m.body }, records, "replaced").await?;
         Self::stored(r.ok_or_else(|| internal("a replace returned no resource"))?)
     }

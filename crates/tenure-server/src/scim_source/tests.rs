@@ -211,16 +211,9 @@ async fn patching_active_false_makes_a_leaver_and_true_a_rehire() {
 }
 
 #[tokio::test]
-async fn a_put_replaces_every_mapped_attribute_and_a_new_key_is_another_identity() {
+async fn a_put_replaces_every_mapped_attribute_and_the_key_stays_as_created() {
     let w = World::new();
     let id = w.create(ada()).await;
-    // Bystanders, so that two identities losing access stay under the guard's fraction.
-    for n in 1..=3 {
-        let mut other = ada();
-        other["externalId"] = json!(format!("B-{n}"));
-        other["userName"] = json!(format!("bystander{n}"));
-        w.create(other).await;
-    }
     // What a PUT leaves out is cleared.
     let mut moved = ada();
     moved[ENTERPRISE] = json!({"department": "Research"});
@@ -231,19 +224,18 @@ async fn a_put_replaces_every_mapped_attribute_and_a_new_key_is_another_identity
     assert_eq!(w.attr("E-1001", "title"), None);
     assert_eq!(w.attr("E-1001", "cost_center"), None);
     assert_eq!(w.events("E-1001"), [EventKind::Joiner, EventKind::Mover]);
-    // A new externalId: the old identity leaves and the new one joins, in one batch. The old
-    // identity keeps its account name, so the new one needs its own.
+    // A new externalId is kept as written, but the User stays the identity it was created as.
     moved["externalId"] = json!("E-2002");
-    let (status, body) = w.call(Some("idp"), Method::PUT, &format!("/Users/{id}"), Some(moved.clone())).await;
-    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
-    assert_eq!(body["detail"], json!("`userName`: username `ada` belongs to identity `E-1001`"));
-    assert_eq!(w.status_of("E-2002"), None, "nothing of the refused write");
-    moved["userName"] = json!("ada.lovelace");
     let (status, body) = w.call(Some("idp"), Method::PUT, &format!("/Users/{id}"), Some(moved)).await;
     assert_eq!(status, StatusCode::OK, "{body}");
-    assert_eq!(w.status_of("E-1001"), Some(Status::Terminated));
-    assert_eq!(w.status_of("E-2002"), Some(Status::Active));
-    assert_eq!(w.events("E-2002"), [EventKind::Joiner]);
+    assert_eq!(body["externalId"], json!("E-2002"));
+    assert_eq!(w.status_of("E-1001"), Some(Status::Active));
+    assert_eq!(w.status_of("E-2002"), None);
+    assert_eq!(w.events("E-1001"), [EventKind::Joiner, EventKind::Mover]);
+    // The key it holds stays taken: another User created with it is refused.
+    let (status, body) =
+        w.call(Some("idp"), Method::POST, "/Users", Some(json!({"userName": "x", "externalId": "E-1001"}))).await;
+    assert_eq!((status, body["scimType"].clone()), (StatusCode::CONFLICT, json!("uniqueness")), "{body}");
 }
 
 #[tokio::test]

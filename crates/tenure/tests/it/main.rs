@@ -8,6 +8,7 @@ mod hardening;
 mod lifecycle;
 mod peers;
 mod pushes;
+mod scim;
 mod snapshots;
 mod tour;
 
