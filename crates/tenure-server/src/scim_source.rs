@@ -5,7 +5,8 @@
 //! the request's [`ScimCaller`], and every backend call is scoped to it, so one source never
 //! reads or writes another's resources. Any other token (another scope, a webhook or CSV
 //! source's token) is a SCIM 403 that says why; the authentication layer in front answers a
-//! request without a valid token.
+//! request without a valid token (401, or 429 for a throttled address), and [`scim_errors`]
+//! re-renders that refusal as a SCIM Error.
 //!
 //! **What a write does.** The protocol layer normalizes the resource; the backend maps a User
 //! to the record the engine ingests ([`tenure_scim::mapping::user_record`]: key, attributes,
@@ -68,6 +69,37 @@ impl ScimCaller {
     fn actor(&self) -> String {
         format!("source:{}", self.source)
     }
+}
+
+/// Outside the authentication layer: its refusals of a SCIM request (401, 429, each `{code,
+/// message}` JSON) are answered as SCIM Errors with the same status, message and headers
+/// (`Retry-After`), as RFC 7644 §3.12 wants every error of the endpoint to be.
+pub async fn scim_errors(req: Request, next: Next) -> Response {
+    let scim = req.uri().path().starts_with("/scim/");
+    let res = next.run(req).await;
+    let api_json = res
+        .headers()
+        .get(axum::http::header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+    if !scim || res.status().is_success() || !api_json {
+        return res;
+    }
+    let (parts, body) = res.into_parts();
+    // An API error body is a short JSON object; anything else is passed on unread.
+    let Ok(bytes) = axum::body::to_bytes(body, 64 * 1024).await else {
+        return ScimError::with_status(parts.status, "request refused").into_response();
+    };
+    let message = serde_json::from_slice::<Value>(&bytes)
+        .ok()
+        .and_then(|v| v.get("message").and_then(Value::as_str).map(str::to_string))
+        .unwrap_or_else(|| String::from("request refused"));
+    let mut scim = ScimError::with_status(parts.status, message).into_response();
+    for (name, value) in &parts.headers {
+        if name != axum::http::header::CONTENT_TYPE && name != axum::http::header::CONTENT_LENGTH {
+            scim.headers_mut().insert(name.clone(), value.clone());
+        }
+    }
+    scim
 }
 
 /// Turns the principal the authentication layer put in the request into its [`ScimCaller`],

@@ -67,8 +67,11 @@ impl World {
 
     async fn call(&self, token: Option<&str>, method: Method, path: &str, body: Option<Value>) -> (StatusCode, Value) {
         let mut req = Request::builder().method(method).uri(format!("/scim/v2{path}")).header("host", "tenure.test");
-        if let Some(t) = token {
-            req = req.header("authorization", format!("Bearer {}", self.tokens[t]));
+        match token {
+            // A well-formed token nobody issued.
+            Some("nobody") => req = req.header("authorization", format!("Bearer tnr_{}", "A".repeat(43))),
+            Some(t) => req = req.header("authorization", format!("Bearer {}", self.tokens[t])),
+            None => {}
         }
         let req = match body {
             Some(b) => req.header("content-type", "application/scim+json").body(Body::from(b.to_string())),
@@ -289,8 +292,13 @@ async fn a_second_sources_token_sees_nothing_of_the_first() {
 #[tokio::test]
 async fn only_a_scim_sources_token_may_call() {
     let w = World::new();
-    let (status, _) = w.call(None, Method::GET, "/Users", None).await;
-    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    // Refused by the authentication in front, still as SCIM Errors.
+    for token in [None, Some("nobody")] {
+        let (status, body) = w.call(token, Method::GET, "/Users", None).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
+        assert_eq!(body["schemas"], json!(["urn:ietf:params:scim:api:messages:2.0:Error"]), "{body}");
+        assert_eq!(body["status"], json!("401"), "{body}");
+    }
     for (token, why) in [("admin", "scope admin may not use it"), ("hr", "source `hr` is a csv source")] {
         let (status, body) = w.call(Some(token), Method::GET, "/Users", None).await;
         assert_eq!(status, StatusCode::FORBIDDEN, "{token}: {body}");
