@@ -18,6 +18,8 @@
 
 mod data;
 mod p1;
+mod p10;
+mod p3;
 mod p8;
 mod proc;
 mod stats;
@@ -79,6 +81,30 @@ enum Command {
         #[arg(long)]
         rows: Option<usize>,
     },
+    /// P3: signed webhook pushes against a real `tenure serve` under `wrk`, beside the floor (a
+    /// minimal axum handler appending each body to SQLite), in the same run.
+    P3 {
+        #[arg(long, default_value_t = 3)]
+        runs: usize,
+        #[arg(long, default_value_t = 15)]
+        seconds: u64,
+        #[arg(long, default_value_t = 50)]
+        connections: u32,
+    },
+    /// P10: leavers pushed by signed webhook to a real `tenure serve`, timed to every operation
+    /// verified on the real LDAP, SCIM and PostgreSQL peers.
+    P10 {
+        #[arg(long, default_value_t = 100)]
+        leavers: usize,
+    },
+    /// The floor server P3 starts (not for direct use).
+    #[command(hide = true)]
+    P3Floor {
+        #[arg(long)]
+        db: PathBuf,
+        #[arg(long)]
+        listen: String,
+    },
     /// `gen` when the data set is missing, then P1, P2 and P7 with their default run counts.
     All {
         /// Regenerate the data set and reseed the store even if they exist.
@@ -111,6 +137,11 @@ fn run(cli: Cli) -> Result<bool> {
             Ok(true)
         }
         Command::P1 { runs } => p1::run(&layout, runs),
+        Command::P3 { runs, seconds, connections } => {
+            p3::run(&layout.dir, &tenure()?, &p3::Opts { runs, seconds, connections })
+        }
+        Command::P10 { leavers } => p10::run(&layout.dir, &tenure()?, leavers),
+        Command::P3Floor { db, listen } => p3::floor_server(&db, &listen).map(|()| true),
         Command::P2 { runs, policy: None } => proc::p2(&layout, &tenure()?, runs),
         Command::P2 { runs, policy: Some(policy) } => p8::daily(&layout, &tenure()?, runs, policy),
         Command::P7 { runs } => proc::p7(&layout, &tenure()?, runs),

@@ -95,6 +95,7 @@ impl fmt::Display for Code {
 
 /// The body of every API error, and of `--format json` errors.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ErrorBody {
     pub code: String,
     pub message: String,

@@ -23,6 +23,23 @@ where
     }
 }
 
+/// Runs `f` with the application state on the blocking pool: what a request handler does when
+/// its work reads or writes the store (a view, a report, a decision, an import). A panic inside
+/// `f` is resumed here.
+pub async fn app<T, E, F>(app: &crate::app::App, f: F) -> std::result::Result<T, E>
+where
+    T: Send + 'static,
+    E: From<crate::EngineError> + Send + 'static,
+    F: FnOnce(&crate::app::App) -> std::result::Result<T, E> + Send + 'static,
+{
+    let app = app.clone();
+    match tokio::task::spawn_blocking(move || f(&app)).await {
+        Ok(r) => r,
+        Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+        Err(e) => Err(crate::EngineError::Invalid(format!("a store call was cancelled: {e}")).into()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -202,6 +202,30 @@ pub fn exceptions(queue: &dyn Queue, open_only: bool) -> crate::Result<Vec<proto
     Ok(queue.exceptions(open_only)?.iter().map(exception).collect())
 }
 
+/// A page of identities matching `query`, in id order (the API's list).
+pub fn identity_page(
+    store: &dyn tenure_store::Browse,
+    schema: &Schema,
+    query: &tenure_store::IdentityQuery,
+) -> crate::Result<Vec<proto::IdentitySummary>> {
+    Ok(store.identity_page(schema, query)?.iter().map(|i| identity_summary(i, schema)).collect())
+}
+
+/// The findings of each target's latest reconciliation run.
+pub fn latest_findings(store: &dyn tenure_store::Browse) -> crate::Result<Vec<proto::Finding>> {
+    Ok(store.latest_findings()?.iter().map(finding).collect())
+}
+
+/// A piece of the audit trail for a streamed export: records after `after_seq`, at most `limit`.
+pub fn audit_page(
+    store: &dyn tenure_store::Browse,
+    filter: &tenure_store::AuditFilter,
+    after_seq: i64,
+    limit: usize,
+) -> crate::Result<Vec<proto::AuditRecord>> {
+    Ok(store.audit_page(filter, after_seq, limit)?.into_iter().map(audit_record).collect())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

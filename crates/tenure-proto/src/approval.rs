@@ -4,6 +4,7 @@ use tenure_core::{ApprovalKind, ApprovalState};
 /// Something held for a person to decide: a snapshot batch past the guard, or reconciliation
 /// remediation (`tenure approvals`, `GET /api/v1/approvals`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Approval {
     pub id: i64,
     pub kind: ApprovalKind,

@@ -5,6 +5,7 @@ use tenure_core::{CaseState, EventKind, OpState};
 /// A lifecycle case: one event's operations, closed when every one is verified or excepted
 /// (`tenure cases`, `GET /api/v1/cases`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Case {
     pub id: i64,
     pub event_id: i64,

@@ -4,6 +4,7 @@ use tenure_core::{ExceptionKind, ExceptionState};
 /// A recorded deviation: control debt, such as an overdue ticket or a failed operation
 /// (`tenure exceptions`, `GET /api/v1/exceptions`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Exception {
     pub id: i64,
     pub kind: ExceptionKind,

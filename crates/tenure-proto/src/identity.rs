@@ -5,6 +5,7 @@ use tenure_core::{EventKind, EventState, Kind, Status};
 
 /// An identity in a list (`tenure identity list`, `GET /api/v1/identities`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct IdentitySummary {
     /// The attributes by name; absent values are left out.
     pub attributes: BTreeMap<String, String>,
@@ -17,6 +18,7 @@ pub struct IdentitySummary {
 /// attributes, its account in each target as read back and as planned, its operations, events
 /// and audit timeline.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct IdentityDetail {
     /// Per target: what was verified, what is planned, how much is still open.
     pub accounts: BTreeMap<String, AccountState>,
@@ -33,6 +35,7 @@ pub struct IdentityDetail {
 
 /// One identity's account in one target.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AccountState {
     /// Operations on this target not yet settled.
     pub open_operations: usize,
@@ -45,6 +48,7 @@ pub struct AccountState {
 
 /// An account as Tenure sees it. `enabled` is false for an account that does not exist.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AccountView {
     pub enabled: bool,
     pub exists: bool,
@@ -54,6 +58,7 @@ pub struct AccountView {
 
 /// A journaled lifecycle event.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Event {
     pub id: i64,
     pub import_id: Option<i64>,
@@ -69,6 +74,7 @@ pub struct Event {
 
 /// A change of one attribute carried by an event.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Change {
     pub attribute: String,
     pub from: Option<String>,
@@ -77,6 +83,7 @@ pub struct Change {
 
 /// A record of the audit chain, as exported.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AuditRecord {
     pub seq: i64,
     pub at: String,

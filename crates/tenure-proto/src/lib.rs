@@ -15,6 +15,7 @@
 //! `Simulation`, the evidence reports) stay in the engine for now; they move here when the
 //! import code they sit in is next reshaped.
 
+mod api;
 mod approval;
 mod case;
 mod exception;
@@ -25,6 +26,7 @@ mod report;
 mod task;
 mod token;
 
+pub use api::{Decision, Page, RejectRequest, Retried, TaskDoneRequest};
 pub use approval::Approval;
 pub use case::Case;
 pub use exception::Exception;

@@ -3,6 +3,7 @@ use tenure_core::{EventKind, OpKind, OpState};
 
 /// One planned change to one target (`tenure plan`, `GET /api/v1/operations`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Operation {
     pub id: i64,
     /// The lifecycle case the operation belongs to.
@@ -30,6 +31,7 @@ pub struct Operation {
 /// Why an operation was planned: the event behind it and the policy rules that want it, or the
 /// reconciliation finding it fixes.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct OpReason {
     pub event: Option<i64>,
     /// For a remediation: the finding it fixes.

@@ -4,6 +4,7 @@ use tenure_core::FindingKind;
 /// A difference between a target and what Tenure expects (`tenure reconcile`,
 /// `GET /api/v1/findings`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Finding {
     pub kind: FindingKind,
     pub target: String,
@@ -15,6 +16,7 @@ pub struct Finding {
 
 /// What a reconciliation found.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ReconReport {
     pub targets: Vec<TargetReport>,
     /// Separation-of-duties conflicts across targets.
@@ -33,6 +35,7 @@ impl ReconReport {
 
 /// One target read back and compared.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TargetReport {
     pub target: String,
     pub run_id: i64,
@@ -44,6 +47,7 @@ pub struct TargetReport {
 
 /// A target reconciliation could not read, and why.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SkippedTarget {
     pub target: String,
     pub reason: String,
@@ -51,6 +55,7 @@ pub struct SkippedTarget {
 
 /// The fixes `--remediate` planned, applied now or held for approval.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RemediationReport {
     pub operations: usize,
     pub held: Option<String>,

@@ -5,6 +5,7 @@ use tenure_core::OpState;
 /// Revocation coverage of leaver cases per target class, with time-to-revoke
 /// (`tenure cases --coverage`; the server's coverage metrics).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Coverage {
     /// One row per target class (`api`, `manual`, `scim`, ...), sorted by class.
     pub classes: Vec<ClassCoverage>,
@@ -23,6 +24,7 @@ impl Coverage {
 /// Leaver operations of one target class. Cancelled operations were never needed and are not
 /// counted.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ClassCoverage {
     pub class: String,
     /// Verified and excepted over all operations; 1.0 when there are none.
@@ -37,6 +39,7 @@ pub struct ClassCoverage {
 
 /// Time-to-revoke of closed cases, in milliseconds (nearest-rank percentiles).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RevokeTimes {
     /// Cases with a time-to-revoke.
     pub closed: usize,
@@ -48,6 +51,7 @@ pub struct RevokeTimes {
 /// `tenure check`: the config and policy problems, what could not be checked offline, and with
 /// `--online` what the live targets said.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CheckReport {
     pub ok: bool,
     /// Problems the live targets showed (`--online`).
@@ -62,6 +66,7 @@ pub struct CheckReport {
 
 /// A problem in a user-written file; `line` is 1-based, 0 for the whole file.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Problem {
     pub file: String,
     pub line: usize,
@@ -80,6 +85,7 @@ impl std::fmt::Display for Problem {
 
 /// How much a valid config and policy hold.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CheckSummary {
     pub entitlements: usize,
     pub roles: usize,
@@ -91,6 +97,7 @@ pub struct CheckSummary {
 /// `tenure apply`: the executor's run, the tickets left open, and how many failed operations
 /// were queued again first.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ApplyReport {
     pub open_tickets: usize,
     pub report: ExecReport,
@@ -106,6 +113,7 @@ impl ApplyReport {
 
 /// One executor run.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ExecReport {
     pub attempts: usize,
     pub verified: usize,

@@ -4,6 +4,7 @@ use tenure_core::TicketState;
 /// A ticket for a manual target: a person does the work and closes it with evidence
 /// (`tenure tasks`, `GET /api/v1/tasks`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Ticket {
     pub id: i64,
     pub operation_id: i64,

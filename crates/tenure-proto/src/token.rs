@@ -3,6 +3,7 @@ use tenure_core::Scope;
 
 /// An API token as `tenure token list` prints it: never its text, never its hash.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Token {
     pub name: String,
     pub scope: Scope,
@@ -17,6 +18,7 @@ pub struct Token {
 
 /// A token just created (`tenure token create`): the one time its text is shown.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CreatedToken {
     #[serde(flatten)]
     pub token: Token,

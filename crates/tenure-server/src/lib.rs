@@ -15,6 +15,7 @@
 //! Webhooks signatures).
 
 pub mod access;
+pub mod api;
 pub mod auth;
 pub mod error;
 pub mod health;
@@ -119,6 +120,7 @@ impl ServerState {
 /// health probes.
 pub fn app(state: ServerState) -> Router {
     let authenticated = Router::new()
+        .merge(api::router())
         .merge(metrics::router())
         .merge(hooks::router())
         .nest("/scim/v2", scim_source::router(&state))

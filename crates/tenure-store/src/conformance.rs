@@ -90,6 +90,7 @@ pub const CASES: &[(&str, Case)] = &[
     ("scim_resources_are_per_source_versioned_and_unique", scim::scim_resources_are_per_source_versioned_and_unique),
     ("a_scim_write_and_its_batch_commit_together", scim::a_scim_write_and_its_batch_commit_together),
     ("tokens_are_found_by_hash_revoked_and_audited", tokens::tokens_are_found_by_hash_revoked_and_audited),
+    ("identity_pages_filter_and_continue_from_the_cursor", browse::identity_pages_filter_and_continue_from_the_cursor),
 ];
 
 /// Runs every case on fresh stores of `subject`; returns the failures by case name.
@@ -1218,4 +1219,6 @@ pub fn push_lookups_find_usernames_owners_and_recent_batches(subject: &dyn Subje
     ensure_eq!(w.store.batches_since("hr", &w.now())?.len(), 0, "and then it is not");
     Ok(())
 }
+
+mod browse;
 mod tokens;

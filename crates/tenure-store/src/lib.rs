@@ -34,7 +34,7 @@ pub mod sqlite;
 mod tokens;
 mod traits;
 
-pub use browse::{Browse, schema_version};
+pub use browse::{Browse, IdentityQuery, TargetCount, schema_version};
 pub use error::{BackendError, Result, StoreError};
 pub use push::*;
 pub use records::*;

@@ -75,7 +75,7 @@ pub(super) fn append_now(store: &SqliteStore, entries: &[AuditEntry]) -> R<()> {
     Ok(())
 }
 
-const AUDIT_COLUMNS: &str =
+pub(super) const AUDIT_COLUMNS: &str =
     "seq, at, actor, action, identity, target, entitlement, reason, approver, outcome, prev_hash, hash";
 
 pub(super) fn scan(conn: &Connection, filter: &AuditFilter, visit: &mut dyn FnMut(AuditRecord) -> bool) -> R<()> {
@@ -147,7 +147,7 @@ pub(super) fn append_checkpoint(
     Ok(c)
 }
 
-fn audit_row(r: &rusqlite::Row<'_>) -> R<AuditRecord> {
+pub(super) fn audit_row(r: &rusqlite::Row<'_>) -> R<AuditRecord> {
     Ok(AuditRecord {
         seq: r.get(0)?,
         at: r.get(1)?,

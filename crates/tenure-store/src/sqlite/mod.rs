@@ -581,4 +581,24 @@ impl crate::Browse for SqliteStore {
     fn applied_schema_version(&self) -> crate::Result<i64> {
         Ok(browse::applied_schema_version(&self.lock())?)
     }
+
+    fn identity_page(&self, schema: &Schema, query: &crate::IdentityQuery) -> crate::Result<Vec<Identity>> {
+        Ok(browse::identity_page(&self.lock(), schema, query)?)
+    }
+
+    fn latest_findings(&self) -> crate::Result<Vec<Finding>> {
+        Ok(browse::latest_findings(&self.lock())?)
+    }
+
+    fn operation_counts(&self, leavers_only: bool) -> crate::Result<Vec<crate::TargetCount>> {
+        Ok(browse::operation_counts(&self.lock(), leavers_only)?)
+    }
+
+    fn audit_page(&self, filter: &AuditFilter, after_seq: i64, limit: usize) -> crate::Result<Vec<AuditRecord>> {
+        Ok(browse::audit_page(&self.lock(), filter, after_seq, limit)?)
+    }
+
+    fn revoke_times(&self) -> crate::Result<Vec<i64>> {
+        Ok(browse::revoke_times(&self.lock())?)
+    }
 }
