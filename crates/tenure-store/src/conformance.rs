@@ -101,6 +101,8 @@ pub const CASES: &[(&str, Case)] = &[
         "date_candidates_are_the_identities_a_date_may_change",
         schedule::date_candidates_are_the_identities_a_date_may_change,
     ),
+    ("scim_resources_are_per_source_versioned_and_unique", scim::scim_resources_are_per_source_versioned_and_unique),
+    ("a_scim_write_and_its_batch_commit_together", scim::a_scim_write_and_its_batch_commit_together),
     ("tokens_are_found_by_hash_revoked_and_audited", tokens::tokens_are_found_by_hash_revoked_and_audited),
     ("identity_pages_filter_and_continue_from_the_cursor", browse::identity_pages_filter_and_continue_from_the_cursor),
 ];
@@ -131,6 +133,7 @@ macro_rules! ensure_eq {
 }
 
 mod schedule;
+mod scim;
 
 /// Fails unless `r` is an error with stable code `code`.
 fn expect_code<T: std::fmt::Debug>(r: Result<T>, code: Code, what: &str) -> Outcome {

@@ -150,5 +150,11 @@ pub trait Queue: Send + Sync {
 
 /// A store that is all of them: what the executor, reconciliation, pushes, the schedules and the
 /// server need.
-pub trait Backend: Store + Queue + crate::Pushes + crate::Tokens + crate::Browse + crate::Schedules {}
-impl<T: Store + Queue + crate::Pushes + crate::Tokens + crate::Browse + crate::Schedules> Backend for T {}
+pub trait Backend:
+    Store + Queue + crate::Pushes + crate::Tokens + crate::Browse + crate::Schedules + crate::scim::ScimStore
+{
+}
+impl<T: Store + Queue + crate::Pushes + crate::Tokens + crate::Browse + crate::Schedules + crate::scim::ScimStore>
+    Backend for T
+{
+}

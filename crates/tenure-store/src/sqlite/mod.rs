@@ -13,9 +13,11 @@ mod lifecycle;
 mod push;
 mod queue;
 mod schedule;
+mod scim;
 mod tokens;
 
 use crate::records::*;
+use crate::scim::{ScimKind, ScimLookup, ScimOutcome, ScimResource, ScimWrite};
 use crate::{BackendError, StoreError};
 use rusqlite::{Connection, OptionalExtension, params};
 use sha2::{Digest, Sha256};
@@ -41,6 +43,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (8, "identity_lookups", include_str!("../../migrations/0008_identity_lookups.sql")),
     (9, "push_journal", include_str!("../../migrations/0009_push_journal.sql")),
     (10, "schedule", include_str!("../../migrations/0010_schedule.sql")),
+    (11, "scim", include_str!("../../migrations/0011_scim.sql")),
 ];
 
 /// The version of the last embedded migration.
@@ -576,6 +579,25 @@ impl crate::Schedules for SqliteStore {
         actor: &str,
     ) -> crate::Result<crate::RecheckIds> {
         Ok(schedule::record_rechecks(self, rechecks, held, actor)?)
+    }
+}
+
+impl crate::ScimStore for SqliteStore {
+    fn scim_get(&self, source: &str, kind: ScimKind, id: &str) -> crate::Result<Option<ScimResource>> {
+        Ok(scim::get(&self.lock(), source, kind, id)?)
+    }
+
+    fn scim_list(
+        &self,
+        source: &str,
+        kind: ScimKind,
+        lookup: Option<ScimLookup<'_>>,
+    ) -> crate::Result<Vec<ScimResource>> {
+        Ok(scim::list(&self.lock(), source, kind, lookup)?)
+    }
+
+    fn scim_write(&self, schema: &Schema, write: &ScimWrite, batch: Option<&Batch>) -> crate::Result<ScimOutcome> {
+        Ok(scim::write(self, schema, write, batch)?)
     }
 }
 

@@ -9,6 +9,7 @@ mod lifecycle;
 mod peers;
 mod pushes;
 mod schedule;
+mod scim;
 mod server;
 mod snapshots;
 mod tour;
