@@ -82,12 +82,6 @@ enum Command {
         #[arg(long)]
         rows: Option<usize>,
     },
-    /// P9: API read latency at 100,000 identities under 50 clients (`wrk`), beside its floor.
-    P9 {
-        /// Seconds of load per case.
-        #[arg(long, default_value_t = 10)]
-        seconds: u64,
-    },
     /// P3: signed webhook pushes against a real `tenure serve` under `wrk`, beside the floor (a
     /// minimal axum handler appending each body to SQLite), in the same run.
     P3 {
@@ -111,6 +105,12 @@ enum Command {
         db: PathBuf,
         #[arg(long)]
         listen: String,
+    },
+    /// P9: API read latency at 100,000 identities under 50 clients (`wrk`), beside its floor.
+    P9 {
+        /// Seconds of load per case.
+        #[arg(long, default_value_t = 10)]
+        seconds: u64,
     },
     /// `gen` when the data set is missing, then P1, P2 and P7 with their default run counts.
     All {

@@ -10,7 +10,9 @@ use crate::doc::{self, Node, Table, Value};
 use crate::schema::{AttrType, Schema, Slot};
 use std::collections::HashSet;
 
+mod schedule;
 mod target;
+pub use schedule::{SCHEDULE_KEYS, ScheduleConfig};
 pub use target::*;
 
 #[derive(Debug, Clone)]
@@ -22,6 +24,8 @@ pub struct Config {
     pub server_listen: String,
     pub policy_path: String,
     pub guard: GuardConfig,
+    /// `[schedule]`: how often the server's scheduled jobs run.
+    pub schedule: ScheduleConfig,
     pub schema: Schema,
     pub sources: Vec<SourceConfig>,
     pub targets: Vec<TargetConfig>,
@@ -370,7 +374,7 @@ pub fn parse(file: &str, source: &str) -> Result<Config, Vec<Problem>> {
         root,
         "the config",
         &mut p,
-        &["store", "server", "policy", "guard", "attributes", "source", "target", "audit"],
+        &["store", "server", "policy", "guard", "attributes", "source", "target", "audit", "schedule"],
     );
 
     let mut store_url = "sqlite://tenure-data/tenure.db".to_string();
@@ -379,6 +383,7 @@ pub fn parse(file: &str, source: &str) -> Result<Config, Vec<Problem>> {
     let mut guard = GuardConfig::default();
     let mut store_allow_symlink = false;
     let mut audit = AuditConfig::default();
+    let mut schedule = ScheduleConfig::default();
 
     if let Some(t) = section(root, "store", &mut p) {
         let mut r = Reader::new(t, "[store]", &mut p, &["url", "allow_symlink"]);
@@ -403,6 +408,9 @@ pub fn parse(file: &str, source: &str) -> Result<Config, Vec<Problem>> {
                 audit.signing_key_file = f;
             }
         }
+    }
+    if let Some(t) = section(root, "schedule", &mut p) {
+        schedule = schedule::parse(t, &mut p);
     }
     if let Some(t) = section(root, "server", &mut p) {
         let mut r = Reader::new(t, "[server]", &mut p, &["listen"]);
@@ -510,7 +518,18 @@ pub fn parse(file: &str, source: &str) -> Result<Config, Vec<Problem>> {
     if !p.is_empty() {
         return Err(p.into_vec());
     }
-    Ok(Config { store_url, store_allow_symlink, audit, server_listen, policy_path, guard, schema, sources, targets })
+    Ok(Config {
+        store_url,
+        store_allow_symlink,
+        audit,
+        server_listen,
+        policy_path,
+        guard,
+        schedule,
+        schema,
+        sources,
+        targets,
+    })
 }
 
 fn section<'a>(root: &'a Table, key: &str, p: &mut Problems<'_>) -> Option<&'a Table> {
@@ -693,6 +712,7 @@ owner = "payroll-admins"
         assert_eq!(c.guard, GuardConfig { max_leavers: 10, max_leaver_fraction: 0.1, ..GuardConfig::default() });
         assert_eq!(c.policy_path, "policy.toml");
         assert_eq!(c.audit.signing_key_file, DEFAULT_SIGNING_KEY_FILE);
+        assert_eq!(c.schedule, ScheduleConfig::default());
         assert!(!c.store_allow_symlink);
         assert_eq!(c.sources.len(), 1);
         assert_eq!(c.sources.first().and_then(|s| s.status_column.clone()).as_deref(), Some("employment_status"));
@@ -712,6 +732,7 @@ owner = "payroll-admins"
             server_listen: String::new(),
             policy_path: String::new(),
             guard: GuardConfig::default(),
+            schedule: ScheduleConfig::default(),
             schema: Schema::default(),
             sources: vec![],
             targets: vec![],
@@ -863,6 +884,43 @@ owner = "payroll-admins"
             "\"ftp\"",
             "expected csv, webhook or scim",
         );
+    }
+
+    #[test]
+    fn issue8_schedule_intervals_load_and_bad_ones_name_their_line() {
+        let text = GOOD.replace(
+            "[guard]",
+            "[schedule]\ntick = \"5s\"\nreconcile = \"2h\"\nrecheck_after_days = 3\ncheckpoint = \"30m\"\nretention = \"2d\"\noverdue = \"15m\"\n[guard]",
+        );
+        let c = parse("tenure.toml", &text).unwrap_or_else(|p| unreachable_problems(&p));
+        let want = ScheduleConfig {
+            tick_secs: 5,
+            reconcile_secs: 7200,
+            recheck_after_days: 3,
+            checkpoint_secs: 1800,
+            retention_secs: 172_800,
+            overdue_secs: 900,
+        };
+        assert_eq!(c.schedule, want);
+        let d = ScheduleConfig::default();
+        assert_eq!((d.tick_secs, d.reconcile_secs, d.recheck_after_days), (30, 3600, 7));
+        assert_eq!((d.checkpoint_secs, d.retention_secs, d.overdue_secs), (3600, 86_400, 3600));
+
+        let sched = |body: &str| ("[guard]", format!("[schedule]\n{body}\n[guard]"));
+        for (body, anchor, want) in [
+            ("tick = \"soon\"", "\"soon\"", "`tick` in [schedule] `soon` is not a duration"),
+            ("reconcile = \"0h\"", "\"0h\"", "greater than zero"),
+            ("checkpoint = 60", "= 60", "`checkpoint` in [schedule] must be a string"),
+            ("retention = \"400d\"", "\"400d\"", "longer than a year"),
+            ("recheck_after_days = 0", "= 0", "`recheck_after_days` in [schedule] is 0; expected 1 to 3650"),
+            ("recheck_after_days = \"7\"", "\"7\"", "must be an integer"),
+            ("overdue = \"1x\"", "\"1x\"", "`overdue` in [schedule] `1x` is not a duration"),
+            ("every = \"1h\"", "every", "unknown key `every` in [schedule]"),
+        ] {
+            let (from, to) = sched(body);
+            check((from, &to), anchor, want);
+        }
+        check(("[store]", "schedule = 3\n[store]"), "schedule = 3", "`schedule` must be a table");
     }
 
     #[test]

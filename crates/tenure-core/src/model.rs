@@ -141,8 +141,21 @@ string_enum!(
 );
 
 string_enum!(
-    /// What reconciliation found.
-    FindingKind { Orphan = "orphan", Drift = "drift", Missing = "missing", Sod = "sod", Ambiguous = "ambiguous" }
+    /// What reconciliation found. `resurrected` comes from the post-offboarding re-check: a
+    /// leaver's account enabled again or a grant back after the leaver case closed.
+    FindingKind {
+        Orphan = "orphan",
+        Drift = "drift",
+        Missing = "missing",
+        Sod = "sod",
+        Ambiguous = "ambiguous",
+        Resurrected = "resurrected",
+    }
+);
+
+string_enum!(
+    /// How a scheduled job's run ended.
+    JobOutcome { Ok = "ok", Failed = "failed" }
 );
 
 string_enum!(

@@ -64,6 +64,13 @@ pub struct ExecOptions {
     pub progress: Option<Arc<dyn Fn(Progress) + Send + Sync>>,
     /// The clock retry times are computed on: the store's (`run` sets it).
     pub clock: Option<Arc<dyn tenure_core::clock::Clock>>,
+    /// Also sweep retention when the run starts and flag overdue tickets while it runs (what
+    /// `tenure apply` does). The server's executor worker leaves both to the schedules, which
+    /// run them on their own intervals as `schedule:retention` and `schedule:overdue`.
+    pub housekeeping: bool,
+    /// Set by a shutting-down server: claim nothing more, and return once the operations in
+    /// flight are recorded.
+    pub stop: Option<Arc<std::sync::atomic::AtomicBool>>,
 }
 
 impl ExecOptions {
@@ -82,6 +89,8 @@ impl Default for ExecOptions {
             lease: DEFAULT_LEASE,
             progress: None,
             clock: None,
+            housekeeping: true,
+            stop: None,
         }
     }
 }
@@ -215,23 +224,26 @@ async fn renew_claims(store: Arc<dyn Backend>, owner: String, in_flight: Arc<InF
 }
 
 /// Plans the deletion of accounts past their target's retention period: the store lists the
-/// candidates, `tenure_core::rules::retention_due` decides, the store writes.
-async fn sweep_retention(config: &Config, store: &Arc<dyn Backend>) -> crate::Result<()> {
+/// candidates, `tenure_core::rules::retention_due` decides, the store writes, audited with
+/// `actor`. Returns how many deletions were planned.
+pub async fn sweep_retention(config: &Config, store: &Arc<dyn Backend>, actor: &str) -> crate::Result<usize> {
+    let mut total = 0;
     for t in &config.targets {
         let Some(days) = t.delete_after_days else { continue };
         let cutoff = stamp(store.clock().now() - chrono::Duration::days(i64::from(days)));
-        let target = t.name.clone();
+        let (target, actor) = (t.name.clone(), actor.to_string());
         let n = blocking::store(store, move |s| {
             let candidates = s.retention_candidates(&target)?;
             let due: Vec<RetentionCandidate> = retention_due(&candidates, &cutoff).into_iter().cloned().collect();
-            if due.is_empty() { Ok(0) } else { s.plan_retention(&target, &due, &cutoff) }
+            if due.is_empty() { Ok(0) } else { s.plan_retention(&target, &due, &cutoff, &actor) }
         })
         .await?;
         if n > 0 {
             tracing::info!("{}: {n} account(s) past retention planned for deletion", t.name);
         }
+        total += n;
     }
-    Ok(())
+    Ok(total)
 }
 
 /// Runs the executor until nothing is runnable (or, with `wait`, nothing is pending or in
@@ -245,7 +257,9 @@ pub async fn run(
 ) -> crate::Result<ExecReport> {
     opts.clock.get_or_insert_with(|| store.clock());
     let owner = owner_token();
-    sweep_retention(&config, &store).await?;
+    if opts.housekeeping {
+        sweep_retention(&config, &store, "retention").await?;
+    }
     let limits: HashMap<String, Arc<Semaphore>> =
         config.targets.iter().map(|t| (t.name.clone(), Arc::new(Semaphore::new(t.concurrency.max(1))))).collect();
     let capacity: usize = config.targets.iter().map(|t| t.concurrency.max(1)).sum::<usize>().max(1);
@@ -294,11 +308,12 @@ async fn claim_and_execute(
     let mut overdue_checked: Option<std::time::Instant> = None;
     loop {
         // Also a write transaction; tickets are due in hours, so once a second is plenty.
-        if overdue_checked.is_none_or(|t| t.elapsed() >= OVERDUE_CHECK_EVERY) {
-            blocking::store(store, |s| s.flag_overdue()).await?;
+        if opts.housekeeping && overdue_checked.is_none_or(|t| t.elapsed() >= OVERDUE_CHECK_EVERY) {
+            blocking::store(store, |s| s.flag_overdue("executor")).await?;
             overdue_checked = Some(std::time::Instant::now());
         }
-        let room = window.saturating_sub(tasks.len());
+        let stopping = opts.stop.as_ref().is_some_and(|s| s.load(Ordering::SeqCst));
+        let room = if stopping { 0 } else { window.saturating_sub(tasks.len()) };
         let ops = if room >= capacity {
             let (owner, lease) = (owner.to_string(), opts.lease);
             blocking::store(store, move |s| s.claim(&owner, lease, room)).await?
@@ -314,7 +329,7 @@ async fn claim_and_execute(
             }
             let counts = blocking::store(store, |s| s.queue_counts()).await?;
             let waiting = [OpState::Pending, OpState::Running].iter().filter_map(|s| counts.get(s)).sum::<i64>();
-            if waiting == 0 || !opts.wait {
+            if waiting == 0 || !opts.wait || stopping {
                 break;
             }
             // Everything left waits for a retry time, for an earlier operation, or for another
@@ -411,22 +426,30 @@ async fn account_spec(config: &Arc<Config>, store: &Arc<dyn Backend>, op: &OpRec
 
 /// The account spec of `op` given its identity as stored.
 fn spec_for(config: &Config, op: &OpRecord, identity: Option<&Identity>) -> Result<AccountSpec, String> {
+    spec_of(config, &op.target, &op.identity, op.account.as_deref(), identity)
+}
+
+/// The account spec of `identity_id`'s account in `target_name`: the account name given (the
+/// one recorded when the account was created), else the identity's current one.
+pub(crate) fn spec_of(
+    config: &Config,
+    target_name: &str,
+    identity_id: &str,
+    account: Option<&str>,
+    identity: Option<&Identity>,
+) -> Result<AccountSpec, String> {
     let schema = &config.schema;
-    let target = config.target(&op.target).ok_or_else(|| format!("target `{}` is no longer configured", op.target))?;
+    let target = config.target(target_name).ok_or_else(|| format!("target `{target_name}` is no longer configured"))?;
     let attr = |name: &str| identity.and_then(|i| i.attr(schema, name)).map(str::to_string);
-    let account = match (&op.account, identity) {
-        (Some(a), _) => a.clone(),
+    let account = match (account, identity) {
+        (Some(a), _) => a.to_string(),
         (None, Some(i)) => i.attrs.get(target.account_attribute).map(str::to_string).ok_or_else(|| {
-            format!(
-                "identity `{}` has no `{}` for its account name",
-                op.identity,
-                schema.name(target.account_attribute)
-            )
+            format!("identity `{identity_id}` has no `{}` for its account name", schema.name(target.account_attribute))
         })?,
-        (None, None) => return Err(format!("identity `{}` is unknown", op.identity)),
+        (None, None) => return Err(format!("identity `{identity_id}` is unknown")),
     };
     Ok(AccountSpec {
-        identity_id: if identity.is_some() { op.identity.clone() } else { String::new() },
+        identity_id: if identity.is_some() { identity_id.to_string() } else { String::new() },
         account,
         given_name: attr("given_name"),
         family_name: attr("family_name"),

@@ -150,7 +150,7 @@ pub fn import_csv(
         unit: "line",
         actor: opts.actor.clone().unwrap_or_else(|| format!("source:{source}")),
     };
-    commit_prepared(engine, prepared, opts.dry_run)
+    commit_prepared(engine, prepared, opts.dry_run, &StoreCommit(engine.store))
 }
 
 /// What a push's guard adds to the batch's own counts: what the source's other batches inside
@@ -182,8 +182,45 @@ pub(crate) struct Prepared {
     pub actor: String,
 }
 
-/// Diffs, guards, plans and commits a prepared ingest as one batch.
-pub(crate) fn commit_prepared(engine: &Engine<'_>, p: Prepared, dry_run: bool) -> Result<ImportReport> {
+/// Where a prepared batch is committed: the store ([`StoreCommit`], for every import and push),
+/// or a caller that writes something of its own in the same transaction (the SCIM endpoint's
+/// resource row, `tenure_store::ScimStore::scim_write`), so the batch and that write commit
+/// together or not at all.
+pub trait Commit {
+    /// Commits `batch` in one transaction. Its events are `events` when given (written as they
+    /// arrive, as [`tenure_store::Store::commit_stream`] does), else `batch.events`.
+    fn commit(
+        &self,
+        schema: &tenure_core::Schema,
+        batch: &Batch,
+        events: Option<&mut dyn Iterator<Item = EventIn>>,
+    ) -> tenure_store::Result<tenure_store::BatchIds>;
+}
+
+/// The store commits the batch by itself.
+pub struct StoreCommit<'a>(pub &'a dyn tenure_store::Store);
+
+impl Commit for StoreCommit<'_> {
+    fn commit(
+        &self,
+        schema: &tenure_core::Schema,
+        batch: &Batch,
+        events: Option<&mut dyn Iterator<Item = EventIn>>,
+    ) -> tenure_store::Result<tenure_store::BatchIds> {
+        match events {
+            Some(events) => self.0.commit_stream(schema, batch, events),
+            None => self.0.commit_batch(schema, batch),
+        }
+    }
+}
+
+/// Diffs, guards, plans and commits a prepared ingest as one batch, through `commit`.
+pub(crate) fn commit_prepared(
+    engine: &Engine<'_>,
+    p: Prepared,
+    dry_run: bool,
+    commit: &dyn Commit,
+) -> Result<ImportReport> {
     let cfg = engine.config;
     let Prepared {
         source,
@@ -359,7 +396,7 @@ pub(crate) fn commit_prepared(engine: &Engine<'_>, p: Prepared, dry_run: bool) -
         let fresh: HashSet<&str> = events.iter().map(|e| &*e.identity.id).collect();
         batch.events =
             carried.iter().filter(|e| !fresh.contains(&*e.identity.id)).chain(events.iter()).map(held_event).collect();
-        engine.store.commit_batch(&cfg.schema, &batch)?
+        commit.commit(&cfg.schema, &batch, None)?
     } else {
         // Pass 2: one thread plans, the other writes; the batch is still one transaction.
         std::thread::scope(|s| {
@@ -373,7 +410,7 @@ pub(crate) fn commit_prepared(engine: &Engine<'_>, p: Prepared, dry_run: bool) -
                     }
                 }
             });
-            let written = engine.store.commit_stream(&cfg.schema, &batch, &mut rx.iter());
+            let written = commit.commit(&cfg.schema, &batch, Some(&mut rx.iter()));
             drop(rx);
             let _ = planner.join();
             written

@@ -40,18 +40,37 @@ pub struct PushOptions {
 /// reported in the result's `rejected` (with `line` = the record's index) and change nothing;
 /// the others go ahead, exactly as the accepted rows of a file with rejected rows do.
 pub fn push(app: &App, source: &str, records: &[Record], opts: &PushOptions) -> Result<ImportReport> {
+    push_with(app, source, records, opts, &import::StoreCommit(app.store_ref()))
+}
+
+/// [`push`], committed through `commit`: a caller that writes something of its own in the
+/// batch's transaction (the SCIM endpoint: the resource row a User write changes). `commit` is
+/// called once per attempt, and again if another batch of the source landed first.
+pub fn push_with(
+    app: &App,
+    source: &str,
+    records: &[Record],
+    opts: &PushOptions,
+    commit: &dyn import::Commit,
+) -> Result<ImportReport> {
     // Another batch of the source landing between reading and committing makes the store refuse
     // the commit; the push is then prepared again from the new state.
     let mut attempts = 0;
     loop {
-        match push_once(app, source, records, opts) {
+        match push_once(app, source, records, opts, commit) {
             Err(EngineError::Store(StoreError::Conflict(_))) if attempts < 5 => attempts += 1,
             other => return other,
         }
     }
 }
 
-fn push_once(app: &App, source: &str, records: &[Record], opts: &PushOptions) -> Result<ImportReport> {
+fn push_once(
+    app: &App,
+    source: &str,
+    records: &[Record],
+    opts: &PushOptions,
+    commit: &dyn import::Commit,
+) -> Result<ImportReport> {
     let cfg = app.config();
     let src = cfg.source(source).ok_or_else(|| {
         EngineError::UnknownSource(
@@ -259,7 +278,7 @@ fn push_once(app: &App, source: &str, records: &[Record], opts: &PushOptions) ->
         unit: "record",
         actor: opts.actor.clone(),
     };
-    import::commit_prepared(&engine, prepared, opts.dry_run)
+    import::commit_prepared(&engine, prepared, opts.dry_run, commit)
 }
 
 /// A JSON field as read: its name, its text (strings and numbers) or its boolean.

@@ -29,6 +29,7 @@ pub mod import;
 pub mod ingest;
 pub mod reconcile;
 pub mod reports;
+pub mod schedule;
 pub mod tokens;
 pub mod views;
 

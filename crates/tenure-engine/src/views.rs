@@ -192,13 +192,13 @@ pub fn identities(store: &dyn Store, schema: &Schema) -> crate::Result<Vec<proto
 /// Manual tickets, open only or every one. Overdue tickets are recorded as exceptions first, so
 /// the list and the exceptions register agree.
 pub fn tickets(queue: &dyn Queue, open_only: bool) -> crate::Result<Vec<proto::Ticket>> {
-    queue.flag_overdue()?;
+    queue.flag_overdue("executor")?;
     Ok(queue.tickets(open_only)?.iter().map(ticket).collect())
 }
 
 /// The exceptions register, open only or every one, with overdue tickets recorded first.
 pub fn exceptions(queue: &dyn Queue, open_only: bool) -> crate::Result<Vec<proto::Exception>> {
-    queue.flag_overdue()?;
+    queue.flag_overdue("executor")?;
     Ok(queue.exceptions(open_only)?.iter().map(exception).collect())
 }
 

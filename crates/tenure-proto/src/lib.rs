@@ -23,6 +23,7 @@ mod identity;
 mod operation;
 mod reconcile;
 mod report;
+mod schedule;
 mod task;
 mod token;
 
@@ -34,6 +35,7 @@ pub use identity::{AccountState, AccountView, AuditRecord, Change, Event, Identi
 pub use operation::{OpReason, Operation};
 pub use reconcile::{Finding, ReconReport, RemediationReport, SkippedTarget, TargetReport};
 pub use report::{ApplyReport, CheckReport, CheckSummary, ClassCoverage, Coverage, ExecReport, Problem, RevokeTimes};
+pub use schedule::{JobReport, ScheduleRun};
 pub use task::Ticket;
 pub use token::{CreatedToken, Token};
 
@@ -41,8 +43,8 @@ pub use token::{CreatedToken, Token};
 pub use tenure_core::error::{Code, ErrorBody};
 /// The kinds, states and outcomes the wire types carry, as the strings they print as.
 pub use tenure_core::{
-    ApprovalKind, ApprovalState, CaseState, EventKind, EventState, ExceptionKind, ExceptionState, FindingKind, Kind,
-    OpKind, OpState, Scope, Status, TicketState,
+    ApprovalKind, ApprovalState, CaseState, EventKind, EventState, ExceptionKind, ExceptionState, FindingKind,
+    JobOutcome, Kind, OpKind, OpState, Scope, Status, TicketState,
 };
 
 #[cfg(test)]

@@ -103,6 +103,19 @@ impl ScimError {
         ScimError { status: StatusCode::UNAUTHORIZED, scim_type: None, detail: String::from("authentication required") }
     }
 
+    /// An error with any status and no `scimType`, for a refusal made in front of the router
+    /// (the server's authentication: 401, 429) that must still reach a SCIM client as a SCIM
+    /// Error; `detail` is written for the client.
+    pub fn with_status(status: StatusCode, detail: impl Into<String>) -> ScimError {
+        ScimError { status, scim_type: None, detail: detail.into() }
+    }
+
+    /// A 403 for an authenticated caller that may not use this endpoint; `detail` says why,
+    /// written for the client.
+    pub fn forbidden(detail: impl Into<String>) -> ScimError {
+        ScimError { status: StatusCode::FORBIDDEN, scim_type: None, detail: detail.into() }
+    }
+
     pub fn precondition_failed() -> ScimError {
         ScimError {
             status: StatusCode::PRECONDITION_FAILED,

@@ -36,6 +36,10 @@ pub struct Config {
     pub max_body_bytes: usize,
     /// `authenticationSchemes` in `/ServiceProviderConfig`: what the server in front checks.
     pub authentication_schemes: Vec<Value>,
+    /// The resource types served (default: all). Discovery lists only these and their
+    /// schemas; the endpoints of the others answer a SCIM 404 that says so, so a client never
+    /// writes a resource the service provider would not act on.
+    pub kinds: Vec<ResourceKind>,
 }
 
 impl Default for Config {
@@ -50,6 +54,7 @@ impl Default for Config {
                 "description": "A bearer token with the `source` scope, made by `tenure token create`.",
                 "primary": true,
             })],
+            kinds: ResourceKind::ALL.to_vec(),
         }
     }
 }
@@ -79,6 +84,13 @@ pub fn router_with<B: ScimBackend>(backend: B, config: Config) -> Router {
         .route("/.search", post(|s: St<B>, c: Ctx, w: Caller<B>, b| search(s, c, w, None, b)).fallback(not_allowed));
     for kind in ResourceKind::ALL {
         let endpoint = kind.endpoint();
+        if !shared.config.kinds.contains(&kind) {
+            let refuse = move || async move { not_served(kind) };
+            r = r
+                .route(&format!("/{endpoint}"), axum::routing::any(refuse))
+                .route(&format!("/{endpoint}/{{*rest}}"), axum::routing::any(refuse));
+            continue;
+        }
         r = r
             .route(
                 &format!("/{endpoint}"),
@@ -110,6 +122,11 @@ fn only_get<S: Clone + Send + Sync + 'static>(m: MethodRouter<S>) -> MethodRoute
 
 async fn not_allowed() -> ScimError {
     ScimError::method_not_allowed()
+}
+
+/// The answer of every endpoint of a resource type the router does not serve.
+fn not_served(kind: ResourceKind) -> ScimError {
+    ScimError::not_found(format!("this service provider does not serve {} resources", kind.name()))
 }
 
 /// What every handler needs from the request head.
@@ -225,16 +242,15 @@ async fn service_provider_config<B: ScimBackend>(State(s): St<B>, c: Ctx) -> Res
     scim_json(StatusCode::OK, &body)
 }
 
-async fn resource_types<B: ScimBackend>(_: St<B>, c: Ctx) -> Response {
-    let all: Vec<Value> = ResourceKind::ALL
-        .iter()
+async fn resource_types<B: ScimBackend>(State(s): St<B>, c: Ctx) -> Response {
+    let all: Vec<Value> = served(&s.config)
         .map(|k| k.resource_type().to_json(&format!("{}/ResourceTypes/{}", c.base, k.name())))
         .collect();
     scim_json(StatusCode::OK, &list_response(all.len(), 1, all))
 }
 
-async fn resource_type<B: ScimBackend>(_: St<B>, c: Ctx, Path(id): Path<String>) -> Response {
-    match ResourceKind::ALL.iter().find(|k| k.name().eq_ignore_ascii_case(&id)) {
+async fn resource_type<B: ScimBackend>(State(s): St<B>, c: Ctx, Path(id): Path<String>) -> Response {
+    match served(&s.config).find(|k| k.name().eq_ignore_ascii_case(&id)) {
         Some(k) => {
             scim_json(StatusCode::OK, &k.resource_type().to_json(&format!("{}/ResourceTypes/{}", c.base, k.name())))
         }
@@ -242,17 +258,32 @@ async fn resource_type<B: ScimBackend>(_: St<B>, c: Ctx, Path(id): Path<String>)
     }
 }
 
-async fn schemas<B: ScimBackend>(_: St<B>, c: Ctx) -> Response {
+async fn schemas<B: ScimBackend>(State(s): St<B>, c: Ctx) -> Response {
     let all: Vec<Value> =
-        schema::schemas().iter().map(|s| s.to_json(&format!("{}/Schemas/{}", c.base, s.id))).collect();
+        served_schemas(&s.config).map(|s| s.to_json(&format!("{}/Schemas/{}", c.base, s.id))).collect();
     scim_json(StatusCode::OK, &list_response(all.len(), 1, all))
 }
 
-async fn schema_by_id<B: ScimBackend>(_: St<B>, c: Ctx, Path(id): Path<String>) -> Response {
-    match schema::schemas().iter().find(|s| s.id.eq_ignore_ascii_case(&id)) {
+async fn schema_by_id<B: ScimBackend>(State(s): St<B>, c: Ctx, Path(id): Path<String>) -> Response {
+    match served_schemas(&s.config).find(|s| s.id.eq_ignore_ascii_case(&id)) {
         Some(s) => scim_json(StatusCode::OK, &s.to_json(&format!("{}/Schemas/{}", c.base, s.id))),
         None => ScimError::not_found("no such schema").into_response(),
     }
+}
+
+/// The resource types served, in [`ResourceKind::ALL`] order.
+fn served(config: &Config) -> impl Iterator<Item = ResourceKind> + '_ {
+    ResourceKind::ALL.into_iter().filter(|k| config.kinds.contains(k))
+}
+
+/// The schemas (core and extensions) of the resource types served.
+fn served_schemas(config: &Config) -> impl Iterator<Item = &'static schema::Schema> + '_ {
+    schema::schemas().into_iter().filter(|s| {
+        served(config).any(|k| {
+            let rt = k.resource_type();
+            rt.schema.id == s.id || rt.extensions.iter().any(|e| e.id == s.id)
+        })
+    })
 }
 
 /// List parameters, from a query string or a SearchRequest body.
@@ -357,11 +388,11 @@ async fn search<B: ScimBackend>(
     let search = json_body(body).and_then(|b| Search::from_body(&b));
     match search {
         Ok(search) => {
-            let kinds: &[ResourceKind] = match &kind {
-                Some(k) => std::slice::from_ref(k),
-                None => &ResourceKind::ALL,
+            let kinds: Vec<ResourceKind> = match kind {
+                Some(k) => vec![k],
+                None => served(&s.config).collect(),
             };
-            run_search(&s, &c, &w, kinds, search).await
+            run_search(&s, &c, &w, &kinds, search).await
         }
         Err(e) => e.into_response(),
     }

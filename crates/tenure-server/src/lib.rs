@@ -125,7 +125,8 @@ pub fn app(state: ServerState) -> Router {
         .merge(hooks::router())
         .nest("/scim/v2", scim_source::router(&state))
         .fallback(error::not_found)
-        .layer(axum::middleware::from_fn_with_state(state.clone(), access::authenticate));
+        .layer(axum::middleware::from_fn_with_state(state.clone(), access::authenticate))
+        .layer(axum::middleware::from_fn(scim_source::scim_errors));
     Router::new()
         .merge(authenticated)
         .merge(health::router())

@@ -87,6 +87,22 @@ pub const CASES: &[(&str, Case)] = &[
         retention_candidates_are_facts_and_planning_writes_the_decision,
     ),
     ("a_read_only_store_reads_and_refuses_writes", a_read_only_store_reads_and_refuses_writes),
+    ("the_scheduler_lease_has_one_holder", schedule::the_scheduler_lease_has_one_holder),
+    ("job_runs_are_recorded_and_audited_when_asked", schedule::job_runs_are_recorded_and_audited_when_asked),
+    (
+        "a_closed_leaver_case_is_rechecked_once_and_reopened_by_what_came_back",
+        schedule::a_closed_leaver_case_is_rechecked_once_and_reopened_by_what_came_back,
+    ),
+    (
+        "rechecked_fixes_past_the_guard_are_held_for_approval",
+        schedule::rechecked_fixes_past_the_guard_are_held_for_approval,
+    ),
+    (
+        "date_candidates_are_the_identities_a_date_may_change",
+        schedule::date_candidates_are_the_identities_a_date_may_change,
+    ),
+    ("scim_resources_are_per_source_versioned_and_unique", scim::scim_resources_are_per_source_versioned_and_unique),
+    ("a_scim_write_and_its_batch_commit_together", scim::a_scim_write_and_its_batch_commit_together),
     ("tokens_are_found_by_hash_revoked_and_audited", tokens::tokens_are_found_by_hash_revoked_and_audited),
     ("identity_pages_filter_and_continue_from_the_cursor", browse::identity_pages_filter_and_continue_from_the_cursor),
 ];
@@ -115,6 +131,9 @@ macro_rules! ensure_eq {
         }
     };
 }
+
+mod schedule;
+mod scim;
 
 /// Fails unless `r` is an error with stable code `code`.
 fn expect_code<T: std::fmt::Debug>(r: Result<T>, code: Code, what: &str) -> Outcome {
@@ -920,7 +939,7 @@ pub fn tickets_are_opened_completed_flagged_and_withdrawn(subject: &dyn Subject)
     // Past the due time by the store's clock: overdue, an exception, a stuck case.
     w.clock.advance(seconds(3601));
     ensure!(w.store.tickets(true)?.iter().all(|t| t.overdue), "overdue by the clock");
-    let flagged = w.store.flag_overdue()?;
+    let flagged = w.store.flag_overdue("executor")?;
     ensure_eq!(
         flagged.iter().map(|x| (x.kind, x.subject.clone())).collect::<Vec<_>>(),
         [
@@ -930,7 +949,7 @@ pub fn tickets_are_opened_completed_flagged_and_withdrawn(subject: &dyn Subject)
         "exceptions"
     );
     ensure_eq!(nth(&flagged, 0, "flagged")?.created_at, w.now(), "opened now");
-    ensure!(w.store.flag_overdue()?.is_empty(), "flagged once");
+    ensure!(w.store.flag_overdue("executor")?.is_empty(), "flagged once");
     ensure_eq!(w.case_of(&op1)?.state, CaseState::Stuck, "the case is stuck");
 
     let done = w.store.complete_ticket(t1, "bob", "granted in the payroll UI")?;
@@ -981,7 +1000,11 @@ pub fn findings_remediation_and_exceptions(subject: &dyn Subject) -> Outcome {
             detail: "`e1` holds `finance`, which no rule grants".into(),
         },
     ];
-    let run = w.store.record_recon(&ReconRun { target: "dir".into(), accounts: 2, grants: 1, millis: 7 }, &findings)?;
+    let run = w.store.record_recon(
+        &ReconRun { target: "dir".into(), accounts: 2, grants: 1, millis: 7 },
+        &findings,
+        "reconciler",
+    )?;
     ensure_eq!(w.store.findings(run)?, findings, "findings read back as recorded");
     ensure!(w.store.findings(run + 1)?.is_empty(), "per run");
     let actions = w.actions()?;
@@ -1071,8 +1094,12 @@ pub fn retention_candidates_are_facts_and_planning_writes_the_decision(subject: 
     let mut stale = nth(&candidates, 1, "candidates")?;
     stale.unfinished = 0;
     stale.leaver_closed_at = Some(closed.clone());
-    ensure_eq!(w.store.plan_retention("dir", &[stale], &cutoff)?, 0, "stale facts are left for the next sweep");
-    ensure_eq!(w.store.plan_retention("dir", &due, &cutoff)?, 1, "the decision is written");
+    ensure_eq!(
+        w.store.plan_retention("dir", &[stale], &cutoff, "retention")?,
+        0,
+        "stale facts are left for the next sweep"
+    );
+    ensure_eq!(w.store.plan_retention("dir", &due, &cutoff, "retention")?, 1, "the decision is written");
     let delete = w.ops("E1")?.into_iter().find(|o| o.kind == OpKind::DeleteAccount);
     ensure_eq!(delete.map(|o| (o.state, o.created_at)), Some((OpState::Pending, w.now())), "a pending delete");
     ensure!(!w.store.holdings("E1")?.contains_key("dir"), "the account leaves the committed holdings");

@@ -85,7 +85,7 @@ pub struct Batch {
     pub ingests: crate::Ingested,
 }
 
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct BatchIds {
     pub import_id: i64,
     pub approval_id: Option<i64>,

@@ -125,11 +125,12 @@ pub trait Queue: Send + Sync {
     /// Marks a ticket done with evidence; its operation becomes `verified`.
     fn complete_ticket(&self, id: i64, by: &str, evidence: &str) -> Result<TicketRecord>;
     /// Records an exception for every open ticket past its due time (by the store's clock);
-    /// their cases become stuck. Returns the new exceptions.
-    fn flag_overdue(&self) -> Result<Vec<ExceptionRecord>>;
+    /// their cases become stuck. Audited with `actor`. Returns the new exceptions.
+    fn flag_overdue(&self, actor: &str) -> Result<Vec<ExceptionRecord>>;
     fn exceptions(&self, open_only: bool) -> Result<Vec<ExceptionRecord>>;
 
-    fn record_recon(&self, run: &ReconRun, findings: &[Finding]) -> Result<i64>;
+    /// Records a reconciliation run of one target and its findings, audited with `actor`.
+    fn record_recon(&self, run: &ReconRun, findings: &[Finding], actor: &str) -> Result<i64>;
     fn findings(&self, run_id: i64) -> Result<Vec<Finding>>;
     /// Plans remediation operations (one event and case per identity); returns the approval id
     /// when held.
@@ -141,11 +142,19 @@ pub trait Queue: Send + Sync {
     /// identities, with their facts (see `tenure_core::rules::retention_due`).
     fn retention_candidates(&self, target: &str) -> Result<Vec<RetentionCandidate>>;
     /// Plans `delete_account` in `target` for each of `due` (one event and case each) and drops
-    /// the account from the committed holdings, audited with `cutoff`. A candidate whose facts
-    /// changed since it was read is left for the next sweep. Returns how many were planned.
-    fn plan_retention(&self, target: &str, due: &[RetentionCandidate], cutoff: &str) -> Result<usize>;
+    /// the account from the committed holdings, audited with `cutoff` and `actor`. A candidate
+    /// whose facts changed since it was read is left for the next sweep. Returns how many were
+    /// planned.
+    fn plan_retention(&self, target: &str, due: &[RetentionCandidate], cutoff: &str, actor: &str) -> Result<usize>;
 }
 
-/// A store that is both: what the executor, reconciliation and the server need.
-pub trait Backend: Store + Queue + crate::Pushes + crate::Tokens + crate::Browse {}
-impl<T: Store + Queue + crate::Pushes + crate::Tokens + crate::Browse> Backend for T {}
+/// A store that is all of them: what the executor, reconciliation, pushes, the schedules and the
+/// server need.
+pub trait Backend:
+    Store + Queue + crate::Pushes + crate::Tokens + crate::Browse + crate::Schedules + crate::scim::ScimStore
+{
+}
+impl<T: Store + Queue + crate::Pushes + crate::Tokens + crate::Browse + crate::Schedules + crate::scim::ScimStore>
+    Backend for T
+{
+}

@@ -153,6 +153,10 @@ pub enum Command {
     /// The tamper-evident audit trail.
     #[command(subcommand)]
     Audit(AuditCmd),
+    /// The schedules `tenure serve` runs (dates in HR data, the re-check, reconciliation,
+    /// retention, overdue tickets, checkpoints), for deployments without the server.
+    #[command(subcommand)]
+    Schedule(ScheduleCmd),
     /// Run the server: the REST API, webhooks, SCIM endpoint, metrics, workers and schedules,
     /// until Ctrl-C or SIGTERM.
     Serve {
@@ -193,6 +197,18 @@ pub enum TokenCmd {
         token: String,
         #[command(flatten)]
         who: Who,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ScheduleCmd {
+    /// Run every job that is due now, then the executor (audited as `schedule:NAME`); run it
+    /// from cron every few minutes. Refused while another process holds the scheduler lease.
+    RunOnce {
+        /// Run only this job, now, due or not: start_date, end_date, grant_expiry, recheck,
+        /// overdue, retention, reconcile, checkpoint, apply.
+        #[arg(long, value_name = "NAME")]
+        job: Option<String>,
     },
 }
 

@@ -112,6 +112,10 @@ fn run(cli: &Cli) -> Result<ExitCode> {
         )
         .into()),
         Command::Audit(a) => audit(cli, a),
+        Command::Schedule(cli::ScheduleCmd::RunOnce { job }) => {
+            let f = text_json()?;
+            cmd::schedule::run_once(&open(config, Needs::Store)?, job.as_deref(), f)
+        }
         Command::Serve { listen } => cmd::serve::run(&open(config, Needs::Policy)?, listen.as_deref()),
         Command::Token(t) => token(cli, t),
     }

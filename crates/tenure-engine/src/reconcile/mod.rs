@@ -38,6 +38,8 @@ use tenure_store::{OpFilter, ReconRun, Remediation, RemediationOp};
 /// was found, and `views::finding` converts it for the report.
 pub use tenure_proto::{ReconReport, RemediationReport, SkippedTarget, TargetReport};
 
+/// Reconciles every target (or `only`), audited as the `reconciler`; `remediate` plans the
+/// fixes through the guard.
 pub async fn reconcile(
     config: &Config,
     policy: &Policy,
@@ -45,6 +47,19 @@ pub async fn reconcile(
     conns: &Connectors,
     only: Option<&str>,
     remediate: bool,
+) -> crate::Result<ReconReport> {
+    reconcile_as(config, policy, store, conns, only, remediate, "reconciler").await
+}
+
+/// [`reconcile`] audited with `actor` (the schedule's runs are `schedule:reconcile`).
+pub async fn reconcile_as(
+    config: &Config,
+    policy: &Policy,
+    store: Arc<dyn Backend>,
+    conns: &Connectors,
+    only: Option<&str>,
+    remediate: bool,
+    actor: &str,
 ) -> crate::Result<ReconReport> {
     let schema = &config.schema;
     let identities: HashMap<String, tenure_core::Identity> =
@@ -102,7 +117,7 @@ pub async fn reconcile(
         let findings = c.findings;
         let millis = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
         let run = ReconRun { target: t.clone(), accounts: actual.len(), grants, millis };
-        let run_id = store.record_recon(&run, &findings)?;
+        let run_id = store.record_recon(&run, &findings, actor)?;
         run_ids.push(run_id);
         report.targets.push(TargetReport {
             target: t.clone(),
@@ -117,7 +132,7 @@ pub async fn reconcile(
     let sod = correlate::sod(policy, &held_grants);
     if !sod.is_empty() {
         let run = ReconRun { target: "*".into(), accounts: 0, grants: 0, millis: 0 };
-        run_ids.push(store.record_recon(&run, &sod)?);
+        run_ids.push(store.record_recon(&run, &sod, actor)?);
     }
     report.sod = sod.iter().map(crate::views::finding).collect();
 
@@ -127,7 +142,7 @@ pub async fn reconcile(
         let privileged = crate::guard::privileged_entitlements(policy);
         let counts = correlate::guard_counts(&fixes, &privileged, total_accounts);
         let held = counts.check(&config.guard);
-        let rem = Remediation { run_ids, ops: fixes, held: held.clone(), actor: "reconciler".into() };
+        let rem = Remediation { run_ids, ops: fixes, held: held.clone(), actor: actor.into() };
         let (n, approval_id) = store.commit_remediation(&rem)?;
         report.remediation = Some(RemediationReport { operations: n, held, approval_id });
     }

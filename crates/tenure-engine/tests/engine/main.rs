@@ -12,6 +12,7 @@ mod decisions;
 mod guard;
 mod import;
 mod push;
+mod schedule;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;

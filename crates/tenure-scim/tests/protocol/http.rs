@@ -336,6 +336,38 @@ async fn discovery_describes_what_is_served() {
 }
 
 #[tokio::test]
+async fn a_resource_type_not_served_is_absent_from_discovery_and_refused() {
+    let config = tenure_scim::Config { kinds: vec![tenure_scim::ResourceKind::User], ..Default::default() };
+    let app =
+        Router::new().nest("/scim/v2", tenure_scim::router_with(ReferenceBackendForProtocolTests::default(), config));
+    let rts = call(&app, Method::GET, "/scim/v2/ResourceTypes", &[], None).await;
+    assert_eq!(rts.body["totalResults"], json!(1));
+    assert_eq!(rts.body["Resources"][0]["name"], json!("User"));
+    call(&app, Method::GET, "/scim/v2/ResourceTypes/Group", &[], None).await.assert_error(404, None);
+    let schemas = call(&app, Method::GET, "/scim/v2/Schemas", &[], None).await;
+    let ids: Vec<&str> =
+        schemas.body["Resources"].as_array().unwrap().iter().map(|s| s["id"].as_str().unwrap()).collect();
+    assert_eq!(ids, ["urn:ietf:params:scim:schemas:core:2.0:User", ENTERPRISE_USER_URN]);
+    let group = json!({"displayName": "Tour Guides"});
+    for (method, uri, body) in [
+        (Method::POST, "/scim/v2/Groups", Some(group.clone())),
+        (Method::GET, "/scim/v2/Groups", None),
+        (Method::GET, "/scim/v2/Groups/g1", None),
+        (Method::PUT, "/scim/v2/Groups/g1", Some(group)),
+        (Method::POST, "/scim/v2/Groups/.search", Some(json!({}))),
+    ] {
+        let a = call(&app, method, uri, &[], body).await;
+        a.assert_error(404, None);
+        assert_eq!(a.body["detail"], json!("this service provider does not serve Group resources"), "{uri}");
+    }
+    // A search across types covers only the types served.
+    create_user(&app, bjensen()).await;
+    let all = call(&app, Method::POST, "/scim/v2/.search", &[], Some(json!({"filter": "displayName pr"}))).await;
+    assert_eq!(all.status, StatusCode::OK, "{}", all.body);
+    assert_eq!(all.body["totalResults"], json!(0));
+}
+
+#[tokio::test]
 async fn group_membership_by_patch() {
     let app = app();
     let u1 = create_user(&app, json!({"userName": "one"})).await.id();

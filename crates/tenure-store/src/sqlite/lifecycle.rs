@@ -234,8 +234,10 @@ pub(crate) fn refresh_case(tx: &Transaction<'_>, case_id: i64, at: &str, audit: 
     }
     if state == CaseState::Closed {
         let revoke_ms = (kind == EventKind::Leaver).then(|| millis_between(&opened, at));
+        // A leaver case the post-offboarding re-check reopened keeps its first time-to-revoke:
+        // the revocation that came undone later is a `resurrected` finding, not a slower one.
         tx.execute(
-            "UPDATE cases SET state = ?2, closed_at = ?3, revoke_ms = ?4 WHERE id = ?1",
+            "UPDATE cases SET state = ?2, closed_at = ?3, revoke_ms = coalesce(revoke_ms, ?4) WHERE id = ?1",
             params![case_id, state.as_str(), at, revoke_ms],
         )?;
         let mut reason =
@@ -383,6 +385,22 @@ pub(super) fn commit_batch<'e>(
     let mut conn = store.lock();
     let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
     let at = store.now();
+    let ids = write_batch(&tx, &at, schema, batch, events)?;
+    tx.commit()?;
+    Ok(ids)
+}
+
+/// Writes a batch inside `tx` (the caller commits), at the store time `at`: what
+/// [`commit_batch`] does, for writes that must commit together with a batch (a SCIM resource
+/// and the record it makes).
+pub(super) fn write_batch<'e>(
+    tx: &Transaction<'_>,
+    at: &str,
+    schema: &Schema,
+    batch: &Batch,
+    events: &mut dyn Iterator<Item = std::borrow::Cow<'e, EventIn>>,
+) -> R<BatchIds> {
+    let at = at.to_string();
     if !matches!(batch.state, BatchState::Approved { .. }) {
         let last: Option<i64> = tx.query_row(LAST_IMPORT, [&batch.source], |r| r.get(0))?;
         if last != batch.base_import {
@@ -397,7 +415,7 @@ pub(super) fn commit_batch<'e>(
 
     let import_id = match &batch.state {
         BatchState::Applied | BatchState::Held { .. } => {
-            supersede(&tx, batch, &at, &mut audit_out)?;
+            supersede(tx, batch, &at, &mut audit_out)?;
             let state =
                 if matches!(batch.state, BatchState::Held { .. }) { ImportState::Held } else { ImportState::Applied };
             tx.execute(
@@ -435,12 +453,12 @@ pub(super) fn commit_batch<'e>(
         }
     };
     ids.import_id = import_id;
-    super::push::mark_ingested(&tx, &batch.ingests, Some(import_id))?;
+    super::push::mark_ingested(tx, &batch.ingests, Some(import_id))?;
     audit_out.extend(batch.audit.iter().cloned());
 
     if let BatchState::Held { reason } = &batch.state {
         for ev in events {
-            insert_event(&tx, schema, import_id, &batch.source, &ev, &at, EventState::Held)?;
+            insert_event(tx, schema, import_id, &batch.source, &ev, &at, EventState::Held)?;
             ids.events += 1;
         }
         let summary = serde_json::json!({ "source": batch.source, "file": batch.file, "reason": reason, "counts": batch.summary });
@@ -449,8 +467,7 @@ pub(super) fn commit_batch<'e>(
             params![ApprovalKind::Batch.as_str(), import_id, summary.to_string(), ApprovalState::Pending.as_str(), at],
         )?;
         ids.approval_id = Some(tx.last_insert_rowid());
-        append(&tx, &audit_out, &at)?;
-        tx.commit()?;
+        append(tx, &audit_out, &at)?;
         return Ok(ids);
     }
 
@@ -459,9 +476,9 @@ pub(super) fn commit_batch<'e>(
     // and the page cache is large enough that the transaction does not spill to the WAL and
     // read itself back.
     tx.pragma_update(None, "cache_size", BATCH_CACHE_KIB)?;
-    let mut chain = Appender::new(&tx, &at)?;
+    let mut chain = Appender::new(tx, &at)?;
     for e in audit_out.drain(..) {
-        chain.push(&tx, &e)?;
+        chain.push(tx, &e)?;
     }
     // An identity belongs to the source that created it: a row from another source never
     // rewrites it (the engine rejects such rows; this keeps the store honest regardless).
@@ -508,10 +525,10 @@ pub(super) fn commit_batch<'e>(
                 upd_event.execute(params![eid, EventState::Applied.as_str()])?;
                 eid
             }
-            None => insert_event_with(&tx, &attrs, import_id, &batch.source, ev, &at, EventState::Applied)?,
+            None => insert_event_with(tx, &attrs, import_id, &batch.source, ev, &at, EventState::Applied)?,
         };
         ids.events += 1;
-        cancel_superseded(&tx, event_id, id, &ev.cancel, &at, &mut event_audit)?;
+        cancel_superseded(tx, event_id, id, &ev.cancel, &at, &mut event_audit)?;
         let changes: Vec<String> = ev
             .changes
             .iter()
@@ -541,7 +558,7 @@ pub(super) fn commit_batch<'e>(
             event_audit.push(e);
         }
         for e in event_audit.drain(..) {
-            chain.push(&tx, &e)?;
+            chain.push(tx, &e)?;
         }
         // A new case's operations are all pending: the rule closes it at once only if it has none.
         let pending = u64::try_from(ev.ops.len()).unwrap_or(u64::MAX);
@@ -584,7 +601,7 @@ pub(super) fn commit_batch<'e>(
         }
         if !ev.ops.is_empty() {
             chain.push(
-                &tx,
+                tx,
                 &AuditEntry::new("planner", "plan", "pending").identity(id).reason(format!(
                     "event {event_id} ({}), case {case_id}: {} operation(s){plan}",
                     ev.kind,
@@ -610,7 +627,6 @@ pub(super) fn commit_batch<'e>(
     }
     drop((upsert, upd_event, ins_case, ins_op, del_acct, del_grants, ins_acct, ins_grant));
     tx.pragma_update(None, "cache_size", DEFAULT_CACHE_KIB)?;
-    tx.commit()?;
     Ok(ids)
 }
 

@@ -12,9 +12,12 @@ mod browse;
 mod lifecycle;
 mod push;
 mod queue;
+mod schedule;
+mod scim;
 mod tokens;
 
 use crate::records::*;
+use crate::scim::{ScimKind, ScimLookup, ScimOutcome, ScimResource, ScimWrite};
 use crate::{BackendError, StoreError};
 use rusqlite::{Connection, OptionalExtension, params};
 use sha2::{Digest, Sha256};
@@ -39,6 +42,8 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (7, "tokens", include_str!("../../migrations/0007_tokens.sql")),
     (8, "identity_lookups", include_str!("../../migrations/0008_identity_lookups.sql")),
     (9, "push_journal", include_str!("../../migrations/0009_push_journal.sql")),
+    (10, "schedule", include_str!("../../migrations/0010_schedule.sql")),
+    (11, "scim", include_str!("../../migrations/0011_scim.sql")),
 ];
 
 /// The version of the last embedded migration.
@@ -497,16 +502,16 @@ impl crate::Queue for SqliteStore {
         Ok(queue::complete_ticket(self, id, by, evidence)?)
     }
 
-    fn flag_overdue(&self) -> crate::Result<Vec<ExceptionRecord>> {
-        Ok(queue::flag_overdue(self)?)
+    fn flag_overdue(&self, actor: &str) -> crate::Result<Vec<ExceptionRecord>> {
+        Ok(queue::flag_overdue(self, actor)?)
     }
 
     fn exceptions(&self, open_only: bool) -> crate::Result<Vec<ExceptionRecord>> {
         Ok(queue::exceptions(&self.lock(), open_only)?)
     }
 
-    fn record_recon(&self, run: &ReconRun, findings: &[Finding]) -> crate::Result<i64> {
-        Ok(queue::record_recon(self, run, findings)?)
+    fn record_recon(&self, run: &ReconRun, findings: &[Finding], actor: &str) -> crate::Result<i64> {
+        Ok(queue::record_recon(self, run, findings, actor)?)
     }
 
     fn findings(&self, run_id: i64) -> crate::Result<Vec<Finding>> {
@@ -525,8 +530,74 @@ impl crate::Queue for SqliteStore {
         Ok(queue::retention_candidates(&self.lock(), target)?)
     }
 
-    fn plan_retention(&self, target: &str, due: &[RetentionCandidate], cutoff: &str) -> crate::Result<usize> {
-        Ok(queue::plan_retention(self, target, due, cutoff)?)
+    fn plan_retention(
+        &self,
+        target: &str,
+        due: &[RetentionCandidate],
+        cutoff: &str,
+        actor: &str,
+    ) -> crate::Result<usize> {
+        Ok(queue::plan_retention(self, target, due, cutoff, actor)?)
+    }
+}
+
+impl crate::Schedules for SqliteStore {
+    fn lead(&self, owner: &str, lease: Duration) -> crate::Result<crate::Lead> {
+        Ok(schedule::lead(self, owner, lease)?)
+    }
+
+    fn release_lead(&self, owner: &str) -> crate::Result<()> {
+        Ok(schedule::release_lead(self, owner)?)
+    }
+
+    fn date_candidates(
+        &self,
+        schema: &Schema,
+        source: &str,
+        ends_before: &str,
+        starts_by: &str,
+    ) -> crate::Result<Vec<Identity>> {
+        Ok(schedule::date_candidates(&self.lock(), schema, source, ends_before, starts_by)?)
+    }
+
+    fn job_runs(&self) -> crate::Result<Vec<crate::JobRun>> {
+        Ok(schedule::job_runs(&self.lock())?)
+    }
+
+    fn record_job(&self, owner: &str, done: &crate::JobDone) -> crate::Result<()> {
+        Ok(schedule::record_job(self, owner, done)?)
+    }
+
+    fn recheck_candidates(&self, closed_before: &str) -> crate::Result<Vec<crate::RecheckCandidate>> {
+        Ok(schedule::recheck_candidates(&self.lock(), closed_before)?)
+    }
+
+    fn record_rechecks(
+        &self,
+        rechecks: &[crate::Recheck],
+        held: Option<&str>,
+        actor: &str,
+    ) -> crate::Result<crate::RecheckIds> {
+        Ok(schedule::record_rechecks(self, rechecks, held, actor)?)
+    }
+}
+
+impl crate::ScimStore for SqliteStore {
+    fn scim_get(&self, source: &str, kind: ScimKind, id: &str) -> crate::Result<Option<ScimResource>> {
+        Ok(scim::get(&self.lock(), source, kind, id)?)
+    }
+
+    fn scim_list(
+        &self,
+        source: &str,
+        kind: ScimKind,
+        lookup: Option<ScimLookup<'_>>,
+    ) -> crate::Result<Vec<ScimResource>> {
+        Ok(scim::list(&self.lock(), source, kind, lookup)?)
+    }
+
+    fn scim_write(&self, schema: &Schema, write: &ScimWrite, batch: Option<&Batch>) -> crate::Result<ScimOutcome> {
+        Ok(scim::write(self, schema, write, batch)?)
     }
 }
 

@@ -441,7 +441,7 @@ fn exception_row(r: &rusqlite::Row<'_>) -> R<ExceptionRecord> {
     })
 }
 
-pub(super) fn flag_overdue(store: &SqliteStore) -> R<Vec<ExceptionRecord>> {
+pub(super) fn flag_overdue(store: &SqliteStore, actor: &str) -> R<Vec<ExceptionRecord>> {
     let mut conn = store.lock();
     let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
     let at = store.now();
@@ -479,10 +479,7 @@ pub(super) fn flag_overdue(store: &SqliteStore) -> R<Vec<ExceptionRecord>> {
         )?;
         ids.push(tx.last_insert_rowid());
         audit.push(
-            AuditEntry::new("executor", "exception.opened", "overdue")
-                .identity(&identity)
-                .target(&target)
-                .reason(reason),
+            AuditEntry::new(actor, "exception.opened", "overdue").identity(&identity).target(&target).reason(reason),
         );
         refresh_case(&tx, case_id, &at, &mut audit)?;
     }
@@ -510,7 +507,7 @@ pub(super) fn exceptions(conn: &Connection, open_only: bool) -> R<Vec<ExceptionR
     Ok(out)
 }
 
-pub(super) fn record_recon(store: &SqliteStore, run: &ReconRun, findings: &[Finding]) -> R<i64> {
+pub(super) fn record_recon(store: &SqliteStore, run: &ReconRun, findings: &[Finding], actor: &str) -> R<i64> {
     let mut conn = store.lock();
     let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
     let at = store.now();
@@ -527,7 +524,7 @@ pub(super) fn record_recon(store: &SqliteStore, run: &ReconRun, findings: &[Find
     )?;
     let run_id = tx.last_insert_rowid();
     let mut audit = vec![
-        AuditEntry::new("reconciler", "reconcile", if findings.is_empty() { "clean" } else { "findings" })
+        AuditEntry::new(actor, "reconcile", if findings.is_empty() { "clean" } else { "findings" })
             .target(&run.target)
             .reason(format!(
                 "run {run_id}: {} accounts, {} grants read; {} finding(s)",
@@ -552,7 +549,7 @@ pub(super) fn record_recon(store: &SqliteStore, run: &ReconRun, findings: &[Find
                 f.detail,
                 at
             ])?;
-            let mut e = AuditEntry::new("reconciler", &format!("finding.{}", f.kind), "open")
+            let mut e = AuditEntry::new(actor, &format!("finding.{}", f.kind), "open")
                 .target(&f.target)
                 .entitlement(f.entitlement.as_deref())
                 .reason(format!("run {run_id}: {}", f.detail));
@@ -745,7 +742,13 @@ pub(super) fn retention_candidates(conn: &Connection, target: &str) -> R<Vec<Ret
     candidates(conn, target, None)
 }
 
-pub(super) fn plan_retention(store: &SqliteStore, target: &str, due: &[RetentionCandidate], cutoff: &str) -> R<usize> {
+pub(super) fn plan_retention(
+    store: &SqliteStore,
+    target: &str,
+    due: &[RetentionCandidate],
+    cutoff: &str,
+    actor: &str,
+) -> R<usize> {
     let mut conn = store.lock();
     let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
     let at = store.now();
@@ -776,11 +779,9 @@ pub(super) fn plan_retention(store: &SqliteStore, target: &str, due: &[Retention
         )?;
         tx.execute("DELETE FROM grants WHERE identity = ?1 AND target = ?2", params![identity, target])?;
         tx.execute("DELETE FROM accounts WHERE identity = ?1 AND target = ?2", params![identity, target])?;
-        audit.push(
-            AuditEntry::new("retention", "plan.delete_account", "pending").identity(identity).target(target).reason(
-                format!("event {event_id}: the leaver case closed before {cutoff}; the disabled account is deleted"),
-            ),
-        );
+        audit.push(AuditEntry::new(actor, "plan.delete_account", "pending").identity(identity).target(target).reason(
+            format!("event {event_id}: the leaver case closed before {cutoff}; the disabled account is deleted"),
+        ));
         planned += 1;
     }
     append(&tx, &audit, &at)?;

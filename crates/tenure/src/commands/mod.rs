@@ -16,6 +16,7 @@ pub mod import;
 pub mod init;
 pub mod plan;
 pub mod reconcile;
+pub mod schedule;
 pub mod serve;
 pub mod simulate;
 pub mod tasks;

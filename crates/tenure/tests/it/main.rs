@@ -8,6 +8,8 @@ mod hardening;
 mod lifecycle;
 mod peers;
 mod pushes;
+mod schedule;
+mod scim;
 mod server;
 mod snapshots;
 mod tour;

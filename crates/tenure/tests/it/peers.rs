@@ -3,6 +3,7 @@
 //! peers are queried directly (ldapsearch, plain HTTP, psql), never through Tenure.
 
 mod issue6_secrets;
+mod issue8_schedule;
 
 use crate::{Env, TODAY, company};
 use std::process::Command;
