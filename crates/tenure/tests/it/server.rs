@@ -177,3 +177,61 @@ async fn failed_attempts_are_throttled_and_sigterm_stops_the_server_cleanly() {
     let text = logs.join("\n");
     assert!(text.contains("SIGTERM received") && text.contains("\"stopped\""), "{text}");
 }
+
+/// The SCIM endpoint's routes: only the token of the `kind = "scim"` source they belong to.
+const SCIM_ROUTES: &[(&str, &str)] = &[
+    ("GET", "/scim/v2/ServiceProviderConfig"),
+    ("GET", "/scim/v2/ResourceTypes"),
+    ("GET", "/scim/v2/Schemas"),
+    ("GET", "/scim/v2/Users"),
+    ("POST", "/scim/v2/Users"),
+    ("POST", "/scim/v2/Users/.search"),
+    ("GET", "/scim/v2/Users/{id}"),
+    ("PUT", "/scim/v2/Users/{id}"),
+    ("PATCH", "/scim/v2/Users/{id}"),
+    ("DELETE", "/scim/v2/Users/{id}"),
+];
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_scim_route_answers_401_without_a_known_token_and_403_to_any_token_but_its_sources() {
+    let dir = tempfile::TempDir::new().unwrap();
+    let bin = std::path::PathBuf::from(env!("CARGO_BIN_EXE_tenure"));
+    let init = std::process::Command::new(&bin).args(["init", "."]).current_dir(dir.path()).output().unwrap();
+    assert!(init.status.success(), "{}", String::from_utf8_lossy(&init.stderr));
+    let mut config = std::fs::read_to_string(dir.path().join("tenure.toml")).unwrap();
+    config.push_str("\n[[source]]\nname = \"idp\"\nkind = \"scim\"\n");
+    let s = Server::start_with(&bin, dir.path(), &config, &[("TENURE_AUTH_FAILURES", "100000")]).await.unwrap();
+    let own = s.token("idp-push", "source", Some("idp")).unwrap();
+    let mut others = vec![("admin".to_string(), s.admin_token.clone())];
+    for scope in ["operator", "approver", "auditor"] {
+        others.push((scope.to_string(), s.token(&format!("t-{scope}"), scope, None).unwrap()));
+    }
+    others.push(("hr's source".to_string(), s.token("hr-push", "source", Some("hr")).unwrap()));
+    let send = |method: &str, path: &str, token: Option<&str>| {
+        let url = s.url(&path.replace("{id}", "0000"));
+        let mut req = s.client.request(method.parse().unwrap(), url).header("content-type", "application/scim+json");
+        if method != "GET" && method != "DELETE" {
+            req = req.body(r#"{"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": "probe"}"#);
+        }
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        req.send()
+    };
+    for (method, path) in SCIM_ROUTES {
+        for token in [None, Some("tnr_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"), Some("not-a-token")] {
+            let res = send(method, path, token).await.unwrap();
+            assert_eq!(res.status().as_u16(), 401, "{method} {path} with {token:?}");
+        }
+        for (who, token) in &others {
+            let res = send(method, path, Some(token)).await.unwrap();
+            let status = res.status().as_u16();
+            let body = res.text().await.unwrap_or_default();
+            assert_eq!(status, 403, "{method} {path} as {who}: {body}");
+            assert!(body.contains("urn:ietf:params:scim:api:messages:2.0:Error"), "a SCIM error: {body}");
+        }
+        let res = send(method, path, Some(&own)).await.unwrap();
+        let status = res.status().as_u16();
+        assert!(status != 401 && status != 403 && status < 500, "{method} {path} as its source: {status}");
+    }
+}
