@@ -260,11 +260,13 @@ struct EventsQuery {
 async fn events(
     State(state): State<ServerState>,
     principal: Principal,
-    Query(q): Query<EventsQuery>,
+    query: Result<Query<EventsQuery>, axum::extract::rejection::QueryRejection>,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
+    // Who may call comes first: a wrong-scope caller learns nothing about the request's shape.
     principal.require(Action::Operate)?;
+    let Query(q) = query.map_err(|_| ApiError::invalid("`source` query parameter is required: ?source=NAME"))?;
     let cfg = state.app.config();
     let Some(src) = cfg.source(&q.source) else {
         return Err(ApiError::new(

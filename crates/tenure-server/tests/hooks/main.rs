@@ -255,3 +255,19 @@ async fn an_operator_pushes_events_for_any_source_with_an_idempotency_key() {
     let (status, body) = w.send(unknown).await;
     assert_eq!((status, body["code"].as_str()), (StatusCode::NOT_FOUND, Some("unknown_source")));
 }
+
+#[tokio::test]
+async fn events_authorize_before_reading_the_request() {
+    let w = World::new();
+    let no_source = |token: &str| {
+        Request::post("/api/v1/events")
+            .header("authorization", format!("Bearer {token}"))
+            .body(Body::from(ADA))
+            .unwrap()
+    };
+    let (status, body) = w.send(no_source(&w.push)).await;
+    assert_eq!((status, body["code"].as_str()), (StatusCode::FORBIDDEN, Some("forbidden")), "{body}");
+    let (status, body) = w.send(no_source(&w.operator)).await;
+    assert_eq!((status, body["code"].as_str()), (StatusCode::BAD_REQUEST, Some("invalid_input")), "{body}");
+    assert!(body["message"].as_str().unwrap().contains("?source=NAME"), "{body}");
+}

@@ -39,13 +39,13 @@ pub fn run(app: &App, listen: Option<&str>) -> Result<ExitCode> {
             tokio::net::TcpListener::bind(&addr).await.with_context(|| format!("cannot listen on `{addr}`"))?;
         let local = listener.local_addr().context("reading the listening address")?;
         tracing::info!(address = %local, config = %app.loaded().config_path.display(), "listening");
-        tenure_server::serve(
-            ServerState::with_options(app.clone(), options),
-            listener,
-            tenure_server::shutdown_signal(),
-        )
-        .await
-        .context("serving")
+        // On a worker thread, not the thread that blocks on the runtime: the accept loop and
+        // the connections it serves then share the runtime's workers.
+        let state = ServerState::with_options(app.clone(), options);
+        tokio::spawn(tenure_server::serve(state, listener, tenure_server::shutdown_signal()))
+            .await
+            .context("the server task")?
+            .context("serving")
     })?;
     Ok(ExitCode::SUCCESS)
 }
