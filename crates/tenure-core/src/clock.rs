@@ -13,6 +13,13 @@ pub trait Clock: Send + Sync + std::fmt::Debug {
     fn today(&self) -> NaiveDate {
         self.now().date_naive()
     }
+
+    /// The date lifecycle rules compare with for dates kept in zone `tz` (a source's
+    /// `timezone`): today there. A clock whose date is pinned (`TENURE_TODAY`) answers its pinned
+    /// date in every zone.
+    fn today_in(&self, tz: chrono_tz::Tz) -> NaiveDate {
+        self.now().with_timezone(&tz).date_naive()
+    }
 }
 
 /// The format every stored timestamp has: RFC 3339 UTC with microseconds, sortable as text.

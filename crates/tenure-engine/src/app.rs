@@ -222,7 +222,9 @@ impl App {
     pub fn engine(&self) -> Result<Engine<'_>> {
         let policy = self.policy()?;
         let store: &dyn tenure_store::Store = self.inner.store.as_ref();
-        Ok(Engine::new(&self.inner.config, policy, store, self.today()))
+        let mut engine = Engine::new(&self.inner.config, policy, store, self.today());
+        engine.clock = Some(self.inner.clock.clone());
+        Ok(engine)
     }
 
     /// The store as the read-side functions take it.

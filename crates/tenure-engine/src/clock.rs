@@ -4,7 +4,8 @@
 //!   there, so a demo or a test can start at 23:59:55 on someone's last day and watch the schedule
 //!   act;
 //! - `TENURE_TODAY=YYYY-MM-DD` pins the date lifecycle rules compare with (start and end dates,
-//!   relative policy dates), for reproducible CLI runs; timestamps keep moving;
+//!   relative policy dates), in every source's timezone, for reproducible CLI runs; timestamps
+//!   keep moving;
 //! - neither: the wall clock.
 //!
 //! Tests that step time themselves use `tenure_core::clock::FakeClock`.
@@ -47,6 +48,10 @@ impl Clock for PinnedToday {
     }
 
     fn today(&self) -> NaiveDate {
+        self.date
+    }
+
+    fn today_in(&self, _tz: chrono_tz::Tz) -> NaiveDate {
         self.date
     }
 }

@@ -91,7 +91,9 @@ pub fn import_csv(
         return Err(EngineError::NotCsv(source.into()));
     }
     let sha256 = hex::encode(Sha256::digest(bytes));
-    let mut parsed = snapshot::parse_csv(src, &cfg.schema, bytes, engine.today)
+    // A snapshot's dates are the source's: its leavers and prehires are derived with today in the
+    // source's timezone, as a push's and the date schedules' are.
+    let mut parsed = snapshot::parse_csv(src, &cfg.schema, bytes, engine.today_for(src))
         .map_err(|error| EngineError::Snapshot { file: file.into(), error })?;
     // An identity belongs to the source that first brought it: a row from another source with
     // the same key is rejected, never merged, so one feed cannot rewrite another's people.

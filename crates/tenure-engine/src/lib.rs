@@ -34,7 +34,9 @@ pub mod tokens;
 pub mod views;
 
 use chrono::NaiveDate;
-use tenure_core::config::Config;
+use std::sync::Arc;
+use tenure_core::clock::Clock;
+use tenure_core::config::{Config, SourceConfig};
 use tenure_core::error::{Code, HasCode};
 use tenure_policy::{Compiled, Policy};
 use tenure_store::Store;
@@ -45,13 +47,26 @@ pub struct Engine<'a> {
     pub policy: &'a Policy,
     pub compiled: Compiled,
     pub store: &'a dyn Store,
+    /// Today as the clock says in UTC (or as `TENURE_TODAY` pins it): the date for what has no
+    /// timezone of its own.
     pub today: NaiveDate,
+    /// The clock a source's dates are read on, in the source's `timezone` ([`Engine::today_for`]);
+    /// without one (an engine on a fixed date, as the benchmarks make), `today` serves every
+    /// source.
+    pub clock: Option<Arc<dyn Clock>>,
 }
 
 impl<'a> Engine<'a> {
     pub fn new(config: &'a Config, policy: &'a Policy, store: &'a dyn Store, today: NaiveDate) -> Self {
         let compiled = Compiled::new(policy, config.schema.len());
-        Self { config, policy, compiled, store, today }
+        Self { config, policy, compiled, store, today, clock: None }
+    }
+
+    /// Today in `source`'s timezone: the date its start and end dates are compared with, so a
+    /// last day ends at midnight where the source keeps its dates (a pinned `TENURE_TODAY` is
+    /// that date everywhere).
+    pub fn today_for(&self, source: &SourceConfig) -> NaiveDate {
+        self.clock.as_ref().map_or(self.today, |c| c.today_in(source.timezone))
     }
 }
 

@@ -33,7 +33,7 @@ pub use case::Case;
 pub use exception::Exception;
 pub use identity::{AccountState, AccountView, AuditRecord, Change, Event, IdentityDetail, IdentitySummary};
 pub use operation::{OpReason, Operation};
-pub use reconcile::{Finding, ReconReport, RemediationReport, SkippedTarget, TargetReport};
+pub use reconcile::{Finding, ReconReport, RemediationReport, SkippedTarget, TargetReport, UnmanagedGrant};
 pub use report::{ApplyReport, CheckReport, CheckSummary, ClassCoverage, Coverage, ExecReport, Problem, RevokeTimes};
 pub use schedule::{JobReport, ScheduleRun};
 pub use task::Ticket;

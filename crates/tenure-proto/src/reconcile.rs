@@ -43,6 +43,18 @@ pub struct TargetReport {
     pub grants: usize,
     pub millis: u64,
     pub findings: Vec<Finding>,
+    /// Memberships of the accounts Tenure manages in entitlements it does not (no role grants
+    /// them and the target does not declare them), by entitlement: left alone, never a finding.
+    #[serde(default)]
+    pub unmanaged: Vec<UnmanagedGrant>,
+}
+
+/// An entitlement Tenure does not manage, and how many of the accounts it manages hold it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct UnmanagedGrant {
+    pub entitlement: String,
+    pub accounts: usize,
 }
 
 /// A target reconciliation could not read, and why.

@@ -252,12 +252,13 @@ fn reports() {
                     entitlement: None,
                     detail: "nobody".into(),
                 }],
+                unmanaged: vec![UnmanagedGrant { entitlement: "book-club".into(), accounts: 2 }],
             }],
             sod: vec![],
             remediation: Some(RemediationReport { operations: 1, held: None, approval_id: None }),
             skipped: vec![SkippedTarget { target: "chat".into(), reason: "down".into() }],
         },
-        r#"{"targets":[{"target":"directory","run_id":1,"accounts":2,"grants":3,"millis":4,"findings":[{"kind":"orphan","target":"directory","account":"x","identity":null,"entitlement":null,"detail":"nobody"}]}],"sod":[],"remediation":{"operations":1,"held":null,"approval_id":null},"skipped":[{"target":"chat","reason":"down"}]}"#,
+        r#"{"targets":[{"target":"directory","run_id":1,"accounts":2,"grants":3,"millis":4,"findings":[{"kind":"orphan","target":"directory","account":"x","identity":null,"entitlement":null,"detail":"nobody"}],"unmanaged":[{"entitlement":"book-club","accounts":2}]}],"sod":[],"remediation":{"operations":1,"held":null,"approval_id":null},"skipped":[{"target":"chat","reason":"down"}]}"#,
     );
 }
 

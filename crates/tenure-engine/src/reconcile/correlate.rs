@@ -2,13 +2,18 @@
 //! which identity, which findings follow from comparing it with what Tenure committed to, which
 //! of them get an automatic fix, and what the guard counts of those fixes.
 //!
+//! Tenure judges only the entitlements it manages ([`managed`]: those a target declares and
+//! those some role grants). A directory holds many groups nobody wrote a rule for (mail lists,
+//! a department's share, what another tool provisions); a membership in one of them is counted in
+//! [`Correlation::unmanaged`] and never a finding or a fix.
+//!
 //! [`super::reconcile`] reads the targets and the store, calls these, and records the result;
 //! the tests drive them with data (`reconcile/tests.rs`), so every branch of the correlation
 //! is pinned without a connector.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use tenure_connect::AccountState;
-use tenure_core::config::TargetConfig;
+use tenure_core::config::{Config, TargetConfig};
 use tenure_core::plan::Holdings;
 use tenure_core::text;
 use tenure_core::{Entitlement, FindingKind, Identity, OpKind, Status};
@@ -25,6 +30,22 @@ pub struct Known<'a> {
     /// `(identity, target)` pairs with unfinished operations: their state there is in flight,
     /// not drifted, so they get no finding about their account and no fix.
     pub busy: &'a HashSet<(String, String)>,
+    /// The entitlements Tenure manages, by target ([`managed`]).
+    pub managed: &'a HashMap<String, HashSet<String>>,
+}
+
+/// The entitlements Tenure manages, by target: the ones a target declares (`entitlements =
+/// [...]`) and the ones some role of `policy` grants. Only these are ever revoked by
+/// reconciliation; any other membership is someone else's to manage.
+pub fn managed(config: &Config, policy: &Policy) -> HashMap<String, HashSet<String>> {
+    let mut out: HashMap<String, HashSet<String>> = HashMap::new();
+    for t in &config.targets {
+        out.entry(t.name.clone()).or_default().extend(t.entitlements.iter().flatten().cloned());
+    }
+    for e in &policy.entitlements {
+        out.entry(e.target.clone()).or_default().insert(e.name.clone());
+    }
+    out
 }
 
 /// One target's accounts, correlated.
@@ -40,6 +61,10 @@ pub struct Correlation {
     pub fixes: Vec<RemediationOp>,
     /// What the linked accounts hold, per identity: the input of the SoD check across targets.
     pub held: BTreeMap<String, BTreeSet<Entitlement>>,
+    /// The memberships of linked accounts in entitlements Tenure does not manage (no role grants
+    /// them, the target does not declare them, and Tenure recorded no grant of them), as the
+    /// number of accounts holding each: reported, never judged.
+    pub unmanaged: BTreeMap<String, usize>,
 }
 
 /// Correlates the `accounts` read from `target` (whose existing entitlements are
@@ -60,8 +85,10 @@ pub fn correlate(
     entitlements: &HashSet<String>,
     known: Known<'_>,
 ) -> Correlation {
-    let Known { identities, holdings, busy } = known;
+    let Known { identities, holdings, busy, managed } = known;
     let t = &target.name;
+    let managed = managed.get(t);
+    let is_managed = |g: &str| managed.is_some_and(|m| m.contains(g));
     let mut out = Correlation::default();
     let mut by_name: HashMap<&str, Vec<&str>> = HashMap::new();
     // The name Tenure gave the account when it created it, else the identity's current one.
@@ -171,11 +198,15 @@ pub fn correlate(
             .entry(id.clone())
             .or_default()
             .extend(acc.grants.iter().map(|g| Entitlement { target: t.clone(), name: g.clone() }));
+        let view = holdings.get(&id).and_then(|h| h.get(t)).cloned();
+        let recorded_grant = |g: &str| view.as_ref().is_some_and(|v| v.grants.contains(g));
+        for g in acc.grants.iter().filter(|g| !is_managed(g) && !recorded_grant(g)) {
+            *out.unmanaged.entry(g.clone()).or_default() += 1;
+        }
         if busy.contains(&(id.clone(), t.clone())) {
             continue;
         }
         let status = identities.get(&id).map(|i| i.status);
-        let view = holdings.get(&id).and_then(|h| h.get(t)).cloned();
         let mut found = |kind: FindingKind, ent: Option<&str>, detail: String, fix: Option<OpKind>| {
             if let Some(fix) = fix {
                 out.fixes.push(RemediationOp {
@@ -204,7 +235,9 @@ pub fn correlate(
             let d = format!("account `{}` is disabled but should be enabled", text::quote(&acc.account));
             found(FindingKind::Missing, None, d, Some(OpKind::Enable));
         }
-        for g in acc.grants.difference(&view.grants) {
+        // INVARIANT: a membership in an entitlement Tenure does not manage is never revoked; it
+        // was counted in `unmanaged` above.
+        for g in acc.grants.difference(&view.grants).filter(|g| is_managed(g)) {
             let d = format!("`{}` holds `{}`, which no rule grants", text::quote(&acc.account), text::quote(g));
             found(FindingKind::Drift, Some(g), d, Some(OpKind::Revoke));
         }

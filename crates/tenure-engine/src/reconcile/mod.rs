@@ -15,6 +15,10 @@
 //! anyone with write access can set (`employeeNumber: E-UNKNOWN` on a hand-made entry), not
 //! proof that Tenure made the account. A person decides about orphans.
 //!
+//! Only entitlements Tenure manages are judged (`correlate::managed`: declared by the target
+//! or granted by some role); a linked account's membership in any other group is counted in
+//! [`TargetReport::unmanaged`] and left alone, never a finding, never revoked.
+//!
 //! The decisions (linking, findings, fixes, the SoD check and what the guard counts) are
 //! [`correlate`]'s, without IO; this module reads the targets and the store and records them.
 //! Identities with unfinished operations on a target are skipped there: their state is in
@@ -36,7 +40,7 @@ use tenure_store::{OpFilter, ReconRun, Remediation, RemediationOp};
 
 /// The report types are the wire types (`tenure-proto`); the store's `Finding` records what
 /// was found, and `views::finding` converts it for the report.
-pub use tenure_proto::{ReconReport, RemediationReport, SkippedTarget, TargetReport};
+pub use tenure_proto::{ReconReport, RemediationReport, SkippedTarget, TargetReport, UnmanagedGrant};
 
 /// Reconciles every target (or `only`), audited as the `reconciler`; `remediate` plans the
 /// fixes through the guard.
@@ -71,7 +75,8 @@ pub async fn reconcile_as(
     })?;
     let busy: HashSet<(String, String)> = unfinished.iter().map(|o| (o.identity.clone(), o.target.clone())).collect();
     let mut report = ReconReport::default();
-    let known = Known { identities: &identities, holdings: &holdings, busy: &busy };
+    let managed = correlate::managed(config, policy);
+    let known = Known { identities: &identities, holdings: &holdings, busy: &busy, managed: &managed };
     let mut fixes: Vec<RemediationOp> = Vec::new();
     let mut run_ids = Vec::new();
     let mut held_grants: BTreeMap<String, BTreeSet<Entitlement>> = BTreeMap::new();
@@ -126,6 +131,11 @@ pub async fn reconcile_as(
             grants,
             millis,
             findings: findings.iter().map(crate::views::finding).collect(),
+            unmanaged: c
+                .unmanaged
+                .into_iter()
+                .map(|(entitlement, accounts)| UnmanagedGrant { entitlement, accounts })
+                .collect(),
         });
     }
 

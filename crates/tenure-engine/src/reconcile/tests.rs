@@ -30,7 +30,11 @@ const ROSTER: &[&str] =
     &["E1 ada active", "E2 bob active", "E3 cy terminated", "E4 sam active", "E5 sam active", "E6 dee suspended"];
 
 /// The entitlements that exist in the target; anything else a holding names does not.
-const EXISTING: &[&str] = &["staff", "eng", "admin"];
+const EXISTING: &[&str] = &["staff", "eng", "admin", "book-club"];
+
+/// The entitlements Tenure manages in the target (as if some role granted them); `book-club`
+/// exists but is someone else's.
+const MANAGED: &[&str] = &["staff", "eng", "admin"];
 
 fn config() -> Config {
     tenure_core::config::parse("tenure.toml", CONFIG).unwrap()
@@ -104,7 +108,8 @@ fn check_busy(busy: &[&str], accounts: &[&str], holdings: &[&str], expect: &[&st
     let busy: HashSet<(String, String)> = busy.iter().map(|id| (id.to_string(), "chat".to_string())).collect();
     let read: Vec<AccountState> = accounts.iter().map(|a| account(a)).collect();
     let existing: HashSet<String> = EXISTING.iter().map(|e| e.to_string()).collect();
-    let known = Known { identities: &identities, holdings: &holdings, busy: &busy };
+    let managed = HashMap::from([("chat".to_string(), MANAGED.iter().map(|e| e.to_string()).collect())]);
+    let known = Known { identities: &identities, holdings: &holdings, busy: &busy, managed: &managed };
     let c = correlate::correlate(target, &read, &existing, known);
 
     let mut got: Vec<String> = c.linked.iter().map(|(account, id)| format!("linked {account} {id}")).collect();
@@ -126,6 +131,7 @@ fn check_busy(busy: &[&str], accounts: &[&str], holdings: &[&str], expect: &[&st
         assert_eq!(fix.target, "chat");
         got.push(render_fix(fix));
     }
+    got.extend(c.unmanaged.iter().map(|(e, n)| format!("unmanaged {e} {n}")));
     assert_eq!(got, expect, "accounts {accounts:?}\nholdings {holdings:?}");
 
     // What the linked accounts hold is what they were read with.
@@ -161,6 +167,63 @@ fn a_grant_no_rule_gives_is_drift_and_revoked() {
         &["E1 ada enabled staff"],
         &["linked ada E1", "drift ada E1 admin: `ada` holds `admin`, which no rule grants", "fix revoke ada E1 admin"],
     );
+}
+
+#[test]
+fn issue9_a_membership_in_an_entitlement_tenure_does_not_manage_is_counted_and_left_alone() {
+    check(
+        &["ada E1 enabled staff book-club admin", "bob E2 enabled book-club"],
+        &["E1 ada enabled staff", "E2 bob enabled"],
+        &[
+            "linked ada E1",
+            "linked bob E2",
+            "drift ada E1 admin: `ada` holds `admin`, which no rule grants",
+            "fix revoke ada E1 admin",
+            "unmanaged book-club 2",
+        ],
+    );
+    // Not even a leaver's disabled account is stripped of it: the group is someone else's.
+    check(&["cy E3 disabled book-club"], &["E3 cy disabled"], &["linked cy E3", "unmanaged book-club 1"]);
+    // Counted for an identity with work in flight too, which is otherwise not judged.
+    check_busy(
+        &["E1"],
+        &["ada E1 enabled book-club"],
+        &["E1 ada enabled"],
+        &["linked ada E1", "unmanaged book-club 1"],
+    );
+    // An orphan's memberships are in its finding, not counted: Tenure manages no part of it.
+    check(
+        &["ghost - enabled book-club"],
+        &[],
+        &[
+            "orphan ghost -: account `ghost` (enabled, holds `book-club`) belongs to no known identity; left for a person",
+        ],
+    );
+    // A grant Tenure recorded is its own, whatever the policy says now: not counted.
+    check(&["ada E1 enabled staff old"], &["E1 ada enabled staff old"], &["linked ada E1"]);
+}
+
+#[test]
+fn issue9_tenure_manages_what_a_target_declares_and_what_some_role_grants() {
+    let text = format!(
+        "{CONFIG}\n[[target]]\nname = \"payroll\"\nkind = \"manual\"\nowner = \"p\"\nentitlements = [\"approve\", \"view\"]\n"
+    );
+    let config = tenure_core::config::parse("tenure.toml", &text).unwrap();
+    let policy = tenure_policy::parse(
+        "policy.toml",
+        "[[role]]\nid = \"r\"\nwhen = { status = \"active\" }\ngrant = [\"chat:staff\", \"payroll:view\"]\n",
+        &config,
+        chrono::NaiveDate::from_ymd_opt(2026, 11, 21).unwrap(),
+    )
+    .unwrap();
+    let managed = correlate::managed(&config, &policy);
+    let sorted = |t: &str| -> Vec<&str> {
+        let mut v: Vec<&str> = managed[t].iter().map(String::as_str).collect();
+        v.sort_unstable();
+        v
+    };
+    assert_eq!(sorted("chat"), ["staff"]);
+    assert_eq!(sorted("payroll"), ["approve", "view"]);
 }
 
 #[test]

@@ -13,6 +13,7 @@ mod guard;
 mod import;
 mod push;
 mod schedule;
+mod timezone;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
@@ -40,11 +41,19 @@ pub struct Setup {
     pub second_source: bool,
     /// Whether the crowd's operations are verified before the case starts.
     pub settled: bool,
+    /// The `hr` source's `timezone`, if not the default UTC.
+    pub timezone: Option<&'static str>,
 }
 
 impl Default for Setup {
     fn default() -> Self {
-        Self { guard: Guard::STARTER, policy: starter::POLICY.to_string(), second_source: false, settled: true }
+        Self {
+            guard: Guard::STARTER,
+            policy: starter::POLICY.to_string(),
+            second_source: false,
+            settled: true,
+            timezone: None,
+        }
     }
 }
 
@@ -108,6 +117,10 @@ impl World {
         if setup.second_source {
             text.push('\n');
             text.push_str(&tenure_sample::company::SOURCE_TOML.replace("name = \"hr\"", "name = \"contractors\""));
+        }
+        if let Some(tz) = setup.timezone {
+            text = text.replacen("name = \"hr\"\n", &format!("name = \"hr\"\ntimezone = \"{tz}\"\n"), 1);
+            assert!(text.contains("timezone = "), "the starter names its source `hr`");
         }
         let config = tenure_core::config::parse("tenure.toml", &text).unwrap();
         let clock = Arc::new(FakeClock::at(tenure_core::clock::parse_stamp(NOW).unwrap()));

@@ -36,6 +36,14 @@ pub fn run(app: &App, target: Option<&str>, remediate: bool, f: Format) -> Resul
                 t.millis,
                 t.findings.len()
             );
+            if !t.unmanaged.is_empty() {
+                let held: Vec<String> = t
+                    .unmanaged
+                    .iter()
+                    .map(|u| format!("`{}` ({})", tenure_core::text::quote(&u.entitlement), u.accounts))
+                    .collect();
+                outln!("{}: left alone, not managed by the policy: {}", t.target, held.join(", "));
+            }
             rows.extend(t.findings.iter().map(finding_row));
         }
         rows.extend(report.sod.iter().map(finding_row));

@@ -239,6 +239,51 @@ fn issue7_tenure_now_sets_the_clock_dates_and_timestamps_follow() {
     assert_eq!((bad.code, bad.json()["code"].as_str()), (2, Some("usage")), "{}", bad.stdout);
 }
 
+/// Issue 9: a CSV import derives leavers from the dates with today in the source's timezone, at
+/// the instant `TENURE_NOW` says; `TENURE_TODAY` still pins the date in every zone.
+#[test]
+fn issue9_a_csv_import_reads_its_dates_in_the_sources_timezone() {
+    let header = "employee_id,first_name,last_name,work_email,login,dept,title,location,cost_center,manager,employment_type,kind,owner,start,end,employment_status";
+    let staff: Vec<String> = (1..=30)
+        .map(|i| format!("E{i},Ada,Ng,a{i}@x.com,a{i},Sales,Lead,Berlin,CC1,,employee,,,2020-01-01,,active"))
+        .collect();
+    // A contractor whose last day is 2026-11-30, among enough staff that one leaver stays under
+    // the guard, in a source kept in `timezone`.
+    let env_in = |timezone: &str| {
+        let env = Env::new();
+        let config = std::fs::read_to_string(env.path("tenure.toml")).unwrap();
+        let zoned = config.replacen("name = \"hr\"\n", &format!("name = \"hr\"\ntimezone = \"{timezone}\"\n"), 1);
+        assert_ne!(zoned, config, "the starter names its source `hr`");
+        env.write("tenure.toml", &zoned);
+        env.write(
+            "c.csv",
+            &format!(
+                "{header}\nK1,Kim,Lee,kim@x.com,klee,Sales,Rep,Berlin,CC1,,contractor,,,2026-01-05,2026-11-30,active\n{}\n",
+                staff.join("\n")
+            ),
+        );
+        env
+    };
+    let import = |env: &Env, vars: &[(&str, &str)]| {
+        let out = run_at(env, vars, &["import", "--source", "hr", "c.csv", "--format", "json"]);
+        assert_eq!(out.code, 0, "{vars:?}\n{}{}", out.stdout, out.stderr);
+        let status = run_at(env, vars, &["identity", "show", "K1", "--format", "json"]).json()["status"].clone();
+        (out.json()["counts"]["leavers"].as_u64().unwrap(), status.as_str().unwrap().to_string())
+    };
+
+    // 02:00 UTC on Dec 1 is 18:00 on Nov 30 in Los Angeles: the last day is not over there.
+    let la = env_in("America/Los_Angeles");
+    assert_eq!(import(&la, &[("TENURE_NOW", "2026-12-01T02:00:00Z")]), (0, "active".into()));
+    // At 08:30 UTC it is 00:30 on Dec 1 there.
+    assert_eq!(import(&la, &[("TENURE_NOW", "2026-12-01T08:30:00Z")]), (1, "terminated".into()));
+
+    // 16:00 UTC on Nov 30 is already Dec 1 in Tokyo; a pinned TENURE_TODAY is the date there too.
+    let tokyo = env_in("Asia/Tokyo");
+    let pinned = [("TENURE_NOW", "2026-11-30T16:00:00Z"), ("TENURE_TODAY", "2026-11-30")];
+    assert_eq!(import(&tokyo, &pinned), (0, "active".into()));
+    assert_eq!(import(&tokyo, &[("TENURE_NOW", "2026-11-30T16:00:00Z")]), (1, "terminated".into()));
+}
+
 #[test]
 fn issue7_tenure_now_drives_retention() {
     use crate::hardening::{HEADER, manual_only, row};

@@ -536,6 +536,69 @@ fn issue6_a_name_match_alone_never_gets_an_account_disabled_and_names_a_leavers_
     assert!(still.contains(&format!("uid={name}")), "not disabled by a rule: {still}");
 }
 
+/// Issue 9: Tenure acts only on what it manages. A group no rule grants and no target declares
+/// is someone else's: a membership in it is reported as unmanaged and survives `reconcile
+/// --remediate` (approved and applied), while a managed group held without a rule is revoked. An
+/// account Tenure did not create and cannot correlate stays as it is, groups and all.
+#[test]
+fn issue9_a_membership_in_an_unmanaged_group_survives_reconcile_remediate() {
+    let w = world(0); // every fix is held, then approved
+    let co = company(8);
+    w.import("day1.csv", &co);
+    w.apply_all();
+    let engineer = co.people.iter().find(|p| p.department == "Engineering").unwrap();
+    let dn = format!("uid={},ou=people,dc=example,dc=com", engineer.username);
+    let ghost = "uid=ghost,ou=people,dc=example,dc=com";
+    // By hand, outside Tenure: a login nobody owns, a book club with it and the engineer in it,
+    // and the managed `finance` group, which no rule grants the engineer.
+    w.ldap_modify(&format!("dn: {ghost}\nchangetype: add\nobjectClass: inetOrgPerson\nuid: ghost\ncn: G\nsn: G\n"));
+    w.ldap_modify(&format!(
+        "dn: cn=book-club,ou=groups,dc=example,dc=com\nchangetype: add\nobjectClass: groupOfNames\ncn: book-club\nmember: {dn}\nmember: {ghost}\n"
+    ));
+    w.ldap_modify(&format!(
+        "dn: cn=finance,ou=groups,dc=example,dc=com\nchangetype: modify\nadd: member\nmember: {dn}\n"
+    ));
+
+    let rem = w.env.expect(1, &["reconcile", "--target", "directory", "--remediate", "--format", "json"]).json();
+    let t = &rem["targets"][0];
+    let findings = t["findings"].as_array().unwrap();
+    assert!(
+        findings
+            .iter()
+            .any(|f| f["kind"] == "drift" && f["identity"] == engineer.id.as_str() && f["entitlement"] == "finance"),
+        "{findings:#?}"
+    );
+    assert!(
+        !findings.iter().any(|f| f["entitlement"] == "book-club"),
+        "an unmanaged group is no finding: {findings:#?}"
+    );
+    assert_eq!(t["unmanaged"], serde_json::json!([{"entitlement": "book-club", "accounts": 1}]), "{t:#}");
+    assert_eq!(rem["remediation"]["operations"], 1, "only the finance membership is fixed: {rem:#}");
+    let approval = rem["remediation"]["approval_id"].as_i64().expect("held by the guard").to_string();
+    w.env.ok(&["approve", &approval, "--as", "security-lead"]);
+    w.env.ok(&["apply", "--wait"]);
+
+    let finance = w.ldap("ou=groups,dc=example,dc=com", "(cn=finance)", &["member"]);
+    assert!(!finance.contains(&dn), "the managed group is revoked: {finance}");
+    let club = w.ldap("ou=groups,dc=example,dc=com", "(cn=book-club)", &["member"]);
+    assert!(club.contains(&dn) && club.contains(ghost), "the unmanaged memberships stay: {club}");
+    let still = w.ldap("ou=people,dc=example,dc=com", "(uid=ghost)", &["dn"]);
+    assert!(still.contains("uid=ghost"), "the uncorrelated login is not disabled: {still}");
+
+    // Again, in text: only the orphan is a finding, and the book club is named as left alone.
+    let again = w.env.expect(1, &["reconcile", "--target", "directory"]);
+    assert!(
+        again.stdout.contains("directory: left alone, not managed by the policy: `book-club` (1)"),
+        "{}",
+        again.stdout
+    );
+    let json = w.env.expect(1, &["reconcile", "--target", "directory", "--format", "json"]).json();
+    let left: Vec<&str> =
+        json["targets"][0]["findings"].as_array().unwrap().iter().map(|f| f["kind"].as_str().unwrap()).collect();
+    assert_eq!(left, ["orphan"], "{json:#}");
+    w.env.ok(&["audit", "verify"]);
+}
+
 /// Issue 7: two executors started together on one store share the queue through lease claims.
 /// Every operation is applied once (verified exactly once in the audit trail, one ticket per
 /// manual operation), the peers, queried directly, hold no duplicate, and the chain verifies.
