@@ -24,6 +24,7 @@ pub mod decisions;
 pub mod desired;
 pub mod evidence;
 pub mod executor;
+pub mod explain;
 pub mod guard;
 pub mod import;
 pub mod ingest;

@@ -269,3 +269,53 @@ fn the_error_body_is_cores() {
         r#"{"code":"not_found","message":"approval 9 not found"}"#,
     );
 }
+
+#[test]
+fn an_explanation() {
+    let fact = Fact {
+        attribute: "department".into(),
+        test: "eq".into(),
+        negated: false,
+        expected: vec!["Sales".into()],
+        actual: Some("Sales".into()),
+        held: true,
+        changed: true,
+        previous: Some("Engineering".into()),
+    };
+    let x = Explanation {
+        id: "E1".into(),
+        kind: Kind::Employee,
+        status: Status::Active,
+        last_event: None,
+        matched: vec![RoleTrace { role: "sales".into(), grants: vec!["directory:sales".into()], facts: vec![fact] }],
+        unmatched: Vec::new(),
+        desired: BTreeMap::from([(
+            "directory".to_string(),
+            BTreeMap::from([("sales".to_string(), vec!["sales".to_string()])]),
+        )]),
+        sod: vec![SodOutcome {
+            rule: "payments".into(),
+            action: "block".into(),
+            conflicting: vec!["payroll:a".into(), "payroll:b".into()],
+            refused: vec!["payroll:b".into()],
+        }],
+        targets: BTreeMap::from([(
+            "directory".to_string(),
+            TargetEffect {
+                account: Some("ada".into()),
+                held: AccountView { enabled: true, exists: true, grants: vec!["engineers".into()] },
+                open_operations: 0,
+                changes: vec![PlannedChange {
+                    kind: OpKind::Grant,
+                    entitlement: Some("sales".into()),
+                    rules: vec!["sales".into()],
+                }],
+            },
+        )]),
+        targets_read: false,
+    };
+    check(
+        &x,
+        r#"{"id":"E1","kind":"employee","status":"active","last_event":null,"matched":[{"role":"sales","grants":["directory:sales"],"facts":[{"attribute":"department","test":"eq","negated":false,"expected":["Sales"],"actual":"Sales","held":true,"changed":true,"previous":"Engineering"}]}],"unmatched":[],"desired":{"directory":{"sales":["sales"]}},"sod":[{"rule":"payments","action":"block","conflicting":["payroll:a","payroll:b"],"refused":["payroll:b"]}],"targets":{"directory":{"account":"ada","held":{"enabled":true,"exists":true,"grants":["engineers"]},"open_operations":0,"changes":[{"kind":"grant","entitlement":"sales","rules":["sales"]}]}},"targets_read":false}"#,
+    );
+}

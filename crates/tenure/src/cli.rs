@@ -60,6 +60,15 @@ pub enum Command {
         #[arg(long)]
         policy: PathBuf,
     },
+    /// Why one identity should hold what it holds: the roles that match and the attribute
+    /// values that made them match, the roles that do not and the condition that failed, SoD,
+    /// and per target what applying would change. Changes nothing.
+    Explain {
+        id: String,
+        /// Only this target's entitlements and changes.
+        #[arg(long)]
+        target: Option<String>,
+    },
     /// Identities.
     #[command(subcommand)]
     Identity(IdentityCmd),

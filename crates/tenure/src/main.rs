@@ -60,6 +60,10 @@ fn run(cli: &Cli) -> Result<ExitCode> {
             cmd::plan::run(&open(config, Needs::Store)?, identity.as_deref(), *all, f)
         }
         Command::Simulate { policy } => cmd::simulate::run(config, policy, text_json()?),
+        Command::Explain { id, target } => {
+            let f = text_json()?;
+            cmd::explain::run(&open(config, Needs::Policy)?, id, target.as_deref(), f)
+        }
         Command::Identity(IdentityCmd::List) => {
             let f = text_json()?;
             cmd::identity::list(&open(config, Needs::Store)?, f)

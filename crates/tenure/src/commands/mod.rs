@@ -11,6 +11,7 @@ pub mod check;
 #[cfg(feature = "demo")]
 pub mod demo;
 pub mod exceptions;
+pub mod explain;
 pub mod identity;
 pub mod import;
 pub mod init;

@@ -4,6 +4,7 @@
 
 mod audit;
 mod contract;
+mod explain;
 mod hardening;
 mod lifecycle;
 mod peers;

@@ -1,0 +1,179 @@
+//! `explain`: why one identity should hold what it holds, and what applying would change.
+//!
+//! The policy half walks each birthright role's condition tree the way the reference evaluator
+//! does (`tenure_policy::reference`), recording the attribute tests that decided it: for a role
+//! that matches, the tests that made it true; for one that does not, the first test that failed
+//! (every failed branch under an `any`). The desired entitlements and SoD outcomes come from
+//! `desired::for_identity`, the same function imports plan with, so the explanation cannot
+//! disagree with what an import would do. The target half plans against what the store holds,
+//! as `simulate` does; the live targets are not read (`targets_read` says so). Nothing is
+//! changed.
+
+use crate::{Engine, EngineError, Result, desired};
+use std::collections::BTreeMap;
+use tenure_core::plan;
+use tenure_core::{Identity, OpKind, Schema, Status};
+use tenure_policy::compiled::Scratch;
+use tenure_policy::{Cond, DateOp, SodAction, Test, reference};
+use tenure_proto as proto;
+use tenure_store::OpFilter;
+
+/// Explains identity `id`, limited to `target` when given. `None` when there is no such identity.
+pub fn explain(engine: &Engine<'_>, id: &str, target: Option<&str>) -> Result<Option<proto::Explanation>> {
+    if let Some(t) = target
+        && engine.config.target(t).is_none()
+    {
+        return Err(EngineError::UnknownTarget(t.to_string(), crate::reconcile::target_names(engine.config)));
+    }
+    let schema = &engine.config.schema;
+    let Some(identity) = engine.store.identity(schema, id)? else {
+        return Ok(None);
+    };
+    let last_event = engine.store.events(id)?.iter().max_by_key(|e| e.id).map(crate::views::event);
+    let changes: &[proto::Change] = last_event.as_ref().map_or(&[], |e| e.changes.as_slice());
+    let keep = |t: &str| target.is_none_or(|x| x == t);
+    let mut matched = Vec::new();
+    let mut unmatched = Vec::new();
+    for role in &engine.policy.roles {
+        let Some(cond) = &role.when else { continue };
+        let grants: Vec<String> = role.grant.iter().filter(|e| keep(&e.target)).map(ToString::to_string).collect();
+        if target.is_some() && grants.is_empty() {
+            continue;
+        }
+        let holds = reference::eval(cond, &identity);
+        let mut facts = Vec::new();
+        why(cond, &identity, schema, holds, false, &mut facts);
+        mark_changes(&mut facts, changes);
+        let trace = proto::RoleTrace { role: role.id.clone(), grants, facts };
+        if holds { matched.push(trace) } else { unmatched.push(trace) }
+    }
+
+    let held = engine.store.holdings(id)?;
+    let (mut want, hits) = desired::for_identity(engine, &identity, &held, &mut Scratch::default());
+    want.retain(|t, _| keep(t));
+    let sod = hits
+        .into_iter()
+        .map(|h| proto::SodOutcome {
+            rule: h.rule,
+            action: match h.action {
+                SodAction::Block => "block".into(),
+                SodAction::Flag => "flag".into(),
+            },
+            conflicting: h.conflicting,
+            refused: h.refused,
+        })
+        .collect();
+
+    let ops = engine.store.operations(&OpFilter { identity: Some(id.to_string()), ..OpFilter::default() })?;
+    let p = plan::plan(identity.status, &held, &desired::names(&want));
+    let mut targets: BTreeMap<String, proto::TargetEffect> = BTreeMap::new();
+    let names = held.keys().chain(want.keys()).filter(|t| keep(t)).cloned().collect::<std::collections::BTreeSet<_>>();
+    for t in names {
+        let a = held.get(&t);
+        let account = a.and_then(|a| a.name.clone()).or_else(|| {
+            engine.config.target(&t).and_then(|c| identity.attrs.get(c.account_attribute)).map(str::to_string)
+        });
+        let effect = proto::TargetEffect {
+            account,
+            held: proto::AccountView {
+                enabled: a.is_some_and(|a| a.exists && a.enabled),
+                exists: a.is_some_and(|a| a.exists),
+                grants: a.map(|a| a.grants.iter().cloned().collect()).unwrap_or_default(),
+            },
+            open_operations: ops.iter().filter(|o| o.target == t && !o.state.is_settled()).count(),
+            changes: Vec::new(),
+        };
+        targets.insert(t, effect);
+    }
+    for op in p.ops {
+        if !engine.config.target(&op.target).is_some_and(|t| t.kind.supports(op.kind)) {
+            continue;
+        }
+        let Some(effect) = targets.get_mut(&op.target) else { continue };
+        let rules = match (&op.entitlement, op.kind) {
+            (Some(g), OpKind::Grant) => want.get(&op.target).and_then(|m| m.get(g)).cloned().unwrap_or_default(),
+            _ => Vec::new(),
+        };
+        effect.changes.push(proto::PlannedChange { kind: op.kind, entitlement: op.entitlement, rules });
+    }
+    if identity.status == Status::Terminated {
+        want.clear();
+    }
+    Ok(Some(proto::Explanation {
+        id: identity.id.to_string(),
+        kind: identity.kind,
+        status: identity.status,
+        last_event,
+        matched,
+        unmatched,
+        desired: want,
+        sod,
+        targets,
+        targets_read: false,
+    }))
+}
+
+/// Appends to `out` the attribute tests that make `cond` evaluate to `want` for `identity`:
+/// under `all` every test when it holds and the first failing branch when it does not; under
+/// `any` the first holding branch, or every failing one. `negated` flips under each `not`.
+fn why(cond: &Cond, identity: &Identity, schema: &Schema, want: bool, negated: bool, out: &mut Vec<proto::Fact>) {
+    match cond {
+        Cond::All(cs) | Cond::Any(cs) => {
+            // `all` wanting true and `any` wanting false need every branch; the other two
+            // cases are decided by the first branch that comes out as wanted.
+            let every = matches!(cond, Cond::All(_)) == want;
+            if every {
+                for c in cs {
+                    why(c, identity, schema, want, negated, out);
+                }
+            } else if let Some(c) = cs.iter().find(|c| reference::eval(c, identity) == want) {
+                why(c, identity, schema, want, negated, out);
+            }
+        }
+        Cond::Not(c) => why(c, identity, schema, !want, !negated, out),
+        Cond::Attr(slot, test) => {
+            let (name, expected) = describe(test);
+            out.push(proto::Fact {
+                attribute: schema.name(*slot).to_string(),
+                test: name.to_string(),
+                negated,
+                expected,
+                actual: identity.attrs.get(*slot).map(str::to_string),
+                held: reference::eval(cond, identity),
+                changed: false,
+                previous: None,
+            });
+        }
+    }
+}
+
+/// Marks the facts about attributes the latest event changed, with the value before.
+fn mark_changes(facts: &mut [proto::Fact], changes: &[proto::Change]) {
+    for f in facts {
+        if let Some(c) = changes.iter().find(|c| c.attribute == f.attribute) {
+            f.changed = true;
+            f.previous.clone_from(&c.from);
+        }
+    }
+}
+
+/// A test's name as the policy spells it and the values it compares with.
+fn describe(test: &Test) -> (&'static str, Vec<String>) {
+    match test {
+        Test::Eq(v) => ("eq", vec![v.clone()]),
+        Test::In(vs) => ("in", vs.clone()),
+        Test::Prefix(v) => ("prefix", vec![v.clone()]),
+        Test::Suffix(v) => ("suffix", vec![v.clone()]),
+        Test::Regex(re) => ("regex", vec![re.as_str().to_string()]),
+        Test::Present(b) => ("present", vec![b.to_string()]),
+        Test::Date(op, d) => {
+            let name = match op {
+                DateOp::Before => "before",
+                DateOp::After => "after",
+                DateOp::OnOrBefore => "on_or_before",
+                DateOp::OnOrAfter => "on_or_after",
+            };
+            (name, vec![d.to_string()])
+        }
+    }
+}
