@@ -6,8 +6,9 @@
 //! (every failed branch under an `any`). The desired entitlements and SoD outcomes come from
 //! `desired::for_identity`, the same function imports plan with, so the explanation cannot
 //! disagree with what an import would do. The target half plans against what the store holds,
-//! as `simulate` does; the live targets are not read (`targets_read` says so). Nothing is
-//! changed.
+//! as `simulate` does; [`read_targets`] then reads each account from the live target (only
+//! reads) and compares it with the desired access (`targets_read` says whether it ran). Nothing
+//! is changed.
 
 use crate::{Engine, EngineError, Result, desired};
 use std::collections::BTreeMap;
@@ -82,6 +83,7 @@ pub fn explain(engine: &Engine<'_>, id: &str, target: Option<&str>) -> Result<Op
             },
             open_operations: ops.iter().filter(|o| o.target == t && !o.state.is_settled()).count(),
             changes: Vec::new(),
+            live: None,
         };
         targets.insert(t, effect);
     }
@@ -111,6 +113,98 @@ pub fn explain(engine: &Engine<'_>, id: &str, target: Option<&str>) -> Result<Op
         targets,
         targets_read: false,
     }))
+}
+
+/// Reads each target of `x` live and records the account found there (`TargetEffect::live`):
+/// found by the account name Tenure knows, with the correlation id the target stores compared
+/// with the identity, and its grants against the desired ones. Only reads; a target that cannot
+/// be read says why and the others go on. Sets `targets_read`.
+pub async fn read_targets(engine: &Engine<'_>, x: &mut proto::Explanation, timeout: std::time::Duration) -> Result<()> {
+    let Some(identity) = engine.store.identity(&engine.config.schema, &x.id)? else {
+        return Ok(());
+    };
+    let managed = crate::reconcile::correlate::managed(engine.config, engine.policy);
+    for (t, effect) in &mut x.targets {
+        let want: std::collections::BTreeSet<&String> =
+            x.desired.get(t).map(|m| m.keys().collect()).unwrap_or_default();
+        let failed = |e: String| proto::LiveAccount {
+            found: false,
+            correlated_by: String::new(),
+            enabled: false,
+            grants: Vec::new(),
+            missing: Vec::new(),
+            extra: Vec::new(),
+            unmanaged: Vec::new(),
+            error: Some(e),
+        };
+        let Some(cfg) = engine.config.target(t) else { continue };
+        let spec = match crate::executor::spec_of(engine.config, t, &x.id, effect.account.as_deref(), Some(&identity)) {
+            Ok(s) => s,
+            Err(e) => {
+                effect.live = Some(failed(e));
+                continue;
+            }
+        };
+        let conn = match tenure_connect::connect(cfg).await {
+            Ok(Some(c)) => c,
+            Ok(None) => {
+                effect.live = Some(failed("a manual target: there is nothing to read".into()));
+                continue;
+            }
+            Err(e) => {
+                effect.live = Some(failed(e.to_string()));
+                continue;
+            }
+        };
+        let state = match tokio::time::timeout(timeout, conn.read_account(&spec)).await {
+            Ok(Ok(s)) => s,
+            Ok(Err(e)) => {
+                effect.live = Some(failed(e.to_string()));
+                continue;
+            }
+            Err(_) => {
+                effect.live = Some(failed(format!("no answer within {}s", timeout.as_secs())));
+                continue;
+            }
+        };
+        let manages = |g: &str| managed.get(t).is_some_and(|m| m.contains(g));
+        effect.live = Some(match state {
+            None => proto::LiveAccount {
+                found: false,
+                correlated_by: format!("no account `{}`", spec.account),
+                enabled: false,
+                grants: Vec::new(),
+                missing: want.iter().map(|g| (*g).clone()).collect(),
+                extra: Vec::new(),
+                unmanaged: Vec::new(),
+                error: None,
+            },
+            Some(s) => {
+                let by_id = match s.external_id.as_deref() {
+                    Some(e) if e == x.id => "and its correlation id names this identity".to_string(),
+                    Some(e) => format!("but its correlation id names `{e}`"),
+                    None => "with no correlation id".to_string(),
+                };
+                let held = s.enabled;
+                proto::LiveAccount {
+                    found: true,
+                    correlated_by: format!("account name `{}` {by_id}", s.account),
+                    enabled: s.enabled,
+                    grants: s.grants.iter().cloned().collect(),
+                    missing: if held {
+                        want.iter().filter(|g| !s.grants.contains(**g)).map(|g| (*g).clone()).collect()
+                    } else {
+                        want.iter().map(|g| (*g).clone()).collect()
+                    },
+                    extra: s.grants.iter().filter(|g| manages(g) && !want.contains(g)).cloned().collect(),
+                    unmanaged: s.grants.iter().filter(|g| !manages(g)).cloned().collect(),
+                    error: None,
+                }
+            }
+        });
+    }
+    x.targets_read = true;
+    Ok(())
 }
 
 /// Appends to `out` the attribute tests that make `cond` evaluate to `want` for `identity`:

@@ -86,6 +86,31 @@ pub struct TargetEffect {
     pub open_operations: usize,
     /// The operations an import now would add, in execution order.
     pub changes: Vec<PlannedChange>,
+    /// The account as the live target holds it, when the target was read (`--live`).
+    pub live: Option<LiveAccount>,
+}
+
+/// One account read from the live target, and how it compares with the desired access.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct LiveAccount {
+    /// Whether the target holds the account.
+    pub found: bool,
+    /// How the account was found and linked to the identity: by its name, and whether the
+    /// correlation id stored in the target (SCIM `externalId`, LDAP `employeeNumber`, a role
+    /// comment) names this identity, another one, or none.
+    pub correlated_by: String,
+    pub enabled: bool,
+    pub grants: Vec<String>,
+    /// Desired entitlements the target does not hold.
+    pub missing: Vec<String>,
+    /// Managed entitlements the target holds that the policy does not grant.
+    pub extra: Vec<String>,
+    /// Entitlements the policy does not manage, which Tenure leaves alone.
+    pub unmanaged: Vec<String>,
+    /// Why the target could not be read (a manual target, a connection failure); then the
+    /// other fields say nothing.
+    pub error: Option<String>,
 }
 
 /// One operation applying would carry out.

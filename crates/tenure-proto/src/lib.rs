@@ -32,7 +32,7 @@ pub use api::{Decision, Page, RejectRequest, Retried, TaskDoneRequest};
 pub use approval::Approval;
 pub use case::Case;
 pub use exception::Exception;
-pub use explain::{Explanation, Fact, PlannedChange, RoleTrace, SodOutcome, TargetEffect};
+pub use explain::{Explanation, Fact, LiveAccount, PlannedChange, RoleTrace, SodOutcome, TargetEffect};
 pub use identity::{AccountState, AccountView, AuditRecord, Change, Event, IdentityDetail, IdentitySummary};
 pub use operation::{OpReason, Operation};
 pub use reconcile::{Finding, ReconReport, RemediationReport, SkippedTarget, TargetReport, UnmanagedGrant};

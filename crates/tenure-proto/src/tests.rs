@@ -310,12 +310,13 @@ fn an_explanation() {
                     entitlement: Some("sales".into()),
                     rules: vec!["sales".into()],
                 }],
+                live: None,
             },
         )]),
         targets_read: false,
     };
     check(
         &x,
-        r#"{"id":"E1","kind":"employee","status":"active","last_event":null,"matched":[{"role":"sales","grants":["directory:sales"],"facts":[{"attribute":"department","test":"eq","negated":false,"expected":["Sales"],"actual":"Sales","held":true,"changed":true,"previous":"Engineering"}]}],"unmatched":[],"desired":{"directory":{"sales":["sales"]}},"sod":[{"rule":"payments","action":"block","conflicting":["payroll:a","payroll:b"],"refused":["payroll:b"]}],"targets":{"directory":{"account":"ada","held":{"enabled":true,"exists":true,"grants":["engineers"]},"open_operations":0,"changes":[{"kind":"grant","entitlement":"sales","rules":["sales"]}]}},"targets_read":false}"#,
+        r#"{"id":"E1","kind":"employee","status":"active","last_event":null,"matched":[{"role":"sales","grants":["directory:sales"],"facts":[{"attribute":"department","test":"eq","negated":false,"expected":["Sales"],"actual":"Sales","held":true,"changed":true,"previous":"Engineering"}]}],"unmatched":[],"desired":{"directory":{"sales":["sales"]}},"sod":[{"rule":"payments","action":"block","conflicting":["payroll:a","payroll:b"],"refused":["payroll:b"]}],"targets":{"directory":{"account":"ada","held":{"enabled":true,"exists":true,"grants":["engineers"]},"open_operations":0,"changes":[{"kind":"grant","entitlement":"sales","rules":["sales"]}],"live":null}},"targets_read":false}"#,
     );
 }

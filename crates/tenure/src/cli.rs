@@ -68,6 +68,10 @@ pub enum Command {
         /// Only this target's entitlements and changes.
         #[arg(long)]
         target: Option<String>,
+        /// Also read each account from the live target (only reads) and compare it with the
+        /// desired access.
+        #[arg(long)]
+        live: bool,
     },
     /// Identities.
     #[command(subcommand)]

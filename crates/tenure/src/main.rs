@@ -60,9 +60,9 @@ fn run(cli: &Cli) -> Result<ExitCode> {
             cmd::plan::run(&open(config, Needs::Store)?, identity.as_deref(), *all, f)
         }
         Command::Simulate { policy } => cmd::simulate::run(config, policy, text_json()?),
-        Command::Explain { id, target } => {
+        Command::Explain { id, target, live } => {
             let f = text_json()?;
-            cmd::explain::run(&open(config, Needs::Policy)?, id, target.as_deref(), f)
+            cmd::explain::run(&open(config, Needs::Policy)?, id, target.as_deref(), *live, f)
         }
         Command::Identity(IdentityCmd::List) => {
             let f = text_json()?;

@@ -122,3 +122,16 @@ fn issue9_explain_refuses_an_unknown_target_and_says_so_for_an_unknown_identity(
     assert!(e.to_string().contains("unknown target `nope`"), "{e}");
     assert!(explain(&w.app.engine().unwrap(), "ZZ", None).unwrap().is_none());
 }
+
+#[test]
+fn issue9_explain_live_says_why_a_manual_target_was_not_read() {
+    let w = World::new();
+    let engine = w.app.engine().unwrap();
+    let mut x = explain(&engine, "C01", Some("payroll")).unwrap().unwrap();
+    assert!(!x.targets_read);
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    rt.block_on(tenure_engine::explain::read_targets(&engine, &mut x, std::time::Duration::from_secs(5))).unwrap();
+    assert!(x.targets_read);
+    let live = x.targets["payroll"].live.as_ref().unwrap();
+    assert_eq!(live.error.as_deref(), Some("a manual target: there is nothing to read"));
+}

@@ -1,19 +1,24 @@
-//! `tenure explain ID [--target T]`: why an identity should hold what it holds and what
+//! `tenure explain ID [--target T] [--live]`: why an identity should hold what it holds and what
 //! applying would change (the report is `tenure_engine::explain::explain`). One line per fact;
 //! every value from the identity or the policy is escaped and quoted.
 
 use crate::output::{Format, esc, print_json};
 use anyhow::Result;
 use std::process::ExitCode;
+use std::time::Duration;
 use tenure_engine::app::App;
 use tenure_engine::explain;
 use tenure_proto::{Fact, OpKind, RoleTrace};
 
-pub fn run(app: &App, id: &str, target: Option<&str>, f: Format) -> Result<ExitCode> {
-    let Some(x) = explain::explain(&app.engine()?, id, target)? else {
+pub fn run(app: &App, id: &str, target: Option<&str>, live: bool, f: Format) -> Result<ExitCode> {
+    let engine = app.engine()?;
+    let Some(mut x) = explain::explain(&engine, id, target)? else {
         eprintln!("error: no identity `{}`", esc(id));
         return Ok(ExitCode::from(1));
     };
+    if live {
+        crate::support::runtime()?.block_on(explain::read_targets(&engine, &mut x, Duration::from_secs(30)))?;
+    }
     if f == Format::Json {
         print_json(&x)?;
         return Ok(ExitCode::SUCCESS);
@@ -57,7 +62,7 @@ pub fn run(app: &App, id: &str, target: Option<&str>, f: Format) -> Result<ExitC
     if x.targets_read {
         outln!("targets (read live):");
     } else {
-        outln!("targets (not read: compared with what Tenure holds, pending work included):");
+        outln!("targets (not read, see --live: compared with what Tenure holds, pending work included):");
     }
     if x.targets.is_empty() {
         outln!("  (none)");
@@ -89,6 +94,29 @@ pub fn run(app: &App, id: &str, target: Option<&str>, f: Format) -> Result<ExitC
                 format!(" (from {})", c.rules.iter().map(|r| esc(r)).collect::<Vec<_>>().join(", "))
             };
             outln!("    would {}{why}", what.trim_end());
+        }
+        if let Some(l) = &e.live {
+            let list = |v: &[String]| {
+                if v.is_empty() { "none".to_string() } else { v.iter().map(|g| esc(g)).collect::<Vec<_>>().join(", ") }
+            };
+            match &l.error {
+                Some(err) => outln!("    live: not read: {}", esc(err)),
+                None if !l.found => outln!("    live: {}; missing {}", esc(&l.correlated_by), list(&l.missing)),
+                None => {
+                    outln!(
+                        "    live: found by {}, {}",
+                        esc(&l.correlated_by),
+                        if l.enabled { "enabled" } else { "disabled" }
+                    );
+                    outln!("    live grants: {}", list(&l.grants));
+                    outln!(
+                        "    live missing: {}; extra: {}; unmanaged, left alone: {}",
+                        list(&l.missing),
+                        list(&l.extra),
+                        list(&l.unmanaged)
+                    );
+                }
+            }
         }
     }
     Ok(ExitCode::SUCCESS)

@@ -711,3 +711,41 @@ fn issue7_two_applies_started_together_apply_every_operation_once() {
     assert_eq!(dupes, "0");
     w.env.ok(&["audit", "verify"]);
 }
+
+/// Issue 9, point 6: `tenure explain --live` reads the account from real OpenLDAP, says how it
+/// was correlated, and compares its groups with the policy (a managed group the policy does not
+/// grant is extra, a hand-made group unmanaged), changing nothing in the directory.
+#[test]
+fn issue9_explain_live_reads_the_account_from_real_slapd_and_changes_nothing() {
+    let w = world(100);
+    let co = company(8);
+    w.import("day1.csv", &co);
+    w.apply_all();
+    let engineer = co.people.iter().find(|p| p.department == "Engineering").unwrap();
+    let dn = format!("uid={},ou=people,dc=example,dc=com", engineer.username);
+    w.ldap_modify(&format!(
+        "dn: cn=book-club,ou=groups,dc=example,dc=com\nchangetype: add\nobjectClass: groupOfNames\ncn: book-club\nmember: {dn}\n"
+    ));
+    w.ldap_modify(&format!(
+        "dn: cn=finance,ou=groups,dc=example,dc=com\nchangetype: modify\nadd: member\nmember: {dn}\n"
+    ));
+    let before = w.ldap("dc=example,dc=com", "(objectClass=*)", &["*"]);
+
+    let json = w.env.ok(&["explain", &engineer.id, "--target", "directory", "--live", "--format", "json"]).json();
+    assert_eq!(json["targets_read"], true);
+    let live = &json["targets"]["directory"]["live"];
+    assert_eq!(live["found"], true, "{json:#}");
+    assert_eq!(live["error"], serde_json::Value::Null);
+    assert_eq!(
+        live["correlated_by"],
+        format!("account name `{}` and its correlation id names this identity", engineer.username)
+    );
+    assert_eq!(live["extra"], serde_json::json!(["finance"]), "{live:#}");
+    assert_eq!(live["unmanaged"], serde_json::json!(["book-club"]), "{live:#}");
+    assert_eq!(live["missing"], serde_json::json!([]), "{live:#}");
+
+    let text = w.env.ok(&["explain", &engineer.id, "--target", "directory", "--live"]).stdout;
+    assert!(text.contains("targets (read live):"), "{text}");
+    assert!(text.contains("    live missing: none; extra: finance; unmanaged, left alone: book-club"), "{text}");
+    assert_eq!(w.ldap("dc=example,dc=com", "(objectClass=*)", &["*"]), before, "explain changes nothing");
+}
