@@ -107,11 +107,7 @@ pub fn run(bench_dir: &Path, tenure: &Path, leavers: usize) -> Result<bool> {
         .replace("max_leaver_fraction = 0.2", "max_leaver_fraction = 1.0")
         .replace("max_access_loss_fraction = 0.2", "max_access_loss_fraction = 1.0");
     config.push('\n');
-    config.push_str(
-        &tenure_sample::company::SOURCE_TOML
-            .replace("name = \"hr\"", "name = \"workday\"")
-            .replace("kind = \"csv\"", "kind = \"webhook\"\nsecret_file = \"workday.secret\""),
-    );
+    config.push_str(&tenure_sample::company::webhook_source_toml("workday", "workday.secret"));
     std::fs::write(dir.join("tenure.toml"), config)?;
     let token = cli(&["token", "create", "--name", "workday", "--scope", "source", "--source", "workday"])?;
     let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();

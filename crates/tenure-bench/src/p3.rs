@@ -120,11 +120,7 @@ fn setup(dir: &Path, tenure: &Path) -> Result<(Secret, String)> {
     std::fs::write(dir.join("bench.secret"), &whsec)?;
     let mut config = std::fs::read_to_string(dir.join("tenure.toml"))?;
     config.push('\n');
-    config.push_str(
-        &tenure_sample::company::SOURCE_TOML
-            .replace("name = \"hr\"", "name = \"bench\"")
-            .replace("kind = \"csv\"", "kind = \"webhook\"\nsecret_file = \"bench.secret\""),
-    );
+    config.push_str(&tenure_sample::company::webhook_source_toml("bench", "bench.secret"));
     std::fs::write(dir.join("tenure.toml"), config)?;
     let token = run(&["token", "create", "--name", "bench", "--scope", "source", "--source", "bench"])?;
     Ok((Secret::parse(&whsec).map_err(|e| anyhow::anyhow!("{e}"))?, token.trim().to_string()))

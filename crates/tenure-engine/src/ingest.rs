@@ -107,6 +107,8 @@ fn push_once(
         let mut seen = HashSet::new();
         records.iter().map(|r| r.key.as_str()).filter(|k| seen.insert(*k)).collect()
     };
+    // The index of each key's last record: what a refusal or an accepted row is reported under.
+    let last_index: FxHashMap<&str, usize> = records.iter().map(|r| (r.key.as_str(), r.index)).collect();
     let owner_of: FxHashMap<String, String> = store.sources_of(&keys)?.into_iter().collect();
     let mut previous: FxHashMap<Box<str>, Identity> = FxHashMap::default();
     for k in &keys {
@@ -195,7 +197,6 @@ fn push_once(
                 holders.entry(fold(u)).or_insert_with(|| k.clone());
             }
         }
-        let index_of = |k: &str| records.iter().rev().find(|r| r.key == k).map_or(0, |r| r.index);
         for (k, u) in renamed {
             if let Some(owner) = holders.get(&u).filter(|o| *o != k) {
                 let name = src
@@ -204,7 +205,8 @@ fn push_once(
                     .find(|(slot, _)| *slot == username)
                     .map_or("username".to_string(), |(_, c)| c.clone());
                 let why = format!("username `{}` belongs to identity `{owner}`", text::quote(&u));
-                reject(&mut rejected, &mut refused, BadRecord::new(index_of(k), Some(&name), why), k);
+                let index = last_index.get(k.as_str()).copied().unwrap_or(0);
+                reject(&mut rejected, &mut refused, BadRecord::new(index, Some(&name), why), k);
             }
         }
         for k in &refused {
@@ -239,7 +241,7 @@ fn push_once(
     let mut lines = Vec::with_capacity(current.len());
     for k in &order {
         if let Some(i) = current.remove(k) {
-            lines.push(records.iter().rev().find(|r| &r.key == k).map_or(0, |r| r.index as u64));
+            lines.push(last_index.get(k.as_str()).map_or(0, |i| *i as u64));
             identities.push(i);
         }
     }

@@ -117,6 +117,14 @@ pub const HEADER: &[&str] = &[
     "employment_status",
 ];
 
+/// The same columns as [`SOURCE_TOML`], as a signed-webhook source `name` whose secret is in
+/// `secret_file` (DESIGN §11): what the server's tests and benchmarks push to.
+pub fn webhook_source_toml(name: &str, secret_file: &str) -> String {
+    SOURCE_TOML
+        .replace("name = \"hr\"", &format!("name = {name:?}"))
+        .replace("kind = \"csv\"", &format!("kind = \"webhook\"\nsecret_file = {secret_file:?}"))
+}
+
 /// The `[[source]]` section that maps [`HEADER`] onto Tenure's attributes.
 pub const SOURCE_TOML: &str = r#"[[source]]
 name = "hr"

@@ -41,10 +41,7 @@ impl World {
         let mut text =
             tenure_sample::starter::config_with("# hooks tests", &guard, &tenure_sample::starter::targets(true));
         text.push('\n');
-        text.push_str(&tenure_sample::company::SOURCE_TOML.replace("name = \"hr\"", "name = \"workday\"").replace(
-            "kind = \"csv\"",
-            &format!("kind = \"webhook\"\nsecret_file = {:?}", secret_path.display().to_string()),
-        ));
+        text.push_str(&tenure_sample::company::webhook_source_toml("workday", &secret_path.display().to_string()));
         let config = tenure_core::config::parse("tenure.toml", &text).unwrap();
         let clock = Arc::new(FakeClock::at(tenure_core::clock::parse_stamp(NOW).unwrap()));
         let policy =

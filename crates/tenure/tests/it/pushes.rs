@@ -61,11 +61,7 @@ pub fn webhook_source(env: &Env) -> (Secret, String) {
     env.write("workday.secret", &whsec);
     let mut config = std::fs::read_to_string(env.path("tenure.toml")).unwrap();
     config.push('\n');
-    config.push_str(
-        &tenure_sample::company::SOURCE_TOML
-            .replace("name = \"hr\"", "name = \"workday\"")
-            .replace("kind = \"csv\"", "kind = \"webhook\"\nsecret_file = \"workday.secret\""),
-    );
+    config.push_str(&tenure_sample::company::webhook_source_toml("workday", "workday.secret"));
     env.write("tenure.toml", &config);
     let token = env.ok(&["token", "create", "--name", "workday", "--scope", "source", "--source", "workday"]);
     (Secret::parse(&whsec).unwrap(), token.stdout.trim().to_string())
