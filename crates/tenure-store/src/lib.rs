@@ -29,6 +29,7 @@ pub mod conformance;
 mod error;
 mod push;
 mod records;
+pub mod requests;
 mod schedule;
 pub mod scim;
 pub mod sqlite;
@@ -39,6 +40,9 @@ pub use browse::{Browse, IdentityQuery, TargetCount, schema_version};
 pub use error::{BackendError, Result, StoreError};
 pub use push::*;
 pub use records::*;
+pub use requests::{
+    NewException, NewRequest, NewStage, RequestEnd, RequestGrant, RequestRecord, Requests, StageApproval, StageRecord,
+};
 pub use schedule::{JobDone, JobOutcome, JobRun, Lead, Recheck, RecheckCandidate, RecheckIds, Schedules};
 pub use scim::ScimStore;
 pub use sqlite::{SqliteStore, StoreOptions};

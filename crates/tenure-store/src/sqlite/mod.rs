@@ -12,6 +12,7 @@ mod browse;
 mod lifecycle;
 mod push;
 mod queue;
+mod requests;
 mod schedule;
 mod scim;
 mod tokens;
@@ -44,6 +45,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (9, "push_journal", include_str!("../../migrations/0009_push_journal.sql")),
     (10, "schedule", include_str!("../../migrations/0010_schedule.sql")),
     (11, "scim", include_str!("../../migrations/0011_scim.sql")),
+    (13, "requests", include_str!("../../migrations/0013_requests.sql")),
 ];
 
 /// The version of the last embedded migration.
@@ -418,7 +420,7 @@ impl crate::Store for SqliteStore {
     }
 
     fn reject(&self, id: i64, by: &str, reason: &str) -> crate::Result<()> {
-        Ok(lifecycle::reject(self, id, by, reason)?)
+        Ok(lifecycle::reject(self, id, by, None, reason)?)
     }
 
     fn operations(&self, filter: &OpFilter) -> crate::Result<Vec<OpRecord>> {
@@ -649,5 +651,55 @@ impl crate::Browse for SqliteStore {
 
     fn revoke_times(&self) -> crate::Result<Vec<i64>> {
         Ok(browse::revoke_times(&self.lock())?)
+    }
+}
+
+// Access requests (issue 10).
+impl crate::requests::Requests for SqliteStore {
+    fn create_request(&self, r: &crate::requests::NewRequest) -> crate::Result<crate::requests::RequestRecord> {
+        Ok(requests::create(self, r)?)
+    }
+
+    fn requests(&self, open_only: bool) -> crate::Result<Vec<crate::requests::RequestRecord>> {
+        Ok(requests::list(&self.lock(), open_only)?)
+    }
+
+    fn request(&self, id: i64) -> crate::Result<crate::requests::RequestRecord> {
+        Ok(requests::get(&self.lock(), id)?)
+    }
+
+    fn request_by_approval(&self, approval_id: i64) -> crate::Result<Option<crate::requests::RequestRecord>> {
+        Ok(requests::by_approval(&self.lock(), approval_id)?)
+    }
+
+    fn approve_stage(
+        &self,
+        schema: &Schema,
+        d: &crate::requests::StageApproval,
+    ) -> crate::Result<crate::requests::RequestRecord> {
+        Ok(requests::approve(self, schema, d)?)
+    }
+
+    fn reject_stage(&self, approval_id: i64, by: &str, via: &str, reason: &str) -> crate::Result<()> {
+        Ok(lifecycle::reject(self, approval_id, by, Some(via), reason)?)
+    }
+
+    fn end_request(
+        &self,
+        schema: &Schema,
+        e: &crate::requests::RequestEnd,
+    ) -> crate::Result<crate::requests::RequestRecord> {
+        Ok(requests::end(self, schema, e)?)
+    }
+
+    fn request_grants(
+        &self,
+        identities: Option<&[&str]>,
+    ) -> crate::Result<HashMap<String, Vec<crate::requests::RequestGrant>>> {
+        Ok(requests::grants(&self.lock(), identities)?)
+    }
+
+    fn expired_requests(&self) -> crate::Result<Vec<crate::requests::RequestRecord>> {
+        Ok(requests::expired(self)?)
     }
 }
