@@ -672,6 +672,18 @@ pub(crate) fn reassign_orphaned_nhi(
 
 /// Releases a held batch: plans its events against the current state and applies them.
 pub fn approve(engine: &Engine<'_>, approval_id: i64, approver: &str) -> Result<tenure_store::BatchIds> {
+    approve_as(engine, approval_id, &crate::requests::decide::Decider::new(approver, crate::requests::decide::Via::Cli))
+}
+
+/// [`approve`] by `decider`, whose actor the audit trail records (`token:NAME` through the
+/// API, `user:NAME` through the CLI).
+pub fn approve_as(
+    engine: &Engine<'_>,
+    approval_id: i64,
+    decider: &crate::requests::decide::Decider,
+) -> Result<tenure_store::BatchIds> {
+    let approver = decider.name.as_str();
+    let actor = decider.actor();
     let a = engine.store.approval(approval_id)?;
     if a.state != ApprovalState::Pending {
         return Err(EngineError::Invalid(format!("approval {approval_id} is {}, not pending", a.state)));
@@ -690,7 +702,7 @@ pub fn approve(engine: &Engine<'_>, approval_id: i64, approver: &str) -> Result<
     for h in held {
         if let Some(owner) = foreign.get(&h.record.identity) {
             skipped.push(
-                AuditEntry::new(&format!("user:{approver}"), "approval.event_skipped", "skipped")
+                AuditEntry::new(&actor, "approval.event_skipped", "skipped")
                     .identity(&h.record.identity)
                     .approver(approver)
                     .reason(format!(
@@ -719,7 +731,7 @@ pub fn approve(engine: &Engine<'_>, approval_id: i64, approver: &str) -> Result<
     }
     let file = a.summary.get("file").and_then(|s| s.as_str()).unwrap_or_default().to_string();
     let batch = Batch {
-        actor: format!("user:{approver}"),
+        actor,
         source,
         file,
         sha256: String::new(),

@@ -30,6 +30,7 @@ pub mod import;
 pub mod ingest;
 pub mod reconcile;
 pub mod reports;
+pub mod requests;
 pub mod schedule;
 pub mod tokens;
 pub mod views;
@@ -85,6 +86,9 @@ pub enum EngineError {
     Snapshot { file: String, error: tenure_core::snapshot::SnapshotError },
     #[error("{0}")]
     Invalid(String),
+    /// A request or a decision refused by policy, with its code; nothing was changed.
+    #[error("{1}")]
+    Refused(Code, String),
     #[error(transparent)]
     App(#[from] Box<crate::app::AppError>),
 }
@@ -100,6 +104,7 @@ impl HasCode for EngineError {
             EngineError::NotCsv(_) => Code::WrongSourceKind,
             EngineError::Snapshot { error, .. } => error.code(),
             EngineError::Invalid(_) => Code::InvalidInput,
+            EngineError::Refused(code, _) => *code,
             EngineError::App(e) => e.code(),
         }
     }

@@ -24,6 +24,7 @@ mod identity;
 mod operation;
 mod reconcile;
 mod report;
+mod request;
 mod schedule;
 mod task;
 mod token;
@@ -37,6 +38,7 @@ pub use identity::{AccountState, AccountView, AuditRecord, Change, Event, Identi
 pub use operation::{OpReason, Operation};
 pub use reconcile::{Finding, ReconReport, RemediationReport, SkippedTarget, TargetReport, UnmanagedGrant};
 pub use report::{ApplyReport, CheckReport, CheckSummary, ClassCoverage, Coverage, ExecReport, Problem, RevokeTimes};
+pub use request::{NewRequestBody, Request, RequestStage, RevokeRequestBody};
 pub use schedule::{JobReport, ScheduleRun};
 pub use task::Ticket;
 pub use token::{CreatedToken, Token};

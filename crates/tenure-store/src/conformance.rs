@@ -105,6 +105,12 @@ pub const CASES: &[(&str, Case)] = &[
     ("a_scim_write_and_its_batch_commit_together", scim::a_scim_write_and_its_batch_commit_together),
     ("tokens_are_found_by_hash_revoked_and_audited", tokens::tokens_are_found_by_hash_revoked_and_audited),
     ("identity_pages_filter_and_continue_from_the_cursor", browse::identity_pages_filter_and_continue_from_the_cursor),
+    // Access requests (issue 10).
+    (
+        "a_request_is_approved_stage_by_stage_granted_and_expires",
+        requests::a_request_is_approved_stage_by_stage_granted_and_expires,
+    ),
+    ("requests_end_by_rejection_revocation_and_leaving", requests::requests_end_by_rejection_revocation_and_leaving),
 ];
 
 /// Runs every case on fresh stores of `subject`; returns the failures by case name.
@@ -132,6 +138,7 @@ macro_rules! ensure_eq {
     };
 }
 
+mod requests;
 mod schedule;
 mod scim;
 

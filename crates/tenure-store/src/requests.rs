@@ -113,7 +113,8 @@ pub struct StageApproval {
     pub audit: Vec<AuditEntry>,
 }
 
-/// The end of a granted request before its identity leaves: at its expiry or revoked early.
+/// The end of a request before its identity leaves: a granted one at its expiry, a pending or
+/// granted one revoked early.
 #[derive(Debug, Clone)]
 pub struct RequestEnd {
     pub request_id: i64,
@@ -122,9 +123,10 @@ pub struct RequestEnd {
     /// Who ended it, as recorded (`schedule:grant_expiry`, a person's name).
     pub by: String,
     pub reason: String,
-    /// The revocation's plan for the identity (it may plan nothing when the grant is already
-    /// gone); its open accepted-risk exceptions are resolved.
-    pub batch: Batch,
+    /// The revocation's plan for the identity (none for a request that was never granted; it
+    /// may plan nothing when the grant is already gone); its open accepted-risk exceptions are
+    /// resolved.
+    pub batch: Option<Batch>,
     pub audit: Vec<AuditEntry>,
 }
 
@@ -157,12 +159,14 @@ pub trait Requests: Send + Sync {
     /// stages `cancelled`, audited as `approval.rejected` and `request.rejected` with `by` and
     /// `via`. Fails with `Conflict` when the stage is no longer pending.
     fn reject_stage(&self, approval_id: i64, by: &str, via: &str, reason: &str) -> Result<()>;
-    /// Ends a granted request (`expired` or `revoked`) and writes its revocation's plan. Fails
-    /// with `Conflict` when it is no longer granted.
+    /// Ends a granted request (`expired` or `revoked`), or a pending one (`revoked`), and writes
+    /// its revocation's plan. Fails with `Conflict` when it is no longer in that state.
     fn end_request(&self, schema: &Schema, e: &RequestEnd) -> Result<RequestRecord>;
     /// The granted requests (whatever their expiry: the engine compares with its clock) of the
     /// given identities, or of every identity, by identity.
     fn request_grants(&self, identities: Option<&[&str]>) -> Result<HashMap<String, Vec<RequestGrant>>>;
+    /// The source an identity belongs to (where a plan for it is recorded), if it is stored.
+    fn identity_source(&self, identity: &str) -> Result<Option<String>>;
     /// Granted requests whose `expires_at` has come by the store's clock, soonest first.
     fn expired_requests(&self) -> Result<Vec<RequestRecord>>;
 }

@@ -699,6 +699,14 @@ impl crate::requests::Requests for SqliteStore {
         Ok(requests::grants(&self.lock(), identities)?)
     }
 
+    fn identity_source(&self, identity: &str) -> crate::Result<Option<String>> {
+        let conn = self.lock();
+        let run = || -> R<Option<String>> {
+            Ok(conn.query_row("SELECT source FROM identities WHERE id = ?1", [identity], |r| r.get(0)).optional()?)
+        };
+        Ok(run()?)
+    }
+
     fn expired_requests(&self) -> crate::Result<Vec<crate::requests::RequestRecord>> {
         Ok(requests::expired(self)?)
     }

@@ -390,8 +390,10 @@ pub(super) fn end(store: &SqliteStore, schema: &Schema, e: &RequestEnd) -> R<Req
     let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
     let at = store.now();
     let rec = get(&tx, e.request_id)?;
-    if rec.state != RequestState::Granted {
-        return Err(conflict(format!("request {} is {}, not granted", rec.id, rec.state)));
+    let allowed =
+        rec.state == RequestState::Granted || (rec.state == RequestState::Pending && e.state == RequestState::Revoked);
+    if !allowed {
+        return Err(conflict(format!("request {} is {}; it cannot become {}", rec.id, rec.state, e.state)));
     }
     close(&tx, &rec, e.state, &e.by, &e.reason, &at)?;
     let mut audit = e.audit.clone();
@@ -408,7 +410,9 @@ pub(super) fn end(store: &SqliteStore, schema: &Schema, e: &RequestEnd) -> R<Req
         )),
     );
     append(&tx, &audit, &at)?;
-    write_batch(&tx, &at, schema, &e.batch, &mut e.batch.events.iter().map(std::borrow::Cow::Borrowed))?;
+    if let Some(batch) = &e.batch {
+        write_batch(&tx, &at, schema, batch, &mut batch.events.iter().map(std::borrow::Cow::Borrowed))?;
+    }
     let out = get(&tx, rec.id)?;
     tx.commit()?;
     Ok(out)

@@ -27,6 +27,10 @@ const ROUTES: &[(&str, &str, Need)] = &[
     ("GET", "/api/v1/audit/verify", Need::Audit),
     ("GET", "/api/v1/audit/export", Need::Audit),
     ("GET", "/api/v1/tokens", Need::Administer),
+    // Access requests (issue 10).
+    ("GET", "/api/v1/requests", Need::Read),
+    ("POST", "/api/v1/requests", Need::Approve),
+    ("POST", "/api/v1/requests/{id}/revoke", Need::Approve),
 ];
 
 /// Routes outside the OpenAPI document.
