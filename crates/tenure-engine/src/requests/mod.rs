@@ -51,7 +51,9 @@ impl People for StorePeople<'_, '_> {
 
     fn by_username(&self, username: &str) -> Option<Person> {
         let holders = self.0.store.username_holders(&[username.to_string()]).ok()?;
-        let (_, id) = holders.into_iter().find(|(u, _)| u == username)?;
+        // Usernames are unique as folded (the import refuses a second holder), so one matches.
+        let want = tenure_core::text::fold(username);
+        let (id, _) = holders.into_iter().find(|(_, u)| tenure_core::text::fold(u) == want)?;
         self.by_id(&id)
     }
 }

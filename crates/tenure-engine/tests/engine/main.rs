@@ -13,6 +13,7 @@ mod explain;
 mod guard;
 mod import;
 mod push;
+mod requests;
 mod schedule;
 mod timezone;
 
