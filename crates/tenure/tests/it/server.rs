@@ -133,10 +133,13 @@ async fn every_route_answers_401_without_a_known_token_403_to_the_wrong_scope_an
             }
             answers.push(body);
         }
-        // Another method on a routed path is refused, so no undocumented method hides there.
+        // Another method on a routed path is refused, so no undocumented method hides there
+        // (`/api/v1/requests` has both, each in the matrix).
         let other = if *method == "GET" { "POST" } else { "GET" };
-        let (st, body) = call(&s, other, path, Some(&s.admin_token)).await;
-        assert_eq!(st, 405, "{other} {path}: {body}");
+        if !ROUTES.iter().any(|(m, p, _)| *m == other && p == path) {
+            let (st, body) = call(&s, other, path, Some(&s.admin_token)).await;
+            assert_eq!(st, 405, "{other} {path}: {body}");
+        }
     }
     // The health probes are the only routes without a token, and say nothing else.
     for path in ["/healthz", "/readyz"] {
