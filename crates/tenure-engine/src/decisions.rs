@@ -36,7 +36,8 @@ pub fn approve(engine: &Engine<'_>, queue: &dyn Queue, id: i64, decider: &Decide
 /// access request is rejected if `decider` is its stage's approver, the identity, or the
 /// requester.
 pub fn reject(engine: &Engine<'_>, id: i64, decider: &Decider, reason: &str) -> crate::Result<()> {
-    if engine.store.approval(id)?.kind == ApprovalKind::Request {
+    // An approval that does not exist is the store's to refuse, as it always was (`conflict`).
+    if engine.store.approval(id).is_ok_and(|a| a.kind == ApprovalKind::Request) {
         return crate::requests::reject(engine, id, decider, reason);
     }
     Ok(engine.store.reject(id, &decider.name, reason)?)
