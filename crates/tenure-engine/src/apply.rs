@@ -52,15 +52,15 @@ pub async fn apply(app: &App, conns: Arc<Connectors>, opts: ApplyOptions) -> cra
 /// Ends the access requests whose expiry has come and plans their revocation, as `actor`
 /// (`tenure apply` and the `grant_expiry` job). The policy is read only when one has expired.
 pub async fn expire_requests(app: &App, actor: &str) -> crate::Result<usize> {
-    if blocking::store(app.store(), |s| s.expired_requests()).await?.is_empty() {
-        return Ok(0);
-    }
     let (app, actor) = (app.clone(), actor.to_string());
     let ended = tokio::task::spawn_blocking(move || {
+        if crate::requests::due(app.store().as_ref())?.is_empty() {
+            return Ok(0);
+        }
         let engine = app.engine().map_err(|e| crate::EngineError::App(Box::new(e)))?;
-        crate::requests::expire_due(&engine, &actor)
+        Ok::<_, crate::EngineError>(crate::requests::expire_due(&engine, &actor)?.len())
     })
     .await
     .map_err(|e| crate::EngineError::Invalid(format!("the expiry check stopped: {e}")))??;
-    Ok(ended.len())
+    Ok(ended)
 }

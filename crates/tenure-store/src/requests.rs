@@ -167,6 +167,4 @@ pub trait Requests: Send + Sync {
     fn request_grants(&self, identities: Option<&[&str]>) -> Result<HashMap<String, Vec<RequestGrant>>>;
     /// The source an identity belongs to (where a plan for it is recorded), if it is stored.
     fn identity_source(&self, identity: &str) -> Result<Option<String>>;
-    /// Granted requests whose `expires_at` has come by the store's clock, soonest first.
-    fn expired_requests(&self) -> Result<Vec<RequestRecord>>;
 }

@@ -313,11 +313,19 @@ pub fn revoke(engine: &Engine<'_>, id: i64, decider: &Decider, reason: &str) -> 
     Ok(view(&end(engine, &rec, RequestState::Revoked, &decider.actor(), &why)?))
 }
 
+/// The granted requests whose expiry has come by the store's clock, soonest first (decided by
+/// `schedule::select::expired_requests`).
+pub fn due(store: &dyn tenure_store::Backend) -> Result<Vec<i64>> {
+    let grants = crate::schedule::select::time_bound(&store.request_grants(None)?);
+    Ok(crate::schedule::select::expired_requests(&grants, store.clock().now()))
+}
+
 /// Ends every granted request whose expiry has come (by the store's clock), planning each
 /// one's revocation, as `actor`. Returns the requests ended.
 pub fn expire_due(engine: &Engine<'_>, actor: &str) -> Result<Vec<proto::Request>> {
     let mut out = Vec::new();
-    for rec in engine.store.expired_requests()? {
+    for id in due(engine.store)? {
+        let rec = engine.store.request(id)?;
         let why = format!("its expiry {} has come", rec.expires_at.as_deref().unwrap_or("?"));
         out.push(view(&end(engine, &rec, RequestState::Expired, actor, &why)?));
     }

@@ -318,3 +318,22 @@ fn a_leavers_requests_end_with_them_and_early_revocation_plans_the_revoke() {
     let gone = w.audit("request.revoked");
     assert!(gone[0].entry.reason.as_deref().unwrap().contains("no longer needed"));
 }
+
+#[test]
+fn a_stage_is_rejected_by_its_approver_or_withdrawn_by_the_requester() {
+    let w = world();
+    let reject =
+        |approval: i64, by: &str| decisions::reject(&w.app.engine().unwrap(), approval, &cli(by), "not this quarter");
+    let r = request(&w, "warehouse-admin", "E1", None, "E1").unwrap();
+    let id = stage_approval(&r);
+    refused(&w, Code::NotApprover, "waits for `M1`", || reject(id, "M0"));
+    reject(id, "mgr").unwrap();
+    let done = w.store().request(r.id).unwrap();
+    assert_eq!((done.state, done.end_reason.as_deref()), (RequestState::Rejected, Some("not this quarter")));
+    assert_eq!(w.audit("request.rejected").len(), 1);
+    // Asked again, and withdrawn by whoever asked.
+    let again = request(&w, "warehouse-admin", "E1", None, "helpdesk").unwrap();
+    reject(stage_approval(&again), "helpdesk").unwrap();
+    assert_eq!(w.store().request(again.id).unwrap().state, RequestState::Rejected);
+    assert!(w.ops().values().all(|o| o.entitlement.as_deref() != Some("admin")), "nothing planned");
+}

@@ -706,8 +706,4 @@ impl crate::requests::Requests for SqliteStore {
         };
         Ok(run()?)
     }
-
-    fn expired_requests(&self) -> crate::Result<Vec<crate::requests::RequestRecord>> {
-        Ok(requests::expired(self)?)
-    }
 }

@@ -479,16 +479,3 @@ pub(super) fn grants(conn: &Connection, identities: Option<&[&str]>) -> R<HashMa
     }
     Ok(out)
 }
-
-pub(super) fn expired(store: &SqliteStore) -> R<Vec<RequestRecord>> {
-    let now = store.now();
-    let conn = store.lock();
-    let ids: Vec<i64> = {
-        let mut stmt = conn.prepare_cached(
-            "SELECT id FROM requests WHERE state = 'granted' AND expires_at IS NOT NULL AND expires_at <= ?1
-             ORDER BY expires_at, id",
-        )?;
-        stmt.query_map([now], |r| r.get(0))?.collect::<rusqlite::Result<_>>()?
-    };
-    ids.into_iter().map(|id| get(&conn, id)).collect()
-}
