@@ -4,7 +4,8 @@
 //! `tenure apply` alone revokes it and PostgreSQL shows it gone; the audit tells request,
 //! approval, grant, expiry and revoke in order. Self-approval, an over-long duration and a
 //! `block` SoD conflict are refused with their reasons and change neither the store nor the
-//! audit trail. Time moves with `TENURE_NOW`, never by sleeping.
+//! audit trail. Time moves with `TENURE_NOW`, never by sleeping. The same request approved
+//! while `tenure serve` runs is granted and revoked by its workers alone.
 
 use super::{World, world};
 use crate::company;
@@ -176,4 +177,102 @@ fn issue10_a_requested_warehouse_admin_is_granted_then_revoked_at_expiry_in_real
     let approved = export.lines().find(|l| l.contains("\"approval.approved\"")).unwrap();
     assert!(approved.contains(&format!("request {request}")) && approved.contains("via cli --as"), "{approved}");
     run(LATER, &["audit", "verify"]);
+}
+
+/// The server's workers alone: the executor grants what the approval planned, the scheduler's
+/// `grant_expiry` job ends the request at its expiry and the executor revokes it, verified by
+/// reading PostgreSQL back. Waits poll for a state with a deadline that only bounds a failure.
+#[test]
+fn issue10_the_servers_workers_grant_and_revoke_a_requested_role_with_nobody_acting() {
+    use std::time::{Duration, Instant};
+    let w = world(25);
+    let config = std::fs::read_to_string(w.env.path("tenure.toml")).unwrap() + "\n[schedule]\ntick = \"1s\"\n";
+    w.env.write("tenure.toml", &config);
+    let co = company(12);
+    let engineer = co
+        .people
+        .iter()
+        .find(|p| {
+            p.department == "Engineering"
+                && p.manager.as_deref().is_some_and(|m| co.get(m).is_some_and(|m| m.status == "active"))
+        })
+        .unwrap();
+    let (id, user) = (engineer.id.clone(), engineer.username.clone());
+    let boss = engineer.manager.clone().unwrap();
+    w.env.write("day1.csv", &co.to_csv());
+    let run = |now: &str, args: &[&str]| {
+        let out = w.env.run_at(now, args);
+        assert_eq!(out.code, 0, "tenure {args:?}\n{}\n{}", out.stdout, out.stderr);
+        out
+    };
+    run(SETUP, &["import", "--source", "hr", "day1.csv"]);
+    run(SETUP, &["apply", "--wait"]);
+    let r = run(
+        ASKED,
+        &["request", "warehouse-admin", "--for", &id, "--reason", "on call", "--duration", "2s", "--format", "json"],
+    )
+    .json();
+    let approval = r["stages"][0]["approval_id"].as_i64().unwrap().to_string();
+    run(ASKED, &["approve", &approval, "--as", &boss]);
+
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+    let bin = std::path::PathBuf::from(env!("CARGO_BIN_EXE_tenure"));
+    let server = rt
+        .block_on(tenure_testkit::server::Server::start_with(&bin, w.env.dir.path(), &config, &[("TENURE_NOW", ASKED)]))
+        .expect("tenure serve starts");
+    let request = r["id"].as_i64().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let state = w.env.run_at(LATER, &["requests", "--format", "json"]).json();
+        let ops = w.env.run_at(LATER, &["plan", "--all", "--identity", &id, "--format", "json"]).json();
+        let revoked = ops
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|o| o["kind"] == "revoke" && o["entitlement"] == "admin" && o["state"] == "verified");
+        if state[0]["state"] == "expired" && revoked {
+            break;
+        }
+        assert!(Instant::now() < deadline, "waited in vain for the expiry; server log:\n{}", server.logs().join("\n"));
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let (code, logs) = server.terminate().unwrap();
+    assert_eq!(code, Some(0), "{}", logs.join("\n"));
+    assert_eq!(members(&w, &user), "analyst", "revoked in PostgreSQL");
+
+    // Granted and verified by the executor, ended by the schedule, revoked and verified: nobody
+    // acted after the approval.
+    let export = run(LATER, &["audit", "export", "--identity", &id, "--format", "jsonl"]).stdout;
+    let after: Vec<(String, String, String)> = export
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|r| r.get("action").is_some())
+        .skip_while(|r| r["action"] != "request.granted")
+        .map(|r| {
+            let s = |k: &str| r[k].as_str().unwrap_or_default().to_string();
+            (s("actor"), s("action"), format!("{} {}", s("entitlement"), s("outcome")))
+        })
+        .collect();
+    let admin: Vec<(&str, &str)> = after
+        .iter()
+        .filter(|(_, a, what)| a.starts_with("request.") || (a.starts_with("apply.") && what.starts_with("admin ")))
+        .map(|(actor, a, _)| (actor.as_str(), a.as_str()))
+        .collect();
+    assert_eq!(
+        admin,
+        [
+            (&*format!("user:{boss}"), "request.granted"),
+            ("executor", "apply.grant"),
+            ("schedule:grant_expiry", "request.expired"),
+            ("executor", "apply.revoke")
+        ],
+        "{after:#?}"
+    );
+    assert!(
+        after.iter().all(|(actor, ..)| actor == &format!("user:{boss}")
+            || ["executor", "planner"].contains(&actor.as_str())
+            || actor.starts_with("schedule:")),
+        "{after:#?}"
+    );
+    assert!(export.contains(&format!("request {request}")));
 }
