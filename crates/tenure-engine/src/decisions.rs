@@ -26,7 +26,9 @@ pub enum Approved {
 /// approved if `decider` is its resolved approver (and the grant planned after the last stage).
 pub fn approve(engine: &Engine<'_>, queue: &dyn Queue, id: i64, decider: &Decider) -> crate::Result<Approved> {
     match engine.store.approval(id)?.kind {
-        ApprovalKind::Remediation => Ok(Approved::Remediation(queue.release_remediation(id, &decider.name)?)),
+        ApprovalKind::Remediation => {
+            Ok(Approved::Remediation(queue.release_remediation_as(id, &decider.name, &decider.actor())?))
+        }
         ApprovalKind::Request => Ok(Approved::Request(Box::new(crate::requests::approve(engine, id, decider)?))),
         ApprovalKind::Batch => Ok(Approved::Batch(crate::import::approve_as(engine, id, decider)?)),
     }
@@ -40,7 +42,7 @@ pub fn reject(engine: &Engine<'_>, id: i64, decider: &Decider, reason: &str) -> 
     if engine.store.approval(id).is_ok_and(|a| a.kind == ApprovalKind::Request) {
         return crate::requests::reject(engine, id, decider, reason);
     }
-    Ok(engine.store.reject(id, &decider.name, reason)?)
+    Ok(engine.store.reject_via(id, &decider.name, &decider.via_text(), reason)?)
 }
 
 /// Marks manual ticket `id` done by `by`, with `evidence` of what was done; its operation

@@ -155,10 +155,12 @@ pub trait Requests: Send + Sync {
     /// `approval.approved` with the approver and `via`), and opens the next stage or, for the
     /// last, writes the grant. Fails with `Conflict` when the stage is no longer pending.
     fn approve_stage(&self, schema: &Schema, d: &StageApproval) -> Result<RequestRecord>;
-    /// Rejects the pending stage `approval_id`: the request becomes `rejected`, its later
-    /// stages `cancelled`, audited as `approval.rejected` and `request.rejected` with `by` and
-    /// `via`. Fails with `Conflict` when the stage is no longer pending.
-    fn reject_stage(&self, approval_id: i64, by: &str, via: &str, reason: &str) -> Result<()>;
+    /// `Store::reject` recording how the decider was identified (`via`: `token:NAME`, `cli
+    /// --as`, `cli`; the actor is `token:NAME` through a token). A request's pending stage
+    /// rejects the request (`rejected`, its later stages `cancelled`), audited as
+    /// `approval.rejected` and `request.rejected`. Fails with `Conflict` when the approval is no
+    /// longer pending.
+    fn reject_via(&self, approval_id: i64, by: &str, via: &str, reason: &str) -> Result<()>;
     /// Ends a granted request (`expired` or `revoked`), or a pending one (`revoked`), and writes
     /// its revocation's plan. Fails with `Conflict` when it is no longer in that state.
     fn end_request(&self, schema: &Schema, e: &RequestEnd) -> Result<RequestRecord>;

@@ -293,7 +293,7 @@ pub fn reject(engine: &Engine<'_>, approval_id: i64, decider: &Decider, reason: 
             Err(r) => return Err(r.into()),
         }
     }
-    Ok(engine.store.reject_stage(approval_id, &decider.name, &decider.via_text(), reason)?)
+    Ok(engine.store.reject_via(approval_id, &decider.name, &decider.via_text(), reason)?)
 }
 
 /// Revokes request `id` early, as `decider`: a granted one is planned for revocation (verified

@@ -183,6 +183,11 @@ async fn a_held_import_is_approved_by_the_token_that_decides() {
     assert_eq!(String::from_utf8(bytes.clone()).unwrap(), String::from_utf8(expected).unwrap());
     let text = String::from_utf8(bytes).unwrap();
     assert!(text.lines().any(|l| l.contains(r#""approver":"carol""#)), "the approver is recorded");
+    // Issue 10: and that it came through the token.
+    assert!(
+        text.lines().any(|l| l.contains(r#""actor":"token:carol","action":"approval.approved""#)),
+        "the approval's actor is the token"
+    );
     let (st, v) = w.get("/api/v1/audit/verify", &auditor).await;
     assert_eq!((st, v["ok"].as_bool()), (StatusCode::OK, Some(true)), "{v}");
     let (st, bytes) =

@@ -159,7 +159,7 @@ pub fn requests_end_by_rejection_revocation_and_leaving(subject: &dyn Subject) -
     w.commit(&joiners(&w, "hr", &["E1", "E2", "E3"])?)?;
     let r = s.create_request(&ask("E1", &["M1", "M2"]))?;
     let first = r.stages.first().and_then(|s| s.approval_id).ok_or_else(|| Failure("no approval".into()))?;
-    s.reject_stage(first, "M1", "cli --as", "not needed")?;
+    s.reject_via(first, "M1", "cli --as", "not needed")?;
     let r = s.request(r.id)?;
     ensure_eq!(r.state, RequestState::Rejected, "rejected");
     ensure_eq!(

@@ -524,8 +524,8 @@ impl crate::Queue for SqliteStore {
         Ok(queue::commit_remediation(self, r)?)
     }
 
-    fn release_remediation(&self, approval_id: i64, approver: &str) -> crate::Result<usize> {
-        Ok(queue::release_remediation(self, approval_id, approver)?)
+    fn release_remediation_as(&self, approval_id: i64, approver: &str, actor: &str) -> crate::Result<usize> {
+        Ok(queue::release_remediation(self, approval_id, approver, actor)?)
     }
 
     fn retention_candidates(&self, target: &str) -> crate::Result<Vec<RetentionCandidate>> {
@@ -680,7 +680,7 @@ impl crate::requests::Requests for SqliteStore {
         Ok(requests::approve(self, schema, d)?)
     }
 
-    fn reject_stage(&self, approval_id: i64, by: &str, via: &str, reason: &str) -> crate::Result<()> {
+    fn reject_via(&self, approval_id: i64, by: &str, via: &str, reason: &str) -> crate::Result<()> {
         Ok(lifecycle::reject(self, approval_id, by, Some(via), reason)?)
     }
 
