@@ -337,3 +337,18 @@ fn a_stage_is_rejected_by_its_approver_or_withdrawn_by_the_requester() {
     assert_eq!(w.store().request(again.id).unwrap().state, RequestState::Rejected);
     assert!(w.ops().values().all(|o| o.entitlement.as_deref() != Some("admin")), "nothing planned");
 }
+
+/// The policy `docs/requests.md` shows loads as written against the starter's targets, and means
+/// what the page says.
+#[test]
+fn the_documented_policy_loads_and_means_what_the_page_says() {
+    let doc = include_str!("../../../../docs/requests.md");
+    let start = doc.find("```toml\n").unwrap() + "```toml\n".len();
+    let block = &doc[start..start + doc[start..].find("```").unwrap()];
+    let w = World::empty(&Setup::default());
+    let p = tenure_policy::parse("docs/requests.md", block, w.app.config(), w.clock.today()).unwrap();
+    let admin = p.role("warehouse-admin").unwrap();
+    assert!(admin.requestable && admin.approval.len() == 2 && admin.max_duration == Some(8 * 3600));
+    assert!(p.role("payment-approver").unwrap().requestable);
+    assert_eq!((p.sod[0].mode, p.sod[0].owner.as_deref()), (tenure_policy::SodMode::Record, Some("E1000")));
+}
