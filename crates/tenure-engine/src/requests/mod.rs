@@ -248,6 +248,24 @@ pub fn approve(engine: &Engine<'_>, approval_id: i64, decider: &Decider) -> Resu
         if let Some(r) = prediction.refusal(&rec.role, &identity.id) {
             return Err(r.into());
         }
+        // A flagged conflict that arose after the request was made has had no stage of its own:
+        // its owner has not accepted the risk, so the request cannot be granted as it stands.
+        if let Some(h) =
+            prediction.flags.iter().find(|h| !rec.stages.iter().any(|s| s.rule == format!("sod:{}", h.rule)))
+        {
+            return Err(refused(
+                Code::SodConflict,
+                format!(
+                    "since request {} was made, role `{}` for `{}` would combine {}, which sod rule `{}` flags; \
+                     its risk has no approval stage: reject this request and ask again",
+                    rec.id,
+                    rec.role,
+                    identity.id,
+                    h.conflicting.join(" and "),
+                    h.rule
+                ),
+            ));
+        }
         d.audit.extend(recorded(&prediction.recorded, &identity.id, &format!("request {} at approval", rec.id)));
         for h in &prediction.flags {
             let owner = rec

@@ -352,3 +352,20 @@ fn the_documented_policy_loads_and_means_what_the_page_says() {
     assert!(p.role("payment-approver").unwrap().requestable);
     assert_eq!((p.sod[0].mode, p.sod[0].owner.as_deref()), (tenure_policy::SodMode::Record, Some("E1000")));
 }
+
+#[test]
+fn a_conflict_that_arises_after_the_request_is_refused_at_approval() {
+    let w = world();
+    let r = request(&w, "warehouse-admin", "E1", None, "E1").unwrap();
+    let flag = request(&w, "warehouse-admin", "M1", None, "M1").unwrap();
+    // E1 moves to Finance (`payments` would not matter; `admin-and-finance` flags) and M1 to
+    // Engineering (`admin-and-analyst` only records).
+    w.import(&people(&[("E1", "E1 eve Finance Analyst M1 active"), ("M1", "M1 mgr Engineering Lead M0 active")]));
+    w.settle();
+    refused(&w, Code::SodConflict, "sod rule `admin-and-finance` flags", || {
+        approve(&w, stage_approval(&r), &cli("M1"))
+    });
+    // A record-mode rule never refuses, then or later.
+    let Approved::Request(granted) = approve(&w, stage_approval(&flag), &cli("M0")).unwrap() else { panic!() };
+    assert_eq!(granted.state, RequestState::Granted);
+}
