@@ -545,7 +545,7 @@ pub(super) fn write_batch<'e>(
         cancel_superseded(tx, event_id, id, &ev.cancel, &at, &mut event_audit)?;
         // A leaver's access requests end with them: the pending ones are cancelled, the granted
         // ones too (their grants are revoked by this event's plan, with the rest).
-        if ev.identity.status == tenure_core::Status::Terminated {
+        if rules::ends_requests(ev.identity.status) {
             super::requests::cancel_for_leaver(tx, id, event_id, &batch.actor, &at, &mut event_audit)?;
         }
         let changes: Vec<String> = ev
