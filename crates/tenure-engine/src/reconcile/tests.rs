@@ -65,7 +65,14 @@ fn account(line: &str) -> AccountState {
     let account = words.next().unwrap().to_string();
     let external_id = words.next().filter(|x| *x != "-").map(str::to_string);
     let enabled = state(words.next().unwrap()).1;
-    AccountState { account, external_id, enabled, grants: words.map(str::to_string).collect(), sessions: None }
+    AccountState {
+        account,
+        external_id,
+        email: None,
+        enabled,
+        grants: words.map(str::to_string).collect(),
+        sessions: None,
+    }
 }
 
 /// `identity name|- enabled|disabled|deleted grant...`: the identity's holdings in `chat`, under
