@@ -279,6 +279,7 @@ fn push_once(
         ingests: opts.ingests.clone(),
         unit: "record",
         actor: opts.actor.clone(),
+        correlated: Vec::new(),
     };
     import::commit_prepared(&engine, prepared, opts.dry_run, commit)
 }
