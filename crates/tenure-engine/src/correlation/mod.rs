@@ -111,6 +111,7 @@ pub fn person(config: &Config, target: &TargetConfig, identity: &Identity) -> Pe
         email: attr("email"),
         given_name: attr("given_name"),
         family_name: attr("family_name"),
+        terminated: identity.status == tenure_core::Status::Terminated,
     }
 }
 

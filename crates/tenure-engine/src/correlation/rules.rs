@@ -15,6 +15,8 @@
 //!   an identity claimed by two accounts, or an account whose correlation id names nobody Tenure
 //!   knows while another rule matches someone: a *case*, with every candidate and its rule and
 //!   confidence;
+//! - a match to a terminated identity: a case too, since linking it would have Tenure disable an
+//!   account it did not create on the strength of a rule;
 //! - nobody: nothing (reconciliation reports it as an orphan).
 //!
 //! An account whose name equals a candidate's account name but that no configured rule matched
@@ -53,6 +55,9 @@ pub struct Person {
     pub email: Option<String>,
     pub given_name: Option<String>,
     pub family_name: Option<String>,
+    /// A terminated identity: linking its account would disable an account Tenure did not
+    /// create, so a match to it is always a case for a person.
+    pub terminated: bool,
 }
 
 /// What the rules decided for one target.
@@ -161,6 +166,8 @@ struct Verdict<'a> {
 /// `people` (the identities without an account in the target), by `settings`.
 pub fn decide(settings: &CorrelationSettings, accounts: &[AccountState], people: &[Person]) -> Outcome {
     let ix = Index::new(people);
+    let terminated: std::collections::HashSet<&str> =
+        people.iter().filter(|p| p.terminated).map(|p| p.id.as_str()).collect();
     let min = settings.min_confidence;
     let mut verdicts: Vec<Verdict<'_>> = Vec::with_capacity(accounts.len());
     for acc in accounts {
@@ -207,6 +214,11 @@ pub fn decide(settings: &CorrelationSettings, accounts: &[AccountState], people:
             Some(format!("{} identities match by rule `{}`", candidates.len(), rule.as_str()))
         } else if candidates.iter().any(|c| c.confidence < min) {
             Some(format!("the match by rule `{}` is below the target's confidence threshold {min:.2}", rule.as_str()))
+        } else if let Some(c) = candidates.iter().find(|c| terminated.contains(c.identity.as_str())) {
+            Some(format!(
+                "identity `{}` is terminated: a person confirms before Tenure disables an account it did not create",
+                c.identity
+            ))
         } else {
             None
         };

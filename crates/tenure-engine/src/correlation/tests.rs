@@ -16,6 +16,7 @@ fn roster() -> Vec<Person> {
         email: Some(email.into()),
         given_name: Some(given.into()),
         family_name: Some(family.into()),
+        terminated: id == "E6",
     };
     vec![
         p("E1", "ada", "ada@example.com", "Ada", "Lovelace"),
@@ -23,6 +24,7 @@ fn roster() -> Vec<Person> {
         p("E3", "jsmith", "john.smith@example.com", "John", "Smith"),
         p("E4", "jane", "jane.smith@example.com", "Jane", "Smith"),
         p("E5", "bob", "bob@example.com", "Bob", "Stone"),
+        p("E6", "gone", "gone@example.com", "Gil", "Gone"),
     ]
 }
 
@@ -147,6 +149,17 @@ fn a_correlation_id_naming_nobody_makes_a_name_match_a_case() {
         &["bob id=X999"],
         &[
             "case bob [E5 username 0.95]: its correlation id `X999` names no identity Tenure knows, while rule `username` matches",
+        ],
+    );
+}
+
+#[test]
+fn a_match_to_a_terminated_identity_is_a_case_even_with_certainty() {
+    check(
+        &default(),
+        &["gone id=E6"],
+        &[
+            "case gone [E6 employee_number 1.00]: identity `E6` is terminated: a person confirms before Tenure disables an account it did not create",
         ],
     );
 }

@@ -4,6 +4,7 @@
 
 mod issue6_secrets;
 mod issue8_schedule;
+mod issue9_correlation;
 
 use crate::{Env, TODAY, company};
 use std::process::Command;
@@ -425,13 +426,25 @@ fn an_account_owned_by_another_identity_is_never_taken_over() {
         "dn: uid={},ou=people,dc=example,dc=com\nchangetype: add\nobjectClass: inetOrgPerson\nuid: {}\ncn: X\nsn: X\nemployeeNumber: CONTRACTOR-77\n",
         victim.username, victim.username
     ));
-    w.import("day1.csv", &co);
+    // The first import correlates the directory: the entry's employee number names nobody Tenure
+    // knows while its name matches the victim, so it is a correlation case, and nothing is
+    // planned for the victim in the directory until a person decides (issue 9, point 5).
+    let report = w.import("day1.csv", &co);
+    assert!(report["held_back"].as_array().unwrap().iter().any(|h| h["identity"] == victim.id.as_str()), "{report:#}");
+    w.env.ok(&["apply", "--wait"]);
+    let cases = w.env.ok(&["correlations", "--open", "--format", "json"]).json();
+    let case = cases.as_array().unwrap().iter().find(|c| c["account"] == victim.username.as_str()).unwrap();
+    assert!(case["why"].as_str().unwrap().contains("`CONTRACTOR-77` names no identity"), "{case:#}");
+    let ops = w.env.ok(&["plan", "--identity", &victim.id, "--all", "--format", "json"]).json();
+    assert!(!ops.as_array().unwrap().iter().any(|o| o["target"] == "directory"), "{ops:#}");
+    // Deciding it the victim's is refused by the executor all the same: the entry names another
+    // identity, so no grant lands on it.
+    w.env.ok(&["correlate", &case["id"].to_string(), "--to", &victim.id, "--as", "alice"]);
     w.env.expect(1, &["apply", "--wait"]);
     let ops = w.env.ok(&["plan", "--identity", &victim.id, "--all", "--format", "json"]).json();
-    let create =
-        ops.as_array().unwrap().iter().find(|o| o["target"] == "directory" && o["kind"] == "create_account").unwrap();
-    assert_eq!(create["state"], "failed");
-    assert!(create["last_error"].as_str().unwrap().contains("belongs to identity `CONTRACTOR-77`"), "{create:#}");
+    let grant = ops.as_array().unwrap().iter().find(|o| o["target"] == "directory" && o["kind"] == "grant").unwrap();
+    assert_eq!(grant["state"], "failed");
+    assert!(grant["last_error"].as_str().unwrap().contains("belongs to identity `CONTRACTOR-77`"), "{grant:#}");
     let groups = w.ldap(
         "ou=groups,dc=example,dc=com",
         &format!("(member=uid={},ou=people,dc=example,dc=com)", victim.username),
