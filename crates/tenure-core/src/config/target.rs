@@ -1190,6 +1190,39 @@ name = "t"
         check_problem(&body, 19, "`cn` is managed by the `openldap` profile");
     }
 
+    /// The correlation settings of the one target made of `body`.
+    fn correlation(body: &str) -> CorrelationSettings {
+        let text = format!("{BASE}{body}\n");
+        match parse("tenure.toml", &text) {
+            Ok(c) => c.targets.into_iter().next().map(|t| t.correlation).unwrap(),
+            Err(p) => panic!("{p:#?}"),
+        }
+    }
+
+    #[test]
+    fn correlation_rules_default_per_kind_and_load_in_order() {
+        use CorrelationRule::*;
+        assert_eq!(correlation(LDAP).rules, [EmployeeNumber, Username, Email, Name]);
+        assert_eq!(correlation(SCIM).rules, [EmployeeNumber, Username, Email, Name]);
+        assert_eq!(correlation(PG).rules, [EmployeeNumber, Username]);
+        assert_eq!(correlation(LDAP).min_confidence, DEFAULT_MIN_CONFIDENCE);
+        let c = correlation(&format!(
+            "{SCIM}correlation = [\"email\", \"external_id\"]\ncorrelation_min_confidence = 0.75"
+        ));
+        assert_eq!((c.rules, c.min_confidence), (vec![Email, EmployeeNumber], 0.75));
+        assert!(correlation(&format!("{LDAP}correlation = []")).rules.is_empty(), "`[]` turns it off");
+    }
+
+    #[test]
+    fn correlation_problems_name_the_line_and_reason() {
+        check_problem(&format!("{LDAP}correlation = [\"username\", \"phone\"]"), 8, "unknown correlation rule `phone`");
+        check_problem(&format!("{LDAP}correlation = [\"email\", \"email\"]"), 8, "appears twice");
+        check_problem(&format!("{PG}correlation = [\"email\"]"), 3, "PostgreSQL roles have no email");
+        check_problem(&format!("{LDAP}correlation = \"username\""), 8, "must be an array of strings");
+        check_problem(&format!("{LDAP}correlation_min_confidence = 1.5"), 8, "expected more than 0 and at most 1");
+        check_problem(&format!("{LDAP}correlation_min_confidence = \"high\""), 8, "must be a number");
+    }
+
     #[test]
     fn ldap_problems_name_the_line_and_reason() {
         check_problem(&format!("{LDAP}profile = \"novell\""), 8, "unknown ldap profile `novell`");
