@@ -390,6 +390,15 @@ pub fn decide(engine: &Engine<'_>, id: i64, choice: &Choice, reason: Option<&str
                     case.target
                 )));
             }
+            // The executor never changes an account whose correlation id names another identity,
+            // so such a link could only fail (or, for a grant, land and then fail): refused here.
+            if let Some(x) = case.external_id.as_deref().filter(|x| !x.trim().is_empty() && x.trim() != identity) {
+                return Err(EngineError::Invalid(format!(
+                    "account `{account}` in `{}` carries correlation id `{}`, which is not `{identity}`; correct it in the target or decide the case with `--orphan`",
+                    case.target,
+                    tenure_core::text::quote(x)
+                )));
+            }
             let candidate = case.candidates.iter().find(|c| &c.identity == identity);
             let how = match candidate {
                 Some(c) => format!("a candidate ({} {:.2})", c.rule, c.confidence),

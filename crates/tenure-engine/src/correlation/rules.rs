@@ -171,10 +171,10 @@ pub fn decide(settings: &CorrelationSettings, accounts: &[AccountState], people:
     let min = settings.min_confidence;
     let mut verdicts: Vec<Verdict<'_>> = Vec::with_capacity(accounts.len());
     for acc in accounts {
-        // An account whose correlation id names nobody Tenure knows says it is someone else's.
-        let foreign_id = settings.rules.contains(&CorrelationRule::EmployeeNumber)
-            && acc.external_id.as_deref().is_some_and(|x| !x.trim().is_empty())
-            && ix.matches(CorrelationRule::EmployeeNumber, acc).is_empty();
+        // An account whose correlation id names nobody Tenure knows, or someone other than the
+        // candidate, says it is someone else's (and the executor refuses to change it for anyone
+        // else).
+        let claimed_id = acc.external_id.as_deref().map(normalise).filter(|x| !x.is_empty());
         let mut hit: Option<(CorrelationRule, Vec<(&Person, f64)>)> = None;
         for &rule in &settings.rules {
             let m = ix.matches(rule, acc);
@@ -195,6 +195,7 @@ pub fn decide(settings: &CorrelationSettings, accounts: &[AccountState], people:
             continue;
         };
         let unconfigured = !settings.rules.contains(&rule);
+        let foreign_id = claimed_id.as_ref().is_some_and(|x| found.iter().any(|(p, _)| normalise(&p.id) != *x));
         let candidates: Vec<Candidate> = found
             .iter()
             .map(|(p, c)| Candidate { identity: p.id.clone(), rule: rule.as_str().to_string(), confidence: *c })
@@ -205,9 +206,12 @@ pub fn decide(settings: &CorrelationSettings, accounts: &[AccountState], people:
                 candidates.first().map(|c| c.identity.as_str()).unwrap_or_default()
             ))
         } else if foreign_id {
+            let x = acc.external_id.as_deref().unwrap_or_default();
+            let known = ix.by_id.contains_key(&normalise(x));
             Some(format!(
-                "its correlation id `{}` names no identity Tenure knows, while rule `{}` matches",
-                text::quote(acc.external_id.as_deref().unwrap_or_default()),
+                "its correlation id `{}` names {}, while rule `{}` matches",
+                text::quote(x),
+                if known { "another identity" } else { "no identity Tenure knows" },
                 rule.as_str()
             ))
         } else if candidates.len() > 1 {

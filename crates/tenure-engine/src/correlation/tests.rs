@@ -165,6 +165,16 @@ fn a_match_to_a_terminated_identity_is_a_case_even_with_certainty() {
 }
 
 #[test]
+fn a_correlation_id_naming_another_identity_makes_a_name_match_a_case() {
+    // Without the employee number rule the name still matches E5, but the account says it is E1's.
+    check(
+        &settings(&[CorrelationRule::Username], 0.9),
+        &["bob id=E1"],
+        &["case bob [E5 username 0.95]: its correlation id `E1` names another identity, while rule `username` matches"],
+    );
+}
+
+#[test]
 fn an_account_nobody_matches_is_left_alone() {
     check(&default(), &["printer id=SVC-1", "scanner"], &["none printer", "none scanner"]);
 }
