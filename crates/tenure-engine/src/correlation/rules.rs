@@ -218,13 +218,13 @@ pub fn decide(settings: &CorrelationSettings, accounts: &[AccountState], people:
             Some(format!("{} identities match by rule `{}`", candidates.len(), rule.as_str()))
         } else if candidates.iter().any(|c| c.confidence < min) {
             Some(format!("the match by rule `{}` is below the target's confidence threshold {min:.2}", rule.as_str()))
-        } else if let Some(c) = candidates.iter().find(|c| terminated.contains(c.identity.as_str())) {
-            Some(format!(
-                "identity `{}` is terminated: a person confirms before Tenure disables an account it did not create",
-                c.identity
-            ))
         } else {
-            None
+            candidates.iter().find(|c| terminated.contains(c.identity.as_str())).map(|c| {
+                format!(
+                    "identity `{}` is terminated: a person confirms before Tenure disables an account it did not create",
+                    c.identity
+                )
+            })
         };
         verdicts.push(Verdict { acc, candidates, doubt });
     }
