@@ -30,7 +30,8 @@ use crate::{Engine, EngineError, Result};
 use rules::{Outcome, Person, normalise};
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
-use tenure_connect::AccountState;
+/// An account as a connector lists it: what an [`Inventory`] holds.
+pub use tenure_connect::AccountState;
 use tenure_core::audit::AuditEntry;
 use tenure_core::config::{Config, TargetConfig, TargetSettings};
 use tenure_core::plan::{AccountView, Holdings};
