@@ -191,8 +191,8 @@ enum Taken {
 /// holds back, and the account names nobody may be given an account under.
 #[derive(Debug, Clone, Default)]
 pub struct Overlay {
-    /// `(identity, target)` -> the linked account.
-    links: HashMap<(String, String), Linked>,
+    /// identity -> target -> the linked account (looked up once per planned event).
+    links: HashMap<String, BTreeMap<String, Linked>>,
     /// `(identity, target)` -> the open cases it is a candidate of.
     candidates: HashMap<(String, String), Vec<i64>>,
     /// target -> normalised account name -> who holds it.
@@ -217,7 +217,10 @@ impl Overlay {
                 .entry(l.target.clone())
                 .or_default()
                 .insert(normalise(&l.account), Taken::Linked(l.identity.clone()));
-            o.links.insert((l.identity, l.target), Linked { account: l.account, enabled: l.enabled, grants });
+            o.links
+                .entry(l.identity)
+                .or_default()
+                .insert(l.target, Linked { account: l.account, enabled: l.enabled, grants });
         }
         for c in cases {
             if c.state == CorrelationState::Linked {
@@ -240,8 +243,8 @@ impl Overlay {
                 .entry(target.to_string())
                 .or_default()
                 .insert(normalise(&l.account), Taken::Linked(l.identity.clone()));
-            self.links.insert(
-                (l.identity.clone(), target.to_string()),
+            self.links.entry(l.identity.clone()).or_default().insert(
+                target.to_string(),
                 Linked { account: l.account.clone(), enabled: l.enabled, grants: BTreeSet::new() },
             );
         }
@@ -264,12 +267,9 @@ impl Overlay {
 
     /// `held` with the identity's linked accounts added where Tenure holds nothing yet.
     pub fn holdings(&self, id: &str, held: &Holdings) -> Option<Holdings> {
-        if self.links.is_empty() {
-            return None;
-        }
         let mut out: Option<Holdings> = None;
-        for ((i, t), l) in &self.links {
-            if i != id || held.get(t).is_some_and(|v| v.exists) {
+        for (t, l) in self.links.get(id)? {
+            if held.get(t).is_some_and(|v| v.exists) {
                 continue;
             }
             let h = out.get_or_insert_with(|| held.clone());

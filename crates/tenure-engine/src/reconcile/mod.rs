@@ -81,7 +81,13 @@ pub async fn reconcile_as(
     let busy: HashSet<(String, String)> = unfinished.iter().map(|o| (o.identity.clone(), o.target.clone())).collect();
     let mut report = ReconReport::default();
     let managed = correlate::managed(config, policy);
-    let known = Known { identities: &identities, holdings: &holdings, busy: &busy, managed: &managed };
+    let cases: HashMap<(String, String), (i64, tenure_core::CorrelationState)> = store
+        .correlation_cases(false)?
+        .into_iter()
+        .filter(|c| c.state != tenure_core::CorrelationState::Linked)
+        .map(|c| ((c.target, c.account), (c.id, c.state)))
+        .collect();
+    let known = Known { identities: &identities, holdings: &holdings, busy: &busy, managed: &managed, cases: &cases };
     let mut fixes: Vec<RemediationOp> = Vec::new();
     let mut run_ids = Vec::new();
     let mut held_grants: BTreeMap<String, BTreeSet<Entitlement>> = BTreeMap::new();

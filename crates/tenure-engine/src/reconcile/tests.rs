@@ -116,7 +116,8 @@ fn check_busy(busy: &[&str], accounts: &[&str], holdings: &[&str], expect: &[&st
     let read: Vec<AccountState> = accounts.iter().map(|a| account(a)).collect();
     let existing: HashSet<String> = EXISTING.iter().map(|e| e.to_string()).collect();
     let managed = HashMap::from([("chat".to_string(), MANAGED.iter().map(|e| e.to_string()).collect())]);
-    let known = Known { identities: &identities, holdings: &holdings, busy: &busy, managed: &managed };
+    let cases = HashMap::new();
+    let known = Known { identities: &identities, holdings: &holdings, busy: &busy, managed: &managed, cases: &cases };
     let c = correlate::correlate(target, &read, &existing, known);
 
     let mut got: Vec<String> = c.linked.iter().map(|(account, id)| format!("linked {account} {id}")).collect();

@@ -122,8 +122,17 @@ fn issue9_a_populated_directory_yields_links_and_cases_and_nothing_undecided_is_
     let targets: Vec<&str> = plan.as_array().unwrap().iter().map(|o| o["target"].as_str().unwrap()).collect();
     assert!(!targets.contains(&"directory") && targets.contains(&"chat"), "{plan:#}");
 
-    // Bad decisions are refused and change nothing.
+    // Reconciliation reports the undecided accounts as orphans naming their case, and fixes none.
     let zid = z["id"].as_i64().unwrap().to_string();
+    let rec = w.env.expect(1, &["reconcile", "--target", "directory", "--format", "json"]).json();
+    let f = rec["targets"][0]["findings"].as_array().unwrap().iter().find(|f| f["account"] == "zoe.quist").unwrap();
+    assert_eq!(f["kind"], "orphan", "{f}");
+    assert!(
+        f["detail"].as_str().unwrap().contains(&format!("(correlation case {zid}, open: `tenure correlate {zid}`)")),
+        "{f}"
+    );
+
+    // Bad decisions are refused and change nothing.
     let out = w.env.expect(1, &["correlate", "999", "--to", &fuzzy]);
     assert!(out.stderr.contains("no correlation case 999"), "{}", out.stderr);
     let out = w.env.expect(1, &["correlate", &zid, "--to", "NOBODY"]);
@@ -191,6 +200,8 @@ fn issue9_a_populated_directory_yields_links_and_cases_and_nothing_undecided_is_
         let f = findings.iter().find(|f| f["account"] == uid).unwrap_or_else(|| panic!("{uid}: {rec:#}"));
         assert_eq!(f["kind"], "orphan", "{f}");
     }
+    let f = findings.iter().find(|f| f["account"] == "dup1").unwrap();
+    assert!(f["detail"].as_str().unwrap().ends_with(&format!("(correlation case {d1}, orphaned)")), "{f}");
     assert!(
         !findings.iter().any(|f| f["kind"] != "orphan"),
         "the linked accounts are exactly as the policy wants: {findings:#?}"
