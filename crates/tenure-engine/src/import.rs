@@ -166,29 +166,7 @@ pub fn import_csv(
     }
     let nhi_audit = reassign_orphaned_nhi(engine, &previous, &mut parsed);
     let actor = opts.actor.clone().unwrap_or_else(|| format!("source:{source}"));
-    // The first import that can read a target correlates the accounts it already has, against
-    // every identity Tenure will know once this import commits, and records the links and cases
-    // (audited) before the batch is planned from them. A dry run keeps them in memory.
-    let mut correlated = Vec::new();
-    let mut pending = Vec::new();
-    if let Some(c) = opts.correlation.as_ref().filter(|c| !c.inventory.is_empty()) {
-        let stored = engine.store.identities(&cfg.schema, None)?;
-        let mut known: BTreeMap<&str, &Identity> = stored.iter().map(|i| (&*i.id, i)).collect();
-        for i in &parsed.identities {
-            known.insert(&i.id, i);
-        }
-        let known: Vec<&Identity> = known.into_values().collect();
-        let mut outcomes = correlation::correlate(cfg, &c.inventory, &known, &engine.store.all_holdings()?);
-        if !opts.dry_run {
-            correlation::record(engine.store, &mut outcomes, &actor)?;
-        }
-        for (t, o, summary) in outcomes {
-            correlated.push(summary);
-            if opts.dry_run {
-                pending.push((t, o));
-            }
-        }
-    }
+    let (correlated, pending) = correlate_first(engine, &parsed, opts.correlation.as_ref(), opts.dry_run, &actor)?;
     let population = previous.values().filter(|i| i.status != Status::Terminated).count();
     let prepared = Prepared {
         source: source.into(),
@@ -209,6 +187,48 @@ pub fn import_csv(
     report.correlation = correlated;
     report.correlation_unread = opts.correlation.as_ref().map(|c| c.unread.clone()).unwrap_or_default();
     Ok(report)
+}
+
+/// The first import (or push) that can read a target correlates the accounts it already has
+/// against every identity Tenure will know once the batch commits (the stored ones, with the
+/// batch's accepted records in place of theirs), and records the links and cases (audited)
+/// before the batch is planned from them. Only the targets of `c` that are still not correlated
+/// are (another batch may have correlated one since it was read). A dry run records nothing and
+/// returns the outcomes for its plan to apply.
+pub(crate) type Correlated = (Vec<TargetCorrelation>, Vec<(String, correlation::rules::Outcome)>);
+
+pub(crate) fn correlate_first(
+    engine: &Engine<'_>,
+    parsed: &Parsed,
+    c: Option<&Correlate>,
+    dry_run: bool,
+    actor: &str,
+) -> Result<Correlated> {
+    let mut out: Correlated = (Vec::new(), Vec::new());
+    let Some(c) = c.filter(|c| !c.inventory.is_empty()) else { return Ok(out) };
+    let still: HashSet<String> = correlation::pending_targets(engine.config, engine.store)?.into_iter().collect();
+    let inventory: Inventory = c.inventory.iter().filter(|(t, _)| still.contains(*t)).map(|(t, a)| (t.clone(), a.clone())).collect();
+    if inventory.is_empty() {
+        return Ok(out);
+    }
+    let cfg = engine.config;
+    let stored = engine.store.identities(&cfg.schema, None)?;
+    let mut known: BTreeMap<&str, &Identity> = stored.iter().map(|i| (&*i.id, i)).collect();
+    for i in &parsed.identities {
+        known.insert(&i.id, i);
+    }
+    let known: Vec<&Identity> = known.into_values().collect();
+    let mut outcomes = correlation::correlate(cfg, &inventory, &known, &engine.store.all_holdings()?);
+    if !dry_run {
+        correlation::record(engine.store, &mut outcomes, actor)?;
+    }
+    for (t, o, summary) in outcomes {
+        out.0.push(summary);
+        if dry_run {
+            out.1.push((t, o));
+        }
+    }
+    Ok(out)
 }
 
 /// What a push's guard adds to the batch's own counts: what the source's other batches inside

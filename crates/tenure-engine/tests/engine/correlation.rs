@@ -165,3 +165,46 @@ fn deciding_a_case_links_and_plans_and_bad_decisions_change_nothing() {
         .collect();
     assert_eq!(decided, ["user:alice linked", "user:alice orphaned", "user:bob orphaned"]);
 }
+
+/// The first push against a target with accounts (a webhook-only HR feed) correlates it as the
+/// first import does; a second push with the same inventory does not correlate it again.
+#[test]
+fn the_first_push_correlates_too() {
+    use tenure_core::record::{self, Value};
+    let w = World::empty(&Setup::default());
+    let src = w.app.config().source("hr").unwrap();
+    let rec = |i: usize, id: &str, login: &str| {
+        let email = format!("{login}@example.com");
+        let fields = [
+            ("employee_id", id),
+            ("first_name", "N"),
+            ("last_name", "L"),
+            ("work_email", email.as_str()),
+            ("login", login),
+            ("dept", "Support"),
+            ("title", "Associate"),
+            ("employment_type", "employee"),
+            ("kind", "employee"),
+            ("start", "2020-01-01"),
+            ("employment_status", "active"),
+        ];
+        record::from_columns(src, i, fields.iter().map(|(k, v)| (*k, Value::Str(v)))).unwrap()
+    };
+    let corr = directory(ACCOUNTS).correlation;
+    let opts = tenure_engine::ingest::PushOptions {
+        actor: "source:hr".into(),
+        label: "webhook 1".into(),
+        correlation: corr.clone(),
+        ..Default::default()
+    };
+    let r = tenure_engine::ingest::push(&w.app, "hr", &[rec(0, "B1", "bob"), rec(1, "C1", "carol")], &opts).unwrap();
+    assert_eq!((r.correlation[0].linked, r.correlation[0].cases), (1, 2), "{r:?}");
+    assert_eq!(ops(&w, "B1", "directory"), Vec::<String>::new(), "BOB holds staff already");
+    assert_eq!(ops(&w, "C1", "directory"), Vec::<String>::new(), "held back");
+    // Dave arrives later: the directory was correlated before he existed, so his account name
+    // is still held by the case the first push opened for `dave` (candidates nobody then).
+    let opts = tenure_engine::ingest::PushOptions { label: "webhook 2".into(), ..opts };
+    let r = tenure_engine::ingest::push(&w.app, "hr", &[rec(0, "A1", "ada")], &opts).unwrap();
+    assert!(r.correlation.is_empty(), "correlated once: {r:?}");
+    assert_eq!(ops(&w, "A1", "directory"), ["create_account @ada", "grant staff @ada"]);
+}
