@@ -166,7 +166,8 @@ pub fn import_csv(
     }
     let nhi_audit = reassign_orphaned_nhi(engine, &previous, &mut parsed);
     let actor = opts.actor.clone().unwrap_or_else(|| format!("source:{source}"));
-    let (correlated, pending) = correlate_first(engine, &parsed, opts.correlation.as_ref(), opts.dry_run, &actor)?;
+    let (correlated, pending) =
+        correlate_first(engine, &parsed, &previous, opts.correlation.as_ref(), opts.dry_run, &actor)?;
     let population = previous.values().filter(|i| i.status != Status::Terminated).count();
     let prepared = Prepared {
         source: source.into(),
@@ -200,25 +201,36 @@ pub(crate) type Correlated = (Vec<TargetCorrelation>, Vec<(String, correlation::
 pub(crate) fn correlate_first(
     engine: &Engine<'_>,
     parsed: &Parsed,
+    previous: &FxHashMap<Box<str>, Identity>,
     c: Option<&Correlate>,
     dry_run: bool,
     actor: &str,
 ) -> Result<Correlated> {
     let mut out: Correlated = (Vec::new(), Vec::new());
-    let Some(c) = c.filter(|c| !c.inventory.is_empty()) else { return Ok(out) };
-    let still: HashSet<String> = correlation::pending_targets(engine.config, engine.store)?.into_iter().collect();
-    let inventory: Inventory = c.inventory.iter().filter(|(t, _)| still.contains(*t)).map(|(t, a)| (t.clone(), a.clone())).collect();
-    if inventory.is_empty() {
+    let cfg = engine.config;
+    let mut outcomes = Vec::new();
+    let mut baselined: HashSet<String> = HashSet::new();
+    if let Some(c) = c.filter(|c| !c.inventory.is_empty()) {
+        let still: HashSet<String> = correlation::pending_targets(cfg, engine.store)?.into_iter().collect();
+        let inventory: Inventory =
+            c.inventory.iter().filter(|(t, _)| still.contains(*t)).map(|(t, a)| (t.clone(), a.clone())).collect();
+        if !inventory.is_empty() {
+            let stored = engine.store.identities(&cfg.schema, None)?;
+            let mut known: BTreeMap<&str, &Identity> = stored.iter().map(|i| (&*i.id, i)).collect();
+            for i in &parsed.identities {
+                known.insert(&i.id, i);
+            }
+            let known: Vec<&Identity> = known.into_values().collect();
+            baselined.extend(inventory.keys().cloned());
+            outcomes = correlation::correlate(cfg, &inventory, &known, &engine.store.all_holdings()?);
+        }
+    }
+    // Identities new in this batch meet the accounts earlier baselines matched to nobody.
+    let new: Vec<&Identity> = parsed.identities.iter().filter(|i| !previous.contains_key(&i.id)).collect();
+    outcomes.extend(correlation::correlate_late(cfg, engine.store, &new, &baselined)?);
+    if outcomes.is_empty() {
         return Ok(out);
     }
-    let cfg = engine.config;
-    let stored = engine.store.identities(&cfg.schema, None)?;
-    let mut known: BTreeMap<&str, &Identity> = stored.iter().map(|i| (&*i.id, i)).collect();
-    for i in &parsed.identities {
-        known.insert(&i.id, i);
-    }
-    let known: Vec<&Identity> = known.into_values().collect();
-    let mut outcomes = correlation::correlate(cfg, &inventory, &known, &engine.store.all_holdings()?);
     if !dry_run {
         correlation::record(engine.store, &mut outcomes, actor)?;
     }

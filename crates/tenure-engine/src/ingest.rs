@@ -256,7 +256,7 @@ fn push_once(
         Parsed { identities, lines, rejected, rejected_keys, unattributed: 0, truncated: None, rows: records.len() };
     let nhi_audit = import::reassign_orphaned_nhi(&engine, &previous, &mut parsed);
     let (correlated, pending) =
-        import::correlate_first(&engine, &parsed, opts.correlation.as_ref(), opts.dry_run, &opts.actor)?;
+        import::correlate_first(&engine, &parsed, &previous, opts.correlation.as_ref(), opts.dry_run, &opts.actor)?;
 
     let window_secs = i64::try_from(cfg.guard.window_secs).unwrap_or(i64::MAX);
     let since = tenure_core::clock::stamp(now - chrono::Duration::seconds(window_secs));

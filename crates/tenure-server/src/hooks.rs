@@ -329,10 +329,9 @@ pub fn spawn_ingest(state: ServerState, stop: CancellationToken) -> tokio::task:
                 // import does: the targets not correlated yet are read while pushes wait.
                 let correlation = correlation_inventory(&state).await;
                 let app = state.app.clone();
-                let drained = tokio::task::spawn_blocking(move || {
-                    ingest::drain_journal_with(&app, 1_000, correlation.as_ref())
-                })
-                .await;
+                let drained =
+                    tokio::task::spawn_blocking(move || ingest::drain_journal_with(&app, 1_000, correlation.as_ref()))
+                        .await;
                 match drained {
                     Ok(Ok(d)) if d.entries == 0 => break,
                     Ok(Ok(d)) => {

@@ -50,3 +50,16 @@ CREATE TABLE correlation_cases (
     UNIQUE (target, account)
 );
 CREATE INDEX correlation_cases_open ON correlation_cases(state) WHERE state = 'open';
+
+-- The accounts the baseline read that no rule matched to anyone: an identity that arrives later
+-- is correlated against them (its hand-made login is linked, not duplicated). A row leaves when
+-- a rule matches it (then it is a link or a case).
+CREATE TABLE correlation_unmatched (
+    target       TEXT NOT NULL,
+    account      TEXT NOT NULL,
+    external_id  TEXT,
+    email        TEXT,
+    enabled      INTEGER NOT NULL,
+    grants       TEXT NOT NULL,
+    PRIMARY KEY (target, account)
+);

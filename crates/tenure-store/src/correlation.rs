@@ -45,7 +45,17 @@ pub struct CaseIn {
     pub why: String,
 }
 
-/// One target's correlation: its links and cases, recorded once.
+/// An account no rule matched, kept so an identity that arrives later is correlated with it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Unmatched {
+    pub account: String,
+    pub external_id: Option<String>,
+    pub email: Option<String>,
+    pub enabled: bool,
+    pub grants: Vec<String>,
+}
+
+/// One target's correlation: its links, cases and unmatched accounts, recorded once.
 #[derive(Debug, Clone)]
 pub struct Baseline<'a> {
     pub target: &'a str,
@@ -53,7 +63,18 @@ pub struct Baseline<'a> {
     pub accounts: usize,
     pub links: &'a [LinkIn],
     pub cases: &'a [CaseIn],
+    pub unmatched: &'a [Unmatched],
     /// Who ran it (the import's actor), for the audit trail.
+    pub actor: &'a str,
+}
+
+/// Unmatched accounts of a correlated target that a rule matched to identities that arrived
+/// since: each becomes a link or a case and leaves the unmatched accounts.
+#[derive(Debug, Clone)]
+pub struct LateMatches<'a> {
+    pub target: &'a str,
+    pub links: &'a [LinkIn],
+    pub cases: &'a [CaseIn],
     pub actor: &'a str,
 }
 
@@ -126,6 +147,13 @@ pub trait Correlations: Send + Sync {
     /// with `Conflict`, changing nothing, when the target was correlated already or a link's
     /// account or identity is linked there already.
     fn record_baseline(&self, baseline: &Baseline<'_>) -> Result<Vec<i64>>;
+    /// The unmatched accounts of every correlated target, by target and account.
+    fn unmatched_accounts(&self) -> Result<Vec<(String, Unmatched)>>;
+    /// Records what rules matched among a target's unmatched accounts (links and cases, audited
+    /// as at the baseline) and removes those accounts from the unmatched ones, in one
+    /// transaction. Returns the new cases' ids. Fails with `Conflict`, changing nothing, when an
+    /// account is no longer unmatched or an account or identity is linked there already.
+    fn record_late_matches(&self, matches: &LateMatches<'_>) -> Result<Vec<i64>>;
     /// Every link, or one target's.
     fn correlation_links(&self, target: Option<&str>) -> Result<Vec<LinkRecord>>;
     /// The cases by id, open ones only or all.

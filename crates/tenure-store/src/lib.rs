@@ -38,7 +38,8 @@ mod traits;
 
 pub use browse::{Browse, IdentityQuery, TargetCount, schema_version};
 pub use correlation::{
-    Baseline, Candidate, CaseIn, CorrelationCase, Correlations, Decision, LinkIn, LinkRecord, Verdict,
+    Baseline, Candidate, CaseIn, CorrelationCase, Correlations, Decision, LateMatches, LinkIn, LinkRecord, Unmatched,
+    Verdict,
 };
 pub use error::{BackendError, Result, StoreError};
 pub use push::*;

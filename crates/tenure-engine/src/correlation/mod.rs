@@ -36,7 +36,10 @@ use tenure_core::audit::AuditEntry;
 use tenure_core::config::{Config, TargetConfig, TargetSettings};
 use tenure_core::plan::{AccountView, Holdings};
 use tenure_core::{CorrelationState, Event, EventKind, Identity};
-use tenure_store::{Backend, Baseline, Batch, BatchState, Candidate, CorrelationCase, Correlations, Decision, Verdict};
+use tenure_store::{
+    Backend, Baseline, Batch, BatchState, Candidate, CorrelationCase, Correlations, Decision, LateMatches, Unmatched,
+    Verdict,
+};
 
 /// The accounts read from each target that has no baseline yet.
 pub type Inventory = BTreeMap<String, Vec<AccountState>>;
@@ -101,6 +104,10 @@ pub struct TargetCorrelation {
     pub unmatched: usize,
     /// The new cases' ids (none on a dry run).
     pub case_ids: Vec<i64>,
+    /// Not the baseline: the target's unmatched accounts, checked against identities new in
+    /// this batch (`accounts` is how many were checked).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub late: bool,
 }
 
 /// What the rules read of `identity` for `target`.
@@ -151,6 +158,7 @@ pub fn correlate(
             cases: outcome.cases.len(),
             unmatched: outcome.unmatched.len(),
             case_ids: Vec::new(),
+            late: false,
         };
         out.push((t.clone(), outcome, summary));
     }
@@ -164,10 +172,81 @@ pub fn record(
     actor: &str,
 ) -> Result<()> {
     for (t, o, summary) in outcomes.iter_mut() {
-        let b = Baseline { target: t, accounts: summary.accounts, links: &o.links, cases: &o.cases, actor };
+        if summary.late {
+            if o.links.is_empty() && o.cases.is_empty() {
+                continue;
+            }
+            let m = LateMatches { target: t, links: &o.links, cases: &o.cases, actor };
+            summary.case_ids = store.record_late_matches(&m)?;
+            continue;
+        }
+        let unmatched: Vec<Unmatched> = o
+            .unmatched
+            .iter()
+            .map(|a| Unmatched {
+                account: a.account.clone(),
+                external_id: a.external_id.clone(),
+                email: a.email.clone(),
+                enabled: a.enabled,
+                grants: a.grants.iter().cloned().collect(),
+            })
+            .collect();
+        let b = Baseline {
+            target: t,
+            accounts: summary.accounts,
+            links: &o.links,
+            cases: &o.cases,
+            unmatched: &unmatched,
+            actor,
+        };
         summary.case_ids = store.record_baseline(&b)?;
     }
     Ok(())
+}
+
+/// The unmatched accounts of the correlated targets, checked against `new` (identities that
+/// were not known before this batch), by the same rules: the hand-made login of someone who
+/// joins after the baseline is linked (or a case), never duplicated. Targets in `skip` (being
+/// correlated for the first time in this batch) are left to their baseline.
+pub fn correlate_late(
+    config: &Config,
+    store: &dyn Backend,
+    new: &[&Identity],
+    skip: &HashSet<String>,
+) -> Result<Vec<(String, Outcome, TargetCorrelation)>> {
+    if new.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut inventory = Inventory::new();
+    for (t, u) in store.unmatched_accounts()? {
+        if skip.contains(&t) {
+            continue;
+        }
+        inventory.entry(t).or_default().push(AccountState {
+            account: u.account,
+            external_id: u.external_id,
+            email: u.email,
+            enabled: u.enabled,
+            grants: u.grants.into_iter().collect(),
+            sessions: None,
+        });
+    }
+    if inventory.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut holdings = HashMap::new();
+    for i in new {
+        let h = store.holdings(&i.id)?;
+        if !h.is_empty() {
+            holdings.insert(i.id.to_string(), h);
+        }
+    }
+    let mut out = correlate(config, &inventory, new, &holdings);
+    for (_, _, summary) in &mut out {
+        summary.late = true;
+    }
+    out.retain(|(_, o, _)| !o.links.is_empty() || !o.cases.is_empty());
+    Ok(out)
 }
 
 /// A linked account as the plan starts from it.

@@ -65,8 +65,9 @@ pub struct Person {
 pub struct Outcome {
     pub links: Vec<LinkIn>,
     pub cases: Vec<CaseIn>,
-    /// Accounts no rule matched, by name.
-    pub unmatched: Vec<String>,
+    /// Accounts no rule matched, as read: kept, so an identity that arrives later is correlated
+    /// with them.
+    pub unmatched: Vec<AccountState>,
 }
 
 /// The people indexed by what each rule compares.
@@ -246,7 +247,7 @@ pub fn decide(settings: &CorrelationSettings, accounts: &[AccountState], people:
             (None, None) => None,
         };
         match (v.candidates.as_slice(), doubt) {
-            ([], _) => out.unmatched.push(v.acc.account.clone()),
+            ([], _) => out.unmatched.push(v.acc.clone()),
             ([c], None) => out.links.push(LinkIn {
                 account: v.acc.account.clone(),
                 identity: c.identity.clone(),

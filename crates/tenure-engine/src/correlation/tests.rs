@@ -57,7 +57,7 @@ fn render(o: &Outcome) -> Vec<String> {
         out.push(format!("case {} [{}]: {}", c.account, cands.join(", "), c.why));
     }
     for u in &o.unmatched {
-        out.push(format!("none {u}"));
+        out.push(format!("none {}", u.account));
     }
     out.sort();
     out

@@ -201,10 +201,17 @@ fn the_first_push_correlates_too() {
     assert_eq!((r.correlation[0].linked, r.correlation[0].cases), (1, 2), "{r:?}");
     assert_eq!(ops(&w, "B1", "directory"), Vec::<String>::new(), "BOB holds staff already");
     assert_eq!(ops(&w, "C1", "directory"), Vec::<String>::new(), "held back");
-    // Dave arrives later: the directory was correlated before he existed, so his account name
-    // is still held by the case the first push opened for `dave` (candidates nobody then).
+    // Ada and Dave join after the baseline: the accounts it matched to nobody are checked
+    // against them. Ada's hand-made login names her by employee number and is linked, never
+    // duplicated; the one under Dave's name says it is someone else's, so it is a case.
     let opts = tenure_engine::ingest::PushOptions { label: "webhook 2".into(), ..opts };
-    let r = tenure_engine::ingest::push(&w.app, "hr", &[rec(0, "A1", "ada")], &opts).unwrap();
-    assert!(r.correlation.is_empty(), "correlated once: {r:?}");
-    assert_eq!(ops(&w, "A1", "directory"), ["create_account @ada", "grant staff @ada"]);
+    let r = tenure_engine::ingest::push(&w.app, "hr", &[rec(0, "A1", "ada"), rec(1, "D1", "dave")], &opts).unwrap();
+    let c = &r.correlation[0];
+    assert_eq!((c.late, c.accounts, c.linked, c.cases), (true, 3, 1, 1), "{r:?}");
+    assert_eq!(ops(&w, "A1", "directory"), ["grant staff @legacy-ada"]);
+    assert_eq!(ops(&w, "D1", "directory"), Vec::<String>::new());
+    assert!(r.held_back.iter().any(|h| h.identity == "D1"), "{r:?}");
+    // The printer still matches nobody, and is checked again when someone else joins.
+    let left: Vec<String> = w.store().unmatched_accounts().unwrap().into_iter().map(|(_, u)| u.account).collect();
+    assert_eq!(left, ["printer"]);
 }

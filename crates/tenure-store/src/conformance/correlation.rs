@@ -1,7 +1,7 @@
 //! Conformance cases for the correlation tables ([`crate::Correlations`]).
 
 use super::{Failure, Outcome, Subject, World, expect_code};
-use crate::{Baseline, Candidate, CaseIn, Decision, LinkIn, Verdict};
+use crate::{Baseline, Candidate, CaseIn, Decision, LateMatches, LinkIn, Unmatched, Verdict};
 use tenure_core::CorrelationState;
 use tenure_core::error::Code;
 
@@ -38,7 +38,24 @@ pub fn correlation_is_recorded_once_and_cases_decided_once(subject: &dyn Subject
         case("jsmith", vec![candidate("E2", "name", 0.6), candidate("E3", "name", 0.6)]),
         case("bob", vec![candidate("E4", "email", 0.95)]),
     ];
-    let b = Baseline { target: "directory", accounts: 5, links: &links, cases: &cases, actor: "source:hr" };
+    let unmatched = vec![
+        Unmatched {
+            account: "legacy-eve".into(),
+            external_id: Some("E9".into()),
+            email: None,
+            enabled: false,
+            grants: vec![],
+        },
+        Unmatched { account: "printer".into(), external_id: None, email: None, enabled: true, grants: vec![] },
+    ];
+    let b = Baseline {
+        target: "directory",
+        accounts: 5,
+        links: &links,
+        cases: &cases,
+        unmatched: &unmatched,
+        actor: "source:hr",
+    };
     let ids = s.record_baseline(&b)?;
     ensure_eq!(ids.len(), 2, "one id per case");
     expect_code(s.record_baseline(&b), Code::Conflict, "a target correlated twice")?;
@@ -84,6 +101,23 @@ pub fn correlation_is_recorded_once_and_cases_decided_once(subject: &dyn Subject
     ensure_eq!(all.len(), 2, "the rule's link and the person's");
     ensure!(all.iter().any(|l| l.account == "jsmith" && l.rule == "person" && l.case_id == Some(first)), "{all:?}");
 
+    // An identity that arrives later is matched to an unmatched account: it leaves the unmatched
+    // ones, once.
+    ensure_eq!(s.unmatched_accounts()?.len(), 2, "the unmatched accounts kept");
+    let late = vec![LinkIn {
+        account: "legacy-eve".into(),
+        identity: "E9".into(),
+        rule: "employee_number".into(),
+        confidence: 1.0,
+        enabled: false,
+        grants: vec![],
+    }];
+    let m = LateMatches { target: "directory", links: &late, cases: &[], actor: "source:hr" };
+    ensure!(s.record_late_matches(&m)?.is_empty(), "no case");
+    expect_code(s.record_late_matches(&m), Code::Conflict, "an account matched twice")?;
+    let left: Vec<String> = s.unmatched_accounts()?.into_iter().map(|(_, u)| u.account).collect();
+    ensure_eq!(left, vec!["printer".to_string()], "the matched account left the unmatched ones");
+
     let actions: Vec<String> =
         w.audit_records()?.into_iter().map(|r| format!("{} {}", r.entry.action, r.entry.actor)).collect();
     ensure_eq!(
@@ -95,6 +129,7 @@ pub fn correlation_is_recorded_once_and_cases_decided_once(subject: &dyn Subject
             "correlation.case_opened source:hr".to_string(),
             "correlation.decided user:alice".to_string(),
             "correlation.decided user:bob".to_string(),
+            "correlation.linked source:hr".to_string(),
         ],
         "audited, refusals not"
     );

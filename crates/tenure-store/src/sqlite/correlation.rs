@@ -2,7 +2,9 @@
 //! migration 0012) in SQLite.
 
 use super::{R, SqliteStore, audit, conflict, corrupt, enum_col, not_found, sql_int};
-use crate::correlation::{Baseline, Candidate, CorrelationCase, Decision, LinkRecord, Verdict};
+use crate::correlation::{
+    Baseline, Candidate, CaseIn, CorrelationCase, Decision, LateMatches, LinkIn, LinkRecord, Unmatched, Verdict,
+};
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 use tenure_core::CorrelationState;
 use tenure_core::audit::AuditEntry;
@@ -97,13 +99,87 @@ pub(super) fn record_baseline(store: &SqliteStore, b: &Baseline<'_>) -> R<Vec<i6
     )?;
     let mut entries = Vec::with_capacity(b.links.len() + b.cases.len() + 1);
     entries.push(AuditEntry::new(b.actor, "correlation.baseline", "recorded").target(b.target).reason(format!(
-        "{} existing account(s) read: {} linked by rule, {} left as correlation cases for a person",
+        "{} existing account(s) read: {} linked by rule, {} left as correlation cases for a person, {} matched nobody",
         b.accounts,
         b.links.len(),
-        b.cases.len()
+        b.cases.len(),
+        b.unmatched.len()
     )));
+    for u in b.unmatched {
+        tx.execute(
+            "INSERT INTO correlation_unmatched (target, account, external_id, email, enabled, grants)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            params![b.target, u.account, u.external_id, u.email, u.enabled, to_json(&u.grants)?],
+        )?;
+    }
+    let ids = write_matches(&tx, b.target, b.links, b.cases, b.actor, &at, &mut entries)?;
+    audit::append(&tx, &entries, &at)?;
+    tx.commit()?;
+    Ok(ids)
+}
+
+pub(super) fn record_late(store: &SqliteStore, m: &LateMatches<'_>) -> R<Vec<i64>> {
+    let mut conn = store.lock();
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    let at = store.now();
+    for account in m.links.iter().map(|l| &l.account).chain(m.cases.iter().map(|c| &c.account)) {
+        let n = tx.execute(
+            "DELETE FROM correlation_unmatched WHERE target = ?1 AND account = ?2",
+            params![m.target, account],
+        )?;
+        if n != 1 {
+            return Err(conflict(format!(
+                "account `{}` in target `{}` is no longer an unmatched account",
+                text::quote(account),
+                m.target
+            )));
+        }
+    }
+    let mut entries = Vec::new();
+    let ids = write_matches(&tx, m.target, m.links, m.cases, m.actor, &at, &mut entries)?;
+    audit::append(&tx, &entries, &at)?;
+    tx.commit()?;
+    Ok(ids)
+}
+
+pub(super) fn unmatched(conn: &Connection) -> R<Vec<(String, Unmatched)>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT target, account, external_id, email, enabled, grants FROM correlation_unmatched ORDER BY target, account",
+    )?;
+    let rows = stmt.query_map([], |r| {
+        Ok((|| -> R<(String, Unmatched)> {
+            Ok((
+                r.get(0)?,
+                Unmatched {
+                    account: r.get(1)?,
+                    external_id: r.get(2)?,
+                    email: r.get(3)?,
+                    enabled: r.get(4)?,
+                    grants: json_col(r, 5)?,
+                },
+            ))
+        })())
+    })?;
+    let mut out = Vec::new();
+    for r in rows {
+        out.push(r??);
+    }
+    Ok(out)
+}
+
+/// Inserts `links` and `cases` of `target`, appending their audit entries; the cases' ids.
+fn write_matches(
+    tx: &Transaction<'_>,
+    target: &str,
+    links: &[LinkIn],
+    cases: &[CaseIn],
+    actor: &str,
+    at: &str,
+    entries: &mut Vec<AuditEntry>,
+) -> R<Vec<i64>> {
+    let b = Baseline { target, accounts: 0, links, cases, unmatched: &[], actor };
     for l in b.links {
-        if linked(&tx, b.target, &l.account, &l.identity)? {
+        if linked(tx, b.target, &l.account, &l.identity)? {
             return Err(conflict(format!(
                 "account `{}` or identity `{}` is linked in target `{}` already",
                 text::quote(&l.account),
@@ -156,8 +232,6 @@ pub(super) fn record_baseline(store: &SqliteStore, b: &Baseline<'_>) -> R<Vec<i6
             shown(&c.candidates)
         )));
     }
-    audit::append(&tx, &entries, &at)?;
-    tx.commit()?;
     Ok(ids)
 }
 

@@ -637,6 +637,14 @@ impl crate::Correlations for SqliteStore {
         Ok(correlation::record_baseline(self, baseline)?)
     }
 
+    fn unmatched_accounts(&self) -> crate::Result<Vec<(String, crate::Unmatched)>> {
+        Ok(correlation::unmatched(&self.lock())?)
+    }
+
+    fn record_late_matches(&self, matches: &crate::LateMatches<'_>) -> crate::Result<Vec<i64>> {
+        Ok(correlation::record_late(self, matches)?)
+    }
+
     fn correlation_links(&self, target: Option<&str>) -> crate::Result<Vec<crate::LinkRecord>> {
         Ok(correlation::links(&self.lock(), target)?)
     }

@@ -67,6 +67,17 @@ fn print(r: &ImportReport, f: Format) -> Result<()> {
     }
     for c in &r.correlation {
         let ids: Vec<String> = c.case_ids.iter().map(ToString::to_string).collect();
+        if c.late {
+            outln!(
+                "{}: {} account(s) that matched nobody checked against the new identities: {} linked, {} correlation case(s){}",
+                c.target,
+                c.accounts,
+                c.linked,
+                c.cases,
+                if ids.is_empty() { String::new() } else { format!(" ({})", ids.join(", ")) },
+            );
+            continue;
+        }
         outln!(
             "{}: {} existing account(s) correlated: {} linked, {} correlation case(s){} for a person, {} matched nobody{}",
             c.target,
