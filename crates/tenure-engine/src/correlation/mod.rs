@@ -71,6 +71,9 @@ pub struct Unread {
 pub async fn read_inventory(conns: &Connectors, targets: &[String]) -> (Inventory, Vec<Unread>) {
     let mut inventory = Inventory::new();
     let mut unread = Vec::new();
+    // The targets are read at once, each on its own task: a slow directory does not wait for
+    // a slow app.
+    let mut reads = tokio::task::JoinSet::new();
     for t in targets {
         let Some(conn) = conns.get(t) else {
             let reason = conns.why_unusable(t).map_or_else(
@@ -80,13 +83,22 @@ pub async fn read_inventory(conns: &Connectors, targets: &[String]) -> (Inventor
             unread.push(Unread { target: t.clone(), reason });
             continue;
         };
-        match conn.list_accounts().await {
-            Ok(accounts) => {
-                inventory.insert(t.clone(), accounts);
+        let (conn, t) = (conn.clone(), t.clone());
+        reads.spawn(async move {
+            let listed = conn.list_accounts().await;
+            (t, listed)
+        });
+    }
+    while let Some(done) = reads.join_next().await {
+        match done {
+            Ok((t, Ok(accounts))) => {
+                inventory.insert(t, accounts);
             }
-            Err(e) => unread.push(Unread { target: t.clone(), reason: format!("reading its accounts failed: {e}") }),
+            Ok((t, Err(e))) => unread.push(Unread { target: t, reason: format!("reading its accounts failed: {e}") }),
+            Err(e) => unread.push(Unread { target: "?".into(), reason: format!("reading a target stopped: {e}") }),
         }
     }
+    unread.sort_by(|a, b| a.target.cmp(&b.target));
     (inventory, unread)
 }
 
