@@ -5,7 +5,11 @@
 //! itself does no IO), and [`rules::decide`] links each one Tenure did not create to an identity
 //! by the target's ordered rules, or leaves it as a *correlation case* for a person (`tenure
 //! correlations`, `tenure correlate CASE --to ID | --orphan`). Links and cases are recorded in
-//! the store with their audit records before the import's batch is planned.
+//! the store with their audit records before the import's batch is planned. The first push of
+//! a webhook source does the same (the server's ingest task reads the targets while pushes
+//! wait). The accounts the baseline matched to nobody are kept, and every later import or push
+//! checks the identities new in it against them ([`correlate_late`]), so the hand-made login of
+//! someone who joins after the baseline is linked or a case, never duplicated.
 //!
 //! Every planning path goes through [`Overlay`] (`import::PlanInputs` and the release of a held
 //! batch): a linked account enters the identity's holdings as it was read (its managed grants
