@@ -166,8 +166,7 @@ pub fn import_csv(
     }
     let nhi_audit = reassign_orphaned_nhi(engine, &previous, &mut parsed);
     let actor = opts.actor.clone().unwrap_or_else(|| format!("source:{source}"));
-    let (correlated, pending) =
-        correlate_first(engine, &parsed, &previous, opts.correlation.as_ref(), opts.dry_run, &actor)?;
+    let correlated = correlate_first(engine, &parsed, &previous, opts.correlation.as_ref(), opts.dry_run, &actor)?;
     let population = previous.values().filter(|i| i.status != Status::Terminated).count();
     let prepared = Prepared {
         source: source.into(),
@@ -182,10 +181,11 @@ pub fn import_csv(
         ingests: Default::default(),
         unit: "line",
         actor,
-        correlated: pending,
+        correlated: correlated.pending,
+        relink: correlated.linked,
     };
     let mut report = commit_prepared(engine, prepared, opts.dry_run, &StoreCommit(engine.store))?;
-    report.correlation = correlated;
+    report.correlation = correlated.summaries;
     report.correlation_unread = opts.correlation.as_ref().map(|c| c.unread.clone()).unwrap_or_default();
     Ok(report)
 }
@@ -196,7 +196,16 @@ pub fn import_csv(
 /// before the batch is planned from them. Only the targets of `c` that are still not correlated
 /// are (another batch may have correlated one since it was read). A dry run records nothing and
 /// returns the outcomes for its plan to apply.
-pub(crate) type Correlated = (Vec<TargetCorrelation>, Vec<(String, correlation::rules::Outcome)>);
+#[derive(Default)]
+pub(crate) struct Correlated {
+    /// What each target's correlation did, for the report.
+    pub summaries: Vec<TargetCorrelation>,
+    /// A dry run's outcomes, not recorded, for its plan to apply.
+    pub pending: Vec<(String, correlation::rules::Outcome)>,
+    /// The identities a rule linked an account to here: each is planned in this batch, with an
+    /// `update` event if nothing else about it changed.
+    pub linked: Vec<String>,
+}
 
 pub(crate) fn correlate_first(
     engine: &Engine<'_>,
@@ -206,7 +215,7 @@ pub(crate) fn correlate_first(
     dry_run: bool,
     actor: &str,
 ) -> Result<Correlated> {
-    let mut out: Correlated = (Vec::new(), Vec::new());
+    let mut out = Correlated::default();
     let cfg = engine.config;
     let mut outcomes = Vec::new();
     let mut baselined: HashSet<String> = HashSet::new();
@@ -235,9 +244,10 @@ pub(crate) fn correlate_first(
         correlation::record(engine.store, &mut outcomes, actor)?;
     }
     for (t, o, summary) in outcomes {
-        out.0.push(summary);
+        out.summaries.push(summary);
+        out.linked.extend(o.links.iter().map(|l| l.identity.clone()));
         if dry_run {
-            out.1.push((t, o));
+            out.pending.push((t, o));
         }
     }
     Ok(out)
@@ -273,6 +283,9 @@ pub(crate) struct Prepared {
     /// A dry run's correlation outcomes, which were not recorded: the plan applies them as if
     /// they were.
     pub correlated: Vec<(String, correlation::rules::Outcome)>,
+    /// Identities correlation linked an account to in this batch: planned in it even if
+    /// nothing about them changed (an `update` event), when the batch may write them.
+    pub relink: Vec<String>,
 }
 
 /// Where a prepared batch is committed: the store ([`StoreCommit`], for every import and push),
@@ -329,11 +342,29 @@ pub(crate) fn commit_prepared(
         unit,
         actor,
         correlated,
+        relink,
     } = p;
     let source = source.as_str();
     let file = file.as_str();
     let nhi_audit = audit;
-    let events = snapshot::diff(&cfg.schema, &previous, &parsed, &engine.policy.significant);
+    let mut events = snapshot::diff(&cfg.schema, &previous, &parsed, &engine.policy.significant);
+    // An identity whose existing account correlation just linked is planned on it now, not at
+    // its next change. Only the batch's own identities can be (another source's are its own).
+    if !relink.is_empty() {
+        let named: HashSet<String> = events.iter().map(|e| e.identity.id.to_string()).collect();
+        for id in relink.iter().filter(|id| !named.contains(*id)) {
+            if let Some(i) = previous.get(id.as_str()) {
+                events.push(Event {
+                    kind: EventKind::Update,
+                    identity: i.clone(),
+                    previous: Some(i.clone()),
+                    changes: Vec::new(),
+                    significant: false,
+                    note: Some("an existing account was linked by correlation".into()),
+                });
+            }
+        }
+    }
 
     let mut counts = Counts {
         rows: parsed.rows,

@@ -255,7 +255,7 @@ fn push_once(
     let mut parsed =
         Parsed { identities, lines, rejected, rejected_keys, unattributed: 0, truncated: None, rows: records.len() };
     let nhi_audit = import::reassign_orphaned_nhi(&engine, &previous, &mut parsed);
-    let (correlated, pending) =
+    let correlated =
         import::correlate_first(&engine, &parsed, &previous, opts.correlation.as_ref(), opts.dry_run, &opts.actor)?;
 
     let window_secs = i64::try_from(cfg.guard.window_secs).unwrap_or(i64::MAX);
@@ -284,10 +284,11 @@ fn push_once(
         ingests: opts.ingests.clone(),
         unit: "record",
         actor: opts.actor.clone(),
-        correlated: pending,
+        correlated: correlated.pending,
+        relink: correlated.linked,
     };
     let mut report = import::commit_prepared(&engine, prepared, opts.dry_run, commit)?;
-    report.correlation = correlated;
+    report.correlation = correlated.summaries;
     report.correlation_unread = opts.correlation.as_ref().map(|c| c.unread.clone()).unwrap_or_default();
     Ok(report)
 }

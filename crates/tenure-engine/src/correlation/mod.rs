@@ -9,7 +9,9 @@
 //! a webhook source does the same (the server's ingest task reads the targets while pushes
 //! wait). The accounts the baseline matched to nobody are kept, and every later import or push
 //! checks the identities new in it against them ([`correlate_late`]), so the hand-made login of
-//! someone who joins after the baseline is linked or a case, never duplicated.
+//! someone who joins after the baseline is linked or a case, never duplicated. An identity of
+//! the batch's source that a rule links is planned in that batch, with an `update` event if
+//! nothing else about it changed (a target correlated after go-live).
 //!
 //! Every planning path goes through [`Overlay`] (`import::PlanInputs` and the release of a held
 //! batch): a linked account enters the identity's holdings as it was read (its managed grants

@@ -215,3 +215,25 @@ fn the_first_push_correlates_too() {
     let left: Vec<String> = w.store().unmatched_accounts().unwrap().into_iter().map(|(_, u)| u.account).collect();
     assert_eq!(left, ["printer"]);
 }
+
+/// A target correlated after go-live (it could not be read before): an identity whose account
+/// it links is planned in that import although nothing about it changed — here the policy
+/// grants Support nothing in the directory, so the plan disables the linked login (accounts
+/// follow entitlements; the guard counts it).
+#[test]
+fn an_identity_linked_later_is_planned_in_that_import_without_a_change() {
+    let policy = tenure_sample::starter::POLICY.replacen(
+        r#"grant = ["directory:staff", "chat:everyone"]"#,
+        r#"grant = ["chat:everyone"]"#,
+        1,
+    );
+    assert_ne!(policy, tenure_sample::starter::POLICY, "the starter grants staff to everyone");
+    let w = World::with(Setup { policy, ..Setup::default() });
+    assert!(ops(&w, "C05", "directory").is_empty(), "Support has nothing in the directory");
+    let r = w.import_with("hr", &csv(&super::crowd()), &directory(&["c05-legacy id=C05 staff"])).unwrap();
+    assert_eq!(r.correlation[0].linked, 1, "{r:?}");
+    assert_eq!(r.counts.updates, 1, "{r:?}");
+    let e = r.events.iter().find(|e| e.identity == "C05").unwrap();
+    assert_eq!(e.operations, 1);
+    assert_eq!(ops(&w, "C05", "directory"), ["disable @c05-legacy"]);
+}
