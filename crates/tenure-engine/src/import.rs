@@ -391,7 +391,7 @@ pub(crate) fn commit_prepared(
     // the day-one import never holds every identity's operations in memory at once.
     let mut inputs = PlanInputs::load(engine, &events)?;
     for (t, o) in &correlated {
-        inputs.overlay.add(t, o);
+        inputs.overlay.add(engine, t, o);
     }
     let mut held_back = Vec::new();
     let mut shape = Vec::with_capacity(events.len());

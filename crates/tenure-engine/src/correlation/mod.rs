@@ -334,16 +334,19 @@ impl Overlay {
     }
 
     /// Adds an outcome that was not recorded (a dry run's), as [`Overlay::load`] would read it.
-    pub fn add(&mut self, target: &str, o: &Outcome) {
+    pub fn add(&mut self, engine: &Engine<'_>, target: &str, o: &Outcome) {
+        let managed = crate::reconcile::correlate::managed(engine.config, engine.policy);
+        let m = managed.get(target);
         for l in &o.links {
+            let grants = l.grants.iter().filter(|g| m.is_some_and(|m| m.contains(*g))).cloned().collect();
             self.taken
                 .entry(target.to_string())
                 .or_default()
                 .insert(normalise(&l.account), Taken::Linked(l.identity.clone()));
-            self.links.entry(l.identity.clone()).or_default().insert(
-                target.to_string(),
-                Linked { account: l.account.clone(), enabled: l.enabled, grants: BTreeSet::new() },
-            );
+            self.links
+                .entry(l.identity.clone())
+                .or_default()
+                .insert(target.to_string(), Linked { account: l.account.clone(), enabled: l.enabled, grants });
         }
         for (n, c) in o.cases.iter().enumerate() {
             // Not recorded, so no id: numbered in the order found, for the dry run's messages.

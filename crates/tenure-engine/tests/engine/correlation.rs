@@ -109,8 +109,13 @@ fn a_dry_run_plans_as_if_correlated_and_records_nothing() {
     assert_eq!(r.held_back.len(), 2, "{r:?}");
     let created = r.events.iter().find(|e| e.identity == "C1").unwrap().operations;
     assert!(created > 0, "C1 still gets chat and warehouse");
+    // The same operations as the real import plans (BOB holds staff: nothing for the directory).
     assert!(correlation::cases(w.store().as_ref(), false).unwrap().is_empty());
     assert!(w.ops().is_empty(), "a dry run changes nothing");
+    let dry: Vec<(String, usize)> = r.events.iter().map(|e| (e.identity.clone(), e.operations)).collect();
+    let real = first_import(&w, &directory(ACCOUNTS));
+    let applied: Vec<(String, usize)> = real.events.iter().map(|e| (e.identity.clone(), e.operations)).collect();
+    assert_eq!(dry, applied, "a dry run plans what the import then does");
 }
 
 #[test]
