@@ -15,6 +15,7 @@
 mod approvals;
 mod audit;
 mod cases;
+mod correlations;
 mod identities;
 mod imports;
 mod operations;
@@ -83,6 +84,7 @@ pub fn openapi_router() -> OpenApiRouter<ServerState> {
                 .merge(cases::router())
                 .merge(approvals::read_router())
                 .merge(registers::read_router())
+                .merge(correlations::read_router())
                 .routes(routes!(openapi_json)),
         ))
         .merge(group(
@@ -90,7 +92,8 @@ pub fn openapi_router() -> OpenApiRouter<ServerState> {
             OpenApiRouter::new()
                 .merge(imports::router())
                 .merge(operations::operate_router())
-                .merge(registers::operate_router()),
+                .merge(registers::operate_router())
+                .merge(correlations::operate_router()),
         ))
         .merge(group(Need::Approve, approvals::decide_router()))
         .merge(group(Need::Audit, audit::router()))
