@@ -134,6 +134,9 @@ pub struct AccountState {
     /// The correlation id stored in the target, if any (SCIM externalId, LDAP employeeNumber,
     /// PostgreSQL role comment).
     pub external_id: Option<String>,
+    /// The account's email where the target keeps one (LDAP `mail`, the SCIM primary email),
+    /// for correlating accounts Tenure did not create.
+    pub email: Option<String>,
     pub enabled: bool,
     /// Entitlement names held (group cns, group displayNames, granted roles).
     pub grants: BTreeSet<String>,

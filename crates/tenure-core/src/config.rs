@@ -10,6 +10,7 @@ use crate::doc::{self, Node, Table, Value};
 use crate::schema::{AttrType, Schema, Slot};
 use std::collections::HashSet;
 
+mod correlation;
 mod schedule;
 mod target;
 pub use schedule::{SCHEDULE_KEYS, ScheduleConfig};

@@ -182,6 +182,13 @@ string_enum!(
 );
 
 string_enum!(
+    /// A correlation case: `open` until a person decides it, then `linked` (the account is the
+    /// chosen identity's, and Tenure may manage it) or `orphaned` (it is nobody's Tenure knows, for
+    /// good: no rule links it again).
+    CorrelationState { Open = "open", Linked = "linked", Orphaned = "orphaned" }
+);
+
+string_enum!(
     /// How a scheduled job's run ended.
     JobOutcome { Ok = "ok", Failed = "failed" }
 );

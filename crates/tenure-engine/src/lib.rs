@@ -20,6 +20,7 @@ pub mod app;
 pub mod apply;
 pub mod blocking;
 pub mod clock;
+pub mod correlation;
 pub mod decisions;
 pub mod desired;
 pub mod evidence;

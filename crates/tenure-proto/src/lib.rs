@@ -18,6 +18,7 @@
 mod api;
 mod approval;
 mod case;
+mod correlation;
 mod exception;
 mod explain;
 mod identity;
@@ -32,6 +33,7 @@ mod token;
 pub use api::{Decision, Page, RejectRequest, Retried, TaskDoneRequest};
 pub use approval::Approval;
 pub use case::Case;
+pub use correlation::{CorrelateRequest, CorrelationCandidate, CorrelationCase, CorrelationDecided};
 pub use exception::Exception;
 pub use explain::{Explanation, Fact, LiveAccount, PlannedChange, RoleTrace, SodOutcome, TargetEffect};
 pub use identity::{AccountState, AccountView, AuditRecord, Change, Event, IdentityDetail, IdentitySummary};
@@ -47,8 +49,8 @@ pub use token::{CreatedToken, Token};
 pub use tenure_core::error::{Code, ErrorBody};
 /// The kinds, states and outcomes the wire types carry, as the strings they print as.
 pub use tenure_core::{
-    ApprovalKind, ApprovalState, CaseState, EventKind, EventState, ExceptionKind, ExceptionState, FindingKind,
-    JobOutcome, Kind, OpKind, OpState, Scope, Status, TicketState,
+    ApprovalKind, ApprovalState, CaseState, CorrelationState, EventKind, EventState, ExceptionKind, ExceptionState,
+    FindingKind, JobOutcome, Kind, OpKind, OpState, Scope, Status, TicketState,
 };
 
 #[cfg(test)]

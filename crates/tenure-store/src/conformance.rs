@@ -104,6 +104,10 @@ pub const CASES: &[(&str, Case)] = &[
     ("scim_resources_are_per_source_versioned_and_unique", scim::scim_resources_are_per_source_versioned_and_unique),
     ("a_scim_write_and_its_batch_commit_together", scim::a_scim_write_and_its_batch_commit_together),
     ("tokens_are_found_by_hash_revoked_and_audited", tokens::tokens_are_found_by_hash_revoked_and_audited),
+    (
+        "correlation_is_recorded_once_and_cases_decided_once",
+        correlation::correlation_is_recorded_once_and_cases_decided_once,
+    ),
     ("identity_pages_filter_and_continue_from_the_cursor", browse::identity_pages_filter_and_continue_from_the_cursor),
     // Access requests (issue 10).
     (
@@ -1251,4 +1255,5 @@ pub fn push_lookups_find_usernames_owners_and_recent_batches(subject: &dyn Subje
 }
 
 mod browse;
+mod correlation;
 mod tokens;

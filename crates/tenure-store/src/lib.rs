@@ -26,6 +26,7 @@
 
 mod browse;
 pub mod conformance;
+mod correlation;
 mod error;
 mod push;
 mod records;
@@ -37,6 +38,10 @@ mod tokens;
 mod traits;
 
 pub use browse::{Browse, IdentityQuery, TargetCount, schema_version};
+pub use correlation::{
+    Baseline, Candidate, CaseIn, CorrelationCase, Correlations, Decision, LateMatches, LinkIn, LinkRecord, Unmatched,
+    Verdict,
+};
 pub use error::{BackendError, Result, StoreError};
 pub use push::*;
 pub use records::*;

@@ -163,6 +163,7 @@ pub trait Backend:
     + crate::Browse
     + crate::Schedules
     + crate::scim::ScimStore
+    + crate::Correlations
     + crate::requests::Requests
 {
 }
@@ -174,6 +175,7 @@ impl<
         + crate::Browse
         + crate::Schedules
         + crate::scim::ScimStore
+        + crate::Correlations
         + crate::requests::Requests,
 > Backend for T
 {

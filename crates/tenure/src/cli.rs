@@ -138,6 +138,32 @@ pub enum Command {
     /// Finish a manual ticket.
     #[command(subcommand)]
     Task(TaskCmd),
+    // ---- correlation (issue 9, point 5) ----
+    /// Correlation cases: accounts found in a target before Tenure managed it that the rules
+    /// could not decide (ambiguous, low confidence, claimed twice), with their candidates.
+    Correlations {
+        /// Only the cases nobody has decided yet.
+        #[arg(long)]
+        open: bool,
+    },
+    /// Decide a correlation case: the account is identity ID's (`--to ID`, which then plans that
+    /// identity on the account), or nobody's for good (`--orphan --reason TEXT`).
+    Correlate {
+        case: i64,
+        /// The identity id the account belongs to (any identity without an account in the
+        /// target, a candidate or not).
+        #[arg(long, value_name = "ID", required_unless_present = "orphan", conflicts_with = "orphan")]
+        to: Option<String>,
+        /// The account belongs to nobody Tenure knows: it stays an orphan finding, never linked.
+        #[arg(long, requires = "reason")]
+        orphan: bool,
+        /// Why (required with `--orphan`); audited.
+        #[arg(long)]
+        reason: Option<String>,
+        #[command(flatten)]
+        who: Who,
+    },
+    // ---- end correlation ----
     /// Recorded deviations (overdue tickets, failed operations, declined fixes): control debt.
     Exceptions {
         #[arg(long)]

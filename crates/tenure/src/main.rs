@@ -106,6 +106,14 @@ fn run(cli: &Cli) -> Result<ExitCode> {
         Command::Task(TaskCmd::Done { id, evidence, who: w }) => {
             cmd::tasks::done(&open(config, Needs::Store)?, *id, evidence, &who(w))
         }
+        Command::Correlations { open: open_only } => {
+            let f = text_json()?;
+            cmd::correlations::list(&open(config, Needs::Store)?, *open_only, f)
+        }
+        Command::Correlate { case, to, orphan: _, reason, who: w } => {
+            let f = text_json()?;
+            cmd::correlations::decide(&open(config, Needs::Policy)?, *case, to.as_deref(), reason.as_deref(), &who(w), f)
+        }
         Command::Exceptions { all } => {
             let f = text_json()?;
             cmd::exceptions::list(&open(config, Needs::Store)?, *all, f)

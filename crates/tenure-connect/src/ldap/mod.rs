@@ -602,6 +602,7 @@ impl Connector for LdapConnector {
         Ok(Some(AccountState {
             account: name,
             external_id: non_empty(first_value(&entry, &self.layout.schema.id_attribute)).map(str::to_string),
+            email: non_empty(first_value(&entry, ops::MAIL)).map(str::to_string),
             enabled: self.is_enabled(&entry, place),
             grants,
             sessions: None,
@@ -720,6 +721,7 @@ impl LdapConnector {
                 out.push(AccountState {
                     account: account.into_owned(),
                     external_id: non_empty(first_value(&e, id_attr)).map(str::to_string),
+                    email: non_empty(first_value(&e, ops::MAIL)).map(str::to_string),
                     enabled: self.is_enabled(&e, place),
                     grants: BTreeSet::new(),
                     sessions: None,

@@ -625,6 +625,7 @@ impl PostgresConnector {
             enabled: self.col(row, 1)?,
             grants: grants.into_iter().collect::<BTreeSet<_>>(),
             sessions: Some(u32::try_from(sessions).unwrap_or(u32::MAX)),
+            email: None,
         })
     }
 }

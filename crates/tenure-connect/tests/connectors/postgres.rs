@@ -123,6 +123,7 @@ async fn lifecycle_changes_are_read_back_by_a_plain_client() {
             enabled: true,
             grants: BTreeSet::new(),
             sessions: Some(0),
+            email: None,
         })
     );
 
@@ -148,6 +149,7 @@ async fn lifecycle_changes_are_read_back_by_a_plain_client() {
             enabled: false,
             grants: set(&["data admins"]),
             sessions: Some(0),
+            email: None,
         }]
     );
     assert_eq!(c.list_entitlements().await.unwrap(), ["analyst", "data admins", "keeper"]);

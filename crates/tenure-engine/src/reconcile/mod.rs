@@ -19,6 +19,11 @@
 //! or granted by some role); a linked account's membership in any other group is counted in
 //! [`TargetReport::unmanaged`] and left alone, never a finding, never revoked.
 //!
+//! Accounts a target had before Tenure's first import there were correlated once, by that import
+//! ([`crate::correlation`]): a linked one's name is in its identity's holdings from its first plan
+//! on, so here it is simply Tenure's; an account of an open or orphaned correlation case is an
+//! `orphan` finding like any other account Tenure does not manage, and never fixed.
+//!
 //! The decisions (linking, findings, fixes, the SoD check and what the guard counts) are
 //! [`correlate`]'s, without IO; this module reads the targets and the store and records them.
 //! Identities with unfinished operations on a target are skipped there: their state is in
@@ -76,7 +81,13 @@ pub async fn reconcile_as(
     let busy: HashSet<(String, String)> = unfinished.iter().map(|o| (o.identity.clone(), o.target.clone())).collect();
     let mut report = ReconReport::default();
     let managed = correlate::managed(config, policy);
-    let known = Known { identities: &identities, holdings: &holdings, busy: &busy, managed: &managed };
+    let cases: HashMap<(String, String), (i64, tenure_core::CorrelationState)> = store
+        .correlation_cases(false)?
+        .into_iter()
+        .filter(|c| c.state != tenure_core::CorrelationState::Linked)
+        .map(|c| ((c.target, c.account), (c.id, c.state)))
+        .collect();
+    let known = Known { identities: &identities, holdings: &holdings, busy: &busy, managed: &managed, cases: &cases };
     let mut fixes: Vec<RemediationOp> = Vec::new();
     let mut run_ids = Vec::new();
     let mut held_grants: BTreeMap<String, BTreeSet<Entitlement>> = BTreeMap::new();

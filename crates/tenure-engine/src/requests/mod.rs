@@ -411,7 +411,9 @@ fn plan_identity(
         significant: false,
         note: Some(format!("access request {} {what} (role `{}`)", rec.id, rec.role)),
     };
-    let planned = plan_event(engine, &event, &holdings, q, overrides, &mut Scratch::default());
+    // As every plan: a linked account is taken over, a target correlation holds back gets nothing.
+    let overlay = crate::correlation::Overlay::load(engine)?;
+    let planned = plan_event(engine, &event, &holdings, q, overrides, &mut Scratch::default(), &overlay);
     Ok(Batch {
         actor: actor.to_string(),
         source,

@@ -164,6 +164,7 @@ fn read(enabled: bool, grants: &[&str]) -> AccountState {
         enabled,
         grants: grants.iter().map(ToString::to_string).collect::<BTreeSet<_>>(),
         sessions: None,
+        email: None,
     }
 }
 

@@ -15,6 +15,7 @@
 mod approvals;
 mod audit;
 mod cases;
+mod correlations;
 mod identities;
 mod imports;
 mod operations;
@@ -85,6 +86,7 @@ pub fn openapi_router() -> OpenApiRouter<ServerState> {
                 .merge(approvals::read_router())
                 .merge(registers::read_router())
                 .merge(requests::read_router())
+                .merge(correlations::read_router())
                 .routes(routes!(openapi_json)),
         ))
         .merge(group(
@@ -92,7 +94,8 @@ pub fn openapi_router() -> OpenApiRouter<ServerState> {
             OpenApiRouter::new()
                 .merge(imports::router())
                 .merge(operations::operate_router())
-                .merge(registers::operate_router()),
+                .merge(registers::operate_router())
+                .merge(correlations::operate_router()),
         ))
         .merge(group(Need::Approve, approvals::decide_router()))
         // Access requests (issue 10): asked for and revoked with the approver scope (DESIGN §10).

@@ -9,6 +9,7 @@
 
 mod audit;
 mod browse;
+mod correlation;
 mod lifecycle;
 mod push;
 mod queue;
@@ -45,6 +46,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (9, "push_journal", include_str!("../../migrations/0009_push_journal.sql")),
     (10, "schedule", include_str!("../../migrations/0010_schedule.sql")),
     (11, "scim", include_str!("../../migrations/0011_scim.sql")),
+    (12, "correlation", include_str!("../../migrations/0012_correlation.sql")),
     (13, "requests", include_str!("../../migrations/0013_requests.sql")),
 ];
 
@@ -625,6 +627,40 @@ impl crate::Tokens for SqliteStore {
 
     fn revoke_token(&self, name: &str, by: &str) -> crate::Result<crate::TokenRecord> {
         Ok(tokens::revoke(self, name, by)?)
+    }
+}
+
+impl crate::Correlations for SqliteStore {
+    fn baselines(&self) -> crate::Result<Vec<(String, String)>> {
+        Ok(correlation::baselines(&self.lock())?)
+    }
+
+    fn record_baseline(&self, baseline: &crate::Baseline<'_>) -> crate::Result<Vec<i64>> {
+        Ok(correlation::record_baseline(self, baseline)?)
+    }
+
+    fn unmatched_accounts(&self) -> crate::Result<Vec<(String, crate::Unmatched)>> {
+        Ok(correlation::unmatched(&self.lock())?)
+    }
+
+    fn record_late_matches(&self, matches: &crate::LateMatches<'_>) -> crate::Result<Vec<i64>> {
+        Ok(correlation::record_late(self, matches)?)
+    }
+
+    fn correlation_links(&self, target: Option<&str>) -> crate::Result<Vec<crate::LinkRecord>> {
+        Ok(correlation::links(&self.lock(), target)?)
+    }
+
+    fn correlation_cases(&self, open_only: bool) -> crate::Result<Vec<crate::CorrelationCase>> {
+        Ok(correlation::cases(&self.lock(), open_only)?)
+    }
+
+    fn correlation_case(&self, id: i64) -> crate::Result<crate::CorrelationCase> {
+        Ok(correlation::case(&self.lock(), id)?)
+    }
+
+    fn decide_correlation(&self, decision: &crate::Decision<'_>) -> crate::Result<crate::CorrelationCase> {
+        Ok(correlation::decide(self, decision)?)
     }
 }
 

@@ -8,6 +8,7 @@ pub mod approvals;
 pub mod audit;
 pub mod cases;
 pub mod check;
+pub mod correlations;
 #[cfg(feature = "demo")]
 pub mod demo;
 pub mod exceptions;

@@ -27,6 +27,9 @@ const ROUTES: &[(&str, &str, Need)] = &[
     ("GET", "/api/v1/audit/verify", Need::Audit),
     ("GET", "/api/v1/audit/export", Need::Audit),
     ("GET", "/api/v1/tokens", Need::Administer),
+    // Correlation (issue 9, point 5).
+    ("GET", "/api/v1/correlations", Need::Read),
+    ("POST", "/api/v1/correlations/{id}/decide", Need::Operate),
     // Access requests (issue 10).
     ("GET", "/api/v1/requests", Need::Read),
     ("POST", "/api/v1/requests", Need::Approve),
