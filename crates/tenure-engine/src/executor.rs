@@ -309,7 +309,8 @@ async fn claim_and_execute(
     loop {
         // Also a write transaction; tickets are due in hours, so once a second is plenty.
         if opts.housekeeping && overdue_checked.is_none_or(|t| t.elapsed() >= OVERDUE_CHECK_EVERY) {
-            blocking::store(store, |s| s.flag_overdue("executor")).await?;
+            let actor = crate::schedule::Job::Overdue.actor();
+            blocking::store(store, move |s| s.flag_overdue(&actor)).await?;
             overdue_checked = Some(std::time::Instant::now());
         }
         let stopping = opts.stop.as_ref().is_some_and(|s| s.load(Ordering::SeqCst));

@@ -31,7 +31,7 @@ mod token;
 pub use api::{Decision, Page, RejectRequest, Retried, TaskDoneRequest};
 pub use approval::Approval;
 pub use case::Case;
-pub use exception::Exception;
+pub use exception::{Exception, ExceptionDecision};
 pub use explain::{Explanation, Fact, LiveAccount, PlannedChange, RoleTrace, SodOutcome, TargetEffect};
 pub use identity::{AccountState, AccountView, AuditRecord, Change, Event, IdentityDetail, IdentitySummary};
 pub use operation::{OpReason, Operation};

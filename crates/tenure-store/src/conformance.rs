@@ -104,6 +104,7 @@ pub const CASES: &[(&str, Case)] = &[
     ("scim_resources_are_per_source_versioned_and_unique", scim::scim_resources_are_per_source_versioned_and_unique),
     ("a_scim_write_and_its_batch_commit_together", scim::a_scim_write_and_its_batch_commit_together),
     ("tokens_are_found_by_hash_revoked_and_audited", tokens::tokens_are_found_by_hash_revoked_and_audited),
+    ("exceptions_are_recorded_resolved_and_accepted", exceptions::exceptions_are_recorded_resolved_and_accepted),
     ("identity_pages_filter_and_continue_from_the_cursor", browse::identity_pages_filter_and_continue_from_the_cursor),
 ];
 
@@ -1047,8 +1048,8 @@ pub fn findings_remediation_and_exceptions(subject: &dyn Subject) -> Outcome {
     ensure_eq!(open.len(), 2, "one exception each");
     ensure!(
         open.iter()
-            .all(|x| x.kind == ExceptionKind::ManualOverride && x.owner == "carol" && x.reason.contains("intended")),
-        "a manual override owned by who declined: {open:?}"
+            .all(|x| x.kind == ExceptionKind::DeclinedFix && x.owner == "carol" && x.reason.contains("intended")),
+        "a declined fix owned by who declined: {open:?}"
     );
     for op in &excepted {
         ensure_eq!(w.case_of(op)?.state, CaseState::Closed, "the remediation case closes");
@@ -1244,4 +1245,5 @@ pub fn push_lookups_find_usernames_owners_and_recent_batches(subject: &dyn Subje
 }
 
 mod browse;
+mod exceptions;
 mod tokens;

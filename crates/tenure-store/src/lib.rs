@@ -27,6 +27,7 @@
 mod browse;
 pub mod conformance;
 mod error;
+mod exceptions;
 mod push;
 mod records;
 mod schedule;
@@ -37,6 +38,7 @@ mod traits;
 
 pub use browse::{Browse, IdentityQuery, TargetCount, schema_version};
 pub use error::{BackendError, Result, StoreError};
+pub use exceptions::{CloseException, Closing, Exceptions, NewException, OpenByKind};
 pub use push::*;
 pub use records::*;
 pub use schedule::{JobDone, JobOutcome, JobRun, Lead, Recheck, RecheckCandidate, RecheckIds, Schedules};

@@ -138,11 +138,19 @@ pub enum Command {
     /// Finish a manual ticket.
     #[command(subcommand)]
     Task(TaskCmd),
-    /// Recorded deviations (overdue tickets, failed operations, declined fixes): control debt.
+    /// The exceptions register: recorded deviations (overdue tickets, failed operations and
+    /// revocations, partial removals, declined fixes, accepted SoD risks, manual overrides):
+    /// control debt, with owner, due date and age.
     Exceptions {
+        /// Include resolved and accepted ones.
         #[arg(long)]
         all: bool,
     },
+    // -- issue 10 (nhi): the register's decisions and credential rotation --
+    /// Resolve or accept an exception of the register, with a reason (audited).
+    #[command(subcommand)]
+    Exception(ExceptionCmd),
+    // -- end issue 10 (nhi) --
     /// The whole story on a fresh machine: real peers, a sample company, joiners, a mover and a
     /// leaver, each plan applied and verified, time-to-revoke, the audit chain verified; then, on
     /// a terminal, `tenure serve` on the demo's data until Ctrl-C (with an admin token printed).
@@ -247,6 +255,31 @@ pub enum TaskCmd {
         id: i64,
         #[arg(long)]
         evidence: String,
+        #[command(flatten)]
+        who: Who,
+    },
+}
+
+/// `tenure exception resolve|accept`.
+#[derive(Debug, Subcommand)]
+pub enum ExceptionCmd {
+    /// The deviation is gone: close the exception with why.
+    Resolve {
+        id: i64,
+        #[arg(long)]
+        reason: String,
+        #[command(flatten)]
+        who: Who,
+    },
+    /// The deviation stays, knowingly: accept it with why and, optionally, when to look again. A
+    /// failed operation's exception makes the operation `excepted`, so its case can close.
+    Accept {
+        id: i64,
+        #[arg(long)]
+        reason: String,
+        /// When to look at the accepted risk again: YYYY-MM-DD (end of that day, UTC) or RFC 3339.
+        #[arg(long, value_name = "DATE")]
+        due: Option<String>,
         #[command(flatten)]
         who: Who,
     },

@@ -15,6 +15,7 @@
 mod approvals;
 mod audit;
 mod cases;
+mod exceptions;
 mod identities;
 mod imports;
 mod operations;
@@ -90,7 +91,9 @@ pub fn openapi_router() -> OpenApiRouter<ServerState> {
             OpenApiRouter::new()
                 .merge(imports::router())
                 .merge(operations::operate_router())
-                .merge(registers::operate_router()),
+                .merge(registers::operate_router())
+                // issue 10 (nhi): the exceptions register's decisions.
+                .merge(exceptions::operate_router()),
         ))
         .merge(group(Need::Approve, approvals::decide_router()))
         .merge(group(Need::Audit, audit::router()))

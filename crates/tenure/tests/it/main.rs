@@ -6,6 +6,7 @@ mod audit;
 mod contract;
 mod explain;
 mod hardening;
+mod issue10_exceptions;
 mod lifecycle;
 mod peers;
 mod pushes;

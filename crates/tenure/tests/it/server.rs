@@ -22,6 +22,8 @@ const ROUTES: &[(&str, &str, Need)] = &[
     ("POST", "/api/v1/tasks/{id}/done", Need::Operate),
     ("GET", "/api/v1/findings", Need::Read),
     ("GET", "/api/v1/exceptions", Need::Read),
+    ("POST", "/api/v1/exceptions/{id}/resolve", Need::Operate),
+    ("POST", "/api/v1/exceptions/{id}/accept", Need::Operate),
     ("POST", "/api/v1/imports", Need::Operate),
     ("POST", "/api/v1/simulate", Need::Operate),
     ("GET", "/api/v1/audit/verify", Need::Audit),
