@@ -26,6 +26,7 @@
 
 mod browse;
 pub mod conformance;
+mod credentials;
 mod error;
 mod exceptions;
 mod push;
@@ -37,6 +38,7 @@ mod tokens;
 mod traits;
 
 pub use browse::{Browse, IdentityQuery, TargetCount, schema_version};
+pub use credentials::{Credentials, Planned, RotationIn, Rotations};
 pub use error::{BackendError, Result, StoreError};
 pub use exceptions::{CloseException, Closing, Exceptions, NewException, OpenByKind};
 pub use push::*;

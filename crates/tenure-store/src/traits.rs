@@ -159,6 +159,7 @@ pub trait Backend:
     + crate::Schedules
     + crate::scim::ScimStore
     + crate::Exceptions
+    + crate::Credentials
 {
 }
 impl<
@@ -169,7 +170,8 @@ impl<
         + crate::Browse
         + crate::Schedules
         + crate::scim::ScimStore
-        + crate::Exceptions,
+        + crate::Exceptions
+        + crate::Credentials,
 > Backend for T
 {
 }

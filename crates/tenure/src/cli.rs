@@ -150,6 +150,18 @@ pub enum Command {
     /// Resolve or accept an exception of the register, with a reason (audited).
     #[command(subcommand)]
     Exception(ExceptionCmd),
+    /// Rotate a non-human identity's credential: plans `rotate_credential` for its accounts
+    /// (or the one in `--target`); the executor sets a new random secret, writes it only to the
+    /// configured `[nhi] secret_sink` and verifies it by logging in with it.
+    Rotate {
+        /// The identity's id.
+        id: String,
+        /// Only this target.
+        #[arg(long)]
+        target: Option<String>,
+        #[command(flatten)]
+        who: Who,
+    },
     // -- end issue 10 (nhi) --
     /// The whole story on a fresh machine: real peers, a sample company, joiners, a mover and a
     /// leaver, each plan applied and verified, time-to-revoke, the audit chain verified; then, on

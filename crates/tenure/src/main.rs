@@ -118,6 +118,10 @@ fn run(cli: &Cli) -> Result<ExitCode> {
             };
             cmd::exceptions::close(&open(config, Needs::Store)?, id, closing, reason, due, &who(w), f)
         }
+        Command::Rotate { id, target, who: w } => {
+            let f = text_json()?;
+            cmd::rotate::run(&open(config, Needs::Store)?, id, target.as_deref(), &who(w), f)
+        }
         // -- end issue 10 (nhi) --
         #[cfg(feature = "demo")]
         Command::Demo { dir, people, keep, no_serve } => cmd::demo::run(dir.as_deref(), *people, *keep, *no_serve),

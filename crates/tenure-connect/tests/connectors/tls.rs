@@ -22,7 +22,7 @@ fn spec(account: &str) -> AccountSpec {
 }
 
 fn create(account: &AccountSpec) -> Request {
-    Request { kind: OpKind::CreateAccount, entitlement: None, account: account.clone(), new_owner: None }
+    Request { kind: OpKind::CreateAccount, entitlement: None, account: account.clone(), new_owner: None, secret: None }
 }
 
 fn trust(ca: &TestCa) -> TlsSettings {

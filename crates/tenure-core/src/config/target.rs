@@ -25,6 +25,8 @@ pub struct TargetConfig {
     pub max_attempts: u32,
     /// Delete disabled accounts after this many days; `None` keeps them disabled.
     pub delete_after_days: Option<u32>,
+    /// Where this target's rotated secrets go, instead of `[nhi] secret_sink`.
+    pub secret_sink: Option<String>,
     pub settings: TargetSettings,
 }
 
@@ -514,8 +516,17 @@ pub(crate) fn is_loopback_url(url: &str) -> bool {
 
 // ---- parsing ----
 
-const COMMON: &[&str] =
-    &["name", "kind", "class", "entitlements", "account_attribute", "concurrency", "max_attempts", "delete_after_days"];
+const COMMON: &[&str] = &[
+    "name",
+    "kind",
+    "class",
+    "entitlements",
+    "account_attribute",
+    "concurrency",
+    "max_attempts",
+    "delete_after_days",
+    "secret_sink",
+];
 
 const LDAP_KEYS: &[&str] = &[
     "url",
@@ -616,6 +627,14 @@ pub(super) fn parse_target(at: usize, t: &Table, schema: &Schema, p: &mut Proble
     let concurrency = r.int("concurrency", 1, 256).unwrap_or(4).unsigned_abs() as usize;
     let max_attempts = u32::try_from(r.int("max_attempts", 1, 100).unwrap_or(6)).unwrap_or(6);
     let delete_after_days = r.int("delete_after_days", 0, 36_500).and_then(|d| u32::try_from(d).ok());
+    let secret_sink = r.string("secret_sink").and_then(|dir| match super::nhi::sink_problem(&dir) {
+        Some(why) => {
+            let at = t.get("secret_sink").map_or(at, Node::start);
+            r.p.at(at, format!("`secret_sink` of {} {why}", r.what));
+            None
+        }
+        None => Some(dir),
+    });
     let settings = match kind {
         TargetKind::Ldap => TargetSettings::Ldap(parse_ldap(at, t, schema, &mut r)),
         TargetKind::Scim => TargetSettings::Scim(parse_scim(at, t, &mut r)),
@@ -634,6 +653,7 @@ pub(super) fn parse_target(at: usize, t: &Table, schema: &Schema, p: &mut Proble
         concurrency,
         max_attempts,
         delete_after_days,
+        secret_sink,
         settings,
     })
 }

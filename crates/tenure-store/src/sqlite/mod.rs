@@ -9,6 +9,7 @@
 
 mod audit;
 mod browse;
+mod credentials;
 mod exceptions;
 mod lifecycle;
 mod push;
@@ -605,6 +606,19 @@ impl crate::ScimStore for SqliteStore {
 
 #[cfg(test)]
 mod tests;
+
+impl crate::Credentials for SqliteStore {
+    fn plan_rotations(&self, r: &crate::Rotations) -> crate::Result<Vec<crate::Planned>> {
+        Ok(credentials::plan(self, r)?)
+    }
+
+    fn last_rotations(
+        &self,
+        identities: Option<&[&str]>,
+    ) -> crate::Result<std::collections::HashMap<(String, String), String>> {
+        Ok(credentials::last(&self.lock(), identities)?)
+    }
+}
 
 impl crate::Exceptions for SqliteStore {
     fn open_exception(&self, x: &crate::NewException<'_>, actor: &str) -> crate::Result<ExceptionRecord> {
