@@ -239,7 +239,7 @@ pub enum ScheduleCmd {
     /// from cron every few minutes. Refused while another process holds the scheduler lease.
     RunOnce {
         /// Run only this job, now, due or not: start_date, end_date, grant_expiry, recheck,
-        /// overdue, retention, reconcile, checkpoint, apply.
+        /// overdue, retention, credentials, reconcile, checkpoint, apply.
         #[arg(long, value_name = "NAME")]
         job: Option<String>,
     },
