@@ -273,3 +273,145 @@ pub fn rotate_stale(config: &Config, store: &dyn tenure_store::Backend, actor: &
     let planned = store.plan_rotations(&Rotations { actor: actor.to_string(), ops })?;
     Ok(planned.iter().filter(|p| matches!(p, Planned::Queued { .. })).count())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tenure_core::plan::AccountView;
+    use tenure_core::{Attrs, Kind};
+
+    fn config(default_max: &str) -> Config {
+        let text = format!(
+            "[nhi]\n{default_max}\n\n[[target]]\nname = \"warehouse\"\nkind = \"postgres\"\nurl_env = \"WAREHOUSE_URL\"\n\n\
+             [[target]]\nname = \"chat\"\nkind = \"scim\"\nurl = \"https://chat.example.com/scim/v2\"\ntoken_env = \"CHAT_TOKEN\"\n"
+        );
+        tenure_core::config::parse("tenure.toml", &text).unwrap()
+    }
+
+    /// An identity of `kind` with `attrs` as `(name, value)`.
+    fn who(c: &Config, id: &str, kind: Kind, status: Status, attrs: &[(&str, &str)]) -> Identity {
+        let mut a = Attrs::new(&c.schema);
+        for (name, value) in attrs {
+            a.set(c.schema.slot_of(name), Some(value));
+        }
+        Identity::new(id, kind, status, a)
+    }
+
+    fn accounts(enabled: bool) -> Holdings {
+        ["warehouse", "chat"]
+            .iter()
+            .map(|t| {
+                let v = AccountView { exists: true, enabled, grants: Default::default(), name: Some("svc".into()) };
+                (t.to_string(), v)
+            })
+            .collect()
+    }
+
+    fn now() -> DateTime<Utc> {
+        parse_stamp("2026-12-01T12:00:00Z").unwrap()
+    }
+
+    /// `(identity, credential_rotated, credential_max_age, last verified rotation)` -> stale?
+    fn check(default_max: &str, cases: &[(&str, &str, &str, Option<&str>, bool)]) {
+        let c = config(default_max);
+        let mut ids = Vec::new();
+        let mut holdings = HashMap::new();
+        let mut last = HashMap::new();
+        for (id, rotated, max, ours, _) in cases {
+            let attrs: Vec<(&str, &str)> = [("credential_rotated", *rotated), ("credential_max_age", *max)]
+                .into_iter()
+                .filter(|(_, v)| !v.is_empty())
+                .collect();
+            ids.push(who(&c, id, Kind::Service, Status::Active, &attrs));
+            holdings.insert(id.to_string(), accounts(true));
+            if let Some(at) = ours {
+                last.insert((id.to_string(), "warehouse".to_string()), at.to_string());
+            }
+        }
+        let got: Vec<String> = stale(&c, &ids, &holdings, &last, now()).into_iter().map(|s| s.identity).collect();
+        let want: Vec<String> = cases.iter().filter(|c| c.4).map(|c| c.0.to_string()).collect();
+        assert_eq!(got, want, "{default_max}");
+    }
+
+    #[test]
+    fn a_credential_is_stale_past_its_max_age_from_the_later_of_the_source_and_tenure() {
+        check(
+            "credential_max_age = \"30d\"",
+            &[
+                ("FRESH", "2026-11-20", "", None, false),
+                ("OLD", "2026-10-01", "", None, true),
+                ("OLD-BUT-ROTATED", "2026-10-01", "", Some("2026-11-30T00:00:00.000000Z"), false),
+                ("OWN-LIMIT", "2026-11-20", "7d", None, true),
+                ("UNKNOWN-AGE", "", "", None, true),
+                ("LONGER-OWN-LIMIT", "2026-10-01", "90d", None, false),
+            ],
+        );
+        // Without any maximum nothing is stale, and only the identity's own limit applies.
+        check("", &[("OLD", "2020-01-01", "", None, false), ("OWN", "2026-10-01", "30d", None, true)]);
+    }
+
+    #[test]
+    fn only_active_nhis_enabled_accounts_in_targets_that_rotate_count() {
+        let c = config("credential_max_age = \"1d\"");
+        let people = [
+            who(&c, "PERSON", Kind::Employee, Status::Active, &[]),
+            who(&c, "GONE", Kind::Service, Status::Terminated, &[]),
+            who(&c, "BOT", Kind::Bot, Status::Active, &[]),
+            who(&c, "OFF", Kind::Service, Status::Active, &[]),
+        ];
+        let holdings: HashMap<String, Holdings> =
+            [("PERSON", accounts(true)), ("GONE", accounts(true)), ("BOT", accounts(true)), ("OFF", accounts(false))]
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), v))
+                .collect();
+        let s = stale(&c, &people, &holdings, &HashMap::new(), now());
+        let got: Vec<(&str, &str)> = s.iter().map(|s| (s.identity.as_str(), s.target.as_str())).collect();
+        assert_eq!(
+            got,
+            [("BOT", "warehouse")],
+            "SCIM cannot rotate; people, leavers and disabled accounts are not asked"
+        );
+        assert_eq!(s[0].age_secs, None);
+        assert!(s[0].describe().contains("unknown age"), "{}", s[0].describe());
+    }
+
+    #[test]
+    fn an_nhi_without_an_active_owner_and_a_bad_max_age_are_findings() {
+        let c = config("");
+        let ids: HashMap<String, Identity> = [
+            who(&c, "E1", Kind::Employee, Status::Active, &[]),
+            who(&c, "E2", Kind::Employee, Status::Suspended, &[]),
+            who(&c, "S-OK", Kind::Service, Status::Active, &[("owner_id", "E1")]),
+            who(&c, "S-LEAVE", Kind::Service, Status::Active, &[("owner_id", "E2")]),
+            who(&c, "S-GHOST", Kind::Service, Status::Active, &[("owner_id", "E404")]),
+            who(&c, "S-NONE", Kind::Bot, Status::Active, &[]),
+            who(&c, "S-BAD", Kind::Service, Status::Active, &[("owner_id", "E1"), ("credential_max_age", "soon")]),
+        ]
+        .into_iter()
+        .map(|i| (i.id.to_string(), i))
+        .collect();
+        let holdings: HashMap<String, Holdings> = ids.keys().map(|k| (k.clone(), accounts(true))).collect();
+        let f = findings(&c, "warehouse", &ids, &holdings, &HashMap::new(), now());
+        let got: Vec<(FindingKind, &str, &str)> =
+            f.iter().map(|f| (f.kind, f.identity.as_deref().unwrap_or(""), f.detail.as_str())).collect();
+        let kinds: Vec<(FindingKind, &str)> = got.iter().map(|(k, i, _)| (*k, *i)).collect();
+        assert_eq!(
+            kinds,
+            [
+                (FindingKind::StaleCredential, "S-BAD"),
+                (FindingKind::NhiWithoutOwner, "S-GHOST"),
+                (FindingKind::NhiWithoutOwner, "S-LEAVE"),
+                (FindingKind::NhiWithoutOwner, "S-NONE"),
+            ]
+        );
+        for (_, id, detail) in &got {
+            let want = match *id {
+                "S-BAD" => "`credential_max_age` `soon` is not a duration",
+                "S-GHOST" => "owned by `E404`, who is not a known identity",
+                "S-LEAVE" => "owned by `E2`, who is suspended",
+                _ => "has no owner",
+            };
+            assert!(detail.contains(want), "{id}: {detail}");
+        }
+    }
+}

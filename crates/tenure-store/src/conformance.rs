@@ -105,6 +105,10 @@ pub const CASES: &[(&str, Case)] = &[
     ("a_scim_write_and_its_batch_commit_together", scim::a_scim_write_and_its_batch_commit_together),
     ("tokens_are_found_by_hash_revoked_and_audited", tokens::tokens_are_found_by_hash_revoked_and_audited),
     ("exceptions_are_recorded_resolved_and_accepted", exceptions::exceptions_are_recorded_resolved_and_accepted),
+    (
+        "rotations_are_planned_once_and_their_verification_dated",
+        credentials::rotations_are_planned_once_and_their_verification_dated,
+    ),
     ("identity_pages_filter_and_continue_from_the_cursor", browse::identity_pages_filter_and_continue_from_the_cursor),
 ];
 
@@ -1245,5 +1249,6 @@ pub fn push_lookups_find_usernames_owners_and_recent_batches(subject: &dyn Subje
 }
 
 mod browse;
+mod credentials;
 mod exceptions;
 mod tokens;
