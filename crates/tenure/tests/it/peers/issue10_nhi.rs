@@ -128,12 +128,32 @@ fn issue10_a_rotated_service_password_logs_in_the_old_one_does_not_and_it_is_onl
     let owner = co.hire("Engineering");
     let heir = co.hire("Engineering");
     co.people.push(service(&co, &owner));
-    let config = std::fs::read_to_string(w.env.path("tenure.toml")).unwrap();
-    w.env.write("tenure.toml", &format!("{config}\n[nhi]\nsecret_sink = \"secrets\"\ncredential_max_age = \"30d\"\n"));
-    t.ok(&w, &["check"]);
     w.import("day1.csv", &co);
     w.apply_all();
     assert_eq!(w.pg("SELECT rolcanlogin FROM pg_roles WHERE rolname = 'svc-etl'"), "t");
+
+    // Without a sink a rotation is refused before the target is touched: the operation fails
+    // saying why, and the role still has no password.
+    t.ok(&w, &["rotate", "S000001"]);
+    t.expect(&w, 1, &["apply", "--wait"]);
+    let ops = t.ok(&w, &["plan", "--all", "--identity", "S000001", "--format", "json"]).json();
+    let failed = ops.as_array().unwrap().iter().find(|o| o["kind"] == "rotate_credential").unwrap().clone();
+    assert_eq!(failed["state"], "failed", "{failed}");
+    assert!(failed["last_error"].as_str().unwrap().contains("needs a secret sink"), "{failed}");
+    assert_eq!(w.pg("SELECT rolpassword IS NULL FROM pg_authid WHERE rolname = 'svc-etl'"), "t");
+    assert!(!w.env.path("secrets").exists());
+    let exceptions = t.ok(&w, &["exceptions", "--format", "json"]).json();
+    let x = exceptions.as_array().unwrap().iter().find(|e| e["identity"] == "S000001").cloned();
+    let x = x.unwrap_or_else(|| panic!("the failed rotation is an exception: {exceptions:#}"));
+    assert_eq!(x["kind"], "failed_operation", "a rotation takes no access away: {x}");
+    t.ok(&w, &["exception", "resolve", &x["id"].to_string(), "--reason", "sink configured"]);
+
+    let config = std::fs::read_to_string(w.env.path("tenure.toml")).unwrap();
+    w.env.write("tenure.toml", &format!("{config}\n[nhi]\nsecret_sink = \"secrets\"\ncredential_max_age = \"30d\"\n"));
+    t.ok(&w, &["check"]);
+    t.ok(&w, &["apply", "--retry-failed", "--wait"]);
+    let zeroth = sink_secret(&w);
+    assert_eq!(login(&w, "svc-etl", &zeroth).as_deref(), Ok("svc-etl"), "retried once the sink is there");
 
     // Refusals change nothing: a person, an unknown identity, a target without an account.
     let before = t.ok(&w, &["plan", "--format", "json"]).stdout;
@@ -237,7 +257,7 @@ fn issue10_a_rotated_service_password_logs_in_the_old_one_does_not_and_it_is_onl
 
     let store = store_bytes(&w);
     let server_log = w.stack.pg.log();
-    for secret in [&first, &second, &third, &fourth] {
+    for secret in [&zeroth, &first, &second, &third, &fourth] {
         assert!(!server_log.contains(secret.as_str()), "a rotated secret is in the PostgreSQL server's log");
         t.assert_free_of(secret);
         assert!(!holds(&store, secret), "a rotated secret is in the store's files");
