@@ -18,6 +18,7 @@ mod cases;
 mod exceptions;
 mod identities;
 mod imports;
+mod nhi;
 mod operations;
 mod registers;
 mod tokens;
@@ -92,8 +93,9 @@ pub fn openapi_router() -> OpenApiRouter<ServerState> {
                 .merge(imports::router())
                 .merge(operations::operate_router())
                 .merge(registers::operate_router())
-                // issue 10 (nhi): the exceptions register's decisions.
-                .merge(exceptions::operate_router()),
+                // issue 10 (nhi): the exceptions register's decisions, credential rotation.
+                .merge(exceptions::operate_router())
+                .merge(nhi::operate_router()),
         ))
         .merge(group(Need::Approve, approvals::decide_router()))
         .merge(group(Need::Audit, audit::router()))

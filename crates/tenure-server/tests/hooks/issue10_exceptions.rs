@@ -136,3 +136,42 @@ async fn issue10_exceptions_are_resolved_and_accepted_as_the_token_and_counted_i
     assert!(m.contains("tenure_exceptions_accepted{kind=\"accepted_sod\"} 1\n"), "{m}");
     assert!(m.contains("tenure_exceptions_open_oldest_age_seconds{kind=\"accepted_sod\"} 0\n"), "{m}");
 }
+
+/// Issue 10: `POST /api/v1/identities/{id}/rotate` plans a service account's rotation as the
+/// token (never a secret in the answer or the audit trail) and refuses what is not an active
+/// NHI with an account to rotate.
+#[tokio::test]
+async fn issue10_a_rotation_is_planned_through_the_api_as_the_token() {
+    let w = World::new();
+    let c = tenure_sample::company::Company::generate(&tenure_sample::company::Options::new(
+        100,
+        chrono::NaiveDate::from_ymd_opt(2026, 11, 21).unwrap(),
+    ));
+    let (st, report) = w.post("/api/v1/imports?source=hr", &w.operator, &c.to_csv()).await;
+    assert_eq!(st, StatusCode::OK, "{report}");
+    let svc = c.people.iter().find(|p| p.kind == "service").unwrap().id.clone();
+    let person = c.people.iter().find(|p| p.kind == "employee").unwrap().id.clone();
+
+    let before = audit_len(&w);
+    for (uri, status, code) in [
+        ("/api/v1/identities/NOPE/rotate".to_string(), StatusCode::NOT_FOUND, "not_found"),
+        (format!("/api/v1/identities/{person}/rotate"), StatusCode::BAD_REQUEST, "invalid_input"),
+        (format!("/api/v1/identities/{svc}/rotate?target=chat"), StatusCode::BAD_REQUEST, "invalid_input"),
+        (format!("/api/v1/identities/{svc}/rotate?target=nowhere"), StatusCode::NOT_FOUND, "unknown_target"),
+        (format!("/api/v1/identities/{svc}/rotate?tgt=warehouse"), StatusCode::BAD_REQUEST, "invalid_input"),
+    ] {
+        let (st, e) = post(&w, &uri, &w.operator, "").await;
+        assert_eq!((st, e["code"].as_str()), (status, Some(code)), "{uri}: {e}");
+    }
+    assert_eq!(audit_len(&w), before, "refusals audit nothing");
+
+    let (st, planned) = post(&w, &format!("/api/v1/identities/{svc}/rotate"), &w.operator, "").await;
+    assert_eq!(st, StatusCode::OK, "{planned}");
+    let items = planned.as_array().unwrap();
+    assert_eq!(items.len(), 1, "{planned}");
+    assert_eq!((items[0]["target"].as_str(), items[0]["queued"].as_bool()), (Some("warehouse"), Some(true)));
+    let (_, bytes) = w.raw("GET", "/api/v1/audit/export", &w.token("aud", Scope::Auditor), Body::empty()).await;
+    let text = String::from_utf8(bytes).unwrap();
+    let line = text.lines().find(|l| l.contains("\"action\":\"plan.rotate_credential\"")).expect(&text);
+    assert!(line.contains("\"actor\":\"token:ops\"") && line.contains("requested by ops"), "{line}");
+}

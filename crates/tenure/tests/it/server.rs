@@ -10,6 +10,7 @@ const ROUTES: &[(&str, &str, Need)] = &[
     ("GET", "/api/v1/openapi.json", Need::Read),
     ("GET", "/api/v1/identities", Need::Read),
     ("GET", "/api/v1/identities/{id}", Need::Read),
+    ("POST", "/api/v1/identities/{id}/rotate", Need::Operate),
     ("GET", "/api/v1/plan", Need::Read),
     ("GET", "/api/v1/operations", Need::Read),
     ("POST", "/api/v1/operations/retry", Need::Operate),
