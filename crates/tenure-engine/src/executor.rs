@@ -666,7 +666,7 @@ async fn rotate(
         Ok(Err(e)) => {
             // A refusal never took effect; anything else may have, so the staged secret stays.
             if !e.is_transient() {
-                file.discard();
+                let _ = blocking_sink(&file, &secret, SinkStep::Discard).await;
             }
             return fail(scrubbed(e));
         }
@@ -699,6 +699,7 @@ async fn rotate(
 enum SinkStep {
     Stage,
     Promote,
+    Discard,
 }
 
 /// A sink write on the blocking pool.
@@ -707,6 +708,10 @@ async fn blocking_sink(file: &crate::sink::SinkFile, secret: &NewSecret, step: S
     tokio::task::spawn_blocking(move || match step {
         SinkStep::Stage => file.stage(&secret),
         SinkStep::Promote => file.promote(),
+        SinkStep::Discard => {
+            file.discard();
+            Ok(())
+        }
     })
     .await
     .unwrap_or_else(|e| Err(format!("the secret sink task failed: {e}")))
