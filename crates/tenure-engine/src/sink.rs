@@ -69,6 +69,15 @@ impl SinkFile {
     }
 }
 
+/// What `tenure check` says about a sink: nothing when it is a private directory or does not
+/// exist yet (it is made 0700 on the first rotation), else why a rotation would be refused.
+pub fn check(root: &Path) -> Option<String> {
+    match fs::symlink_metadata(root) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+        _ => ensure_private_dir(root, false).err(),
+    }
+}
+
 /// `name` as one path component: kept when it is plain, percent-encoded otherwise.
 fn component(name: &str) -> String {
     let mut out = String::with_capacity(name.len());
@@ -206,5 +215,6 @@ mod tests {
         let file = tmp.path().join("file");
         fs::write(&file, "").unwrap();
         assert!(SinkFile::prepare(&file, "t", "a").unwrap_err().contains("not a directory"));
+        assert!(check(&open).is_some_and(|e| e.contains("chmod 700")) && check(&tmp.path().join("later")).is_none());
     }
 }
