@@ -21,6 +21,9 @@
 //!   person completes the ticket with evidence.
 //! - A target whose connector could not be set up (see [`Connectors`]) has its operations failed
 //!   with that reason; the other targets' operations run as usual.
+//! - A `rotate_credential` runs on its own (`rotate`): the secret is generated here, staged in
+//!   the secret sink (`crate::sink`), set in the target, promoted in the sink and verified by
+//!   logging in with it; the read-back of a password is a login. It reaches nothing else.
 
 use crate::blocking;
 use rand::Rng as _;
