@@ -4,7 +4,8 @@
 //! (checked with a plain tokio-postgres connection as the account) and the one before it does
 //! not; the secret is in the sink (0600 in 0700 directories) and nowhere else: not in the store's
 //! files, the audit export, any command's output or its log lines. Reconciliation reports the
-//! stale credential and an NHI whose owner is not active.
+//! stale credential and an NHI whose owner is not active, and a fix someone declines is a
+//! `declined_fix` exception.
 
 use super::{World, world};
 use crate::{Out, company};
@@ -233,6 +234,24 @@ fn issue10_a_rotated_service_password_logs_in_the_old_one_does_not_and_it_is_onl
         ownerless["detail"].as_str().unwrap().contains(&format!("owned by `{heir}`, who is suspended")),
         "{ownerless}"
     );
+
+    // A fix someone declines is control debt: a role granted by hand, the revocation held by the
+    // guard, rejected, and the grant left in place as a `declined_fix` owned by who declined it.
+    let config = std::fs::read_to_string(w.env.path("tenure.toml")).unwrap();
+    assert!(config.contains("max_access_losses = 25\n"), "{config}");
+    w.env.write("tenure.toml", &config.replacen("max_access_losses = 25\n", "max_access_losses = 0\n", 1));
+    w.stack.psql("GRANT finance TO \"svc-etl\"").unwrap();
+    let rem = t.expect(&w, 1, &["reconcile", "--target", "warehouse", "--remediate", "--format", "json"]).json();
+    let approval = rem["remediation"]["approval_id"].as_i64().unwrap_or_else(|| panic!("held: {rem:#}")).to_string();
+    t.ok(&w, &["reject", &approval, "--reason", "needed for the quarter close", "--as", "finance-lead"]);
+    let open = t.ok(&w, &["exceptions", "--format", "json"]).json();
+    let declined = open.as_array().unwrap().iter().find(|e| e["kind"] == "declined_fix").cloned();
+    let declined = declined.unwrap_or_else(|| panic!("no declined_fix: {open:#}"));
+    assert_eq!((declined["identity"].as_str(), declined["owner"].as_str()), (Some("S000001"), Some("finance-lead")));
+    assert!(declined["reason"].as_str().unwrap().contains("needed for the quarter close"), "{declined}");
+    assert!(w.pg("SELECT pg_has_role('svc-etl', 'finance', 'MEMBER')") == "t", "the grant stays");
+    let id = declined["id"].to_string();
+    t.ok(&w, &["exception", "accept", &id, "--reason", "quarter close", "--due", "2099-03-31"]);
 
     // The audit trail tells the story without the secrets.
     let audit = t.ok(&w, &["audit", "export", "--format", "jsonl"]).stdout;
