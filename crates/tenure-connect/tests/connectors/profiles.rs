@@ -99,6 +99,26 @@ async fn active_directory_profile_on_slapd_with_an_ad_compatible_schema_joiner_m
     assert!(pwd.iter().skip(1).step_by(2).all(|b| *b == 0), "UTF-16LE of ASCII");
     assert_eq!(apply(&c, OpKind::CreateAccount, &ann, None).await, Applied::AlreadyDone);
 
+    // Issue 10: a rotation replaces `unicodePwd` with the given secret, quoted, UTF-16LE.
+    let secret = tenure_connect::NewSecret::generate();
+    let rotate = Request {
+        kind: OpKind::RotateCredential,
+        secret: Some(secret.clone()),
+        ..Request {
+            kind: OpKind::CreateAccount,
+            entitlement: None,
+            account: ann.clone(),
+            new_owner: None,
+            secret: None,
+        }
+    };
+    assert_eq!(c.apply(&rotate).await.unwrap(), Applied::Changed);
+    let rotated = search("(sAMAccountName=ann)");
+    let raw = rotated.lines().find_map(|l| l.strip_prefix("unicodePwd:: ")).expect("a unicodePwd is there");
+    let want: Vec<u8> = format!("\"{}\"", secret.expose()).encode_utf16().flat_map(u16::to_le_bytes).collect();
+    assert_eq!(base64::engine::general_purpose::STANDARD.decode(raw).unwrap(), want, "replaced by the new secret");
+    assert_eq!(rotated.matches("unicodePwd:: ").count(), 1, "one value: {rotated}");
+
     for g in ["staff", "eng"] {
         assert_eq!(apply(&c, OpKind::Grant, &ann, Some(g)).await, Applied::Changed);
     }
@@ -181,6 +201,10 @@ async fn active_directory_profile_without_tls_sends_no_password() {
     let e = c.apply(&req).await.unwrap_err();
     assert!(e.kind == ErrorKind::Permanent && e.message.contains("only sent over TLS"), "{e}");
     assert_eq!(peer.ldapsearch(&peer.base_dn, "(sAMAccountName=bo)", &[]).unwrap(), "");
+    // Issue 10: nor a rotated one.
+    let rotate = Request { kind: OpKind::RotateCredential, secret: Some(tenure_connect::NewSecret::generate()), ..req };
+    let e = c.apply(&rotate).await.unwrap_err();
+    assert!(e.kind == ErrorKind::Permanent && e.message.contains("only over TLS"), "{e}");
 }
 
 #[tokio::test]
