@@ -29,10 +29,12 @@ pub mod explain;
 pub mod guard;
 pub mod import;
 pub mod ingest;
+pub mod nhi;
 pub mod reconcile;
 pub mod reports;
 pub mod requests;
 pub mod schedule;
+pub mod sink;
 pub mod tokens;
 pub mod views;
 

@@ -27,7 +27,9 @@
 mod browse;
 pub mod conformance;
 mod correlation;
+mod credentials;
 mod error;
+mod exceptions;
 mod push;
 mod records;
 pub mod requests;
@@ -42,11 +44,13 @@ pub use correlation::{
     Baseline, Candidate, CaseIn, CorrelationCase, Correlations, Decision, LateMatches, LinkIn, LinkRecord, Unmatched,
     Verdict,
 };
+pub use credentials::{Credentials, Planned, RotationIn, Rotations};
 pub use error::{BackendError, Result, StoreError};
+pub use exceptions::{CloseException, Closing, Exceptions, NewException, OpenByKind};
 pub use push::*;
 pub use records::*;
 pub use requests::{
-    NewException, NewRequest, NewStage, RequestEnd, RequestGrant, RequestRecord, Requests, StageApproval, StageRecord,
+    AcceptedRisk, NewRequest, NewStage, RequestEnd, RequestGrant, RequestRecord, Requests, StageApproval, StageRecord,
 };
 pub use schedule::{JobDone, JobOutcome, JobRun, Lead, Recheck, RecheckCandidate, RecheckIds, Schedules};
 pub use scim::ScimStore;

@@ -83,9 +83,10 @@ pub struct StageRecord {
     pub via: Option<String>,
 }
 
-/// An accepted-risk exception to record when the last stage approves (a flagged SoD conflict).
+/// An accepted-risk exception (`accepted_sod`) to record when the last stage approves (a flagged
+/// SoD conflict), due at the request's expiry.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct NewException {
+pub struct AcceptedRisk {
     /// Unique per kind: `request:ID:sod:RULE`.
     pub subject: String,
     pub identity: String,
@@ -107,7 +108,7 @@ pub struct StageApproval {
     /// now plus its duration.
     pub grant: Option<Batch>,
     /// Accepted-risk exceptions opened with the grant.
-    pub exceptions: Vec<NewException>,
+    pub exceptions: Vec<AcceptedRisk>,
     /// Records about the decision (the stage approved, the grant, SoD), appended before the
     /// grant's plan.
     pub audit: Vec<AuditEntry>,

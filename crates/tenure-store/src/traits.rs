@@ -164,6 +164,8 @@ pub trait Backend:
     + crate::Schedules
     + crate::scim::ScimStore
     + crate::Correlations
+    + crate::Exceptions
+    + crate::Credentials
     + crate::requests::Requests
 {
 }
@@ -176,6 +178,8 @@ impl<
         + crate::Schedules
         + crate::scim::ScimStore
         + crate::Correlations
+        + crate::Exceptions
+        + crate::Credentials
         + crate::requests::Requests,
 > Backend for T
 {

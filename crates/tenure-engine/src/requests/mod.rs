@@ -31,7 +31,7 @@ use tenure_core::{ApprovalKind, ApprovalState, Entitlement, Event, EventKind, Id
 use tenure_policy::compiled::Scratch;
 use tenure_proto as proto;
 use tenure_store::{
-    Batch, BatchState, NewException, NewRequest, RequestEnd, RequestRecord, StageApproval, StageRecord,
+    AcceptedRisk, Batch, BatchState, NewRequest, RequestEnd, RequestRecord, StageApproval, StageRecord,
 };
 
 impl From<Refusal> for EngineError {
@@ -274,7 +274,7 @@ pub fn approve(engine: &Engine<'_>, approval_id: i64, decider: &Decider) -> Resu
                 .find(|s| s.rule == format!("sod:{}", h.rule))
                 .map_or_else(|| decider.name.clone(), |s| s.approver.clone());
             let target = h.conflicting.first().and_then(|c| c.split_once(':')).map(|(t, _)| t.to_string());
-            d.exceptions.push(NewException {
+            d.exceptions.push(AcceptedRisk {
                 subject: format!("request:{}:sod:{}", rec.id, h.rule),
                 identity: identity.id.to_string(),
                 target,

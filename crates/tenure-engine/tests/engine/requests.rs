@@ -274,6 +274,7 @@ fn sod_flag_needs_an_extra_stage_and_records_an_accepted_risk_record_only_record
     let expires = w.store().request(r.id).unwrap().expires_at.unwrap();
     assert_eq!((risks[0].owner.as_str(), risks[0].identity.as_deref()), ("M0", Some("F1")));
     assert!(risks[0].reason.contains(&format!("accepted until {expires}")), "{}", risks[0].reason);
+    assert_eq!(risks[0].due_at.as_deref(), Some(expires.as_str()), "due at the request's expiry");
     // It ends with the request.
     w.settle();
     w.clock.advance(chrono::Duration::seconds(2));

@@ -1,7 +1,7 @@
 //! Conformance cases for access requests ([`crate::Requests`]).
 
 use super::{Failure, Outcome, Subject, World, event, expect_code, holdings, joiners, op_in, person};
-use crate::{Batch, BatchState, NewException, NewRequest, NewStage, RequestEnd, StageApproval};
+use crate::{AcceptedRisk, Batch, BatchState, NewRequest, NewStage, RequestEnd, StageApproval};
 use tenure_core::error::Code;
 use tenure_core::{ApprovalKind, ApprovalState, EventKind, ExceptionKind, OpKind, RequestState, StageState, Status};
 
@@ -73,7 +73,7 @@ pub fn a_request_is_approved_stage_by_stage_granted_and_expires(subject: &dyn Su
     expect_code(s.approve_stage(&w.schema, &approve(first, None)), Code::Conflict, "a stage approved twice")?;
     let second = r.current_stage().and_then(|s| s.approval_id).ok_or_else(|| Failure("no second approval".into()))?;
     let mut last = approve(second, Some(grant_plan(&w, "E1", &["staff", "admin"])?));
-    last.exceptions.push(NewException {
+    last.exceptions.push(AcceptedRisk {
         subject: format!("request:{}:sod:payments", r.id),
         identity: "E1".into(),
         target: Some("dir".into()),
@@ -97,6 +97,12 @@ pub fn a_request_is_approved_stage_by_stage_granted_and_expires(subject: &dyn Su
             .iter()
             .any(|x| x.kind == ExceptionKind::AcceptedSod && x.owner == "M2" && x.reason.contains(&expires)),
         "an accepted risk with owner and expiry: {exceptions:?}"
+    );
+    ensure!(
+        exceptions
+            .iter()
+            .any(|x| x.kind == ExceptionKind::AcceptedSod && x.due_at.as_deref() == Some(expires.as_str())),
+        "due at the request's expiry: {exceptions:?}"
     );
     let listed = s.request_grants(None)?;
     ensure_eq!(

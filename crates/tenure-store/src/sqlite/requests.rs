@@ -262,10 +262,20 @@ pub(super) fn approve(store: &SqliteStore, schema: &Schema, d: &StageApproval) -
                     Some(e) => format!("{}; accepted until {e}", x.reason),
                     None => format!("{}; accepted until the request ends", x.reason),
                 };
+                // Due when the request expires: the register shows until when the risk stands.
                 tx.execute(
-                    "INSERT INTO exceptions (kind, subject, identity, target, owner, reason, state, created_at)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'open', ?7)",
-                    params![ExceptionKind::AcceptedSod.as_str(), x.subject, x.identity, x.target, x.owner, reason, at],
+                    "INSERT INTO exceptions (kind, subject, identity, target, owner, reason, state, created_at, due_at)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'open', ?7, ?8)",
+                    params![
+                        ExceptionKind::AcceptedSod.as_str(),
+                        x.subject,
+                        x.identity,
+                        x.target,
+                        x.owner,
+                        reason,
+                        at,
+                        expires
+                    ],
                 )?;
                 audit.push(
                     AuditEntry::new(&actor_of(&d.by, &d.via), "exception.opened", "open")
@@ -375,9 +385,15 @@ fn close(tx: &Transaction<'_>, rec: &RequestRecord, state: RequestState, by: &st
         params![rec.id, StageState::Cancelled.as_str()],
     )?;
     tx.execute(
-        "UPDATE exceptions SET state = 'resolved', resolved_at = ?2
-         WHERE kind = ?3 AND state = 'open' AND subject LIKE ?1",
-        params![format!("request:{}:%", rec.id), at, ExceptionKind::AcceptedSod.as_str()],
+        "UPDATE exceptions SET state = 'resolved', resolved_at = ?2, closed_by = ?4, close_reason = ?5
+         WHERE kind = ?3 AND state IN ('open', 'accepted') AND subject LIKE ?1",
+        params![
+            format!("request:{}:%", rec.id),
+            at,
+            ExceptionKind::AcceptedSod.as_str(),
+            by,
+            format!("request {} {state}: the access it accepted the risk for is gone", rec.id)
+        ],
     )?;
     Ok(())
 }
