@@ -17,6 +17,7 @@
 
 mod api;
 mod approval;
+mod campaign;
 mod case;
 mod exception;
 mod explain;
@@ -30,6 +31,7 @@ mod token;
 
 pub use api::{Decision, Page, RejectRequest, Retried, TaskDoneRequest};
 pub use approval::Approval;
+pub use campaign::{Campaign, CreateCampaign, ReviewItem, ReviewRequest};
 pub use case::Case;
 pub use exception::Exception;
 pub use explain::{Explanation, Fact, LiveAccount, PlannedChange, RoleTrace, SodOutcome, TargetEffect};
@@ -45,8 +47,9 @@ pub use token::{CreatedToken, Token};
 pub use tenure_core::error::{Code, ErrorBody};
 /// The kinds, states and outcomes the wire types carry, as the strings they print as.
 pub use tenure_core::{
-    ApprovalKind, ApprovalState, CaseState, EventKind, EventState, ExceptionKind, ExceptionState, FindingKind,
-    JobOutcome, Kind, OpKind, OpState, Scope, Status, TicketState,
+    ApprovalKind, ApprovalState, CampaignState, CaseState, EventKind, EventState, ExceptionKind, ExceptionState,
+    FindingKind, JobOutcome, Kind, OnTimeout, OpKind, OpState, ReviewDecision, ReviewOutcome, Scope, Status,
+    TicketState,
 };
 
 #[cfg(test)]

@@ -38,13 +38,24 @@ fn op(reason: OpReason) -> Operation {
 
 #[test]
 fn operations_and_their_reasons() {
-    let planned =
-        OpReason { event: Some(2), finding: None, kind: Some(EventKind::Joiner), rules: vec!["staff".into()] };
+    let planned = OpReason {
+        event: Some(2),
+        finding: None,
+        kind: Some(EventKind::Joiner),
+        review: None,
+        rules: vec!["staff".into()],
+    };
     check(
         &op(planned),
         r#"{"id":7,"case_id":3,"identity":"E1","target":"directory","kind":"grant","entitlement":"staff","reason":{"event":2,"kind":"joiner","rules":["staff"]},"idem_key":"k","state":"pending","attempts":0,"next_attempt_at":null,"last_error":null,"created_at":"t0","updated_at":"t1","verified_at":null,"account":"ada","note":null}"#,
     );
-    let fix = OpReason { event: Some(9), finding: Some("drift".into()), kind: Some(EventKind::Update), rules: vec![] };
+    let fix = OpReason {
+        event: Some(9),
+        finding: Some("drift".into()),
+        kind: Some(EventKind::Update),
+        review: None,
+        rules: vec![],
+    };
     check(&fix, r#"{"event":9,"finding":"drift","kind":"update","rules":[]}"#);
 }
 

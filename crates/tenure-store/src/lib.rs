@@ -25,6 +25,7 @@
 //! without changing callers.
 
 mod browse;
+pub mod campaigns;
 pub mod conformance;
 mod error;
 mod push;
@@ -36,6 +37,7 @@ mod tokens;
 mod traits;
 
 pub use browse::{Browse, IdentityQuery, TargetCount, schema_version};
+pub use campaigns::Campaigns;
 pub use error::{BackendError, Result, StoreError};
 pub use push::*;
 pub use records::*;

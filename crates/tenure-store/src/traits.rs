@@ -151,10 +151,25 @@ pub trait Queue: Send + Sync {
 /// A store that is all of them: what the executor, reconciliation, pushes, the schedules and the
 /// server need.
 pub trait Backend:
-    Store + Queue + crate::Pushes + crate::Tokens + crate::Browse + crate::Schedules + crate::scim::ScimStore
+    Store
+    + Queue
+    + crate::Pushes
+    + crate::Tokens
+    + crate::Browse
+    + crate::Schedules
+    + crate::scim::ScimStore
+    + crate::campaigns::Campaigns
 {
 }
-impl<T: Store + Queue + crate::Pushes + crate::Tokens + crate::Browse + crate::Schedules + crate::scim::ScimStore>
-    Backend for T
+impl<
+    T: Store
+        + Queue
+        + crate::Pushes
+        + crate::Tokens
+        + crate::Browse
+        + crate::Schedules
+        + crate::scim::ScimStore
+        + crate::campaigns::Campaigns,
+> Backend for T
 {
 }

@@ -9,6 +9,7 @@
 
 mod audit;
 mod browse;
+mod campaigns;
 mod lifecycle;
 mod push;
 mod queue;
@@ -44,6 +45,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (9, "push_journal", include_str!("../../migrations/0009_push_journal.sql")),
     (10, "schedule", include_str!("../../migrations/0010_schedule.sql")),
     (11, "scim", include_str!("../../migrations/0011_scim.sql")),
+    (14, "campaigns", include_str!("../../migrations/0014_campaigns.sql")),
 ];
 
 /// The version of the last embedded migration.
@@ -649,5 +651,72 @@ impl crate::Browse for SqliteStore {
 
     fn revoke_times(&self) -> crate::Result<Vec<i64>> {
         Ok(browse::revoke_times(&self.lock())?)
+    }
+}
+
+impl crate::Campaigns for SqliteStore {
+    fn create_campaign(&self, c: &crate::campaigns::NewCampaign) -> crate::Result<crate::campaigns::CampaignRecord> {
+        Ok(campaigns::create(self, c)?)
+    }
+
+    fn campaigns(&self) -> crate::Result<Vec<crate::campaigns::CampaignRecord>> {
+        Ok(campaigns::campaigns(&self.lock())?)
+    }
+
+    fn campaign(&self, id: i64) -> crate::Result<crate::campaigns::CampaignRecord> {
+        Ok(campaigns::campaign(&self.lock(), id)?)
+    }
+
+    fn campaign_items(
+        &self,
+        filter: &crate::campaigns::ItemFilter,
+    ) -> crate::Result<Vec<crate::campaigns::ItemRecord>> {
+        Ok(campaigns::items(&self.lock(), filter)?)
+    }
+
+    fn campaign_item(&self, id: i64) -> crate::Result<crate::campaigns::ItemRecord> {
+        Ok(campaigns::item(&self.lock(), id)?)
+    }
+
+    fn decide_item(&self, d: &crate::campaigns::ItemDecision) -> crate::Result<crate::campaigns::ItemRecord> {
+        Ok(campaigns::decide(self, d)?)
+    }
+
+    fn reassign_items(
+        &self,
+        r: &[crate::campaigns::Reassignment],
+        actor: &str,
+    ) -> crate::Result<Vec<crate::campaigns::ItemRecord>> {
+        Ok(campaigns::reassign(self, r, actor)?)
+    }
+
+    fn time_out(&self, t: &crate::campaigns::Timeout, actor: &str) -> crate::Result<()> {
+        Ok(campaigns::time_out(self, t, actor)?)
+    }
+
+    fn close_campaign(&self, id: i64, by: &str, actor: &str) -> crate::Result<crate::campaigns::CampaignRecord> {
+        Ok(campaigns::close(self, id, by, actor)?)
+    }
+
+    fn unplanned_revocations(&self) -> crate::Result<Vec<crate::campaigns::ItemRecord>> {
+        Ok(campaigns::unplanned(&self.lock())?)
+    }
+
+    fn recent_review_revocations(&self, since: &str) -> crate::Result<std::collections::BTreeSet<String>> {
+        Ok(campaigns::recent(&self.lock(), since)?)
+    }
+
+    fn plan_review_revocations(
+        &self,
+        r: &crate::campaigns::ReviewRevocations,
+    ) -> crate::Result<crate::campaigns::RevocationIds> {
+        Ok(campaigns::plan(self, r)?)
+    }
+
+    fn review_overrides(
+        &self,
+        identities: Option<&[&str]>,
+    ) -> crate::Result<HashMap<String, std::collections::BTreeSet<tenure_core::Entitlement>>> {
+        Ok(campaigns::overrides(&self.lock(), identities)?)
     }
 }

@@ -583,7 +583,7 @@ pub(super) fn findings(conn: &Connection, run_id: i64) -> R<Vec<Finding>> {
 
 /// Inserts an event and an open case outside any import (remediation, retention); returns
 /// `(event id, case id)`.
-fn insert_case(tx: &Transaction<'_>, source: &str, identity: &str, note: &str, at: &str) -> R<(i64, i64)> {
+pub(super) fn insert_case(tx: &Transaction<'_>, source: &str, identity: &str, note: &str, at: &str) -> R<(i64, i64)> {
     tx.execute(
         "INSERT INTO events (import_id, source, kind, identity, received_at, changes, significant, note, after, state)
          VALUES (NULL, ?1, ?2, ?3, ?4, '[]', 0, ?5, '{}', 'applied')",
