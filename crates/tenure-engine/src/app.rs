@@ -221,7 +221,7 @@ impl App {
     /// The engine's view for one operation (reading the policy if it was not read yet).
     pub fn engine(&self) -> Result<Engine<'_>> {
         let policy = self.policy()?;
-        let store: &dyn tenure_store::Store = self.inner.store.as_ref();
+        let store: &dyn Backend = self.inner.store.as_ref();
         let mut engine = Engine::new(&self.inner.config, policy, store, self.today());
         engine.clock = Some(self.inner.clock.clone());
         Ok(engine)

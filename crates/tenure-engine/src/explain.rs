@@ -50,7 +50,8 @@ pub fn explain(engine: &Engine<'_>, id: &str, target: Option<&str>) -> Result<Op
     }
 
     let held = engine.store.holdings(id)?;
-    let (mut want, hits) = desired::for_identity(engine, &identity, &held, &mut Scratch::default());
+    let overrides = desired::overrides(engine, Some(&[id]))?.remove(id).unwrap_or_default();
+    let (mut want, hits) = desired::for_identity(engine, &identity, &held, &overrides, &mut Scratch::default());
     want.retain(|t, _| keep(t));
     let sod = hits
         .into_iter()

@@ -493,13 +493,18 @@ fn event_in(
 pub(crate) struct PlanInputs {
     holdings: HashMap<String, Holdings>,
     queued: HashMap<String, Vec<Queued>>,
+    overrides: HashMap<String, desired::Overrides>,
 }
 
 impl PlanInputs {
     pub(crate) fn load(engine: &Engine<'_>, events: &[Event]) -> Result<Self> {
         // Above a few thousand events one scan beats one query per identity.
         if events.len() > 2_000 {
-            return Ok(Self { holdings: engine.store.all_holdings()?, queued: engine.store.queued(None)? });
+            return Ok(Self {
+                holdings: engine.store.all_holdings()?,
+                queued: engine.store.queued(None)?,
+                overrides: desired::overrides(engine, None)?,
+            });
         }
         let ids: Vec<&str> = events.iter().map(|e| &*e.identity.id).collect();
         let mut holdings = HashMap::with_capacity(ids.len());
@@ -509,14 +514,20 @@ impl PlanInputs {
                 holdings.insert((*id).to_string(), h);
             }
         }
-        Ok(Self { holdings, queued: engine.store.queued(Some(&ids))? })
+        Ok(Self {
+            holdings,
+            queued: engine.store.queued(Some(&ids))?,
+            overrides: desired::overrides(engine, Some(&ids))?,
+        })
     }
 
     pub(crate) fn plan(&self, engine: &Engine<'_>, e: &Event, scratch: &mut Scratch) -> EventIn {
         let empty = Holdings::new();
         let held = self.holdings.get(&*e.identity.id).unwrap_or(&empty);
         let q = self.queued.get(&*e.identity.id).map_or(&[][..], Vec::as_slice);
-        plan_event(engine, e, held, q, scratch)
+        let none = desired::Overrides::default();
+        let o = self.overrides.get(&*e.identity.id).unwrap_or(&none);
+        plan_event(engine, e, held, q, o, scratch)
     }
 }
 
@@ -527,13 +538,14 @@ pub(crate) fn plan_event(
     e: &Event,
     held: &Holdings,
     queued: &[Queued],
+    overrides: &desired::Overrides,
     scratch: &mut Scratch,
 ) -> EventIn {
     // SoD looks at what the identity will hold once the work under way is done. Attempted work
     // may have landed, so like `replan` it is taken as done: only untried work is undone.
     let untried: Vec<Queued> = queued.iter().filter(|q| !q.attempted).cloned().collect();
     let base = plan::unapply(held, &untried);
-    let (desired, hits) = desired::for_identity(engine, &e.identity, &base, scratch);
+    let (desired, hits) = desired::for_identity(engine, &e.identity, &base, overrides, scratch);
     let r = plan::replan(e.identity.status, held, queued, &names(&desired));
     let mut p = plan::Plan { ops: r.ops, holdings: r.holdings };
     // New accounts take their name from the identity now; existing ones keep theirs, so a later
@@ -549,7 +561,9 @@ pub(crate) fn plan_event(
     }
     // Why something is revoked: the roles that granted it before the event.
     let before: Desired = match &e.previous {
-        Some(prev) if prev.status != Status::Terminated => desired::for_identity(engine, prev, held, scratch).0,
+        Some(prev) if prev.status != Status::Terminated => {
+            desired::for_identity(engine, prev, held, &desired::Overrides::default(), scratch).0
+        }
         _ => Desired::new(),
     };
     let mut ops = Vec::with_capacity(p.ops.len());
@@ -693,7 +707,8 @@ pub fn approve(engine: &Engine<'_>, approval_id: i64, approver: &str) -> Result<
         let holdings = engine.store.holdings(&event.identity.id)?;
         let queued = engine.store.queued(Some(&[&*event.identity.id]))?;
         let q = queued.get(&*event.identity.id).map_or(&[][..], Vec::as_slice);
-        let mut e = plan_event(engine, &event, &holdings, q, &mut scratch);
+        let overrides = desired::overrides(engine, Some(&[&*event.identity.id]))?.remove(&*event.identity.id);
+        let mut e = plan_event(engine, &event, &holdings, q, &overrides.unwrap_or_default(), &mut scratch);
         e.existing_id = Some(h.record.id);
         planned.push(e);
     }
@@ -737,6 +752,8 @@ pub struct SimulatedChange {
 pub fn simulate(engine: &Engine<'_>) -> Result<Simulation> {
     let identities = engine.store.identities(&engine.config.schema, None)?;
     let holdings = engine.store.all_holdings()?;
+    let overrides = desired::overrides(engine, None)?;
+    let none = desired::Overrides::default();
     let empty = Holdings::new();
     let mut scratch = Scratch::default();
     let mut sim = Simulation {
@@ -749,7 +766,8 @@ pub fn simulate(engine: &Engine<'_>) -> Result<Simulation> {
     };
     for i in &identities {
         let held = holdings.get(&*i.id).unwrap_or(&empty);
-        let (desired, _) = desired::for_identity(engine, i, held, &mut scratch);
+        let o = overrides.get(&*i.id).unwrap_or(&none);
+        let (desired, _) = desired::for_identity(engine, i, held, o, &mut scratch);
         let p = plan::plan(i.status, held, &names(&desired));
         let mut touched = false;
         for op in p.ops {

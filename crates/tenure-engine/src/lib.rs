@@ -19,6 +19,7 @@
 pub mod app;
 pub mod apply;
 pub mod blocking;
+pub mod campaigns;
 pub mod clock;
 pub mod decisions;
 pub mod desired;
@@ -40,14 +41,13 @@ use tenure_core::clock::Clock;
 use tenure_core::config::{Config, SourceConfig};
 use tenure_core::error::{Code, HasCode};
 use tenure_policy::{Compiled, Policy};
-use tenure_store::Store;
 
 /// What every engine operation needs: configuration, the loaded policy and the store.
 pub struct Engine<'a> {
     pub config: &'a Config,
     pub policy: &'a Policy,
     pub compiled: Compiled,
-    pub store: &'a dyn Store,
+    pub store: &'a dyn tenure_store::Backend,
     /// Today as the clock says in UTC (or as `TENURE_TODAY` pins it): the date for what has no
     /// timezone of its own.
     pub today: NaiveDate,
@@ -58,7 +58,7 @@ pub struct Engine<'a> {
 }
 
 impl<'a> Engine<'a> {
-    pub fn new(config: &'a Config, policy: &'a Policy, store: &'a dyn Store, today: NaiveDate) -> Self {
+    pub fn new(config: &'a Config, policy: &'a Policy, store: &'a dyn tenure_store::Backend, today: NaiveDate) -> Self {
         let compiled = Compiled::new(policy, config.schema.len());
         Self { config, policy, compiled, store, today, clock: None }
     }
@@ -87,6 +87,9 @@ pub enum EngineError {
     Invalid(String),
     #[error(transparent)]
     App(#[from] Box<crate::app::AppError>),
+    /// The caller may not do this (not the review item's reviewer).
+    #[error("{0}")]
+    Forbidden(String),
 }
 
 pub type Result<T> = std::result::Result<T, EngineError>;
@@ -101,6 +104,7 @@ impl HasCode for EngineError {
             EngineError::Snapshot { error, .. } => error.code(),
             EngineError::Invalid(_) => Code::InvalidInput,
             EngineError::App(e) => e.code(),
+            EngineError::Forbidden(_) => Code::Forbidden,
         }
     }
 }
