@@ -169,7 +169,9 @@ pub fn review(app: &App, item: i64, ask: &Review<'_>, who: &str, f: Format) -> R
         (true, false) => ReviewDecision::Keep,
         (false, true) => ReviewDecision::Revoke,
         _ => {
-            return Err(UsageError("say --keep or --revoke (with --reason), or --reassign TO --note TEXT".into()).into());
+            return Err(
+                UsageError("say --keep or --revoke (with --reason), or --reassign TO --note TEXT".into()).into()
+            );
         }
     };
     let reason =
