@@ -94,3 +94,12 @@ pub struct ReviewRequest {
     #[serde(default)]
     pub note: Option<String>,
 }
+
+/// `GET /api/v1/campaigns/{id}` (and `tenure campaign show --format json`): the campaign and its
+/// items.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct CampaignDetail {
+    pub campaign: Campaign,
+    pub items: Vec<ReviewItem>,
+}

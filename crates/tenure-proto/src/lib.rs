@@ -31,7 +31,7 @@ mod token;
 
 pub use api::{Decision, Page, RejectRequest, Retried, TaskDoneRequest};
 pub use approval::Approval;
-pub use campaign::{Campaign, CreateCampaign, ReviewItem, ReviewRequest};
+pub use campaign::{Campaign, CampaignDetail, CreateCampaign, ReviewItem, ReviewRequest};
 pub use case::Case;
 pub use exception::Exception;
 pub use explain::{Explanation, Fact, LiveAccount, PlannedChange, RoleTrace, SodOutcome, TargetEffect};

@@ -79,7 +79,7 @@ const ITEM_HEADER: [&str; 8] = ["ITEM", "IDENTITY", "ENTITLEMENT", "WHY", "REVIE
 pub fn show(app: &App, id: i64, f: Format) -> Result<ExitCode> {
     let (c, items) = campaigns::show(app, id)?;
     if f == Format::Json {
-        print_json(&serde_json::json!({ "campaign": c, "items": items }))?;
+        print_json(&tenure_proto::CampaignDetail { campaign: c, items })?;
     } else {
         outln!(
             "campaign {} `{}` [{}]: scope {}, reviewer {}, due {}, on_timeout {}, created by {} at {}",
