@@ -166,8 +166,15 @@ fn issue10_a_campaign_over_the_directory_revokes_keeps_and_times_out_on_the_real
     assert!(!members(&w, "engineers").contains(&member_line(&w, &x_name)), "{}", members(&w, "engineers"));
     assert!(members(&w, "staff").contains(&member_line(&w, &x_name)), "{}", members(&w, "staff"));
     let shown = w.env.ok(&["campaign", "show", &id, "--format", "json"]).json();
-    let by_id =
-        |id: &str| shown["items"].as_array().unwrap().iter().find(|i| i["id"].to_string() == id).cloned().unwrap();
+    let by_id = |id: &str| {
+        shown["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|i| i["id"].as_i64().map(|n| n.to_string()).as_deref() == Some(id))
+            .cloned()
+            .unwrap()
+    };
     assert_eq!(by_id(&x_eng)["outcome"], "revoked");
     assert!(by_id(&x_eng)["applied_at"].is_string(), "verified: {}", by_id(&x_eng));
     assert_eq!(by_id(&x_staff)["outcome"], "kept");
