@@ -41,13 +41,14 @@ use tenure_core::clock::Clock;
 use tenure_core::config::{Config, SourceConfig};
 use tenure_core::error::{Code, HasCode};
 use tenure_policy::{Compiled, Policy};
+use tenure_store::Backend;
 
 /// What every engine operation needs: configuration, the loaded policy and the store.
 pub struct Engine<'a> {
     pub config: &'a Config,
     pub policy: &'a Policy,
     pub compiled: Compiled,
-    pub store: &'a dyn tenure_store::Backend,
+    pub store: &'a dyn Backend,
     /// Today as the clock says in UTC (or as `TENURE_TODAY` pins it): the date for what has no
     /// timezone of its own.
     pub today: NaiveDate,
@@ -58,7 +59,7 @@ pub struct Engine<'a> {
 }
 
 impl<'a> Engine<'a> {
-    pub fn new(config: &'a Config, policy: &'a Policy, store: &'a dyn tenure_store::Backend, today: NaiveDate) -> Self {
+    pub fn new(config: &'a Config, policy: &'a Policy, store: &'a dyn Backend, today: NaiveDate) -> Self {
         let compiled = Compiled::new(policy, config.schema.len());
         Self { config, policy, compiled, store, today, clock: None }
     }
