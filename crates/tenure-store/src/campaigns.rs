@@ -136,7 +136,8 @@ pub struct Reassignment {
     pub from: String,
     pub to: String,
     pub note: String,
-    /// An escalation: the item is marked escalated (once).
+    /// An escalation (audited as `review.escalate`): the item is marked escalated, at the first
+    /// one.
     pub escalation: bool,
 }
 

@@ -525,7 +525,7 @@ pub fn run_schedule(app: &App) -> Result<Pass> {
                                 from: i.reviewer.clone(),
                                 to,
                                 note: justification.clone(),
-                                escalation: i.escalated_at.is_none(),
+                                escalation: true,
                             }),
                             None => pass.no_manager += 1,
                         }

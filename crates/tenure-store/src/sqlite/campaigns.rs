@@ -229,9 +229,6 @@ pub(super) fn decide(store: &SqliteStore, d: &ItemDecision) -> R<ItemRecord> {
 
 fn reassign_in(tx: &Transaction<'_>, r: &Reassignment, actor: &str, at: &str, audit: &mut Vec<AuditEntry>) -> R<()> {
     let item = open_item(tx, r.item, &r.from)?;
-    if r.escalation && item.escalated_at.is_some() {
-        return Err(conflict(format!("review item {} was escalated already", r.item)));
-    }
     let line = format!("{at} {} -> {}: {}", r.from, r.to, r.note);
     let note = match &item.note {
         Some(n) => format!("{n}\n{line}"),
@@ -239,7 +236,7 @@ fn reassign_in(tx: &Transaction<'_>, r: &Reassignment, actor: &str, at: &str, au
     };
     if r.escalation {
         tx.execute(
-            "UPDATE campaign_items SET reviewer = ?2, note = ?3, escalated_at = ?4 WHERE id = ?1",
+            "UPDATE campaign_items SET reviewer = ?2, note = ?3, escalated_at = coalesce(escalated_at, ?4) WHERE id = ?1",
             params![r.item, r.to, note, at],
         )?;
     } else {
