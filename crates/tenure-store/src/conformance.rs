@@ -105,6 +105,14 @@ pub const CASES: &[(&str, Case)] = &[
     ("a_scim_write_and_its_batch_commit_together", scim::a_scim_write_and_its_batch_commit_together),
     ("tokens_are_found_by_hash_revoked_and_audited", tokens::tokens_are_found_by_hash_revoked_and_audited),
     ("identity_pages_filter_and_continue_from_the_cursor", browse::identity_pages_filter_and_continue_from_the_cursor),
+    (
+        "a_campaign_is_decided_reassigned_timed_out_and_closed_once",
+        campaigns::a_campaign_is_decided_reassigned_timed_out_and_closed_once,
+    ),
+    (
+        "a_revoke_decision_is_planned_once_with_its_exception_and_override",
+        campaigns::a_revoke_decision_is_planned_once_with_its_exception_and_override,
+    ),
 ];
 
 /// Runs every case on fresh stores of `subject`; returns the failures by case name.
@@ -132,6 +140,7 @@ macro_rules! ensure_eq {
     };
 }
 
+mod campaigns;
 mod schedule;
 mod scim;
 
