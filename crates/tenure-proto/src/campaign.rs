@@ -23,6 +23,7 @@ pub struct Campaign {
     pub closed_at: Option<String>,
     pub closed_by: Option<String>,
     pub timed_out_at: Option<String>,
+    pub reminded_at: Option<String>,
     pub items: u64,
     pub decided: u64,
 }

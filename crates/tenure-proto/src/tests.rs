@@ -331,3 +331,35 @@ fn an_explanation() {
         r#"{"id":"E1","kind":"employee","status":"active","last_event":null,"matched":[{"role":"sales","grants":["directory:sales"],"facts":[{"attribute":"department","test":"eq","negated":false,"expected":["Sales"],"actual":"Sales","held":true,"changed":true,"previous":"Engineering"}]}],"unmatched":[],"desired":{"directory":{"sales":["sales"]}},"sod":[{"rule":"payments","action":"block","conflicting":["payroll:a","payroll:b"],"refused":["payroll:b"]}],"targets":{"directory":{"account":"ada","held":{"enabled":true,"exists":true,"grants":["engineers"]},"open_operations":0,"changes":[{"kind":"grant","entitlement":"sales","rules":["sales"]}],"live":null}},"targets_read":false}"#,
     );
 }
+
+#[test]
+fn campaigns_and_review_items() {
+    let item = ReviewItem {
+        id: 4,
+        campaign: 1,
+        identity: "E1".into(),
+        entitlement: "directory:staff".into(),
+        why: vec!["staff".into()],
+        reviewer: "E2".into(),
+        decision: Some(ReviewDecision::Revoke),
+        justification: Some("left".into()),
+        decided_at: Some("t1".into()),
+        decided_by: Some("E2".into()),
+        note: None,
+        escalated_at: None,
+        operation: Some(9),
+        applied_by: Some("user:bob".into()),
+        applied_at: None,
+        outcome: Some(ReviewOutcome::Revoking),
+    };
+    check(
+        &item,
+        r#"{"id":4,"campaign":1,"identity":"E1","entitlement":"directory:staff","why":["staff"],"reviewer":"E2","decision":"revoke","justification":"left","decided_at":"t1","decided_by":"E2","note":null,"escalated_at":null,"operation":9,"applied_by":"user:bob","applied_at":null,"outcome":"revoking"}"#,
+    );
+    let req: ReviewRequest = serde_json::from_str(r#"{"decision":"keep","reason":"ok"}"#).unwrap();
+    assert_eq!((req.decision, req.reason.as_deref(), req.reassign), (Some(ReviewDecision::Keep), Some("ok"), None));
+    assert!(
+        serde_json::from_str::<ReviewRequest>(r#"{"decision":"keep","as":"E9"}"#).is_err(),
+        "no self-asserted reviewer"
+    );
+}

@@ -14,7 +14,8 @@ CREATE TABLE campaigns (
     created_at          TEXT NOT NULL,
     closed_at           TEXT,
     closed_by           TEXT,
-    timed_out_at        TEXT                    -- when on_timeout was applied
+    timed_out_at        TEXT,                   -- when on_timeout was applied
+    reminded_at         TEXT                    -- when the reviewers were reminded, a day before the due date
 );
 
 CREATE TABLE campaign_items (

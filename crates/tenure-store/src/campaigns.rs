@@ -69,6 +69,8 @@ pub struct CampaignRecord {
     pub closed_by: Option<String>,
     /// When `on_timeout` was applied to the items left unreviewed at the due date.
     pub timed_out_at: Option<String>,
+    /// When the reviewers with open items were reminded (a day before the due date).
+    pub reminded_at: Option<String>,
     pub items: u64,
     pub decided: u64,
 }
@@ -208,6 +210,10 @@ pub trait Campaigns: Send + Sync {
     /// already, the campaign is closed, or an item changed meanwhile. Audited as
     /// `campaign.timeout` and each item's decision or escalation.
     fn time_out(&self, t: &Timeout, actor: &str) -> Result<()>;
+    /// Reminds each of `reviewers` (with how many open items they have) of an open campaign
+    /// once, audited as one `campaign.reminder` per reviewer; `conflict` if it was reminded
+    /// already or is closed.
+    fn remind(&self, campaign: i64, reviewers: &[(String, usize)], actor: &str) -> Result<()>;
     /// Closes an open campaign, audited as `campaign.close` (with how many items were left
     /// unreviewed); `conflict` if it is closed already.
     fn close_campaign(&self, id: i64, by: &str, actor: &str) -> Result<CampaignRecord>;

@@ -18,8 +18,9 @@
 //! operation's state. While that exception is not resolved, [`overrides`] keeps every planning
 //! path from granting the entitlement again (`desired::Overrides`).
 //!
-//! The `campaigns` schedule ([`run_schedule`]) escalates unreviewed items to the reviewer's
-//! manager after `escalate_after`, applies `on_timeout` at the due date, and carries out revoke
+//! The `campaigns` schedule ([`run_schedule`]) reminds reviewers of their open items a day before
+//! the due date (an audit record per reviewer: Tenure has no mail of its own), escalates
+//! unreviewed items to the reviewer's manager after `escalate_after`, applies `on_timeout` at the due date, and carries out revoke
 //! decisions; everything is audited, as `schedule:campaigns` when the schedule acts.
 
 pub mod select;
@@ -30,7 +31,7 @@ mod tests;
 use crate::app::App;
 use crate::{EngineError, Result};
 use select::{CampaignScope, People, ReviewerRule};
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use tenure_core::clock::{parse_stamp, stamp};
 use tenure_core::{CampaignState, Entitlement, OnTimeout, ReviewDecision, Status};
 use tenure_policy::compiled::Scratch;
@@ -172,6 +173,7 @@ pub fn campaign_view(c: &CampaignRecord) -> proto::Campaign {
         closed_at: c.closed_at.clone(),
         closed_by: c.closed_by.clone(),
         timed_out_at: c.timed_out_at.clone(),
+        reminded_at: c.reminded_at.clone(),
         items: c.items,
         decided: c.decided,
     }
@@ -458,8 +460,11 @@ pub fn overrides(
 /// What one pass of the `campaigns` schedule did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Pass {
+    /// Reviewers reminded of their open items, a day before a due date.
+    pub reminded: usize,
     pub escalated: usize,
-    /// Items escalation could not move: their reviewer has no active manager.
+    /// Items escalation could not move: their reviewer has no active manager (reported only in a
+    /// pass that escalated others).
     pub no_manager: usize,
     pub timed_out: Vec<i64>,
     pub applied: Applied,
@@ -467,15 +472,19 @@ pub struct Pass {
 
 impl Pass {
     pub fn acted(&self) -> usize {
-        self.escalated + self.timed_out.len() + self.applied.operations + self.applied.not_held
+        self.reminded + self.escalated + self.timed_out.len() + self.applied.operations + self.applied.not_held
     }
 
     pub fn detail(&self) -> String {
         let mut said = Vec::new();
+        if self.reminded > 0 {
+            said.push(format!("{} reviewer(s) reminded of their open items", self.reminded));
+        }
         if self.escalated > 0 {
             said.push(format!("{} item(s) escalated to the reviewer's manager", self.escalated));
         }
-        if self.no_manager > 0 {
+        // Said only beside escalations: items that cannot move stay as they are on every pass.
+        if self.no_manager > 0 && self.escalated > 0 {
             said.push(format!("{} item(s) not escalated: their reviewer has no active manager", self.no_manager));
         }
         if !self.timed_out.is_empty() {
@@ -545,6 +554,17 @@ pub fn run_schedule(app: &App) -> Result<Pass> {
             store.time_out(&t, SCHEDULE_ACTOR)?;
             pass.timed_out.push(c.id);
             continue;
+        }
+        if !due && c.reminded_at.is_none() && select::reminder_due(parse_stamp(&c.due_at), now) {
+            let mut open: BTreeMap<String, usize> = BTreeMap::new();
+            for i in &undecided {
+                *open.entry(i.reviewer.clone()).or_default() += 1;
+            }
+            let reviewers: Vec<(String, usize)> = open.into_iter().collect();
+            if !reviewers.is_empty() {
+                pass.reminded += reviewers.len();
+                store.remind(c.id, &reviewers, SCHEDULE_ACTOR)?;
+            }
         }
         let created = parse_stamp(&c.created_at).unwrap_or(now);
         if !due && select::escalation_due(created, c.escalate_after_secs, now) {

@@ -266,3 +266,8 @@ pub fn escalation_due(created_at: DateTime<Utc>, escalate_after_secs: Option<u64
         created_at.checked_add_signed(after).is_some_and(|at| now >= at)
     })
 }
+
+/// Whether reviewers are to be reminded now: within the last day before the due date.
+pub fn reminder_due(due: Option<DateTime<Utc>>, now: DateTime<Utc>) -> bool {
+    due.is_some_and(|d| now < d && d.signed_duration_since(now) <= chrono::Duration::days(1))
+}

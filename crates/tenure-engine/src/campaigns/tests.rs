@@ -267,6 +267,10 @@ fn due_dates_end_at_midnight_and_escalation_takes_days_or_durations() {
     assert!(!select::escalation_due(created, Some(86_400), t("2030-01-01T23:59:59Z")));
     assert!(select::escalation_due(created, Some(86_400), t("2030-01-02T00:00:00Z")));
     assert!(!select::escalation_due(created, None, t("2099-01-01T00:00:00Z")));
+    let due = Some(t("2030-01-10T00:00:00Z"));
+    assert!(!select::reminder_due(due, t("2030-01-08T23:59:59Z")), "more than a day before");
+    assert!(select::reminder_due(due, t("2030-01-09T00:00:00Z")));
+    assert!(!select::reminder_due(due, t("2030-01-10T00:00:00Z")), "due: the timeout's, not a reminder");
 }
 
 #[test]

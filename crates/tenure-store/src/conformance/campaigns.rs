@@ -1,10 +1,10 @@
 //! Conformance cases for certification campaigns ([`crate::Campaigns`]).
 
 use super::{Failure, LEASE, Outcome, Subject, World, expect_code, joiners, settle};
+use crate::OpFilter;
 use crate::campaigns::{
     ItemDecision, ItemFilter, NewCampaign, NewItem, Reassignment, ReviewRevocation, ReviewRevocations, Timeout,
 };
-use crate::OpFilter;
 use tenure_core::error::Code;
 use tenure_core::{CampaignState, Entitlement, ExceptionKind, OnTimeout, OpKind, OpState, ReviewDecision};
 
@@ -58,6 +58,9 @@ pub fn a_campaign_is_decided_reassigned_timed_out_and_closed_once(subject: &dyn 
         s.campaign_items(&ItemFilter { reviewer: Some("M1".into()), open_only: true, ..ItemFilter::default() })?;
     ensure_eq!(mine.len(), 2, "M1's open items");
 
+    s.remind(c.id, &[("M1".into(), 2), ("M2".into(), 1)], "schedule:campaigns")?;
+    ensure!(s.campaign(c.id)?.reminded_at.is_some(), "reminded");
+    expect_code(s.remind(c.id, &[("M1".into(), 2)], "schedule:campaigns"), Code::Conflict, "reminded twice")?;
     let kept = s.decide_item(&decision(a.id, ReviewDecision::Keep, "M1"))?;
     ensure_eq!((kept.decision, kept.decided_by.as_deref()), (Some(ReviewDecision::Keep), Some("M1")), "decided");
     expect_code(s.decide_item(&decision(a.id, ReviewDecision::Revoke, "M1")), Code::Conflict, "decided twice")?;

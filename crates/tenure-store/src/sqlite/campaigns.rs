@@ -17,7 +17,7 @@ use tenure_core::{
 
 const CAMPAIGN_COLUMNS: &str =
     "c.id, c.name, c.scope, c.reviewer, c.due_at, c.escalate_after_secs, c.on_timeout, c.state,
-    c.created_by, c.created_at, c.closed_at, c.closed_by, c.timed_out_at,
+    c.created_by, c.created_at, c.closed_at, c.closed_by, c.timed_out_at, c.reminded_at,
     (SELECT count(*) FROM campaign_items i WHERE i.campaign_id = c.id),
     (SELECT count(*) FROM campaign_items i WHERE i.campaign_id = c.id AND i.decision IS NOT NULL)";
 
@@ -37,8 +37,9 @@ fn campaign_row(r: &rusqlite::Row<'_>) -> R<CampaignRecord> {
         closed_at: r.get(10)?,
         closed_by: r.get(11)?,
         timed_out_at: r.get(12)?,
-        items: count(r.get(13)?),
-        decided: count(r.get(14)?),
+        reminded_at: r.get(13)?,
+        items: count(r.get(14)?),
+        decided: count(r.get(15)?),
     })
 }
 
@@ -297,6 +298,28 @@ pub(super) fn time_out(store: &SqliteStore, t: &Timeout, actor: &str) -> R<()> {
         reassign_in(&tx, r, actor, &at, &mut audit)?;
     }
     tx.execute("UPDATE campaigns SET timed_out_at = ?2 WHERE id = ?1", params![c.id, at])?;
+    append(&tx, &audit, &at)?;
+    tx.commit()?;
+    Ok(())
+}
+
+pub(super) fn remind(store: &SqliteStore, id: i64, reviewers: &[(String, usize)], actor: &str) -> R<()> {
+    let mut conn = store.lock();
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    let at = store.now();
+    let c = campaign_in(&tx, id)?;
+    if c.state != CampaignState::Open || c.reminded_at.is_some() {
+        return Err(conflict(format!("campaign {id} is closed or its reviewers were reminded already")));
+    }
+    tx.execute("UPDATE campaigns SET reminded_at = ?2 WHERE id = ?1", params![id, at])?;
+    let audit: Vec<AuditEntry> = reviewers
+        .iter()
+        .map(|(reviewer, n)| {
+            AuditEntry::new(actor, "campaign.reminder", "sent")
+                .approver(reviewer)
+                .reason(format!("campaign {id} `{}`: {n} item(s) for `{reviewer}` to review by {}", c.name, c.due_at))
+        })
+        .collect();
     append(&tx, &audit, &at)?;
     tx.commit()?;
     Ok(())

@@ -694,6 +694,10 @@ impl crate::Campaigns for SqliteStore {
         Ok(campaigns::time_out(self, t, actor)?)
     }
 
+    fn remind(&self, campaign: i64, reviewers: &[(String, usize)], actor: &str) -> crate::Result<()> {
+        Ok(campaigns::remind(self, campaign, reviewers, actor)?)
+    }
+
     fn close_campaign(&self, id: i64, by: &str, actor: &str) -> crate::Result<crate::campaigns::CampaignRecord> {
         Ok(campaigns::close(self, id, by, actor)?)
     }

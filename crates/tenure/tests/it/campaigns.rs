@@ -89,6 +89,9 @@ fn issue10_unreviewed_items_escalate_to_the_reviewers_manager_then_at_the_due_da
         [r#""E1" "M0""#, r#""M0" "T""#, r#""M1" "T""#, r#""T" "test-admin""#,]
     );
     assert!(!pass(&env, "2030-01-04T00:00:00Z").contains("escalated to"), "escalated once");
+    // A day before the due date every reviewer with open items is reminded, once.
+    assert_eq!(pass(&env, "2030-01-10T12:00:00Z"), "3 reviewer(s) reminded of their open items");
+    assert_eq!(pass(&env, "2030-01-10T13:00:00Z"), "nothing due");
 
     // At the due date `on_timeout = escalate` hands what is left up again; the new reviewer decides.
     let detail = pass(&env, "2030-01-11T00:00:00Z");
@@ -118,4 +121,10 @@ fn issue10_unreviewed_items_escalate_to_the_reviewers_manager_then_at_the_due_da
             .all(|r| r["actor"] == "schedule:campaigns")
     );
     assert!(records.iter().any(|r| r["action"] == "review.keep" && r["approver"] == "T"));
+    let reminded: Vec<&str> = records
+        .iter()
+        .filter(|r| r["action"] == "campaign.reminder" && r["actor"] == "schedule:campaigns")
+        .map(|r| r["approver"].as_str().unwrap())
+        .collect();
+    assert_eq!(reminded, ["M0", "T", "test-admin"]);
 }
