@@ -515,14 +515,27 @@ pub fn run_schedule(app: &App) -> Result<Pass> {
         pass.applied = apply_revocations(app, SCHEDULE_ACTOR)?;
         return Ok(pass);
     }
-    let identities = store.identities(&app.config().schema, None)?;
-    let people = People::new(&identities, app.config());
+    // Who manages whom is read only when a pass escalates something.
+    let mut known: Option<People> = None;
+    let mut people = |app: &App| -> Result<People> {
+        if let Some(p) = &known {
+            return Ok(p.clone());
+        }
+        let p = People::new(&app.store().identities(&app.config().schema, None)?, app.config());
+        known = Some(p.clone());
+        Ok(p)
+    };
     for c in &open {
         let undecided = store.campaign_items(&ItemFilter { campaign: Some(c.id), reviewer: None, open_only: true })?;
         let due = parse_stamp(&c.due_at).is_some_and(|d| now >= d);
         if due && c.timed_out_at.is_none() {
             let justification = format!("not reviewed by the due date {}; on_timeout = {}", c.due_at, c.on_timeout);
             let mut t = Timeout { campaign: c.id, decisions: Vec::new(), escalations: Vec::new() };
+            let people = if c.on_timeout == OnTimeout::Escalate && !undecided.is_empty() {
+                people(app)?
+            } else {
+                People::default()
+            };
             for i in &undecided {
                 let decision = match c.on_timeout {
                     OnTimeout::Revoke => ReviewDecision::Revoke,
@@ -567,9 +580,11 @@ pub fn run_schedule(app: &App) -> Result<Pass> {
             }
         }
         let created = parse_stamp(&c.created_at).unwrap_or(now);
-        if !due && select::escalation_due(created, c.escalate_after_secs, now) {
+        let waiting: Vec<&ItemRecord> = undecided.iter().filter(|i| i.escalated_at.is_none()).collect();
+        if !due && !waiting.is_empty() && select::escalation_due(created, c.escalate_after_secs, now) {
+            let people = people(app)?;
             let mut escalations = Vec::new();
-            for i in undecided.iter().filter(|i| i.escalated_at.is_none()) {
+            for i in waiting {
                 match people.manager_of(&i.reviewer).filter(|(m, _)| *m != i.identity) {
                     Some((to, _)) => escalations.push(Reassignment {
                         item: i.id,
