@@ -49,10 +49,16 @@ pub fn explain(engine: &Engine<'_>, id: &str, target: Option<&str>) -> Result<Op
         if holds { matched.push(trace) } else { unmatched.push(trace) }
     }
 
-    let held = engine.store.holdings(id)?;
+    // As every plan does: a linked account Tenure holds nothing for yet is the account as read,
+    // and a target where correlation holds the identity back gets nothing planned.
+    let stored = engine.store.holdings(id)?;
+    let overlay = crate::correlation::Overlay::load(engine)?;
+    let held = overlay.holdings(id, &stored).unwrap_or(stored);
     let overrides = desired::overrides(engine, Some(&[id]))?.remove(id).unwrap_or_default();
     let (mut want, hits) = desired::for_identity(engine, &identity, &held, &overrides, &mut Scratch::default());
     want.retain(|t, _| keep(t));
+    let mut wanted = desired::names(&want);
+    wanted.retain(|t, _| overlay.held_back(engine, &identity, t, &held).is_none());
     let sod = hits
         .into_iter()
         .map(|h| proto::SodOutcome {
@@ -67,7 +73,7 @@ pub fn explain(engine: &Engine<'_>, id: &str, target: Option<&str>) -> Result<Op
         .collect();
 
     let ops = engine.store.operations(&OpFilter { identity: Some(id.to_string()), ..OpFilter::default() })?;
-    let p = plan::plan(identity.status, &held, &desired::names(&want));
+    let p = plan::plan(identity.status, &held, &wanted);
     let mut targets: BTreeMap<String, proto::TargetEffect> = BTreeMap::new();
     let names = held.keys().chain(want.keys()).filter(|t| keep(t)).cloned().collect::<std::collections::BTreeSet<_>>();
     for t in names {
@@ -187,9 +193,16 @@ pub async fn read_targets(engine: &Engine<'_>, x: &mut proto::Explanation, timeo
                     None => "with no correlation id".to_string(),
                 };
                 let held = s.enabled;
+                // An account Tenure did not create says which correlation rule (and how sure) or
+                // which person's decision linked it.
+                let linked = crate::correlation::how_linked(engine.store, t, &s.account)?;
+                let found = format!("account name `{}` {by_id}", s.account);
                 proto::LiveAccount {
                     found: true,
-                    correlated_by: format!("account name `{}` {by_id}", s.account),
+                    correlated_by: match linked {
+                        Some(how) => format!("{how}; {found}"),
+                        None => found,
+                    },
                     enabled: s.enabled,
                     grants: s.grants.iter().cloned().collect(),
                     missing: if held {

@@ -1,5 +1,6 @@
 //! `tenure import`: a snapshot becomes lifecycle events and planned operations, or a held batch.
 
+use crate::correlation::{self, Inventory, Overlay, TargetCorrelation};
 use crate::desired::{self, names};
 use crate::guard;
 use crate::{Engine, EngineError, Result};
@@ -22,6 +23,24 @@ pub struct ImportOptions {
     pub dry_run: bool,
     /// Who runs the import, for the audit trail (`source:hr` by default).
     pub actor: Option<String>,
+    /// The accounts of the targets not correlated yet, read by the caller
+    /// ([`correlation::read_inventory`]), and the ones that could not be read.
+    pub correlation: Option<Correlate>,
+}
+
+/// What the caller read for correlation before the import.
+#[derive(Debug, Clone, Default)]
+pub struct Correlate {
+    pub inventory: Inventory,
+    pub unread: Vec<correlation::Unread>,
+}
+
+/// An identity that correlation holds back on a target: nothing is planned for it there.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct HeldBack {
+    pub identity: String,
+    pub target: String,
+    pub why: String,
 }
 
 #[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
@@ -61,6 +80,15 @@ pub struct ImportReport {
     pub approval_id: Option<i64>,
     pub import_id: Option<i64>,
     pub events: Vec<EventSummary>,
+    /// The targets whose existing accounts this import correlated (their first import).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub correlation: Vec<TargetCorrelation>,
+    /// The targets not correlated yet because they could not be read.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub correlation_unread: Vec<correlation::Unread>,
+    /// Identities with nothing planned on a target until a correlation case is decided.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub held_back: Vec<HeldBack>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -137,6 +165,8 @@ pub fn import_csv(
         });
     }
     let nhi_audit = reassign_orphaned_nhi(engine, &previous, &mut parsed);
+    let actor = opts.actor.clone().unwrap_or_else(|| format!("source:{source}"));
+    let correlated = correlate_first(engine, &parsed, &previous, opts.correlation.as_ref(), opts.dry_run, &actor)?;
     let population = previous.values().filter(|i| i.status != Status::Terminated).count();
     let prepared = Prepared {
         source: source.into(),
@@ -150,9 +180,77 @@ pub fn import_csv(
         window: None,
         ingests: Default::default(),
         unit: "line",
-        actor: opts.actor.clone().unwrap_or_else(|| format!("source:{source}")),
+        actor,
+        correlated: correlated.pending,
+        relink: correlated.linked,
     };
-    commit_prepared(engine, prepared, opts.dry_run, &StoreCommit(engine.store))
+    let mut report = commit_prepared(engine, prepared, opts.dry_run, &StoreCommit(engine.store))?;
+    report.correlation = correlated.summaries;
+    report.correlation_unread = opts.correlation.as_ref().map(|c| c.unread.clone()).unwrap_or_default();
+    Ok(report)
+}
+
+/// The first import (or push) that can read a target correlates the accounts it already has
+/// against every identity Tenure will know once the batch commits (the stored ones, with the
+/// batch's accepted records in place of theirs), and records the links and cases (audited)
+/// before the batch is planned from them. Only the targets of `c` that are still not correlated
+/// are (another batch may have correlated one since it was read). A dry run records nothing and
+/// returns the outcomes for its plan to apply.
+#[derive(Default)]
+pub(crate) struct Correlated {
+    /// What each target's correlation did, for the report.
+    pub summaries: Vec<TargetCorrelation>,
+    /// A dry run's outcomes, not recorded, for its plan to apply.
+    pub pending: Vec<(String, correlation::rules::Outcome)>,
+    /// The identities a rule linked an account to here: each is planned in this batch, with an
+    /// `update` event if nothing else about it changed.
+    pub linked: Vec<String>,
+}
+
+pub(crate) fn correlate_first(
+    engine: &Engine<'_>,
+    parsed: &Parsed,
+    previous: &FxHashMap<Box<str>, Identity>,
+    c: Option<&Correlate>,
+    dry_run: bool,
+    actor: &str,
+) -> Result<Correlated> {
+    let mut out = Correlated::default();
+    let cfg = engine.config;
+    let mut outcomes = Vec::new();
+    let mut baselined: HashSet<String> = HashSet::new();
+    if let Some(c) = c.filter(|c| !c.inventory.is_empty()) {
+        let still: HashSet<String> = correlation::pending_targets(cfg, engine.store)?.into_iter().collect();
+        let inventory: Inventory =
+            c.inventory.iter().filter(|(t, _)| still.contains(*t)).map(|(t, a)| (t.clone(), a.clone())).collect();
+        if !inventory.is_empty() {
+            let stored = engine.store.identities(&cfg.schema, None)?;
+            let mut known: BTreeMap<&str, &Identity> = stored.iter().map(|i| (&*i.id, i)).collect();
+            for i in &parsed.identities {
+                known.insert(&i.id, i);
+            }
+            let known: Vec<&Identity> = known.into_values().collect();
+            baselined.extend(inventory.keys().cloned());
+            outcomes = correlation::correlate(cfg, &inventory, &known, &engine.store.all_holdings()?);
+        }
+    }
+    // Identities new in this batch meet the accounts earlier baselines matched to nobody.
+    let new: Vec<&Identity> = parsed.identities.iter().filter(|i| !previous.contains_key(&i.id)).collect();
+    outcomes.extend(correlation::correlate_late(cfg, engine.store, &new, &baselined)?);
+    if outcomes.is_empty() {
+        return Ok(out);
+    }
+    if !dry_run {
+        correlation::record(engine.store, &mut outcomes, actor)?;
+    }
+    for (t, o, summary) in outcomes {
+        out.summaries.push(summary);
+        out.linked.extend(o.links.iter().map(|l| l.identity.clone()));
+        if dry_run {
+            out.pending.push((t, o));
+        }
+    }
+    Ok(out)
 }
 
 /// What a push's guard adds to the batch's own counts: what the source's other batches inside
@@ -182,6 +280,12 @@ pub(crate) struct Prepared {
     /// What a rejected input is called in messages: a file's `line`, a push's `record`.
     pub unit: &'static str,
     pub actor: String,
+    /// A dry run's correlation outcomes, which were not recorded: the plan applies them as if
+    /// they were.
+    pub correlated: Vec<(String, correlation::rules::Outcome)>,
+    /// Identities correlation linked an account to in this batch: planned in it even if
+    /// nothing about them changed (an `update` event), when the batch may write them.
+    pub relink: Vec<String>,
 }
 
 /// Where a prepared batch is committed: the store ([`StoreCommit`], for every import and push),
@@ -237,11 +341,30 @@ pub(crate) fn commit_prepared(
         ingests,
         unit,
         actor,
+        correlated,
+        relink,
     } = p;
     let source = source.as_str();
     let file = file.as_str();
     let nhi_audit = audit;
-    let events = snapshot::diff(&cfg.schema, &previous, &parsed, &engine.policy.significant);
+    let mut events = snapshot::diff(&cfg.schema, &previous, &parsed, &engine.policy.significant);
+    // An identity whose existing account correlation just linked is planned on it now, not at
+    // its next change. Only the batch's own identities can be (another source's are its own).
+    if !relink.is_empty() {
+        let named: HashSet<String> = events.iter().map(|e| e.identity.id.to_string()).collect();
+        for id in relink.iter().filter(|id| !named.contains(*id)) {
+            if let Some(i) = previous.get(id.as_str()) {
+                events.push(Event {
+                    kind: EventKind::Update,
+                    identity: i.clone(),
+                    previous: Some(i.clone()),
+                    changes: Vec::new(),
+                    significant: false,
+                    note: Some("an existing account was linked by correlation".into()),
+                });
+            }
+        }
+    }
 
     let mut counts = Counts {
         rows: parsed.rows,
@@ -266,7 +389,11 @@ pub(crate) fn commit_prepared(
     // Pass 1: plan every event for the guard and the summary, keeping only counts. The plans
     // themselves are made again, from the same inputs, while the batch is written (pass 2), so
     // the day-one import never holds every identity's operations in memory at once.
-    let inputs = PlanInputs::load(engine, &events)?;
+    let mut inputs = PlanInputs::load(engine, &events)?;
+    for (t, o) in &correlated {
+        inputs.overlay.add(engine, t, o);
+    }
+    let mut held_back = Vec::new();
     let mut shape = Vec::with_capacity(events.len());
     let (mut losses, mut gains) = (0usize, 0usize);
     {
@@ -274,6 +401,9 @@ pub(crate) fn commit_prepared(
         let mut scratch = Scratch::default();
         for e in &events {
             let p = inputs.plan(engine, e, &mut scratch);
+            for (target, why) in inputs.held_back(engine, e) {
+                held_back.push(HeldBack { identity: e.identity.id.to_string(), target, why });
+            }
             // Cancelling queued work counts too: a broken feed must not silently withdraw many
             // people's provisioning any more than it may revoke it.
             let loses = e.kind == EventKind::Leaver
@@ -363,6 +493,9 @@ pub(crate) fn commit_prepared(
         approval_id: None,
         import_id: None,
         events: summaries,
+        correlation: Vec::new(),
+        correlation_unread: Vec::new(),
+        held_back,
     };
     if dry_run {
         return Ok(report);
@@ -494,16 +627,20 @@ pub(crate) struct PlanInputs {
     holdings: HashMap<String, Holdings>,
     queued: HashMap<String, Vec<Queued>>,
     overrides: HashMap<String, desired::Overrides>,
+    /// Linked accounts and what correlation holds back ([`crate::correlation::Overlay`]).
+    pub(crate) overlay: Overlay,
 }
 
 impl PlanInputs {
     pub(crate) fn load(engine: &Engine<'_>, events: &[Event]) -> Result<Self> {
         // Above a few thousand events one scan beats one query per identity.
+        let overlay = Overlay::load(engine)?;
         if events.len() > 2_000 {
             return Ok(Self {
                 holdings: engine.store.all_holdings()?,
                 queued: engine.store.queued(None)?,
                 overrides: desired::overrides(engine, None)?,
+                overlay,
             });
         }
         let ids: Vec<&str> = events.iter().map(|e| &*e.identity.id).collect();
@@ -518,6 +655,7 @@ impl PlanInputs {
             holdings,
             queued: engine.store.queued(Some(&ids))?,
             overrides: desired::overrides(engine, Some(&ids))?,
+            overlay,
         })
     }
 
@@ -527,7 +665,24 @@ impl PlanInputs {
         let q = self.queued.get(&*e.identity.id).map_or(&[][..], Vec::as_slice);
         let none = desired::Overrides::default();
         let o = self.overrides.get(&*e.identity.id).unwrap_or(&none);
-        plan_event(engine, e, held, q, o, scratch)
+        plan_event(engine, e, held, q, o, scratch, &self.overlay)
+    }
+
+    /// The targets where correlation holds `e`'s identity back, with why.
+    pub(crate) fn held_back(&self, engine: &Engine<'_>, e: &Event) -> Vec<(String, String)> {
+        if self.overlay.is_empty() {
+            return Vec::new();
+        }
+        let empty = Holdings::new();
+        let stored = self.holdings.get(&*e.identity.id).unwrap_or(&empty);
+        let linked = self.overlay.holdings(&e.identity.id, stored);
+        let held = linked.as_ref().unwrap_or(stored);
+        engine
+            .config
+            .targets
+            .iter()
+            .filter_map(|t| self.overlay.held_back(engine, &e.identity, &t.name, held).map(|why| (t.name.clone(), why)))
+            .collect()
     }
 }
 
@@ -540,13 +695,25 @@ pub(crate) fn plan_event(
     queued: &[Queued],
     overrides: &desired::Overrides,
     scratch: &mut Scratch,
+    overlay: &Overlay,
 ) -> EventIn {
+    // A linked account Tenure holds nothing for yet is the account as read: the plan takes it
+    // over instead of creating another.
+    let linked = overlay.holdings(&e.identity.id, held);
+    let held = linked.as_ref().unwrap_or(held);
     // SoD looks at what the identity will hold once the work under way is done. Attempted work
     // may have landed, so like `replan` it is taken as done: only untried work is undone.
     let untried: Vec<Queued> = queued.iter().filter(|q| !q.attempted).cloned().collect();
     let base = plan::unapply(held, &untried);
     let (desired, hits) = desired::for_identity(engine, &e.identity, &base, overrides, scratch);
-    let r = plan::replan(e.identity.status, held, queued, &names(&desired));
+    let mut wanted = names(&desired);
+    // INVARIANT: nothing is planned on a target where correlation holds the identity back (a
+    // candidate of an open case, or an account name an account Tenure must not take over has):
+    // no account is created there, so none is taken over or duplicated before a person decides.
+    if !overlay.is_empty() {
+        wanted.retain(|t, _| overlay.held_back(engine, &e.identity, t, held).is_none());
+    }
+    let r = plan::replan(e.identity.status, held, queued, &wanted);
     let mut p = plan::Plan { ops: r.ops, holdings: r.holdings };
     // New accounts take their name from the identity now; existing ones keep theirs, so a later
     // username change can never redirect a revocation to another account.
@@ -581,6 +748,7 @@ pub(crate) fn plan_event(
         ops.push(OpIn { target: op.target, kind: op.kind, entitlement: op.entitlement, rules, account });
     }
     let mut audit = Vec::new();
+    rotate_on_owner_change(engine, e, &p.holdings, &mut ops, &mut audit);
     for hit in hits {
         let action = if hit.refused.is_empty() { "sod.flagged" } else { "sod.refused" };
         let outcome = if hit.refused.is_empty() { "flagged" } else { "refused" };
@@ -595,6 +763,48 @@ pub(crate) fn plan_event(
     // The store cancels them only if each is still as the plan saw it (untried or attempted).
     let cancel = queued.iter().filter(|q| r.cancel.contains(&q.id)).cloned().collect();
     event_in(e, ops, Some(p.holdings), audit, cancel)
+}
+
+/// Issue 10: a non-human identity whose owner changed (a transfer, or the owner leaving and the
+/// ownership moving to their manager) gets its credentials rotated in every target that can
+/// rotate them and where it keeps an enabled account: the previous owner may know the secret.
+fn rotate_on_owner_change(
+    engine: &Engine<'_>,
+    e: &Event,
+    holdings: &Holdings,
+    ops: &mut Vec<OpIn>,
+    audit: &mut Vec<AuditEntry>,
+) {
+    let schema = &engine.config.schema;
+    let (Some(prev), Some(slot)) = (&e.previous, schema.slot("owner_id")) else { return };
+    let (before, after) = (prev.attrs.get(slot), e.identity.attrs.get(slot));
+    if !e.identity.is_nhi() || e.identity.status != Status::Active || before.is_none() || before == after {
+        return;
+    }
+    for (target, acct) in holdings {
+        let Some(t) = engine.config.target(target) else { continue };
+        let queued = ops.iter().any(|o| &o.target == target && o.kind == OpKind::RotateCredential);
+        if !acct.exists || !acct.enabled || !t.kind.supports(OpKind::RotateCredential) || queued {
+            continue;
+        }
+        ops.push(OpIn {
+            target: target.clone(),
+            kind: OpKind::RotateCredential,
+            entitlement: None,
+            rules: Vec::new(),
+            account: acct.name.clone(),
+        });
+        audit.push(
+            AuditEntry::new("policy", "nhi.rotate_on_owner_change", "planned")
+                .identity(&e.identity.id)
+                .target(target)
+                .reason(format!(
+                    "owner changed from `{}` to `{}`: the credential in `{target}` is rotated",
+                    before.unwrap_or_default(),
+                    after.unwrap_or("nobody")
+                )),
+        );
+    }
 }
 
 fn roles_for(d: &Desired, target: &str, name: &str) -> Vec<String> {
@@ -681,6 +891,7 @@ pub fn approve(engine: &Engine<'_>, approval_id: i64, approver: &str) -> Result<
     let foreign = engine.store.foreign_identities(&source)?;
     let mut skipped = Vec::new();
     let mut scratch = Scratch::default();
+    let overlay = Overlay::load(engine)?;
     let mut planned = Vec::with_capacity(held.len());
     for h in held {
         if let Some(owner) = foreign.get(&h.record.identity) {
@@ -708,7 +919,7 @@ pub fn approve(engine: &Engine<'_>, approval_id: i64, approver: &str) -> Result<
         let queued = engine.store.queued(Some(&[&*event.identity.id]))?;
         let q = queued.get(&*event.identity.id).map_or(&[][..], Vec::as_slice);
         let overrides = desired::overrides(engine, Some(&[&*event.identity.id]))?.remove(&*event.identity.id);
-        let mut e = plan_event(engine, &event, &holdings, q, &overrides.unwrap_or_default(), &mut scratch);
+        let mut e = plan_event(engine, &event, &holdings, q, &overrides.unwrap_or_default(), &mut scratch, &overlay);
         e.existing_id = Some(h.record.id);
         planned.push(e);
     }

@@ -33,6 +33,9 @@ pub struct PushOptions {
     /// Journal entries this push ingests, marked in the same transaction.
     pub ingests: Ingested,
     pub dry_run: bool,
+    /// The accounts of the targets not correlated yet, read by the caller, as for an import
+    /// ([`import::ImportOptions::correlation`]).
+    pub correlation: Option<import::Correlate>,
 }
 
 /// Applies `records` of `source` in order (a later record of the same key applies over the
@@ -252,6 +255,8 @@ fn push_once(
     let mut parsed =
         Parsed { identities, lines, rejected, rejected_keys, unattributed: 0, truncated: None, rows: records.len() };
     let nhi_audit = import::reassign_orphaned_nhi(&engine, &previous, &mut parsed);
+    let correlated =
+        import::correlate_first(&engine, &parsed, &previous, opts.correlation.as_ref(), opts.dry_run, &opts.actor)?;
 
     let window_secs = i64::try_from(cfg.guard.window_secs).unwrap_or(i64::MAX);
     let since = tenure_core::clock::stamp(now - chrono::Duration::seconds(window_secs));
@@ -279,8 +284,13 @@ fn push_once(
         ingests: opts.ingests.clone(),
         unit: "record",
         actor: opts.actor.clone(),
+        correlated: correlated.pending,
+        relink: correlated.linked,
     };
-    import::commit_prepared(&engine, prepared, opts.dry_run, commit)
+    let mut report = import::commit_prepared(&engine, prepared, opts.dry_run, commit)?;
+    report.correlation = correlated.summaries;
+    report.correlation_unread = opts.correlation.as_ref().map(|c| c.unread.clone()).unwrap_or_default();
+    Ok(report)
 }
 
 /// A JSON field as read: its name, its text (strings and numbers) or its boolean.
@@ -368,6 +378,19 @@ pub struct Drained {
 /// store failure leaves the entries pending for the next run; an entry that cannot be read
 /// any more (the config lost its source) is settled with the reason and audited.
 pub fn drain_journal(app: &App, max_entries: usize) -> Result<Drained> {
+    drain_journal_with(app, max_entries, None)
+}
+
+/// Whether pushes wait in the journal: the server reads the targets not correlated yet only
+/// then, so that the first push against a populated directory correlates it.
+pub fn journal_waiting(app: &App) -> Result<bool> {
+    Ok(!app.store().journal_pending(1)?.is_empty())
+}
+
+/// [`drain_journal`] with the accounts of the targets not correlated yet, read by the caller
+/// (the server's ingest task), so the first push that can read a target correlates it as the
+/// first import does.
+pub fn drain_journal_with(app: &App, max_entries: usize, correlation: Option<&import::Correlate>) -> Result<Drained> {
     let store = app.store();
     let pending = store.journal_pending(max_entries)?;
     let mut out = Drained::default();
@@ -431,7 +454,7 @@ pub fn drain_journal(app: &App, max_entries: usize) -> Result<Drained> {
         for (i, r) in records.iter_mut().enumerate() {
             r.index = i;
         }
-        let opts = PushOptions { actor, label, ingests, dry_run: false };
+        let opts = PushOptions { actor, label, ingests, dry_run: false, correlation: correlation.cloned() };
         match push(app, source, &records, &opts) {
             Ok(report) => out.reports.push(report),
             Err(e @ EngineError::Store(_)) => return Err(e),

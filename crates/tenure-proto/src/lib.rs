@@ -19,9 +19,11 @@ mod api;
 mod approval;
 mod campaign;
 mod case;
+mod correlation;
 mod exception;
 mod explain;
 mod identity;
+mod nhi;
 mod operation;
 mod reconcile;
 mod report;
@@ -33,9 +35,11 @@ pub use api::{Decision, Page, RejectRequest, Retried, TaskDoneRequest};
 pub use approval::Approval;
 pub use campaign::{Campaign, CampaignDetail, CreateCampaign, ReviewItem, ReviewRequest};
 pub use case::Case;
-pub use exception::Exception;
+pub use correlation::{CorrelateRequest, CorrelationCandidate, CorrelationCase, CorrelationDecided};
+pub use exception::{Exception, ExceptionDecision};
 pub use explain::{Explanation, Fact, LiveAccount, PlannedChange, RoleTrace, SodOutcome, TargetEffect};
 pub use identity::{AccountState, AccountView, AuditRecord, Change, Event, IdentityDetail, IdentitySummary};
+pub use nhi::Rotation;
 pub use operation::{OpReason, Operation};
 pub use reconcile::{Finding, ReconReport, RemediationReport, SkippedTarget, TargetReport, UnmanagedGrant};
 pub use report::{ApplyReport, CheckReport, CheckSummary, ClassCoverage, Coverage, ExecReport, Problem, RevokeTimes};
@@ -47,9 +51,9 @@ pub use token::{CreatedToken, Token};
 pub use tenure_core::error::{Code, ErrorBody};
 /// The kinds, states and outcomes the wire types carry, as the strings they print as.
 pub use tenure_core::{
-    ApprovalKind, ApprovalState, CampaignState, CaseState, EventKind, EventState, ExceptionKind, ExceptionState,
-    FindingKind, JobOutcome, Kind, OnTimeout, OpKind, OpState, ReviewDecision, ReviewOutcome, Scope, Status,
-    TicketState,
+    ApprovalKind, ApprovalState, CampaignState, CaseState, CorrelationState, EventKind, EventState, ExceptionKind,
+    ExceptionState, FindingKind, JobOutcome, Kind, OnTimeout, OpKind, OpState, ReviewDecision, ReviewOutcome, Scope,
+    Status, TicketState,
 };
 
 #[cfg(test)]

@@ -125,8 +125,13 @@ fn cases_approvals_tickets_exceptions() {
             state: ExceptionState::Open,
             created_at: "t0".into(),
             resolved_at: None,
+            due_at: Some("t1".into()),
+            closed_by: None,
+            close_reason: None,
+            age_seconds: 60,
+            overdue: false,
         },
-        r#"{"id":1,"kind":"failed_operation","subject":"operation:7","case_id":3,"identity":"E1","target":"chat","owner":"chat","reason":"no answer","state":"open","created_at":"t0","resolved_at":null}"#,
+        r#"{"id":1,"kind":"failed_operation","subject":"operation:7","case_id":3,"identity":"E1","target":"chat","owner":"chat","reason":"no answer","state":"open","created_at":"t0","resolved_at":null,"due_at":"t1","closed_by":null,"close_reason":null,"age_seconds":60,"overdue":false}"#,
     );
 }
 
@@ -329,6 +334,38 @@ fn an_explanation() {
     check(
         &x,
         r#"{"id":"E1","kind":"employee","status":"active","last_event":null,"matched":[{"role":"sales","grants":["directory:sales"],"facts":[{"attribute":"department","test":"eq","negated":false,"expected":["Sales"],"actual":"Sales","held":true,"changed":true,"previous":"Engineering"}]}],"unmatched":[],"desired":{"directory":{"sales":["sales"]}},"sod":[{"rule":"payments","action":"block","conflicting":["payroll:a","payroll:b"],"refused":["payroll:b"]}],"targets":{"directory":{"account":"ada","held":{"enabled":true,"exists":true,"grants":["engineers"]},"open_operations":0,"changes":[{"kind":"grant","entitlement":"sales","rules":["sales"]}],"live":null}},"targets_read":false}"#,
+    );
+}
+
+#[test]
+fn correlation_cases_and_decisions() {
+    let case = CorrelationCase {
+        id: 4,
+        target: "directory".into(),
+        account: "jsmith".into(),
+        state: CorrelationState::Linked,
+        why: "2 identities match by rule `name`".into(),
+        candidates: vec![CorrelationCandidate { identity: "E3".into(), rule: "name".into(), confidence: 0.6 }],
+        external_id: None,
+        email: Some("j@example.com".into()),
+        enabled: true,
+        grants: vec!["staff".into()],
+        created_at: "t0".into(),
+        decided_at: Some("t1".into()),
+        decided_by: Some("alice".into()),
+        identity: Some("E3".into()),
+        reason: Some("checked".into()),
+    };
+    check(
+        &case,
+        r#"{"id":4,"target":"directory","account":"jsmith","state":"linked","why":"2 identities match by rule `name`","candidates":[{"identity":"E3","rule":"name","confidence":0.6}],"external_id":null,"email":"j@example.com","enabled":true,"grants":["staff"],"created_at":"t0","decided_at":"t1","decided_by":"alice","identity":"E3","reason":"checked"}"#,
+    );
+    let decided = CorrelationDecided { case, operations: 2 };
+    let json = serde_json::to_string(&decided).unwrap();
+    assert!(json.starts_with(r#"{"case":{"id":4,"#) && json.ends_with(r#""operations":2}"#), "{json}");
+    check(
+        &CorrelateRequest { to: Some("E3".into()), orphan: false, reason: None },
+        r#"{"to":"E3","orphan":false,"reason":null}"#,
     );
 }
 

@@ -297,12 +297,41 @@ async fn events(
 
 /// The ingest worker: drains the push journal whenever an append rings, once a second, and at
 /// start. Stops when `stop` is cancelled, after the drain under way commits.
+/// The accounts of the targets not correlated yet, read only when pushes wait in the journal
+/// (nothing is read otherwise, and nothing once every target is correlated).
+async fn correlation_inventory(state: &ServerState) -> Option<tenure_engine::import::Correlate> {
+    let app = state.app.clone();
+    let pending = tokio::task::spawn_blocking(move || -> tenure_engine::Result<Vec<String>> {
+        if !ingest::journal_waiting(&app)? {
+            return Ok(Vec::new());
+        }
+        tenure_engine::correlation::pending_targets(app.config(), app.store().as_ref())
+    })
+    .await
+    .ok()?
+    .ok()?;
+    if pending.is_empty() {
+        return None;
+    }
+    let conns = tenure_engine::executor::connectors(state.app.config()).await;
+    let (inventory, unread) = tenure_engine::correlation::read_inventory(&conns, &pending).await;
+    for u in &unread {
+        tracing::warn!(target = %u.target, reason = %u.reason, "existing accounts not correlated yet");
+    }
+    Some(tenure_engine::import::Correlate { inventory, unread })
+}
+
 pub fn spawn_ingest(state: ServerState, stop: CancellationToken) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         loop {
             loop {
+                // The first push against a target with accounts correlates them, as the first
+                // import does: the targets not correlated yet are read while pushes wait.
+                let correlation = correlation_inventory(&state).await;
                 let app = state.app.clone();
-                let drained = tokio::task::spawn_blocking(move || ingest::drain_journal(&app, 1_000)).await;
+                let drained =
+                    tokio::task::spawn_blocking(move || ingest::drain_journal_with(&app, 1_000, correlation.as_ref()))
+                        .await;
                 match drained {
                     Ok(Ok(d)) if d.entries == 0 => break,
                     Ok(Ok(d)) => {

@@ -27,7 +27,10 @@
 mod browse;
 pub mod campaigns;
 pub mod conformance;
+mod correlation;
+mod credentials;
 mod error;
+mod exceptions;
 mod push;
 mod records;
 mod schedule;
@@ -38,7 +41,13 @@ mod traits;
 
 pub use browse::{Browse, IdentityQuery, TargetCount, schema_version};
 pub use campaigns::Campaigns;
+pub use correlation::{
+    Baseline, Candidate, CaseIn, CorrelationCase, Correlations, Decision, LateMatches, LinkIn, LinkRecord, Unmatched,
+    Verdict,
+};
+pub use credentials::{Credentials, Planned, RotationIn, Rotations};
 pub use error::{BackendError, Result, StoreError};
+pub use exceptions::{CloseException, Closing, Exceptions, NewException, OpenByKind};
 pub use push::*;
 pub use records::*;
 pub use schedule::{JobDone, JobOutcome, JobRun, Lead, Recheck, RecheckCandidate, RecheckIds, Schedules};

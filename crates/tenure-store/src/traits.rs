@@ -158,6 +158,9 @@ pub trait Backend:
     + crate::Browse
     + crate::Schedules
     + crate::scim::ScimStore
+    + crate::Correlations
+    + crate::Exceptions
+    + crate::Credentials
     + crate::campaigns::Campaigns
 {
 }
@@ -169,6 +172,9 @@ impl<
         + crate::Browse
         + crate::Schedules
         + crate::scim::ScimStore
+        + crate::Correlations
+        + crate::Exceptions
+        + crate::Credentials
         + crate::campaigns::Campaigns,
 > Backend for T
 {

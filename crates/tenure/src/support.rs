@@ -116,6 +116,25 @@ pub async fn connectors(config: &tenure_core::config::Config) -> Connectors {
     conns
 }
 
+/// What the import reads for correlation: the accounts of every target not correlated yet
+/// (none when every target is), with the targets that could not be read. A target that cannot
+/// be read is reported in the import's summary and correlated by a later import.
+pub fn correlation_inventory(app: &App) -> Result<Option<tenure_engine::import::Correlate>> {
+    let pending = tenure_engine::correlation::pending_targets(app.config(), app.store().as_ref())?;
+    if pending.is_empty() {
+        return Ok(None);
+    }
+    let pb = spinner("reading existing accounts for correlation");
+    let (inventory, unread) = runtime()?.block_on(async {
+        let conns = executor::connectors(app.config()).await;
+        tenure_engine::correlation::read_inventory(&conns, &pending).await
+    });
+    if let Some(pb) = pb {
+        pb.finish_and_clear();
+    }
+    Ok(Some(tenure_engine::import::Correlate { inventory, unread }))
+}
+
 /// A spinner on a terminal; nothing when stderr is not one.
 pub fn spinner(msg: &str) -> Option<ProgressBar> {
     if !std::io::stderr().is_terminal() {

@@ -17,6 +17,10 @@ use tenure_core::config::{LdapDisable, LdapProfile, LdapSchema, MemberValues};
 
 use crate::AccountSpec;
 
+/// The attribute an account's email is read from, for correlation (`inetOrgPerson` and Active
+/// Directory both keep it here).
+pub(crate) const MAIL: &str = "mail";
+
 /// `userAccountControl` flags (MS-ADTS §2.2.16).
 pub(crate) const UAC_ACCOUNTDISABLE: i64 = 0x2;
 pub(crate) const UAC_NORMAL_ACCOUNT: i64 = 0x200;
@@ -238,7 +242,7 @@ impl Layout {
 
     /// The attributes read back for an account.
     pub(crate) fn read_attrs(&self) -> Vec<String> {
-        let mut a = vec![self.schema.id_attribute.clone()];
+        let mut a = vec![self.schema.id_attribute.clone(), MAIL.to_string()];
         if self.by_uac() {
             a.push("userAccountControl".into());
         }

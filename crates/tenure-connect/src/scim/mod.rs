@@ -652,6 +652,7 @@ impl Connector for ScimConnector {
         let grants = self.memberships(&user).await?.into_iter().map(|(_, name)| name).collect();
         Ok(Some(AccountState {
             enabled: user.enabled(),
+            email: user.email(),
             account: user.user_name,
             external_id: user.external_id,
             grants,
@@ -661,7 +662,7 @@ impl Connector for ScimConnector {
 
     async fn list_accounts(&self) -> Result<Vec<AccountState>> {
         let what = "listing users";
-        let users_query = [("attributes", "userName,externalId,active,groups")];
+        let users_query = [("attributes", "userName,externalId,active,emails,groups")];
         let (users, groups) =
             tokio::join!(self.page_all::<User>("Users", &users_query, what), self.all_groups("listing groups"));
         let users = users?.map_err(|reply| reply.error(&self.http, what))?;
@@ -682,6 +683,7 @@ impl Connector for ScimConnector {
                 AccountState {
                     account: user.user_name.clone(),
                     external_id: user.external_id.clone(),
+                    email: user.email(),
                     enabled: user.enabled(),
                     grants: held,
                     sessions: None,

@@ -55,6 +55,13 @@ impl User {
     pub(crate) fn enabled(&self) -> bool {
         self.active.unwrap_or(true)
     }
+
+    /// The primary email, else the first one (RFC 7643 §4.1.2).
+    pub(crate) fn email(&self) -> Option<String> {
+        let has = |e: &&Email| e.value.as_deref().is_some_and(|v| !v.trim().is_empty());
+        let primary = self.emails.iter().filter(has).find(|e| e.primary == Some(true));
+        primary.or_else(|| self.emails.iter().find(has)).and_then(|e| e.value.clone())
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
@@ -72,6 +79,8 @@ pub(crate) struct Name {
 pub(crate) struct Email {
     #[serde(default)]
     pub(crate) value: Option<String>,
+    #[serde(default, deserialize_with = "lenient_bool")]
+    pub(crate) primary: Option<bool>,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -33,7 +33,13 @@ fn spec(account: &str) -> AccountSpec {
 }
 
 fn req(kind: OpKind, account: &AccountSpec, entitlement: Option<&str>) -> Request {
-    Request { kind, entitlement: entitlement.map(str::to_string), account: account.clone(), new_owner: None }
+    Request {
+        kind,
+        entitlement: entitlement.map(str::to_string),
+        account: account.clone(),
+        new_owner: None,
+        secret: None,
+    }
 }
 
 async fn apply(c: &LdapConnector, kind: OpKind, account: &AccountSpec, ent: Option<&str>) -> Applied {
@@ -95,6 +101,7 @@ async fn lifecycle_create_grant_disable_enable_delete_reads_back() {
         AccountState {
             account: "alice".into(),
             external_id: Some("id-alice".into()),
+            email: Some("5@example.com".into()),
             enabled: true,
             grants: BTreeSet::new(),
             sessions: None
@@ -283,6 +290,7 @@ async fn hostile_names_survive_the_whole_lifecycle() {
         let want = AccountState {
             account: s.account.clone(),
             external_id: Some(s.identity_id.clone()),
+            email: None,
             enabled: true,
             grants: [group(&s.account), "shared, +team".to_string()].into(),
             sessions: None,
@@ -347,6 +355,7 @@ async fn list_accounts_pages_and_maps_every_membership() {
         let state = AccountState {
             account: s.account.clone(),
             external_id: Some(s.identity_id.clone()),
+            email: Some("7@example.com".into()),
             enabled,
             grants: held,
             sessions: None,

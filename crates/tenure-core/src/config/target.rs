@@ -5,6 +5,7 @@
 //! `tenure check` and the connector agree on what a profile means: one table of defaults, in one
 //! place, with no IO.
 
+pub use super::correlation::{CorrelationRule, CorrelationSettings, DEFAULT_MIN_CONFIDENCE, INITIAL_CONFIDENCE};
 use super::{Reader, url_problem, valid_name};
 use crate::diag::Problems;
 use crate::doc::{Node, Table};
@@ -25,6 +26,11 @@ pub struct TargetConfig {
     pub max_attempts: u32,
     /// Delete disabled accounts after this many days; `None` keeps them disabled.
     pub delete_after_days: Option<u32>,
+    /// How the first import against accounts already in the target links them
+    /// (`correlation`, `correlation_min_confidence`).
+    pub correlation: CorrelationSettings,
+    /// Where this target's rotated secrets go, instead of `[nhi] secret_sink`.
+    pub secret_sink: Option<String>,
     pub settings: TargetSettings,
 }
 
@@ -514,8 +520,19 @@ pub(crate) fn is_loopback_url(url: &str) -> bool {
 
 // ---- parsing ----
 
-const COMMON: &[&str] =
-    &["name", "kind", "class", "entitlements", "account_attribute", "concurrency", "max_attempts", "delete_after_days"];
+const COMMON: &[&str] = &[
+    "name",
+    "kind",
+    "class",
+    "entitlements",
+    "account_attribute",
+    "concurrency",
+    "max_attempts",
+    "delete_after_days",
+    "correlation",
+    "correlation_min_confidence",
+    "secret_sink",
+];
 
 const LDAP_KEYS: &[&str] = &[
     "url",
@@ -616,6 +633,15 @@ pub(super) fn parse_target(at: usize, t: &Table, schema: &Schema, p: &mut Proble
     let concurrency = r.int("concurrency", 1, 256).unwrap_or(4).unsigned_abs() as usize;
     let max_attempts = u32::try_from(r.int("max_attempts", 1, 100).unwrap_or(6)).unwrap_or(6);
     let delete_after_days = r.int("delete_after_days", 0, 36_500).and_then(|d| u32::try_from(d).ok());
+    let correlation = parse_correlation(at, t, kind, &mut r);
+    let secret_sink = r.string("secret_sink").and_then(|dir| match super::nhi::sink_problem(&dir) {
+        Some(why) => {
+            let at = t.get("secret_sink").map_or(at, Node::start);
+            r.p.at(at, format!("`secret_sink` of {} {why}", r.what));
+            None
+        }
+        None => Some(dir),
+    });
     let settings = match kind {
         TargetKind::Ldap => TargetSettings::Ldap(parse_ldap(at, t, schema, &mut r)),
         TargetKind::Scim => TargetSettings::Scim(parse_scim(at, t, &mut r)),
@@ -634,8 +660,58 @@ pub(super) fn parse_target(at: usize, t: &Table, schema: &Schema, p: &mut Proble
         concurrency,
         max_attempts,
         delete_after_days,
+        correlation,
+        secret_sink,
         settings,
     })
+}
+
+/// `correlation = [...]` and `correlation_min_confidence`, with the kind's defaults.
+fn parse_correlation(at: usize, t: &Table, kind: TargetKind, r: &mut Reader<'_, '_, '_>) -> CorrelationSettings {
+    let mut out = CorrelationSettings::default_for(kind);
+    if let Some(list) = r.strings("correlation") {
+        if kind == TargetKind::Manual {
+            r.p.at(
+                pos(t, "correlation", at),
+                format!("`correlation` in {} has no effect: manual targets have no accounts to read", r.what),
+            );
+        }
+        let mut rules = Vec::new();
+        for (at, name) in list {
+            let Some(rule) = CorrelationRule::ALL.iter().find(|(n, _)| *n == name).map(|(_, rule)| *rule) else {
+                let names: Vec<&str> = CorrelationRule::ALL.iter().map(|(n, _)| *n).collect();
+                r.p.at(
+                    at,
+                    format!("unknown correlation rule `{name}` in {}; expected one of: {}", r.what, names.join(", ")),
+                );
+                continue;
+            };
+            if rules.contains(&rule) {
+                r.p.at(at, format!("correlation rule `{name}` appears twice in {}", r.what));
+                continue;
+            }
+            if rule == CorrelationRule::Email && kind == TargetKind::Postgres {
+                r.p.at(
+                    at,
+                    format!("correlation rule `email` in {} cannot match: PostgreSQL roles have no email", r.what),
+                );
+                continue;
+            }
+            rules.push(rule);
+        }
+        out.rules = rules;
+    }
+    if let Some(c) = r.float("correlation_min_confidence") {
+        if (0.0..=1.0).contains(&c) && c > 0.0 {
+            out.min_confidence = c;
+        } else {
+            r.p.at(
+                pos(t, "correlation_min_confidence", at),
+                format!("`correlation_min_confidence` in {} is {c}; expected more than 0 and at most 1", r.what),
+            );
+        }
+    }
+    out
 }
 
 /// The offset of `key` in `t`, else `at`.
@@ -1124,6 +1200,39 @@ name = "t"
         assert_eq!(s.required, ["sn"]);
         // The naming attribute cannot be mapped.
         check_problem(&body, 19, "`cn` is managed by the `openldap` profile");
+    }
+
+    /// The correlation settings of the one target made of `body`.
+    fn correlation(body: &str) -> CorrelationSettings {
+        let text = format!("{BASE}{body}\n");
+        match parse("tenure.toml", &text) {
+            Ok(c) => c.targets.into_iter().next().map(|t| t.correlation).unwrap(),
+            Err(p) => panic!("{p:#?}"),
+        }
+    }
+
+    #[test]
+    fn correlation_rules_default_per_kind_and_load_in_order() {
+        use CorrelationRule::*;
+        assert_eq!(correlation(LDAP).rules, [EmployeeNumber, Username, Email, Name]);
+        assert_eq!(correlation(SCIM).rules, [EmployeeNumber, Username, Email, Name]);
+        assert_eq!(correlation(PG).rules, [EmployeeNumber, Username]);
+        assert_eq!(correlation(LDAP).min_confidence, DEFAULT_MIN_CONFIDENCE);
+        let c = correlation(&format!(
+            "{SCIM}correlation = [\"email\", \"external_id\"]\ncorrelation_min_confidence = 0.75"
+        ));
+        assert_eq!((c.rules, c.min_confidence), (vec![Email, EmployeeNumber], 0.75));
+        assert!(correlation(&format!("{LDAP}correlation = []")).rules.is_empty(), "`[]` turns it off");
+    }
+
+    #[test]
+    fn correlation_problems_name_the_line_and_reason() {
+        check_problem(&format!("{LDAP}correlation = [\"username\", \"phone\"]"), 8, "unknown correlation rule `phone`");
+        check_problem(&format!("{LDAP}correlation = [\"email\", \"email\"]"), 8, "appears twice");
+        check_problem(&format!("{PG}correlation = [\"email\"]"), 3, "PostgreSQL roles have no email");
+        check_problem(&format!("{LDAP}correlation = \"username\""), 8, "must be an array of strings");
+        check_problem(&format!("{LDAP}correlation_min_confidence = 1.5"), 8, "expected more than 0 and at most 1");
+        check_problem(&format!("{LDAP}correlation_min_confidence = \"high\""), 8, "must be a number");
     }
 
     #[test]

@@ -32,6 +32,9 @@ pub struct Known<'a> {
     pub busy: &'a HashSet<(String, String)>,
     /// The entitlements Tenure manages, by target ([`managed`]).
     pub managed: &'a HashMap<String, HashSet<String>>,
+    /// The correlation cases not decided for an identity, by `(target, account)`: an orphan
+    /// finding about one names it, so a person finds where to decide.
+    pub cases: &'a HashMap<(String, String), (i64, tenure_core::CorrelationState)>,
 }
 
 /// The entitlements Tenure manages, by target: the ones a target declares (`entitlements =
@@ -85,7 +88,13 @@ pub fn correlate(
     entitlements: &HashSet<String>,
     known: Known<'_>,
 ) -> Correlation {
-    let Known { identities, holdings, busy, managed } = known;
+    let Known { identities, holdings, busy, managed, cases } = known;
+    let case_note = |account: &str| {
+        cases.get(&(target.name.clone(), account.to_string())).map_or_else(String::new, |(id, state)| match state {
+            tenure_core::CorrelationState::Open => format!(" (correlation case {id}, open: `tenure correlate {id}`)"),
+            s => format!(" (correlation case {id}, {s})"),
+        })
+    };
     let t = &target.name;
     let managed = managed.get(t);
     let is_managed = |g: &str| managed.is_some_and(|m| m.contains(g));
@@ -158,6 +167,7 @@ pub fn correlate(
                     text::quote(&acc.account)
                 ),
             };
+            let detail = format!("{detail}{}", case_note(&acc.account));
             out.findings.push(finding(FindingKind::Orphan, Some(&acc.account), None, None, detail));
             continue;
         };
@@ -189,6 +199,7 @@ pub fn correlate(
                     "account `{name}` matches identity `{id}`, but Tenure has no account for it in `{t}`; not linked, left for a person"
                 ),
             };
+            let detail = format!("{detail}{}", case_note(&acc.account));
             out.findings.push(finding(FindingKind::Orphan, Some(&acc.account), Some(&id), None, detail));
             continue;
         }

@@ -19,6 +19,11 @@
 //! or granted by some role); a linked account's membership in any other group is counted in
 //! [`TargetReport::unmanaged`] and left alone, never a finding, never revoked.
 //!
+//! Accounts a target had before Tenure's first import there were correlated once, by that import
+//! ([`crate::correlation`]): a linked one's name is in its identity's holdings from its first plan
+//! on, so here it is simply Tenure's; an account of an open or orphaned correlation case is an
+//! `orphan` finding like any other account Tenure does not manage, and never fixed.
+//!
 //! The decisions (linking, findings, fixes, the SoD check and what the guard counts) are
 //! [`correlate`]'s, without IO; this module reads the targets and the store and records them.
 //! Identities with unfinished operations on a target are skipped there: their state is in
@@ -69,6 +74,7 @@ pub async fn reconcile_as(
     let identities: HashMap<String, tenure_core::Identity> =
         store.identities(schema, None)?.into_iter().map(|i| (i.id.to_string(), i)).collect();
     let holdings = store.all_holdings()?;
+    let (rotations, now) = (store.last_rotations(None)?, store.clock().now());
     let unfinished = store.operations(&OpFilter {
         states: vec![OpState::Pending, OpState::Running, OpState::Held, OpState::Done],
         ..OpFilter::default()
@@ -76,7 +82,13 @@ pub async fn reconcile_as(
     let busy: HashSet<(String, String)> = unfinished.iter().map(|o| (o.identity.clone(), o.target.clone())).collect();
     let mut report = ReconReport::default();
     let managed = correlate::managed(config, policy);
-    let known = Known { identities: &identities, holdings: &holdings, busy: &busy, managed: &managed };
+    let cases: HashMap<(String, String), (i64, tenure_core::CorrelationState)> = store
+        .correlation_cases(false)?
+        .into_iter()
+        .filter(|c| c.state != tenure_core::CorrelationState::Linked)
+        .map(|c| ((c.target, c.account), (c.id, c.state)))
+        .collect();
+    let known = Known { identities: &identities, holdings: &holdings, busy: &busy, managed: &managed, cases: &cases };
     let mut fixes: Vec<RemediationOp> = Vec::new();
     let mut run_ids = Vec::new();
     let mut held_grants: BTreeMap<String, BTreeSet<Entitlement>> = BTreeMap::new();
@@ -119,7 +131,9 @@ pub async fn reconcile_as(
             held_grants.entry(id).or_default().extend(held);
         }
         fixes.extend(c.fixes);
-        let findings = c.findings;
+        let mut findings = c.findings;
+        // Issue 10: stale credentials and owners who are not active, for NHIs with an account here.
+        findings.extend(crate::nhi::findings(config, t, &identities, &holdings, &rotations, now));
         let millis = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
         let run = ReconRun { target: t.clone(), accounts: actual.len(), grants, millis };
         let run_id = store.record_recon(&run, &findings, actor)?;

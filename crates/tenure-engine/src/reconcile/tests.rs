@@ -65,7 +65,14 @@ fn account(line: &str) -> AccountState {
     let account = words.next().unwrap().to_string();
     let external_id = words.next().filter(|x| *x != "-").map(str::to_string);
     let enabled = state(words.next().unwrap()).1;
-    AccountState { account, external_id, enabled, grants: words.map(str::to_string).collect(), sessions: None }
+    AccountState {
+        account,
+        external_id,
+        email: None,
+        enabled,
+        grants: words.map(str::to_string).collect(),
+        sessions: None,
+    }
 }
 
 /// `identity name|- enabled|disabled|deleted grant...`: the identity's holdings in `chat`, under
@@ -109,7 +116,8 @@ fn check_busy(busy: &[&str], accounts: &[&str], holdings: &[&str], expect: &[&st
     let read: Vec<AccountState> = accounts.iter().map(|a| account(a)).collect();
     let existing: HashSet<String> = EXISTING.iter().map(|e| e.to_string()).collect();
     let managed = HashMap::from([("chat".to_string(), MANAGED.iter().map(|e| e.to_string()).collect())]);
-    let known = Known { identities: &identities, holdings: &holdings, busy: &busy, managed: &managed };
+    let cases = HashMap::new();
+    let known = Known { identities: &identities, holdings: &holdings, busy: &busy, managed: &managed, cases: &cases };
     let c = correlate::correlate(target, &read, &existing, known);
 
     let mut got: Vec<String> = c.linked.iter().map(|(account, id)| format!("linked {account} {id}")).collect();

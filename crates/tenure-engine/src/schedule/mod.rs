@@ -55,6 +55,8 @@ pub enum Job {
     Overdue,
     /// Accounts past their target's `delete_after_days` are deleted.
     Retention,
+    /// Non-human identities' credentials past their `credential_max_age` are rotated (issue 10).
+    Credentials,
     /// Every target is reconciled (findings recorded; fixes are `tenure reconcile --remediate`).
     Reconcile,
     /// The audit chain's head is signed.
@@ -77,6 +79,7 @@ impl Job {
         Job::Recheck,
         Job::Overdue,
         Job::Retention,
+        Job::Credentials,
         Job::Reconcile,
         Job::Checkpoint,
         Job::Apply,
@@ -91,6 +94,7 @@ impl Job {
         Job::Recheck,
         Job::Overdue,
         Job::Retention,
+        Job::Credentials,
         Job::Reconcile,
         Job::Checkpoint,
     ];
@@ -104,6 +108,7 @@ impl Job {
             Job::Recheck => "recheck",
             Job::Overdue => "overdue",
             Job::Retention => "retention",
+            Job::Credentials => "credentials",
             Job::Reconcile => "reconcile",
             Job::Checkpoint => "checkpoint",
             Job::Apply => "apply",
@@ -132,6 +137,7 @@ impl Job {
             }
             Job::Overdue => cfg.overdue_secs,
             Job::Retention => cfg.retention_secs,
+            Job::Credentials => cfg.credentials_secs,
             Job::Reconcile => cfg.reconcile_secs,
             Job::Checkpoint => cfg.checkpoint_secs,
         }

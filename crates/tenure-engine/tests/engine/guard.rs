@@ -9,7 +9,7 @@ use tenure_sample::starter::Guard;
 /// too, nothing is planned or cancelled, no identity changes, and one approval waits with the
 /// batch's events.
 fn check_held(w: &World, text: &str, reason: &str) {
-    let dry = w.import_with("hr", text, &ImportOptions { dry_run: true, actor: None }).unwrap();
+    let dry = w.import_with("hr", text, &ImportOptions { dry_run: true, ..ImportOptions::default() }).unwrap();
     assert_eq!((dry.outcome, dry.held_reason.as_deref()), (ImportOutcome::Held, Some(reason)), "dry run");
     let before = w.identities();
     let (report, ops) = w.changes(|| w.import(text));

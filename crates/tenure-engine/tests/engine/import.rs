@@ -362,7 +362,7 @@ fn an_unknown_or_non_csv_source_is_refused() {
 fn a_dry_run_says_what_would_happen_and_writes_nothing() {
     let w = World::new();
     let before = (w.ops().len(), w.identities());
-    let opts = tenure_engine::import::ImportOptions { dry_run: true, actor: None };
+    let opts = tenure_engine::import::ImportOptions { dry_run: true, ..Default::default() };
     let report = w.import_with("hr", &snapshot(&[ADA], &["C01"]), &opts).unwrap();
     assert_eq!((report.counts.joiners, report.counts.leavers, report.counts.operations), (1, 1, 10 + 7));
     assert_eq!(report.import_id, None);

@@ -8,6 +8,7 @@
 //! did is read back from the store and rendered as lines, so each case is data.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing, reason = "test code")]
 
+mod correlation;
 mod decisions;
 mod explain;
 mod guard;

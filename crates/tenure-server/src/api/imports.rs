@@ -55,8 +55,19 @@ async fn import_snapshot(
     body: Bytes,
 ) -> ApiResult<Json<import::ImportReport>> {
     let actor = p.actor();
+    // As `tenure import` does: the targets not correlated yet are read first.
+    let pending =
+        blocking(&state, |app| Ok(tenure_engine::correlation::pending_targets(app.config(), app.store().as_ref())?))
+            .await?;
+    let correlation = if pending.is_empty() {
+        None
+    } else {
+        let conns = tenure_engine::executor::connectors(state.app.config()).await;
+        let (inventory, unread) = tenure_engine::correlation::read_inventory(&conns, &pending).await;
+        Some(import::Correlate { inventory, unread })
+    };
     let report = blocking(&state, move |app| {
-        let opts = ImportOptions { dry_run: params.dry_run, actor: Some(actor) };
+        let opts = ImportOptions { dry_run: params.dry_run, actor: Some(actor), correlation };
         let file = format!("api upload for `{}`", params.source);
         Ok(import::import_csv(&app.engine()?, &params.source, &file, &body, &opts)?)
     })

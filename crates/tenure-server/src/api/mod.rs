@@ -16,8 +16,11 @@ mod approvals;
 mod audit;
 mod campaigns;
 mod cases;
+mod correlations;
+mod exceptions;
 mod identities;
 mod imports;
+mod nhi;
 mod operations;
 mod registers;
 mod tokens;
@@ -84,6 +87,7 @@ pub fn openapi_router() -> OpenApiRouter<ServerState> {
                 .merge(cases::router())
                 .merge(approvals::read_router())
                 .merge(registers::read_router())
+                .merge(correlations::read_router())
                 .routes(routes!(openapi_json)),
         ))
         .merge(group(
@@ -91,7 +95,11 @@ pub fn openapi_router() -> OpenApiRouter<ServerState> {
             OpenApiRouter::new()
                 .merge(imports::router())
                 .merge(operations::operate_router())
-                .merge(registers::operate_router()),
+                .merge(registers::operate_router())
+                .merge(correlations::operate_router())
+                // issue 10 (nhi): the exceptions register's decisions, credential rotation.
+                .merge(exceptions::operate_router())
+                .merge(nhi::operate_router()),
         ))
         .merge(group(Need::Approve, approvals::decide_router()))
         .merge(group(Need::Audit, audit::router()))

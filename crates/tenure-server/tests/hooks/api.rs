@@ -11,12 +11,12 @@ use tenure_sample::company::{Company, Options};
 use tower::ServiceExt;
 
 impl World {
-    fn token(&self, name: &str, scope: Scope) -> String {
+    pub(crate) fn token(&self, name: &str, scope: Scope) -> String {
         let app = &self.state.app;
         tenure_engine::tokens::create(app.config(), app.store().as_ref(), name, scope, None, "test").unwrap().secret
     }
 
-    async fn raw(&self, method: &str, uri: &str, token: &str, body: Body) -> (StatusCode, Vec<u8>) {
+    pub(crate) async fn raw(&self, method: &str, uri: &str, token: &str, body: Body) -> (StatusCode, Vec<u8>) {
         let req = Request::builder()
             .method(method)
             .uri(uri)
@@ -28,12 +28,26 @@ impl World {
         (status, resp.into_body().collect().await.unwrap().to_bytes().to_vec())
     }
 
-    async fn get(&self, uri: &str, token: &str) -> (StatusCode, serde_json::Value) {
+    pub(crate) async fn get(&self, uri: &str, token: &str) -> (StatusCode, serde_json::Value) {
         let (s, b) = self.raw("GET", uri, token, Body::empty()).await;
         (s, serde_json::from_slice(&b).unwrap_or(serde_json::Value::Null))
     }
 
-    async fn post(&self, uri: &str, token: &str, body: &str) -> (StatusCode, serde_json::Value) {
+    async fn post_json(&self, uri: &str, token: &str, body: &str) -> (StatusCode, serde_json::Value) {
+        let req = Request::builder()
+            .method("POST")
+            .uri(uri)
+            .header("authorization", format!("Bearer {token}"))
+            .header("content-type", "application/json")
+            .body(Body::from(body.to_string()))
+            .unwrap();
+        let resp = tenure_server::app(self.state.clone()).oneshot(req).await.unwrap();
+        let status = resp.status();
+        let bytes = resp.into_body().collect().await.unwrap().to_bytes().to_vec();
+        (status, serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null))
+    }
+
+    pub(crate) async fn post(&self, uri: &str, token: &str, body: &str) -> (StatusCode, serde_json::Value) {
         let (s, b) = self.raw("POST", uri, token, Body::from(body.to_string())).await;
         (s, serde_json::from_slice(&b).unwrap_or(serde_json::Value::Null))
     }
@@ -211,4 +225,70 @@ async fn a_held_import_is_approved_by_the_token_that_decides() {
     for token in [&approver, &auditor, &w.operator] {
         assert!(!m.contains(&token[4..]) && !text.contains(&token[4..]));
     }
+}
+
+/// Correlation cases over the API: listed to any reader, decided by an operator in the token's
+/// name; a malformed decision is a 400 and an unknown case a 404, and neither changes anything.
+#[tokio::test]
+async fn correlation_cases_are_listed_and_decided_as_the_token() {
+    use tenure_engine::correlation::{AccountState, Inventory};
+    let w = World::new();
+    let c = company();
+    let first = c.people.iter().find(|p| p.status == "active").unwrap();
+    let login = |name: &str| AccountState {
+        account: name.into(),
+        external_id: None,
+        email: Some(first.email.to_uppercase()),
+        enabled: true,
+        grants: Default::default(),
+        sessions: None,
+    };
+    let mut inventory = Inventory::new();
+    inventory.insert("directory".into(), vec![login("x1"), login("x2")]);
+    let opts = tenure_engine::import::ImportOptions {
+        correlation: Some(tenure_engine::import::Correlate { inventory, unread: Vec::new() }),
+        ..Default::default()
+    };
+    let engine = w.state.app.engine().unwrap();
+    let report = tenure_engine::import::import_csv(&engine, "hr", "hr.csv", c.to_csv().as_bytes(), &opts).unwrap();
+    assert_eq!(report.correlation[0].cases, 2, "{report:?}");
+    let reader = w.token("reader", Scope::Auditor);
+
+    let (st, page) = w.get("/api/v1/correlations?open=true", &reader).await;
+    assert_eq!(st, StatusCode::OK, "{page}");
+    let items = page["items"].as_array().unwrap();
+    assert_eq!(items.len(), 2, "{page}");
+    assert_eq!(
+        items[0]["candidates"],
+        serde_json::json!([{"identity": first.id, "rule": "email", "confidence": 0.95}])
+    );
+    let (x1, x2) = (items[0]["id"].as_i64().unwrap(), items[1]["id"].as_i64().unwrap());
+
+    let decide = |id: i64| format!("/api/v1/correlations/{id}/decide");
+    for body in ["{}", r#"{"to": "E1", "orphan": true, "reason": "x"}"#, r#"{"to": ""}"#, r#"{"who": "me"}"#] {
+        let (st, e) = w.post_json(&decide(x1), &w.operator, body).await;
+        assert_eq!(st, StatusCode::BAD_REQUEST, "{body}: {e}");
+    }
+    let (st, e) = w.post_json(&decide(x1), &w.operator, r#"{"orphan": true}"#).await;
+    assert_eq!((st, e["code"].as_str()), (StatusCode::BAD_REQUEST, Some("invalid_input")), "{e}");
+    let (st, e) = w.post_json(&decide(999), &w.operator, r#"{"to": "E1"}"#).await;
+    assert_eq!((st, e["code"].as_str()), (StatusCode::NOT_FOUND, Some("not_found")), "{e}");
+    let (st, _) = w.post_json(&decide(x1), &reader, r#"{"orphan": true, "reason": "x"}"#).await;
+    assert_eq!(st, StatusCode::FORBIDDEN, "an auditor reads, never decides");
+    let (_, still) = w.get("/api/v1/correlations?open=true", &reader).await;
+    assert_eq!(still, page, "refusals change nothing");
+
+    let body = format!(r#"{{"to": "{}", "reason": "checked"}}"#, first.id);
+    let (st, d) = w.post_json(&decide(x2), &w.operator, &body).await;
+    assert_eq!(st, StatusCode::OK, "{d}");
+    assert_eq!((d["case"]["state"].as_str(), d["case"]["decided_by"].as_str()), (Some("linked"), Some("ops")), "{d}");
+    assert!(d["operations"].as_u64().unwrap() > 0, "the identity is planned on the account: {d}");
+    let (st, e) = w.post_json(&decide(x2), &w.operator, &body).await;
+    assert_eq!(st, StatusCode::BAD_REQUEST, "decided already: {e}");
+    let (st, d) = w.post_json(&decide(x1), &w.operator, r#"{"orphan": true, "reason": "a shared login"}"#).await;
+    assert_eq!((st, d["case"]["state"].as_str()), (StatusCode::OK, Some("orphaned")), "{d}");
+    let (_, open) = w.get("/api/v1/correlations?open=true", &reader).await;
+    assert!(open["items"].as_array().unwrap().is_empty(), "{open}");
+    let (_, all) = w.get("/api/v1/correlations", &reader).await;
+    assert_eq!(all["items"].as_array().unwrap().len(), 2, "{all}");
 }

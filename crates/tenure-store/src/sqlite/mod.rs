@@ -10,6 +10,9 @@
 mod audit;
 mod browse;
 mod campaigns;
+mod correlation;
+mod credentials;
+mod exceptions;
 mod lifecycle;
 mod push;
 mod queue;
@@ -45,7 +48,9 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (9, "push_journal", include_str!("../../migrations/0009_push_journal.sql")),
     (10, "schedule", include_str!("../../migrations/0010_schedule.sql")),
     (11, "scim", include_str!("../../migrations/0011_scim.sql")),
+    (12, "correlation", include_str!("../../migrations/0012_correlation.sql")),
     (14, "campaigns", include_str!("../../migrations/0014_campaigns.sql")),
+    (15, "exceptions_nhi", include_str!("../../migrations/0015_exceptions_nhi.sql")),
 ];
 
 /// The version of the last embedded migration.
@@ -606,6 +611,37 @@ impl crate::ScimStore for SqliteStore {
 #[cfg(test)]
 mod tests;
 
+impl crate::Credentials for SqliteStore {
+    fn plan_rotations(&self, r: &crate::Rotations) -> crate::Result<Vec<crate::Planned>> {
+        Ok(credentials::plan(self, r)?)
+    }
+
+    fn last_rotations(
+        &self,
+        identities: Option<&[&str]>,
+    ) -> crate::Result<std::collections::HashMap<(String, String), String>> {
+        Ok(credentials::last(&self.lock(), identities)?)
+    }
+}
+
+impl crate::Exceptions for SqliteStore {
+    fn open_exception(&self, x: &crate::NewException<'_>, actor: &str) -> crate::Result<ExceptionRecord> {
+        Ok(exceptions::open(self, x, actor)?)
+    }
+
+    fn exception(&self, id: i64) -> crate::Result<Option<ExceptionRecord>> {
+        Ok(exceptions::get(&self.lock(), id)?)
+    }
+
+    fn close_exception(&self, c: &crate::CloseException<'_>) -> crate::Result<ExceptionRecord> {
+        Ok(exceptions::close(self, c)?)
+    }
+
+    fn exception_counts(&self) -> crate::Result<Vec<crate::OpenByKind>> {
+        Ok(exceptions::counts(&self.lock())?)
+    }
+}
+
 impl crate::Tokens for SqliteStore {
     fn create_token(&self, token: &crate::NewToken<'_>) -> crate::Result<crate::TokenRecord> {
         Ok(tokens::create(self, token)?)
@@ -625,6 +661,40 @@ impl crate::Tokens for SqliteStore {
 
     fn revoke_token(&self, name: &str, by: &str) -> crate::Result<crate::TokenRecord> {
         Ok(tokens::revoke(self, name, by)?)
+    }
+}
+
+impl crate::Correlations for SqliteStore {
+    fn baselines(&self) -> crate::Result<Vec<(String, String)>> {
+        Ok(correlation::baselines(&self.lock())?)
+    }
+
+    fn record_baseline(&self, baseline: &crate::Baseline<'_>) -> crate::Result<Vec<i64>> {
+        Ok(correlation::record_baseline(self, baseline)?)
+    }
+
+    fn unmatched_accounts(&self) -> crate::Result<Vec<(String, crate::Unmatched)>> {
+        Ok(correlation::unmatched(&self.lock())?)
+    }
+
+    fn record_late_matches(&self, matches: &crate::LateMatches<'_>) -> crate::Result<Vec<i64>> {
+        Ok(correlation::record_late(self, matches)?)
+    }
+
+    fn correlation_links(&self, target: Option<&str>) -> crate::Result<Vec<crate::LinkRecord>> {
+        Ok(correlation::links(&self.lock(), target)?)
+    }
+
+    fn correlation_cases(&self, open_only: bool) -> crate::Result<Vec<crate::CorrelationCase>> {
+        Ok(correlation::cases(&self.lock(), open_only)?)
+    }
+
+    fn correlation_case(&self, id: i64) -> crate::Result<crate::CorrelationCase> {
+        Ok(correlation::case(&self.lock(), id)?)
+    }
+
+    fn decide_correlation(&self, decision: &crate::Decision<'_>) -> crate::Result<crate::CorrelationCase> {
+        Ok(correlation::decide(self, decision)?)
     }
 }
 

@@ -2,7 +2,7 @@
 //! (or held) by `tenure_engine::import`; this prints its report.
 
 use crate::output::{Format, esc, print_json};
-use crate::support::spinner;
+use crate::support::{self, spinner};
 use anyhow::{Context as _, Result};
 use std::path::Path;
 use std::process::ExitCode;
@@ -12,13 +12,17 @@ use tenure_engine::import::{self, ImportOptions, ImportReport};
 
 pub fn run(app: &App, source: &str, file: &Path, dry_run: bool, f: Format) -> Result<ExitCode> {
     let bytes = std::fs::read(file).with_context(|| format!("cannot read `{}`", file.display()))?;
+    let engine = app.engine()?;
+    // The targets not correlated yet are read first (the first import against a directory that
+    // already has accounts links what it can and leaves the rest to a person).
+    let correlation = support::correlation_inventory(app)?;
     let pb = spinner(&format!("importing {}", file.display()));
     let report = import::import_csv(
-        &app.engine()?,
+        &engine,
         source,
         &file.display().to_string(),
         &bytes,
-        &ImportOptions { dry_run, actor: None },
+        &ImportOptions { dry_run, actor: None, correlation },
     )?;
     if let Some(pb) = pb {
         pb.finish_and_clear();
@@ -60,6 +64,42 @@ fn print(r: &ImportReport, f: Format) -> Result<()> {
             if changes.is_empty() { String::new() } else { format!(" ({})", changes.join(", ")) },
             if e.operations > 0 { format!(" -> {} op(s)", e.operations) } else { String::new() }
         );
+    }
+    for c in &r.correlation {
+        let ids: Vec<String> = c.case_ids.iter().map(ToString::to_string).collect();
+        if c.late {
+            outln!(
+                "{}: {} account(s) that matched nobody checked against the new identities: {} linked, {} correlation case(s){}",
+                c.target,
+                c.accounts,
+                c.linked,
+                c.cases,
+                if ids.is_empty() { String::new() } else { format!(" ({})", ids.join(", ")) },
+            );
+            continue;
+        }
+        outln!(
+            "{}: {} existing account(s) correlated: {} linked, {} correlation case(s){} for a person, {} matched nobody{}",
+            c.target,
+            c.accounts,
+            c.linked,
+            c.cases,
+            if ids.is_empty() { String::new() } else { format!(" ({})", ids.join(", ")) },
+            c.unmatched,
+            if c.own > 0 { format!(", {} Tenure's own", c.own) } else { String::new() }
+        );
+    }
+    for u in &r.correlation_unread {
+        outln!("{}: existing accounts NOT correlated yet: {}", u.target, esc(&u.reason));
+    }
+    for h in r.held_back.iter().take(SHOWN) {
+        outln!("held back {} on {}: {}", h.identity, h.target, esc(&h.why));
+    }
+    if r.held_back.len() > SHOWN {
+        outln!("... and {} more held back (`--format json` lists them all)", r.held_back.len() - SHOWN);
+    }
+    if !r.held_back.is_empty() {
+        outln!("nothing is planned for them there until `tenure correlations` are decided with `tenure correlate`");
     }
     if r.events.len() > SHOWN {
         outln!("... and {} more events (`--format json` lists them all)", r.events.len() - SHOWN);

@@ -9,6 +9,7 @@ pub mod audit;
 pub mod campaigns;
 pub mod cases;
 pub mod check;
+pub mod correlations;
 #[cfg(feature = "demo")]
 pub mod demo;
 pub mod exceptions;
@@ -18,6 +19,7 @@ pub mod import;
 pub mod init;
 pub mod plan;
 pub mod reconcile;
+pub mod rotate;
 pub mod schedule;
 pub mod serve;
 pub mod simulate;

@@ -7,6 +7,8 @@ mod campaigns;
 mod contract;
 mod explain;
 mod hardening;
+mod issue10_exceptions;
+mod issue10_sink;
 mod lifecycle;
 mod peers;
 mod pushes;

@@ -10,6 +10,7 @@ const ROUTES: &[(&str, &str, Need)] = &[
     ("GET", "/api/v1/openapi.json", Need::Read),
     ("GET", "/api/v1/identities", Need::Read),
     ("GET", "/api/v1/identities/{id}", Need::Read),
+    ("POST", "/api/v1/identities/{id}/rotate", Need::Operate),
     ("GET", "/api/v1/plan", Need::Read),
     ("GET", "/api/v1/operations", Need::Read),
     ("POST", "/api/v1/operations/retry", Need::Operate),
@@ -22,6 +23,8 @@ const ROUTES: &[(&str, &str, Need)] = &[
     ("POST", "/api/v1/tasks/{id}/done", Need::Operate),
     ("GET", "/api/v1/findings", Need::Read),
     ("GET", "/api/v1/exceptions", Need::Read),
+    ("POST", "/api/v1/exceptions/{id}/resolve", Need::Operate),
+    ("POST", "/api/v1/exceptions/{id}/accept", Need::Operate),
     ("POST", "/api/v1/imports", Need::Operate),
     ("POST", "/api/v1/simulate", Need::Operate),
     ("GET", "/api/v1/audit/verify", Need::Audit),
@@ -35,6 +38,9 @@ const ROUTES: &[(&str, &str, Need)] = &[
     ("GET", "/api/v1/campaigns/{id}/export", Need::Read),
     ("GET", "/api/v1/reviews", Need::Approve),
     ("POST", "/api/v1/reviews/{id}", Need::Approve),
+    // Correlation (issue 9, point 5).
+    ("GET", "/api/v1/correlations", Need::Read),
+    ("POST", "/api/v1/correlations/{id}/decide", Need::Operate),
 ];
 
 /// Routes outside the OpenAPI document.

@@ -1,0 +1,323 @@
+//! The correlation tables (`correlation_baselines`, `correlation_links`, `correlation_cases`,
+//! migration 0012) in SQLite.
+
+use super::{R, SqliteStore, audit, conflict, corrupt, enum_col, not_found, sql_int};
+use crate::correlation::{
+    Baseline, Candidate, CaseIn, CorrelationCase, Decision, LateMatches, LinkIn, LinkRecord, Unmatched, Verdict,
+};
+use rusqlite::{Connection, OptionalExtension, Transaction, params};
+use tenure_core::CorrelationState;
+use tenure_core::audit::AuditEntry;
+use tenure_core::text;
+
+const CASE_COLUMNS: &str = "id, target, account, external_id, email, enabled, grants, candidates, why, state, \
+                            created_at, decided_at, decided_by, identity, reason";
+const LINK_COLUMNS: &str =
+    "target, account, identity, rule, confidence, enabled, grants, case_id, linked_by, linked_at";
+
+fn json_col<T: serde::de::DeserializeOwned>(r: &rusqlite::Row<'_>, i: usize) -> R<T> {
+    let s: String = r.get(i)?;
+    serde_json::from_str(&s).map_err(|e| corrupt(format!("correlation column {i}: {e}")))
+}
+
+fn to_json<T: serde::Serialize>(v: &T) -> R<String> {
+    serde_json::to_string(v).map_err(|e| corrupt(format!("encoding a correlation row: {e}")))
+}
+
+fn case_row(r: &rusqlite::Row<'_>) -> R<CorrelationCase> {
+    Ok(CorrelationCase {
+        id: r.get(0)?,
+        target: r.get(1)?,
+        account: r.get(2)?,
+        external_id: r.get(3)?,
+        email: r.get(4)?,
+        enabled: r.get(5)?,
+        grants: json_col(r, 6)?,
+        candidates: json_col(r, 7)?,
+        why: r.get(8)?,
+        state: enum_col(r, 9)?,
+        created_at: r.get(10)?,
+        decided_at: r.get(11)?,
+        decided_by: r.get(12)?,
+        identity: r.get(13)?,
+        reason: r.get(14)?,
+    })
+}
+
+fn link_row(r: &rusqlite::Row<'_>) -> R<LinkRecord> {
+    Ok(LinkRecord {
+        target: r.get(0)?,
+        account: r.get(1)?,
+        identity: r.get(2)?,
+        rule: r.get(3)?,
+        confidence: r.get(4)?,
+        enabled: r.get(5)?,
+        grants: json_col(r, 6)?,
+        case_id: r.get(7)?,
+        linked_by: r.get(8)?,
+        linked_at: r.get(9)?,
+    })
+}
+
+/// A list of candidates for an audit reason: `E1 (username 0.95), E2 (name 0.60)`.
+pub(crate) fn shown(candidates: &[Candidate]) -> String {
+    let c: Vec<String> =
+        candidates.iter().map(|c| format!("{} ({} {:.2})", c.identity, c.rule, c.confidence)).collect();
+    if c.is_empty() { "none".into() } else { c.join(", ") }
+}
+
+pub(super) fn baselines(conn: &Connection) -> R<Vec<(String, String)>> {
+    let mut stmt = conn.prepare_cached("SELECT target, at FROM correlation_baselines ORDER BY target")?;
+    let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// Whether `(target, account)` or `(target, identity)` is linked already.
+fn linked(tx: &Transaction<'_>, target: &str, account: &str, identity: &str) -> R<bool> {
+    let found: Option<i64> = tx
+        .query_row(
+            "SELECT 1 FROM correlation_links WHERE target = ?1 AND (account = ?2 OR identity = ?3)",
+            params![target, account, identity],
+            |r| r.get(0),
+        )
+        .optional()?;
+    Ok(found.is_some())
+}
+
+pub(super) fn record_baseline(store: &SqliteStore, b: &Baseline<'_>) -> R<Vec<i64>> {
+    let mut conn = store.lock();
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    let at = store.now();
+    let done: Option<String> =
+        tx.query_row("SELECT at FROM correlation_baselines WHERE target = ?1", [b.target], |r| r.get(0)).optional()?;
+    if let Some(when) = done {
+        return Err(conflict(format!("the accounts of target `{}` were correlated already, at {when}", b.target)));
+    }
+    tx.execute(
+        "INSERT INTO correlation_baselines (target, at, accounts, actor) VALUES (?1, ?2, ?3, ?4)",
+        params![b.target, at, sql_int(b.accounts), b.actor],
+    )?;
+    let mut entries = Vec::with_capacity(b.links.len() + b.cases.len() + 1);
+    entries.push(AuditEntry::new(b.actor, "correlation.baseline", "recorded").target(b.target).reason(format!(
+        "{} existing account(s) read: {} linked by rule, {} left as correlation cases for a person, {} matched nobody",
+        b.accounts,
+        b.links.len(),
+        b.cases.len(),
+        b.unmatched.len()
+    )));
+    for u in b.unmatched {
+        tx.execute(
+            "INSERT INTO correlation_unmatched (target, account, external_id, email, enabled, grants)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            params![b.target, u.account, u.external_id, u.email, u.enabled, to_json(&u.grants)?],
+        )?;
+    }
+    let ids = write_matches(&tx, b.target, b.links, b.cases, b.actor, &at, &mut entries)?;
+    audit::append(&tx, &entries, &at)?;
+    tx.commit()?;
+    Ok(ids)
+}
+
+pub(super) fn record_late(store: &SqliteStore, m: &LateMatches<'_>) -> R<Vec<i64>> {
+    let mut conn = store.lock();
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    let at = store.now();
+    for account in m.links.iter().map(|l| &l.account).chain(m.cases.iter().map(|c| &c.account)) {
+        let n = tx.execute(
+            "DELETE FROM correlation_unmatched WHERE target = ?1 AND account = ?2",
+            params![m.target, account],
+        )?;
+        if n != 1 {
+            return Err(conflict(format!(
+                "account `{}` in target `{}` is no longer an unmatched account",
+                text::quote(account),
+                m.target
+            )));
+        }
+    }
+    let mut entries = Vec::new();
+    let ids = write_matches(&tx, m.target, m.links, m.cases, m.actor, &at, &mut entries)?;
+    audit::append(&tx, &entries, &at)?;
+    tx.commit()?;
+    Ok(ids)
+}
+
+pub(super) fn unmatched(conn: &Connection) -> R<Vec<(String, Unmatched)>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT target, account, external_id, email, enabled, grants FROM correlation_unmatched ORDER BY target, account",
+    )?;
+    let rows = stmt.query_map([], |r| {
+        Ok((|| -> R<(String, Unmatched)> {
+            Ok((
+                r.get(0)?,
+                Unmatched {
+                    account: r.get(1)?,
+                    external_id: r.get(2)?,
+                    email: r.get(3)?,
+                    enabled: r.get(4)?,
+                    grants: json_col(r, 5)?,
+                },
+            ))
+        })())
+    })?;
+    let mut out = Vec::new();
+    for r in rows {
+        out.push(r??);
+    }
+    Ok(out)
+}
+
+/// Inserts `links` and `cases` of `target`, appending their audit entries; the cases' ids.
+fn write_matches(
+    tx: &Transaction<'_>,
+    target: &str,
+    links: &[LinkIn],
+    cases: &[CaseIn],
+    actor: &str,
+    at: &str,
+    entries: &mut Vec<AuditEntry>,
+) -> R<Vec<i64>> {
+    let b = Baseline { target, accounts: 0, links, cases, unmatched: &[], actor };
+    for l in b.links {
+        if linked(tx, b.target, &l.account, &l.identity)? {
+            return Err(conflict(format!(
+                "account `{}` or identity `{}` is linked in target `{}` already",
+                text::quote(&l.account),
+                l.identity,
+                b.target
+            )));
+        }
+        tx.execute(
+            "INSERT INTO correlation_links (target, account, identity, rule, confidence, enabled, grants, case_id,
+                                            linked_by, linked_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, NULL, ?8, ?9)",
+            params![b.target, l.account, l.identity, l.rule, l.confidence, l.enabled, to_json(&l.grants)?, b.actor, at],
+        )?;
+        entries.push(
+            AuditEntry::new(b.actor, "correlation.linked", "linked").identity(&l.identity).target(b.target).reason(
+                format!(
+                    "account `{}` linked by rule `{}` (confidence {:.2})",
+                    text::quote(&l.account),
+                    l.rule,
+                    l.confidence
+                ),
+            ),
+        );
+    }
+    let mut ids = Vec::with_capacity(b.cases.len());
+    for c in b.cases {
+        tx.execute(
+            "INSERT INTO correlation_cases (target, account, external_id, email, enabled, grants, candidates, why,
+                                            state, created_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+            params![
+                b.target,
+                c.account,
+                c.external_id,
+                c.email,
+                c.enabled,
+                to_json(&c.grants)?,
+                to_json(&c.candidates)?,
+                c.why,
+                CorrelationState::Open.as_str(),
+                at
+            ],
+        )?;
+        let id = tx.last_insert_rowid();
+        ids.push(id);
+        entries.push(AuditEntry::new(b.actor, "correlation.case_opened", "open").target(b.target).reason(format!(
+            "correlation case {id}: account `{}`: {}; candidates: {}",
+            text::quote(&c.account),
+            c.why,
+            shown(&c.candidates)
+        )));
+    }
+    Ok(ids)
+}
+
+pub(super) fn links(conn: &Connection, target: Option<&str>) -> R<Vec<LinkRecord>> {
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT {LINK_COLUMNS} FROM correlation_links WHERE ?1 IS NULL OR target = ?1 ORDER BY target, account"
+    ))?;
+    let rows = stmt.query_map([target], |r| Ok(link_row(r)))?;
+    let mut out = Vec::new();
+    for r in rows {
+        out.push(r??);
+    }
+    Ok(out)
+}
+
+pub(super) fn cases(conn: &Connection, open_only: bool) -> R<Vec<CorrelationCase>> {
+    let filter = if open_only { "WHERE state = 'open'" } else { "" };
+    let mut stmt =
+        conn.prepare_cached(&format!("SELECT {CASE_COLUMNS} FROM correlation_cases {filter} ORDER BY id"))?;
+    let rows = stmt.query_map([], |r| Ok(case_row(r)))?;
+    let mut out = Vec::new();
+    for r in rows {
+        out.push(r??);
+    }
+    Ok(out)
+}
+
+fn case_in(conn: &Connection, id: i64) -> R<CorrelationCase> {
+    let mut stmt = conn.prepare_cached(&format!("SELECT {CASE_COLUMNS} FROM correlation_cases WHERE id = ?1"))?;
+    stmt.query_row([id], |r| Ok(case_row(r)))
+        .optional()?
+        .transpose()?
+        .ok_or_else(|| not_found(format!("no correlation case {id}")))
+}
+
+pub(super) fn case(conn: &Connection, id: i64) -> R<CorrelationCase> {
+    case_in(conn, id)
+}
+
+pub(super) fn decide(store: &SqliteStore, d: &Decision<'_>) -> R<CorrelationCase> {
+    let mut conn = store.lock();
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    let at = store.now();
+    let case = case_in(&tx, d.case_id)?;
+    if case.state != CorrelationState::Open {
+        return Err(conflict(format!(
+            "correlation case {} was decided already ({} by {} at {})",
+            case.id,
+            case.state,
+            case.decided_by.as_deref().unwrap_or("?"),
+            case.decided_at.as_deref().unwrap_or("?")
+        )));
+    }
+    let actor = format!("user:{}", d.by);
+    let (state, identity) = match &d.verdict {
+        Verdict::Link { identity } => {
+            if linked(&tx, &case.target, &case.account, identity)? {
+                return Err(conflict(format!(
+                    "identity `{identity}` already has a linked account in target `{}`",
+                    case.target
+                )));
+            }
+            tx.execute(
+                "INSERT INTO correlation_links (target, account, identity, rule, confidence, enabled, grants,
+                                                case_id, linked_by, linked_at)
+                 VALUES (?1, ?2, ?3, 'person', 1.0, ?4, ?5, ?6, ?7, ?8)",
+                params![case.target, case.account, identity, case.enabled, to_json(&case.grants)?, case.id, actor, at],
+            )?;
+            (CorrelationState::Linked, Some(identity.as_str()))
+        }
+        Verdict::Orphan => (CorrelationState::Orphaned, None),
+    };
+    tx.execute(
+        "UPDATE correlation_cases SET state = ?1, decided_at = ?2, decided_by = ?3, identity = ?4, reason = ?5
+         WHERE id = ?6 AND state = 'open'",
+        params![state.as_str(), at, d.by, identity, d.reason, case.id],
+    )?;
+    let mut entry = AuditEntry::new(&actor, "correlation.decided", state.as_str())
+        .target(&case.target)
+        .approver(d.by)
+        .reason(d.detail.clone());
+    if let Some(i) = identity {
+        entry = entry.identity(i);
+    }
+    audit::append(&tx, &[entry], &at)?;
+    let out = case_in(&tx, case.id)?;
+    tx.commit()?;
+    Ok(out)
+}
