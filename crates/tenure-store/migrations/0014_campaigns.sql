@@ -41,3 +41,13 @@ CREATE TABLE campaign_items (
 CREATE INDEX campaign_items_reviewer ON campaign_items(reviewer);
 CREATE INDEX campaign_items_identity ON campaign_items(identity);
 CREATE INDEX campaign_items_operation ON campaign_items(operation_id);
+
+-- Significant movers whose requested (non-birthright) access was checked for a micro-review for
+-- their new manager: once each, with the campaign it made (none when they held no requested
+-- access).
+CREATE TABLE mover_reviews (
+    event_id    INTEGER PRIMARY KEY REFERENCES events(id),
+    identity    TEXT NOT NULL,
+    campaign_id INTEGER REFERENCES campaigns(id),
+    checked_at  TEXT NOT NULL
+);

@@ -35,6 +35,9 @@ pub struct NewCampaign {
     /// The audit actor (`user:NAME`, `token:NAME`).
     pub actor: String,
     pub items: Vec<NewItem>,
+    /// A mover micro-review: the significant mover event it reviews (recorded as checked in
+    /// the same transaction; `conflict` if it was already).
+    pub mover_event: Option<i64>,
 }
 
 /// One identity's one entitlement under review.
@@ -192,6 +195,11 @@ pub struct RevocationIds {
 pub trait Campaigns: Send + Sync {
     /// Creates a campaign with its items, audited as `campaign.create` with `actor`.
     fn create_campaign(&self, c: &NewCampaign) -> Result<CampaignRecord>;
+    /// Significant mover events (applied, since campaigns exist) not yet checked for a
+    /// micro-review, oldest first: `(event id, identity)`.
+    fn unchecked_movers(&self) -> Result<Vec<(i64, String)>>;
+    /// Records significant movers as checked without a campaign (they held no requested access).
+    fn movers_checked(&self, movers: &[(i64, String)]) -> Result<()>;
     /// Every campaign, oldest first.
     fn campaigns(&self) -> Result<Vec<CampaignRecord>>;
     /// One campaign; `not_found` if there is none.

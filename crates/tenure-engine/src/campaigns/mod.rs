@@ -154,6 +154,7 @@ pub fn create(app: &App, o: &CreateOptions) -> Result<proto::Campaign> {
         created_by: o.by.clone(),
         actor: o.actor.clone(),
         items,
+        mover_event: None,
     };
     Ok(campaign_view(&store.create_campaign(&c)?))
 }

@@ -6,7 +6,9 @@ use crate::campaigns::{
     ItemDecision, ItemFilter, NewCampaign, NewItem, Reassignment, ReviewRevocation, ReviewRevocations, Timeout,
 };
 use tenure_core::error::Code;
-use tenure_core::{CampaignState, Entitlement, ExceptionKind, OnTimeout, OpKind, OpState, ReviewDecision};
+use tenure_core::{
+    CampaignState, Entitlement, EventKind, ExceptionKind, OnTimeout, OpKind, OpState, ReviewDecision, Status,
+};
 
 fn campaign(items: &[(&str, &str)]) -> NewCampaign {
     NewCampaign {
@@ -29,6 +31,7 @@ fn campaign(items: &[(&str, &str)]) -> NewCampaign {
                 note: None,
             })
             .collect(),
+        mover_event: None,
     }
 }
 
@@ -199,5 +202,13 @@ pub fn a_revoke_decision_is_planned_once_with_its_exception_and_override(subject
     })?;
     ensure!(s.campaign_item(i2)?.not_held, "recorded as not held");
     ensure!(s.unplanned_revocations()?.is_empty(), "nothing left to carry out");
+    ensure!(s.unchecked_movers()?.is_empty(), "no significant mover yet");
+    let mut mover = super::event(EventKind::Mover, super::person(&w.schema, "E2", Status::Active), vec![]);
+    mover.significant = true;
+    w.commit(&super::batch("hr", vec![mover], s.last_import("hr")?))?;
+    let movers = s.unchecked_movers()?;
+    ensure_eq!(movers.iter().map(|(_, id)| id.as_str()).collect::<Vec<_>>(), vec!["E2"], "a significant mover");
+    s.movers_checked(&movers)?;
+    ensure!(s.unchecked_movers()?.is_empty(), "checked once");
     w.chain_verifies()
 }

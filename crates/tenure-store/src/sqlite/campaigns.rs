@@ -126,6 +126,16 @@ pub(super) fn create(store: &SqliteStore, c: &NewCampaign) -> R<CampaignRecord> 
             ins.execute(params![id, i.identity, i.target, i.entitlement, why, i.reviewer, i.note])?;
         }
     }
+    if let Some(event) = c.mover_event {
+        let fresh = tx.execute(
+            "INSERT INTO mover_reviews (event_id, identity, campaign_id, checked_at) VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT (event_id) DO NOTHING",
+            params![event, c.items.first().map(|i| i.identity.as_str()).unwrap_or_default(), id, at],
+        )?;
+        if fresh == 0 {
+            return Err(conflict(format!("mover event {event} was checked for a micro-review already")));
+        }
+    }
     let reviewers: BTreeSet<&str> = c.items.iter().map(|i| i.reviewer.as_str()).collect();
     append(
         &tx,
@@ -145,6 +155,33 @@ pub(super) fn create(store: &SqliteStore, c: &NewCampaign) -> R<CampaignRecord> 
     let out = campaign_in(&tx, id)?;
     tx.commit()?;
     Ok(out)
+}
+
+pub(super) fn unchecked_movers(conn: &Connection) -> R<Vec<(i64, String)>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT e.id, e.identity FROM events e
+         WHERE e.kind = 'mover' AND e.significant = 1 AND e.state = 'applied'
+           AND e.received_at >= (SELECT applied_at FROM schema_migrations WHERE version = 14)
+           AND NOT EXISTS (SELECT 1 FROM mover_reviews m WHERE m.event_id = e.id)
+         ORDER BY e.id",
+    )?;
+    let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+pub(super) fn movers_checked(store: &SqliteStore, movers: &[(i64, String)]) -> R<()> {
+    let mut conn = store.lock();
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    let at = store.now();
+    for (event, identity) in movers {
+        tx.execute(
+            "INSERT INTO mover_reviews (event_id, identity, campaign_id, checked_at) VALUES (?1, ?2, NULL, ?3)
+             ON CONFLICT (event_id) DO NOTHING",
+            params![event, identity, at],
+        )?;
+    }
+    tx.commit()?;
+    Ok(())
 }
 
 pub(super) fn campaigns(conn: &Connection) -> R<Vec<CampaignRecord>> {

@@ -729,6 +729,14 @@ impl crate::Campaigns for SqliteStore {
         Ok(campaigns::create(self, c)?)
     }
 
+    fn unchecked_movers(&self) -> crate::Result<Vec<(i64, String)>> {
+        Ok(campaigns::unchecked_movers(&self.lock())?)
+    }
+
+    fn movers_checked(&self, movers: &[(i64, String)]) -> crate::Result<()> {
+        Ok(campaigns::movers_checked(self, movers)?)
+    }
+
     fn campaigns(&self) -> crate::Result<Vec<crate::campaigns::CampaignRecord>> {
         Ok(campaigns::campaigns(&self.lock())?)
     }
