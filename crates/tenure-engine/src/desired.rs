@@ -1,13 +1,15 @@
 //! Desired state: which entitlements each identity should hold under the policy, plus the
-//! per-identity [`Overrides`] every planning path passes (approved access requests today; the
-//! campaigns' revoke decisions next).
+//! per-identity [`Overrides`] every planning path passes: approved access requests add to it,
+//! certification reviews' revoke decisions take from it.
 //!
 //! Every path that plans an identity (import, push and the date schedules through it, the
 //! release of a held batch, an access request's grant, expiry and revocation, `explain`,
 //! `simulate`) reads the overrides with [`overrides`] and passes them to [`for_identity`], so a
-//! later import never revokes a requested grant and an expired one is revoked by whichever path
-//! plans the identity next. Reconciliation compares the targets with the committed holdings,
-//! which already include what an override granted, so it needs none.
+//! later import never revokes a requested grant, an expired one is revoked by whichever path
+//! plans the identity next, and access a reviewer revoked is never granted again while its
+//! `manual_override` exception stands. Reconciliation compares the targets with the committed
+//! holdings, which already include what an override granted (and lack what a review revoked), so
+//! it needs none.
 
 use crate::{Engine, Result};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -26,6 +28,9 @@ pub struct Overrides {
     /// Grants in force until now that are no longer (a request past its expiry, or the one
     /// being revoked): not desired; only named as the reason of their revocation.
     pub ended: Vec<OverrideGrant>,
+    /// Entitlements a certification review revoked (while the review's `manual_override`
+    /// exception is not resolved): never desired, whatever the roles or a request say.
+    pub revoked: BTreeSet<Entitlement>,
 }
 
 /// One entitlement an override adds, and why.
@@ -42,17 +47,17 @@ impl Overrides {
     pub fn before(&self) -> Overrides {
         let mut grants = self.grants.clone();
         grants.extend(self.ended.iter().cloned());
-        Overrides { grants, ended: Vec::new() }
+        Overrides { grants, ended: Vec::new(), revoked: self.revoked.clone() }
     }
 
     pub fn is_empty(&self) -> bool {
-        self.grants.is_empty() && self.ended.is_empty()
+        self.grants.is_empty() && self.ended.is_empty() && self.revoked.is_empty()
     }
 }
 
 /// The overrides of the given identities (or of every identity), by identity: each granted
 /// request's entitlements, in `grants` until its expiry and in `ended` from then on (by the
-/// store's clock), until the `grant_expiry` job ends the request.
+/// store's clock), until the `grant_expiry` job ends the request; and what reviews revoked.
 pub fn overrides(engine: &Engine<'_>, identities: Option<&[&str]>) -> Result<HashMap<String, Overrides>> {
     let grants = engine.store.request_grants(identities)?;
     let now = engine.store.clock().now();
@@ -68,11 +73,15 @@ pub fn overrides(engine: &Engine<'_>, identities: Option<&[&str]>) -> Result<Has
             }
         }
     }
+    for (identity, revoked) in crate::campaigns::overrides(engine.store, identities)? {
+        out.entry(identity).or_default().revoked = revoked;
+    }
     Ok(out)
 }
 
-/// Desired entitlements of one identity, the policy's and its `overrides`' grants, with the SoD
-/// rules applied against what it holds. A terminated identity desires nothing.
+/// Desired entitlements of one identity, the policy's and its `overrides`' grants less what they
+/// revoked, with the SoD rules applied against what it holds. A terminated identity desires
+/// nothing.
 pub fn for_identity(
     engine: &Engine<'_>,
     identity: &Identity,
@@ -96,6 +105,12 @@ pub fn for_identity(
     // Only targets that exist in the config can be planned; policy load guarantees this, but a
     // config edit could remove a target after the fact.
     desired.retain(|t, _| engine.config.target(t).is_some());
+    for e in &overrides.revoked {
+        if let Some(names) = desired.get_mut(&e.target) {
+            names.remove(&e.name);
+        }
+    }
+    desired.retain(|_, names| !names.is_empty());
     let held_set: BTreeSet<Entitlement> = held
         .iter()
         .flat_map(|(t, a)| a.grants.iter().map(move |g| Entitlement { target: t.clone(), name: g.clone() }))

@@ -114,6 +114,14 @@ pub const CASES: &[(&str, Case)] = &[
         credentials::rotations_are_planned_once_and_their_verification_dated,
     ),
     ("identity_pages_filter_and_continue_from_the_cursor", browse::identity_pages_filter_and_continue_from_the_cursor),
+    (
+        "a_campaign_is_decided_reassigned_timed_out_and_closed_once",
+        campaigns::a_campaign_is_decided_reassigned_timed_out_and_closed_once,
+    ),
+    (
+        "a_revoke_decision_is_planned_once_with_its_exception_and_override",
+        campaigns::a_revoke_decision_is_planned_once_with_its_exception_and_override,
+    ),
     // Access requests (issue 10).
     (
         "a_request_is_approved_stage_by_stage_granted_and_expires",
@@ -147,6 +155,7 @@ macro_rules! ensure_eq {
     };
 }
 
+mod campaigns;
 mod requests;
 mod schedule;
 mod scim;

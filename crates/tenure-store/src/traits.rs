@@ -167,6 +167,7 @@ pub trait Backend:
     + crate::Exceptions
     + crate::Credentials
     + crate::requests::Requests
+    + crate::campaigns::Campaigns
 {
 }
 impl<
@@ -180,7 +181,8 @@ impl<
         + crate::Correlations
         + crate::Exceptions
         + crate::Credentials
-        + crate::requests::Requests,
+        + crate::requests::Requests
+        + crate::campaigns::Campaigns,
 > Backend for T
 {
 }

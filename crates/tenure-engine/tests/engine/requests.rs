@@ -370,3 +370,26 @@ fn a_conflict_that_arises_after_the_request_is_refused_at_approval() {
     let Approved::Request(granted) = approve(&w, stage_approval(&flag), &cli("M0")).unwrap() else { panic!() };
     assert_eq!(granted.state, RequestState::Granted);
 }
+
+/// A certification campaign's items say a requested grant is held because of its request.
+#[test]
+fn a_campaign_item_names_the_request_a_grant_is_held_for() {
+    let w = world();
+    let r = request(&w, "warehouse-admin", "E1", None, "E1").unwrap();
+    approve(&w, stage_approval(&r), &cli("M1")).unwrap();
+    w.settle();
+    let o = tenure_engine::campaigns::CreateOptions {
+        name: "privileged q4".into(),
+        scope: "privileged".into(),
+        reviewer: "manager".into(),
+        due: "2026-12-31".into(),
+        escalate_after: None,
+        on_timeout: tenure_core::OnTimeout::Keep,
+        by: "ciso".into(),
+        actor: "user:ciso".into(),
+    };
+    let c = tenure_engine::campaigns::create(&w.app, &o).unwrap();
+    let (_, items) = tenure_engine::campaigns::show(&w.app, c.id).unwrap();
+    let item = items.iter().find(|i| i.identity == "E1" && i.entitlement.ends_with("admin")).unwrap();
+    assert_eq!(item.why, [format!("request:{}", r.id)]);
+}

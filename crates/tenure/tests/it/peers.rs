@@ -2,6 +2,7 @@
 //! PostgreSQL plus a manual target; failures mid-apply; reconciliation. After each step the
 //! peers are queried directly (ldapsearch, plain HTTP, psql), never through Tenure.
 
+mod issue10_campaigns;
 mod issue10_nhi;
 mod issue10_requests;
 mod issue6_secrets;
