@@ -125,7 +125,13 @@ pub fn create(app: &App, o: &CreateOptions) -> Result<proto::Campaign> {
         let none = crate::desired::Overrides::default();
         desired.insert(i.id.to_string(), crate::desired::for_identity(&engine, i, held, &none, &mut scratch).0);
     }
-    let requested = HashMap::new();
+    // Why access is held beyond the roles: the granted access requests (`request:ID`).
+    let mut requested: HashMap<String, std::collections::BTreeMap<Entitlement, Vec<String>>> = HashMap::new();
+    for (id, o) in crate::desired::overrides(&engine, None)? {
+        for g in o.grants {
+            requested.entry(id.clone()).or_default().entry(g.entitlement).or_default().push(g.reason);
+        }
+    }
     let selected = select::select(&scope, engine.policy, &identities, &holdings, &desired, &requested);
     if selected.is_empty() {
         return Err(invalid(format!("scope `{}` selects no held access: nothing to review", o.scope.trim())));
