@@ -249,3 +249,27 @@ fn an_identity_linked_later_is_planned_in_that_import_without_a_change() {
     assert_eq!(e.operations, 1);
     assert_eq!(ops(&w, "C05", "directory"), ["disable @c05-legacy"]);
 }
+
+/// Review finding 8: `simulate` plans as every other path does, through the correlation overlay:
+/// nothing on a target where an open case holds the identity back, and a linked account is taken
+/// over, never created again.
+#[test]
+fn simulate_applies_the_correlation_overlay() {
+    let w = World::empty(&Setup::default());
+    first_import(&w, &directory(ACCOUNTS));
+    let before = format!("{:?}", w.ops());
+    let sim = tenure_engine::import::simulate(&w.app.engine().unwrap()).unwrap();
+    let on_directory = |id: &str| -> Vec<String> {
+        sim.changes
+            .iter()
+            .filter(|c| c.identity == id && c.target == "directory")
+            .map(|c| format!("{}{}", c.kind, c.entitlement.as_deref().map(|e| format!(" {e}")).unwrap_or_default()))
+            .collect()
+    };
+    assert_eq!(on_directory("C1"), Vec::<String>::new(), "Carol is a candidate of open cases there: {sim:?}");
+    assert_eq!(on_directory("D1"), Vec::<String>::new(), "Dave's name is held by someone else's account: {sim:?}");
+    for id in ["A1", "B1"] {
+        assert!(!on_directory(id).iter().any(|c| c.starts_with("create_account")), "{id} is linked: {sim:?}");
+    }
+    assert_eq!(format!("{:?}", w.ops()), before, "simulate changes nothing");
+}
