@@ -34,7 +34,9 @@ pub use approval::Approval;
 pub use case::Case;
 pub use correlation::{CorrelateRequest, CorrelationCandidate, CorrelationCase, CorrelationDecided};
 pub use exception::Exception;
-pub use explain::{Explanation, Fact, LiveAccount, PlannedChange, RoleTrace, SodOutcome, TargetEffect};
+pub use explain::{
+    AttributeChange, Explanation, Fact, LiveAccount, PlannedChange, RoleTrace, SodOutcome, TargetEffect,
+};
 pub use identity::{AccountState, AccountView, AuditRecord, Change, Event, IdentityDetail, IdentitySummary};
 pub use operation::{OpReason, Operation};
 pub use reconcile::{Finding, ReconReport, RemediationReport, SkippedTarget, TargetReport, UnmanagedGrant};

@@ -265,6 +265,32 @@ impl LdapConnector {
         Ok(found.and_then(|e| e.into_iter().next()))
     }
 
+    /// The account's entry (enabled or disabled) with its mapped attributes, if it exists.
+    async fn mapped_entry(&self, c: &mut Conn<'_>, account: &str) -> Result<Option<SearchEntry>> {
+        for &place in self.layout.places() {
+            let dn = self.layout.account_dn(account, place);
+            let found =
+                self.search(c, &dn, Scope::Base, &self.layout.accounts_filter(), self.layout.mapped_attrs()).await?;
+            if let Some(e) = found.and_then(|e| e.into_iter().next()) {
+                return Ok(Some(e));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Every mapped attribute of `entry` by its configured name, with the values read (none
+    /// when the entry lacks it).
+    fn live_attributes(&self, entry: &SearchEntry) -> tenure_core::attributes::Live {
+        self.layout
+            .mapped_attrs()
+            .into_iter()
+            .map(|a| {
+                let v = values(entry, &a).cloned().collect();
+                (a, v)
+            })
+            .collect()
+    }
+
     /// Whether the entry `dn` exists.
     async fn exists(&self, c: &mut Conn<'_>, dn: &str) -> Result<bool> {
         Ok(self
@@ -607,6 +633,13 @@ impl Connector for LdapConnector {
             grants,
             sessions: None,
         }))
+    }
+
+    async fn read_attributes(&self, account: &AccountSpec) -> Result<Option<tenure_core::attributes::Live>> {
+        self.check_name("account", &account.account)?;
+        let mut c = self.pool.get().await?;
+        let Some(entry) = self.mapped_entry(&mut c, &account.account).await? else { return Ok(None) };
+        Ok(Some(self.live_attributes(&entry)))
     }
 
     async fn list_accounts(&self) -> Result<Vec<AccountState>> {

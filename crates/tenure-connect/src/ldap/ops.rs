@@ -249,6 +249,22 @@ impl Layout {
         a
     }
 
+    /// The account's mapped attributes (`tenure_core::attributes::ldap`).
+    pub(crate) fn desired(&self, spec: &AccountSpec) -> tenure_core::attributes::Desired {
+        tenure_core::attributes::ldap(&self.schema, |name| spec.lookup(name))
+    }
+
+    /// The attributes read back to compare with [`Layout::desired`].
+    pub(crate) fn mapped_attrs(&self) -> Vec<String> {
+        let mut a: Vec<String> = self.schema.attributes.iter().map(|(a, _)| a.clone()).collect();
+        for r in &self.schema.required {
+            if !a.iter().any(|x| x.eq_ignore_ascii_case(r)) {
+                a.push(r.clone());
+            }
+        }
+        a
+    }
+
     // ---- requests ----
 
     /// The `add` that creates `spec`'s account. `password` is the initial password, which the
@@ -270,17 +286,11 @@ impl Layout {
         };
         put(&mut attrs, &s.naming_attribute, text(account));
         put(&mut attrs, &s.account_name_attribute, text(account));
-        for (attr, template) in &s.attributes {
-            let mut value = template.render(|name| spec.lookup(name));
-            if value.is_empty() && s.required.iter().any(|r| r.eq_ignore_ascii_case(attr)) {
-                value = account.to_string();
-            }
+        // The mapped attributes, exactly as `update_attributes` and `explain` see them.
+        for (attr, value) in self.desired(spec) {
             if !value.is_empty() {
-                put(&mut attrs, attr, text(value));
+                put(&mut attrs, &attr, text(value));
             }
-        }
-        for r in &s.required {
-            put(&mut attrs, r, text(account));
         }
         if !spec.identity_id.is_empty() {
             put(&mut attrs, &s.id_attribute, text(spec.identity_id.as_str()));

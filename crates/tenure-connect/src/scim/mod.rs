@@ -660,6 +660,10 @@ impl Connector for ScimConnector {
         }))
     }
 
+    async fn read_attributes(&self, account: &AccountSpec) -> Result<Option<tenure_core::attributes::Live>> {
+        Ok(self.user(&account.account).await?.map(|u| wire::live_attributes(&u)))
+    }
+
     async fn list_accounts(&self) -> Result<Vec<AccountState>> {
         let what = "listing users";
         let users_query = [("attributes", "userName,externalId,active,emails,groups")];

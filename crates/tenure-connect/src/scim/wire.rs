@@ -14,6 +14,7 @@ use super::filter;
 use crate::AccountSpec;
 use serde::{Deserialize, Deserializer};
 use serde_json::{Map, Value, json};
+use tenure_core::attributes::scim as attrs;
 use tenure_core::config::{PatchOpCase, ScimDialect};
 
 pub(crate) const USER_SCHEMA: &str = "urn:ietf:params:scim:schemas:core:2.0:User";
@@ -34,6 +35,8 @@ pub(crate) struct User {
     pub(crate) name: Option<Name>,
     #[serde(default)]
     pub(crate) display_name: Option<String>,
+    #[serde(default)]
+    pub(crate) title: Option<String>,
     #[serde(default, deserialize_with = "null_as_default")]
     pub(crate) emails: Vec<Email>,
     /// The groups the server says the user is in (read-only, RFC 7643 §4.1.2); many servers,
@@ -246,20 +249,54 @@ fn emails_json(email: &str) -> Value {
     json!([{"value": email, "primary": true, "type": "work"}])
 }
 
-/// The body of `POST /Users` for a spec.
+/// The account's mapped attributes (`tenure_core::attributes::desired` for SCIM), by name.
+pub(crate) fn desired(spec: &AccountSpec) -> std::collections::BTreeMap<String, String> {
+    let scim = tenure_core::config::TargetSettings::Scim(tenure_core::config::ScimSettings::default());
+    tenure_core::attributes::desired(&scim, |name| spec.lookup(name)).into_iter().collect()
+}
+
+/// The mapped attributes of a user as read, by the names `desired` uses.
+pub(crate) fn live_attributes(user: &User) -> tenure_core::attributes::Live {
+    let one = |v: Option<&str>| v.filter(|v| !v.is_empty()).map(|v| vec![v.to_string()]).unwrap_or_default();
+    let name = user.name.clone().unwrap_or_default();
+    [
+        (attrs::DISPLAY_NAME, one(user.display_name.as_deref())),
+        (attrs::GIVEN_NAME, one(name.given_name.as_deref())),
+        (attrs::FAMILY_NAME, one(name.family_name.as_deref())),
+        (attrs::EMAILS, one(user.email().as_deref())),
+        (attrs::TITLE, one(user.title.as_deref())),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect()
+}
+
+/// The body of `POST /Users` for a spec: the identity's mapped attributes, the account name and
+/// the correlation id.
 pub(crate) fn new_user(spec: &AccountSpec) -> Value {
+    let d = desired(spec);
+    let get = |k: &str| d.get(k).map(String::as_str).filter(|v| !v.is_empty());
     let mut obj = Map::new();
     obj.insert("schemas".into(), json!([USER_SCHEMA]));
     obj.insert("userName".into(), json!(spec.account));
     if !spec.identity_id.is_empty() {
         obj.insert("externalId".into(), json!(spec.identity_id));
     }
-    if let Some(name) = desired_name(spec) {
+    let display = get(attrs::DISPLAY_NAME).unwrap_or(spec.account.as_str());
+    if get(attrs::GIVEN_NAME).is_some() || get(attrs::FAMILY_NAME).is_some() {
+        let name = Name {
+            given_name: get(attrs::GIVEN_NAME).map(str::to_string),
+            family_name: get(attrs::FAMILY_NAME).map(str::to_string),
+            formatted: Some(display.to_string()),
+        };
         obj.insert("name".into(), name_json(&name));
     }
-    obj.insert("displayName".into(), json!(spec.display_name()));
-    if let Some(email) = &spec.email {
+    obj.insert("displayName".into(), json!(display));
+    if let Some(email) = get(attrs::EMAILS) {
         obj.insert("emails".into(), emails_json(email));
+    }
+    if let Some(title) = get(attrs::TITLE) {
+        obj.insert("title".into(), json!(title));
     }
     obj.insert("active".into(), json!(true));
     Value::Object(obj)

@@ -115,6 +115,17 @@ pub fn run(app: &App, id: &str, target: Option<&str>, live: bool, f: Format) -> 
                         list(&l.extra),
                         list(&l.unmanaged)
                     );
+                    if l.attributes.is_empty() {
+                        outln!("    live attributes: no change");
+                    }
+                    for a in &l.attributes {
+                        let live = if a.live.is_empty() {
+                            "none".to_string()
+                        } else {
+                            a.live.iter().map(|v| format!("\"{}\"", esc(v))).collect::<Vec<_>>().join(", ")
+                        };
+                        outln!("    would change {}: {live} -> {}", esc(&a.attribute), value(a.desired.as_deref()));
+                    }
                 }
             }
         }

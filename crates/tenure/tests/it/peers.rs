@@ -718,6 +718,45 @@ fn issue7_two_applies_started_together_apply_every_operation_once() {
 /// Issue 9, point 6: `tenure explain --live` reads the account from real OpenLDAP, says how it
 /// was correlated, and compares its groups with the policy (a managed group the policy does not
 /// grant is extra, a hand-made group unmanaged), changing nothing in the directory.
+/// Issue 9 deliverable 6: `explain --live` shows the mapped attributes that would change, read
+/// from the live directory (edited by hand with `ldapmodify`) and the live SCIM peer, and
+/// changes nothing in either.
+#[test]
+fn issue9_explain_live_names_the_mapped_attributes_edited_by_hand_and_changes_nothing() {
+    let w = world(100);
+    let co = company(8);
+    w.import("day1.csv", &co);
+    w.apply_all();
+    let p = co.people.iter().find(|p| p.status == "active" && !p.email.is_empty()).unwrap();
+    let dn = format!("uid={},ou=people,dc=example,dc=com", p.username);
+    w.ldap_modify(&format!(
+        "dn: {dn}\nchangetype: modify\nreplace: displayName\ndisplayName: Hand Edited\n-\ndelete: mail\n"
+    ));
+    let before = w.ldap("dc=example,dc=com", "(objectClass=*)", &["*"]);
+
+    let json = w.env.ok(&["explain", &p.id, "--live", "--format", "json"]).json();
+    let live = &json["targets"]["directory"]["live"];
+    assert_eq!(live["error"], serde_json::Value::Null, "{json:#}");
+    assert_eq!(
+        live["attributes"],
+        serde_json::json!([
+            {"attribute": "displayName", "live": ["Hand Edited"], "desired": format!("{} {}", p.given, p.family)},
+            {"attribute": "mail", "live": [], "desired": p.email},
+        ]),
+        "{live:#}"
+    );
+    // The SCIM account was created from the same mapping, title included: nothing differs.
+    let chat = &json["targets"]["chat"]["live"];
+    assert_eq!(chat["error"], serde_json::Value::Null, "{json:#}");
+    assert_eq!(chat["found"], true, "{json:#}");
+    assert_eq!(chat["attributes"], serde_json::json!([]), "{chat:#}");
+
+    let text = w.env.ok(&["explain", &p.id, "--target", "directory", "--live"]).stdout;
+    assert!(text.contains("    would change displayName: \"Hand Edited\" -> \""), "{text}");
+    assert!(text.contains("    would change mail: none -> \""), "{text}");
+    assert_eq!(w.ldap("dc=example,dc=com", "(objectClass=*)", &["*"]), before, "explain changes nothing");
+}
+
 #[test]
 fn issue9_explain_live_reads_the_account_from_real_slapd_and_changes_nothing() {
     let w = world(100);
