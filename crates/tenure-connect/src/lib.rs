@@ -20,9 +20,11 @@ pub mod ldap;
 pub mod postgres;
 pub mod redact;
 pub mod scim;
+pub mod secret;
 mod tls;
 
 pub use redact::redact;
+pub use secret::NewSecret;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
@@ -116,6 +118,9 @@ pub struct Request {
     pub account: AccountSpec,
     /// For `transfer_ownership` and `delete_account` on PostgreSQL: who receives owned objects.
     pub new_owner: Option<String>,
+    /// For `rotate_credential`: the new secret to set. A connector never makes one up: the
+    /// executor generates it, so it can hand it to the sink and verify it.
+    pub secret: Option<NewSecret>,
 }
 
 /// What `apply` did.
@@ -216,6 +221,15 @@ pub trait Connector: Send + Sync {
     /// The entitlements that exist in the target (groups, roles), for `check --online` and
     /// reconciliation.
     async fn list_entitlements(&self) -> Result<Vec<String>>;
+
+    /// Whether `secret` is the account's credential now, by logging in (PostgreSQL) or binding
+    /// (LDAP) with it on a fresh connection: the read-back of a `rotate_credential`. `Ok(false)`
+    /// means the target refused it; an error means the check could not be made. Targets that
+    /// cannot rotate credentials say so.
+    async fn verify_secret(&self, account: &AccountSpec, secret: &NewSecret) -> Result<bool> {
+        let _ = (account, secret);
+        Err(ConnectorError::permanent(format!("`{}` cannot verify a credential", self.name())))
+    }
 
     /// Notes about the target gathered since the last call, for a report to show (a server
     /// that answered a page with another `itemsPerPage` than it returned, say). Empty unless a

@@ -11,8 +11,10 @@ use crate::schema::{AttrType, Schema, Slot};
 use std::collections::HashSet;
 
 mod correlation;
+mod nhi;
 mod schedule;
 mod target;
+pub use nhi::{NHI_KEYS, NhiConfig, max_age_secs};
 pub use schedule::{SCHEDULE_KEYS, ScheduleConfig};
 pub use target::*;
 
@@ -27,6 +29,8 @@ pub struct Config {
     pub guard: GuardConfig,
     /// `[schedule]`: how often the server's scheduled jobs run.
     pub schedule: ScheduleConfig,
+    /// `[nhi]`: the secret sink and the default credential age (issue 10).
+    pub nhi: NhiConfig,
     pub schema: Schema,
     pub sources: Vec<SourceConfig>,
     pub targets: Vec<TargetConfig>,
@@ -134,6 +138,12 @@ impl Config {
 
     pub fn target(&self, name: &str) -> Option<&TargetConfig> {
         self.targets.iter().find(|t| t.name == name)
+    }
+
+    /// The secret sink directory for `target` as written (relative to the config file): the
+    /// target's own `secret_sink`, else `[nhi] secret_sink`.
+    pub fn secret_sink(&self, target: &str) -> Option<&str> {
+        self.target(target).and_then(|t| t.secret_sink.as_deref()).or(self.nhi.secret_sink.as_deref())
     }
 
     /// What is insecure in the configuration (TLS verification turned off, a token sent in the
@@ -375,7 +385,7 @@ pub fn parse(file: &str, source: &str) -> Result<Config, Vec<Problem>> {
         root,
         "the config",
         &mut p,
-        &["store", "server", "policy", "guard", "attributes", "source", "target", "audit", "schedule"],
+        &["store", "server", "policy", "guard", "attributes", "source", "target", "audit", "schedule", "nhi"],
     );
 
     let mut store_url = "sqlite://tenure-data/tenure.db".to_string();
@@ -385,6 +395,7 @@ pub fn parse(file: &str, source: &str) -> Result<Config, Vec<Problem>> {
     let mut store_allow_symlink = false;
     let mut audit = AuditConfig::default();
     let mut schedule = ScheduleConfig::default();
+    let mut nhi = NhiConfig::default();
 
     if let Some(t) = section(root, "store", &mut p) {
         let mut r = Reader::new(t, "[store]", &mut p, &["url", "allow_symlink"]);
@@ -412,6 +423,9 @@ pub fn parse(file: &str, source: &str) -> Result<Config, Vec<Problem>> {
     }
     if let Some(t) = section(root, "schedule", &mut p) {
         schedule = schedule::parse(t, &mut p);
+    }
+    if let Some(t) = section(root, "nhi", &mut p) {
+        nhi = nhi::parse(t, &mut p);
     }
     if let Some(t) = section(root, "server", &mut p) {
         let mut r = Reader::new(t, "[server]", &mut p, &["listen"]);
@@ -527,6 +541,7 @@ pub fn parse(file: &str, source: &str) -> Result<Config, Vec<Problem>> {
         policy_path,
         guard,
         schedule,
+        nhi,
         schema,
         sources,
         targets,
@@ -734,6 +749,7 @@ owner = "payroll-admins"
             policy_path: String::new(),
             guard: GuardConfig::default(),
             schedule: ScheduleConfig::default(),
+            nhi: NhiConfig::default(),
             schema: Schema::default(),
             sources: vec![],
             targets: vec![],
@@ -888,6 +904,37 @@ owner = "payroll-admins"
     }
 
     #[test]
+    fn issue10_nhi_sink_and_credential_age_load_and_bad_ones_name_their_line() {
+        let text = GOOD
+            .replace("[guard]", "[nhi]\nsecret_sink = \"secrets\"\ncredential_max_age = \"90d\"\n[guard]")
+            .replace("name = \"payroll\"", "name = \"payroll\"\nsecret_sink = \"payroll-secrets\"");
+        let c = parse("tenure.toml", &text).unwrap_or_else(|p| unreachable_problems(&p));
+        assert_eq!(
+            c.nhi,
+            NhiConfig { secret_sink: Some("secrets".into()), credential_max_age_secs: Some(90 * 86_400) }
+        );
+        assert_eq!(c.secret_sink("payroll"), Some("payroll-secrets"), "a target's own sink wins");
+        assert_eq!(c.secret_sink("directory"), Some("secrets"));
+        let plain = parse("tenure.toml", GOOD).unwrap_or_else(|p| unreachable_problems(&p));
+        assert_eq!(
+            (plain.nhi.clone(), plain.secret_sink("directory")),
+            (NhiConfig::default(), None),
+            "no sink by default"
+        );
+
+        let nhi = |body: &str| ("[guard]", format!("[nhi]\n{body}\n[guard]"));
+        for (body, anchor, want) in [
+            ("secret_sink = \"\"", "= \"\"", "`secret_sink` in [nhi] must not be empty"),
+            ("secret_sink = 3", "= 3", "`secret_sink` in [nhi] must be a string"),
+            ("credential_max_age = \"often\"", "\"often\"", "`credential_max_age` in [nhi] `often` is not a duration"),
+            ("sink = \"x\"", "sink", "unknown key `sink` in [nhi]"),
+        ] {
+            let (from, to) = nhi(body);
+            check((from, &to), anchor, want);
+        }
+    }
+
+    #[test]
     fn issue8_schedule_intervals_load_and_bad_ones_name_their_line() {
         let text = GOOD.replace(
             "[guard]",
@@ -901,6 +948,7 @@ owner = "payroll-admins"
             checkpoint_secs: 1800,
             retention_secs: 172_800,
             overdue_secs: 900,
+            credentials_secs: 3600,
         };
         assert_eq!(c.schedule, want);
         let d = ScheduleConfig::default();

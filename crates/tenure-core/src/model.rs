@@ -127,12 +127,19 @@ string_enum!(
 );
 
 string_enum!(
-    /// What a recorded deviation (control debt) is about.
+    /// What a recorded deviation (control debt) is about (DESIGN §13). `failed_operation` is
+    /// any other operation that failed past its retries; `failed_revocation` one that removes
+    /// access (revoke, disable, delete_account, revoke_sessions); `partial_removal` a leaver or
+    /// suspension case that closed with removals excepted; `declined_fix` a reconciliation fix
+    /// someone declined.
     ExceptionKind {
         OverdueTicket = "overdue_ticket",
         FailedOperation = "failed_operation",
         AcceptedSod = "accepted_sod",
         ManualOverride = "manual_override",
+        PartialRemoval = "partial_removal",
+        FailedRevocation = "failed_revocation",
+        DeclinedFix = "declined_fix",
     }
 );
 
@@ -143,6 +150,8 @@ string_enum!(
 string_enum!(
     /// What reconciliation found. `resurrected` comes from the post-offboarding re-check: a
     /// leaver's account enabled again or a grant back after the leaver case closed.
+    /// `stale_credential` is a non-human identity's account whose credential is older than its
+    /// `credential_max_age`; `nhi_without_owner` one whose owner is not an active identity.
     FindingKind {
         Orphan = "orphan",
         Drift = "drift",
@@ -150,6 +159,8 @@ string_enum!(
         Sod = "sod",
         Ambiguous = "ambiguous",
         Resurrected = "resurrected",
+        StaleCredential = "stale_credential",
+        NhiWithoutOwner = "nhi_without_owner",
     }
 );
 
@@ -194,13 +205,24 @@ impl TargetKind {
         match self {
             // Directory and SCIM accounts hold no sessions Tenure can end: disabling the account
             // is what stops new logins there.
-            TargetKind::Ldap | TargetKind::Scim => !matches!(
+            // A directory account's password (`userPassword`, `unicodePwd`) can be rotated.
+            TargetKind::Ldap => !matches!(op, OpKind::RevokeSessions | OpKind::TransferOwnership | OpKind::OpenTicket),
+            TargetKind::Scim => !matches!(
                 op,
                 OpKind::RevokeSessions | OpKind::RotateCredential | OpKind::TransferOwnership | OpKind::OpenTicket
             ),
             TargetKind::Postgres => !matches!(op, OpKind::OpenTicket),
             TargetKind::Manual => true,
         }
+    }
+}
+
+impl OpKind {
+    /// Whether the operation takes access away: its failure past the retries is a
+    /// `failed_revocation` exception, and its being excepted in a leaver's case a
+    /// `partial_removal`.
+    pub fn removes_access(self) -> bool {
+        matches!(self, OpKind::Revoke | OpKind::Disable | OpKind::DeleteAccount | OpKind::RevokeSessions)
     }
 }
 

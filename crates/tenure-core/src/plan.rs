@@ -249,6 +249,20 @@ pub fn replan(
             None => ops.push(op),
         }
     }
+    // Work no desired state produces (a credential rotation, an ownership transfer) is never
+    // "no longer needed" by a new desired state: it stays while the account it acts on does.
+    for (q, u) in queued.iter().zip(used.iter_mut()) {
+        let side = matches!(q.kind, OpKind::RotateCredential | OpKind::TransferOwnership);
+        let acct = fresh.holdings.get(&q.target);
+        let stays = match q.kind {
+            OpKind::RotateCredential => acct.is_some_and(|a| a.exists && a.enabled),
+            _ => acct.is_some_and(|a| a.exists),
+        };
+        if side && !*u && stays {
+            *u = true;
+            keep.push(q.id);
+        }
+    }
     let mut cancel: Vec<i64> = queued.iter().zip(&used).filter(|(_, u)| !**u).map(|(q, _)| q.id).collect();
     // An attempted operation stays (a retry may still finish it) only while its effect is what
     // the new plan ends with; otherwise the plan has undone it and the operation is cancelled.
@@ -412,6 +426,23 @@ mod tests {
         assert_eq!(r.cancel, [11], "grant eng is no longer needed");
         assert_eq!(ops(&Plan { ops: r.ops, holdings: r.holdings.clone() }), ["dir grant sales"]);
         assert_eq!(r.holdings.get("dir").map(|a| a.grants.len()), Some(2));
+    }
+
+    #[test]
+    fn issue10_a_queued_rotation_stays_while_its_account_is_enabled() {
+        let held = plan(Status::Active, &Holdings::new(), &want(&[("warehouse", &["analyst"])])).holdings;
+        let rotation = |id: i64| Queued {
+            id,
+            target: "warehouse".into(),
+            kind: OpKind::RotateCredential,
+            entitlement: None,
+            attempted: false,
+        };
+        let r = replan(Status::Active, &held, &[rotation(7)], &want(&[("warehouse", &["analyst", "admin"])]));
+        assert_eq!((r.keep.clone(), r.cancel.clone()), (vec![7], vec![]), "kept beside a new grant");
+        assert_eq!(ops(&Plan { ops: r.ops, holdings: r.holdings }), ["warehouse grant admin"]);
+        let r = replan(Status::Terminated, &held, &[rotation(7)], &want(&[]));
+        assert_eq!(r.cancel, vec![7], "cancelled once the account is disabled");
     }
 
     #[test]

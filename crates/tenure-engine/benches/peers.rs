@@ -669,7 +669,13 @@ async fn p5_apply(conn: Arc<dyn Connector>, specs: Arc<Vec<AccountSpec>>, c: usi
         let (specs, conn) = (specs.clone(), conn.clone());
         async move {
             let s = &specs[i];
-            let mut r = Request { kind: OpKind::CreateAccount, entitlement: None, account: s.clone(), new_owner: None };
+            let mut r = Request {
+                kind: OpKind::CreateAccount,
+                entitlement: None,
+                account: s.clone(),
+                new_owner: None,
+                secret: None,
+            };
             conn.apply(&r).await?;
             r.kind = OpKind::Grant;
             for g in ["app-a", "app-b"] {

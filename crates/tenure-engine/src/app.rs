@@ -79,8 +79,21 @@ impl Loaded {
             }
             Err(source) => return Err(AppError::Read { what: "config", path: path.display().to_string(), source }),
         };
-        let config = tenure_core::config::parse(&path.display().to_string(), &text).map_err(AppError::Config)?;
+        let mut config = tenure_core::config::parse(&path.display().to_string(), &text).map_err(AppError::Config)?;
         let config_dir = path.parent().map_or_else(|| PathBuf::from("."), Path::to_path_buf);
+        // Secret sinks are relative to the config file, like every path in it; the executor,
+        // which only sees the `Config`, gets them resolved.
+        let resolve = |p: &mut Option<String>| {
+            if let Some(dir) = p.as_mut()
+                && Path::new(dir.as_str()).is_relative()
+            {
+                *dir = config_dir.join(dir.as_str()).display().to_string();
+            }
+        };
+        resolve(&mut config.nhi.secret_sink);
+        for t in &mut config.targets {
+            resolve(&mut t.secret_sink);
+        }
         Ok(Self { config, config_path: path.to_path_buf(), config_dir })
     }
 

@@ -1,5 +1,6 @@
-//! What a person decides: approving or rejecting what the guard held, and finishing a manual
-//! ticket with evidence. Each decision is recorded with the person's name in the audit trail.
+//! What a person decides: approving or rejecting what the guard held, finishing a manual
+//! ticket with evidence, and resolving or accepting an exception of the register. Each decision
+//! is recorded with the person's name in the audit trail.
 
 use crate::Engine;
 use tenure_core::ApprovalKind;
@@ -33,4 +34,79 @@ pub fn reject(store: &dyn tenure_store::Store, id: i64, by: &str, reason: &str) 
 /// counts as verified.
 pub fn complete_ticket(queue: &dyn Queue, id: i64, by: &str, evidence: &str) -> crate::Result<proto::Ticket> {
     Ok(crate::views::ticket(&queue.complete_ticket(id, by, evidence)?))
+}
+
+/// A person's decision on an exception of the register.
+#[derive(Debug, Clone)]
+pub struct ExceptionDecision<'a> {
+    pub id: i64,
+    pub closing: tenure_store::Closing,
+    /// Who decided, by name (a CLI user, a token's name).
+    pub by: &'a str,
+    /// How the audit trail names them: `user:NAME` from the CLI, `token:NAME` from the API.
+    pub actor: &'a str,
+    pub reason: &'a str,
+    /// `YYYY-MM-DD` or RFC 3339: when an accepted risk is to be looked at again.
+    pub due: Option<&'a str>,
+}
+
+/// Resolves or accepts exception `id` (audited with who and why). The reason is required and
+/// checked like every field; a due date must be a date in the future and is only for an
+/// acceptance. An unknown id is `not_found`, one already closed `conflict`; refusals change
+/// nothing.
+pub fn close_exception(
+    store: &dyn tenure_store::Backend,
+    d: &ExceptionDecision<'_>,
+) -> crate::Result<proto::Exception> {
+    use crate::EngineError::Invalid;
+    if d.reason.trim().is_empty() {
+        return Err(Invalid("a reason is required: say why the exception is resolved or accepted".into()));
+    }
+    if d.reason.len() > tenure_core::text::FIELD_LIMIT {
+        return Err(Invalid(format!(
+            "the reason is {} bytes; the limit is {}",
+            d.reason.len(),
+            tenure_core::text::FIELD_LIMIT
+        )));
+    }
+    if tenure_core::text::has_hidden(d.reason, false) {
+        return Err(Invalid("the reason holds control or invisible characters".into()));
+    }
+    let now = store.clock().now();
+    let due = match d.due {
+        None => None,
+        Some(_) if d.closing == tenure_store::Closing::Resolve => {
+            return Err(Invalid("a due date is for an accepted exception (`accept ... --due DATE`)".into()));
+        }
+        Some(text) => {
+            let at = due_stamp(text).ok_or_else(|| {
+                Invalid(format!("due date `{}` is not a date: expected YYYY-MM-DD or an RFC 3339 time", text.trim()))
+            })?;
+            if at <= now {
+                return Err(Invalid(format!("due date `{}` is not in the future", text.trim())));
+            }
+            Some(tenure_core::clock::stamp(at))
+        }
+    };
+    let c = tenure_store::CloseException {
+        id: d.id,
+        closing: d.closing,
+        actor: d.actor,
+        by: d.by,
+        reason: d.reason.trim(),
+        due_at: due.as_deref(),
+    };
+    let x = store.close_exception(&c)?;
+    Ok(crate::views::exception(&x, now))
+}
+
+/// A due date as a time: the end of a `YYYY-MM-DD` day in UTC, or an RFC 3339 time.
+fn due_stamp(text: &str) -> Option<chrono::DateTime<chrono::Utc>> {
+    let t = text.trim();
+    if t.len() == 10 {
+        let day = tenure_core::date::parse_date(t)?;
+        return day.and_hms_opt(23, 59, 59).map(|d| d.and_utc());
+    }
+    tenure_core::date::parse_date(t)?;
+    tenure_core::clock::parse_stamp(t)
 }

@@ -21,6 +21,9 @@
 //!   person completes the ticket with evidence.
 //! - A target whose connector could not be set up (see [`Connectors`]) has its operations failed
 //!   with that reason; the other targets' operations run as usual.
+//! - A `rotate_credential` runs on its own (`rotate`): the secret is generated here, staged in
+//!   the secret sink (`crate::sink`), set in the target, promoted in the sink and verified by
+//!   logging in with it; the read-back of a password is a login. It reaches nothing else.
 
 use crate::blocking;
 use rand::Rng as _;
@@ -28,7 +31,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tenure_connect::{AccountSpec, AccountState, Applied, Connector, ConnectorError, Request};
+use tenure_connect::{AccountSpec, AccountState, Applied, Connector, ConnectorError, NewSecret, Request};
 use tenure_core::audit::AuditEntry;
 use tenure_core::clock::stamp;
 use tenure_core::config::{Config, TargetSettings};
@@ -309,7 +312,8 @@ async fn claim_and_execute(
     loop {
         // Also a write transaction; tickets are due in hours, so once a second is plenty.
         if opts.housekeeping && overdue_checked.is_none_or(|t| t.elapsed() >= OVERDUE_CHECK_EVERY) {
-            blocking::store(store, |s| s.flag_overdue("executor")).await?;
+            let actor = crate::schedule::Job::Overdue.actor();
+            blocking::store(store, move |s| s.flag_overdue(&actor)).await?;
             overdue_checked = Some(std::time::Instant::now());
         }
         let stopping = opts.stop.as_ref().is_some_and(|s| s.load(Ordering::SeqCst));
@@ -530,7 +534,16 @@ async fn execute(
         Ok(s) => s,
         Err(msg) => return Some(retry_or_fail(op, target.max_attempts, &ConnectorError::permanent(msg), opts, stats)),
     };
-    let req = Request { kind: op.kind, entitlement: op.entitlement.clone(), account: spec.clone(), new_owner: None };
+    if op.kind == OpKind::RotateCredential {
+        return Some(rotate(config, conn.as_ref(), op, &spec, target.max_attempts, opts, stats).await);
+    }
+    let req = Request {
+        kind: op.kind,
+        entitlement: op.entitlement.clone(),
+        account: spec.clone(),
+        new_owner: None,
+        secret: None,
+    };
     let applied = match tokio::time::timeout(opts.call_timeout, conn.apply(&req)).await {
         Ok(Ok(a)) => a,
         Ok(Err(e)) => return Some(retry_or_fail(op, target.max_attempts, &e, opts, stats)),
@@ -578,6 +591,135 @@ async fn execute(
     })
 }
 
+/// `rotate_credential`: a new random secret, staged in the target's secret sink, set in the
+/// target, promoted in the sink, then verified by logging in (binding) with it on a connection of
+/// its own. Without a sink the rotation is refused before anything changes. The secret is in
+/// memory only for this call and reaches nothing but the connector and the sink: every error
+/// made while it is in use is scrubbed of it.
+async fn rotate(
+    config: &Config,
+    conn: &dyn Connector,
+    op: &OpRecord,
+    spec: &AccountSpec,
+    max_attempts: u32,
+    opts: &ExecOptions,
+    stats: &Stats,
+) -> Finished {
+    let fail = |e: ConnectorError| retry_or_fail(op, max_attempts, &e, opts, stats);
+    let Some(root) = config.secret_sink(&op.target) else {
+        return fail(ConnectorError::permanent(format!(
+            "rotate_credential needs a secret sink for `{}`: set `[nhi] secret_sink` (or the target's `secret_sink`) \
+             to a directory; the new secret goes there and nowhere else",
+            op.target
+        )));
+    };
+    // The account must exist, be enabled (the new secret is verified by logging in) and be this
+    // identity's: a login reused by someone else never gets its password changed.
+    match tokio::time::timeout(opts.call_timeout, conn.read_account(spec)).await {
+        Ok(Ok(Some(state))) => {
+            if let Some(other) = owned_by_other(spec, Some(&state)) {
+                return fail(ConnectorError::permanent(format!(
+                    "account `{}` in `{}` belongs to identity `{other}`, not `{}`",
+                    spec.account, op.target, spec.identity_id
+                )));
+            }
+            if !state.enabled {
+                return fail(ConnectorError::permanent(format!(
+                    "account `{}` in `{}` is disabled: its credential is not rotated",
+                    spec.account, op.target
+                )));
+            }
+        }
+        Ok(Ok(None)) => {
+            return fail(ConnectorError::permanent(format!(
+                "account `{}` does not exist in `{}`: there is no credential to rotate",
+                spec.account, op.target
+            )));
+        }
+        Ok(Err(e)) => return fail(e),
+        Err(_) => return fail(ConnectorError::transient("read-back timed out")),
+    }
+    let root = std::path::PathBuf::from(root);
+    let (sink_target, sink_account) = (op.target.clone(), spec.account.clone());
+    let file =
+        match tokio::task::spawn_blocking(move || crate::sink::SinkFile::prepare(&root, &sink_target, &sink_account))
+            .await
+        {
+            Ok(Ok(f)) => f,
+            Ok(Err(why)) => return fail(ConnectorError::permanent(why)),
+            Err(e) => return fail(ConnectorError::transient(format!("preparing the secret sink: {e}"))),
+        };
+    let secret = NewSecret::generate();
+    let scrubbed = |mut e: ConnectorError| {
+        e.message = secret.scrub(&e.message);
+        e
+    };
+    if let Err(why) = blocking_sink(&file, &secret, SinkStep::Stage).await {
+        return fail(ConnectorError::permanent(why));
+    }
+    let req = Request {
+        kind: OpKind::RotateCredential,
+        entitlement: None,
+        account: spec.clone(),
+        new_owner: None,
+        secret: Some(secret.clone()),
+    };
+    match tokio::time::timeout(opts.call_timeout, conn.apply(&req)).await {
+        Ok(Ok(_)) => {}
+        Ok(Err(e)) => {
+            // A refusal never took effect; anything else may have, so the staged secret stays.
+            if !e.is_transient() {
+                let _ = blocking_sink(&file, &secret, SinkStep::Discard).await;
+            }
+            return fail(scrubbed(e));
+        }
+        Err(_) => return fail(ConnectorError::transient(format!("no answer within {:?}", opts.call_timeout))),
+    }
+    if let Err(why) = blocking_sink(&file, &secret, SinkStep::Promote).await {
+        return fail(ConnectorError::transient(format!(
+            "the target has the new secret, but {why}; it is staged beside it"
+        )));
+    }
+    match tokio::time::timeout(opts.call_timeout, conn.verify_secret(spec, &secret)).await {
+        Ok(Ok(true)) => {}
+        Ok(Ok(false)) => return fail(ConnectorError::transient("the new secret does not log in")),
+        Ok(Err(e)) => return fail(scrubbed(e)),
+        Err(_) => return fail(ConnectorError::transient("verifying the new secret timed out")),
+    }
+    stats.verified.fetch_add(1, Ordering::Relaxed);
+    let how = format!("new secret set, written to the secret sink and verified by logging in as `{}`", spec.account);
+    Finished {
+        op: op.id,
+        state: OpState::Verified,
+        error: None,
+        next_attempt_at: None,
+        note: Some(how.clone()),
+        audit: audit_for(op, "verified", format!("account `{}`: {how}", spec.account)),
+    }
+}
+
+#[derive(Clone, Copy)]
+enum SinkStep {
+    Stage,
+    Promote,
+    Discard,
+}
+
+/// A sink write on the blocking pool.
+async fn blocking_sink(file: &crate::sink::SinkFile, secret: &NewSecret, step: SinkStep) -> Result<(), String> {
+    let (file, secret) = (file.clone(), secret.clone());
+    tokio::task::spawn_blocking(move || match step {
+        SinkStep::Stage => file.stage(&secret),
+        SinkStep::Promote => file.promote(),
+        SinkStep::Discard => {
+            file.discard();
+            Ok(())
+        }
+    })
+    .await
+    .unwrap_or_else(|e| Err(format!("the secret sink task failed: {e}")))
+}
+
 /// Whether a later operation of the same run overrides `op`'s effect (a grant revoked again, an
 /// account created and then disabled), so the read-back shows the later one instead.
 fn superseded(op: &OpRecord, later: &[(&OpRecord, Applied)]) -> Option<i64> {
@@ -611,8 +753,14 @@ async fn execute_run(
     let manual = config.target(&first.target).is_some_and(|t| matches!(t.settings, TargetSettings::Manual(_)));
     let conn = conns.get(&first.target);
     let spec = account_spec(config, store, first).await;
-    let (Some(target), Some(conn), Ok(spec), false) = (config.target(&first.target), conn, spec.clone(), manual) else {
-        // Manual targets, missing connectors and unusable accounts: one operation at a time.
+    // A credential rotation is carried out on its own: its secret is staged in the sink, set,
+    // promoted and read back by logging in, which the shared read-back of a run cannot do.
+    let rotation = run.iter().any(|o| o.kind == OpKind::RotateCredential);
+    let (Some(target), Some(conn), Ok(spec), false, false) =
+        (config.target(&first.target), conn, spec.clone(), manual, rotation)
+    else {
+        // Manual targets, missing connectors, unusable accounts and rotations: one operation at a
+        // time.
         let mut done = Vec::new();
         for op in run {
             if let Some(f) = execute(config, store, conns, op, opts, stats, owner).await {
@@ -630,8 +778,13 @@ async fn execute_run(
             release.extend(run.iter().skip(i).map(|o| o.id));
             break;
         }
-        let req =
-            Request { kind: op.kind, entitlement: op.entitlement.clone(), account: spec.clone(), new_owner: None };
+        let req = Request {
+            kind: op.kind,
+            entitlement: op.entitlement.clone(),
+            account: spec.clone(),
+            new_owner: None,
+            secret: None,
+        };
         let result = match tokio::time::timeout(opts.call_timeout, conn.apply(&req)).await {
             Ok(r) => r,
             Err(_) => Err(ConnectorError::transient(format!("no answer within {:?}", opts.call_timeout))),

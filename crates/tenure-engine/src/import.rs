@@ -732,6 +732,7 @@ pub(crate) fn plan_event(
         ops.push(OpIn { target: op.target, kind: op.kind, entitlement: op.entitlement, rules, account });
     }
     let mut audit = Vec::new();
+    rotate_on_owner_change(engine, e, &p.holdings, &mut ops, &mut audit);
     for hit in hits {
         let action = if hit.refused.is_empty() { "sod.flagged" } else { "sod.refused" };
         let outcome = if hit.refused.is_empty() { "flagged" } else { "refused" };
@@ -746,6 +747,48 @@ pub(crate) fn plan_event(
     // The store cancels them only if each is still as the plan saw it (untried or attempted).
     let cancel = queued.iter().filter(|q| r.cancel.contains(&q.id)).cloned().collect();
     event_in(e, ops, Some(p.holdings), audit, cancel)
+}
+
+/// Issue 10: a non-human identity whose owner changed (a transfer, or the owner leaving and the
+/// ownership moving to their manager) gets its credentials rotated in every target that can
+/// rotate them and where it keeps an enabled account: the previous owner may know the secret.
+fn rotate_on_owner_change(
+    engine: &Engine<'_>,
+    e: &Event,
+    holdings: &Holdings,
+    ops: &mut Vec<OpIn>,
+    audit: &mut Vec<AuditEntry>,
+) {
+    let schema = &engine.config.schema;
+    let (Some(prev), Some(slot)) = (&e.previous, schema.slot("owner_id")) else { return };
+    let (before, after) = (prev.attrs.get(slot), e.identity.attrs.get(slot));
+    if !e.identity.is_nhi() || e.identity.status != Status::Active || before.is_none() || before == after {
+        return;
+    }
+    for (target, acct) in holdings {
+        let Some(t) = engine.config.target(target) else { continue };
+        let queued = ops.iter().any(|o| &o.target == target && o.kind == OpKind::RotateCredential);
+        if !acct.exists || !acct.enabled || !t.kind.supports(OpKind::RotateCredential) || queued {
+            continue;
+        }
+        ops.push(OpIn {
+            target: target.clone(),
+            kind: OpKind::RotateCredential,
+            entitlement: None,
+            rules: Vec::new(),
+            account: acct.name.clone(),
+        });
+        audit.push(
+            AuditEntry::new("policy", "nhi.rotate_on_owner_change", "planned")
+                .identity(&e.identity.id)
+                .target(target)
+                .reason(format!(
+                    "owner changed from `{}` to `{}`: the credential in `{target}` is rotated",
+                    before.unwrap_or_default(),
+                    after.unwrap_or("nobody")
+                )),
+        );
+    }
 }
 
 fn roles_for(d: &Desired, target: &str, name: &str) -> Vec<String> {

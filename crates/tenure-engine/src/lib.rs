@@ -29,9 +29,11 @@ pub mod explain;
 pub mod guard;
 pub mod import;
 pub mod ingest;
+pub mod nhi;
 pub mod reconcile;
 pub mod reports;
 pub mod schedule;
+pub mod sink;
 pub mod tokens;
 pub mod views;
 

@@ -3,8 +3,9 @@
 //! store adds for itself stays inside unless a wire type grows a field for it here.
 
 use tenure_core::audit::AuditRecord as StoredAudit;
+use tenure_core::clock::parse_stamp;
 use tenure_core::schema::Schema;
-use tenure_core::{EventKind, Identity};
+use tenure_core::{EventKind, ExceptionState, Identity};
 use tenure_proto as proto;
 use tenure_store::{
     ApprovalRecord, CaseRecord, EventRecord, ExceptionRecord, Finding, OpFilter, OpRecord, Queue, Store, TicketRecord,
@@ -94,7 +95,14 @@ pub fn ticket(t: &TicketRecord) -> proto::Ticket {
     }
 }
 
-pub fn exception(e: &ExceptionRecord) -> proto::Exception {
+/// An exception as listed at `now`: its age runs until it was closed, and an open or accepted
+/// one past its due date is overdue.
+pub fn exception(e: &ExceptionRecord, now: chrono::DateTime<chrono::Utc>) -> proto::Exception {
+    let opened = parse_stamp(&e.created_at);
+    let until = e.resolved_at.as_deref().and_then(parse_stamp).filter(|_| e.state == ExceptionState::Resolved);
+    let age_seconds = opened.map_or(0, |o| (until.unwrap_or(now) - o).num_seconds().max(0));
+    let overdue =
+        e.state != ExceptionState::Resolved && e.due_at.as_deref().and_then(parse_stamp).is_some_and(|due| due < now);
     proto::Exception {
         id: e.id,
         kind: e.kind,
@@ -107,6 +115,11 @@ pub fn exception(e: &ExceptionRecord) -> proto::Exception {
         state: e.state,
         created_at: e.created_at.clone(),
         resolved_at: e.resolved_at.clone(),
+        due_at: e.due_at.clone(),
+        closed_by: e.closed_by.clone(),
+        close_reason: e.close_reason.clone(),
+        age_seconds,
+        overdue,
     }
 }
 
@@ -190,16 +203,19 @@ pub fn identities(store: &dyn Store, schema: &Schema) -> crate::Result<Vec<proto
 }
 
 /// Manual tickets, open only or every one. Overdue tickets are recorded as exceptions first, so
-/// the list and the exceptions register agree.
+/// the list and the exceptions register agree; that is the overdue job's work, done early, so it
+/// is audited as `schedule:overdue`.
 pub fn tickets(queue: &dyn Queue, open_only: bool) -> crate::Result<Vec<proto::Ticket>> {
-    queue.flag_overdue("executor")?;
+    queue.flag_overdue(&crate::schedule::Job::Overdue.actor())?;
     Ok(queue.tickets(open_only)?.iter().map(ticket).collect())
 }
 
-/// The exceptions register, open only or every one, with overdue tickets recorded first.
-pub fn exceptions(queue: &dyn Queue, open_only: bool) -> crate::Result<Vec<proto::Exception>> {
-    queue.flag_overdue("executor")?;
-    Ok(queue.exceptions(open_only)?.iter().map(exception).collect())
+/// The exceptions register, open only or every one, with overdue tickets recorded first (as
+/// `schedule:overdue`, like [`tickets`]).
+pub fn exceptions(store: &dyn tenure_store::Backend, open_only: bool) -> crate::Result<Vec<proto::Exception>> {
+    store.flag_overdue(&crate::schedule::Job::Overdue.actor())?;
+    let now = store.clock().now();
+    Ok(store.exceptions(open_only)?.iter().map(|e| exception(e, now)).collect())
 }
 
 /// A page of identities matching `query`, in id order (the API's list).

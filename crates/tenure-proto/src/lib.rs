@@ -22,6 +22,7 @@ mod correlation;
 mod exception;
 mod explain;
 mod identity;
+mod nhi;
 mod operation;
 mod reconcile;
 mod report;
@@ -33,11 +34,12 @@ pub use api::{Decision, Page, RejectRequest, Retried, TaskDoneRequest};
 pub use approval::Approval;
 pub use case::Case;
 pub use correlation::{CorrelateRequest, CorrelationCandidate, CorrelationCase, CorrelationDecided};
-pub use exception::Exception;
+pub use exception::{Exception, ExceptionDecision};
 pub use explain::{
     AttributeChange, Explanation, Fact, LiveAccount, PlannedChange, RoleTrace, SodOutcome, TargetEffect,
 };
 pub use identity::{AccountState, AccountView, AuditRecord, Change, Event, IdentityDetail, IdentitySummary};
+pub use nhi::Rotation;
 pub use operation::{OpReason, Operation};
 pub use reconcile::{Finding, ReconReport, RemediationReport, SkippedTarget, TargetReport, UnmanagedGrant};
 pub use report::{ApplyReport, CheckReport, CheckSummary, ClassCoverage, Coverage, ExecReport, Problem, RevokeTimes};

@@ -34,7 +34,7 @@ pub struct Operation {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct OpReason {
     pub event: Option<i64>,
-    /// For a remediation: the finding it fixes.
+    /// For a remediation: the finding it fixes; for a credential rotation: why it was planned.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub finding: Option<String>,
     pub kind: Option<EventKind>,

@@ -114,8 +114,13 @@ fn cases_approvals_tickets_exceptions() {
             state: ExceptionState::Open,
             created_at: "t0".into(),
             resolved_at: None,
+            due_at: Some("t1".into()),
+            closed_by: None,
+            close_reason: None,
+            age_seconds: 60,
+            overdue: false,
         },
-        r#"{"id":1,"kind":"failed_operation","subject":"operation:7","case_id":3,"identity":"E1","target":"chat","owner":"chat","reason":"no answer","state":"open","created_at":"t0","resolved_at":null}"#,
+        r#"{"id":1,"kind":"failed_operation","subject":"operation:7","case_id":3,"identity":"E1","target":"chat","owner":"chat","reason":"no answer","state":"open","created_at":"t0","resolved_at":null,"due_at":"t1","closed_by":null,"close_reason":null,"age_seconds":60,"overdue":false}"#,
     );
 }
 

@@ -247,6 +247,35 @@ fn store_series(app: &tenure_engine::app::App, out: &mut Text) -> Result<(), Api
     for ((kind, age), n) in &exceptions {
         out.sample("tenure_exceptions_open", &[("kind", kind), ("age", age)], *n as f64);
     }
+    // Issue 10 (nhi): per kind, every kind present (0 when none), the oldest open one's age and
+    // how many are accepted (debt taken on knowingly).
+    let mut oldest: BTreeMap<&str, f64> = tenure_core::ExceptionKind::ALL.iter().map(|k| (k.as_str(), 0.0)).collect();
+    let mut accepted: BTreeMap<&str, i64> = tenure_core::ExceptionKind::ALL.iter().map(|k| (k.as_str(), 0)).collect();
+    for c in store.exception_counts()? {
+        match c.state {
+            tenure_core::ExceptionState::Open => {
+                let age = chrono::DateTime::parse_from_rfc3339(&c.oldest)
+                    .map_or(0, |t| (now - t.to_utc()).num_seconds().max(0));
+                oldest.insert(c.kind.as_str(), age as f64);
+            }
+            tenure_core::ExceptionState::Accepted => {
+                accepted.insert(c.kind.as_str(), c.count);
+            }
+            tenure_core::ExceptionState::Resolved => {}
+        }
+    }
+    out.family(
+        "tenure_exceptions_open_oldest_age_seconds",
+        "gauge",
+        "Age of the oldest open exception of each kind (0 when none is open).",
+    );
+    for (kind, age) in &oldest {
+        out.sample("tenure_exceptions_open_oldest_age_seconds", &[("kind", kind)], *age);
+    }
+    out.family("tenure_exceptions_accepted", "gauge", "Accepted exceptions (risk taken knowingly) by kind.");
+    for (kind, n) in &accepted {
+        out.sample("tenure_exceptions_accepted", &[("kind", kind)], *n as f64);
+    }
 
     let times = store.revoke_times()?;
     out.family("tenure_time_to_revoke_seconds", "histogram", "Leaver event to every operation verified.");

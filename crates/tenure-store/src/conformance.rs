@@ -108,6 +108,11 @@ pub const CASES: &[(&str, Case)] = &[
         "correlation_is_recorded_once_and_cases_decided_once",
         correlation::correlation_is_recorded_once_and_cases_decided_once,
     ),
+    ("exceptions_are_recorded_resolved_and_accepted", exceptions::exceptions_are_recorded_resolved_and_accepted),
+    (
+        "rotations_are_planned_once_and_their_verification_dated",
+        credentials::rotations_are_planned_once_and_their_verification_dated,
+    ),
     ("identity_pages_filter_and_continue_from_the_cursor", browse::identity_pages_filter_and_continue_from_the_cursor),
 ];
 
@@ -1051,8 +1056,8 @@ pub fn findings_remediation_and_exceptions(subject: &dyn Subject) -> Outcome {
     ensure_eq!(open.len(), 2, "one exception each");
     ensure!(
         open.iter()
-            .all(|x| x.kind == ExceptionKind::ManualOverride && x.owner == "carol" && x.reason.contains("intended")),
-        "a manual override owned by who declined: {open:?}"
+            .all(|x| x.kind == ExceptionKind::DeclinedFix && x.owner == "carol" && x.reason.contains("intended")),
+        "a declined fix owned by who declined: {open:?}"
     );
     for op in &excepted {
         ensure_eq!(w.case_of(op)?.state, CaseState::Closed, "the remediation case closes");
@@ -1249,4 +1254,6 @@ pub fn push_lookups_find_usernames_owners_and_recent_batches(subject: &dyn Subje
 
 mod browse;
 mod correlation;
+mod credentials;
+mod exceptions;
 mod tokens;

@@ -27,7 +27,9 @@
 mod browse;
 pub mod conformance;
 mod correlation;
+mod credentials;
 mod error;
+mod exceptions;
 mod push;
 mod records;
 mod schedule;
@@ -41,7 +43,9 @@ pub use correlation::{
     Baseline, Candidate, CaseIn, CorrelationCase, Correlations, Decision, LateMatches, LinkIn, LinkRecord, Unmatched,
     Verdict,
 };
+pub use credentials::{Credentials, Planned, RotationIn, Rotations};
 pub use error::{BackendError, Result, StoreError};
+pub use exceptions::{CloseException, Closing, Exceptions, NewException, OpenByKind};
 pub use push::*;
 pub use records::*;
 pub use schedule::{JobDone, JobOutcome, JobRun, Lead, Recheck, RecheckCandidate, RecheckIds, Schedules};

@@ -229,7 +229,14 @@ pub struct ExceptionRecord {
     pub reason: String,
     pub state: ExceptionState,
     pub created_at: String,
+    /// When it was resolved or accepted.
     pub resolved_at: Option<String>,
+    /// When it is due: by when an open one should be dealt with, or when an accepted risk is
+    /// to be looked at again.
+    pub due_at: Option<String>,
+    /// Who resolved or accepted it, and why.
+    pub closed_by: Option<String>,
+    pub close_reason: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]

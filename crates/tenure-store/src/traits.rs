@@ -159,6 +159,8 @@ pub trait Backend:
     + crate::Schedules
     + crate::scim::ScimStore
     + crate::Correlations
+    + crate::Exceptions
+    + crate::Credentials
 {
 }
 impl<
@@ -169,7 +171,9 @@ impl<
         + crate::Browse
         + crate::Schedules
         + crate::scim::ScimStore
-        + crate::Correlations,
+        + crate::Correlations
+        + crate::Exceptions
+        + crate::Credentials,
 > Backend for T
 {
 }

@@ -164,11 +164,31 @@ pub enum Command {
         who: Who,
     },
     // ---- end correlation ----
-    /// Recorded deviations (overdue tickets, failed operations, declined fixes): control debt.
+    /// The exceptions register: recorded deviations (overdue tickets, failed operations and
+    /// revocations, partial removals, declined fixes, accepted SoD risks, manual overrides):
+    /// control debt, with owner, due date and age.
     Exceptions {
+        /// Include resolved and accepted ones.
         #[arg(long)]
         all: bool,
     },
+    // -- issue 10 (nhi): the register's decisions and credential rotation --
+    /// Resolve or accept an exception of the register, with a reason (audited).
+    #[command(subcommand)]
+    Exception(ExceptionCmd),
+    /// Rotate a non-human identity's credential: plans `rotate_credential` for its accounts
+    /// (or the one in `--target`); the executor sets a new random secret, writes it only to the
+    /// configured `[nhi] secret_sink` and verifies it by logging in with it.
+    Rotate {
+        /// The identity's id.
+        id: String,
+        /// Only this target.
+        #[arg(long)]
+        target: Option<String>,
+        #[command(flatten)]
+        who: Who,
+    },
+    // -- end issue 10 (nhi) --
     /// The whole story on a fresh machine: real peers, a sample company, joiners, a mover and a
     /// leaver, each plan applied and verified, time-to-revoke, the audit chain verified; then, on
     /// a terminal, `tenure serve` on the demo's data until Ctrl-C (with an admin token printed).
@@ -245,7 +265,7 @@ pub enum ScheduleCmd {
     /// from cron every few minutes. Refused while another process holds the scheduler lease.
     RunOnce {
         /// Run only this job, now, due or not: start_date, end_date, grant_expiry, recheck,
-        /// overdue, retention, reconcile, checkpoint, apply.
+        /// overdue, retention, credentials, reconcile, checkpoint, apply.
         #[arg(long, value_name = "NAME")]
         job: Option<String>,
     },
@@ -273,6 +293,31 @@ pub enum TaskCmd {
         id: i64,
         #[arg(long)]
         evidence: String,
+        #[command(flatten)]
+        who: Who,
+    },
+}
+
+/// `tenure exception resolve|accept`.
+#[derive(Debug, Subcommand)]
+pub enum ExceptionCmd {
+    /// The deviation is gone: close the exception with why.
+    Resolve {
+        id: i64,
+        #[arg(long)]
+        reason: String,
+        #[command(flatten)]
+        who: Who,
+    },
+    /// The deviation stays, knowingly: accept it with why and, optionally, when to look again. A
+    /// failed operation's exception makes the operation `excepted`, so its case can close.
+    Accept {
+        id: i64,
+        #[arg(long)]
+        reason: String,
+        /// When to look at the accepted risk again: YYYY-MM-DD (end of that day, UTC) or RFC 3339.
+        #[arg(long, value_name = "DATE")]
+        due: Option<String>,
         #[command(flatten)]
         who: Who,
     },

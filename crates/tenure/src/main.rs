@@ -16,12 +16,13 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 use anyhow::Result;
 use clap::Parser;
-use cli::{AuditCmd, Cli, Command, IdentityCmd, TaskCmd, TokenCmd, Who};
+use cli::{AuditCmd, Cli, Command, ExceptionCmd, IdentityCmd, TaskCmd, TokenCmd, Who};
 use commands as cmd;
 use output::{Format, TEXT_JSON};
 use std::process::ExitCode;
 use support::{Needs, open, who};
 use tenure_store::AuditFilter;
+use tenure_store::Closing;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -116,6 +117,20 @@ fn run(cli: &Cli) -> Result<ExitCode> {
             let f = text_json()?;
             cmd::exceptions::list(&open(config, Needs::Store)?, *all, f)
         }
+        // -- issue 10 (nhi) --
+        Command::Exception(c) => {
+            let f = text_json()?;
+            let (id, closing, reason, due, w) = match c {
+                ExceptionCmd::Resolve { id, reason, who } => (*id, Closing::Resolve, reason, None, who),
+                ExceptionCmd::Accept { id, reason, due, who } => (*id, Closing::Accept, reason, due.as_deref(), who),
+            };
+            cmd::exceptions::close(&open(config, Needs::Store)?, id, closing, reason, due, &who(w), f)
+        }
+        Command::Rotate { id, target, who: w } => {
+            let f = text_json()?;
+            cmd::rotate::run(&open(config, Needs::Store)?, id, target.as_deref(), &who(w), f)
+        }
+        // -- end issue 10 (nhi) --
         #[cfg(feature = "demo")]
         Command::Demo { dir, people, keep, no_serve } => cmd::demo::run(dir.as_deref(), *people, *keep, *no_serve),
         #[cfg(not(feature = "demo"))]

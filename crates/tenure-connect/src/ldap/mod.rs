@@ -88,6 +88,7 @@ const CAPABILITIES: &[Capability] = &[
     Capability::DeleteAccount,
     Capability::Grant,
     Capability::Revoke,
+    Capability::RotateCredential,
     Capability::ListAccounts,
     Capability::ListGrants,
     Capability::ReadBack,
@@ -205,6 +206,55 @@ impl LdapConnector {
             Op::Delete { dn } => c.ldap().delete(dn).await,
         };
         c.check(&what, r)
+    }
+
+    /// Refuses to send a password to the directory over a plain connection.
+    fn require_tls(&self, account: &str) -> Result<()> {
+        if self.secure {
+            return Ok(());
+        }
+        Err(ConnectorError::permanent(format!(
+            "{}: refusing to rotate the password of `{account}` over a plain connection: a password reaches a \
+             directory only over TLS (use ldaps:// or starttls = true)",
+            self.name
+        )))
+    }
+
+    /// The DN of `account`'s entry, enabled or disabled, if it exists.
+    async fn account_entry_dn(&self, c: &mut Conn<'_>, account: &str) -> Result<Option<String>> {
+        for &place in self.layout.places() {
+            let dn = self.layout.account_dn(account, place);
+            if self.entry(c, &dn).await?.is_some() {
+                return Ok(Some(dn));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Sets `account`'s password to `secret`: Active Directory's `unicodePwd` replaced (delete
+    /// and add in one modify, which AD takes from a privileged bind as a reset), any other
+    /// profile through the Password Modify extended operation (RFC 3062), so the server stores
+    /// the password hashed under its own policy (`olcPasswordHash`, 389's storage scheme) rather
+    /// than the cleartext a plain `userPassword` modify would leave. Only over TLS.
+    async fn rotate(&self, c: &mut Conn<'_>, account: &str, secret: &crate::NewSecret) -> Result<Applied> {
+        self.require_tls(account)?;
+        let Some(dn) = self.account_entry_dn(c, account).await? else {
+            return Err(ConnectorError::permanent(format!(
+                "{}: cannot rotate the password of `{account}`: the account does not exist",
+                self.name
+            )));
+        };
+        let what = format!("rotating the password of `{dn}`");
+        if self.layout.schema.profile == LdapProfile::ActiveDirectory {
+            let value: HashSet<Vec<u8>> = HashSet::from([ops::unicode_pwd(secret.expose())]);
+            let r = c.ldap().modify(&dn, vec![Mod::Replace(b"unicodePwd".to_vec(), value)]).await;
+            let res = c.check(&what, r)?;
+            return if res.rc == 0 { Ok(Applied::Changed) } else { Err(c.unexpected(&what, &res)) };
+        }
+        let exop = ldap3::exop::PasswordModify { user_id: Some(&dn), old_pass: None, new_pass: Some(secret.expose()) };
+        let r = c.ldap().extended(exop).await.map(|ex| ex.1);
+        let res = c.check(&what, r)?;
+        if res.rc == 0 { Ok(Applied::Changed) } else { Err(c.unexpected(&what, &res)) }
     }
 
     /// A single-response search (no paging). `Ok(None)` when `base` does not exist.
@@ -577,7 +627,20 @@ impl Connector for LdapConnector {
         let entitlement = match req.kind {
             OpKind::Grant | OpKind::Revoke => Some(self.entitlement(req)?),
             OpKind::CreateAccount | OpKind::Enable | OpKind::Disable | OpKind::DeleteAccount => None,
-            OpKind::RevokeSessions | OpKind::RotateCredential | OpKind::TransferOwnership | OpKind::OpenTicket => {
+            OpKind::RotateCredential => {
+                let Some(secret) = &req.secret else {
+                    return Err(ConnectorError::permanent(format!(
+                        "{}: rotate_credential of `{account}` needs the new secret",
+                        self.name
+                    )));
+                };
+                let mut c = self.pool.get().await?;
+                return self.rotate(&mut c, account, secret).await.map_err(|mut e| {
+                    e.message = secret.scrub(&e.message);
+                    e
+                });
+            }
+            OpKind::RevokeSessions | OpKind::TransferOwnership | OpKind::OpenTicket => {
                 return Err(ConnectorError::permanent(format!(
                     "{}: `{}` is not supported by LDAP targets",
                     self.name,
@@ -640,6 +703,25 @@ impl Connector for LdapConnector {
         let mut c = self.pool.get().await?;
         let Some(entry) = self.mapped_entry(&mut c, &account.account).await? else { return Ok(None) };
         Ok(Some(self.live_attributes(&entry)))
+    }
+
+    async fn verify_secret(&self, account: &AccountSpec, secret: &crate::NewSecret) -> Result<bool> {
+        self.check_name("account", &account.account)?;
+        self.require_tls(&account.account)?;
+        let dn = {
+            let mut c = self.pool.get().await?;
+            self.account_entry_dn(&mut c, &account.account).await?
+        };
+        let Some(dn) = dn else {
+            return Err(ConnectorError::permanent(format!(
+                "{}: account `{}` does not exist",
+                self.name, account.account
+            )));
+        };
+        self.pool.try_bind(&dn, secret.expose()).await.map_err(|mut e| {
+            e.message = secret.scrub(&e.message);
+            e
+        })
     }
 
     async fn list_accounts(&self) -> Result<Vec<AccountState>> {

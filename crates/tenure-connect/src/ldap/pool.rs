@@ -139,6 +139,36 @@ impl Pool {
         Ok(ldap)
     }
 
+    /// Whether a simple bind as `dn` with `password` succeeds, on a connection of its own (same
+    /// URL and TLS settings) that is unbound and dropped at once: how a rotated password is read
+    /// back. `invalidCredentials` (49) is `Ok(false)`; other failures are errors, scrubbed of
+    /// the password tried.
+    pub(super) async fn try_bind(&self, dn: &str, password: &str) -> Result<bool> {
+        let scrub = |mut e: ConnectorError| {
+            e.message = e.message.replace(password, "[redacted]");
+            e
+        };
+        let mut settings = LdapConnSettings::new().set_conn_timeout(CONNECT_TIMEOUT).set_starttls(self.starttls);
+        if let Some(tls) = &self.tls {
+            settings = settings.set_config(tls.clone());
+        }
+        let (conn, mut ldap) = LdapConnAsync::with_settings(settings, &self.url)
+            .await
+            .map_err(|e| scrub(self.error(&format!("connecting to `{}`", redact(&self.url)), e)))?;
+        let driver = tokio::spawn(async move { conn.drive().await });
+        let what = format!("binding as `{dn}` to verify its new password");
+        let res = ldap.with_timeout(OP_TIMEOUT).simple_bind(dn, password).await;
+        let _ = ldap.unbind().await;
+        let _ = driver.await;
+        match res {
+            Ok(r) if r.rc == 0 => Ok(true),
+            Ok(r) if r.rc == 49 => Ok(false),
+            Ok(r) => Err(scrub(self.result_error(&what, &r))),
+            Err(LdapError::LdapResult { result }) if result.rc == 49 => Ok(false),
+            Err(e) => Err(scrub(self.error(&what, e))),
+        }
+    }
+
     /// Classifies a transport or library error. Never includes the password: `ldap3` errors
     /// carry no request data, we add only DNs and the redacted URL, and the scrubber erases the
     /// password should any text hold it anyway.

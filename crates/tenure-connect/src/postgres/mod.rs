@@ -22,11 +22,13 @@
 //! the exception: `CREATE ROLE` of an existing role fails with SQLSTATE 42710 and changes
 //! nothing, so it is sent at once and only that failure reads the role (half the round trips of
 //! reading first, in the common case of a new account). Missing roles are "already done"
-//! for `disable`, `revoke`, `revoke_sessions`, `rotate_credential`, `transfer_ownership` and
-//! `delete_account`. `create_account` of a role that exists with this identity's tag is already
+//! for `disable`, `revoke`, `revoke_sessions`, `transfer_ownership` and `delete_account`. `create_account` of a role that exists with this identity's tag is already
 //! done; a role of the same name that is untagged or tagged for another identity is a permanent
 //! error (adopting it would hand an unknown role's access to this identity).
-//! `rotate_credential` always sets a fresh password, so it answers [`Applied::Changed`] each time.
+//! `rotate_credential` always sets the password it is given (the executor generates it, hands it
+//! to the secret sink and reads it back with [`Connector::verify_secret`], a login as the account
+//! on a connection of its own), so it answers [`Applied::Changed`] each time; a missing role is
+//! an error for it, since a rotation that changed nothing must not be verified.
 //!
 //! # SQL safety
 //! Every value goes through a bind parameter wherever PostgreSQL takes one (all catalog look-ups,
@@ -41,9 +43,10 @@
 //! only ever parsed (a `postgres://` URL first by the `url` crate, so that an unencoded `/` in the
 //! password is refused instead of being guessed at) and appears in messages only through
 //! [`crate::redact`]. Every message the connector makes, the driver's and the server's text
-//! included, is scrubbed of the password (`crate::redact::Scrubber`). A rotated password is random, never returned or logged, and is sent to
-//! the server as a SCRAM-SHA-256 verifier computed here, so it cannot surface in the server's
-//! statement log either.
+//! included, is scrubbed of the password (`crate::redact::Scrubber`). A rotated password arrives
+//! as a `NewSecret`, is never returned or logged, is scrubbed from every message made while it
+//! is in use, and is sent to the server as a SCRAM-SHA-256 verifier computed here, so it cannot
+//! surface in the server's statement log either.
 //!
 //! # Limits
 //! - `REASSIGN OWNED` and `DROP OWNED` act on the database in the URL (plus shared objects). If
@@ -78,7 +81,6 @@ use crate::{
     AccountSpec, AccountState, Applied, Capability, Connector, ConnectorError, Request, Result, resolve_secret,
 };
 use pool::{Conn, DEFAULT_CONNECT_TIMEOUT, Pool};
-use rand::Rng as _;
 use sql::{classify, quote_ident, quote_literal};
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
@@ -389,15 +391,22 @@ impl PostgresConnector {
             OpKind::Grant | OpKind::Revoke => self.membership(conn, req, &acct).await,
             OpKind::RevokeSessions => self.revoke_sessions(conn.client(), account).await,
             OpKind::RotateCredential => {
+                let Some(secret) = &req.secret else {
+                    return Err(self.permanent(format!("rotate_credential of `{account}` needs the new secret")));
+                };
                 let Some(role) = self.role(conn, account).await? else {
-                    return Ok(Applied::AlreadyDone);
+                    return Err(
+                        self.permanent(format!("cannot rotate the password of `{account}`: the role does not exist"))
+                    );
                 };
                 self.refuse_self(req.kind, account, &role)?;
-                let password: String =
-                    rand::rng().sample_iter(rand::distr::Alphanumeric).take(40).map(char::from).collect();
-                let verifier = postgres_protocol::password::scram_sha_256(password.as_bytes());
+                let verifier = postgres_protocol::password::scram_sha_256(secret.expose().as_bytes());
                 let sql = format!("ALTER ROLE {acct} PASSWORD {}", quote_literal(&verifier)?);
-                conn.client().batch_execute(&sql).await.map_err(|e| self.err("rotating the password", &e))?;
+                conn.client().batch_execute(&sql).await.map_err(|e| {
+                    let mut e = self.err("rotating the password", &e);
+                    e.message = secret.scrub(&e.message);
+                    e
+                })?;
                 Ok(Applied::Changed)
             }
             OpKind::DeleteAccount => {
@@ -687,6 +696,13 @@ impl Connector for PostgresConnector {
             conn.client().query_typed(LIST_SQL, &[]).await.map_err(|e| self.err("listing accounts", &e))
         })?;
         rows.iter().map(|r| self.account_state(r)).collect()
+    }
+
+    async fn verify_secret(&self, account: &AccountSpec, secret: &crate::NewSecret) -> Result<bool> {
+        self.pool.try_login(&account.account, secret.expose()).await.map_err(|mut e| {
+            e.message = secret.scrub(&self.scrub.clean(&e.message));
+            e
+        })
     }
 
     async fn list_entitlements(&self) -> Result<Vec<String>> {

@@ -139,6 +139,32 @@ impl Pool {
         e
     }
 
+    /// Whether `user` can log in with `password` to the same server and database, with the same
+    /// TLS settings, on a connection of its own that is closed at once: how a rotated password
+    /// is read back. A refused login (SQLSTATE class 28) is `Ok(false)`; anything else, such as
+    /// the server being down, is an error, scrubbed of the password tried.
+    pub(crate) async fn try_login(&self, user: &str, password: &str) -> Result<bool> {
+        let mut config = self.config.clone();
+        config.user(user).password(password);
+        let outcome = match &self.tls {
+            Some(tls) => config.connect(tls.clone()).await.map(|(c, conn)| (c, tokio::spawn(conn))),
+            None => config.connect(NoTls).await.map(|(c, conn)| (c, tokio::spawn(conn))),
+        };
+        match outcome {
+            Ok((client, task)) => {
+                drop(client);
+                let _ = task.await;
+                Ok(true)
+            }
+            Err(e) if e.code().is_some_and(|c| c.code().starts_with("28")) => Ok(false),
+            Err(e) => {
+                let mut err = self.error(&format!("logging in as `{user}` to verify its new password"), &e);
+                err.message = err.message.replace(password, "[redacted]");
+                Err(err)
+            }
+        }
+    }
+
     async fn connect(&self) -> Result<Client> {
         let target = self.target.clone();
         let ended = move |e: tokio_postgres::Error| tracing::debug!(target_name = %target, error = %e, "postgres connection ended");

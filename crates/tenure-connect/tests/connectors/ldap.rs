@@ -33,7 +33,13 @@ fn spec(account: &str) -> AccountSpec {
 }
 
 fn req(kind: OpKind, account: &AccountSpec, entitlement: Option<&str>) -> Request {
-    Request { kind, entitlement: entitlement.map(str::to_string), account: account.clone(), new_owner: None }
+    Request {
+        kind,
+        entitlement: entitlement.map(str::to_string),
+        account: account.clone(),
+        new_owner: None,
+        secret: None,
+    }
 }
 
 async fn apply(c: &LdapConnector, kind: OpKind, account: &AccountSpec, ent: Option<&str>) -> Applied {

@@ -7,7 +7,7 @@
 use std::collections::BTreeSet;
 use std::sync::Arc;
 use tenure_connect::postgres::PostgresConnector;
-use tenure_connect::{AccountSpec, AccountState, Applied, Connector, ConnectorError, Request, SecretRef};
+use tenure_connect::{AccountSpec, AccountState, Applied, Connector, ConnectorError, NewSecret, Request, SecretRef};
 use tenure_core::OpKind;
 use tenure_core::config::PostgresSettings;
 use tenure_testkit::peers::{Postgres, free_port};
@@ -42,11 +42,23 @@ fn spec(account: &str, identity: &str) -> AccountSpec {
 }
 
 fn req(kind: OpKind, account: &str) -> Request {
-    Request { kind, entitlement: None, account: spec(account, ""), new_owner: None }
+    Request { kind, entitlement: None, account: spec(account, ""), new_owner: None, secret: None }
 }
 
 fn create(account: &str, identity: &str) -> Request {
-    Request { kind: OpKind::CreateAccount, entitlement: None, account: spec(account, identity), new_owner: None }
+    Request {
+        kind: OpKind::CreateAccount,
+        entitlement: None,
+        account: spec(account, identity),
+        new_owner: None,
+        secret: None,
+    }
+}
+
+/// A rotation to a fresh secret.
+fn rotation(account: &str) -> (Request, NewSecret) {
+    let secret = NewSecret::generate();
+    (Request { secret: Some(secret.clone()), ..req(OpKind::RotateCredential, account) }, secret)
 }
 
 fn with_entitlement(kind: OpKind, account: &str, entitlement: &str) -> Request {
@@ -158,11 +170,12 @@ async fn lifecycle_changes_are_read_back_by_a_plain_client() {
     assert_eq!(role(&admin, "alice").await, Some((true, Some("tenure:E100".into()))));
 
     assert_eq!(password_verifier(&admin, "alice").await, None);
-    assert_eq!(c.apply(&req(OpKind::RotateCredential, "alice")).await.unwrap(), Applied::Changed);
+    assert_eq!(c.apply(&rotation("alice").0).await.unwrap(), Applied::Changed);
     let first = password_verifier(&admin, "alice").await.unwrap();
     assert!(first.starts_with("SCRAM-SHA-256$"), "{first}");
-    assert_eq!(c.apply(&req(OpKind::RotateCredential, "alice")).await.unwrap(), Applied::Changed);
+    assert_eq!(c.apply(&rotation("alice").0).await.unwrap(), Applied::Changed);
     assert_ne!(password_verifier(&admin, "alice").await.unwrap(), first);
+    assert_permanent(c.apply(&req(OpKind::RotateCredential, "alice")).await, "needs the new secret");
 
     admin.batch_execute("CREATE TABLE ledger (id int); ALTER TABLE ledger OWNER TO alice").await.unwrap();
     assert_eq!(c.apply(&with_owner(OpKind::TransferOwnership, "alice", "keeper")).await.unwrap(), Applied::Changed);
@@ -208,9 +221,12 @@ async fn every_operation_repeated_is_already_done_without_a_second_effect() {
     assert_eq!(role(&admin, "bob").await, None);
 
     // With the account gone, everything that removes access is already done...
-    for kind in [OpKind::Disable, OpKind::RevokeSessions, OpKind::RotateCredential, OpKind::DeleteAccount] {
+    for kind in [OpKind::Disable, OpKind::RevokeSessions, OpKind::DeleteAccount] {
         assert_eq!(c.apply(&req(kind, "bob")).await.unwrap(), Applied::AlreadyDone, "{kind}");
     }
+    // A rotation of an account that is gone changed nothing, so it is not "done": the executor
+    // would verify it by logging in.
+    assert_permanent(c.apply(&rotation("bob").0).await, "does not exist");
     assert_eq!(c.apply(&with_entitlement(OpKind::Revoke, "bob", "analyst")).await.unwrap(), Applied::AlreadyDone);
     assert_eq!(c.apply(&with_owner(OpKind::TransferOwnership, "bob", "keeper")).await.unwrap(), Applied::AlreadyDone);
     // ...and everything that adds access fails, rather than pretending.
@@ -336,7 +352,7 @@ async fn hostile_names_and_identity_ids_are_quoted_not_executed() {
 
     for (name, _) in cases {
         assert_eq!(c.apply(&req(OpKind::Disable, name)).await.unwrap(), Applied::Changed, "{name}");
-        assert_eq!(c.apply(&req(OpKind::RotateCredential, name)).await.unwrap(), Applied::Changed, "{name}");
+        assert_eq!(c.apply(&rotation(name).0).await.unwrap(), Applied::Changed, "{name}");
         assert_eq!(c.apply(&with_entitlement(OpKind::Revoke, name, entitlement)).await.unwrap(), Applied::Changed);
         assert_eq!(c.apply(&req(OpKind::DeleteAccount, name)).await.unwrap(), Applied::Changed, "{name}");
         assert_eq!(role(&admin, name).await, None, "{name}");
@@ -377,9 +393,10 @@ async fn refusals_are_permanent_and_change_nothing() {
     assert_eq!(role(&admin, "hana").await, Some((true, Some("tenure:E600".into()))));
 
     // Tenure never locks itself out.
-    for kind in [OpKind::Disable, OpKind::RotateCredential, OpKind::DeleteAccount] {
+    for kind in [OpKind::Disable, OpKind::DeleteAccount] {
         assert_permanent(c.apply(&req(kind, "postgres")).await, "connects as");
     }
+    assert_permanent(c.apply(&rotation("postgres").0).await, "connects as");
     assert_eq!(role(&admin, "postgres").await.map(|r| r.0), Some(true));
     assert_permanent(c.apply(&req(OpKind::TransferOwnership, "hana")).await, "needs a new owner");
     assert_permanent(c.apply(&with_owner(OpKind::DeleteAccount, "hana", "nobody-here")).await, "nobody-here");
@@ -540,4 +557,38 @@ async fn issue6_connection_errors_show_the_url_redacted_and_never_the_password()
     assert!(e.message.contains(&format!("connecting to `host=127.0.0.1 port={port} dbname=postgres`")), "{e:?}");
     assert!(!e.message.contains("pa/ss-9"), "{e:?}");
     std::fs::remove_file(&file).unwrap();
+}
+
+/// Issue 10: a rotated password logs in and the one before it no longer does, checked with
+/// plain tokio-postgres connections as the account; the connector's own read-back agrees, and
+/// no message it makes carries either secret.
+#[tokio::test]
+async fn issue10_a_rotated_password_logs_in_and_the_old_one_does_not() {
+    let Fixture { connector: c, admin, pg } = fixture().await;
+    assert_eq!(c.apply(&create("svc-etl", "S1")).await.unwrap(), Applied::Changed);
+    let login = |password: String| {
+        let url = format!("postgres://svc-etl:{password}@127.0.0.1:{}/postgres", pg.port());
+        async move { tokio_postgres::connect(&url, NoTls).await.map(|(client, conn)| (client, tokio::spawn(conn))) }
+    };
+    let (first_req, first) = rotation("svc-etl");
+    assert_eq!(c.apply(&first_req).await.unwrap(), Applied::Changed);
+    let (client, _conn) = login(first.expose().to_string()).await.expect("the rotated password logs in");
+    let who: String = client.query_one("SELECT current_user::text", &[]).await.unwrap().get(0);
+    assert_eq!(who, "svc-etl");
+    assert!(c.verify_secret(&spec("svc-etl", "S1"), &first).await.unwrap());
+
+    let (second_req, second) = rotation("svc-etl");
+    assert_eq!(c.apply(&second_req).await.unwrap(), Applied::Changed);
+    assert!(login(second.expose().to_string()).await.is_ok(), "the new password logs in");
+    let refused = login(first.expose().to_string()).await.expect_err("the old password is refused");
+    assert_eq!(refused.code(), Some(&tokio_postgres::error::SqlState::INVALID_PASSWORD), "{refused}");
+    assert!(!c.verify_secret(&spec("svc-etl", "S1"), &first).await.unwrap(), "the old secret no longer verifies");
+    assert!(c.verify_secret(&spec("svc-etl", "S1"), &second).await.unwrap());
+
+    // A disabled account cannot log in, so its new secret cannot be verified either.
+    assert_eq!(c.apply(&req(OpKind::Disable, "svc-etl")).await.unwrap(), Applied::Changed);
+    assert!(!c.verify_secret(&spec("svc-etl", "S1"), &second).await.unwrap());
+    let e = c.verify_secret(&spec("nobody", ""), &second).await;
+    assert!(matches!(e, Ok(false)), "an unknown role is a refused login: {e:?}");
+    drop(admin);
 }

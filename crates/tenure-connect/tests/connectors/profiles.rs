@@ -29,7 +29,8 @@ fn person(account: &str, id: &str, department: &str) -> AccountSpec {
 }
 
 async fn apply(c: &LdapConnector, kind: OpKind, who: &AccountSpec, ent: Option<&str>) -> Applied {
-    let req = Request { kind, entitlement: ent.map(str::to_string), account: who.clone(), new_owner: None };
+    let req =
+        Request { kind, entitlement: ent.map(str::to_string), account: who.clone(), new_owner: None, secret: None };
     c.apply(&req).await.unwrap_or_else(|e| panic!("{kind} {ent:?}: {e}"))
 }
 
@@ -98,6 +99,26 @@ async fn active_directory_profile_on_slapd_with_an_ad_compatible_schema_joiner_m
     assert!(pwd.iter().skip(1).step_by(2).all(|b| *b == 0), "UTF-16LE of ASCII");
     assert_eq!(apply(&c, OpKind::CreateAccount, &ann, None).await, Applied::AlreadyDone);
 
+    // Issue 10: a rotation replaces `unicodePwd` with the given secret, quoted, UTF-16LE.
+    let secret = tenure_connect::NewSecret::generate();
+    let rotate = Request {
+        kind: OpKind::RotateCredential,
+        secret: Some(secret.clone()),
+        ..Request {
+            kind: OpKind::CreateAccount,
+            entitlement: None,
+            account: ann.clone(),
+            new_owner: None,
+            secret: None,
+        }
+    };
+    assert_eq!(c.apply(&rotate).await.unwrap(), Applied::Changed);
+    let rotated = search("(sAMAccountName=ann)");
+    let raw = rotated.lines().find_map(|l| l.strip_prefix("unicodePwd:: ")).expect("a unicodePwd is there");
+    let want: Vec<u8> = format!("\"{}\"", secret.expose()).encode_utf16().flat_map(u16::to_le_bytes).collect();
+    assert_eq!(base64::engine::general_purpose::STANDARD.decode(raw).unwrap(), want, "replaced by the new secret");
+    assert_eq!(rotated.matches("unicodePwd:: ").count(), 1, "one value: {rotated}");
+
     for g in ["staff", "eng"] {
         assert_eq!(apply(&c, OpKind::Grant, &ann, Some(g)).await, Applied::Changed);
     }
@@ -160,7 +181,7 @@ async fn active_directory_profile_on_slapd_with_an_ad_compatible_schema_joiner_m
 
     // A name AD would refuse is refused before anything is sent.
     let long = person("a-very-long-account-name", "E101", "Sales");
-    let req = Request { kind: OpKind::CreateAccount, entitlement: None, account: long, new_owner: None };
+    let req = Request { kind: OpKind::CreateAccount, entitlement: None, account: long, new_owner: None, secret: None };
     let e = c.apply(&req).await.unwrap_err();
     assert!(e.kind == ErrorKind::Permanent && e.message.contains("20 characters"), "{e}");
 }
@@ -170,11 +191,20 @@ async fn active_directory_profile_without_tls_sends_no_password() {
     let peer = Ldap::start_with(LdapOptions { ad_schema: true, ..LdapOptions::default() }).expect("slapd must start");
     let settings = LdapSettings { profile: LdapProfile::ActiveDirectory, disabled_dn: None, ..peer.settings() };
     let c = LdapConnector::new("ad", &settings, 1).unwrap();
-    let req =
-        Request { kind: OpKind::CreateAccount, entitlement: None, account: person("bo", "E2", "x"), new_owner: None };
+    let req = Request {
+        kind: OpKind::CreateAccount,
+        entitlement: None,
+        account: person("bo", "E2", "x"),
+        new_owner: None,
+        secret: None,
+    };
     let e = c.apply(&req).await.unwrap_err();
     assert!(e.kind == ErrorKind::Permanent && e.message.contains("only sent over TLS"), "{e}");
     assert_eq!(peer.ldapsearch(&peer.base_dn, "(sAMAccountName=bo)", &[]).unwrap(), "");
+    // Issue 10: nor a rotated one.
+    let rotate = Request { kind: OpKind::RotateCredential, secret: Some(tenure_connect::NewSecret::generate()), ..req };
+    let e = c.apply(&rotate).await.unwrap_err();
+    assert!(e.kind == ErrorKind::Permanent && e.message.contains("only over TLS"), "{e}");
 }
 
 #[tokio::test]
@@ -221,8 +251,13 @@ async fn ds389_and_posix_profiles_on_slapd() {
     assert_eq!(ldif_values(&peer.ldapsearch(&peer.groups_dn, "(cn=wheel)", &[]).unwrap(), "memberUid"), ["ann"]);
     assert_eq!(c.read_account(&ann).await.unwrap().unwrap().grants, grants(&["wheel"]));
     assert_eq!(c.list_accounts().await.unwrap()[0].grants, grants(&["wheel"]));
-    let req =
-        Request { kind: OpKind::Grant, entitlement: Some("docker".into()), account: ann.clone(), new_owner: None };
+    let req = Request {
+        kind: OpKind::Grant,
+        entitlement: Some("docker".into()),
+        account: ann.clone(),
+        new_owner: None,
+        secret: None,
+    };
     let e = c.apply(&req).await.unwrap_err();
     assert!(e.kind == ErrorKind::Permanent && e.message.contains("creates no groups"), "{e}");
     assert_eq!(apply(&c, OpKind::Disable, &ann, None).await, Applied::Changed);

@@ -36,7 +36,13 @@ fn spec(account: &str, identity: &str) -> AccountSpec {
 }
 
 fn req(kind: OpKind, account: &AccountSpec, entitlement: Option<&str>) -> Request {
-    Request { kind, entitlement: entitlement.map(str::to_string), account: account.clone(), new_owner: None }
+    Request {
+        kind,
+        entitlement: entitlement.map(str::to_string),
+        account: account.clone(),
+        new_owner: None,
+        secret: None,
+    }
 }
 
 async fn apply(c: &ScimConnector, kind: OpKind, account: &AccountSpec, entitlement: Option<&str>) -> Applied {

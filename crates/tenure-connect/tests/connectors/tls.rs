@@ -22,7 +22,7 @@ fn spec(account: &str) -> AccountSpec {
 }
 
 fn create(account: &AccountSpec) -> Request {
-    Request { kind: OpKind::CreateAccount, entitlement: None, account: account.clone(), new_owner: None }
+    Request { kind: OpKind::CreateAccount, entitlement: None, account: account.clone(), new_owner: None, secret: None }
 }
 
 fn trust(ca: &TestCa) -> TlsSettings {
@@ -196,4 +196,59 @@ async fn postgres_require_against_a_server_without_tls_fails_permanently_and_say
     // The default (`prefer`) still talks to it in plain text, as before.
     let c = PostgresConnector::new("warehouse", &pg.settings(), 1).await.unwrap();
     assert!(c.read_account(&spec("x")).await.unwrap().is_none());
+}
+
+/// Issue 10: an LDAP account's password is rotated through the Password Modify extended
+/// operation only over TLS; the new one binds (checked with `ldapwhoami` over ldaps://), the old
+/// one no longer does, the directory keeps a hash and not the text, and a plain connection is
+/// refused before anything is sent.
+#[tokio::test]
+async fn issue10_ldap_passwords_rotate_only_over_tls_and_the_new_one_binds() {
+    use tenure_connect::NewSecret;
+    let ca = TestCa::new("right").unwrap();
+    let cert = ca.server(&[]).unwrap();
+    let peer = Ldap::start_with(LdapOptions { tls: Some(&cert), ..LdapOptions::default() })
+        .expect("slapd must start with TLS");
+    let ldaps_url = peer.ldaps_url.clone().unwrap();
+    let ldaps = tenure_core::config::LdapSettings { url: ldaps_url.clone(), tls: trust(&ca), ..peer.settings() };
+    let c = LdapConnector::new("directory", &ldaps, 2).unwrap();
+    let who = spec("svc-dir");
+    assert_eq!(c.apply(&create(&who)).await.unwrap(), Applied::Changed);
+    let dn = format!("uid=svc-dir,{}", peer.users_dn);
+    let rotate =
+        |secret: &NewSecret| Request { kind: OpKind::RotateCredential, secret: Some(secret.clone()), ..create(&who) };
+    let binds = |password: &str| {
+        let out = std::process::Command::new("ldapwhoami")
+            .args(["-x", "-H", &ldaps_url, "-D", &dn, "-w", password])
+            .env("LDAPTLS_CACERT", ca.ca_file())
+            .output()
+            .unwrap();
+        (out.status.code(), String::from_utf8_lossy(&out.stdout).trim().to_string())
+    };
+
+    let first = NewSecret::generate();
+    assert_eq!(c.apply(&rotate(&first)).await.unwrap(), Applied::Changed);
+    assert_eq!(binds(first.expose()), (Some(0), format!("dn:{dn}")), "the new password binds");
+    assert!(c.verify_secret(&who, &first).await.unwrap());
+    let stored = peer.ldapsearch(&dn, "(objectClass=*)", &["userPassword"]).unwrap();
+    assert!(!stored.contains(first.expose()), "the directory keeps a hash: {stored}");
+
+    let second = NewSecret::generate();
+    assert_eq!(c.apply(&rotate(&second)).await.unwrap(), Applied::Changed);
+    assert_eq!(binds(second.expose()).0, Some(0));
+    assert_eq!(binds(first.expose()).0, Some(49), "the old password is refused (invalidCredentials)");
+    assert!(!c.verify_secret(&who, &first).await.unwrap());
+    assert!(c.verify_secret(&who, &second).await.unwrap());
+
+    // Over a plain connection the rotation is refused, and nothing changed.
+    let plain = LdapConnector::new("directory", &peer.settings(), 1).unwrap();
+    let third = NewSecret::generate();
+    let e = plain.apply(&rotate(&third)).await.unwrap_err();
+    assert!(!e.is_transient() && e.message.contains("only over TLS"), "{e}");
+    assert!(!e.message.contains(third.expose()));
+    assert!(plain.verify_secret(&who, &third).await.unwrap_err().message.contains("only over TLS"));
+    assert_eq!(binds(second.expose()).0, Some(0), "the password is unchanged");
+    // A missing account has no password to rotate.
+    let e = c.apply(&Request { account: spec("nobody"), ..rotate(&third) }).await.unwrap_err();
+    assert!(e.message.contains("does not exist"), "{e}");
 }

@@ -10,6 +10,7 @@
 //! | `checkpoint` | `1h` | signed audit checkpoints |
 //! | `retention` | `1d` | the retention sweep (`delete_after_days` of each target) |
 //! | `overdue` | `1h` | overdue manual tickets become exceptions |
+//! | `credentials` | `1h` | non-human identities' credentials older than their `credential_max_age` are rotated |
 
 use super::Reader;
 use crate::diag::Problems;
@@ -24,6 +25,8 @@ pub struct ScheduleConfig {
     pub checkpoint_secs: u64,
     pub retention_secs: u64,
     pub overdue_secs: u64,
+    /// Issue 10: stale NHI credentials rotated.
+    pub credentials_secs: u64,
 }
 
 impl Default for ScheduleConfig {
@@ -35,12 +38,14 @@ impl Default for ScheduleConfig {
             checkpoint_secs: 3600,
             retention_secs: 86_400,
             overdue_secs: 3600,
+            credentials_secs: 3600,
         }
     }
 }
 
 /// The keys of `[schedule]`.
-pub const SCHEDULE_KEYS: &[&str] = &["tick", "reconcile", "recheck_after_days", "checkpoint", "retention", "overdue"];
+pub const SCHEDULE_KEYS: &[&str] =
+    &["tick", "reconcile", "recheck_after_days", "checkpoint", "retention", "overdue", "credentials"];
 
 /// The longest interval accepted: a year. Anything longer is a typo (`1000d`), not a schedule.
 const MAX_SECS: u64 = 366 * 86_400;
@@ -54,6 +59,7 @@ pub(super) fn parse(t: &Table, p: &mut Problems<'_>) -> ScheduleConfig {
         ("checkpoint", &mut out.checkpoint_secs),
         ("retention", &mut out.retention_secs),
         ("overdue", &mut out.overdue_secs),
+        ("credentials", &mut out.credentials_secs),
     ] {
         if let Some(secs) = duration(&mut r, t, key) {
             *slot = secs;

@@ -29,6 +29,8 @@ pub struct TargetConfig {
     /// How the first import against accounts already in the target links them
     /// (`correlation`, `correlation_min_confidence`).
     pub correlation: CorrelationSettings,
+    /// Where this target's rotated secrets go, instead of `[nhi] secret_sink`.
+    pub secret_sink: Option<String>,
     pub settings: TargetSettings,
 }
 
@@ -529,6 +531,7 @@ const COMMON: &[&str] = &[
     "delete_after_days",
     "correlation",
     "correlation_min_confidence",
+    "secret_sink",
 ];
 
 const LDAP_KEYS: &[&str] = &[
@@ -631,6 +634,14 @@ pub(super) fn parse_target(at: usize, t: &Table, schema: &Schema, p: &mut Proble
     let max_attempts = u32::try_from(r.int("max_attempts", 1, 100).unwrap_or(6)).unwrap_or(6);
     let delete_after_days = r.int("delete_after_days", 0, 36_500).and_then(|d| u32::try_from(d).ok());
     let correlation = parse_correlation(at, t, kind, &mut r);
+    let secret_sink = r.string("secret_sink").and_then(|dir| match super::nhi::sink_problem(&dir) {
+        Some(why) => {
+            let at = t.get("secret_sink").map_or(at, Node::start);
+            r.p.at(at, format!("`secret_sink` of {} {why}", r.what));
+            None
+        }
+        None => Some(dir),
+    });
     let settings = match kind {
         TargetKind::Ldap => TargetSettings::Ldap(parse_ldap(at, t, schema, &mut r)),
         TargetKind::Scim => TargetSettings::Scim(parse_scim(at, t, &mut r)),
@@ -650,6 +661,7 @@ pub(super) fn parse_target(at: usize, t: &Table, schema: &Schema, p: &mut Proble
         max_attempts,
         delete_after_days,
         correlation,
+        secret_sink,
         settings,
     })
 }

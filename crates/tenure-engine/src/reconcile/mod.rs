@@ -74,6 +74,7 @@ pub async fn reconcile_as(
     let identities: HashMap<String, tenure_core::Identity> =
         store.identities(schema, None)?.into_iter().map(|i| (i.id.to_string(), i)).collect();
     let holdings = store.all_holdings()?;
+    let (rotations, now) = (store.last_rotations(None)?, store.clock().now());
     let unfinished = store.operations(&OpFilter {
         states: vec![OpState::Pending, OpState::Running, OpState::Held, OpState::Done],
         ..OpFilter::default()
@@ -130,7 +131,9 @@ pub async fn reconcile_as(
             held_grants.entry(id).or_default().extend(held);
         }
         fixes.extend(c.fixes);
-        let findings = c.findings;
+        let mut findings = c.findings;
+        // Issue 10: stale credentials and owners who are not active, for NHIs with an account here.
+        findings.extend(crate::nhi::findings(config, t, &identities, &holdings, &rotations, now));
         let millis = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
         let run = ReconRun { target: t.clone(), accounts: actual.len(), grants, millis };
         let run_id = store.record_recon(&run, &findings, actor)?;

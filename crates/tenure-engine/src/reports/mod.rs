@@ -174,6 +174,17 @@ pub async fn check(path: &Path, today: NaiveDate, online: bool) -> Result<proto:
             Err(e) => return Err(e),
             Ok(policy) => {
                 let config = &loaded.config;
+                // Issue 10: a secret sink a rotation would refuse is a problem now, not at 3 a.m.
+                let mut sinks: Vec<&str> = config.nhi.secret_sink.iter().map(String::as_str).collect();
+                sinks.extend(config.targets.iter().filter_map(|t| t.secret_sink.as_deref()));
+                sinks.sort_unstable();
+                sinks.dedup();
+                for dir in sinks {
+                    if let Some(why) = crate::sink::check(Path::new(dir)) {
+                        let file = loaded.config_path.display().to_string();
+                        problems.push(tenure_core::diag::Problem { file, line: 0, message: why });
+                    }
+                }
                 if online {
                     remote = check_online(config, &policy).await;
                 } else {

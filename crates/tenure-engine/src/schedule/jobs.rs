@@ -26,6 +26,7 @@ pub async fn run(app: &App, conns: &Arc<Connectors>, job: Job) -> Done {
         Job::Recheck => recheck(app, conns).await,
         Job::Overdue => overdue(app).await,
         Job::Retention => retention(app).await,
+        Job::Credentials => credentials(app).await,
         Job::Reconcile => reconcile(app, conns).await,
         Job::Checkpoint => checkpoint(app).await,
         Job::Apply => apply(app, conns).await,
@@ -216,6 +217,22 @@ async fn overdue(app: &App) -> JobResult {
     Ok(match flagged.len() {
         0 => Done::ok(0, "no ticket is newly overdue"),
         n => Done::ok(n, format!("{n} overdue ticket(s) recorded as exceptions")),
+    })
+}
+
+/// `credentials`: every active NHI's credential older than its `credential_max_age` (or of
+/// unknown age once a maximum applies) is planned for rotation; the executor rotates it, hands
+/// the secret to the sink and verifies it.
+async fn credentials(app: &App) -> JobResult {
+    let (config, actor) = (app.config_arc(), Job::Credentials.actor());
+    let store = app.store().clone();
+    let n = tokio::task::spawn_blocking(move || crate::nhi::rotate_stale(&config, store.as_ref(), &actor))
+        .await
+        .map_err(err)?
+        .map_err(err)?;
+    Ok(match n {
+        0 => Done::ok(0, "no credential is past its maximum age"),
+        n => Done::ok(n, format!("{n} stale credential(s) planned for rotation")),
     })
 }
 

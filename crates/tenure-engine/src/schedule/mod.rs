@@ -51,6 +51,8 @@ pub enum Job {
     Overdue,
     /// Accounts past their target's `delete_after_days` are deleted.
     Retention,
+    /// Non-human identities' credentials past their `credential_max_age` are rotated (issue 10).
+    Credentials,
     /// Every target is reconciled (findings recorded; fixes are `tenure reconcile --remediate`).
     Reconcile,
     /// The audit chain's head is signed.
@@ -72,6 +74,7 @@ impl Job {
         Job::Recheck,
         Job::Overdue,
         Job::Retention,
+        Job::Credentials,
         Job::Reconcile,
         Job::Checkpoint,
         Job::Apply,
@@ -85,6 +88,7 @@ impl Job {
         Job::Recheck,
         Job::Overdue,
         Job::Retention,
+        Job::Credentials,
         Job::Reconcile,
         Job::Checkpoint,
     ];
@@ -97,6 +101,7 @@ impl Job {
             Job::Recheck => "recheck",
             Job::Overdue => "overdue",
             Job::Retention => "retention",
+            Job::Credentials => "credentials",
             Job::Reconcile => "reconcile",
             Job::Checkpoint => "checkpoint",
             Job::Apply => "apply",
@@ -123,6 +128,7 @@ impl Job {
             Job::StartDate | Job::EndDate | Job::GrantExpiry | Job::Recheck | Job::Apply => cfg.tick_secs,
             Job::Overdue => cfg.overdue_secs,
             Job::Retention => cfg.retention_secs,
+            Job::Credentials => cfg.credentials_secs,
             Job::Reconcile => cfg.reconcile_secs,
             Job::Checkpoint => cfg.checkpoint_secs,
         }

@@ -16,8 +16,10 @@ mod approvals;
 mod audit;
 mod cases;
 mod correlations;
+mod exceptions;
 mod identities;
 mod imports;
+mod nhi;
 mod operations;
 mod registers;
 mod tokens;
@@ -93,7 +95,10 @@ pub fn openapi_router() -> OpenApiRouter<ServerState> {
                 .merge(imports::router())
                 .merge(operations::operate_router())
                 .merge(registers::operate_router())
-                .merge(correlations::operate_router()),
+                .merge(correlations::operate_router())
+                // issue 10 (nhi): the exceptions register's decisions, credential rotation.
+                .merge(exceptions::operate_router())
+                .merge(nhi::operate_router()),
         ))
         .merge(group(Need::Approve, approvals::decide_router()))
         .merge(group(Need::Audit, audit::router()))

@@ -11,12 +11,12 @@ use tenure_sample::company::{Company, Options};
 use tower::ServiceExt;
 
 impl World {
-    fn token(&self, name: &str, scope: Scope) -> String {
+    pub(crate) fn token(&self, name: &str, scope: Scope) -> String {
         let app = &self.state.app;
         tenure_engine::tokens::create(app.config(), app.store().as_ref(), name, scope, None, "test").unwrap().secret
     }
 
-    async fn raw(&self, method: &str, uri: &str, token: &str, body: Body) -> (StatusCode, Vec<u8>) {
+    pub(crate) async fn raw(&self, method: &str, uri: &str, token: &str, body: Body) -> (StatusCode, Vec<u8>) {
         let req = Request::builder()
             .method(method)
             .uri(uri)
@@ -28,7 +28,7 @@ impl World {
         (status, resp.into_body().collect().await.unwrap().to_bytes().to_vec())
     }
 
-    async fn get(&self, uri: &str, token: &str) -> (StatusCode, serde_json::Value) {
+    pub(crate) async fn get(&self, uri: &str, token: &str) -> (StatusCode, serde_json::Value) {
         let (s, b) = self.raw("GET", uri, token, Body::empty()).await;
         (s, serde_json::from_slice(&b).unwrap_or(serde_json::Value::Null))
     }
@@ -47,7 +47,7 @@ impl World {
         (status, serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null))
     }
 
-    async fn post(&self, uri: &str, token: &str, body: &str) -> (StatusCode, serde_json::Value) {
+    pub(crate) async fn post(&self, uri: &str, token: &str, body: &str) -> (StatusCode, serde_json::Value) {
         let (s, b) = self.raw("POST", uri, token, Body::from(body.to_string())).await;
         (s, serde_json::from_slice(&b).unwrap_or(serde_json::Value::Null))
     }

@@ -17,6 +17,7 @@ use tenure_store::{Backend, SqliteStore};
 use tower::ServiceExt;
 
 mod api;
+mod issue10_exceptions;
 
 const NOW: &str = "2026-11-21T09:00:00Z";
 
@@ -27,6 +28,8 @@ struct World {
     push: String,
     operator: String,
     other_source: String,
+    /// The store's and the engine's clock, for tests that let time pass.
+    clock: Arc<FakeClock>,
     _dir: tempfile::TempDir,
 }
 
@@ -48,7 +51,7 @@ impl World {
             tenure_policy::parse("policy.toml", tenure_sample::starter::POLICY, &config, clock.today()).unwrap();
         let store: Arc<dyn Backend> = Arc::new(SqliteStore::memory(clock.clone()).unwrap());
         let loaded = Loaded { config, config_path: PathBuf::from("tenure.toml"), config_dir: dir.path().to_path_buf() };
-        let app_state = App::from_parts(loaded, policy, store, clock);
+        let app_state = App::from_parts(loaded, policy, store, clock.clone());
         let token = |name: &str, scope: Scope, source: Option<&str>| {
             tenure_engine::tokens::create(app_state.config(), app_state.store().as_ref(), name, scope, source, "test")
                 .unwrap()
@@ -63,6 +66,7 @@ impl World {
             push,
             operator,
             other_source,
+            clock,
             _dir: dir,
         }
     }

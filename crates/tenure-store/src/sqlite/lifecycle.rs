@@ -11,7 +11,7 @@ use tenure_core::plan::{AccountView, Holdings, Queued};
 use tenure_core::rules::{self, CaseCounts};
 use tenure_core::{
     ApprovalKind, ApprovalState, Attrs, CaseState, EventKind, EventState, ExceptionKind, ExceptionState, Identity,
-    ImportState, OpState, Schema,
+    ImportState, OpKind, OpState, Schema,
 };
 
 pub(super) fn identity_from(schema: &Schema, id: &str, kind: &str, status: &str, attrs: &str) -> R<Identity> {
@@ -246,6 +246,9 @@ pub(crate) fn refresh_case(tx: &Transaction<'_>, case_id: i64, at: &str, audit: 
             reason.push_str(&format!("; time-to-revoke {ms} ms"));
         }
         audit.push(AuditEntry::new("executor", "case.closed", "closed").identity(&identity).reason(reason));
+        if matches!(kind, EventKind::Leaver | EventKind::Suspend) {
+            record_partial_removal(tx, case_id, kind, &identity, at, audit)?;
+        }
     } else {
         tx.execute("UPDATE cases SET state = ?2, closed_at = NULL WHERE id = ?1", params![case_id, state.as_str()])?;
         if state == CaseState::Stuck {
@@ -254,6 +257,70 @@ pub(crate) fn refresh_case(tx: &Transaction<'_>, case_id: i64, at: &str, audit: 
                 counts.failed, counts.open_exceptions
             )));
         }
+    }
+    Ok(())
+}
+
+/// A leaver's or suspension's case that closes with removals excepted (a failed revocation
+/// someone accepted) left access behind: that is a `partial_removal` exception, once per case.
+/// Its owner and due date are those of the acceptance, else the target's.
+fn record_partial_removal(
+    tx: &Transaction<'_>,
+    case_id: i64,
+    kind: EventKind,
+    identity: &str,
+    at: &str,
+    audit: &mut Vec<AuditEntry>,
+) -> R<()> {
+    // (operation, kind, target, entitlement, who accepted it, due date of the acceptance)
+    type Excepted = (i64, String, String, Option<String>, Option<String>, Option<String>);
+    let excepted: Vec<Excepted> = {
+        let mut stmt = tx.prepare_cached(
+            "SELECT o.id, o.kind, o.target, o.entitlement, e.closed_by, e.due_at FROM operations o
+             LEFT JOIN exceptions e ON e.subject = 'operation:' || o.id AND e.state = ?2
+             WHERE o.case_id = ?1 AND o.state = ?3 ORDER BY o.id",
+        )?;
+        stmt.query_map(params![case_id, ExceptionState::Accepted.as_str(), OpState::Excepted.as_str()], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?))
+        })?
+        .collect::<rusqlite::Result<_>>()?
+    };
+    let removals: Vec<_> =
+        excepted.iter().filter(|(_, k, ..)| k.parse::<OpKind>().is_ok_and(OpKind::removes_access)).collect();
+    let Some((_, _, target, _, by, due)) = removals.first() else {
+        return Ok(());
+    };
+    let left: Vec<String> = removals
+        .iter()
+        .map(|(id, k, t, e, ..)| {
+            format!("operation {id} ({k}{} in {t})", e.as_deref().map(|e| format!(" `{e}`")).unwrap_or_default())
+        })
+        .collect();
+    let reason = format!("case {case_id} ({kind}) closed with access left in place: {}", left.join(", "));
+    let owner = by.clone().unwrap_or_else(|| target.clone());
+    let n = tx.execute(
+        "INSERT OR IGNORE INTO exceptions (kind, subject, case_id, identity, target, owner, reason, state, created_at, due_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+        params![
+            ExceptionKind::PartialRemoval.as_str(),
+            format!("case:{case_id}"),
+            case_id,
+            identity,
+            target,
+            owner,
+            reason,
+            ExceptionState::Open.as_str(),
+            at,
+            due
+        ],
+    )?;
+    if n > 0 {
+        audit.push(
+            AuditEntry::new("executor", "exception.opened", "open")
+                .identity(identity)
+                .target(target)
+                .reason(format!("{}: {reason}", ExceptionKind::PartialRemoval)),
+        );
     }
     Ok(())
 }
@@ -743,7 +810,7 @@ pub(super) fn reject(store: &SqliteStore, id: i64, by: &str, reason: &str) -> R<
                     "INSERT OR IGNORE INTO exceptions (kind, subject, case_id, identity, target, owner, reason, state, created_at)
                      SELECT ?5, 'operation:' || id, case_id, identity, target, ?2, ?3, 'open', ?4
                      FROM operations WHERE case_id = ?1 AND state = 'held'",
-                    params![c, by, format!("remediation declined: {reason}"), at, ExceptionKind::ManualOverride.as_str()],
+                    params![c, by, format!("remediation declined: {reason}"), at, ExceptionKind::DeclinedFix.as_str()],
                 )?;
                 tx.execute(
                     "UPDATE operations SET state = ?4, note = ?2, updated_at = ?3 WHERE case_id = ?1 AND state = 'held'",

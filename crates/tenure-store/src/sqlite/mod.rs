@@ -10,6 +10,8 @@
 mod audit;
 mod browse;
 mod correlation;
+mod credentials;
+mod exceptions;
 mod lifecycle;
 mod push;
 mod queue;
@@ -46,6 +48,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (10, "schedule", include_str!("../../migrations/0010_schedule.sql")),
     (11, "scim", include_str!("../../migrations/0011_scim.sql")),
     (12, "correlation", include_str!("../../migrations/0012_correlation.sql")),
+    (15, "exceptions_nhi", include_str!("../../migrations/0015_exceptions_nhi.sql")),
 ];
 
 /// The version of the last embedded migration.
@@ -605,6 +608,37 @@ impl crate::ScimStore for SqliteStore {
 
 #[cfg(test)]
 mod tests;
+
+impl crate::Credentials for SqliteStore {
+    fn plan_rotations(&self, r: &crate::Rotations) -> crate::Result<Vec<crate::Planned>> {
+        Ok(credentials::plan(self, r)?)
+    }
+
+    fn last_rotations(
+        &self,
+        identities: Option<&[&str]>,
+    ) -> crate::Result<std::collections::HashMap<(String, String), String>> {
+        Ok(credentials::last(&self.lock(), identities)?)
+    }
+}
+
+impl crate::Exceptions for SqliteStore {
+    fn open_exception(&self, x: &crate::NewException<'_>, actor: &str) -> crate::Result<ExceptionRecord> {
+        Ok(exceptions::open(self, x, actor)?)
+    }
+
+    fn exception(&self, id: i64) -> crate::Result<Option<ExceptionRecord>> {
+        Ok(exceptions::get(&self.lock(), id)?)
+    }
+
+    fn close_exception(&self, c: &crate::CloseException<'_>) -> crate::Result<ExceptionRecord> {
+        Ok(exceptions::close(self, c)?)
+    }
+
+    fn exception_counts(&self) -> crate::Result<Vec<crate::OpenByKind>> {
+        Ok(exceptions::counts(&self.lock())?)
+    }
+}
 
 impl crate::Tokens for SqliteStore {
     fn create_token(&self, token: &crate::NewToken<'_>) -> crate::Result<crate::TokenRecord> {

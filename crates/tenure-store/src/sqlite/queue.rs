@@ -195,11 +195,25 @@ fn finish_one(
                 target,
                 f.error.clone().unwrap_or_default(),
                 at,
-                ExceptionKind::FailedOperation.as_str()
+                failure_kind(kind).as_str()
             ],
         )?;
+        if kind.removes_access() {
+            audit.push(
+                AuditEntry::new("executor", "exception.opened", "open")
+                    .identity(&identity)
+                    .target(&target)
+                    .reason(format!("{}: operation {} ({kind}) failed past its retries", failure_kind(kind), f.op)),
+            );
+        }
     }
     Ok(Some(case_id))
+}
+
+/// The exception a failed operation is recorded as: access that could not be taken away is a
+/// `failed_revocation`, anything else a `failed_operation`.
+pub(super) fn failure_kind(kind: OpKind) -> ExceptionKind {
+    if kind.removes_access() { ExceptionKind::FailedRevocation } else { ExceptionKind::FailedOperation }
 }
 
 pub(super) fn finish_many(store: &SqliteStore, done: &[Finished], release: &[i64], owner: &str) -> R<usize> {
@@ -248,9 +262,15 @@ pub(super) fn retry_failed(store: &SqliteStore, by: &str) -> R<usize> {
             params![op, at, format!("retry requested by {by}")],
         )?;
         tx.execute(
-            "UPDATE exceptions SET state = 'resolved', resolved_at = ?2
-             WHERE kind = ?3 AND subject = ?1 AND state = 'open'",
-            params![format!("operation:{op}"), at, ExceptionKind::FailedOperation.as_str()],
+            "UPDATE exceptions SET state = 'resolved', resolved_at = ?2, closed_by = ?5, close_reason = 'retry requested'
+             WHERE kind IN (?3, ?4) AND subject = ?1 AND state = 'open'",
+            params![
+                format!("operation:{op}"),
+                at,
+                ExceptionKind::FailedOperation.as_str(),
+                ExceptionKind::FailedRevocation.as_str(),
+                by
+            ],
         )?;
         cases.insert(*case_id);
     }
@@ -422,10 +442,10 @@ pub(super) fn complete_ticket(store: &SqliteStore, id: i64, by: &str, evidence: 
     })
 }
 
-const EXCEPTION_COLUMNS: &str =
-    "id, kind, subject, case_id, identity, target, owner, reason, state, created_at, resolved_at";
+pub(super) const EXCEPTION_COLUMNS: &str = "id, kind, subject, case_id, identity, target, owner, reason, state, created_at, \
+     resolved_at, due_at, closed_by, close_reason";
 
-fn exception_row(r: &rusqlite::Row<'_>) -> R<ExceptionRecord> {
+pub(super) fn exception_row(r: &rusqlite::Row<'_>) -> R<ExceptionRecord> {
     Ok(ExceptionRecord {
         id: r.get(0)?,
         kind: enum_col(r, 1)?,
@@ -438,6 +458,9 @@ fn exception_row(r: &rusqlite::Row<'_>) -> R<ExceptionRecord> {
         state: enum_col(r, 8)?,
         created_at: r.get(9)?,
         resolved_at: r.get(10)?,
+        due_at: r.get(11)?,
+        closed_by: r.get(12)?,
+        close_reason: r.get(13)?,
     })
 }
 
@@ -463,8 +486,8 @@ pub(super) fn flag_overdue(store: &SqliteStore, actor: &str) -> R<Vec<ExceptionR
     for (ticket, case_id, identity, target, owner, summary, due_at) in due {
         let reason = format!("ticket {ticket} overdue since {due_at}: {summary}");
         tx.execute(
-            "INSERT INTO exceptions (kind, subject, case_id, identity, target, owner, reason, state, created_at)
-             VALUES (?8, ?1, ?2, ?3, ?4, ?5, ?6, ?9, ?7)",
+            "INSERT INTO exceptions (kind, subject, case_id, identity, target, owner, reason, state, created_at, due_at)
+             VALUES (?8, ?1, ?2, ?3, ?4, ?5, ?6, ?9, ?7, ?10)",
             params![
                 format!("ticket:{ticket}"),
                 case_id,
@@ -474,7 +497,8 @@ pub(super) fn flag_overdue(store: &SqliteStore, actor: &str) -> R<Vec<ExceptionR
                 reason,
                 at,
                 ExceptionKind::OverdueTicket.as_str(),
-                ExceptionState::Open.as_str()
+                ExceptionState::Open.as_str(),
+                due_at
             ],
         )?;
         ids.push(tx.last_insert_rowid());
@@ -583,7 +607,7 @@ pub(super) fn findings(conn: &Connection, run_id: i64) -> R<Vec<Finding>> {
 
 /// Inserts an event and an open case outside any import (remediation, retention); returns
 /// `(event id, case id)`.
-fn insert_case(tx: &Transaction<'_>, source: &str, identity: &str, note: &str, at: &str) -> R<(i64, i64)> {
+pub(super) fn insert_case(tx: &Transaction<'_>, source: &str, identity: &str, note: &str, at: &str) -> R<(i64, i64)> {
     tx.execute(
         "INSERT INTO events (import_id, source, kind, identity, received_at, changes, significant, note, after, state)
          VALUES (NULL, ?1, ?2, ?3, ?4, '[]', 0, ?5, '{}', 'applied')",

@@ -18,6 +18,7 @@ pub mod import;
 pub mod init;
 pub mod plan;
 pub mod reconcile;
+pub mod rotate;
 pub mod schedule;
 pub mod serve;
 pub mod simulate;

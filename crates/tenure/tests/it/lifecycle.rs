@@ -329,6 +329,13 @@ fn a_service_account_moves_to_the_leaving_owners_manager() {
     assert_eq!(svc["status"], "active");
     let audit = env.ok(&["audit", "export", "--identity", "S000000", "--format", "jsonl"]).stdout;
     assert!(audit.contains("nhi.transfer_ownership"), "{audit}");
+    // Issue 10: the owner changed, so the credential the old owner may know is rotated.
+    assert!(audit.contains("nhi.rotate_on_owner_change"), "{audit}");
+    assert!(
+        env.pending("S000000").contains(&"warehouse rotate_credential".to_string()),
+        "{:?}",
+        env.pending("S000000")
+    );
     // Stable: the same extract again changes nothing.
     let again = env.ok(&["import", "--source", "hr", "day2.csv", "--format", "json"]).json();
     assert_eq!(again["outcome"], "unchanged");
@@ -347,6 +354,8 @@ fn a_service_account_moves_to_the_leaving_owners_manager() {
     env.write("day4.csv", &co.to_csv());
     env.ok(&["import", "--source", "hr", "day4.csv"]);
     assert_eq!(env.ok(&["identity", "show", "S000000", "--format", "json"]).json()["status"], "terminated");
+    // A terminated service account's queued rotation is cancelled with its access.
+    assert!(!env.pending("S000000").iter().any(|o| o.contains("rotate_credential")), "{:?}", env.pending("S000000"));
 }
 
 #[test]

@@ -6,6 +6,8 @@ mod audit;
 mod contract;
 mod explain;
 mod hardening;
+mod issue10_exceptions;
+mod issue10_sink;
 mod lifecycle;
 mod peers;
 mod pushes;
