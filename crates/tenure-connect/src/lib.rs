@@ -44,6 +44,8 @@ pub enum Capability {
     RevokeSessions,
     RotateCredential,
     TransferOwnership,
+    /// Brings an account's mapped attributes to the identity's (`update_attributes`).
+    UpdateAttributes,
     ListAccounts,
     ListGrants,
     ReadBack,
@@ -62,6 +64,7 @@ impl Capability {
             OpKind::RevokeSessions => Capability::RevokeSessions,
             OpKind::RotateCredential => Capability::RotateCredential,
             OpKind::TransferOwnership => Capability::TransferOwnership,
+            OpKind::UpdateAttributes => Capability::UpdateAttributes,
             OpKind::OpenTicket => return None,
         })
     }

@@ -147,6 +147,8 @@ pub(crate) struct ListResponse<T> {
 pub(crate) enum Change {
     /// Replace a top-level attribute.
     Replace(&'static str, Value),
+    /// Remove a top-level attribute.
+    Remove(&'static str),
     /// Add a user to a group's `members`.
     AddMember(String),
     /// Remove a user from a group's `members`.
@@ -170,6 +172,7 @@ pub(crate) fn patch_body(changes: &[Change], dialect: &ScimDialect) -> Value {
             Change::Replace(attr, value) => {
                 json!({"op": op("replace"), "path": attr, "value": dialect_value(attr, value, dialect)})
             }
+            Change::Remove(attr) => json!({"op": op("remove"), "path": attr}),
             Change::AddMember(id) => json!({"op": op("add"), "path": "members", "value": [{"value": id}]}),
             Change::RemoveMember(id) if dialect.filtered_patch_paths => {
                 json!({"op": op("remove"), "path": format!("members[value eq {}]", filter::quote(id))})
@@ -198,6 +201,9 @@ pub(crate) fn apply_changes(resource: &mut Value, changes: &[Change], dialect: &
         match change {
             Change::Replace(attr, value) => {
                 obj.insert((*attr).to_string(), dialect_value(attr, value, dialect));
+            }
+            Change::Remove(attr) => {
+                obj.remove(*attr);
             }
             Change::AddMember(id) => {
                 let members = obj.entry("members").or_insert_with(|| Value::Array(Vec::new()));
@@ -300,6 +306,45 @@ pub(crate) fn new_user(spec: &AccountSpec) -> Value {
     }
     obj.insert("active".into(), json!(true));
     Value::Object(obj)
+}
+
+/// The changes that bring `user`'s mapped attributes to `spec`'s (`update_attributes`): one
+/// top-level replace (or remove, when the value should be absent) per attribute that differs,
+/// `name` as a whole when either of its parts does. Empty when nothing differs.
+pub(crate) fn attribute_changes(user: &User, spec: &AccountSpec) -> Vec<Change> {
+    let want = desired(spec);
+    let want_list: Vec<(String, String)> = want.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+    let differ = tenure_core::attributes::changes(&want_list, &live_attributes(user));
+    let differs = |k: &str| differ.iter().any(|c| c.attribute == k);
+    let get = |k: &str| want.get(k).map(String::as_str).filter(|v| !v.is_empty());
+    let mut out = Vec::new();
+    let simple = |out: &mut Vec<Change>, attr: &'static str, value: Option<Value>| {
+        out.push(match value {
+            Some(v) => Change::Replace(attr, v),
+            None => Change::Remove(attr),
+        });
+    };
+    if differs(attrs::DISPLAY_NAME) {
+        simple(&mut out, "displayName", get(attrs::DISPLAY_NAME).map(|v| json!(v)));
+    }
+    if differs(attrs::GIVEN_NAME) || differs(attrs::FAMILY_NAME) {
+        let (given, family) = (get(attrs::GIVEN_NAME), get(attrs::FAMILY_NAME));
+        let name = (given.is_some() || family.is_some()).then(|| {
+            name_json(&Name {
+                given_name: given.map(str::to_string),
+                family_name: family.map(str::to_string),
+                formatted: get(attrs::DISPLAY_NAME).map(str::to_string),
+            })
+        });
+        simple(&mut out, "name", name);
+    }
+    if differs(attrs::EMAILS) {
+        simple(&mut out, "emails", get(attrs::EMAILS).map(emails_json));
+    }
+    if differs(attrs::TITLE) {
+        simple(&mut out, "title", get(attrs::TITLE).map(|v| json!(v)));
+    }
+    out
 }
 
 /// The body of `POST /Groups` for a new group holding one member.
@@ -433,6 +478,44 @@ mod tests {
         let mut user = json!({"id": "u", "active": true});
         apply_changes(&mut user, &[Change::Replace("active", json!(false))], &ScimDialect::STANDARD);
         assert_eq!(user["active"], json!(false));
+    }
+
+    #[test]
+    fn a_mover_gets_a_patch_of_only_the_attributes_that_differ_in_the_targets_dialect() {
+        let spec = AccountSpec {
+            identity_id: "e1".into(),
+            account: "ann".into(),
+            given_name: Some("Ann".into()),
+            family_name: Some("Lee".into()),
+            email: Some("ann@example.com".into()),
+            attributes: [("title".to_string(), "Lead".to_string())].into(),
+        };
+        let made: User = serde_json::from_value({
+            let mut v = new_user(&spec);
+            v["id"] = json!("1");
+            v
+        })
+        .unwrap();
+        assert_eq!(made.title.as_deref(), Some("Lead"));
+        assert_eq!(attribute_changes(&made, &spec), vec![]);
+        let moved = AccountSpec {
+            family_name: Some("Grey".into()),
+            attributes: [("title".to_string(), String::new())].into(),
+            ..spec.clone()
+        };
+        let changes = attribute_changes(&made, &moved);
+        assert_eq!(
+            patch_body(&changes, &ScimDialect::ENTRA),
+            json!({"schemas": [PATCH_SCHEMA], "Operations": [
+                {"op": "Replace", "path": "displayName", "value": "Ann Grey"},
+                {"op": "Replace", "path": "name", "value": {"givenName": "Ann", "familyName": "Grey", "formatted": "Ann Grey"}},
+                {"op": "Remove", "path": "title"},
+            ]})
+        );
+        let mut put = new_user(&spec);
+        apply_changes(&mut put, &changes, &ScimDialect::STANDARD);
+        assert_eq!(put["displayName"], json!("Ann Grey"));
+        assert!(put.get("title").is_none());
     }
 
     #[test]

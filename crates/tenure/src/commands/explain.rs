@@ -86,6 +86,7 @@ pub fn run(app: &App, id: &str, target: Option<&str>, live: bool, f: Format) -> 
                 OpKind::CreateAccount => "create account".to_string(),
                 OpKind::Enable => "enable account".to_string(),
                 OpKind::Disable => "disable account".to_string(),
+                OpKind::UpdateAttributes => "update the mapped attributes".to_string(),
                 k => format!("{k} {}", c.entitlement.as_deref().map(esc).unwrap_or_default()),
             };
             let why = if c.rules.is_empty() {
