@@ -426,6 +426,41 @@ pub struct Event {
     pub note: Option<String>,
 }
 
+// Certification campaigns (issue 10): the kinds and states a campaign and its review items carry.
+
+string_enum!(
+    /// Where a certification campaign stands: items are decided while it is `open`.
+    CampaignState { Open = "open", Closed = "closed" }
+);
+
+string_enum!(
+    /// A reviewer's decision on one item: keep the access, or revoke it.
+    ReviewDecision { Keep = "keep", Revoke = "revoke" }
+);
+
+string_enum!(
+    /// What an item nobody reviewed by the campaign's due date becomes: revoked, kept, or
+    /// escalated to the reviewer's manager (and left open for them).
+    OnTimeout { Revoke = "revoke", Keep = "keep", Escalate = "escalate" }
+);
+
+string_enum!(
+    /// What came of a decided item: `kept`; a revocation `revoking` (planned, not read back yet),
+    /// `held` (past the guard, waiting for approval), `revoked` (verified on the target),
+    /// `failed` (past its retries), `excepted` (its held fix was rejected), `cancelled`; or
+    /// `not_held` (the access was already gone when the decision was applied).
+    ReviewOutcome {
+        Kept = "kept",
+        Revoking = "revoking",
+        Held = "held",
+        Revoked = "revoked",
+        Failed = "failed",
+        Excepted = "excepted",
+        Cancelled = "cancelled",
+        NotHeld = "not_held",
+    }
+);
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,18 +1,43 @@
-//! Desired state: which entitlements each identity should hold under the policy.
+//! Desired state: which entitlements each identity should hold under the policy, and what
+//! people decided beyond it ([`Overrides`]).
 
 use crate::Engine;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use tenure_core::plan::Holdings;
 use tenure_core::{Entitlement, Identity, Status};
 use tenure_policy::compiled::Scratch;
 use tenure_policy::{Desired, SodHit};
 
-/// Desired entitlements of one identity with the SoD rules applied against what it holds.
-/// A terminated identity desires nothing.
+/// What people decided about one identity beyond the policy. Every planning path (imports,
+/// pushes, approvals of held batches, simulate, explain, the schedules through pushes) passes the
+/// identity's overrides to [`for_identity`], so a later plan never undoes the decision.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Overrides {
+    /// Entitlements a certification review revoked (while its `manual_override` exception is
+    /// not resolved): never desired, whatever the roles say.
+    pub revoked: BTreeSet<Entitlement>,
+}
+
+impl Overrides {
+    pub fn is_empty(&self) -> bool {
+        self.revoked.is_empty()
+    }
+}
+
+/// The overrides of `identities` (or of every identity), by identity; identities without any are
+/// absent.
+pub fn overrides(engine: &Engine<'_>, identities: Option<&[&str]>) -> crate::Result<HashMap<String, Overrides>> {
+    let revoked = crate::campaigns::overrides(engine.store, identities)?;
+    Ok(revoked.into_iter().map(|(id, revoked)| (id, Overrides { revoked })).collect())
+}
+
+/// Desired entitlements of one identity with the SoD rules applied against what it holds, less
+/// what its `overrides` revoked. A terminated identity desires nothing.
 pub fn for_identity(
     engine: &Engine<'_>,
     identity: &Identity,
     held: &Holdings,
+    overrides: &Overrides,
     scratch: &mut Scratch,
 ) -> (Desired, Vec<SodHit>) {
     if identity.status == Status::Terminated {
@@ -24,6 +49,12 @@ pub fn for_identity(
     // Only targets that exist in the config can be planned; policy load guarantees this, but a
     // config edit could remove a target after the fact.
     desired.retain(|t, _| engine.config.target(t).is_some());
+    for e in &overrides.revoked {
+        if let Some(names) = desired.get_mut(&e.target) {
+            names.remove(&e.name);
+        }
+    }
+    desired.retain(|_, names| !names.is_empty());
     let held_set: BTreeSet<Entitlement> = held
         .iter()
         .flat_map(|(t, a)| a.grants.iter().map(move |g| Entitlement { target: t.clone(), name: g.clone() }))

@@ -55,7 +55,8 @@ pub fn explain(engine: &Engine<'_>, id: &str, target: Option<&str>) -> Result<Op
     let stored = engine.store.holdings(id)?;
     let overlay = crate::correlation::Overlay::load(engine)?;
     let held = overlay.holdings(id, &stored).unwrap_or(stored);
-    let (mut want, hits) = desired::for_identity(engine, &identity, &held, &mut Scratch::default());
+    let overrides = desired::overrides(engine, Some(&[id]))?.remove(id).unwrap_or_default();
+    let (mut want, hits) = desired::for_identity(engine, &identity, &held, &overrides, &mut Scratch::default());
     want.retain(|t, _| keep(t));
     let mut wanted = desired::names(&want);
     wanted.retain(|t, _| overlay.held_back(engine, &identity, t, &held).is_none());

@@ -626,6 +626,7 @@ fn event_in(
 pub(crate) struct PlanInputs {
     holdings: HashMap<String, Holdings>,
     queued: HashMap<String, Vec<Queued>>,
+    overrides: HashMap<String, desired::Overrides>,
     /// Linked accounts and what correlation holds back ([`crate::correlation::Overlay`]).
     pub(crate) overlay: Overlay,
 }
@@ -635,7 +636,12 @@ impl PlanInputs {
         // Above a few thousand events one scan beats one query per identity.
         let overlay = Overlay::load(engine)?;
         if events.len() > 2_000 {
-            return Ok(Self { holdings: engine.store.all_holdings()?, queued: engine.store.queued(None)?, overlay });
+            return Ok(Self {
+                holdings: engine.store.all_holdings()?,
+                queued: engine.store.queued(None)?,
+                overrides: desired::overrides(engine, None)?,
+                overlay,
+            });
         }
         let ids: Vec<&str> = events.iter().map(|e| &*e.identity.id).collect();
         let mut holdings = HashMap::with_capacity(ids.len());
@@ -645,14 +651,21 @@ impl PlanInputs {
                 holdings.insert((*id).to_string(), h);
             }
         }
-        Ok(Self { holdings, queued: engine.store.queued(Some(&ids))?, overlay })
+        Ok(Self {
+            holdings,
+            queued: engine.store.queued(Some(&ids))?,
+            overrides: desired::overrides(engine, Some(&ids))?,
+            overlay,
+        })
     }
 
     pub(crate) fn plan(&self, engine: &Engine<'_>, e: &Event, scratch: &mut Scratch) -> EventIn {
         let empty = Holdings::new();
         let held = self.holdings.get(&*e.identity.id).unwrap_or(&empty);
         let q = self.queued.get(&*e.identity.id).map_or(&[][..], Vec::as_slice);
-        plan_event(engine, e, held, q, scratch, &self.overlay)
+        let none = desired::Overrides::default();
+        let o = self.overrides.get(&*e.identity.id).unwrap_or(&none);
+        plan_event(engine, e, held, q, o, scratch, &self.overlay)
     }
 
     /// The targets where correlation holds `e`'s identity back, with why.
@@ -680,6 +693,7 @@ pub(crate) fn plan_event(
     e: &Event,
     held: &Holdings,
     queued: &[Queued],
+    overrides: &desired::Overrides,
     scratch: &mut Scratch,
     overlay: &Overlay,
 ) -> EventIn {
@@ -691,7 +705,7 @@ pub(crate) fn plan_event(
     // may have landed, so like `replan` it is taken as done: only untried work is undone.
     let untried: Vec<Queued> = queued.iter().filter(|q| !q.attempted).cloned().collect();
     let base = plan::unapply(held, &untried);
-    let (desired, hits) = desired::for_identity(engine, &e.identity, &base, scratch);
+    let (desired, hits) = desired::for_identity(engine, &e.identity, &base, overrides, scratch);
     let mut wanted = names(&desired);
     // INVARIANT: nothing is planned on a target where correlation holds the identity back (a
     // candidate of an open case, or an account name an account Tenure must not take over has):
@@ -714,7 +728,9 @@ pub(crate) fn plan_event(
     }
     // Why something is revoked: the roles that granted it before the event.
     let before: Desired = match &e.previous {
-        Some(prev) if prev.status != Status::Terminated => desired::for_identity(engine, prev, held, scratch).0,
+        Some(prev) if prev.status != Status::Terminated => {
+            desired::for_identity(engine, prev, held, &desired::Overrides::default(), scratch).0
+        }
         _ => Desired::new(),
     };
     let mut ops = Vec::with_capacity(p.ops.len());
@@ -961,7 +977,8 @@ pub fn approve(engine: &Engine<'_>, approval_id: i64, approver: &str) -> Result<
         let holdings = engine.store.holdings(&event.identity.id)?;
         let queued = engine.store.queued(Some(&[&*event.identity.id]))?;
         let q = queued.get(&*event.identity.id).map_or(&[][..], Vec::as_slice);
-        let mut e = plan_event(engine, &event, &holdings, q, &mut scratch, &overlay);
+        let overrides = desired::overrides(engine, Some(&[&*event.identity.id]))?.remove(&*event.identity.id);
+        let mut e = plan_event(engine, &event, &holdings, q, &overrides.unwrap_or_default(), &mut scratch, &overlay);
         e.existing_id = Some(h.record.id);
         planned.push(e);
     }
@@ -1005,6 +1022,8 @@ pub struct SimulatedChange {
 pub fn simulate(engine: &Engine<'_>) -> Result<Simulation> {
     let identities = engine.store.identities(&engine.config.schema, None)?;
     let holdings = engine.store.all_holdings()?;
+    let overrides = desired::overrides(engine, None)?;
+    let none = desired::Overrides::default();
     let empty = Holdings::new();
     let mut scratch = Scratch::default();
     let mut sim = Simulation {
@@ -1017,7 +1036,8 @@ pub fn simulate(engine: &Engine<'_>) -> Result<Simulation> {
     };
     for i in &identities {
         let held = holdings.get(&*i.id).unwrap_or(&empty);
-        let (desired, _) = desired::for_identity(engine, i, held, &mut scratch);
+        let o = overrides.get(&*i.id).unwrap_or(&none);
+        let (desired, _) = desired::for_identity(engine, i, held, o, &mut scratch);
         let p = plan::plan(i.status, held, &names(&desired));
         let mut touched = false;
         for op in p.ops {

@@ -19,6 +19,7 @@
 pub mod app;
 pub mod apply;
 pub mod blocking;
+pub mod campaigns;
 pub mod clock;
 pub mod correlation;
 pub mod decisions;
@@ -90,6 +91,9 @@ pub enum EngineError {
     Invalid(String),
     #[error(transparent)]
     App(#[from] Box<crate::app::AppError>),
+    /// The caller may not do this (not the review item's reviewer).
+    #[error("{0}")]
+    Forbidden(String),
 }
 
 pub type Result<T> = std::result::Result<T, EngineError>;
@@ -104,6 +108,7 @@ impl HasCode for EngineError {
             EngineError::Snapshot { error, .. } => error.code(),
             EngineError::Invalid(_) => Code::InvalidInput,
             EngineError::App(e) => e.code(),
+            EngineError::Forbidden(_) => Code::Forbidden,
         }
     }
 }

@@ -41,6 +41,7 @@ pub fn op_reason(v: &serde_json::Value) -> proto::OpReason {
         event: v.get("event").and_then(serde_json::Value::as_i64),
         finding: v.get("finding").and_then(|f| f.as_str()).map(str::to_string),
         kind: v.get("kind").and_then(|k| k.as_str()).and_then(|k| k.parse::<EventKind>().ok()),
+        review: v.get("review").and_then(serde_json::Value::as_i64),
         rules: v
             .get("rules")
             .and_then(|r| r.as_array())

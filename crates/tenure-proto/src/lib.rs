@@ -17,6 +17,7 @@
 
 mod api;
 mod approval;
+mod campaign;
 mod case;
 mod correlation;
 mod exception;
@@ -32,6 +33,7 @@ mod token;
 
 pub use api::{Decision, Page, RejectRequest, Retried, TaskDoneRequest};
 pub use approval::Approval;
+pub use campaign::{Campaign, CampaignDetail, CreateCampaign, ReviewItem, ReviewRequest};
 pub use case::Case;
 pub use correlation::{CorrelateRequest, CorrelationCandidate, CorrelationCase, CorrelationDecided};
 pub use exception::{Exception, ExceptionDecision};
@@ -51,8 +53,9 @@ pub use token::{CreatedToken, Token};
 pub use tenure_core::error::{Code, ErrorBody};
 /// The kinds, states and outcomes the wire types carry, as the strings they print as.
 pub use tenure_core::{
-    ApprovalKind, ApprovalState, CaseState, CorrelationState, EventKind, EventState, ExceptionKind, ExceptionState,
-    FindingKind, JobOutcome, Kind, OpKind, OpState, Scope, Status, TicketState,
+    ApprovalKind, ApprovalState, CampaignState, CaseState, CorrelationState, EventKind, EventState, ExceptionKind,
+    ExceptionState, FindingKind, JobOutcome, Kind, OnTimeout, OpKind, OpState, ReviewDecision, ReviewOutcome, Scope,
+    Status, TicketState,
 };
 
 #[cfg(test)]

@@ -38,6 +38,9 @@ pub struct OpReason {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub finding: Option<String>,
     pub kind: Option<EventKind>,
+    /// For a revocation a certification review decided: the review item.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub review: Option<i64>,
     #[serde(default)]
     pub rules: Vec<String>,
 }

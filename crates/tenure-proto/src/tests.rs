@@ -38,13 +38,24 @@ fn op(reason: OpReason) -> Operation {
 
 #[test]
 fn operations_and_their_reasons() {
-    let planned =
-        OpReason { event: Some(2), finding: None, kind: Some(EventKind::Joiner), rules: vec!["staff".into()] };
+    let planned = OpReason {
+        event: Some(2),
+        finding: None,
+        kind: Some(EventKind::Joiner),
+        review: None,
+        rules: vec!["staff".into()],
+    };
     check(
         &op(planned),
         r#"{"id":7,"case_id":3,"identity":"E1","target":"directory","kind":"grant","entitlement":"staff","reason":{"event":2,"kind":"joiner","rules":["staff"]},"idem_key":"k","state":"pending","attempts":0,"next_attempt_at":null,"last_error":null,"created_at":"t0","updated_at":"t1","verified_at":null,"account":"ada","note":null}"#,
     );
-    let fix = OpReason { event: Some(9), finding: Some("drift".into()), kind: Some(EventKind::Update), rules: vec![] };
+    let fix = OpReason {
+        event: Some(9),
+        finding: Some("drift".into()),
+        kind: Some(EventKind::Update),
+        review: None,
+        rules: vec![],
+    };
     check(&fix, r#"{"event":9,"finding":"drift","kind":"update","rules":[]}"#);
 }
 
@@ -380,5 +391,37 @@ fn correlation_cases_and_decisions() {
     check(
         &CorrelateRequest { to: Some("E3".into()), orphan: false, reason: None },
         r#"{"to":"E3","orphan":false,"reason":null}"#,
+    );
+}
+
+#[test]
+fn campaigns_and_review_items() {
+    let item = ReviewItem {
+        id: 4,
+        campaign: 1,
+        identity: "E1".into(),
+        entitlement: "directory:staff".into(),
+        why: vec!["staff".into()],
+        reviewer: "E2".into(),
+        decision: Some(ReviewDecision::Revoke),
+        justification: Some("left".into()),
+        decided_at: Some("t1".into()),
+        decided_by: Some("E2".into()),
+        note: None,
+        escalated_at: None,
+        operation: Some(9),
+        applied_by: Some("user:bob".into()),
+        applied_at: None,
+        outcome: Some(ReviewOutcome::Revoking),
+    };
+    check(
+        &item,
+        r#"{"id":4,"campaign":1,"identity":"E1","entitlement":"directory:staff","why":["staff"],"reviewer":"E2","decision":"revoke","justification":"left","decided_at":"t1","decided_by":"E2","note":null,"escalated_at":null,"operation":9,"applied_by":"user:bob","applied_at":null,"outcome":"revoking"}"#,
+    );
+    let req: ReviewRequest = serde_json::from_str(r#"{"decision":"keep","reason":"ok"}"#).unwrap();
+    assert_eq!((req.decision, req.reason.as_deref(), req.reassign), (Some(ReviewDecision::Keep), Some("ok"), None));
+    assert!(
+        serde_json::from_str::<ReviewRequest>(r#"{"decision":"keep","as":"E9"}"#).is_err(),
+        "no self-asserted reviewer"
     );
 }

@@ -114,6 +114,14 @@ pub const CASES: &[(&str, Case)] = &[
         credentials::rotations_are_planned_once_and_their_verification_dated,
     ),
     ("identity_pages_filter_and_continue_from_the_cursor", browse::identity_pages_filter_and_continue_from_the_cursor),
+    (
+        "a_campaign_is_decided_reassigned_timed_out_and_closed_once",
+        campaigns::a_campaign_is_decided_reassigned_timed_out_and_closed_once,
+    ),
+    (
+        "a_revoke_decision_is_planned_once_with_its_exception_and_override",
+        campaigns::a_revoke_decision_is_planned_once_with_its_exception_and_override,
+    ),
 ];
 
 /// Runs every case on fresh stores of `subject`; returns the failures by case name.
@@ -141,6 +149,7 @@ macro_rules! ensure_eq {
     };
 }
 
+mod campaigns;
 mod schedule;
 mod scim;
 

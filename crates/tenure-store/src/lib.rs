@@ -25,6 +25,7 @@
 //! without changing callers.
 
 mod browse;
+pub mod campaigns;
 pub mod conformance;
 mod correlation;
 mod credentials;
@@ -39,6 +40,7 @@ mod tokens;
 mod traits;
 
 pub use browse::{Browse, IdentityQuery, TargetCount, schema_version};
+pub use campaigns::Campaigns;
 pub use correlation::{
     Baseline, Candidate, CaseIn, CorrelationCase, Correlations, Decision, LateMatches, LinkIn, LinkRecord, Unmatched,
     Verdict,

@@ -161,6 +161,7 @@ pub trait Backend:
     + crate::Correlations
     + crate::Exceptions
     + crate::Credentials
+    + crate::campaigns::Campaigns
 {
 }
 impl<
@@ -173,7 +174,8 @@ impl<
         + crate::scim::ScimStore
         + crate::Correlations
         + crate::Exceptions
-        + crate::Credentials,
+        + crate::Credentials
+        + crate::campaigns::Campaigns,
 > Backend for T
 {
 }

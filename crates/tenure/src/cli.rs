@@ -226,6 +226,87 @@ pub enum Command {
     /// API tokens for the server.
     #[command(subcommand)]
     Token(TokenCmd),
+    // Certification campaigns (issue 10).
+    /// Certification campaigns: periodic review of who holds what.
+    #[command(subcommand)]
+    Campaign(CampaignCmd),
+    /// Decide a review item (`--keep` or `--revoke`, with `--reason`), or hand it to another
+    /// reviewer (`--reassign TO --note TEXT`). Only the item's reviewer may.
+    Review {
+        item: i64,
+        /// Keep the access.
+        #[arg(long, conflicts_with_all = ["revoke", "reassign"])]
+        keep: bool,
+        /// Revoke the access: planned through the guard and verified like any revocation.
+        #[arg(long, conflicts_with = "reassign")]
+        revoke: bool,
+        /// Why (required with --keep and --revoke).
+        #[arg(long)]
+        reason: Option<String>,
+        /// Hand the item to this reviewer (an identity id or username).
+        #[arg(long, value_name = "TO")]
+        reassign: Option<String>,
+        /// Why it is reassigned (required with --reassign).
+        #[arg(long, requires = "reassign")]
+        note: Option<String>,
+        /// The reviewer (identity id or username; default: $TENURE_USER, then $USER).
+        #[command(flatten)]
+        who: Who,
+    },
+    /// Review items assigned to you (`--as`), undecided ones of open campaigns.
+    Reviews {
+        /// Every item, decided or not, of every reviewer.
+        #[arg(long)]
+        all: bool,
+        #[command(flatten)]
+        who: Who,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CampaignCmd {
+    /// Create a campaign: one review item per identity and entitlement in scope, each assigned
+    /// to its reviewer.
+    Create {
+        /// The campaign's name (`Q4 directory access`).
+        #[arg(long = "name", value_name = "NAME")]
+        title: String,
+        /// `target:NAME`, `role:ID`, `entitlement:TARGET:NAME` or `privileged`.
+        #[arg(long)]
+        scope: String,
+        /// `manager` (the identity's manager from HR; if not active, the manager's manager) or
+        /// `owner:NAME`.
+        #[arg(long)]
+        reviewer: String,
+        /// When unreviewed items take `--on-timeout`: YYYY-MM-DD (the end of that day, UTC) or
+        /// an RFC 3339 time.
+        #[arg(long, value_name = "DATE")]
+        due: String,
+        /// Escalate unreviewed items to the reviewer's manager after this many days (or a
+        /// duration: `3d`, `12h`).
+        #[arg(long, value_name = "D")]
+        escalate_after: Option<String>,
+        /// What unreviewed items become at the due date: revoke, keep or escalate.
+        #[arg(long, default_value = "keep", value_name = "revoke|keep|escalate")]
+        on_timeout: String,
+        #[command(flatten)]
+        who: Who,
+    },
+    /// Every campaign with its progress.
+    List,
+    /// One campaign and its items.
+    Show { id: i64 },
+    /// Close a campaign (its revoke decisions are carried out first; unreviewed items keep
+    /// their access).
+    Close {
+        id: i64,
+        #[command(flatten)]
+        who: Who,
+    },
+    /// Write the campaign's items as CSV (`--format csv`): campaign, item, identity,
+    /// entitlement, why, reviewer, decision, justification, decided_at, applied_by, applied_at,
+    /// outcome.
+    Export { id: i64 },
 }
 
 #[derive(Debug, Subcommand)]
@@ -264,8 +345,8 @@ pub enum ScheduleCmd {
     /// Run every job that is due now, then the executor (audited as `schedule:NAME`); run it
     /// from cron every few minutes. Refused while another process holds the scheduler lease.
     RunOnce {
-        /// Run only this job, now, due or not: start_date, end_date, grant_expiry, recheck,
-        /// overdue, retention, credentials, reconcile, checkpoint, apply.
+        /// Run only this job, now, due or not: start_date, end_date, grant_expiry, campaigns,
+        /// recheck, overdue, retention, credentials, reconcile, checkpoint, apply.
         #[arg(long, value_name = "NAME")]
         job: Option<String>,
     },

@@ -145,6 +145,54 @@ fn run(cli: &Cli) -> Result<ExitCode> {
         }
         Command::Serve { listen } => cmd::serve::run(&open(config, Needs::Policy)?, listen.as_deref()),
         Command::Token(t) => token(cli, t),
+        Command::Campaign(c) => campaign(cli, c),
+        Command::Review { item, keep, revoke, reason, reassign, note, who: w } => {
+            let f = text_json()?;
+            let ask = cmd::campaigns::Review {
+                keep: *keep,
+                revoke: *revoke,
+                reason: reason.as_deref(),
+                reassign: reassign.as_deref(),
+                note: note.as_deref(),
+            };
+            cmd::campaigns::review(&open(config, Needs::Store)?, *item, &ask, &who(w), f)
+        }
+        Command::Reviews { all, who: w } => {
+            let f = text_json()?;
+            cmd::campaigns::reviews(&open(config, Needs::Store)?, *all, &who(w), f)
+        }
+    }
+}
+
+fn campaign(cli: &Cli, c: &cli::CampaignCmd) -> Result<ExitCode> {
+    use cli::CampaignCmd;
+    let config = cli.config.as_path();
+    if let CampaignCmd::Export { id } = c {
+        Format::parse(cli.format.as_deref(), &[Format::Csv], Format::Csv)?;
+        return cmd::campaigns::export(&open(config, Needs::Store)?, *id);
+    }
+    let f = Format::parse(cli.format.as_deref(), TEXT_JSON, Format::Text)?;
+    match c {
+        CampaignCmd::Create { title, scope, reviewer, due, escalate_after, on_timeout, who: w } => {
+            let on_timeout =
+                on_timeout.parse().map_err(|e: String| support::UsageError(format!("--on-timeout: {e}")))?;
+            let by = who(w);
+            let o = tenure_engine::campaigns::CreateOptions {
+                name: title.clone(),
+                scope: scope.clone(),
+                reviewer: reviewer.clone(),
+                due: due.clone(),
+                escalate_after: escalate_after.clone(),
+                on_timeout,
+                actor: format!("user:{by}"),
+                by,
+            };
+            cmd::campaigns::create(&open(config, Needs::Policy)?, &o, f)
+        }
+        CampaignCmd::List => cmd::campaigns::list(&open(config, Needs::Store)?, f),
+        CampaignCmd::Show { id } => cmd::campaigns::show(&open(config, Needs::Store)?, *id, f),
+        CampaignCmd::Close { id, who: w } => cmd::campaigns::close(&open(config, Needs::Store)?, *id, &who(w), f),
+        CampaignCmd::Export { .. } => Ok(ExitCode::SUCCESS),
     }
 }
 

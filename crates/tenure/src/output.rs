@@ -114,7 +114,13 @@ pub fn reason_text(r: &tenure_proto::OpReason) -> String {
     if !r.rules.is_empty() {
         s.push_str(&format!("; rules {}", r.rules.join(",")));
     }
+    if let Some(i) = r.review {
+        s.push_str(&format!("; review item {i}"));
+    }
     if let Some(f) = &r.finding {
+        if !s.is_empty() {
+            s.push_str("; ");
+        }
         s.push_str(&format!("finding {f}"));
     }
     s

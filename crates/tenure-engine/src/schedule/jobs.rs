@@ -23,6 +23,7 @@ pub async fn run(app: &App, conns: &Arc<Connectors>, job: Job) -> Done {
     let result = match job {
         Job::StartDate | Job::EndDate => dates(app, job).await,
         Job::GrantExpiry => grant_expiry(app),
+        Job::Campaigns => campaigns(app).await,
         Job::Recheck => recheck(app, conns).await,
         Job::Overdue => overdue(app).await,
         Job::Retention => retention(app).await,
@@ -123,6 +124,16 @@ fn grant_expiry(app: &App) -> JobResult {
         return Ok(Done::ok(0, "no time-bound grant has expired (none exists before access requests)"));
     }
     Err(format!("{} time-bound grant(s) expired, and revoking them is not built yet", expired.len()))
+}
+
+/// `campaigns`: escalations, timeouts and revoke decisions carried out
+/// ([`crate::campaigns::run_schedule`], as `schedule:campaigns`; on the blocking pool: the
+/// store is synchronous).
+async fn campaigns(app: &App) -> JobResult {
+    let app = app.clone();
+    let pass =
+        tokio::task::spawn_blocking(move || crate::campaigns::run_schedule(&app)).await.map_err(err)?.map_err(err)?;
+    Ok(Done::ok(pass.acted(), pass.detail()))
 }
 
 /// `recheck`: the post-offboarding re-check. For each leaver case closed `recheck_after_days`

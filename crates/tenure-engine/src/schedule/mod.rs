@@ -4,7 +4,8 @@
 //! interval, retention deletes what its period has passed, overdue tickets become exceptions,
 //! audit checkpoints are signed, and N days after a leaver case closes every target is read
 //! again (the post-offboarding re-check: an account enabled again or a grant back is a
-//! `resurrected` finding and reopens the case).
+//! `resurrected` finding and reopens the case); certification campaigns escalate and time out
+//! (`campaigns`).
 //!
 //! Each job is named ([`Job`]) and acts as `schedule:NAME` in the audit trail. [`run_pass`] runs
 //! the jobs that are due (or the one asked for) under the single-scheduler lease, so when
@@ -45,6 +46,9 @@ pub enum Job {
     EndDate,
     /// Time-bound grants past their expiry are revoked.
     GrantExpiry,
+    /// Certification campaigns: escalations after `escalate_after`, `on_timeout` at the due
+    /// date, and revoke decisions carried out through the guard.
+    Campaigns,
     /// The post-offboarding re-check.
     Recheck,
     /// Overdue manual tickets become exceptions.
@@ -71,6 +75,7 @@ impl Job {
         Job::StartDate,
         Job::EndDate,
         Job::GrantExpiry,
+        Job::Campaigns,
         Job::Recheck,
         Job::Overdue,
         Job::Retention,
@@ -85,6 +90,7 @@ impl Job {
         Job::StartDate,
         Job::EndDate,
         Job::GrantExpiry,
+        Job::Campaigns,
         Job::Recheck,
         Job::Overdue,
         Job::Retention,
@@ -98,6 +104,7 @@ impl Job {
             Job::StartDate => "start_date",
             Job::EndDate => "end_date",
             Job::GrantExpiry => "grant_expiry",
+            Job::Campaigns => "campaigns",
             Job::Recheck => "recheck",
             Job::Overdue => "overdue",
             Job::Retention => "retention",
@@ -125,7 +132,9 @@ impl Job {
     /// How long after its last run the job is due again.
     pub fn interval_secs(self, cfg: &ScheduleConfig) -> u64 {
         match self {
-            Job::StartDate | Job::EndDate | Job::GrantExpiry | Job::Recheck | Job::Apply => cfg.tick_secs,
+            Job::StartDate | Job::EndDate | Job::GrantExpiry | Job::Campaigns | Job::Recheck | Job::Apply => {
+                cfg.tick_secs
+            }
             Job::Overdue => cfg.overdue_secs,
             Job::Retention => cfg.retention_secs,
             Job::Credentials => cfg.credentials_secs,

@@ -46,7 +46,7 @@ fn job_names_are_their_actors_and_parse_back() {
     assert_eq!(Job::parse("end-date"), None);
     assert_eq!(
         Job::names(),
-        "start_date, end_date, grant_expiry, recheck, overdue, retention, credentials, reconcile, checkpoint, apply"
+        "start_date, end_date, grant_expiry, campaigns, recheck, overdue, retention, credentials, reconcile, checkpoint, apply"
     );
     assert!(!Job::SCHEDULED.contains(&Job::Apply), "the server's executor is a worker of its own");
 }

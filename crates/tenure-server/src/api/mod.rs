@@ -14,6 +14,7 @@
 
 mod approvals;
 mod audit;
+mod campaigns;
 mod cases;
 mod correlations;
 mod exceptions;
@@ -103,6 +104,11 @@ pub fn openapi_router() -> OpenApiRouter<ServerState> {
         .merge(group(Need::Approve, approvals::decide_router()))
         .merge(group(Need::Audit, audit::router()))
         .merge(group(Need::Administer, tokens::router()))
+        // Certification campaigns (issue 10): anyone may read them, approvers review, admins
+        // create and close.
+        .merge(group(Need::Read, campaigns::read_router()))
+        .merge(group(Need::Approve, campaigns::review_router()))
+        .merge(group(Need::Administer, campaigns::admin_router()))
 }
 
 /// The OpenAPI document of every API route (the lead's `/api/v1/events` included once its

@@ -9,6 +9,7 @@
 
 mod audit;
 mod browse;
+mod campaigns;
 mod correlation;
 mod credentials;
 mod exceptions;
@@ -48,6 +49,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (10, "schedule", include_str!("../../migrations/0010_schedule.sql")),
     (11, "scim", include_str!("../../migrations/0011_scim.sql")),
     (12, "correlation", include_str!("../../migrations/0012_correlation.sql")),
+    (14, "campaigns", include_str!("../../migrations/0014_campaigns.sql")),
     (15, "exceptions_nhi", include_str!("../../migrations/0015_exceptions_nhi.sql")),
 ];
 
@@ -719,5 +721,84 @@ impl crate::Browse for SqliteStore {
 
     fn revoke_times(&self) -> crate::Result<Vec<i64>> {
         Ok(browse::revoke_times(&self.lock())?)
+    }
+}
+
+impl crate::Campaigns for SqliteStore {
+    fn create_campaign(&self, c: &crate::campaigns::NewCampaign) -> crate::Result<crate::campaigns::CampaignRecord> {
+        Ok(campaigns::create(self, c)?)
+    }
+
+    fn unchecked_movers(&self) -> crate::Result<Vec<(i64, String)>> {
+        Ok(campaigns::unchecked_movers(&self.lock())?)
+    }
+
+    fn movers_checked(&self, movers: &[(i64, String)]) -> crate::Result<()> {
+        Ok(campaigns::movers_checked(self, movers)?)
+    }
+
+    fn campaigns(&self) -> crate::Result<Vec<crate::campaigns::CampaignRecord>> {
+        Ok(campaigns::campaigns(&self.lock())?)
+    }
+
+    fn campaign(&self, id: i64) -> crate::Result<crate::campaigns::CampaignRecord> {
+        Ok(campaigns::campaign(&self.lock(), id)?)
+    }
+
+    fn campaign_items(
+        &self,
+        filter: &crate::campaigns::ItemFilter,
+    ) -> crate::Result<Vec<crate::campaigns::ItemRecord>> {
+        Ok(campaigns::items(&self.lock(), filter)?)
+    }
+
+    fn campaign_item(&self, id: i64) -> crate::Result<crate::campaigns::ItemRecord> {
+        Ok(campaigns::item(&self.lock(), id)?)
+    }
+
+    fn decide_item(&self, d: &crate::campaigns::ItemDecision) -> crate::Result<crate::campaigns::ItemRecord> {
+        Ok(campaigns::decide(self, d)?)
+    }
+
+    fn reassign_items(
+        &self,
+        r: &[crate::campaigns::Reassignment],
+        actor: &str,
+    ) -> crate::Result<Vec<crate::campaigns::ItemRecord>> {
+        Ok(campaigns::reassign(self, r, actor)?)
+    }
+
+    fn time_out(&self, t: &crate::campaigns::Timeout, actor: &str) -> crate::Result<()> {
+        Ok(campaigns::time_out(self, t, actor)?)
+    }
+
+    fn remind(&self, campaign: i64, reviewers: &[(String, usize)], actor: &str) -> crate::Result<()> {
+        Ok(campaigns::remind(self, campaign, reviewers, actor)?)
+    }
+
+    fn close_campaign(&self, id: i64, by: &str, actor: &str) -> crate::Result<crate::campaigns::CampaignRecord> {
+        Ok(campaigns::close(self, id, by, actor)?)
+    }
+
+    fn unplanned_revocations(&self) -> crate::Result<Vec<crate::campaigns::ItemRecord>> {
+        Ok(campaigns::unplanned(&self.lock())?)
+    }
+
+    fn recent_review_revocations(&self, since: &str) -> crate::Result<std::collections::BTreeSet<String>> {
+        Ok(campaigns::recent(&self.lock(), since)?)
+    }
+
+    fn plan_review_revocations(
+        &self,
+        r: &crate::campaigns::ReviewRevocations,
+    ) -> crate::Result<crate::campaigns::RevocationIds> {
+        Ok(campaigns::plan(self, r)?)
+    }
+
+    fn review_overrides(
+        &self,
+        identities: Option<&[&str]>,
+    ) -> crate::Result<HashMap<String, std::collections::BTreeSet<tenure_core::Entitlement>>> {
+        Ok(campaigns::overrides(&self.lock(), identities)?)
     }
 }

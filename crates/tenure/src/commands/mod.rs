@@ -6,6 +6,7 @@
 pub mod apply;
 pub mod approvals;
 pub mod audit;
+pub mod campaigns;
 pub mod cases;
 pub mod check;
 pub mod correlations;

@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing, reason = "test code")]
 
 mod audit;
+mod campaigns;
 mod contract;
 mod explain;
 mod hardening;

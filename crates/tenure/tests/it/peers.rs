@@ -2,6 +2,7 @@
 //! PostgreSQL plus a manual target; failures mid-apply; reconciliation. After each step the
 //! peers are queried directly (ldapsearch, plain HTTP, psql), never through Tenure.
 
+mod issue10_campaigns;
 mod issue10_nhi;
 mod issue6_secrets;
 mod issue8_schedule;

@@ -1,0 +1,130 @@
+//! Issue 10, the campaign schedule without peers: unreviewed items escalate to the reviewer's
+//! manager once `escalate_after` has passed (once), `on_timeout = escalate` hands them up again at
+//! the due date, the new reviewer decides, and every step is audited as `schedule:campaigns`.
+
+use crate::Env;
+use std::process::Command;
+
+fn run_at(env: &Env, now: &str, args: &[&str]) -> crate::Out {
+    let out = Command::new(env!("CARGO_BIN_EXE_tenure"))
+        .args(args)
+        .current_dir(env.dir.path())
+        .env("TENURE_NOW", now)
+        .env_remove("TENURE_TODAY")
+        .env_remove("TENURE_CONFIG")
+        .env_remove("TENURE_STORE_URL")
+        .env("TENURE_USER", "test-admin")
+        .output()
+        .unwrap();
+    crate::Out {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+const HEADER: &str = "employee_id,first_name,last_name,work_email,login,dept,title,location,cost_center,manager,employment_type,kind,owner,start,end,employment_status";
+
+fn row(id: &str, login: &str, manager: &str) -> String {
+    format!(
+        "{id},{login},L,{login}@example.com,{login},Sales,Rep,Berlin,CC1,{manager},employee,employee,,2020-01-01,,active"
+    )
+}
+
+fn pass(env: &Env, now: &str) -> String {
+    let out = run_at(env, now, &["schedule", "run-once", "--job", "campaigns", "--format", "json"]);
+    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    out.json()["jobs"][0]["detail"].as_str().unwrap().to_string()
+}
+
+fn reviewers(env: &Env, now: &str) -> Vec<String> {
+    let shown = run_at(env, now, &["campaign", "show", "1", "--format", "json"]).json();
+    shown["items"].as_array().unwrap().iter().map(|i| format!("{} {}", i["identity"], i["reviewer"])).collect()
+}
+
+#[test]
+fn issue10_unreviewed_items_escalate_to_the_reviewers_manager_then_at_the_due_date() {
+    let env = Env::new();
+    let csv = [
+        HEADER.to_string(),
+        row("T", "tia", ""),
+        row("M0", "max", "T"),
+        row("M1", "mia", "M0"),
+        row("E1", "eli", "M1"),
+    ];
+    env.write("hr.csv", &(csv.join("\n") + "\n"));
+    assert_eq!(run_at(&env, "2030-01-01T00:00:00Z", &["import", "--source", "hr", "hr.csv"]).code, 0);
+    let created = run_at(
+        &env,
+        "2030-01-01T00:00:00Z",
+        &[
+            "campaign",
+            "create",
+            "--name",
+            "sales staff",
+            "--scope",
+            "entitlement:directory:staff",
+            "--reviewer",
+            "manager",
+            "--due",
+            "2030-01-10",
+            "--escalate-after",
+            "2",
+            "--on-timeout",
+            "escalate",
+        ],
+    );
+    assert_eq!(created.code, 0, "{}", created.stderr);
+    let start = reviewers(&env, "2030-01-01T00:00:01Z");
+    assert_eq!(start, [r#""E1" "M1""#, r#""M0" "T""#, r#""M1" "M0""#, r#""T" "test-admin""#]);
+    let mine = run_at(&env, "2030-01-01T00:00:02Z", &["reviews", "--as", "mia", "--format", "json"]).json();
+    assert_eq!(mine.as_array().unwrap().len(), 1, "{mine}");
+
+    assert_eq!(pass(&env, "2030-01-02T00:00:00Z"), "nothing due");
+    let detail = pass(&env, "2030-01-03T00:00:01Z");
+    assert!(detail.starts_with("2 item(s) escalated"), "{detail}");
+    assert!(detail.contains("2 item(s) not escalated: their reviewer has no active manager"), "{detail}");
+    assert_eq!(
+        reviewers(&env, "2030-01-03T00:00:02Z"),
+        [r#""E1" "M0""#, r#""M0" "T""#, r#""M1" "T""#, r#""T" "test-admin""#,]
+    );
+    assert!(!pass(&env, "2030-01-04T00:00:00Z").contains("escalated to"), "escalated once");
+    // A day before the due date every reviewer with open items is reminded, once.
+    assert_eq!(pass(&env, "2030-01-10T12:00:00Z"), "3 reviewer(s) reminded of their open items");
+    assert_eq!(pass(&env, "2030-01-10T13:00:00Z"), "nothing due");
+
+    // At the due date `on_timeout = escalate` hands what is left up again; the new reviewer decides.
+    let detail = pass(&env, "2030-01-11T00:00:00Z");
+    assert!(detail.contains("on_timeout applied to campaign(s) 1"), "{detail}");
+    let after = reviewers(&env, "2030-01-11T00:00:01Z");
+    assert!(after.contains(&r#""E1" "T""#.to_string()), "{after:?}");
+    let shown = run_at(&env, "2030-01-11T00:00:02Z", &["campaign", "show", "1", "--format", "json"]).json();
+    let e1 = shown["items"].as_array().unwrap().iter().find(|i| i["identity"] == "E1").unwrap().clone();
+    let note = e1["note"].as_str().unwrap();
+    assert!(
+        note.contains("M1 -> M0: not reviewed within 2d") && note.contains("M0 -> T: not reviewed by the due date"),
+        "{note}"
+    );
+    let id = e1["id"].to_string();
+    let kept =
+        run_at(&env, "2030-01-11T00:00:03Z", &["review", &id, "--keep", "--reason", "still selling", "--as", "tia"]);
+    assert_eq!(kept.code, 0, "{}", kept.stderr);
+
+    let audit = run_at(&env, "2030-01-11T00:00:04Z", &["audit", "export", "--format", "jsonl"]);
+    let records: Vec<serde_json::Value> = audit.stdout.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let escalations = records.iter().filter(|r| r["action"] == "review.escalate").count();
+    assert_eq!(escalations, 2 + 1, "two past escalate_after, one more at the due date");
+    assert!(
+        records
+            .iter()
+            .filter(|r| r["action"] == "review.escalate" || r["action"] == "campaign.timeout")
+            .all(|r| r["actor"] == "schedule:campaigns")
+    );
+    assert!(records.iter().any(|r| r["action"] == "review.keep" && r["approver"] == "T"));
+    let reminded: Vec<&str> = records
+        .iter()
+        .filter(|r| r["action"] == "campaign.reminder" && r["actor"] == "schedule:campaigns")
+        .map(|r| r["approver"].as_str().unwrap())
+        .collect();
+    assert_eq!(reminded, ["M0", "T", "test-admin"]);
+}
