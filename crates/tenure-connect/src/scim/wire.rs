@@ -225,18 +225,6 @@ pub(crate) fn apply_changes(resource: &mut Value, changes: &[Change], dialect: &
     }
 }
 
-/// The `name` a spec asks for, if it names anyone.
-fn desired_name(spec: &AccountSpec) -> Option<Name> {
-    if spec.given_name.is_none() && spec.family_name.is_none() {
-        return None;
-    }
-    Some(Name {
-        given_name: spec.given_name.clone(),
-        family_name: spec.family_name.clone(),
-        formatted: Some(spec.display_name()),
-    })
-}
-
 fn name_json(name: &Name) -> Value {
     let mut obj = Map::new();
     if let Some(g) = &name.given_name {
@@ -359,22 +347,8 @@ pub(crate) fn changes_to_match(user: &User, spec: &AccountSpec) -> Vec<Change> {
     if !spec.identity_id.is_empty() && user.external_id.as_deref() != Some(spec.identity_id.as_str()) {
         changes.push(Change::Replace("externalId", json!(spec.identity_id)));
     }
-    if let Some(want) = desired_name(spec) {
-        let have = user.name.clone().unwrap_or_default();
-        if have.given_name != want.given_name || have.family_name != want.family_name {
-            changes.push(Change::Replace("name", name_json(&want)));
-        }
-    }
-    let display = spec.display_name();
-    if user.display_name.as_deref() != Some(display.as_str()) {
-        changes.push(Change::Replace("displayName", json!(display)));
-    }
-    if let Some(email) = &spec.email {
-        let has = user.emails.iter().any(|e| e.value.as_deref().is_some_and(|v| v.eq_ignore_ascii_case(email)));
-        if !has {
-            changes.push(Change::Replace("emails", emails_json(email)));
-        }
-    }
+    // The mapped attributes, exactly as `update_attributes` brings them.
+    changes.extend(attribute_changes(user, spec));
     if !user.enabled() || user.active.is_none() {
         changes.push(Change::Replace("active", json!(true)));
     }
@@ -543,6 +517,6 @@ mod tests {
                 _ => "",
             })
             .collect();
-        assert_eq!(attrs, ["externalId", "name", "displayName", "emails", "active"]);
+        assert_eq!(attrs, ["externalId", "displayName", "name", "emails", "active"]);
     }
 }
