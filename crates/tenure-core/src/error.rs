@@ -85,6 +85,17 @@ codes! {
     PayloadTooLarge = "payload_too_large", exit 1, http 413;
     /// Something Tenure did not expect; the detail is logged, never returned.
     Internal = "internal", exit 1, http 500;
+    // Access requests (issue 10).
+    /// An access request or its decision was refused by policy and changed nothing: the role is
+    /// not requestable, the duration is longer than its `max_duration`, the identity is
+    /// terminated, or no approver can be found.
+    RequestRefused = "request_refused", exit 1, http 422;
+    /// Granting would violate a separation-of-duties rule that blocks; the rule is named.
+    SodConflict = "sod_conflict", exit 1, http 409;
+    /// Who decides is not the approver the request's stage resolved to.
+    NotApprover = "not_approver", exit 1, http 403;
+    /// The identity asked for, or whoever asked for it, tried to approve its own request.
+    SelfApproval = "self_approval", exit 1, http 403;
 }
 
 impl fmt::Display for Code {

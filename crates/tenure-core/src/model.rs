@@ -93,12 +93,40 @@ string_enum!(
 );
 
 string_enum!(
+    /// Where one approval stage of an access request stands: `waiting` for the stage before it,
+    /// `pending` with its approval, `approved` or `rejected`; `cancelled` after a rejection or
+    /// when the request ended first.
+    StageState {
+        Waiting = "waiting",
+        Pending = "pending",
+        Approved = "approved",
+        Rejected = "rejected",
+        Cancelled = "cancelled",
+    }
+);
+
+string_enum!(
     CaseState { Open = "open", Closed = "closed", Stuck = "stuck" }
 );
 
 string_enum!(
-    /// What an approval releases: a held snapshot batch, or held reconciliation remediation.
-    ApprovalKind { Batch = "batch", Remediation = "remediation" }
+    /// What an approval releases: a held snapshot batch, held reconciliation remediation, or
+    /// one stage of an access request.
+    ApprovalKind { Batch = "batch", Remediation = "remediation", Request = "request" }
+);
+
+string_enum!(
+    /// Where an access request stands: `pending` while its stages are decided, `granted` once
+    /// the last stage approves (until it expires or is revoked), `rejected` by an approver,
+    /// `expired` at its expiry, `revoked` early, `cancelled` when its identity leaves.
+    RequestState {
+        Pending = "pending",
+        Granted = "granted",
+        Rejected = "rejected",
+        Expired = "expired",
+        Revoked = "revoked",
+        Cancelled = "cancelled",
+    }
 );
 
 string_enum!(

@@ -88,6 +88,13 @@ pub struct HeldBatch {
     pub source: String,
 }
 
+/// Whether an event that leaves an identity in `status` ends its open access requests: a
+/// leaver's pending requests are cancelled and its granted ones too (their grants are revoked
+/// by the leaver's plan, with the rest). The store applies it in the event's transaction.
+pub fn ends_requests(status: Status) -> bool {
+    status == Status::Terminated
+}
+
 /// The held batches a new snapshot of `source` supersedes: every batch of that source still
 /// held. A held diff was computed against a state the newer snapshot replaces, so approving it
 /// later would replay stale changes.

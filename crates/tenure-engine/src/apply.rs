@@ -31,6 +31,9 @@ pub struct ApplyProgress {
 /// cannot be used as it sees fit).
 pub async fn apply(app: &App, conns: Arc<Connectors>, opts: ApplyOptions) -> crate::Result<ApplyReport> {
     let store = app.store();
+    // Time-bound grants whose expiry has come are revoked first, as the `grant_expiry` job
+    // would, so a deployment without the server needs nobody but `tenure apply`.
+    let expired_requests = expire_requests(app, &crate::schedule::Job::GrantExpiry.actor()).await?;
     let retried = match opts.retry_failed_by {
         Some(by) => blocking::store(store, move |s| s.retry_failed(&by)).await?,
         None => 0,
@@ -43,5 +46,21 @@ pub async fn apply(app: &App, conns: Arc<Connectors>, opts: ApplyOptions) -> cra
     let exec = ExecOptions { wait: opts.wait, progress, ..ExecOptions::default() };
     let report = executor::run(app.config_arc(), store.clone(), conns, exec).await?;
     let open_tickets = blocking::store(store, |s| s.tickets(true)).await?.len();
-    Ok(ApplyReport { open_tickets, report, retried })
+    Ok(ApplyReport { expired_requests, open_tickets, report, retried })
+}
+
+/// Ends the access requests whose expiry has come and plans their revocation, as `actor`
+/// (`tenure apply` and the `grant_expiry` job). The policy is read only when one has expired.
+pub async fn expire_requests(app: &App, actor: &str) -> crate::Result<usize> {
+    let (app, actor) = (app.clone(), actor.to_string());
+    let ended = tokio::task::spawn_blocking(move || {
+        if crate::requests::due(app.store().as_ref())?.is_empty() {
+            return Ok(0);
+        }
+        let engine = app.engine().map_err(|e| crate::EngineError::App(Box::new(e)))?;
+        Ok::<_, crate::EngineError>(crate::requests::expire_due(&engine, &actor)?.len())
+    })
+    .await
+    .map_err(|e| crate::EngineError::Invalid(format!("the expiry check stopped: {e}")))??;
+    Ok(ended)
 }

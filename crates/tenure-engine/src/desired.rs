@@ -1,38 +1,87 @@
-//! Desired state: which entitlements each identity should hold under the policy, and what
-//! people decided beyond it ([`Overrides`]).
+//! Desired state: which entitlements each identity should hold under the policy, plus the
+//! per-identity [`Overrides`] every planning path passes: approved access requests add to it,
+//! certification reviews' revoke decisions take from it.
+//!
+//! Every path that plans an identity (import, push and the date schedules through it, the
+//! release of a held batch, an access request's grant, expiry and revocation, `explain`,
+//! `simulate`) reads the overrides with [`overrides`] and passes them to [`for_identity`], so a
+//! later import never revokes a requested grant, an expired one is revoked by whichever path
+//! plans the identity next, and access a reviewer revoked is never granted again while its
+//! `manual_override` exception stands. Reconciliation compares the targets with the committed
+//! holdings, which already include what an override granted (and lack what a review revoked), so
+//! it needs none.
 
-use crate::Engine;
+use crate::{Engine, Result};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use tenure_core::plan::Holdings;
 use tenure_core::{Entitlement, Identity, Status};
 use tenure_policy::compiled::Scratch;
 use tenure_policy::{Desired, SodHit};
 
-/// What people decided about one identity beyond the policy. Every planning path (imports,
-/// pushes, approvals of held batches, simulate, explain, the schedules through pushes) passes the
-/// identity's overrides to [`for_identity`], so a later plan never undoes the decision.
+/// What one identity's desired state has beyond (or, later, short of) what the policy's
+/// birthright roles give it.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Overrides {
-    /// Entitlements a certification review revoked (while its `manual_override` exception is
-    /// not resolved): never desired, whatever the roles say.
+    /// Approved, unexpired requested grants: desired, with their reason (`request:ID`) in place
+    /// of a role id.
+    pub grants: Vec<OverrideGrant>,
+    /// Grants in force until now that are no longer (a request past its expiry, or the one
+    /// being revoked): not desired; only named as the reason of their revocation.
+    pub ended: Vec<OverrideGrant>,
+    /// Entitlements a certification review revoked (while the review's `manual_override`
+    /// exception is not resolved): never desired, whatever the roles or a request say.
     pub revoked: BTreeSet<Entitlement>,
 }
 
+/// One entitlement an override adds, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OverrideGrant {
+    pub entitlement: Entitlement,
+    /// What the plan's operation names as its rule: `request:ID`.
+    pub reason: String,
+}
+
 impl Overrides {
+    /// The overrides as they stood before the plan: what was granted, ended ones included (the
+    /// reasons of revocations).
+    pub fn before(&self) -> Overrides {
+        let mut grants = self.grants.clone();
+        grants.extend(self.ended.iter().cloned());
+        Overrides { grants, ended: Vec::new(), revoked: self.revoked.clone() }
+    }
+
     pub fn is_empty(&self) -> bool {
-        self.revoked.is_empty()
+        self.grants.is_empty() && self.ended.is_empty() && self.revoked.is_empty()
     }
 }
 
-/// The overrides of `identities` (or of every identity), by identity; identities without any are
-/// absent.
-pub fn overrides(engine: &Engine<'_>, identities: Option<&[&str]>) -> crate::Result<HashMap<String, Overrides>> {
-    let revoked = crate::campaigns::overrides(engine.store, identities)?;
-    Ok(revoked.into_iter().map(|(id, revoked)| (id, Overrides { revoked })).collect())
+/// The overrides of the given identities (or of every identity), by identity: each granted
+/// request's entitlements, in `grants` until its expiry and in `ended` from then on (by the
+/// store's clock), until the `grant_expiry` job ends the request; and what reviews revoked.
+pub fn overrides(engine: &Engine<'_>, identities: Option<&[&str]>) -> Result<HashMap<String, Overrides>> {
+    let grants = engine.store.request_grants(identities)?;
+    let now = engine.store.clock().now();
+    let mut out: HashMap<String, Overrides> = HashMap::with_capacity(grants.len());
+    for (identity, list) in grants {
+        let o = out.entry(identity).or_default();
+        for g in list {
+            let live = g.expires_at.as_deref().and_then(tenure_core::clock::parse_stamp).is_none_or(|at| at > now);
+            for e in &g.entitlements {
+                let Ok(entitlement) = Entitlement::parse(e) else { continue };
+                let grant = OverrideGrant { entitlement, reason: format!("request:{}", g.request_id) };
+                if live { o.grants.push(grant) } else { o.ended.push(grant) }
+            }
+        }
+    }
+    for (identity, revoked) in crate::campaigns::overrides(engine.store, identities)? {
+        out.entry(identity).or_default().revoked = revoked;
+    }
+    Ok(out)
 }
 
-/// Desired entitlements of one identity with the SoD rules applied against what it holds, less
-/// what its `overrides` revoked. A terminated identity desires nothing.
+/// Desired entitlements of one identity, the policy's and its `overrides`' grants less what they
+/// revoked, with the SoD rules applied against what it holds. A terminated identity desires
+/// nothing.
 pub fn for_identity(
     engine: &Engine<'_>,
     identity: &Identity,
@@ -46,6 +95,13 @@ pub fn for_identity(
     let mut roles = Vec::new();
     engine.compiled.matching_roles(identity, scratch, &mut roles);
     let mut desired = engine.policy.desired(&roles);
+    for g in &overrides.grants {
+        let why =
+            desired.entry(g.entitlement.target.clone()).or_default().entry(g.entitlement.name.clone()).or_default();
+        if !why.contains(&g.reason) {
+            why.push(g.reason.clone());
+        }
+    }
     // Only targets that exist in the config can be planned; policy load guarantees this, but a
     // config edit could remove a target after the fact.
     desired.retain(|t, _| engine.config.target(t).is_some());

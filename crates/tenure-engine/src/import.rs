@@ -686,8 +686,9 @@ impl PlanInputs {
     }
 }
 
-/// Plans one event: desired access under the policy, SoD applied, minus what is held. Queued
-/// operations that have not taken effect are kept when still needed and cancelled when not.
+/// Plans one event: desired access under the policy and the identity's `overrides`, SoD
+/// applied, minus what is held. Queued operations that have not taken effect are kept when still
+/// needed and cancelled when not.
 pub(crate) fn plan_event(
     engine: &Engine<'_>,
     e: &Event,
@@ -729,7 +730,7 @@ pub(crate) fn plan_event(
     // Why something is revoked: the roles that granted it before the event.
     let before: Desired = match &e.previous {
         Some(prev) if prev.status != Status::Terminated => {
-            desired::for_identity(engine, prev, held, &desired::Overrides::default(), scratch).0
+            desired::for_identity(engine, prev, held, &overrides.before(), scratch).0
         }
         _ => Desired::new(),
     };
@@ -751,8 +752,12 @@ pub(crate) fn plan_event(
     let mut audit = Vec::new();
     rotate_on_owner_change(engine, e, &p.holdings, &mut ops, &mut audit);
     for hit in hits {
-        let action = if hit.refused.is_empty() { "sod.flagged" } else { "sod.refused" };
-        let outcome = if hit.refused.is_empty() { "flagged" } else { "refused" };
+        // `mode = "record"` rules refuse nothing and are recorded as such, for a gradual rollout.
+        let (action, outcome) = match (hit.mode, hit.refused.is_empty()) {
+            (tenure_policy::SodMode::Record, _) => ("sod.recorded", "recorded"),
+            (_, true) => ("sod.flagged", "flagged"),
+            (_, false) => ("sod.refused", "refused"),
+        };
         for ent in if hit.refused.is_empty() { hit.conflicting.clone() } else { hit.refused.clone() } {
             audit.push(
                 AuditEntry::new("policy", action, outcome).identity(&e.identity.id).entitlement(Some(&ent)).reason(
@@ -936,6 +941,18 @@ pub(crate) fn reassign_orphaned_nhi(
 
 /// Releases a held batch: plans its events against the current state and applies them.
 pub fn approve(engine: &Engine<'_>, approval_id: i64, approver: &str) -> Result<tenure_store::BatchIds> {
+    approve_as(engine, approval_id, &crate::requests::decide::Decider::new(approver, crate::requests::decide::Via::Cli))
+}
+
+/// [`approve`] by `decider`, whose actor the audit trail records (`token:NAME` through the
+/// API, `user:NAME` through the CLI).
+pub fn approve_as(
+    engine: &Engine<'_>,
+    approval_id: i64,
+    decider: &crate::requests::decide::Decider,
+) -> Result<tenure_store::BatchIds> {
+    let approver = decider.name.as_str();
+    let actor = decider.actor();
     let a = engine.store.approval(approval_id)?;
     if a.state != ApprovalState::Pending {
         return Err(EngineError::Invalid(format!("approval {approval_id} is {}, not pending", a.state)));
@@ -955,7 +972,7 @@ pub fn approve(engine: &Engine<'_>, approval_id: i64, approver: &str) -> Result<
     for h in held {
         if let Some(owner) = foreign.get(&h.record.identity) {
             skipped.push(
-                AuditEntry::new(&format!("user:{approver}"), "approval.event_skipped", "skipped")
+                AuditEntry::new(&actor, "approval.event_skipped", "skipped")
                     .identity(&h.record.identity)
                     .approver(approver)
                     .reason(format!(
@@ -984,7 +1001,7 @@ pub fn approve(engine: &Engine<'_>, approval_id: i64, approver: &str) -> Result<
     }
     let file = a.summary.get("file").and_then(|s| s.as_str()).unwrap_or_default().to_string();
     let batch = Batch {
-        actor: format!("user:{approver}"),
+        actor,
         source,
         file,
         sha256: String::new(),
@@ -1023,8 +1040,8 @@ pub fn simulate(engine: &Engine<'_>) -> Result<Simulation> {
     let identities = engine.store.identities(&engine.config.schema, None)?;
     let holdings = engine.store.all_holdings()?;
     let overrides = desired::overrides(engine, None)?;
-    let none = desired::Overrides::default();
     let empty = Holdings::new();
+    let none = desired::Overrides::default();
     let mut scratch = Scratch::default();
     let mut sim = Simulation {
         identities: identities.len(),
@@ -1036,8 +1053,7 @@ pub fn simulate(engine: &Engine<'_>) -> Result<Simulation> {
     };
     for i in &identities {
         let held = holdings.get(&*i.id).unwrap_or(&empty);
-        let o = overrides.get(&*i.id).unwrap_or(&none);
-        let (desired, _) = desired::for_identity(engine, i, held, o, &mut scratch);
+        let (desired, _) = desired::for_identity(engine, i, held, overrides.get(&*i.id).unwrap_or(&none), &mut scratch);
         let p = plan::plan(i.status, held, &names(&desired));
         let mut touched = false;
         for op in p.ops {

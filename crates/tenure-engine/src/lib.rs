@@ -33,6 +33,7 @@ pub mod ingest;
 pub mod nhi;
 pub mod reconcile;
 pub mod reports;
+pub mod requests;
 pub mod schedule;
 pub mod sink;
 pub mod tokens;
@@ -89,6 +90,9 @@ pub enum EngineError {
     Snapshot { file: String, error: tenure_core::snapshot::SnapshotError },
     #[error("{0}")]
     Invalid(String),
+    /// A request or a decision refused by policy, with its code; nothing was changed.
+    #[error("{1}")]
+    Refused(Code, String),
     #[error(transparent)]
     App(#[from] Box<crate::app::AppError>),
     /// The caller may not do this (not the review item's reviewer).
@@ -107,6 +111,7 @@ impl HasCode for EngineError {
             EngineError::NotCsv(_) => Code::WrongSourceKind,
             EngineError::Snapshot { error, .. } => error.code(),
             EngineError::Invalid(_) => Code::InvalidInput,
+            EngineError::Refused(code, _) => *code,
             EngineError::App(e) => e.code(),
             EngineError::Forbidden(_) => Code::Forbidden,
         }

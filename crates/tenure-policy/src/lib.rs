@@ -61,11 +61,46 @@ pub struct Role {
     pub when: Option<Cond>,
     pub grant: Vec<Entitlement>,
     pub privileged: bool,
-    pub approval: Option<String>,
-    /// Seconds a requested grant lasts before it is revoked.
+    /// Whether it can be asked for with `tenure request` (`requestable = true`; privileged
+    /// roles and roles granted only by approval are requestable unless they say otherwise).
+    pub requestable: bool,
+    /// Who approves a request for it, one stage after another in order (empty: no approval,
+    /// so not requestable).
+    pub approval: Vec<ApprovalStage>,
+    /// Seconds a requested grant lasts at most before it is revoked.
     pub max_duration: Option<u64>,
     /// `grant` as indices into [`Policy::entitlements`], for set arithmetic without strings.
     pub grant_ids: Vec<u32>,
+}
+
+/// One approval stage of a requestable role (`approval = "manager"`, `"owner:NAME"`, or a list
+/// of those, decided in order).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ApprovalStage {
+    /// The identity's manager from HR (`manager_id`); if that manager is not active, the
+    /// manager's manager.
+    Manager,
+    /// A named person: an identity id or username.
+    Owner(String),
+}
+
+impl std::fmt::Display for ApprovalStage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ApprovalStage::Manager => f.write_str("manager"),
+            ApprovalStage::Owner(n) => write!(f, "owner:{n}"),
+        }
+    }
+}
+
+/// Whether a separation-of-duties rule is enforced or only recorded (`mode = "record"`, for a
+/// gradual rollout: violations are audited and reported, nothing is refused).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SodMode {
+    #[default]
+    Enforce,
+    Record,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -80,6 +115,10 @@ pub struct Sod {
     pub id: String,
     pub conflict: Vec<Entitlement>,
     pub action: SodAction,
+    pub mode: SodMode,
+    /// Who accepts the risk of a `flag` conflict on a request (an identity id or username);
+    /// without one, the identity's manager approves the extra stage.
+    pub owner: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -108,6 +147,7 @@ pub type Desired = BTreeMap<String, BTreeMap<String, Vec<String>>>;
 pub struct SodHit {
     pub rule: String,
     pub action: SodAction,
+    pub mode: SodMode,
     /// Entitlements refused (for `block`) — never granted.
     pub refused: Vec<String>,
     /// The conflicting entitlements the identity would hold.
@@ -145,7 +185,7 @@ impl Policy {
             }
             let conflicting: Vec<String> = present.iter().map(ToString::to_string).collect();
             let mut refused = Vec::new();
-            if rule.action == SodAction::Block {
+            if rule.action == SodAction::Block && rule.mode == SodMode::Enforce {
                 // Keep what is held; among the rest keep the first (in rule order) only if
                 // nothing is held, so at most one side of the conflict survives.
                 let mut kept = present.iter().filter(|e| held.contains(*e)).count();
@@ -163,9 +203,47 @@ impl Policy {
                     refused.push(e.to_string());
                 }
             }
-            hits.push(SodHit { rule: rule.id.clone(), action: rule.action, refused, conflicting });
+            hits.push(SodHit { rule: rule.id.clone(), action: rule.action, mode: rule.mode, refused, conflicting });
         }
         desired.retain(|_, m| !m.is_empty());
+        hits
+    }
+
+    /// The role `id`, if the policy has it.
+    pub fn role(&self, id: &str) -> Option<&Role> {
+        self.roles.iter().find(|r| r.id == id)
+    }
+
+    /// Predicts what granting `requested` on top of `have` (what the identity holds and is
+    /// desired to hold) would do under the SoD rules: every rule that at least one requested
+    /// entitlement and at least one other entitlement of the result make conflict, in policy
+    /// order. Nothing is removed: the caller decides (a `block` refuses the request, a `flag`
+    /// adds an approval stage, `mode = "record"` only records).
+    pub fn predict_sod(&self, have: &BTreeSet<Entitlement>, requested: &[Entitlement]) -> Vec<SodHit> {
+        let mut hits = Vec::new();
+        for rule in &self.sod {
+            let after: Vec<&Entitlement> =
+                rule.conflict.iter().filter(|e| have.contains(*e) || requested.contains(*e)).collect();
+            if after.len() < 2 || !after.iter().any(|e| requested.contains(*e)) {
+                continue;
+            }
+            let refused = if rule.action == SodAction::Block && rule.mode == SodMode::Enforce {
+                after
+                    .iter()
+                    .filter(|e| requested.contains(**e) && !have.contains(**e))
+                    .map(ToString::to_string)
+                    .collect()
+            } else {
+                Vec::new()
+            };
+            hits.push(SodHit {
+                rule: rule.id.clone(),
+                action: rule.action,
+                mode: rule.mode,
+                refused,
+                conflicting: after.iter().map(ToString::to_string).collect(),
+            });
+        }
         hits
     }
 }

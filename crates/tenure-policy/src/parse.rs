@@ -1,7 +1,7 @@
 //! Loading `policy.toml` through the span-preserving document model, so that every problem
 //! names its line.
 
-use crate::{Cond, DateOp, OnOwnerLeave, Policy, Role, Sod, SodAction, Test};
+use crate::{ApprovalStage, Cond, DateOp, OnOwnerLeave, Policy, Role, Sod, SodAction, SodMode, Test};
 use chrono::NaiveDate;
 use std::collections::HashSet;
 use tenure_core::config::Config;
@@ -195,7 +195,12 @@ fn entitlement(at: usize, s: &str, cx: &mut Ctx<'_, '_, '_>) -> Option<Entitleme
 }
 
 fn role(at: usize, t: &Table, cx: &mut Ctx<'_, '_, '_>) -> Option<Role> {
-    keys(t, "[[role]]", &["id", "description", "when", "grant", "privileged", "approval", "max_duration"], cx);
+    keys(
+        t,
+        "[[role]]",
+        &["id", "description", "when", "grant", "privileged", "requestable", "approval", "max_duration"],
+        cx,
+    );
     let Some(id) = string(t, "id", "[[role]]", cx) else {
         if t.get("id").is_none() {
             cx.p.at(at, "[[role]] is missing `id`");
@@ -232,22 +237,39 @@ fn role(at: usize, t: &Table, cx: &mut Ctx<'_, '_, '_>) -> Option<Role> {
             false
         }
     };
-    let approval = string(t, "approval", &what, cx);
+    let approval = approval_stages(t, &what, cx);
     let max_duration = string(t, "max_duration", &what, cx).and_then(|d| {
         let secs = parse_duration(&d);
         if secs.is_none() {
             let at = t.get("max_duration").map_or(at, Node::start);
-            cx.p.at(at, format!("`max_duration` `{d}` is not a duration like `8h`, `30m` or `7d`"));
+            cx.p.at(at, format!("`max_duration` `{d}` is not a duration like `8h`, `30m`, `7d` or `2s`"));
         }
         secs
     });
-    if when.is_none() && approval.is_none() {
+    let explicit = match t.get("requestable") {
+        None => None,
+        Some(Node { value: Value::Bool(b), .. }) => Some(*b),
+        Some(n) => {
+            cx.p.at(n.start(), format!("`requestable` in {what} must be true or false"));
+            None
+        }
+    };
+    // Privileged roles, and roles only an approval grants, are requestable unless they say not.
+    let requestable = explicit.unwrap_or(!approval.is_empty() && (privileged || when.is_none()));
+    if requestable && approval.is_empty() {
+        let at = t.get("requestable").map_or(at, Node::start);
+        cx.p.at(
+            at,
+            format!("{what} is requestable but names no approver: add `approval = \"manager\"` or `\"owner:NAME\"`"),
+        );
+    }
+    if when.is_none() && approval.is_empty() {
         cx.p.at(
             at,
             format!("{what} has neither `when` (birthright) nor `approval` (requestable): nobody can ever get it"),
         );
     }
-    if privileged && when.is_some() && approval.is_none() {
+    if privileged && when.is_some() && approval.is_empty() {
         cx.p.at(
             at,
             format!(
@@ -255,11 +277,43 @@ fn role(at: usize, t: &Table, cx: &mut Ctx<'_, '_, '_>) -> Option<Role> {
             ),
         );
     }
-    Some(Role { id, when, grant, privileged, approval, max_duration, grant_ids: Vec::new() })
+    Some(Role { id, when, grant, privileged, requestable, approval, max_duration, grant_ids: Vec::new() })
+}
+
+/// `approval = "manager"`, `"owner:NAME"` or a list of those (the stages, in order).
+fn approval_stages(t: &Table, what: &str, cx: &mut Ctx<'_, '_, '_>) -> Vec<ApprovalStage> {
+    let Some(node) = t.get("approval") else {
+        return Vec::new();
+    };
+    let items: Vec<(usize, String)> = match &node.value {
+        Value::Str(s) => vec![(node.start(), s.clone())],
+        Value::Array(_) => strings(t, "approval", what, cx),
+        _ => {
+            cx.p.at(node.start(), format!("`approval` in {what} must be a string or an array of strings"));
+            return Vec::new();
+        }
+    };
+    if items.is_empty() {
+        cx.p.at(node.start(), format!("`approval` in {what} names no approver"));
+    }
+    let mut out = Vec::new();
+    for (at, s) in items {
+        match s.as_str() {
+            "manager" => out.push(ApprovalStage::Manager),
+            other => match other.strip_prefix("owner:") {
+                Some(name) if valid_id(name) => out.push(ApprovalStage::Owner(name.to_string())),
+                _ => cx.p.at(
+                    at,
+                    format!("approver `{other}` in {what} must be \"manager\" or \"owner:NAME\" (an identity id or username)"),
+                ),
+            },
+        }
+    }
+    out
 }
 
 fn sod_rule(at: usize, t: &Table, cx: &mut Ctx<'_, '_, '_>) -> Option<Sod> {
-    keys(t, "[[sod]]", &["id", "description", "conflict", "action"], cx);
+    keys(t, "[[sod]]", &["id", "description", "conflict", "action", "mode", "owner"], cx);
     let id = string(t, "id", "[[sod]]", cx).unwrap_or_default();
     if id.is_empty() {
         cx.p.at(at, "[[sod]] is missing `id`");
@@ -283,7 +337,23 @@ fn sod_rule(at: usize, t: &Table, cx: &mut Ctx<'_, '_, '_>) -> Option<Sod> {
             SodAction::Block
         }
     };
-    Some(Sod { id, conflict, action })
+    let mode = match string(t, "mode", &what, cx).as_deref() {
+        None | Some("enforce") => SodMode::Enforce,
+        Some("record") => SodMode::Record,
+        Some(other) => {
+            let at = t.get("mode").map_or(at, Node::start);
+            cx.p.at(at, format!("`mode` `{other}` in {what} must be \"enforce\" or \"record\""));
+            SodMode::Enforce
+        }
+    };
+    let owner = string(t, "owner", &what, cx);
+    if let Some(o) = &owner
+        && !valid_id(o)
+    {
+        let at = t.get("owner").map_or(at, Node::start);
+        cx.p.at(at, format!("`owner` `{o}` in {what} must be an identity id or username"));
+    }
+    Some(Sod { id, conflict, action, mode, owner })
 }
 
 /// A table of conditions: every entry must hold (AND).

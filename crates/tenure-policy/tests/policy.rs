@@ -292,3 +292,56 @@ proptest! {
         }
     }
 }
+
+/// Issue 10: requestable roles, approval stages and `[[sod]] mode` are validated at load, each
+/// problem on its line.
+#[test]
+fn issue10_request_keys_are_validated_with_lines() {
+    let role = |extra: &str| format!("[[role]]\nid = \"a\"\n{extra}grant = [\"directory:x\"]\n");
+    check_problem(
+        &role("approval = \"boss\"\n"),
+        3,
+        "approver `boss` in role `a` must be \"manager\" or \"owner:NAME\"",
+    );
+    check_problem(&role("approval = [\"manager\", \"owner:\"]\n"), 3, "approver `owner:` in role `a`");
+    check_problem(&role("approval = []\n"), 3, "names no approver");
+    check_problem(&role("approval = 3\n"), 3, "must be a string or an array of strings");
+    check_problem(
+        &role("when = { status = \"active\" }\nrequestable = true\n"),
+        4,
+        "requestable but names no approver",
+    );
+    check_problem(
+        &role("approval = \"manager\"\nrequestable = \"yes\"\n"),
+        4,
+        "`requestable` in role `a` must be true or false",
+    );
+    check_problem(
+        &role("approval = \"manager\"\nmax_duration = \"2 seconds\"\n"),
+        4,
+        "not a duration like `8h`, `30m`, `7d` or `2s`",
+    );
+    let sod = |extra: &str| {
+        format!("[[sod]]\nid = \"s\"\nconflict = [\"payroll:view\", \"payroll:create-payment\"]\n{extra}")
+    };
+    check_problem(&sod("mode = \"audit\"\n"), 4, "`mode` `audit` in sod rule `s` must be \"enforce\" or \"record\"");
+    check_problem(&sod("owner = \"a b\"\n"), 4, "`owner` `a b` in sod rule `s`");
+
+    let p = load(
+        "[[role]]\nid = \"admin\"\nprivileged = true\napproval = [\"manager\", \"owner:E1\"]\nmax_duration = \"2s\"\ngrant = [\"directory:admins\"]\n\n\
+         [[role]]\nid = \"birthright\"\nwhen = { status = \"active\" }\ngrant = [\"directory:staff\"]\n\n\
+         [[role]]\nid = \"quiet\"\nprivileged = true\nrequestable = false\napproval = \"manager\"\nwhen = { status = \"active\" }\ngrant = [\"directory:ops\"]\n\n\
+         [[sod]]\nid = \"s\"\nconflict = [\"payroll:view\", \"payroll:create-payment\"]\nmode = \"record\"\nowner = \"E1\"\n",
+    )
+    .unwrap();
+    let admin = p.role("admin").unwrap();
+    assert!(admin.requestable, "privileged roles are requestable");
+    assert_eq!(
+        admin.approval,
+        [tenure_policy::ApprovalStage::Manager, tenure_policy::ApprovalStage::Owner("E1".into())]
+    );
+    assert_eq!(admin.max_duration, Some(2), "seconds, for tests");
+    assert!(!p.role("birthright").unwrap().requestable);
+    assert!(!p.role("quiet").unwrap().requestable, "`requestable = false` wins");
+    assert_eq!((p.sod[0].mode, p.sod[0].owner.as_deref()), (tenure_policy::SodMode::Record, Some("E1")));
+}

@@ -30,8 +30,9 @@ pub struct TaskDoneRequest {
     pub evidence: String,
 }
 
-/// What approving released: a held batch applied (its events, operations and cases), or held
-/// remediation released (its operations).
+/// What approving released: a held batch applied (its events, operations and cases), held
+/// remediation released (its operations), or an access request's stage approved (the request
+/// as it stands now: granted after its last stage, else waiting for the next approver).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Decision {
@@ -39,6 +40,8 @@ pub struct Decision {
     pub events: usize,
     pub operations: usize,
     pub cases: usize,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request: Option<crate::Request>,
 }
 
 /// `POST /api/v1/operations/retry`: how many failed operations were queued again.

@@ -99,6 +99,10 @@ pub struct CheckSummary {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ApplyReport {
+    /// Access requests whose expiry had come, ended and their revocation planned before the
+    /// run (`tenure apply` runs the `grant_expiry` check first, for CLI-only deployments).
+    #[serde(default)]
+    pub expired_requests: usize,
     pub open_tickets: usize,
     pub report: ExecReport,
     pub retried: usize,

@@ -235,6 +235,7 @@ fn reports() {
         r#"{"entitlements":5,"roles":4,"sod_rules":1,"sources":2,"targets":3}"#,
     );
     let apply = ApplyReport {
+        expired_requests: 1,
         open_tickets: 2,
         report: ExecReport {
             attempts: 3,
@@ -249,7 +250,7 @@ fn reports() {
     };
     check(
         &apply,
-        r#"{"open_tickets":2,"report":{"attempts":3,"verified":1,"retries":1,"failed":1,"tickets":2,"remaining":{"done":2,"failed":1},"unusable":{"chat":"no token"}},"retried":0}"#,
+        r#"{"expired_requests":1,"open_tickets":2,"report":{"attempts":3,"verified":1,"retries":1,"failed":1,"tickets":2,"remaining":{"done":2,"failed":1},"unusable":{"chat":"no token"}},"retried":0}"#,
     );
     assert_eq!((apply.remaining(OpState::Failed), apply.remaining(OpState::Pending)), (1, 0));
     check(

@@ -145,6 +145,8 @@ id = "service-accounts"
 when = { status = "active", kind = "service" }
 grant = ["warehouse:analyst"]
 
+# Privileged roles are requestable: `tenure request warehouse-admin --for ID --reason TEXT`.
+# `approval` may list stages in order, e.g. ["manager", "owner:E1000"].
 [[role]]
 id = "warehouse-admin"
 privileged = true
@@ -156,6 +158,7 @@ grant = ["warehouse:admin"]
 id = "payments"
 conflict = ["payroll:create-payment", "payroll:approve-payment"]
 action = "block"             # "block" refuses the second grant; "flag" records a finding
+# mode = "record"            # for a gradual rollout: record violations, refuse nothing
 
 [mover]
 significant = ["department", "cost_center", "employment_type", "location"]

@@ -122,6 +122,12 @@ pub const CASES: &[(&str, Case)] = &[
         "a_revoke_decision_is_planned_once_with_its_exception_and_override",
         campaigns::a_revoke_decision_is_planned_once_with_its_exception_and_override,
     ),
+    // Access requests (issue 10).
+    (
+        "a_request_is_approved_stage_by_stage_granted_and_expires",
+        requests::a_request_is_approved_stage_by_stage_granted_and_expires,
+    ),
+    ("requests_end_by_rejection_revocation_and_leaving", requests::requests_end_by_rejection_revocation_and_leaving),
 ];
 
 /// Runs every case on fresh stores of `subject`; returns the failures by case name.
@@ -150,6 +156,7 @@ macro_rules! ensure_eq {
 }
 
 mod campaigns;
+mod requests;
 mod schedule;
 mod scim;
 

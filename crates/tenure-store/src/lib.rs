@@ -33,6 +33,7 @@ mod error;
 mod exceptions;
 mod push;
 mod records;
+pub mod requests;
 mod schedule;
 pub mod scim;
 pub mod sqlite;
@@ -50,6 +51,9 @@ pub use error::{BackendError, Result, StoreError};
 pub use exceptions::{CloseException, Closing, Exceptions, NewException, OpenByKind};
 pub use push::*;
 pub use records::*;
+pub use requests::{
+    AcceptedRisk, NewRequest, NewStage, RequestEnd, RequestGrant, RequestRecord, Requests, StageApproval, StageRecord,
+};
 pub use schedule::{JobDone, JobOutcome, JobRun, Lead, Recheck, RecheckCandidate, RecheckIds, Schedules};
 pub use scim::ScimStore;
 pub use sqlite::{SqliteStore, StoreOptions};

@@ -56,6 +56,12 @@ pub enum BatchState {
     Held { reason: String },
     /// Apply a previously held batch.
     Approved { import_id: i64, approval_id: i64, approver: String },
+    /// Apply now a plan the engine made from a decision, not from the source's data (an access
+    /// request's grant, its expiry or early revocation): recorded as an applied import of the
+    /// identity's source, so queued work stays replannable and a concurrent import of the source
+    /// fails as stale, but it supersedes nothing, is never held, and adds no `import` record
+    /// (the decision's own records describe it).
+    Planned,
 }
 
 /// Everything one import (or one approval of a held import) commits.

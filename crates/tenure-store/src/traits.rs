@@ -136,7 +136,12 @@ pub trait Queue: Send + Sync {
     /// when held.
     fn commit_remediation(&self, r: &Remediation) -> Result<(usize, Option<i64>)>;
     /// Releases a held remediation: its operations become pending.
-    fn release_remediation(&self, approval_id: i64, approver: &str) -> Result<usize>;
+    fn release_remediation(&self, approval_id: i64, approver: &str) -> Result<usize> {
+        self.release_remediation_as(approval_id, approver, &format!("user:{approver}"))
+    }
+    /// [`release_remediation`](Queue::release_remediation) audited with `actor` (`token:NAME`
+    /// when the approver decided through the API).
+    fn release_remediation_as(&self, approval_id: i64, approver: &str, actor: &str) -> Result<usize>;
 
     /// What a retention sweep of `target` decides on: the accounts there of terminated
     /// identities, with their facts (see `tenure_core::rules::retention_due`).
@@ -161,6 +166,7 @@ pub trait Backend:
     + crate::Correlations
     + crate::Exceptions
     + crate::Credentials
+    + crate::requests::Requests
     + crate::campaigns::Campaigns
 {
 }
@@ -175,6 +181,7 @@ impl<
         + crate::Correlations
         + crate::Exceptions
         + crate::Credentials
+        + crate::requests::Requests
         + crate::campaigns::Campaigns,
 > Backend for T
 {

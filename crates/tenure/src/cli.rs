@@ -261,6 +261,23 @@ pub enum Command {
         #[command(flatten)]
         who: Who,
     },
+    // Access requests (issue 10).
+    /// Ask for a requestable role for an identity (`tenure request ROLE --for ID --reason TEXT
+    /// [--duration D]`); its approvals appear in `tenure approvals`. `tenure request revoke ID`
+    /// ends one early.
+    #[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
+    Request {
+        #[command(subcommand)]
+        cmd: Option<RequestCmd>,
+        #[command(flatten)]
+        ask: RequestArgs,
+    },
+    /// Access requests, newest first.
+    Requests {
+        /// Only the open ones: pending and granted.
+        #[arg(long)]
+        open: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -307,6 +324,39 @@ pub enum CampaignCmd {
     /// entitlement, why, reviewer, decision, justification, decided_at, applied_by, applied_at,
     /// outcome.
     Export { id: i64 },
+}
+
+/// `tenure request ROLE --for ID --reason TEXT [--duration D] [--as NAME]`.
+#[derive(Debug, Args)]
+pub struct RequestArgs {
+    /// The requestable role.
+    #[arg(value_name = "ROLE", required = true)]
+    pub role: Option<String>,
+    /// The identity id the role is for.
+    #[arg(long = "for", value_name = "ID", required = true)]
+    pub identity: Option<String>,
+    /// Why the access is needed (audited).
+    #[arg(long, required = true)]
+    pub reason: Option<String>,
+    /// How long (`2s`, `30m`, `8h`, `7d`); at most the role's `max_duration`, its default.
+    #[arg(long, value_name = "D")]
+    pub duration: Option<String>,
+    /// Who asks (default: $TENURE_USER, then $USER).
+    #[arg(long = "as", value_name = "NAME")]
+    pub who: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RequestCmd {
+    /// End a request early: a granted one's access is revoked (and verified), a pending one
+    /// stops.
+    Revoke {
+        id: i64,
+        #[arg(long)]
+        reason: String,
+        #[command(flatten)]
+        who: Who,
+    },
 }
 
 #[derive(Debug, Subcommand)]

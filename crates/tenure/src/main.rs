@@ -85,9 +85,11 @@ fn run(cli: &Cli) -> Result<ExitCode> {
             let f = text_json()?;
             cmd::approvals::list(&open(config, Needs::Store)?, *all, f)
         }
-        Command::Approve { id, who: w } => cmd::approvals::approve(&open(config, Needs::Policy)?, *id, &who(w)),
+        Command::Approve { id, who: w } => {
+            cmd::approvals::approve(&open(config, Needs::Policy)?, *id, &support::decider(w.name.as_ref()))
+        }
         Command::Reject { id, reason, who: w } => {
-            cmd::approvals::reject(&open(config, Needs::Store)?, *id, &who(w), reason)
+            cmd::approvals::reject(&open(config, Needs::Store)?, *id, &support::decider(w.name.as_ref()), reason)
         }
         Command::Apply { wait, retry_failed, who: w } => {
             let by = retry_failed.then(|| who(&Who { name: w.clone() }));
@@ -145,6 +147,25 @@ fn run(cli: &Cli) -> Result<ExitCode> {
         }
         Command::Serve { listen } => cmd::serve::run(&open(config, Needs::Policy)?, listen.as_deref()),
         Command::Token(t) => token(cli, t),
+        // Access requests (issue 10).
+        Command::Request { cmd: Some(cli::RequestCmd::Revoke { id, reason, who: w }), .. } => {
+            let f = text_json()?;
+            cmd::requests::revoke(&open(config, Needs::Policy)?, *id, &support::decider(w.name.as_ref()), reason, f)
+        }
+        Command::Request { cmd: None, ask } => {
+            let f = text_json()?;
+            let a = tenure_engine::requests::Ask {
+                role: ask.role.as_deref().unwrap_or_default(),
+                identity: ask.identity.as_deref().unwrap_or_default(),
+                reason: ask.reason.as_deref().unwrap_or_default(),
+                duration: ask.duration.as_deref(),
+            };
+            cmd::requests::create(&open(config, Needs::Policy)?, &a, &support::decider(ask.who.as_ref()), f)
+        }
+        Command::Requests { open: open_only } => {
+            let f = text_json()?;
+            cmd::requests::list(&open(config, Needs::Store)?, *open_only, f)
+        }
         Command::Campaign(c) => campaign(cli, c),
         Command::Review { item, keep, revoke, reason, reassign, note, who: w } => {
             let f = text_json()?;

@@ -96,6 +96,14 @@ pub fn who(w: &Who) -> String {
     tenure_core::text::escape(&name).into_owned()
 }
 
+/// Who decides or asks, and how the CLI knows: `--as NAME` (recorded as `via: cli --as`), else
+/// `$TENURE_USER`, then `$USER` (`via: cli`).
+pub fn decider(name: Option<&String>) -> tenure_engine::decisions::Decider {
+    use tenure_engine::decisions::{Decider, Via};
+    let via = if name.is_some() { Via::CliAs } else { Via::Cli };
+    Decider::new(who(&Who { name: name.cloned() }), via)
+}
+
 /// The async runtime for commands that talk to targets.
 pub fn runtime() -> Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread()

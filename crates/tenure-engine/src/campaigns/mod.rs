@@ -18,7 +18,8 @@
 //! operation's state. While that exception is not resolved, [`overrides`] keeps every planning
 //! path from granting the entitlement again (`desired::Overrides`).
 //!
-//! The `campaigns` schedule ([`run_schedule`]) reminds reviewers of their open items a day before
+//! A significant mover's requested access becomes a micro-review for the new manager
+//! ([`mover_reviews`]). The `campaigns` schedule ([`run_schedule`]) opens those, reminds reviewers of their open items a day before
 //! the due date (an audit record per reviewer: Tenure has no mail of its own), escalates
 //! unreviewed items to the reviewer's manager after `escalate_after`, applies `on_timeout` at the due date, and carries out revoke
 //! decisions; everything is audited, as `schedule:campaigns` when the schedule acts.
@@ -125,7 +126,13 @@ pub fn create(app: &App, o: &CreateOptions) -> Result<proto::Campaign> {
         let none = crate::desired::Overrides::default();
         desired.insert(i.id.to_string(), crate::desired::for_identity(&engine, i, held, &none, &mut scratch).0);
     }
-    let requested = HashMap::new();
+    // Why access is held beyond the roles: the granted access requests (`request:ID`).
+    let mut requested: HashMap<String, std::collections::BTreeMap<Entitlement, Vec<String>>> = HashMap::new();
+    for (id, o) in crate::desired::overrides(&engine, None)? {
+        for g in o.grants {
+            requested.entry(id.clone()).or_default().entry(g.entitlement).or_default().push(g.reason);
+        }
+    }
     let selected = select::select(&scope, engine.policy, &identities, &holdings, &desired, &requested);
     if selected.is_empty() {
         return Err(invalid(format!("scope `{}` selects no held access: nothing to review", o.scope.trim())));
@@ -461,6 +468,8 @@ pub fn overrides(
 /// What one pass of the `campaigns` schedule did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Pass {
+    /// Mover micro-review campaigns made.
+    pub mover_reviews: Vec<i64>,
     /// Reviewers reminded of their open items, a day before a due date.
     pub reminded: usize,
     pub escalated: usize,
@@ -473,11 +482,20 @@ pub struct Pass {
 
 impl Pass {
     pub fn acted(&self) -> usize {
-        self.reminded + self.escalated + self.timed_out.len() + self.applied.operations + self.applied.not_held
+        self.mover_reviews.len()
+            + self.reminded
+            + self.escalated
+            + self.timed_out.len()
+            + self.applied.operations
+            + self.applied.not_held
     }
 
     pub fn detail(&self) -> String {
         let mut said = Vec::new();
+        if !self.mover_reviews.is_empty() {
+            let ids: Vec<String> = self.mover_reviews.iter().map(ToString::to_string).collect();
+            said.push(format!("mover micro-review campaign(s) {} opened", ids.join(", ")));
+        }
         if self.reminded > 0 {
             said.push(format!("{} reviewer(s) reminded of their open items", self.reminded));
         }
@@ -505,12 +523,81 @@ impl Pass {
     }
 }
 
-/// One pass of the `campaigns` schedule, as [`SCHEDULE_ACTOR`]: escalations past
-/// `escalate_after`, `on_timeout` at the due date, then the revoke decisions carried out.
+/// How long a mover micro-review runs before its due date, and when it escalates.
+pub const MOVER_REVIEW_DUE_DAYS: i64 = 14;
+pub const MOVER_REVIEW_ESCALATE_DAYS: u64 = 7;
+
+/// Mover micro-reviews: each significant mover (a `[mover] significant` attribute changed)
+/// who holds requested (non-birthright) access gets a campaign of their own, `mover:EVENT`, in
+/// which their new manager reviews each requested entitlement they hold (why: `request:ID`);
+/// birthright access is re-derived by the policy for the new attributes and needs no review.
+/// Due in [`MOVER_REVIEW_DUE_DAYS`] days, escalated after [`MOVER_REVIEW_ESCALATE_DAYS`],
+/// `on_timeout = keep` (the request's own expiry still ends it). Each mover is checked once.
+/// Returns the campaigns made.
+pub fn mover_reviews(app: &App) -> Result<Vec<i64>> {
+    let store = app.store();
+    let movers = store.unchecked_movers()?;
+    if movers.is_empty() {
+        return Ok(Vec::new());
+    }
+    let now = app.clock().now();
+    let identities = store.identities(&app.config().schema, None)?;
+    let people = People::new(&identities, app.config());
+    let mut made = Vec::new();
+    let mut nothing = Vec::new();
+    for (event, identity) in movers {
+        let held = store.holdings(&identity)?;
+        let grants = store.request_grants(Some(&[identity.as_str()]))?.remove(&identity).unwrap_or_default();
+        let mut items: Vec<NewItem> = Vec::new();
+        let (reviewer, note) = select::reviewer_for(&ReviewerRule::Manager, &identity, &people, SCHEDULE_ACTOR);
+        for g in grants {
+            let live = g.expires_at.as_deref().and_then(parse_stamp).is_none_or(|at| at > now);
+            for e in g.entitlements.iter().filter_map(|e| Entitlement::parse(e).ok()).filter(|_| live) {
+                let holds = held.get(&e.target).is_some_and(|a| a.exists && a.grants.contains(&e.name));
+                if !holds || items.iter().any(|i| i.target == e.target && i.entitlement == e.name) {
+                    continue;
+                }
+                items.push(NewItem {
+                    identity: identity.clone(),
+                    target: e.target,
+                    entitlement: e.name,
+                    why: vec![format!("request:{}", g.request_id)],
+                    reviewer: reviewer.clone(),
+                    note: note.clone(),
+                });
+            }
+        }
+        if items.is_empty() {
+            nothing.push((event, identity));
+            continue;
+        }
+        let c = NewCampaign {
+            name: format!("mover review: {identity} (event {event})"),
+            scope: format!("mover:{event}"),
+            reviewer: "manager".into(),
+            due_at: stamp(now + chrono::Duration::days(MOVER_REVIEW_DUE_DAYS)),
+            escalate_after_secs: Some(MOVER_REVIEW_ESCALATE_DAYS * 86_400),
+            on_timeout: OnTimeout::Keep,
+            created_by: SCHEDULE_ACTOR.to_string(),
+            actor: SCHEDULE_ACTOR.to_string(),
+            items,
+            mover_event: Some(event),
+        };
+        made.push(store.create_campaign(&c)?.id);
+    }
+    if !nothing.is_empty() {
+        store.movers_checked(&nothing)?;
+    }
+    Ok(made)
+}
+
+/// One pass of the `campaigns` schedule, as [`SCHEDULE_ACTOR`]: mover micro-reviews, reminders,
+/// escalations past `escalate_after`, `on_timeout` at the due date, then the revoke decisions
+/// carried out.
 pub fn run_schedule(app: &App) -> Result<Pass> {
     let store = app.store();
     let now = app.clock().now();
-    let mut pass = Pass::default();
+    let mut pass = Pass { mover_reviews: mover_reviews(app)?, ..Pass::default() };
     let open: Vec<CampaignRecord> = store.campaigns()?.into_iter().filter(|c| c.state == CampaignState::Open).collect();
     if open.is_empty() {
         pass.applied = apply_revocations(app, SCHEDULE_ACTOR)?;

@@ -3,7 +3,7 @@
 //! went wrong is its outcome (`failed`, with the reason), recorded and audited, and the next
 //! job runs.
 
-use super::select::{self, TimeBoundGrant};
+use super::select;
 use super::{Done, Job};
 use crate::app::App;
 use crate::blocking;
@@ -22,7 +22,7 @@ type JobResult = Result<Done, String>;
 pub async fn run(app: &App, conns: &Arc<Connectors>, job: Job) -> Done {
     let result = match job {
         Job::StartDate | Job::EndDate => dates(app, job).await,
-        Job::GrantExpiry => grant_expiry(app),
+        Job::GrantExpiry => grant_expiry(app).await,
         Job::Campaigns => campaigns(app).await,
         Job::Recheck => recheck(app, conns).await,
         Job::Overdue => overdue(app).await,
@@ -114,16 +114,15 @@ async fn push(app: &App, source: &str, records: Vec<Record>, actor: &str) -> Res
     Ok((r.events.len(), said))
 }
 
-/// `grant_expiry`: time-bound grants past their expiry. The grants with an expiry (approved
-/// access requests with `--duration`, a privileged role's `max_duration`) come with the
-/// governance issue; until then none exists, so the job finds none and says so.
-fn grant_expiry(app: &App) -> JobResult {
-    let grants: Vec<TimeBoundGrant> = Vec::new();
-    let expired = select::expired(&grants, app.clock().now());
-    if expired.is_empty() {
-        return Ok(Done::ok(0, "no time-bound grant has expired (none exists before access requests)"));
-    }
-    Err(format!("{} time-bound grant(s) expired, and revoking them is not built yet", expired.len()))
+/// `grant_expiry`: granted access requests whose expiry has come end (`expired`), each one's
+/// revocation planned for the executor and verified like any revocation
+/// ([`crate::requests::expire_due`]; `tenure apply` runs the same check first).
+async fn grant_expiry(app: &App) -> JobResult {
+    let n = crate::apply::expire_requests(app, &Job::GrantExpiry.actor()).await.map_err(err)?;
+    Ok(match n {
+        0 => Done::ok(0, "no time-bound grant has expired"),
+        n => Done::ok(n, format!("{n} access request(s) expired; their revocation is planned")),
+    })
 }
 
 /// `campaigns`: escalations, timeouts and revoke decisions carried out

@@ -158,6 +158,8 @@ pub fn came_back(identity: &str, target: &str, view: &AccountView, read: Option<
 /// `--duration`, a privileged role's `max_duration`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TimeBoundGrant {
+    /// The access request that granted it.
+    pub request: i64,
     pub identity: String,
     pub target: String,
     pub entitlement: String,
@@ -169,5 +171,39 @@ pub struct TimeBoundGrant {
 pub fn expired(grants: &[TimeBoundGrant], now: DateTime<Utc>) -> Vec<&TimeBoundGrant> {
     let mut out: Vec<&TimeBoundGrant> = grants.iter().filter(|g| g.expires_at <= now).collect();
     out.sort_by(|a, b| a.expires_at.cmp(&b.expires_at).then_with(|| a.identity.cmp(&b.identity)));
+    out
+}
+
+/// The requests whose grants have expired at `now`, each once, soonest expired first: what the
+/// `grant_expiry` job (and `tenure apply`) ends.
+pub fn expired_requests(grants: &[TimeBoundGrant], now: DateTime<Utc>) -> Vec<i64> {
+    let mut out: Vec<i64> = Vec::new();
+    for g in expired(grants, now) {
+        if !out.contains(&g.request) {
+            out.push(g.request);
+        }
+    }
+    out
+}
+
+/// The time-bound grants of granted requests, one per entitlement (a request without an
+/// expiry has none).
+pub fn time_bound(grants: &std::collections::HashMap<String, Vec<tenure_store::RequestGrant>>) -> Vec<TimeBoundGrant> {
+    let mut out = Vec::new();
+    for (identity, list) in grants {
+        for g in list {
+            let Some(at) = g.expires_at.as_deref().and_then(tenure_core::clock::parse_stamp) else { continue };
+            for e in &g.entitlements {
+                let (target, entitlement) = e.split_once(':').unwrap_or((e.as_str(), ""));
+                out.push(TimeBoundGrant {
+                    request: g.request_id,
+                    identity: identity.clone(),
+                    target: target.to_string(),
+                    entitlement: entitlement.to_string(),
+                    expires_at: at,
+                });
+            }
+        }
+    }
     out
 }

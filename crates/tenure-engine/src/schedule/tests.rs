@@ -214,6 +214,7 @@ fn a_recheck_finds_what_came_back_and_plans_its_undoing() {
 #[test]
 fn time_bound_grants_expire_at_their_instant() {
     let g = |id: &str, t: &str| TimeBoundGrant {
+        request: i64::from(id.as_bytes()[1] - b'0'),
         identity: id.into(),
         target: "warehouse".into(),
         entitlement: "admin".into(),
@@ -225,6 +226,10 @@ fn time_bound_grants_expire_at_their_instant() {
     assert_eq!(ids("2026-12-01T09:00:00Z"), ["E1"]);
     assert_eq!(ids("2026-12-01T12:00:00Z"), ["E1", "E2"]);
     assert_eq!(ids("2026-12-03T00:00:00Z"), ["E1", "E2", "E3"]);
+    // A request granting two entitlements ends once, in the order its grants expired.
+    let mut two = grants.to_vec();
+    two.push(TimeBoundGrant { entitlement: "finance".into(), ..g("E2", "2026-12-01T10:00:00Z") });
+    assert_eq!(select::expired_requests(&two, at("2026-12-01T12:00:00Z")), [1, 2]);
 }
 
 #[test]

@@ -20,7 +20,12 @@ fn held(settled: bool) -> (World, i64) {
 }
 
 fn approve(w: &World, id: i64, by: &str) -> tenure_engine::Result<Approved> {
-    decisions::approve(&w.app.engine().unwrap(), w.store().as_ref(), id, by)
+    decisions::approve(
+        &w.app.engine().unwrap(),
+        w.store().as_ref(),
+        id,
+        &decisions::Decider::new(by, decisions::Via::CliAs),
+    )
 }
 
 /// The operations of one crowd leaver whose accounts exist.
@@ -89,7 +94,13 @@ fn an_approval_is_given_once() {
 fn rejecting_discards_the_batch_and_records_why() {
     let (w, id) = held(true);
     let before = (w.ops().len(), w.identities());
-    decisions::reject(w.app.store_ref(), id, "ciso", "truncated export from Workday").unwrap();
+    decisions::reject(
+        &w.app.engine().unwrap(),
+        id,
+        &decisions::Decider::new("ciso", decisions::Via::CliAs),
+        "truncated export from Workday",
+    )
+    .unwrap();
     assert_eq!((w.ops().len(), w.identities()), before, "nothing planned, nobody changed");
     let approval = w.store().approval(id).unwrap();
     assert_eq!(
@@ -102,7 +113,15 @@ fn rejecting_discards_the_batch_and_records_why() {
     // It cannot be approved afterwards, nor rejected again.
     let e = approve(&w, id, "ciso").unwrap_err();
     assert_eq!(e.to_string(), format!("approval {id} is rejected, not pending"));
-    assert!(decisions::reject(w.app.store_ref(), id, "ciso", "again").is_err());
+    assert!(
+        decisions::reject(
+            &w.app.engine().unwrap(),
+            id,
+            &decisions::Decider::new("ciso", decisions::Via::CliAs),
+            "again"
+        )
+        .is_err()
+    );
     // The same file again is judged afresh, against the unchanged state: held again.
     assert_eq!(w.import(&snapshot(&[], LEAVING)).outcome, ImportOutcome::Held);
     assert_ne!(w.pending_approval(), id);

@@ -14,6 +14,7 @@ mod explain;
 mod guard;
 mod import;
 mod push;
+mod requests;
 mod schedule;
 mod timezone;
 

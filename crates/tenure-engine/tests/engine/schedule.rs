@@ -126,7 +126,7 @@ fn jobs_with_nothing_to_do_say_so_and_a_checkpoint_signs_only_what_is_new() {
     assert_eq!(
         first[..4],
         [
-            "grant_expiry ok 0: no time-bound grant has expired (none exists before access requests)",
+            "grant_expiry ok 0: no time-bound grant has expired",
             "recheck ok 0: no leaver case is due for its re-check",
             "overdue ok 0: no ticket is newly overdue",
             "retention ok 0: no account is past its retention period",

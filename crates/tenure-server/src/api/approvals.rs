@@ -1,9 +1,11 @@
 //! `GET /api/v1/approvals` (pending, or every one with `?all=true`), and the decisions
 //! `POST /api/v1/approvals/{id}/approve` and `POST /api/v1/approvals/{id}/reject`. The
 //! approver is the token's name, never a field of the body: whoever holds an approver token
-//! decides as that token, audited so.
+//! decides as that token, audited so (actor `token:NAME`, `approver` the name, `via
+//! token:NAME`). An access request's stage is decided only by the approver it resolved to: the
+//! token's name must be that identity's id or username.
 
-use super::{P, Paging, Q, St, blocking, page_by_id, who};
+use super::{P, Paging, Q, St, blocking, decider, page_by_id};
 use crate::error::{ApiError, ApiResult};
 use crate::{Principal, ServerState};
 use axum::Json;
@@ -45,15 +47,17 @@ async fn list(State(state): St, Q(f): Q<ApprovalFilter>, Q(paging): Q<Paging>) -
     responses((status = 200, body = Decision), (status = 404, body = tenure_proto::ErrorBody),
         (status = 409, description = "No longer pending", body = tenure_proto::ErrorBody)))]
 async fn approve(State(state): St, p: Principal, P(id): P<i64>) -> ApiResult<Json<Decision>> {
-    let approver = who(&p);
+    let approver = decider(&p);
     let decision = blocking(&state, move |app| {
         let engine = app.engine()?;
-        let (events, operations, cases) = match decisions::approve(&engine, app.store().as_ref(), id, &approver)? {
-            Approved::Batch(ids) => (ids.events, ids.operations, ids.cases),
-            Approved::Remediation(n) => (0, n, 0),
-        };
+        let (events, operations, cases, request) =
+            match decisions::approve(&engine, app.store().as_ref(), id, &approver)? {
+                Approved::Batch(ids) => (ids.events, ids.operations, ids.cases, None),
+                Approved::Remediation(n) => (0, n, 0, None),
+                Approved::Request(r) => (0, 0, 0, Some(*r)),
+            };
         let approval = views::approval(&app.store().approval(id)?);
-        Ok::<_, ApiError>(Decision { approval, events, operations, cases })
+        Ok::<_, ApiError>(Decision { approval, events, operations, cases, request })
     })
     .await?;
     Ok(Json(decision))
@@ -75,9 +79,9 @@ async fn reject(
     if reason.trim().is_empty() {
         return Err(ApiError::invalid("`reason` must say why"));
     }
-    let by = who(&p);
+    let by = decider(&p);
     let approval = blocking(&state, move |app| {
-        decisions::reject(app.store_ref(), id, &by, &reason)?;
+        decisions::reject(&app.engine()?, id, &by, &reason)?;
         Ok::<_, ApiError>(views::approval(&app.store().approval(id)?))
     })
     .await?;

@@ -23,6 +23,7 @@ mod imports;
 mod nhi;
 mod operations;
 mod registers;
+mod requests;
 mod tokens;
 
 use crate::ServerState;
@@ -87,6 +88,7 @@ pub fn openapi_router() -> OpenApiRouter<ServerState> {
                 .merge(cases::router())
                 .merge(approvals::read_router())
                 .merge(registers::read_router())
+                .merge(requests::read_router())
                 .merge(correlations::read_router())
                 .routes(routes!(openapi_json)),
         ))
@@ -102,6 +104,8 @@ pub fn openapi_router() -> OpenApiRouter<ServerState> {
                 .merge(nhi::operate_router()),
         ))
         .merge(group(Need::Approve, approvals::decide_router()))
+        // Access requests (issue 10): asked for and revoked with the approver scope (DESIGN §10).
+        .merge(group(Need::Approve, requests::decide_router()))
         .merge(group(Need::Audit, audit::router()))
         .merge(group(Need::Administer, tokens::router()))
         // Certification campaigns (issue 10): anyone may read them, approvers review, admins
@@ -202,6 +206,12 @@ where
 /// task).
 pub fn who(p: &crate::Principal) -> String {
     p.name.clone()
+}
+
+/// The principal as the one who decides or asks: the token's name, identified by the token
+/// (never a name from the body).
+pub fn decider(p: &crate::Principal) -> tenure_engine::decisions::Decider {
+    tenure_engine::decisions::Decider::new(p.name.clone(), tenure_engine::decisions::Via::Token)
 }
 
 pub(crate) type St = State<ServerState>;

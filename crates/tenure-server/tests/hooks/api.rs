@@ -185,6 +185,11 @@ async fn a_held_import_is_approved_by_the_token_that_decides() {
     assert_eq!(String::from_utf8(bytes.clone()).unwrap(), String::from_utf8(expected).unwrap());
     let text = String::from_utf8(bytes).unwrap();
     assert!(text.lines().any(|l| l.contains(r#""approver":"carol""#)), "the approver is recorded");
+    // Issue 10: and that it came through the token.
+    assert!(
+        text.lines().any(|l| l.contains(r#""actor":"token:carol","action":"approval.approved""#)),
+        "the approval's actor is the token"
+    );
     let (st, v) = w.get("/api/v1/audit/verify", &auditor).await;
     assert_eq!((st, v["ok"].as_bool()), (StatusCode::OK, Some(true)), "{v}");
     let (st, bytes) =
@@ -225,6 +230,76 @@ async fn a_held_import_is_approved_by_the_token_that_decides() {
     for token in [&approver, &auditor, &w.operator] {
         assert!(!m.contains(&token[4..]) && !text.contains(&token[4..]));
     }
+}
+
+/// Issue 10 point 6: through the API the requester and the approver are the tokens' names,
+/// never a name from the body; a request's stage is decided only by the token named as its
+/// resolved approver, and the audit trail says it came through that token.
+#[tokio::test]
+async fn issue10_requests_are_asked_and_approved_as_the_token() {
+    let w = World::new();
+    let c = company();
+    assert_eq!(w.post("/api/v1/imports?source=hr", &w.operator, &c.to_csv()).await.0, StatusCode::OK);
+    let person = c
+        .people
+        .iter()
+        .find(|p| {
+            p.status == "active" && p.manager.as_deref().is_some_and(|m| c.get(m).is_some_and(|m| m.status == "active"))
+        })
+        .unwrap();
+    let manager = c.get(person.manager.as_deref().unwrap()).unwrap();
+    let asker = w.token(&person.username, Scope::Approver);
+    let boss = w.token(&manager.id, Scope::Approver);
+    let other = w.token("mallory", Scope::Approver);
+
+    // Only approver (and admin) tokens ask; the body names no requester.
+    let body =
+        format!(r#"{{"role": "warehouse-admin", "identity": "{}", "reason": "close", "duration": "2s"}}"#, person.id);
+    let (st, _) = w.post_json("/api/v1/requests", &w.operator, &body).await;
+    assert_eq!(st, StatusCode::FORBIDDEN);
+    let spoofed = body.replace(r#""reason""#, r#""requester": "mallory", "reason""#);
+    let (st, e) = w.post_json("/api/v1/requests", &asker, &spoofed).await;
+    assert_eq!(st, StatusCode::BAD_REQUEST, "{e}");
+    assert!(e["message"].as_str().unwrap().contains("requester"), "an unknown field is refused: {e}");
+    let (st, too_long) = w.post_json("/api/v1/requests", &asker, &body.replace("2s", "9h")).await;
+    assert_eq!(
+        (st, too_long["code"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("request_refused")),
+        "{too_long}"
+    );
+    let (st, r) = w.post_json("/api/v1/requests", &asker, &body).await;
+    assert_eq!(st, StatusCode::OK, "{r}");
+    assert_eq!(
+        (r["requester"].as_str(), r["via"].as_str()),
+        (Some(person.username.as_str()), Some(format!("token:{}", person.username).as_str()))
+    );
+    let approval = r["stages"][0]["approval_id"].as_i64().unwrap();
+    let (_, listed) = w.get("/api/v1/requests?open=true", &w.operator).await;
+    assert_eq!(listed["items"][0]["id"], r["id"], "{listed}");
+
+    // The requester's own token, another approver's: refused, with their codes.
+    let (st, e) = w.post(&format!("/api/v1/approvals/{approval}/approve"), &asker, "").await;
+    assert_eq!((st, e["code"].as_str()), (StatusCode::FORBIDDEN, Some("self_approval")), "{e}");
+    let (st, e) = w.post(&format!("/api/v1/approvals/{approval}/approve"), &other, "").await;
+    assert_eq!((st, e["code"].as_str()), (StatusCode::FORBIDDEN, Some("not_approver")), "{e}");
+    // The manager's token decides.
+    let (st, d) = w.post(&format!("/api/v1/approvals/{approval}/approve"), &boss, "").await;
+    assert_eq!(st, StatusCode::OK, "{d}");
+    assert_eq!(d["request"]["state"], "granted", "{d}");
+    assert_eq!(d["request"]["stages"][0]["via"], format!("token:{}", manager.id));
+
+    let (_, text) = w.raw("GET", "/api/v1/audit/export", &w.token("audit", Scope::Auditor), Body::empty()).await;
+    let text = String::from_utf8(text).unwrap();
+    let approved = text.lines().find(|l| l.contains(r#""action":"approval.approved""#)).unwrap();
+    assert!(approved.contains(&format!(r#""actor":"token:{}""#, manager.id)), "{approved}");
+    assert!(approved.contains(&format!(r#""approver":"{}""#, manager.id)), "{approved}");
+    assert!(approved.contains(&format!("via token:{}", manager.id)), "{approved}");
+
+    // Revoked early by a token: planned, and recorded as that token.
+    let (st, ended) =
+        w.post_json(&format!("/api/v1/requests/{}/revoke", r["id"]), &boss, r#"{"reason": "done early"}"#).await;
+    assert_eq!((st, ended["state"].as_str()), (StatusCode::OK, Some("revoked")), "{ended}");
+    assert_eq!(ended["ended_by"], format!("token:{}", manager.id));
 }
 
 /// Correlation cases over the API: listed to any reader, decided by an operator in the token's

@@ -481,6 +481,20 @@ pub(super) fn write_batch<'e>(
     let mut audit_out: Vec<AuditEntry> = Vec::new();
 
     let import_id = match &batch.state {
+        BatchState::Planned => {
+            tx.execute(
+                "INSERT INTO imports (source, file, sha256, at, state, summary) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![
+                    batch.source,
+                    batch.file,
+                    batch.sha256,
+                    at,
+                    ImportState::Applied.as_str(),
+                    batch.summary.to_string()
+                ],
+            )?;
+            tx.last_insert_rowid()
+        }
         BatchState::Applied | BatchState::Held { .. } => {
             supersede(tx, batch, &at, &mut audit_out)?;
             let state =
@@ -596,6 +610,11 @@ pub(super) fn write_batch<'e>(
         };
         ids.events += 1;
         cancel_superseded(tx, event_id, id, &ev.cancel, &at, &mut event_audit)?;
+        // A leaver's access requests end with them: the pending ones are cancelled, the granted
+        // ones too (their grants are revoked by this event's plan, with the rest).
+        if rules::ends_requests(ev.identity.status) {
+            super::requests::cancel_for_leaver(tx, id, event_id, &batch.actor, &at, &mut event_audit)?;
+        }
         let changes: Vec<String> = ev
             .changes
             .iter()
@@ -784,7 +803,7 @@ pub(super) fn events(conn: &Connection, identity: &str) -> R<Vec<EventRecord>> {
     Ok(out)
 }
 
-pub(super) fn reject(store: &SqliteStore, id: i64, by: &str, reason: &str) -> R<()> {
+pub(super) fn reject(store: &SqliteStore, id: i64, by: &str, via: Option<&str>, reason: &str) -> R<()> {
     let mut conn = store.lock();
     let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
     let at = store.now();
@@ -819,6 +838,9 @@ pub(super) fn reject(store: &SqliteStore, id: i64, by: &str, reason: &str) -> R<
                 refresh_case(&tx, c, &at, &mut audit)?;
             }
         }
+        ApprovalKind::Request => {
+            super::requests::reject_stage(&tx, id, by, via, reason, &at, &mut audit)?;
+        }
         ApprovalKind::Batch => {
             tx.execute(
                 "UPDATE imports SET state = ?2 WHERE id = ?1",
@@ -830,11 +852,15 @@ pub(super) fn reject(store: &SqliteStore, id: i64, by: &str, reason: &str) -> R<
             )?;
         }
     }
+    let what = if kind == ApprovalKind::Request { "request" } else { "import" };
     audit.insert(
         0,
-        AuditEntry::new(&format!("user:{by}"), "approval.rejected", "rejected")
+        AuditEntry::new(&super::requests::actor_of(by, via.unwrap_or_default()), "approval.rejected", "rejected")
             .approver(by)
-            .reason(format!("approval {id} (import {subject}) rejected: {reason}")),
+            .reason(format!(
+                "approval {id} ({what} {subject}) rejected{}: {reason}",
+                via.map(|v| format!(" by `{by}` via {v}")).unwrap_or_default()
+            )),
     );
     append(&tx, &audit, &at)?;
     tx.commit()?;

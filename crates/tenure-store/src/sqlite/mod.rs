@@ -16,6 +16,7 @@ mod exceptions;
 mod lifecycle;
 mod push;
 mod queue;
+mod requests;
 mod schedule;
 mod scim;
 mod tokens;
@@ -49,6 +50,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (10, "schedule", include_str!("../../migrations/0010_schedule.sql")),
     (11, "scim", include_str!("../../migrations/0011_scim.sql")),
     (12, "correlation", include_str!("../../migrations/0012_correlation.sql")),
+    (13, "requests", include_str!("../../migrations/0013_requests.sql")),
     (14, "campaigns", include_str!("../../migrations/0014_campaigns.sql")),
     (15, "exceptions_nhi", include_str!("../../migrations/0015_exceptions_nhi.sql")),
 ];
@@ -425,7 +427,7 @@ impl crate::Store for SqliteStore {
     }
 
     fn reject(&self, id: i64, by: &str, reason: &str) -> crate::Result<()> {
-        Ok(lifecycle::reject(self, id, by, reason)?)
+        Ok(lifecycle::reject(self, id, by, None, reason)?)
     }
 
     fn operations(&self, filter: &OpFilter) -> crate::Result<Vec<OpRecord>> {
@@ -529,8 +531,8 @@ impl crate::Queue for SqliteStore {
         Ok(queue::commit_remediation(self, r)?)
     }
 
-    fn release_remediation(&self, approval_id: i64, approver: &str) -> crate::Result<usize> {
-        Ok(queue::release_remediation(self, approval_id, approver)?)
+    fn release_remediation_as(&self, approval_id: i64, approver: &str, actor: &str) -> crate::Result<usize> {
+        Ok(queue::release_remediation(self, approval_id, approver, actor)?)
     }
 
     fn retention_candidates(&self, target: &str) -> crate::Result<Vec<RetentionCandidate>> {
@@ -724,6 +726,61 @@ impl crate::Browse for SqliteStore {
     }
 }
 
+// Access requests (issue 10).
+impl crate::requests::Requests for SqliteStore {
+    fn create_request(&self, r: &crate::requests::NewRequest) -> crate::Result<crate::requests::RequestRecord> {
+        Ok(requests::create(self, r)?)
+    }
+
+    fn requests(&self, open_only: bool) -> crate::Result<Vec<crate::requests::RequestRecord>> {
+        Ok(requests::list(&self.lock(), open_only)?)
+    }
+
+    fn request(&self, id: i64) -> crate::Result<crate::requests::RequestRecord> {
+        Ok(requests::get(&self.lock(), id)?)
+    }
+
+    fn request_by_approval(&self, approval_id: i64) -> crate::Result<Option<crate::requests::RequestRecord>> {
+        Ok(requests::by_approval(&self.lock(), approval_id)?)
+    }
+
+    fn approve_stage(
+        &self,
+        schema: &Schema,
+        d: &crate::requests::StageApproval,
+    ) -> crate::Result<crate::requests::RequestRecord> {
+        Ok(requests::approve(self, schema, d)?)
+    }
+
+    fn reject_via(&self, approval_id: i64, by: &str, via: &str, reason: &str) -> crate::Result<()> {
+        Ok(lifecycle::reject(self, approval_id, by, Some(via), reason)?)
+    }
+
+    fn end_request(
+        &self,
+        schema: &Schema,
+        e: &crate::requests::RequestEnd,
+    ) -> crate::Result<crate::requests::RequestRecord> {
+        Ok(requests::end(self, schema, e)?)
+    }
+
+    fn request_grants(
+        &self,
+        identities: Option<&[&str]>,
+    ) -> crate::Result<HashMap<String, Vec<crate::requests::RequestGrant>>> {
+        Ok(requests::grants(&self.lock(), identities)?)
+    }
+
+    fn identity_source(&self, identity: &str) -> crate::Result<Option<String>> {
+        let conn = self.lock();
+        let run = || -> R<Option<String>> {
+            Ok(conn.query_row("SELECT source FROM identities WHERE id = ?1", [identity], |r| r.get(0)).optional()?)
+        };
+        Ok(run()?)
+    }
+}
+
+// Certification campaigns (issue 10).
 impl crate::Campaigns for SqliteStore {
     fn create_campaign(&self, c: &crate::campaigns::NewCampaign) -> crate::Result<crate::campaigns::CampaignRecord> {
         Ok(campaigns::create(self, c)?)

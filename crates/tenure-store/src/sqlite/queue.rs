@@ -691,7 +691,7 @@ pub(super) fn commit_remediation(store: &SqliteStore, r: &Remediation) -> R<(usi
     Ok((r.ops.len(), approval))
 }
 
-pub(super) fn release_remediation(store: &SqliteStore, approval_id: i64, approver: &str) -> R<usize> {
+pub(super) fn release_remediation(store: &SqliteStore, approval_id: i64, approver: &str, actor: &str) -> R<usize> {
     let mut conn = store.lock();
     let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
     let at = store.now();
@@ -716,7 +716,7 @@ pub(super) fn release_remediation(store: &SqliteStore, approval_id: i64, approve
     )?;
     append(
         &tx,
-        &[AuditEntry::new(&format!("user:{approver}"), "approval.approved", "approved")
+        &[AuditEntry::new(actor, "approval.approved", "approved")
             .approver(approver)
             .reason(format!("approval {approval_id}: {n} remediation operation(s) released"))],
         &at,

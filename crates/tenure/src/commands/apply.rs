@@ -13,6 +13,9 @@ pub fn run(app: &App, wait: bool, retry_failed_by: Option<String>, f: Format) ->
     if report.retried > 0 && f == Format::Text {
         outln!("{} failed operation(s) queued again", report.retried);
     }
+    if report.expired_requests > 0 && f == Format::Text {
+        outln!("{} access request(s) expired: their revocation was planned first", report.expired_requests);
+    }
     if f == Format::Json {
         print_json(&report)?;
     } else {

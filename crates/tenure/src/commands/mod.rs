@@ -19,6 +19,7 @@ pub mod import;
 pub mod init;
 pub mod plan;
 pub mod reconcile;
+pub mod requests;
 pub mod rotate;
 pub mod schedule;
 pub mod serve;

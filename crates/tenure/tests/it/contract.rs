@@ -49,7 +49,7 @@ fn issue7_the_json_field_names_of_every_list_and_report_are_pinned() {
     // The starter's automated targets have no secrets here: their operations fail (exceptions);
     // payroll is manual (tickets).
     let apply = env.expect(1, &["apply", "--format", "json"]).json();
-    check("apply", &apply, &["open_tickets", "report", "retried"]);
+    check("apply", &apply, &["expired_requests", "open_tickets", "report", "retried"]);
     check(
         "apply.report",
         &apply["report"],

@@ -74,10 +74,20 @@ impl Env {
     }
 
     pub fn run_with_today(&self, today: &str, args: &[&str]) -> Out {
+        self.run_with(&[("TENURE_TODAY", today)], args)
+    }
+
+    /// Runs on a clock that starts at `now` (`TENURE_NOW`), on the tests' day.
+    pub fn run_at(&self, now: &str, args: &[&str]) -> Out {
+        self.run_with(&[("TENURE_TODAY", TODAY), ("TENURE_NOW", now)], args)
+    }
+
+    /// Runs with these environment variables set.
+    pub fn run_with(&self, vars: &[(&str, &str)], args: &[&str]) -> Out {
         let out = Command::new(env!("CARGO_BIN_EXE_tenure"))
             .args(args)
             .current_dir(self.dir.path())
-            .env("TENURE_TODAY", today)
+            .envs(vars.iter().copied())
             .env_remove("TENURE_CONFIG")
             .env_remove("TENURE_STORE_URL")
             .env("TENURE_USER", "test-admin")

@@ -4,6 +4,7 @@
 
 mod issue10_campaigns;
 mod issue10_nhi;
+mod issue10_requests;
 mod issue6_secrets;
 mod issue8_schedule;
 mod issue9_correlation;

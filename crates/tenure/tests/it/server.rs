@@ -41,6 +41,10 @@ const ROUTES: &[(&str, &str, Need)] = &[
     // Correlation (issue 9, point 5).
     ("GET", "/api/v1/correlations", Need::Read),
     ("POST", "/api/v1/correlations/{id}/decide", Need::Operate),
+    // Access requests (issue 10).
+    ("GET", "/api/v1/requests", Need::Read),
+    ("POST", "/api/v1/requests", Need::Approve),
+    ("POST", "/api/v1/requests/{id}/revoke", Need::Approve),
 ];
 
 /// Routes outside the OpenAPI document.
