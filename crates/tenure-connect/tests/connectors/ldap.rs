@@ -576,3 +576,46 @@ async fn issue6_a_url_with_credentials_never_reaches_an_error() {
     assert!(!e.message.contains("pa%2Fss") && !e.message.contains("admin:"), "{e}");
     assert!(!format!("{c:?}").contains("pa%2Fss"), "{c:?}");
 }
+
+/// `update_attributes` against slapd: only the mapped attributes that differ are replaced (on a
+/// disabled entry too, where it lives under `disabled_dn`), an attribute that should be absent
+/// goes, the naming attribute and the correlation id stay, again is already done, and a missing
+/// account is transient.
+#[tokio::test]
+async fn update_attributes_replaces_what_differs_in_place_and_never_renames() {
+    let peer = peer();
+    let mut settings = peer.settings();
+    settings.attributes = vec![("title".into(), tenure_core::template::Template::parse("{title}").unwrap())];
+    let c = LdapConnector::new("directory", &settings, 4).unwrap();
+    let ann = AccountSpec { attributes: [("title".to_string(), "Engineer".to_string())].into(), ..spec("ann") };
+    apply(&c, OpKind::CreateAccount, &ann, None).await;
+    assert_eq!(apply(&c, OpKind::UpdateAttributes, &ann, None).await, Applied::AlreadyDone);
+    apply(&c, OpKind::Disable, &ann, None).await;
+    let moved = AccountSpec {
+        family_name: Some("Grey".into()),
+        email: None,
+        attributes: [("title".to_string(), "Lead".to_string())].into(),
+        ..ann.clone()
+    };
+    assert_eq!(apply(&c, OpKind::UpdateAttributes, &moved, None).await, Applied::Changed);
+    let mut ldap = raw(&peer).await;
+    let entries = entries_named(&mut ldap, &peer, "ann").await;
+    assert_eq!(entries.len(), 1, "{entries:?}");
+    let e = &entries[0];
+    assert!(e.dn.starts_with("uid=ann,ou=disabled,"), "{}", e.dn);
+    let one = |a: &str| e.attrs.get(a).cloned().unwrap_or_default();
+    assert_eq!(one("title"), ["Lead"]);
+    assert_eq!(one("sn"), ["Grey"]);
+    assert_eq!(one("cn"), ["Given ann Grey"]);
+    assert_eq!(one("displayName"), ["Given ann Grey"]);
+    assert_eq!(one("mail"), Vec::<String>::new(), "an email the identity no longer has is removed");
+    assert_eq!(one("employeeNumber"), ["id-ann"]);
+    assert_eq!(one("uid"), ["ann"]);
+    let live = c.read_attributes(&moved).await.unwrap().unwrap();
+    let desired =
+        tenure_core::attributes::desired(&tenure_core::config::TargetSettings::Ldap(settings), |n| moved.lookup(n));
+    assert_eq!(tenure_core::attributes::changes(&desired, &live), vec![]);
+    assert_eq!(apply(&c, OpKind::UpdateAttributes, &moved, None).await, Applied::AlreadyDone);
+    let err = c.apply(&req(OpKind::UpdateAttributes, &spec("nobody"), None)).await.unwrap_err();
+    assert_eq!(err.kind, ErrorKind::Transient, "{err}");
+}
