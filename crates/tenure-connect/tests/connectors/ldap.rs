@@ -6,7 +6,6 @@
 use ldap3::{Ldap as Raw, LdapConnAsync, Scope, SearchEntry};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 use tenure_connect::ldap::LdapConnector;
 use tenure_connect::{AccountSpec, AccountState, Applied, Capability, Connector, ErrorKind, Request};
 use tenure_core::config::{LdapSettings, SecretRef};
@@ -390,9 +389,11 @@ async fn list_accounts_pages_and_maps_every_membership() {
     assert_eq!(c.list_entitlements().await.unwrap(), groups);
 }
 
-/// The reconciliation target (P6) at full size: 100,000 accounts and 200,000 memberships.
+/// The reconciliation target (P6) at full size: 100,000 accounts and 200,000 memberships, every
+/// one listed with its grants (paging and group assembly are complete). How long it takes is a
+/// benchmark's business (BENCHMARKS.md), never a test's.
 #[tokio::test]
-async fn list_accounts_of_100k_accounts_and_200k_memberships_is_fast() {
+async fn list_accounts_of_100k_accounts_and_200k_memberships_is_complete() {
     const ACCOUNTS: usize = 100_000;
     const GROUPS: usize = 200;
     let mut ldif = String::with_capacity(ACCOUNTS * 260);
@@ -422,17 +423,13 @@ async fn list_accounts_of_100k_accounts_and_200k_memberships_is_fast() {
     let peer = Ldap::start_seeded(&ldif).expect("slapd must start with the seed");
     let c = connector(&peer);
 
-    let start = Instant::now();
     let accounts = c.list_accounts().await.unwrap();
-    let took = start.elapsed();
-    eprintln!("list_accounts: {} accounts, {expected_memberships} memberships in {took:?}", accounts.len());
     assert_eq!(accounts.len(), ACCOUNTS);
     assert_eq!(accounts.iter().map(|a| a.grants.len()).sum::<usize>(), expected_memberships);
     assert!(expected_memberships >= 199_000, "{expected_memberships}");
     let u7 = accounts.iter().find(|a| a.account == "u7").unwrap();
     assert_eq!(u7.external_id.as_deref(), Some("e7"));
     assert_eq!(u7.grants, grants(&["g7"]));
-    assert!(took < Duration::from_secs(10), "list_accounts took {took:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
