@@ -1040,6 +1040,10 @@ pub fn simulate(engine: &Engine<'_>) -> Result<Simulation> {
     let identities = engine.store.identities(&engine.config.schema, None)?;
     let holdings = engine.store.all_holdings()?;
     let overrides = desired::overrides(engine, None)?;
+    // As every plan does (see `plan_event` and `explain`): loaded once, a linked account Tenure
+    // holds nothing for yet is the account as read, and a target where correlation holds the
+    // identity back gets nothing planned.
+    let overlay = Overlay::load(engine)?;
     let empty = Holdings::new();
     let none = desired::Overrides::default();
     let mut scratch = Scratch::default();
@@ -1052,9 +1056,15 @@ pub fn simulate(engine: &Engine<'_>) -> Result<Simulation> {
         changes: Vec::new(),
     };
     for i in &identities {
-        let held = holdings.get(&*i.id).unwrap_or(&empty);
+        let stored = holdings.get(&*i.id).unwrap_or(&empty);
+        let linked = overlay.holdings(&i.id, stored);
+        let held = linked.as_ref().unwrap_or(stored);
         let (desired, _) = desired::for_identity(engine, i, held, overrides.get(&*i.id).unwrap_or(&none), &mut scratch);
-        let p = plan::plan(i.status, held, &names(&desired));
+        let mut wanted = names(&desired);
+        if !overlay.is_empty() {
+            wanted.retain(|t, _| overlay.held_back(engine, i, t, held).is_none());
+        }
+        let p = plan::plan(i.status, held, &wanted);
         let mut touched = false;
         for op in p.ops {
             if !engine.config.target(&op.target).is_some_and(|t| t.kind.supports(op.kind)) {

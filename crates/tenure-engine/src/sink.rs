@@ -4,9 +4,13 @@
 //! account `ACCOUNT` in target `TARGET` is the file `DIR/TARGET/ACCOUNT`, holding the secret and a
 //! newline, mode 0600, in directories made 0700. The file is written to a temporary name and
 //! renamed over the old one, so a reader sees the old secret or the new one, never half of
-//! either. Before the target is changed the new secret is staged as `ACCOUNT.new` beside it: if
-//! the process dies between changing the target and promoting the file, the secret that works is
-//! still on disk (the next attempt rotates again and overwrites it).
+//! either. Before the target is changed the new secret is staged as `.staged-ACCOUNT` beside it
+//! (a name no account maps to: `component` always encodes a leading `.`): if the process dies
+//! between changing the target and promoting the file, the secret that works is still on disk.
+//! A staged file that is there when an attempt starts was left by one whose outcome is unknown
+//! (it timed out, failed transiently, died, or could not promote), so the secret in it may be
+//! the live one: it is kept, renamed aside to `.staged-ACCOUNT.TIMESTAMP`, never overwritten or
+//! discarded; the operator removes it once the account's current secret is known to work.
 //!
 //! What the sink refuses, before anything is changed in a target: a sink that is a symbolic link,
 //! not a directory, or open to group or others (a secret must not become readable by accident;
@@ -45,13 +49,51 @@ impl SinkFile {
         self.dir.join(&self.name)
     }
 
-    fn staged(&self) -> PathBuf {
-        self.dir.join(format!("{}.new", self.name))
+    /// Where the secret waits until the target has it: `.staged-ACCOUNT`.
+    pub fn staged(&self) -> PathBuf {
+        self.dir.join(format!(".staged-{}", self.name))
     }
 
-    /// Writes `secret` to `ACCOUNT.new` (0600), before the target is changed.
+    /// Writes `secret` to `.staged-ACCOUNT` (0600), before the target is changed. A staged file
+    /// already there is an earlier attempt's secret that the target may hold: it is renamed
+    /// aside (`.staged-ACCOUNT.TIMESTAMP`) first, and the stage is refused if it cannot be.
     pub fn stage(&self, secret: &NewSecret) -> Result<(), String> {
-        write_private(&self.dir, &self.staged(), secret)
+        let staged = self.staged();
+        match fs::symlink_metadata(&staged) {
+            Ok(_) => {
+                let aside = self.aside_path();
+                fs::rename(&staged, &aside).map_err(|e| {
+                    format!(
+                        "cannot keep the earlier staged secret `{}` as `{}`: {}",
+                        staged.display(),
+                        aside.display(),
+                        e.kind()
+                    )
+                })?;
+                tracing::warn!(
+                    kept = %aside.display(),
+                    "an earlier rotation's outcome is unknown; its staged secret is kept beside the account's"
+                );
+                sync_dir(&self.dir);
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(format!("cannot read `{}`: {}", staged.display(), e.kind())),
+        }
+        write_private(&self.dir, &staged, secret)
+    }
+
+    /// A free `.staged-ACCOUNT.TIMESTAMP` name (UTC, to the microsecond; a counter after it if
+    /// two attempts share one).
+    fn aside_path(&self) -> PathBuf {
+        let stamp = chrono::Utc::now().format("%Y%m%dT%H%M%S%.6fZ");
+        let base = format!(".staged-{}.{stamp}", self.name);
+        let mut path = self.dir.join(&base);
+        let mut n = 1;
+        while fs::symlink_metadata(&path).is_ok() {
+            path = self.dir.join(format!("{base}-{n}"));
+            n += 1;
+        }
+        path
     }
 
     /// Renames the staged secret over `ACCOUNT`, once the target has it.
@@ -63,7 +105,9 @@ impl SinkFile {
         Ok(())
     }
 
-    /// Removes a staged secret that the target refused outright (it never took effect).
+    /// Removes the secret this attempt staged, once the target refused it outright (it never
+    /// took effect). An earlier attempt's secret was renamed aside by `stage`, so it is not
+    /// this file.
     pub fn discard(&self) {
         let _ = fs::remove_file(self.staged());
     }

@@ -130,8 +130,10 @@ pub struct Decision<'a> {
     pub case_id: i64,
     pub verdict: Verdict,
     pub reason: &'a str,
-    /// Who decided (`alice`), audited as `user:alice`.
+    /// Who decided (`alice`, or a token's name), recorded as `decided_by` and the approver.
     pub by: &'a str,
+    /// The audit actor and `linked_by`: `user:alice` from the CLI, `token:NAME` through the API.
+    pub actor: &'a str,
     /// The audit record's reason, written by the engine: who was chosen, which candidates were
     /// refused and why.
     pub detail: String,

@@ -113,7 +113,7 @@ fn run(cli: &Cli) -> Result<ExitCode> {
         }
         Command::Correlate { case, to, orphan: _, reason, who: w } => {
             let f = text_json()?;
-            cmd::correlations::decide(&open(config, Needs::Policy)?, *case, to.as_deref(), reason.as_deref(), &who(w), f)
+            cmd::correlations::decide(&open(config, Needs::Policy)?, *case, to.as_deref(), reason.as_deref(), &support::decider(w.name.as_ref()), f)
         }
         Command::Exceptions { all } => {
             let f = text_json()?;

@@ -58,6 +58,12 @@
 //!   (chain only); `verify-full`. Unlike libpq, `prefer` and `require` verify the certificate
 //!   fully unless `tls_verify = false` says not to, which is warned about on every run. The
 //!   trust anchors are `ca_file` (or the URL's `sslrootcert`), else the system's roots.
+//! - A new password is only sent (`rotate_credential`, and the login of `verify_secret`) when
+//!   the target requires TLS (`require`, `verify-ca`, `verify-full`) or every host is on this
+//!   machine (a unix socket, `localhost`, 127.0.0.0/8, `::1`; `hostaddr` decides when given):
+//!   under `prefer` a connection may fall back to plain, and a server asking for cleartext
+//!   password authentication would be handed the secret. Otherwise both are refused
+//!   (permanently, before connecting), as the LDAP connector refuses rotation without TLS.
 //! - Memberships are read and revoked as direct grants. On PostgreSQL 16+, a membership granted
 //!   by a role other than the connecting one survives a plain `REVOKE`; the connector re-reads
 //!   after revoking and reports that case as a permanent error instead of claiming success.
@@ -193,6 +199,28 @@ pub struct PostgresConnector {
     reassign_to: Option<String>,
     /// Erases the connection password from every message.
     scrub: Scrubber,
+    /// Why a password must not be sent over this target's connections, when it must not: TLS is
+    /// not required (`sslmode` below `require`) and a host is not on this machine.
+    plain_wire: Option<String>,
+}
+
+/// Whether every address the connection may use is on this machine (a unix socket, `localhost`,
+/// 127.0.0.0/8 or `::1`), so that what is sent crosses no wire. `hostaddr`, when given, is what
+/// is connected to, so it decides; no host at all is not taken as loopback.
+fn only_loopback(config: &tokio_postgres::Config) -> bool {
+    use tokio_postgres::config::Host;
+    if !config.get_hostaddrs().is_empty() {
+        return config.get_hostaddrs().iter().all(std::net::IpAddr::is_loopback);
+    }
+    !config.get_hosts().is_empty()
+        && config.get_hosts().iter().all(|h| match h {
+            Host::Unix(_) => true,
+            Host::Tcp(name) => {
+                let name = name.trim_start_matches('[').trim_end_matches(']');
+                name.eq_ignore_ascii_case("localhost")
+                    || name.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
+            }
+        })
 }
 
 /// The connection URL as messages show it: redacted, or for a `key=value` connection string,
@@ -323,12 +351,32 @@ impl PostgresConnector {
         let password = config.get_password().map(String::from_utf8_lossy).unwrap_or_default();
         let scrub = Scrubber::new([password.as_ref()]);
         let shown = shown(&url, &config);
+        let tls_required = matches!(mode, PgSslMode::Require | PgSslMode::VerifyCa | PgSslMode::VerifyFull);
+        let plain_wire = (!tls_required && !only_loopback(&config)).then(|| {
+            format!(
+                "the connection does not require TLS (`sslmode = \"{}\"`) and `{shown}` is not on this machine, so \
+                 a password could cross the network in cleartext; set `sslmode` to `require`, `verify-ca` or \
+                 `verify-full`",
+                mode.as_str()
+            )
+        });
         Ok(Self {
             name: name.to_string(),
             pool: Pool::new(name, config, concurrency, &shown, scrub.clone(), tls),
             reassign_to,
             scrub,
+            plain_wire,
         })
+    }
+
+    /// Refuses to send `account`'s new password (to set it, or to log in with it) over a
+    /// connection that may be plain and leave this machine: a server that asks for cleartext
+    /// password authentication would be handed the secret.
+    fn require_tls(&self, what: &str, account: &str) -> Result<()> {
+        match &self.plain_wire {
+            None => Ok(()),
+            Some(why) => Err(self.permanent(format!("refusing to {what} `{account}`: {why}"))),
+        }
     }
 
     fn err(&self, what: &str, e: &tokio_postgres::Error) -> ConnectorError {
@@ -670,6 +718,9 @@ impl Connector for PostgresConnector {
     }
 
     async fn apply(&self, req: &Request) -> Result<Applied> {
+        if req.kind == OpKind::RotateCredential {
+            self.require_tls("rotate the password of", &req.account.account)?;
+        }
         let out = with_conn!(self, conn => self.apply_on(&mut conn, req));
         match &out {
             Ok(applied) => tracing::debug!(
@@ -702,6 +753,7 @@ impl Connector for PostgresConnector {
     }
 
     async fn verify_secret(&self, account: &AccountSpec, secret: &crate::NewSecret) -> Result<bool> {
+        self.require_tls("log in with the new password of", &account.account)?;
         self.pool.try_login(&account.account, secret.expose()).await.map_err(|mut e| {
             e.message = secret.scrub(&self.scrub.clean(&e.message));
             e

@@ -592,3 +592,39 @@ async fn issue10_a_rotated_password_logs_in_and_the_old_one_does_not() {
     assert!(matches!(e, Ok(false)), "an unknown role is a refused login: {e:?}");
     drop(admin);
 }
+
+/// Review finding 2: without required TLS, a new password is never sent to a host off this
+/// machine (to set it or to log in with it). The refusal comes before any connection, so it is
+/// permanent even though nothing listens at the TEST-NET address; on loopback the same
+/// settings rotate (the tests above).
+#[tokio::test]
+async fn a_new_password_is_refused_over_a_plain_connection_off_this_machine() {
+    let Fixture { connector: local, admin, pg } = fixture().await;
+    assert_eq!(local.apply(&create("svc-etl", "S1")).await.unwrap(), Applied::Changed);
+    let before = password_verifier(&admin, "svc-etl").await;
+    for (host, mode) in [("192.0.2.10", "disable"), ("db.example.net", "prefer"), ("[2001:db8::1]", "disable")] {
+        let file = std::env::temp_dir().join(format!("tenure-pg-test-plain-{}-{}", std::process::id(), pg.port()));
+        std::fs::write(&file, format!("postgres://tenure:pw-9@{host}:{}/postgres?sslmode={mode}", pg.port())).unwrap();
+        let settings = PostgresSettings { url: SecretRef::File(file.to_str().unwrap().to_string()), ..pg.settings() };
+        let c = PostgresConnector::new("warehouse", &settings, 1).await.unwrap();
+        std::fs::remove_file(&file).unwrap();
+        let (rotate, secret) = rotation("svc-etl");
+        let e = c.apply(&rotate).await.expect_err("rotation over a plain connection is refused");
+        assert!(!e.is_transient() && e.message.contains("cleartext") && e.message.contains("require"), "{e:?}");
+        assert_eq!(e.code(), tenure_core::error::Code::TargetRefused);
+        assert!(!e.message.contains(secret.expose()) && !e.message.contains("pw-9"), "{e:?}");
+        let e = c.verify_secret(&spec("svc-etl", "S1"), &secret).await.expect_err("so is logging in with it");
+        assert!(!e.is_transient() && e.message.contains("cleartext"), "{e:?}");
+    }
+    assert_eq!(password_verifier(&admin, "svc-etl").await, before, "nothing changed");
+
+    // Loopback with `sslmode=disable` crosses no wire, so it rotates.
+    let file = std::env::temp_dir().join(format!("tenure-pg-test-loop-{}-{}", std::process::id(), pg.port()));
+    std::fs::write(&file, format!("{}?sslmode=disable", pg.url())).unwrap();
+    let settings = PostgresSettings { url: SecretRef::File(file.to_str().unwrap().to_string()), ..pg.settings() };
+    let c = PostgresConnector::new("warehouse", &settings, 1).await.unwrap();
+    std::fs::remove_file(&file).unwrap();
+    let (rotate, secret) = rotation("svc-etl");
+    assert_eq!(c.apply(&rotate).await.unwrap(), Applied::Changed);
+    assert!(c.verify_secret(&spec("svc-etl", "S1"), &secret).await.unwrap());
+}

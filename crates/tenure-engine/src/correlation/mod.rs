@@ -31,6 +31,7 @@ pub mod rules;
 #[cfg(test)]
 mod tests;
 
+use crate::decisions::Decider;
 use crate::executor::Connectors;
 use crate::{Engine, EngineError, Result};
 use rules::{Outcome, Person, normalise};
@@ -431,10 +432,11 @@ pub enum Choice {
 /// identity on the target (none for an orphan).
 pub use tenure_proto::CorrelationDecided as Decided;
 
-/// Decides open case `id` as `by`, audited; `--to` then plans the identity on the target.
+/// Decides open case `id` as `by`, audited with `by`'s actor (`token:NAME` through the API,
+/// `user:NAME` from the CLI); `--to` then plans the identity on the target.
 /// Bad input (an unknown or decided case, an unknown identity, one with an account in the
 /// target already, an orphan without a reason) is refused and changes nothing.
-pub fn decide(engine: &Engine<'_>, id: i64, choice: &Choice, reason: Option<&str>, by: &str) -> Result<Decided> {
+pub fn decide(engine: &Engine<'_>, id: i64, choice: &Choice, reason: Option<&str>, by: &Decider) -> Result<Decided> {
     let case = engine.store.correlation_case(id)?;
     if case.state != CorrelationState::Open {
         let what = match (&case.state, &case.identity) {
@@ -516,11 +518,13 @@ pub fn decide(engine: &Engine<'_>, id: i64, choice: &Choice, reason: Option<&str
             )
         }
     };
+    let actor = by.actor();
     let decided = engine.store.decide_correlation(&Decision {
         case_id: id,
         verdict: verdict.clone(),
         reason: reason.unwrap_or(""),
-        by,
+        by: &by.name,
+        actor: &actor,
         detail,
     })?;
     let operations = match verdict {
@@ -532,7 +536,7 @@ pub fn decide(engine: &Engine<'_>, id: i64, choice: &Choice, reason: Option<&str
 
 /// Plans `identity` against its newly linked account: one `update` event with no change, whose
 /// note names the case, committed like an import of its source.
-fn plan_linked(engine: &Engine<'_>, identity: &str, case: &CorrelationCase, by: &str) -> Result<usize> {
+fn plan_linked(engine: &Engine<'_>, identity: &str, case: &CorrelationCase, by: &Decider) -> Result<usize> {
     let schema = &engine.config.schema;
     let Some(current) = engine.store.identity(schema, identity)? else { return Ok(0) };
     // Every identity belongs to some source other than the empty name: this finds its own.
@@ -543,14 +547,14 @@ fn plan_linked(engine: &Engine<'_>, identity: &str, case: &CorrelationCase, by: 
         previous: Some(current),
         changes: Vec::new(),
         significant: false,
-        note: Some(format!("correlation case {} decided by {by}", case.id)),
+        note: Some(format!("correlation case {} decided by {}", case.id, by.name)),
     };
     let inputs = crate::import::PlanInputs::load(engine, std::slice::from_ref(&event))?;
     let mut scratch = tenure_policy::compiled::Scratch::default();
     let planned = inputs.plan(engine, &event, &mut scratch);
     let operations = planned.ops.len();
     let batch = Batch {
-        actor: format!("user:{by}"),
+        actor: by.actor(),
         source: source.clone(),
         file: format!("correlation case {}", case.id),
         sha256: String::new(),
@@ -559,7 +563,7 @@ fn plan_linked(engine: &Engine<'_>, identity: &str, case: &CorrelationCase, by: 
         base_import: engine.store.last_import(&source)?,
         events: vec![planned],
         audit: vec![
-            AuditEntry::new(&format!("user:{by}"), "correlation.planned", "planned")
+            AuditEntry::new(&by.actor(), "correlation.planned", "planned")
                 .identity(identity)
                 .target(&case.target)
                 .reason(format!(

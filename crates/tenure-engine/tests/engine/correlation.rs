@@ -8,6 +8,7 @@ use std::collections::BTreeSet;
 use tenure_connect::AccountState;
 use tenure_core::error::{Code, HasCode};
 use tenure_engine::correlation::{self, Choice, Inventory};
+use tenure_engine::decisions::{Decider, Via};
 use tenure_engine::import::{Correlate, ImportOptions, ImportReport};
 
 fn acc(spec: &str) -> AccountState {
@@ -118,6 +119,11 @@ fn a_dry_run_plans_as_if_correlated_and_records_nothing() {
     assert_eq!(dry, applied, "a dry run plans what the import then does");
 }
 
+/// A person deciding from the CLI with `--as NAME`.
+fn cli(name: &str) -> Decider {
+    Decider::new(name, Via::CliAs)
+}
+
 #[test]
 fn deciding_a_case_links_and_plans_and_bad_decisions_change_nothing() {
     let w = World::empty(&Setup::default());
@@ -127,7 +133,7 @@ fn deciding_a_case_links_and_plans_and_bad_decisions_change_nothing() {
     let id = |account: &str| open.iter().find(|c| c.account == account).unwrap().id;
     let engine = w.app.engine().unwrap();
     let refuse = |case: i64, choice: Choice, reason: Option<&str>| {
-        correlation::decide(&engine, case, &choice, reason, "alice").unwrap_err()
+        correlation::decide(&engine, case, &choice, reason, &cli("alice")).unwrap_err()
     };
     assert_eq!(refuse(999, Choice::To("C1".into()), None).code(), Code::NotFound);
     assert_eq!(refuse(id("x2"), Choice::To("NOBODY".into()), None).code(), Code::NotFound);
@@ -138,17 +144,18 @@ fn deciding_a_case_links_and_plans_and_bad_decisions_change_nothing() {
     assert!(e.to_string().contains("`--orphan` needs `--reason`"), "{e}");
     assert_eq!(correlation::cases(store, true).unwrap(), open, "refusals change nothing");
 
-    let d = correlation::decide(&engine, id("x2"), &Choice::To("C1".into()), Some("Carol said so"), "alice").unwrap();
+    let d =
+        correlation::decide(&engine, id("x2"), &Choice::To("C1".into()), Some("Carol said so"), &cli("alice")).unwrap();
     assert_eq!(d.case.identity.as_deref(), Some("C1"));
     assert_eq!(d.operations, 1);
     assert_eq!(ops(&w, "C1", "directory"), ["grant staff @x2"]);
-    correlation::decide(&engine, id("x1"), &Choice::Orphan, Some("an old test login"), "alice").unwrap();
+    correlation::decide(&engine, id("x1"), &Choice::Orphan, Some("an old test login"), &cli("alice")).unwrap();
     let e = refuse(id("x1"), Choice::To("C1".into()), None);
     assert!(e.to_string().contains("was decided already (orphaned by alice"), "{e}");
 
     // Dave's name is held by an account that is someone else's: he is not given an account under
     // it, not even once his case is decided as an orphan and he moves.
-    correlation::decide(&engine, id("dave"), &Choice::Orphan, Some("belongs to contractor X9"), "bob").unwrap();
+    correlation::decide(&engine, id("dave"), &Choice::Orphan, Some("belongs to contractor X9"), &cli("bob")).unwrap();
     let r = w
         .import_with(
             "hr",
@@ -241,4 +248,28 @@ fn an_identity_linked_later_is_planned_in_that_import_without_a_change() {
     let e = r.events.iter().find(|e| e.identity == "C05").unwrap();
     assert_eq!(e.operations, 1);
     assert_eq!(ops(&w, "C05", "directory"), ["disable @c05-legacy"]);
+}
+
+/// Review finding 8: `simulate` plans as every other path does, through the correlation overlay:
+/// nothing on a target where an open case holds the identity back, and a linked account is taken
+/// over, never created again.
+#[test]
+fn simulate_applies_the_correlation_overlay() {
+    let w = World::empty(&Setup::default());
+    first_import(&w, &directory(ACCOUNTS));
+    let before = format!("{:?}", w.ops());
+    let sim = tenure_engine::import::simulate(&w.app.engine().unwrap()).unwrap();
+    let on_directory = |id: &str| -> Vec<String> {
+        sim.changes
+            .iter()
+            .filter(|c| c.identity == id && c.target == "directory")
+            .map(|c| format!("{}{}", c.kind, c.entitlement.as_deref().map(|e| format!(" {e}")).unwrap_or_default()))
+            .collect()
+    };
+    assert_eq!(on_directory("C1"), Vec::<String>::new(), "Carol is a candidate of open cases there: {sim:?}");
+    assert_eq!(on_directory("D1"), Vec::<String>::new(), "Dave's name is held by someone else's account: {sim:?}");
+    for id in ["A1", "B1"] {
+        assert!(!on_directory(id).iter().any(|c| c.starts_with("create_account")), "{id} is linked: {sim:?}");
+    }
+    assert_eq!(format!("{:?}", w.ops()), before, "simulate changes nothing");
 }

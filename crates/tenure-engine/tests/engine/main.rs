@@ -16,6 +16,7 @@ mod import;
 mod push;
 mod requests;
 mod schedule;
+mod sink;
 mod timezone;
 
 use std::collections::{BTreeMap, BTreeSet};

@@ -2,7 +2,7 @@
 //! and `POST /api/v1/correlations/{id}/decide` (`{"to": ID}` or `{"orphan": true, "reason": ...}`),
 //! decided in the token's name exactly as `tenure correlate` does.
 
-use super::{P, Paging, Q, St, blocking, page_by_id, who};
+use super::{P, Paging, Q, St, blocking, page_by_id};
 use crate::error::{ApiError, ApiResult};
 use crate::{Principal, ServerState};
 use axum::Json;
@@ -57,7 +57,7 @@ async fn decide(
         (None, true) => Choice::Orphan,
         _ => return Err(ApiError::invalid("give exactly one of `to` (an identity id) and `orphan: true`")),
     };
-    let by = who(&p);
+    let by = super::decider(&p);
     let reason = req.reason;
     let d = blocking(&state, move |app| Ok(correlation::decide(&app.engine()?, id, &choice, reason.as_deref(), &by)?))
         .await?;

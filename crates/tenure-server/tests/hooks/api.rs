@@ -366,4 +366,15 @@ async fn correlation_cases_are_listed_and_decided_as_the_token() {
     assert!(open["items"].as_array().unwrap().is_empty(), "{open}");
     let (_, all) = w.get("/api/v1/correlations", &reader).await;
     assert_eq!(all["items"].as_array().unwrap().len(), 2, "{all}");
+
+    // Review finding 3: decided through the API, the decision and the planning are audited as
+    // the token, never as a CLI user of the same name.
+    let (_, text) = w.raw("GET", "/api/v1/audit/export", &w.token("aud3", Scope::Auditor), Body::empty()).await;
+    let text = String::from_utf8(text).unwrap();
+    for action in ["correlation.decided", "correlation.planned"] {
+        let lines: Vec<&str> = text.lines().filter(|l| l.contains(&format!(r#""action":"{action}""#))).collect();
+        assert!(!lines.is_empty(), "{action} audited: {text}");
+        assert!(lines.iter().all(|l| l.contains(r#""actor":"token:ops""#)), "{action} by the token: {lines:?}");
+    }
+    assert!(!text.contains(r#""actor":"user:ops""#), "{text}");
 }

@@ -79,6 +79,7 @@ pub fn correlation_is_recorded_once_and_cases_decided_once(subject: &dyn Subject
         verdict: Verdict::Link { identity: identity.into() },
         reason: "checked with the owner",
         by: "alice",
+        actor: "user:alice",
         detail: format!("case {id} linked to {identity}"),
     };
     expect_code(s.decide_correlation(&link(first, "E1")), Code::Conflict, "an identity linked twice")?;
@@ -93,6 +94,7 @@ pub fn correlation_is_recorded_once_and_cases_decided_once(subject: &dyn Subject
         verdict: Verdict::Orphan,
         reason: "a test account",
         by: "bob",
+        actor: "token:bob",
         detail: "orphaned".into(),
     };
     ensure_eq!(s.decide_correlation(&orphan)?.state, CorrelationState::Orphaned, "orphaned");
@@ -128,7 +130,7 @@ pub fn correlation_is_recorded_once_and_cases_decided_once(subject: &dyn Subject
             "correlation.case_opened source:hr".to_string(),
             "correlation.case_opened source:hr".to_string(),
             "correlation.decided user:alice".to_string(),
-            "correlation.decided user:bob".to_string(),
+            "correlation.decided token:bob".to_string(),
             "correlation.linked source:hr".to_string(),
         ],
         "audited, refusals not"

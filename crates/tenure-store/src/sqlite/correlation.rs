@@ -285,7 +285,7 @@ pub(super) fn decide(store: &SqliteStore, d: &Decision<'_>) -> R<CorrelationCase
             case.decided_at.as_deref().unwrap_or("?")
         )));
     }
-    let actor = format!("user:{}", d.by);
+    let actor = d.actor;
     let (state, identity) = match &d.verdict {
         Verdict::Link { identity } => {
             if linked(&tx, &case.target, &case.account, identity)? {
@@ -309,7 +309,7 @@ pub(super) fn decide(store: &SqliteStore, d: &Decision<'_>) -> R<CorrelationCase
          WHERE id = ?6 AND state = 'open'",
         params![state.as_str(), at, d.by, identity, d.reason, case.id],
     )?;
-    let mut entry = AuditEntry::new(&actor, "correlation.decided", state.as_str())
+    let mut entry = AuditEntry::new(actor, "correlation.decided", state.as_str())
         .target(&case.target)
         .approver(d.by)
         .reason(d.detail.clone());

@@ -6,6 +6,7 @@ use anyhow::Result;
 use std::process::ExitCode;
 use tenure_engine::app::App;
 use tenure_engine::correlation::{self, Choice};
+use tenure_engine::decisions::Decider;
 
 pub fn list(app: &App, open_only: bool, f: Format) -> Result<ExitCode> {
     let list = correlation::cases(app.store().as_ref(), open_only)?;
@@ -47,7 +48,14 @@ pub fn list(app: &App, open_only: bool, f: Format) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-pub fn decide(app: &App, case: i64, to: Option<&str>, reason: Option<&str>, by: &str, f: Format) -> Result<ExitCode> {
+pub fn decide(
+    app: &App,
+    case: i64,
+    to: Option<&str>,
+    reason: Option<&str>,
+    by: &Decider,
+    f: Format,
+) -> Result<ExitCode> {
     let choice = match to {
         Some(id) => Choice::To(id.to_string()),
         None => Choice::Orphan,
@@ -58,15 +66,17 @@ pub fn decide(app: &App, case: i64, to: Option<&str>, reason: Option<&str>, by: 
     } else {
         match &d.case.identity {
             Some(id) => outln!(
-                "correlation case {case}: account `{}` in `{}` linked to `{id}` by {by}; {} operation(s) planned, run `tenure apply`",
+                "correlation case {case}: account `{}` in `{}` linked to `{id}` by {}; {} operation(s) planned, run `tenure apply`",
                 esc(&d.case.account),
                 d.case.target,
+                by.name,
                 d.operations
             ),
             None => outln!(
-                "correlation case {case}: account `{}` in `{}` is an orphan, decided by {by}; no rule links it again",
+                "correlation case {case}: account `{}` in `{}` is an orphan, decided by {}; no rule links it again",
                 esc(&d.case.account),
-                d.case.target
+                d.case.target,
+                by.name
             ),
         }
     }
