@@ -238,6 +238,13 @@ fn open_item(tx: &Transaction<'_>, id: i64, reviewer: &str) -> R<ItemRecord> {
 
 fn decide_in(tx: &Transaction<'_>, d: &ItemDecision, at: &str, audit: &mut Vec<AuditEntry>) -> R<()> {
     let item = open_item(tx, d.item, &d.reviewer)?;
+    // Nobody decides on their own access, whoever the item names as its reviewer.
+    if d.by == item.identity {
+        return Err(conflict(format!(
+            "review item {} is `{}`'s own access: nobody reviews their own access",
+            d.item, d.by
+        )));
+    }
     tx.execute(
         "UPDATE campaign_items SET decision = ?2, justification = ?3, decided_at = ?4, decided_by = ?5 WHERE id = ?1",
         params![d.item, d.decision.as_str(), d.justification, at, d.by],
