@@ -15,7 +15,8 @@
 //! reconciliation fix: [`apply_revocations`] plans the revocations of every revoke decision not
 //! carried out yet as one batch through the guard (counting the review revocations of the
 //! guard's `window` too, so decisions made one by one are limited like one batch), the grant
-//! leaves the holdings, a `manual_override` exception records the deviation from policy, and
+//! leaves the holdings (when the guard holds the batch: once its approval releases it; declining
+//! the approval resolves the review's exception and keeps the access), a `manual_override` exception records the deviation from policy, and
 //! the executor revokes and verifies it like any revocation. The item's outcome is its
 //! operation's state. While that exception is not resolved, [`overrides`] keeps every planning
 //! path from granting the entitlement again (`desired::Overrides`).

@@ -393,3 +393,64 @@ fn a_campaign_item_names_the_request_a_grant_is_held_for() {
     let item = items.iter().find(|i| i.identity == "E1" && i.entitlement.ends_with("admin")).unwrap();
     assert_eq!(item.why, [format!("request:{}", r.id)]);
 }
+
+/// A review revocation the guard holds keeps its grant in the holdings until approved: the
+/// approval takes it out and plans the revoke; declining the approval keeps the access, resolves
+/// the review's `manual_override` exception, and leaves nothing for planning to revoke again.
+#[test]
+fn a_held_review_revocation_changes_the_holdings_only_when_approved() {
+    let held_world = || {
+        let guard = Guard { max_access_losses: Some(0), ..Guard::STARTER };
+        let w = World::with(Setup { guard, policy: format!("{}{EXTRA}", starter::POLICY), ..Setup::default() });
+        w.import(&people(&[]));
+        w.settle();
+        let r = request(&w, "warehouse-admin", "E1", None, "E1").unwrap();
+        approve(&w, stage_approval(&r), &cli("M1")).unwrap();
+        w.settle();
+        let o = tenure_engine::campaigns::CreateOptions {
+            name: "privileged q4".into(),
+            scope: "privileged".into(),
+            reviewer: "manager".into(),
+            due: "2026-12-31".into(),
+            escalate_after: None,
+            on_timeout: tenure_core::OnTimeout::Keep,
+            by: "ciso".into(),
+            actor: "user:ciso".into(),
+        };
+        let c = tenure_engine::campaigns::create(&w.app, &o).unwrap();
+        let (_, items) = tenure_engine::campaigns::show(&w.app, c.id).unwrap();
+        let item = items.iter().find(|i| i.identity == "E1" && i.entitlement == "warehouse:admin").unwrap().id;
+        let (_, applied) = tenure_engine::campaigns::decide(
+            &w.app,
+            item,
+            tenure_core::ReviewDecision::Revoke,
+            "not needed",
+            "M1",
+            "user:M1",
+        )
+        .unwrap();
+        let applied = applied.unwrap();
+        assert!(applied.held.is_some(), "{applied:?}");
+        (w, item, applied.approval_id.unwrap())
+    };
+    let holds_admin = |w: &World| w.store().holdings("E1").unwrap().get("warehouse").unwrap().grants.contains("admin");
+    let overridden = |w: &World| {
+        let o = tenure_engine::desired::overrides(&w.app.engine().unwrap(), Some(&["E1"])).unwrap();
+        o.get("E1").is_some_and(|o| !o.revoked.is_empty())
+    };
+
+    let (w, item, approval) = held_world();
+    assert!(holds_admin(&w), "held: still in the holdings");
+    assert!(!overridden(&w), "held: not excluded from the desired state yet");
+    decisions::reject(&w.app.engine().unwrap(), approval, &cli("ciso"), "keep it for now").unwrap();
+    assert!(holds_admin(&w), "rejected: the access stays");
+    assert!(!overridden(&w), "rejected: no override left to drift from");
+    let x = w.store().exceptions(false).unwrap();
+    let review = x.iter().find(|x| x.subject == format!("review:{item}")).unwrap();
+    assert_eq!(review.state, tenure_core::ExceptionState::Resolved, "{review:?}");
+
+    let (w, _, approval) = held_world();
+    approve(&w, approval, &cli("ciso")).unwrap();
+    assert!(!holds_admin(&w), "approved: the grant leaves the holdings");
+    assert!(overridden(&w), "approved: the override is in force");
+}

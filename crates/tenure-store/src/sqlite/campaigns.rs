@@ -471,10 +471,21 @@ pub(super) fn plan(store: &SqliteStore, r: &ReviewRevocations) -> R<RevocationId
             {
                 return Err(conflict(format!("review item {} is about other access", v.item)));
             }
-            let removed = tx.execute(
-                "DELETE FROM grants WHERE identity = ?1 AND target = ?2 AND entitlement = ?3",
-                params![v.identity, v.target, v.entitlement],
-            )?;
+            // A held revocation leaves the grant in the holdings until its approval releases it
+            // (`release_remediation`); a rejected one never removes it.
+            let removed = if state == OpState::Held {
+                tx.query_row(
+                    "SELECT count(*) FROM grants WHERE identity = ?1 AND target = ?2 AND entitlement = ?3",
+                    params![v.identity, v.target, v.entitlement],
+                    |r| r.get::<_, i64>(0),
+                )?
+            } else {
+                i64::try_from(tx.execute(
+                    "DELETE FROM grants WHERE identity = ?1 AND target = ?2 AND entitlement = ?3",
+                    params![v.identity, v.target, v.entitlement],
+                )?)
+                .unwrap_or(1)
+            };
             if removed == 0 {
                 return Err(conflict(format!(
                     "`{}` no longer holds `{}:{}`: review item {} has nothing to revoke",
@@ -567,6 +578,7 @@ pub(super) fn plan(store: &SqliteStore, r: &ReviewRevocations) -> R<RevocationId
 pub(super) fn overrides(conn: &Connection, identities: Option<&[&str]>) -> R<HashMap<String, BTreeSet<Entitlement>>> {
     let base = "SELECT i.identity, i.target, i.entitlement FROM campaign_items i
          WHERE i.decision = 'revoke' AND i.operation_id IS NOT NULL
+           AND NOT EXISTS (SELECT 1 FROM operations o WHERE o.id = i.operation_id AND o.state = 'held')
            AND NOT EXISTS (SELECT 1 FROM exceptions x WHERE x.kind = 'manual_override'
                            AND x.subject = 'review:' || i.id AND x.state = 'resolved')";
     let mut all = conn.prepare_cached(base)?;
