@@ -454,3 +454,56 @@ fn a_held_review_revocation_changes_the_holdings_only_when_approved() {
     assert!(!holds_admin(&w), "approved: the grant leaves the holdings");
     assert!(overridden(&w), "approved: the override is in force");
 }
+
+/// Access a certification review revoked stays revoked while the review's exception is open:
+/// asking for it again, or approving the last stage of a request asked before the review, is
+/// refused with the exception to resolve, and nothing changes; once it is resolved, asking works.
+#[test]
+fn a_request_for_access_a_review_revoked_is_refused_until_its_exception_is_resolved() {
+    let again =
+        "\n[[role]]\nid = \"admin-again\"\nrequestable = true\napproval = \"manager\"\ngrant = [\"warehouse:admin\"]\n";
+    let w = World::with(Setup { policy: format!("{}{EXTRA}{again}", starter::POLICY), ..Setup::default() });
+    w.import(&people(&[]));
+    w.settle();
+    let r = request(&w, "warehouse-admin", "E1", None, "E1").unwrap();
+    approve(&w, stage_approval(&r), &cli("M1")).unwrap();
+    w.settle();
+    let waiting = request(&w, "admin-again", "E1", None, "E1").unwrap();
+    let o = tenure_engine::campaigns::CreateOptions {
+        name: "privileged q4".into(),
+        scope: "privileged".into(),
+        reviewer: "manager".into(),
+        due: "2026-12-31".into(),
+        escalate_after: None,
+        on_timeout: tenure_core::OnTimeout::Keep,
+        by: "ciso".into(),
+        actor: "user:ciso".into(),
+    };
+    let c = tenure_engine::campaigns::create(&w.app, &o).unwrap();
+    let (_, items) = tenure_engine::campaigns::show(&w.app, c.id).unwrap();
+    let item = items.iter().find(|i| i.identity == "E1" && i.entitlement == "warehouse:admin").unwrap().id;
+    let (_, applied) =
+        tenure_engine::campaigns::decide(&w.app, item, tenure_core::ReviewDecision::Revoke, "no", "M1", "user:M1")
+            .unwrap();
+    assert_eq!(applied.unwrap().held, None);
+    w.settle();
+    requests::revoke(&w.app.engine().unwrap(), r.id, &cli("M1"), "reviewed").unwrap();
+    w.settle();
+
+    let subject = format!("review:{item}");
+    refused(&w, Code::RequestRefused, &subject, || approve(&w, stage_approval(&waiting), &cli("M1")));
+    refused(&w, Code::RequestRefused, &subject, || request(&w, "warehouse-admin", "E1", None, "E1"));
+
+    let x = w.store().exceptions(true).unwrap().into_iter().find(|x| x.subject == subject).unwrap();
+    let close = tenure_store::CloseException {
+        id: x.id,
+        by: "ciso",
+        actor: "user:ciso",
+        reason: "needed after all",
+        closing: tenure_store::Closing::Resolve,
+        due_at: None,
+    };
+    w.store().close_exception(&close).unwrap();
+    let Approved::Request(granted) = approve(&w, stage_approval(&waiting), &cli("M1")).unwrap() else { panic!() };
+    assert_eq!(granted.state, RequestState::Granted);
+}
