@@ -241,4 +241,8 @@ pub trait Campaigns: Send + Sync {
     /// held revocation's grant stays in the holdings until its approval releases it; declining
     /// the approval resolves the exception and the access stays).
     fn review_overrides(&self, identities: Option<&[&str]>) -> Result<HashMap<String, BTreeSet<Entitlement>>>;
+    /// The review items whose held revocations remediation approval `approval_id` would
+    /// release, with who decided each (`(item, decided_by)`, by item id): none for an approval
+    /// that holds no review revocation.
+    fn held_review_deciders(&self, approval_id: i64) -> Result<Vec<(i64, String)>>;
 }

@@ -399,47 +399,13 @@ fn a_campaign_item_names_the_request_a_grant_is_held_for() {
 /// the review's `manual_override` exception, and leaves nothing for planning to revoke again.
 #[test]
 fn a_held_review_revocation_changes_the_holdings_only_when_approved() {
-    let held_world = || {
-        let guard = Guard { max_access_losses: Some(0), ..Guard::STARTER };
-        let w = World::with(Setup { guard, policy: format!("{}{EXTRA}", starter::POLICY), ..Setup::default() });
-        w.import(&people(&[]));
-        w.settle();
-        let r = request(&w, "warehouse-admin", "E1", None, "E1").unwrap();
-        approve(&w, stage_approval(&r), &cli("M1")).unwrap();
-        w.settle();
-        let o = tenure_engine::campaigns::CreateOptions {
-            name: "privileged q4".into(),
-            scope: "privileged".into(),
-            reviewer: "manager".into(),
-            due: "2026-12-31".into(),
-            escalate_after: None,
-            on_timeout: tenure_core::OnTimeout::Keep,
-            by: "ciso".into(),
-            actor: "user:ciso".into(),
-        };
-        let c = tenure_engine::campaigns::create(&w.app, &o).unwrap();
-        let (_, items) = tenure_engine::campaigns::show(&w.app, c.id).unwrap();
-        let item = items.iter().find(|i| i.identity == "E1" && i.entitlement == "warehouse:admin").unwrap().id;
-        let (_, applied) = tenure_engine::campaigns::decide(
-            &w.app,
-            item,
-            tenure_core::ReviewDecision::Revoke,
-            "not needed",
-            "M1",
-            "user:M1",
-        )
-        .unwrap();
-        let applied = applied.unwrap();
-        assert!(applied.held.is_some(), "{applied:?}");
-        (w, item, applied.approval_id.unwrap())
-    };
     let holds_admin = |w: &World| w.store().holdings("E1").unwrap().get("warehouse").unwrap().grants.contains("admin");
     let overridden = |w: &World| {
         let o = tenure_engine::desired::overrides(&w.app.engine().unwrap(), Some(&["E1"])).unwrap();
         o.get("E1").is_some_and(|o| !o.revoked.is_empty())
     };
 
-    let (w, item, approval) = held_world();
+    let (w, item, approval) = held_review_world();
     assert!(holds_admin(&w), "held: still in the holdings");
     assert!(!overridden(&w), "held: not excluded from the desired state yet");
     decisions::reject(&w.app.engine().unwrap(), approval, &cli("ciso"), "keep it for now").unwrap();
@@ -449,7 +415,7 @@ fn a_held_review_revocation_changes_the_holdings_only_when_approved() {
     let review = x.iter().find(|x| x.subject == format!("review:{item}")).unwrap();
     assert_eq!(review.state, tenure_core::ExceptionState::Resolved, "{review:?}");
 
-    let (w, _, approval) = held_world();
+    let (w, _, approval) = held_review_world();
     approve(&w, approval, &cli("ciso")).unwrap();
     assert!(!holds_admin(&w), "approved: the grant leaves the holdings");
     assert!(overridden(&w), "approved: the override is in force");
@@ -506,4 +472,57 @@ fn a_request_for_access_a_review_revoked_is_refused_until_its_exception_is_resol
     w.store().close_exception(&close).unwrap();
     let Approved::Request(granted) = approve(&w, stage_approval(&waiting), &cli("M1")).unwrap() else { panic!() };
     assert_eq!(granted.state, RequestState::Granted);
+}
+
+/// A world whose guard holds every review revocation, after E1's manager `M1` decided to revoke
+/// E1's requested `warehouse:admin`: the review item and the remediation approval holding it.
+fn held_review_world() -> (World, i64, i64) {
+    let guard = Guard { max_access_losses: Some(0), ..Guard::STARTER };
+    let w = World::with(Setup { guard, policy: format!("{}{EXTRA}", starter::POLICY), ..Setup::default() });
+    w.import(&people(&[]));
+    w.settle();
+    let r = request(&w, "warehouse-admin", "E1", None, "E1").unwrap();
+    approve(&w, stage_approval(&r), &cli("M1")).unwrap();
+    w.settle();
+    let o = tenure_engine::campaigns::CreateOptions {
+        name: "privileged q4".into(),
+        scope: "privileged".into(),
+        reviewer: "manager".into(),
+        due: "2026-12-31".into(),
+        escalate_after: None,
+        on_timeout: tenure_core::OnTimeout::Keep,
+        by: "ciso".into(),
+        actor: "user:ciso".into(),
+    };
+    let c = tenure_engine::campaigns::create(&w.app, &o).unwrap();
+    let (_, items) = tenure_engine::campaigns::show(&w.app, c.id).unwrap();
+    let item = items.iter().find(|i| i.identity == "E1" && i.entitlement == "warehouse:admin").unwrap().id;
+    let (_, applied) = tenure_engine::campaigns::decide(
+        &w.app,
+        item,
+        tenure_core::ReviewDecision::Revoke,
+        "not needed",
+        "M1",
+        "user:M1",
+    )
+    .unwrap();
+    let applied = applied.unwrap();
+    assert!(applied.held.is_some(), "{applied:?}");
+    (w, item, applied.approval_id.unwrap())
+}
+
+/// The reviewer who decided a revocation the guard held may not release it themselves, by
+/// identity id or by username; someone else may. The refusal changes nothing.
+#[test]
+fn a_reviewer_may_not_release_their_own_held_revocation() {
+    let (w, item, approval) = held_review_world();
+    for name in ["M1", "mgr"] {
+        refused(&w, Code::SelfApproval, &format!("decided review item(s) {item}"), || {
+            approve(&w, approval, &cli(name))
+        });
+    }
+    let via_token = Decider::new("mgr", Via::Token);
+    refused(&w, Code::SelfApproval, "self-approval is refused", || approve(&w, approval, &via_token));
+    let Approved::Remediation(n) = approve(&w, approval, &cli("M0")).unwrap() else { panic!() };
+    assert_eq!(n, 1);
 }

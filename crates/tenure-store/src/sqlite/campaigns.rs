@@ -7,7 +7,7 @@ use super::lifecycle::refresh_case;
 use super::queue::insert_case;
 use super::{R, SqliteStore, conflict, count, enum_col, not_found};
 use crate::campaigns::*;
-use rusqlite::{Connection, Transaction, params};
+use rusqlite::{Connection, OptionalExtension, Transaction, params};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use tenure_core::audit::AuditEntry;
 use tenure_core::{
@@ -598,5 +598,29 @@ pub(super) fn overrides(conn: &Connection, identities: Option<&[&str]>) -> R<Has
             }
         }
     }
+    Ok(out)
+}
+
+pub(super) fn held_deciders(conn: &Connection, approval_id: i64) -> R<Vec<(i64, String)>> {
+    let summary: Option<String> = conn
+        .query_row(
+            "SELECT summary FROM approvals WHERE id = ?1 AND kind = ?2",
+            params![approval_id, ApprovalKind::Remediation.as_str()],
+            |r| r.get(0),
+        )
+        .optional()?;
+    let mut stmt = conn.prepare_cached(
+        "SELECT i.id, i.decided_by FROM campaign_items i JOIN operations o ON o.id = i.operation_id
+         WHERE o.case_id = ?1 AND o.state = 'held' AND i.decided_by IS NOT NULL ORDER BY i.id",
+    )?;
+    let mut out = Vec::new();
+    for c in summary.as_deref().map(super::lifecycle::summary_cases).unwrap_or_default() {
+        let rows = stmt.query_map([c], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        for row in rows {
+            out.push(row?);
+        }
+    }
+    out.sort();
+    out.dedup();
     Ok(out)
 }
