@@ -44,6 +44,8 @@ pub enum Capability {
     RevokeSessions,
     RotateCredential,
     TransferOwnership,
+    /// Brings an account's mapped attributes to the identity's (`update_attributes`).
+    UpdateAttributes,
     ListAccounts,
     ListGrants,
     ReadBack,
@@ -62,6 +64,7 @@ impl Capability {
             OpKind::RevokeSessions => Capability::RevokeSessions,
             OpKind::RotateCredential => Capability::RotateCredential,
             OpKind::TransferOwnership => Capability::TransferOwnership,
+            OpKind::UpdateAttributes => Capability::UpdateAttributes,
             OpKind::OpenTicket => return None,
         })
     }
@@ -206,6 +209,14 @@ pub trait Connector: Send + Sync {
     /// Reads one account back from the target. `Ok(None)` means it does not exist (for LDAP:
     /// neither under `users_dn` nor `disabled_dn`).
     async fn read_account(&self, account: &AccountSpec) -> Result<Option<AccountState>>;
+
+    /// Reads the account's mapped attributes (`tenure_core::attributes`): every attribute name
+    /// the target maps, with the values the live account holds. `Ok(None)` when the account does
+    /// not exist. Targets that keep no attributes about the person (PostgreSQL) keep this
+    /// default, an empty map.
+    async fn read_attributes(&self, account: &AccountSpec) -> Result<Option<tenure_core::attributes::Live>> {
+        Ok(self.read_account(account).await?.map(|_| tenure_core::attributes::Live::new()))
+    }
 
     /// Lists every account the target holds, with grants, paging through the target as needed.
     async fn list_accounts(&self) -> Result<Vec<AccountState>>;

@@ -5,6 +5,7 @@
 //! inputs (the current date is always passed in), so the lifecycle rules can be tested
 //! exhaustively with data and reused unchanged by the CLI, the server and the benchmarks.
 
+pub mod attributes;
 pub mod audit;
 pub mod clock;
 pub mod config;

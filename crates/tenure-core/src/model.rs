@@ -73,6 +73,9 @@ string_enum!(
         RotateCredential = "rotate_credential",
         TransferOwnership = "transfer_ownership",
         OpenTicket = "open_ticket",
+        // Brings an existing account's mapped attributes (`crate::attributes`) to what the
+        // identity's attributes make of them: a mover's new title or name. Never renames.
+        UpdateAttributes = "update_attributes",
     }
 );
 
@@ -239,8 +242,9 @@ impl TargetKind {
                 op,
                 OpKind::RevokeSessions | OpKind::RotateCredential | OpKind::TransferOwnership | OpKind::OpenTicket
             ),
-            TargetKind::Postgres => !matches!(op, OpKind::OpenTicket),
-            TargetKind::Manual => true,
+            // PostgreSQL roles and manual apps keep no attributes about the person.
+            TargetKind::Postgres => !matches!(op, OpKind::OpenTicket | OpKind::UpdateAttributes),
+            TargetKind::Manual => op != OpKind::UpdateAttributes,
         }
     }
 }

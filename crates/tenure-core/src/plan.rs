@@ -263,7 +263,21 @@ pub fn replan(
             keep.push(q.id);
         }
     }
-    let mut cancel: Vec<i64> = queued.iter().zip(&used).filter(|(_, u)| !**u).map(|(q, _)| q.id).collect();
+    // An attribute update is not part of the access plan: it carries no values (the executor
+    // renders the identity's attributes when it runs), so a queued one stays, whatever the new
+    // plan, while its account exists and the identity is not leaving.
+    let syncs = |q: &Queued| {
+        q.kind == OpKind::UpdateAttributes
+            && status != Status::Terminated
+            && fresh.holdings.get(&q.target).is_some_and(|a| a.exists)
+    };
+    let mut cancel: Vec<i64> = Vec::new();
+    for (q, u) in queued.iter().zip(&used) {
+        if *u {
+            continue;
+        }
+        if syncs(q) { keep.push(q.id) } else { cancel.push(q.id) }
+    }
     // An attempted operation stays (a retry may still finish it) only while its effect is what
     // the new plan ends with; otherwise the plan has undone it and the operation is cancelled.
     for q in uncertain {
@@ -278,6 +292,7 @@ pub fn replan(
             OpKind::Grant => holds(&q.entitlement),
             OpKind::Revoke => !holds(&q.entitlement),
             OpKind::RotateCredential | OpKind::TransferOwnership | OpKind::OpenTicket => exists,
+            OpKind::UpdateAttributes => syncs(q),
         };
         if wanted {
             keep.push(q.id);
@@ -405,6 +420,23 @@ mod tests {
         assert_eq!(r.keep, [1, 2]);
         assert!(r.cancel.is_empty());
         assert_eq!(ops(&Plan { ops: r.ops, holdings: r.holdings }), ["dir grant eng"]);
+    }
+
+    #[test]
+    fn a_queued_attribute_update_stays_through_a_later_plan_until_the_identity_leaves() {
+        // The account exists; a mover's attribute update is queued (untried, or attempted and
+        // waiting for a retry). A later change that plans nothing for attributes keeps it: it
+        // pushes the identity's attributes as they are when it runs.
+        let joiner = plan(Status::Active, &Holdings::new(), &want(&[("dir", &["staff"])]));
+        for attempted in [false, true] {
+            let q =
+                [Queued { id: 7, target: "dir".into(), kind: OpKind::UpdateAttributes, entitlement: None, attempted }];
+            let r = replan(Status::Active, &joiner.holdings, &q, &want(&[("dir", &["staff", "eng"])]));
+            assert_eq!((r.keep.as_slice(), r.cancel.as_slice()), (&[7][..], &[][..]), "attempted: {attempted}");
+            assert_eq!(ops(&Plan { ops: r.ops, holdings: r.holdings }), ["dir grant eng"]);
+            let r = replan(Status::Terminated, &joiner.holdings, &q, &BTreeMap::new());
+            assert_eq!((r.keep.as_slice(), r.cancel.as_slice()), (&[][..], &[7][..]), "attempted: {attempted}");
+        }
     }
 
     #[test]

@@ -467,7 +467,10 @@ pub(crate) fn spec_of(
 pub fn verified(kind: OpKind, entitlement: Option<&str>, state: Option<&AccountState>) -> bool {
     let holds = |s: &AccountState| entitlement.is_some_and(|e| s.grants.contains(e));
     match kind {
-        OpKind::CreateAccount | OpKind::RotateCredential | OpKind::TransferOwnership => state.is_some(),
+        // For an attribute update the account must exist; `execute` then reads its attributes.
+        OpKind::CreateAccount | OpKind::RotateCredential | OpKind::TransferOwnership | OpKind::UpdateAttributes => {
+            state.is_some()
+        }
         OpKind::Enable => state.is_some_and(|s| s.enabled),
         OpKind::Disable => state.is_none_or(|s| !s.enabled),
         OpKind::DeleteAccount => state.is_none(),
@@ -575,6 +578,32 @@ async fn execute(
     if !verified(op.kind, op.entitlement.as_deref(), state.as_ref()) {
         let e = ConnectorError::transient("the read-back does not show the change");
         return Some(retry_or_fail(op, target.max_attempts, &e, opts, stats));
+    }
+    // An attribute update is verified by reading the mapped attributes back: none may differ
+    // from what the identity's attributes make of them.
+    if op.kind == OpKind::UpdateAttributes {
+        let differ = match tokio::time::timeout(opts.call_timeout, conn.read_attributes(&spec)).await {
+            Ok(Ok(Some(live))) => {
+                let desired = tenure_core::attributes::desired(&target.settings, |n| spec.lookup(n));
+                tenure_core::attributes::changes(&desired, &live)
+            }
+            Ok(Ok(None)) => {
+                let e = ConnectorError::transient("the account is gone from the read-back");
+                return Some(retry_or_fail(op, target.max_attempts, &e, opts, stats));
+            }
+            Ok(Err(e)) => return Some(retry_or_fail(op, target.max_attempts, &e, opts, stats)),
+            Err(_) => {
+                let e = ConnectorError::transient("read-back timed out");
+                return Some(retry_or_fail(op, target.max_attempts, &e, opts, stats));
+            }
+        };
+        if let Some(c) = differ.first() {
+            let e = ConnectorError::transient(format!(
+                "the read-back does not show the change: `{}` still differs",
+                c.attribute
+            ));
+            return Some(retry_or_fail(op, target.max_attempts, &e, opts, stats));
+        }
     }
     stats.verified.fetch_add(1, Ordering::Relaxed);
     let how = match applied {

@@ -7,8 +7,9 @@
 //! `desired::for_identity`, the same function imports plan with, so the explanation cannot
 //! disagree with what an import would do. The target half plans against what the store holds,
 //! as `simulate` does; [`read_targets`] then reads each account from the live target (only
-//! reads) and compares it with the desired access (`targets_read` says whether it ran). Nothing
-//! is changed.
+//! reads) and compares it with the desired access and with the desired mapped attributes
+//! (`tenure_core::attributes`: each attribute that would change, `live -> desired`;
+//! `targets_read` says whether it ran). Nothing is changed.
 
 use crate::{Engine, EngineError, Result, desired};
 use std::collections::BTreeMap;
@@ -142,6 +143,7 @@ pub async fn read_targets(engine: &Engine<'_>, x: &mut proto::Explanation, timeo
             missing: Vec::new(),
             extra: Vec::new(),
             unmanaged: Vec::new(),
+            attributes: Vec::new(),
             error: Some(e),
         };
         let Some(cfg) = engine.config.target(t) else { continue };
@@ -174,6 +176,29 @@ pub async fn read_targets(engine: &Engine<'_>, x: &mut proto::Explanation, timeo
                 continue;
             }
         };
+        // The mapped attributes as the live account holds them, against what the identity's
+        // attributes make of them: the same function the create and `update_attributes` use.
+        let attributes = match &state {
+            None => Vec::new(),
+            Some(_) => match tokio::time::timeout(timeout, conn.read_attributes(&spec)).await {
+                Ok(Ok(Some(live))) => {
+                    let desired = tenure_core::attributes::desired(&cfg.settings, |n| spec.lookup(n));
+                    tenure_core::attributes::changes(&desired, &live)
+                        .into_iter()
+                        .map(|c| proto::AttributeChange { attribute: c.attribute, live: c.live, desired: c.desired })
+                        .collect()
+                }
+                Ok(Ok(None)) => Vec::new(),
+                Ok(Err(e)) => {
+                    effect.live = Some(failed(e.to_string()));
+                    continue;
+                }
+                Err(_) => {
+                    effect.live = Some(failed(format!("no answer within {}s", timeout.as_secs())));
+                    continue;
+                }
+            },
+        };
         let manages = |g: &str| managed.get(t).is_some_and(|m| m.contains(g));
         effect.live = Some(match state {
             None => proto::LiveAccount {
@@ -184,6 +209,7 @@ pub async fn read_targets(engine: &Engine<'_>, x: &mut proto::Explanation, timeo
                 missing: want.iter().map(|g| (*g).clone()).collect(),
                 extra: Vec::new(),
                 unmanaged: Vec::new(),
+                attributes: Vec::new(),
                 error: None,
             },
             Some(s) => {
@@ -212,6 +238,7 @@ pub async fn read_targets(engine: &Engine<'_>, x: &mut proto::Explanation, timeo
                     },
                     extra: s.grants.iter().filter(|g| manages(g) && !want.contains(g)).cloned().collect(),
                     unmanaged: s.grants.iter().filter(|g| !manages(g)).cloned().collect(),
+                    attributes,
                     error: None,
                 }
             }

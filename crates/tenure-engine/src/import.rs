@@ -748,6 +748,7 @@ pub(crate) fn plan_event(
         let account = p.holdings.get(&op.target).and_then(|a| a.name.clone());
         ops.push(OpIn { target: op.target, kind: op.kind, entitlement: op.entitlement, rules, account });
     }
+    ops.extend(attribute_updates(engine, e, held, &p.holdings, queued, &r.keep, &ops, overlay));
     let mut audit = Vec::new();
     rotate_on_owner_change(engine, e, &p.holdings, &mut ops, &mut audit);
     for hit in hits {
@@ -810,6 +811,64 @@ fn rotate_on_owner_change(
                 )),
         );
     }
+}
+
+/// Attribute sync: an `update_attributes` for each existing account whose mapped attributes
+/// (`tenure_core::attributes::desired`, under the account's recorded name) differ between the
+/// identity before the event and after it — a mover's new title, a changed family name. No
+/// values are stored: the executor renders the identity's attributes when it runs and the
+/// connector writes only what differs from the live account, so the operation always pushes the
+/// latest state. Planning again on the result plans nothing (there is no delta left), which keeps
+/// planning idempotent. Not planned for a leaver, an account created in this plan (the create
+/// writes the attributes), an account with an update still queued (it will push these values),
+/// a target correlation holds the identity back on, or a target that keeps no attributes
+/// (PostgreSQL, manual).
+#[allow(clippy::too_many_arguments, reason = "the planning inputs of one event, as `plan_event` holds them")]
+fn attribute_updates(
+    engine: &Engine<'_>,
+    e: &Event,
+    held: &Holdings,
+    after: &Holdings,
+    queued: &[Queued],
+    kept: &[i64],
+    planned: &[OpIn],
+    overlay: &Overlay,
+) -> Vec<OpIn> {
+    let Some(prev) = e.previous.as_ref() else { return Vec::new() };
+    if e.identity.status == Status::Terminated {
+        return Vec::new();
+    }
+    let mut out = Vec::new();
+    for (target, acct) in after {
+        let Some(cfg) = engine.config.target(target) else { continue };
+        if !acct.exists || !cfg.kind.supports(OpKind::UpdateAttributes) {
+            continue;
+        }
+        let creating = planned.iter().any(|o| o.target == *target && o.kind == OpKind::CreateAccount)
+            || queued.iter().any(|q| {
+                q.target == *target
+                    && kept.contains(&q.id)
+                    && matches!(q.kind, OpKind::CreateAccount | OpKind::UpdateAttributes)
+            });
+        if creating || (!overlay.is_empty() && overlay.held_back(engine, &e.identity, target, held).is_some()) {
+            continue;
+        }
+        let render = |i: &tenure_core::Identity| {
+            crate::executor::spec_of(engine.config, target, &i.id, acct.name.as_deref(), Some(i))
+                .map(|spec| tenure_core::attributes::desired(&cfg.settings, |n| spec.lookup(n)))
+                .ok()
+        };
+        if render(prev) != render(&e.identity) {
+            out.push(OpIn {
+                target: target.clone(),
+                kind: OpKind::UpdateAttributes,
+                entitlement: None,
+                rules: Vec::new(),
+                account: acct.name.clone(),
+            });
+        }
+    }
+    out
 }
 
 fn roles_for(d: &Desired, target: &str, name: &str) -> Vec<String> {

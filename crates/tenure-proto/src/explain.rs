@@ -108,9 +108,24 @@ pub struct LiveAccount {
     pub extra: Vec<String>,
     /// Entitlements the policy does not manage, which Tenure leaves alone.
     pub unmanaged: Vec<String>,
+    /// The mapped attributes whose live value differs from what the identity's attributes make
+    /// of them (`tenure_core::attributes`): what an attribute sync would change. Empty for
+    /// targets that keep no attributes (PostgreSQL) and when the account was not found.
+    pub attributes: Vec<AttributeChange>,
     /// Why the target could not be read (a manual target, a connection failure); then the
     /// other fields say nothing.
     pub error: Option<String>,
+}
+
+/// One mapped attribute that would change: `attribute: live -> desired`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct AttributeChange {
+    pub attribute: String,
+    /// The values the live account holds; empty when it lacks the attribute.
+    pub live: Vec<String>,
+    /// The value it would be given; `null` when the attribute would be removed.
+    pub desired: Option<String>,
 }
 
 /// One operation applying would carry out.

@@ -38,7 +38,9 @@ pub use campaign::{Campaign, CampaignDetail, CreateCampaign, ReviewItem, ReviewR
 pub use case::Case;
 pub use correlation::{CorrelateRequest, CorrelationCandidate, CorrelationCase, CorrelationDecided};
 pub use exception::{Exception, ExceptionDecision};
-pub use explain::{Explanation, Fact, LiveAccount, PlannedChange, RoleTrace, SodOutcome, TargetEffect};
+pub use explain::{
+    AttributeChange, Explanation, Fact, LiveAccount, PlannedChange, RoleTrace, SodOutcome, TargetEffect,
+};
 pub use identity::{AccountState, AccountView, AuditRecord, Change, Event, IdentityDetail, IdentitySummary};
 pub use nhi::Rotation;
 pub use operation::{OpReason, Operation};

@@ -339,6 +339,31 @@ fn an_explanation() {
 }
 
 #[test]
+fn a_live_account_with_the_attributes_that_would_change() {
+    check(
+        &LiveAccount {
+            found: true,
+            correlated_by: "account name `ada`".into(),
+            enabled: true,
+            grants: vec!["staff".into()],
+            missing: vec![],
+            extra: vec![],
+            unmanaged: vec![],
+            attributes: vec![
+                AttributeChange {
+                    attribute: "title".into(),
+                    live: vec!["Engineer".into()],
+                    desired: Some("Lead".into()),
+                },
+                AttributeChange { attribute: "mail".into(), live: vec!["x@example.com".into()], desired: None },
+            ],
+            error: None,
+        },
+        r#"{"found":true,"correlated_by":"account name `ada`","enabled":true,"grants":["staff"],"missing":[],"extra":[],"unmanaged":[],"attributes":[{"attribute":"title","live":["Engineer"],"desired":"Lead"},{"attribute":"mail","live":["x@example.com"],"desired":null}],"error":null}"#,
+    );
+}
+
+#[test]
 fn correlation_cases_and_decisions() {
     let case = CorrelationCase {
         id: 4,

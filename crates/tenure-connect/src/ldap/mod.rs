@@ -89,6 +89,7 @@ const CAPABILITIES: &[Capability] = &[
     Capability::Grant,
     Capability::Revoke,
     Capability::RotateCredential,
+    Capability::UpdateAttributes,
     Capability::ListAccounts,
     Capability::ListGrants,
     Capability::ReadBack,
@@ -198,6 +199,7 @@ impl LdapConnector {
                     .map(|ch| match ch {
                         ops::Change::Add(a, v) => Mod::Add(a.as_bytes().to_vec(), bytes(v)),
                         ops::Change::Delete(a, v) => Mod::Delete(a.as_bytes().to_vec(), bytes(v)),
+                        ops::Change::Replace(a, v) => Mod::Replace(a.as_bytes().to_vec(), bytes(v)),
                     })
                     .collect();
                 c.ldap().modify(dn, mods).await
@@ -313,6 +315,62 @@ impl LdapConnector {
     async fn entry(&self, c: &mut Conn<'_>, dn: &str) -> Result<Option<SearchEntry>> {
         let found = self.search(c, dn, Scope::Base, &self.layout.accounts_filter(), self.layout.read_attrs()).await?;
         Ok(found.and_then(|e| e.into_iter().next()))
+    }
+
+    /// The account's entry (enabled or disabled) with its mapped attributes, if it exists.
+    async fn mapped_entry(&self, c: &mut Conn<'_>, account: &str) -> Result<Option<SearchEntry>> {
+        for &place in self.layout.places() {
+            let dn = self.layout.account_dn(account, place);
+            let found =
+                self.search(c, &dn, Scope::Base, &self.layout.accounts_filter(), self.layout.mapped_attrs()).await?;
+            if let Some(e) = found.and_then(|e| e.into_iter().next()) {
+                return Ok(Some(e));
+            }
+        }
+        Ok(None)
+    }
+
+    /// `update_attributes`: reads the entry's mapped attributes and replaces those that differ
+    /// from the identity's (`tenure_core::attributes::changes`), in one modify; an attribute
+    /// that should be absent is replaced with no values, which removes it. Nothing differs:
+    /// nothing is sent. The naming attribute is never among them (renames are out of scope). A
+    /// missing account is transient: with `concurrency > 1` its creation may not have run yet.
+    async fn update_attributes(&self, c: &mut Conn<'_>, spec: &AccountSpec) -> Result<Applied> {
+        // A concurrent change between the read and the write is harmless (replace is absolute),
+        // so one round is enough.
+        let Some(entry) = self.mapped_entry(c, &spec.account).await? else {
+            return Err(ConnectorError::transient(format!(
+                "{}: cannot update the attributes of `{}`: the account does not exist (yet)",
+                self.name, spec.account
+            )));
+        };
+        let changes = tenure_core::attributes::changes(&self.layout.desired(spec), &self.live_attributes(&entry));
+        if changes.is_empty() {
+            return Ok(Applied::AlreadyDone);
+        }
+        let op = self.layout.replace_attributes(&entry.dn, &changes);
+        let res = self.send(c, &op).await?;
+        match res.rc {
+            0 => Ok(Applied::Changed),
+            32 => Err(ConnectorError::transient(format!(
+                "{}: `{}` moved while its attributes were updated",
+                self.name, spec.account
+            ))),
+            _ => Err(c.unexpected(&op.what(), &res)),
+        }
+    }
+
+    /// Every mapped attribute of `entry` by its configured name, with the values read (none
+    /// when the entry lacks it).
+    fn live_attributes(&self, entry: &SearchEntry) -> tenure_core::attributes::Live {
+        self.layout
+            .mapped_attrs()
+            .into_iter()
+            .map(|a| {
+                let v = values(entry, &a).cloned().collect();
+                (a, v)
+            })
+            .collect()
     }
 
     /// Whether the entry `dn` exists.
@@ -614,6 +672,10 @@ impl Connector for LdapConnector {
                     e
                 });
             }
+            OpKind::UpdateAttributes => {
+                let mut c = self.pool.get().await?;
+                return self.update_attributes(&mut c, &req.account).await;
+            }
             OpKind::RevokeSessions | OpKind::TransferOwnership | OpKind::OpenTicket => {
                 return Err(ConnectorError::permanent(format!(
                     "{}: `{}` is not supported by LDAP targets",
@@ -670,6 +732,13 @@ impl Connector for LdapConnector {
             grants,
             sessions: None,
         }))
+    }
+
+    async fn read_attributes(&self, account: &AccountSpec) -> Result<Option<tenure_core::attributes::Live>> {
+        self.check_name("account", &account.account)?;
+        let mut c = self.pool.get().await?;
+        let Some(entry) = self.mapped_entry(&mut c, &account.account).await? else { return Ok(None) };
+        Ok(Some(self.live_attributes(&entry)))
     }
 
     async fn verify_secret(&self, account: &AccountSpec, secret: &crate::NewSecret) -> Result<bool> {

@@ -77,6 +77,8 @@ pub(crate) enum Change {
     Add(String, Vec<Value>),
     /// With no values: delete the attribute.
     Delete(String, Vec<Value>),
+    /// Replace every value; with none, remove the attribute (and succeed if it is absent).
+    Replace(String, Vec<Value>),
 }
 
 /// One request.
@@ -141,6 +143,7 @@ impl fmt::Display for Op {
                     let (op, a, vals) = match c {
                         Change::Add(a, x) => ("add", a, x),
                         Change::Delete(a, x) => ("delete", a, x),
+                        Change::Replace(a, x) => ("replace", a, x),
                     };
                     if vals.is_empty() {
                         writeln!(f, "  {op} {a}")?;
@@ -249,6 +252,22 @@ impl Layout {
         a
     }
 
+    /// The account's mapped attributes (`tenure_core::attributes::ldap`).
+    pub(crate) fn desired(&self, spec: &AccountSpec) -> tenure_core::attributes::Desired {
+        tenure_core::attributes::ldap(&self.schema, |name| spec.lookup(name))
+    }
+
+    /// The attributes read back to compare with [`Layout::desired`].
+    pub(crate) fn mapped_attrs(&self) -> Vec<String> {
+        let mut a: Vec<String> = self.schema.attributes.iter().map(|(a, _)| a.clone()).collect();
+        for r in &self.schema.required {
+            if !a.iter().any(|x| x.eq_ignore_ascii_case(r)) {
+                a.push(r.clone());
+            }
+        }
+        a
+    }
+
     // ---- requests ----
 
     /// The `add` that creates `spec`'s account. `password` is the initial password, which the
@@ -270,17 +289,11 @@ impl Layout {
         };
         put(&mut attrs, &s.naming_attribute, text(account));
         put(&mut attrs, &s.account_name_attribute, text(account));
-        for (attr, template) in &s.attributes {
-            let mut value = template.render(|name| spec.lookup(name));
-            if value.is_empty() && s.required.iter().any(|r| r.eq_ignore_ascii_case(attr)) {
-                value = account.to_string();
-            }
+        // The mapped attributes, exactly as `update_attributes` and `explain` see them.
+        for (attr, value) in self.desired(spec) {
             if !value.is_empty() {
-                put(&mut attrs, attr, text(value));
+                put(&mut attrs, &attr, text(value));
             }
-        }
-        for r in &s.required {
-            put(&mut attrs, r, text(account));
         }
         if !spec.identity_id.is_empty() {
             put(&mut attrs, &s.id_attribute, text(spec.identity_id.as_str()));
@@ -297,6 +310,17 @@ impl Layout {
             put(&mut attrs, "userAccountControl", text(UAC_NORMAL_ACCOUNT.to_string()));
         }
         Ok(Op::Add { dn: self.account_dn(account, Place::Enabled), attrs })
+    }
+
+    /// Replaces the mapped attributes that differ (`update_attributes`) on the entry `dn`.
+    pub(crate) fn replace_attributes(&self, dn: &str, changes: &[tenure_core::attributes::Change]) -> Op {
+        Op::Modify {
+            dn: dn.to_string(),
+            changes: changes
+                .iter()
+                .map(|c| Change::Replace(c.attribute.clone(), c.desired.iter().map(|v| text(v.as_str())).collect()))
+                .collect(),
+        }
     }
 
     /// Adds `account` to `group`.
@@ -650,6 +674,32 @@ mod tests {
             posix.groups_filter(&posix.member_values("x)(uid=*")),
             "(&(objectClass=posixGroup)(|(memberUid=x\\29\\28uid=\\2a)))"
         );
+    }
+
+    #[test]
+    fn a_mover_replaces_only_the_mapped_attributes_that_differ_and_never_the_naming_attribute() {
+        let l = layout(LdapProfile::OpenLdap, &[("title", "{department} lead")], true);
+        let spec = ann();
+        let desired = l.desired(&spec);
+        assert!(!desired.iter().any(|(a, _)| a == "uid"), "{desired:?}");
+        let live: tenure_core::attributes::Live = [
+            ("cn".to_string(), vec!["Ann O'Lee, Jr".to_string()]),
+            ("sn".to_string(), vec!["O'Lee, Jr".to_string()]),
+            ("displayName".to_string(), vec!["Ann Old".to_string()]),
+            ("givenName".to_string(), vec!["Ann".to_string()]),
+            ("mail".to_string(), vec!["ANN@example.com".to_string()]),
+            ("title".to_string(), vec![]),
+        ]
+        .into();
+        let changes = tenure_core::attributes::changes(&desired, &live);
+        let dn = l.account_dn("ann", Place::Disabled);
+        assert_eq!(
+            l.replace_attributes(&dn, &changes).to_string(),
+            "modify uid=ann,ou=disabled,dc=example,dc=com\n  replace displayName: Ann O'Lee, Jr\n  replace title: Engineering lead\n"
+        );
+        let gone =
+            [tenure_core::attributes::Change { attribute: "title".into(), live: vec!["x".into()], desired: None }];
+        assert_eq!(l.replace_attributes(&dn, &gone).to_string(), format!("modify {dn}\n  replace title\n"));
     }
 
     #[test]

@@ -452,6 +452,9 @@ impl PostgresConnector {
             OpKind::OpenTicket => {
                 Err(self.permanent("open_ticket is not an operation a PostgreSQL target carries out"))
             }
+            OpKind::UpdateAttributes => {
+                Err(self.permanent("a PostgreSQL role keeps no attributes about the person to update"))
+            }
         }
     }
 

@@ -83,6 +83,7 @@ const CAPABILITIES: &[Capability] = &[
     Capability::DeleteAccount,
     Capability::Grant,
     Capability::Revoke,
+    Capability::UpdateAttributes,
     Capability::ListAccounts,
     Capability::ListGrants,
     Capability::ReadBack,
@@ -296,6 +297,29 @@ impl ScimConnector {
             }
         }
         Err(self.err(ErrorKind::Transient, what, "the user kept changing while it was being updated"))
+    }
+
+    /// `update_attributes`: reads the user and PATCHes (or, where PATCH is refused, PUTs) only
+    /// the mapped attributes that differ from the identity's, with the version read as
+    /// `If-Match`; a `412` reads and decides again, once. Nothing differs: nothing is sent. The
+    /// `userName` is never changed (renames are out of scope).
+    async fn update_attributes(&self, spec: &AccountSpec) -> Result<Applied> {
+        let what = format!("updating the attributes of user `{}`", spec.account);
+        for attempt in 0..2 {
+            let Some(user) = self.user(&spec.account).await? else {
+                return Err(self.err(ErrorKind::Transient, &what, "the account does not exist (yet)"));
+            };
+            let changes = wire::attribute_changes(&user, spec);
+            if changes.is_empty() {
+                return Ok(Applied::AlreadyDone);
+            }
+            match self.modify("Users", &user.id, &changes, user.version(), &what).await? {
+                Modified::Done => return Ok(Applied::Changed),
+                Modified::NotFound | Modified::Stale if attempt == 0 => Self::forget(&self.user_ids, &spec.account),
+                Modified::NotFound | Modified::Stale => break,
+            }
+        }
+        Err(self.err(ErrorKind::Transient, &what, "the user kept changing while it was being updated"))
     }
 
     async fn set_active(&self, spec: &AccountSpec, active: bool) -> Result<Applied> {
@@ -641,6 +665,7 @@ impl Connector for ScimConnector {
             OpKind::DeleteAccount => self.delete(&req.account).await,
             OpKind::Grant => self.grant(&req.account, entitlement()?).await,
             OpKind::Revoke => self.revoke(&req.account, entitlement()?).await,
+            OpKind::UpdateAttributes => self.update_attributes(&req.account).await,
             other => Err(self.err(ErrorKind::Permanent, other.as_str(), "scim targets do not support this operation")),
         }
     }
@@ -658,6 +683,10 @@ impl Connector for ScimConnector {
             grants,
             sessions: None,
         }))
+    }
+
+    async fn read_attributes(&self, account: &AccountSpec) -> Result<Option<tenure_core::attributes::Live>> {
+        Ok(self.user(&account.account).await?.map(|u| wire::live_attributes(&u)))
     }
 
     async fn list_accounts(&self) -> Result<Vec<AccountState>> {

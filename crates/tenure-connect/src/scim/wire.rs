@@ -14,6 +14,7 @@ use super::filter;
 use crate::AccountSpec;
 use serde::{Deserialize, Deserializer};
 use serde_json::{Map, Value, json};
+use tenure_core::attributes::scim as attrs;
 use tenure_core::config::{PatchOpCase, ScimDialect};
 
 pub(crate) const USER_SCHEMA: &str = "urn:ietf:params:scim:schemas:core:2.0:User";
@@ -34,6 +35,8 @@ pub(crate) struct User {
     pub(crate) name: Option<Name>,
     #[serde(default)]
     pub(crate) display_name: Option<String>,
+    #[serde(default)]
+    pub(crate) title: Option<String>,
     #[serde(default, deserialize_with = "null_as_default")]
     pub(crate) emails: Vec<Email>,
     /// The groups the server says the user is in (read-only, RFC 7643 §4.1.2); many servers,
@@ -144,6 +147,8 @@ pub(crate) struct ListResponse<T> {
 pub(crate) enum Change {
     /// Replace a top-level attribute.
     Replace(&'static str, Value),
+    /// Remove a top-level attribute.
+    Remove(&'static str),
     /// Add a user to a group's `members`.
     AddMember(String),
     /// Remove a user from a group's `members`.
@@ -167,6 +172,7 @@ pub(crate) fn patch_body(changes: &[Change], dialect: &ScimDialect) -> Value {
             Change::Replace(attr, value) => {
                 json!({"op": op("replace"), "path": attr, "value": dialect_value(attr, value, dialect)})
             }
+            Change::Remove(attr) => json!({"op": op("remove"), "path": attr}),
             Change::AddMember(id) => json!({"op": op("add"), "path": "members", "value": [{"value": id}]}),
             Change::RemoveMember(id) if dialect.filtered_patch_paths => {
                 json!({"op": op("remove"), "path": format!("members[value eq {}]", filter::quote(id))})
@@ -196,6 +202,9 @@ pub(crate) fn apply_changes(resource: &mut Value, changes: &[Change], dialect: &
             Change::Replace(attr, value) => {
                 obj.insert((*attr).to_string(), dialect_value(attr, value, dialect));
             }
+            Change::Remove(attr) => {
+                obj.remove(*attr);
+            }
             Change::AddMember(id) => {
                 let members = obj.entry("members").or_insert_with(|| Value::Array(Vec::new()));
                 if !members.is_array() {
@@ -216,18 +225,6 @@ pub(crate) fn apply_changes(resource: &mut Value, changes: &[Change], dialect: &
     }
 }
 
-/// The `name` a spec asks for, if it names anyone.
-fn desired_name(spec: &AccountSpec) -> Option<Name> {
-    if spec.given_name.is_none() && spec.family_name.is_none() {
-        return None;
-    }
-    Some(Name {
-        given_name: spec.given_name.clone(),
-        family_name: spec.family_name.clone(),
-        formatted: Some(spec.display_name()),
-    })
-}
-
 fn name_json(name: &Name) -> Value {
     let mut obj = Map::new();
     if let Some(g) = &name.given_name {
@@ -246,23 +243,96 @@ fn emails_json(email: &str) -> Value {
     json!([{"value": email, "primary": true, "type": "work"}])
 }
 
-/// The body of `POST /Users` for a spec.
+/// The account's mapped attributes (`tenure_core::attributes::desired` for SCIM), by name.
+pub(crate) fn desired(spec: &AccountSpec) -> std::collections::BTreeMap<String, String> {
+    let scim = tenure_core::config::TargetSettings::Scim(tenure_core::config::ScimSettings::default());
+    tenure_core::attributes::desired(&scim, |name| spec.lookup(name)).into_iter().collect()
+}
+
+/// The mapped attributes of a user as read, by the names `desired` uses.
+pub(crate) fn live_attributes(user: &User) -> tenure_core::attributes::Live {
+    let one = |v: Option<&str>| v.filter(|v| !v.is_empty()).map(|v| vec![v.to_string()]).unwrap_or_default();
+    let name = user.name.clone().unwrap_or_default();
+    [
+        (attrs::DISPLAY_NAME, one(user.display_name.as_deref())),
+        (attrs::GIVEN_NAME, one(name.given_name.as_deref())),
+        (attrs::FAMILY_NAME, one(name.family_name.as_deref())),
+        (attrs::EMAILS, one(user.email().as_deref())),
+        (attrs::TITLE, one(user.title.as_deref())),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect()
+}
+
+/// The body of `POST /Users` for a spec: the identity's mapped attributes, the account name and
+/// the correlation id.
 pub(crate) fn new_user(spec: &AccountSpec) -> Value {
+    let d = desired(spec);
+    let get = |k: &str| d.get(k).map(String::as_str).filter(|v| !v.is_empty());
     let mut obj = Map::new();
     obj.insert("schemas".into(), json!([USER_SCHEMA]));
     obj.insert("userName".into(), json!(spec.account));
     if !spec.identity_id.is_empty() {
         obj.insert("externalId".into(), json!(spec.identity_id));
     }
-    if let Some(name) = desired_name(spec) {
+    let display = get(attrs::DISPLAY_NAME).unwrap_or(spec.account.as_str());
+    if get(attrs::GIVEN_NAME).is_some() || get(attrs::FAMILY_NAME).is_some() {
+        let name = Name {
+            given_name: get(attrs::GIVEN_NAME).map(str::to_string),
+            family_name: get(attrs::FAMILY_NAME).map(str::to_string),
+            formatted: Some(display.to_string()),
+        };
         obj.insert("name".into(), name_json(&name));
     }
-    obj.insert("displayName".into(), json!(spec.display_name()));
-    if let Some(email) = &spec.email {
+    obj.insert("displayName".into(), json!(display));
+    if let Some(email) = get(attrs::EMAILS) {
         obj.insert("emails".into(), emails_json(email));
+    }
+    if let Some(title) = get(attrs::TITLE) {
+        obj.insert("title".into(), json!(title));
     }
     obj.insert("active".into(), json!(true));
     Value::Object(obj)
+}
+
+/// The changes that bring `user`'s mapped attributes to `spec`'s (`update_attributes`): one
+/// top-level replace (or remove, when the value should be absent) per attribute that differs,
+/// `name` as a whole when either of its parts does. Empty when nothing differs.
+pub(crate) fn attribute_changes(user: &User, spec: &AccountSpec) -> Vec<Change> {
+    let want = desired(spec);
+    let want_list: Vec<(String, String)> = want.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+    let differ = tenure_core::attributes::changes(&want_list, &live_attributes(user));
+    let differs = |k: &str| differ.iter().any(|c| c.attribute == k);
+    let get = |k: &str| want.get(k).map(String::as_str).filter(|v| !v.is_empty());
+    let mut out = Vec::new();
+    let simple = |out: &mut Vec<Change>, attr: &'static str, value: Option<Value>| {
+        out.push(match value {
+            Some(v) => Change::Replace(attr, v),
+            None => Change::Remove(attr),
+        });
+    };
+    if differs(attrs::DISPLAY_NAME) {
+        simple(&mut out, "displayName", get(attrs::DISPLAY_NAME).map(|v| json!(v)));
+    }
+    if differs(attrs::GIVEN_NAME) || differs(attrs::FAMILY_NAME) {
+        let (given, family) = (get(attrs::GIVEN_NAME), get(attrs::FAMILY_NAME));
+        let name = (given.is_some() || family.is_some()).then(|| {
+            name_json(&Name {
+                given_name: given.map(str::to_string),
+                family_name: family.map(str::to_string),
+                formatted: get(attrs::DISPLAY_NAME).map(str::to_string),
+            })
+        });
+        simple(&mut out, "name", name);
+    }
+    if differs(attrs::EMAILS) {
+        simple(&mut out, "emails", get(attrs::EMAILS).map(emails_json));
+    }
+    if differs(attrs::TITLE) {
+        simple(&mut out, "title", get(attrs::TITLE).map(|v| json!(v)));
+    }
+    out
 }
 
 /// The body of `POST /Groups` for a new group holding one member.
@@ -277,22 +347,8 @@ pub(crate) fn changes_to_match(user: &User, spec: &AccountSpec) -> Vec<Change> {
     if !spec.identity_id.is_empty() && user.external_id.as_deref() != Some(spec.identity_id.as_str()) {
         changes.push(Change::Replace("externalId", json!(spec.identity_id)));
     }
-    if let Some(want) = desired_name(spec) {
-        let have = user.name.clone().unwrap_or_default();
-        if have.given_name != want.given_name || have.family_name != want.family_name {
-            changes.push(Change::Replace("name", name_json(&want)));
-        }
-    }
-    let display = spec.display_name();
-    if user.display_name.as_deref() != Some(display.as_str()) {
-        changes.push(Change::Replace("displayName", json!(display)));
-    }
-    if let Some(email) = &spec.email {
-        let has = user.emails.iter().any(|e| e.value.as_deref().is_some_and(|v| v.eq_ignore_ascii_case(email)));
-        if !has {
-            changes.push(Change::Replace("emails", emails_json(email)));
-        }
-    }
+    // The mapped attributes, exactly as `update_attributes` brings them.
+    changes.extend(attribute_changes(user, spec));
     if !user.enabled() || user.active.is_none() {
         changes.push(Change::Replace("active", json!(true)));
     }
@@ -399,6 +455,44 @@ mod tests {
     }
 
     #[test]
+    fn a_mover_gets_a_patch_of_only_the_attributes_that_differ_in_the_targets_dialect() {
+        let spec = AccountSpec {
+            identity_id: "e1".into(),
+            account: "ann".into(),
+            given_name: Some("Ann".into()),
+            family_name: Some("Lee".into()),
+            email: Some("ann@example.com".into()),
+            attributes: [("title".to_string(), "Lead".to_string())].into(),
+        };
+        let made: User = serde_json::from_value({
+            let mut v = new_user(&spec);
+            v["id"] = json!("1");
+            v
+        })
+        .unwrap();
+        assert_eq!(made.title.as_deref(), Some("Lead"));
+        assert_eq!(attribute_changes(&made, &spec), vec![]);
+        let moved = AccountSpec {
+            family_name: Some("Grey".into()),
+            attributes: [("title".to_string(), String::new())].into(),
+            ..spec.clone()
+        };
+        let changes = attribute_changes(&made, &moved);
+        assert_eq!(
+            patch_body(&changes, &ScimDialect::ENTRA),
+            json!({"schemas": [PATCH_SCHEMA], "Operations": [
+                {"op": "Replace", "path": "displayName", "value": "Ann Grey"},
+                {"op": "Replace", "path": "name", "value": {"givenName": "Ann", "familyName": "Grey", "formatted": "Ann Grey"}},
+                {"op": "Remove", "path": "title"},
+            ]})
+        );
+        let mut put = new_user(&spec);
+        apply_changes(&mut put, &changes, &ScimDialect::STANDARD);
+        assert_eq!(put["displayName"], json!("Ann Grey"));
+        assert!(put.get("title").is_none());
+    }
+
+    #[test]
     fn an_existing_user_is_brought_to_what_create_would_make() {
         let spec = AccountSpec {
             identity_id: "e1".into(),
@@ -423,6 +517,6 @@ mod tests {
                 _ => "",
             })
             .collect();
-        assert_eq!(attrs, ["externalId", "name", "displayName", "emails", "active"]);
+        assert_eq!(attrs, ["externalId", "displayName", "name", "emails", "active"]);
     }
 }

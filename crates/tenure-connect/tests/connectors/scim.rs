@@ -11,7 +11,7 @@ use std::time::Duration;
 use tenure_connect::scim::ScimConnector;
 use tenure_connect::{AccountSpec, AccountState, Applied, Connector, ErrorKind, Request};
 use tenure_core::OpKind;
-use tenure_core::config::{ClientAuth, OAuthSettings, ScimDialect, ScimSettings, SecretRef};
+use tenure_core::config::{ClientAuth, OAuthSettings, ScimDialect, ScimSettings, SecretRef, TargetSettings};
 use tenure_testkit::peers::{Scim, free_port};
 
 // ---- helpers ----
@@ -871,6 +871,28 @@ async fn entra_dialect_and_put_instead_of_patch_work_against_scim2_server() {
         assert!(!read(&c, &b).await.enabled);
         assert_eq!(apply(&c, OpKind::Enable, &b, None).await, Applied::Changed);
         assert_eq!(raw.users_named(&b.account).await[0]["active"], json!(true), "{dialect:?}");
+        // A mover's new title and family name: one PATCH (or PUT) of what differs, read back;
+        // again is already done; a title that goes away is removed.
+        let moved = AccountSpec {
+            family_name: Some("Grey".into()),
+            attributes: [("title".to_string(), "Lead".to_string())].into(),
+            ..b.clone()
+        };
+        assert_eq!(apply(&c, OpKind::UpdateAttributes, &moved, None).await, Applied::Changed, "{dialect:?}");
+        let stored = &raw.users_named(&b.account).await[0];
+        assert_eq!(stored["title"], json!("Lead"), "{dialect:?}: {stored}");
+        assert_eq!(stored["name"]["familyName"], json!("Grey"), "{dialect:?}: {stored}");
+        assert_eq!(stored["displayName"], json!("Ann Grey"), "{dialect:?}: {stored}");
+        assert_eq!(stored["userName"], json!(b.account), "{dialect:?}: {stored}");
+        assert_eq!(stored["active"], json!(true), "{dialect:?}: {stored}");
+        let live = c.read_attributes(&moved).await.unwrap().unwrap();
+        let desired = tenure_core::attributes::desired(&TargetSettings::Scim(settings.clone()), |n| moved.lookup(n));
+        assert_eq!(tenure_core::attributes::changes(&desired, &live), vec![], "{dialect:?}");
+        assert_eq!(apply(&c, OpKind::UpdateAttributes, &moved, None).await, Applied::AlreadyDone);
+        let untitled = AccountSpec { attributes: Default::default(), ..moved.clone() };
+        assert_eq!(apply(&c, OpKind::UpdateAttributes, &untitled, None).await, Applied::Changed);
+        let stored = &raw.users_named(&b.account).await[0];
+        assert!(stored.get("title").is_none_or(serde_json::Value::is_null), "{dialect:?}: {stored}");
         // scim2-server follows RFC 7644 and refuses removal by value: the connector says so once
         // and uses the filtered path from then on.
         let notes = c.take_notes();

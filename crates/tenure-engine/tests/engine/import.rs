@@ -83,20 +83,22 @@ fn a_mover_gains_the_new_roles_and_loses_the_old_with_the_rules_that_granted_the
             "plan E1 warehouse revoke_sessions",
         ],
     );
-    // A title is not significant; in Finance it still decides a role (interns have none).
+    // A title is not significant; in Finance it still decides a role (interns have none). The
+    // chat app maps `title`, so the new one is pushed there (the directory does not map it).
     check(
         &["E2 bo Finance Intern active"],
         &["E2 bo Finance Associate active"],
         &[
             "applied",
             "mover E2",
+            "plan E2 chat update_attributes",
             "plan E2 directory grant finance [finance]",
             "plan E2 payroll grant create-payment [finance]",
             "plan E2 warehouse create_account",
             "plan E2 warehouse grant finance [finance]",
         ],
     );
-    check(&[ADA], &["E1 ada Engineering Director active"], &["applied", "mover E1"]);
+    check(&[ADA], &["E1 ada Engineering Director active"], &["applied", "mover E1", "plan E1 chat update_attributes"]);
 }
 
 #[test]
@@ -130,7 +132,10 @@ fn separation_of_duties_refuses_the_second_payment_entitlement() {
     w.import(&snapshot(&["E2 bo Finance Associate active"], &[]));
     w.settle();
     // A promotion to manager would add approving payments to creating them.
-    assert_eq!(w.import_lines(&snapshot(&["E2 bo Finance Manager active"], &[])), ["applied", "mover E2"]);
+    assert_eq!(
+        w.import_lines(&snapshot(&["E2 bo Finance Manager active"], &[])),
+        ["applied", "mover E2", "plan E2 chat update_attributes"]
+    );
     let refused: Vec<String> = w
         .audit("sod.")
         .into_iter()

@@ -86,6 +86,7 @@ pub fn run(app: &App, id: &str, target: Option<&str>, live: bool, f: Format) -> 
                 OpKind::CreateAccount => "create account".to_string(),
                 OpKind::Enable => "enable account".to_string(),
                 OpKind::Disable => "disable account".to_string(),
+                OpKind::UpdateAttributes => "update the mapped attributes".to_string(),
                 k => format!("{k} {}", c.entitlement.as_deref().map(esc).unwrap_or_default()),
             };
             let why = if c.rules.is_empty() {
@@ -115,6 +116,17 @@ pub fn run(app: &App, id: &str, target: Option<&str>, live: bool, f: Format) -> 
                         list(&l.extra),
                         list(&l.unmanaged)
                     );
+                    if l.attributes.is_empty() {
+                        outln!("    live attributes: no change");
+                    }
+                    for a in &l.attributes {
+                        let live = if a.live.is_empty() {
+                            "none".to_string()
+                        } else {
+                            a.live.iter().map(|v| format!("\"{}\"", esc(v))).collect::<Vec<_>>().join(", ")
+                        };
+                        outln!("    would change {}: {live} -> {}", esc(&a.attribute), value(a.desired.as_deref()));
+                    }
                 }
             }
         }

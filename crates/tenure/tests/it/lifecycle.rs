@@ -97,15 +97,19 @@ fn three_snapshots_plan_joiners_movers_leavers_and_rehires() {
     env.write("day3.csv", &co.to_csv());
     let day3 = env.ok(&["import", "--source", "hr", "day3.csv", "--format", "json"]).json();
     assert_eq!(day3["counts"]["rehires"], 1);
+    // The rehired row carries another name, title and email: the accounts keep their recorded
+    // names and get their mapped attributes updated where the targets keep any.
     assert_eq!(
         ops_since(&env, base, &leaver),
         [
             "chat enable",
             "chat grant everyone",
             "chat grant sales",
+            "chat update_attributes",
             "directory enable",
             "directory grant sales",
             "directory grant staff",
+            "directory update_attributes",
             "payroll enable",
             "payroll grant employee-record",
         ]

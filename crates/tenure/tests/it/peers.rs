@@ -721,6 +721,122 @@ fn issue7_two_applies_started_together_apply_every_operation_once() {
 /// Issue 9, point 6: `tenure explain --live` reads the account from real OpenLDAP, says how it
 /// was correlated, and compares its groups with the policy (a managed group the policy does not
 /// grant is extra, a hand-made group unmanaged), changing nothing in the directory.
+/// Mover attribute sync: a mover's new title and family name are pushed to the directory (a
+/// modify replace of the mapped attributes, never the naming attribute) and to the SCIM app (a
+/// PATCH), verified by reading them back; importing the same snapshot again plans nothing.
+#[test]
+fn a_movers_new_title_and_name_land_in_slapd_and_the_scim_peer_and_verify() {
+    let stack = Stack::start(&["analyst", "finance", "admin"]).expect("real peers must start");
+    let env = Env::new();
+    let config = stack.config_toml(100).replacen(
+        "max_attempts = 8\n\n[[target]]\nname = \"chat\"",
+        "max_attempts = 8\n\n[target.attributes]\ntitle = \"{title}\"\n\n[[target]]\nname = \"chat\"",
+        1,
+    );
+    assert!(config.contains("title = \"{title}\""), "{config}");
+    env.write("tenure.toml", &config);
+    env.ok(&["check"]);
+    let w = World { env, stack };
+    let mut co = company(8);
+    let id = co.hire("Engineering");
+    let name = w.username(&co, &id);
+    w.import("day1.csv", &co);
+    w.apply_all();
+    let (given, old_title) = {
+        let p = co.get_mut(&id).unwrap();
+        (p.given.clone(), p.title.clone())
+    };
+    let entry = w.ldap("ou=people,dc=example,dc=com", &format!("(uid={name})"), &["title"]);
+    assert!(entry.contains(&format!("title: {old_title}")), "{entry}");
+
+    // Day 2: a new title and a new family name, nothing that changes access.
+    {
+        let p = co.get_mut(&id).unwrap();
+        p.title = "Principal Engineer".into();
+        p.family = "Okafor-Lind".into();
+    }
+    let day2 = w.import("day2.csv", &co);
+    assert_eq!(day2["counts"]["operations"], 2, "{day2:#}");
+    let plan = w.env.ok(&["plan", "--identity", &id, "--format", "json"]).json();
+    let mut planned: Vec<String> = plan
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| format!("{} {}", o["kind"].as_str().unwrap(), o["target"].as_str().unwrap()))
+        .collect();
+    planned.sort();
+    assert_eq!(planned, ["update_attributes chat", "update_attributes directory"], "{plan:#}");
+    w.apply_all();
+
+    // Checked in each peer directly.
+    let entry = w.ldap(
+        "ou=people,dc=example,dc=com",
+        &format!("(uid={name})"),
+        &["uid", "title", "sn", "cn", "displayName", "employeeNumber"],
+    );
+    assert!(entry.contains(&format!("dn: uid={name},ou=people,dc=example,dc=com")), "{entry}");
+    assert!(entry.contains("title: Principal Engineer\n"), "{entry}");
+    assert!(entry.contains("sn: Okafor-Lind\n"), "{entry}");
+    assert!(entry.contains(&format!("displayName: {given} Okafor-Lind\n")), "{entry}");
+    assert!(entry.contains(&format!("cn: {given} Okafor-Lind\n")), "{entry}");
+    assert!(entry.contains(&format!("employeeNumber: {id}\n")), "{entry}");
+    let user = w.scim_user(&name).expect("the SCIM user is still there");
+    assert_eq!(user["title"], "Principal Engineer", "{user:#}");
+    assert_eq!(user["name"]["familyName"], "Okafor-Lind", "{user:#}");
+    assert_eq!(user["displayName"], format!("{given} Okafor-Lind"), "{user:#}");
+    assert_eq!(user["userName"], name.as_str(), "{user:#}");
+
+    // Verified by reading back: the mover's case closed, and nothing differs live.
+    let open = w.env.ok(&["cases", "--open", "--format", "json"]).json();
+    assert!(!open.as_array().unwrap().iter().any(|c| c["identity"] == id.as_str()), "{open:#}");
+    let json = w.env.ok(&["explain", &id, "--live", "--format", "json"]).json();
+    assert_eq!(json["targets"]["directory"]["live"]["attributes"], serde_json::json!([]), "{json:#}");
+    assert_eq!(json["targets"]["chat"]["live"]["attributes"], serde_json::json!([]), "{json:#}");
+
+    // The same snapshot again plans nothing.
+    let again = w.import("day2-again.csv", &co);
+    assert_eq!(again["counts"]["operations"], 0, "{again:#}");
+}
+
+/// Issue 9 deliverable 6: `explain --live` shows the mapped attributes that would change, read
+/// from the live directory (edited by hand with `ldapmodify`) and the live SCIM peer, and
+/// changes nothing in either.
+#[test]
+fn issue9_explain_live_names_the_mapped_attributes_edited_by_hand_and_changes_nothing() {
+    let w = world(100);
+    let co = company(8);
+    w.import("day1.csv", &co);
+    w.apply_all();
+    let p = co.people.iter().find(|p| p.status == "active" && !p.email.is_empty()).unwrap();
+    let dn = format!("uid={},ou=people,dc=example,dc=com", p.username);
+    w.ldap_modify(&format!(
+        "dn: {dn}\nchangetype: modify\nreplace: displayName\ndisplayName: Hand Edited\n-\ndelete: mail\n"
+    ));
+    let before = w.ldap("dc=example,dc=com", "(objectClass=*)", &["*"]);
+
+    let json = w.env.ok(&["explain", &p.id, "--live", "--format", "json"]).json();
+    let live = &json["targets"]["directory"]["live"];
+    assert_eq!(live["error"], serde_json::Value::Null, "{json:#}");
+    assert_eq!(
+        live["attributes"],
+        serde_json::json!([
+            {"attribute": "displayName", "live": ["Hand Edited"], "desired": format!("{} {}", p.given, p.family)},
+            {"attribute": "mail", "live": [], "desired": p.email},
+        ]),
+        "{live:#}"
+    );
+    // The SCIM account was created from the same mapping, title included: nothing differs.
+    let chat = &json["targets"]["chat"]["live"];
+    assert_eq!(chat["error"], serde_json::Value::Null, "{json:#}");
+    assert_eq!(chat["found"], true, "{json:#}");
+    assert_eq!(chat["attributes"], serde_json::json!([]), "{chat:#}");
+
+    let text = w.env.ok(&["explain", &p.id, "--target", "directory", "--live"]).stdout;
+    assert!(text.contains("    would change displayName: \"Hand Edited\" -> \""), "{text}");
+    assert!(text.contains("    would change mail: none -> \""), "{text}");
+    assert_eq!(w.ldap("dc=example,dc=com", "(objectClass=*)", &["*"]), before, "explain changes nothing");
+}
+
 #[test]
 fn issue9_explain_live_reads_the_account_from_real_slapd_and_changes_nothing() {
     let w = world(100);
