@@ -251,8 +251,10 @@ pub fn reviews(app: &App, reviewer: Option<&str>, open_only: bool) -> Result<Vec
 }
 
 /// The item, checked to be open for `who` (already resolved): its campaign open, undecided, and
-/// `who` its reviewer. The store checks the same again when it writes.
-fn open_item_for(app: &App, item: i64, who: &str) -> Result<ItemRecord> {
+/// `who` its reviewer, and when `deciding`, not the identity under review (an item a campaign
+/// made before that rule may still name its own identity: its reviewer can hand it on). The
+/// store checks the same again when it writes.
+fn open_item_for(app: &App, item: i64, who: &str, deciding: bool) -> Result<ItemRecord> {
     let i = app.store().campaign_item(item)?;
     if i.campaign_state != CampaignState::Open {
         return Err(conflict(format!("campaign {} is closed: review item {item} can no longer change", i.campaign_id)));
@@ -270,11 +272,10 @@ fn open_item_for(app: &App, item: i64, who: &str) -> Result<ItemRecord> {
             i.reviewer
         )));
     }
-    if i.identity == who {
+    if deciding && i.identity == who {
         return Err(EngineError::Forbidden(format!(
-            "review item {item} is `{who}`'s own access: nobody reviews their own access (reassigning it needs \
-             another reviewer: ask whoever created campaign {})",
-            i.campaign_id
+            "review item {item} is `{who}`'s own access: nobody reviews their own access; hand it on with \
+             `tenure review {item} --reassign NAME --note TEXT`"
         )));
     }
     Ok(i)
@@ -296,7 +297,7 @@ pub fn decide(
     }
     check_text("reason", reason)?;
     let who = resolve_person(app, as_name)?;
-    let i = open_item_for(app, item, &who)?;
+    let i = open_item_for(app, item, &who, true)?;
     let d = ItemDecision {
         item,
         decision,
@@ -319,7 +320,7 @@ pub fn reassign(app: &App, item: i64, to: &str, note: &str, as_name: &str, actor
     }
     check_text("note", note)?;
     let who = resolve_person(app, as_name)?;
-    let i = open_item_for(app, item, &who)?;
+    let i = open_item_for(app, item, &who, false)?;
     let to_id = resolve_person(app, to)?;
     match app.store().identity(&app.config().schema, &to_id)? {
         Some(t) if t.status == Status::Active => {}

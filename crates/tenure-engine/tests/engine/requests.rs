@@ -527,3 +527,42 @@ fn a_reviewer_may_not_release_their_own_held_revocation() {
     let Approved::Remediation(n) = approve(&w, approval, &cli("M0")).unwrap() else { panic!() };
     assert_eq!(n, 1);
 }
+
+/// An item that names its own identity as reviewer (as a campaign made before that was refused
+/// could) cannot be decided by that identity, only handed on; the new reviewer decides it.
+#[test]
+fn an_item_reviewed_by_its_own_identity_is_refused_and_can_be_handed_on() {
+    let w = world();
+    let item = |identity: &str, reviewer: &str| tenure_store::campaigns::NewItem {
+        identity: identity.into(),
+        target: "directory".into(),
+        entitlement: "staff".into(),
+        why: vec!["staff".into()],
+        reviewer: reviewer.into(),
+        note: None,
+    };
+    let c = w
+        .store()
+        .create_campaign(&tenure_store::campaigns::NewCampaign {
+            name: "old".into(),
+            scope: "entitlement:directory:staff".into(),
+            reviewer: "manager".into(),
+            due_at: "2026-12-31T00:00:00Z".into(),
+            escalate_after_secs: None,
+            on_timeout: tenure_core::OnTimeout::Keep,
+            created_by: "M0".into(),
+            actor: "user:M0".into(),
+            items: vec![item("M0", "M0")],
+            mover_event: None,
+        })
+        .unwrap();
+    let (_, items) = tenure_engine::campaigns::show(&w.app, c.id).unwrap();
+    let id = items[0].id;
+    let keep = tenure_core::ReviewDecision::Keep;
+    let own = tenure_engine::campaigns::decide(&w.app, id, keep, "mine", "boss", "user:boss").unwrap_err();
+    assert_eq!(own.code(), Code::Forbidden, "{own}");
+    assert!(own.to_string().contains("nobody reviews their own access"), "{own}");
+    assert_eq!(tenure_engine::campaigns::show(&w.app, c.id).unwrap().1[0].decision, None);
+    tenure_engine::campaigns::reassign(&w.app, id, "M1", "not mine to judge", "M0", "user:M0").unwrap();
+    tenure_engine::campaigns::decide(&w.app, id, keep, "runs support", "M1", "user:M1").unwrap();
+}
