@@ -7,6 +7,7 @@
 use crate::Engine;
 pub use crate::requests::decide::{Decider, Via};
 use tenure_core::ApprovalKind;
+use tenure_core::error::Code;
 use tenure_proto as proto;
 use tenure_store::{BatchIds, Queue};
 
@@ -23,16 +24,49 @@ pub enum Approved {
 }
 
 /// Approves pending approval `id` as `decider`: a held batch is applied (planned against the
-/// current state), held remediation is released to the executor, an access request's stage is
+/// current state), held remediation is released to the executor (a certification review's held
+/// revocations never by whoever decided them), an access request's stage is
 /// approved if `decider` is its resolved approver (and the grant planned after the last stage).
 pub fn approve(engine: &Engine<'_>, queue: &dyn Queue, id: i64, decider: &Decider) -> crate::Result<Approved> {
     match engine.store.approval(id)?.kind {
         ApprovalKind::Remediation => {
+            not_a_reviewer_of(engine, id, decider)?;
             Ok(Approved::Remediation(queue.release_remediation_as(id, &decider.name, &decider.actor())?))
         }
         ApprovalKind::Request => Ok(Approved::Request(Box::new(crate::requests::approve(engine, id, decider)?))),
         ApprovalKind::Batch => Ok(Approved::Batch(crate::import::approve_as(engine, id, decider)?)),
     }
+}
+
+/// Refuses `decider` releasing certification review revocations they decided themselves: the
+/// guard held them so that a second person looks (`self_approval`, nothing changed). The
+/// decider is compared as the review recorded them: the identity their name resolves to (an
+/// identity id, else an exact username), and the name itself.
+fn not_a_reviewer_of(engine: &Engine<'_>, id: i64, decider: &Decider) -> crate::Result<()> {
+    let deciders = engine.store.held_review_deciders(id)?;
+    if deciders.is_empty() {
+        return Ok(());
+    }
+    let name = decider.name.as_str();
+    let person = if engine.store.identity(&engine.config.schema, name)?.is_some() {
+        name.to_string()
+    } else {
+        let holders = engine.store.username_holders(&[tenure_core::text::fold(name)])?;
+        holders.into_iter().find(|(_, u)| u == name).map_or_else(|| name.to_string(), |(id, _)| id)
+    };
+    let mine: Vec<String> =
+        deciders.iter().filter(|(_, by)| by == name || *by == person).map(|(item, _)| item.to_string()).collect();
+    if mine.is_empty() {
+        return Ok(());
+    }
+    Err(crate::EngineError::Refused(
+        Code::SelfApproval,
+        format!(
+            "`{name}` decided review item(s) {} whose revocation approval {id} releases; someone else approves \
+             (self-approval is refused)",
+            mine.join(", ")
+        ),
+    ))
 }
 
 /// Rejects pending approval `id` as `decider`, with `reason`: what it held is discarded; an

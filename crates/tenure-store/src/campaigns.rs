@@ -11,9 +11,11 @@
 //! A revocation is planned like reconciliation's remediation: an event and a case of its own per
 //! identity (never replaced by a later import's plan), `pending` operations or `held` ones with a
 //! remediation approval that `tenure approve` releases. The grant leaves Tenure's committed
-//! holdings in the same transaction, and a `manual_override` exception (subject `review:ITEM`)
-//! records the deviation from policy; [`Campaigns::review_overrides`] is what every planning path
-//! excludes from the desired state while that exception is not resolved.
+//! holdings in the same transaction (a held one when its approval releases it; declining the
+//! approval resolves the review's exception and the access stays), and a `manual_override`
+//! exception (subject `review:ITEM`) records the deviation from policy;
+//! [`Campaigns::review_overrides`] is what every planning path excludes from the desired state
+//! while that exception is not resolved and the revocation is not held.
 
 use crate::Result;
 use std::collections::{BTreeSet, HashMap};
@@ -235,6 +237,12 @@ pub trait Campaigns: Send + Sync {
     fn plan_review_revocations(&self, r: &ReviewRevocations) -> Result<RevocationIds>;
     /// The entitlements reviews revoked that planning must not grant again, by identity (of the
     /// given identities, or of all): revoke decisions carried out whose
-    /// `review:ITEM` exception is not resolved.
+    /// `review:ITEM` exception is not resolved and whose operation the guard does not hold (a
+    /// held revocation's grant stays in the holdings until its approval releases it; declining
+    /// the approval resolves the exception and the access stays).
     fn review_overrides(&self, identities: Option<&[&str]>) -> Result<HashMap<String, BTreeSet<Entitlement>>>;
+    /// The review items whose held revocations remediation approval `approval_id` would
+    /// release, with who decided each (`(item, decided_by)`, by item id): none for an approval
+    /// that holds no review revocation.
+    fn held_review_deciders(&self, approval_id: i64) -> Result<Vec<(i64, String)>>;
 }

@@ -118,6 +118,7 @@ pub const CASES: &[(&str, Case)] = &[
         "a_campaign_is_decided_reassigned_timed_out_and_closed_once",
         campaigns::a_campaign_is_decided_reassigned_timed_out_and_closed_once,
     ),
+    ("nobody_decides_their_own_review_item", campaigns::nobody_decides_their_own_review_item),
     (
         "a_revoke_decision_is_planned_once_with_its_exception_and_override",
         campaigns::a_revoke_decision_is_planned_once_with_its_exception_and_override,

@@ -352,8 +352,9 @@ pub enum RequestCmd {
     /// stops.
     Revoke {
         id: i64,
+        /// Why (default: `revoked early by NAME`).
         #[arg(long)]
-        reason: String,
+        reason: Option<String>,
         #[command(flatten)]
         who: Who,
     },

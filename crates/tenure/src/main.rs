@@ -150,7 +150,7 @@ fn run(cli: &Cli) -> Result<ExitCode> {
         // Access requests (issue 10).
         Command::Request { cmd: Some(cli::RequestCmd::Revoke { id, reason, who: w }), .. } => {
             let f = text_json()?;
-            cmd::requests::revoke(&open(config, Needs::Policy)?, *id, &support::decider(w.name.as_ref()), reason, f)
+            cmd::requests::revoke(&open(config, Needs::Policy)?, *id, &support::decider(w.name.as_ref()), reason.as_deref(), f)
         }
         Command::Request { cmd: None, ask } => {
             let f = text_json()?;

@@ -6,14 +6,17 @@
 //! read: access Tenure does not manage is reconciliation's `unmanaged` report, not something a
 //! manager can revoke here). One item per identity and entitlement, with why it is held (the
 //! roles that grant it, or `unmanaged/not in policy`), assigned to a reviewer: the identity's
-//! manager (the manager's manager when the manager is not active) or a named owner.
+//! manager (the manager's manager when the manager is not active) or a named owner; when nobody
+//! else can, the campaign's creator (by identity id), unless that is the identity itself, which
+//! refuses the campaign. Nobody decides on their own access.
 //!
 //! Only an item's reviewer decides it (`keep` or `revoke`, with a reason) or hands it on with a
 //! note; a decided item or a closed campaign is refused. A `revoke` is carried out like a
 //! reconciliation fix: [`apply_revocations`] plans the revocations of every revoke decision not
 //! carried out yet as one batch through the guard (counting the review revocations of the
 //! guard's `window` too, so decisions made one by one are limited like one batch), the grant
-//! leaves the holdings, a `manual_override` exception records the deviation from policy, and
+//! leaves the holdings (when the guard holds the batch: once its approval releases it; declining
+//! the approval resolves the review's exception and keeps the access), a `manual_override` exception records the deviation from policy, and
 //! the executor revokes and verifies it like any revocation. The item's outcome is its
 //! operation's state. While that exception is not resolved, [`overrides`] keeps every planning
 //! path from granting the entitlement again (`desired::Overrides`).
@@ -137,20 +140,28 @@ pub fn create(app: &App, o: &CreateOptions) -> Result<proto::Campaign> {
     if selected.is_empty() {
         return Err(invalid(format!("scope `{}` selects no held access: nothing to review", o.scope.trim())));
     }
-    let items = selected
-        .into_iter()
-        .map(|s| {
-            let (reviewer, note) = select::reviewer_for(&rule, &s.identity, &people, &o.by);
-            NewItem {
-                identity: s.identity,
-                target: s.entitlement.target,
-                entitlement: s.entitlement.name,
-                why: s.why,
-                reviewer,
-                note,
-            }
-        })
-        .collect();
+    // The creator reviews what nobody else can: named as an identity (their id, when the name is
+    // their username) so that they can decide it, and never for their own access.
+    let creator = people.resolve(o.by.trim()).unwrap_or(o.by.trim()).to_string();
+    let mut items = Vec::with_capacity(selected.len());
+    for s in selected {
+        let (reviewer, note) = select::reviewer_for(&rule, &s.identity, &people, &creator);
+        if reviewer == s.identity {
+            return Err(EngineError::Forbidden(format!(
+                "`{}:{}` of `{}` would be reviewed by its holder: `{}` has no active manager and created the \
+                 campaign, and nobody reviews their own access; let someone else create it, or narrow the scope",
+                s.entitlement.target, s.entitlement.name, s.identity, s.identity
+            )));
+        }
+        items.push(NewItem {
+            identity: s.identity,
+            target: s.entitlement.target,
+            entitlement: s.entitlement.name,
+            why: s.why,
+            reviewer,
+            note,
+        });
+    }
     let c = NewCampaign {
         name: name.to_string(),
         scope: o.scope.trim().to_string(),
@@ -240,8 +251,10 @@ pub fn reviews(app: &App, reviewer: Option<&str>, open_only: bool) -> Result<Vec
 }
 
 /// The item, checked to be open for `who` (already resolved): its campaign open, undecided, and
-/// `who` its reviewer. The store checks the same again when it writes.
-fn open_item_for(app: &App, item: i64, who: &str) -> Result<ItemRecord> {
+/// `who` its reviewer, and when `deciding`, not the identity under review (an item a campaign
+/// made before that rule may still name its own identity: its reviewer can hand it on). The
+/// store checks the same again when it writes.
+fn open_item_for(app: &App, item: i64, who: &str, deciding: bool) -> Result<ItemRecord> {
     let i = app.store().campaign_item(item)?;
     if i.campaign_state != CampaignState::Open {
         return Err(conflict(format!("campaign {} is closed: review item {item} can no longer change", i.campaign_id)));
@@ -257,6 +270,12 @@ fn open_item_for(app: &App, item: i64, who: &str) -> Result<ItemRecord> {
         return Err(EngineError::Forbidden(format!(
             "review item {item} is assigned to `{}`; `{who}` may not decide or reassign it",
             i.reviewer
+        )));
+    }
+    if deciding && i.identity == who {
+        return Err(EngineError::Forbidden(format!(
+            "review item {item} is `{who}`'s own access: nobody reviews their own access; hand it on with \
+             `tenure review {item} --reassign NAME --note TEXT`"
         )));
     }
     Ok(i)
@@ -278,7 +297,7 @@ pub fn decide(
     }
     check_text("reason", reason)?;
     let who = resolve_person(app, as_name)?;
-    let i = open_item_for(app, item, &who)?;
+    let i = open_item_for(app, item, &who, true)?;
     let d = ItemDecision {
         item,
         decision,
@@ -301,7 +320,7 @@ pub fn reassign(app: &App, item: i64, to: &str, note: &str, as_name: &str, actor
     }
     check_text("note", note)?;
     let who = resolve_person(app, as_name)?;
-    let i = open_item_for(app, item, &who)?;
+    let i = open_item_for(app, item, &who, false)?;
     let to_id = resolve_person(app, to)?;
     match app.store().identity(&app.config().schema, &to_id)? {
         Some(t) if t.status == Status::Active => {}
@@ -470,6 +489,9 @@ pub fn overrides(
 pub struct Pass {
     /// Mover micro-review campaigns made.
     pub mover_reviews: Vec<i64>,
+    /// Significant movers with requested access and no active manager (nor manager's manager)
+    /// to review it: no micro-review is made for them, said once.
+    pub mover_unreviewed: Vec<String>,
     /// Reviewers reminded of their open items, a day before a due date.
     pub reminded: usize,
     pub escalated: usize,
@@ -483,6 +505,7 @@ pub struct Pass {
 impl Pass {
     pub fn acted(&self) -> usize {
         self.mover_reviews.len()
+            + self.mover_unreviewed.len()
             + self.reminded
             + self.escalated
             + self.timed_out.len()
@@ -495,6 +518,12 @@ impl Pass {
         if !self.mover_reviews.is_empty() {
             let ids: Vec<String> = self.mover_reviews.iter().map(ToString::to_string).collect();
             said.push(format!("mover micro-review campaign(s) {} opened", ids.join(", ")));
+        }
+        if !self.mover_unreviewed.is_empty() {
+            said.push(format!(
+                "no mover micro-review for {}: no active manager to review their requested access",
+                self.mover_unreviewed.join(", ")
+            ));
         }
         if self.reminded > 0 {
             said.push(format!("{} reviewer(s) reminded of their open items", self.reminded));
@@ -533,23 +562,28 @@ pub const MOVER_REVIEW_ESCALATE_DAYS: u64 = 7;
 /// birthright access is re-derived by the policy for the new attributes and needs no review.
 /// Due in [`MOVER_REVIEW_DUE_DAYS`] days, escalated after [`MOVER_REVIEW_ESCALATE_DAYS`],
 /// `on_timeout = keep` (the request's own expiry still ends it). Each mover is checked once.
-/// Returns the campaigns made.
-pub fn mover_reviews(app: &App) -> Result<Vec<i64>> {
+/// Returns the campaigns made, and the movers with requested access whom nobody can review
+/// (neither their manager nor the manager's manager is active).
+pub fn mover_reviews(app: &App) -> Result<(Vec<i64>, Vec<String>)> {
     let store = app.store();
     let movers = store.unchecked_movers()?;
     if movers.is_empty() {
-        return Ok(Vec::new());
+        return Ok((Vec::new(), Vec::new()));
     }
     let now = app.clock().now();
     let identities = store.identities(&app.config().schema, None)?;
     let people = People::new(&identities, app.config());
     let mut made = Vec::new();
     let mut nothing = Vec::new();
+    let mut unreviewed = Vec::new();
     for (event, identity) in movers {
         let held = store.holdings(&identity)?;
         let grants = store.request_grants(Some(&[identity.as_str()]))?.remove(&identity).unwrap_or_default();
         let mut items: Vec<NewItem> = Vec::new();
-        let (reviewer, note) = select::reviewer_for(&ReviewerRule::Manager, &identity, &people, SCHEDULE_ACTOR);
+        // The new manager reviews, else their manager; with neither active nobody can decide a
+        // review (the schedule is no person), so none is made and the pass says so.
+        let reviewer = people.manager_of(&identity);
+        let (who, note) = reviewer.clone().unwrap_or_default();
         for g in grants {
             let live = g.expires_at.as_deref().and_then(parse_stamp).is_none_or(|at| at > now);
             for e in g.entitlements.iter().filter_map(|e| Entitlement::parse(e).ok()).filter(|_| live) {
@@ -562,12 +596,15 @@ pub fn mover_reviews(app: &App) -> Result<Vec<i64>> {
                     target: e.target,
                     entitlement: e.name,
                     why: vec![format!("request:{}", g.request_id)],
-                    reviewer: reviewer.clone(),
+                    reviewer: who.clone(),
                     note: note.clone(),
                 });
             }
         }
-        if items.is_empty() {
+        if items.is_empty() || reviewer.is_none() {
+            if !items.is_empty() {
+                unreviewed.push(identity.clone());
+            }
             nothing.push((event, identity));
             continue;
         }
@@ -588,7 +625,7 @@ pub fn mover_reviews(app: &App) -> Result<Vec<i64>> {
     if !nothing.is_empty() {
         store.movers_checked(&nothing)?;
     }
-    Ok(made)
+    Ok((made, unreviewed))
 }
 
 /// One pass of the `campaigns` schedule, as [`SCHEDULE_ACTOR`]: mover micro-reviews, reminders,
@@ -597,7 +634,8 @@ pub fn mover_reviews(app: &App) -> Result<Vec<i64>> {
 pub fn run_schedule(app: &App) -> Result<Pass> {
     let store = app.store();
     let now = app.clock().now();
-    let mut pass = Pass { mover_reviews: mover_reviews(app)?, ..Pass::default() };
+    let (made, unreviewed) = mover_reviews(app)?;
+    let mut pass = Pass { mover_reviews: made, mover_unreviewed: unreviewed, ..Pass::default() };
     let open: Vec<CampaignRecord> = store.campaigns()?.into_iter().filter(|c| c.state == CampaignState::Open).collect();
     if open.is_empty() {
         pass.applied = apply_revocations(app, SCHEDULE_ACTOR)?;

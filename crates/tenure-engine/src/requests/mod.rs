@@ -2,11 +2,14 @@
 //! stage, granted with an expiry, revoked at its expiry or early.
 //!
 //! - [`create`] checks the request (the role is requestable, the identity is known and not
-//!   terminated, the duration is within `max_duration`, SoD predicts no `block`), resolves the
+//!   terminated, the duration is within `max_duration`, SoD predicts no `block`, no entitlement
+//!   of the role is one a certification review revoked while its `review:ITEM` exception is not
+//!   resolved), resolves the
 //!   approvers of every stage ([`decide::stages`]) and stores it with its first stage's approval.
 //! - A stage is decided through the approvals list (`tenure approve|reject`,
 //!   `/api/v1/approvals/{id}/approve|reject`): [`approve`] allows only the resolved approver,
-//!   never the identity itself nor the requester, predicts SoD again, and for the last stage
+//!   never the identity itself nor the requester, predicts SoD again (and refuses review-revoked
+//!   access again), and for the last stage
 //!   plans the grant (the identity planned with its overrides, this request's entitlements
 //!   among them) and writes it with the request's expiry in the same transaction.
 //! - [`expire_due`] (the `grant_expiry` job, and `tenure apply` before it executes) and
@@ -93,6 +96,44 @@ fn have(engine: &Engine<'_>, identity: &Identity) -> Result<BTreeSet<Entitlement
     Ok(out)
 }
 
+/// Refuses a request for access a certification review revoked: while the review's
+/// `manual_override` exception (`review:ITEM`) is not resolved, planning never desires that
+/// access (`desired::Overrides::revoked`), so the request would be granted with nothing granted.
+/// The refusal names the exception to resolve first.
+fn not_review_revoked(engine: &Engine<'_>, identity: &str, asked: &[Entitlement], when: &str) -> Result<()> {
+    let revoked = desired::overrides(engine, Some(&[identity]))?.remove(identity).unwrap_or_default().revoked;
+    let Some(e) = asked.iter().find(|e| revoked.contains(*e)) else {
+        return Ok(());
+    };
+    let mut named = None;
+    for x in engine.store.exceptions(true)? {
+        let Some(item) = x.subject.strip_prefix("review:").and_then(|i| i.parse::<i64>().ok()) else {
+            continue;
+        };
+        if x.kind != tenure_core::ExceptionKind::ManualOverride
+            || x.identity.as_deref() != Some(identity)
+            || x.target.as_deref() != Some(e.target.as_str())
+        {
+            continue;
+        }
+        if engine.store.campaign_item(item).is_ok_and(|i| i.entitlement == e.name) {
+            named = Some((x.id, x.subject));
+            break;
+        }
+    }
+    let which = named.map_or_else(
+        || "its certification review's `manual_override` exception".to_string(),
+        |(id, subject)| format!("exception {id} (`{subject}`)"),
+    );
+    Err(refused(
+        Code::RequestRefused,
+        format!(
+            "{when}: `{e}` of `{identity}` was revoked by a certification review and stays revoked until \
+             {which} is resolved (`tenure exception resolve`); resolve it first, then ask again"
+        ),
+    ))
+}
+
 /// Audit records of `mode = "record"` SoD rules a request would violate (nothing is refused).
 fn recorded(hits: &[tenure_policy::SodHit], identity: &str, when: &str) -> Vec<AuditEntry> {
     hits.iter()
@@ -148,6 +189,7 @@ pub fn create(engine: &Engine<'_>, ask: &Ask<'_>, requester: &Decider) -> Result
         })?),
     };
     let duration = decide::duration(role, asked, ask.duration)?;
+    not_review_revoked(engine, &identity.id, &role.grant, &format!("role `{}` cannot be requested", role.id))?;
     let open = engine.store.requests(true)?;
     if let Some(o) = open.iter().find(|r| r.identity == *identity.id && r.role == role.id) {
         return Err(refused(
@@ -244,6 +286,7 @@ pub fn approve(engine: &Engine<'_>, approval_id: i64, decider: &Decider) -> Resu
     };
     if last {
         let requested: Vec<Entitlement> = rec.entitlements.iter().filter_map(|e| Entitlement::parse(e).ok()).collect();
+        not_review_revoked(engine, &identity.id, &requested, &format!("request {} cannot be granted", rec.id))?;
         let prediction = decide::predict(engine.policy, &have(engine, &identity)?, &requested);
         if let Some(r) = prediction.refusal(&rec.role, &identity.id) {
             return Err(r.into());

@@ -394,3 +394,175 @@ fn a_campaign_item_names_the_request_a_grant_is_held_for() {
     let item = items.iter().find(|i| i.identity == "E1" && i.entitlement.ends_with("admin")).unwrap();
     assert_eq!(item.why, [format!("request:{}", r.id)]);
 }
+
+/// A review revocation the guard holds keeps its grant in the holdings until approved: the
+/// approval takes it out and plans the revoke; declining the approval keeps the access, resolves
+/// the review's `manual_override` exception, and leaves nothing for planning to revoke again.
+#[test]
+fn a_held_review_revocation_changes_the_holdings_only_when_approved() {
+    let holds_admin = |w: &World| w.store().holdings("E1").unwrap().get("warehouse").unwrap().grants.contains("admin");
+    let overridden = |w: &World| {
+        let o = tenure_engine::desired::overrides(&w.app.engine().unwrap(), Some(&["E1"])).unwrap();
+        o.get("E1").is_some_and(|o| !o.revoked.is_empty())
+    };
+
+    let (w, item, approval) = held_review_world();
+    assert!(holds_admin(&w), "held: still in the holdings");
+    assert!(!overridden(&w), "held: not excluded from the desired state yet");
+    decisions::reject(&w.app.engine().unwrap(), approval, &cli("ciso"), "keep it for now").unwrap();
+    assert!(holds_admin(&w), "rejected: the access stays");
+    assert!(!overridden(&w), "rejected: no override left to drift from");
+    let x = w.store().exceptions(false).unwrap();
+    let review = x.iter().find(|x| x.subject == format!("review:{item}")).unwrap();
+    assert_eq!(review.state, tenure_core::ExceptionState::Resolved, "{review:?}");
+
+    let (w, _, approval) = held_review_world();
+    approve(&w, approval, &cli("ciso")).unwrap();
+    assert!(!holds_admin(&w), "approved: the grant leaves the holdings");
+    assert!(overridden(&w), "approved: the override is in force");
+}
+
+/// Access a certification review revoked stays revoked while the review's exception is open:
+/// asking for it again, or approving the last stage of a request asked before the review, is
+/// refused with the exception to resolve, and nothing changes; once it is resolved, asking works.
+#[test]
+fn a_request_for_access_a_review_revoked_is_refused_until_its_exception_is_resolved() {
+    let again =
+        "\n[[role]]\nid = \"admin-again\"\nrequestable = true\napproval = \"manager\"\ngrant = [\"warehouse:admin\"]\n";
+    let w = World::with(Setup { policy: format!("{}{EXTRA}{again}", starter::POLICY), ..Setup::default() });
+    w.import(&people(&[]));
+    w.settle();
+    let r = request(&w, "warehouse-admin", "E1", None, "E1").unwrap();
+    approve(&w, stage_approval(&r), &cli("M1")).unwrap();
+    w.settle();
+    let waiting = request(&w, "admin-again", "E1", None, "E1").unwrap();
+    let o = tenure_engine::campaigns::CreateOptions {
+        name: "privileged q4".into(),
+        scope: "privileged".into(),
+        reviewer: "manager".into(),
+        due: "2026-12-31".into(),
+        escalate_after: None,
+        on_timeout: tenure_core::OnTimeout::Keep,
+        by: "ciso".into(),
+        actor: "user:ciso".into(),
+    };
+    let c = tenure_engine::campaigns::create(&w.app, &o).unwrap();
+    let (_, items) = tenure_engine::campaigns::show(&w.app, c.id).unwrap();
+    let item = items.iter().find(|i| i.identity == "E1" && i.entitlement == "warehouse:admin").unwrap().id;
+    let (_, applied) =
+        tenure_engine::campaigns::decide(&w.app, item, tenure_core::ReviewDecision::Revoke, "no", "M1", "user:M1")
+            .unwrap();
+    assert_eq!(applied.unwrap().held, None);
+    w.settle();
+    requests::revoke(&w.app.engine().unwrap(), r.id, &cli("M1"), "reviewed").unwrap();
+    w.settle();
+
+    let subject = format!("review:{item}");
+    refused(&w, Code::RequestRefused, &subject, || approve(&w, stage_approval(&waiting), &cli("M1")));
+    refused(&w, Code::RequestRefused, &subject, || request(&w, "warehouse-admin", "E1", None, "E1"));
+
+    let x = w.store().exceptions(true).unwrap().into_iter().find(|x| x.subject == subject).unwrap();
+    let close = tenure_store::CloseException {
+        id: x.id,
+        by: "ciso",
+        actor: "user:ciso",
+        reason: "needed after all",
+        closing: tenure_store::Closing::Resolve,
+        due_at: None,
+    };
+    w.store().close_exception(&close).unwrap();
+    let Approved::Request(granted) = approve(&w, stage_approval(&waiting), &cli("M1")).unwrap() else { panic!() };
+    assert_eq!(granted.state, RequestState::Granted);
+}
+
+/// A world whose guard holds every review revocation, after E1's manager `M1` decided to revoke
+/// E1's requested `warehouse:admin`: the review item and the remediation approval holding it.
+fn held_review_world() -> (World, i64, i64) {
+    let guard = Guard { max_access_losses: Some(0), ..Guard::STARTER };
+    let w = World::with(Setup { guard, policy: format!("{}{EXTRA}", starter::POLICY), ..Setup::default() });
+    w.import(&people(&[]));
+    w.settle();
+    let r = request(&w, "warehouse-admin", "E1", None, "E1").unwrap();
+    approve(&w, stage_approval(&r), &cli("M1")).unwrap();
+    w.settle();
+    let o = tenure_engine::campaigns::CreateOptions {
+        name: "privileged q4".into(),
+        scope: "privileged".into(),
+        reviewer: "manager".into(),
+        due: "2026-12-31".into(),
+        escalate_after: None,
+        on_timeout: tenure_core::OnTimeout::Keep,
+        by: "ciso".into(),
+        actor: "user:ciso".into(),
+    };
+    let c = tenure_engine::campaigns::create(&w.app, &o).unwrap();
+    let (_, items) = tenure_engine::campaigns::show(&w.app, c.id).unwrap();
+    let item = items.iter().find(|i| i.identity == "E1" && i.entitlement == "warehouse:admin").unwrap().id;
+    let (_, applied) = tenure_engine::campaigns::decide(
+        &w.app,
+        item,
+        tenure_core::ReviewDecision::Revoke,
+        "not needed",
+        "M1",
+        "user:M1",
+    )
+    .unwrap();
+    let applied = applied.unwrap();
+    assert!(applied.held.is_some(), "{applied:?}");
+    (w, item, applied.approval_id.unwrap())
+}
+
+/// The reviewer who decided a revocation the guard held may not release it themselves, by
+/// identity id or by username; someone else may. The refusal changes nothing.
+#[test]
+fn a_reviewer_may_not_release_their_own_held_revocation() {
+    let (w, item, approval) = held_review_world();
+    for name in ["M1", "mgr"] {
+        refused(&w, Code::SelfApproval, &format!("decided review item(s) {item}"), || {
+            approve(&w, approval, &cli(name))
+        });
+    }
+    let via_token = Decider::new("mgr", Via::Token);
+    refused(&w, Code::SelfApproval, "self-approval is refused", || approve(&w, approval, &via_token));
+    let Approved::Remediation(n) = approve(&w, approval, &cli("M0")).unwrap() else { panic!() };
+    assert_eq!(n, 1);
+}
+
+/// An item that names its own identity as reviewer (as a campaign made before that was refused
+/// could) cannot be decided by that identity, only handed on; the new reviewer decides it.
+#[test]
+fn an_item_reviewed_by_its_own_identity_is_refused_and_can_be_handed_on() {
+    let w = world();
+    let item = |identity: &str, reviewer: &str| tenure_store::campaigns::NewItem {
+        identity: identity.into(),
+        target: "directory".into(),
+        entitlement: "staff".into(),
+        why: vec!["staff".into()],
+        reviewer: reviewer.into(),
+        note: None,
+    };
+    let c = w
+        .store()
+        .create_campaign(&tenure_store::campaigns::NewCampaign {
+            name: "old".into(),
+            scope: "entitlement:directory:staff".into(),
+            reviewer: "manager".into(),
+            due_at: "2026-12-31T00:00:00Z".into(),
+            escalate_after_secs: None,
+            on_timeout: tenure_core::OnTimeout::Keep,
+            created_by: "M0".into(),
+            actor: "user:M0".into(),
+            items: vec![item("M0", "M0")],
+            mover_event: None,
+        })
+        .unwrap();
+    let (_, items) = tenure_engine::campaigns::show(&w.app, c.id).unwrap();
+    let id = items[0].id;
+    let keep = tenure_core::ReviewDecision::Keep;
+    let own = tenure_engine::campaigns::decide(&w.app, id, keep, "mine", "boss", "user:boss").unwrap_err();
+    assert_eq!(own.code(), Code::Forbidden, "{own}");
+    assert!(own.to_string().contains("nobody reviews their own access"), "{own}");
+    assert_eq!(tenure_engine::campaigns::show(&w.app, c.id).unwrap().1[0].decision, None);
+    tenure_engine::campaigns::reassign(&w.app, id, "M1", "not mine to judge", "M0", "user:M0").unwrap();
+    tenure_engine::campaigns::decide(&w.app, id, keep, "runs support", "M1", "user:M1").unwrap();
+}

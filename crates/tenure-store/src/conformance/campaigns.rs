@@ -46,6 +46,19 @@ fn decision(item: i64, d: ReviewDecision, by: &str) -> ItemDecision {
     }
 }
 
+/// Nobody decides on their own access: an item whose reviewer is its identity (as an older
+/// version could assign) is refused by the store and stays undecided.
+pub fn nobody_decides_their_own_review_item(subject: &dyn Subject) -> Outcome {
+    let w = World::new(subject)?;
+    let s = &w.store;
+    let c = s.create_campaign(&campaign(&[("E1", "E1")]))?;
+    let items = s.campaign_items(&ItemFilter { campaign: Some(c.id), ..ItemFilter::default() })?;
+    let [a] = items.as_slice() else { return Err(Failure(format!("one item, got {}", items.len()))) };
+    expect_code(s.decide_item(&decision(a.id, ReviewDecision::Keep, "E1")), Code::Conflict, "own access")?;
+    ensure_eq!(s.campaign_item(a.id)?.decision, None, "undecided");
+    Ok(())
+}
+
 /// A campaign is created with its items, decided once by the reviewer the engine checked,
 /// reassigned, timed out once and closed once; each step audited; a closed campaign refuses
 /// everything.

@@ -7,7 +7,7 @@ use super::lifecycle::refresh_case;
 use super::queue::insert_case;
 use super::{R, SqliteStore, conflict, count, enum_col, not_found};
 use crate::campaigns::*;
-use rusqlite::{Connection, Transaction, params};
+use rusqlite::{Connection, OptionalExtension, Transaction, params};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use tenure_core::audit::AuditEntry;
 use tenure_core::{
@@ -238,6 +238,13 @@ fn open_item(tx: &Transaction<'_>, id: i64, reviewer: &str) -> R<ItemRecord> {
 
 fn decide_in(tx: &Transaction<'_>, d: &ItemDecision, at: &str, audit: &mut Vec<AuditEntry>) -> R<()> {
     let item = open_item(tx, d.item, &d.reviewer)?;
+    // Nobody decides on their own access, whoever the item names as its reviewer.
+    if d.by == item.identity {
+        return Err(conflict(format!(
+            "review item {} is `{}`'s own access: nobody reviews their own access",
+            d.item, d.by
+        )));
+    }
     tx.execute(
         "UPDATE campaign_items SET decision = ?2, justification = ?3, decided_at = ?4, decided_by = ?5 WHERE id = ?1",
         params![d.item, d.decision.as_str(), d.justification, at, d.by],
@@ -464,10 +471,21 @@ pub(super) fn plan(store: &SqliteStore, r: &ReviewRevocations) -> R<RevocationId
             {
                 return Err(conflict(format!("review item {} is about other access", v.item)));
             }
-            let removed = tx.execute(
-                "DELETE FROM grants WHERE identity = ?1 AND target = ?2 AND entitlement = ?3",
-                params![v.identity, v.target, v.entitlement],
-            )?;
+            // A held revocation leaves the grant in the holdings until its approval releases it
+            // (`release_remediation`); a rejected one never removes it.
+            let removed = if state == OpState::Held {
+                tx.query_row(
+                    "SELECT count(*) FROM grants WHERE identity = ?1 AND target = ?2 AND entitlement = ?3",
+                    params![v.identity, v.target, v.entitlement],
+                    |r| r.get::<_, i64>(0),
+                )?
+            } else {
+                i64::try_from(tx.execute(
+                    "DELETE FROM grants WHERE identity = ?1 AND target = ?2 AND entitlement = ?3",
+                    params![v.identity, v.target, v.entitlement],
+                )?)
+                .unwrap_or(1)
+            };
             if removed == 0 {
                 return Err(conflict(format!(
                     "`{}` no longer holds `{}:{}`: review item {} has nothing to revoke",
@@ -560,6 +578,7 @@ pub(super) fn plan(store: &SqliteStore, r: &ReviewRevocations) -> R<RevocationId
 pub(super) fn overrides(conn: &Connection, identities: Option<&[&str]>) -> R<HashMap<String, BTreeSet<Entitlement>>> {
     let base = "SELECT i.identity, i.target, i.entitlement FROM campaign_items i
          WHERE i.decision = 'revoke' AND i.operation_id IS NOT NULL
+           AND NOT EXISTS (SELECT 1 FROM operations o WHERE o.id = i.operation_id AND o.state = 'held')
            AND NOT EXISTS (SELECT 1 FROM exceptions x WHERE x.kind = 'manual_override'
                            AND x.subject = 'review:' || i.id AND x.state = 'resolved')";
     let mut all = conn.prepare_cached(base)?;
@@ -579,5 +598,29 @@ pub(super) fn overrides(conn: &Connection, identities: Option<&[&str]>) -> R<Has
             }
         }
     }
+    Ok(out)
+}
+
+pub(super) fn held_deciders(conn: &Connection, approval_id: i64) -> R<Vec<(i64, String)>> {
+    let summary: Option<String> = conn
+        .query_row(
+            "SELECT summary FROM approvals WHERE id = ?1 AND kind = ?2",
+            params![approval_id, ApprovalKind::Remediation.as_str()],
+            |r| r.get(0),
+        )
+        .optional()?;
+    let mut stmt = conn.prepare_cached(
+        "SELECT i.id, i.decided_by FROM campaign_items i JOIN operations o ON o.id = i.operation_id
+         WHERE o.case_id = ?1 AND o.state = 'held' AND i.decided_by IS NOT NULL ORDER BY i.id",
+    )?;
+    let mut out = Vec::new();
+    for c in summary.as_deref().map(super::lifecycle::summary_cases).unwrap_or_default() {
+        let rows = stmt.query_map([c], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        for row in rows {
+            out.push(row?);
+        }
+    }
+    out.sort();
+    out.dedup();
     Ok(out)
 }

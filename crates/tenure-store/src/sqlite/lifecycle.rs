@@ -825,6 +825,35 @@ pub(super) fn reject(store: &SqliteStore, id: i64, by: &str, via: Option<&str>, 
         ApprovalKind::Remediation => {
             // Declining a fix accepts the deviation: the held operations become exceptions.
             for c in summary_cases(&summary) {
+                // A declined review revocation keeps the access (its grant never left the
+                // holdings): the review's override is resolved, so planning desires the grant
+                // again and nothing drifts.
+                let reviews = tx.execute(
+                    "UPDATE exceptions SET state = 'resolved', resolved_at = ?2, closed_by = ?3, close_reason = ?4
+                     WHERE kind = ?5 AND state = 'open' AND subject IN (
+                         SELECT 'review:' || i.id FROM campaign_items i JOIN operations o ON o.id = i.operation_id
+                         WHERE o.case_id = ?1 AND o.state = 'held')",
+                    params![
+                        c,
+                        at,
+                        by,
+                        format!("review revocation declined with approval {id}: {reason}"),
+                        ExceptionKind::ManualOverride.as_str()
+                    ],
+                )?;
+                if reviews > 0 {
+                    audit.push(
+                        AuditEntry::new(
+                            &super::requests::actor_of(by, via.unwrap_or_default()),
+                            "exception.resolved",
+                            "resolved",
+                        )
+                        .approver(by)
+                        .reason(format!(
+                            "approval {id} declined: {reviews} review revocation(s) not carried out; the access stays"
+                        )),
+                    );
+                }
                 tx.execute(
                     "INSERT OR IGNORE INTO exceptions (kind, subject, case_id, identity, target, owner, reason, state, created_at)
                      SELECT ?5, 'operation:' || id, case_id, identity, target, ?2, ?3, 'open', ?4

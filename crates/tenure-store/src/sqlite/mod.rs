@@ -858,4 +858,8 @@ impl crate::Campaigns for SqliteStore {
     ) -> crate::Result<HashMap<String, std::collections::BTreeSet<tenure_core::Entitlement>>> {
         Ok(campaigns::overrides(&self.lock(), identities)?)
     }
+
+    fn held_review_deciders(&self, approval_id: i64) -> crate::Result<Vec<(i64, String)>> {
+        Ok(campaigns::held_deciders(&self.lock(), approval_id)?)
+    }
 }

@@ -705,6 +705,15 @@ pub(super) fn release_remediation(store: &SqliteStore, approval_id: i64, approve
         .ok_or_else(|| conflict(format!("approval {approval_id} is not a pending remediation")))?;
     let mut n = 0;
     for c in summary_cases(&summary) {
+        // A certification review's held revocation leaves the holdings now, as it would have
+        // when planned had the guard not held it.
+        tx.execute(
+            "DELETE FROM grants WHERE EXISTS (
+                 SELECT 1 FROM operations o JOIN campaign_items i ON i.operation_id = o.id
+                 WHERE o.case_id = ?1 AND o.state = 'held' AND o.kind = ?2 AND o.identity = grants.identity
+                   AND o.target = grants.target AND o.entitlement = grants.entitlement)",
+            params![c, OpKind::Revoke.as_str()],
+        )?;
         n += tx.execute(
             "UPDATE operations SET state = 'pending', updated_at = ?2 WHERE case_id = ?1 AND state = 'held'",
             params![c, at],

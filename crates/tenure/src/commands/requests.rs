@@ -25,8 +25,11 @@ pub fn create(app: &App, ask: &Ask<'_>, requester: &Decider, f: Format) -> Resul
     Ok(ExitCode::SUCCESS)
 }
 
-pub fn revoke(app: &App, id: i64, decider: &Decider, reason: &str, f: Format) -> Result<ExitCode> {
-    let r = requests::revoke(&app.engine()?, id, decider, reason)?;
+/// `tenure request revoke ID [--reason TEXT]` (DESIGN §5): without a reason, the one recorded is
+/// `revoked early by NAME`; a reason given must not be blank.
+pub fn revoke(app: &App, id: i64, decider: &Decider, reason: Option<&str>, f: Format) -> Result<ExitCode> {
+    let reason = reason.map_or_else(|| format!("revoked early by {}", decider.name), str::to_string);
+    let r = requests::revoke(&app.engine()?, id, decider, &reason)?;
     if f == Format::Json {
         print_json(&r)?;
     } else {

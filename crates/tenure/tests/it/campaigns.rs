@@ -207,3 +207,79 @@ fn pass_at(env: &Env, now: &str) -> String {
     assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
     out.json()["jobs"][0]["detail"].as_str().unwrap().to_string()
 }
+
+fn create_as(env: &Env, now: &str, by: &str) -> crate::Out {
+    let args = [
+        "campaign",
+        "create",
+        "--name",
+        "staff",
+        "--scope",
+        "entitlement:directory:staff",
+        "--reviewer",
+        "manager",
+        "--due",
+        "2030-01-10",
+        "--as",
+        by,
+    ];
+    run_at(env, now, &args)
+}
+
+/// The creator reviews what has no active manager, named by identity id (so that the username
+/// they create with can decide it), and never their own access: a campaign that would hand a
+/// creator their own access is refused and creates nothing.
+#[test]
+fn review_fallback_to_the_creator_is_decidable_and_never_self_review() {
+    let env = Env::new();
+    let csv = [HEADER.to_string(), row("T", "tia", ""), row("M0", "max", "T")];
+    env.write("hr.csv", &(csv.join("\n") + "\n"));
+    assert_eq!(run_at(&env, "2030-01-01T00:00:00Z", &["import", "--source", "hr", "hr.csv"]).code, 0);
+
+    let own = create_as(&env, "2030-01-01T00:00:01Z", "tia");
+    assert_eq!(own.code, 1, "{}\n{}", own.stdout, own.stderr);
+    assert!(own.stderr.contains("nobody reviews their own access"), "{}", own.stderr);
+    let none = run_at(&env, "2030-01-01T00:00:02Z", &["campaign", "list", "--format", "json"]).json();
+    assert_eq!(none.as_array().map(Vec::len), Some(0), "nothing created: {none}");
+
+    let made = create_as(&env, "2030-01-01T00:00:03Z", "max");
+    assert_eq!(made.code, 0, "{}", made.stderr);
+    let r = reviewers(&env, "2030-01-01T00:00:04Z");
+    assert_eq!(r, [r#""M0" "T""#, r#""T" "M0""#], "the creator by identity id");
+    let shown = run_at(&env, "2030-01-01T00:00:05Z", &["campaign", "show", "1", "--format", "json"]).json();
+    let t = shown["items"].as_array().unwrap().iter().find(|i| i["identity"] == "T").unwrap()["id"].to_string();
+    let kept = run_at(&env, "2030-01-01T00:00:06Z", &["review", &t, "--keep", "--reason", "runs it", "--as", "max"]);
+    assert_eq!(kept.code, 0, "the creator decides with their username: {}", kept.stderr);
+}
+
+/// A significant mover with requested access and no active manager gets no micro-review the
+/// schedule alone could decide: the pass says nobody can review it, once.
+#[test]
+fn a_mover_without_an_active_manager_gets_no_undecidable_review() {
+    let env = Env::new();
+    let eng = |id: &str, login: &str, manager: &str| row(id, login, manager).replace(",Sales,", ",Engineering,");
+    let day1 = [HEADER.to_string(), row("T", "tia", ""), eng("M0", "max", "T"), eng("E1", "eli", "M0")];
+    env.write("day1.csv", &(day1.join("\n") + "\n"));
+    let at = |now: &str, args: &[&str]| {
+        let out = env.run_at(now, args);
+        assert_eq!(out.code, 0, "tenure {args:?}\n{}\n{}", out.stdout, out.stderr);
+        out
+    };
+    at("2030-01-01T09:00:00Z", &["import", "--source", "hr", "day1.csv"]);
+    let args = ["request", "warehouse-admin", "--for", "E1", "--reason", "close", "--as", "eli", "--format", "json"];
+    let r = at("2030-01-01T09:01:00Z", &args).json();
+    let approval = r["stages"][0]["approval_id"].as_i64().unwrap().to_string();
+    at("2030-01-01T09:02:00Z", &["approve", &approval, "--as", "max"]);
+    // E1 moves to Sales with no manager at all.
+    let day2 = [HEADER.to_string(), row("T", "tia", ""), eng("M0", "max", "T"), row("E1", "eli", "")];
+    env.write("day2.csv", &(day2.join("\n") + "\n"));
+    let held = env.run_at("2030-01-01T09:10:00Z", &["import", "--source", "hr", "day2.csv", "--format", "json"]);
+    if let Some(id) = held.json()["approval_id"].as_i64() {
+        at("2030-01-01T09:10:30Z", &["approve", &id.to_string(), "--as", "lead"]);
+    }
+    let detail = pass_at(&env, "2030-01-01T09:11:00Z");
+    assert_eq!(detail, "no mover micro-review for E1: no active manager to review their requested access");
+    assert_eq!(pass_at(&env, "2030-01-01T09:12:00Z"), "nothing due", "once");
+    let none = at("2030-01-01T09:13:00Z", &["campaign", "list", "--format", "json"]).json();
+    assert_eq!(none.as_array().map(Vec::len), Some(0), "{none}");
+}

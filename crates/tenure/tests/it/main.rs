@@ -12,6 +12,7 @@ mod issue10_sink;
 mod lifecycle;
 mod peers;
 mod pushes;
+mod requests;
 mod schedule;
 mod scim;
 mod server;
