@@ -3,25 +3,6 @@
 //! the due date, the new reviewer decides, and every step is audited as `schedule:campaigns`.
 
 use crate::Env;
-use std::process::Command;
-
-fn run_at(env: &Env, now: &str, args: &[&str]) -> crate::Out {
-    let out = Command::new(env!("CARGO_BIN_EXE_tenure"))
-        .args(args)
-        .current_dir(env.dir.path())
-        .env("TENURE_NOW", now)
-        .env_remove("TENURE_TODAY")
-        .env_remove("TENURE_CONFIG")
-        .env_remove("TENURE_STORE_URL")
-        .env("TENURE_USER", "test-admin")
-        .output()
-        .unwrap();
-    crate::Out {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
-}
 
 const HEADER: &str = "employee_id,first_name,last_name,work_email,login,dept,title,location,cost_center,manager,employment_type,kind,owner,start,end,employment_status";
 
@@ -32,13 +13,13 @@ fn row(id: &str, login: &str, manager: &str) -> String {
 }
 
 fn pass(env: &Env, now: &str) -> String {
-    let out = run_at(env, now, &["schedule", "run-once", "--job", "campaigns", "--format", "json"]);
+    let out = env.run_on_clock(now, &["schedule", "run-once", "--job", "campaigns", "--format", "json"]);
     assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
     out.json()["jobs"][0]["detail"].as_str().unwrap().to_string()
 }
 
 fn reviewers(env: &Env, now: &str) -> Vec<String> {
-    let shown = run_at(env, now, &["campaign", "show", "1", "--format", "json"]).json();
+    let shown = env.run_on_clock(now, &["campaign", "show", "1", "--format", "json"]).json();
     shown["items"].as_array().unwrap().iter().map(|i| format!("{} {}", i["identity"], i["reviewer"])).collect()
 }
 
@@ -53,9 +34,8 @@ fn issue10_unreviewed_items_escalate_to_the_reviewers_manager_then_at_the_due_da
         row("E1", "eli", "M1"),
     ];
     env.write("hr.csv", &(csv.join("\n") + "\n"));
-    assert_eq!(run_at(&env, "2030-01-01T00:00:00Z", &["import", "--source", "hr", "hr.csv"]).code, 0);
-    let created = run_at(
-        &env,
+    assert_eq!(env.run_on_clock("2030-01-01T00:00:00Z", &["import", "--source", "hr", "hr.csv"]).code, 0);
+    let created = env.run_on_clock(
         "2030-01-01T00:00:00Z",
         &[
             "campaign",
@@ -77,7 +57,7 @@ fn issue10_unreviewed_items_escalate_to_the_reviewers_manager_then_at_the_due_da
     assert_eq!(created.code, 0, "{}", created.stderr);
     let start = reviewers(&env, "2030-01-01T00:00:01Z");
     assert_eq!(start, [r#""E1" "M1""#, r#""M0" "T""#, r#""M1" "M0""#, r#""T" "test-admin""#]);
-    let mine = run_at(&env, "2030-01-01T00:00:02Z", &["reviews", "--as", "mia", "--format", "json"]).json();
+    let mine = env.run_on_clock("2030-01-01T00:00:02Z", &["reviews", "--as", "mia", "--format", "json"]).json();
     assert_eq!(mine.as_array().unwrap().len(), 1, "{mine}");
 
     assert_eq!(pass(&env, "2030-01-02T00:00:00Z"), "nothing due");
@@ -98,7 +78,7 @@ fn issue10_unreviewed_items_escalate_to_the_reviewers_manager_then_at_the_due_da
     assert!(detail.contains("on_timeout applied to campaign(s) 1"), "{detail}");
     let after = reviewers(&env, "2030-01-11T00:00:01Z");
     assert!(after.contains(&r#""E1" "T""#.to_string()), "{after:?}");
-    let shown = run_at(&env, "2030-01-11T00:00:02Z", &["campaign", "show", "1", "--format", "json"]).json();
+    let shown = env.run_on_clock("2030-01-11T00:00:02Z", &["campaign", "show", "1", "--format", "json"]).json();
     let e1 = shown["items"].as_array().unwrap().iter().find(|i| i["identity"] == "E1").unwrap().clone();
     let note = e1["note"].as_str().unwrap();
     assert!(
@@ -106,11 +86,11 @@ fn issue10_unreviewed_items_escalate_to_the_reviewers_manager_then_at_the_due_da
         "{note}"
     );
     let id = e1["id"].to_string();
-    let kept =
-        run_at(&env, "2030-01-11T00:00:03Z", &["review", &id, "--keep", "--reason", "still selling", "--as", "tia"]);
+    let kept = env
+        .run_on_clock("2030-01-11T00:00:03Z", &["review", &id, "--keep", "--reason", "still selling", "--as", "tia"]);
     assert_eq!(kept.code, 0, "{}", kept.stderr);
 
-    let audit = run_at(&env, "2030-01-11T00:00:04Z", &["audit", "export", "--format", "jsonl"]);
+    let audit = env.run_on_clock("2030-01-11T00:00:04Z", &["audit", "export", "--format", "jsonl"]);
     let records: Vec<serde_json::Value> = audit.stdout.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
     let escalations = records.iter().filter(|r| r["action"] == "review.escalate").count();
     assert_eq!(escalations, 2 + 1, "two past escalate_after, one more at the due date");
@@ -223,7 +203,7 @@ fn create_as(env: &Env, now: &str, by: &str) -> crate::Out {
         "--as",
         by,
     ];
-    run_at(env, now, &args)
+    env.run_on_clock(now, &args)
 }
 
 /// The creator reviews what has no active manager, named by identity id (so that the username
@@ -234,21 +214,22 @@ fn review_fallback_to_the_creator_is_decidable_and_never_self_review() {
     let env = Env::new();
     let csv = [HEADER.to_string(), row("T", "tia", ""), row("M0", "max", "T")];
     env.write("hr.csv", &(csv.join("\n") + "\n"));
-    assert_eq!(run_at(&env, "2030-01-01T00:00:00Z", &["import", "--source", "hr", "hr.csv"]).code, 0);
+    assert_eq!(env.run_on_clock("2030-01-01T00:00:00Z", &["import", "--source", "hr", "hr.csv"]).code, 0);
 
     let own = create_as(&env, "2030-01-01T00:00:01Z", "tia");
     assert_eq!(own.code, 1, "{}\n{}", own.stdout, own.stderr);
     assert!(own.stderr.contains("nobody reviews their own access"), "{}", own.stderr);
-    let none = run_at(&env, "2030-01-01T00:00:02Z", &["campaign", "list", "--format", "json"]).json();
+    let none = env.run_on_clock("2030-01-01T00:00:02Z", &["campaign", "list", "--format", "json"]).json();
     assert_eq!(none.as_array().map(Vec::len), Some(0), "nothing created: {none}");
 
     let made = create_as(&env, "2030-01-01T00:00:03Z", "max");
     assert_eq!(made.code, 0, "{}", made.stderr);
     let r = reviewers(&env, "2030-01-01T00:00:04Z");
     assert_eq!(r, [r#""M0" "T""#, r#""T" "M0""#], "the creator by identity id");
-    let shown = run_at(&env, "2030-01-01T00:00:05Z", &["campaign", "show", "1", "--format", "json"]).json();
+    let shown = env.run_on_clock("2030-01-01T00:00:05Z", &["campaign", "show", "1", "--format", "json"]).json();
     let t = shown["items"].as_array().unwrap().iter().find(|i| i["identity"] == "T").unwrap()["id"].to_string();
-    let kept = run_at(&env, "2030-01-01T00:00:06Z", &["review", &t, "--keep", "--reason", "runs it", "--as", "max"]);
+    let kept =
+        env.run_on_clock("2030-01-01T00:00:06Z", &["review", &t, "--keep", "--reason", "runs it", "--as", "max"]);
     assert_eq!(kept.code, 0, "the creator decides with their username: {}", kept.stderr);
 }
 

@@ -83,9 +83,24 @@ impl Env {
         self.run_with(&[("TENURE_TODAY", TODAY), ("TENURE_NOW", now)], args)
     }
 
+    /// Runs on a clock that starts at `now` (`TENURE_NOW`) with no pinned day: the date follows
+    /// the clock, as it does for `tenure serve` and the schedules.
+    pub fn run_on_clock(&self, now: &str, args: &[&str]) -> Out {
+        self.run_env(&[("TENURE_NOW", now)], &["TENURE_TODAY"], args)
+    }
+
     /// Runs with these environment variables set.
     pub fn run_with(&self, vars: &[(&str, &str)], args: &[&str]) -> Out {
-        let out = Command::new(env!("CARGO_BIN_EXE_tenure"))
+        self.run_env(vars, &[], args)
+    }
+
+    /// Runs with `vars` set and `unset` removed from the environment.
+    fn run_env(&self, vars: &[(&str, &str)], unset: &[&str], args: &[&str]) -> Out {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_tenure"));
+        for name in unset {
+            cmd.env_remove(name);
+        }
+        let out = cmd
             .args(args)
             .current_dir(self.dir.path())
             .envs(vars.iter().copied())

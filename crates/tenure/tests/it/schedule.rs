@@ -2,25 +2,6 @@
 //! unknown job is a usage error; another process holding the scheduler lease is refused.
 
 use crate::Env;
-use std::process::Command;
-
-fn run_at(env: &Env, now: &str, args: &[&str]) -> crate::Out {
-    let out = Command::new(env!("CARGO_BIN_EXE_tenure"))
-        .args(args)
-        .current_dir(env.dir.path())
-        .env("TENURE_NOW", now)
-        .env_remove("TENURE_TODAY")
-        .env_remove("TENURE_CONFIG")
-        .env_remove("TENURE_STORE_URL")
-        .env("TENURE_USER", "test-admin")
-        .output()
-        .unwrap();
-    crate::Out {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
-}
 
 const HEADER: &str = "employee_id,first_name,last_name,work_email,login,dept,title,location,cost_center,manager,employment_type,kind,owner,start,end,employment_status";
 
@@ -32,14 +13,14 @@ fn issue8_run_once_makes_a_passed_end_date_a_leaver_once_audited_as_the_schedule
     );
     env.write("hr.csv", &csv);
     let day = "2026-11-30T12:00:00Z";
-    assert_eq!(run_at(&env, day, &["import", "--source", "hr", "hr.csv"]).code, 0);
+    assert_eq!(env.run_on_clock(day, &["import", "--source", "hr", "hr.csv"]).code, 0);
 
-    let bad = run_at(&env, day, &["schedule", "run-once", "--job", "end-date"]);
+    let bad = env.run_on_clock(day, &["schedule", "run-once", "--job", "end-date"]);
     assert_eq!(bad.code, 2, "{}", bad.stderr);
     assert!(bad.stderr.contains("unknown job `end-date`; expected one of: start_date, end_date,"), "{}", bad.stderr);
 
     let job = |now: &str| {
-        let out = run_at(&env, now, &["schedule", "run-once", "--job", "end_date", "--format", "json"]);
+        let out = env.run_on_clock(now, &["schedule", "run-once", "--job", "end_date", "--format", "json"]);
         assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
         let v = out.json();
         assert_eq!(v["held_by"], serde_json::Value::Null);
@@ -56,14 +37,14 @@ fn issue8_run_once_makes_a_passed_end_date_a_leaver_once_audited_as_the_schedule
     assert_eq!(acted, 1, "{detail}");
     assert!(detail.starts_with("hr: leaver `K1`") && detail.contains("held for approval"), "{detail}");
     assert_eq!(job("2026-12-01T00:01:00Z"), ("end_date".into(), 0, "nothing due".into()), "held: not pushed again");
-    let approvals = run_at(&env, "2026-12-01T00:01:30Z", &["approvals", "--format", "json"]).json();
+    let approvals = env.run_on_clock("2026-12-01T00:01:30Z", &["approvals", "--format", "json"]).json();
     let id = approvals[0]["id"].as_i64().unwrap().to_string();
-    assert_eq!(run_at(&env, "2026-12-01T00:01:40Z", &["approve", &id, "--as", "alice"]).code, 0);
-    let show = run_at(&env, "2026-12-01T00:01:50Z", &["identity", "show", "K1", "--format", "json"]).json();
+    assert_eq!(env.run_on_clock("2026-12-01T00:01:40Z", &["approve", &id, "--as", "alice"]).code, 0);
+    let show = env.run_on_clock("2026-12-01T00:01:50Z", &["identity", "show", "K1", "--format", "json"]).json();
     assert_eq!(show["status"], "terminated");
     assert_eq!(job("2026-12-01T00:02:00Z").1, 0, "once");
 
-    let audit = run_at(&env, "2026-12-01T00:02:10Z", &["audit", "export", "--format", "jsonl"]);
+    let audit = env.run_on_clock("2026-12-01T00:02:10Z", &["audit", "export", "--format", "jsonl"]);
     let records: Vec<serde_json::Value> =
         audit.stdout.lines().filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok()).collect();
     let by = |actor: &str| -> Vec<String> {
@@ -83,7 +64,7 @@ fn issue8_run_once_makes_a_passed_end_date_a_leaver_once_audited_as_the_schedule
 
     // A whole pass: the jobs that are due, the executor last (the starter's targets are not
     // running here, so what it attempts is retried later), each named in the table.
-    let pass = run_at(&env, "2026-12-01T00:03:00Z", &["schedule", "run-once"]);
+    let pass = env.run_on_clock("2026-12-01T00:03:00Z", &["schedule", "run-once"]);
     for job in ["start_date", "grant_expiry", "recheck", "overdue", "retention", "reconcile", "checkpoint", "apply"] {
         assert!(pass.stdout.contains(job), "{job} ran:\n{}\n{}", pass.stdout, pass.stderr);
     }
@@ -97,7 +78,7 @@ fn issue8_run_once_makes_a_passed_end_date_a_leaver_once_audited_as_the_schedule
         [],
     )
     .unwrap();
-    let held = run_at(&env, "2026-12-01T00:04:00Z", &["schedule", "run-once"]);
+    let held = env.run_on_clock("2026-12-01T00:04:00Z", &["schedule", "run-once"]);
     assert_ne!(held.code, 0);
     assert!(held.stderr.contains("holds the scheduler lease: other:1:ff"), "{}", held.stderr);
 }

@@ -6,27 +6,7 @@
 //! closed campaign are refused, and a later import does not grant the revoked access again.
 
 use super::world;
-use crate::{Out, TODAY, company};
-use std::process::Command;
-
-/// The binary at instant `now` (`TENURE_NOW`), with the test's pinned HR date.
-fn run_at(w: &super::World, now: &str, args: &[&str]) -> Out {
-    let out = Command::new(env!("CARGO_BIN_EXE_tenure"))
-        .args(args)
-        .current_dir(w.env.dir.path())
-        .env("TENURE_NOW", now)
-        .env("TENURE_TODAY", TODAY)
-        .env_remove("TENURE_CONFIG")
-        .env_remove("TENURE_STORE_URL")
-        .env("TENURE_USER", "test-admin")
-        .output()
-        .unwrap();
-    Out {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
-}
+use crate::company;
 
 fn members(w: &super::World, group: &str) -> String {
     w.ldap("ou=groups,dc=example,dc=com", &format!("(cn={group})"), &["member"])
@@ -196,32 +176,33 @@ fn issue10_a_campaign_over_the_directory_revokes_keeps_and_times_out_on_the_real
     // The due date passes with items unreviewed: they take `on_timeout = revoke`, decided by the
     // schedule. So many revocations at once are held by the guard until a person approves.
     let after_due = "2030-01-02T00:05:00Z";
-    let pass = run_at(&w, after_due, &["schedule", "run-once", "--job", "campaigns", "--format", "json"]);
+    let pass = w.env.run_at(after_due, &["schedule", "run-once", "--job", "campaigns", "--format", "json"]);
     assert_eq!(pass.code, 0, "{}\n{}", pass.stdout, pass.stderr);
     let detail = pass.json()["jobs"][0]["detail"].as_str().unwrap().to_string();
     assert!(detail.contains(&format!("on_timeout applied to campaign(s) {id}")), "{detail}");
     assert!(detail.contains("held for approval"), "{detail}");
     assert!(members(&w, "engineers").contains(&member_line(&w, &k_name)), "held: nothing revoked yet");
-    let approvals = run_at(&w, "2030-01-02T00:06:00Z", &["approvals", "--format", "json"]).json();
+    let approvals = w.env.run_at("2030-01-02T00:06:00Z", &["approvals", "--format", "json"]).json();
     let approval = approvals.as_array().unwrap().iter().find(|a| a["summary"]["source"] == "campaign").cloned();
     let approval = approval.expect("a held campaign batch").get("id").unwrap().to_string();
-    let ok = run_at(&w, "2030-01-02T00:07:00Z", &["approve", &approval, "--as", "security-lead"]);
+    let ok = w.env.run_at("2030-01-02T00:07:00Z", &["approve", &approval, "--as", "security-lead"]);
     assert_eq!(ok.code, 0, "{}", ok.stderr);
-    let applied = run_at(&w, "2030-01-02T00:08:00Z", &["apply", "--wait"]);
+    let applied = w.env.run_at("2030-01-02T00:08:00Z", &["apply", "--wait"]);
     assert_eq!(applied.code, 0, "{}\n{}", applied.stdout, applied.stderr);
     assert!(!members(&w, "engineers").contains(&member_line(&w, &k_name)), "{}", members(&w, "engineers"));
     assert!(members(&w, "staff").contains(&member_line(&w, &x_name)), "the kept item stays");
 
     // Closed: nothing more changes.
-    let closed = run_at(&w, "2030-01-02T00:09:00Z", &["campaign", "close", &id, "--as", "security-lead"]);
+    let closed = w.env.run_at("2030-01-02T00:09:00Z", &["campaign", "close", &id, "--as", "security-lead"]);
     assert_eq!(closed.code, 0, "{}", closed.stderr);
-    let again = run_at(&w, "2030-01-02T00:09:30Z", &["campaign", "close", &id]);
+    let again = w.env.run_at("2030-01-02T00:09:30Z", &["campaign", "close", &id]);
     assert!(again.code == 1 && again.stderr.contains("closed already"), "{}", again.stderr);
-    let late = run_at(&w, "2030-01-02T00:10:00Z", &["review", &k_eng, "--keep", "--reason", "late", "--as", &manager]);
+    let late =
+        w.env.run_at("2030-01-02T00:10:00Z", &["review", &k_eng, "--keep", "--reason", "late", "--as", &manager]);
     assert!(late.code == 1 && late.stderr.contains("is closed"), "{}", late.stderr);
 
     // The export: the DESIGN §13 columns, one row per item.
-    let export = run_at(&w, "2030-01-02T00:11:00Z", &["campaign", "export", &id, "--format", "csv"]);
+    let export = w.env.run_at("2030-01-02T00:11:00Z", &["campaign", "export", &id, "--format", "csv"]);
     assert_eq!(export.code, 0, "{}", export.stderr);
     let mut r = csv::Reader::from_reader(export.stdout.as_bytes());
     let header: Vec<String> = r.headers().unwrap().iter().map(str::to_string).collect();
@@ -260,7 +241,7 @@ fn issue10_a_campaign_over_the_directory_revokes_keeps_and_times_out_on_the_real
     assert!(timed_out[7].contains("not reviewed by the due date"), "{timed_out:?}");
 
     // Everything is audited: creation, each decision with its reviewer, the timeout, the close.
-    let audit = run_at(&w, "2030-01-02T00:12:00Z", &["audit", "export", "--format", "jsonl"]);
+    let audit = w.env.run_at("2030-01-02T00:12:00Z", &["audit", "export", "--format", "jsonl"]);
     let records: Vec<serde_json::Value> = audit.stdout.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
     let find = |action: &str| records.iter().filter(|r| r["action"] == action).collect::<Vec<_>>();
     assert_eq!(find("campaign.create").len(), 1);
