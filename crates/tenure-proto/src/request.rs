@@ -67,5 +67,8 @@ pub struct NewRequestBody {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct RevokeRequestBody {
-    pub reason: String,
+    /// Why it ends early; without one, `revoked early by NAME` is recorded (as the CLI does).
+    /// A reason given must not be blank.
+    #[serde(default)]
+    pub reason: Option<String>,
 }

@@ -70,8 +70,8 @@ async fn revoke(
     P(id): P<i64>,
     body: super::JsonBody<RevokeRequestBody>,
 ) -> ApiResult<Json<Request>> {
-    let reason = body.0.reason;
     let by = decider(&p);
+    let reason = body.0.reason.unwrap_or_else(|| format!("revoked early by {}", by.name));
     let r = blocking(&state, move |app| Ok::<_, ApiError>(requests::revoke(&app.engine()?, id, &by, &reason)?)).await?;
     Ok(Json(r))
 }

@@ -295,11 +295,22 @@ async fn issue10_requests_are_asked_and_approved_as_the_token() {
     assert!(approved.contains(&format!(r#""approver":"{}""#, manager.id)), "{approved}");
     assert!(approved.contains(&format!("via token:{}", manager.id)), "{approved}");
 
-    // Revoked early by a token: planned, and recorded as that token.
-    let (st, ended) =
-        w.post_json(&format!("/api/v1/requests/{}/revoke", r["id"]), &boss, r#"{"reason": "done early"}"#).await;
+    // A blank reason is refused and ends nothing.
+    let uri = format!("/api/v1/requests/{}/revoke", r["id"]);
+    let (st, e) = w.post_json(&uri, &boss, r#"{"reason": "  "}"#).await;
+    assert_eq!((st, e["code"].as_str()), (StatusCode::BAD_REQUEST, Some("invalid_input")), "{e}");
+    let (_, still) = w.get("/api/v1/requests", &boss).await;
+    let still = still["items"].as_array().unwrap().iter().find(|x| x["id"] == r["id"]).unwrap().clone();
+    assert_eq!(still["state"], "granted", "{still}");
+
+    // Revoked early by a token without a reason (DESIGN §5's `tenure request revoke ID`):
+    // planned, and recorded as that token with who ended it.
+    let (st, ended) = w.post_json(&uri, &boss, "{}").await;
     assert_eq!((st, ended["state"].as_str()), (StatusCode::OK, Some("revoked")), "{ended}");
     assert_eq!(ended["ended_by"], format!("token:{}", manager.id));
+    let (_, text) = w.raw("GET", "/api/v1/audit/export", &w.token("audit2", Scope::Auditor), Body::empty()).await;
+    let text = String::from_utf8(text).unwrap();
+    assert!(text.contains(&format!("revoked early by {}", manager.id)), "{text}");
 }
 
 /// Correlation cases over the API: listed to any reader, decided by an operator in the token's
