@@ -379,18 +379,7 @@ fn a_campaign_item_names_the_request_a_grant_is_held_for() {
     let r = request(&w, "warehouse-admin", "E1", None, "E1").unwrap();
     approve(&w, stage_approval(&r), &cli("M1")).unwrap();
     w.settle();
-    let o = tenure_engine::campaigns::CreateOptions {
-        name: "privileged q4".into(),
-        scope: "privileged".into(),
-        reviewer: "manager".into(),
-        due: "2026-12-31".into(),
-        escalate_after: None,
-        on_timeout: tenure_core::OnTimeout::Keep,
-        by: "ciso".into(),
-        actor: "user:ciso".into(),
-    };
-    let c = tenure_engine::campaigns::create(&w.app, &o).unwrap();
-    let (_, items) = tenure_engine::campaigns::show(&w.app, c.id).unwrap();
+    let items = privileged_campaign(&w);
     let item = items.iter().find(|i| i.identity == "E1" && i.entitlement.ends_with("admin")).unwrap();
     assert_eq!(item.why, [format!("request:{}", r.id)]);
 }
@@ -436,18 +425,7 @@ fn a_request_for_access_a_review_revoked_is_refused_until_its_exception_is_resol
     approve(&w, stage_approval(&r), &cli("M1")).unwrap();
     w.settle();
     let waiting = request(&w, "admin-again", "E1", None, "E1").unwrap();
-    let o = tenure_engine::campaigns::CreateOptions {
-        name: "privileged q4".into(),
-        scope: "privileged".into(),
-        reviewer: "manager".into(),
-        due: "2026-12-31".into(),
-        escalate_after: None,
-        on_timeout: tenure_core::OnTimeout::Keep,
-        by: "ciso".into(),
-        actor: "user:ciso".into(),
-    };
-    let c = tenure_engine::campaigns::create(&w.app, &o).unwrap();
-    let (_, items) = tenure_engine::campaigns::show(&w.app, c.id).unwrap();
+    let items = privileged_campaign(&w);
     let item = items.iter().find(|i| i.identity == "E1" && i.entitlement == "warehouse:admin").unwrap().id;
     let (_, applied) =
         tenure_engine::campaigns::decide(&w.app, item, tenure_core::ReviewDecision::Revoke, "no", "M1", "user:M1")
@@ -485,18 +463,7 @@ fn held_review_world() -> (World, i64, i64) {
     let r = request(&w, "warehouse-admin", "E1", None, "E1").unwrap();
     approve(&w, stage_approval(&r), &cli("M1")).unwrap();
     w.settle();
-    let o = tenure_engine::campaigns::CreateOptions {
-        name: "privileged q4".into(),
-        scope: "privileged".into(),
-        reviewer: "manager".into(),
-        due: "2026-12-31".into(),
-        escalate_after: None,
-        on_timeout: tenure_core::OnTimeout::Keep,
-        by: "ciso".into(),
-        actor: "user:ciso".into(),
-    };
-    let c = tenure_engine::campaigns::create(&w.app, &o).unwrap();
-    let (_, items) = tenure_engine::campaigns::show(&w.app, c.id).unwrap();
+    let items = privileged_campaign(&w);
     let item = items.iter().find(|i| i.identity == "E1" && i.entitlement == "warehouse:admin").unwrap().id;
     let (_, applied) = tenure_engine::campaigns::decide(
         &w.app,
@@ -565,4 +532,21 @@ fn an_item_reviewed_by_its_own_identity_is_refused_and_can_be_handed_on() {
     assert_eq!(tenure_engine::campaigns::show(&w.app, c.id).unwrap().1[0].decision, None);
     tenure_engine::campaigns::reassign(&w.app, id, "M1", "not mine to judge", "M0", "user:M0").unwrap();
     tenure_engine::campaigns::decide(&w.app, id, keep, "runs support", "M1", "user:M1").unwrap();
+}
+
+/// The items of a new campaign over all privileged access, reviewed by managers, created by
+/// `ciso`.
+fn privileged_campaign(w: &World) -> Vec<tenure_proto::ReviewItem> {
+    let o = tenure_engine::campaigns::CreateOptions {
+        name: "privileged q4".into(),
+        scope: "privileged".into(),
+        reviewer: "manager".into(),
+        due: "2026-12-31".into(),
+        escalate_after: None,
+        on_timeout: tenure_core::OnTimeout::Keep,
+        by: "ciso".into(),
+        actor: "user:ciso".into(),
+    };
+    let c = tenure_engine::campaigns::create(&w.app, &o).unwrap();
+    tenure_engine::campaigns::show(&w.app, c.id).unwrap().1
 }

@@ -584,20 +584,10 @@ pub(super) fn overrides(conn: &Connection, identities: Option<&[&str]>) -> R<Has
     let mut all = conn.prepare_cached(base)?;
     let mut one = conn.prepare_cached(&format!("{base} AND i.identity = ?1"))?;
     let mut out: HashMap<String, BTreeSet<Entitlement>> = HashMap::new();
-    let mut read = |rows: &mut rusqlite::Rows<'_>| -> R<()> {
-        while let Some(r) = rows.next()? {
-            out.entry(r.get(0)?).or_default().insert(Entitlement { target: r.get(1)?, name: r.get(2)? });
-        }
+    super::rows_for_identities(&mut all, &mut one, identities, |r| {
+        out.entry(r.get(0)?).or_default().insert(Entitlement { target: r.get(1)?, name: r.get(2)? });
         Ok(())
-    };
-    match identities {
-        None => read(&mut all.query([])?)?,
-        Some(ids) => {
-            for id in ids {
-                read(&mut one.query([id])?)?;
-            }
-        }
-    }
+    })?;
     Ok(out)
 }
 

@@ -114,6 +114,27 @@ pub(crate) fn enum_col<T: std::str::FromStr<Err = String>>(r: &rusqlite::Row<'_>
 }
 
 /// How a count from SQL (never negative) is held in Rust.
+/// The rows of `all` (no parameters) when `identities` is `None`, else of `one` run once per
+/// identity (its `?1`), each passed to `row`: the shape of the per-identity lookups planning
+/// makes over the whole population or over the identities of one batch.
+pub(crate) fn rows_for_identities(
+    all: &mut rusqlite::CachedStatement<'_>,
+    one: &mut rusqlite::CachedStatement<'_>,
+    identities: Option<&[&str]>,
+    mut row: impl FnMut(&rusqlite::Row<'_>) -> R<()>,
+) -> R<()> {
+    let mut read = |mut rows: rusqlite::Rows<'_>| -> R<()> {
+        while let Some(r) = rows.next()? {
+            row(r)?;
+        }
+        Ok(())
+    };
+    match identities {
+        None => read(all.query([])?),
+        Some(ids) => ids.iter().try_for_each(|id| read(one.query([id])?)),
+    }
+}
+
 pub(crate) fn count(n: i64) -> u64 {
     u64::try_from(n).unwrap_or(0)
 }

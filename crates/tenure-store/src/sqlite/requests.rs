@@ -473,25 +473,15 @@ pub(super) fn grants(conn: &Connection, identities: Option<&[&str]>) -> R<HashMa
         "SELECT id, identity, role, entitlements, expires_at FROM requests WHERE state = 'granted' AND identity = ?1
          ORDER BY id",
     )?;
-    let mut read = |rows: &mut rusqlite::Rows<'_>| -> R<()> {
-        while let Some(r) = rows.next()? {
-            let ents: String = r.get(3)?;
-            out.entry(r.get(1)?).or_default().push(RequestGrant {
-                request_id: r.get(0)?,
-                role: r.get(2)?,
-                entitlements: serde_json::from_str(&ents).map_err(|e| corrupt(format!("request entitlements: {e}")))?,
-                expires_at: r.get(4)?,
-            });
-        }
+    super::rows_for_identities(&mut all, &mut one, identities, |r| {
+        let ents: String = r.get(3)?;
+        out.entry(r.get(1)?).or_default().push(RequestGrant {
+            request_id: r.get(0)?,
+            role: r.get(2)?,
+            entitlements: serde_json::from_str(&ents).map_err(|e| corrupt(format!("request entitlements: {e}")))?,
+            expires_at: r.get(4)?,
+        });
         Ok(())
-    };
-    match identities {
-        None => read(&mut all.query([])?)?,
-        Some(ids) => {
-            for id in ids {
-                read(&mut one.query([id])?)?;
-            }
-        }
-    }
+    })?;
     Ok(out)
 }
