@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The full test suite: installs the real peers the tests need (OpenLDAP, PostgreSQL, the PyPI
-# scim2-server, and the PyPI scim2-cli for the scim2-tester compliance run) when they are
-# missing, then runs every test in the workspace, real-peer tests included. The test harness
+# scim2-server, the PyPI scim2-cli for the scim2-tester compliance run, and wrk for the
+# benchmarks' smoke run) when they are missing, then runs every test in the workspace, real-peer
+# tests and every benchmark at a smoke size included. The test harness
 # would install the peers itself; doing it up front makes a missing package fail fast with a
 # clear message instead of inside a test.
 set -euo pipefail
@@ -11,6 +12,8 @@ need_apt=()
 command -v slapd >/dev/null 2>&1 || [ -x /usr/sbin/slapd ] || need_apt+=(slapd ldap-utils)
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need_apt+=(postgresql)
 command -v psql >/dev/null 2>&1 || need_apt+=(postgresql-client)
+# The benchmarks' smoke run (every benchmark once, at a tiny size) loads the server with wrk.
+command -v wrk >/dev/null 2>&1 || need_apt+=(wrk)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "test.sh: installing ${need_apt[*]}"
   apt-get update -q

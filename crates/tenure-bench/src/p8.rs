@@ -90,17 +90,12 @@ fn floor(source: &Path, target: &Path) -> Result<Duration> {
         )?;
         stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?.collect::<rusqlite::Result<_>>()?
     };
-    let mut tables: Vec<(String, usize, Vec<Vec<Value>>)> = Vec::new();
+    let mut tables: Vec<Rows> = Vec::new();
     for (kind, name, _) in &schema {
         if kind != "table" {
             continue;
         }
-        let mut stmt = src.prepare(&format!("SELECT * FROM \"{name}\""))?;
-        let cols = stmt.column_count();
-        let rows = stmt
-            .query_map([], |r| (0..cols).map(|i| r.get::<_, Value>(i)).collect::<rusqlite::Result<Vec<_>>>())?
-            .collect::<rusqlite::Result<Vec<_>>>()?;
-        tables.push((name.clone(), cols, rows));
+        tables.push(Rows::read(&src, name, "", 0)?);
     }
     drop(src);
     for suffix in ["", "-wal", "-shm"] {
@@ -114,12 +109,8 @@ fn floor(source: &Path, target: &Path) -> Result<Duration> {
         dst.execute_batch(sql)?;
     }
     let tx = dst.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-    for (name, cols, rows) in &tables {
-        let marks = vec!["?"; *cols].join(", ");
-        let mut stmt = tx.prepare(&format!("INSERT INTO \"{name}\" VALUES ({marks})"))?;
-        for row in rows {
-            stmt.execute(rusqlite::params_from_iter(row.iter()))?;
-        }
+    for table in &tables {
+        table.insert(&tx, "INSERT")?;
     }
     tx.commit()?;
     drop(dst);
@@ -205,17 +196,13 @@ fn daily_floor(seed: &Path, after: &Path, csv_file: &Path, target: &Path) -> Res
         stmt.query_map([], |r| r.get(0))?.collect::<rusqlite::Result<_>>()?
     };
     // The rows the import added: rowids above the seed's largest, per table.
-    let mut added: Vec<(String, usize, Vec<Vec<Value>>)> = Vec::new();
+    let mut added: Vec<Rows> = Vec::new();
     for t in &tables {
         let max: i64 =
             seed_conn.query_row(&format!("SELECT coalesce(max(rowid), 0) FROM \"{t}\""), [], |r| r.get(0)).unwrap_or(0);
-        let mut stmt = after_conn.prepare(&format!("SELECT * FROM \"{t}\" WHERE rowid > ?1"))?;
-        let cols = stmt.column_count();
-        let rows = stmt
-            .query_map([max], |r| (0..cols).map(|i| r.get::<_, Value>(i)).collect::<rusqlite::Result<Vec<_>>>())?
-            .collect::<rusqlite::Result<Vec<_>>>()?;
-        if !rows.is_empty() {
-            added.push((t.clone(), cols, rows));
+        let rows = Rows::read(&after_conn, t, " WHERE rowid > ?1", max)?;
+        if !rows.rows.is_empty() {
+            added.push(rows);
         }
     }
     drop((seed_conn, after_conn));
@@ -245,14 +232,10 @@ fn daily_floor(seed: &Path, after: &Path, csv_file: &Path, target: &Path) -> Res
         records += rec?.len();
     }
     let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-    for (name, cols, rows) in &added {
-        let marks = vec!["?"; *cols].join(", ");
+    for table in &added {
         // The import replaces a changed identity's holdings (delete, then insert): REPLACE does
         // the same for rows whose key the seed already holds.
-        let mut stmt = tx.prepare(&format!("INSERT OR REPLACE INTO \"{name}\" VALUES ({marks})"))?;
-        for row in rows {
-            stmt.execute(rusqlite::params_from_iter(row.iter()))?;
-        }
+        table.insert(&tx, "INSERT OR REPLACE")?;
     }
     tx.commit()?;
     drop(conn);
@@ -262,4 +245,55 @@ fn daily_floor(seed: &Path, after: &Path, csv_file: &Path, target: &Path) -> Res
         anyhow::bail!("the floor read nothing");
     }
     Ok(elapsed)
+}
+
+/// One table's stored rows, as the floor programs copy them. Only the columns a row stores are
+/// read and written: generated columns (the store's lookup columns over `attrs`) are computed by
+/// SQLite and cannot be given values, so a `SELECT *` copy breaks whenever a migration adds one.
+struct Rows {
+    table: String,
+    /// The stored columns, quoted and comma-separated.
+    columns: String,
+    count: usize,
+    rows: Vec<Vec<Value>>,
+}
+
+impl Rows {
+    /// Reads `table`'s stored columns of the rows `filter` selects (`filter` may bind `?1` to
+    /// `param`).
+    fn read(conn: &rusqlite::Connection, table: &str, filter: &str, param: i64) -> Result<Self> {
+        // `hidden` is 0 for an ordinary column, 2 or 3 for a generated one.
+        let names: Vec<String> = {
+            let mut stmt = conn.prepare(&format!("SELECT name, hidden FROM pragma_table_xinfo('{table}')"))?;
+            stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))?
+                .filter_map(|r| match r {
+                    Ok((name, 0)) => Some(Ok(name)),
+                    Ok(_) => None,
+                    Err(e) => Some(Err(e)),
+                })
+                .collect::<rusqlite::Result<_>>()?
+        };
+        let columns = names.iter().map(|n| format!("\"{n}\"")).collect::<Vec<_>>().join(", ");
+        let count = names.len();
+        let sql = format!("SELECT {columns} FROM \"{table}\"{filter}");
+        let mut stmt = conn.prepare(&sql)?;
+        let map =
+            |r: &rusqlite::Row<'_>| (0..count).map(|i| r.get::<_, Value>(i)).collect::<rusqlite::Result<Vec<_>>>();
+        let rows = if filter.contains("?1") {
+            stmt.query_map([param], map)?.collect::<rusqlite::Result<Vec<_>>>()?
+        } else {
+            stmt.query_map([], map)?.collect::<rusqlite::Result<Vec<_>>>()?
+        };
+        Ok(Self { table: table.to_string(), columns, count, rows })
+    }
+
+    /// Writes the rows into the same table of `tx` with `verb` (`INSERT` or `INSERT OR REPLACE`).
+    fn insert(&self, tx: &rusqlite::Transaction<'_>, verb: &str) -> Result<()> {
+        let marks = vec!["?"; self.count].join(", ");
+        let mut stmt = tx.prepare(&format!("{verb} INTO \"{}\" ({}) VALUES ({marks})", self.table, self.columns))?;
+        for row in &self.rows {
+            stmt.execute(rusqlite::params_from_iter(row.iter()))?;
+        }
+        Ok(())
+    }
 }

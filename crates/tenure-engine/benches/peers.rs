@@ -11,6 +11,10 @@
 //!
 //! Run: `cargo bench -p tenure-engine --bench peers -- p4|p5|p6|all`. Sizes can be changed with
 //! environment variables (see `Knobs`). Results and how to read them: `benches/RESULTS.md`.
+//!
+//! `cargo test` runs this file too (the bench target sets `test = true`), without `--bench`: then
+//! every benchmark runs once at a smoke size (a few people, a few hundred accounts), so a change
+//! that breaks a benchmark fails the suite; the figures of such a run mean nothing.
 
 #![allow(
     clippy::unwrap_used,
@@ -41,10 +45,11 @@ use tenure_testkit::stack::Stack;
 
 fn main() -> Result<()> {
     // `cargo bench` adds `--bench`; everything else is the selection.
+    let smoke = !std::env::args().any(|a| a == "--bench");
     let args: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with("--")).collect();
     let which = args.first().map_or("all", String::as_str);
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
-    let knobs = Knobs::from_env();
+    let knobs = if smoke { Knobs::smoke() } else { Knobs::from_env() };
     println!("machine: {} cores, {}", num_cpus(), cpu_model());
     println!("knobs: {knobs:?}");
     match which {
@@ -100,6 +105,22 @@ impl Knobs {
             p5_paths: list("TENURE_BENCH_P5_PATHS", "raw,apply,executor"),
             p5_rounds: n("TENURE_BENCH_P5_ROUNDS", 5),
             p6_n: n("TENURE_BENCH_P6_N", 100_000),
+        }
+    }
+
+    /// The sizes of a `cargo test` run: every path of every benchmark, each over a handful of
+    /// people or accounts.
+    fn smoke() -> Self {
+        Self {
+            p4_people: 8,
+            p4_leavers: 2,
+            p4_batch: 1,
+            p5_n: 20,
+            p5_concurrency: 2,
+            p5_peers: ["ldap", "scim", "postgres"].map(String::from).to_vec(),
+            p5_paths: ["raw", "apply", "executor"].map(String::from).to_vec(),
+            p5_rounds: 1,
+            p6_n: 200,
         }
     }
 }
