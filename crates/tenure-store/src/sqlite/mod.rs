@@ -1,4 +1,4 @@
-//! The embedded store: SQLite in WAL mode, one writer at a time.
+//! The embedded store: SQLite in WAL mode, one writer at a time and readers beside it.
 //!
 //! `mod.rs` opens the file (private modes, no symlinks, read-only and `immutable` opens) and
 //! applies the embedded migrations; [`lifecycle`] holds identities, batches, approvals, cases and
@@ -16,6 +16,7 @@ mod exceptions;
 mod lifecycle;
 mod push;
 mod queue;
+mod readers;
 mod requests;
 mod schedule;
 mod scim;
@@ -144,6 +145,14 @@ pub(crate) fn sql_int(n: usize) -> i64 {
 }
 
 pub struct SqliteStore {
+    /// Read-only connections for stand-alone reads, beside the writer; `None` for in-memory
+    /// and read-only stores.
+    // INVARIANT: declared before `conn`, so the readers close first. The last connection to
+    // close checkpoints the write-ahead log into the database file and removes it, and only the
+    // writer may: closed after it, the readers would leave every change in `-wal`, and a copy of
+    // the database file alone would miss them.
+    readers: Option<readers::Readers>,
+    /// The one writer (and the reader where there is no pool).
     conn: Mutex<Connection>,
     clock: Arc<dyn Clock>,
 }
@@ -262,7 +271,9 @@ impl SqliteStore {
         }
         create_private(path)?;
         let conn = Connection::open(path).map_err(|e| open_error(path, e.to_string()))?;
-        Self::init(conn, clock)
+        let mut store = Self::init(conn, clock)?;
+        store.readers = Some(readers::Readers::new(path, readers::MAX_READERS));
+        Ok(store)
     }
 
     /// A read-only connection. SQLite reads a WAL database through its `-shm` file, which it
@@ -317,7 +328,7 @@ impl SqliteStore {
                 }
             }
         }
-        Ok(Self { conn: Mutex::new(conn), clock })
+        Ok(Self { readers: None, conn: Mutex::new(conn), clock })
     }
 
     /// An in-memory store, for tests and simulations.
@@ -335,7 +346,7 @@ impl SqliteStore {
             "CREATE TABLE IF NOT EXISTS schema_migrations (
                 version INTEGER PRIMARY KEY, name TEXT NOT NULL, checksum TEXT NOT NULL, applied_at TEXT NOT NULL)",
         )?;
-        let store = Self { conn: Mutex::new(conn), clock };
+        let store = Self { readers: None, conn: Mutex::new(conn), clock };
         store.migrate()?;
         Ok(store)
     }
@@ -370,6 +381,16 @@ impl SqliteStore {
         self.conn.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
+    /// A connection for a read that stands alone (no write before it in the same call): a pooled
+    /// reader, which sees the last commit and waits for no writer; the writer where there is no
+    /// pool.
+    pub(crate) fn read(&self) -> R<readers::Reader<'_>> {
+        match &self.readers {
+            Some(pool) => Ok(readers::Reader::Pooled(pool.get()?)),
+            None => Ok(readers::Reader::Writer(self.lock())),
+        }
+    }
+
     /// The store clock's current time, as stored.
     pub(crate) fn now(&self) -> String {
         stamp(self.clock.now())
@@ -389,35 +410,35 @@ impl crate::Store for SqliteStore {
     }
 
     fn identities(&self, schema: &Schema, source: Option<&str>) -> crate::Result<Vec<Identity>> {
-        Ok(lifecycle::identities(&self.lock(), schema, source)?)
+        Ok(lifecycle::identities(&*self.read()?, schema, source)?)
     }
 
     fn identity(&self, schema: &Schema, id: &str) -> crate::Result<Option<Identity>> {
-        Ok(lifecycle::identity(&self.lock(), schema, id)?)
+        Ok(lifecycle::identity(&*self.read()?, schema, id)?)
     }
 
     fn holdings(&self, identity: &str) -> crate::Result<Holdings> {
-        Ok(lifecycle::holdings(&self.lock(), identity)?)
+        Ok(lifecycle::holdings(&*self.read()?, identity)?)
     }
 
     fn all_holdings(&self) -> crate::Result<HashMap<String, Holdings>> {
-        Ok(lifecycle::all_holdings(&self.lock())?)
+        Ok(lifecycle::all_holdings(&*self.read()?)?)
     }
 
     fn queued(&self, identities: Option<&[&str]>) -> crate::Result<HashMap<String, Vec<Queued>>> {
-        Ok(lifecycle::queued(&self.lock(), identities)?)
+        Ok(lifecycle::queued(&*self.read()?, identities)?)
     }
 
     fn foreign_identities(&self, source: &str) -> crate::Result<HashMap<String, String>> {
-        Ok(lifecycle::foreign_identities(&self.lock(), source)?)
+        Ok(lifecycle::foreign_identities(&*self.read()?, source)?)
     }
 
     fn last_import(&self, source: &str) -> crate::Result<Option<i64>> {
-        Ok(lifecycle::last_import(&self.lock(), source)?)
+        Ok(lifecycle::last_import(&*self.read()?, source)?)
     }
 
     fn held_batches(&self) -> crate::Result<Vec<HeldBatch>> {
-        Ok(lifecycle::held_batches(&self.lock())?)
+        Ok(lifecycle::held_batches(&*self.read()?)?)
     }
 
     fn commit_batch(&self, schema: &Schema, batch: &Batch) -> crate::Result<BatchIds> {
@@ -436,15 +457,15 @@ impl crate::Store for SqliteStore {
     }
 
     fn approvals(&self, pending_only: bool) -> crate::Result<Vec<ApprovalRecord>> {
-        Ok(lifecycle::approvals(&self.lock(), pending_only)?)
+        Ok(lifecycle::approvals(&*self.read()?, pending_only)?)
     }
 
     fn approval(&self, id: i64) -> crate::Result<ApprovalRecord> {
-        Ok(lifecycle::approval(&self.lock(), id)?)
+        Ok(lifecycle::approval(&*self.read()?, id)?)
     }
 
     fn held_events(&self, schema: &Schema, import_id: i64) -> crate::Result<Vec<HeldEvent>> {
-        Ok(lifecycle::held_events(&self.lock(), schema, import_id)?)
+        Ok(lifecycle::held_events(&*self.read()?, schema, import_id)?)
     }
 
     fn reject(&self, id: i64, by: &str, reason: &str) -> crate::Result<()> {
@@ -452,15 +473,15 @@ impl crate::Store for SqliteStore {
     }
 
     fn operations(&self, filter: &OpFilter) -> crate::Result<Vec<OpRecord>> {
-        Ok(lifecycle::operations(&self.lock(), filter)?)
+        Ok(lifecycle::operations(&*self.read()?, filter)?)
     }
 
     fn cases(&self, open_only: bool) -> crate::Result<Vec<CaseRecord>> {
-        Ok(lifecycle::cases(&self.lock(), open_only)?)
+        Ok(lifecycle::cases(&*self.read()?, open_only)?)
     }
 
     fn events(&self, identity: &str) -> crate::Result<Vec<EventRecord>> {
-        Ok(lifecycle::events(&self.lock(), identity)?)
+        Ok(lifecycle::events(&*self.read()?, identity)?)
     }
 
     fn audit(&self, entries: &[AuditEntry]) -> crate::Result<()> {
@@ -468,15 +489,15 @@ impl crate::Store for SqliteStore {
     }
 
     fn scan_audit(&self, filter: &AuditFilter, visit: &mut dyn FnMut(AuditRecord) -> bool) -> crate::Result<()> {
-        Ok(audit::scan(&self.lock(), filter, visit)?)
+        Ok(audit::scan(&*self.read()?, filter, visit)?)
     }
 
     fn verify_audit(&self) -> crate::Result<VerifyReport> {
-        Ok(audit::verify(&self.lock())?)
+        Ok(audit::verify(&*self.read()?)?)
     }
 
     fn checkpoints(&self) -> crate::Result<Vec<Checkpoint>> {
-        Ok(audit::checkpoints(&self.lock())?)
+        Ok(audit::checkpoints(&*self.read()?)?)
     }
 
     fn append_checkpoint(
@@ -506,11 +527,11 @@ impl crate::Queue for SqliteStore {
     }
 
     fn queue_counts(&self) -> crate::Result<BTreeMap<OpState, i64>> {
-        Ok(queue::queue_counts(&self.lock())?)
+        Ok(queue::queue_counts(&*self.read()?)?)
     }
 
     fn next_wake_at(&self) -> crate::Result<Option<String>> {
-        Ok(queue::next_wake_at(&self.lock())?)
+        Ok(queue::next_wake_at(&*self.read()?)?)
     }
 
     fn open_ticket(
@@ -537,7 +558,7 @@ impl crate::Queue for SqliteStore {
     }
 
     fn exceptions(&self, open_only: bool) -> crate::Result<Vec<ExceptionRecord>> {
-        Ok(queue::exceptions(&self.lock(), open_only)?)
+        Ok(queue::exceptions(&*self.read()?, open_only)?)
     }
 
     fn record_recon(&self, run: &ReconRun, findings: &[Finding], actor: &str) -> crate::Result<i64> {
@@ -545,7 +566,7 @@ impl crate::Queue for SqliteStore {
     }
 
     fn findings(&self, run_id: i64) -> crate::Result<Vec<Finding>> {
-        Ok(queue::findings(&self.lock(), run_id)?)
+        Ok(queue::findings(&*self.read()?, run_id)?)
     }
 
     fn commit_remediation(&self, r: &Remediation) -> crate::Result<(usize, Option<i64>)> {
@@ -557,7 +578,7 @@ impl crate::Queue for SqliteStore {
     }
 
     fn retention_candidates(&self, target: &str) -> crate::Result<Vec<RetentionCandidate>> {
-        Ok(queue::retention_candidates(&self.lock(), target)?)
+        Ok(queue::retention_candidates(&*self.read()?, target)?)
     }
 
     fn plan_retention(
@@ -587,11 +608,11 @@ impl crate::Schedules for SqliteStore {
         ends_before: &str,
         starts_by: &str,
     ) -> crate::Result<Vec<Identity>> {
-        Ok(schedule::date_candidates(&self.lock(), schema, source, ends_before, starts_by)?)
+        Ok(schedule::date_candidates(&*self.read()?, schema, source, ends_before, starts_by)?)
     }
 
     fn job_runs(&self) -> crate::Result<Vec<crate::JobRun>> {
-        Ok(schedule::job_runs(&self.lock())?)
+        Ok(schedule::job_runs(&*self.read()?)?)
     }
 
     fn record_job(&self, owner: &str, done: &crate::JobDone) -> crate::Result<()> {
@@ -599,7 +620,7 @@ impl crate::Schedules for SqliteStore {
     }
 
     fn recheck_candidates(&self, closed_before: &str) -> crate::Result<Vec<crate::RecheckCandidate>> {
-        Ok(schedule::recheck_candidates(&self.lock(), closed_before)?)
+        Ok(schedule::recheck_candidates(&*self.read()?, closed_before)?)
     }
 
     fn record_rechecks(
@@ -614,7 +635,7 @@ impl crate::Schedules for SqliteStore {
 
 impl crate::ScimStore for SqliteStore {
     fn scim_get(&self, source: &str, kind: ScimKind, id: &str) -> crate::Result<Option<ScimResource>> {
-        Ok(scim::get(&self.lock(), source, kind, id)?)
+        Ok(scim::get(&*self.read()?, source, kind, id)?)
     }
 
     fn scim_list(
@@ -623,7 +644,7 @@ impl crate::ScimStore for SqliteStore {
         kind: ScimKind,
         lookup: Option<ScimLookup<'_>>,
     ) -> crate::Result<Vec<ScimResource>> {
-        Ok(scim::list(&self.lock(), source, kind, lookup)?)
+        Ok(scim::list(&*self.read()?, source, kind, lookup)?)
     }
 
     fn scim_write(&self, schema: &Schema, write: &ScimWrite, batch: Option<&Batch>) -> crate::Result<ScimOutcome> {
@@ -643,7 +664,7 @@ impl crate::Credentials for SqliteStore {
         &self,
         identities: Option<&[&str]>,
     ) -> crate::Result<std::collections::HashMap<(String, String), String>> {
-        Ok(credentials::last(&self.lock(), identities)?)
+        Ok(credentials::last(&*self.read()?, identities)?)
     }
 }
 
@@ -653,7 +674,7 @@ impl crate::Exceptions for SqliteStore {
     }
 
     fn exception(&self, id: i64) -> crate::Result<Option<ExceptionRecord>> {
-        Ok(exceptions::get(&self.lock(), id)?)
+        Ok(exceptions::get(&*self.read()?, id)?)
     }
 
     fn close_exception(&self, c: &crate::CloseException<'_>) -> crate::Result<ExceptionRecord> {
@@ -661,7 +682,7 @@ impl crate::Exceptions for SqliteStore {
     }
 
     fn exception_counts(&self) -> crate::Result<Vec<crate::OpenByKind>> {
-        Ok(exceptions::counts(&self.lock())?)
+        Ok(exceptions::counts(&*self.read()?)?)
     }
 }
 
@@ -671,11 +692,11 @@ impl crate::Tokens for SqliteStore {
     }
 
     fn tokens(&self, include_revoked: bool) -> crate::Result<Vec<crate::TokenRecord>> {
-        Ok(tokens::list(&self.lock(), include_revoked)?)
+        Ok(tokens::list(&*self.read()?, include_revoked)?)
     }
 
     fn token_by_hash(&self, hash: &str) -> crate::Result<Option<crate::TokenRecord>> {
-        Ok(tokens::by_hash(&self.lock(), hash)?)
+        Ok(tokens::by_hash(&*self.read()?, hash)?)
     }
 
     fn touch_token(&self, id: i64) -> crate::Result<()> {
@@ -689,7 +710,7 @@ impl crate::Tokens for SqliteStore {
 
 impl crate::Correlations for SqliteStore {
     fn baselines(&self) -> crate::Result<Vec<(String, String)>> {
-        Ok(correlation::baselines(&self.lock())?)
+        Ok(correlation::baselines(&*self.read()?)?)
     }
 
     fn record_baseline(&self, baseline: &crate::Baseline<'_>) -> crate::Result<Vec<i64>> {
@@ -697,7 +718,7 @@ impl crate::Correlations for SqliteStore {
     }
 
     fn unmatched_accounts(&self) -> crate::Result<Vec<(String, crate::Unmatched)>> {
-        Ok(correlation::unmatched(&self.lock())?)
+        Ok(correlation::unmatched(&*self.read()?)?)
     }
 
     fn record_late_matches(&self, matches: &crate::LateMatches<'_>) -> crate::Result<Vec<i64>> {
@@ -705,15 +726,15 @@ impl crate::Correlations for SqliteStore {
     }
 
     fn correlation_links(&self, target: Option<&str>) -> crate::Result<Vec<crate::LinkRecord>> {
-        Ok(correlation::links(&self.lock(), target)?)
+        Ok(correlation::links(&*self.read()?, target)?)
     }
 
     fn correlation_cases(&self, open_only: bool) -> crate::Result<Vec<crate::CorrelationCase>> {
-        Ok(correlation::cases(&self.lock(), open_only)?)
+        Ok(correlation::cases(&*self.read()?, open_only)?)
     }
 
     fn correlation_case(&self, id: i64) -> crate::Result<crate::CorrelationCase> {
-        Ok(correlation::case(&self.lock(), id)?)
+        Ok(correlation::case(&*self.read()?, id)?)
     }
 
     fn decide_correlation(&self, decision: &crate::Decision<'_>) -> crate::Result<crate::CorrelationCase> {
@@ -723,27 +744,27 @@ impl crate::Correlations for SqliteStore {
 
 impl crate::Browse for SqliteStore {
     fn applied_schema_version(&self) -> crate::Result<i64> {
-        Ok(browse::applied_schema_version(&self.lock())?)
+        Ok(browse::applied_schema_version(&*self.read()?)?)
     }
 
     fn identity_page(&self, schema: &Schema, query: &crate::IdentityQuery) -> crate::Result<Vec<Identity>> {
-        Ok(browse::identity_page(&self.lock(), schema, query)?)
+        Ok(browse::identity_page(&*self.read()?, schema, query)?)
     }
 
     fn latest_findings(&self) -> crate::Result<Vec<Finding>> {
-        Ok(browse::latest_findings(&self.lock())?)
+        Ok(browse::latest_findings(&*self.read()?)?)
     }
 
     fn operation_counts(&self, leavers_only: bool) -> crate::Result<Vec<crate::TargetCount>> {
-        Ok(browse::operation_counts(&self.lock(), leavers_only)?)
+        Ok(browse::operation_counts(&*self.read()?, leavers_only)?)
     }
 
     fn audit_page(&self, filter: &AuditFilter, after_seq: i64, limit: usize) -> crate::Result<Vec<AuditRecord>> {
-        Ok(browse::audit_page(&self.lock(), filter, after_seq, limit)?)
+        Ok(browse::audit_page(&*self.read()?, filter, after_seq, limit)?)
     }
 
     fn revoke_times(&self) -> crate::Result<Vec<i64>> {
-        Ok(browse::revoke_times(&self.lock())?)
+        Ok(browse::revoke_times(&*self.read()?)?)
     }
 }
 
@@ -754,15 +775,15 @@ impl crate::requests::Requests for SqliteStore {
     }
 
     fn requests(&self, open_only: bool) -> crate::Result<Vec<crate::requests::RequestRecord>> {
-        Ok(requests::list(&self.lock(), open_only)?)
+        Ok(requests::list(&*self.read()?, open_only)?)
     }
 
     fn request(&self, id: i64) -> crate::Result<crate::requests::RequestRecord> {
-        Ok(requests::get(&self.lock(), id)?)
+        Ok(requests::get(&*self.read()?, id)?)
     }
 
     fn request_by_approval(&self, approval_id: i64) -> crate::Result<Option<crate::requests::RequestRecord>> {
-        Ok(requests::by_approval(&self.lock(), approval_id)?)
+        Ok(requests::by_approval(&*self.read()?, approval_id)?)
     }
 
     fn approve_stage(
@@ -789,7 +810,7 @@ impl crate::requests::Requests for SqliteStore {
         &self,
         identities: Option<&[&str]>,
     ) -> crate::Result<HashMap<String, Vec<crate::requests::RequestGrant>>> {
-        Ok(requests::grants(&self.lock(), identities)?)
+        Ok(requests::grants(&*self.read()?, identities)?)
     }
 
     fn identity_source(&self, identity: &str) -> crate::Result<Option<String>> {
@@ -808,7 +829,7 @@ impl crate::Campaigns for SqliteStore {
     }
 
     fn unchecked_movers(&self) -> crate::Result<Vec<(i64, String)>> {
-        Ok(campaigns::unchecked_movers(&self.lock())?)
+        Ok(campaigns::unchecked_movers(&*self.read()?)?)
     }
 
     fn movers_checked(&self, movers: &[(i64, String)]) -> crate::Result<()> {
@@ -816,22 +837,22 @@ impl crate::Campaigns for SqliteStore {
     }
 
     fn campaigns(&self) -> crate::Result<Vec<crate::campaigns::CampaignRecord>> {
-        Ok(campaigns::campaigns(&self.lock())?)
+        Ok(campaigns::campaigns(&*self.read()?)?)
     }
 
     fn campaign(&self, id: i64) -> crate::Result<crate::campaigns::CampaignRecord> {
-        Ok(campaigns::campaign(&self.lock(), id)?)
+        Ok(campaigns::campaign(&*self.read()?, id)?)
     }
 
     fn campaign_items(
         &self,
         filter: &crate::campaigns::ItemFilter,
     ) -> crate::Result<Vec<crate::campaigns::ItemRecord>> {
-        Ok(campaigns::items(&self.lock(), filter)?)
+        Ok(campaigns::items(&*self.read()?, filter)?)
     }
 
     fn campaign_item(&self, id: i64) -> crate::Result<crate::campaigns::ItemRecord> {
-        Ok(campaigns::item(&self.lock(), id)?)
+        Ok(campaigns::item(&*self.read()?, id)?)
     }
 
     fn decide_item(&self, d: &crate::campaigns::ItemDecision) -> crate::Result<crate::campaigns::ItemRecord> {
@@ -859,11 +880,11 @@ impl crate::Campaigns for SqliteStore {
     }
 
     fn unplanned_revocations(&self) -> crate::Result<Vec<crate::campaigns::ItemRecord>> {
-        Ok(campaigns::unplanned(&self.lock())?)
+        Ok(campaigns::unplanned(&*self.read()?)?)
     }
 
     fn recent_review_revocations(&self, since: &str) -> crate::Result<std::collections::BTreeSet<String>> {
-        Ok(campaigns::recent(&self.lock(), since)?)
+        Ok(campaigns::recent(&*self.read()?, since)?)
     }
 
     fn plan_review_revocations(
@@ -877,10 +898,10 @@ impl crate::Campaigns for SqliteStore {
         &self,
         identities: Option<&[&str]>,
     ) -> crate::Result<HashMap<String, std::collections::BTreeSet<tenure_core::Entitlement>>> {
-        Ok(campaigns::overrides(&self.lock(), identities)?)
+        Ok(campaigns::overrides(&*self.read()?, identities)?)
     }
 
     fn held_review_deciders(&self, approval_id: i64) -> crate::Result<Vec<(i64, String)>> {
-        Ok(campaigns::held_deciders(&self.lock(), approval_id)?)
+        Ok(campaigns::held_deciders(&*self.read()?, approval_id)?)
     }
 }

@@ -101,3 +101,43 @@ fn reopening_applies_nothing_twice() {
     let n: i64 = store.lock().query_row("SELECT count(*) FROM schema_migrations", [], |r| r.get(0)).unwrap();
     assert_eq!(n, i64::try_from(MIGRATIONS.len()).unwrap());
 }
+
+#[test]
+fn a_read_does_not_wait_for_the_writer() {
+    let dir = tempfile::TempDir::new().unwrap();
+    let path = dir.path().join("t.db");
+    let store = Arc::new(SqliteStore::open(&path, clock()).unwrap());
+    store.audit(&[AuditEntry::new("system", "test", "committed")]).unwrap();
+    // The writer is busy (as during an import's batch or the ingest worker's) with a transaction
+    // of its own open.
+    let writer = store.lock();
+    writer.execute_batch("BEGIN IMMEDIATE; DELETE FROM schema_migrations WHERE version = 0").unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let reader = Arc::clone(&store);
+    std::thread::spawn(move || {
+        let _ = tx.send(reader.verify_audit().map(|r| r.records));
+    });
+    let read = rx.recv_timeout(Duration::from_secs(20)).expect("the read waited for the writer");
+    assert_eq!(read.unwrap(), 1, "the reader sees the last commit");
+    writer.execute_batch("ROLLBACK").unwrap();
+}
+
+#[test]
+fn a_pooled_reader_refuses_writes_and_the_database_file_holds_every_commit_once_closed() {
+    let dir = tempfile::TempDir::new().unwrap();
+    let path = dir.path().join("t.db");
+    let store = SqliteStore::open(&path, clock()).unwrap();
+    store.audit(&[AuditEntry::new("system", "test", "one")]).unwrap();
+    {
+        let reader = store.read().unwrap();
+        assert!(matches!(&reader, readers::Reader::Pooled(_)), "a file store reads from its pool");
+        assert!(reader.execute("DELETE FROM audit", []).is_err(), "a reader cannot write");
+    }
+    assert_eq!(store.verify_audit().unwrap().records, 1);
+    drop(store);
+    // Closed last, the writer folded the write-ahead log into the file: a copy of the file alone
+    // has everything.
+    assert!(!dir.path().join("t.db-wal").exists(), "the -wal is gone once the store is closed");
+    let n: i64 = Connection::open(&path).unwrap().query_row("SELECT count(*) FROM audit", [], |r| r.get(0)).unwrap();
+    assert_eq!(n, 1);
+}
