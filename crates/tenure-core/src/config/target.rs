@@ -67,6 +67,27 @@ impl Default for TlsSettings {
     }
 }
 
+// ---- listing limits ----
+
+/// How much one listing of a target (every account with its grants, as reconciliation and
+/// correlation read it) may hold before it fails: `max_listing_items` entries (accounts, groups
+/// and, for LDAP, member values) and `max_listing_bytes` bytes read. A target that answers
+/// endlessly fails with the key to raise instead of growing without bound.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ListingLimits {
+    pub max_items: usize,
+    pub max_bytes: usize,
+}
+
+pub const DEFAULT_MAX_LISTING_ITEMS: usize = 1_000_000;
+pub const DEFAULT_MAX_LISTING_BYTES: usize = 1024 * 1024 * 1024;
+
+impl Default for ListingLimits {
+    fn default() -> Self {
+        Self { max_items: DEFAULT_MAX_LISTING_ITEMS, max_bytes: DEFAULT_MAX_LISTING_BYTES }
+    }
+}
+
 // ---- LDAP ----
 
 #[derive(Debug, Clone, Default)]
@@ -88,6 +109,8 @@ pub struct LdapSettings {
     pub overrides: LdapOverrides,
     /// `[target.attributes]`: LDAP attribute = template, on top of the profile's own.
     pub attributes: Vec<(String, Template)>,
+    /// `max_listing_items` and `max_listing_bytes`.
+    pub listing: ListingLimits,
 }
 
 impl LdapSettings {
@@ -347,6 +370,8 @@ pub struct ScimSettings {
     pub max_pages: usize,
     /// No single answer may be larger than this many bytes.
     pub max_response_bytes: usize,
+    /// `max_listing_items` and `max_listing_bytes`: what one listing may read in all.
+    pub listing: ListingLimits,
 }
 
 pub const DEFAULT_SCIM_PAGE_SIZE: usize = 500;
@@ -364,6 +389,7 @@ impl Default for ScimSettings {
             page_size: DEFAULT_SCIM_PAGE_SIZE,
             max_pages: DEFAULT_SCIM_MAX_PAGES,
             max_response_bytes: DEFAULT_SCIM_MAX_RESPONSE_BYTES,
+            listing: ListingLimits::default(),
         }
     }
 }
@@ -557,6 +583,8 @@ const LDAP_KEYS: &[&str] = &[
     "disable",
     "create_groups",
     "attributes",
+    "max_listing_items",
+    "max_listing_bytes",
 ];
 
 const SCIM_KEYS: &[&str] = &[
@@ -580,6 +608,8 @@ const SCIM_KEYS: &[&str] = &[
     "page_size",
     "max_pages",
     "max_response_bytes",
+    "max_listing_items",
+    "max_listing_bytes",
 ];
 
 const POSTGRES_KEYS: &[&str] = &["url_env", "url_file", "reassign_to", "sslmode", "ca_file", "tls_verify"];
@@ -881,6 +911,7 @@ fn parse_ldap(at: usize, t: &Table, schema: &Schema, r: &mut Reader<'_, '_, '_>)
             create_groups,
         },
         attributes,
+        listing: listing_limits(r),
     };
     let resolved = settings.schema();
     if resolved.disable == LdapDisable::Move && settings.disabled_dn.is_none() {
@@ -1039,6 +1070,18 @@ fn parse_scim(at: usize, t: &Table, r: &mut Reader<'_, '_, '_>) -> ScimSettings 
         page_size: size(r, "page_size", 1, 10_000, DEFAULT_SCIM_PAGE_SIZE),
         max_pages: size(r, "max_pages", 1, 10_000_000, DEFAULT_SCIM_MAX_PAGES),
         max_response_bytes: size(r, "max_response_bytes", 4096, 1 << 32, DEFAULT_SCIM_MAX_RESPONSE_BYTES),
+        listing: listing_limits(r),
+    }
+}
+
+/// `max_listing_items` (at least 1) and `max_listing_bytes` (at least 4 KiB), with the defaults.
+fn listing_limits(r: &mut Reader<'_, '_, '_>) -> ListingLimits {
+    let mut size = |key: &str, min: i64, max: i64, default: usize| {
+        r.int(key, min, max).and_then(|n| usize::try_from(n).ok()).unwrap_or(default)
+    };
+    ListingLimits {
+        max_items: size("max_listing_items", 1, 1_000_000_000, DEFAULT_MAX_LISTING_ITEMS),
+        max_bytes: size("max_listing_bytes", 4096, 1 << 40, DEFAULT_MAX_LISTING_BYTES),
     }
 }
 
