@@ -43,10 +43,13 @@
 //!   `put_instead_of_patch` shape the requests (`wire::patch_body`); `dialect = "entra"` sets
 //!   them as apps built for Entra ID provisioning expect. A server that refuses removing a
 //!   member by value gets the filtered path from then on, with a note.
-//! - **Listing limits.** `page_size`, `max_pages` and `max_response_bytes` bound what a listing
-//!   reads; hitting a cap is a permanent error, never a silently partial list (reconciliation
-//!   would read missing accounts as gone). A page whose `itemsPerPage` differs from what it held
-//!   is paged by what it held and noted (`Connector::take_notes`).
+//! - **Listing limits.** `page_size`, `max_pages` and `max_response_bytes` bound a page, and
+//!   `max_listing_items` / `max_listing_bytes` the whole listing (users and groups together,
+//!   `crate::listing`); hitting a cap is a permanent error, never a silently partial list
+//!   (reconciliation would read missing accounts as gone). A resource two pages both hold is
+//!   kept once; a page with no resource the earlier pages had not returned (a server ignoring
+//!   `startIndex`) fails the listing. A page whose `itemsPerPage` differs from what it held is
+//!   paged by what it held and noted (`Connector::take_notes`).
 //! - **TLS.** `https://` with rustls, `ca_file` or the system's roots, `tls_verify` (see
 //!   `crate::tls`).
 //! - **Errors.** Connection failures, timeouts, 408, 429 and 5xx are transient (with the server's

@@ -1350,6 +1350,19 @@ name = "t"
     }
 
     #[test]
+    fn issue15_listing_caps_load_per_target_with_documented_defaults() {
+        let s = scim(&format!("{SCIM}token_env = \"T\""));
+        assert_eq!(s.listing, ListingLimits { max_items: 1_000_000, max_bytes: 1 << 30 });
+        let s = scim(&format!("{SCIM}token_env = \"T\"\nmax_listing_items = 10\nmax_listing_bytes = 5000"));
+        assert_eq!(s.listing, ListingLimits { max_items: 10, max_bytes: 5000 });
+        let l = ldap(&format!("{LDAP}max_listing_items = 7\nmax_listing_bytes = 8192"));
+        assert_eq!(l.listing, ListingLimits { max_items: 7, max_bytes: 8192 });
+        assert_eq!(ldap(LDAP).listing, ListingLimits::default());
+        check_problem(&format!("{SCIM}max_listing_items = 0"), 3, "`max_listing_items` in [[target]] `t` is 0");
+        check_problem(&format!("{SCIM}max_listing_bytes = 10"), 3, "expected 4096");
+    }
+
+    #[test]
     fn scim_problems_name_the_line_and_reason() {
         let oauth = format!("{SCIM}token_url = \"https://idp.example.com/token\"\nclient_id = \"c\"\n");
         check_problem(&oauth, 3, "needs `client_secret_env` or `client_secret_file`");
