@@ -128,4 +128,8 @@ pub struct ExecReport {
     pub remaining: BTreeMap<OpState, i64>,
     /// Targets whose connector could not be set up, with the reason their operations failed.
     pub unusable: BTreeMap<String, String>,
+    /// What the connectors noticed about their targets during the run, by target (a SCIM
+    /// server that refused removing a member by value, say).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub notes: BTreeMap<String, Vec<String>>,
 }

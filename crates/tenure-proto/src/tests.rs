@@ -245,6 +245,7 @@ fn reports() {
             tickets: 2,
             remaining: BTreeMap::from([(OpState::Failed, 1), (OpState::Done, 2)]),
             unusable: BTreeMap::from([("chat".to_string(), "no token".to_string())]),
+            notes: BTreeMap::new(),
         },
         retried: 0,
     };
@@ -270,6 +271,7 @@ fn reports() {
                     detail: "nobody".into(),
                 }],
                 unmanaged: vec![UnmanagedGrant { entitlement: "book-club".into(), accounts: 2 }],
+                notes: vec![],
             }],
             sod: vec![],
             remediation: Some(RemediationReport { operations: 1, held: None, approval_id: None }),

@@ -1,0 +1,111 @@
+//! Issue 15: a SCIM target that misbehaves on purpose (`tenure_testkit::peers::HostileScim`)
+//! against the real binary. Reconciliation of a listing without end stops at the listing's caps
+//! after a bounded number of requests, a server that ignores `startIndex` is caught on its
+//! second page, and what the connector noticed about a server is printed, not dropped.
+
+use crate::Env;
+use serde_json::{Value, json};
+use tenure_testkit::peers::HostileScim;
+use tenure_testkit::peers::hostile_scim::list_response;
+
+/// The starter env with the `chat` target pointed at `server`, plus `extra` keys for it.
+fn env_for(server: &HostileScim, extra: &str) -> Env {
+    let env = Env::new();
+    let config = std::fs::read_to_string(env.path("tenure.toml")).unwrap();
+    let chat = "url = \"http://127.0.0.1:8000/scim/v2\"\ntoken_env = \"CHAT_SCIM_TOKEN\"\n";
+    assert!(config.contains(chat), "the starter's chat target: {config}");
+    env.write(
+        "tenure.toml",
+        &config.replace(chat, &format!("url = \"{}\"\ntoken_env = \"CHAT_SCIM_TOKEN\"\n{extra}", server.url)),
+    );
+    env
+}
+
+fn reconcile(env: &Env, format: &[&str]) -> crate::Out {
+    let mut args = vec!["reconcile", "--target", "chat"];
+    args.extend_from_slice(format);
+    env.run_with(&[("CHAT_SCIM_TOKEN", "t0k3n"), ("TENURE_TODAY", crate::TODAY)], &args)
+}
+
+fn no_groups(req: &tenure_testkit::peers::hostile_scim::Seen) -> Option<(u16, String)> {
+    req.path.ends_with("/Groups").then(|| (200, list_response(&[], 0, 1)))
+}
+
+#[test]
+fn issue15_reconcile_of_endless_scim_pages_stops_at_max_listing_items() {
+    // 500 new users a page, a billion claimed: without a listing cap this grew until the kernel
+    // stopped it.
+    let server = HostileScim::start(|req| {
+        if let Some(a) = no_groups(req) {
+            return a;
+        }
+        let (start, count) = (req.number("startIndex").unwrap_or(1), req.number("count").unwrap_or(500));
+        let users: Vec<Value> =
+            (start..start + count).map(|i| json!({"id": format!("u{i}"), "userName": format!("user{i}")})).collect();
+        (200, list_response(&users, 1_000_000_000, start))
+    })
+    .unwrap();
+    let env = env_for(&server, "max_listing_items = 2000\n");
+    env.ok(&["check"]);
+    let out = reconcile(&env, &[]);
+    assert_eq!(out.code, 1, "{}\n{}", out.stdout, out.stderr);
+    assert!(
+        out.stdout.contains(
+            "chat: NOT reconciled: reading its accounts failed: scim target `chat`: listing users: the listing holds \
+             more than 2000 entries (`max_listing_items` = 2000); raise `max_listing_items` in the target's settings"
+        ),
+        "{}",
+        out.stdout
+    );
+    // Pages of 500: the fifth passes 2,000, and nothing more is asked for.
+    assert_eq!(server.requests_to("/Users"), 5, "{:?}", server.seen());
+}
+
+#[test]
+fn issue15_reconcile_of_a_scim_server_ignoring_start_index_fails_on_its_second_page() {
+    // With the default caps: the same first page forever used to cost 10,000 pages.
+    let server = HostileScim::start(|req| {
+        if let Some(a) = no_groups(req) {
+            return a;
+        }
+        let users: Vec<Value> =
+            (1..=500).map(|i| json!({"id": format!("u{i}"), "userName": format!("user{i}")})).collect();
+        (200, list_response(&users, 1_000_000_000, 1))
+    })
+    .unwrap();
+    let env = env_for(&server, "");
+    let out = reconcile(&env, &["--format", "json"]);
+    assert_eq!(out.code, 1, "{}\n{}", out.stdout, out.stderr);
+    let report = out.json();
+    let reason = report["skipped"][0]["reason"].as_str().unwrap_or_default();
+    assert!(reason.contains("scim target `chat`: listing users: page 2 (`startIndex` 501)"), "{report:#}");
+    assert!(reason.contains("seems to ignore `startIndex`"), "{report:#}");
+    assert_eq!(server.requests_to("/Users"), 2);
+}
+
+#[test]
+fn issue15_what_the_scim_connector_noticed_is_printed_by_reconcile() {
+    // itemsPerPage claims the page size asked for, not what the page holds.
+    let server = HostileScim::start(|req| {
+        if let Some(a) = no_groups(req) {
+            return a;
+        }
+        let users: Vec<Value> =
+            (1..=2).map(|i| json!({"id": format!("u{i}"), "userName": format!("user{i}")})).collect();
+        let mut page: Value = serde_json::from_str(&list_response(&users, 2, 1)).unwrap();
+        page["itemsPerPage"] = json!(500);
+        (200, page.to_string())
+    })
+    .unwrap();
+    let env = env_for(&server, "");
+    let out = reconcile(&env, &[]);
+    assert!(
+        out.stdout.contains("chat: note: listing Users: page 1 claimed itemsPerPage 500 but held 2 resources; paging by what was returned"),
+        "{}\n{}",
+        out.stdout,
+        out.stderr
+    );
+    let report = reconcile(&env, &["--format", "json"]).json();
+    let notes = &report["targets"][0]["notes"];
+    assert_eq!(notes.as_array().map(Vec::len), Some(1), "{report:#}");
+}
