@@ -62,6 +62,10 @@ pub struct CheckReport {
     /// Targets whose granted entitlements only the live target can confirm (no `entitlements`
     /// list declared), when not checked online.
     pub unchecked_targets: Vec<String>,
+    /// Insecure settings that load but weaken a target (`tls_verify = false`, a token over
+    /// plain http to another host): warned about, not problems.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
 }
 
 /// A problem in a user-written file; `line` is 1-based, 0 for the whole file.

@@ -227,6 +227,7 @@ fn reports() {
             problems: vec![Problem { file: "policy.toml".into(), line: 3, message: "unknown attribute".into() }],
             summary: None,
             unchecked_targets: vec!["chat".into()],
+            warnings: vec![],
         },
         r#"{"ok":false,"online":[],"problems":[{"file":"policy.toml","line":3,"message":"unknown attribute"}],"summary":null,"unchecked_targets":["chat"]}"#,
     );

@@ -165,6 +165,7 @@ pub async fn check(path: &Path, today: NaiveDate, online: bool) -> Result<proto:
     let mut problems = Vec::new();
     let mut remote = Vec::new();
     let mut unchecked = Vec::new();
+    let mut warnings = Vec::new();
     let mut summary = None;
     match Loaded::load(path) {
         Err(AppError::Config(p)) => problems.extend(p),
@@ -174,6 +175,7 @@ pub async fn check(path: &Path, today: NaiveDate, online: bool) -> Result<proto:
             Err(e) => return Err(e),
             Ok(policy) => {
                 let config = &loaded.config;
+                warnings = config.targets.iter().flat_map(|t| t.warnings()).collect();
                 // Issue 10: a secret sink a rotation would refuse is a problem now, not at 3 a.m.
                 let mut sinks: Vec<&str> = config.nhi.secret_sink.iter().map(String::as_str).collect();
                 sinks.extend(config.targets.iter().filter_map(|t| t.secret_sink.as_deref()));
@@ -216,6 +218,7 @@ pub async fn check(path: &Path, today: NaiveDate, online: bool) -> Result<proto:
             .collect(),
         summary,
         unchecked_targets: unchecked,
+        warnings,
     })
 }
 

@@ -109,3 +109,26 @@ fn issue15_what_the_scim_connector_noticed_is_printed_by_reconcile() {
     let notes = &report["targets"][0]["notes"];
     assert_eq!(notes.as_array().map(Vec::len), Some(1), "{report:#}");
 }
+
+#[test]
+fn issue15_check_warns_about_tls_verify_false() {
+    let env = Env::new();
+    let config = std::fs::read_to_string(env.path("tenure.toml")).unwrap();
+    let chat = "url = \"http://127.0.0.1:8000/scim/v2\"\n";
+    env.write("tenure.toml", &config.replace(chat, "url = \"https://127.0.0.1:8443/scim/v2\"\ntls_verify = false\n"));
+    let out = env.ok(&["check"]);
+    assert!(
+        out.stderr
+            .contains("warning: target `chat`: `tls_verify = false`: the SCIM service's certificate is not checked"),
+        "{}\n{}",
+        out.stdout,
+        out.stderr
+    );
+    let report = env.ok(&["check", "--format", "json"]).json();
+    let warnings = report["warnings"].as_array().cloned().unwrap_or_default();
+    assert_eq!(warnings.len(), 1, "{report:#}");
+    assert!(warnings[0].as_str().unwrap_or_default().starts_with("target `chat`: `tls_verify = false`"), "{report:#}");
+    // Without the setting, nothing to warn about.
+    let env = Env::new();
+    assert!(!env.ok(&["check"]).stderr.contains("warning:"));
+}
