@@ -132,3 +132,69 @@ fn issue15_check_warns_about_tls_verify_false() {
     let env = Env::new();
     assert!(!env.ok(&["check"]).stderr.contains("warning:"));
 }
+
+// ---- a rotated PostgreSQL password never reaches a log, at any level ----
+
+fn service_of(co: &tenure_testkit::company::Company, owner: &str) -> tenure_testkit::company::Person {
+    let mut p = co.get(owner).unwrap().clone();
+    p.id = "S000001".into();
+    p.given = "Nightly".into();
+    p.family = "ETL".into();
+    p.email = "svc-etl@example.com".into();
+    p.username = "svc-etl".into();
+    p.title = "Service Account".into();
+    p.manager = None;
+    p.employment_type = String::new();
+    p.kind = "service".into();
+    p.owner = Some(owner.to_string());
+    p.end = None;
+    p
+}
+
+#[test]
+fn issue15_serve_at_rust_log_trace_never_logs_a_rotated_passwords_verifier() {
+    let stack = tenure_testkit::stack::Stack::start(&["analyst", "finance", "admin"]).expect("real peers must start");
+    let env = Env::new();
+    let config = format!("{}\n[nhi]\nsecret_sink = \"secrets\"\n", stack.config_toml(25));
+    env.write("tenure.toml", &config);
+    env.ok(&["check"]);
+    let mut co = crate::company(10);
+    let owner = co.hire("Engineering");
+    co.people.push(service_of(&co, &owner));
+    env.write("day1.csv", &co.to_csv());
+    env.ok(&["import", "--source", "hr", "day1.csv"]);
+    env.run(&["apply", "--wait"]);
+
+    // The server's executor carries out the rotation, logging everything it is allowed to.
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let bin = std::path::PathBuf::from(env!("CARGO_BIN_EXE_tenure"));
+    let server = rt
+        .block_on(tenure_testkit::server::Server::start_with(
+            &bin,
+            env.dir.path(),
+            &config,
+            &[("RUST_LOG", "trace"), ("TENURE_TODAY", crate::TODAY)],
+        ))
+        .unwrap();
+    env.ok(&["rotate", "S000001"]);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    loop {
+        let ops = env.ok(&["plan", "--all", "--identity", "S000001", "--format", "json"]).json();
+        let rotation = ops.as_array().unwrap().iter().find(|o| o["kind"] == "rotate_credential").cloned().unwrap();
+        if rotation["state"] == "verified" {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "the server did not verify the rotation: {rotation:#}");
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    let secret = std::fs::read_to_string(env.path("secrets/warehouse/svc-etl")).unwrap().trim_end().to_string();
+    let (_, logs) = server.terminate().unwrap();
+    // The log is at trace: PostgreSQL was talked to and the executor's work was logged.
+    assert!(logs.len() > 20, "too little was logged to show anything: {logs:#?}");
+    assert!(logs.iter().any(|l| l.contains("TRACE") || l.contains("\"level\":\"TRACE\"")), "{logs:#?}");
+    for line in &logs {
+        assert!(!line.contains("SCRAM-SHA-256$"), "a SCRAM verifier in the server's log: {line}");
+        assert!(!line.contains(&secret), "the rotated password in the server's log: {line}");
+        assert!(!line.contains("ALTER ROLE"), "a statement in the server's log: {line}");
+    }
+}
