@@ -198,3 +198,64 @@ fn issue15_serve_at_rust_log_trace_never_logs_a_rotated_passwords_verifier() {
         assert!(!line.contains("ALTER ROLE"), "a statement in the server's log: {line}");
     }
 }
+
+// ---- a group deleted by hand ----
+
+#[test]
+fn issue15_a_directory_group_deleted_by_hand_is_granted_again_by_remediation_on_real_slapd() {
+    let stack = tenure_testkit::stack::Stack::start(&["analyst", "finance", "admin"]).expect("real peers must start");
+    let env = Env::new();
+    env.write("tenure.toml", &stack.config_toml(25));
+    env.ok(&["check"]);
+    let co = crate::company(12);
+    env.write("day1.csv", &co.to_csv());
+    env.ok(&["import", "--source", "hr", "day1.csv"]);
+    env.ok(&["apply", "--wait"]);
+    let engineers: Vec<&str> =
+        co.people.iter().filter(|p| p.department == "Engineering").map(|p| p.username.as_str()).collect();
+    assert!(!engineers.is_empty());
+    let l = &stack.ldap;
+    let members = || {
+        let out = std::process::Command::new("ldapsearch")
+            .args(["-x", "-LLL", "-H", &l.url, "-D", &l.bind_dn, "-y"])
+            .arg(&l.password_file)
+            .args(["-b", &l.groups_dn, "(cn=engineers)", "member"])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    assert!(members().contains(&format!("uid={},", engineers[0])), "{}", members());
+
+    // Someone deletes the group by hand.
+    let deleted = std::process::Command::new("ldapdelete")
+        .args(["-x", "-H", &l.url, "-D", &l.bind_dn, "-y"])
+        .arg(&l.password_file)
+        .arg(format!("cn=engineers,{}", l.groups_dn))
+        .status()
+        .unwrap();
+    assert!(deleted.success());
+    assert_eq!(members(), "");
+
+    let report = env.expect(1, &["reconcile", "--target", "directory", "--format", "json"]).json();
+    let findings = report["targets"][0]["findings"].as_array().cloned().unwrap_or_default();
+    let gone: Vec<&Value> = findings.iter().filter(|f| f["entitlement"] == "engineers").collect();
+    assert_eq!(gone.len(), engineers.len(), "{report:#}");
+    assert!(gone.iter().all(|f| f["kind"] == "missing"), "{report:#}");
+    assert!(gone[0]["detail"].as_str().unwrap_or_default().contains("does not exist in `directory` (deleted?)"));
+
+    // Remediation grants it again, which creates the group with every engineer in it.
+    let fixed = env.expect(1, &["reconcile", "--target", "directory", "--remediate", "--format", "json"]).json();
+    assert_eq!(fixed["remediation"]["operations"], json!(engineers.len()), "{fixed:#}");
+    assert_eq!(fixed["remediation"]["held"], Value::Null, "{fixed:#}");
+    env.ok(&["apply", "--wait"]);
+    let now = members();
+    for name in &engineers {
+        assert!(now.contains(&format!("uid={name},")), "{name} is back in engineers: {now}");
+    }
+    let after = env.run(&["reconcile", "--target", "directory", "--format", "json"]).json();
+    let left: Vec<&Value> = after["targets"][0]["findings"]
+        .as_array()
+        .map(|f| f.iter().filter(|f| f["entitlement"] == "engineers").collect())
+        .unwrap_or_default();
+    assert!(left.is_empty(), "{after:#}");
+}
