@@ -70,8 +70,9 @@ impl Default for TlsSettings {
 // ---- listing limits ----
 
 /// How much one listing of a target (every account with its grants, as reconciliation and
-/// correlation read it) may hold before it fails: `max_listing_items` entries (accounts, groups
-/// and, for LDAP, member values) and `max_listing_bytes` bytes read. A target that answers
+/// correlation read it) may hold before it fails: `max_listing_items` entries (accounts and
+/// groups) and `max_listing_bytes` bytes read (SCIM: the answers' bodies; LDAP: the entries' DNs,
+/// attribute names and values). A target that answers
 /// endlessly fails with the key to raise instead of growing without bound.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ListingLimits {
@@ -80,7 +81,7 @@ pub struct ListingLimits {
 }
 
 pub const DEFAULT_MAX_LISTING_ITEMS: usize = 1_000_000;
-pub const DEFAULT_MAX_LISTING_BYTES: usize = 1024 * 1024 * 1024;
+pub const DEFAULT_MAX_LISTING_BYTES: usize = 256 * 1024 * 1024;
 
 impl Default for ListingLimits {
     fn default() -> Self {
@@ -1352,7 +1353,7 @@ name = "t"
     #[test]
     fn issue15_listing_caps_load_per_target_with_documented_defaults() {
         let s = scim(&format!("{SCIM}token_env = \"T\""));
-        assert_eq!(s.listing, ListingLimits { max_items: 1_000_000, max_bytes: 1 << 30 });
+        assert_eq!(s.listing, ListingLimits { max_items: 1_000_000, max_bytes: 256 << 20 });
         let s = scim(&format!("{SCIM}token_env = \"T\"\nmax_listing_items = 10\nmax_listing_bytes = 5000"));
         assert_eq!(s.listing, ListingLimits { max_items: 10, max_bytes: 5000 });
         let l = ldap(&format!("{LDAP}max_listing_items = 7\nmax_listing_bytes = 8192"));
