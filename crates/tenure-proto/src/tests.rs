@@ -154,6 +154,7 @@ fn identities() {
                 open_operations: 1,
                 planned: AccountView { enabled: true, exists: true, grants: vec!["record".into()] },
                 verified: AccountView::default(),
+                not_found: vec![],
             },
         )]),
         attributes,

@@ -242,6 +242,14 @@ fn issue15_a_directory_group_deleted_by_hand_is_granted_again_by_remediation_on_
     assert_eq!(gone.len(), engineers.len(), "{report:#}");
     assert!(gone.iter().all(|f| f["kind"] == "missing"), "{report:#}");
     assert!(gone[0]["detail"].as_str().unwrap_or_default().contains("does not exist in `directory` (deleted?)"));
+    // Its holders no longer show the membership as verified.
+    let engineer = co.people.iter().find(|p| p.department == "Engineering").unwrap().id.clone();
+    let shown = env.ok(&["identity", "show", &engineer, "--format", "json"]).json();
+    let dir = &shown["accounts"]["directory"];
+    assert_eq!(dir["not_found"], json!(["engineers"]), "{dir:#}");
+    assert!(!dir["verified"]["grants"].as_array().unwrap().contains(&json!("engineers")), "{dir:#}");
+    let text = env.ok(&["identity", "show", &engineer]).stdout;
+    assert!(text.contains("(not found by reconciliation: engineers)"), "{text}");
 
     // Remediation grants it again, which creates the group with every engineer in it.
     let fixed = env.expect(1, &["reconcile", "--target", "directory", "--remediate", "--format", "json"]).json();
@@ -252,6 +260,11 @@ fn issue15_a_directory_group_deleted_by_hand_is_granted_again_by_remediation_on_
     for name in &engineers {
         assert!(now.contains(&format!("uid={name},")), "{name} is back in engineers: {now}");
     }
+    // Granted again and read back: verified again, even before the next reconciliation.
+    let shown = env.ok(&["identity", "show", &engineer, "--format", "json"]).json();
+    let dir = &shown["accounts"]["directory"];
+    assert!(dir.get("not_found").is_none(), "{dir:#}");
+    assert!(dir["verified"]["grants"].as_array().unwrap().contains(&json!("engineers")), "{dir:#}");
     let after = env.run(&["reconcile", "--target", "directory", "--format", "json"]).json();
     let left: Vec<&Value> = after["targets"][0]["findings"]
         .as_array()
