@@ -272,3 +272,37 @@ fn issue15_a_directory_group_deleted_by_hand_is_granted_again_by_remediation_on_
         .unwrap_or_default();
     assert!(left.is_empty(), "{after:#}");
 }
+
+#[test]
+fn issue15_what_the_scim_connector_noticed_is_printed_by_apply() {
+    // The `entra` dialect removes a member by value, which scim2-server (RFC 7644) refuses: the
+    // connector switches to a filtered path and says so, and `apply` shows it.
+    let stack = tenure_testkit::stack::Stack::start(&["analyst", "finance", "admin"]).expect("real peers must start");
+    let env = Env::new();
+    let config = stack.config_toml(25);
+    assert!(config.contains("kind = \"scim\"\n"), "{config}");
+    env.write("tenure.toml", &config.replacen("kind = \"scim\"\n", "kind = \"scim\"\ndialect = \"entra\"\n", 1));
+    env.ok(&["check"]);
+    let mut co = crate::company(8);
+    env.write("day1.csv", &co.to_csv());
+    env.ok(&["import", "--source", "hr", "day1.csv"]);
+    env.ok(&["apply", "--wait"]);
+    let mover = co.people.iter().find(|p| p.department == "Engineering").unwrap().id.clone();
+    co.get_mut(&mover).unwrap().department = "Sales".into();
+    env.write("day2.csv", &co.to_csv());
+    env.ok(&["import", "--source", "hr", "day2.csv"]);
+    let report = env.ok(&["apply", "--wait", "--format", "json"]).json();
+    let notes = report["report"]["notes"]["chat"].as_array().cloned().unwrap_or_default();
+    assert_eq!(notes.len(), 1, "{report:#}");
+    assert!(notes[0].as_str().unwrap_or_default().contains("refused removing a group member by value"), "{report:#}");
+    // In text too: a person sees it.
+    co.get_mut(&mover).unwrap().department = "Engineering".into();
+    env.write("day3.csv", &co.to_csv());
+    env.ok(&["import", "--source", "hr", "day3.csv"]);
+    co.get_mut(&mover).unwrap().department = "Sales".into();
+    env.write("day4.csv", &co.to_csv());
+    env.ok(&["apply", "--wait"]);
+    env.ok(&["import", "--source", "hr", "day4.csv"]);
+    let out = env.ok(&["apply", "--wait"]);
+    assert!(out.stdout.contains("chat: note: the server refused removing a group member by value"), "{}", out.stdout);
+}
