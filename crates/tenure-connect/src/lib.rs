@@ -17,6 +17,7 @@
 //!   `last_error` or the audit trail.
 
 pub mod ldap;
+mod listing;
 pub mod postgres;
 pub mod redact;
 pub mod scim;

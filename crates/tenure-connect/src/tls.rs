@@ -13,7 +13,9 @@
 //! handshake signatures checked, so the connection is still encrypted to *someone*.
 //!
 //! A refused certificate is a permanent error that says why ("not issued by a trusted CA",
-//! "does not name this host") and what to check; it never contains a secret, because nothing
+//! "does not name this host", "is a CA certificate" — a self-signed `CA:TRUE` certificate given as
+//! `ca_file`, which RFC 5280 path validation refuses as an end entity; a self-signed one without
+//! `CA:TRUE` is its own trust anchor and works) and what to check; it never contains a secret, because nothing
 //! the connector holds is part of a handshake error.
 
 use crate::{ConnectorError, Result};
@@ -213,6 +215,12 @@ fn describe(e: &rustls::Error) -> String {
             CertificateError::NotValidYet | CertificateError::NotValidYetContext { .. } => cert("is not valid yet"),
             CertificateError::BadSignature => cert("has a bad signature"),
             CertificateError::Revoked => cert("is revoked"),
+            CertificateError::Other(o) if matches!(o.0.downcast_ref(), Some(webpki::Error::CaUsedAsEndEntity)) => cert(
+                "is a CA certificate (basic constraints `CA:TRUE`), which TLS never accepts as a server's own \
+                     certificate: if `ca_file` holds the server's self-signed certificate (`openssl req -x509` marks \
+                     it a CA unless told `-addext basicConstraints=critical,CA:FALSE`), either make it again without \
+                     `CA:TRUE`, or issue the server a certificate from a CA and give `ca_file` the CA's certificate",
+            ),
             other => cert(&format!("was refused ({other:?})")),
         },
         other => format!("TLS handshake failed: {other}"),

@@ -289,6 +289,11 @@ pub async fn run(
         tickets: stats.tickets.load(Ordering::Relaxed),
         remaining: blocking::store(&store, |s| s.queue_counts()).await?,
         unusable: conns.unusable().map(|(t, e)| (t.to_string(), e.message.clone())).collect(),
+        notes: conns
+            .iter()
+            .map(|(t, c)| (t.to_string(), c.take_notes()))
+            .filter(|(_, notes)| !notes.is_empty())
+            .collect(),
     })
 }
 

@@ -44,6 +44,10 @@ pub struct AccountState {
     /// What the target was last read back to hold: the verified operations, folded in the
     /// order they were verified.
     pub verified: AccountView,
+    /// Grants an operation verified that the target's latest reconciliation did not find (a
+    /// group deleted by hand): not in `verified`, and not in place.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub not_found: Vec<String>,
 }
 
 /// An account as Tenure sees it. `enabled` is false for an account that does not exist.

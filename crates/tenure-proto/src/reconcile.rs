@@ -47,6 +47,11 @@ pub struct TargetReport {
     /// them and the target does not declare them), by entitlement: left alone, never a finding.
     #[serde(default)]
     pub unmanaged: Vec<UnmanagedGrant>,
+    /// What the connector noticed about the target while reading it (a SCIM server whose
+    /// `itemsPerPage` differs from what its pages hold, one that refused removing a member by
+    /// value): worth a person's look, not a finding.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
 }
 
 /// An entitlement Tenure does not manage, and how many of the accounts it manages hold it.

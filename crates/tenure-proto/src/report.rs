@@ -62,6 +62,10 @@ pub struct CheckReport {
     /// Targets whose granted entitlements only the live target can confirm (no `entitlements`
     /// list declared), when not checked online.
     pub unchecked_targets: Vec<String>,
+    /// Insecure settings that load but weaken a target (`tls_verify = false`, a token over
+    /// plain http to another host): warned about, not problems.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
 }
 
 /// A problem in a user-written file; `line` is 1-based, 0 for the whole file.
@@ -128,4 +132,8 @@ pub struct ExecReport {
     pub remaining: BTreeMap<OpState, i64>,
     /// Targets whose connector could not be set up, with the reason their operations failed.
     pub unusable: BTreeMap<String, String>,
+    /// What the connectors noticed about their targets during the run, by target (a SCIM
+    /// server that refused removing a member by value, say).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub notes: BTreeMap<String, Vec<String>>,
 }

@@ -154,6 +154,7 @@ fn identities() {
                 open_operations: 1,
                 planned: AccountView { enabled: true, exists: true, grants: vec!["record".into()] },
                 verified: AccountView::default(),
+                not_found: vec![],
             },
         )]),
         attributes,
@@ -227,6 +228,7 @@ fn reports() {
             problems: vec![Problem { file: "policy.toml".into(), line: 3, message: "unknown attribute".into() }],
             summary: None,
             unchecked_targets: vec!["chat".into()],
+            warnings: vec![],
         },
         r#"{"ok":false,"online":[],"problems":[{"file":"policy.toml","line":3,"message":"unknown attribute"}],"summary":null,"unchecked_targets":["chat"]}"#,
     );
@@ -245,6 +247,7 @@ fn reports() {
             tickets: 2,
             remaining: BTreeMap::from([(OpState::Failed, 1), (OpState::Done, 2)]),
             unusable: BTreeMap::from([("chat".to_string(), "no token".to_string())]),
+            notes: BTreeMap::new(),
         },
         retried: 0,
     };
@@ -270,6 +273,7 @@ fn reports() {
                     detail: "nobody".into(),
                 }],
                 unmanaged: vec![UnmanagedGrant { entitlement: "book-club".into(), accounts: 2 }],
+                notes: vec![],
             }],
             sod: vec![],
             remediation: Some(RemediationReport { operations: 1, held: None, approval_id: None }),

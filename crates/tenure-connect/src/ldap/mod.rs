@@ -107,6 +107,8 @@ pub struct LdapConnector {
     /// Whether connections are encrypted (ldaps:// or StartTLS): the only way a password is sent.
     secure: bool,
     page_size: i32,
+    /// What one listing may hold in all.
+    listing: tenure_core::config::ListingLimits,
     pool: Pool,
 }
 
@@ -158,6 +160,7 @@ impl LdapConnector {
             groups_key,
             secure,
             page_size: s.page_size.max(1),
+            listing: s.listing,
             pool: Pool::new(name, &s.url, &s.bind_dn, password, concurrency, tls, s.starttls),
         })
     }
@@ -281,12 +284,15 @@ impl LdapConnector {
     }
 
     /// A paged search (RFC 2696) one level under `base`, calling `each` for every entry as it
-    /// arrives, so a large directory is never held in memory as `ldap3` entries.
+    /// arrives, so a large directory is never held in memory as `ldap3` entries. Every entry is
+    /// counted against `budget` (the listing's `max_listing_items` and `max_listing_bytes`, its
+    /// DN and values as bytes): a directory that answers without end fails the listing.
     async fn paged(
         &self,
         base: &str,
         filter: &str,
         attrs: Vec<String>,
+        budget: &crate::listing::Budget,
         mut each: impl FnMut(SearchEntry) + Send,
     ) -> Result<()> {
         let mut c = self.pool.get().await?;
@@ -299,7 +305,13 @@ impl LdapConnector {
         };
         loop {
             match stream.next().await {
-                Ok(Some(entry)) => each(SearchEntry::construct(entry)),
+                Ok(Some(entry)) => {
+                    let entry = SearchEntry::construct(entry);
+                    if let Err(why) = budget.take(1, entry_bytes(&entry)) {
+                        return Err(c.abandon(&what, &why));
+                    }
+                    each(entry);
+                }
                 Ok(None) => break,
                 Err(e) => return Err(c.fail(&what, e)),
             }
@@ -799,17 +811,20 @@ impl Connector for LdapConnector {
         let attrs = self.layout.read_attrs();
         let enabled_keys = [self.users_key.as_str()];
         let disabled_keys: Vec<&str> = self.disabled_key.iter().map(String::as_str).collect();
+        // One budget for the three searches: the listing is all of them together.
+        let budget = crate::listing::Budget::new(self.listing);
         let list_enabled = self.paged(
             &self.layout.users_dn,
             &filter,
             attrs.clone(),
+            &budget,
             self.collect_accounts(&enabled_keys, &mut enabled, Place::Enabled),
         );
         let list_disabled = async {
             match &self.layout.disabled_dn {
                 Some(d) => {
                     let each = self.collect_accounts(&disabled_keys, &mut disabled, Place::Disabled);
-                    self.paged(d, &filter, attrs.clone(), each).await
+                    self.paged(d, &filter, attrs.clone(), &budget, each).await
                 }
                 None => Ok(()),
             }
@@ -819,6 +834,7 @@ impl Connector for LdapConnector {
             &self.layout.groups_dn,
             &groups_filter,
             vec![self.layout.schema.member_attribute.clone()],
+            &budget,
             membership,
         );
         tokio::try_join!(list_enabled, list_disabled, list_groups)?;
@@ -841,7 +857,9 @@ impl Connector for LdapConnector {
 
     async fn list_entitlements(&self) -> Result<Vec<String>> {
         let mut names = Vec::new();
-        self.paged(&self.layout.groups_dn, &self.layout.groups_only_filter(), vec![NO_ATTRS.to_string()], |e| {
+        let budget = crate::listing::Budget::new(self.listing);
+        let (groups_dn, filter) = (&self.layout.groups_dn, self.layout.groups_only_filter());
+        self.paged(groups_dn, &filter, vec![NO_ATTRS.to_string()], &budget, |e| {
             if let Some(n) = self.group_name(&e.dn) {
                 names.push(n);
             }
@@ -851,6 +869,13 @@ impl Connector for LdapConnector {
         names.dedup();
         Ok(names)
     }
+}
+
+/// What an entry costs a listing: its DN, attribute names and values, in bytes.
+fn entry_bytes(e: &SearchEntry) -> usize {
+    let text: usize = e.attrs.iter().map(|(k, v)| k.len() + v.iter().map(String::len).sum::<usize>()).sum();
+    let binary: usize = e.bin_attrs.iter().map(|(k, v)| k.len() + v.iter().map(Vec::len).sum::<usize>()).sum();
+    e.dn.len() + text + binary
 }
 
 impl LdapConnector {

@@ -240,6 +240,14 @@ impl Conn<'_> {
         &self.pool.target
     }
 
+    /// A permanent error for a request this connector gave up on midway (a search past the
+    /// listing's caps): the connection is retired, so a search still running on the server
+    /// dies with it instead of leaving the next request to read its entries.
+    pub(super) fn abandon(&self, what: &str, why: &str) -> ConnectorError {
+        self.retire();
+        ConnectorError::permanent(self.pool.scrub.clean(&format!("{}: {what}: {why}", self.pool.target)))
+    }
+
     fn retire(&self) {
         if let Some(cell) = self.pool.slots.get(self.slot)
             && let Ok(mut guard) = cell.try_lock()

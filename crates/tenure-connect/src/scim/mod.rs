@@ -43,10 +43,13 @@
 //!   `put_instead_of_patch` shape the requests (`wire::patch_body`); `dialect = "entra"` sets
 //!   them as apps built for Entra ID provisioning expect. A server that refuses removing a
 //!   member by value gets the filtered path from then on, with a note.
-//! - **Listing limits.** `page_size`, `max_pages` and `max_response_bytes` bound what a listing
-//!   reads; hitting a cap is a permanent error, never a silently partial list (reconciliation
-//!   would read missing accounts as gone). A page whose `itemsPerPage` differs from what it held
-//!   is paged by what it held and noted (`Connector::take_notes`).
+//! - **Listing limits.** `page_size`, `max_pages` and `max_response_bytes` bound a page, and
+//!   `max_listing_items` / `max_listing_bytes` the whole listing (users and groups together,
+//!   `crate::listing`); hitting a cap is a permanent error, never a silently partial list
+//!   (reconciliation would read missing accounts as gone). A resource two pages both hold is
+//!   kept once; a page with no resource the earlier pages had not returned (a server ignoring
+//!   `startIndex`) fails the listing. A page whose `itemsPerPage` differs from what it held is
+//!   paged by what it held and noted (`Connector::take_notes`).
 //! - **TLS.** `https://` with rustls, `ca_file` or the system's roots, `tls_verify` (see
 //!   `crate::tls`).
 //! - **Errors.** Connection failures, timeouts, 408, 429 and 5xx are transient (with the server's
@@ -64,12 +67,13 @@ mod http;
 mod oauth;
 mod wire;
 
+use crate::listing;
 use crate::{AccountSpec, AccountState, Applied, Capability, Connector, ConnectorError, ErrorKind, Request, Result};
 use filter::Filter;
 use http::{Http, Reply};
 use reqwest::{Method, StatusCode, Url};
 use serde::de::DeserializeOwned;
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, PoisonError};
 use tenure_core::OpKind;
@@ -95,6 +99,8 @@ pub struct ScimConnector {
     http: Http,
     page_size: usize,
     max_pages: usize,
+    /// What one listing may hold in all.
+    listing: tenure_core::config::ListingLimits,
     dialect: ScimDialect,
     /// What the connector noticed about the server, for a report (see `Connector::take_notes`).
     notes: Mutex<Vec<String>>,
@@ -140,6 +146,7 @@ impl ScimConnector {
             )?,
             page_size: settings.page_size.max(1),
             max_pages: settings.max_pages.max(1),
+            listing: settings.listing,
             dialect: settings.dialect,
             notes: Mutex::new(Vec::new()),
             user_ids: Mutex::new(HashMap::new()),
@@ -378,7 +385,8 @@ impl ScimConnector {
         if !self.member_filter_refused.load(Ordering::Relaxed) {
             let filter = Filter::eq("members.value", &user.id);
             let query = [("filter", filter.as_str()), ("attributes", "displayName")];
-            match self.page_all::<Group>("Groups", &query, &what).await? {
+            let budget = listing::Budget::new(self.listing);
+            match self.page_all::<Group>("Groups", &query, &budget, &what).await? {
                 Ok(groups) => return Ok(groups.into_iter().map(|g| (g.id, g.display_name)).collect()),
                 Err(reply)
                     if reply.status == StatusCode::BAD_REQUEST || reply.status == StatusCode::NOT_IMPLEMENTED =>
@@ -392,7 +400,7 @@ impl ScimConnector {
                 Err(reply) => return Err(reply.error(&self.http, &what)),
             }
         }
-        let groups = self.all_groups(&what).await?;
+        let groups = self.all_groups(&listing::Budget::new(self.listing), &what).await?;
         Ok(groups
             .into_iter()
             .filter(|g| g.members.iter().any(|m| m.user_id() == Some(user.id.as_str())))
@@ -401,8 +409,8 @@ impl ScimConnector {
     }
 
     /// Every group with its members.
-    async fn all_groups(&self, what: &str) -> Result<Vec<Group>> {
-        self.page_all::<Group>("Groups", &[("attributes", "displayName,members")], what)
+    async fn all_groups(&self, budget: &listing::Budget, what: &str) -> Result<Vec<Group>> {
+        self.page_all::<Group>("Groups", &[("attributes", "displayName,members")], budget, what)
             .await?
             .map_err(|reply| reply.error(&self.http, what))
     }
@@ -580,14 +588,19 @@ impl ScimConnector {
     }
 
     /// Every resource of `endpoint` matching `query`, paging with `startIndex`/`count`
-    /// (RFC 7644 §3.4.2.4). The inner `Err` is the first answer that was not a success.
-    async fn page_all<T: DeserializeOwned>(
+    /// (RFC 7644 §3.4.2.4), counted against `budget` (the listing's `max_listing_items` and
+    /// `max_listing_bytes`). A resource a page repeats from an earlier one is kept once; a page
+    /// that holds nothing new (a server ignoring `startIndex` answers the first page forever) ends
+    /// the listing with an error. The inner `Err` is the first answer that was not a success.
+    async fn page_all<T: DeserializeOwned + wire::Resource>(
         &self,
         endpoint: &str,
         query: &[(&str, &str)],
+        budget: &listing::Budget,
         what: &str,
     ) -> Result<std::result::Result<Vec<T>, Reply>> {
         let mut out = Vec::new();
+        let mut seen: HashSet<String> = HashSet::new();
         let mut start: u64 = 1;
         let count = self.page_size.to_string();
         for page_no in 0..self.max_pages {
@@ -599,7 +612,9 @@ impl ScimConnector {
             if !reply.is_success() {
                 return Ok(Err(reply));
             }
+            let bytes = reply.body.len();
             let page: ListResponse<T> = reply.json(&self.http, what)?;
+            drop(reply);
             let got = page.resources.len();
             // RFC 7644 §3.4.2: itemsPerPage is the number returned on this page. Some servers
             // report the count asked for, or the page size they use; what was returned is what
@@ -608,11 +623,26 @@ impl ScimConnector {
                 && claimed != got as u64
             {
                 self.note(format!(
-                    "listing {endpoint}: page {} claimed itemsPerPage {claimed} but held {got} resources;                      paging by what was returned",
+                    "listing {endpoint}: page {} claimed itemsPerPage {claimed} but held {got} resources; \
+                     paging by what was returned",
                     page_no + 1
                 ));
             }
-            out.extend(page.resources);
+            let fresh: Vec<T> = page.resources.into_iter().filter(|r| seen.insert(r.id().to_string())).collect();
+            if got > 0 && fresh.is_empty() {
+                return Err(self.err(
+                    ErrorKind::Permanent,
+                    what,
+                    &format!(
+                        "page {} (`startIndex` {start}) held only resources earlier pages had returned: the \
+                         server seems to ignore `startIndex`, so the listing stops instead of reading the same \
+                         page again",
+                        page_no + 1
+                    ),
+                ));
+            }
+            budget.take(fresh.len(), bytes).map_err(|why| self.err(ErrorKind::Permanent, what, &why))?;
+            out.extend(fresh);
             start += got as u64;
             // Stop on an empty page, past totalResults, or (for a server that leaves
             // totalResults out) on a short page.
@@ -692,8 +722,12 @@ impl Connector for ScimConnector {
     async fn list_accounts(&self) -> Result<Vec<AccountState>> {
         let what = "listing users";
         let users_query = [("attributes", "userName,externalId,active,emails,groups")];
-        let (users, groups) =
-            tokio::join!(self.page_all::<User>("Users", &users_query, what), self.all_groups("listing groups"));
+        // One budget for both: the listing is the users and the groups together.
+        let budget = listing::Budget::new(self.listing);
+        let (users, groups) = tokio::join!(
+            self.page_all::<User>("Users", &users_query, &budget, what),
+            self.all_groups(&budget, "listing groups")
+        );
         let users = users?.map_err(|reply| reply.error(&self.http, what))?;
         let groups = groups?;
         let mut grants: BTreeMap<&str, BTreeSet<String>> = BTreeMap::new();
@@ -728,7 +762,7 @@ impl Connector for ScimConnector {
     async fn list_entitlements(&self) -> Result<Vec<String>> {
         let what = "listing groups";
         let groups = self
-            .page_all::<Group>("Groups", &[("attributes", "displayName")], what)
+            .page_all::<Group>("Groups", &[("attributes", "displayName")], &listing::Budget::new(self.listing), what)
             .await?
             .map_err(|reply| reply.error(&self.http, what))?;
         let names: BTreeSet<String> = groups.into_iter().map(|g| g.display_name).collect();

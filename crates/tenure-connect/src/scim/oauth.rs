@@ -249,23 +249,96 @@ fn cut(s: &str) -> String {
     s.chars().take(200).collect()
 }
 
-/// The whole body, unless it is larger than `max` bytes.
+/// The whole body, unless it is larger than `max` bytes. The body is read as it streams in and
+/// never buffered beyond `max`: the buffer grows by doubling, but never past the cap, and the
+/// read stops at the first chunk that would pass it (so `concurrency` requests in flight hold at
+/// most `concurrency * max` bytes of bodies).
 pub(crate) async fn read_capped(mut resp: reqwest::Response, max: usize) -> std::result::Result<Vec<u8>, String> {
     let too_big = || format!("the answer is larger than {max} bytes (`max_response_bytes`)");
-    if resp.content_length().is_some_and(|n| n > max as u64) {
+    let announced = resp.content_length();
+    if announced.is_some_and(|n| n > max as u64) {
         return Err(too_big());
     }
-    let mut body = Vec::new();
+    let mut body = Vec::with_capacity(announced.and_then(|n| usize::try_from(n).ok()).unwrap_or(0).min(max));
     loop {
         match resp.chunk().await {
             Ok(Some(chunk)) => {
-                if body.len() + chunk.len() > max {
+                let need = body.len() + chunk.len();
+                if need > max {
                     return Err(too_big());
+                }
+                if need > body.capacity() {
+                    let grown = need.max(body.capacity().saturating_mul(2)).min(max);
+                    body.reserve_exact(grown - body.len());
                 }
                 body.extend_from_slice(&chunk);
             }
             Ok(None) => return Ok(body),
             Err(e) => return Err(format!("reading the answer failed: {}", e.without_url())),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+
+    /// Serves one chunked answer of `total` bytes in 64 KiB chunks to every connection; counts the
+    /// bytes it managed to send.
+    async fn chunked_server(total: usize) -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/", listener.local_addr().unwrap());
+        let sent = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counter = sent.clone();
+        tokio::spawn(async move {
+            while let Ok((mut sock, _)) = listener.accept().await {
+                let counter = counter.clone();
+                tokio::spawn(async move {
+                    let mut head = [0u8; 4096];
+                    let _ = sock.read(&mut head).await;
+                    let start =
+                        "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n";
+                    if sock.write_all(start.as_bytes()).await.is_err() {
+                        return;
+                    }
+                    let chunk = vec![b' '; 64 * 1024];
+                    let mut left = total;
+                    while left > 0 {
+                        let n = left.min(chunk.len());
+                        let frame = [format!("{n:x}\r\n").as_bytes(), &chunk[..n], b"\r\n"].concat();
+                        if sock.write_all(&frame).await.is_err() {
+                            return;
+                        }
+                        counter.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
+                        left -= n;
+                    }
+                    let _ = sock.write_all(b"0\r\n\r\n").await;
+                });
+            }
+        });
+        (url, sent)
+    }
+
+    #[tokio::test]
+    async fn issue15_a_body_is_never_buffered_beyond_the_cap() {
+        let max = 3 * 1024 * 1024;
+        // Under the cap: the whole body, in a buffer no larger than the cap (doubling from 64 KiB
+        // chunks would have reached 4 MiB).
+        let (url, _) = chunked_server(2_600_000).await;
+        let resp = reqwest::get(&url).await.unwrap();
+        let body = read_capped(resp, max).await.unwrap();
+        assert_eq!(body.len(), 2_600_000);
+        assert!(body.capacity() <= max, "a {} byte buffer for a {max} byte cap", body.capacity());
+
+        // A 200 MB body: refused once the cap is passed, and reading stops there (the server
+        // could send at most what the socket buffers hold beyond the cap).
+        let (url, sent) = chunked_server(200_000_000).await;
+        let resp = reqwest::get(&url).await.unwrap();
+        let e = read_capped(resp, max).await.unwrap_err();
+        assert!(e.contains("larger than 3145728 bytes (`max_response_bytes`)"), "{e}");
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        let sent = sent.load(std::sync::atomic::Ordering::Relaxed);
+        assert!(sent < 64 * 1024 * 1024, "the server sent {sent} bytes after the answer was refused");
     }
 }

@@ -129,6 +129,23 @@ impl Member {
     }
 }
 
+/// A resource with a server-assigned `id`, for telling a listing's pages apart.
+pub(crate) trait Resource {
+    fn id(&self) -> &str;
+}
+
+impl Resource for User {
+    fn id(&self) -> &str {
+        &self.id
+    }
+}
+
+impl Resource for Group {
+    fn id(&self) -> &str {
+        &self.id
+    }
+}
+
 /// A query answer (RFC 7644 §3.4.2).
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase", bound(deserialize = "T: Deserialize<'de>"))]

@@ -616,3 +616,29 @@ async fn update_attributes_replaces_what_differs_in_place_and_never_renames() {
     let err = c.apply(&req(OpKind::UpdateAttributes, &spec("nobody"), None)).await.unwrap_err();
     assert_eq!(err.kind, ErrorKind::Transient, "{err}");
 }
+
+#[tokio::test]
+async fn issue15_a_listing_past_max_listing_items_or_bytes_fails_and_the_connector_still_works() {
+    let peer = peer();
+    let c = connector(&peer);
+    for i in 0..60 {
+        apply(&c, OpKind::CreateAccount, &spec(&format!("cap{i:02}")), None).await;
+    }
+    let capped = |items: usize, bytes: usize| {
+        let mut settings = peer.settings();
+        settings.page_size = 7;
+        settings.listing = tenure_core::config::ListingLimits { max_items: items, max_bytes: bytes };
+        LdapConnector::new("directory", &settings, 1).unwrap()
+    };
+    // Sixty accounts are more than 20 entries, and more than 4 KiB.
+    let small = capped(20, 1 << 30);
+    let e = small.list_accounts().await.unwrap_err();
+    assert_eq!(e.kind, ErrorKind::Permanent, "{e}");
+    assert!(e.message.contains("directory"), "the target is named: {e}");
+    assert!(e.message.contains("more than 20 entries (`max_listing_items` = 20); raise `max_listing_items`"), "{e}");
+    // The connection given up on midway was retired: the next request works.
+    assert!(small.read_account(&spec("cap00")).await.unwrap().is_some());
+    let e = capped(1_000_000, 4096).list_accounts().await.unwrap_err();
+    assert!(e.message.contains("raise `max_listing_bytes`"), "{e}");
+    assert_eq!(capped(1_000_000, 1 << 30).list_accounts().await.unwrap().len(), 60);
+}

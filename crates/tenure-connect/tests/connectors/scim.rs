@@ -957,3 +957,98 @@ async fn fake_scim_items_per_page_that_differs_from_what_was_returned_is_tolerat
     assert!(notes[0].contains("page 1 claimed itemsPerPage 50 but held 2 resources"), "{notes:#?}");
     assert!(c.take_notes().is_empty(), "notes are handed out once");
 }
+
+// ---- issue 15: a listing is bounded in all, not only per page ----
+
+/// A connector for a hostile server, with `max_listing_items`/`max_listing_bytes` as given.
+fn hostile_connector(server: &tenure_testkit::peers::HostileScim, items: usize, bytes: usize) -> ScimConnector {
+    let settings = ScimSettings {
+        url: server.url.clone(),
+        page_size: 50,
+        listing: tenure_core::config::ListingLimits { max_items: items, max_bytes: bytes },
+        ..ScimSettings::default()
+    };
+    ScimConnector::new("chat", &settings, 2).unwrap()
+}
+
+/// A server whose `/Users` never ends: every page holds `count` new users (each carrying `pad`
+/// bytes of an attribute Tenure does not read) and claims a billion results.
+fn endless(pad: usize) -> tenure_testkit::peers::HostileScim {
+    use tenure_testkit::peers::hostile_scim::list_response;
+    tenure_testkit::peers::HostileScim::start(move |req| {
+        if req.path.ends_with("/Groups") {
+            return (200, list_response(&[], 0, 1));
+        }
+        let (start, count) = (req.number("startIndex").unwrap_or(1), req.number("count").unwrap_or(50));
+        let users: Vec<Value> = (start..start + count)
+            .map(|i| json!({"id": format!("u{i}"), "userName": format!("user{i}"), "nickName": "x".repeat(pad)}))
+            .collect();
+        (200, list_response(&users, 1_000_000_000, start))
+    })
+    .unwrap()
+}
+
+#[tokio::test]
+async fn issue15_endless_pages_under_the_page_cap_stop_at_max_listing_items() {
+    let server = endless(0);
+    let e = hostile_connector(&server, 500, 1 << 30).list_accounts().await.unwrap_err();
+    assert_eq!(e.kind, ErrorKind::Permanent, "{e}");
+    assert!(e.message.starts_with("scim target `chat`: listing users: "), "{e}");
+    assert!(e.message.contains("more than 500 entries (`max_listing_items` = 500); raise `max_listing_items`"), "{e}");
+    // 500 users in pages of 50: the eleventh page passes the cap, and nothing more is asked for.
+    assert_eq!(server.requests_to("/Users"), 11, "{:#?}", server.seen());
+}
+
+#[tokio::test]
+async fn issue15_endless_pages_of_large_users_stop_at_max_listing_bytes() {
+    // Pages of 50 users of 10 KB each (about 500 KB a page, well under `max_response_bytes`).
+    let server = endless(10_000);
+    let e = hostile_connector(&server, 1_000_000, 2_000_000).list_accounts().await.unwrap_err();
+    assert_eq!(e.kind, ErrorKind::Permanent, "{e}");
+    assert!(e.message.starts_with("scim target `chat`: listing users: "), "{e}");
+    assert!(e.message.contains("(`max_listing_bytes` = 2000000); raise `max_listing_bytes`"), "{e}");
+    assert_eq!(server.requests_to("/Users"), 4, "four pages of 500 KB pass 2 MB");
+    // The defaults are documented and bound a listing too.
+    let d = ScimSettings::default().listing;
+    assert_eq!((d.max_items, d.max_bytes), (1_000_000, 256 << 20));
+}
+
+#[tokio::test]
+async fn issue15_a_server_ignoring_start_index_fails_on_the_second_page() {
+    use tenure_testkit::peers::hostile_scim::list_response;
+    let server = tenure_testkit::peers::HostileScim::start(|req| {
+        if req.path.ends_with("/Groups") {
+            return (200, list_response(&[], 0, 1));
+        }
+        // Always the first page, whatever startIndex says.
+        let users: Vec<Value> =
+            (1..=50).map(|i| json!({"id": format!("u{i}"), "userName": format!("user{i}")})).collect();
+        (200, list_response(&users, 1_000_000_000, 1))
+    })
+    .unwrap();
+    let e = hostile_connector(&server, 1_000_000, 1 << 30).list_accounts().await.unwrap_err();
+    assert_eq!(e.kind, ErrorKind::Permanent, "{e}");
+    assert!(e.message.starts_with("scim target `chat`: listing users: page 2 (`startIndex` 51)"), "{e}");
+    assert!(e.message.contains("seems to ignore `startIndex`"), "{e}");
+    assert_eq!(server.requests_to("/Users"), 2);
+}
+
+#[tokio::test]
+async fn issue15_a_user_two_pages_repeat_is_listed_once() {
+    use tenure_testkit::peers::hostile_scim::list_response;
+    // Page two starts one early (a user was added meanwhile): the overlap is listed once.
+    let server = tenure_testkit::peers::HostileScim::start(|req| {
+        if req.path.ends_with("/Groups") {
+            return (200, list_response(&[], 0, 1));
+        }
+        let user = |i: u64| json!({"id": format!("u{i}"), "userName": format!("user{i}")});
+        match req.number("startIndex") {
+            Some(1) => (200, list_response(&(1..=50).map(user).collect::<Vec<_>>(), 60, 1)),
+            _ => (200, list_response(&(50..=60).map(user).collect::<Vec<_>>(), 60, 51)),
+        }
+    })
+    .unwrap();
+    let listed = hostile_connector(&server, 1_000_000, 1 << 30).list_accounts().await.unwrap();
+    assert_eq!(listed.len(), 60);
+    assert_eq!(listed.iter().filter(|a| a.account == "user50").count(), 1);
+}

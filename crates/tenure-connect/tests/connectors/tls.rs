@@ -252,3 +252,42 @@ async fn issue10_ldap_passwords_rotate_only_over_tls_and_the_new_one_binds() {
     let e = c.apply(&Request { account: spec("nobody"), ..rotate(&third) }).await.unwrap_err();
     assert!(e.message.contains("does not exist"), "{e}");
 }
+
+/// What a SCIM connector trusting `cert` (its own self-signed certificate as `ca_file`) says
+/// when the server presents that certificate.
+async fn self_signed_answer(ca: bool) -> std::result::Result<(), ConnectorError> {
+    let dir = tempfile::tempdir().unwrap();
+    let cert = tenure_testkit::peers::tls::self_signed(dir.path(), ca).unwrap();
+    let backend = tenure_testkit::peers::HostileScim::start(|_| {
+        (200, tenure_testkit::peers::hostile_scim::list_response(&[], 0, 1))
+    })
+    .unwrap();
+    let port: u16 = backend.url.split(':').nth(2).and_then(|p| p.split('/').next()).unwrap().parse().unwrap();
+    let front = tenure_testkit::peers::TlsTerminator::start(&cert, port).unwrap();
+    let settings = tenure_core::config::ScimSettings {
+        url: format!("https://127.0.0.1:{}/scim/v2", front.port()),
+        tls: TlsSettings { ca_file: Some(cert.ca_file.to_string_lossy().into_owned()), verify: true },
+        ..tenure_core::config::ScimSettings::default()
+    };
+    ScimConnector::new("chat", &settings, 1).unwrap().list_accounts().await.map(|_| ())
+}
+
+#[tokio::test]
+async fn issue15_a_self_signed_ca_certificate_given_as_ca_file_is_refused_saying_what_to_do() {
+    // `openssl req -x509` makes a CA:TRUE certificate; served as the server's own certificate,
+    // rustls refuses it (`CaUsedAsEndEntity`): the error says what that means and what to do.
+    let e = self_signed_answer(true).await.unwrap_err();
+    assert_eq!(e.kind, ErrorKind::Permanent, "{e}");
+    assert!(e.message.contains("TLS handshake failed: the server's certificate is a CA certificate"), "{e}");
+    assert!(e.message.contains("self-signed"), "{e}");
+    assert!(e.message.contains("give `ca_file` the CA's certificate"), "{e}");
+    assert!(!e.message.contains("CaUsedAsEndEntity"), "{e}");
+}
+
+#[tokio::test]
+async fn issue15_a_self_signed_leaf_certificate_given_as_ca_file_is_trusted_as_given() {
+    // A self-signed certificate without CA:TRUE is its own trust anchor: trusting exactly that
+    // certificate is what `ca_file` says.
+    let r = self_signed_answer(false).await;
+    assert!(r.is_ok(), "{r:?}");
+}

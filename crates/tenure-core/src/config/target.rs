@@ -67,6 +67,28 @@ impl Default for TlsSettings {
     }
 }
 
+// ---- listing limits ----
+
+/// How much one listing of a target (every account with its grants, as reconciliation and
+/// correlation read it) may hold before it fails: `max_listing_items` entries (accounts and
+/// groups) and `max_listing_bytes` bytes read (SCIM: the answers' bodies; LDAP: the entries' DNs,
+/// attribute names and values). A target that answers
+/// endlessly fails with the key to raise instead of growing without bound.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ListingLimits {
+    pub max_items: usize,
+    pub max_bytes: usize,
+}
+
+pub const DEFAULT_MAX_LISTING_ITEMS: usize = 1_000_000;
+pub const DEFAULT_MAX_LISTING_BYTES: usize = 256 * 1024 * 1024;
+
+impl Default for ListingLimits {
+    fn default() -> Self {
+        Self { max_items: DEFAULT_MAX_LISTING_ITEMS, max_bytes: DEFAULT_MAX_LISTING_BYTES }
+    }
+}
+
 // ---- LDAP ----
 
 #[derive(Debug, Clone, Default)]
@@ -88,6 +110,8 @@ pub struct LdapSettings {
     pub overrides: LdapOverrides,
     /// `[target.attributes]`: LDAP attribute = template, on top of the profile's own.
     pub attributes: Vec<(String, Template)>,
+    /// `max_listing_items` and `max_listing_bytes`.
+    pub listing: ListingLimits,
 }
 
 impl LdapSettings {
@@ -347,6 +371,8 @@ pub struct ScimSettings {
     pub max_pages: usize,
     /// No single answer may be larger than this many bytes.
     pub max_response_bytes: usize,
+    /// `max_listing_items` and `max_listing_bytes`: what one listing may read in all.
+    pub listing: ListingLimits,
 }
 
 pub const DEFAULT_SCIM_PAGE_SIZE: usize = 500;
@@ -364,6 +390,7 @@ impl Default for ScimSettings {
             page_size: DEFAULT_SCIM_PAGE_SIZE,
             max_pages: DEFAULT_SCIM_MAX_PAGES,
             max_response_bytes: DEFAULT_SCIM_MAX_RESPONSE_BYTES,
+            listing: ListingLimits::default(),
         }
     }
 }
@@ -557,6 +584,8 @@ const LDAP_KEYS: &[&str] = &[
     "disable",
     "create_groups",
     "attributes",
+    "max_listing_items",
+    "max_listing_bytes",
 ];
 
 const SCIM_KEYS: &[&str] = &[
@@ -580,6 +609,8 @@ const SCIM_KEYS: &[&str] = &[
     "page_size",
     "max_pages",
     "max_response_bytes",
+    "max_listing_items",
+    "max_listing_bytes",
 ];
 
 const POSTGRES_KEYS: &[&str] = &["url_env", "url_file", "reassign_to", "sslmode", "ca_file", "tls_verify"];
@@ -881,6 +912,7 @@ fn parse_ldap(at: usize, t: &Table, schema: &Schema, r: &mut Reader<'_, '_, '_>)
             create_groups,
         },
         attributes,
+        listing: listing_limits(r),
     };
     let resolved = settings.schema();
     if resolved.disable == LdapDisable::Move && settings.disabled_dn.is_none() {
@@ -1039,6 +1071,18 @@ fn parse_scim(at: usize, t: &Table, r: &mut Reader<'_, '_, '_>) -> ScimSettings 
         page_size: size(r, "page_size", 1, 10_000, DEFAULT_SCIM_PAGE_SIZE),
         max_pages: size(r, "max_pages", 1, 10_000_000, DEFAULT_SCIM_MAX_PAGES),
         max_response_bytes: size(r, "max_response_bytes", 4096, 1 << 32, DEFAULT_SCIM_MAX_RESPONSE_BYTES),
+        listing: listing_limits(r),
+    }
+}
+
+/// `max_listing_items` (at least 1) and `max_listing_bytes` (at least 4 KiB), with the defaults.
+fn listing_limits(r: &mut Reader<'_, '_, '_>) -> ListingLimits {
+    let mut size = |key: &str, min: i64, max: i64, default: usize| {
+        r.int(key, min, max).and_then(|n| usize::try_from(n).ok()).unwrap_or(default)
+    };
+    ListingLimits {
+        max_items: size("max_listing_items", 1, 1_000_000_000, DEFAULT_MAX_LISTING_ITEMS),
+        max_bytes: size("max_listing_bytes", 4096, 1 << 40, DEFAULT_MAX_LISTING_BYTES),
     }
 }
 
@@ -1304,6 +1348,19 @@ name = "t"
         assert_eq!(s.dialect, ScimDialect { filtered_patch_paths: true, ..ScimDialect::ENTRA });
         assert_eq!((s.page_size, s.max_pages, s.max_response_bytes), (100, 50, 1_048_576));
         assert_eq!(s.tls.ca_file.as_deref(), Some("/etc/app-ca.pem"));
+    }
+
+    #[test]
+    fn issue15_listing_caps_load_per_target_with_documented_defaults() {
+        let s = scim(&format!("{SCIM}token_env = \"T\""));
+        assert_eq!(s.listing, ListingLimits { max_items: 1_000_000, max_bytes: 256 << 20 });
+        let s = scim(&format!("{SCIM}token_env = \"T\"\nmax_listing_items = 10\nmax_listing_bytes = 5000"));
+        assert_eq!(s.listing, ListingLimits { max_items: 10, max_bytes: 5000 });
+        let l = ldap(&format!("{LDAP}max_listing_items = 7\nmax_listing_bytes = 8192"));
+        assert_eq!(l.listing, ListingLimits { max_items: 7, max_bytes: 8192 });
+        assert_eq!(ldap(LDAP).listing, ListingLimits::default());
+        check_problem(&format!("{SCIM}max_listing_items = 0"), 3, "`max_listing_items` in [[target]] `t` is 0");
+        check_problem(&format!("{SCIM}max_listing_bytes = 10"), 3, "expected 4096");
     }
 
     #[test]

@@ -13,7 +13,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use tenure_connect::AccountState;
-use tenure_core::config::{Config, TargetConfig};
+use tenure_core::config::{Config, TargetConfig, TargetSettings};
 use tenure_core::plan::Holdings;
 use tenure_core::text;
 use tenure_core::{Entitlement, FindingKind, Identity, OpKind, Status};
@@ -96,6 +96,13 @@ pub fn correlate(
         })
     };
     let t = &target.name;
+    // Whether granting an entitlement the target lacks creates it (LDAP with `create_groups`,
+    // SCIM): then a grant whose group was deleted by hand is fixed by granting it again.
+    let grant_creates = match &target.settings {
+        TargetSettings::Ldap(s) => s.schema().create_groups,
+        TargetSettings::Scim(_) => true,
+        TargetSettings::Postgres(_) | TargetSettings::Manual(_) => false,
+    };
     let managed = managed.get(t);
     let is_managed = |g: &str| managed.is_some_and(|m| m.contains(g));
     let mut out = Correlation::default();
@@ -256,8 +263,21 @@ pub fn correlate(
             if entitlements.contains(g) {
                 let d = format!("`{}` lacks `{}`", text::quote(&acc.account), text::quote(g));
                 found(FindingKind::Missing, Some(g), d, Some(OpKind::Grant));
+            } else if grant_creates {
+                let d = format!(
+                    "`{}` lacks `{}`, which does not exist in `{t}` (deleted?); granting it creates it again",
+                    text::quote(&acc.account),
+                    text::quote(g)
+                );
+                found(FindingKind::Missing, Some(g), d, Some(OpKind::Grant));
             } else {
-                let d = format!("entitlement `{}` does not exist in `{t}`", text::quote(g));
+                let d = format!(
+                    "`{}` lacks `{}`: entitlement `{}` does not exist in `{t}` and Tenure does not create it there; \
+                     the grant is not in place until a person creates it (then `tenure reconcile --remediate`)",
+                    text::quote(&acc.account),
+                    text::quote(g),
+                    text::quote(g)
+                );
                 found(FindingKind::Missing, Some(g), d, None);
             }
         }

@@ -123,6 +123,8 @@ pub async fn reconcile_as(
                 continue;
             }
         };
+        // Said by the connector while reading (and logged by it at warn), shown with the report.
+        let notes = conn.take_notes();
         total_accounts += actual.len();
         let t = &target.name;
         let grants: usize = actual.iter().map(|a| a.grants.len()).sum();
@@ -150,6 +152,7 @@ pub async fn reconcile_as(
                 .into_iter()
                 .map(|(entitlement, accounts)| UnmanagedGrant { entitlement, accounts })
                 .collect(),
+            notes,
         });
     }
 

@@ -108,9 +108,13 @@ fn render_fix(f: &RemediationOp) -> String {
 /// Correlates `accounts` against the roster with `holdings`, the identities in `busy` having
 /// unfinished work in the target, and compares the links, findings and fixes with `expect`.
 fn check_busy(busy: &[&str], accounts: &[&str], holdings: &[&str], expect: &[&str]) {
-    let config = config();
+    check_in(&config(), busy, accounts, holdings, expect);
+}
+
+/// [`check_busy`] with `chat` configured as `config` says.
+fn check_in(config: &Config, busy: &[&str], accounts: &[&str], holdings: &[&str], expect: &[&str]) {
     let target = config.target("chat").unwrap();
-    let identities = roster(&config);
+    let identities = roster(config);
     let holdings: HashMap<String, Holdings> = holdings.iter().map(|h| holding(h)).collect();
     let busy: HashSet<(String, String)> = busy.iter().map(|id| (id.to_string(), "chat".to_string())).collect();
     let read: Vec<AccountState> = accounts.iter().map(|a| account(a)).collect();
@@ -241,11 +245,38 @@ fn a_grant_tenure_committed_to_and_the_target_lacks_is_missing_and_granted() {
         &["E1 ada enabled staff eng"],
         &["linked ada E1", "missing ada E1 eng: `ada` lacks `eng`", "fix grant ada E1 eng"],
     );
-    // An entitlement the target does not have cannot be granted: reported, no fix.
+    // A group deleted by hand: SCIM (and LDAP with `create_groups`) creates it on a grant, so
+    // the grant is planned again.
     check(
         &["ada E1 enabled staff"],
         &["E1 ada enabled staff ghost-group"],
-        &["linked ada E1", "missing ada E1 ghost-group: entitlement `ghost-group` does not exist in `chat`"],
+        &[
+            "linked ada E1",
+            "missing ada E1 ghost-group: `ada` lacks `ghost-group`, which does not exist in `chat` (deleted?); \
+             granting it creates it again",
+            "fix grant ada E1 ghost-group",
+        ],
+    );
+}
+
+#[test]
+fn issue15_a_deleted_entitlement_tenure_does_not_create_is_reported_as_not_in_place_without_a_fix() {
+    let pg = CONFIG.replace(
+        "kind = \"scim\"\nurl = \"http://127.0.0.1:9/scim/v2\"\ntoken_env = \"CHAT_SCIM_TOKEN\"",
+        "kind = \"postgres\"\nurl_env = \"CHAT_URL\"",
+    );
+    let config = tenure_core::config::parse("tenure.toml", &pg).unwrap();
+    check_in(
+        &config,
+        &[],
+        &["ada E1 enabled staff"],
+        &["E1 ada enabled staff ghost-group"],
+        &[
+            "linked ada E1",
+            "missing ada E1 ghost-group: `ada` lacks `ghost-group`: entitlement `ghost-group` does not exist in \
+             `chat` and Tenure does not create it there; the grant is not in place until a person creates it (then \
+             `tenure reconcile --remediate`)",
+        ],
     );
 }
 

@@ -95,7 +95,15 @@ fn millis_between(a: &str, b: &str) -> i64 {
 /// read back (the verified operations folded in the order they were verified, not planned)
 /// beside what Tenure has committed to (pending work included) and how many operations are
 /// still open; every operation, event and audit record about it.
-pub fn identity_detail(config: &Config, store: &dyn Store, id: &str) -> crate::Result<Option<proto::IdentityDetail>> {
+///
+/// A grant the target's latest reconciliation did not find (a group deleted by hand) is not
+/// shown as verified: it is listed in `not_found` instead, until an operation verifies it again
+/// after that finding.
+pub fn identity_detail(
+    config: &Config,
+    store: &dyn tenure_store::Backend,
+    id: &str,
+) -> crate::Result<Option<proto::IdentityDetail>> {
     let schema = &config.schema;
     let Some(identity) = store.identity(schema, id)? else {
         return Ok(None);
@@ -108,7 +116,16 @@ pub fn identity_detail(config: &Config, store: &dyn Store, id: &str) -> crate::R
         timeline.push(r);
         true
     })?;
-    let verified = read_back(&ops);
+    let mut verified = read_back(&ops);
+    let latest = store.latest_findings()?;
+    let not_found = not_found(&latest, &timeline, &ops, id);
+    for (t, gone) in &not_found {
+        if let Some(view) = verified.get_mut(*t) {
+            for g in gone {
+                view.grants.remove(*g);
+            }
+        }
+    }
     let mut open: BTreeMap<&str, usize> = BTreeMap::new();
     for o in ops.iter().filter(|o| !o.state.is_settled()) {
         *open.entry(o.target.as_str()).or_default() += 1;
@@ -122,6 +139,7 @@ pub fn identity_detail(config: &Config, store: &dyn Store, id: &str) -> crate::R
                 open_operations: open.get(t).copied().unwrap_or(0),
                 planned: account_view(holdings.get(t)),
                 verified: account_view(verified.get(t)),
+                not_found: not_found.get(t).map(|g| g.iter().map(|g| (*g).to_string()).collect()).unwrap_or_default(),
             };
             (t.to_string(), state)
         })
@@ -136,6 +154,42 @@ pub fn identity_detail(config: &Config, store: &dyn Store, id: &str) -> crate::R
         status: identity.status,
         timeline: timeline.into_iter().map(views::audit_record).collect(),
     }))
+}
+
+/// The grants, by target, that the latest reconciliation of the target found missing from
+/// identity `id`'s account and that no grant verified since (after the finding's audit record).
+fn not_found<'a>(
+    latest: &'a [tenure_store::Finding],
+    timeline: &[AuditRecord],
+    ops: &[OpRecord],
+    id: &str,
+) -> BTreeMap<&'a str, BTreeSet<&'a str>> {
+    let mut out: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
+    let missing =
+        latest.iter().filter(|f| f.kind == tenure_core::FindingKind::Missing && f.identity.as_deref() == Some(id));
+    for f in missing {
+        let Some(g) = f.entitlement.as_deref() else { continue };
+        let found_at = timeline
+            .iter()
+            .rev()
+            .find(|r| {
+                r.entry.action == "finding.missing"
+                    && r.entry.target.as_deref() == Some(f.target.as_str())
+                    && r.entry.entitlement.as_deref() == Some(g)
+            })
+            .map(|r| r.at.as_str());
+        let granted_since = ops.iter().any(|o| {
+            o.state == OpState::Verified
+                && o.kind == tenure_core::OpKind::Grant
+                && o.target == f.target
+                && o.entitlement.as_deref() == Some(g)
+                && o.verified_at.as_deref().zip(found_at).is_some_and(|(v, at)| v > at)
+        });
+        if !granted_since {
+            out.entry(f.target.as_str()).or_default().insert(g);
+        }
+    }
+    out
 }
 
 /// What the targets were last read back to hold: the verified operations applied to nothing,
@@ -165,6 +219,7 @@ pub async fn check(path: &Path, today: NaiveDate, online: bool) -> Result<proto:
     let mut problems = Vec::new();
     let mut remote = Vec::new();
     let mut unchecked = Vec::new();
+    let mut warnings = Vec::new();
     let mut summary = None;
     match Loaded::load(path) {
         Err(AppError::Config(p)) => problems.extend(p),
@@ -174,6 +229,7 @@ pub async fn check(path: &Path, today: NaiveDate, online: bool) -> Result<proto:
             Err(e) => return Err(e),
             Ok(policy) => {
                 let config = &loaded.config;
+                warnings = config.targets.iter().flat_map(|t| t.warnings()).collect();
                 // Issue 10: a secret sink a rotation would refuse is a problem now, not at 3 a.m.
                 let mut sinks: Vec<&str> = config.nhi.secret_sink.iter().map(String::as_str).collect();
                 sinks.extend(config.targets.iter().filter_map(|t| t.secret_sink.as_deref()));
@@ -216,6 +272,7 @@ pub async fn check(path: &Path, today: NaiveDate, online: bool) -> Result<proto:
             .collect(),
         summary,
         unchecked_targets: unchecked,
+        warnings,
     })
 }
 

@@ -60,8 +60,10 @@ async fn list(State(state): St, Q(filter): Q<Filter>, Q(paging): Q<Paging>) -> A
     responses((status = 200, body = IdentityDetail), (status = 404, body = tenure_proto::ErrorBody)))]
 async fn show(State(state): St, P(id): P<String>) -> ApiResult<Json<IdentityDetail>> {
     let shown = id.clone();
-    blocking(&state, move |app| reports::identity_detail(app.config(), app.store_ref(), &id).map_err(ApiError::from))
-        .await?
-        .map(Json)
-        .ok_or_else(|| ApiError::not_found(format!("identity `{}`", tenure_core::text::escape(&shown))))
+    blocking(&state, move |app| {
+        reports::identity_detail(app.config(), app.store().as_ref(), &id).map_err(ApiError::from)
+    })
+    .await?
+    .map(Json)
+    .ok_or_else(|| ApiError::not_found(format!("identity `{}`", tenure_core::text::escape(&shown))))
 }

@@ -4,11 +4,13 @@
 //! on drop. Installation is serialized across processes with a lock file, because the test
 //! binary runs tests in parallel and several may find a package missing at once.
 
+pub mod hostile_scim;
 pub mod ldap;
 pub mod postgres;
 pub mod scim;
 pub mod tls;
 
+pub use hostile_scim::HostileScim;
 pub use ldap::{Ldap, LdapOptions};
 pub use postgres::Postgres;
 pub use scim::Scim;

@@ -85,6 +85,30 @@ impl TestCa {
     }
 }
 
+/// A self-signed server certificate for `127.0.0.1` and `localhost`, as an admin makes one by
+/// hand: with `ca = true` it says `CA:TRUE` (what `openssl req -x509` writes by default), else it
+/// has no basic constraints. Its `ca_file` is the certificate itself, what such an admin gives
+/// a client as `ca_file`. The files live in `dir`.
+pub fn self_signed(dir: &Path, ca: bool) -> Result<ServerCert> {
+    let mut params = CertificateParams::new(vec!["127.0.0.1".to_string(), "localhost".to_string()])
+        .context("self-signed certificate parameters")?;
+    params.distinguished_name.push(DnType::CommonName, "localhost");
+    if ca {
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        params.key_usages =
+            vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::DigitalSignature, KeyUsagePurpose::KeyEncipherment];
+    }
+    let key = KeyPair::generate().context("generating the key")?;
+    let cert = params.self_signed(&key).context("signing the certificate")?;
+    let tag = if ca { "ca" } else { "leaf" };
+    let cert_file = dir.join(format!("self-signed-{tag}.pem"));
+    let key_file = dir.join(format!("self-signed-{tag}.key"));
+    let (cert_pem, key_pem) = (cert.pem(), key.serialize_pem());
+    write_file(&cert_file, &cert_pem, 0o644)?;
+    write_file(&key_file, &key_pem, 0o600)?;
+    Ok(ServerCert { ca_file: cert_file.clone(), cert_file, key_file, cert_pem, key_pem })
+}
+
 fn write_file(path: &Path, text: &str, mode: u32) -> Result<()> {
     let mut f = std::fs::OpenOptions::new()
         .create_new(true)

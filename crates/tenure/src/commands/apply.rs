@@ -29,6 +29,11 @@ pub fn run(app: &App, wait: bool, retry_failed_by: Option<String>, f: Format) ->
             r.tickets,
             counts.join(", ")
         );
+        for (target, notes) in &r.notes {
+            for note in notes {
+                outln!("{target}: note: {}", tenure_core::text::escape(note));
+            }
+        }
         if report.open_tickets > 0 {
             outln!("{} manual ticket(s) open: see `tenure tasks`", report.open_tickets);
         }

@@ -9,6 +9,12 @@ use tenure_engine::reports;
 pub fn run(config: &Path, online: bool, f: Format) -> Result<ExitCode> {
     let today = crate::support::clock()?.today();
     let r = crate::support::runtime()?.block_on(reports::check(config, today, online))?;
+    // With `--online`, connecting to each target has printed these already.
+    if !online {
+        for w in &r.warnings {
+            eprintln!("warning: {w}");
+        }
+    }
     if f == Format::Json {
         print_json(&r)?;
     } else if r.ok {

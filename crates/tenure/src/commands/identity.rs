@@ -27,7 +27,7 @@ pub fn list(app: &App, f: Format) -> Result<ExitCode> {
 }
 
 pub fn show(app: &App, id: &str, f: Format) -> Result<ExitCode> {
-    let Some(d) = reports::identity_detail(app.config(), app.store_ref(), id)? else {
+    let Some(d) = reports::identity_detail(app.config(), app.store().as_ref(), id)? else {
         eprintln!("error: no identity `{id}`");
         return Ok(ExitCode::from(1));
     };
@@ -54,9 +54,14 @@ pub fn show(app: &App, id: &str, f: Format) -> Result<ExitCode> {
             .accounts
             .iter()
             .map(|(t, a)| {
+                let mut verified = show(&a.verified);
+                if !a.not_found.is_empty() {
+                    let gone: Vec<String> = a.not_found.iter().map(|g| esc(g)).collect();
+                    verified.push_str(&format!(" (not found by reconciliation: {})", gone.join(", ")));
+                }
                 vec![
                     format!("  {t}"),
-                    show(&a.verified),
+                    verified,
                     show(&a.planned),
                     if a.open_operations == 0 { "-".into() } else { format!("{} open", a.open_operations) },
                 ]

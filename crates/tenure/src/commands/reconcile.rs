@@ -36,6 +36,9 @@ pub fn run(app: &App, target: Option<&str>, remediate: bool, f: Format) -> Resul
                 t.millis,
                 t.findings.len()
             );
+            for note in &t.notes {
+                outln!("{}: note: {}", t.target, tenure_core::text::escape(note));
+            }
             if !t.unmanaged.is_empty() {
                 let held: Vec<String> = t
                     .unmanaged
