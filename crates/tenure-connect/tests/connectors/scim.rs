@@ -423,7 +423,7 @@ async fn bad_settings_are_permanent_errors() {
 
 // ---- against fake_scim, for behaviour the real server never shows ----
 
-mod fake_scim {
+pub(crate) mod fake_scim {
     //! A scripted HTTP server on 127.0.0.1 that plays a SCIM service provider badly on purpose.
     //! One request per connection; every request is recorded.
 
