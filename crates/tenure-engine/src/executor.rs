@@ -830,7 +830,9 @@ async fn execute_run(
         match result {
             Ok(Applied::NotOwned(found)) => {
                 // Nothing else of this identity's runs on that account until a person decides.
-                if let Some(f) = refuse_adoption(store, op, owner, &spec, &found, target.max_attempts, opts, stats).await {
+                if let Some(f) =
+                    refuse_adoption(store, op, owner, &spec, &found, target.max_attempts, opts, stats).await
+                {
                     done.push(f);
                 }
                 break;
@@ -966,11 +968,8 @@ async fn whereabouts(
     } else {
         format!("searched by name and correlation id `{}`", spec.identity_id)
     };
-    let filter = tenure_store::OpFilter {
-        identity: Some(op.identity.clone()),
-        states: vec![OpState::Verified],
-        case_id: None,
-    };
+    let filter =
+        tenure_store::OpFilter { identity: Some(op.identity.clone()), states: vec![OpState::Verified], case_id: None };
     let ops = blocking::store(store, move |s| s.operations(&filter))
         .await
         .map_err(|e| ConnectorError::transient(format!("reading the account's history: {e}")))?;
@@ -1027,7 +1026,11 @@ async fn refuse_adoption(
          that identity's correlation id{}: it was not adopted",
         op.target,
         spec.identity_id,
-        found.external_id.as_deref().map(|x| format!(" (it carries `{}`)", tenure_core::text::quote(x))).unwrap_or_default()
+        found
+            .external_id
+            .as_deref()
+            .map(|x| format!(" (it carries `{}`)", tenure_core::text::quote(x)))
+            .unwrap_or_default()
     );
     let case = tenure_store::CaseIn {
         account: found.account.clone(),
@@ -1065,7 +1068,11 @@ async fn refuse_adoption(
     .await;
     match recorded {
         Ok(Some(case)) => {
-            tracing::warn!("{}: account `{account}` not adopted for `{}`: correlation case {case}", op.target, op.identity);
+            tracing::warn!(
+                "{}: account `{account}` not adopted for `{}`: correlation case {case}",
+                op.target,
+                op.identity
+            );
             None
         }
         // The claim was taken over: whoever holds it now records the outcome.

@@ -321,9 +321,8 @@ impl LdapConnector {
             .flatten()
             .unwrap_or_default();
         let holds_users = |nc: &str| {
-            dn::canonical_str(nc).is_some_and(|k| {
-                !k.is_empty() && (self.users_key == k || self.users_key.ends_with(&format!(",{k}")))
-            })
+            dn::canonical_str(nc)
+                .is_some_and(|k| !k.is_empty() && (self.users_key == k || self.users_key.ends_with(&format!(",{k}"))))
         };
         let from_dse = contexts.iter().flat_map(|e| values(e, "namingContexts")).find(|nc| holds_users(nc)).cloned();
         let base = from_dse.unwrap_or_else(|| {
@@ -348,7 +347,8 @@ impl LdapConnector {
         let filter = format!("(&{}({id_attr}={}))", self.layout.accounts_filter(), dn::filter_value(identity));
         let what = format!("searching `{base}` for `{id_attr}={identity}`");
         let opts = ldap3::SearchOptions::new().sizelimit(2);
-        let r = c.ldap().with_search_options(opts).search(&base, Scope::Subtree, &filter, self.layout.read_attrs()).await;
+        let r =
+            c.ldap().with_search_options(opts).search(&base, Scope::Subtree, &filter, self.layout.read_attrs()).await;
         let sr = match r {
             Ok(sr) => sr,
             Err(e) => return Err(c.fail(&what, e)),
@@ -665,7 +665,9 @@ impl LdapConnector {
         Ok(match self.by_name(c, a).await? {
             Found::None => None,
             Found::Mine(_) if !a.identity_id.trim().is_empty() => Some(Ok(Applied::AlreadyDone)),
-            Found::Mine(l) | Found::Unmarked(l) => Some(Ok(Applied::NotOwned(Box::new(self.state_of(c, a, &l).await?)))),
+            Found::Mine(l) | Found::Unmarked(l) => {
+                Some(Ok(Applied::NotOwned(Box::new(self.state_of(c, a, &l).await?))))
+            }
             Found::Other(l, other) => Some(Err(self.not_theirs(a, &l, &other))),
         })
     }

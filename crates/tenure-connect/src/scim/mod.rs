@@ -298,9 +298,7 @@ impl ScimConnector {
                     }
                 }
             }
-            mine.map(Found::Mine)
-                .or(unmarked.map(Found::Unmarked))
-                .or(other.map(|(u, o)| Found::Other(u, o)))
+            mine.map(Found::Mine).or(unmarked.map(Found::Unmarked)).or(other.map(|(u, o)| Found::Other(u, o)))
         };
         match &pick {
             Some(Found::Mine(u) | Found::Unmarked(u)) => Self::remember(&self.user_ids, &spec.account, &u.id),
@@ -328,7 +326,11 @@ impl ScimConnector {
             return Err(self.err(
                 ErrorKind::Permanent,
                 &what,
-                &format!("{} users carry it ({}); which one is this identity's cannot be told", found.len(), names.join(", ")),
+                &format!(
+                    "{} users carry it ({}); which one is this identity's cannot be told",
+                    found.len(),
+                    names.join(", ")
+                ),
             ));
         }
         Ok(found.pop())

@@ -36,7 +36,13 @@ fn spec(account: &str, identity: &str) -> AccountSpec {
 }
 
 fn req(kind: OpKind, account: &AccountSpec, entitlement: Option<&str>) -> Request {
-    Request { kind, entitlement: entitlement.map(str::to_string), account: account.clone(), new_owner: None, secret: None }
+    Request {
+        kind,
+        entitlement: entitlement.map(str::to_string),
+        account: account.clone(),
+        new_owner: None,
+        secret: None,
+    }
 }
 
 // ---- LDAP ----
@@ -349,9 +355,14 @@ async fn issue15_scim_two_users_for_one_user_name_only_this_identitys_is_written
 #[tokio::test]
 async fn issue15_scim_only_another_identitys_user_is_refused_before_any_write() {
     let jsilva = spec("jsilva1", "E000001");
-    for kind in
-        [OpKind::Disable, OpKind::Enable, OpKind::Grant, OpKind::Revoke, OpKind::DeleteAccount, OpKind::UpdateAttributes]
-    {
+    for kind in [
+        OpKind::Disable,
+        OpKind::Enable,
+        OpKind::Grant,
+        OpKind::Revoke,
+        OpKind::DeleteAccount,
+        OpKind::UpdateAttributes,
+    ] {
         let fake = misbehaving(vec![user("foreign", "E999999")]).await;
         let (c, _dir) = fake_connector(&fake);
         let ent = matches!(kind, OpKind::Grant | OpKind::Revoke).then_some("staff");

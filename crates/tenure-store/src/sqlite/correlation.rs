@@ -360,9 +360,10 @@ pub(super) fn refuse_adoption(store: &SqliteStore, r: &RefusedAdoption<'_>) -> R
     if !others.is_empty() {
         let ids: Vec<String> = others.iter().map(|(op, _)| op.to_string()).collect();
         entries.push(
-            AuditEntry::new("executor", "apply.cancelled", "cancelled").identity(r.identity).target(r.target).reason(
-                format!("operation(s) {} cancelled with operation {}: {}", ids.join(", "), r.op, r.note),
-            ),
+            AuditEntry::new("executor", "apply.cancelled", "cancelled")
+                .identity(r.identity)
+                .target(r.target)
+                .reason(format!("operation(s) {} cancelled with operation {}: {}", ids.join(", "), r.op, r.note)),
         );
     }
     tx.execute("DELETE FROM accounts WHERE identity = ?1 AND target = ?2", params![r.identity, r.target])?;
