@@ -582,7 +582,8 @@ async fn execute(
         let e = ConnectorError::transient("the read-back does not show the change");
         return Some(retry_or_fail(op, target.max_attempts, &e, opts, stats));
     }
-    let whereabouts = match whereabouts(store, op, &spec, state.as_ref(), op.kind.removes_access()).await {
+    let removal = op.kind.removes_access() && op.kind != OpKind::DeleteAccount;
+    let whereabouts = match whereabouts(store, op, &spec, state.as_ref(), removal).await {
         Ok(w) => w,
         Err(e) => return Some(retry_or_fail(op, target.max_attempts, &e, opts, stats)),
     };
@@ -888,7 +889,9 @@ async fn execute_run(
         done.extend(applied.iter().map(|(op, _)| retry_or_fail(op, target.max_attempts, &e, opts, stats)));
         return (done, release);
     }
-    let removals = applied.iter().any(|(op, _)| op.kind.removes_access());
+    // A run that deletes the account reads back its absence: that is its effect.
+    let removals = applied.iter().any(|(op, _)| op.kind.removes_access())
+        && !applied.iter().any(|(op, _)| op.kind == OpKind::DeleteAccount);
     let whereabouts = match whereabouts(store, first, &spec, state.as_ref(), removals).await {
         Ok(w) => w,
         Err(e) => {
@@ -936,7 +939,8 @@ async fn execute_run(
 }
 
 /// Where the read-back found the account, said in the outcome: under another name (found by its
-/// correlation id after a rename by hand), or nowhere. A removal of an account found nowhere is
+/// correlation id after a rename by hand), or nowhere. A removal (other than a deletion, whose
+/// effect is the absence) of an account found nowhere is
 /// in place only when Tenure never saw the account: one it created or read back earlier and
 /// did not delete itself has gone missing (renamed, moved or its correlation id removed by
 /// hand, out of reach), which is an error to look into — a permanent failure and so an

@@ -178,7 +178,7 @@ async fn leaver_after(by_hand: impl AsyncFnOnce(&mut ldap3::Ldap, &str) -> Strin
 async fn issue15_ldap_a_leaver_renamed_by_hand_is_found_by_employee_number_and_disabled() {
     leaver_after(async |ldap: &mut ldap3::Ldap, dn: &str| {
         ldap.modifydn(dn, "uid=jsilva1-old", true, None).await.unwrap().success().unwrap();
-        format!("uid=jsilva1-old,ou=people,dc=example,dc=com")
+        "uid=jsilva1-old,ou=people,dc=example,dc=com".to_string()
     })
     .await;
 }
