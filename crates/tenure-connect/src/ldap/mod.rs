@@ -31,11 +31,25 @@
 //!   it is never reported as an account or a grant. Groups are created on first grant.
 //! - **Idempotency from result codes, not from read-before-write.** Grant is one `modify add`;
 //!   `attributeOrValueExists` means it was already there. Revoke is one `modify delete`;
-//!   `noSuchAttribute`/`noSuchObject` mean it was already gone. Create checks for a disabled
-//!   entry of the same name first (creating `uid=x,<users_dn>` beside a disabled
-//!   `uid=x,<disabled_dn>` would be a duplicate account), then relies on `entryAlreadyExists`.
-//!   Disable of a missing account is `AlreadyDone` (an account that does not exist grants no
-//!   access); enable of a missing account is a permanent error.
+//!   `noSuchAttribute`/`noSuchObject` mean it was already gone. Create checks for an entry of the
+//!   same name first, enabled or disabled (creating `uid=x,<users_dn>` beside a disabled
+//!   `uid=x,<disabled_dn>` would be a duplicate account), and again on `entryAlreadyExists`:
+//!   it is already done only when the entry carries this identity's correlation id; one
+//!   carrying none (made by hand) is [`Applied::NotOwned`], unchanged, never adopted, and one
+//!   carrying another identity's is refused. Disable of an account found nowhere is
+//!   `AlreadyDone` (the executor decides whether that absence can be trusted); enable of a
+//!   missing account is a permanent error.
+//! - **Ownership before every write.** Every operation reads the entry of the account's name
+//!   first and refuses, before sending anything, when it carries another identity's
+//!   correlation id.
+//! - **An account is where its correlation id is.** When no entry of the name carries this
+//!   identity's id, the account is looked for by it: a subtree search of the naming context
+//!   that holds `users_dn` (root DSE `namingContexts`, else the DN above the configured
+//!   containers) for `(&(objectClass=<user class>)(<id_attribute>=<id>))`, size-limited to two
+//!   (two entries carrying one id are an error). An entry renamed or moved by hand is read back,
+//!   disabled (moved into `disabled_dn` under its own RDN, its password removed), revoked and
+//!   deleted where it is found, and its memberships are removed by its real DN as well as by the
+//!   DN its name would have.
 //! - **`userAccountControl` is read, then swapped.** Disable and enable read the value and send
 //!   one modify that deletes the value read and adds the new one, which fails with
 //!   `noSuchAttribute` if anyone changed it meanwhile (then it is read again), so a flag someone

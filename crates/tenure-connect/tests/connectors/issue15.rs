@@ -378,3 +378,50 @@ async fn issue15_scim_only_another_identitys_user_is_refused_before_any_write() 
         assert_eq!(writes, Vec::<String>::new(), "{kind}: nothing may be written");
     }
 }
+
+// ---- PostgreSQL ----
+
+#[tokio::test]
+async fn issue15_postgres_a_role_renamed_by_hand_is_found_by_its_tag_and_one_of_another_identity_is_refused() {
+    let pg = tenure_testkit::peers::Postgres::start().expect("a throwaway PostgreSQL cluster must start");
+    let c = tenure_connect::postgres::PostgresConnector::new("warehouse", &pg.settings(), 2).await.unwrap();
+    let (admin, connection) = tokio_postgres::connect(&pg.url(), tokio_postgres::NoTls).await.unwrap();
+    tokio::spawn(connection);
+    admin.batch_execute("CREATE ROLE analyst NOLOGIN").await.unwrap();
+    let can_login = async |name: &str| -> Option<bool> {
+        admin
+            .query_opt("SELECT rolcanlogin FROM pg_roles WHERE rolname = $1", &[&name])
+            .await
+            .unwrap()
+            .map(|r| r.get(0))
+    };
+
+    let jsilva = spec("jsilva1", "E000001");
+    assert_eq!(c.apply(&req(OpKind::CreateAccount, &jsilva, None)).await.unwrap(), Applied::Changed);
+    assert_eq!(c.apply(&req(OpKind::Grant, &jsilva, Some("analyst"))).await.unwrap(), Applied::Changed);
+    admin.batch_execute("ALTER ROLE jsilva1 RENAME TO joana").await.unwrap();
+    let found = c.read_account(&jsilva).await.unwrap().expect("found by its tag");
+    assert_eq!((found.account.as_str(), found.enabled), ("joana", true));
+    assert_eq!(c.apply(&req(OpKind::Revoke, &jsilva, Some("analyst"))).await.unwrap(), Applied::Changed);
+    assert_eq!(c.apply(&req(OpKind::Disable, &jsilva, None)).await.unwrap(), Applied::Changed);
+    assert_eq!(can_login("joana").await, Some(false));
+    let after = c.read_account(&jsilva).await.unwrap().unwrap();
+    assert!(!after.enabled && after.grants.is_empty(), "{after:?}");
+
+    // A role of the name tagged for another identity: nothing is written to it.
+    admin.batch_execute("CREATE ROLE taken LOGIN; COMMENT ON ROLE taken IS 'tenure:E999999'").await.unwrap();
+    for (kind, ent) in [(OpKind::Grant, Some("analyst")), (OpKind::Disable, None), (OpKind::DeleteAccount, None)] {
+        let e = c.apply(&req(kind, &spec("taken", "E000002"), ent)).await.unwrap_err();
+        assert!(e.message.contains("E999999") && e.message.contains("nothing was changed"), "{kind}: {e}");
+    }
+    assert_eq!(can_login("taken").await, Some(true));
+    let members: i64 = admin
+        .query_one(
+            "SELECT count(*) FROM pg_auth_members m JOIN pg_roles u ON u.oid = m.member WHERE u.rolname = 'taken'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(members, 0);
+}
