@@ -8,7 +8,13 @@
 //! - `apply` is idempotent. "Already exists", "already a member", "already revoked" and
 //!   "already gone" are success ([`Applied::AlreadyDone`]), never an error or a duplicate.
 //! - `read_account` reads the target itself, never a cache, because the executor marks an
-//!   operation `verified` only from what it reads back.
+//!   operation `verified` only from what it reads back. An account not found by its name is
+//!   looked for by its correlation id across the whole target (renamed or moved by hand), so a
+//!   leaver's account is never "absent" while it still works somewhere else.
+//! - A create never adopts an account it did not make: an existing account of the name that
+//!   does not carry the identity's correlation id is [`Applied::NotOwned`], unchanged.
+//! - Whose an account is (its correlation id) is checked before every write, never after: an
+//!   account carrying another identity's id is not changed.
 //! - Errors say whether retrying can help ([`ErrorKind::Transient`]) or not.
 //! - Every value placed in an LDAP DN or filter, a SCIM filter or SQL is escaped, quoted or bound.
 //! - Secrets never appear in errors or logs. A connector shows a URL only through [`redact`]
@@ -134,6 +140,10 @@ pub enum Applied {
     Changed,
     /// The target already was in the requested state; nothing was sent that changed it.
     AlreadyDone,
+    /// A `create_account` found an account of this name that does not carry this identity's
+    /// correlation id (made by hand, or never Tenure's). Nothing was changed: it is not adopted,
+    /// and the caller decides what follows (the executor opens a correlation case for a person).
+    NotOwned(Box<AccountState>),
 }
 
 /// An account as read from the target.
@@ -207,8 +217,9 @@ pub trait Connector: Send + Sync {
     /// Carries out one operation, idempotently.
     async fn apply(&self, req: &Request) -> Result<Applied>;
 
-    /// Reads one account back from the target. `Ok(None)` means it does not exist (for LDAP:
-    /// neither under `users_dn` nor `disabled_dn`).
+    /// Reads one account back from the target: by name, else (when `account.identity_id` is set)
+    /// the account carrying that correlation id anywhere in the target. `Ok(None)` means it
+    /// exists neither by name nor by correlation id.
     async fn read_account(&self, account: &AccountSpec) -> Result<Option<AccountState>>;
 
     /// Reads the account's mapped attributes (`tenure_core::attributes`): every attribute name

@@ -553,6 +553,9 @@ async fn execute(
         secret: None,
     };
     let applied = match tokio::time::timeout(opts.call_timeout, conn.apply(&req)).await {
+        Ok(Ok(Applied::NotOwned(found))) => {
+            return refuse_adoption(store, op, owner, &spec, &found, target.max_attempts, opts, stats).await;
+        }
         Ok(Ok(a)) => a,
         Ok(Err(e)) => return Some(retry_or_fail(op, target.max_attempts, &e, opts, stats)),
         Err(_) => {
@@ -584,6 +587,11 @@ async fn execute(
         let e = ConnectorError::transient("the read-back does not show the change");
         return Some(retry_or_fail(op, target.max_attempts, &e, opts, stats));
     }
+    let removal = op.kind.removes_access() && op.kind != OpKind::DeleteAccount;
+    let whereabouts = match whereabouts(store, op, &spec, state.as_ref(), removal).await {
+        Ok(w) => w,
+        Err(e) => return Some(retry_or_fail(op, target.max_attempts, &e, opts, stats)),
+    };
     // An attribute update is verified by reading the mapped attributes back: none may differ
     // from what the identity's attributes make of them.
     if op.kind == OpKind::UpdateAttributes {
@@ -613,8 +621,10 @@ async fn execute(
     stats.verified.fetch_add(1, Ordering::Relaxed);
     let how = match applied {
         Applied::Changed => "applied and read back",
-        Applied::AlreadyDone => "already in place (read back)",
+        Applied::AlreadyDone | Applied::NotOwned(_) => "already in place (read back)",
     };
+    let how = format!("{how}{whereabouts}");
+    let how = how.as_str();
     Some(Finished {
         op: op.id,
         state: OpState::Verified,
@@ -824,6 +834,15 @@ async fn execute_run(
             Err(_) => Err(ConnectorError::transient(format!("no answer within {:?}", opts.call_timeout))),
         };
         match result {
+            Ok(Applied::NotOwned(found)) => {
+                // Nothing else of this identity's runs on that account until a person decides.
+                if let Some(f) =
+                    refuse_adoption(store, op, owner, &spec, &found, target.max_attempts, opts, stats).await
+                {
+                    done.push(f);
+                }
+                break;
+            }
             Ok(a) => {
                 let existed = a == Applied::AlreadyDone && matches!(op.kind, OpKind::CreateAccount | OpKind::Enable);
                 applied.push((op, a));
@@ -875,11 +894,26 @@ async fn execute_run(
         done.extend(applied.iter().map(|(op, _)| retry_or_fail(op, target.max_attempts, &e, opts, stats)));
         return (done, release);
     }
+    // A run that deletes the account reads back its absence: that is its effect.
+    let removals = applied.iter().any(|(op, _)| op.kind.removes_access())
+        && !applied.iter().any(|(op, _)| op.kind == OpKind::DeleteAccount);
+    let whereabouts = match whereabouts(store, first, &spec, state.as_ref(), removals).await {
+        Ok(w) => w,
+        Err(e) => {
+            // Only the removals are in doubt; anything else is verified as usual below.
+            let (doubtful, rest): (Vec<_>, Vec<_>) = applied.into_iter().partition(|(op, _)| op.kind.removes_access());
+            done.extend(doubtful.iter().map(|(op, _)| retry_or_fail(op, target.max_attempts, &e, opts, stats)));
+            applied = rest;
+            String::new()
+        }
+    };
     for (i, (op, a)) in applied.iter().enumerate() {
         let how = match a {
             Applied::Changed => "applied and read back",
-            Applied::AlreadyDone => "already in place (read back)",
+            Applied::AlreadyDone | Applied::NotOwned(_) => "already in place (read back)",
         };
+        let how = format!("{how}{whereabouts}");
+        let how = how.as_str();
         if verified(op.kind, op.entitlement.as_deref(), state.as_ref()) {
             stats.verified.fetch_add(1, Ordering::Relaxed);
             done.push(Finished {
@@ -907,6 +941,156 @@ async fn execute_run(
         }
     }
     (done, release)
+}
+
+/// Where the read-back found the account, said in the outcome: under another name (found by its
+/// correlation id after a rename by hand), or nowhere. A removal (other than a deletion, whose
+/// effect is the absence) of an account found nowhere is
+/// in place only when Tenure never saw the account: one it created or read back earlier and
+/// did not delete itself has gone missing (renamed, moved or its correlation id removed by
+/// hand, out of reach), which is an error to look into — a permanent failure and so an
+/// exception on the case — never evidence that access was removed.
+async fn whereabouts(
+    store: &Arc<dyn Backend>,
+    op: &OpRecord,
+    spec: &AccountSpec,
+    state: Option<&AccountState>,
+    removals: bool,
+) -> Result<String, ConnectorError> {
+    if let Some(s) = state {
+        return Ok(if s.account.to_lowercase() != spec.account.to_lowercase() {
+            format!(
+                "; found by its correlation id `{}` as `{}`, not under its name `{}`",
+                spec.identity_id,
+                tenure_core::text::quote(&s.account),
+                tenure_core::text::quote(&spec.account)
+            )
+        } else {
+            String::new()
+        });
+    }
+    if !removals {
+        return Ok(String::new());
+    }
+    let searched = if spec.identity_id.is_empty() {
+        "searched by name (the identity is unknown, so not by correlation id)".to_string()
+    } else {
+        format!("searched by name and correlation id `{}`", spec.identity_id)
+    };
+    let filter =
+        tenure_store::OpFilter { identity: Some(op.identity.clone()), states: vec![OpState::Verified], case_id: None };
+    let ops = blocking::store(store, move |s| s.operations(&filter))
+        .await
+        .map_err(|e| ConnectorError::transient(format!("reading the account's history: {e}")))?;
+    let seen = |k: OpKind| {
+        matches!(
+            k,
+            OpKind::CreateAccount
+                | OpKind::Enable
+                | OpKind::Grant
+                | OpKind::UpdateAttributes
+                | OpKind::RotateCredential
+                | OpKind::TransferOwnership
+        )
+    };
+    let last = |pred: &dyn Fn(OpKind) -> bool| {
+        ops.iter().filter(|o| o.target == op.target && o.id != op.id && pred(o.kind)).map(|o| o.id).max()
+    };
+    let last_seen = last(&seen);
+    let last_deleted = last(&|k| k == OpKind::DeleteAccount);
+    match last_seen {
+        Some(seen_by) if last_deleted.is_none_or(|d| d < seen_by) => Err(ConnectorError::permanent(format!(
+            "account `{}` is absent from `{}` ({searched}), but Tenure read it back there before (operation \
+             {seen_by}) and never deleted it: it was renamed, moved or stripped of its correlation id out of \
+             reach, or deleted by hand. Its access is not proven removed: find the account, or accept this \
+             exception with a reason",
+            tenure_core::text::quote(&spec.account),
+            op.target
+        ))),
+        _ => Ok(format!("; absent, {searched}")),
+    }
+}
+
+/// A create that found an account of the identity's name not carrying its correlation id: the
+/// account is not adopted. The create and the identity's other queued work on the target are
+/// cancelled, its holdings there dropped, and a correlation case opened for the account with
+/// the identity as its candidate, in one store transaction; `tenure correlate CASE --to ID`
+/// then plans the identity on the account, `--orphan` leaves it nobody's. Returns the create's
+/// outcome to record when the store could not do this (the create fails, changing nothing), and
+/// `None` when it was recorded.
+#[expect(clippy::too_many_arguments, reason = "the outcome needs the run's context")]
+async fn refuse_adoption(
+    store: &Arc<dyn Backend>,
+    op: &OpRecord,
+    owner: &str,
+    spec: &AccountSpec,
+    found: &AccountState,
+    max_attempts: u32,
+    opts: &ExecOptions,
+    stats: &Stats,
+) -> Option<Finished> {
+    let account = tenure_core::text::quote(&found.account);
+    let why = format!(
+        "an account of this name existed in `{}` when Tenure came to create it for `{}`, and it does not carry \
+         that identity's correlation id{}: it was not adopted",
+        op.target,
+        spec.identity_id,
+        found
+            .external_id
+            .as_deref()
+            .map(|x| format!(" (it carries `{}`)", tenure_core::text::quote(x)))
+            .unwrap_or_default()
+    );
+    let case = tenure_store::CaseIn {
+        account: found.account.clone(),
+        external_id: found.external_id.clone(),
+        email: found.email.clone(),
+        enabled: found.enabled,
+        grants: found.grants.iter().cloned().collect(),
+        candidates: vec![tenure_store::Candidate {
+            identity: spec.identity_id.clone(),
+            rule: "username".into(),
+            confidence: 1.0,
+        }],
+        why: why.clone(),
+    };
+    let note = format!(
+        "not created: account `{account}` exists in `{}` and does not carry `{}` as its correlation id; a \
+         correlation case decides whose it is (`tenure correlations`, then `tenure correlate CASE --to {}` or \
+         `--orphan`)",
+        op.target, spec.identity_id, spec.identity_id
+    );
+    let (owner_s, identity, target) = (owner.to_string(), op.identity.clone(), op.target.clone());
+    let audit = audit_for(op, "cancelled", note.clone());
+    let (op_id, note_c) = (op.id, note.clone());
+    let recorded = blocking::store(store, move |s| {
+        s.refuse_adoption(&tenure_store::RefusedAdoption {
+            op: op_id,
+            owner: &owner_s,
+            identity: &identity,
+            target: &target,
+            case,
+            note: note_c,
+            audit,
+        })
+    })
+    .await;
+    match recorded {
+        Ok(Some(case)) => {
+            tracing::warn!(
+                "{}: account `{account}` not adopted for `{}`: correlation case {case}",
+                op.target,
+                op.identity
+            );
+            None
+        }
+        // The claim was taken over: whoever holds it now records the outcome.
+        Ok(None) => None,
+        Err(e) => {
+            let e = ConnectorError::permanent(format!("{note}; recording the correlation case failed: {e}"));
+            Some(retry_or_fail(op, max_attempts, &e, opts, stats))
+        }
+    }
 }
 
 /// The identity that owns the account according to its correlation id, if that is someone else.

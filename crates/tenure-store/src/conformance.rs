@@ -108,6 +108,10 @@ pub const CASES: &[(&str, Case)] = &[
         "correlation_is_recorded_once_and_cases_decided_once",
         correlation::correlation_is_recorded_once_and_cases_decided_once,
     ),
+    (
+        "a_refused_adoption_cancels_the_work_and_opens_a_case",
+        correlation::a_refused_adoption_cancels_the_work_and_opens_a_case,
+    ),
     ("exceptions_are_recorded_resolved_and_accepted", exceptions::exceptions_are_recorded_resolved_and_accepted),
     (
         "rotations_are_planned_once_and_their_verification_dated",

@@ -139,6 +139,24 @@ pub struct Decision<'a> {
     pub detail: String,
 }
 
+/// A `create_account` that met an account of the identity's name carrying no correlation id of
+/// its (made by hand, after the target's baseline): it is never adopted, it becomes a case.
+#[derive(Debug, Clone)]
+pub struct RefusedAdoption<'a> {
+    /// The create operation, still claimed by `owner`.
+    pub op: i64,
+    pub owner: &'a str,
+    pub identity: &'a str,
+    pub target: &'a str,
+    /// The account as read, with the identity as its candidate.
+    pub case: CaseIn,
+    /// The note the create and the identity's other queued operations on the target are
+    /// cancelled with.
+    pub note: String,
+    /// The create's audit record (`apply.create_account`, outcome `cancelled`).
+    pub audit: tenure_core::audit::AuditEntry,
+}
+
 /// The correlation tables. Implementations are safe to share between threads.
 pub trait Correlations: Send + Sync {
     /// The targets already correlated, by name, with when.
@@ -167,4 +185,13 @@ pub trait Correlations: Send + Sync {
     /// unknown case and `Conflict` for a decided one or when the identity already has a linked
     /// account in the target, changing nothing.
     fn decide_correlation(&self, decision: &Decision<'_>) -> Result<CorrelationCase>;
+    /// Records a refused adoption, in one transaction: the create is cancelled (only while
+    /// `owner` still holds its claim), and so is every other operation of the identity on the
+    /// target that is pending or claimed by `owner`; the identity's account and grants there leave
+    /// its holdings (the account is not its own until a person decides); and a correlation case
+    /// is opened for the account (or the account's open case is reused), audited
+    /// `correlation.case_opened` with the identity. Returns the case's id, or `None` when the
+    /// claim was lost (then nothing changed). A person's `decide_correlation` of the case then
+    /// links the account, or leaves it an orphan.
+    fn refuse_adoption(&self, refused: &RefusedAdoption<'_>) -> Result<Option<i64>>;
 }

@@ -204,6 +204,32 @@ pub fn leaf_under(dn: &str, attr: &str, parent: &str) -> Option<String> {
     Some(ava.value)
 }
 
+/// The value of `dn`'s leaf RDN when it is a single AVA of type `attr` (case-insensitive),
+/// wherever the entry is.
+pub fn leaf_value(dn: &str, attr: &str) -> Option<String> {
+    let leaf = parse(dn)?.into_iter().next()?;
+    let [ava] = <[Ava; 1]>::try_from(leaf).ok()?;
+    ava.attr.eq_ignore_ascii_case(attr).then_some(ava.value)
+}
+
+/// The deepest DN above every one of `keys` (canonical texts, see [`canonical`]), itself
+/// canonical; empty (the root) when they share nothing.
+pub fn common_suffix(keys: &[&str]) -> String {
+    // Canonical values are escaped, so an unescaped `,` always separates RDNs.
+    let split = |k: &str| -> Vec<String> { k.split(',').rev().map(str::to_string).collect() };
+    let mut parts: Option<Vec<String>> = None;
+    for k in keys {
+        let rdns = split(k);
+        parts = Some(match parts {
+            None => rdns,
+            Some(p) => p.into_iter().zip(rdns).take_while(|(a, b)| a == b).map(|(a, _)| a).collect(),
+        });
+    }
+    let mut p = parts.unwrap_or_default();
+    p.reverse();
+    p.join(",")
+}
+
 /// The bulk-read fast path of [`leaf_under`]: splits `dn` into the unescaped value of its leaf
 /// RDN, which must be a single AVA of type `attr`, and the parent DN's text (to be matched by the
 /// caller, typically through a [`Parents`] cache). Most DNs hold no escapes, and then nothing is

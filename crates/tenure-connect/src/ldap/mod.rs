@@ -31,11 +31,25 @@
 //!   it is never reported as an account or a grant. Groups are created on first grant.
 //! - **Idempotency from result codes, not from read-before-write.** Grant is one `modify add`;
 //!   `attributeOrValueExists` means it was already there. Revoke is one `modify delete`;
-//!   `noSuchAttribute`/`noSuchObject` mean it was already gone. Create checks for a disabled
-//!   entry of the same name first (creating `uid=x,<users_dn>` beside a disabled
-//!   `uid=x,<disabled_dn>` would be a duplicate account), then relies on `entryAlreadyExists`.
-//!   Disable of a missing account is `AlreadyDone` (an account that does not exist grants no
-//!   access); enable of a missing account is a permanent error.
+//!   `noSuchAttribute`/`noSuchObject` mean it was already gone. Create checks for an entry of the
+//!   same name first, enabled or disabled (creating `uid=x,<users_dn>` beside a disabled
+//!   `uid=x,<disabled_dn>` would be a duplicate account), and again on `entryAlreadyExists`:
+//!   it is already done only when the entry carries this identity's correlation id; one
+//!   carrying none (made by hand) is [`Applied::NotOwned`], unchanged, never adopted, and one
+//!   carrying another identity's is refused. Disable of an account found nowhere is
+//!   `AlreadyDone` (the executor decides whether that absence can be trusted); enable of a
+//!   missing account is a permanent error.
+//! - **Ownership before every write.** Every operation reads the entry of the account's name
+//!   first and refuses, before sending anything, when it carries another identity's
+//!   correlation id.
+//! - **An account is where its correlation id is.** When no entry of the name carries this
+//!   identity's id, the account is looked for by it: a subtree search of the naming context
+//!   that holds `users_dn` (root DSE `namingContexts`, else the DN above the configured
+//!   containers) for `(&(objectClass=<user class>)(<id_attribute>=<id>))`, size-limited to two
+//!   (two entries carrying one id are an error). An entry renamed or moved by hand is read back,
+//!   disabled (moved into `disabled_dn` under its own RDN, its password removed), revoked and
+//!   deleted where it is found, and its memberships are removed by its real DN as well as by the
+//!   DN its name would have.
 //! - **`userAccountControl` is read, then swapped.** Disable and enable read the value and send
 //!   one modify that deletes the value read and adds the new one, which fails with
 //!   `noSuchAttribute` if anyone changed it meanwhile (then it is read again), so a flag someone
@@ -110,6 +124,33 @@ pub struct LdapConnector {
     /// What one listing may hold in all.
     listing: tenure_core::config::ListingLimits,
     pool: Pool,
+    /// The naming context the accounts live in (read from the root DSE once), searched for an
+    /// account by its correlation id when it is not where its name says.
+    base: tokio::sync::OnceCell<String>,
+}
+
+/// An account's entry as found.
+#[derive(Debug)]
+struct Located {
+    dn: String,
+    /// The account's name as the entry has it (its naming attribute).
+    name: String,
+    /// Its container: under `users_dn` or `disabled_dn`, or `None` for anywhere else (moved
+    /// there by hand).
+    place: Option<Place>,
+    entry: SearchEntry,
+}
+
+/// An account's entry, and whose it is by its correlation id attribute.
+#[derive(Debug)]
+enum Found {
+    /// Carries this identity's id.
+    Mine(Located),
+    /// Carries none (made by hand, or linked by correlation).
+    Unmarked(Located),
+    /// Carries another identity's id (the second field).
+    Other(Located, String),
+    None,
 }
 
 impl LdapConnector {
@@ -162,6 +203,7 @@ impl LdapConnector {
             page_size: s.page_size.max(1),
             listing: s.listing,
             pool: Pool::new(name, &s.url, &s.bind_dn, password, concurrency, tls, s.starttls),
+            base: tokio::sync::OnceCell::new(),
         })
     }
 
@@ -234,6 +276,167 @@ impl LdapConnector {
             }
         }
         Ok(None)
+    }
+
+    /// Where an entry is: under `users_dn`, under `disabled_dn`, or elsewhere (`None`), and its
+    /// name (the value of its naming attribute) when it is named by it.
+    fn place_of(&self, entry_dn: &str) -> (Option<Place>, Option<String>) {
+        let naming = &self.layout.schema.naming_attribute;
+        if let Some(n) = dn::leaf_under(entry_dn, naming, &self.users_key) {
+            return (Some(Place::Enabled), Some(n));
+        }
+        if let Some(k) = &self.disabled_key
+            && let Some(n) = dn::leaf_under(entry_dn, naming, k)
+        {
+            return (Some(Place::Disabled), Some(n));
+        }
+        (None, dn::leaf_value(entry_dn, naming))
+    }
+
+    /// Classifies an entry read for `spec` by its correlation id attribute.
+    fn classify(&self, spec: &AccountSpec, entry: SearchEntry) -> Found {
+        let (place, name) = self.place_of(&entry.dn);
+        let owner = non_empty(first_value(&entry, &self.layout.schema.id_attribute)).map(str::to_string);
+        let loc = Located { dn: entry.dn.clone(), name: name.unwrap_or_else(|| spec.account.clone()), place, entry };
+        match owner {
+            None => Found::Unmarked(loc),
+            Some(o) if spec.identity_id.is_empty() || o.trim().eq_ignore_ascii_case(spec.identity_id.trim()) => {
+                Found::Mine(loc)
+            }
+            Some(o) => Found::Other(loc, o),
+        }
+    }
+
+    /// The account's entry where its name puts it (`users_dn`, then `disabled_dn`), and whose
+    /// it is. An entry of this identity's wins over one carrying no id, which wins over another
+    /// identity's.
+    async fn by_name(&self, c: &mut Conn<'_>, spec: &AccountSpec) -> Result<Found> {
+        let mut best = Found::None;
+        for &place in self.layout.places() {
+            let Some(entry) = self.entry(c, &self.layout.account_dn(&spec.account, place)).await? else { continue };
+            match self.classify(spec, entry) {
+                mine @ Found::Mine(_) => return Ok(mine),
+                u @ Found::Unmarked(_) if !matches!(best, Found::Unmarked(_)) => best = u,
+                o @ Found::Other(..) if matches!(best, Found::None) => best = o,
+                _ => {}
+            }
+        }
+        Ok(best)
+    }
+
+    /// The base searched for an account by its correlation id: the server's naming context that
+    /// holds `users_dn` (root DSE `namingContexts`), else the deepest DN above `users_dn`,
+    /// `groups_dn` and `disabled_dn` alike.
+    async fn search_base(&self, c: &mut Conn<'_>) -> Result<String> {
+        if let Some(b) = self.base.get() {
+            return Ok(b.clone());
+        }
+        let contexts = self
+            .search(c, "", Scope::Base, "(objectClass=*)", vec!["namingContexts".to_string()])
+            .await
+            .ok()
+            .flatten()
+            .unwrap_or_default();
+        let holds_users = |nc: &str| {
+            dn::canonical_str(nc)
+                .is_some_and(|k| !k.is_empty() && (self.users_key == k || self.users_key.ends_with(&format!(",{k}"))))
+        };
+        let from_dse = contexts.iter().flat_map(|e| values(e, "namingContexts")).find(|nc| holds_users(nc)).cloned();
+        let base = from_dse.unwrap_or_else(|| {
+            let mut keys = vec![self.users_key.as_str(), self.groups_key.as_str()];
+            keys.extend(self.disabled_key.as_deref());
+            dn::common_suffix(&keys)
+        });
+        let _ = self.base.set(base.clone());
+        Ok(base)
+    }
+
+    /// The account entry carrying `identity` in the correlation id attribute, anywhere under
+    /// the search base (a subtree search): where an account renamed or moved by hand still is.
+    /// Two such entries are an error: which one is the identity's cannot be told.
+    async fn by_id(&self, c: &mut Conn<'_>, spec: &AccountSpec) -> Result<Option<Located>> {
+        let identity = spec.identity_id.trim();
+        if identity.is_empty() {
+            return Ok(None);
+        }
+        let base = self.search_base(c).await?;
+        let id_attr = &self.layout.schema.id_attribute;
+        let filter = format!("(&{}({id_attr}={}))", self.layout.accounts_filter(), dn::filter_value(identity));
+        let what = format!("searching `{base}` for `{id_attr}={identity}`");
+        let opts = ldap3::SearchOptions::new().sizelimit(2);
+        let r =
+            c.ldap().with_search_options(opts).search(&base, Scope::Subtree, &filter, self.layout.read_attrs()).await;
+        let sr = match r {
+            Ok(sr) => sr,
+            Err(e) => return Err(c.fail(&what, e)),
+        };
+        let entries: Vec<SearchEntry> = sr.0.into_iter().map(SearchEntry::construct).collect();
+        match sr.1.rc {
+            0 | 4 => {}
+            32 => return Ok(None),
+            _ => return Err(c.unexpected(&what, &sr.1)),
+        }
+        if entries.len() > 1 || sr.1.rc == 4 {
+            let dns: Vec<String> = entries.iter().map(|e| format!("`{}`", e.dn)).collect();
+            return Err(ConnectorError::permanent(format!(
+                "{}: {what}: more than one entry carries it ({}); which one is this identity's cannot be told",
+                self.name,
+                dns.join(", ")
+            )));
+        }
+        Ok(entries.into_iter().next().and_then(|entry| match self.classify(spec, entry) {
+            Found::Mine(l) | Found::Unmarked(l) | Found::Other(l, _) => Some(l),
+            Found::None => None,
+        }))
+    }
+
+    /// The account `spec` is about: by name ([`Self::by_name`]), and when no entry of the name
+    /// carries this identity's id, the entry that carries it anywhere in the directory (renamed
+    /// or moved by hand), which is then the one Tenure holds.
+    async fn locate(&self, c: &mut Conn<'_>, spec: &AccountSpec) -> Result<Found> {
+        let found = self.by_name(c, spec).await?;
+        if matches!(found, Found::Mine(_)) || spec.identity_id.trim().is_empty() {
+            return Ok(found);
+        }
+        Ok(match self.by_id(c, spec).await? {
+            Some(l) => Found::Mine(l),
+            None => found,
+        })
+    }
+
+    /// Refuses a write to an entry of another identity's, before anything is sent.
+    fn not_theirs(&self, spec: &AccountSpec, loc: &Located, other: &str) -> ConnectorError {
+        ConnectorError::permanent(format!(
+            "{}: account `{}` (`{}`) belongs to identity `{other}` (its `{}`), not `{}`; nothing was changed",
+            self.name, spec.account, loc.dn, self.layout.schema.id_attribute, spec.identity_id
+        ))
+    }
+
+    /// The account entry to change for `spec`, checked to be this identity's (or to carry no id)
+    /// before any write; `None` when there is none.
+    async fn owned(&self, c: &mut Conn<'_>, spec: &AccountSpec, locate: bool) -> Result<Option<Located>> {
+        let found = if locate { self.locate(c, spec).await? } else { self.by_name(c, spec).await? };
+        match found {
+            Found::Mine(l) | Found::Unmarked(l) => Ok(Some(l)),
+            Found::Other(l, other) => Err(self.not_theirs(spec, &l, &other)),
+            Found::None => Ok(None),
+        }
+    }
+
+    /// Every value by which the account may be listed in a group: those of its name, and those
+    /// of the entry where it was found.
+    fn member_values_of(&self, account: &str, loc: Option<&Located>) -> Vec<String> {
+        let mut v = self.layout.member_values(account);
+        if let Some(l) = loc {
+            let extra = match self.layout.schema.member_values {
+                MemberValues::Dn => l.dn.clone(),
+                MemberValues::Name => l.name.clone(),
+            };
+            if !v.iter().any(|x| dn::canonical_str(x) == dn::canonical_str(&extra)) {
+                v.push(extra);
+            }
+        }
+        v
     }
 
     /// Sets `account`'s password to `secret`: Active Directory's `unicodePwd` replaced (delete
@@ -436,11 +639,11 @@ impl LdapConnector {
         )))
     }
 
-    /// Removes the account, by every value it may be listed under, from every group. Returns
-    /// whether anything changed.
-    async fn strip_memberships(&self, c: &mut Conn<'_>, account: &str) -> Result<bool> {
+    /// Removes the account, by every value it may be listed under (those of its name and of
+    /// the entry where it was found), from every group. Returns whether anything changed.
+    async fn strip_memberships(&self, c: &mut Conn<'_>, account: &str, loc: Option<&Located>) -> Result<bool> {
         let mut changed = false;
-        for value in self.layout.member_values(account) {
+        for value in self.member_values_of(account, loc) {
             for group in self.groups_of(c, std::slice::from_ref(&value)).await? {
                 changed |= self.remove_member(c, &group, &value).await?;
             }
@@ -448,12 +651,14 @@ impl LdapConnector {
         Ok(changed)
     }
 
+    /// Creates the account. An entry of the name that exists already (enabled, or disabled:
+    /// creating `uid=x,<users_dn>` beside a disabled `uid=x,<disabled_dn>` would be a duplicate
+    /// account) is this identity's only when it carries its correlation id: then the create is
+    /// already done. Any other is never adopted: one carrying no id is [`Applied::NotOwned`],
+    /// unchanged, and one carrying another identity's is refused.
     async fn create(&self, c: &mut Conn<'_>, a: &AccountSpec) -> Result<Applied> {
-        // The same name disabled is the same account: creating it again would be a duplicate.
-        if self.layout.disabled_dn.is_some()
-            && self.exists(c, &self.layout.account_dn(&a.account, Place::Disabled)).await?
-        {
-            return Ok(Applied::AlreadyDone);
+        if let Some(done) = self.existing(c, a).await? {
+            return done;
         }
         let password = if self.layout.schema.profile == LdapProfile::ActiveDirectory && self.secure {
             Some(ops::random_password())
@@ -467,7 +672,61 @@ impl LdapConnector {
         let res = self.send(c, &op).await?;
         match res.rc {
             0 => Ok(Applied::Changed),
-            68 => Ok(Applied::AlreadyDone),
+            // Created meanwhile: whose it is decides, as above.
+            68 => match self.existing(c, a).await? {
+                Some(done) => done,
+                None => Err(ConnectorError::transient(format!(
+                    "{}: {}: the entry exists, but could not be read",
+                    self.name,
+                    op.what()
+                ))),
+            },
+            _ => Err(c.unexpected(&op.what(), &res)),
+        }
+    }
+
+    /// What a create of `a` meets where its name puts the account, if anything: already done
+    /// (this identity's entry), not owned (an entry carrying no id), or refused (another's).
+    async fn existing(&self, c: &mut Conn<'_>, a: &AccountSpec) -> Result<Option<Result<Applied>>> {
+        Ok(match self.by_name(c, a).await? {
+            Found::None => None,
+            Found::Mine(_) if !a.identity_id.trim().is_empty() => Some(Ok(Applied::AlreadyDone)),
+            Found::Mine(l) | Found::Unmarked(l) => {
+                Some(Ok(Applied::NotOwned(Box::new(self.state_of(c, a, &l).await?))))
+            }
+            Found::Other(l, other) => Some(Err(self.not_theirs(a, &l, &other))),
+        })
+    }
+
+    /// An entry found for `spec` as an account state, with the groups it is in.
+    async fn state_of(&self, c: &mut Conn<'_>, spec: &AccountSpec, l: &Located) -> Result<AccountState> {
+        let grants = self
+            .groups_of(c, &self.member_values_of(&spec.account, Some(l)))
+            .await?
+            .iter()
+            .filter_map(|g| self.group_name(g))
+            .collect();
+        Ok(AccountState {
+            account: l.name.clone(),
+            external_id: non_empty(first_value(&l.entry, &self.layout.schema.id_attribute)).map(str::to_string),
+            email: non_empty(first_value(&l.entry, ops::MAIL)).map(str::to_string),
+            enabled: self.is_enabled(&l.entry, l.place.unwrap_or(Place::Enabled)),
+            grants,
+            sessions: None,
+        })
+    }
+
+    /// Moves the entry `l` into `disabled_dn` under its own RDN. Returns the new DN.
+    async fn move_to_disabled(&self, c: &mut Conn<'_>, l: &Located) -> Result<String> {
+        let Some(disabled) = self.layout.disabled_dn.clone() else { return Ok(l.dn.clone()) };
+        let op = Op::ModDn { dn: l.dn.clone(), rdn: self.layout.rdn(&l.name), superior: disabled.clone() };
+        let res = self.send(c, &op).await?;
+        match res.rc {
+            0 => Ok(format!("{},{disabled}", self.layout.rdn(&l.name))),
+            68 => Err(ConnectorError::permanent(format!(
+                "{}: cannot move `{}` to `{disabled}`: an entry of that name is there already",
+                self.name, l.dn
+            ))),
             _ => Err(c.unexpected(&op.what(), &res)),
         }
     }
@@ -542,29 +801,35 @@ impl LdapConnector {
         ConnectorError::permanent(format!("{}: cannot enable `{account}`: the account does not exist", self.name))
     }
 
-    async fn disable(&self, c: &mut Conn<'_>, account: &str) -> Result<Applied> {
+    /// Disables the account where it is: by name, else wherever the entry carrying the
+    /// identity's correlation id is (renamed or moved by hand), which is moved into
+    /// `disabled_dn` under its own name. An account found nowhere has no access to take away.
+    async fn disable(&self, c: &mut Conn<'_>, spec: &AccountSpec) -> Result<Applied> {
+        let account = spec.account.as_str();
+        let loc = self.owned(c, spec, true).await?;
         // Memberships first: if what follows fails, a retry finds the account still enabled
         // and finishes the job; the reverse order could leave a disabled account in groups.
-        let mut changed = self.strip_memberships(c, account).await?;
+        let mut changed = self.strip_memberships(c, account, loc.as_ref()).await?;
+        let Some(loc) = loc else { return Ok(if changed { Applied::Changed } else { Applied::AlreadyDone }) };
         if self.layout.by_uac() {
-            let mut found = false;
-            for &place in self.layout.places() {
-                if let Some(flipped) = self.set_uac(c, &self.layout.account_dn(account, place), true).await? {
-                    changed |= flipped;
-                    found = true;
-                    break;
-                }
+            if let Some(flipped) = self.set_uac(c, &loc.dn, true).await? {
+                changed |= flipped;
             }
-            if found && self.layout.disabled_dn.is_some() {
-                changed |= self.move_account(c, account, Place::Enabled, Place::Disabled).await?.is_some();
+            if self.layout.disabled_dn.is_some() && loc.place != Some(Place::Disabled) {
+                self.move_to_disabled(c, &loc).await?;
+                changed = true;
             }
             return Ok(if changed { Applied::Changed } else { Applied::AlreadyDone });
         }
-        // Already disabled, or absent (no access to take away): nothing to move.
-        changed |= self.move_account(c, account, Place::Enabled, Place::Disabled).await?.is_some();
+        let disabled_dn = if loc.place == Some(Place::Disabled) {
+            loc.dn.clone()
+        } else {
+            changed = true;
+            self.move_to_disabled(c, &loc).await?
+        };
         // A disabled entry must not be able to bind: moving it does not stop a simple bind with
         // its password, so the password goes too (a rehire gets a new one).
-        let op = self.layout.drop_password(&self.layout.account_dn(account, Place::Disabled));
+        let op = self.layout.drop_password(&disabled_dn);
         let res = self.send(c, &op).await?;
         match res.rc {
             0 => changed = true,
@@ -575,10 +840,25 @@ impl LdapConnector {
         Ok(if changed { Applied::Changed } else { Applied::AlreadyDone })
     }
 
-    async fn delete(&self, c: &mut Conn<'_>, account: &str) -> Result<Applied> {
-        let mut changed = self.strip_memberships(c, account).await?;
-        for &place in self.layout.places() {
-            let op = self.layout.delete(account, place);
+    async fn delete(&self, c: &mut Conn<'_>, spec: &AccountSpec) -> Result<Applied> {
+        let account = spec.account.as_str();
+        let loc = self.owned(c, spec, true).await?;
+        let mut changed = self.strip_memberships(c, account, loc.as_ref()).await?;
+        let mut dns: Vec<String> = self.layout.places().iter().map(|&p| self.layout.account_dn(account, p)).collect();
+        if let Some(l) = &loc
+            && !dns.iter().any(|d| dn::canonical_str(d) == dn::canonical_str(&l.dn))
+        {
+            dns.push(l.dn.clone());
+        }
+        for dn in dns {
+            // An entry of the name that is another identity's is not this account.
+            if loc.as_ref().is_none_or(|l| dn::canonical_str(&l.dn) != dn::canonical_str(&dn))
+                && let Some(e) = self.entry(c, &dn).await?
+                && !matches!(self.classify(spec, e), Found::Mine(_) | Found::Unmarked(_))
+            {
+                continue;
+            }
+            let op = Op::Delete { dn };
             let res = self.send(c, &op).await?;
             match res.rc {
                 0 => changed = true,
@@ -619,10 +899,16 @@ impl LdapConnector {
         Err(ConnectorError::transient(format!("{}: {}: the group kept changing", self.name, op.what())))
     }
 
-    async fn revoke(&self, c: &mut Conn<'_>, account: &str, entitlement: &str) -> Result<Applied> {
+    /// Removes the account from the group by every value it may be listed under: its name's,
+    /// and the entry's where it was found (renamed or moved by hand).
+    async fn revoke(&self, c: &mut Conn<'_>, spec: &AccountSpec, entitlement: &str) -> Result<Applied> {
+        let loc = self.owned(c, spec, true).await?;
         let group = self.layout.group_dn(entitlement);
-        let value = self.layout.member_value(account);
-        Ok(if self.remove_member(c, &group, &value).await? { Applied::Changed } else { Applied::AlreadyDone })
+        let mut changed = false;
+        for value in self.member_values_of(&spec.account, loc.as_ref()) {
+            changed |= self.remove_member(c, &group, &value).await?;
+        }
+        Ok(if changed { Applied::Changed } else { Applied::AlreadyDone })
     }
 
     /// Whether an entry read back is enabled: it lives under `users_dn` and, where the profile
@@ -679,6 +965,7 @@ impl Connector for LdapConnector {
                     )));
                 };
                 let mut c = self.pool.get().await?;
+                self.owned(&mut c, &req.account, false).await?;
                 return self.rotate(&mut c, account, secret).await.map_err(|mut e| {
                     e.message = secret.scrub(&e.message);
                     e
@@ -686,6 +973,7 @@ impl Connector for LdapConnector {
             }
             OpKind::UpdateAttributes => {
                 let mut c = self.pool.get().await?;
+                self.owned(&mut c, &req.account, false).await?;
                 return self.update_attributes(&mut c, &req.account).await;
             }
             OpKind::RevokeSessions | OpKind::TransferOwnership | OpKind::OpenTicket => {
@@ -697,13 +985,17 @@ impl Connector for LdapConnector {
             }
         };
         let mut c = self.pool.get().await?;
+        // Whose the entry of the name is is checked before anything is written to it.
+        if matches!(req.kind, OpKind::Enable | OpKind::Grant) {
+            self.owned(&mut c, &req.account, false).await?;
+        }
         match (req.kind, entitlement) {
             (OpKind::CreateAccount, _) => self.create(&mut c, &req.account).await,
             (OpKind::Enable, _) => self.enable(&mut c, account).await,
-            (OpKind::Disable, _) => self.disable(&mut c, account).await,
-            (OpKind::DeleteAccount, _) => self.delete(&mut c, account).await,
+            (OpKind::Disable, _) => self.disable(&mut c, &req.account).await,
+            (OpKind::DeleteAccount, _) => self.delete(&mut c, &req.account).await,
             (OpKind::Grant, Some(e)) => self.grant(&mut c, account, e).await,
-            (OpKind::Revoke, Some(e)) => self.revoke(&mut c, account, e).await,
+            (OpKind::Revoke, Some(e)) => self.revoke(&mut c, &req.account, e).await,
             (kind, _) => Err(ConnectorError::permanent(format!(
                 "{}: `{}` is not supported by LDAP targets",
                 c.target(),
@@ -712,38 +1004,17 @@ impl Connector for LdapConnector {
         }
     }
 
+    /// The account by name, else the entry carrying the identity's correlation id anywhere in
+    /// the directory; an entry of another identity's is returned as read, for the caller to see
+    /// whose it is.
     async fn read_account(&self, account: &AccountSpec) -> Result<Option<AccountState>> {
         self.check_name("account", &account.account)?;
         let mut c = self.pool.get().await?;
-        let mut found = None;
-        for &place in self.layout.places() {
-            if let Some(entry) = self.entry(&mut c, &self.layout.account_dn(&account.account, place)).await? {
-                found = Some((entry, place));
-                break;
-            }
-        }
-        let Some((entry, place)) = found else { return Ok(None) };
-        let key = match (place, &self.disabled_key) {
-            (Place::Disabled, Some(k)) => k,
-            _ => &self.users_key,
+        let loc = match self.locate(&mut c, account).await? {
+            Found::Mine(l) | Found::Unmarked(l) | Found::Other(l, _) => l,
+            Found::None => return Ok(None),
         };
-        // The name as stored (the server may differ from the request in case or spacing).
-        let name = dn::leaf_under(&entry.dn, &self.layout.schema.naming_attribute, key)
-            .unwrap_or_else(|| account.account.clone());
-        let grants = self
-            .groups_of(&mut c, &self.layout.member_values(&account.account))
-            .await?
-            .iter()
-            .filter_map(|g| self.group_name(g))
-            .collect();
-        Ok(Some(AccountState {
-            account: name,
-            external_id: non_empty(first_value(&entry, &self.layout.schema.id_attribute)).map(str::to_string),
-            email: non_empty(first_value(&entry, ops::MAIL)).map(str::to_string),
-            enabled: self.is_enabled(&entry, place),
-            grants,
-            sessions: None,
-        }))
+        Ok(Some(self.state_of(&mut c, account, &loc).await?))
     }
 
     async fn read_attributes(&self, account: &AccountSpec) -> Result<Option<tenure_core::attributes::Live>> {

@@ -395,10 +395,6 @@ impl Layout {
             ],
         })
     }
-
-    pub(crate) fn delete(&self, account: &str, place: Place) -> Op {
-        Op::Delete { dn: self.account_dn(account, place) }
-    }
 }
 
 /// The `unicodePwd` value for `password`: the password in double quotes, UTF-16LE.

@@ -21,7 +21,11 @@
 //! [`Applied::AlreadyDone`] when the role is already in the requested state. `create_account` is
 //! the exception: `CREATE ROLE` of an existing role fails with SQLSTATE 42710 and changes
 //! nothing, so it is sent at once and only that failure reads the role (half the round trips of
-//! reading first, in the common case of a new account). Missing roles are "already done"
+//! reading first, in the common case of a new account). Before any other operation the role of
+//! the account's name is read, and one tagged for another identity is refused before anything is
+//! sent. A removal of a role missing by name acts on the role tagged for this identity under
+//! another name (renamed by hand), and `read_account` reads that one back. Roles missing both
+//! ways are "already done"
 //! for `disable`, `revoke`, `revoke_sessions`, `transfer_ownership` and `delete_account`. `create_account` of a role that exists with this identity's tag is already
 //! done; a role of the same name that is untagged or tagged for another identity is a permanent
 //! error (adopting it would hand an unknown role's access to this identity).
@@ -125,6 +129,11 @@ const ROLE_SQL: &str = "SELECT r.oid, r.rolcanlogin, (SELECT d.description FROM 
          WHERE d.objoid = r.oid AND d.classoid = 'pg_authid'::regclass), \
      r.rolname IN (current_user, session_user) \
      FROM pg_roles r WHERE r.rolname = $1";
+
+/// The roles tagged for one identity (at most two are read: more than one is an error).
+const BY_TAG_SQL: &str = "SELECT r.rolname::text FROM pg_roles r JOIN pg_shdescription d \
+     ON d.objoid = r.oid AND d.classoid = 'pg_authid'::regclass \
+     WHERE d.description = $1 ORDER BY 1 LIMIT 2";
 
 /// An account, an entitlement and whether the first is a direct member of the second.
 const MEMBERSHIP_SQL: &str = "SELECT a.oid, g.oid, \
@@ -406,6 +415,58 @@ impl PostgresConnector {
         }))
     }
 
+    /// The role tagged `tenure:<identity>` under another name than `account` (renamed by hand
+    /// with `ALTER ROLE ... RENAME`), if there is exactly one; two are an error.
+    async fn renamed(&self, conn: &mut Conn<'_>, spec: &AccountSpec) -> Result<Option<String>> {
+        if spec.identity_id.trim().is_empty() {
+            return Ok(None);
+        }
+        let what = "looking up the role by its tag";
+        let tag = format!("{TAG_PREFIX}{}", spec.identity_id);
+        let rows =
+            conn.client().query_typed(BY_TAG_SQL, &[(&tag, Type::TEXT)]).await.map_err(|e| self.err(what, &e))?;
+        let names: Vec<String> = rows.iter().map(|r| self.col(r, 0)).collect::<Result<_>>()?;
+        match names.as_slice() {
+            [] => Ok(None),
+            [one] => Ok(Some(one.clone())),
+            _ => Err(self.permanent(format!(
+                "more than one role carries the tag `{tag}` ({}); which one is this identity's cannot be told",
+                names.join(", ")
+            ))),
+        }
+    }
+
+    /// The role `req` acts on, checked before anything is written: a role of the account's name
+    /// tagged for another identity is refused; when no role has the name, a removal acts on the
+    /// role tagged for this identity under another name (renamed by hand). `None`: keep the
+    /// request as it is.
+    async fn resolve(&self, conn: &mut Conn<'_>, req: &Request) -> Result<Option<Request>> {
+        if req.kind == OpKind::CreateAccount {
+            return Ok(None);
+        }
+        let spec = &req.account;
+        match self.role(conn, &spec.account).await? {
+            Some(role) => {
+                let owner = role.comment.as_deref().and_then(|c| c.strip_prefix(TAG_PREFIX));
+                match owner {
+                    Some(o) if !spec.identity_id.is_empty() && o != spec.identity_id => Err(self.permanent(format!(
+                        "refusing to {} `{}`: the role is tagged for identity `{o}`, not `{}`; nothing was changed",
+                        req.kind, spec.account, spec.identity_id
+                    ))),
+                    _ => Ok(None),
+                }
+            }
+            None if req.kind.removes_access() || req.kind == OpKind::TransferOwnership => {
+                Ok(self.renamed(conn, spec).await?.map(|name| {
+                    let mut moved = req.clone();
+                    moved.account.account = name;
+                    moved
+                }))
+            }
+            None => Ok(None),
+        }
+    }
+
     fn refuse_self(&self, op: OpKind, account: &str, role: &RoleRow) -> Result<()> {
         if role.is_self {
             return Err(self.permanent(format!("refusing to {op} `{account}`: it is the role Tenure connects as")));
@@ -415,6 +476,8 @@ impl PostgresConnector {
 
     /// One attempt at an operation on one connection.
     async fn apply_on(&self, conn: &mut Conn<'_>, req: &Request) -> Result<Applied> {
+        let resolved = self.resolve(conn, req).await?;
+        let req = resolved.as_ref().unwrap_or(req);
         let account = req.account.account.as_str();
         let acct = quote_ident(account).map_err(|e| self.permanent(e.message))?;
         match req.kind {
@@ -738,9 +801,18 @@ impl Connector for PostgresConnector {
     async fn read_account(&self, account: &AccountSpec) -> Result<Option<AccountState>> {
         let name = account.account.as_str();
         let what = "reading the account";
+        // By name, else the role tagged for the identity under another name (renamed by hand).
         let row = with_conn!(self, conn => async {
             let statement = conn.prepared(READ_SQL, &[Type::NAME]).await.map_err(|e| self.err(what, &e))?;
-            conn.client().query_opt(&statement, &[&name]).await.map_err(|e| self.err(what, &e))
+            match conn.client().query_opt(&statement, &[&name]).await.map_err(|e| self.err(what, &e))? {
+                Some(row) => Ok(Some(row)),
+                None => match self.renamed(&mut conn, account).await? {
+                    Some(other) => {
+                        conn.client().query_opt(&statement, &[&other]).await.map_err(|e| self.err(what, &e))
+                    }
+                    None => Ok(None),
+                },
+            }
         })?;
         row.map(|r| self.account_state(&r)).transpose()
     }

@@ -7,9 +7,17 @@
 //!   repeated "add member" or "remove member" answers (scim2-server says 204 either way), so
 //!   `grant`/`revoke`/`enable`/`disable` read the current state and report
 //!   [`Applied::AlreadyDone`] without sending a change when nothing needs to change. `create`
-//!   is the exception: it POSTs and treats `409 uniqueness` as "look the user up and bring it to
-//!   what the create would have made" (or refuses when the existing user carries another
-//!   identity's `externalId`: taking over someone else's account is never right).
+//!   is the exception: it POSTs, and on `409 uniqueness` looks the user up. Only a user carrying
+//!   this identity's `externalId` (a create whose answer was lost) is brought to what the create
+//!   would have made; one carrying none is never adopted, it is handed back unchanged as
+//!   [`Applied::NotOwned`] for a person to decide whose it is (a correlation case), and one
+//!   carrying another identity's is refused: taking over someone else's account is never right.
+//! - **Ownership before every write.** Every change first finds the user and checks whose it is
+//!   by its `externalId`: among the users a server returns for a `userName`, the one carrying
+//!   this identity's id, else one carrying none; one carrying another identity's id is never
+//!   written to (the operation is refused before any PATCH, PUT or DELETE). When no user of the
+//!   name carries this identity's id, the user carrying it under another name (an admin changed
+//!   the `userName`) is the one Tenure holds, so a leaver's renamed account is still disabled.
 //! - **PATCH (RFC 7644 §3.5.2), PUT only as a fallback.** A server that answers a PATCH with 405
 //!   or 501 is remembered, and from then on the connector GETs the resource, changes it and PUTs
 //!   it back with `If-Match`.
@@ -33,8 +41,8 @@
 //!   counts as the grant.
 //! - **Delete leaves no dangling references.** `delete_account` first removes the user from
 //!   its groups: some servers (scim2-server among them) keep a deleted user's id in `members`.
-//! - **Missing accounts.** `disable`, `revoke` and `delete_account` of an account that does not
-//!   exist are already done (there is no access left to remove). `enable` and `grant` of one are
+//! - **Missing accounts.** `disable`, `revoke` and `delete_account` of an account that exists
+//!   neither by name nor by `externalId` are already done (there is no access left to remove). `enable` and `grant` of one are
 //!   transient errors: with `concurrency > 1` the create may simply not have finished yet, and
 //!   the executor's bounded retries settle it.
 //! - **Authentication.** A static bearer token, or OAuth 2.0 client credentials (`oauth`: the
@@ -117,6 +125,29 @@ pub struct ScimConnector {
     value_remove_refused: AtomicBool,
     /// Set once the server refused `filter=members.value eq ...` on `/Groups`.
     member_filter_refused: AtomicBool,
+}
+
+/// A user found for an account, and whose it is by its `externalId`.
+enum Found {
+    /// Carries this identity's id.
+    Mine(User),
+    /// Carries none (a user made by hand, or linked by correlation).
+    Unmarked(User),
+    /// Carries another identity's id (the second field).
+    Other(User, String),
+    None,
+}
+
+/// An account as read, with the names of the groups it is in.
+fn state_of(user: User, grants: BTreeSet<String>) -> AccountState {
+    AccountState {
+        enabled: user.enabled(),
+        email: user.email(),
+        account: user.user_name,
+        external_id: user.external_id,
+        grants,
+        sessions: None,
+    }
 }
 
 /// How a change to one resource ended, when the server answered.
@@ -211,8 +242,11 @@ impl ScimConnector {
 
     // ---- users ----
 
-    /// The user named `account`, read from the server.
-    async fn user(&self, account: &str) -> Result<Option<User>> {
+    /// The users named `account` (RFC 7644 §3.4.2.2): the cached id first (used only after
+    /// reading it and checking its `userName`), else a filter on `userName`. `userName` is
+    /// case-insensitive in SCIM, so is the filter; every user the server returns with that name
+    /// (case-insensitively) is a candidate, an exact match first.
+    async fn named(&self, account: &str) -> Result<Vec<User>> {
         if let Some(id) = Self::cached(&self.user_ids, account) {
             let what = format!("reading user `{account}`");
             let reply = self.get(self.resource_url("Users", &id, &what)?, &what).await?;
@@ -220,7 +254,7 @@ impl ScimConnector {
                 StatusCode::OK => {
                     let user: User = reply.json(&self.http, &what)?;
                     if same_user_name(&user.user_name, account) {
-                        return Ok(Some(user));
+                        return Ok(vec![user]);
                     }
                 }
                 StatusCode::NOT_FOUND => {}
@@ -228,12 +262,6 @@ impl ScimConnector {
             }
             Self::forget(&self.user_ids, account);
         }
-        self.find_user(account).await
-    }
-
-    /// Looks the user up by `userName` (RFC 7644 §3.4.2.2). `userName` is case-insensitive in
-    /// SCIM, so is the filter; an exact match is preferred when a server returns several.
-    async fn find_user(&self, account: &str) -> Result<Option<User>> {
         let what = format!("looking up user `{account}`");
         let filter = Filter::eq("userName", account);
         let url = self.http.url(&["Users"], &[("filter", filter.as_str())]);
@@ -244,15 +272,116 @@ impl ScimConnector {
         let list: ListResponse<User> = reply.json(&self.http, &what)?;
         let mut found: Vec<User> =
             list.resources.into_iter().filter(|u| same_user_name(&u.user_name, account)).collect();
-        let pick = match found.iter().position(|u| u.user_name == account) {
-            Some(i) => Some(found.swap_remove(i)),
-            None => found.into_iter().next(),
+        // A stable sort: the server's order otherwise.
+        found.sort_by_key(|u| u.user_name != account);
+        Ok(found)
+    }
+
+    /// Who the user named `spec.account` belongs to, by its `externalId`, decided before anything
+    /// is written to it: among the users the server returns for the name, the one carrying this
+    /// identity's id, else one carrying none; a user carrying another identity's id is only ever
+    /// reported, never chosen.
+    async fn by_name(&self, spec: &AccountSpec) -> Result<Found> {
+        let found = self.named(&spec.account).await?;
+        let id = spec.identity_id.as_str();
+        let owner = |u: &User| u.external_id.as_deref().filter(|e| !e.is_empty()).map(str::to_string);
+        let pick = if id.is_empty() {
+            // No identity to check against (it is unknown to Tenure now): the name decides.
+            found.into_iter().next().map(Found::Unmarked)
+        } else {
+            let mut mine = None;
+            let mut unmarked = None;
+            let mut other = None;
+            for u in found {
+                match owner(&u) {
+                    Some(o) if o == id => {
+                        mine.get_or_insert(u);
+                    }
+                    Some(o) => {
+                        other.get_or_insert((u, o));
+                    }
+                    None => {
+                        unmarked.get_or_insert(u);
+                    }
+                }
+            }
+            mine.map(Found::Mine).or(unmarked.map(Found::Unmarked)).or(other.map(|(u, o)| Found::Other(u, o)))
         };
         match &pick {
-            Some(user) => Self::remember(&self.user_ids, account, &user.id),
-            None => Self::forget(&self.user_ids, account),
+            Some(Found::Mine(u) | Found::Unmarked(u)) => Self::remember(&self.user_ids, &spec.account, &u.id),
+            _ => Self::forget(&self.user_ids, &spec.account),
         }
-        Ok(pick)
+        Ok(pick.unwrap_or(Found::None))
+    }
+
+    /// The user carrying `identity` as its `externalId` (`caseExact`, RFC 7643 §3.1), wherever
+    /// it is: an admin may have changed its `userName`. Two such users are an error: which one
+    /// Tenure holds cannot be told.
+    async fn by_external_id(&self, identity: &str) -> Result<Option<User>> {
+        let what = format!("looking up the user with externalId `{identity}`");
+        let filter = Filter::eq("externalId", identity);
+        let url = self.http.url(&["Users"], &[("filter", filter.as_str())]);
+        let reply = self.get(url, &what).await?;
+        if reply.status == StatusCode::BAD_REQUEST || reply.status == StatusCode::NOT_IMPLEMENTED {
+            // A server that cannot filter on externalId: the user is looked for by name only. A
+            // leaver's account Tenure read back before and cannot find is then not "verified"
+            // (the executor makes it an exception), so nothing is claimed that was not seen.
+            self.note(format!(
+                "the server refuses filtering users by externalId ({}); accounts are found by userName only",
+                reply.status.as_u16()
+            ));
+            return Ok(None);
+        }
+        if !reply.is_success() {
+            return Err(reply.error(&self.http, &what));
+        }
+        let list: ListResponse<User> = reply.json(&self.http, &what)?;
+        let mut found: Vec<User> =
+            list.resources.into_iter().filter(|u| u.external_id.as_deref() == Some(identity)).collect();
+        if found.len() > 1 {
+            let names: Vec<String> = found.iter().map(|u| format!("`{}`", u.user_name)).collect();
+            return Err(self.err(
+                ErrorKind::Permanent,
+                &what,
+                &format!(
+                    "{} users carry it ({}); which one is this identity's cannot be told",
+                    found.len(),
+                    names.join(", ")
+                ),
+            ));
+        }
+        Ok(found.pop())
+    }
+
+    /// The user `spec` is about: by name ([`Self::by_name`]), and when no user of the name
+    /// carries this identity's id, the user that carries it under another name (renamed by
+    /// hand), which is then the one Tenure holds.
+    async fn locate(&self, spec: &AccountSpec) -> Result<Found> {
+        let found = self.by_name(spec).await?;
+        if matches!(found, Found::Mine(_)) || spec.identity_id.is_empty() {
+            return Ok(found);
+        }
+        match self.by_external_id(&spec.identity_id).await? {
+            Some(user) => Ok(Found::Mine(user)),
+            None => Ok(found),
+        }
+    }
+
+    /// The user to change for `spec`: refused, before anything is written, when the only user
+    /// found carries another identity's `externalId`.
+    async fn owned(&self, spec: &AccountSpec, what: &str) -> Result<Option<User>> {
+        match self.locate(spec).await? {
+            Found::Mine(u) | Found::Unmarked(u) => Ok(Some(u)),
+            Found::Other(u, other) => Err(self.err(
+                ErrorKind::Permanent,
+                what,
+                &format!(
+                    "user `{}` belongs to identity `{other}` (its externalId), not `{}`; nothing was changed",
+                    u.user_name, spec.identity_id
+                ),
+            )),
+            Found::None => Ok(None),
+        }
     }
 
     async fn create(&self, spec: &AccountSpec) -> Result<Applied> {
@@ -276,23 +405,34 @@ impl ScimConnector {
         }
     }
 
-    /// After a `409` on create: the user exists; make it what the create would have made.
+    /// After a `409` on create: a user of this name exists. One carrying this identity's
+    /// `externalId` is its own (a create whose answer was lost): it is made what the create would
+    /// have made. Any other is not adopted: one carrying no `externalId` is handed back as
+    /// [`Applied::NotOwned`], unchanged, for a person to decide whose it is, and one carrying
+    /// another identity's is refused.
     async fn adopt(&self, spec: &AccountSpec, what: &str) -> Result<Applied> {
         for attempt in 0..2 {
-            let Some(user) = self.find_user(&spec.account).await? else {
-                return Err(self.err(
-                    ErrorKind::Transient,
-                    what,
-                    "the server reported a uniqueness conflict, but no user has this userName",
-                ));
+            let user = match self.by_name(spec).await? {
+                Found::Mine(u) if !spec.identity_id.is_empty() => u,
+                Found::Mine(u) | Found::Unmarked(u) => {
+                    let grants = self.memberships(&u).await?.into_iter().map(|(_, name)| name).collect();
+                    return Ok(Applied::NotOwned(Box::new(state_of(u, grants))));
+                }
+                Found::Other(_, other) => {
+                    return Err(self.err(
+                        ErrorKind::Permanent,
+                        what,
+                        &format!("the account exists and belongs to identity `{other}` (its externalId)"),
+                    ));
+                }
+                Found::None => {
+                    return Err(self.err(
+                        ErrorKind::Transient,
+                        what,
+                        "the server reported a uniqueness conflict, but no user has this userName",
+                    ));
+                }
             };
-            if let Some(other) = user.external_id.as_deref().filter(|e| !e.is_empty() && *e != spec.identity_id) {
-                return Err(self.err(
-                    ErrorKind::Permanent,
-                    what,
-                    &format!("the account exists and belongs to identity `{other}` (its externalId)"),
-                ));
-            }
             let changes = wire::changes_to_match(&user, spec);
             if changes.is_empty() {
                 return Ok(Applied::AlreadyDone);
@@ -313,7 +453,7 @@ impl ScimConnector {
     async fn update_attributes(&self, spec: &AccountSpec) -> Result<Applied> {
         let what = format!("updating the attributes of user `{}`", spec.account);
         for attempt in 0..2 {
-            let Some(user) = self.user(&spec.account).await? else {
+            let Some(user) = self.owned(spec, &what).await? else {
                 return Err(self.err(ErrorKind::Transient, &what, "the account does not exist (yet)"));
             };
             let changes = wire::attribute_changes(&user, spec);
@@ -332,7 +472,7 @@ impl ScimConnector {
     async fn set_active(&self, spec: &AccountSpec, active: bool) -> Result<Applied> {
         let what = format!("{} user `{}`", if active { "enabling" } else { "disabling" }, spec.account);
         for attempt in 0..2 {
-            let Some(user) = self.user(&spec.account).await? else {
+            let Some(user) = self.owned(spec, &what).await? else {
                 return if active {
                     Err(self.err(ErrorKind::Transient, &what, "the account does not exist (yet)"))
                 } else {
@@ -354,7 +494,7 @@ impl ScimConnector {
 
     async fn delete(&self, spec: &AccountSpec) -> Result<Applied> {
         let what = format!("deleting user `{}`", spec.account);
-        let Some(user) = self.user(&spec.account).await? else {
+        let Some(user) = self.owned(spec, &what).await? else {
             return Ok(Applied::AlreadyDone);
         };
         // Leave no dangling member references behind: some servers (scim2-server among them)
@@ -436,7 +576,7 @@ impl ScimConnector {
     async fn grant(&self, spec: &AccountSpec, group: &str) -> Result<Applied> {
         let what = format!("granting group `{group}` to user `{}`", spec.account);
         for attempt in 0..2 {
-            let Some(user) = self.user(&spec.account).await? else {
+            let Some(user) = self.owned(spec, &what).await? else {
                 return Err(self.err(ErrorKind::Transient, &what, "the account does not exist (yet)"));
             };
             if self.memberships(&user).await?.iter().any(|(_, n)| n == group) {
@@ -499,7 +639,7 @@ impl ScimConnector {
 
     async fn revoke(&self, spec: &AccountSpec, group: &str) -> Result<Applied> {
         let what = format!("revoking group `{group}` from user `{}`", spec.account);
-        let Some(user) = self.user(&spec.account).await? else {
+        let Some(user) = self.owned(spec, &what).await? else {
             return Ok(Applied::AlreadyDone);
         };
         let held: Vec<String> =
@@ -700,23 +840,22 @@ impl Connector for ScimConnector {
         }
     }
 
+    /// The account by name, else by its `externalId` (see `locate`); a user carrying another
+    /// identity's `externalId` is returned as read, for the caller to see whose it is.
     async fn read_account(&self, account: &AccountSpec) -> Result<Option<AccountState>> {
-        let Some(user) = self.user(&account.account).await? else {
-            return Ok(None);
+        let user = match self.locate(account).await? {
+            Found::Mine(u) | Found::Unmarked(u) | Found::Other(u, _) => u,
+            Found::None => return Ok(None),
         };
         let grants = self.memberships(&user).await?.into_iter().map(|(_, name)| name).collect();
-        Ok(Some(AccountState {
-            enabled: user.enabled(),
-            email: user.email(),
-            account: user.user_name,
-            external_id: user.external_id,
-            grants,
-            sessions: None,
-        }))
+        Ok(Some(state_of(user, grants)))
     }
 
     async fn read_attributes(&self, account: &AccountSpec) -> Result<Option<tenure_core::attributes::Live>> {
-        Ok(self.user(&account.account).await?.map(|u| wire::live_attributes(&u)))
+        Ok(match self.locate(account).await? {
+            Found::Mine(u) | Found::Unmarked(u) | Found::Other(u, _) => Some(wire::live_attributes(&u)),
+            Found::None => None,
+        })
     }
 
     async fn list_accounts(&self) -> Result<Vec<AccountState>> {

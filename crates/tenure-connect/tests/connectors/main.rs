@@ -2,6 +2,7 @@
 //! throwaway PostgreSQL cluster. One test binary (see ARCHITECTURE.md); one module per connector.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, reason = "test code")]
 
+mod issue15;
 mod ldap;
 mod postgres;
 mod profiles;

@@ -229,7 +229,7 @@ async fn hostile_user_names_in_filters_match_only_themselves() {
 }
 
 #[tokio::test]
-async fn create_adopts_an_uncorrelated_user_and_refuses_one_of_another_identity() {
+async fn create_never_adopts_an_uncorrelated_user_and_refuses_one_of_another_identity() {
     let peer = peer().await;
     let c = connector(&peer);
     let raw = Raw::new(&peer);
@@ -244,12 +244,24 @@ async fn create_adopts_an_uncorrelated_user_and_refuses_one_of_another_identity(
     )
     .await;
 
+    // A user carrying no externalId is handed back, unchanged: a person decides whose it is.
     let cy = spec("CY", "E400");
-    assert_eq!(apply(&c, OpKind::CreateAccount, &cy, None).await, Applied::Changed);
+    let Applied::NotOwned(found) = apply(&c, OpKind::CreateAccount, &cy, None).await else { panic!("adopted") };
+    assert_eq!((found.account.as_str(), found.external_id.as_deref(), found.enabled), ("cy", None, false));
     let state = read(&c, &cy).await;
-    assert_eq!((state.account.as_str(), state.external_id.as_deref(), state.enabled), ("cy", Some("E400"), true));
-    assert_eq!(apply(&c, OpKind::CreateAccount, &cy, None).await, Applied::AlreadyDone);
+    assert_eq!((state.external_id.as_deref(), state.enabled), (None, false));
     assert_eq!(raw.list("Users").await.len(), 2);
+
+    // One carrying this identity's externalId (a create whose answer was lost) is its own.
+    raw.post(
+        "Users",
+        json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": "fay", "externalId": "E402", "active": false}),
+    )
+    .await;
+    let fay = spec("fay", "E402");
+    assert_eq!(apply(&c, OpKind::CreateAccount, &fay, None).await, Applied::Changed);
+    assert!(read(&c, &fay).await.enabled);
+    assert_eq!(apply(&c, OpKind::CreateAccount, &fay, None).await, Applied::AlreadyDone);
 
     let err = c.apply(&req(OpKind::CreateAccount, &spec("dee", "E401"), None)).await.unwrap_err();
     assert_eq!(err.kind, ErrorKind::Permanent, "{err}");
@@ -423,7 +435,7 @@ async fn bad_settings_are_permanent_errors() {
 
 // ---- against fake_scim, for behaviour the real server never shows ----
 
-mod fake_scim {
+pub(crate) mod fake_scim {
     //! A scripted HTTP server on 127.0.0.1 that plays a SCIM service provider badly on purpose.
     //! One request per connection; every request is recorded.
 

@@ -9,7 +9,11 @@
 //! a webhook source does the same (the server's ingest task reads the targets while pushes
 //! wait). The accounts the baseline matched to nobody are kept, and every later import or push
 //! checks the identities new in it against them ([`correlate_late`]), so the hand-made login of
-//! someone who joins after the baseline is linked or a case, never duplicated. An identity of
+//! someone who joins after the baseline is linked or a case, never duplicated. A login made by
+//! hand after the baseline, which no listing saw, is met by the executor when it creates the
+//! joiner's account: it is not adopted but becomes a case the same way
+//! (`tenure_store::Correlations::refuse_adoption`), decided with `tenure correlate` like any
+//! other. An identity of
 //! the batch's source that a rule links is planned in that batch, with an `update` event if
 //! nothing else about it changed (a target correlated after go-live).
 //!
@@ -74,7 +78,7 @@ pub struct Unread {
 /// Reads the accounts of every target in `targets` that can be read. A target that cannot be
 /// set up or read is returned with why: it is correlated by the next import that can read it,
 /// and until then its joiners are planned as before (an account found under their name at
-/// apply is theirs).
+/// apply that does not carry their correlation id is not adopted: the executor opens a case).
 pub async fn read_inventory(conns: &Connectors, targets: &[String]) -> (Inventory, Vec<Unread>) {
     let mut inventory = Inventory::new();
     let mut unread = Vec::new();

@@ -137,3 +137,58 @@ pub fn correlation_is_recorded_once_and_cases_decided_once(subject: &dyn Subject
     );
     Ok(())
 }
+
+/// A create that met an account it may not adopt: in one transaction the create and the
+/// identity's other queued work on the target are cancelled, its holdings there dropped and a
+/// case opened naming it, audited; only while the claim is held. Deciding the case then links.
+pub fn a_refused_adoption_cancels_the_work_and_opens_a_case(subject: &dyn Subject) -> Outcome {
+    use crate::{OpFilter, RefusedAdoption};
+    use tenure_core::OpState;
+    use tenure_core::audit::AuditEntry;
+    let w = World::new(subject)?;
+    let s = &w.store;
+    w.commit(&super::joiners(&w, "hr", &["E1"])?)?;
+    let ops = s.claim("A", super::LEASE, 10)?;
+    let create = super::nth(&ops, 0, "claimed")?;
+    let refused = |owner: &'static str| RefusedAdoption {
+        op: create.id,
+        owner,
+        identity: "E1",
+        target: "dir",
+        case: CaseIn {
+            account: "e1".into(),
+            external_id: None,
+            email: None,
+            enabled: true,
+            grants: vec![],
+            candidates: vec![candidate("E1", "username", 1.0)],
+            why: "made by hand".into(),
+        },
+        note: "not created: the account is not this identity's".into(),
+        audit: AuditEntry::new("executor", "apply.create_account", "cancelled").identity("E1"),
+    };
+    ensure_eq!(s.refuse_adoption(&refused("B"))?, None, "a claim not held changes nothing");
+    ensure_eq!(s.correlation_cases(true)?.len(), 0, "no case");
+    let Some(id) = s.refuse_adoption(&refused("A"))? else { return Err(Failure("the claim was held".into())) };
+    let all = s.operations(&OpFilter { identity: Some("E1".into()), ..OpFilter::default() })?;
+    ensure!(
+        all.len() == 2 && all.iter().all(|o| o.state == OpState::Cancelled),
+        "the create and the grant behind it: {all:?}"
+    );
+    ensure!(!s.holdings("E1")?.get("dir").is_some_and(|v| v.exists), "the account is not the identity's holding");
+    let case = s.correlation_case(id)?;
+    ensure_eq!((case.account.as_str(), case.state), ("e1", CorrelationState::Open), "an open case");
+    ensure_eq!(case.candidates.first().map(|c| c.identity.clone()), Some("E1".into()), "naming the identity");
+    ensure!(w.actions()?.iter().any(|a| a == "correlation.case_opened"), "audited");
+    ensure!(s.cases(true)?.is_empty(), "the joiner's case settles: nothing of it is queued any more");
+    let d = Decision {
+        case_id: id,
+        verdict: Verdict::Link { identity: "E1".into() },
+        reason: "checked",
+        by: "alice",
+        actor: "user:alice",
+        detail: "linked".into(),
+    };
+    ensure_eq!(s.decide_correlation(&d)?.state, CorrelationState::Linked, "a person links it");
+    w.chain_verifies()
+}

@@ -3,7 +3,8 @@
 
 use super::{R, SqliteStore, audit, conflict, corrupt, enum_col, not_found, sql_int};
 use crate::correlation::{
-    Baseline, Candidate, CaseIn, CorrelationCase, Decision, LateMatches, LinkIn, LinkRecord, Unmatched, Verdict,
+    Baseline, Candidate, CaseIn, CorrelationCase, Decision, LateMatches, LinkIn, LinkRecord, RefusedAdoption,
+    Unmatched, Verdict,
 };
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 use tenure_core::CorrelationState;
@@ -320,4 +321,104 @@ pub(super) fn decide(store: &SqliteStore, d: &Decision<'_>) -> R<CorrelationCase
     let out = case_in(&tx, case.id)?;
     tx.commit()?;
     Ok(out)
+}
+
+pub(super) fn refuse_adoption(store: &SqliteStore, r: &RefusedAdoption<'_>) -> R<Option<i64>> {
+    let mut conn = store.lock();
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    let at = store.now();
+    let mut entries = Vec::new();
+    let finished = crate::Finished {
+        op: r.op,
+        state: tenure_core::OpState::Cancelled,
+        error: None,
+        next_attempt_at: None,
+        note: Some(r.note.clone()),
+        audit: r.audit.clone(),
+    };
+    let Some(case_id) = super::queue::finish_one(&tx, &finished, r.owner, &at, &mut entries)? else {
+        return Ok(None);
+    };
+    let mut lifecycle_cases = std::collections::BTreeSet::from([case_id]);
+    let others: Vec<(i64, i64)> = {
+        let mut stmt = tx.prepare_cached(
+            "SELECT id, case_id FROM operations WHERE identity = ?1 AND target = ?2 AND id != ?3
+               AND (state = 'pending' OR (state = 'running' AND claimed_by = ?4)) ORDER BY id",
+        )?;
+        stmt.query_map(params![r.identity, r.target, r.op, r.owner], |row| Ok((row.get(0)?, row.get(1)?)))?
+            .collect::<Result<_, _>>()?
+    };
+    for (op, case) in &others {
+        tx.execute(
+            "UPDATE operations SET state = 'cancelled', note = ?2, updated_at = ?3, claimed_by = NULL,
+                    claimed_until = NULL
+             WHERE id = ?1",
+            params![op, r.note, at],
+        )?;
+        lifecycle_cases.insert(*case);
+    }
+    if !others.is_empty() {
+        let ids: Vec<String> = others.iter().map(|(op, _)| op.to_string()).collect();
+        entries.push(
+            AuditEntry::new("executor", "apply.cancelled", "cancelled")
+                .identity(r.identity)
+                .target(r.target)
+                .reason(format!("operation(s) {} cancelled with operation {}: {}", ids.join(", "), r.op, r.note)),
+        );
+    }
+    tx.execute("DELETE FROM accounts WHERE identity = ?1 AND target = ?2", params![r.identity, r.target])?;
+    tx.execute("DELETE FROM grants WHERE identity = ?1 AND target = ?2", params![r.identity, r.target])?;
+    tx.execute(
+        "DELETE FROM correlation_unmatched WHERE target = ?1 AND account = ?2",
+        params![r.target, r.case.account],
+    )?;
+    let c = &r.case;
+    let existing: Option<i64> = tx
+        .query_row(
+            "SELECT id FROM correlation_cases WHERE target = ?1 AND account = ?2",
+            params![r.target, c.account],
+            |row| row.get(0),
+        )
+        .optional()?;
+    let id = match existing {
+        Some(id) => id,
+        None => {
+            tx.execute(
+                "INSERT INTO correlation_cases (target, account, external_id, email, enabled, grants, candidates, why,
+                                                state, created_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                params![
+                    r.target,
+                    c.account,
+                    c.external_id,
+                    c.email,
+                    c.enabled,
+                    to_json(&c.grants)?,
+                    to_json(&c.candidates)?,
+                    c.why,
+                    CorrelationState::Open.as_str(),
+                    at
+                ],
+            )?;
+            let id = tx.last_insert_rowid();
+            entries.push(
+                AuditEntry::new("executor", "correlation.case_opened", "open")
+                    .identity(r.identity)
+                    .target(r.target)
+                    .reason(format!(
+                        "correlation case {id}: account `{}`: {}; candidates: {}",
+                        text::quote(&c.account),
+                        c.why,
+                        shown(&c.candidates)
+                    )),
+            );
+            id
+        }
+    };
+    for case in lifecycle_cases {
+        super::lifecycle::refresh_case(&tx, case, &at, &mut entries)?;
+    }
+    audit::append(&tx, &entries, &at)?;
+    tx.commit()?;
+    Ok(Some(id))
 }

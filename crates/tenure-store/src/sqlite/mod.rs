@@ -740,6 +740,10 @@ impl crate::Correlations for SqliteStore {
     fn decide_correlation(&self, decision: &crate::Decision<'_>) -> crate::Result<crate::CorrelationCase> {
         Ok(correlation::decide(self, decision)?)
     }
+
+    fn refuse_adoption(&self, refused: &crate::RefusedAdoption<'_>) -> crate::Result<Option<i64>> {
+        Ok(correlation::refuse_adoption(self, refused)?)
+    }
 }
 
 impl crate::Browse for SqliteStore {

@@ -143,7 +143,7 @@ pub(super) fn renew(store: &SqliteStore, owner: &str, ops: &[i64], lease: Durati
 
 /// Records one outcome inside `tx`; returns its case, or `None` if the operation is no longer
 /// running under `owner`.
-fn finish_one(
+pub(super) fn finish_one(
     tx: &Transaction<'_>,
     f: &Finished,
     owner: &str,
