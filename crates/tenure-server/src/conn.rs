@@ -9,6 +9,10 @@
 //!   complete within `header_read_timeout`, or the connection is closed.
 //! - **Idle timeout.** A connection with no request under way (a fresh one before its first
 //!   byte, a keep-alive one between requests) is closed after `idle_timeout`.
+//! - **Stalled requests.** A request under way whose client sends no body byte, or reads no
+//!   response byte, for `idle_timeout` is closed (a body trickled byte by byte holds a
+//!   connection as surely as slow headers do). A handler that takes long on its own is never
+//!   cut off.
 //! - **A cap.** At most `max_connections` are served at once. At the cap, a new connection
 //!   takes the place of the connection that has been idle longest (closing an idle connection
 //!   loses nothing: the client reconnects), so a flood of idle or slow sockets cannot keep a
@@ -64,6 +68,37 @@ impl Limits {
     }
 }
 
+/// File descriptors kept for everything but client connections: the store, the logs, the
+/// connections to targets, the listener.
+const RESERVED_DESCRIPTORS: usize = 64;
+
+impl Limits {
+    /// These limits with the cap lowered, if need be, below the process's open-file limit
+    /// (`limit`, the soft `RLIMIT_NOFILE`) less [`RESERVED_DESCRIPTORS`]: a cap the process
+    /// cannot honour would let connections exhaust descriptors before the cap is reached.
+    pub fn within(self, limit: Option<usize>) -> Self {
+        let Some(limit) = limit else { return self };
+        let room = limit.saturating_sub(RESERVED_DESCRIPTORS).max(2);
+        if self.max_connections <= room {
+            return self;
+        }
+        tracing::warn!(
+            max_connections = self.max_connections,
+            open_file_limit = limit,
+            serving = room,
+            "`max_connections` in [server] is above what the open-file limit leaves; serving fewer (raise `ulimit -n` or LimitNOFILE)"
+        );
+        Self { max_connections: room, ..self }
+    }
+}
+
+/// The process's soft open-file limit, where the system says (Linux's `/proc/self/limits`).
+pub fn open_file_limit() -> Option<usize> {
+    let text = std::fs::read_to_string("/proc/self/limits").ok()?;
+    let line = text.lines().find(|l| l.starts_with("Max open files"))?;
+    line.trim_start_matches("Max open files").split_whitespace().next()?.parse().ok()
+}
+
 /// No time recorded (an [`Activity`] field).
 const NONE: u64 = u64::MAX;
 
@@ -78,6 +113,9 @@ struct Activity {
     idle_since: AtomicU64,
     /// When the first byte arrived since it became idle ([`NONE`] if none has).
     first_byte: AtomicU64,
+    /// Since when a request under way has been waiting for the client: for body bytes it has
+    /// not sent, or to read a response it does not take ([`NONE`] while nothing waits).
+    stalled: AtomicU64,
     /// Cancelled to close the connection if it is idle (eviction at the cap).
     evict: CancellationToken,
 }
@@ -89,6 +127,7 @@ impl Activity {
             in_flight: AtomicUsize::new(0),
             idle_since: AtomicU64::new(NONE),
             first_byte: AtomicU64::new(NONE),
+            stalled: AtomicU64::new(NONE),
             evict: CancellationToken::new(),
         };
         a.idle_since.store(a.now(), Ordering::SeqCst);
@@ -106,6 +145,7 @@ impl Activity {
 
     fn end(&self) {
         if self.in_flight.fetch_sub(1, Ordering::SeqCst) == 1 {
+            self.stalled.store(NONE, Ordering::SeqCst);
             self.first_byte.store(NONE, Ordering::SeqCst);
             self.idle_since.store(self.now(), Ordering::SeqCst);
         }
@@ -126,13 +166,35 @@ impl Activity {
         }
     }
 
+    /// The client is being waited for (a read of the body or a write found nothing to do).
+    fn waiting(&self) {
+        if self.stalled.load(Ordering::SeqCst) == NONE {
+            let _ = self.stalled.compare_exchange(NONE, self.now(), Ordering::SeqCst, Ordering::SeqCst);
+        }
+    }
+
+    /// The client moved: body bytes came or response bytes went.
+    fn moved(&self) {
+        if self.stalled.load(Ordering::SeqCst) != NONE {
+            self.stalled.store(NONE, Ordering::SeqCst);
+        }
+    }
+
     /// Why the connection should be closed now, if a timeout has passed.
     fn expired(&self, limits: &Limits) -> Option<&'static str> {
         self.expired_at(limits, self.now())
     }
 
     fn expired_at(&self, limits: &Limits, now: u64) -> Option<&'static str> {
-        let since = self.idle()?;
+        let ms = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(NONE);
+        let Some(since) = self.idle() else {
+            // A request under way is closed only when the client has stalled it for the idle
+            // timeout (a body trickled or never sent, a response never read); a handler that
+            // takes long on its own is never cut off.
+            let stalled = self.stalled.load(Ordering::SeqCst);
+            return (stalled != NONE && now.saturating_sub(stalled) >= ms(limits.idle_timeout))
+                .then_some("the client stalled a request");
+        };
         let ms = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(NONE);
         match self.first_byte.load(Ordering::SeqCst) {
             NONE => (now.saturating_sub(since) >= ms(limits.idle_timeout)).then_some("idle timeout"),
@@ -167,9 +229,54 @@ impl AsyncRead for Watched {
     }
 }
 
+impl Watched {
+    /// A write that waits is the client not reading; one that goes is progress.
+    fn wrote(&self, polled: &Poll<std::io::Result<usize>>) {
+        match polled {
+            Poll::Pending => self.activity.waiting(),
+            Poll::Ready(Ok(n)) if *n > 0 => self.activity.moved(),
+            Poll::Ready(_) => {}
+        }
+    }
+}
+
+/// A request's body, watched: a read that waits is the client not sending, one that yields a
+/// frame is progress.
+struct WatchedBody {
+    inner: Incoming,
+    activity: Arc<Activity>,
+}
+
+impl http_body::Body for WatchedBody {
+    type Data = bytes::Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
+        let polled = Pin::new(&mut self.inner).poll_frame(cx);
+        match &polled {
+            Poll::Pending => self.activity.waiting(),
+            Poll::Ready(_) => self.activity.moved(),
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
+    }
+}
+
 impl AsyncWrite for Watched {
     fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
-        Pin::new(&mut self.inner).poll_write(cx, buf)
+        let polled = Pin::new(&mut self.inner).poll_write(cx, buf);
+        self.wrote(&polled);
+        polled
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
@@ -185,7 +292,9 @@ impl AsyncWrite for Watched {
         cx: &mut Context<'_>,
         bufs: &[std::io::IoSlice<'_>],
     ) -> Poll<std::io::Result<usize>> {
-        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
+        let polled = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
+        self.wrote(&polled);
+        polled
     }
 
     fn is_write_vectored(&self) -> bool {
@@ -319,10 +428,11 @@ async fn connection(
     let service = hyper::service::service_fn(move |mut req: hyper::Request<Incoming>| {
         let (router, activity) = (router.clone(), seen.clone());
         activity.begin();
-        let guard = InFlight(activity);
+        let guard = InFlight(activity.clone());
         req.extensions_mut().insert(ConnectInfo(peer));
+        let req = req.map(|inner| Body::new(WatchedBody { inner, activity }));
         async move {
-            let res = router.oneshot(req.map(Body::new)).await;
+            let res = router.oneshot(req).await;
             // The request stays under way until hyper has sent (or dropped) the whole body.
             res.map(|r| {
                 r.map(|b| {
@@ -404,6 +514,16 @@ mod tests {
     }
 
     #[test]
+    fn the_cap_stays_below_the_open_file_limit() {
+        assert_eq!(limits().within(None).max_connections, 2);
+        let big = Limits { max_connections: 512, ..limits() };
+        assert_eq!(big.within(Some(20_000)).max_connections, 512);
+        assert_eq!(big.within(Some(256)).max_connections, 192);
+        assert_eq!(big.within(Some(10)).max_connections, 2);
+        assert!(open_file_limit().is_none_or(|n| n > 0));
+    }
+
+    #[test]
     fn the_timeouts_apply_only_while_no_request_is_under_way() {
         let a = Activity::new(Instant::now());
         let at = |s: u64| s * 1000 + 100_000;
@@ -416,6 +536,13 @@ mod tests {
         assert_eq!(a.expired_at(&limits(), at(59)), None);
         a.begin();
         assert_eq!(a.expired_at(&limits(), at(100)), None, "a request under way is never timed out here");
+        // Unless the client stalls it: waiting for its body (or its reading) for the idle
+        // timeout.
+        a.stalled.store(at(100), Ordering::SeqCst);
+        assert_eq!(a.expired_at(&limits(), at(159)), None);
+        assert_eq!(a.expired_at(&limits(), at(161)), Some("the client stalled a request"));
+        a.moved();
+        assert_eq!(a.expired_at(&limits(), at(161)), None, "progress clears the stall");
         a.end();
         assert_eq!(a.expired(&limits()), None, "the request's end starts a new idle period");
     }

@@ -159,7 +159,7 @@ pub async fn serve(
             stop.cancel();
         });
     }
-    let limits = conn::Limits::from_config(&state.app.config().server);
+    let limits = conn::Limits::from_config(&state.app.config().server).within(conn::open_file_limit());
     conn::serve(listener, app(state), limits, stop.clone()).await;
     stop.cancel();
     for w in workers {
