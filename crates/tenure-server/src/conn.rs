@@ -13,6 +13,8 @@
 //!   response byte, for `idle_timeout` is closed (a body trickled byte by byte holds a
 //!   connection as surely as slow headers do). A handler that takes long on its own is never
 //!   cut off.
+//! - **Bounded heads.** A request line and headers that do not fit a 64 KiB read buffer are
+//!   refused (431); hyper checks after each read, so at most about twice that is ever held.
 //! - **A cap.** At most `max_connections` are served at once. At the cap, a new connection
 //!   takes the place of the connection that has been idle longest (closing an idle connection
 //!   loses nothing: the client reconnects), so a flood of idle or slow sockets cannot keep a
@@ -98,6 +100,10 @@ pub fn open_file_limit() -> Option<usize> {
     let line = text.lines().find(|l| l.starts_with("Max open files"))?;
     line.trim_start_matches("Max open files").split_whitespace().next()?.parse().ok()
 }
+
+/// The largest request head (request line and headers) read, and so each connection's read
+/// buffer.
+pub const MAX_HEAD_BYTES: usize = 64 * 1024;
 
 /// No time recorded (an [`Activity`] field).
 const NONE: u64 = u64::MAX;
@@ -447,7 +453,12 @@ async fn connection(
     let mut builder = hyper::server::conn::http1::Builder::new();
     // The watchdog below enforces both limits; hyper's own header timer is the backstop for
     // a head that started arriving before the watchdog saw a byte.
-    builder.timer(TokioTimer::new()).header_read_timeout(limits.header_read_timeout + limits.idle_timeout);
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.header_read_timeout + limits.idle_timeout)
+        // A head larger than this is refused (431), so a connection holds about this much read
+        // buffer (twice at most): tens of MiB for the default cap, not hyper's ~400 KiB each.
+        .max_buf_size(MAX_HEAD_BYTES);
     let conn = builder.serve_connection(io, service);
     let mut conn = std::pin::pin!(conn);
     let tick = (limits.header_read_timeout.min(limits.idle_timeout) / 10)

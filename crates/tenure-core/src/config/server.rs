@@ -171,6 +171,43 @@ fn duration(r: &mut Reader<'_, '_, '_>, t: &Table, key: &str, min: u64, max: u64
 mod tests {
     use super::*;
 
+    /// The README's `[server]` block loads, and says the defaults this module has.
+    #[test]
+    fn the_readme_documents_every_server_key_with_its_default() {
+        let readme = include_str!("../../../../README.md");
+        let start = readme.find("```toml\n[server]\n").map(|i| i + 8).unwrap_or_default();
+        let block = readme.get(start..).and_then(|b| b.split("```").next()).unwrap_or_default();
+        let c = super::super::parse("README.md", block).unwrap_or_else(|p| panic!("{p:?}"));
+        assert_eq!(c.server, ServerConfig::default());
+        assert_eq!(c.server_listen, "127.0.0.1:8080");
+        for key in SERVER_KEYS {
+            assert!(block.contains(&format!("\n{key} = ")), "`{key}` is documented");
+        }
+    }
+
+    #[test]
+    fn server_keys_are_checked_on_their_line() {
+        let problems = |toml: &str| -> Vec<String> {
+            super::super::parse("x", toml).err().unwrap_or_default().iter().map(ToString::to_string).collect()
+        };
+        let cases = [
+            ("header_read_timeout = \"0s\"", "not a duration"),
+            ("idle_timeout = \"2h\"", "out of range: 1s to 3600s"),
+            ("journal_retention = \"5m\"", "`journal_retention` in [server] `5m` is out of range: 600s"),
+            ("max_connections = 1", "expected 2 to 1000000"),
+            ("trusted_proxies = [\"10.0.0.0/40\"]", "not an address or a CIDR block"),
+        ];
+        for (line, want) in cases {
+            let p = problems(&format!("[server]\n{line}\n"));
+            assert!(p.iter().any(|m| m.contains(want) && m.contains(":2")), "{line}: {p:?}");
+        }
+        let ok =
+            super::super::parse("x", "[server]\ntrusted_proxies = [\"10.0.0.0/8\", \"::1\"]\nmax_connections = 64\n");
+        let server = ok.map(|c| c.server).unwrap_or_default();
+        assert_eq!(server.max_connections, 64);
+        assert!(server.trusts("10.1.2.3".parse().unwrap_or(IpAddr::from([0, 0, 0, 0]))));
+    }
+
     #[test]
     fn address_blocks_contain_what_their_prefix_says() {
         let cases: &[(&str, &str, bool)] = &[

@@ -109,6 +109,15 @@ async fn issue15_headers_trickled_slower_than_the_timeout_and_idle_connections_a
     assert!(gone, "an idle keep-alive connection stayed open");
     assert!(healthz(&a).starts_with("HTTP/1.1 200"), "the server still answers");
 
+    // A head far over 64 KiB is refused, not buffered whole.
+    let mut big = TcpStream::connect(&a).unwrap();
+    let head = format!("GET /healthz HTTP/1.1\r\nhost: x\r\nx-big: {}\r\n\r\n", "b".repeat(300 * 1024));
+    let _ = big.write_all(head.as_bytes());
+    let mut got = Vec::new();
+    let gone = (0..40).any(|_| closed_after(&mut big, Duration::from_millis(250), &mut got));
+    assert!(gone, "a 300 KiB head kept the connection open");
+    assert!(String::from_utf8_lossy(&got).starts_with("HTTP/1.1 431"), "{}", String::from_utf8_lossy(&got));
+
     // A request whose body never comes (ten of its hundred bytes sent) is closed once the
     // client has stalled it for the idle timeout, although a request is under way.
     let mut body = TcpStream::connect(&a).unwrap();
