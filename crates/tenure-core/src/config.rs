@@ -13,10 +13,14 @@ use std::collections::HashSet;
 mod correlation;
 mod nhi;
 mod schedule;
+mod server;
 mod target;
+mod whsec;
 pub use nhi::{NHI_KEYS, NhiConfig, max_age_secs};
 pub use schedule::{SCHEDULE_KEYS, ScheduleConfig};
+pub use server::{IpNet, MIN_JOURNAL_RETENTION_SECS, SERVER_KEYS, ServerConfig};
 pub use target::*;
+pub use whsec::{MIN_WEBHOOK_SECRET_BYTES, webhook_secret_key, webhook_secret_keys};
 
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -25,6 +29,8 @@ pub struct Config {
     pub store_allow_symlink: bool,
     pub audit: AuditConfig,
     pub server_listen: String,
+    /// `[server]`: the connection limits, the trusted proxies and the push journal's retention.
+    pub server: ServerConfig,
     pub policy_path: String,
     pub guard: GuardConfig,
     /// `[schedule]`: how often the server's scheduled jobs run.
@@ -396,6 +402,7 @@ pub fn parse(file: &str, source: &str) -> Result<Config, Vec<Problem>> {
     let mut audit = AuditConfig::default();
     let mut schedule = ScheduleConfig::default();
     let mut nhi = NhiConfig::default();
+    let mut server = ServerConfig::default();
 
     if let Some(t) = section(root, "store", &mut p) {
         let mut r = Reader::new(t, "[store]", &mut p, &["url", "allow_symlink"]);
@@ -428,10 +435,11 @@ pub fn parse(file: &str, source: &str) -> Result<Config, Vec<Problem>> {
         nhi = nhi::parse(t, &mut p);
     }
     if let Some(t) = section(root, "server", &mut p) {
-        let mut r = Reader::new(t, "[server]", &mut p, &["listen"]);
-        if let Some(l) = r.string("listen") {
+        let (listen, s) = server::parse(t, &mut p);
+        if let Some(l) = listen {
             server_listen = l;
         }
+        server = s;
     }
     if let Some(t) = section(root, "policy", &mut p) {
         let mut r = Reader::new(t, "[policy]", &mut p, &["path"]);
@@ -538,6 +546,7 @@ pub fn parse(file: &str, source: &str) -> Result<Config, Vec<Problem>> {
         store_allow_symlink,
         audit,
         server_listen,
+        server,
         policy_path,
         guard,
         schedule,
@@ -746,6 +755,7 @@ owner = "payroll-admins"
             store_allow_symlink: false,
             audit: AuditConfig::default(),
             server_listen: String::new(),
+            server: ServerConfig::default(),
             policy_path: String::new(),
             guard: GuardConfig::default(),
             schedule: ScheduleConfig::default(),

@@ -81,6 +81,8 @@ codes! {
     Forbidden = "forbidden", exit 1, http 403;
     /// Too many failed attempts from this address; wait and retry.
     Throttled = "throttled", exit 1, http 429;
+    /// Every connection the server may hold has a request under way; retry in a moment.
+    Overloaded = "overloaded", exit 1, http 503;
     /// The request body is larger than allowed.
     PayloadTooLarge = "payload_too_large", exit 1, http 413;
     /// Something Tenure did not expect; the detail is logged, never returned.

@@ -5,7 +5,10 @@ use std::fmt;
 use std::str::FromStr;
 
 macro_rules! string_enum {
-    ($(#[$m:meta])* $name:ident { $($variant:ident = $text:literal),+ $(,)? }) => {
+    // `$text` is a token tree, not a `literal` fragment: a fragment reaches derive macros wrapped
+    // in an invisible group, which utoipa does not read as the variant's `serde(rename)`, so the
+    // OpenAPI document named the variants (`Keep`) instead of what serde accepts (`keep`).
+    ($(#[$m:meta])* $name:ident { $($variant:ident = $text:tt),+ $(,)? }) => {
         $(#[$m])*
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
         #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]

@@ -538,9 +538,7 @@ async fn read<B: ScimBackend>(
     into_response(
         async {
             let stored = current(&s, &w, kind, &id).await?;
-            if let Some(tags) = c.headers.get(header::IF_NONE_MATCH).and_then(|v| v.to_str().ok())
-                && tags_match(tags, &stored.version)
-            {
+            if precondition(&c.headers, header::IF_NONE_MATCH, &stored.version) == Some(true) {
                 return Ok(with_etag(StatusCode::NOT_MODIFIED.into_response(), &stored.version));
             }
             respond(StatusCode::OK, &c, kind, &stored)
@@ -569,14 +567,22 @@ fn tags_match(header: &str, version: &str) -> bool {
     header.split(',').map(str::trim).any(|t| t == "*" || t.trim_start_matches("W/") == ours)
 }
 
+/// Whether the `name` precondition header names `version`: `None` when it is absent, else
+/// whether any entity tag of any of its fields does. RFC 9110 §5.3 makes several fields of a
+/// list header one list, so `If-Match: W/"2"` and `If-Match: W/"3"` together match version 3
+/// as `If-Match: W/"2", W/"3"` does; a field that is not text matches nothing.
+fn precondition(headers: &HeaderMap, name: header::HeaderName, version: &str) -> Option<bool> {
+    let mut fields = headers.get_all(name).iter().peekable();
+    fields.peek()?;
+    Some(fields.filter_map(|v| v.to_str().ok()).any(|tags| tags_match(tags, version)))
+}
+
 /// The `If-Match` precondition: fails with 412 unless the header is absent or names `version`.
 fn check_if_match(c: &Ctx, version: &str) -> Result<bool, ScimError> {
-    match c.headers.get(header::IF_MATCH) {
+    match precondition(&c.headers, header::IF_MATCH, version) {
         None => Ok(false),
-        Some(v) => match v.to_str() {
-            Ok(tags) if tags_match(tags, version) => Ok(true),
-            _ => Err(ScimError::precondition_failed()),
-        },
+        Some(true) => Ok(true),
+        Some(false) => Err(ScimError::precondition_failed()),
     }
 }
 
@@ -687,5 +693,24 @@ mod tests {
         assert!(tags_match("*", "3"));
         assert!(!tags_match("W/\"4\"", "3"));
         assert!(!tags_match("", "3"));
+    }
+
+    #[test]
+    fn issue15_a_list_of_entity_tags_matches_if_any_entry_does() {
+        let headers = |fields: &[&str]| {
+            let mut h = HeaderMap::new();
+            for f in fields {
+                h.append(header::IF_MATCH, HeaderValue::from_str(f).unwrap());
+            }
+            h
+        };
+        let check = |fields: &[&str], want: Option<bool>| {
+            assert_eq!(precondition(&headers(fields), header::IF_MATCH, "3"), want, "{fields:?}");
+        };
+        check(&[], None);
+        check(&["W/\"2\", W/\"3\""], Some(true));
+        check(&["W/\"2\"", "W/\"3\""], Some(true));
+        check(&["W/\"2\"", "*"], Some(true));
+        check(&["W/\"2\"", "W/\"4\""], Some(false));
     }
 }

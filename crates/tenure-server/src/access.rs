@@ -4,8 +4,15 @@
 //! `Authorization: Bearer TOKEN`, hashes the token and looks the hash up in the store (through
 //! the blocking pool), and puts the caller's [`Principal`] into the request's extensions. No
 //! token, a malformed one or an unknown one is 401 and counts as a failure of the client's
-//! address; an address with too many recent failures is answered 429 before any lookup, so the
-//! throttle is no oracle. [`need`] is the per-route authorization: a route layer that answers
+//! address. The throttle refuses only failing attempts: from an address with too many recent
+//! failures, a request without a well-formed token is answered 429 before any lookup, and one
+//! whose token is unknown is answered 429 instead of 401; a valid token is always served, so a
+//! neighbour's (or an attacker's) bad tokens behind the same proxy or NAT never lock out an HR
+//! webhook or an IdP. The client's address is the peer's or, when the peer is one of `[server]
+//! trusted_proxies`, the right-most `X-Forwarded-For` entry that is not a trusted proxy itself
+//! (the one address the proxy saw; entries further left are whatever the client wrote).
+//!
+//! [`need`] is the per-route authorization: a route layer that answers
 //! 403 unless the principal's scope allows the route's [`Need`].
 //!
 //! The presented token is never logged, audited, stored or echoed: messages here are fixed
@@ -81,9 +88,42 @@ impl<S: Send + Sync> FromRequestParts<S> for Principal {
     }
 }
 
-/// The client's address, for the throttle. In-process tests have none: they share one.
-fn client_ip(req: &Request) -> IpAddr {
-    req.extensions().get::<ConnectInfo<SocketAddr>>().map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |ConnectInfo(a)| a.ip())
+/// The client's address, for the throttle (see the module doc). In-process tests have no
+/// peer: they share one address.
+fn client_ip(state: &ServerState, req: &Request) -> IpAddr {
+    let Some(ConnectInfo(peer)) = req.extensions().get::<ConnectInfo<SocketAddr>>() else {
+        return IpAddr::V4(Ipv4Addr::UNSPECIFIED);
+    };
+    let server = &state.app.config().server;
+    if !server.trusts(peer.ip()) {
+        return peer.ip();
+    }
+    forwarded_client(req.headers(), peer.ip(), |ip| server.trusts(ip))
+}
+
+/// The right-most `X-Forwarded-For` address (over every such header, in order) that `trusted`
+/// does not accept, else `peer`. An entry that is not an address ends the walk there: what
+/// lies left of it cannot be attributed, so the last trusted hop is answered.
+fn forwarded_client(headers: &axum::http::HeaderMap, peer: IpAddr, trusted: impl Fn(IpAddr) -> bool) -> IpAddr {
+    let entries: Vec<&str> = headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .collect();
+    let mut client = peer;
+    for entry in entries.iter().rev() {
+        // `[v6]:port` and `v4:port` are what some proxies write.
+        let bare = entry.strip_prefix('[').and_then(|e| e.split_once(']')).map_or(*entry, |(a, _)| a);
+        let parsed = bare.parse::<IpAddr>().ok().or_else(|| bare.parse::<SocketAddr>().ok().map(|s| s.ip()));
+        let Some(ip) = parsed else { return client };
+        client = ip;
+        if !trusted(ip) {
+            return ip;
+        }
+    }
+    client
 }
 
 /// The token text of an `Authorization: Bearer` header, if there is one.
@@ -102,26 +142,26 @@ fn throttled() -> Response {
 
 /// The authentication layer (see the module doc).
 pub async fn authenticate(State(state): State<ServerState>, mut req: Request, next: Next) -> Response {
-    let ip = client_ip(&req);
+    let ip = client_ip(&state, &req);
     let now = Instant::now();
-    if state.throttle().blocked(ip, now) {
-        return throttled();
-    }
+    let blocked = state.throttle().blocked(ip, now);
+    // A failure from a throttled address is answered 429 and not counted again.
+    let refuse = |message: &'static str| {
+        if blocked {
+            return throttled();
+        }
+        state.throttle().fail(ip, now);
+        ApiError::new(Code::Unauthorized, message).into_response()
+    };
     let hash = match bearer(&req) {
         Some(t) if auth::looks_like_token(t) => auth::token_hash(t),
-        found => {
-            state.throttle().fail(ip, now);
-            let message = if found.is_some() { "unknown token" } else { "a bearer token is required" };
-            return ApiError::new(Code::Unauthorized, message).into_response();
-        }
+        Some(_) => return refuse("unknown token"),
+        None => return refuse("a bearer token is required"),
     };
     let looked_up = tenure_engine::blocking::store(state.app.store(), move |s| s.token_by_hash(&hash)).await;
     let record = match looked_up {
         Ok(Some(r)) => r,
-        Ok(None) => {
-            state.throttle().fail(ip, now);
-            return ApiError::new(Code::Unauthorized, "unknown token").into_response();
-        }
+        Ok(None) => return refuse("unknown token"),
         Err(e) => return ApiError::from(e).into_response(),
     };
     if state.should_touch(record.id, now) {
@@ -190,5 +230,31 @@ pub fn need(
             }
             next.run(req).await
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_client_behind_trusted_proxies_is_the_right_most_untrusted_hop() {
+        let proxy: IpAddr = [10, 0, 0, 1].into();
+        let trusted = |ip: IpAddr| matches!(ip, IpAddr::V4(v) if v.octets()[0] == 10);
+        let check = |values: &[&str], want: &str| {
+            let mut h = axum::http::HeaderMap::new();
+            for v in values {
+                h.append("x-forwarded-for", axum::http::HeaderValue::from_str(v).unwrap());
+            }
+            assert_eq!(forwarded_client(&h, proxy, trusted), want.parse::<IpAddr>().unwrap(), "{values:?}");
+        };
+        check(&[], "10.0.0.1");
+        check(&["198.51.100.7"], "198.51.100.7");
+        // What the client wrote itself is left of what the proxy appended.
+        check(&["203.0.113.9, 198.51.100.7"], "198.51.100.7");
+        check(&["203.0.113.9", "198.51.100.7, 10.0.0.2"], "198.51.100.7");
+        check(&["[2001:db8::5]:443"], "2001:db8::5");
+        check(&["198.51.100.7:1234"], "198.51.100.7");
+        check(&["203.0.113.9, garbage, 10.0.0.2"], "10.0.0.2");
     }
 }

@@ -47,7 +47,12 @@ pub fn allowed(scope: Scope, source: Option<&str>, action: Action<'_>) -> bool {
 pub use tenure_engine::tokens::{generate as generate_token, hash as token_hash, looks_like as looks_like_token};
 
 /// Failed authentication attempts per client address: after `limit` failures within `window`,
-/// that address is answered 429 until the window has passed.
+/// that address's failing attempts are answered 429 until the window has passed (a valid token
+/// from it is still served: see [`crate::access`]). An IPv6 client counts by its /64, the block
+/// one host is given, so rotating through its own addresses does not reset the count. The table
+/// holds at most [`Throttle::MAX_ADDRESSES`] addresses: past that, an address not seen yet is
+/// not recorded (tokens cannot be guessed, so the throttle is a brake on noise, and memory is
+/// bounded whatever a client spreads its attempts over).
 #[derive(Debug)]
 pub struct Throttle {
     limit: u32,
@@ -56,12 +61,27 @@ pub struct Throttle {
 }
 
 impl Throttle {
+    /// The most addresses the table holds.
+    pub const MAX_ADDRESSES: usize = 100_000;
+
     pub fn new(limit: u32, window: Duration) -> Self {
         Self { limit, window, failures: HashMap::new() }
     }
 
+    /// The key an address counts under: IPv4 as is (also when written as IPv6), IPv6 by its /64.
+    fn key(addr: IpAddr) -> IpAddr {
+        match addr {
+            IpAddr::V4(_) => addr,
+            IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+                Some(v4) => IpAddr::V4(v4),
+                None => IpAddr::V6(std::net::Ipv6Addr::from(u128::from(v6) & !u128::from(u64::MAX))),
+            },
+        }
+    }
+
     /// Whether `addr` is throttled now.
     pub fn blocked(&mut self, addr: IpAddr, now: Instant) -> bool {
+        let addr = Self::key(addr);
         match self.failures.get(&addr) {
             Some((since, n)) if now.duration_since(*since) < self.window => *n >= self.limit,
             Some(_) => {
@@ -74,16 +94,21 @@ impl Throttle {
 
     /// Records a failed attempt from `addr`.
     pub fn fail(&mut self, addr: IpAddr, now: Instant) {
+        let addr = Self::key(addr);
         let window = self.window;
+        if !self.failures.contains_key(&addr) && self.failures.len() >= Self::MAX_ADDRESSES {
+            // Forget addresses whose window has passed; if the table is still full, this one
+            // goes unrecorded.
+            self.failures.retain(|_, (since, _)| now.duration_since(*since) < window);
+            if self.failures.len() >= Self::MAX_ADDRESSES {
+                return;
+            }
+        }
         let entry = self.failures.entry(addr).or_insert((now, 0));
         if now.duration_since(entry.0) >= window {
             *entry = (now, 0);
         }
         entry.1 = entry.1.saturating_add(1);
-        // Bound the table: forget addresses whose window has passed.
-        if self.failures.len() > 10_000 {
-            self.failures.retain(|_, (since, _)| now.duration_since(*since) < window);
-        }
     }
 }
 
@@ -141,5 +166,23 @@ mod tests {
         assert!(t.blocked(ip, t0 + Duration::from_secs(10)));
         assert!(!t.blocked(other, t0), "only the failing address");
         assert!(!t.blocked(ip, t0 + Duration::from_secs(61)), "the window passes");
+    }
+
+    #[test]
+    fn an_ipv6_client_counts_by_its_64_and_the_table_is_bounded() {
+        let mut t = Throttle::new(2, Duration::from_secs(60));
+        let t0 = Instant::now();
+        t.fail("2001:db8:1:2::1".parse().unwrap(), t0);
+        t.fail("2001:db8:1:2:ffff::9".parse().unwrap(), t0);
+        assert!(t.blocked("2001:db8:1:2::77".parse().unwrap(), t0), "the same /64");
+        assert!(!t.blocked("2001:db8:1:3::1".parse().unwrap(), t0), "another /64");
+        let mut full = Throttle::new(1, Duration::from_secs(60));
+        for i in 0..=u32::try_from(Throttle::MAX_ADDRESSES).unwrap() {
+            full.fail(IpAddr::from(i.to_be_bytes()), t0);
+        }
+        assert_eq!(full.failures.len(), Throttle::MAX_ADDRESSES);
+        // Once their windows pass, room is made again.
+        full.fail([255, 255, 255, 255].into(), t0 + Duration::from_secs(61));
+        assert_eq!(full.failures.len(), 1);
     }
 }

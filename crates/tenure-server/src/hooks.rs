@@ -162,20 +162,44 @@ fn kind(e: &serde_json::Error) -> &'static str {
 }
 
 /// The source's signing secrets: `whsec_...` values separated by whitespace (two during a
-/// rotation). Read on every request, so a rotated secret file takes effect without a restart.
+/// rotation), each at least 24 random key bytes. Read on every request, so a rotated secret file
+/// takes effect without a restart. A secret that is missing or too weak refuses every push:
+/// the operator's mistake, logged with the reason and answered as the server's.
 fn secrets(r: &SecretRef) -> Result<Vec<Secret>, ApiError> {
     let text = match r {
         SecretRef::Env(var) => std::env::var(var).ok(),
         SecretRef::File(path) => std::fs::read_to_string(path).ok(),
         SecretRef::None => None,
     };
-    let parsed: Vec<Secret> =
-        text.iter().flat_map(|t| t.split_whitespace()).filter_map(|s| Secret::parse(s).ok()).collect();
-    if parsed.is_empty() {
-        // The operator's mistake, not the sender's: logged, and answered as the server's.
+    let Some(text) = text else {
         return Err(ApiError::internal(Code::ConfigInvalid, &"the webhook source has no readable `whsec_` secret"));
-    }
-    Ok(parsed)
+    };
+    let keys = tenure_core::config::webhook_secret_keys(&text)
+        .map_err(|why| ApiError::internal(Code::ConfigInvalid, &format!("the webhook source's secret: {why}")))?;
+    keys.iter()
+        .map(|k| Secret::from_key(k))
+        .collect::<Option<Vec<_>>>()
+        .ok_or_else(|| ApiError::internal(Code::ConfigInvalid, &"the webhook source's secret cannot be used"))
+}
+
+/// The webhook sources of `config` whose secret can be read but cannot sign pushes (too short,
+/// not random, not `whsec_`), each with why: `tenure serve` refuses to start with one. A secret
+/// that cannot be read yet is not one of them (pushes are refused until it can be).
+pub fn weak_secrets(config: &tenure_core::config::Config) -> Vec<String> {
+    config
+        .sources
+        .iter()
+        .filter(|s| s.kind == SourceKind::Webhook)
+        .filter_map(|s| {
+            let text = match &s.secret {
+                SecretRef::Env(var) => std::env::var(var).ok(),
+                SecretRef::File(path) => std::fs::read_to_string(path).ok(),
+                SecretRef::None => None,
+            }?;
+            let why = tenure_core::config::webhook_secret_keys(&text).err()?;
+            Some(format!("source `{}`: {why}", tenure_core::text::escape(&s.name)))
+        })
+        .collect()
 }
 
 /// The 202's body: what was accepted. Stored with the delivery, so a repeat of the delivery
@@ -223,9 +247,15 @@ async fn webhook(
     };
     let now = state.app.clock().now().timestamp();
     let delivery = webhook::verify(&secrets(&src.secret)?, h, &bytes, now)
-        .map_err(|e| {
-            outcome("unauthorized");
-            ApiError::new(Code::Unauthorized, e.to_string())
+        .map_err(|e| match e {
+            webhook::Refused::LongId(_) => {
+                outcome("invalid");
+                ApiError::invalid(e.to_string())
+            }
+            _ => {
+                outcome("unauthorized");
+                ApiError::new(Code::Unauthorized, e.to_string())
+            }
         })?
         .to_string();
     let json = parse_json(&bytes).inspect_err(|_| outcome("invalid"))?;

@@ -9,7 +9,9 @@
 //! server itself keeps (the failed-attempt throttle, the metrics); [`app`] merges every
 //! resource's `router()` behind the authentication layer ([`access`]) into one `Router`, which
 //! tests drive in-process with `oneshot`; [`serve`] runs it on a listener with the workers until
-//! a shutdown signal, then lets in-flight requests and operations finish.
+//! a shutdown signal, then lets in-flight requests and operations finish. [`conn`] is the accept
+//! loop under it: hyper's HTTP/1.1 with the `[server]` header-read and idle timeouts and the
+//! connection cap.
 //!
 //! The pure parts come first: [`auth`] (tokens, scopes, the throttle) and [`webhook`] (Standard
 //! Webhooks signatures).
@@ -17,6 +19,7 @@
 pub mod access;
 pub mod api;
 pub mod auth;
+pub mod conn;
 pub mod error;
 pub mod health;
 pub mod hooks;
@@ -28,7 +31,6 @@ pub mod workers;
 
 use axum::Router;
 use std::future::Future;
-use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tenure_engine::app::App;
@@ -135,8 +137,9 @@ pub fn app(state: ServerState) -> Router {
 }
 
 /// Serves [`app`] on `listener` with the workers ([`workers::spawn`]) until `shutdown`
-/// completes; then stops accepting connections, lets in-flight requests finish, tells the
-/// workers to stop and waits for them (an operation being applied is finished and recorded).
+/// completes, under the connection limits of the config's `[server]` ([`conn`]); then stops
+/// accepting connections, closes idle ones, lets in-flight requests finish, tells the workers
+/// to stop and waits for them (an operation being applied is finished and recorded).
 pub async fn serve(
     state: ServerState,
     listener: tokio::net::TcpListener,
@@ -145,19 +148,19 @@ pub async fn serve(
     let stop = CancellationToken::new();
     let mut workers = workers::spawn(state.clone(), stop.clone());
     workers.push(hooks::spawn_ingest(state.clone(), stop.clone()));
-    let signal = {
+    {
         let stop = stop.clone();
-        async move {
+        tokio::spawn(async move {
             tokio::select! {
                 () = shutdown => {}
                 () = stop.cancelled() => {}
             }
             tracing::info!("shutting down: no new connections; finishing in-flight requests and operations");
             stop.cancel();
-        }
-    };
-    let service = app(state).into_make_service_with_connect_info::<SocketAddr>();
-    let served = axum::serve(listener, service).with_graceful_shutdown(signal).await;
+        });
+    }
+    let limits = conn::Limits::from_config(&state.app.config().server).within(conn::open_file_limit());
+    conn::serve(listener, app(state), limits, stop.clone()).await;
     stop.cancel();
     for w in workers {
         if let Err(e) = w.await {
@@ -165,7 +168,7 @@ pub async fn serve(
         }
     }
     tracing::info!("stopped");
-    served
+    Ok(())
 }
 
 /// Completes on Ctrl-C (SIGINT) or SIGTERM: what `tenure serve` passes to [`serve`].

@@ -363,6 +363,43 @@ struct Mapped {
     body: ScimBody,
 }
 
+/// The first string in `body` over the field limit, as `` `path`: value is N bytes; the limit is
+/// 4096 `` (the attribute named as SCIM writes it, `addresses[0].streetAddress`).
+fn oversized(body: &Map<String, Value>) -> Option<String> {
+    fn walk(v: &Value, path: &mut String) -> Option<String> {
+        match v {
+            Value::String(s) if s.len() > tenure_core::text::FIELD_LIMIT => Some(format!(
+                "`{}`: value is {} bytes; the limit is {}",
+                tenure_core::text::quote(path),
+                s.len(),
+                tenure_core::text::FIELD_LIMIT
+            )),
+            Value::Array(items) => items.iter().enumerate().find_map(|(i, item)| {
+                let len = path.len();
+                path.push_str(&format!("[{i}]"));
+                let found = walk(item, path);
+                path.truncate(len);
+                found
+            }),
+            Value::Object(o) => o.iter().find_map(|(k, item)| {
+                let len = path.len();
+                // An extension's attributes follow its URN with `:`, sub-attributes with `.`.
+                if path.contains(':') && !path.contains(['.', '[']) {
+                    path.push(':');
+                } else if !path.is_empty() {
+                    path.push('.');
+                }
+                path.push_str(k);
+                let found = walk(item, path);
+                path.truncate(len);
+                found
+            }),
+            _ => None,
+        }
+    }
+    body.iter().find_map(|(k, v)| walk(v, &mut k.clone()))
+}
+
 fn user_name(write: &Write) -> Option<String> {
     write.unique.iter().find(|k| k.attribute == "userName").map(|k| k.value.clone())
 }
@@ -381,6 +418,11 @@ impl StoreScimBackend {
         write: &Write,
         fixed_key: Option<String>,
     ) -> Result<Mapped, BackendError> {
+        // Every value is within the field limit, the attributes the mapping does not read
+        // (`nickName`, `addresses`, ...) as much as the mapped ones: the body is stored whole.
+        if let Some(why) = oversized(&write.body) {
+            return Err(BackendError::Invalid { detail: why });
+        }
         let mut user =
             mapping::user_record(id, &write.body).map_err(|e| BackendError::Invalid { detail: e.to_string() })?;
         if let Some(key) = fixed_key {

@@ -20,6 +20,10 @@ type HmacSha256 = hmac::Hmac<sha2::Sha256>;
 /// How far a `webhook-timestamp` may be from now, either way.
 pub const TOLERANCE_SECONDS: i64 = 5 * 60;
 
+/// The longest `webhook-id` accepted: the journal keeps every id for its retention, so an id is
+/// bounded like any other field.
+pub const MAX_ID_BYTES: usize = 256;
+
 /// A source's webhook secret: the key bytes behind `whsec_...`. `Debug` never shows them.
 #[derive(Clone)]
 pub struct Secret(Vec<u8>);
@@ -33,8 +37,11 @@ impl std::fmt::Debug for Secret {
 /// Why a push was refused. Messages are safe to return to the caller.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Refused {
-    #[error("the webhook secret is not `whsec_` followed by base64 key bytes")]
-    BadSecret,
+    /// Why the secret cannot be used (never the secret itself).
+    #[error("{0}")]
+    BadSecret(String),
+    #[error("`webhook-id` is {0} bytes; at most 256 are allowed")]
+    LongId(usize),
     #[error("the `{0}` header is missing")]
     MissingHeader(&'static str),
     #[error("`webhook-timestamp` is not a Unix time in seconds")]
@@ -46,15 +53,15 @@ pub enum Refused {
 }
 
 impl Secret {
-    /// Parses `whsec_BASE64`. Surrounding whitespace (a trailing newline in a secret file) is
-    /// ignored.
+    /// Parses `whsec_BASE64` (surrounding whitespace, a trailing newline in a secret file, is
+    /// ignored): at least 24 random key bytes ([`tenure_core::config::webhook_secret_key`]).
     pub fn parse(text: &str) -> Result<Self, Refused> {
-        let b64 = text.trim().strip_prefix("whsec_").ok_or(Refused::BadSecret)?;
-        let key = STANDARD.decode(b64).map_err(|_| Refused::BadSecret)?;
-        if key.is_empty() {
-            return Err(Refused::BadSecret);
-        }
-        Ok(Self(key))
+        tenure_core::config::webhook_secret_key(text).map(Self).map_err(Refused::BadSecret)
+    }
+
+    /// A secret from key bytes already checked by [`tenure_core::config::webhook_secret_key`].
+    pub(crate) fn from_key(key: &[u8]) -> Option<Self> {
+        (key.len() >= tenure_core::config::MIN_WEBHOOK_SECRET_BYTES).then(|| Self(key.to_vec()))
     }
 
     /// A fresh random secret in its `whsec_` form, for `tenure` to hand to an HR system.
@@ -94,6 +101,9 @@ pub struct Headers<'a> {
 /// `webhook-id` on success.
 pub fn verify<'a>(secrets: &[Secret], h: Headers<'a>, body: &[u8], now: i64) -> Result<&'a str, Refused> {
     let id = h.id.filter(|v| !v.is_empty()).ok_or(Refused::MissingHeader("webhook-id"))?;
+    if id.len() > MAX_ID_BYTES {
+        return Err(Refused::LongId(id.len()));
+    }
     let ts_text = h.timestamp.ok_or(Refused::MissingHeader("webhook-timestamp"))?;
     let sigs = h.signature.ok_or(Refused::MissingHeader("webhook-signature"))?;
     let ts: i64 = ts_text.trim().parse().map_err(|_| Refused::BadTimestamp)?;
@@ -150,14 +160,19 @@ mod tests {
         // The id is signed: a signature for another id does not pass.
         let other = secret().sign("msg_2", NOW, b"{}");
         check(Some(other), NOW, b"{}", Err(Refused::BadSignature));
+        // An id is at most 256 bytes, refused before any signature is computed.
+        let ts = NOW.to_string();
+        let long = "m".repeat(257);
+        let h = Headers { id: Some(&long), timestamp: Some(&ts), signature: Some("v1,x") };
+        assert_eq!(verify(&[secret()], h, b"{}", NOW), Err(Refused::LongId(257)));
     }
 
     #[test]
     fn secrets_parse_from_their_whsec_form_only() {
         assert!(Secret::parse("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw\n").is_ok());
-        assert_eq!(Secret::parse("MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw").err(), Some(Refused::BadSecret));
-        assert_eq!(Secret::parse("whsec_!!!").err(), Some(Refused::BadSecret));
-        assert_eq!(Secret::parse("whsec_").err(), Some(Refused::BadSecret));
+        for bad in ["MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", "whsec_!!!", "whsec_", "whsec_AA=="] {
+            assert!(matches!(Secret::parse(bad), Err(Refused::BadSecret(_))), "{bad}");
+        }
         let fresh = Secret::generate();
         assert!(Secret::parse(&fresh).is_ok());
         assert_eq!(format!("{:?}", secret()), "Secret(..)");

@@ -58,6 +58,10 @@ pub type Case = fn(&dyn Subject) -> Outcome;
 /// Every case, by name.
 pub const CASES: &[(&str, Case)] = &[
     ("a_pushed_delivery_is_journaled_once_and_ingested_once", a_pushed_delivery_is_journaled_once_and_ingested_once),
+    (
+        "issue15_ingested_journal_entries_are_pruned_pending_ones_kept",
+        issue15_ingested_journal_entries_are_pruned_pending_ones_kept,
+    ),
     ("push_lookups_find_usernames_owners_and_recent_batches", push_lookups_find_usernames_owners_and_recent_batches),
     ("a_batch_commits_whole_or_not_at_all_with_its_audit", a_batch_commits_whole_or_not_at_all_with_its_audit),
     ("the_audit_chain_appends_scans_and_checkpoints", the_audit_chain_appends_scans_and_checkpoints),
@@ -1228,6 +1232,40 @@ pub fn a_pushed_delivery_is_journaled_once_and_ingested_once(subject: &dyn Subje
     let settled = w.store.journal_settle(&Ingested { entries: vec![*a, *b], results: vec![] })?;
     ensure_eq!(settled, 1, "only the pending entry settles");
     ensure_eq!(w.store.journal_pending(10)?.len(), 1, "the other source's entry still pending");
+    Ok(())
+}
+
+/// The journal is bounded: ingested entries older than a cut-off are deleted, oldest first and
+/// `limit` at a time; pending ones stay whatever their age, and a pruned delivery id is free.
+pub fn issue15_ingested_journal_entries_are_pruned_pending_ones_kept(subject: &dyn Subject) -> Outcome {
+    use crate::{Ingested, JournalIn, Journaled};
+    let w = World::new(subject)?;
+    let delivery = |id: &str| JournalIn {
+        source: "hr".into(),
+        delivery: id.into(),
+        actor: "source:hr".into(),
+        records: serde_json::json!([]),
+        response: serde_json::json!({ "accepted": 0 }),
+    };
+    let ids = |j: Vec<Journaled>| -> Vec<i64> {
+        j.into_iter().filter_map(|e| if let Journaled::New(id) = e { Some(id) } else { None }).collect()
+    };
+    let old = ids(w.store.journal_append(&[delivery("old_1"), delivery("old_2"), delivery("old_pending")])?);
+    let (Some(o1), Some(o2)) = (old.first(), old.get(1)) else { return Err(Failure("three entries".into())) };
+    w.store.journal_settle(&Ingested { entries: vec![*o1, *o2], results: vec![] })?;
+    w.clock.advance(seconds(3600));
+    let cut = w.now();
+    let new = ids(w.store.journal_append(&[delivery("new_1")])?);
+    w.store.journal_settle(&Ingested { entries: new.clone(), results: vec![] })?;
+    ensure_eq!(w.store.journal_prune(&cut, 1)?, 1, "one at a time");
+    ensure_eq!(w.store.journal_prune(&cut, 10)?, 1, "the second old ingested entry");
+    ensure_eq!(w.store.journal_prune(&cut, 10)?, 0, "nothing else is old and ingested");
+    ensure!(w.store.journal_entry(*o1)?.is_none() && w.store.journal_entry(*o2)?.is_none(), "old ones gone");
+    ensure_eq!(w.store.journal_pending(10)?.len(), 1, "the pending entry stays");
+    ensure!(new.iter().all(|id| w.store.journal_entry(*id).ok().flatten().is_some()), "the recent one stays");
+    let again = w.store.journal_append(&[delivery("old_1"), delivery("new_1")])?;
+    ensure!(matches!(again.first(), Some(Journaled::New(_))), "a pruned id is new again: {again:?}");
+    ensure!(matches!(again.get(1), Some(Journaled::Repeat { .. })), "a kept id is still a repeat: {again:?}");
     Ok(())
 }
 

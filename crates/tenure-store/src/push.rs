@@ -81,6 +81,9 @@ pub trait Pushes: Send + Sync {
     /// Marks entries ingested without a batch (every record in them was refused or changed
     /// nothing), with their results; entries no longer pending are left alone.
     fn journal_settle(&self, done: &Ingested) -> Result<usize>;
+    /// Deletes up to `limit` ingested entries received before `before` (a stored timestamp),
+    /// oldest first; pending entries are never deleted. Returns how many went.
+    fn journal_prune(&self, before: &str, limit: usize) -> Result<usize>;
     /// Identities (any source) whose username may fold to one of `usernames` (already folded):
     /// `(id, username)`. The caller compares exactly; this may return more.
     fn username_holders(&self, usernames: &[String]) -> Result<Vec<(String, String)>>;

@@ -241,6 +241,16 @@ pub async fn check(path: &Path, today: NaiveDate, online: bool) -> Result<proto:
                         problems.push(tenure_core::diag::Problem { file, line: 0, message: why });
                     }
                 }
+                // A webhook secret that is readable but too short or not random would sign
+                // forgeable pushes: a problem now, not a refused push later. One that cannot
+                // be read (a variable set only where the server runs) is not checked here.
+                for src in config.sources.iter().filter(|s| s.kind == tenure_core::config::SourceKind::Webhook) {
+                    if let Some(why) = webhook_secret_problem(&src.secret) {
+                        let file = loaded.config_path.display().to_string();
+                        let message = format!("source `{}`: {why}", tenure_core::text::escape(&src.name));
+                        problems.push(tenure_core::diag::Problem { file, line: 0, message });
+                    }
+                }
                 if online {
                     remote = check_online(config, &policy).await;
                 } else {
@@ -274,6 +284,19 @@ pub async fn check(path: &Path, today: NaiveDate, online: bool) -> Result<proto:
         unchecked_targets: unchecked,
         warnings,
     })
+}
+
+/// Why a webhook source's secret cannot sign pushes, when it can be read.
+fn webhook_secret_problem(r: &tenure_core::config::SecretRef) -> Option<String> {
+    use tenure_core::config::SecretRef;
+    let (text, from) = match r {
+        SecretRef::Env(var) => (std::env::var(var).ok()?, format!("`{var}`")),
+        SecretRef::File(path) => {
+            (std::fs::read_to_string(path).ok()?, format!("`{}`", tenure_core::text::escape(path)))
+        }
+        SecretRef::None => return None,
+    };
+    tenure_core::config::webhook_secret_keys(&text).err().map(|why| format!("{why} (in {from})"))
 }
 
 /// Connects to every target and lists problems, sorted: targets that cannot be set up or

@@ -246,13 +246,42 @@ async fn credentials(app: &App) -> JobResult {
     })
 }
 
-/// `retention`: accounts past their target's `delete_after_days` are planned for deletion.
+/// `retention`: accounts past their target's `delete_after_days` are planned for deletion, and
+/// ingested push journal entries older than `[server] journal_retention` are deleted (a replay
+/// of one is refused by its signature's timestamp long before: the retention is at least ten
+/// minutes, twice the five minutes a timestamp may be off).
 async fn retention(app: &App) -> JobResult {
     let n = executor::sweep_retention(app.config(), app.store(), &Job::Retention.actor()).await.map_err(err)?;
-    Ok(match n {
-        0 => Done::ok(0, "no account is past its retention period"),
-        n => Done::ok(n, format!("{n} account(s) past retention planned for deletion")),
+    let pruned = prune_journal(app).await?;
+    let accounts = match n {
+        0 => "no account is past its retention period".to_string(),
+        n => format!("{n} account(s) past retention planned for deletion"),
+    };
+    Ok(match pruned {
+        0 => Done::ok(n, accounts),
+        p => Done::ok(n + p, format!("{accounts}; {p} ingested push journal entries past retention deleted")),
     })
+}
+
+/// Deletes the ingested journal entries past `[server] journal_retention`, a bounded number per
+/// transaction so a large backlog never holds the store's write lock for long.
+async fn prune_journal(app: &App) -> Result<usize, String> {
+    const PER_TRANSACTION: usize = 5_000;
+    let retention = app.config().server.journal_retention_secs;
+    let secs = i64::try_from(retention).unwrap_or(i64::MAX);
+    let cut = app.clock().now() - chrono::Duration::try_seconds(secs).unwrap_or(chrono::Duration::MAX);
+    let before = tenure_core::clock::stamp(cut);
+    let mut total = 0;
+    loop {
+        let before = before.clone();
+        let n = crate::blocking::store(app.store(), move |s| s.journal_prune(&before, PER_TRANSACTION))
+            .await
+            .map_err(err)?;
+        total += n;
+        if n < PER_TRANSACTION {
+            return Ok(total);
+        }
+    }
 }
 
 /// `reconcile`: every target read and compared; findings recorded, nothing remediated (fixes

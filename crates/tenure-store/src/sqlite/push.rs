@@ -116,6 +116,18 @@ impl Pushes for SqliteStore {
         Ok(run(&mut conn)?)
     }
 
+    fn journal_prune(&self, before: &str, limit: usize) -> crate::Result<usize> {
+        let conn = self.lock();
+        let run = || -> R<usize> {
+            Ok(conn.execute(
+                "DELETE FROM push_journal WHERE id IN (
+                     SELECT id FROM push_journal WHERE state = 'ingested' AND received_at < ?1 ORDER BY id LIMIT ?2)",
+                params![before, i64::try_from(limit).unwrap_or(i64::MAX)],
+            )?)
+        };
+        Ok(run()?)
+    }
+
     fn username_holders(&self, usernames: &[String]) -> crate::Result<Vec<(String, String)>> {
         let conn = self.lock();
         let run = || -> R<Vec<(String, String)>> {

@@ -3,7 +3,10 @@
 //!
 //! `TENURE_AUTH_FAILURES` (default 10) and `TENURE_AUTH_WINDOW_SECONDS` (default 60) set the
 //! throttle: that many failed authentications from one address within the window, and it is
-//! answered 429 until the window has passed.
+//! answered 429 for failing attempts until the window has passed (a valid token is always
+//! served). The connection limits and the trusted proxies are `[server]` keys
+//! (`tenure_core::config::ServerConfig`). A webhook source whose secret is readable but too
+//! weak to sign pushes stops the server from starting.
 
 use anyhow::{Context as _, Result};
 use std::process::ExitCode;
@@ -31,6 +34,13 @@ pub fn run(app: &App, listen: Option<&str>) -> Result<ExitCode> {
             defaults.throttle_window.as_secs(),
         )?),
     };
+    let weak = tenure_server::hooks::weak_secrets(app.config());
+    if !weak.is_empty() {
+        let file = app.loaded().config_path.display().to_string();
+        let problems =
+            weak.into_iter().map(|message| tenure_core::diag::Problem { file: file.clone(), line: 0, message });
+        return Err(tenure_engine::app::AppError::Config(problems.collect()).into());
+    }
     tenure_server::telemetry::init();
     let addr = listen.map_or_else(|| app.config().server_listen.clone(), str::to_string);
     let runtime = crate::support::runtime()?;
