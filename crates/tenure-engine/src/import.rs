@@ -180,6 +180,7 @@ pub fn import_csv(
         window: None,
         ingests: Default::default(),
         unit: "line",
+        submitted_by: vec![actor.clone()],
         actor,
         correlated: correlated.pending,
         relink: correlated.linked,
@@ -280,6 +281,9 @@ pub(crate) struct Prepared {
     /// What a rejected input is called in messages: a file's `line`, a push's `record`.
     pub unit: &'static str,
     pub actor: String,
+    /// Who submitted the input (the actor, or every pusher of the pushes drained together):
+    /// recorded with a held batch, so that none of them releases it.
+    pub submitted_by: Vec<String>,
     /// A dry run's correlation outcomes, which were not recorded: the plan applies them as if
     /// they were.
     pub correlated: Vec<(String, correlation::rules::Outcome)>,
@@ -341,6 +345,7 @@ pub(crate) fn commit_prepared(
         ingests,
         unit,
         actor,
+        mut submitted_by,
         correlated,
         relink,
     } = p;
@@ -504,7 +509,15 @@ pub(crate) fn commit_prepared(
     // decision still stands when it commits. A push instead carries the held batch's events
     // into its own held batch (the newer event of an identity wins).
     let (supersede, carried) = match window {
-        Some(Window { held: Some((h, old)), .. }) => (vec![h], old),
+        Some(Window { held: Some((h, old)), .. }) => {
+            // The held batch's events are carried into this one: so are the people who sent them.
+            for s in submitters_of(&engine.store.approval(h.approval)?) {
+                if !submitted_by.contains(&s) {
+                    submitted_by.push(s);
+                }
+            }
+            (vec![h], old)
+        }
         Some(_) => (Vec::new(), Vec::new()),
         None => {
             let held = engine.store.held_batches()?;
@@ -518,7 +531,7 @@ pub(crate) fn commit_prepared(
         sha256,
         summary: serde_json::to_value(&counts).unwrap_or_default(),
         state: match held_reason {
-            Some(reason) => BatchState::Held { reason },
+            Some(reason) => BatchState::Held { reason, submitted_by },
             None => BatchState::Applied,
         },
         events: Vec::new(),
@@ -554,6 +567,16 @@ pub(crate) fn commit_prepared(
     report.import_id = Some(ids.import_id);
     report.approval_id = ids.approval_id;
     Ok(report)
+}
+
+/// The actors a held batch's approval records as having submitted it (`token:NAME`,
+/// `user:NAME`, `source:NAME`).
+pub fn submitters_of(a: &tenure_store::ApprovalRecord) -> Vec<String> {
+    a.summary
+        .get("submitted_by")
+        .and_then(serde_json::Value::as_array)
+        .map(|v| v.iter().filter_map(|s| s.as_str().map(str::to_string)).collect())
+        .unwrap_or_default()
 }
 
 /// Why identities missing from the file cannot be trusted to have left, if they cannot: rows
@@ -960,6 +983,7 @@ pub fn approve_as(
     if a.kind != ApprovalKind::Batch {
         return Err(EngineError::Invalid(format!("approval {approval_id} is a {} approval, not a held batch", a.kind)));
     }
+    crate::decisions::not_their_own(engine, &a, decider, crate::decisions::Decision::Release)?;
     let held = engine.store.held_events(&engine.config.schema, a.subject)?;
     let source = a.summary.get("source").and_then(|s| s.as_str()).unwrap_or_default().to_string();
     // An identity another source brought in while the batch was held is that source's now: its

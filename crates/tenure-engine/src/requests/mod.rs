@@ -344,8 +344,8 @@ pub fn approve(engine: &Engine<'_>, approval_id: i64, decider: &Decider) -> Resu
 pub fn reject(engine: &Engine<'_>, approval_id: i64, decider: &Decider, reason: &str) -> Result<()> {
     let (rec, stage) = stage_of(engine, approval_id)?;
     let people = StorePeople(engine);
-    let withdraws =
-        decider.name == rec.requester || people.named(&decider.name).is_some_and(|p| decide::is(&p, &rec.requester));
+    let withdraws = crate::people::same_name(&decider.name, &rec.requester)
+        || people.named(&decider.name).is_some_and(|p| decide::is(&p, &rec.requester));
     if !withdraws {
         match decide::may_approve(&people, &decider.name, &stage.approver, &rec.identity, &rec.requester) {
             Ok(()) => {}
