@@ -1008,6 +1008,7 @@ mod tests {
             holdings: None,
             audit: vec![],
             cancel: vec![],
+            requests: Default::default(),
         };
         let batch = Batch {
             actor: "source:hr".into(),

@@ -263,6 +263,7 @@ fn event(kind: EventKind, identity: Identity, ops: Vec<OpIn>) -> EventIn {
         holdings: None,
         audit: vec![],
         cancel: vec![],
+        requests: Default::default(),
     }
 }
 

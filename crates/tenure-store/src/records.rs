@@ -46,6 +46,9 @@ pub struct EventIn {
     /// fails with `Conflict` if one of them is no longer as listed (it started, or untried work
     /// was attempted meanwhile).
     pub cancel: Vec<Queued>,
+    /// Access requests the event's plan opens or ends (a role with `approval` whose birthright
+    /// condition began or stopped matching), written with the event.
+    pub requests: crate::requests::RequestChanges,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -618,6 +618,9 @@ pub(super) fn write_batch<'e>(
         if rules::ends_requests(ev.identity.status) {
             super::requests::cancel_for_leaver(tx, id, event_id, &batch.actor, &at, &mut event_audit)?;
         }
+        if !ev.requests.is_empty() {
+            super::requests::apply_changes(tx, &ev.requests, event_id, &batch.actor, &at, &mut event_audit)?;
+        }
         let changes: Vec<String> = ev
             .changes
             .iter()
