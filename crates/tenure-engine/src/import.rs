@@ -666,7 +666,7 @@ impl PlanInputs {
     pub(crate) fn load(engine: &Engine<'_>, events: &[Event]) -> Result<Self> {
         // Above a few thousand events one scan beats one query per identity.
         let overlay = Overlay::load(engine)?;
-        let roster = crate::requests::Roster::new(engine, events.iter().map(|e| &e.identity));
+        let roster = crate::requests::Roster::new(engine, events.iter().map(|e| &e.identity))?;
         if events.len() > 2_000 {
             return Ok(Self {
                 holdings: engine.store.all_holdings()?,
@@ -1027,7 +1027,7 @@ pub fn approve_as(
     let mut skipped = Vec::new();
     let mut scratch = Scratch::default();
     let overlay = Overlay::load(engine)?;
-    let roster = crate::requests::Roster::new(engine, held.iter().map(|h| &h.identity));
+    let roster = crate::requests::Roster::new(engine, held.iter().map(|h| &h.identity))?;
     let people = crate::requests::BatchPeople { engine, roster: &roster };
     let mut planned = Vec::with_capacity(held.len());
     for h in held {

@@ -61,21 +61,41 @@ impl People for StorePeople<'_, '_> {
     }
 }
 
-/// The people of a batch being planned, by id and by folded username: a joiner's manager may
-/// join in the same file, before the store knows them. Filled only when the policy has a role
-/// whose birthright match needs approval ([`desired::gated`]).
+/// The people approvers are resolved among while a batch is planned, by id and by folded
+/// username: the stored identities with the batch's in their place (a joiner's manager may join
+/// in the same file, before the store knows them). Read once, before planning, and only when
+/// one of the batch's identities matches a role whose birthright match needs approval
+/// ([`desired::gated`]): a batch is planned while its transaction writes, so planning must not
+/// ask the store.
 #[derive(Debug, Default)]
 pub(crate) struct Roster {
     people: HashMap<String, Person>,
     usernames: HashMap<String, String>,
+    /// Everyone is here: never ask the store.
+    complete: bool,
 }
 
 impl Roster {
-    pub(crate) fn new<'i>(engine: &Engine<'_>, identities: impl IntoIterator<Item = &'i Identity>) -> Self {
+    pub(crate) fn new<'i>(
+        engine: &Engine<'_>,
+        identities: impl IntoIterator<Item = &'i Identity> + Clone,
+    ) -> Result<Self> {
         let mut r = Self::default();
         if !engine.policy.roles.iter().any(desired::gated) {
-            return r;
+            return Ok(r);
         }
+        let mut scratch = Scratch::default();
+        if !identities.clone().into_iter().any(|i| !desired::gated_roles(engine, i, &mut scratch).is_empty()) {
+            return Ok(r);
+        }
+        for i in &engine.store.identities(&engine.config.schema, None)? {
+            let p = person(engine, i);
+            if let Some(u) = &p.username {
+                r.usernames.insert(tenure_core::text::fold(u), p.id.clone());
+            }
+            r.people.insert(p.id.clone(), p);
+        }
+        // The batch's identities are read last: their new state wins.
         for i in identities {
             let p = person(engine, i);
             if let Some(u) = &p.username {
@@ -83,7 +103,8 @@ impl Roster {
             }
             r.people.insert(p.id.clone(), p);
         }
-        r
+        r.complete = true;
+        Ok(r)
     }
 }
 
@@ -95,12 +116,17 @@ pub(crate) struct BatchPeople<'a, 'e> {
 
 impl People for BatchPeople<'_, '_> {
     fn by_id(&self, id: &str) -> Option<Person> {
-        self.roster.people.get(id).cloned().or_else(|| StorePeople(self.engine).by_id(id))
+        match self.roster.people.get(id) {
+            Some(p) => Some(p.clone()),
+            None if self.roster.complete => None,
+            None => StorePeople(self.engine).by_id(id),
+        }
     }
 
     fn by_username(&self, username: &str) -> Option<Person> {
         match self.roster.usernames.get(&tenure_core::text::fold(username)) {
             Some(id) => self.by_id(id),
+            None if self.roster.complete => None,
             None => StorePeople(self.engine).by_username(username),
         }
     }
