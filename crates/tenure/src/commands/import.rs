@@ -1,4 +1,4 @@
-//! `tenure import --source NAME FILE [--dry-run]`: a snapshot diffed, planned and committed
+//! `tenure import --source NAME FILE [--dry-run] [--as NAME]`: a snapshot diffed, planned and committed
 //! (or held) by `tenure_engine::import`; this prints its report.
 
 use crate::output::{Format, esc, print_json};
