@@ -27,35 +27,135 @@ pub enum Approved {
 /// current state), held remediation is released to the executor (a certification review's held
 /// revocations never by whoever decided them), an access request's stage is
 /// approved if `decider` is its resolved approver (and the grant planned after the last stage).
+/// Nobody releases a held batch or held remediation that changes their own identity's access or
+/// that they submitted (`self_approval`, nothing changed).
 pub fn approve(engine: &Engine<'_>, queue: &dyn Queue, id: i64, decider: &Decider) -> crate::Result<Approved> {
-    match engine.store.approval(id)?.kind {
+    let a = engine.store.approval(id)?;
+    match a.kind {
         ApprovalKind::Remediation => {
             not_a_reviewer_of(engine, id, decider)?;
+            not_their_own(engine, &a, decider, Decision::Release)?;
             Ok(Approved::Remediation(queue.release_remediation_as(id, &decider.name, &decider.actor())?))
         }
         ApprovalKind::Request => Ok(Approved::Request(Box::new(crate::requests::approve(engine, id, decider)?))),
+        // The release checks who decides itself ([`not_their_own`]), whoever calls it.
         ApprovalKind::Batch => Ok(Approved::Batch(crate::import::approve_as(engine, id, decider)?)),
     }
 }
 
+/// What a person does with a held batch or held remediation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Decision {
+    Release,
+    Discard,
+}
+
+/// The identities whose access a held batch or held remediation would change: the identities of
+/// the batch's held events, or of the held operations of the remediation's cases.
+fn affected(engine: &Engine<'_>, a: &tenure_store::ApprovalRecord) -> crate::Result<Vec<tenure_core::Identity>> {
+    let schema = &engine.config.schema;
+    match a.kind {
+        ApprovalKind::Batch => {
+            Ok(engine.store.held_events(schema, a.subject)?.into_iter().map(|h| h.identity).collect())
+        }
+        ApprovalKind::Remediation => {
+            let cases: Vec<i64> = a
+                .summary
+                .get("cases")
+                .and_then(serde_json::Value::as_array)
+                .map(|v| v.iter().filter_map(serde_json::Value::as_i64).collect())
+                .unwrap_or_default();
+            let mut ids: Vec<String> = Vec::new();
+            for c in cases {
+                let filter = tenure_store::OpFilter {
+                    case_id: Some(c),
+                    states: vec![tenure_core::OpState::Held],
+                    ..Default::default()
+                };
+                for op in engine.store.operations(&filter)? {
+                    if !ids.contains(&op.identity) {
+                        ids.push(op.identity);
+                    }
+                }
+            }
+            let mut out = Vec::with_capacity(ids.len());
+            for id in ids {
+                if let Some(i) = engine.store.identity(schema, &id)? {
+                    out.push(i);
+                }
+            }
+            Ok(out)
+        }
+        ApprovalKind::Request => Ok(Vec::new()),
+    }
+}
+
+/// Refuses `decider` deciding held batch or remediation `a` about their own access: releasing
+/// (or discarding, which keeps what it would have taken away) one that changes the access of
+/// the identity their name stands for, and releasing one they submitted (the importing token or
+/// `--as` name, the pushing token, whoever planned the fixes). The guard held it so that a
+/// second person looks. Names are compared as [`crate::people`] compares them.
+pub(crate) fn not_their_own(
+    engine: &Engine<'_>,
+    a: &tenure_store::ApprovalRecord,
+    decider: &Decider,
+    decision: Decision,
+) -> crate::Result<()> {
+    let schema = &engine.config.schema;
+    let name = decider.name.as_str();
+    let shown = tenure_core::text::quote(name);
+    let id = a.id;
+    if decision == Decision::Release {
+        for actor in crate::import::submitters_of(a) {
+            let Some(who) = crate::people::person_of_actor(&actor) else { continue };
+            if crate::people::same_person(engine.store, schema, name, who)? {
+                return Err(crate::EngineError::Refused(
+                    Code::SelfApproval,
+                    format!(
+                        "`{shown}` submitted what approval {id} holds (as `{}`); someone else approves \
+                         (self-approval is refused)",
+                        tenure_core::text::quote(&actor)
+                    ),
+                ));
+            }
+        }
+    }
+    let person = crate::people::resolve(engine.store, schema, name)?;
+    for i in affected(engine, a)? {
+        let theirs = crate::people::names_identity(schema, name, &i)
+            || person.as_ref().is_some_and(|p| crate::people::same_name(&p.id, &i.id));
+        if theirs {
+            let what = if decision == Decision::Release { "approves" } else { "decides" };
+            return Err(crate::EngineError::Refused(
+                Code::SelfApproval,
+                format!(
+                    "approval {id} changes the access of identity `{}`, whom `{shown}` names; someone else {what} \
+                     (self-approval is refused)",
+                    i.id
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// Refuses `decider` releasing certification review revocations they decided themselves: the
 /// guard held them so that a second person looks (`self_approval`, nothing changed). The
-/// decider is compared as the review recorded them: the identity their name resolves to (an
-/// identity id, else an exact username), and the name itself.
+/// decider is compared with each item's recorded decider as [`crate::people::same_person`]
+/// compares names: the same name or the same identity, case-folded.
 fn not_a_reviewer_of(engine: &Engine<'_>, id: i64, decider: &Decider) -> crate::Result<()> {
     let deciders = engine.store.held_review_deciders(id)?;
     if deciders.is_empty() {
         return Ok(());
     }
     let name = decider.name.as_str();
-    let person = if engine.store.identity(&engine.config.schema, name)?.is_some() {
-        name.to_string()
-    } else {
-        let holders = engine.store.username_holders(&[tenure_core::text::fold(name)])?;
-        holders.into_iter().find(|(_, u)| u == name).map_or_else(|| name.to_string(), |(id, _)| id)
-    };
-    let mine: Vec<String> =
-        deciders.iter().filter(|(_, by)| by == name || *by == person).map(|(item, _)| item.to_string()).collect();
+    let schema = &engine.config.schema;
+    let mut mine: Vec<String> = Vec::new();
+    for (item, by) in &deciders {
+        if crate::people::same_person(engine.store, schema, name, by)? {
+            mine.push(item.to_string());
+        }
+    }
     if mine.is_empty() {
         return Ok(());
     }
@@ -69,13 +169,20 @@ fn not_a_reviewer_of(engine: &Engine<'_>, id: i64, decider: &Decider) -> crate::
     ))
 }
 
-/// Rejects pending approval `id` as `decider`, with `reason`: what it held is discarded; an
-/// access request is rejected if `decider` is its stage's approver, the identity, or the
-/// requester.
+/// Rejects pending approval `id` as `decider`, with `reason`: what it held is discarded (never
+/// by an identity whose access it changes); an access request is rejected if `decider` is its
+/// stage's approver, the identity, or the requester.
 pub fn reject(engine: &Engine<'_>, id: i64, decider: &Decider, reason: &str) -> crate::Result<()> {
     // An approval that does not exist is the store's to refuse, as it always was (`conflict`).
-    if engine.store.approval(id).is_ok_and(|a| a.kind == ApprovalKind::Request) {
-        return crate::requests::reject(engine, id, decider, reason);
+    if let Ok(a) = engine.store.approval(id) {
+        if a.kind == ApprovalKind::Request {
+            return crate::requests::reject(engine, id, decider, reason);
+        }
+        // Discarding a held leaver batch keeps the leaver's access: not the leaver's call. Whoever
+        // submitted it may withdraw it.
+        if a.state == tenure_core::ApprovalState::Pending {
+            not_their_own(engine, &a, decider, Decision::Discard)?;
+        }
     }
     Ok(engine.store.reject_via(id, &decider.name, &decider.via_text(), reason)?)
 }

@@ -31,7 +31,27 @@ pub struct Overrides {
     /// Entitlements a certification review revoked (while the review's `manual_override`
     /// exception is not resolved): never desired, whatever the roles or a request say.
     pub revoked: BTreeSet<Entitlement>,
+    /// The identity's open access requests (pending or granted): a role with `approval` whose
+    /// birthright condition matches gets a request only when none is open for it, and the ones
+    /// the policy opened end when the condition stops matching.
+    pub requests: Vec<OpenRequest>,
 }
+
+/// An open access request of an identity, as planning sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OpenRequest {
+    pub id: i64,
+    pub role: String,
+    pub state: tenure_core::RequestState,
+    /// Opened by the policy because the role's birthright condition matched (not asked by a
+    /// person): it ends when the condition stops matching.
+    pub birthright: bool,
+}
+
+/// The `via` of a request the policy opens for a role with `approval` whose `when` matches.
+pub const BIRTHRIGHT_VIA: &str = "birthright";
+/// The requester of such a request.
+pub const BIRTHRIGHT_REQUESTER: &str = "policy";
 
 /// One entitlement an override adds, and why.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -47,11 +67,11 @@ impl Overrides {
     pub fn before(&self) -> Overrides {
         let mut grants = self.grants.clone();
         grants.extend(self.ended.iter().cloned());
-        Overrides { grants, ended: Vec::new(), revoked: self.revoked.clone() }
+        Overrides { grants, ended: Vec::new(), revoked: self.revoked.clone(), requests: self.requests.clone() }
     }
 
     pub fn is_empty(&self) -> bool {
-        self.grants.is_empty() && self.ended.is_empty() && self.revoked.is_empty()
+        self.grants.is_empty() && self.ended.is_empty() && self.revoked.is_empty() && self.requests.is_empty()
     }
 }
 
@@ -76,12 +96,47 @@ pub fn overrides(engine: &Engine<'_>, identities: Option<&[&str]>) -> Result<Has
     for (identity, revoked) in crate::campaigns::overrides(engine.store, identities)? {
         out.entry(identity).or_default().revoked = revoked;
     }
+    // Only a policy with a birthright role that needs approval plans from the open requests.
+    if engine.policy.roles.iter().any(gated) {
+        let wanted: Option<std::collections::HashSet<&str>> = identities.map(|ids| ids.iter().copied().collect());
+        for r in engine.store.requests(true)? {
+            if wanted.as_ref().is_some_and(|w| !w.contains(r.identity.as_str())) {
+                continue;
+            }
+            let birthright = r.via == BIRTHRIGHT_VIA && r.requester == BIRTHRIGHT_REQUESTER;
+            out.entry(r.identity.clone()).or_default().requests.push(OpenRequest {
+                id: r.id,
+                role: r.role,
+                state: r.state,
+                birthright,
+            });
+        }
+    }
     Ok(out)
+}
+
+/// Whether a role's birthright condition grants nothing by itself: it has a `when` and an
+/// `approval`, so a match becomes an access request, granted only once approved.
+pub fn gated(role: &tenure_policy::Role) -> bool {
+    role.when.is_some() && !role.approval.is_empty()
+}
+
+/// The roles with `approval` whose birthright condition `identity` matches (none for a
+/// terminated identity), as indices into the policy's roles.
+pub fn gated_roles(engine: &Engine<'_>, identity: &Identity, scratch: &mut Scratch) -> Vec<usize> {
+    if identity.status == Status::Terminated || !engine.policy.roles.iter().any(gated) {
+        return Vec::new();
+    }
+    let mut roles = Vec::new();
+    engine.compiled.matching_roles(identity, scratch, &mut roles);
+    roles.retain(|&r| engine.policy.roles.get(r).is_some_and(gated));
+    roles
 }
 
 /// Desired entitlements of one identity, the policy's and its `overrides`' grants less what they
 /// revoked, with the SoD rules applied against what it holds. A terminated identity desires
-/// nothing.
+/// nothing. A role with `approval` grants nothing by its condition ([`gated`]): only its
+/// approved request does.
 pub fn for_identity(
     engine: &Engine<'_>,
     identity: &Identity,
@@ -94,6 +149,10 @@ pub fn for_identity(
     }
     let mut roles = Vec::new();
     engine.compiled.matching_roles(identity, scratch, &mut roles);
+    // INVARIANT: a role with `approval` is never granted by its condition alone: a match becomes
+    // an access request (`import::plan_event`), and only an approved, unexpired one is desired
+    // (through `overrides.grants`).
+    roles.retain(|&r| engine.policy.roles.get(r).is_none_or(|role| !gated(role)));
     let mut desired = engine.policy.desired(&roles);
     for g in &overrides.grants {
         let why =

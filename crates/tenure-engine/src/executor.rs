@@ -1197,6 +1197,7 @@ mod tests {
             holdings: None,
             audit: vec![],
             cancel: vec![],
+            requests: Default::default(),
         };
         let batch = Batch {
             actor: "source:hr".into(),

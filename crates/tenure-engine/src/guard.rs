@@ -37,7 +37,8 @@ pub struct Counts {
     /// Identities losing any access: leavers, suspensions, movers losing a grant, queued
     /// provisioning withdrawn, accounts disabled or grants revoked by a fix.
     pub losses: usize,
-    /// Identities gaining a privileged entitlement.
+    /// Identities gaining a privileged entitlement (or a request for a privileged role that its
+    /// condition opened).
     pub privileged: usize,
     /// The population the fractions are of.
     pub population: usize,

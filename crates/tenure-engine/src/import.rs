@@ -61,7 +61,8 @@ pub struct Counts {
     pub cancelled: usize,
     /// Identities losing any access (the guard's count; pushes add it up over the window).
     pub losses: usize,
-    /// Identities gaining a privileged entitlement.
+    /// Identities gaining a privileged entitlement, or a request for a privileged role opened
+    /// because its condition matches.
     pub privileged_grants: usize,
 }
 
@@ -180,6 +181,7 @@ pub fn import_csv(
         window: None,
         ingests: Default::default(),
         unit: "line",
+        submitted_by: vec![actor.clone()],
         actor,
         correlated: correlated.pending,
         relink: correlated.linked,
@@ -280,6 +282,9 @@ pub(crate) struct Prepared {
     /// What a rejected input is called in messages: a file's `line`, a push's `record`.
     pub unit: &'static str,
     pub actor: String,
+    /// Who submitted the input (the actor, or every pusher of the pushes drained together):
+    /// recorded with a held batch, so that none of them releases it.
+    pub submitted_by: Vec<String>,
     /// A dry run's correlation outcomes, which were not recorded: the plan applies them as if
     /// they were.
     pub correlated: Vec<(String, correlation::rules::Outcome)>,
@@ -341,6 +346,7 @@ pub(crate) fn commit_prepared(
         ingests,
         unit,
         actor,
+        mut submitted_by,
         correlated,
         relink,
     } = p;
@@ -409,10 +415,14 @@ pub(crate) fn commit_prepared(
             let loses = e.kind == EventKind::Leaver
                 || !p.cancel.is_empty()
                 || p.ops.iter().any(|o| matches!(o.kind, OpKind::Disable | OpKind::Revoke | OpKind::DeleteAccount));
-            let gains_privileged = p.ops.iter().any(|o| {
-                o.kind == OpKind::Grant
-                    && o.entitlement.as_deref().is_some_and(|g| privileged.contains(&(o.target.as_str(), g)))
-            });
+            // A privileged role's request opened by its condition counts as a privileged gain: a
+            // feed that suddenly makes many people eligible is held for a person to look at, and
+            // each request still waits for its own approval after that.
+            let gains_privileged =
+                p.ops.iter().any(|o| {
+                    o.kind == OpKind::Grant
+                        && o.entitlement.as_deref().is_some_and(|g| privileged.contains(&(o.target.as_str(), g)))
+                }) || p.requests.open.iter().any(|r| engine.policy.role(&r.role).is_some_and(|x| x.privileged));
             losses += usize::from(loses);
             gains += usize::from(gains_privileged);
             shape.push((p.ops.len(), p.cancel.len()));
@@ -504,7 +514,15 @@ pub(crate) fn commit_prepared(
     // decision still stands when it commits. A push instead carries the held batch's events
     // into its own held batch (the newer event of an identity wins).
     let (supersede, carried) = match window {
-        Some(Window { held: Some((h, old)), .. }) => (vec![h], old),
+        Some(Window { held: Some((h, old)), .. }) => {
+            // The held batch's events are carried into this one: so are the people who sent them.
+            for s in submitters_of(&engine.store.approval(h.approval)?) {
+                if !submitted_by.contains(&s) {
+                    submitted_by.push(s);
+                }
+            }
+            (vec![h], old)
+        }
         Some(_) => (Vec::new(), Vec::new()),
         None => {
             let held = engine.store.held_batches()?;
@@ -518,7 +536,7 @@ pub(crate) fn commit_prepared(
         sha256,
         summary: serde_json::to_value(&counts).unwrap_or_default(),
         state: match held_reason {
-            Some(reason) => BatchState::Held { reason },
+            Some(reason) => BatchState::Held { reason, submitted_by },
             None => BatchState::Applied,
         },
         events: Vec::new(),
@@ -554,6 +572,16 @@ pub(crate) fn commit_prepared(
     report.import_id = Some(ids.import_id);
     report.approval_id = ids.approval_id;
     Ok(report)
+}
+
+/// The actors a held batch's approval records as having submitted it (`token:NAME`,
+/// `user:NAME`, `source:NAME`).
+pub fn submitters_of(a: &tenure_store::ApprovalRecord) -> Vec<String> {
+    a.summary
+        .get("submitted_by")
+        .and_then(serde_json::Value::as_array)
+        .map(|v| v.iter().filter_map(|s| s.as_str().map(str::to_string)).collect())
+        .unwrap_or_default()
 }
 
 /// Why identities missing from the file cannot be trusted to have left, if they cannot: rows
@@ -617,6 +645,7 @@ fn event_in(
         holdings,
         audit,
         cancel,
+        requests: Default::default(),
     }
 }
 
@@ -629,18 +658,22 @@ pub(crate) struct PlanInputs {
     overrides: HashMap<String, desired::Overrides>,
     /// Linked accounts and what correlation holds back ([`crate::correlation::Overlay`]).
     pub(crate) overlay: Overlay,
+    /// The batch's people, among whom a birthright request's approvers are resolved first.
+    roster: crate::requests::Roster,
 }
 
 impl PlanInputs {
     pub(crate) fn load(engine: &Engine<'_>, events: &[Event]) -> Result<Self> {
         // Above a few thousand events one scan beats one query per identity.
         let overlay = Overlay::load(engine)?;
+        let roster = crate::requests::Roster::new(engine, events.iter().map(|e| &e.identity))?;
         if events.len() > 2_000 {
             return Ok(Self {
                 holdings: engine.store.all_holdings()?,
                 queued: engine.store.queued(None)?,
                 overrides: desired::overrides(engine, None)?,
                 overlay,
+                roster,
             });
         }
         let ids: Vec<&str> = events.iter().map(|e| &*e.identity.id).collect();
@@ -656,6 +689,7 @@ impl PlanInputs {
             queued: engine.store.queued(Some(&ids))?,
             overrides: desired::overrides(engine, Some(&ids))?,
             overlay,
+            roster,
         })
     }
 
@@ -665,7 +699,8 @@ impl PlanInputs {
         let q = self.queued.get(&*e.identity.id).map_or(&[][..], Vec::as_slice);
         let none = desired::Overrides::default();
         let o = self.overrides.get(&*e.identity.id).unwrap_or(&none);
-        plan_event(engine, e, held, q, o, scratch, &self.overlay)
+        let people = crate::requests::BatchPeople { engine, roster: &self.roster };
+        plan_event(engine, e, held, q, o, scratch, &self.overlay, &people)
     }
 
     /// The targets where correlation holds `e`'s identity back, with why.
@@ -689,6 +724,7 @@ impl PlanInputs {
 /// Plans one event: desired access under the policy and the identity's `overrides`, SoD
 /// applied, minus what is held. Queued operations that have not taken effect are kept when still
 /// needed and cancelled when not.
+#[allow(clippy::too_many_arguments, reason = "the planning inputs of one event")]
 pub(crate) fn plan_event(
     engine: &Engine<'_>,
     e: &Event,
@@ -697,11 +733,17 @@ pub(crate) fn plan_event(
     overrides: &desired::Overrides,
     scratch: &mut Scratch,
     overlay: &Overlay,
+    people: &dyn crate::requests::decide::People,
 ) -> EventIn {
     // A linked account Tenure holds nothing for yet is the account as read: the plan takes it
     // over instead of creating another.
     let linked = overlay.holdings(&e.identity.id, held);
     let held = linked.as_ref().unwrap_or(held);
+    // Roles with `approval` are asked, never granted by their condition: the ones that stopped
+    // matching end their birthright request (a granted one's grant is revoked by this plan).
+    let gated = desired::gated_roles(engine, &e.identity, scratch);
+    let (ended, request_ends) = crate::requests::birthright_ends(engine, &e.identity, overrides, &gated);
+    let overrides = ended.as_ref().unwrap_or(overrides);
     // SoD looks at what the identity will hold once the work under way is done. Attempted work
     // may have landed, so like `replan` it is taken as done: only untried work is undone.
     let untried: Vec<Queued> = queued.iter().filter(|q| !q.attempted).cloned().collect();
@@ -750,6 +792,20 @@ pub(crate) fn plan_event(
     }
     ops.extend(attribute_updates(engine, e, held, &p.holdings, queued, &r.keep, &ops, overlay));
     let mut audit = Vec::new();
+    let request_opens = if gated.is_empty() {
+        Vec::new()
+    } else {
+        let mut have: std::collections::BTreeSet<tenure_core::Entitlement> = base
+            .iter()
+            .flat_map(|(t, a)| {
+                a.grants.iter().map(move |g| tenure_core::Entitlement { target: t.clone(), name: g.clone() })
+            })
+            .collect();
+        for (t, m) in &desired {
+            have.extend(m.keys().map(|n| tenure_core::Entitlement { target: t.clone(), name: n.clone() }));
+        }
+        crate::requests::birthright_opens(engine, &e.identity, overrides, &gated, &have, people, &mut audit)
+    };
     rotate_on_owner_change(engine, e, &p.holdings, &mut ops, &mut audit);
     for hit in hits {
         // `mode = "record"` rules refuse nothing and are recorded as such, for a gradual rollout.
@@ -768,7 +824,9 @@ pub(crate) fn plan_event(
     }
     // The store cancels them only if each is still as the plan saw it (untried or attempted).
     let cancel = queued.iter().filter(|q| r.cancel.contains(&q.id)).cloned().collect();
-    event_in(e, ops, Some(p.holdings), audit, cancel)
+    let mut out = event_in(e, ops, Some(p.holdings), audit, cancel);
+    out.requests = tenure_store::RequestChanges { open: request_opens, end: request_ends };
+    out
 }
 
 /// Issue 10: a non-human identity whose owner changed (a transfer, or the owner leaving and the
@@ -960,6 +1018,7 @@ pub fn approve_as(
     if a.kind != ApprovalKind::Batch {
         return Err(EngineError::Invalid(format!("approval {approval_id} is a {} approval, not a held batch", a.kind)));
     }
+    crate::decisions::not_their_own(engine, &a, decider, crate::decisions::Decision::Release)?;
     let held = engine.store.held_events(&engine.config.schema, a.subject)?;
     let source = a.summary.get("source").and_then(|s| s.as_str()).unwrap_or_default().to_string();
     // An identity another source brought in while the batch was held is that source's now: its
@@ -968,6 +1027,8 @@ pub fn approve_as(
     let mut skipped = Vec::new();
     let mut scratch = Scratch::default();
     let overlay = Overlay::load(engine)?;
+    let roster = crate::requests::Roster::new(engine, held.iter().map(|h| &h.identity))?;
+    let people = crate::requests::BatchPeople { engine, roster: &roster };
     let mut planned = Vec::with_capacity(held.len());
     for h in held {
         if let Some(owner) = foreign.get(&h.record.identity) {
@@ -995,7 +1056,8 @@ pub fn approve_as(
         let queued = engine.store.queued(Some(&[&*event.identity.id]))?;
         let q = queued.get(&*event.identity.id).map_or(&[][..], Vec::as_slice);
         let overrides = desired::overrides(engine, Some(&[&*event.identity.id]))?.remove(&*event.identity.id);
-        let mut e = plan_event(engine, &event, &holdings, q, &overrides.unwrap_or_default(), &mut scratch, &overlay);
+        let mut e =
+            plan_event(engine, &event, &holdings, q, &overrides.unwrap_or_default(), &mut scratch, &overlay, &people);
         e.existing_id = Some(h.record.id);
         planned.push(e);
     }

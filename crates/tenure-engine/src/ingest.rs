@@ -28,6 +28,9 @@ use tenure_store::{Ingested, StoreError};
 pub struct PushOptions {
     /// Who pushed, for the audit trail: `source:hr`, `token:NAME`, `schedule:end_date`.
     pub actor: String,
+    /// Every actor whose records the push carries, when more than `actor` (pushes of several
+    /// tokens drained together): none of them may release the batch if it is held.
+    pub submitters: Vec<String>,
     /// What the batch is called in the imports list and the audit (`webhook 7f3a…`).
     pub label: String,
     /// Journal entries this push ingests, marked in the same transaction.
@@ -284,6 +287,7 @@ fn push_once(
         ingests: opts.ingests.clone(),
         unit: "record",
         actor: opts.actor.clone(),
+        submitted_by: if opts.submitters.is_empty() { vec![opts.actor.clone()] } else { opts.submitters.clone() },
         correlated: correlated.pending,
         relink: correlated.linked,
     };
@@ -431,9 +435,14 @@ pub fn drain_journal_with(app: &App, max_entries: usize, correlation: Option<&im
             [one] => format!("push {} (journal {})", tenure_core::text::quote(&one.delivery), one.id),
             _ => format!("pushes (journal {first}..{last})"),
         };
-        let actors: HashSet<&str> = entries.iter().map(|e| e.actor.as_str()).collect();
-        let actor = match actors.into_iter().collect::<Vec<_>>().as_slice() {
-            [one] => (*one).to_string(),
+        let mut submitters: Vec<String> = Vec::new();
+        for e in &entries {
+            if !submitters.contains(&e.actor) {
+                submitters.push(e.actor.clone());
+            }
+        }
+        let actor = match submitters.as_slice() {
+            [one] => one.clone(),
             _ => format!("source:{source}"),
         };
         if records.is_empty() || cfg.source(source).is_none() {
@@ -454,7 +463,7 @@ pub fn drain_journal_with(app: &App, max_entries: usize, correlation: Option<&im
         for (i, r) in records.iter_mut().enumerate() {
             r.index = i;
         }
-        let opts = PushOptions { actor, label, ingests, dry_run: false, correlation: correlation.cloned() };
+        let opts = PushOptions { actor, submitters, label, ingests, dry_run: false, correlation: correlation.cloned() };
         match push(app, source, &records, &opts) {
             Ok(report) => out.reports.push(report),
             Err(e @ EngineError::Store(_)) => return Err(e),

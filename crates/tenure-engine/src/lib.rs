@@ -31,6 +31,7 @@ pub mod guard;
 pub mod import;
 pub mod ingest;
 pub mod nhi;
+pub mod people;
 pub mod reconcile;
 pub mod reports;
 pub mod requests;

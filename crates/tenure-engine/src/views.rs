@@ -203,18 +203,15 @@ pub fn identities(store: &dyn Store, schema: &Schema) -> crate::Result<Vec<proto
     Ok(store.identities(schema, None)?.iter().map(|i| identity_summary(i, schema)).collect())
 }
 
-/// Manual tickets, open only or every one. Overdue tickets are recorded as exceptions first, so
-/// the list and the exceptions register agree; that is the overdue job's work, done early, so it
-/// is audited as `schedule:overdue`.
+/// Manual tickets, open only or every one, each saying whether it is overdue now. A listing is
+/// a read: it writes nothing (the `overdue` schedule records overdue tickets as exceptions).
 pub fn tickets(queue: &dyn Queue, open_only: bool) -> crate::Result<Vec<proto::Ticket>> {
-    queue.flag_overdue(&crate::schedule::Job::Overdue.actor())?;
     Ok(queue.tickets(open_only)?.iter().map(ticket).collect())
 }
 
-/// The exceptions register, open only or every one, with overdue tickets recorded first (as
-/// `schedule:overdue`, like [`tickets`]).
+/// The exceptions register, open only or every one. A listing is a read: it writes nothing (an
+/// overdue ticket enters the register when the `overdue` schedule records it).
 pub fn exceptions(store: &dyn tenure_store::Backend, open_only: bool) -> crate::Result<Vec<proto::Exception>> {
-    store.flag_overdue(&crate::schedule::Job::Overdue.actor())?;
     let now = store.clock().now();
     Ok(store.exceptions(open_only)?.iter().map(|e| exception(e, now)).collect())
 }

@@ -271,6 +271,7 @@ fn event(kind: EventKind, identity: Identity, ops: Vec<OpIn>) -> EventIn {
         holdings: None,
         audit: vec![],
         cancel: vec![],
+        requests: Default::default(),
     }
 }
 
@@ -320,7 +321,8 @@ fn joiners(w: &World, source: &str, ids: &[&str]) -> std::result::Result<Batch, 
 fn held(w: &World, source: &str, ids: &[&str]) -> std::result::Result<Batch, Failure> {
     let events = ids.iter().map(|id| event(EventKind::Leaver, person(&w.schema, id, Status::Terminated), vec![]));
     let mut b = batch(source, events.collect(), w.store.last_import(source)?);
-    b.state = BatchState::Held { reason: "3 leavers exceed max_leavers = 2".into() };
+    b.state =
+        BatchState::Held { reason: "3 leavers exceed max_leavers = 2".into(), submitted_by: vec![b.actor.clone()] };
     Ok(b)
 }
 

@@ -52,7 +52,8 @@ pub use exceptions::{CloseException, Closing, Exceptions, NewException, OpenByKi
 pub use push::*;
 pub use records::*;
 pub use requests::{
-    AcceptedRisk, NewRequest, NewStage, RequestEnd, RequestGrant, RequestRecord, Requests, StageApproval, StageRecord,
+    AcceptedRisk, EndRequest, NewRequest, NewStage, RequestChanges, RequestEnd, RequestGrant, RequestRecord, Requests,
+    StageApproval, StageRecord,
 };
 pub use schedule::{JobDone, JobOutcome, JobRun, Lead, Recheck, RecheckCandidate, RecheckIds, Schedules};
 pub use scim::ScimStore;

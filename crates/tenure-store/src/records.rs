@@ -46,6 +46,9 @@ pub struct EventIn {
     /// fails with `Conflict` if one of them is no longer as listed (it started, or untried work
     /// was attempted meanwhile).
     pub cancel: Vec<Queued>,
+    /// Access requests the event's plan opens or ends (a role with `approval` whose birthright
+    /// condition began or stopped matching), written with the event.
+    pub requests: crate::requests::RequestChanges,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -53,7 +56,10 @@ pub enum BatchState {
     /// Apply now.
     Applied,
     /// Hold the whole batch for approval; `reason` says which guard limit it exceeds.
-    Held { reason: String },
+    /// `submitted_by` are the actors whose input the batch carries (the importing token or
+    /// person, every pusher of the pushes it joined), recorded in the approval's summary so that
+    /// none of them releases it.
+    Held { reason: String, submitted_by: Vec<String> },
     /// Apply a previously held batch.
     Approved { import_id: i64, approval_id: i64, approver: String },
     /// Apply now a plan the engine made from a decision, not from the source's data (an access

@@ -131,6 +131,35 @@ pub struct RequestEnd {
     pub audit: Vec<AuditEntry>,
 }
 
+/// What one event's plan does to access requests: a role with `approval` is never granted by
+/// its birthright condition alone; when the condition begins to match, a request is opened
+/// (asked by the policy, `via` `birthright`), and when it stops, the request is ended.
+#[derive(Debug, Clone, Default)]
+pub struct RequestChanges {
+    /// Requests to open, each with its first stage's approval, audited as `request.created`
+    /// with the batch's actor.
+    pub open: Vec<NewRequest>,
+    /// Requests to end.
+    pub end: Vec<EndRequest>,
+}
+
+impl RequestChanges {
+    pub fn is_empty(&self) -> bool {
+        self.open.is_empty() && self.end.is_empty()
+    }
+}
+
+/// A request an event's plan ends: a pending one `cancelled`, a granted one `revoked` (its grant
+/// is revoked by the same plan). The write fails with `Conflict` when the request is no longer
+/// in state `was`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EndRequest {
+    pub request_id: i64,
+    pub was: RequestState,
+    pub state: RequestState,
+    pub reason: String,
+}
+
 /// A granted request as planning sees it: the entitlements it adds until `expires_at`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RequestGrant {

@@ -46,6 +46,10 @@ pub enum Command {
         /// Show what would happen; change nothing.
         #[arg(long)]
         dry_run: bool,
+        /// Who imports, recorded as the actor (`user:NAME`; default: the source). Nobody who
+        /// submitted a held batch may approve it.
+        #[arg(long = "as", value_name = "NAME")]
+        who: Option<String>,
     },
     /// Show pending operations with their reasons.
     Plan {

@@ -52,9 +52,10 @@ fn run(cli: &Cli) -> Result<ExitCode> {
     match &cli.command {
         Command::Init { dir, force } => cmd::init::run(dir.as_deref(), *force),
         Command::Check { online } => cmd::check::run(config, *online, text_json()?),
-        Command::Import { source, file, dry_run } => {
+        Command::Import { source, file, dry_run, who } => {
             let f = text_json()?;
-            cmd::import::run(&open(config, Needs::Policy)?, source, file, *dry_run, f)
+            let actor = who.as_ref().map(|_| support::decider(who.as_ref()).actor());
+            cmd::import::run(&open(config, Needs::Policy)?, source, file, *dry_run, actor, f)
         }
         Command::Plan { identity, all } => {
             let f = text_json()?;

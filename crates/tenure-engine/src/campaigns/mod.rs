@@ -231,15 +231,12 @@ pub fn show(app: &App, id: i64) -> Result<(proto::Campaign, Vec<proto::ReviewIte
     Ok((campaign_view(&c), items.iter().map(item_view).collect()))
 }
 
-/// The identity a person's name names (an identity id, else a username, compared exactly),
-/// else the name itself (a campaign creator who is no identity).
+/// The identity a person's name names (an identity id, else a username, case-folded:
+/// [`crate::people::resolve`]), else the name itself (a campaign creator who is no identity).
 pub fn resolve_person(app: &App, name: &str) -> Result<String> {
     let store = app.store();
-    if store.identity(&app.config().schema, name)?.is_some() {
-        return Ok(name.to_string());
-    }
-    let holders = store.username_holders(&[tenure_core::text::fold(name)])?;
-    Ok(holders.into_iter().find(|(_, u)| u == name).map_or_else(|| name.to_string(), |(id, _)| id))
+    Ok(crate::people::resolve(store.as_ref(), &app.config().schema, name)?
+        .map_or_else(|| name.to_string(), |i| i.id.to_string()))
 }
 
 /// The review items assigned to `reviewer` (a name, resolved like `--as`), or every one;
@@ -266,13 +263,13 @@ fn open_item_for(app: &App, item: i64, who: &str, deciding: bool) -> Result<Item
             i.decided_at.as_deref().unwrap_or("?")
         )));
     }
-    if i.reviewer != who {
+    if !crate::people::same_name(&i.reviewer, who) {
         return Err(EngineError::Forbidden(format!(
             "review item {item} is assigned to `{}`; `{who}` may not decide or reassign it",
             i.reviewer
         )));
     }
-    if deciding && i.identity == who {
+    if deciding && crate::people::same_name(&i.identity, who) {
         return Err(EngineError::Forbidden(format!(
             "review item {item} is `{who}`'s own access: nobody reviews their own access; hand it on with \
              `tenure review {item} --reassign NAME --note TEXT`"
@@ -327,7 +324,7 @@ pub fn reassign(app: &App, item: i64, to: &str, note: &str, as_name: &str, actor
         Some(t) => return Err(invalid(format!("cannot reassign to `{to}`: identity `{}` is {}", t.id, t.status))),
         None => return Err(invalid(format!("cannot reassign to `{to}`: no identity has that id or username"))),
     }
-    if to_id == i.identity {
+    if crate::people::same_name(&to_id, &i.identity) {
         return Err(invalid(format!("cannot reassign review item {item} to `{to}`: nobody reviews their own access")));
     }
     if to_id == who {

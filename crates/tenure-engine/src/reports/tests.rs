@@ -69,6 +69,7 @@ impl World {
             holdings: Some(holdings),
             audit: vec![],
             cancel: vec![],
+            requests: Default::default(),
         };
         let base_import = self.store.last_import("hr").unwrap();
         let batch = Batch {

@@ -51,7 +51,7 @@ pub fn manager_of(people: &dyn People, identity: &Person, requester: Option<&str
     let mut next = identity.manager_id.clone();
     let mut seen = BTreeSet::new();
     while let Some(id) = next {
-        if seen.len() >= MAX_CHAIN || !seen.insert(id.clone()) || id == identity.id {
+        if seen.len() >= MAX_CHAIN || !seen.insert(id.clone()) || is(identity, &id) {
             return None;
         }
         let m = people.by_id(&id)?;
@@ -63,9 +63,10 @@ pub fn manager_of(people: &dyn People, identity: &Person, requester: Option<&str
     None
 }
 
-/// Whether `name` (an identity id or a username) names `p`.
+/// Whether `name` (an identity id or a username, case-folded) names `p`
+/// ([`crate::people::names`], the one matcher).
 pub fn is(p: &Person, name: &str) -> bool {
-    p.id == name || p.username.as_deref() == Some(name)
+    crate::people::names(name, &p.id, p.username.as_deref())
 }
 
 /// The approval stages of a request for `role` for `identity` asked by `requester`, in order:
@@ -105,13 +106,14 @@ pub fn stages(
                 who.map_or_else(|| name.clone(), |p| p.id)
             }
         };
-        if approver == identity.id || people.named(&approver).is_some_and(|p| is(&p, &identity.id)) {
+        if is(identity, &approver) || people.named(&approver).is_some_and(|p| is(&p, &identity.id)) {
             return Err(refuse(
                 Code::SelfApproval,
                 format!("`{approver}` would approve `{rule}` of their own request; self-approval is refused"),
             ));
         }
-        if approver == requester || people.named(requester).is_some_and(|p| p.id == approver) {
+        if crate::people::same_name(&approver, requester) || people.named(requester).is_some_and(|p| is(&p, &approver))
+        {
             return Err(refuse(
                 Code::SelfApproval,
                 format!("`{requester}` asked for this and is the approver of `{rule}`; self-approval is refused"),
@@ -185,7 +187,7 @@ pub fn may_approve(
     requester: &str,
 ) -> Result<(), Refusal> {
     let who = people.named(decider);
-    let names = |n: &str| decider == n || who.as_ref().is_some_and(|p| is(p, n));
+    let names = |n: &str| crate::people::same_name(decider, n) || who.as_ref().is_some_and(|p| is(p, n));
     if names(identity) {
         return Err(refuse(Code::SelfApproval, format!("`{decider}` cannot approve a request for themselves")));
     }

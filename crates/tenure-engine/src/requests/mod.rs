@@ -26,7 +26,7 @@ use crate::desired::{self, OverrideGrant, Overrides};
 use crate::import::plan_event;
 use crate::{Engine, EngineError, Result};
 use decide::{Decider, People, Person, Refusal};
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use tenure_core::audit::AuditEntry;
 use tenure_core::date::parse_duration;
 use tenure_core::error::Code;
@@ -34,7 +34,7 @@ use tenure_core::{ApprovalKind, ApprovalState, Entitlement, Event, EventKind, Id
 use tenure_policy::compiled::Scratch;
 use tenure_proto as proto;
 use tenure_store::{
-    AcceptedRisk, Batch, BatchState, NewRequest, RequestEnd, RequestRecord, StageApproval, StageRecord,
+    AcceptedRisk, Batch, BatchState, EndRequest, NewRequest, RequestEnd, RequestRecord, StageApproval, StageRecord,
 };
 
 impl From<Refusal> for EngineError {
@@ -59,6 +59,193 @@ impl People for StorePeople<'_, '_> {
         let (id, _) = holders.into_iter().find(|(_, u)| tenure_core::text::fold(u) == want)?;
         self.by_id(&id)
     }
+}
+
+/// The people approvers are resolved among while a batch is planned, by id and by folded
+/// username: the stored identities with the batch's in their place (a joiner's manager may join
+/// in the same file, before the store knows them). Read once, before planning, and only when
+/// one of the batch's identities matches a role whose birthright match needs approval
+/// ([`desired::gated`]): a batch is planned while its transaction writes, so planning must not
+/// ask the store.
+#[derive(Debug, Default)]
+pub(crate) struct Roster {
+    people: HashMap<String, Person>,
+    usernames: HashMap<String, String>,
+    /// Everyone is here: never ask the store.
+    complete: bool,
+}
+
+impl Roster {
+    pub(crate) fn new<'i>(
+        engine: &Engine<'_>,
+        identities: impl IntoIterator<Item = &'i Identity> + Clone,
+    ) -> Result<Self> {
+        let mut r = Self::default();
+        if !engine.policy.roles.iter().any(desired::gated) {
+            return Ok(r);
+        }
+        let mut scratch = Scratch::default();
+        if !identities.clone().into_iter().any(|i| !desired::gated_roles(engine, i, &mut scratch).is_empty()) {
+            return Ok(r);
+        }
+        for i in &engine.store.identities(&engine.config.schema, None)? {
+            let p = person(engine, i);
+            if let Some(u) = &p.username {
+                r.usernames.insert(tenure_core::text::fold(u), p.id.clone());
+            }
+            r.people.insert(p.id.clone(), p);
+        }
+        // The batch's identities are read last: their new state wins.
+        for i in identities {
+            let p = person(engine, i);
+            if let Some(u) = &p.username {
+                r.usernames.insert(tenure_core::text::fold(u), p.id.clone());
+            }
+            r.people.insert(p.id.clone(), p);
+        }
+        r.complete = true;
+        Ok(r)
+    }
+}
+
+/// A [`Roster`] first, then the store.
+pub(crate) struct BatchPeople<'a, 'e> {
+    pub engine: &'a Engine<'e>,
+    pub roster: &'a Roster,
+}
+
+impl People for BatchPeople<'_, '_> {
+    fn by_id(&self, id: &str) -> Option<Person> {
+        match self.roster.people.get(id) {
+            Some(p) => Some(p.clone()),
+            None if self.roster.complete => None,
+            None => StorePeople(self.engine).by_id(id),
+        }
+    }
+
+    fn by_username(&self, username: &str) -> Option<Person> {
+        match self.roster.usernames.get(&tenure_core::text::fold(username)) {
+            Some(id) => self.by_id(id),
+            None if self.roster.complete => None,
+            None => StorePeople(self.engine).by_username(username),
+        }
+    }
+}
+
+/// The birthright requests a plan ends: the ones the policy opened for a role whose condition
+/// `identity` no longer matches (`gated`: the roles with `approval` it matches). A pending one
+/// is cancelled; a granted one is revoked, its grant moved to `ended` in the returned overrides
+/// so that the same plan revokes it. A leaver's requests are the store's to cancel.
+pub(crate) fn birthright_ends(
+    engine: &Engine<'_>,
+    identity: &Identity,
+    overrides: &Overrides,
+    gated: &[usize],
+) -> (Option<Overrides>, Vec<EndRequest>) {
+    if identity.status == Status::Terminated {
+        return (None, Vec::new());
+    }
+    let matching: Vec<&str> = gated.iter().filter_map(|&r| engine.policy.roles.get(r)).map(|r| r.id.as_str()).collect();
+    let mut ends = Vec::new();
+    let mut out: Option<Overrides> = None;
+    for r in overrides.requests.iter().filter(|r| r.birthright && !matching.contains(&r.role.as_str())) {
+        let reason = if engine.policy.role(&r.role).is_none() {
+            format!("role `{}` is no longer in the policy", r.role)
+        } else {
+            format!("the `when` of role `{}` no longer matches `{}`", r.role, identity.id)
+        };
+        match r.state {
+            RequestState::Pending => {
+                ends.push(EndRequest { request_id: r.id, was: r.state, state: RequestState::Cancelled, reason });
+            }
+            RequestState::Granted => {
+                ends.push(EndRequest { request_id: r.id, was: r.state, state: RequestState::Revoked, reason });
+                let o = out.get_or_insert_with(|| overrides.clone());
+                let mine = format!("request:{}", r.id);
+                let (gone, kept): (Vec<OverrideGrant>, Vec<OverrideGrant>) =
+                    std::mem::take(&mut o.grants).into_iter().partition(|g| g.reason == mine);
+                o.grants = kept;
+                o.ended.extend(gone);
+            }
+            _ => {}
+        }
+    }
+    if let Some(o) = out.as_mut() {
+        let ended: Vec<i64> = ends.iter().map(|e| e.request_id).collect();
+        o.requests.retain(|r| !ended.contains(&r.id));
+    }
+    (out, ends)
+}
+
+/// The requests a plan opens for `identity`: one per role with `approval` whose condition it
+/// matches (`gated`) and that has no open request yet, asked by the policy (`via` birthright)
+/// with the role's stages (and one per flagged SoD rule) and its `max_duration`. A role that
+/// cannot be asked (a `block` SoD rule, no approver, access a review revoked) gets no request,
+/// and the reason goes into `audit`: nothing is granted either way until a person approves.
+pub(crate) fn birthright_opens(
+    engine: &Engine<'_>,
+    identity: &Identity,
+    overrides: &Overrides,
+    gated: &[usize],
+    have: &BTreeSet<Entitlement>,
+    people: &dyn People,
+    audit: &mut Vec<AuditEntry>,
+) -> Vec<NewRequest> {
+    let policy = engine.policy;
+    let mut out = Vec::new();
+    for role in gated.iter().filter_map(|&r| policy.roles.get(r)) {
+        if overrides.requests.iter().any(|r| r.role == role.id) {
+            continue;
+        }
+        let not_opened = |why: String| {
+            AuditEntry::new("policy", "request.not_opened", "refused").identity(&identity.id).reason(format!(
+                "the `when` of role `{}` matches, but it needs approval and no request can be opened: {why}; nothing is granted",
+                role.id
+            ))
+        };
+        if let Some(e) = role.grant.iter().find(|e| overrides.revoked.contains(*e)) {
+            audit.push(not_opened(format!("`{e}` was revoked by a certification review")));
+            continue;
+        }
+        let prediction = decide::predict(policy, have, &role.grant);
+        if let Some(r) = prediction.refusal(&role.id, &identity.id) {
+            audit.push(not_opened(r.message));
+            continue;
+        }
+        let flagged: Vec<(&str, Option<&str>)> = prediction
+            .flags
+            .iter()
+            .map(|h| (h.rule.as_str(), policy.sod.iter().find(|s| s.id == h.rule).and_then(|s| s.owner.as_deref())))
+            .collect();
+        let stages =
+            match decide::stages(people, role, &person(engine, identity), desired::BIRTHRIGHT_REQUESTER, &flagged) {
+                Ok(s) => s,
+                Err(r) => {
+                    audit.push(not_opened(r.message));
+                    continue;
+                }
+            };
+        let mut extra = recorded(&prediction.recorded, &identity.id, "at request");
+        for h in &prediction.flags {
+            extra.push(AuditEntry::new("policy", "sod.flagged", "flagged").identity(&identity.id).reason(format!(
+                "at request: sod rule `{}` (flag) conflicts: {}; an extra approval stage accepts the risk",
+                h.rule,
+                h.conflicting.join(", ")
+            )));
+        }
+        out.push(NewRequest {
+            role: role.id.clone(),
+            identity: identity.id.to_string(),
+            requester: desired::BIRTHRIGHT_REQUESTER.to_string(),
+            via: desired::BIRTHRIGHT_VIA.to_string(),
+            reason: format!("the `when` of role `{}` matches; the role needs approval before it is granted", role.id),
+            duration_secs: role.max_duration,
+            entitlements: role.grant.iter().map(ToString::to_string).collect(),
+            stages,
+            audit: extra,
+        });
+    }
+    out
 }
 
 fn person(engine: &Engine<'_>, i: &Identity) -> Person {
@@ -344,8 +531,8 @@ pub fn approve(engine: &Engine<'_>, approval_id: i64, decider: &Decider) -> Resu
 pub fn reject(engine: &Engine<'_>, approval_id: i64, decider: &Decider, reason: &str) -> Result<()> {
     let (rec, stage) = stage_of(engine, approval_id)?;
     let people = StorePeople(engine);
-    let withdraws =
-        decider.name == rec.requester || people.named(&decider.name).is_some_and(|p| decide::is(&p, &rec.requester));
+    let withdraws = crate::people::same_name(&decider.name, &rec.requester)
+        || people.named(&decider.name).is_some_and(|p| decide::is(&p, &rec.requester));
     if !withdraws {
         match decide::may_approve(&people, &decider.name, &stage.approver, &rec.identity, &rec.requester) {
             Ok(()) => {}
@@ -403,6 +590,11 @@ fn end(engine: &Engine<'_>, rec: &RequestRecord, state: RequestState, actor: &st
             overrides.grants.retain(|g| g.reason != mine);
             overrides.ended.retain(|g| g.reason != mine);
             overrides.ended.extend(grants_of(rec));
+            // A birthright grant that expires while its role's condition still matches is asked
+            // again (a new request, approved again before it is granted again).
+            if state == RequestState::Expired {
+                overrides.requests.retain(|r| r.id != rec.id);
+            }
             Some(plan_identity(engine, &identity, &overrides, actor, rec, state.as_str())?)
         }
         _ => None,
@@ -456,7 +648,9 @@ fn plan_identity(
     };
     // As every plan: a linked account is taken over, a target correlation holds back gets nothing.
     let overlay = crate::correlation::Overlay::load(engine)?;
-    let planned = plan_event(engine, &event, &holdings, q, overrides, &mut Scratch::default(), &overlay);
+    let roster = Roster::default();
+    let people = BatchPeople { engine, roster: &roster };
+    let planned = plan_event(engine, &event, &holdings, q, overrides, &mut Scratch::default(), &overlay, &people);
     Ok(Batch {
         actor: actor.to_string(),
         source,

@@ -80,20 +80,24 @@ fn too_many_losing_access_hold_the_batch() {
 
 #[test]
 fn too_many_gaining_privileged_access_hold_the_batch() {
+    // A privileged role's condition grants nothing by itself: each match opens a request, and
+    // the guard counts those like the grants they ask for.
     let policy = tenure_sample::starter::POLICY.replace(
         "approval = \"manager\"         # requested, approved by the manager",
         "approval = \"manager\"\nwhen = { status = \"active\", department = \"Engineering\" }",
     );
-    let engineers =
-        |n: usize| -> Vec<String> { (1..=n).map(|i| format!("E{i} e{i} Engineering Lead active")).collect() };
+    // Managed by `C01` of the crowd, who approves their requests.
+    let engineers = |n: usize| -> Vec<String> {
+        (1..=n).map(|i| row(&format!("E{i} e{i} Engineering Lead active")).replacen(",CC1,,", ",CC1,C01,", 1)).collect()
+    };
+    let with = |rows: Vec<String>| csv(&rows.into_iter().chain(crowd()).collect::<Vec<_>>());
     let w = World::with(Setup { policy: policy.clone(), ..Setup::default() });
-    let six = engineers(6);
-    let six: Vec<&str> = six.iter().map(String::as_str).collect();
-    check_held(&w, &snapshot(&six, &[]), "6 identities gaining privileged access exceed max_privileged_grants = 5");
+    check_held(&w, &with(engineers(6)), "6 identities gaining privileged access exceed max_privileged_grants = 5");
     let w = World::with(Setup { policy, ..Setup::default() });
-    let five = engineers(5);
-    let five: Vec<&str> = five.iter().map(String::as_str).collect();
-    assert_eq!(w.import(&snapshot(&five, &[])).outcome, ImportOutcome::Applied);
+    let report = w.import(&with(engineers(5)));
+    assert_eq!((report.outcome, report.counts.privileged_grants), (ImportOutcome::Applied, 5));
+    let asked = w.store().requests(true).unwrap();
+    assert_eq!(asked.len(), 5, "one request each, nothing granted: {asked:#?}");
 }
 
 #[test]

@@ -495,6 +495,21 @@ fn a_reviewer_may_not_release_their_own_held_revocation() {
     assert_eq!(n, 1);
 }
 
+/// A name differing only in case is the same reviewer: `MGR` and `m1` may not release what
+/// `mgr` (`M1`) decided, as requests already treat them; nor may `E1`, whose access it revokes.
+#[test]
+fn issue15_a_reviewer_differing_only_in_case_may_not_release_their_held_revocation() {
+    let (w, item, approval) = held_review_world();
+    for name in ["MGR", "m1", "Mgr"] {
+        refused(&w, Code::SelfApproval, &format!("decided review item(s) {item}"), || {
+            approve(&w, approval, &cli(name))
+        });
+    }
+    refused(&w, Code::SelfApproval, "identity `E1`", || approve(&w, approval, &cli("EVE")));
+    let Approved::Remediation(n) = approve(&w, approval, &cli("M0")).unwrap() else { panic!() };
+    assert_eq!(n, 1);
+}
+
 /// An item that names its own identity as reviewer (as a campaign made before that was refused
 /// could) cannot be decided by that identity, only handed on; the new reviewer decides it.
 #[test]

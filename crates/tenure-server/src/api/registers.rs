@@ -28,7 +28,8 @@ pub struct AllFilter {
     pub all: bool,
 }
 
-/// Manual tickets, open ones or every one. Overdue tickets are recorded as exceptions first.
+/// Manual tickets, open ones or every one, each saying whether it is overdue. A read: it writes
+/// nothing.
 #[utoipa::path(get, path = "/api/v1/tasks", tag = "tasks", params(AllFilter, Paging),
     responses((status = 200, body = Page<Ticket>), (status = 400, body = tenure_proto::ErrorBody)))]
 async fn tasks(State(state): St, Q(f): Q<AllFilter>, Q(paging): Q<Paging>) -> ApiResult<Json<Page<Ticket>>> {
@@ -74,7 +75,8 @@ async fn findings(State(state): St, Q(paging): Q<Paging>) -> ApiResult<Json<Page
     Ok(Json(Page { items: page.items.into_iter().map(|(_, f)| f).collect(), next_cursor: page.next_cursor }))
 }
 
-/// The exceptions register, open ones or every one, with overdue tickets recorded first.
+/// The exceptions register, open ones or every one. A read: it writes nothing (the `overdue`
+/// schedule records overdue tickets).
 #[utoipa::path(get, path = "/api/v1/exceptions", tag = "exceptions", params(AllFilter, Paging),
     responses((status = 200, body = Page<Exception>), (status = 400, body = tenure_proto::ErrorBody)))]
 async fn exceptions(State(state): St, Q(f): Q<AllFilter>, Q(paging): Q<Paging>) -> ApiResult<Json<Page<Exception>>> {

@@ -32,6 +32,10 @@ struct World {
 
 impl World {
     fn new() -> Self {
+        Self::with_policy(starter::POLICY)
+    }
+
+    fn with_policy(policy: &str) -> Self {
         // One leaver among a handful of identities is far over the starter's fractions; these
         // tests are about the endpoint, not the guard.
         let guard = Guard {
@@ -46,7 +50,7 @@ impl World {
         );
         let config = tenure_core::config::parse("tenure.toml", &text).unwrap();
         let clock = Arc::new(FakeClock::at(tenure_core::clock::parse_stamp("2026-11-21T09:00:00Z").unwrap()));
-        let policy = tenure_policy::parse("policy.toml", starter::POLICY, &config, clock.today()).unwrap();
+        let policy = tenure_policy::parse("policy.toml", policy, &config, clock.today()).unwrap();
         let store: Arc<dyn Backend> = Arc::new(SqliteStore::memory(clock.clone()).unwrap());
         let loaded = Loaded { config, config_path: PathBuf::from("tenure.toml"), config_dir: PathBuf::from(".") };
         let app = App::from_parts(loaded, policy, store, clock);
@@ -360,4 +364,36 @@ async fn the_manager_is_the_managers_key_and_groups_are_not_served() {
     assert_eq!(body["detail"], json!("this service provider does not serve Group resources"));
     let (_, types) = w.call(Some("idp"), Method::GET, "/ResourceTypes", None).await;
     assert_eq!(types["totalResults"], json!(1), "{types}");
+}
+
+/// Issue 15: a SCIM User whose title makes a privileged role with `approval` match gets a
+/// request for it (asked by the policy, waiting for their manager), never the grant; a PUT that
+/// changes the title cancels the pending request.
+#[tokio::test]
+async fn issue15_a_scim_dba_is_asked_for_the_privileged_role_not_granted_it() {
+    let policy = format!(
+        "{}\n[[role]]\nid = \"dba\"\nprivileged = true\nwhen = {{ title = \"DBA\" }}\napproval = \"manager\"\nmax_duration = \"8h\"\ngrant = [\"warehouse:admin\"]\n",
+        starter::POLICY
+    );
+    let w = World::with_policy(&policy);
+    let boss = w.create(ada()).await;
+    let mut dba = ada();
+    dba["externalId"] = json!("E-2001");
+    dba["userName"] = json!("dba1");
+    dba["title"] = json!("DBA");
+    dba[ENTERPRISE] = json!({"department": "Support", "manager": {"value": boss}});
+    let id = w.create(dba.clone()).await;
+    assert!(!w.ops("E-2001").iter().any(|o| o.contains("admin")), "{:?}", w.ops("E-2001"));
+    let asked = w.store().requests(false).unwrap();
+    assert_eq!(asked.len(), 1, "{asked:#?}");
+    let r = &asked[0];
+    assert_eq!((r.identity.as_str(), r.role.as_str(), r.via.as_str()), ("E-2001", "dba", "birthright"));
+    assert_eq!((r.state, r.stages[0].approver.as_str()), (tenure_core::RequestState::Pending, "E-1001"));
+
+    dba["title"] = json!("Associate");
+    let (status, body) = w.call(Some("idp"), Method::PUT, &format!("/Users/{id}"), Some(dba)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let after = w.store().requests(false).unwrap();
+    assert_eq!(after[0].state, tenure_core::RequestState::Cancelled, "{after:#?}");
+    assert!(!w.ops("E-2001").iter().any(|o| o.contains("admin")));
 }

@@ -506,7 +506,7 @@ pub(super) fn write_batch<'e>(
             let import_id = tx.last_insert_rowid();
             let mut e = AuditEntry::new(&batch.actor, "import", state.as_str())
                 .reason(format!("import {import_id} of `{}` (sha256 {}): {}", batch.file, batch.sha256, batch.summary));
-            if let BatchState::Held { reason } = &batch.state {
+            if let BatchState::Held { reason, .. } = &batch.state {
                 e.action = "import.held".into();
                 e.reason = Some(format!("import {import_id} of `{}` held: {reason}", batch.file));
             }
@@ -537,12 +537,15 @@ pub(super) fn write_batch<'e>(
     super::push::mark_ingested(tx, &batch.ingests, Some(import_id))?;
     audit_out.extend(batch.audit.iter().cloned());
 
-    if let BatchState::Held { reason } = &batch.state {
+    if let BatchState::Held { reason, submitted_by } = &batch.state {
         for ev in events {
             insert_event(tx, schema, import_id, &batch.source, &ev, &at, EventState::Held)?;
             ids.events += 1;
         }
-        let summary = serde_json::json!({ "source": batch.source, "file": batch.file, "reason": reason, "counts": batch.summary });
+        let summary = serde_json::json!({
+            "source": batch.source, "file": batch.file, "reason": reason, "counts": batch.summary,
+            "submitted_by": submitted_by,
+        });
         tx.execute(
             "INSERT INTO approvals (kind, subject, summary, state, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
             params![ApprovalKind::Batch.as_str(), import_id, summary.to_string(), ApprovalState::Pending.as_str(), at],
@@ -614,6 +617,9 @@ pub(super) fn write_batch<'e>(
         // ones too (their grants are revoked by this event's plan, with the rest).
         if rules::ends_requests(ev.identity.status) {
             super::requests::cancel_for_leaver(tx, id, event_id, &batch.actor, &at, &mut event_audit)?;
+        }
+        if !ev.requests.is_empty() {
+            super::requests::apply_changes(tx, &ev.requests, event_id, &batch.actor, &at, &mut event_audit)?;
         }
         let changes: Vec<String> = ev
             .changes

@@ -671,7 +671,10 @@ pub(super) fn commit_remediation(store: &SqliteStore, r: &Remediation) -> R<(usi
     }
     let mut approval = None;
     if let Some(reason) = &r.held {
-        let summary = serde_json::json!({ "source": "reconcile", "reason": reason, "runs": r.run_ids, "operations": r.ops.len(), "cases": case_ids });
+        let summary = serde_json::json!({
+            "source": "reconcile", "reason": reason, "runs": r.run_ids, "operations": r.ops.len(), "cases": case_ids,
+            "submitted_by": [r.actor],
+        });
         tx.execute(
             "INSERT INTO approvals (kind, subject, summary, state, created_at) VALUES (?4, ?1, ?2, ?5, ?3)",
             params![

@@ -133,12 +133,23 @@ fn open_stage(tx: &Transaction<'_>, rec: &RequestRecord, stage: &StageRecord, at
 }
 
 pub(super) fn create(store: &SqliteStore, r: &NewRequest) -> R<RequestRecord> {
-    if r.stages.is_empty() {
-        return Err(conflict(format!("request for `{}` has no approval stage", r.role)));
-    }
     let mut conn = store.lock();
     let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
     let at = store.now();
+    let actor = format!("user:{}", r.requester);
+    let (id, audit) = insert(&tx, r, &actor, &at)?;
+    append(&tx, &audit, &at)?;
+    let rec = get(&tx, id)?;
+    tx.commit()?;
+    Ok(rec)
+}
+
+/// Writes request `r` with its first stage's approval inside `tx`; returns its id and the audit
+/// records describing it (`request.created` as `actor`), for the caller to append.
+fn insert(tx: &Transaction<'_>, r: &NewRequest, actor: &str, at: &str) -> R<(i64, Vec<AuditEntry>)> {
+    if r.stages.is_empty() {
+        return Err(conflict(format!("request for `{}` has no approval stage", r.role)));
+    }
     let secs = r.duration_secs.map(|s| i64::try_from(s).unwrap_or(i64::MAX));
     tx.execute(
         "INSERT INTO requests (role, identity, requester, via, reason, duration_secs, entitlements, state, created_at)
@@ -162,33 +173,72 @@ pub(super) fn create(store: &SqliteStore, r: &NewRequest) -> R<RequestRecord> {
             params![id, super::sql_int(n), s.rule, s.approver, StageState::Waiting.as_str()],
         )?;
     }
-    let rec = get(&tx, id)?;
+    let rec = get(tx, id)?;
     let duration = r.duration_secs.map_or_else(|| "until revoked".to_string(), |s| format!("for {s} s"));
     let stages: Vec<String> = r.stages.iter().map(|s| format!("{} `{}`", s.rule, s.approver)).collect();
-    let mut audit = vec![
-        AuditEntry::new(&format!("user:{}", r.requester), "request.created", "pending").identity(&r.identity).reason(
-            format!(
-                "request {id}: role `{}` ({}) {duration}, asked by `{}` via {}: {}; approvers in order: {}",
-                r.role,
-                r.entitlements.join(", "),
-                r.requester,
-                r.via,
-                r.reason,
-                stages.join(", ")
-            ),
-        ),
-    ];
+    let mut audit = vec![AuditEntry::new(actor, "request.created", "pending").identity(&r.identity).reason(format!(
+        "request {id}: role `{}` ({}) {duration}, asked by `{}` via {}: {}; approvers in order: {}",
+        r.role,
+        r.entitlements.join(", "),
+        r.requester,
+        r.via,
+        r.reason,
+        stages.join(", ")
+    ))];
     let first = rec.stages.first().cloned().ok_or_else(|| corrupt("request without stages"))?;
-    audit.push(open_stage(&tx, &rec, &first, &at)?);
+    audit.push(open_stage(tx, &rec, &first, at)?);
     for e in &r.audit {
         let mut e = e.clone();
         e.reason = Some(format!("request {id}; {}", e.reason.unwrap_or_default()));
         audit.push(e);
     }
-    append(&tx, &audit, &at)?;
-    let rec = get(&tx, id)?;
-    tx.commit()?;
-    Ok(rec)
+    Ok((id, audit))
+}
+
+/// Writes an event's request changes inside the batch's transaction (event `event_id`, by the
+/// batch's `actor`): ends come first, then opens. An open fails with `Conflict` when the identity
+/// has an open request for the role already, an end when the request is no longer as the plan
+/// saw it.
+pub(super) fn apply_changes(
+    tx: &Transaction<'_>,
+    c: &RequestChanges,
+    event_id: i64,
+    actor: &str,
+    at: &str,
+    audit: &mut Vec<AuditEntry>,
+) -> R<()> {
+    for e in &c.end {
+        if !matches!(e.state, RequestState::Cancelled | RequestState::Revoked) {
+            return Err(conflict(format!("a plan ends a request as cancelled or revoked, not {}", e.state)));
+        }
+        let rec = get(tx, e.request_id)?;
+        if rec.state != e.was {
+            return Err(conflict(format!("request {} changed while this was being prepared; run it again", rec.id)));
+        }
+        close(tx, &rec, e.state, actor, &e.reason, at)?;
+        let what = if rec.state == RequestState::Granted { "its grant is revoked" } else { "never granted" };
+        audit.push(
+            AuditEntry::new(actor, &format!("request.{}", e.state), e.state.as_str()).identity(&rec.identity).reason(
+                format!("request {}: role `{}` {} (event {event_id}): {}; {what}", rec.id, rec.role, e.state, e.reason),
+            ),
+        );
+    }
+    for r in &c.open {
+        let open: i64 = tx.query_row(
+            "SELECT COUNT(*) FROM requests WHERE identity = ?1 AND role = ?2 AND state IN ('pending', 'granted')",
+            params![r.identity, r.role],
+            |row| row.get(0),
+        )?;
+        if open > 0 {
+            return Err(conflict(format!(
+                "identity `{}` has an open request for role `{}` already; run it again",
+                r.identity, r.role
+            )));
+        }
+        let (_, created) = insert(tx, r, actor, at)?;
+        audit.extend(created);
+    }
+    Ok(())
 }
 
 /// The request of pending stage approval `approval_id`, with the stage.

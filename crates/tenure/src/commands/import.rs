@@ -1,4 +1,4 @@
-//! `tenure import --source NAME FILE [--dry-run]`: a snapshot diffed, planned and committed
+//! `tenure import --source NAME FILE [--dry-run] [--as NAME]`: a snapshot diffed, planned and committed
 //! (or held) by `tenure_engine::import`; this prints its report.
 
 use crate::output::{Format, esc, print_json};
@@ -10,7 +10,7 @@ use tenure_core::ImportOutcome;
 use tenure_engine::app::App;
 use tenure_engine::import::{self, ImportOptions, ImportReport};
 
-pub fn run(app: &App, source: &str, file: &Path, dry_run: bool, f: Format) -> Result<ExitCode> {
+pub fn run(app: &App, source: &str, file: &Path, dry_run: bool, actor: Option<String>, f: Format) -> Result<ExitCode> {
     let bytes = std::fs::read(file).with_context(|| format!("cannot read `{}`", file.display()))?;
     let engine = app.engine()?;
     // The targets not correlated yet are read first (the first import against a directory that
@@ -22,7 +22,7 @@ pub fn run(app: &App, source: &str, file: &Path, dry_run: bool, f: Format) -> Re
         source,
         &file.display().to_string(),
         &bytes,
-        &ImportOptions { dry_run, actor: None, correlation },
+        &ImportOptions { dry_run, actor, correlation },
     )?;
     if let Some(pb) = pb {
         pb.finish_and_clear();

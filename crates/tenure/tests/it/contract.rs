@@ -164,7 +164,7 @@ fn issue7_the_json_field_names_of_every_list_and_report_are_pinned() {
         held,
         &["created_at", "decided_at", "decided_by", "decision_reason", "id", "kind", "state", "subject", "summary"],
     );
-    check("approvals.summary (batch)", &held["summary"], &["counts", "file", "reason", "source"]);
+    check("approvals.summary (batch)", &held["summary"], &["counts", "file", "reason", "source", "submitted_by"]);
     env.ok(&["approve", &held["id"].to_string()]);
 
     let coverage = env.expect(1, &["cases", "--coverage", "--format", "json"]).json();

@@ -187,8 +187,13 @@ fn issue6_the_guard_holds_a_batch_granting_privileged_access_to_many() {
     );
     env.write("policy.toml", &policy);
     env.ok(&["check"]);
-    let rows: Vec<String> = (1..=8).map(|i| row(&format!("E{i}"), &format!("u{i}"), "Engineering")).collect();
-    env.write("a.csv", &format!("{HEADER}\n{}\n", rows.join("\n")));
+    // The role's condition opens a request for each, approved by their manager `M0`; the guard
+    // counts those requests like the grants they ask for.
+    let boss = row("M0", "boss", "Sales");
+    let rows: Vec<String> = (1..=8)
+        .map(|i| row(&format!("E{i}"), &format!("u{i}"), "Engineering").replacen(",CC1,,", ",CC1,M0,", 1))
+        .collect();
+    env.write("a.csv", &format!("{HEADER}\n{boss}\n{}\n", rows.join("\n")));
     let out = env.expect(1, &["import", "--source", "hr", "a.csv", "--format", "json"]).json();
     assert_eq!(out["outcome"], "held", "{out}");
     assert!(out["held_reason"].as_str().unwrap().contains("8 identities gaining privileged access"), "{out}");
@@ -196,7 +201,7 @@ fn issue6_the_guard_holds_a_batch_granting_privileged_access_to_many() {
     // Within the limit, it applies.
     let env = Env::new();
     env.write("policy.toml", &policy);
-    env.write("a.csv", &format!("{HEADER}\n{}\n", rows[..3].join("\n")));
+    env.write("a.csv", &format!("{HEADER}\n{boss}\n{}\n", rows[..3].join("\n")));
     let out = env.ok(&["import", "--source", "hr", "a.csv", "--format", "json"]).json();
     assert_eq!(out["outcome"], "applied");
 }

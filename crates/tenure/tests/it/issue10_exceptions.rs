@@ -1,6 +1,6 @@
 //! Issue 10, deliverable 4, through the real binary: each kind of exception is recorded where it
 //! happens (a revocation that fails past its retries, an overdue ticket recorded as
-//! `schedule:overdue` even when a listing finds it, a leaver's case closing with access left
+//! `schedule:overdue` by the overdue job, a leaver's case closing with access left
 //! behind), and `tenure exception resolve|accept` is audited with who, while every refusal
 //! changes nothing.
 
@@ -68,9 +68,17 @@ fn issue10_exceptions_are_recorded_where_they_happen_and_closed_with_who_and_why
     let text = env.ok(&["exceptions"]).stdout;
     assert!(text.contains("failed_revocation") && text.contains("AGE"), "{text}");
 
-    // Two days later the payroll tickets are overdue; a listing records them, as the overdue
-    // job would, and says so in the audit trail.
+    // Two days later the payroll tickets are overdue; the overdue job records them, and says
+    // so in the audit trail (a listing only reads).
     let later = (chrono::Utc::now() + chrono::Duration::days(2)).to_rfc3339();
+    let job = Command::new(env!("CARGO_BIN_EXE_tenure"))
+        .args(["schedule", "run-once", "--job", "overdue"])
+        .current_dir(env.path(""))
+        .env("TENURE_NOW", &later)
+        .env_remove("TENURE_CONFIG")
+        .output()
+        .unwrap();
+    assert!(job.status.success(), "{}", String::from_utf8_lossy(&job.stderr));
     let out = Command::new(env!("CARGO_BIN_EXE_tenure"))
         .args(["exceptions", "--format", "json"])
         .current_dir(env.path(""))

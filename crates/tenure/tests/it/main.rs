@@ -9,6 +9,7 @@ mod explain;
 mod hardening;
 mod issue10_exceptions;
 mod issue10_sink;
+mod issue15_approvals;
 mod issue15_connectors;
 mod issue15_limits;
 mod issue15_server;

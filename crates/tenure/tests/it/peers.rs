@@ -466,9 +466,16 @@ fn issue6_reconciliation_fixes_that_grant_privileged_access_to_many_are_held() {
     w.env.write("tenure.toml", &config.replace("[guard]", "[guard]\nmax_privileged_grants = 100"));
     let co = company(16);
     w.import("day1.csv", &co);
+    // The role's condition asks for it: each engineer's manager approves their request.
+    let asked = w.env.ok(&["requests", "--open", "--format", "json"]).json();
+    let mut engineers: Vec<&str> = Vec::new();
+    for r in asked.as_array().unwrap() {
+        let stage = &r["stages"][0];
+        let approval = stage["approval_id"].as_i64().unwrap().to_string();
+        w.env.ok(&["approve", &approval, "--as", stage["approver"].as_str().unwrap()]);
+        engineers.push(co.get(r["identity"].as_str().unwrap()).unwrap().username.as_str());
+    }
     w.apply_all();
-    let engineers: Vec<&str> =
-        co.people.iter().filter(|p| p.department == "Engineering").map(|p| p.username.as_str()).collect();
     assert!(engineers.len() >= 3, "{engineers:?}");
     // Someone strips the privileged role from every engineer by hand; the fix would grant it back
     // to all of them at once, past a tighter limit.
