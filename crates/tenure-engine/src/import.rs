@@ -6,7 +6,6 @@ use crate::guard;
 use crate::{Engine, EngineError, Result};
 use rustc_hash::FxHashMap;
 use serde::Serialize;
-use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use tenure_core::audit::AuditEntry;
 use tenure_core::config::SourceKind;
@@ -73,7 +72,11 @@ pub struct ImportReport {
     pub sha256: String,
     pub dry_run: bool,
     pub counts: Counts,
+    /// The rejected rows in detail, by line: at most
+    /// [`snapshot::REJECTED_DETAIL_LIMIT`].
     pub rejected: Vec<Rejected>,
+    /// Rejected rows beyond those listed in `rejected` (counted in `counts.rejected`).
+    pub rejected_more: usize,
     /// `applied`, `held` or `unchanged`; a dry run says what would happen.
     pub outcome: ImportOutcome,
     pub held_reason: Option<String>,
@@ -100,12 +103,25 @@ pub struct EventSummary {
     pub operations: usize,
 }
 
-/// Imports a CSV snapshot of `source`.
+/// Imports a CSV snapshot of `source` held in memory.
 pub fn import_csv(
     engine: &Engine<'_>,
     source: &str,
     file: &str,
     bytes: &[u8],
+    opts: &ImportOptions,
+) -> Result<ImportReport> {
+    import_reader(engine, source, file, bytes, opts)
+}
+
+/// Imports a CSV snapshot of `source` as it is read (a file, an upload spooled to disk): the
+/// file is never held whole, and a record over [`snapshot::RECORD_LIMIT`] refuses it with its
+/// line before it is read to the end.
+pub fn import_reader(
+    engine: &Engine<'_>,
+    source: &str,
+    file: &str,
+    input: impl std::io::Read,
     opts: &ImportOptions,
 ) -> Result<ImportReport> {
     let cfg = engine.config;
@@ -118,11 +134,11 @@ pub fn import_csv(
     if src.kind != SourceKind::Csv {
         return Err(EngineError::NotCsv(source.into()));
     }
-    let sha256 = hex::encode(Sha256::digest(bytes));
     // A snapshot's dates are the source's: its leavers and prehires are derived with today in the
     // source's timezone, as a push's and the date schedules' are.
-    let mut parsed = snapshot::parse_csv(src, &cfg.schema, bytes, engine.today_for(src))
+    let mut parsed = snapshot::parse_reader(src, &cfg.schema, input, engine.today_for(src))
         .map_err(|error| EngineError::Snapshot { file: file.into(), error })?;
+    let sha256 = std::mem::take(&mut parsed.sha256);
     // An identity belongs to the source that first brought it: a row from another source with
     // the same key is rejected, never merged, so one feed cannot rewrite another's people.
     let foreign = engine.store.foreign_identities(source)?;
@@ -369,7 +385,7 @@ pub(crate) fn commit_prepared(
     let mut counts = Counts {
         rows: parsed.rows,
         accepted: parsed.identities.len(),
-        rejected: parsed.rejected.len(),
+        rejected: parsed.rejected_count(),
         ..Counts::default()
     };
     for e in &events {
@@ -456,6 +472,15 @@ pub(crate) fn commit_prepared(
             e
         })
         .collect();
+    // Rows past the detail limit are audited as one count: the import record names the file's
+    // SHA-256, so the file itself says which they were.
+    if parsed.rejected_more > 0 {
+        rejected_audit.push(AuditEntry::new(&actor, "import.rows_rejected", "rejected").reason(format!(
+            "{file}: {} more rejected {unit}(s) not recorded one by one ({} rejected in all)",
+            parsed.rejected_more,
+            parsed.rejected_count()
+        )));
+    }
     rejected_audit.extend(nhi_audit);
 
     let is_held = held_reason.is_some();
@@ -488,6 +513,7 @@ pub(crate) fn commit_prepared(
         dry_run,
         counts: counts.clone(),
         rejected: parsed.rejected.clone(),
+        rejected_more: parsed.rejected_more,
         outcome,
         held_reason: held_reason.clone(),
         approval_id: None,
@@ -579,7 +605,7 @@ fn untrusted_removals(engine: &Engine<'_>, parsed: &Parsed, removed: &[&Event]) 
         .iter()
         .filter_map(|e| {
             let prev = e.previous.as_ref()?;
-            parsed.could_be(schema, prev).map(|r| format!("`{}` (line {})", prev.id, r.line))
+            parsed.could_be(schema, prev).map(|line| format!("`{}` (line {line})", prev.id))
         })
         .collect();
     if matches.is_empty() {

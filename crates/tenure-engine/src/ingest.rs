@@ -251,9 +251,12 @@ fn push_once(
     // Previous state only of what this push names: nobody else is diffed, so nobody else is a
     // leaver for being absent.
     previous.retain(|k, _| identities.iter().any(|i| i.id == *k));
-    rejected.sort_by_key(|r| r.line);
-    let mut parsed =
-        Parsed { identities, lines, rejected, rejected_keys, unattributed: 0, truncated: None, rows: records.len() };
+    let mut parsed = Parsed { identities, lines, rows: records.len(), ..Parsed::default() };
+    for r in rejected {
+        parsed.reject(r);
+    }
+    parsed.trim_rejected();
+    parsed.rejected_keys.extend(rejected_keys);
     let nhi_audit = import::reassign_orphaned_nhi(&engine, &previous, &mut parsed);
     let correlated =
         import::correlate_first(&engine, &parsed, &previous, opts.correlation.as_ref(), opts.dry_run, &opts.actor)?;

@@ -9,6 +9,7 @@ mod explain;
 mod hardening;
 mod issue10_exceptions;
 mod issue10_sink;
+mod issue15_import;
 mod lifecycle;
 mod peers;
 mod pushes;
