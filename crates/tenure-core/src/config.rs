@@ -25,6 +25,9 @@ pub struct Config {
     pub store_allow_symlink: bool,
     pub audit: AuditConfig,
     pub server_listen: String,
+    /// `[server] max_import_bytes`: the largest snapshot `POST /api/v1/imports` accepts
+    /// ([`DEFAULT_MAX_IMPORT_BYTES`] unless set).
+    pub server_max_import_bytes: u64,
     pub policy_path: String,
     pub guard: GuardConfig,
     /// `[schedule]`: how often the server's scheduled jobs run.
@@ -35,6 +38,9 @@ pub struct Config {
     pub sources: Vec<SourceConfig>,
     pub targets: Vec<TargetConfig>,
 }
+
+/// The default `[server] max_import_bytes`: 64 MiB, about 400,000 HR rows.
+pub const DEFAULT_MAX_IMPORT_BYTES: u64 = 64 * 1024 * 1024;
 
 /// `[audit]`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -390,6 +396,7 @@ pub fn parse(file: &str, source: &str) -> Result<Config, Vec<Problem>> {
 
     let mut store_url = "sqlite://tenure-data/tenure.db".to_string();
     let mut server_listen = "127.0.0.1:8080".to_string();
+    let mut server_max_import_bytes = DEFAULT_MAX_IMPORT_BYTES;
     let mut policy_path = "policy.toml".to_string();
     let mut guard = GuardConfig::default();
     let mut store_allow_symlink = false;
@@ -428,9 +435,12 @@ pub fn parse(file: &str, source: &str) -> Result<Config, Vec<Problem>> {
         nhi = nhi::parse(t, &mut p);
     }
     if let Some(t) = section(root, "server", &mut p) {
-        let mut r = Reader::new(t, "[server]", &mut p, &["listen"]);
+        let mut r = Reader::new(t, "[server]", &mut p, &["listen", "max_import_bytes"]);
         if let Some(l) = r.string("listen") {
             server_listen = l;
+        }
+        if let Some(n) = r.int("max_import_bytes", 1, i64::MAX) {
+            server_max_import_bytes = n.unsigned_abs();
         }
     }
     if let Some(t) = section(root, "policy", &mut p) {
@@ -538,6 +548,7 @@ pub fn parse(file: &str, source: &str) -> Result<Config, Vec<Problem>> {
         store_allow_symlink,
         audit,
         server_listen,
+        server_max_import_bytes,
         policy_path,
         guard,
         schedule,
@@ -746,6 +757,7 @@ owner = "payroll-admins"
             store_allow_symlink: false,
             audit: AuditConfig::default(),
             server_listen: String::new(),
+            server_max_import_bytes: DEFAULT_MAX_IMPORT_BYTES,
             policy_path: String::new(),
             guard: GuardConfig::default(),
             schedule: ScheduleConfig::default(),

@@ -89,3 +89,28 @@ fn issue15_a_file_repeating_one_row_is_rejected_in_bounded_memory() {
     let out = env.expect(1, &["import", "--source", "hr", "repeated.csv", "--dry-run"]);
     assert!(out.stdout.contains(&format!("... and {} more rejected rows", n - 1_000)), "{}", &out.stdout[..500]);
 }
+
+#[test]
+fn issue15_a_record_too_long_to_read_whole_is_refused_with_its_line() {
+    let env = Env::new();
+    // One 50 MB line after the header, never terminated: read whole, it cost seven times its
+    // size.
+    let mut text = format!("{HEADER}\nE1,");
+    text.push_str(&"x".repeat(50 * 1024 * 1024));
+    env.write("one-line.csv", &text);
+    drop(text);
+    let (code, stdout, peak_mb, killed) =
+        measured(&env, &["import", "--source", "hr", "one-line.csv", "--format", "json"], 1_000, 300);
+    eprintln!("peak RSS of `tenure import` of a 50 MB line: {peak_mb:.0} MB");
+    assert!(!killed, "killed past 1 GB or 300 s");
+    assert_eq!(code, 1);
+    let err: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(err["code"], "snapshot_invalid", "{err}");
+    assert!(
+        err["message"].as_str().unwrap().contains("line 2: the record starting here is over 1048576 bytes"),
+        "{err}"
+    );
+    assert!(peak_mb < 100.0, "peak RSS {peak_mb:.0} MB for a file of one 50 MB line");
+    // Nothing was imported.
+    assert_eq!(env.ok(&["identity", "list", "--format", "json"]).json().as_array().unwrap().len(), 0);
+}
