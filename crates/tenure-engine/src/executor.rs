@@ -1021,6 +1021,7 @@ mod tests {
             base_import: None,
             supersede: vec![],
             ingests: Default::default(),
+            correlation: Vec::new(),
         };
         tenure_store::Store::commit_batch(&store, &schema, &batch).unwrap();
         Arc::new(store)

@@ -182,7 +182,7 @@ pub fn import_reader(
     }
     let nhi_audit = reassign_orphaned_nhi(engine, &previous, &mut parsed);
     let actor = opts.actor.clone().unwrap_or_else(|| format!("source:{source}"));
-    let correlated = correlate_first(engine, &parsed, &previous, opts.correlation.as_ref(), opts.dry_run, &actor)?;
+    let correlated = correlate_first(engine, &parsed, &previous, opts.correlation.as_ref())?;
     let population = previous.values().filter(|i| i.status != Status::Terminated).count();
     let prepared = Prepared {
         source: source.into(),
@@ -197,27 +197,25 @@ pub fn import_reader(
         ingests: Default::default(),
         unit: "line",
         actor,
-        correlated: correlated.pending,
+        correlated: correlated.outcomes,
         relink: correlated.linked,
     };
     let mut report = commit_prepared(engine, prepared, opts.dry_run, &StoreCommit(engine.store))?;
-    report.correlation = correlated.summaries;
     report.correlation_unread = opts.correlation.as_ref().map(|c| c.unread.clone()).unwrap_or_default();
     Ok(report)
 }
 
 /// The first import (or push) that can read a target correlates the accounts it already has
 /// against every identity Tenure will know once the batch commits (the stored ones, with the
-/// batch's accepted records in place of theirs), and records the links and cases (audited)
-/// before the batch is planned from them. Only the targets of `c` that are still not correlated
-/// are (another batch may have correlated one since it was read). A dry run records nothing and
-/// returns the outcomes for its plan to apply.
+/// batch's accepted records in place of theirs); the batch is planned from the links and cases
+/// found and records them (audited) in its own transaction, so a batch that fails (stale, a
+/// conflict) leaves nothing correlated. Only the targets of `c` that are still not correlated
+/// are (another batch may have correlated one since it was read; the store refuses the second).
+/// A dry run records nothing.
 #[derive(Default)]
 pub(crate) struct Correlated {
-    /// What each target's correlation did, for the report.
-    pub summaries: Vec<TargetCorrelation>,
-    /// A dry run's outcomes, not recorded, for its plan to apply.
-    pub pending: Vec<(String, correlation::rules::Outcome)>,
+    /// Each target's outcome and what it did, for the plan, the batch and the report.
+    pub outcomes: Vec<(String, correlation::rules::Outcome, TargetCorrelation)>,
     /// The identities a rule linked an account to here: each is planned in this batch, with an
     /// `update` event if nothing else about it changed.
     pub linked: Vec<String>,
@@ -228,8 +226,6 @@ pub(crate) fn correlate_first(
     parsed: &Parsed,
     previous: &FxHashMap<Box<str>, Identity>,
     c: Option<&Correlate>,
-    dry_run: bool,
-    actor: &str,
 ) -> Result<Correlated> {
     let mut out = Correlated::default();
     let cfg = engine.config;
@@ -253,19 +249,10 @@ pub(crate) fn correlate_first(
     // Identities new in this batch meet the accounts earlier baselines matched to nobody.
     let new: Vec<&Identity> = parsed.identities.iter().filter(|i| !previous.contains_key(&i.id)).collect();
     outcomes.extend(correlation::correlate_late(cfg, engine.store, &new, &baselined)?);
-    if outcomes.is_empty() {
-        return Ok(out);
-    }
-    if !dry_run {
-        correlation::record(engine.store, &mut outcomes, actor)?;
-    }
-    for (t, o, summary) in outcomes {
-        out.summaries.push(summary);
+    for (_, o, _) in &outcomes {
         out.linked.extend(o.links.iter().map(|l| l.identity.clone()));
-        if dry_run {
-            out.pending.push((t, o));
-        }
     }
+    out.outcomes = outcomes;
     Ok(out)
 }
 
@@ -296,9 +283,9 @@ pub(crate) struct Prepared {
     /// What a rejected input is called in messages: a file's `line`, a push's `record`.
     pub unit: &'static str,
     pub actor: String,
-    /// A dry run's correlation outcomes, which were not recorded: the plan applies them as if
-    /// they were.
-    pub correlated: Vec<(String, correlation::rules::Outcome)>,
+    /// The correlation outcomes found for this batch, not recorded yet: the plan applies them,
+    /// and the batch records them in its transaction (a dry run only plans with them).
+    pub correlated: Vec<(String, correlation::rules::Outcome, TargetCorrelation)>,
     /// Identities correlation linked an account to in this batch: planned in it even if
     /// nothing about them changed (an `update` event), when the batch may write them.
     pub relink: Vec<String>,
@@ -406,7 +393,7 @@ pub(crate) fn commit_prepared(
     // themselves are made again, from the same inputs, while the batch is written (pass 2), so
     // the day-one import never holds every identity's operations in memory at once.
     let mut inputs = PlanInputs::load(engine, &events)?;
-    for (t, o) in &correlated {
+    for (t, o, _) in &correlated {
         inputs.overlay.add(engine, t, o);
     }
     let mut held_back = Vec::new();
@@ -524,8 +511,15 @@ pub(crate) fn commit_prepared(
         held_back,
     };
     if dry_run {
+        report.correlation = correlated.into_iter().map(|(_, _, summary)| summary).collect();
         return Ok(report);
     }
+    // The correlation the plan was made from is written by the batch, in its transaction.
+    let writes: Vec<(usize, tenure_store::CorrelationIn)> = correlated
+        .iter()
+        .enumerate()
+        .filter_map(|(i, (t, o, summary))| correlation::to_write(t, o, summary).map(|w| (i, w)))
+        .collect();
     // A newer snapshot supersedes the batches of its source still held; the store checks the
     // decision still stands when it commits. A push instead carries the held batch's events
     // into its own held batch (the newer event of an identity wins).
@@ -552,7 +546,9 @@ pub(crate) fn commit_prepared(
         base_import,
         supersede,
         ingests,
+        correlation: writes.iter().map(|(_, w)| w.clone()).collect(),
     };
+    let planned = &events;
     let ids = if is_held {
         let fresh: HashSet<&str> = events.iter().map(|e| &*e.identity.id).collect();
         batch.events =
@@ -565,7 +561,7 @@ pub(crate) fn commit_prepared(
             let inputs = &inputs;
             let planner = s.spawn(move || {
                 let mut scratch = Scratch::default();
-                for e in &events {
+                for e in planned {
                     if tx.send(inputs.plan(engine, e, &mut scratch)).is_err() {
                         break;
                     }
@@ -579,6 +575,27 @@ pub(crate) fn commit_prepared(
     };
     report.import_id = Some(ids.import_id);
     report.approval_id = ids.approval_id;
+    let mut summaries: Vec<TargetCorrelation> = correlated.into_iter().map(|(_, _, summary)| summary).collect();
+    for ((i, _), case_ids) in writes.iter().zip(&ids.correlation_cases) {
+        if let Some(s) = summaries.get_mut(*i) {
+            s.case_ids.clone_from(case_ids);
+        }
+    }
+    // What is held back now names the cases by the ids the batch gave them.
+    if summaries.iter().any(|s| !s.case_ids.is_empty()) {
+        inputs.overlay = Overlay::load(engine)?;
+        report.held_back = planned
+            .iter()
+            .flat_map(|e| {
+                inputs.held_back(engine, e).into_iter().map(|(target, why)| HeldBack {
+                    identity: e.identity.id.to_string(),
+                    target,
+                    why,
+                })
+            })
+            .collect();
+    }
+    report.correlation = summaries;
     Ok(report)
 }
 
@@ -1038,6 +1055,7 @@ pub fn approve_as(
         audit: skipped,
         supersede: Vec::new(),
         ingests: Default::default(),
+        correlation: Vec::new(),
     };
     Ok(engine.store.commit_batch(&engine.config.schema, &batch)?)
 }

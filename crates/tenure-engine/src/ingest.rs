@@ -258,8 +258,7 @@ fn push_once(
     parsed.trim_rejected();
     parsed.rejected_keys.extend(rejected_keys);
     let nhi_audit = import::reassign_orphaned_nhi(&engine, &previous, &mut parsed);
-    let correlated =
-        import::correlate_first(&engine, &parsed, &previous, opts.correlation.as_ref(), opts.dry_run, &opts.actor)?;
+    let correlated = import::correlate_first(&engine, &parsed, &previous, opts.correlation.as_ref())?;
 
     let window_secs = i64::try_from(cfg.guard.window_secs).unwrap_or(i64::MAX);
     let since = tenure_core::clock::stamp(now - chrono::Duration::seconds(window_secs));
@@ -287,11 +286,10 @@ fn push_once(
         ingests: opts.ingests.clone(),
         unit: "record",
         actor: opts.actor.clone(),
-        correlated: correlated.pending,
+        correlated: correlated.outcomes,
         relink: correlated.linked,
     };
     let mut report = import::commit_prepared(&engine, prepared, opts.dry_run, commit)?;
-    report.correlation = correlated.summaries;
     report.correlation_unread = opts.correlation.as_ref().map(|c| c.unread.clone()).unwrap_or_default();
     Ok(report)
 }

@@ -469,6 +469,7 @@ fn plan_identity(
         base_import,
         supersede: Vec::new(),
         ingests: Default::default(),
+        correlation: Vec::new(),
     })
 }
 
