@@ -531,7 +531,6 @@ fn parse_limited(
     let cols = locate(source, schema, &header)?;
     let width = header.len();
     let manager_slot = schema.slot_of("manager_id");
-    let owner_slot = schema.slot_of("owner_id");
     let start_slot = schema.slot_of("start_date");
     let end_slot = schema.slot_of("end_date");
     let etype_slot = schema.slot_of("employment_type");
@@ -731,16 +730,12 @@ fn parse_limited(
             out.reject(rejected(&source.key, format!("duplicate key (also on line {others})")));
             continue;
         }
-        let reference = |slot: Slot, what: &str| -> Option<String> {
-            let v = ident.attrs.get(slot)?;
-            (!key_lines.contains_key(v)).then(|| format!("unknown {what} `{}`: no row has that key", text::quote(v)))
+        // The references every source checks; cycles through the whole file are found below.
+        let here = |k: &str| {
+            if key_lines.contains_key(k) { Referent::Here { manager: None } } else { Referent::Nobody }
         };
-        if let Some(reason) = reference(manager_slot, "manager") {
-            out.reject(rejected("manager_id", reason));
-            continue;
-        }
-        if let Some(reason) = reference(owner_slot, "owner") {
-            out.reject(rejected("owner_id", reason));
+        if let Some((field, reason)) = check_references(schema, &ident, here) {
+            out.reject(rejected(field, reason));
             continue;
         }
         accepted.push((line, ident));
@@ -774,6 +769,34 @@ fn parse_limited(
             attributed: true,
             names: identity_names(schema, &i),
         });
+    }
+    // Look-alike usernames and emails within the file.
+    for (attr, what) in [("username", "username"), ("email", "email")] {
+        let slot = schema.slot_of(attr);
+        let names: Vec<(&str, &str)> =
+            accepted.iter().filter_map(|(_, i)| i.attrs.get(slot).map(|v| (&*i.id, v))).collect();
+        let found = look_alikes(&names, names.iter().copied());
+        if found.is_empty() {
+            continue;
+        }
+        let refused: FxHashMap<String, String> = found
+            .into_iter()
+            .filter_map(|(i, k, v)| names.get(i).map(|(ck, cv)| (ck.to_string(), look_alike_reason(what, cv, &k, &v))))
+            .collect();
+        let (kept, alike): (Vec<_>, Vec<_>) = accepted.into_iter().partition(|(_, i)| !refused.contains_key(&*i.id));
+        accepted = kept;
+        for (line, i) in alike {
+            let reason = refused.get(&*i.id).cloned().unwrap_or_default();
+            let names = identity_names(schema, &i);
+            out.reject(Rejected {
+                line,
+                key: Some(i.id.to_string()),
+                field: Some(attr.to_string()),
+                reason,
+                attributed: true,
+                names,
+            });
+        }
     }
     accepted.sort_by_key(|(line, _)| *line);
 
@@ -838,10 +861,120 @@ pub fn check_value(schema: &Schema, slot: Slot, value: &str) -> Result<String, S
     } else {
         value.to_string()
     };
+    // Names are kept in compatibility form, so a fullwidth or otherwise decorated look-alike of
+    // a name is that name (and a duplicate of it), whichever source sends it.
+    let value = if slot == schema.slot_of("email") || slot == schema.slot_of("username") {
+        text::nfkc(&value).into_owned()
+    } else {
+        value
+    };
     if slot == schema.slot_of("email") && !value.contains('@') {
         return Err(format!("`{}` is not an email address", text::quote(&value)));
     }
     Ok(value)
+}
+
+/// The names among `candidates` (key, username or email) that are not plain ASCII and look like
+/// another identity's name in `others` without being it (the TR39 skeletons agree, the folded
+/// texts differ): `(index in candidates, the other's key, the other's name)`, the first found
+/// for each. Every source refuses such a row: an account name that looks like someone else's is
+/// how a look-alike takes over their access in a person's eyes.
+pub fn look_alikes<'a>(
+    candidates: &[(&str, &str)],
+    others: impl IntoIterator<Item = (&'a str, &'a str)>,
+) -> Vec<(usize, String, String)> {
+    let mut wanted: FxHashMap<String, Vec<usize>> = FxHashMap::default();
+    for (i, (_, v)) in candidates.iter().enumerate() {
+        if let Some(sk) = text::looks_like(v) {
+            wanted.entry(sk).or_default().push(i);
+        }
+    }
+    if wanted.is_empty() {
+        return Vec::new();
+    }
+    let mut found: FxHashMap<usize, (String, String)> = FxHashMap::default();
+    for (key, v) in others {
+        let Some(at) = wanted.get(&text::skeleton(v)) else { continue };
+        for &i in at {
+            let Some((ck, cv)) = candidates.get(i) else { continue };
+            if *ck != key && text::fold(cv) != text::fold(v) {
+                found.entry(i).or_insert_with(|| (key.to_string(), v.to_string()));
+            }
+        }
+    }
+    let mut out: Vec<(usize, String, String)> = found.into_iter().map(|(i, (k, v))| (i, k, v)).collect();
+    out.sort();
+    out
+}
+
+/// The reason a look-alike name is refused.
+pub fn look_alike_reason(what: &str, name: &str, other_key: &str, other: &str) -> String {
+    format!(
+        "{what} `{}` looks like `{}` of identity `{other_key}` (look-alike characters)",
+        text::quote(name),
+        text::quote(other)
+    )
+}
+
+/// Where a key a row refers to stands, for [`check_references`].
+pub enum Referent {
+    /// An identity of the row's own source (stored, or in the same file or push), with its
+    /// manager when the caller knows it.
+    Here { manager: Option<String> },
+    /// An identity of another source.
+    Source(String),
+    /// No identity has that key.
+    Nobody,
+}
+
+/// How many managers up a push's manager chain is followed looking for a cycle.
+const CHAIN_LIMIT: usize = 256;
+
+/// The checks of a row's references that every source makes (a CSV row, a webhook record, a
+/// SCIM User): its `manager_id` and `owner_id` name an identity of the same source that is not
+/// the row itself, and the managers above it never lead back to it. `referent` says where a key
+/// stands. The field (attribute name) and the reason of the first problem.
+pub fn check_references(
+    schema: &Schema,
+    identity: &Identity,
+    mut referent: impl FnMut(&str) -> Referent,
+) -> Option<(&'static str, String)> {
+    for (attr, what) in [("manager_id", "manager"), ("owner_id", "owner")] {
+        let Some(v) = schema.slot(attr).and_then(|slot| identity.attrs.get(slot)) else { continue };
+        if v == &*identity.id {
+            return Some((attr, format!("`{}` names itself as its {what}", text::quote(v))));
+        }
+        match referent(v) {
+            Referent::Nobody => {
+                return Some((attr, format!("unknown {what} `{}`: no row has that key", text::quote(v))));
+            }
+            Referent::Source(other) => {
+                return Some((
+                    attr,
+                    format!(
+                        "{what} `{}` belongs to source `{}`; it must be an identity of this source",
+                        text::quote(v),
+                        text::quote(&other)
+                    ),
+                ));
+            }
+            Referent::Here { manager } if attr == "manager_id" => {
+                let mut next = manager;
+                for _ in 0..CHAIN_LIMIT {
+                    let Some(m) = next else { break };
+                    if m == *identity.id {
+                        return Some((attr, format!("manager cycle through `{}`", text::quote(v))));
+                    }
+                    next = match referent(&m) {
+                        Referent::Here { manager } => manager,
+                        _ => None,
+                    };
+                }
+            }
+            Referent::Here { .. } => {}
+        }
+    }
+    None
 }
 
 /// Diffs accepted identities against the previous state of the same source.

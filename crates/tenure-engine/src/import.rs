@@ -180,6 +180,7 @@ pub fn import_reader(
             ))
         });
     }
+    refuse_look_alikes(engine, &previous, &mut parsed)?;
     let nhi_audit = reassign_orphaned_nhi(engine, &previous, &mut parsed);
     let actor = opts.actor.clone().unwrap_or_else(|| format!("source:{source}"));
     let correlated = correlate_first(engine, &parsed, &previous, opts.correlation.as_ref())?;
@@ -203,6 +204,44 @@ pub fn import_reader(
     let mut report = commit_prepared(engine, prepared, opts.dry_run, &StoreCommit(engine.store))?;
     report.correlation_unread = opts.correlation.as_ref().map(|c| c.unread.clone()).unwrap_or_default();
     Ok(report)
+}
+
+/// Rejects the rows whose username or email is new for their key, not plain ASCII, and looks
+/// like another identity's (any source's) without being it.
+fn refuse_look_alikes(
+    engine: &Engine<'_>,
+    previous: &FxHashMap<Box<str>, Identity>,
+    parsed: &mut Parsed,
+) -> Result<()> {
+    let schema = &engine.config.schema;
+    let slots = [(schema.slot_of("username"), "username"), (schema.slot_of("email"), "email")];
+    fn new_name<'i>(
+        previous: &FxHashMap<Box<str>, Identity>,
+        i: &'i Identity,
+        slot: tenure_core::schema::Slot,
+    ) -> Option<&'i str> {
+        i.attrs.get(slot).filter(|v| !v.is_ascii() && previous.get(&*i.id).and_then(|p| p.attrs.get(slot)) != Some(*v))
+    }
+    if !parsed.identities.iter().any(|i| slots.iter().any(|(slot, _)| new_name(previous, i, *slot).is_some())) {
+        return Ok(());
+    }
+    let stored = engine.store.identities(schema, None)?;
+    for (slot, what) in slots {
+        let names: Vec<(&str, &str)> =
+            parsed.identities.iter().filter_map(|i| new_name(previous, i, slot).map(|v| (&*i.id, v))).collect();
+        let others = stored.iter().chain(&parsed.identities).filter_map(|i| i.attrs.get(slot).map(|v| (&*i.id, v)));
+        let refused: HashMap<String, String> = snapshot::look_alikes(&names, others)
+            .into_iter()
+            .filter_map(|(i, k, v)| {
+                names.get(i).map(|(ck, cv)| (ck.to_string(), snapshot::look_alike_reason(what, cv, &k, &v)))
+            })
+            .collect();
+        drop(names);
+        if !refused.is_empty() {
+            parsed.reject_accepted(schema, |i| refused.get(&*i.id).map(|r| (what.to_string(), r.clone())));
+        }
+    }
+    Ok(())
 }
 
 /// The first import (or push) that can read a target correlates the accounts it already has

@@ -13,6 +13,7 @@ mod decisions;
 mod explain;
 mod guard;
 mod import;
+mod issue15_rows;
 mod push;
 mod requests;
 mod schedule;

@@ -361,3 +361,30 @@ async fn the_manager_is_the_managers_key_and_groups_are_not_served() {
     let (_, types) = w.call(Some("idp"), Method::GET, "/ResourceTypes", None).await;
     assert_eq!(types["totalResults"], json!(1), "{types}");
 }
+
+#[tokio::test]
+async fn issue15_a_scim_user_is_checked_like_a_csv_row() {
+    let w = World::new();
+    w.create(ada()).await;
+    // A manager nobody has, or the User itself: refused, naming the SCIM attribute.
+    for manager in ["nobody-such", "E-1009"] {
+        let mut user = ada();
+        user["externalId"] = json!("E-1009");
+        user["userName"] = json!("babbage");
+        user[ENTERPRISE] = json!({"manager": {"value": manager}});
+        let (status, body) = w.call(Some("idp"), Method::POST, "/Users", Some(user)).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+        assert!(body["detail"].as_str().unwrap().contains("manager"), "{body}");
+        assert_eq!(w.status_of("E-1009"), None);
+    }
+    // A fullwidth or Cyrillic look-alike of ada's userName: refused.
+    for name in ["ａｄａ", "\u{430}da"] {
+        let mut user = ada();
+        user["externalId"] = json!("E-1010");
+        user["userName"] = json!(name);
+        user["emails"] = json!([{"value": "other@example.com", "primary": true}]);
+        let (status, body) = w.call(Some("idp"), Method::POST, "/Users", Some(user)).await;
+        assert!(status == StatusCode::BAD_REQUEST || status == StatusCode::CONFLICT, "{name}: {status} {body}");
+        assert_eq!(w.status_of("E-1010"), None, "{name}");
+    }
+}

@@ -114,3 +114,22 @@ fn issue15_a_record_too_long_to_read_whole_is_refused_with_its_line() {
     // Nothing was imported.
     assert_eq!(env.ok(&["identity", "list", "--format", "json"]).json().as_array().unwrap().len(), 0);
 }
+
+#[test]
+fn issue15_look_alike_usernames_are_refused_with_row_field_and_reason() {
+    let env = Env::new();
+    env.write("day1.csv", &format!("{HEADER}\n{ADA}\n"));
+    env.ok(&["import", "--source", "hr", "day1.csv"]);
+    let fullwidth = "E2,Ada,Fake,fake@x.com,ａｄａ,Engineering,Lead,Berlin,CC1,,employee,,,2020-01-01,,active";
+    let cyrillic = "E3,Ada,Fake,fake2@x.com,\u{430}da,Engineering,Lead,Berlin,CC1,,employee,,,2020-01-01,,active";
+    let boss = "E4,Bo,Ss,bo@x.com,boss,Engineering,Lead,Berlin,CC1,E4,employee,,,2020-01-01,,active";
+    env.write("day2.csv", &format!("{HEADER}\n{ADA}\n{fullwidth}\n{cyrillic}\n{boss}\n"));
+    let out = env.expect(1, &["import", "--source", "hr", "day2.csv"]);
+    for want in [
+        "day2.csv:3: rejected `E2` field `username`: duplicate username `ada` (also `E1`)",
+        "day2.csv:4: rejected `E3` field `username`: username `\u{430}da` looks like `ada` of identity `E1` (look-alike characters)",
+        "day2.csv:5: rejected `E4` field `manager_id`: `E4` names itself as its manager",
+    ] {
+        assert!(out.stdout.lines().any(|l| l == want), "`{want}` not in:\n{}", out.stdout);
+    }
+}
