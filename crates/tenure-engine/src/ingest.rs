@@ -236,7 +236,8 @@ fn push_once(
             continue;
         }
         let referent = |key: &str| -> record_checks::Referent {
-            if let Some(j) = current.get(key) {
+            // This push's identities, then the source's held batch's (not stored until released).
+            if let Some(j) = current.get(key).or_else(|| held_after.get(key).copied()) {
                 return record_checks::Referent::Here { manager: j.attrs.get(manager_slot).map(str::to_string) };
             }
             let entry = known.entry(key.to_string()).or_insert_with(|| {
