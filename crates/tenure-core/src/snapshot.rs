@@ -32,15 +32,31 @@ pub struct Rejected {
     pub names: Vec<String>,
 }
 
+/// How many rejected rows a result keeps in detail (line, key, field, reason), the lowest lines
+/// first. The others are counted ([`Parsed::rejected_more`]) and still hold their identity as it
+/// was, so a file that repeats one row a million times costs memory in proportion to the file,
+/// never to its square.
+pub const REJECTED_DETAIL_LIMIT: usize = 1_000;
+
+/// How many other lines a "duplicate" message names before it counts the rest.
+const OTHERS_SHOWN: usize = 5;
+
 /// The accepted identities of a snapshot and the rows that were rejected.
 #[derive(Debug, Default)]
 pub struct Parsed {
     pub identities: Vec<Identity>,
     /// The physical line of each accepted identity (same index as `identities`).
     pub lines: Vec<u64>,
+    /// The rejected rows in detail, by line: at most [`REJECTED_DETAIL_LIMIT`] once parsing is
+    /// done (add them with [`Parsed::reject`]).
     pub rejected: Vec<Rejected>,
+    /// Rejected rows beyond the detail kept in `rejected`: counted, not listed.
+    pub rejected_more: usize,
     /// Keys of rejected rows: these identities are left exactly as they were.
     pub rejected_keys: HashSet<String>,
+    /// The first line of a rejected row with this key, username or email (folded), for
+    /// [`Parsed::could_be`]: kept for every rejected row, listed in detail or not.
+    pub rejected_names: FxHashMap<String, u64>,
     /// Rejected rows that cannot be attributed to a key with certainty: they may belong to
     /// anyone, so identities missing from the file cannot be trusted to be leavers.
     pub unattributed: usize,
@@ -48,9 +64,49 @@ pub struct Parsed {
     /// missing from a truncated file cannot be trusted to be leavers, however few they are.
     pub truncated: Option<String>,
     pub rows: usize,
+    /// The SHA-256 of the file as read (hex), for the import record; empty for a push.
+    pub sha256: String,
 }
 
 impl Parsed {
+    /// How many rows were rejected in all, listed in detail or not.
+    pub fn rejected_count(&self) -> usize {
+        self.rejected.len() + self.rejected_more
+    }
+
+    /// Records a rejected row: its key is held as it was, its key and names are remembered for
+    /// [`Parsed::could_be`], and its detail is kept while it is among the first
+    /// [`REJECTED_DETAIL_LIMIT`] by line.
+    pub fn reject(&mut self, mut r: Rejected) {
+        if let Some(k) = &r.key {
+            if !self.rejected_keys.contains(k) {
+                self.rejected_keys.insert(k.clone());
+            }
+            let at = self.rejected_names.entry(format!("key:{k}")).or_insert(r.line);
+            *at = (*at).min(r.line);
+        }
+        for n in std::mem::take(&mut r.names) {
+            let at = self.rejected_names.entry(format!("name:{n}")).or_insert(r.line);
+            *at = (*at).min(r.line);
+        }
+        if !r.attributed {
+            self.unattributed += 1;
+        }
+        self.rejected.push(r);
+        if self.rejected.len() >= 2 * REJECTED_DETAIL_LIMIT {
+            self.trim_rejected();
+        }
+    }
+
+    /// Sorts the detail by line and keeps the first [`REJECTED_DETAIL_LIMIT`], counting the rest.
+    pub fn trim_rejected(&mut self) {
+        self.rejected.sort_by_key(|r| r.line);
+        if self.rejected.len() > REJECTED_DETAIL_LIMIT {
+            self.rejected_more += self.rejected.len() - REJECTED_DETAIL_LIMIT;
+            self.rejected.truncate(REJECTED_DETAIL_LIMIT);
+        }
+    }
+
     /// Rejects accepted rows after parsing (for reasons only the caller knows, such as a key that
     /// belongs to another source). `refuse` names the field and reason for each row to reject.
     pub fn reject_accepted(&mut self, schema: &Schema, mut refuse: impl FnMut(&Identity) -> Option<(String, String)>) {
@@ -63,9 +119,8 @@ impl Parsed {
                     self.lines.push(line);
                 }
                 Some((field, reason)) => {
-                    self.rejected_keys.insert(identity.id.to_string());
                     let names = identity_names(schema, &identity);
-                    self.rejected.push(Rejected {
+                    self.reject(Rejected {
                         line,
                         key: Some(identity.id.to_string()),
                         field: Some(field),
@@ -76,22 +131,27 @@ impl Parsed {
                 }
             }
         }
-        self.rejected.sort_by_key(|r| r.line);
+        self.trim_rejected();
     }
 
-    /// The rejected rows that could stand for `identity`: their key, username or email is the
-    /// identity's.
-    pub fn could_be<'a>(&'a self, schema: &Schema, identity: &Identity) -> Option<&'a Rejected> {
-        let mut names: Vec<String> = Vec::new();
+    /// The first line of a rejected row that could stand for `identity`: its key, username or
+    /// email is the identity's.
+    pub fn could_be(&self, schema: &Schema, identity: &Identity) -> Option<u64> {
+        let mut lines = vec![self.rejected_names.get(&format!("key:{}", identity.id)).copied()];
         for attr in ["username", "email"] {
             if let Some(v) = identity.attr(schema, attr) {
-                names.push(text::fold(v.trim()));
+                lines.push(self.rejected_names.get(&format!("name:{}", text::fold(v.trim()))).copied());
             }
         }
-        self.rejected
-            .iter()
-            .find(|r| r.key.as_deref() == Some(&*identity.id) || r.names.iter().any(|n| names.iter().any(|m| m == n)))
+        lines.into_iter().flatten().min()
     }
+}
+
+/// `lines` for a message: the first few, then how many more.
+fn lines_shown(lines: impl Iterator<Item = u64>, total: usize) -> String {
+    let shown: Vec<String> = lines.take(OTHERS_SHOWN).map(|l| l.to_string()).collect();
+    let more = total.saturating_sub(shown.len());
+    if more == 0 { shown.join(", ") } else { format!("{} and {more} more", shown.join(", ")) }
 }
 
 /// A problem with the file as a whole (it cannot be read as this source's snapshot).
@@ -108,6 +168,10 @@ pub enum SnapshotError {
     DuplicateColumn { column: String, attribute: String, count: usize },
     #[error("line {line}: the file is not valid CSV: {reason}")]
     Csv { line: u64, reason: String },
+    #[error("line {line}: the record starting here is over {limit} bytes; no row of an HR file is that long")]
+    RecordTooLong { line: u64, limit: u64 },
+    #[error("the file cannot be read: {reason}")]
+    Read { reason: String },
 }
 
 /// The note on a leaver whose row disappeared from the snapshot.
@@ -198,34 +262,149 @@ fn locate(source: &SourceConfig, schema: &Schema, header: &csv::ByteRecord) -> R
 /// Why a file's last record looks incomplete: it ends inside a quoted field, or without the
 /// line break that ends every complete record. Scans the bytes the way RFC 4180 reads them.
 pub fn truncation(bytes: &[u8], delimiter: u8) -> Option<&'static str> {
-    #[derive(PartialEq)]
-    enum S {
-        FieldStart,
-        Unquoted,
-        Quoted,
-        QuoteInQuoted,
+    let mut t = Truncation::new(delimiter);
+    t.feed(bytes);
+    t.verdict()
+}
+
+#[derive(PartialEq, Clone, Copy)]
+enum Field {
+    Start,
+    Unquoted,
+    Quoted,
+    QuoteInQuoted,
+}
+
+/// [`truncation`] over a file read in pieces.
+struct Truncation {
+    delimiter: u8,
+    state: Field,
+    last: Option<u8>,
+}
+
+impl Truncation {
+    fn new(delimiter: u8) -> Self {
+        Self { delimiter, state: Field::Start, last: None }
     }
-    let mut state = S::FieldStart;
-    for &c in bytes {
-        let boundary = c == delimiter || c == b'\n' || c == b'\r';
-        state = match state {
-            S::FieldStart | S::Unquoted if boundary => S::FieldStart,
-            S::FieldStart if c == b'"' => S::Quoted,
-            S::FieldStart | S::Unquoted => S::Unquoted,
-            S::Quoted if c == b'"' => S::QuoteInQuoted,
-            S::Quoted => S::Quoted,
-            // `""` inside quotes is an escaped quote.
-            S::QuoteInQuoted if c == b'"' => S::Quoted,
-            S::QuoteInQuoted if boundary => S::FieldStart,
-            S::QuoteInQuoted => S::Unquoted,
-        };
+
+    fn feed(&mut self, bytes: &[u8]) {
+        let mut state = self.state;
+        for &c in bytes {
+            let boundary = c == self.delimiter || c == b'\n' || c == b'\r';
+            state = match state {
+                Field::Start | Field::Unquoted if boundary => Field::Start,
+                Field::Start if c == b'"' => Field::Quoted,
+                Field::Start | Field::Unquoted => Field::Unquoted,
+                Field::Quoted if c == b'"' => Field::QuoteInQuoted,
+                Field::Quoted => Field::Quoted,
+                // `""` inside quotes is an escaped quote.
+                Field::QuoteInQuoted if c == b'"' => Field::Quoted,
+                Field::QuoteInQuoted if boundary => Field::Start,
+                Field::QuoteInQuoted => Field::Unquoted,
+            };
+        }
+        self.state = state;
+        if let Some(c) = bytes.last() {
+            self.last = Some(*c);
+        }
     }
-    if state == S::Quoted {
-        return Some("the file ends inside a quoted field");
+
+    fn verdict(&self) -> Option<&'static str> {
+        if self.state == Field::Quoted {
+            return Some("the file ends inside a quoted field");
+        }
+        match self.last {
+            Some(b'\n' | b'\r') | None => None,
+            Some(_) => Some("the file does not end with a line break, so its last record may be cut off"),
+        }
     }
-    match bytes.last() {
-        Some(b'\n' | b'\r') | None => None,
-        Some(_) => Some("the file does not end with a line break, so its last record may be cut off"),
+}
+
+/// The longest record (one row, its quoted line breaks included) a snapshot may hold: 1 MiB. A
+/// longer one refuses the file with its line, before more of it is read, so a file that is one
+/// 500 MB line costs no more memory than a normal one. A field over the 4 KiB field limit, in a
+/// record under this one, rejects only its row.
+pub const RECORD_LIMIT: u64 = 1024 * 1024;
+
+/// The reader under the CSV parser: counts what it reads, hashes it, watches for a cut-off
+/// last record, remembers where line breaks are until the records they precede have been
+/// numbered, and refuses to read on once the record being read is over [`RECORD_LIMIT`].
+struct Tracked<R> {
+    inner: R,
+    /// Bytes read so far.
+    read: u64,
+    /// Where the record being read starts (the end of the last one returned).
+    boundary: u64,
+    limit: u64,
+    over: bool,
+    /// Runs of line-break bytes not counted yet: (offset, length, how many are `\n`).
+    breaks: std::collections::VecDeque<(u64, u64, u64)>,
+    /// The physical line of the last offset asked about.
+    line: u64,
+    sha: sha2::Sha256,
+    truncation: Truncation,
+}
+
+impl<R: std::io::Read> Tracked<R> {
+    fn new(inner: R, delimiter: u8, limit: u64) -> Self {
+        use sha2::Digest as _;
+        Self {
+            inner,
+            read: 0,
+            boundary: 0,
+            limit,
+            over: false,
+            breaks: std::collections::VecDeque::new(),
+            line: 1,
+            sha: sha2::Sha256::new(),
+            truncation: Truncation::new(delimiter),
+        }
+    }
+
+    /// The physical line (as an editor shows it) of the record that starts at byte `start`:
+    /// the csv crate's own counter skips newlines inside quoted fields. Offsets are asked about
+    /// in order. With CRLF the reported start can sit on the `\n` of the previous terminator,
+    /// so a run of line breaks that `start` falls in counts whole.
+    fn line_at(&mut self, start: u64) -> u64 {
+        while let Some(&(at, _, newlines)) = self.breaks.front() {
+            if at > start {
+                break;
+            }
+            self.line += newlines;
+            self.breaks.pop_front();
+        }
+        self.line
+    }
+}
+
+impl<R: std::io::Read> std::io::Read for Tracked<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        use sha2::Digest as _;
+        // Everything read since the boundary belongs to the record not finished yet: the parser
+        // asks for more only when its buffer holds no complete record.
+        if self.read.saturating_sub(self.boundary) > self.limit {
+            self.over = true;
+            return Err(std::io::Error::other(format!("a record is over {} bytes", self.limit)));
+        }
+        let n = self.inner.read(buf)?;
+        let got = buf.get(..n).unwrap_or_default();
+        self.sha.update(got);
+        self.truncation.feed(got);
+        for (i, &c) in got.iter().enumerate() {
+            if c == b'\n' || c == b'\r' {
+                let at = self.read + i as u64;
+                let nl = u64::from(c == b'\n');
+                match self.breaks.back_mut() {
+                    Some((start, len, newlines)) if *start + *len == at => {
+                        *len += 1;
+                        *newlines += nl;
+                    }
+                    _ => self.breaks.push_back((at, 1, nl)),
+                }
+            }
+        }
+        self.read += n as u64;
+        Ok(n)
     }
 }
 
@@ -279,57 +458,101 @@ fn read_key(raw: Option<&[u8]>) -> Key {
     }
 }
 
-/// Parses and validates a snapshot.
+/// Parses and validates a snapshot held in memory.
 pub fn parse_csv(
     source: &SourceConfig,
     schema: &Schema,
     bytes: &[u8],
     today: NaiveDate,
 ) -> Result<Parsed, SnapshotError> {
-    let mut reader =
-        csv::ReaderBuilder::new().delimiter(source.delimiter).has_headers(false).flexible(true).from_reader(bytes);
-    let mut records = reader.byte_records();
-    let header = match records.next() {
-        None => return Err(SnapshotError::Empty),
-        Some(Err(e)) => {
-            return Err(SnapshotError::Csv { line: 1, reason: e.to_string() });
+    parse_reader(source, schema, bytes, today)
+}
+
+/// Parses and validates a snapshot as it is read: memory grows with the rows kept, never with
+/// one record (a record over [`RECORD_LIMIT`] refuses the file with its line). The file's
+/// SHA-256 is computed on the way ([`Parsed::sha256`]).
+pub fn parse_reader(
+    source: &SourceConfig,
+    schema: &Schema,
+    input: impl std::io::Read,
+    today: NaiveDate,
+) -> Result<Parsed, SnapshotError> {
+    parse_limited(source, schema, input, today, RECORD_LIMIT)
+}
+
+fn parse_limited(
+    source: &SourceConfig,
+    schema: &Schema,
+    input: impl std::io::Read,
+    today: NaiveDate,
+    limit: u64,
+) -> Result<Parsed, SnapshotError> {
+    let mut reader = csv::ReaderBuilder::new()
+        .delimiter(source.delimiter)
+        .has_headers(false)
+        .flexible(true)
+        .from_reader(Tracked::new(input, source.delimiter, limit));
+    // A read error, or a record past the limit (the line it starts on, read before the error).
+    let failed = |reader: &mut csv::Reader<Tracked<_>>, e: csv::Error| {
+        let tracked = reader.get_mut();
+        if tracked.over {
+            let at = tracked.boundary;
+            return SnapshotError::RecordTooLong { line: tracked.line_at(at), limit };
         }
-        Some(Ok(h)) => h,
+        match e.kind() {
+            csv::ErrorKind::Io(io) => SnapshotError::Read { reason: io.to_string() },
+            _ => SnapshotError::Csv { line: e.position().map_or(0, csv::Position::line), reason: e.to_string() },
+        }
     };
+    // A record returned whole can still be over the limit (the check while reading is per
+    // buffer): it is refused the same way.
+    let too_long = |reader: &mut csv::Reader<Tracked<_>>, record: &csv::ByteRecord| {
+        let start = record.position().map_or(0, csv::Position::byte);
+        let end = reader.position().byte();
+        let tracked = reader.get_mut();
+        tracked.boundary = end;
+        (end.saturating_sub(start) > limit)
+            .then(|| SnapshotError::RecordTooLong { line: tracked.line_at(start), limit })
+    };
+    let mut header = csv::ByteRecord::new();
+    match reader.read_byte_record(&mut header) {
+        Ok(false) => return Err(SnapshotError::Empty),
+        Err(e) => {
+            return Err(match failed(&mut reader, e) {
+                SnapshotError::Csv { reason, .. } => SnapshotError::Csv { line: 1, reason },
+                other => other,
+            });
+        }
+        Ok(true) => {}
+    }
+    if let Some(e) = too_long(&mut reader, &header) {
+        return Err(e);
+    }
     let cols = locate(source, schema, &header)?;
     let width = header.len();
     let manager_slot = schema.slot_of("manager_id");
-    let owner_slot = schema.slot_of("owner_id");
     let start_slot = schema.slot_of("start_date");
     let end_slot = schema.slot_of("end_date");
     let etype_slot = schema.slot_of("employment_type");
 
-    let mut out = Parsed { truncated: truncation(bytes, source.delimiter).map(str::to_string), ..Parsed::default() };
+    let mut out = Parsed::default();
     let mut candidates: Vec<(u64, Identity)> = Vec::new();
     // Every key's lines; almost every key has one.
     let mut key_lines: FxHashMap<Box<str>, Lines> = FxHashMap::default();
-    let mut line_no: u64 = 1;
-    let mut counted: usize = 0;
     let mut last_line: Option<u64> = None;
 
-    for record in records {
-        let record = match record {
-            Ok(r) => r,
-            Err(e) => {
-                let line = e.position().map_or(0, csv::Position::line);
-                return Err(SnapshotError::Csv { line, reason: e.to_string() });
-            }
-        };
-        // Physical line numbers, as an editor shows them: the csv crate's own counter skips
-        // newlines inside quoted fields.
-        let mut offset = record.position().map_or(0, |p| usize::try_from(p.byte()).unwrap_or(usize::MAX));
-        // With CRLF the reported start can sit on the `\n` of the previous terminator.
-        while bytes.get(offset).is_some_and(|c| *c == b'\n' || *c == b'\r') {
-            offset += 1;
+    let mut record = csv::ByteRecord::new();
+    loop {
+        match reader.read_byte_record(&mut record) {
+            Ok(true) => {}
+            Ok(false) => break,
+            Err(e) => return Err(failed(&mut reader, e)),
         }
-        line_no += bytes.get(counted..offset).map_or(0, |b| b.iter().filter(|&&c| c == b'\n').count() as u64);
-        counted = counted.max(offset);
-        let line = line_no;
+        if let Some(e) = too_long(&mut reader, &record) {
+            return Err(e);
+        }
+        let start = record.position().map_or(0, csv::Position::byte);
+        let line = reader.get_mut().line_at(start);
         // Blank lines carry no data; skip them rather than reporting a missing key.
         if record.len() == 1 && record.get(0).is_some_and(<[u8]>::is_empty) {
             continue;
@@ -366,7 +589,7 @@ pub fn parse_csv(
             // The key is kept when it can be read, so that identity is held as it was; but with
             // the fields out of line the key column may hold another column's value, so the row
             // is not attributed with certainty.
-            out.rejected.push(reject(
+            out.reject(reject(
                 Some(source.key.as_str()).filter(|_| key.is_none()),
                 format!("has {} fields; the header has {width}", record.len()),
                 false,
@@ -374,7 +597,7 @@ pub fn parse_csv(
             continue;
         }
         if let Some(why) = untrusted {
-            out.rejected.push(reject(Some(&source.key), why, false));
+            out.reject(reject(Some(&source.key), why, false));
             continue;
         }
         let Some(key) = key.clone() else { continue };
@@ -386,7 +609,7 @@ pub fn parse_csv(
         }
         if let Some((i, v)) = record.iter().enumerate().find(|(_, v)| v.len() > text::FIELD_LIMIT) {
             let name = cols.names.get(i).map_or_else(|| format!("column {}", i + 1), |n| text::quote(n));
-            out.rejected.push(reject(
+            out.reject(reject(
                 Some(&name),
                 format!("field `{name}` is {} bytes; the limit is {}", v.len(), text::FIELD_LIMIT),
                 true,
@@ -415,7 +638,7 @@ pub fn parse_csv(
             attrs.set(*slot, Some(&value));
         }
         if let Some(b) = bad {
-            out.rejected.push(b);
+            out.reject(b);
             continue;
         }
         let hr_value = match cols.status.map(cell) {
@@ -425,15 +648,11 @@ pub fn parse_csv(
         };
         let status_field = source.status_column.as_deref();
         if cols.status.is_some() && hr_value.is_empty() {
-            out.rejected.push(reject(
-                status_field,
-                "missing status; expected active, leave or terminated".into(),
-                true,
-            ));
+            out.reject(reject(status_field, "missing status; expected active, leave or terminated".into(), true));
             continue;
         }
         let Some(hr) = hr_status(hr_value) else {
-            out.rejected.push(reject(
+            out.reject(reject(
                 status_field,
                 format!("unknown status `{}`; expected active, leave or terminated", text::quote(hr_value)),
                 true,
@@ -451,7 +670,7 @@ pub fn parse_csv(
             Some(Ok(k)) => match k.to_ascii_lowercase().parse::<Kind>() {
                 Ok(kind) => kind,
                 Err(_) => {
-                    out.rejected.push(reject(
+                    out.reject(reject(
                         Some("kind"),
                         format!("unknown kind `{}`; expected employee, contractor, service or bot", text::quote(k)),
                         true,
@@ -460,7 +679,7 @@ pub fn parse_csv(
                 }
             },
             Some(Err(())) => {
-                out.rejected.push(reject(Some("kind"), "value is not valid UTF-8".to_string(), true));
+                out.reject(reject(Some("kind"), "value is not valid UTF-8".to_string(), true));
                 continue;
             }
         };
@@ -469,6 +688,12 @@ pub fn parse_csv(
         candidates.push((line, Identity::new(&key, kind, status, attrs)));
     }
 
+    {
+        use sha2::Digest as _;
+        let tracked = reader.into_inner();
+        out.truncated = tracked.truncation.verdict().map(str::to_string);
+        out.sha256 = hex::encode(tracked.sha.finalize());
+    }
     // The last record of a cut-off file may be cut off itself, with every field it kept looking
     // valid (`Engineering` cut to `Eng`): it is never applied, and never attributed.
     if let Some(why) = &out.truncated {
@@ -476,7 +701,7 @@ pub fn parse_csv(
         if let Some(line) = last
             && let Some((_, ident)) = candidates.pop()
         {
-            out.rejected.push(Rejected {
+            out.reject(Rejected {
                 line,
                 key: Some(ident.id.to_string()),
                 field: None,
@@ -499,20 +724,18 @@ pub fn parse_csv(
             names: identity_names(schema, &ident),
         };
         if let Some(Lines::Many(all)) = key_lines.get(&*ident.id) {
-            let others: Vec<String> = all.iter().filter(|l| **l != line).map(ToString::to_string).collect();
-            out.rejected.push(rejected(&source.key, format!("duplicate key (also on line {})", others.join(", "))));
+            // The other lines, the first few named: a message naming every one would make a file
+            // that repeats a row cost memory in the square of its length.
+            let others = lines_shown(all.iter().copied().filter(|l| *l != line), all.len() - 1);
+            out.reject(rejected(&source.key, format!("duplicate key (also on line {others})")));
             continue;
         }
-        let reference = |slot: Slot, what: &str| -> Option<String> {
-            let v = ident.attrs.get(slot)?;
-            (!key_lines.contains_key(v)).then(|| format!("unknown {what} `{}`: no row has that key", text::quote(v)))
+        // The references every source checks; cycles through the whole file are found below.
+        let here = |k: &str| {
+            if key_lines.contains_key(k) { Referent::Here { manager: None } } else { Referent::Nobody }
         };
-        if let Some(reason) = reference(manager_slot, "manager") {
-            out.rejected.push(rejected("manager_id", reason));
-            continue;
-        }
-        if let Some(reason) = reference(owner_slot, "owner") {
-            out.rejected.push(rejected("owner_id", reason));
+        if let Some((field, reason)) = check_references(schema, &ident, here) {
+            out.reject(rejected(field, reason));
             continue;
         }
         accepted.push((line, ident));
@@ -533,21 +756,47 @@ pub fn parse_csv(
     let mut accepted = kept;
     for (line, i) in clashing {
         let u = i.attrs.get(username_slot).unwrap_or_default().to_string();
-        let others: Vec<String> = by_username
-            .get(&text::fold(&u))
-            .into_iter()
-            .flatten()
-            .filter(|k| ***k != *i.id)
-            .map(|k| format!("`{k}`"))
-            .collect();
-        out.rejected.push(Rejected {
+        let holders = by_username.get(&text::fold(&u)).map_or(&[][..], Vec::as_slice);
+        let others: Vec<String> =
+            holders.iter().filter(|k| ***k != *i.id).take(OTHERS_SHOWN).map(|k| format!("`{k}`")).collect();
+        let more = holders.len().saturating_sub(1 + others.len());
+        let more = if more > 0 { format!(" and {more} more") } else { String::new() };
+        out.reject(Rejected {
             line,
             key: Some(i.id.to_string()),
             field: Some("username".into()),
-            reason: format!("duplicate username `{}` (also {})", text::quote(&u), others.join(", ")),
+            reason: format!("duplicate username `{}` (also {}{more})", text::quote(&u), others.join(", ")),
             attributed: true,
             names: identity_names(schema, &i),
         });
+    }
+    // Look-alike usernames and emails within the file.
+    for (attr, what) in [("username", "username"), ("email", "email")] {
+        let slot = schema.slot_of(attr);
+        let names: Vec<(&str, &str)> =
+            accepted.iter().filter_map(|(_, i)| i.attrs.get(slot).map(|v| (&*i.id, v))).collect();
+        let found = look_alikes(&names, names.iter().copied());
+        if found.is_empty() {
+            continue;
+        }
+        let refused: FxHashMap<String, String> = found
+            .into_iter()
+            .filter_map(|(i, k, v)| names.get(i).map(|(ck, cv)| (ck.to_string(), look_alike_reason(what, cv, &k, &v))))
+            .collect();
+        let (kept, alike): (Vec<_>, Vec<_>) = accepted.into_iter().partition(|(_, i)| !refused.contains_key(&*i.id));
+        accepted = kept;
+        for (line, i) in alike {
+            let reason = refused.get(&*i.id).cloned().unwrap_or_default();
+            let names = identity_names(schema, &i);
+            out.reject(Rejected {
+                line,
+                key: Some(i.id.to_string()),
+                field: Some(attr.to_string()),
+                reason,
+                attributed: true,
+                names,
+            });
+        }
     }
     accepted.sort_by_key(|(line, _)| *line);
 
@@ -580,7 +829,7 @@ pub fn parse_csv(
     for (line, ident) in accepted {
         if on_cycle.contains(&*ident.id) {
             let m = ident.attrs.get(manager_slot).unwrap_or_default().to_string();
-            out.rejected.push(Rejected {
+            out.reject(Rejected {
                 line,
                 key: Some(ident.id.to_string()),
                 field: Some("manager_id".into()),
@@ -593,9 +842,7 @@ pub fn parse_csv(
             out.lines.push(line);
         }
     }
-    out.rejected.sort_by_key(|r| r.line);
-    out.rejected_keys = out.rejected.iter().filter_map(|r| r.key.clone()).collect();
-    out.unattributed = out.rejected.iter().filter(|r| !r.attributed).count();
+    out.trim_rejected();
     Ok(out)
 }
 
@@ -614,10 +861,120 @@ pub fn check_value(schema: &Schema, slot: Slot, value: &str) -> Result<String, S
     } else {
         value.to_string()
     };
+    // Names are kept in compatibility form, so a fullwidth or otherwise decorated look-alike of
+    // a name is that name (and a duplicate of it), whichever source sends it.
+    let value = if slot == schema.slot_of("email") || slot == schema.slot_of("username") {
+        text::nfkc(&value).into_owned()
+    } else {
+        value
+    };
     if slot == schema.slot_of("email") && !value.contains('@') {
         return Err(format!("`{}` is not an email address", text::quote(&value)));
     }
     Ok(value)
+}
+
+/// The names among `candidates` (key, username or email) that are not plain ASCII and look like
+/// another identity's name in `others` without being it (the TR39 skeletons agree, the folded
+/// texts differ): `(index in candidates, the other's key, the other's name)`, the first found
+/// for each. Every source refuses such a row: an account name that looks like someone else's is
+/// how a look-alike takes over their access in a person's eyes.
+pub fn look_alikes<'a>(
+    candidates: &[(&str, &str)],
+    others: impl IntoIterator<Item = (&'a str, &'a str)>,
+) -> Vec<(usize, String, String)> {
+    let mut wanted: FxHashMap<String, Vec<usize>> = FxHashMap::default();
+    for (i, (_, v)) in candidates.iter().enumerate() {
+        if let Some(sk) = text::looks_like(v) {
+            wanted.entry(sk).or_default().push(i);
+        }
+    }
+    if wanted.is_empty() {
+        return Vec::new();
+    }
+    let mut found: FxHashMap<usize, (String, String)> = FxHashMap::default();
+    for (key, v) in others {
+        let Some(at) = wanted.get(&text::skeleton(v)) else { continue };
+        for &i in at {
+            let Some((ck, cv)) = candidates.get(i) else { continue };
+            if *ck != key && text::fold(cv) != text::fold(v) {
+                found.entry(i).or_insert_with(|| (key.to_string(), v.to_string()));
+            }
+        }
+    }
+    let mut out: Vec<(usize, String, String)> = found.into_iter().map(|(i, (k, v))| (i, k, v)).collect();
+    out.sort();
+    out
+}
+
+/// The reason a look-alike name is refused.
+pub fn look_alike_reason(what: &str, name: &str, other_key: &str, other: &str) -> String {
+    format!(
+        "{what} `{}` looks like `{}` of identity `{other_key}` (look-alike characters)",
+        text::quote(name),
+        text::quote(other)
+    )
+}
+
+/// Where a key a row refers to stands, for [`check_references`].
+pub enum Referent {
+    /// An identity of the row's own source (stored, or in the same file or push), with its
+    /// manager when the caller knows it.
+    Here { manager: Option<String> },
+    /// An identity of another source.
+    Source(String),
+    /// No identity has that key.
+    Nobody,
+}
+
+/// How many managers up a push's manager chain is followed looking for a cycle.
+const CHAIN_LIMIT: usize = 256;
+
+/// The checks of a row's references that every source makes (a CSV row, a webhook record, a
+/// SCIM User): its `manager_id` and `owner_id` name an identity of the same source that is not
+/// the row itself, and the managers above it never lead back to it. `referent` says where a key
+/// stands. The field (attribute name) and the reason of the first problem.
+pub fn check_references(
+    schema: &Schema,
+    identity: &Identity,
+    mut referent: impl FnMut(&str) -> Referent,
+) -> Option<(&'static str, String)> {
+    for (attr, what) in [("manager_id", "manager"), ("owner_id", "owner")] {
+        let Some(v) = schema.slot(attr).and_then(|slot| identity.attrs.get(slot)) else { continue };
+        if v == &*identity.id {
+            return Some((attr, format!("`{}` names itself as its {what}", text::quote(v))));
+        }
+        match referent(v) {
+            Referent::Nobody => {
+                return Some((attr, format!("unknown {what} `{}`: no row has that key", text::quote(v))));
+            }
+            Referent::Source(other) => {
+                return Some((
+                    attr,
+                    format!(
+                        "{what} `{}` belongs to source `{}`; it must be an identity of this source",
+                        text::quote(v),
+                        text::quote(&other)
+                    ),
+                ));
+            }
+            Referent::Here { manager } if attr == "manager_id" => {
+                let mut next = manager;
+                for _ in 0..CHAIN_LIMIT {
+                    let Some(m) = next else { break };
+                    if m == *identity.id {
+                        return Some((attr, format!("manager cycle through `{}`", text::quote(v))));
+                    }
+                    next = match referent(&m) {
+                        Referent::Here { manager } => manager,
+                        _ => None,
+                    };
+                }
+            }
+            Referent::Here { .. } => {}
+        }
+    }
+    None
 }
 
 /// Diffs accepted identities against the previous state of the same source.
@@ -802,7 +1159,7 @@ mod tests {
 
     #[test]
     fn issue6_oversized_fields_are_rejected_with_a_short_message() {
-        let huge = "x".repeat(5 * 1024 * 1024);
+        let huge = "x".repeat(512 * 1024);
         let p = parse(&format!("id,name\n1,{huge}\n2,ok\n"));
         let r = p.rejected.first().map(|r| r.reason.clone()).unwrap_or_default();
         assert_eq!(r, format!("field `name` is {} bytes; the limit is 4096", huge.len()));
@@ -822,9 +1179,77 @@ mod tests {
         let mut bo = Attrs::new(&schema);
         bo.set(schema.slot_of("username"), Some("Bo"));
         let bo = Identity::new("E2", Kind::Employee, Status::Active, bo);
-        assert_eq!(p.could_be(&schema, &bo).map(|r| r.line), Some(3));
+        assert_eq!(p.could_be(&schema, &bo), Some(3));
         let other = Identity::new("E3", Kind::Employee, Status::Active, Attrs::new(&schema));
         assert!(p.could_be(&schema, &other).is_none());
+    }
+
+    #[test]
+    fn issue15_a_record_over_the_limit_refuses_the_file_with_its_line_before_it_is_read_whole() {
+        let schema = Schema::default();
+        let today = NaiveDate::from_ymd_opt(2026, 1, 1).unwrap_or_default();
+        let src = source(&schema);
+        // An endless line: refused once the record is past the limit, not read to the end.
+        use std::io::Read as _;
+        let endless = b"id,name\r\n1,\"a\nb\"\r\n2,".chain(std::io::repeat(b'x'));
+        let err = parse_reader(&src, &schema, endless, today).err();
+        assert_eq!(err, Some(SnapshotError::RecordTooLong { line: 4, limit: RECORD_LIMIT }));
+        assert_eq!(
+            err.map(|e| e.to_string()).unwrap_or_default(),
+            "line 4: the record starting here is over 1048576 bytes; no row of an HR file is that long"
+        );
+        // A record just over the limit, returned whole by the parser, is refused the same way;
+        // one at the limit is a row like any other.
+        let row = |n: usize| format!("id,name\n1,a\n2,{}\n", "y".repeat(n));
+        let at = |n: usize| parse_limited(&src, &schema, row(n).as_bytes(), today, 64).map(|p| p.rows);
+        assert_eq!(at(61), Ok(2), "`2,` + 61 bytes + newline is 64 bytes");
+        assert_eq!(at(62), Err(SnapshotError::RecordTooLong { line: 3, limit: 64 }));
+        // The header too.
+        let err = parse_limited(&src, &schema, format!("id,{}\n", "n".repeat(100)).as_bytes(), today, 64).err();
+        assert_eq!(err, Some(SnapshotError::RecordTooLong { line: 1, limit: 64 }));
+        // The hash is the file's.
+        use sha2::Digest as _;
+        let text = b"id,name\n1,a\n";
+        let p = parse_csv(&src, &schema, text, today).unwrap_or_default();
+        assert_eq!(p.sha256, hex::encode(sha2::Sha256::digest(text)));
+    }
+
+    #[test]
+    fn issue15_a_repeated_row_is_rejected_in_memory_linear_in_the_file() {
+        let n = 3_000;
+        let text = format!("id,name\n{}", "E1,Ada\n".repeat(n));
+        let p = parse(&text);
+        assert_eq!(p.rejected_count(), n, "every copy is counted");
+        assert_eq!(p.rejected.len(), REJECTED_DETAIL_LIMIT, "the detail is capped");
+        assert_eq!(p.rejected_more, n - REJECTED_DETAIL_LIMIT);
+        let lines: Vec<u64> = p.rejected.iter().map(|r| r.line).collect();
+        assert_eq!(lines.first().copied(), Some(2), "the first lines are the ones kept");
+        assert_eq!(lines.last().copied(), Some(REJECTED_DETAIL_LIMIT as u64 + 1));
+        assert_eq!(
+            p.rejected.first().map(|r| r.reason.as_str()),
+            Some(format!("duplicate key (also on line 3, 4, 5, 6, 7 and {} more)", n - 6).as_str())
+        );
+        assert!(p.rejected.iter().all(|r| r.reason.len() < 100), "no message names every other line");
+        assert_eq!(p.rejected_keys.len(), 1);
+        assert!(p.identities.is_empty() && p.unattributed == 0);
+
+        // Distinct keys sharing one username: each message names a few of the others.
+        let schema = Schema::default();
+        let mut src = source(&schema);
+        src.columns.push((schema.slot_of("username"), "login".into()));
+        let today = NaiveDate::from_ymd_opt(2026, 1, 1).unwrap_or_default();
+        let rows: String = (0..n).map(|i| format!("E{i},a,ada\n")).collect();
+        let p = parse_csv(&src, &schema, format!("id,name,login\n{rows}").as_bytes(), today).unwrap_or_default();
+        assert_eq!(p.rejected_count(), n);
+        let first = p.rejected.first().map(|r| r.reason.clone()).unwrap_or_default();
+        assert_eq!(first, format!("duplicate username `ada` (also `E1`, `E2`, `E3`, `E4`, `E5` and {} more)", n - 6));
+        // A row past the detail still stands for the identity it could be.
+        let mut ada = Attrs::new(&schema);
+        ada.set(schema.slot_of("username"), Some("ADA"));
+        let ada = Identity::new("E999999", Kind::Employee, Status::Active, ada);
+        assert_eq!(p.could_be(&schema, &ada), Some(2));
+        let last = Identity::new(&format!("E{}", n - 1), Kind::Employee, Status::Active, Attrs::new(&schema));
+        assert_eq!(p.could_be(&schema, &last), Some(n as u64 + 1), "a key past the detail is remembered");
     }
 
     /// A source with the columns the diff cases use: id, department, title, status, end.

@@ -63,6 +63,29 @@ pub fn fold(s: &str) -> String {
     if s.is_ascii() { s.to_ascii_lowercase() } else { s.to_lowercase() }
 }
 
+/// `s` in Unicode compatibility form (NFKC), as usernames and emails are kept: a fullwidth
+/// `ｊｓｉｌｖａ１` is `jsilva1`. ASCII is returned as it is.
+pub fn nfkc(s: &str) -> Cow<'_, str> {
+    use unicode_normalization::UnicodeNormalization as _;
+    if s.is_ascii() { Cow::Borrowed(s) } else { Cow::Owned(s.nfkc().collect()) }
+}
+
+/// What `s` looks like (the Unicode TR39 skeleton, lowercased), to compare a name that is not
+/// plain ASCII with others: `jsilvа1` with a Cyrillic `а` looks like `jsilva1`. `None` for plain
+/// ASCII, which is compared by [`fold`] alone (ASCII names such as `jsilva1` and `jsilval`
+/// differ on purpose).
+pub fn looks_like(s: &str) -> Option<String> {
+    if s.is_ascii() {
+        return None;
+    }
+    Some(fold(&unicode_security::skeleton(s).collect::<String>()))
+}
+
+/// The skeleton of any name, ASCII included, to compare with one that [`looks_like`] answered.
+pub fn skeleton(s: &str) -> String {
+    fold(&unicode_security::skeleton(s).collect::<String>())
+}
+
 /// Whether `key` can be an identity's key: printable ASCII without spaces. Keys are ids an HR
 /// system assigns; anything else (a no-break space, an invisible letter, a look-alike from
 /// another script) would make the row look like someone else's, so it is not trusted.

@@ -1211,6 +1211,7 @@ mod tests {
             base_import: None,
             supersede: vec![],
             ingests: Default::default(),
+            correlation: Vec::new(),
         };
         tenure_store::Store::commit_batch(&store, &schema, &batch).unwrap();
         Arc::new(store)

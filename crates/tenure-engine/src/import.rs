@@ -6,7 +6,6 @@ use crate::guard;
 use crate::{Engine, EngineError, Result};
 use rustc_hash::FxHashMap;
 use serde::Serialize;
-use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use tenure_core::audit::AuditEntry;
 use tenure_core::config::SourceKind;
@@ -74,7 +73,11 @@ pub struct ImportReport {
     pub sha256: String,
     pub dry_run: bool,
     pub counts: Counts,
+    /// The rejected rows in detail, by line: at most
+    /// [`snapshot::REJECTED_DETAIL_LIMIT`].
     pub rejected: Vec<Rejected>,
+    /// Rejected rows beyond those listed in `rejected` (counted in `counts.rejected`).
+    pub rejected_more: usize,
     /// `applied`, `held` or `unchanged`; a dry run says what would happen.
     pub outcome: ImportOutcome,
     pub held_reason: Option<String>,
@@ -101,12 +104,25 @@ pub struct EventSummary {
     pub operations: usize,
 }
 
-/// Imports a CSV snapshot of `source`.
+/// Imports a CSV snapshot of `source` held in memory.
 pub fn import_csv(
     engine: &Engine<'_>,
     source: &str,
     file: &str,
     bytes: &[u8],
+    opts: &ImportOptions,
+) -> Result<ImportReport> {
+    import_reader(engine, source, file, bytes, opts)
+}
+
+/// Imports a CSV snapshot of `source` as it is read (a file, an upload spooled to disk): the
+/// file is never held whole, and a record over [`snapshot::RECORD_LIMIT`] refuses it with its
+/// line before it is read to the end.
+pub fn import_reader(
+    engine: &Engine<'_>,
+    source: &str,
+    file: &str,
+    input: impl std::io::Read,
     opts: &ImportOptions,
 ) -> Result<ImportReport> {
     let cfg = engine.config;
@@ -119,11 +135,11 @@ pub fn import_csv(
     if src.kind != SourceKind::Csv {
         return Err(EngineError::NotCsv(source.into()));
     }
-    let sha256 = hex::encode(Sha256::digest(bytes));
     // A snapshot's dates are the source's: its leavers and prehires are derived with today in the
     // source's timezone, as a push's and the date schedules' are.
-    let mut parsed = snapshot::parse_csv(src, &cfg.schema, bytes, engine.today_for(src))
+    let mut parsed = snapshot::parse_reader(src, &cfg.schema, input, engine.today_for(src))
         .map_err(|error| EngineError::Snapshot { file: file.into(), error })?;
+    let sha256 = std::mem::take(&mut parsed.sha256);
     // An identity belongs to the source that first brought it: a row from another source with
     // the same key is rejected, never merged, so one feed cannot rewrite another's people.
     let foreign = engine.store.foreign_identities(source)?;
@@ -165,9 +181,10 @@ pub fn import_csv(
             ))
         });
     }
+    refuse_look_alikes(engine, &previous, &mut parsed)?;
     let nhi_audit = reassign_orphaned_nhi(engine, &previous, &mut parsed);
     let actor = opts.actor.clone().unwrap_or_else(|| format!("source:{source}"));
-    let correlated = correlate_first(engine, &parsed, &previous, opts.correlation.as_ref(), opts.dry_run, &actor)?;
+    let correlated = correlate_first(engine, &parsed, &previous, opts.correlation.as_ref())?;
     let population = previous.values().filter(|i| i.status != Status::Terminated).count();
     let prepared = Prepared {
         source: source.into(),
@@ -183,27 +200,63 @@ pub fn import_csv(
         unit: "line",
         submitted_by: vec![actor.clone()],
         actor,
-        correlated: correlated.pending,
+        correlated: correlated.outcomes,
         relink: correlated.linked,
     };
     let mut report = commit_prepared(engine, prepared, opts.dry_run, &StoreCommit(engine.store))?;
-    report.correlation = correlated.summaries;
     report.correlation_unread = opts.correlation.as_ref().map(|c| c.unread.clone()).unwrap_or_default();
     Ok(report)
 }
 
+/// Rejects the rows whose username or email is new for their key, not plain ASCII, and looks
+/// like another identity's (any source's) without being it.
+fn refuse_look_alikes(
+    engine: &Engine<'_>,
+    previous: &FxHashMap<Box<str>, Identity>,
+    parsed: &mut Parsed,
+) -> Result<()> {
+    let schema = &engine.config.schema;
+    let slots = [(schema.slot_of("username"), "username"), (schema.slot_of("email"), "email")];
+    fn new_name<'i>(
+        previous: &FxHashMap<Box<str>, Identity>,
+        i: &'i Identity,
+        slot: tenure_core::schema::Slot,
+    ) -> Option<&'i str> {
+        i.attrs.get(slot).filter(|v| !v.is_ascii() && previous.get(&*i.id).and_then(|p| p.attrs.get(slot)) != Some(*v))
+    }
+    if !parsed.identities.iter().any(|i| slots.iter().any(|(slot, _)| new_name(previous, i, *slot).is_some())) {
+        return Ok(());
+    }
+    let stored = engine.store.identities(schema, None)?;
+    for (slot, what) in slots {
+        let names: Vec<(&str, &str)> =
+            parsed.identities.iter().filter_map(|i| new_name(previous, i, slot).map(|v| (&*i.id, v))).collect();
+        let others = stored.iter().chain(&parsed.identities).filter_map(|i| i.attrs.get(slot).map(|v| (&*i.id, v)));
+        let refused: HashMap<String, String> = snapshot::look_alikes(&names, others)
+            .into_iter()
+            .filter_map(|(i, k, v)| {
+                names.get(i).map(|(ck, cv)| (ck.to_string(), snapshot::look_alike_reason(what, cv, &k, &v)))
+            })
+            .collect();
+        drop(names);
+        if !refused.is_empty() {
+            parsed.reject_accepted(schema, |i| refused.get(&*i.id).map(|r| (what.to_string(), r.clone())));
+        }
+    }
+    Ok(())
+}
+
 /// The first import (or push) that can read a target correlates the accounts it already has
 /// against every identity Tenure will know once the batch commits (the stored ones, with the
-/// batch's accepted records in place of theirs), and records the links and cases (audited)
-/// before the batch is planned from them. Only the targets of `c` that are still not correlated
-/// are (another batch may have correlated one since it was read). A dry run records nothing and
-/// returns the outcomes for its plan to apply.
+/// batch's accepted records in place of theirs); the batch is planned from the links and cases
+/// found and records them (audited) in its own transaction, so a batch that fails (stale, a
+/// conflict) leaves nothing correlated. Only the targets of `c` that are still not correlated
+/// are (another batch may have correlated one since it was read; the store refuses the second).
+/// A dry run records nothing.
 #[derive(Default)]
 pub(crate) struct Correlated {
-    /// What each target's correlation did, for the report.
-    pub summaries: Vec<TargetCorrelation>,
-    /// A dry run's outcomes, not recorded, for its plan to apply.
-    pub pending: Vec<(String, correlation::rules::Outcome)>,
+    /// Each target's outcome and what it did, for the plan, the batch and the report.
+    pub outcomes: Vec<(String, correlation::rules::Outcome, TargetCorrelation)>,
     /// The identities a rule linked an account to here: each is planned in this batch, with an
     /// `update` event if nothing else about it changed.
     pub linked: Vec<String>,
@@ -214,8 +267,6 @@ pub(crate) fn correlate_first(
     parsed: &Parsed,
     previous: &FxHashMap<Box<str>, Identity>,
     c: Option<&Correlate>,
-    dry_run: bool,
-    actor: &str,
 ) -> Result<Correlated> {
     let mut out = Correlated::default();
     let cfg = engine.config;
@@ -239,19 +290,10 @@ pub(crate) fn correlate_first(
     // Identities new in this batch meet the accounts earlier baselines matched to nobody.
     let new: Vec<&Identity> = parsed.identities.iter().filter(|i| !previous.contains_key(&i.id)).collect();
     outcomes.extend(correlation::correlate_late(cfg, engine.store, &new, &baselined)?);
-    if outcomes.is_empty() {
-        return Ok(out);
-    }
-    if !dry_run {
-        correlation::record(engine.store, &mut outcomes, actor)?;
-    }
-    for (t, o, summary) in outcomes {
-        out.summaries.push(summary);
+    for (_, o, _) in &outcomes {
         out.linked.extend(o.links.iter().map(|l| l.identity.clone()));
-        if dry_run {
-            out.pending.push((t, o));
-        }
     }
+    out.outcomes = outcomes;
     Ok(out)
 }
 
@@ -285,9 +327,9 @@ pub(crate) struct Prepared {
     /// Who submitted the input (the actor, or every pusher of the pushes drained together):
     /// recorded with a held batch, so that none of them releases it.
     pub submitted_by: Vec<String>,
-    /// A dry run's correlation outcomes, which were not recorded: the plan applies them as if
-    /// they were.
-    pub correlated: Vec<(String, correlation::rules::Outcome)>,
+    /// The correlation outcomes found for this batch, not recorded yet: the plan applies them,
+    /// and the batch records them in its transaction (a dry run only plans with them).
+    pub correlated: Vec<(String, correlation::rules::Outcome, TargetCorrelation)>,
     /// Identities correlation linked an account to in this batch: planned in it even if
     /// nothing about them changed (an `update` event), when the batch may write them.
     pub relink: Vec<String>,
@@ -375,7 +417,7 @@ pub(crate) fn commit_prepared(
     let mut counts = Counts {
         rows: parsed.rows,
         accepted: parsed.identities.len(),
-        rejected: parsed.rejected.len(),
+        rejected: parsed.rejected_count(),
         ..Counts::default()
     };
     for e in &events {
@@ -396,7 +438,7 @@ pub(crate) fn commit_prepared(
     // themselves are made again, from the same inputs, while the batch is written (pass 2), so
     // the day-one import never holds every identity's operations in memory at once.
     let mut inputs = PlanInputs::load(engine, &events)?;
-    for (t, o) in &correlated {
+    for (t, o, _) in &correlated {
         inputs.overlay.add(engine, t, o);
     }
     let mut held_back = Vec::new();
@@ -466,6 +508,15 @@ pub(crate) fn commit_prepared(
             e
         })
         .collect();
+    // Rows past the detail limit are audited as one count: the import record names the file's
+    // SHA-256, so the file itself says which they were.
+    if parsed.rejected_more > 0 {
+        rejected_audit.push(AuditEntry::new(&actor, "import.rows_rejected", "rejected").reason(format!(
+            "{file}: {} more rejected {unit}(s) not recorded one by one ({} rejected in all)",
+            parsed.rejected_more,
+            parsed.rejected_count()
+        )));
+    }
     rejected_audit.extend(nhi_audit);
 
     let is_held = held_reason.is_some();
@@ -498,6 +549,7 @@ pub(crate) fn commit_prepared(
         dry_run,
         counts: counts.clone(),
         rejected: parsed.rejected.clone(),
+        rejected_more: parsed.rejected_more,
         outcome,
         held_reason: held_reason.clone(),
         approval_id: None,
@@ -508,8 +560,15 @@ pub(crate) fn commit_prepared(
         held_back,
     };
     if dry_run {
+        report.correlation = correlated.into_iter().map(|(_, _, summary)| summary).collect();
         return Ok(report);
     }
+    // The correlation the plan was made from is written by the batch, in its transaction.
+    let writes: Vec<(usize, tenure_store::CorrelationIn)> = correlated
+        .iter()
+        .enumerate()
+        .filter_map(|(i, (t, o, summary))| correlation::to_write(t, o, summary).map(|w| (i, w)))
+        .collect();
     // A newer snapshot supersedes the batches of its source still held; the store checks the
     // decision still stands when it commits. A push instead carries the held batch's events
     // into its own held batch (the newer event of an identity wins).
@@ -544,7 +603,9 @@ pub(crate) fn commit_prepared(
         base_import,
         supersede,
         ingests,
+        correlation: writes.iter().map(|(_, w)| w.clone()).collect(),
     };
+    let planned = &events;
     let ids = if is_held {
         let fresh: HashSet<&str> = events.iter().map(|e| &*e.identity.id).collect();
         batch.events =
@@ -557,7 +618,7 @@ pub(crate) fn commit_prepared(
             let inputs = &inputs;
             let planner = s.spawn(move || {
                 let mut scratch = Scratch::default();
-                for e in &events {
+                for e in planned {
                     if tx.send(inputs.plan(engine, e, &mut scratch)).is_err() {
                         break;
                     }
@@ -571,6 +632,27 @@ pub(crate) fn commit_prepared(
     };
     report.import_id = Some(ids.import_id);
     report.approval_id = ids.approval_id;
+    let mut summaries: Vec<TargetCorrelation> = correlated.into_iter().map(|(_, _, summary)| summary).collect();
+    for ((i, _), case_ids) in writes.iter().zip(&ids.correlation_cases) {
+        if let Some(s) = summaries.get_mut(*i) {
+            s.case_ids.clone_from(case_ids);
+        }
+    }
+    // What is held back now names the cases by the ids the batch gave them.
+    if summaries.iter().any(|s| !s.case_ids.is_empty()) {
+        inputs.overlay = Overlay::load(engine)?;
+        report.held_back = planned
+            .iter()
+            .flat_map(|e| {
+                inputs.held_back(engine, e).into_iter().map(|(target, why)| HeldBack {
+                    identity: e.identity.id.to_string(),
+                    target,
+                    why,
+                })
+            })
+            .collect();
+    }
+    report.correlation = summaries;
     Ok(report)
 }
 
@@ -607,7 +689,7 @@ fn untrusted_removals(engine: &Engine<'_>, parsed: &Parsed, removed: &[&Event]) 
         .iter()
         .filter_map(|e| {
             let prev = e.previous.as_ref()?;
-            parsed.could_be(schema, prev).map(|r| format!("`{}` (line {})", prev.id, r.line))
+            parsed.could_be(schema, prev).map(|line| format!("`{}` (line {line})", prev.id))
         })
         .collect();
     if matches.is_empty() {
@@ -1074,6 +1156,7 @@ pub fn approve_as(
         audit: skipped,
         supersede: Vec::new(),
         ingests: Default::default(),
+        correlation: Vec::new(),
     };
     Ok(engine.store.commit_batch(&engine.config.schema, &batch)?)
 }

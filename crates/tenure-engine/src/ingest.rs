@@ -18,7 +18,7 @@ use crate::{EngineError, Result};
 use rustc_hash::FxHashMap;
 use std::collections::HashSet;
 use tenure_core::record::{self, BadRecord, Record};
-use tenure_core::snapshot::{Parsed, Rejected};
+use tenure_core::snapshot::{self as record_checks, Parsed, Rejected};
 use tenure_core::text::{self, fold};
 use tenure_core::{Event, Identity, Status};
 use tenure_store::{Ingested, StoreError};
@@ -220,6 +220,83 @@ fn push_once(
         }
     }
 
+    // The row checks every source makes: a manager or owner is an identity of this source, not
+    // the record itself, and no manager chain leads back to it; a new username or email does not
+    // look like another identity's.
+    let column = |slot: tenure_core::schema::Slot, attr: &str| {
+        src.columns.iter().find(|(s, _)| *s == slot).map_or_else(|| attr.to_string(), |(_, c)| c.clone())
+    };
+    let (manager_slot, owner_slot) = (schema.slot_of("manager_id"), schema.slot_of("owner_id"));
+    let mut known: FxHashMap<String, Option<(String, Option<String>)>> = FxHashMap::default();
+    let mut failure: Option<StoreError> = None;
+    let mut refusals: Vec<(String, String, String)> = Vec::new();
+    for k in &order {
+        let Some(i) = current.get(k) else { continue };
+        let changed = [manager_slot, owner_slot].into_iter().any(|s| {
+            i.attrs.get(s).is_some() && i.attrs.get(s) != previous.get(k.as_str()).and_then(|p| p.attrs.get(s))
+        });
+        if !changed {
+            continue;
+        }
+        let referent = |key: &str| -> record_checks::Referent {
+            // This push's identities, then the source's held batch's (not stored until released).
+            if let Some(j) = current.get(key).or_else(|| held_after.get(key).copied()) {
+                return record_checks::Referent::Here { manager: j.attrs.get(manager_slot).map(str::to_string) };
+            }
+            let entry = known.entry(key.to_string()).or_insert_with(|| {
+                let found = store.sources_of(&[key]).and_then(|v| match v.into_iter().next() {
+                    None => Ok(None),
+                    Some((_, s)) if s != source => Ok(Some((s, None))),
+                    Some((_, s)) => Ok(Some((
+                        s,
+                        store.identity(schema, key)?.and_then(|j| j.attrs.get(manager_slot).map(str::to_string)),
+                    ))),
+                });
+                found.unwrap_or_else(|e| {
+                    failure.get_or_insert(e);
+                    None
+                })
+            });
+            match entry {
+                None => record_checks::Referent::Nobody,
+                Some((s, _)) if s != source => record_checks::Referent::Source(s.clone()),
+                Some((_, manager)) => record_checks::Referent::Here { manager: manager.clone() },
+            }
+        };
+        if let Some((attr, why)) = record_checks::check_references(schema, i, referent) {
+            refusals.push((k.clone(), column(schema.slot_of(attr), attr), why));
+        }
+    }
+    if let Some(e) = failure {
+        return Err(e.into());
+    }
+    let email = schema.slot_of("email");
+    for (slot, what) in [(username, "username"), (email, "email")] {
+        let new_name = |k: &String| {
+            let v = current.get(k)?.attrs.get(slot)?;
+            (!v.is_ascii() && previous.get(k.as_str()).and_then(|p| p.attrs.get(slot)) != Some(v)).then_some(v)
+        };
+        let names: Vec<(&str, &str)> = order.iter().filter_map(|k| new_name(k).map(|v| (k.as_str(), v))).collect();
+        if names.is_empty() {
+            continue;
+        }
+        let stored = store.identities(schema, None)?;
+        let others = stored.iter().chain(current.values()).filter_map(|i| i.attrs.get(slot).map(|v| (&*i.id, v)));
+        for (n, k, v) in record_checks::look_alikes(&names, others) {
+            if let Some((ck, cv)) = names.get(n) {
+                refusals.push((ck.to_string(), column(slot, what), record_checks::look_alike_reason(what, cv, &k, &v)));
+            }
+        }
+    }
+    for (k, field, why) in refusals {
+        if refused.contains(&k) {
+            continue;
+        }
+        let index = last_index.get(k.as_str()).copied().unwrap_or(0);
+        reject(&mut rejected, &mut refused, BadRecord::new(index, Some(&field), why), &k);
+        current.remove(&k);
+    }
+
     // A leaver's non-human identities leave or change hands with them.
     let leavers: Vec<&str> = current
         .values()
@@ -254,12 +331,14 @@ fn push_once(
     // Previous state only of what this push names: nobody else is diffed, so nobody else is a
     // leaver for being absent.
     previous.retain(|k, _| identities.iter().any(|i| i.id == *k));
-    rejected.sort_by_key(|r| r.line);
-    let mut parsed =
-        Parsed { identities, lines, rejected, rejected_keys, unattributed: 0, truncated: None, rows: records.len() };
+    let mut parsed = Parsed { identities, lines, rows: records.len(), ..Parsed::default() };
+    for r in rejected {
+        parsed.reject(r);
+    }
+    parsed.trim_rejected();
+    parsed.rejected_keys.extend(rejected_keys);
     let nhi_audit = import::reassign_orphaned_nhi(&engine, &previous, &mut parsed);
-    let correlated =
-        import::correlate_first(&engine, &parsed, &previous, opts.correlation.as_ref(), opts.dry_run, &opts.actor)?;
+    let correlated = import::correlate_first(&engine, &parsed, &previous, opts.correlation.as_ref())?;
 
     let window_secs = i64::try_from(cfg.guard.window_secs).unwrap_or(i64::MAX);
     let since = tenure_core::clock::stamp(now - chrono::Duration::seconds(window_secs));
@@ -288,11 +367,10 @@ fn push_once(
         unit: "record",
         actor: opts.actor.clone(),
         submitted_by: if opts.submitters.is_empty() { vec![opts.actor.clone()] } else { opts.submitters.clone() },
-        correlated: correlated.pending,
+        correlated: correlated.outcomes,
         relink: correlated.linked,
     };
     let mut report = import::commit_prepared(&engine, prepared, opts.dry_run, commit)?;
-    report.correlation = correlated.summaries;
     report.correlation_unread = opts.correlation.as_ref().map(|c| c.unread.clone()).unwrap_or_default();
     Ok(report)
 }

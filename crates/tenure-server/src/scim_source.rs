@@ -152,14 +152,24 @@ impl StoreScimBackend {
     }
 
     /// The identity key a User's `manager.value` stands for: the key of the source's User
-    /// with that SCIM id, else the value as written.
+    /// with that SCIM id, else the value as written when it is an identity's key (which the
+    /// engine then checks like a CSV row's: of this source, not the User itself, no cycle). A
+    /// reference to nothing at all (a resource the client never wrote here) gives the identity
+    /// no manager; the resource keeps it as written.
     async fn manager_key(&self, caller: &ScimCaller, record: &mut UserRecord) -> Result<(), BackendError> {
         let Some(manager) = record.manager_id.clone() else { return Ok(()) };
         let source = caller.source.clone();
-        let found = self.store(move |s| s.scim_get(&source, ScimKind::User, &manager)).await?;
-        if let Some(key) = found.and_then(|m| m.identity_key) {
-            record.manager_id = Some(key);
-        }
+        let found = self
+            .store(move |s| {
+                let user = s.scim_get(&source, ScimKind::User, &manager)?.and_then(|m| m.identity_key);
+                match user {
+                    // A User of this source: its key, stored or still in a held batch.
+                    Some(key) => Ok(Some(key)),
+                    None => Ok(s.sources_of(&[&manager])?.into_iter().next().map(|_| manager)),
+                }
+            })
+            .await?;
+        record.manager_id = found;
         Ok(())
     }
 

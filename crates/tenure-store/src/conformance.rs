@@ -298,6 +298,7 @@ fn batch(source: &str, events: Vec<EventIn>, base_import: Option<i64>) -> Batch 
         base_import,
         supersede: vec![],
         ingests: Default::default(),
+        correlation: Vec::new(),
     }
 }
 

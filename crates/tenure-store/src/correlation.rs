@@ -78,6 +78,18 @@ pub struct LateMatches<'a> {
     pub actor: &'a str,
 }
 
+/// One target's correlation carried in a batch ([`crate::Batch::correlation`]) and written in
+/// its transaction, by the batch's actor: a baseline (`accounts` read) or late matches (`None`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct CorrelationIn {
+    pub target: String,
+    /// How many accounts were read, for a baseline; `None` for late matches.
+    pub baseline: Option<usize>,
+    pub links: Vec<LinkIn>,
+    pub cases: Vec<CaseIn>,
+    pub unmatched: Vec<Unmatched>,
+}
+
 /// A stored link.
 #[derive(Debug, Clone, PartialEq)]
 pub struct LinkRecord {

@@ -43,8 +43,8 @@ mod traits;
 pub use browse::{Browse, IdentityQuery, TargetCount, schema_version};
 pub use campaigns::Campaigns;
 pub use correlation::{
-    Baseline, Candidate, CaseIn, CorrelationCase, Correlations, Decision, LateMatches, LinkIn, LinkRecord,
-    RefusedAdoption, Unmatched, Verdict,
+    Baseline, Candidate, CaseIn, CorrelationCase, CorrelationIn, Correlations, Decision, LateMatches, LinkIn,
+    LinkRecord, RefusedAdoption, Unmatched, Verdict,
 };
 pub use credentials::{Credentials, Planned, RotationIn, Rotations};
 pub use error::{BackendError, Result, StoreError};

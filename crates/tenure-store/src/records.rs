@@ -95,6 +95,11 @@ pub struct Batch {
     pub supersede: Vec<HeldBatch>,
     /// Journaled pushes this batch ingests (none for a snapshot).
     pub ingests: crate::Ingested,
+    /// The correlation this batch's plan was made from (a target's baseline, or late matches
+    /// of its unmatched accounts), written in the batch's transaction, so a batch that fails
+    /// leaves no target correlated or account linked. Audited as
+    /// [`Correlations::record_baseline`](crate::Correlations::record_baseline) is.
+    pub correlation: Vec<crate::correlation::CorrelationIn>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
@@ -104,6 +109,8 @@ pub struct BatchIds {
     pub events: usize,
     pub operations: usize,
     pub cases: usize,
+    /// The ids of the correlation cases the batch opened, per entry of `Batch::correlation`.
+    pub correlation_cases: Vec<Vec<i64>>,
 }
 
 #[derive(Debug, Clone, Serialize)]

@@ -9,6 +9,7 @@
 //! | `idle_timeout` | `60s` | how long a connection may stay open with no request under way (a fresh one before its first byte, a keep-alive one between requests) |
 //! | `max_connections` | `512` | connections served at once; at the cap a new one replaces the longest-idle connection, or is answered 503 when every connection has a request under way |
 //! | `trusted_proxies` | `[]` | addresses or CIDR blocks of reverse proxies whose `X-Forwarded-For` names the client (for the failed-authentication throttle); from any other peer the header is ignored |
+//! | `max_import_bytes` | `67108864` (64 MiB) | the largest snapshot `POST /api/v1/imports` accepts; a larger one is refused 413 before it is read |
 //! | `journal_retention` | `7d` | how long an ingested push (webhook delivery, events call) is kept in the push journal before the `retention` schedule deletes it; at least `10m` |
 
 use super::Reader;
@@ -18,7 +19,10 @@ use std::net::IpAddr;
 
 /// The keys of `[server]`.
 pub const SERVER_KEYS: &[&str] =
-    &["listen", "header_read_timeout", "idle_timeout", "max_connections", "trusted_proxies", "journal_retention"];
+    &["listen", "header_read_timeout", "idle_timeout", "max_connections", "trusted_proxies", "max_import_bytes", "journal_retention"];
+
+/// The default `max_import_bytes`: 64 MiB, about 400,000 HR rows.
+pub const DEFAULT_MAX_IMPORT_BYTES: u64 = 64 * 1024 * 1024;
 
 /// The shortest `journal_retention`: a delivery whose `webhook-timestamp` is up to five minutes
 /// ahead of the clock is accepted, and its replay is refused by the journal alone until that
@@ -39,6 +43,8 @@ pub struct ServerConfig {
     pub max_connections: usize,
     /// The peers whose `X-Forwarded-For` is believed.
     pub trusted_proxies: Vec<IpNet>,
+    /// The largest snapshot `POST /api/v1/imports` accepts, in bytes.
+    pub max_import_bytes: u64,
     /// Seconds an ingested push journal entry is kept.
     pub journal_retention_secs: u64,
 }
@@ -50,6 +56,7 @@ impl Default for ServerConfig {
             idle_timeout_secs: 60,
             max_connections: 512,
             trusted_proxies: Vec::new(),
+            max_import_bytes: DEFAULT_MAX_IMPORT_BYTES,
             journal_retention_secs: 7 * 86_400,
         }
     }
@@ -122,6 +129,9 @@ pub(super) fn parse(t: &Table, p: &mut Problems<'_>) -> (Option<String>, ServerC
     }
     if let Some(n) = r.int("max_connections", 2, 1_000_000) {
         out.max_connections = usize::try_from(n).unwrap_or(out.max_connections);
+    }
+    if let Some(n) = r.int("max_import_bytes", 1, i64::MAX) {
+        out.max_import_bytes = n.unsigned_abs();
     }
     if let Some(items) = r.strings("trusted_proxies") {
         for (at, s) in items {

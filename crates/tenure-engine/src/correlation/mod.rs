@@ -48,8 +48,7 @@ use tenure_core::config::{Config, TargetConfig, TargetSettings};
 use tenure_core::plan::{AccountView, Holdings};
 use tenure_core::{CorrelationState, Event, EventKind, Identity};
 use tenure_store::{
-    Backend, Baseline, Batch, BatchState, Candidate, CorrelationCase, Correlations, Decision, LateMatches, Unmatched,
-    Verdict,
+    Backend, Batch, BatchState, Candidate, CorrelationCase, Correlations, Decision, Unmatched, Verdict,
 };
 
 /// The accounts read from each target that has no baseline yet.
@@ -188,23 +187,16 @@ pub fn correlate(
     out
 }
 
-/// Records each target's outcome, audited as `actor`; fills in the case ids.
-pub fn record(
-    store: &dyn Correlations,
-    outcomes: &mut [(String, Outcome, TargetCorrelation)],
-    actor: &str,
-) -> Result<()> {
-    for (t, o, summary) in outcomes.iter_mut() {
-        if summary.late {
-            if o.links.is_empty() && o.cases.is_empty() {
-                continue;
-            }
-            let m = LateMatches { target: t, links: &o.links, cases: &o.cases, actor };
-            summary.case_ids = store.record_late_matches(&m)?;
-            continue;
-        }
-        let unmatched: Vec<Unmatched> = o
-            .unmatched
+/// What a batch writes for one target's outcome (`tenure_store::Batch::correlation`): its
+/// baseline, or its late matches; nothing for late matching that found nothing.
+pub fn to_write(target: &str, o: &Outcome, summary: &TargetCorrelation) -> Option<tenure_store::CorrelationIn> {
+    if summary.late && o.links.is_empty() && o.cases.is_empty() {
+        return None;
+    }
+    let unmatched = if summary.late {
+        Vec::new()
+    } else {
+        o.unmatched
             .iter()
             .map(|a| Unmatched {
                 account: a.account.clone(),
@@ -213,18 +205,15 @@ pub fn record(
                 enabled: a.enabled,
                 grants: a.grants.iter().cloned().collect(),
             })
-            .collect();
-        let b = Baseline {
-            target: t,
-            accounts: summary.accounts,
-            links: &o.links,
-            cases: &o.cases,
-            unmatched: &unmatched,
-            actor,
-        };
-        summary.case_ids = store.record_baseline(&b)?;
-    }
-    Ok(())
+            .collect()
+    };
+    Some(tenure_store::CorrelationIn {
+        target: target.to_string(),
+        baseline: (!summary.late).then_some(summary.accounts),
+        links: o.links.clone(),
+        cases: o.cases.clone(),
+        unmatched,
+    })
 }
 
 /// The unmatched accounts of the correlated targets, checked against `new` (identities that
@@ -577,6 +566,7 @@ fn plan_linked(engine: &Engine<'_>, identity: &str, case: &CorrelationCase, by: 
         ],
         supersede: Vec::new(),
         ingests: Default::default(),
+        correlation: Vec::new(),
     };
     engine.store.commit_batch(schema, &batch)?;
     Ok(operations)

@@ -84,6 +84,7 @@ impl World {
             base_import,
             supersede: vec![],
             ingests: Default::default(),
+            correlation: Vec::new(),
         };
         self.store.commit_batch(schema, &batch).unwrap();
     }

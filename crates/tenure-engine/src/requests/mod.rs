@@ -663,6 +663,7 @@ fn plan_identity(
         base_import,
         supersede: Vec::new(),
         ingests: Default::default(),
+        correlation: Vec::new(),
     })
 }
 

@@ -273,3 +273,62 @@ fn simulate_applies_the_correlation_overlay() {
     }
     assert_eq!(format!("{:?}", w.ops()), before, "simulate changes nothing");
 }
+
+/// A commit that fails as a stale batch does, after the batch was prepared and planned.
+struct Stale;
+
+impl tenure_engine::import::Commit for Stale {
+    fn commit(
+        &self,
+        _: &tenure_core::Schema,
+        _: &tenure_store::Batch,
+        _: Option<&mut dyn Iterator<Item = tenure_store::EventIn>>,
+    ) -> tenure_store::Result<tenure_store::BatchIds> {
+        Err(tenure_store::StoreError::Conflict("another import of `hr` was applied meanwhile".into()))
+    }
+}
+
+#[test]
+fn issue15_a_batch_that_fails_after_correlation_leaves_no_link_or_baseline() {
+    use tenure_core::record::{self, Value};
+    use tenure_engine::ingest::{PushOptions, push, push_with};
+    let w = World::empty(&Setup::default());
+    let src = w.app.config().source("hr").unwrap();
+    let person = |i: usize, key: &'static str, login: &'static str| {
+        let fields = [
+            ("employee_id", Value::Str(key)),
+            ("login", Value::Str(login)),
+            ("dept", Value::Str("Engineering")),
+            ("title", Value::Str("Engineer")),
+            ("employment_status", Value::Str("active")),
+        ];
+        record::from_columns(src, i, fields).unwrap()
+    };
+    // Ada's account is linked by her employee number; the one under Dave's name says it is
+    // someone else's: a case.
+    let records = vec![person(0, "A1", "ada"), person(1, "D1", "dave")];
+    let opts = PushOptions {
+        actor: "source:hr".into(),
+        label: "webhook test".into(),
+        correlation: directory(ACCOUNTS).correlation,
+        ..PushOptions::default()
+    };
+    let err = push_with(&w.app, "hr", &records, &opts, &Stale).unwrap_err();
+    assert_eq!(err.code(), Code::Conflict, "{err}");
+    let store = w.store().as_ref();
+    assert!(store.baselines().unwrap().is_empty(), "the directory is not marked correlated");
+    assert!(store.correlation_links(None).unwrap().is_empty(), "no account is linked");
+    assert!(correlation::cases(store, false).unwrap().is_empty(), "no case is opened");
+    assert!(w.audit("correlation.").is_empty(), "nothing audited that did not happen");
+    assert!(correlation::pending_targets(w.app.config(), store).unwrap().contains(&"directory".to_string()));
+    // The same push committed: the baseline, its link and its cases land with the batch, and the
+    // report names the cases by the ids they were given.
+    let r = push(&w.app, "hr", &records, &opts).unwrap();
+    assert_eq!(store.baselines().unwrap().len(), 1);
+    let links: Vec<(String, String)> =
+        store.correlation_links(None).unwrap().into_iter().map(|l| (l.account, l.identity)).collect();
+    assert_eq!(links, [("legacy-ada".to_string(), "A1".to_string())]);
+    let ids: Vec<i64> = correlation::cases(store, false).unwrap().iter().map(|c| c.id).collect();
+    assert_eq!(r.correlation[0].case_ids, ids);
+    assert!(!ids.is_empty());
+}

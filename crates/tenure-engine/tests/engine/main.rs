@@ -14,6 +14,7 @@ mod explain;
 mod guard;
 mod import;
 mod issue15;
+mod issue15_rows;
 mod push;
 mod requests;
 mod schedule;

@@ -397,3 +397,34 @@ async fn issue15_a_scim_dba_is_asked_for_the_privileged_role_not_granted_it() {
     assert_eq!(after[0].state, tenure_core::RequestState::Cancelled, "{after:#?}");
     assert!(!w.ops("E-2001").iter().any(|o| o.contains("admin")));
 }
+
+#[tokio::test]
+async fn issue15_a_scim_user_is_checked_like_a_csv_row() {
+    let w = World::new();
+    let id = w.create(ada()).await;
+    // The User as its own manager: refused, naming the SCIM attribute, and nothing changes.
+    let mut me = ada();
+    me[ENTERPRISE] = json!({"manager": {"value": id}});
+    let (status, body) = w.call(Some("idp"), Method::PUT, &format!("/Users/{id}"), Some(me)).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert!(body["detail"].as_str().unwrap().contains("`manager`: `E-1001` names itself as its manager"), "{body}");
+    assert_eq!(w.attr("E-1001", "manager_id"), None);
+    // A reference to nothing gives the identity no manager (never an unknown one).
+    let mut user = ada();
+    user["externalId"] = json!("E-1009");
+    user["userName"] = json!("babbage");
+    user["emails"] = json!([{"value": "babbage@example.com", "primary": true}]);
+    user[ENTERPRISE] = json!({"manager": {"value": "no-such-user"}});
+    w.create(user).await;
+    assert_eq!(w.attr("E-1009", "manager_id"), None);
+    // A fullwidth or Cyrillic look-alike of ada's userName: refused.
+    for name in ["ａｄａ", "\u{430}da"] {
+        let mut user = ada();
+        user["externalId"] = json!("E-1010");
+        user["userName"] = json!(name);
+        user["emails"] = json!([{"value": "other@example.com", "primary": true}]);
+        let (status, body) = w.call(Some("idp"), Method::POST, "/Users", Some(user)).await;
+        assert!(status == StatusCode::BAD_REQUEST || status == StatusCode::CONFLICT, "{name}: {status} {body}");
+        assert_eq!(w.status_of("E-1010"), None, "{name}");
+    }
+}

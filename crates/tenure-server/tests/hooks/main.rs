@@ -18,6 +18,7 @@ use tower::ServiceExt;
 
 mod api;
 mod issue10_exceptions;
+mod issue15_imports;
 
 const NOW: &str = "2026-11-21T09:00:00Z";
 
@@ -35,6 +36,11 @@ struct World {
 
 impl World {
     fn new() -> Self {
+        Self::with_config(|_| {})
+    }
+
+    /// A world whose config `edit` changes after it is read.
+    fn with_config(edit: impl FnOnce(&mut tenure_core::config::Config)) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let whsec = Secret::generate();
         let secret_path = dir.path().join("workday.secret");
@@ -45,7 +51,8 @@ impl World {
             tenure_sample::starter::config_with("# hooks tests", &guard, &tenure_sample::starter::targets(true));
         text.push('\n');
         text.push_str(&tenure_sample::company::webhook_source_toml("workday", &secret_path.display().to_string()));
-        let config = tenure_core::config::parse("tenure.toml", &text).unwrap();
+        let mut config = tenure_core::config::parse("tenure.toml", &text).unwrap();
+        edit(&mut config);
         let clock = Arc::new(FakeClock::at(tenure_core::clock::parse_stamp(NOW).unwrap()));
         let policy =
             tenure_policy::parse("policy.toml", tenure_sample::starter::POLICY, &config, clock.today()).unwrap();

@@ -89,6 +89,42 @@ pub(super) fn record_baseline(store: &SqliteStore, b: &Baseline<'_>) -> R<Vec<i6
     let mut conn = store.lock();
     let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
     let at = store.now();
+    let ids = baseline_in(&tx, &at, b)?;
+    tx.commit()?;
+    Ok(ids)
+}
+
+/// Writes a batch's correlation ([`crate::Batch::correlation`]) inside the batch's
+/// transaction, as its actor; the new cases' ids per entry.
+pub(super) fn write_in_batch(
+    tx: &Transaction<'_>,
+    at: &str,
+    actor: &str,
+    entries: &[crate::correlation::CorrelationIn],
+) -> R<Vec<Vec<i64>>> {
+    let mut out = Vec::with_capacity(entries.len());
+    for c in entries {
+        out.push(match c.baseline {
+            Some(accounts) => baseline_in(
+                tx,
+                at,
+                &Baseline {
+                    target: &c.target,
+                    accounts,
+                    links: &c.links,
+                    cases: &c.cases,
+                    unmatched: &c.unmatched,
+                    actor,
+                },
+            )?,
+            None => late_in(tx, at, &LateMatches { target: &c.target, links: &c.links, cases: &c.cases, actor })?,
+        });
+    }
+    Ok(out)
+}
+
+fn baseline_in(tx: &Transaction<'_>, at: &str, b: &Baseline<'_>) -> R<Vec<i64>> {
+    let at = at.to_string();
     let done: Option<String> =
         tx.query_row("SELECT at FROM correlation_baselines WHERE target = ?1", [b.target], |r| r.get(0)).optional()?;
     if let Some(when) = done {
@@ -113,9 +149,8 @@ pub(super) fn record_baseline(store: &SqliteStore, b: &Baseline<'_>) -> R<Vec<i6
             params![b.target, u.account, u.external_id, u.email, u.enabled, to_json(&u.grants)?],
         )?;
     }
-    let ids = write_matches(&tx, b.target, b.links, b.cases, b.actor, &at, &mut entries)?;
-    audit::append(&tx, &entries, &at)?;
-    tx.commit()?;
+    let ids = write_matches(tx, b.target, b.links, b.cases, b.actor, &at, &mut entries)?;
+    audit::append(tx, &entries, &at)?;
     Ok(ids)
 }
 
@@ -123,6 +158,13 @@ pub(super) fn record_late(store: &SqliteStore, m: &LateMatches<'_>) -> R<Vec<i64
     let mut conn = store.lock();
     let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
     let at = store.now();
+    let ids = late_in(&tx, &at, m)?;
+    tx.commit()?;
+    Ok(ids)
+}
+
+fn late_in(tx: &Transaction<'_>, at: &str, m: &LateMatches<'_>) -> R<Vec<i64>> {
+    let at = at.to_string();
     for account in m.links.iter().map(|l| &l.account).chain(m.cases.iter().map(|c| &c.account)) {
         let n = tx.execute(
             "DELETE FROM correlation_unmatched WHERE target = ?1 AND account = ?2",
@@ -137,9 +179,8 @@ pub(super) fn record_late(store: &SqliteStore, m: &LateMatches<'_>) -> R<Vec<i64
         }
     }
     let mut entries = Vec::new();
-    let ids = write_matches(&tx, m.target, m.links, m.cases, m.actor, &at, &mut entries)?;
-    audit::append(&tx, &entries, &at)?;
-    tx.commit()?;
+    let ids = write_matches(tx, m.target, m.links, m.cases, m.actor, &at, &mut entries)?;
+    audit::append(tx, &entries, &at)?;
     Ok(ids)
 }
 

@@ -479,6 +479,8 @@ pub(super) fn write_batch<'e>(
     }
     let mut ids = BatchIds::default();
     let mut audit_out: Vec<AuditEntry> = Vec::new();
+    // The correlation the plan was made from commits with it, or not at all.
+    ids.correlation_cases = super::correlation::write_in_batch(tx, &at, &batch.actor, &batch.correlation)?;
 
     let import_id = match &batch.state {
         BatchState::Planned => {

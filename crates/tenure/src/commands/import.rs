@@ -11,24 +11,26 @@ use tenure_engine::app::App;
 use tenure_engine::import::{self, ImportOptions, ImportReport};
 
 pub fn run(app: &App, source: &str, file: &Path, dry_run: bool, actor: Option<String>, f: Format) -> Result<ExitCode> {
-    let bytes = std::fs::read(file).with_context(|| format!("cannot read `{}`", file.display()))?;
+    // Read as it is parsed, never whole: a record over the record limit refuses the file with
+    // its line before the rest is read.
+    let input = std::fs::File::open(file).with_context(|| format!("cannot read `{}`", file.display()))?;
     let engine = app.engine()?;
     // The targets not correlated yet are read first (the first import against a directory that
     // already has accounts links what it can and leaves the rest to a person).
     let correlation = support::correlation_inventory(app)?;
     let pb = spinner(&format!("importing {}", file.display()));
-    let report = import::import_csv(
+    let report = import::import_reader(
         &engine,
         source,
         &file.display().to_string(),
-        &bytes,
+        input,
         &ImportOptions { dry_run, actor, correlation },
     )?;
     if let Some(pb) = pb {
         pb.finish_and_clear();
     }
     print(&report, f)?;
-    let needs_action = !report.rejected.is_empty() || report.outcome == ImportOutcome::Held;
+    let needs_action = report.counts.rejected > 0 || report.outcome == ImportOutcome::Held;
     Ok(if needs_action { ExitCode::from(1) } else { ExitCode::SUCCESS })
 }
 
@@ -44,6 +46,13 @@ fn print(r: &ImportReport, f: Format) -> Result<()> {
             rej.key.as_ref().map(|k| format!(" `{}`", esc(k))).unwrap_or_default(),
             rej.field.as_ref().map(|k| format!(" field `{}`", esc(k))).unwrap_or_default(),
             esc(&rej.reason)
+        );
+    }
+    if r.rejected_more > 0 {
+        outln!(
+            "... and {} more rejected rows, counted but not listed (the first {} are)",
+            r.rejected_more,
+            r.rejected.len()
         );
     }
     const SHOWN: usize = 50;

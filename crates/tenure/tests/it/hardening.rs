@@ -129,12 +129,21 @@ fn issue6_hostile_dates_are_rejected_and_the_person_stays_active() {
 fn issue6_a_50_mb_field_yields_a_short_message_and_a_short_audit_record() {
     let env = Env::new();
     let rows = forty(&env);
-    let mut changed = rows;
-    changed[2] = changed[2].replace(",Lead,", &format!(",{},", "A".repeat(50 * 1024 * 1024)));
+    let mut changed = rows.clone();
+    // A field over the 4 KiB limit in a record under the 1 MiB record limit rejects its row.
+    changed[2] = changed[2].replace(",Lead,", &format!(",{},", "A".repeat(512 * 1024)));
     env.write("b.csv", &format!("{HEADER}\n{}\n", changed.join("\n")));
     let out = env.expect(1, &["import", "--source", "hr", "b.csv"]);
     assert!(out.stdout.len() < 4096, "stdout is {} bytes", out.stdout.len());
-    assert!(out.stdout.contains("field `title` is 52428800 bytes; the limit is 4096"), "{}", out.stdout);
+    assert!(out.stdout.contains("field `title` is 524288 bytes; the limit is 4096"), "{}", out.stdout);
+    // A 50 MB field makes a record over the record limit: the file is refused with its line,
+    // in a short message, before the record is read whole.
+    let mut huge = rows;
+    huge[2] = huge[2].replace(",Lead,", &format!(",{},", "A".repeat(50 * 1024 * 1024)));
+    env.write("h.csv", &format!("{HEADER}\n{}\n", huge.join("\n")));
+    let refused = env.expect(1, &["import", "--source", "hr", "h.csv"]);
+    assert!(refused.stderr.len() < 4096 && refused.stdout.len() < 4096);
+    assert!(refused.stderr.contains("line 4: the record starting here is over 1048576 bytes"), "{}", refused.stderr);
     let export = env.ok(&["audit", "export", "--format", "jsonl"]).stdout;
     assert!(export.len() < 200_000, "the audit trail holds no copy of the field: {} bytes", export.len());
     assert_eq!(status(&env, "E3"), "active");

@@ -11,6 +11,7 @@ mod issue10_exceptions;
 mod issue10_sink;
 mod issue15_approvals;
 mod issue15_connectors;
+mod issue15_import;
 mod issue15_limits;
 mod issue15_server;
 mod lifecycle;
