@@ -10,8 +10,9 @@
 #
 # Needs a nightly toolchain and cargo-fuzz (installed here when missing). Each target starts
 # from its checked-in corpus (fuzz/corpus/NAME/, read only) plus what earlier runs found
-# (fuzz/target/corpus/NAME/, not checked in). FUZZ_MERGE=1 merges the inputs that add
-# coverage into the checked-in corpus afterwards; keep that small.
+# (fuzz/target/corpus/NAME/, not checked in). FUZZ_MERGE=1 afterwards minimises what was found
+# (libFuzzer's -merge=1) and copies at most 20 of those inputs of up to 1 KiB, the largest
+# first, into the checked-in corpus as found-HASH, so it stays a few hundred KB in all.
 #
 # The targets are built without a sanitizer by default (FUZZ_SANITIZER=none): the workspace
 # forbids unsafe code, so AddressSanitizer would find little beyond what panics and the
@@ -71,8 +72,19 @@ for t in "${targets[@]}"; do
   echo "$line"
   summary+=("$line")
   if [ "${FUZZ_MERGE:-0}" = 1 ] && [ "$rc" -eq 0 ]; then
-    (cd fuzz && cargo "+$toolchain" fuzz run "${flags[@]}" "$t" "corpus/$t" "target/corpus/$t" -- -merge=1) \
+    min="$logs/min-$t"
+    mkdir -p "$min"
+    (cd fuzz && cargo "+$toolchain" fuzz run "${flags[@]}" "$t" "$min" "target/corpus/$t" -- -merge=1) \
       >>"$logs/$t.log" 2>&1
+    kept=0
+    for f in $(ls -S "$min"); do
+      [ "$(stat -c %s "$min/$f")" -le 1024 ] || continue
+      [ -e "fuzz/corpus/$t/found-$f" ] && continue
+      cp "$min/$f" "fuzz/corpus/$t/found-$f"
+      kept=$((kept + 1))
+      [ "$kept" -ge 20 ] && break
+    done
+    echo "    kept $kept new inputs in fuzz/corpus/$t/"
   fi
 done
 
