@@ -539,6 +539,9 @@ fn parse_limited(
     let mut candidates: Vec<(u64, Identity)> = Vec::new();
     // Every key's lines; almost every key has one.
     let mut key_lines: FxHashMap<Box<str>, Lines> = FxHashMap::default();
+    // The first line of each readable key on a row out of line with the header: another row
+    // with that key is a duplicate too, so the identity is held as it was.
+    let mut misaligned: FxHashMap<Box<str>, u64> = FxHashMap::default();
     let mut last_line: Option<u64> = None;
 
     let mut record = csv::ByteRecord::new();
@@ -589,6 +592,9 @@ fn parse_limited(
             // The key is kept when it can be read, so that identity is held as it was; but with
             // the fields out of line the key column may hold another column's value, so the row
             // is not attributed with certainty.
+            if let Some(k) = &key {
+                misaligned.entry(k.as_str().into()).or_insert(line);
+            }
             out.reject(reject(
                 Some(source.key.as_str()).filter(|_| key.is_none()),
                 format!("has {} fields; the header has {width}", record.len()),
@@ -723,6 +729,11 @@ fn parse_limited(
             attributed: true,
             names: identity_names(schema, &ident),
         };
+        if let Some(other) = misaligned.get(&*ident.id) {
+            let reason = format!("duplicate key (also on line {other}, which has the wrong number of fields)");
+            out.reject(rejected(&source.key, reason));
+            continue;
+        }
         if let Some(Lines::Many(all)) = key_lines.get(&*ident.id) {
             // The other lines, the first few named: a message naming every one would make a file
             // that repeats a row cost memory in the square of its length.
@@ -1125,6 +1136,24 @@ mod tests {
         let p = parse("id,name\n1,a\n2,b,extra\n");
         assert_eq!(p.unattributed, 1);
         assert!(p.rejected_keys.contains("2"));
+    }
+
+    /// Found by the `snapshot_csv` fuzz target (`fuzz/corpus/snapshot_csv/misaligned-duplicate-key.csv`):
+    /// a key on a good row and on a row out of line with the header was both accepted and
+    /// rejected, so the good row was applied although the file says two things about the key.
+    #[test]
+    fn issue15_a_key_also_on_a_misaligned_row_is_a_duplicate() {
+        for text in ["id,name\n1,a\n1,b,extra\n2,c\n", "id,name\n1,b,extra\n1,a\n2,c\n"] {
+            let p = parse(text);
+            let ids: Vec<&str> = p.identities.iter().map(|i| &*i.id).collect();
+            assert_eq!(ids, ["2"], "{text:?}");
+            assert!(p.rejected_keys.contains("1"), "{text:?}");
+            assert!(
+                p.rejected.iter().any(|r| r.key.as_deref() == Some("1") && r.reason.starts_with("duplicate key")),
+                "{:?}",
+                p.rejected
+            );
+        }
     }
 
     #[test]

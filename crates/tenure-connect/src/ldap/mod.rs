@@ -78,7 +78,8 @@
 //!   connections made lazily (see `pool`); a multi-step operation (disable, delete) holds one
 //!   permit throughout.
 
-mod dn;
+// Public for the fuzz targets' escape-then-parse checks (`tenure-fuzz-targets`); pure functions.
+pub mod dn;
 mod ops;
 mod pool;
 

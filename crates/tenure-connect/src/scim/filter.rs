@@ -27,7 +27,7 @@ impl Filter {
 
 /// A string as a SCIM filter comparison value: a JSON string literal (RFC 7644 §3.4.2.2, RFC 8259
 /// §7).
-pub(crate) fn quote(value: &str) -> String {
+pub fn quote(value: &str) -> String {
     let mut out = String::with_capacity(value.len() + 2);
     out.push('"');
     for c in value.chars() {
