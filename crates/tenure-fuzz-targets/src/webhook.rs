@@ -50,6 +50,7 @@ pub fn webhook_signature(data: &[u8]) {
         ts.trim().parse::<i64>().is_ok_and(|t| NOW.saturating_sub(t).saturating_abs() <= webhook::TOLERANCE_SECONDS);
     if let Ok(got) = fuzzed {
         assert!(!id.is_empty() && in_window, "accepted id `{id:?}` at `{ts:?}`");
+        assert!(id.len() <= webhook::MAX_ID_BYTES, "accepted an id of {} bytes", id.len());
         assert_eq!(got, id);
     }
     if !insert {
@@ -69,6 +70,7 @@ pub fn webhook_signature(data: &[u8]) {
         Ok(got) => assert_eq!(got, id),
         Err(Refused::MissingHeader(_)) => assert!(id.is_empty(), "refused a present header"),
         Err(Refused::Stale(_)) => assert!(!in_window, "refused a timestamp inside the window"),
+        Err(Refused::LongId(n)) => assert!(n > webhook::MAX_ID_BYTES, "refused an id of {n} bytes as too long"),
         Err(e) => panic!("refused a correctly signed push: {e}"),
     }
 }

@@ -18,8 +18,15 @@ use crate::doc::{Node, Table};
 use std::net::IpAddr;
 
 /// The keys of `[server]`.
-pub const SERVER_KEYS: &[&str] =
-    &["listen", "header_read_timeout", "idle_timeout", "max_connections", "trusted_proxies", "max_import_bytes", "journal_retention"];
+pub const SERVER_KEYS: &[&str] = &[
+    "listen",
+    "header_read_timeout",
+    "idle_timeout",
+    "max_connections",
+    "trusted_proxies",
+    "max_import_bytes",
+    "journal_retention",
+];
 
 /// The default `max_import_bytes`: 64 MiB, about 400,000 HR rows.
 pub const DEFAULT_MAX_IMPORT_BYTES: u64 = 64 * 1024 * 1024;
