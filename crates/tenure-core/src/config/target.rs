@@ -71,21 +71,29 @@ impl Default for TlsSettings {
 
 /// How much one listing of a target (every account with its grants, as reconciliation and
 /// correlation read it) may hold before it fails: `max_listing_items` entries (accounts and
-/// groups) and `max_listing_bytes` bytes read (SCIM: the answers' bodies; LDAP: the entries' DNs,
-/// attribute names and values). A target that answers
-/// endlessly fails with the key to raise instead of growing without bound.
+/// groups), `max_listing_bytes` bytes held (SCIM: the answers' bodies; LDAP: the entries' DNs,
+/// attribute names and values; both plus 64 bytes for every value listed — a member, an email,
+/// an attribute value — which is what a value costs once decoded), and `max_listing_seconds`
+/// seconds in all, however fast each page comes. A target that answers endlessly or slowly
+/// fails with the key to raise instead of growing without bound.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ListingLimits {
     pub max_items: usize,
     pub max_bytes: usize,
+    pub max_seconds: u64,
 }
 
 pub const DEFAULT_MAX_LISTING_ITEMS: usize = 1_000_000;
 pub const DEFAULT_MAX_LISTING_BYTES: usize = 256 * 1024 * 1024;
+pub const DEFAULT_MAX_LISTING_SECONDS: u64 = 900;
 
 impl Default for ListingLimits {
     fn default() -> Self {
-        Self { max_items: DEFAULT_MAX_LISTING_ITEMS, max_bytes: DEFAULT_MAX_LISTING_BYTES }
+        Self {
+            max_items: DEFAULT_MAX_LISTING_ITEMS,
+            max_bytes: DEFAULT_MAX_LISTING_BYTES,
+            max_seconds: DEFAULT_MAX_LISTING_SECONDS,
+        }
     }
 }
 
@@ -586,6 +594,7 @@ const LDAP_KEYS: &[&str] = &[
     "attributes",
     "max_listing_items",
     "max_listing_bytes",
+    "max_listing_seconds",
 ];
 
 const SCIM_KEYS: &[&str] = &[
@@ -611,6 +620,7 @@ const SCIM_KEYS: &[&str] = &[
     "max_response_bytes",
     "max_listing_items",
     "max_listing_bytes",
+    "max_listing_seconds",
 ];
 
 const POSTGRES_KEYS: &[&str] = &["url_env", "url_file", "reassign_to", "sslmode", "ca_file", "tls_verify"];
@@ -1075,15 +1085,19 @@ fn parse_scim(at: usize, t: &Table, r: &mut Reader<'_, '_, '_>) -> ScimSettings 
     }
 }
 
-/// `max_listing_items` (at least 1) and `max_listing_bytes` (at least 4 KiB), with the defaults.
+/// `max_listing_items` (at least 1), `max_listing_bytes` (at least 4 KiB) and
+/// `max_listing_seconds` (1 s to a week), with the defaults.
 fn listing_limits(r: &mut Reader<'_, '_, '_>) -> ListingLimits {
     let mut size = |key: &str, min: i64, max: i64, default: usize| {
         r.int(key, min, max).and_then(|n| usize::try_from(n).ok()).unwrap_or(default)
     };
-    ListingLimits {
-        max_items: size("max_listing_items", 1, 1_000_000_000, DEFAULT_MAX_LISTING_ITEMS),
-        max_bytes: size("max_listing_bytes", 4096, 1 << 40, DEFAULT_MAX_LISTING_BYTES),
-    }
+    let max_items = size("max_listing_items", 1, 1_000_000_000, DEFAULT_MAX_LISTING_ITEMS);
+    let max_bytes = size("max_listing_bytes", 4096, 1 << 40, DEFAULT_MAX_LISTING_BYTES);
+    let max_seconds = r
+        .int("max_listing_seconds", 1, 7 * 24 * 3600)
+        .and_then(|n| u64::try_from(n).ok())
+        .unwrap_or(DEFAULT_MAX_LISTING_SECONDS);
+    ListingLimits { max_items, max_bytes, max_seconds }
 }
 
 fn parse_postgres(at: usize, t: &Table, r: &mut Reader<'_, '_, '_>) -> PostgresSettings {
@@ -1353,11 +1367,14 @@ name = "t"
     #[test]
     fn issue15_listing_caps_load_per_target_with_documented_defaults() {
         let s = scim(&format!("{SCIM}token_env = \"T\""));
-        assert_eq!(s.listing, ListingLimits { max_items: 1_000_000, max_bytes: 256 << 20 });
-        let s = scim(&format!("{SCIM}token_env = \"T\"\nmax_listing_items = 10\nmax_listing_bytes = 5000"));
-        assert_eq!(s.listing, ListingLimits { max_items: 10, max_bytes: 5000 });
-        let l = ldap(&format!("{LDAP}max_listing_items = 7\nmax_listing_bytes = 8192"));
-        assert_eq!(l.listing, ListingLimits { max_items: 7, max_bytes: 8192 });
+        assert_eq!(s.listing, ListingLimits { max_items: 1_000_000, max_bytes: 256 << 20, max_seconds: 900 });
+        let s = scim(&format!(
+            "{SCIM}token_env = \"T\"\nmax_listing_items = 10\nmax_listing_bytes = 5000\nmax_listing_seconds = 30"
+        ));
+        assert_eq!(s.listing, ListingLimits { max_items: 10, max_bytes: 5000, max_seconds: 30 });
+        let l = ldap(&format!("{LDAP}max_listing_items = 7\nmax_listing_bytes = 8192\nmax_listing_seconds = 5"));
+        assert_eq!(l.listing, ListingLimits { max_items: 7, max_bytes: 8192, max_seconds: 5 });
+        check_problem(&format!("{LDAP}max_listing_seconds = 0"), 8, "`max_listing_seconds` in [[target]] `t` is 0");
         assert_eq!(ldap(LDAP).listing, ListingLimits::default());
         check_problem(&format!("{SCIM}max_listing_items = 0"), 3, "`max_listing_items` in [[target]] `t` is 0");
         check_problem(&format!("{SCIM}max_listing_bytes = 10"), 3, "expected 4096");
