@@ -125,7 +125,7 @@ pub struct LdapSettings {
 impl LdapSettings {
     /// Whether the connection is encrypted (`ldaps://`, or StartTLS).
     pub fn uses_tls(&self) -> bool {
-        self.url.starts_with("ldaps://") || self.starttls
+        url_scheme(&self.url).as_deref() == Some("ldaps") || self.starttls
     }
 
     /// The schema the connector uses: the profile's defaults with the overrides applied.
@@ -524,12 +524,24 @@ impl TargetConfig {
             )
         };
         match &self.settings {
-            TargetSettings::Ldap(s) if s.uses_tls() && !s.tls.verify => out.push(off("directory's")),
+            TargetSettings::Ldap(s) => {
+                if s.uses_tls() && !s.tls.verify {
+                    out.push(off("directory's"));
+                }
+                if !s.uses_tls() && url_scheme(&s.url).as_deref() == Some("ldap") && !is_loopback_url(&s.url) {
+                    out.push(format!(
+                        "target `{}`: `url` is plain ldap:// to another host without `starttls`: the bind password \
+                         and every entry travel unencrypted; use ldaps:// or `starttls = true`",
+                        self.name
+                    ));
+                }
+            }
             TargetSettings::Scim(s) => {
-                if s.url.starts_with("https://") && !s.tls.verify {
+                let scheme = url_scheme(&s.url);
+                if scheme.as_deref() == Some("https") && !s.tls.verify {
                     out.push(off("SCIM service's"));
                 }
-                if s.url.starts_with("http://") && !is_loopback_url(&s.url) {
+                if scheme.as_deref() == Some("http") && !is_loopback_url(&s.url) {
                     out.push(format!(
                         "target `{}`: `url` is plain http to another host: the token travels unencrypted",
                         self.name
@@ -543,10 +555,19 @@ impl TargetConfig {
     }
 }
 
-/// Whether an http(s) URL names this machine (`localhost`, `127.0.0.0/8`, `::1`).
+/// A URL's scheme as it is used: parsed (so leading spaces and upper case do not hide it) and
+/// lower case; `None` for text that is not a URL.
+pub(crate) fn url_scheme(url: &str) -> Option<String> {
+    url::Url::parse(url).ok().map(|u| u.scheme().to_ascii_lowercase())
+}
+
+/// Whether a URL names this machine (`localhost`, `127.0.0.0/8`, `::1`). An ldap:// URL's host
+/// is opaque to the parser, so an address in it is read here.
 pub(crate) fn is_loopback_url(url: &str) -> bool {
     match url::Url::parse(url).ok().and_then(|u| u.host().map(|h| h.to_owned())) {
-        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        Some(url::Host::Domain(d)) => {
+            d.eq_ignore_ascii_case("localhost") || d.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
+        }
         Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
         Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
         None => false,
@@ -801,12 +822,13 @@ fn parse_ldap(at: usize, t: &Table, schema: &Schema, r: &mut Reader<'_, '_, '_>)
     r.check_url(&url, &["ldap", "ldaps", "ldapi"], "use `password_env` or `password_file`");
     let password = r.secret("password");
     let starttls = r.boolean("starttls").unwrap_or(false);
-    if starttls && !url.starts_with("ldap://") && !url.is_empty() {
+    let scheme = url_scheme(&url);
+    if starttls && scheme.as_deref() != Some("ldap") && !url.is_empty() {
         let at = pos(t, "starttls", at);
         r.p.at(at, format!("`starttls` in {} needs an ldap:// url (ldaps:// is TLS from the start)", r.what));
     }
     let tls = parse_tls(t, r);
-    if !url.starts_with("ldaps://") && !starttls {
+    if scheme.as_deref() != Some("ldaps") && !starttls {
         tls_unused(t, r, "the connection is not encrypted; use ldaps:// or `starttls = true`");
     }
     let profile = match r.string("profile") {
@@ -998,7 +1020,7 @@ fn parse_scim(at: usize, t: &Table, r: &mut Reader<'_, '_, '_>) -> ScimSettings 
                 url_problem(&token_url, &["http", "https"], "use `client_secret_env` or `client_secret_file`")
             {
                 r.p.at(at_url, format!("`token_url` of {} {why}", r.what));
-            } else if token_url.starts_with("http://") && !is_loopback_url(&token_url) {
+            } else if url_scheme(&token_url).as_deref() == Some("http") && !is_loopback_url(&token_url) {
                 r.p.at(
                     at_url,
                     format!("`token_url` of {} must be https: the client secret would travel unencrypted", r.what),
@@ -1037,7 +1059,7 @@ fn parse_scim(at: usize, t: &Table, r: &mut Reader<'_, '_, '_>) -> ScimSettings 
         }
     };
     let tls = parse_tls(t, r);
-    if url.starts_with("http://") {
+    if url_scheme(&url).as_deref() == Some("http") {
         tls_unused(t, r, "the url is plain http; use https://");
     }
     let mut dialect = match r.string("dialect").as_deref() {
@@ -1445,6 +1467,47 @@ name = "t"
         assert_eq!(warnings.len(), 2, "{warnings:#?}");
         assert!(warnings[0].starts_with("target `t`: `tls_verify = false`"), "{warnings:#?}");
         assert!(warnings[1].contains("target `plain`") && warnings[1].contains("unencrypted"), "{warnings:#?}");
+    }
+
+    #[test]
+    fn issue15_schemes_are_compared_as_parsed_so_case_and_spaces_hide_nothing() {
+        for url in ["HTTP://idp.example.com/token", " http://idp.example.com/token", "Http://idp.example.com/token"] {
+            check_problem(
+                &format!("{SCIM}token_url = \"{url}\"\nclient_id = \"c\"\nclient_secret_env = \"S\""),
+                3,
+                "must be https",
+            );
+        }
+        // A plain-http SCIM url in capitals is warned about and its `ca_file` is refused.
+        let text = format!("{BASE}kind = \"scim\"\nurl = \"HTTP://scim.example.com/v2\"\ntoken_env = \"T\"\n");
+        let c = parse("tenure.toml", &text).unwrap_or_else(|p| panic!("{p:#?}"));
+        let w = c.targets[0].warnings();
+        assert!(w.len() == 1 && w[0].contains("plain http to another host"), "{w:#?}");
+        let http = SCIM.replace("https://app.example.com", "HTTP://127.0.0.1:8000");
+        check_problem(&format!("{http}ca_file = \"ca.pem\""), 3, "has no effect: the url is plain http");
+        // `LDAPS://` is TLS, `LDAP://` with `starttls` is allowed.
+        assert!(ldap(&LDAP.replace("ldap://", "LDAPS://")).uses_tls());
+        assert!(ldap(&format!("{}starttls = true", LDAP.replace("ldap://", "LDAP://"))).starttls);
+    }
+
+    #[test]
+    fn issue15_plain_ldap_to_another_host_is_warned_about() {
+        let warn = |ldap: &str| {
+            let c = parse("tenure.toml", &format!("{BASE}{ldap}")).unwrap_or_else(|p| panic!("{p:#?}"));
+            c.targets[0].warnings()
+        };
+        let w = warn(&LDAP.replace("ldap://127.0.0.1:389", "ldap://dir.example.com"));
+        assert_eq!(w.len(), 1, "{w:#?}");
+        assert!(w[0].starts_with("target `t`: `url` is plain ldap:// to another host"), "{w:#?}");
+        assert!(w[0].contains("bind password"), "{w:#?}");
+        assert_eq!(warn(&LDAP.replace("ldap://127.0.0.1:389", "LDAP://10.0.0.5")).len(), 1);
+        // This machine, StartTLS, ldaps:// and ldapi:// are not.
+        assert!(warn(LDAP).is_empty());
+        assert!(warn(&LDAP.replace("127.0.0.1", "localhost")).is_empty());
+        assert!(warn(&LDAP.replace("127.0.0.1:389", "[::1]:389")).is_empty());
+        assert!(warn(&format!("{}starttls = true\n", LDAP.replace("127.0.0.1", "dir.example.com"))).is_empty());
+        assert!(warn(&LDAP.replace("ldap://127.0.0.1:389", "ldaps://dir.example.com")).is_empty());
+        assert!(warn(&LDAP.replace("ldap://127.0.0.1:389", "ldapi://%2Fvar%2Frun%2Fslapd.sock")).is_empty());
     }
 
     /// Every key in a `| key |` table of `docs/<kind>.md` is one the loader reads for that kind,

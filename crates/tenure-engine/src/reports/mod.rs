@@ -229,7 +229,9 @@ pub async fn check(path: &Path, today: NaiveDate, online: bool) -> Result<proto:
             Err(e) => return Err(e),
             Ok(policy) => {
                 let config = &loaded.config;
-                warnings = config.targets.iter().flat_map(|t| t.warnings()).collect();
+                for t in &config.targets {
+                    warnings.extend(tenure_connect::warnings(t).await);
+                }
                 // Issue 10: a secret sink a rotation would refuse is a problem now, not at 3 a.m.
                 let mut sinks: Vec<&str> = config.nhi.secret_sink.iter().map(String::as_str).collect();
                 sinks.extend(config.targets.iter().filter_map(|t| t.secret_sink.as_deref()));
