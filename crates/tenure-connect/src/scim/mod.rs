@@ -112,6 +112,8 @@ pub struct ScimConnector {
     max_pages: usize,
     /// What one listing may hold in all.
     listing: tenure_core::config::ListingLimits,
+    /// `create_groups`: whether a grant of a group the service lacks creates it.
+    create_groups: bool,
     dialect: ScimDialect,
     /// What the connector noticed about the server, for a report (see `Connector::take_notes`).
     notes: Mutex<Vec<String>>,
@@ -183,6 +185,7 @@ impl ScimConnector {
             page_size: settings.page_size.max(1),
             max_pages: settings.max_pages.max(1),
             listing: settings.listing,
+            create_groups: settings.create_groups,
             dialect: settings.dialect,
             notes: Mutex::new(Vec::new()),
             user_ids: Mutex::new(HashMap::new()),
@@ -593,6 +596,14 @@ impl ScimConnector {
                 None => self.find_group(group).await?,
             };
             let Some(group_id) = group_id else {
+                if !self.create_groups {
+                    return Err(self.err(
+                        ErrorKind::Permanent,
+                        &what,
+                        "the group does not exist and Tenure does not create groups here (`create_groups = false`); \
+                         create it in the service first",
+                    ));
+                }
                 return self.create_group_with(group, &user.id, &what).await;
             };
             match self.modify("Groups", &group_id, &[Change::AddMember(user.id.clone())], None, &what).await? {

@@ -1185,3 +1185,22 @@ async fn issue15_a_user_two_pages_repeat_is_listed_once() {
     assert_eq!(listed.len(), 60);
     assert_eq!(listed.iter().filter(|a| a.account == "user50").count(), 1);
 }
+
+#[tokio::test]
+async fn issue15_with_create_groups_false_a_grant_never_creates_a_missing_group() {
+    use tenure_testkit::peers::hostile_scim::list_response;
+    let server = tenure_testkit::peers::HostileScim::start(|req| {
+        if req.path.ends_with("/Users") {
+            return (200, list_response(&[json!({"id": "u1", "userName": "ann", "externalId": "E1"})], 1, 1));
+        }
+        (200, list_response(&[], 0, 1))
+    })
+    .unwrap();
+    let settings = ScimSettings { url: server.url.clone(), create_groups: false, ..ScimSettings::default() };
+    let c = ScimConnector::new("chat", &settings, 1).unwrap();
+    let e = c.apply(&req(OpKind::Grant, &spec("ann", "E1"), Some("incident-locked"))).await.unwrap_err();
+    assert_eq!(e.kind, ErrorKind::Permanent, "{e}");
+    assert!(e.message.contains("granting group `incident-locked` to user `ann`"), "{e}");
+    assert!(e.message.contains("(`create_groups = false`); create it in the service first"), "{e}");
+    assert!(server.seen().iter().all(|s| s.method == "GET"), "nothing was written: {:#?}", server.seen());
+}

@@ -381,6 +381,10 @@ pub struct ScimSettings {
     pub max_response_bytes: usize,
     /// `max_listing_items` and `max_listing_bytes`: what one listing may read in all.
     pub listing: ListingLimits,
+    /// Whether granting a group the service lacks creates it (`create_groups`, default true,
+    /// as LDAP's). `false`: such a grant fails until a person creates the group, and a group
+    /// deleted by hand is never re-created by `--remediate`.
+    pub create_groups: bool,
 }
 
 pub const DEFAULT_SCIM_PAGE_SIZE: usize = 500;
@@ -399,6 +403,7 @@ impl Default for ScimSettings {
             max_pages: DEFAULT_SCIM_MAX_PAGES,
             max_response_bytes: DEFAULT_SCIM_MAX_RESPONSE_BYTES,
             listing: ListingLimits::default(),
+            create_groups: true,
         }
     }
 }
@@ -639,6 +644,7 @@ const SCIM_KEYS: &[&str] = &[
     "page_size",
     "max_pages",
     "max_response_bytes",
+    "create_groups",
     "max_listing_items",
     "max_listing_bytes",
     "max_listing_seconds",
@@ -1104,6 +1110,7 @@ fn parse_scim(at: usize, t: &Table, r: &mut Reader<'_, '_, '_>) -> ScimSettings 
         max_pages: size(r, "max_pages", 1, 10_000_000, DEFAULT_SCIM_MAX_PAGES),
         max_response_bytes: size(r, "max_response_bytes", 4096, 1 << 32, DEFAULT_SCIM_MAX_RESPONSE_BYTES),
         listing: listing_limits(r),
+        create_groups: r.boolean("create_groups").unwrap_or(true),
     }
 }
 
@@ -1383,6 +1390,8 @@ name = "t"
         );
         assert_eq!(s.dialect, ScimDialect { filtered_patch_paths: true, ..ScimDialect::ENTRA });
         assert_eq!((s.page_size, s.max_pages, s.max_response_bytes), (100, 50, 1_048_576));
+        assert!(s.create_groups, "groups are created on a grant unless `create_groups = false`");
+        assert!(!scim(&format!("{SCIM}token_env = \"T\"\ncreate_groups = false")).create_groups);
         assert_eq!(s.tls.ca_file.as_deref(), Some("/etc/app-ca.pem"));
     }
 
