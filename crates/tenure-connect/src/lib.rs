@@ -279,8 +279,28 @@ pub async fn connect(cfg: &TargetConfig) -> Result<Option<Box<dyn Connector>>> {
         TargetSettings::Ldap(s) => Some(Box::new(ldap::LdapConnector::new(&cfg.name, s, cfg.concurrency)?)),
         TargetSettings::Scim(s) => Some(Box::new(scim::ScimConnector::new(&cfg.name, s, cfg.concurrency)?)),
         TargetSettings::Postgres(s) => {
-            Some(Box::new(postgres::PostgresConnector::new(&cfg.name, s, cfg.concurrency).await?))
+            let c = postgres::PostgresConnector::new(&cfg.name, s, cfg.concurrency).await?;
+            if let Some(why) = c.plain_wire() {
+                eprintln!("warning: target `{}`: {why}", cfg.name);
+            }
+            Some(Box::new(c))
         }
         TargetSettings::Manual(_) => None,
     })
+}
+
+/// What is insecure about a target's settings ([`TargetConfig::warnings`]), and for PostgreSQL
+/// what only its connection URL shows: an `sslmode` that allows plain text (`disable`, or
+/// `prefer`, which anyone on the path can downgrade) to a host off this machine. Reads the
+/// URL's secret but connects to nothing; a URL that cannot be read adds nothing here (using the
+/// target reports it).
+pub async fn warnings(cfg: &TargetConfig) -> Vec<String> {
+    let mut out = cfg.warnings();
+    if let TargetSettings::Postgres(s) = &cfg.settings
+        && let Ok(c) = postgres::PostgresConnector::new(&cfg.name, s, 1).await
+        && let Some(why) = c.plain_wire()
+    {
+        out.push(format!("target `{}`: {why}", cfg.name));
+    }
+    out
 }

@@ -46,6 +46,11 @@ pub trait Browse: Send + Sync {
     fn identity_page(&self, schema: &Schema, query: &IdentityQuery) -> Result<Vec<Identity>>;
     /// The findings of each target's latest reconciliation run, by target then as recorded.
     fn latest_findings(&self) -> Result<Vec<Finding>>;
+    /// The findings about identity `identity` among [`Browse::latest_findings`], in the same
+    /// order, without reading the others.
+    fn latest_findings_of(&self, identity: &str) -> Result<Vec<Finding>> {
+        Ok(self.latest_findings()?.into_iter().filter(|f| f.identity.as_deref() == Some(identity)).collect())
+    }
     /// Operation counts by target and state; with `leavers_only`, of leaver cases only.
     fn operation_counts(&self, leavers_only: bool) -> Result<Vec<TargetCount>>;
     /// Audit records `filter` selects with `seq` after `after_seq`, in `seq` order, at most

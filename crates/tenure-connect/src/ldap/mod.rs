@@ -208,6 +208,12 @@ impl LdapConnector {
         })
     }
 
+    /// How many connections to the directory this connector has opened and bound: a connection
+    /// given up on midway (a listing past its caps) is retired and replaced, never reused.
+    pub fn connections_opened(&self) -> usize {
+        self.pool.opened()
+    }
+
     /// The member value that keeps an otherwise empty group valid: the `groups_dn` itself.
     pub fn placeholder(&self) -> &str {
         self.layout.placeholder()
@@ -490,25 +496,33 @@ impl LdapConnector {
     /// A paged search (RFC 2696) one level under `base`, calling `each` for every entry as it
     /// arrives, so a large directory is never held in memory as `ldap3` entries. Every entry is
     /// counted against `budget` (the listing's `max_listing_items` and `max_listing_bytes`, its
-    /// DN and values as bytes): a directory that answers without end fails the listing.
+    /// DN and values as bytes plus a value's decoded overhead each): a directory that answers
+    /// without end fails the listing, and one past `max_listing_seconds` too (the connection is
+    /// retired either way, its search unfinished).
     async fn paged(
         &self,
         base: &str,
         filter: &str,
         attrs: Vec<String>,
-        budget: &crate::listing::Budget,
+        budget: &crate::listing::Budget<'_>,
         mut each: impl FnMut(SearchEntry) + Send,
     ) -> Result<()> {
         let mut c = self.pool.get().await?;
         let what = format!("searching `{base}`");
         let adapters: Vec<Box<dyn Adapter<_, _>>> =
             vec![Box::new(EntriesOnly::new()), Box::new(PagedResults::new(self.page_size))];
-        let mut stream = match c.ldap().streaming_search_with(adapters, base, Scope::OneLevel, filter, attrs).await {
-            Ok(s) => s,
-            Err(e) => return Err(c.fail(&what, e)),
+        let started = budget.within(c.ldap().streaming_search_with(adapters, base, Scope::OneLevel, filter, attrs));
+        let mut stream = match started.await {
+            Ok(Ok(s)) => s,
+            Ok(Err(e)) => return Err(c.fail(&what, e)),
+            Err(why) => return Err(c.abandon(&what, &why)),
         };
         loop {
-            match stream.next().await {
+            let next = match budget.within(stream.next()).await {
+                Ok(next) => next,
+                Err(why) => return Err(c.abandon(&what, &why)),
+            };
+            match next {
                 Ok(Some(entry)) => {
                     let entry = SearchEntry::construct(entry);
                     if let Err(why) = budget.take(1, entry_bytes(&entry)) {
@@ -1143,10 +1157,13 @@ impl Connector for LdapConnector {
     }
 }
 
-/// What an entry costs a listing: its DN, attribute names and values, in bytes.
+/// What an entry costs a listing: its DN, attribute names and values, in bytes, and each
+/// value's decoded overhead (a group of a hundred million one-byte members costs what it holds,
+/// not a hundred megabytes).
 fn entry_bytes(e: &SearchEntry) -> usize {
-    let text: usize = e.attrs.iter().map(|(k, v)| k.len() + v.iter().map(String::len).sum::<usize>()).sum();
-    let binary: usize = e.bin_attrs.iter().map(|(k, v)| k.len() + v.iter().map(Vec::len).sum::<usize>()).sum();
+    let per = crate::listing::PER_VALUE_BYTES;
+    let text: usize = e.attrs.iter().map(|(k, v)| k.len() + v.iter().map(|s| s.len() + per).sum::<usize>()).sum();
+    let binary: usize = e.bin_attrs.iter().map(|(k, v)| k.len() + v.iter().map(|b| b.len() + per).sum::<usize>()).sum();
     e.dn.len() + text + binary
 }
 
@@ -1176,5 +1193,24 @@ impl LdapConnector {
                 });
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn issue15_an_entry_costs_each_value_it_holds_not_only_its_text() {
+        // A group of 1,000 one-byte member values: 1,000 bytes of text, but each value is a
+        // decoded `String` in a `Vec`.
+        let values: Vec<String> = (0..1000).map(|i| (i % 10).to_string()).collect();
+        let entry = SearchEntry {
+            dn: "cn=g".into(),
+            attrs: [("member".to_string(), values)].into_iter().collect(),
+            bin_attrs: [("jpegPhoto".to_string(), vec![vec![1u8]])].into_iter().collect(),
+        };
+        let text = "cn=g".len() + "member".len() + 1000 + "jpegPhoto".len() + 1;
+        assert_eq!(entry_bytes(&entry), text + 1001 * crate::listing::PER_VALUE_BYTES);
     }
 }

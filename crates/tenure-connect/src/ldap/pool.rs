@@ -39,6 +39,8 @@ pub(super) struct Pool {
     scrub: Scrubber,
     slots: Vec<Mutex<Option<Ldap>>>,
     next: AtomicUsize,
+    /// How many connections were opened and bound (a retired one is replaced by a new one).
+    opened: AtomicUsize,
     permits: Semaphore,
     /// The TLS client configuration for ldaps:// and StartTLS; `None` for plain LDAP.
     tls: Option<Arc<rustls::ClientConfig>>,
@@ -85,6 +87,7 @@ impl Pool {
             password: Password(password),
             slots: (0..connections).map(|_| Mutex::new(None)).collect(),
             next: AtomicUsize::new(0),
+            opened: AtomicUsize::new(0),
             permits: Semaphore::new(concurrency),
             tls,
             starttls,
@@ -136,7 +139,13 @@ impl Pool {
         if res.rc != 0 {
             return Err(self.result_error(&what, &res));
         }
+        self.opened.fetch_add(1, Ordering::Relaxed);
         Ok(ldap)
+    }
+
+    /// How many connections were opened and bound so far.
+    pub(super) fn opened(&self) -> usize {
+        self.opened.load(Ordering::Relaxed)
     }
 
     /// Whether a simple bind as `dn` with `password` succeeds, on a connection of its own (same

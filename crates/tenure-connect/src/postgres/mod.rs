@@ -288,6 +288,13 @@ struct RoleRow {
 }
 
 impl PostgresConnector {
+    /// Why a password could cross the network in cleartext on this target's connections
+    /// (`sslmode` `disable` or `prefer`, which an attacker on the path can downgrade, to a host
+    /// off this machine), if it could.
+    pub fn plain_wire(&self) -> Option<&str> {
+        self.plain_wire.as_deref()
+    }
+
     /// Builds the connector without connecting: connections open on first use, so a target
     /// that is down only fails (transiently) the operations that reach it.
     pub async fn new(name: &str, s: &PostgresSettings, concurrency: usize) -> Result<Self> {

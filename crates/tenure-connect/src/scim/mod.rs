@@ -52,8 +52,11 @@
 //!   them as apps built for Entra ID provisioning expect. A server that refuses removing a
 //!   member by value gets the filtered path from then on, with a note.
 //! - **Listing limits.** `page_size`, `max_pages` and `max_response_bytes` bound a page, and
-//!   `max_listing_items` / `max_listing_bytes` the whole listing (users and groups together,
-//!   `crate::listing`); hitting a cap is a permanent error, never a silently partial list
+//!   `max_listing_items` / `max_listing_bytes` / `max_listing_seconds` the whole listing (users
+//!   and groups together, `crate::listing`). A page is counted before it is decoded — its size
+//!   plus 64 bytes for every value it lists, members and emails included — and a member without
+//!   a `value` is dropped while decoding (noted). The reads of one user's groups share one cap
+//!   across the connector, however many run at once. Hitting a cap is a permanent error, never a silently partial list
 //!   (reconciliation would read missing accounts as gone). A resource two pages both hold is
 //!   kept once; a page with no resource the earlier pages had not returned (a server ignoring
 //!   `startIndex`) fails the listing. A page whose `itemsPerPage` differs from what it held is
@@ -110,6 +113,8 @@ pub struct ScimConnector {
     max_pages: usize,
     /// What one listing may hold in all.
     listing: tenure_core::config::ListingLimits,
+    /// `create_groups`: whether a grant of a group the service lacks creates it.
+    create_groups: bool,
     dialect: ScimDialect,
     /// What the connector noticed about the server, for a report (see `Connector::take_notes`).
     notes: Mutex<Vec<String>>,
@@ -126,6 +131,8 @@ pub struct ScimConnector {
     value_remove_refused: AtomicBool,
     /// Set once the server refused `filter=members.value eq ...` on `/Groups`.
     member_filter_refused: AtomicBool,
+    /// What the reads of one user's groups in flight hold together, under `listing`'s caps.
+    member_reads: listing::Pool,
 }
 
 /// A user found for an account, and whose it is by its `externalId`.
@@ -179,6 +186,7 @@ impl ScimConnector {
             page_size: settings.page_size.max(1),
             max_pages: settings.max_pages.max(1),
             listing: settings.listing,
+            create_groups: settings.create_groups,
             dialect: settings.dialect,
             notes: Mutex::new(Vec::new()),
             user_ids: Mutex::new(HashMap::new()),
@@ -187,6 +195,7 @@ impl ScimConnector {
             patch_refused: AtomicBool::new(settings.dialect.put_instead_of_patch),
             value_remove_refused: AtomicBool::new(false),
             member_filter_refused: AtomicBool::new(false),
+            member_reads: listing::Pool::default(),
         })
     }
 
@@ -526,7 +535,7 @@ impl ScimConnector {
         if !self.member_filter_refused.load(Ordering::Relaxed) {
             let filter = Filter::eq("members.value", &user.id);
             let query = [("filter", filter.as_str()), ("attributes", "displayName")];
-            let budget = listing::Budget::new(self.listing);
+            let budget = listing::Budget::pooled(self.listing, &self.member_reads);
             match self.page_all::<Group>("Groups", &query, &budget, &what).await? {
                 Ok(groups) => return Ok(groups.into_iter().map(|g| (g.id, g.display_name)).collect()),
                 Err(reply)
@@ -541,7 +550,7 @@ impl ScimConnector {
                 Err(reply) => return Err(reply.error(&self.http, &what)),
             }
         }
-        let groups = self.all_groups(&listing::Budget::new(self.listing), &what).await?;
+        let groups = self.all_groups(&listing::Budget::pooled(self.listing, &self.member_reads), &what).await?;
         Ok(groups
             .into_iter()
             .filter(|g| g.members.iter().any(|m| m.user_id() == Some(user.id.as_str())))
@@ -550,7 +559,7 @@ impl ScimConnector {
     }
 
     /// Every group with its members.
-    async fn all_groups(&self, budget: &listing::Budget, what: &str) -> Result<Vec<Group>> {
+    async fn all_groups(&self, budget: &listing::Budget<'_>, what: &str) -> Result<Vec<Group>> {
         self.page_all::<Group>("Groups", &[("attributes", "displayName,members")], budget, what)
             .await?
             .map_err(|reply| reply.error(&self.http, what))
@@ -588,6 +597,14 @@ impl ScimConnector {
                 None => self.find_group(group).await?,
             };
             let Some(group_id) = group_id else {
+                if !self.create_groups {
+                    return Err(self.err(
+                        ErrorKind::Permanent,
+                        &what,
+                        "the group does not exist and Tenure does not create groups here (`create_groups = false`); \
+                         create it in the service first",
+                    ));
+                }
                 return self.create_group_with(group, &user.id, &what).await;
             };
             match self.modify("Groups", &group_id, &[Change::AddMember(user.id.clone())], None, &what).await? {
@@ -733,11 +750,25 @@ impl ScimConnector {
     /// `max_listing_bytes`). A resource a page repeats from an earlier one is kept once; a page
     /// that holds nothing new (a server ignoring `startIndex` answers the first page forever) ends
     /// the listing with an error. The inner `Err` is the first answer that was not a success.
+    /// The whole listing runs under `max_listing_seconds`.
     async fn page_all<T: DeserializeOwned + wire::Resource>(
         &self,
         endpoint: &str,
         query: &[(&str, &str)],
-        budget: &listing::Budget,
+        budget: &listing::Budget<'_>,
+        what: &str,
+    ) -> Result<std::result::Result<Vec<T>, Reply>> {
+        budget
+            .within(self.pages::<T>(endpoint, query, budget, what))
+            .await
+            .map_err(|why| self.err(ErrorKind::Permanent, what, &why))?
+    }
+
+    async fn pages<T: DeserializeOwned + wire::Resource>(
+        &self,
+        endpoint: &str,
+        query: &[(&str, &str)],
+        budget: &listing::Budget<'_>,
         what: &str,
     ) -> Result<std::result::Result<Vec<T>, Reply>> {
         let mut out = Vec::new();
@@ -753,10 +784,21 @@ impl ScimConnector {
             if !reply.is_success() {
                 return Ok(Err(reply));
             }
-            let bytes = reply.body.len();
+            // Counted before decoding: what the page will hold once decoded is bounded by its size
+            // and the number of values it lists, however small each is on the wire.
+            let values = wire::count_values(&reply.body).unwrap_or(0);
+            let held = reply.body.len().saturating_add(values.saturating_mul(listing::PER_VALUE_BYTES));
+            budget.take(0, held).map_err(|why| self.err(ErrorKind::Permanent, what, &why))?;
             let page: ListResponse<T> = reply.json(&self.http, what)?;
             drop(reply);
             let got = page.resources.len();
+            let dropped: usize = page.resources.iter().map(wire::Resource::dropped).sum();
+            if dropped > 0 {
+                self.note(format!(
+                    "listing {endpoint}: page {} listed {dropped} group members without a `value`; they were ignored",
+                    page_no + 1
+                ));
+            }
             // RFC 7644 §3.4.2: itemsPerPage is the number returned on this page. Some servers
             // report the count asked for, or the page size they use; what was returned is what
             // counts, and the difference is noted.
@@ -782,7 +824,7 @@ impl ScimConnector {
                     ),
                 ));
             }
-            budget.take(fresh.len(), bytes).map_err(|why| self.err(ErrorKind::Permanent, what, &why))?;
+            budget.take(fresh.len(), 0).map_err(|why| self.err(ErrorKind::Permanent, what, &why))?;
             out.extend(fresh);
             start += got as u64;
             // Stop on an empty page, past totalResults, or (for a server that leaves
@@ -872,7 +914,7 @@ impl Connector for ScimConnector {
         let groups = groups?;
         let mut grants: BTreeMap<&str, BTreeSet<String>> = BTreeMap::new();
         for group in &groups {
-            for member in &group.members {
+            for member in group.members.iter() {
                 if let Some(id) = member.user_id() {
                     grants.entry(id).or_default().insert(group.display_name.clone());
                 }

@@ -106,8 +106,51 @@ pub(crate) struct Group {
     pub(crate) id: String,
     #[serde(default, deserialize_with = "null_as_default")]
     pub(crate) display_name: String,
-    #[serde(default, deserialize_with = "null_as_default")]
-    pub(crate) members: Vec<Member>,
+    /// The members with a `value`; one without says nothing and is dropped while decoding.
+    #[serde(default, deserialize_with = "members_with_value")]
+    pub(crate) members: Members,
+}
+
+/// A group's members that name someone, and how many did not (`{}`, `{"display": ..}`), which
+/// are never kept: a page of empty members must not cost memory.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Members {
+    pub(crate) kept: Vec<Member>,
+    pub(crate) dropped: usize,
+}
+
+impl std::ops::Deref for Members {
+    type Target = [Member];
+    fn deref(&self) -> &[Member] {
+        &self.kept
+    }
+}
+
+fn members_with_value<'de, D: Deserializer<'de>>(d: D) -> Result<Members, D::Error> {
+    struct Visit;
+    impl<'de> serde::de::Visitor<'de> for Visit {
+        type Value = Members;
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("a list of members")
+        }
+        fn visit_unit<E>(self) -> Result<Members, E> {
+            Ok(Members::default())
+        }
+        fn visit_none<E>(self) -> Result<Members, E> {
+            Ok(Members::default())
+        }
+        fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Members, A::Error> {
+            let mut out = Members::default();
+            while let Some(m) = seq.next_element::<Member>()? {
+                match m.value {
+                    Some(_) => out.kept.push(m),
+                    None => out.dropped += 1,
+                }
+            }
+            Ok(out)
+        }
+    }
+    d.deserialize_any(Visit)
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -132,6 +175,10 @@ impl Member {
 /// A resource with a server-assigned `id`, for telling a listing's pages apart.
 pub(crate) trait Resource {
     fn id(&self) -> &str;
+    /// How many of its entries said nothing and were dropped while decoding.
+    fn dropped(&self) -> usize {
+        0
+    }
 }
 
 impl Resource for User {
@@ -144,6 +191,68 @@ impl Resource for Group {
     fn id(&self) -> &str {
         &self.id
     }
+    fn dropped(&self) -> usize {
+        self.members.dropped
+    }
+}
+
+/// How many array elements `body` holds at any depth (resources, members, emails, groups, and
+/// any other list), read without keeping anything, so a page can be counted against a
+/// listing's cap before it is decoded. `Err` is a body that is not JSON.
+pub(crate) fn count_values(body: &[u8]) -> Result<usize, serde_json::Error> {
+    struct Count<'a>(&'a mut usize);
+    impl<'de> serde::de::DeserializeSeed<'de> for Count<'_> {
+        type Value = ();
+        fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+            d.deserialize_any(self)
+        }
+    }
+    impl<'de> serde::de::Visitor<'de> for Count<'_> {
+        type Value = ();
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("JSON")
+        }
+        fn visit_bool<E>(self, _: bool) -> Result<(), E> {
+            Ok(())
+        }
+        fn visit_i64<E>(self, _: i64) -> Result<(), E> {
+            Ok(())
+        }
+        fn visit_u64<E>(self, _: u64) -> Result<(), E> {
+            Ok(())
+        }
+        fn visit_f64<E>(self, _: f64) -> Result<(), E> {
+            Ok(())
+        }
+        fn visit_str<E>(self, _: &str) -> Result<(), E> {
+            Ok(())
+        }
+        fn visit_unit<E>(self) -> Result<(), E> {
+            Ok(())
+        }
+        fn visit_none<E>(self) -> Result<(), E> {
+            Ok(())
+        }
+        fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+            let n = self.0;
+            while seq.next_element_seed(Count(&mut *n))?.is_some() {
+                *n = n.saturating_add(1);
+            }
+            Ok(())
+        }
+        fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+            let n = self.0;
+            while map.next_key::<serde::de::IgnoredAny>()?.is_some() {
+                map.next_value_seed(Count(&mut *n))?;
+            }
+            Ok(())
+        }
+    }
+    let mut n = 0;
+    let mut de = serde_json::Deserializer::from_slice(body);
+    serde::de::DeserializeSeed::deserialize(Count(&mut n), &mut de)?;
+    de.end()?;
+    Ok(n)
 }
 
 /// A query answer (RFC 7644 §3.4.2).
@@ -393,6 +502,21 @@ fn lenient_bool<'de, D: Deserializer<'de>>(d: D) -> Result<Option<bool>, D::Erro
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn issue15_members_without_value_are_dropped_and_values_counted_before_decoding() {
+        let g: Group =
+            serde_json::from_value(json!({"id": "g", "members": [{}, {"value": "u1"}, {"display": "x"}, {}]})).unwrap();
+        assert_eq!(g.members.iter().filter_map(|m| m.value.as_deref()).collect::<Vec<_>>(), ["u1"]);
+        assert_eq!((g.members.dropped, g.dropped()), (3, 3));
+        let g: Group = serde_json::from_value(json!({"id": "g", "members": null})).unwrap();
+        assert!(g.members.is_empty());
+        let body = br#"{"Resources": [{"id": "g", "members": [{}, {}, {"value": "u"}]}, {"id": "h", "x": [[1], 2]}]}"#;
+        // Two resources, three members, two in `x` and one in its inner list.
+        assert_eq!(count_values(body).unwrap(), 8);
+        assert!(count_values(b"{\"a\": [1,").is_err());
+        assert!(count_values(b"[1] [2]").is_err());
+    }
 
     #[test]
     fn users_decode_leniently() {

@@ -627,7 +627,8 @@ async fn issue15_a_listing_past_max_listing_items_or_bytes_fails_and_the_connect
     let capped = |items: usize, bytes: usize| {
         let mut settings = peer.settings();
         settings.page_size = 7;
-        settings.listing = tenure_core::config::ListingLimits { max_items: items, max_bytes: bytes };
+        settings.listing =
+            tenure_core::config::ListingLimits { max_items: items, max_bytes: bytes, ..Default::default() };
         LdapConnector::new("directory", &settings, 1).unwrap()
     };
     // Sixty accounts are more than 20 entries, and more than 4 KiB.
@@ -636,8 +637,13 @@ async fn issue15_a_listing_past_max_listing_items_or_bytes_fails_and_the_connect
     assert_eq!(e.kind, ErrorKind::Permanent, "{e}");
     assert!(e.message.contains("directory"), "the target is named: {e}");
     assert!(e.message.contains("more than 20 entries (`max_listing_items` = 20); raise `max_listing_items`"), "{e}");
-    // The connection given up on midway was retired: the next request works.
+    // The connection given up on midway was retired, not reused with its search unfinished: the
+    // next request opens a new one, and works.
+    assert_eq!(small.connections_opened(), 1);
     assert!(small.read_account(&spec("cap00")).await.unwrap().is_some());
+    assert_eq!(small.connections_opened(), 2, "the abandoned connection was replaced");
+    assert!(small.read_account(&spec("cap01")).await.unwrap().is_some());
+    assert_eq!(small.connections_opened(), 2, "a healthy connection is kept");
     let e = capped(1_000_000, 4096).list_accounts().await.unwrap_err();
     assert!(e.message.contains("raise `max_listing_bytes`"), "{e}");
     assert_eq!(capped(1_000_000, 1 << 30).list_accounts().await.unwrap().len(), 60);

@@ -628,3 +628,28 @@ async fn a_new_password_is_refused_over_a_plain_connection_off_this_machine() {
     assert_eq!(c.apply(&rotate).await.unwrap(), Applied::Changed);
     assert!(c.verify_secret(&spec("svc-etl", "S1"), &secret).await.unwrap());
 }
+
+/// `sslmode` `disable` or `prefer` (downgradable by anyone on the path) to a host off this
+/// machine is warned about, by `tenure check` and every run; `require` or this machine is not.
+#[tokio::test]
+async fn issue15_a_downgradable_sslmode_to_another_host_is_warned_about() {
+    let dir = tempfile::tempdir().unwrap();
+    let warnings = |url: &str, sslmode: Option<&str>| {
+        let file = dir.path().join(format!("url{}", url.len() + sslmode.map_or(0, str::len)));
+        std::fs::write(&file, url).unwrap();
+        let mode = sslmode.map(|m| format!("sslmode = \"{m}\"\n")).unwrap_or_default();
+        let text = format!("[[target]]\nname = \"db\"\nkind = \"postgres\"\nurl_file = \"{}\"\n{mode}", file.display());
+        let cfg = tenure_core::config::parse("tenure.toml", &text).unwrap_or_else(|p| panic!("{p:#?}"));
+        let target = cfg.targets.into_iter().next().unwrap();
+        async move { tenure_connect::warnings(&target).await }
+    };
+    let remote = "postgres://tenure:pw@db.example.com/app";
+    for mode in [None, Some("prefer"), Some("disable")] {
+        let w = warnings(remote, mode).await;
+        assert_eq!(w.len(), 1, "{mode:?}: {w:#?}");
+        assert!(w[0].starts_with("target `db`: the connection does not require TLS"), "{w:#?}");
+        assert!(!w[0].contains("pw@"), "the password is never shown: {w:#?}");
+    }
+    assert!(warnings(remote, Some("require")).await.is_empty());
+    assert!(warnings("postgres://tenure:pw@127.0.0.1/app", Some("disable")).await.is_empty());
+}

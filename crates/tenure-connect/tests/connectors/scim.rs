@@ -977,10 +977,131 @@ fn hostile_connector(server: &tenure_testkit::peers::HostileScim, items: usize, 
     let settings = ScimSettings {
         url: server.url.clone(),
         page_size: 50,
-        listing: tenure_core::config::ListingLimits { max_items: items, max_bytes: bytes },
+        listing: tenure_core::config::ListingLimits { max_items: items, max_bytes: bytes, ..Default::default() },
         ..ScimSettings::default()
     };
     ScimConnector::new("chat", &settings, 2).unwrap()
+}
+
+/// A connector for a hostile server with these listing limits, sending `concurrency` at once.
+fn limited_connector(
+    server: &tenure_testkit::peers::HostileScim,
+    listing: tenure_core::config::ListingLimits,
+    concurrency: usize,
+) -> ScimConnector {
+    let settings = ScimSettings { url: server.url.clone(), page_size: 50, listing, ..ScimSettings::default() };
+    ScimConnector::new("chat", &settings, concurrency).unwrap()
+}
+
+#[tokio::test]
+async fn issue15_a_groups_page_of_empty_members_fails_before_it_is_decoded() {
+    use tenure_testkit::peers::hostile_scim::list_response;
+    // Every Groups page is one new group of 100,000 `{}` members: 300 KB on the wire, each a
+    // decoded member if kept; a billion results claimed.
+    let empty: Vec<Value> = vec![json!({}); 100_000];
+    let server = tenure_testkit::peers::HostileScim::start(move |req| {
+        if req.path.ends_with("/Users") {
+            return (200, list_response(&[], 0, 1));
+        }
+        let start = req.number("startIndex").unwrap_or(1);
+        (200, list_response(&[json!({"id": format!("g{start}"), "members": empty})], 1_000_000_000, start))
+    })
+    .unwrap();
+    let limits = tenure_core::config::ListingLimits { max_bytes: 1_000_000, ..Default::default() };
+    let e = limited_connector(&server, limits, 2).list_accounts().await.unwrap_err();
+    assert_eq!(e.kind, ErrorKind::Permanent, "{e}");
+    assert!(e.message.starts_with("scim target `chat`: listing groups: "), "{e}");
+    assert!(e.message.contains("counting 64 bytes for every value it lists (`max_listing_bytes` = 1000000)"), "{e}");
+    // The first page alone holds more than the cap once its values are counted: it is never
+    // decoded, and no second page is asked for.
+    assert_eq!(server.requests_to("/Groups"), 1, "{:#?}", server.seen());
+}
+
+#[tokio::test]
+async fn issue15_members_without_a_value_are_ignored_with_a_note() {
+    use tenure_testkit::peers::hostile_scim::list_response;
+    let server = tenure_testkit::peers::HostileScim::start(|req| {
+        if req.path.ends_with("/Users") {
+            return (200, list_response(&[json!({"id": "u1", "userName": "ann"})], 1, 1));
+        }
+        let group = json!({"id": "g1", "displayName": "staff", "members": [{}, {"value": "u1"}, {"display": "x"}]});
+        (200, list_response(&[group], 1, 1))
+    })
+    .unwrap();
+    let c = limited_connector(&server, Default::default(), 2);
+    let listed = c.list_accounts().await.unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].grants, names(&["staff"]));
+    let notes = c.take_notes();
+    assert!(
+        notes.iter().any(|n| n == "listing Groups: page 1 listed 2 group members without a `value`; they were ignored"),
+        "{notes:#?}"
+    );
+}
+
+#[tokio::test]
+async fn issue15_reads_of_one_users_groups_at_once_share_one_cap() {
+    use tenure_testkit::peers::hostile_scim::list_response;
+    // Each user's groups come in two pages: the first (about 40 KB counted) at once, the second
+    // (empty) after a while, so reads made at once all hold their first page together.
+    let server = tenure_testkit::peers::HostileScim::start_slow(|req| {
+        if req.path.ends_with("/Users/u1") {
+            return (200, json!({"id": "u1", "userName": "ann"}).to_string(), Duration::ZERO);
+        }
+        if req.path.ends_with("/Users") {
+            return (200, list_response(&[json!({"id": "u1", "userName": "ann"})], 1, 1), Duration::ZERO);
+        }
+        match req.number("startIndex") {
+            Some(1) => {
+                let members: Vec<Value> = (0..100).map(|i| json!({"value": format!("{i:0>300}")})).collect();
+                let group = json!({"id": "g1", "displayName": "staff", "members": members});
+                (200, list_response(&[group], 2, 1), Duration::ZERO)
+            }
+            _ => (200, list_response(&[], 2, 2), Duration::from_secs(3)),
+        }
+    })
+    .unwrap();
+    let limits = tenure_core::config::ListingLimits { max_bytes: 100_000, ..Default::default() };
+    let c = limited_connector(&server, limits, 4);
+    let ann = spec("ann", "");
+    let (a, b, d, e) =
+        tokio::join!(c.read_account(&ann), c.read_account(&ann), c.read_account(&ann), c.read_account(&ann));
+    let reads = [a, b, d, e];
+    let failed: Vec<_> = reads.iter().filter_map(|r| r.as_ref().err()).collect();
+    // Each read alone fits; four at once do not.
+    assert!(!failed.is_empty(), "{reads:#?}");
+    for e in &failed {
+        assert!(e.message.contains("listing the groups of user `ann`"), "{e}");
+        assert!(e.message.contains("(`max_listing_bytes` = 100000)"), "{e}");
+    }
+    // A finished read gives its share back: one alone works.
+    let alone = c.read_account(&ann).await.unwrap().unwrap();
+    assert_eq!(alone.grants, names(&["staff"]));
+}
+
+#[tokio::test]
+async fn issue15_slow_pages_stop_at_max_listing_seconds() {
+    use tenure_testkit::peers::hostile_scim::list_response;
+    // One new user a page, each page slow, a billion claimed: only the listing's deadline ends it.
+    let server = tenure_testkit::peers::HostileScim::start_slow(|req| {
+        if req.path.ends_with("/Groups") {
+            return (200, list_response(&[], 0, 1), Duration::ZERO);
+        }
+        let start = req.number("startIndex").unwrap_or(1);
+        let user = json!({"id": format!("u{start}"), "userName": format!("user{start}")});
+        (200, list_response(&[user], 1_000_000_000, start), Duration::from_millis(400))
+    })
+    .unwrap();
+    let limits = tenure_core::config::ListingLimits { max_seconds: 2, ..Default::default() };
+    let e = limited_connector(&server, limits, 2).list_accounts().await.unwrap_err();
+    assert_eq!(e.kind, ErrorKind::Permanent, "{e}");
+    assert!(e.message.starts_with("scim target `chat`: listing users: "), "{e}");
+    assert!(e.message.contains("more than 2 seconds (`max_listing_seconds` = 2); raise `max_listing_seconds`"), "{e}");
+    // It stopped: nothing more is asked for once the deadline has passed.
+    let served = server.requests_to("/Users");
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(server.requests_to("/Users"), served);
+    assert!(served < 100, "{served}");
 }
 
 /// A server whose `/Users` never ends: every page holds `count` new users (each carrying `pad`
@@ -1063,4 +1184,23 @@ async fn issue15_a_user_two_pages_repeat_is_listed_once() {
     let listed = hostile_connector(&server, 1_000_000, 1 << 30).list_accounts().await.unwrap();
     assert_eq!(listed.len(), 60);
     assert_eq!(listed.iter().filter(|a| a.account == "user50").count(), 1);
+}
+
+#[tokio::test]
+async fn issue15_with_create_groups_false_a_grant_never_creates_a_missing_group() {
+    use tenure_testkit::peers::hostile_scim::list_response;
+    let server = tenure_testkit::peers::HostileScim::start(|req| {
+        if req.path.ends_with("/Users") {
+            return (200, list_response(&[json!({"id": "u1", "userName": "ann", "externalId": "E1"})], 1, 1));
+        }
+        (200, list_response(&[], 0, 1))
+    })
+    .unwrap();
+    let settings = ScimSettings { url: server.url.clone(), create_groups: false, ..ScimSettings::default() };
+    let c = ScimConnector::new("chat", &settings, 1).unwrap();
+    let e = c.apply(&req(OpKind::Grant, &spec("ann", "E1"), Some("incident-locked"))).await.unwrap_err();
+    assert_eq!(e.kind, ErrorKind::Permanent, "{e}");
+    assert!(e.message.contains("granting group `incident-locked` to user `ann`"), "{e}");
+    assert!(e.message.contains("(`create_groups = false`); create it in the service first"), "{e}");
+    assert!(server.seen().iter().all(|s| s.method == "GET"), "nothing was written: {:#?}", server.seen());
 }

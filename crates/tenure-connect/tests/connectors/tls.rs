@@ -257,7 +257,12 @@ async fn issue10_ldap_passwords_rotate_only_over_tls_and_the_new_one_binds() {
 /// when the server presents that certificate.
 async fn self_signed_answer(ca: bool) -> std::result::Result<(), ConnectorError> {
     let dir = tempfile::tempdir().unwrap();
-    let cert = tenure_testkit::peers::tls::self_signed(dir.path(), ca).unwrap();
+    answer_with(tenure_testkit::peers::tls::self_signed(dir.path(), ca).unwrap()).await
+}
+
+/// What a SCIM connector at `https://127.0.0.1`, trusting `cert` as `ca_file`, says when the
+/// server presents `cert`.
+async fn answer_with(cert: tenure_testkit::peers::tls::ServerCert) -> std::result::Result<(), ConnectorError> {
     let backend = tenure_testkit::peers::HostileScim::start(|_| {
         (200, tenure_testkit::peers::hostile_scim::list_response(&[], 0, 1))
     })
@@ -290,4 +295,14 @@ async fn issue15_a_self_signed_leaf_certificate_given_as_ca_file_is_trusted_as_g
     // certificate is what `ca_file` says.
     let r = self_signed_answer(false).await;
     assert!(r.is_ok(), "{r:?}");
+    // Trusted as given, and no more: one naming another host, or expired, is still refused.
+    let dir = tempfile::tempdir().unwrap();
+    let other = tenure_testkit::peers::tls::self_signed_as(dir.path(), false, &["other.example.com"], false).unwrap();
+    let e = answer_with(other).await.unwrap_err();
+    assert_eq!(e.kind, ErrorKind::Permanent, "{e}");
+    assert!(e.message.contains("does not name the host"), "{e}");
+    let old = tenure_testkit::peers::tls::self_signed_as(dir.path(), false, &["127.0.0.1"], true).unwrap();
+    let e = answer_with(old).await.unwrap_err();
+    assert_eq!(e.kind, ErrorKind::Permanent, "{e}");
+    assert!(e.message.contains("expired"), "{e}");
 }

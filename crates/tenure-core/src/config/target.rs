@@ -71,21 +71,29 @@ impl Default for TlsSettings {
 
 /// How much one listing of a target (every account with its grants, as reconciliation and
 /// correlation read it) may hold before it fails: `max_listing_items` entries (accounts and
-/// groups) and `max_listing_bytes` bytes read (SCIM: the answers' bodies; LDAP: the entries' DNs,
-/// attribute names and values). A target that answers
-/// endlessly fails with the key to raise instead of growing without bound.
+/// groups), `max_listing_bytes` bytes held (SCIM: the answers' bodies; LDAP: the entries' DNs,
+/// attribute names and values; both plus 64 bytes for every value listed — a member, an email,
+/// an attribute value — which is what a value costs once decoded), and `max_listing_seconds`
+/// seconds in all, however fast each page comes. A target that answers endlessly or slowly
+/// fails with the key to raise instead of growing without bound.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ListingLimits {
     pub max_items: usize,
     pub max_bytes: usize,
+    pub max_seconds: u64,
 }
 
 pub const DEFAULT_MAX_LISTING_ITEMS: usize = 1_000_000;
 pub const DEFAULT_MAX_LISTING_BYTES: usize = 256 * 1024 * 1024;
+pub const DEFAULT_MAX_LISTING_SECONDS: u64 = 900;
 
 impl Default for ListingLimits {
     fn default() -> Self {
-        Self { max_items: DEFAULT_MAX_LISTING_ITEMS, max_bytes: DEFAULT_MAX_LISTING_BYTES }
+        Self {
+            max_items: DEFAULT_MAX_LISTING_ITEMS,
+            max_bytes: DEFAULT_MAX_LISTING_BYTES,
+            max_seconds: DEFAULT_MAX_LISTING_SECONDS,
+        }
     }
 }
 
@@ -117,7 +125,7 @@ pub struct LdapSettings {
 impl LdapSettings {
     /// Whether the connection is encrypted (`ldaps://`, or StartTLS).
     pub fn uses_tls(&self) -> bool {
-        self.url.starts_with("ldaps://") || self.starttls
+        url_scheme(&self.url).as_deref() == Some("ldaps") || self.starttls
     }
 
     /// The schema the connector uses: the profile's defaults with the overrides applied.
@@ -373,6 +381,10 @@ pub struct ScimSettings {
     pub max_response_bytes: usize,
     /// `max_listing_items` and `max_listing_bytes`: what one listing may read in all.
     pub listing: ListingLimits,
+    /// Whether granting a group the service lacks creates it (`create_groups`, default true,
+    /// as LDAP's). `false`: such a grant fails until a person creates the group, and a group
+    /// deleted by hand is never re-created by `--remediate`.
+    pub create_groups: bool,
 }
 
 pub const DEFAULT_SCIM_PAGE_SIZE: usize = 500;
@@ -391,6 +403,7 @@ impl Default for ScimSettings {
             max_pages: DEFAULT_SCIM_MAX_PAGES,
             max_response_bytes: DEFAULT_SCIM_MAX_RESPONSE_BYTES,
             listing: ListingLimits::default(),
+            create_groups: true,
         }
     }
 }
@@ -516,12 +529,24 @@ impl TargetConfig {
             )
         };
         match &self.settings {
-            TargetSettings::Ldap(s) if s.uses_tls() && !s.tls.verify => out.push(off("directory's")),
+            TargetSettings::Ldap(s) => {
+                if s.uses_tls() && !s.tls.verify {
+                    out.push(off("directory's"));
+                }
+                if !s.uses_tls() && url_scheme(&s.url).as_deref() == Some("ldap") && !is_loopback_url(&s.url) {
+                    out.push(format!(
+                        "target `{}`: `url` is plain ldap:// to another host without `starttls`: the bind password \
+                         and every entry travel unencrypted; use ldaps:// or `starttls = true`",
+                        self.name
+                    ));
+                }
+            }
             TargetSettings::Scim(s) => {
-                if s.url.starts_with("https://") && !s.tls.verify {
+                let scheme = url_scheme(&s.url);
+                if scheme.as_deref() == Some("https") && !s.tls.verify {
                     out.push(off("SCIM service's"));
                 }
-                if s.url.starts_with("http://") && !is_loopback_url(&s.url) {
+                if scheme.as_deref() == Some("http") && !is_loopback_url(&s.url) {
                     out.push(format!(
                         "target `{}`: `url` is plain http to another host: the token travels unencrypted",
                         self.name
@@ -535,10 +560,19 @@ impl TargetConfig {
     }
 }
 
-/// Whether an http(s) URL names this machine (`localhost`, `127.0.0.0/8`, `::1`).
+/// A URL's scheme as it is used: parsed (so leading spaces and upper case do not hide it) and
+/// lower case; `None` for text that is not a URL.
+pub(crate) fn url_scheme(url: &str) -> Option<String> {
+    url::Url::parse(url).ok().map(|u| u.scheme().to_ascii_lowercase())
+}
+
+/// Whether a URL names this machine (`localhost`, `127.0.0.0/8`, `::1`). An ldap:// URL's host
+/// is opaque to the parser, so an address in it is read here.
 pub(crate) fn is_loopback_url(url: &str) -> bool {
     match url::Url::parse(url).ok().and_then(|u| u.host().map(|h| h.to_owned())) {
-        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        Some(url::Host::Domain(d)) => {
+            d.eq_ignore_ascii_case("localhost") || d.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
+        }
         Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
         Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
         None => false,
@@ -586,6 +620,7 @@ const LDAP_KEYS: &[&str] = &[
     "attributes",
     "max_listing_items",
     "max_listing_bytes",
+    "max_listing_seconds",
 ];
 
 const SCIM_KEYS: &[&str] = &[
@@ -609,8 +644,10 @@ const SCIM_KEYS: &[&str] = &[
     "page_size",
     "max_pages",
     "max_response_bytes",
+    "create_groups",
     "max_listing_items",
     "max_listing_bytes",
+    "max_listing_seconds",
 ];
 
 const POSTGRES_KEYS: &[&str] = &["url_env", "url_file", "reassign_to", "sslmode", "ca_file", "tls_verify"];
@@ -791,12 +828,13 @@ fn parse_ldap(at: usize, t: &Table, schema: &Schema, r: &mut Reader<'_, '_, '_>)
     r.check_url(&url, &["ldap", "ldaps", "ldapi"], "use `password_env` or `password_file`");
     let password = r.secret("password");
     let starttls = r.boolean("starttls").unwrap_or(false);
-    if starttls && !url.starts_with("ldap://") && !url.is_empty() {
+    let scheme = url_scheme(&url);
+    if starttls && scheme.as_deref() != Some("ldap") && !url.is_empty() {
         let at = pos(t, "starttls", at);
         r.p.at(at, format!("`starttls` in {} needs an ldap:// url (ldaps:// is TLS from the start)", r.what));
     }
     let tls = parse_tls(t, r);
-    if !url.starts_with("ldaps://") && !starttls {
+    if scheme.as_deref() != Some("ldaps") && !starttls {
         tls_unused(t, r, "the connection is not encrypted; use ldaps:// or `starttls = true`");
     }
     let profile = match r.string("profile") {
@@ -988,7 +1026,7 @@ fn parse_scim(at: usize, t: &Table, r: &mut Reader<'_, '_, '_>) -> ScimSettings 
                 url_problem(&token_url, &["http", "https"], "use `client_secret_env` or `client_secret_file`")
             {
                 r.p.at(at_url, format!("`token_url` of {} {why}", r.what));
-            } else if token_url.starts_with("http://") && !is_loopback_url(&token_url) {
+            } else if url_scheme(&token_url).as_deref() == Some("http") && !is_loopback_url(&token_url) {
                 r.p.at(
                     at_url,
                     format!("`token_url` of {} must be https: the client secret would travel unencrypted", r.what),
@@ -1027,7 +1065,7 @@ fn parse_scim(at: usize, t: &Table, r: &mut Reader<'_, '_, '_>) -> ScimSettings 
         }
     };
     let tls = parse_tls(t, r);
-    if url.starts_with("http://") {
+    if url_scheme(&url).as_deref() == Some("http") {
         tls_unused(t, r, "the url is plain http; use https://");
     }
     let mut dialect = match r.string("dialect").as_deref() {
@@ -1072,18 +1110,23 @@ fn parse_scim(at: usize, t: &Table, r: &mut Reader<'_, '_, '_>) -> ScimSettings 
         max_pages: size(r, "max_pages", 1, 10_000_000, DEFAULT_SCIM_MAX_PAGES),
         max_response_bytes: size(r, "max_response_bytes", 4096, 1 << 32, DEFAULT_SCIM_MAX_RESPONSE_BYTES),
         listing: listing_limits(r),
+        create_groups: r.boolean("create_groups").unwrap_or(true),
     }
 }
 
-/// `max_listing_items` (at least 1) and `max_listing_bytes` (at least 4 KiB), with the defaults.
+/// `max_listing_items` (at least 1), `max_listing_bytes` (at least 4 KiB) and
+/// `max_listing_seconds` (1 s to a week), with the defaults.
 fn listing_limits(r: &mut Reader<'_, '_, '_>) -> ListingLimits {
     let mut size = |key: &str, min: i64, max: i64, default: usize| {
         r.int(key, min, max).and_then(|n| usize::try_from(n).ok()).unwrap_or(default)
     };
-    ListingLimits {
-        max_items: size("max_listing_items", 1, 1_000_000_000, DEFAULT_MAX_LISTING_ITEMS),
-        max_bytes: size("max_listing_bytes", 4096, 1 << 40, DEFAULT_MAX_LISTING_BYTES),
-    }
+    let max_items = size("max_listing_items", 1, 1_000_000_000, DEFAULT_MAX_LISTING_ITEMS);
+    let max_bytes = size("max_listing_bytes", 4096, 1 << 40, DEFAULT_MAX_LISTING_BYTES);
+    let max_seconds = r
+        .int("max_listing_seconds", 1, 7 * 24 * 3600)
+        .and_then(|n| u64::try_from(n).ok())
+        .unwrap_or(DEFAULT_MAX_LISTING_SECONDS);
+    ListingLimits { max_items, max_bytes, max_seconds }
 }
 
 fn parse_postgres(at: usize, t: &Table, r: &mut Reader<'_, '_, '_>) -> PostgresSettings {
@@ -1347,17 +1390,22 @@ name = "t"
         );
         assert_eq!(s.dialect, ScimDialect { filtered_patch_paths: true, ..ScimDialect::ENTRA });
         assert_eq!((s.page_size, s.max_pages, s.max_response_bytes), (100, 50, 1_048_576));
+        assert!(s.create_groups, "groups are created on a grant unless `create_groups = false`");
+        assert!(!scim(&format!("{SCIM}token_env = \"T\"\ncreate_groups = false")).create_groups);
         assert_eq!(s.tls.ca_file.as_deref(), Some("/etc/app-ca.pem"));
     }
 
     #[test]
     fn issue15_listing_caps_load_per_target_with_documented_defaults() {
         let s = scim(&format!("{SCIM}token_env = \"T\""));
-        assert_eq!(s.listing, ListingLimits { max_items: 1_000_000, max_bytes: 256 << 20 });
-        let s = scim(&format!("{SCIM}token_env = \"T\"\nmax_listing_items = 10\nmax_listing_bytes = 5000"));
-        assert_eq!(s.listing, ListingLimits { max_items: 10, max_bytes: 5000 });
-        let l = ldap(&format!("{LDAP}max_listing_items = 7\nmax_listing_bytes = 8192"));
-        assert_eq!(l.listing, ListingLimits { max_items: 7, max_bytes: 8192 });
+        assert_eq!(s.listing, ListingLimits { max_items: 1_000_000, max_bytes: 256 << 20, max_seconds: 900 });
+        let s = scim(&format!(
+            "{SCIM}token_env = \"T\"\nmax_listing_items = 10\nmax_listing_bytes = 5000\nmax_listing_seconds = 30"
+        ));
+        assert_eq!(s.listing, ListingLimits { max_items: 10, max_bytes: 5000, max_seconds: 30 });
+        let l = ldap(&format!("{LDAP}max_listing_items = 7\nmax_listing_bytes = 8192\nmax_listing_seconds = 5"));
+        assert_eq!(l.listing, ListingLimits { max_items: 7, max_bytes: 8192, max_seconds: 5 });
+        check_problem(&format!("{LDAP}max_listing_seconds = 0"), 8, "`max_listing_seconds` in [[target]] `t` is 0");
         assert_eq!(ldap(LDAP).listing, ListingLimits::default());
         check_problem(&format!("{SCIM}max_listing_items = 0"), 3, "`max_listing_items` in [[target]] `t` is 0");
         check_problem(&format!("{SCIM}max_listing_bytes = 10"), 3, "expected 4096");
@@ -1428,6 +1476,47 @@ name = "t"
         assert_eq!(warnings.len(), 2, "{warnings:#?}");
         assert!(warnings[0].starts_with("target `t`: `tls_verify = false`"), "{warnings:#?}");
         assert!(warnings[1].contains("target `plain`") && warnings[1].contains("unencrypted"), "{warnings:#?}");
+    }
+
+    #[test]
+    fn issue15_schemes_are_compared_as_parsed_so_case_and_spaces_hide_nothing() {
+        for url in ["HTTP://idp.example.com/token", " http://idp.example.com/token", "Http://idp.example.com/token"] {
+            check_problem(
+                &format!("{SCIM}token_url = \"{url}\"\nclient_id = \"c\"\nclient_secret_env = \"S\""),
+                3,
+                "must be https",
+            );
+        }
+        // A plain-http SCIM url in capitals is warned about and its `ca_file` is refused.
+        let text = format!("{BASE}kind = \"scim\"\nurl = \"HTTP://scim.example.com/v2\"\ntoken_env = \"T\"\n");
+        let c = parse("tenure.toml", &text).unwrap_or_else(|p| panic!("{p:#?}"));
+        let w = c.targets[0].warnings();
+        assert!(w.len() == 1 && w[0].contains("plain http to another host"), "{w:#?}");
+        let http = SCIM.replace("https://app.example.com", "HTTP://127.0.0.1:8000");
+        check_problem(&format!("{http}ca_file = \"ca.pem\""), 3, "has no effect: the url is plain http");
+        // `LDAPS://` is TLS, `LDAP://` with `starttls` is allowed.
+        assert!(ldap(&LDAP.replace("ldap://", "LDAPS://")).uses_tls());
+        assert!(ldap(&format!("{}starttls = true", LDAP.replace("ldap://", "LDAP://"))).starttls);
+    }
+
+    #[test]
+    fn issue15_plain_ldap_to_another_host_is_warned_about() {
+        let warn = |ldap: &str| {
+            let c = parse("tenure.toml", &format!("{BASE}{ldap}")).unwrap_or_else(|p| panic!("{p:#?}"));
+            c.targets[0].warnings()
+        };
+        let w = warn(&LDAP.replace("ldap://127.0.0.1:389", "ldap://dir.example.com"));
+        assert_eq!(w.len(), 1, "{w:#?}");
+        assert!(w[0].starts_with("target `t`: `url` is plain ldap:// to another host"), "{w:#?}");
+        assert!(w[0].contains("bind password"), "{w:#?}");
+        assert_eq!(warn(&LDAP.replace("ldap://127.0.0.1:389", "LDAP://10.0.0.5")).len(), 1);
+        // This machine, StartTLS, ldaps:// and ldapi:// are not.
+        assert!(warn(LDAP).is_empty());
+        assert!(warn(&LDAP.replace("127.0.0.1", "localhost")).is_empty());
+        assert!(warn(&LDAP.replace("127.0.0.1:389", "[::1]:389")).is_empty());
+        assert!(warn(&format!("{}starttls = true\n", LDAP.replace("127.0.0.1", "dir.example.com"))).is_empty());
+        assert!(warn(&LDAP.replace("ldap://127.0.0.1:389", "ldaps://dir.example.com")).is_empty());
+        assert!(warn(&LDAP.replace("ldap://127.0.0.1:389", "ldapi://%2Fvar%2Frun%2Fslapd.sock")).is_empty());
     }
 
     /// Every key in a `| key |` table of `docs/<kind>.md` is one the loader reads for that kind,

@@ -96,11 +96,11 @@ pub fn correlate(
         })
     };
     let t = &target.name;
-    // Whether granting an entitlement the target lacks creates it (LDAP with `create_groups`,
+    // Whether granting an entitlement the target lacks creates it (`create_groups` on LDAP and
     // SCIM): then a grant whose group was deleted by hand is fixed by granting it again.
     let grant_creates = match &target.settings {
         TargetSettings::Ldap(s) => s.schema().create_groups,
-        TargetSettings::Scim(_) => true,
+        TargetSettings::Scim(s) => s.create_groups,
         TargetSettings::Postgres(_) | TargetSettings::Manual(_) => false,
     };
     let managed = managed.get(t);

@@ -281,6 +281,28 @@ fn issue15_a_deleted_entitlement_tenure_does_not_create_is_reported_as_not_in_pl
 }
 
 #[test]
+fn issue15_a_scim_group_deleted_by_hand_comes_back_only_where_create_groups_allows() {
+    // `create_groups = false`: a group deleted on purpose (during an incident) is not re-created
+    // by `--remediate`; the finding says what a person must do.
+    let off =
+        CONFIG.replace("token_env = \"CHAT_SCIM_TOKEN\"", "token_env = \"CHAT_SCIM_TOKEN\"\ncreate_groups = false");
+    assert_ne!(off, CONFIG);
+    let config = tenure_core::config::parse("tenure.toml", &off).unwrap();
+    check_in(
+        &config,
+        &[],
+        &["ada E1 enabled staff"],
+        &["E1 ada enabled staff ghost-group"],
+        &[
+            "linked ada E1",
+            "missing ada E1 ghost-group: `ada` lacks `ghost-group`: entitlement `ghost-group` does not exist in \
+             `chat` and Tenure does not create it there; the grant is not in place until a person creates it (then \
+             `tenure reconcile --remediate`)",
+        ],
+    );
+}
+
+#[test]
 fn an_account_in_the_wrong_state_is_put_back() {
     check(
         &["ada E1 enabled"],

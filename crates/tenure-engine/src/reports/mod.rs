@@ -117,12 +117,26 @@ pub fn identity_detail(
         true
     })?;
     let mut verified = read_back(&ops);
-    let latest = store.latest_findings()?;
-    let not_found = not_found(&latest, &timeline, &ops, id);
+    let latest = store.latest_findings_of(id)?;
+    let mut not_found: BTreeMap<String, BTreeSet<String>> = not_found(&latest, &timeline, &ops, id)
+        .into_iter()
+        .map(|(t, g)| (t.to_string(), g.into_iter().map(String::from).collect()))
+        .collect();
+    // An account the latest reconciliation found gone or disabled (by hand) is not shown as
+    // verified and enabled: its grants are not in place either.
+    for (t, gone) in account_not_in_place(&latest, &timeline, &ops, id) {
+        if let Some(view) = verified.get_mut(t) {
+            view.enabled = false;
+            if gone {
+                view.exists = false;
+                not_found.entry(t.to_string()).or_default().extend(view.grants.iter().cloned());
+            }
+        }
+    }
     for (t, gone) in &not_found {
-        if let Some(view) = verified.get_mut(*t) {
+        if let Some(view) = verified.get_mut(t) {
             for g in gone {
-                view.grants.remove(*g);
+                view.grants.remove(g);
             }
         }
     }
@@ -139,7 +153,7 @@ pub fn identity_detail(
                 open_operations: open.get(t).copied().unwrap_or(0),
                 planned: account_view(holdings.get(t)),
                 verified: account_view(verified.get(t)),
-                not_found: not_found.get(t).map(|g| g.iter().map(|g| (*g).to_string()).collect()).unwrap_or_default(),
+                not_found: not_found.get(t).map(|g| g.iter().cloned().collect()).unwrap_or_default(),
             };
             (t.to_string(), state)
         })
@@ -156,6 +170,50 @@ pub fn identity_detail(
     }))
 }
 
+/// When the latest reconciliation's finding about `target`'s `entitlement` (`None`: the account
+/// itself) for identity `id` was recorded: its `finding.missing` audit record.
+fn found_at<'r>(timeline: &'r [AuditRecord], target: &str, entitlement: Option<&str>) -> Option<&'r str> {
+    timeline
+        .iter()
+        .rev()
+        .find(|r| {
+            r.entry.action == "finding.missing"
+                && r.entry.target.as_deref() == Some(target)
+                && r.entry.entitlement.as_deref() == entitlement
+        })
+        .map(|r| r.at.as_str())
+}
+
+/// The targets, with whether the account is gone (`true`) or only disabled, where the latest
+/// reconciliation found identity `id`'s account missing or disabled (by hand) and no create or
+/// enable was verified since.
+fn account_not_in_place<'a>(
+    latest: &'a [tenure_store::Finding],
+    timeline: &[AuditRecord],
+    ops: &[OpRecord],
+    id: &str,
+) -> BTreeMap<&'a str, bool> {
+    let mut out = BTreeMap::new();
+    let missing = latest.iter().filter(|f| {
+        f.kind == tenure_core::FindingKind::Missing && f.identity.as_deref() == Some(id) && f.entitlement.is_none()
+    });
+    for f in missing {
+        let at = found_at(timeline, &f.target, None);
+        let restored_since = ops.iter().any(|o| {
+            o.state == OpState::Verified
+                && matches!(o.kind, tenure_core::OpKind::CreateAccount | tenure_core::OpKind::Enable)
+                && o.target == f.target
+                && o.verified_at.as_deref().zip(at).is_some_and(|(v, at)| v > at)
+        });
+        if !restored_since {
+            // Reconciliation says "is disabled but should be enabled" of an account it read, and
+            // "is not in" of one it did not find.
+            out.insert(f.target.as_str(), !f.detail.contains("is disabled but should be enabled"));
+        }
+    }
+    out
+}
+
 /// The grants, by target, that the latest reconciliation of the target found missing from
 /// identity `id`'s account and that no grant verified since (after the finding's audit record).
 fn not_found<'a>(
@@ -169,15 +227,7 @@ fn not_found<'a>(
         latest.iter().filter(|f| f.kind == tenure_core::FindingKind::Missing && f.identity.as_deref() == Some(id));
     for f in missing {
         let Some(g) = f.entitlement.as_deref() else { continue };
-        let found_at = timeline
-            .iter()
-            .rev()
-            .find(|r| {
-                r.entry.action == "finding.missing"
-                    && r.entry.target.as_deref() == Some(f.target.as_str())
-                    && r.entry.entitlement.as_deref() == Some(g)
-            })
-            .map(|r| r.at.as_str());
+        let found_at = found_at(timeline, &f.target, Some(g));
         let granted_since = ops.iter().any(|o| {
             o.state == OpState::Verified
                 && o.kind == tenure_core::OpKind::Grant
@@ -229,7 +279,9 @@ pub async fn check(path: &Path, today: NaiveDate, online: bool) -> Result<proto:
             Err(e) => return Err(e),
             Ok(policy) => {
                 let config = &loaded.config;
-                warnings = config.targets.iter().flat_map(|t| t.warnings()).collect();
+                for t in &config.targets {
+                    warnings.extend(tenure_connect::warnings(t).await);
+                }
                 // Issue 10: a secret sink a rotation would refuse is a problem now, not at 3 a.m.
                 let mut sinks: Vec<&str> = config.nhi.secret_sink.iter().map(String::as_str).collect();
                 sinks.extend(config.targets.iter().filter_map(|t| t.secret_sink.as_deref()));

@@ -55,12 +55,14 @@ pub(super) fn identity_page(conn: &Connection, schema: &Schema, q: &IdentityQuer
     Ok(out)
 }
 
-pub(super) fn latest_findings(conn: &Connection) -> R<Vec<Finding>> {
+/// The latest run's findings of every target; with `identity`, only those about it.
+pub(super) fn latest_findings(conn: &Connection, identity: Option<&str>) -> R<Vec<Finding>> {
     let mut stmt = conn.prepare_cached(
         "SELECT kind, target, account, identity, entitlement, detail FROM findings
-         WHERE run_id IN (SELECT max(id) FROM recon_runs GROUP BY target) ORDER BY target, id",
+         WHERE run_id IN (SELECT max(id) FROM recon_runs GROUP BY target) AND (?1 IS NULL OR identity = ?1)
+         ORDER BY target, id",
     )?;
-    let mut rows = stmt.query([])?;
+    let mut rows = stmt.query([identity])?;
     let mut out = Vec::new();
     while let Some(r) = rows.next()? {
         out.push(Finding {

@@ -756,7 +756,11 @@ impl crate::Browse for SqliteStore {
     }
 
     fn latest_findings(&self) -> crate::Result<Vec<Finding>> {
-        Ok(browse::latest_findings(&*self.read()?)?)
+        Ok(browse::latest_findings(&*self.read()?, None)?)
+    }
+
+    fn latest_findings_of(&self, identity: &str) -> crate::Result<Vec<Finding>> {
+        Ok(browse::latest_findings(&*self.read()?, Some(identity))?)
     }
 
     fn operation_counts(&self, leavers_only: bool) -> crate::Result<Vec<crate::TargetCount>> {

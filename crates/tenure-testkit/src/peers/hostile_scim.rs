@@ -25,7 +25,7 @@ impl Seen {
     }
 }
 
-type Script = dyn Fn(&Seen) -> (u16, String) + Send + Sync;
+type Script = dyn Fn(&Seen) -> (u16, String, std::time::Duration) + Send + Sync;
 
 /// The running server; stopped when dropped.
 pub struct HostileScim {
@@ -46,6 +46,17 @@ impl Drop for HostileScim {
 impl HostileScim {
     /// Answers every request with `script(request)`: a status and a JSON body.
     pub fn start(script: impl Fn(&Seen) -> (u16, String) + Send + Sync + 'static) -> Result<HostileScim> {
+        Self::start_slow(move |req| {
+            let (status, body) = script(req);
+            (status, body, std::time::Duration::ZERO)
+        })
+    }
+
+    /// Answers every request with `script(request)`: a status, a JSON body, and how long to wait
+    /// before answering (other requests are answered meanwhile).
+    pub fn start_slow(
+        script: impl Fn(&Seen) -> (u16, String, std::time::Duration) + Send + Sync + 'static,
+    ) -> Result<HostileScim> {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").context("binding the hostile SCIM server")?;
         listener.set_nonblocking(true)?;
         let url = format!("http://{}/scim/v2", listener.local_addr()?);
@@ -103,7 +114,8 @@ async fn answer(mut sock: tokio::net::TcpStream, log: Arc<Mutex<Vec<Seen>>>, scr
         query.split('&').filter_map(|kv| kv.split_once('=')).map(|(k, v)| (k.to_string(), v.to_string())).collect();
     let req = Seen { method, path: path.to_string(), query };
     log.lock().unwrap_or_else(PoisonError::into_inner).push(req.clone());
-    let (status, body) = script(&req);
+    let (status, body, delay) = script(&req);
+    tokio::time::sleep(delay).await;
     let head = format!(
         "HTTP/1.1 {status} Scripted\r\nConnection: close\r\nContent-Type: application/scim+json\r\n\
          Content-Length: {}\r\n\r\n",

@@ -90,9 +90,19 @@ impl TestCa {
 /// has no basic constraints. Its `ca_file` is the certificate itself, what such an admin gives
 /// a client as `ca_file`. The files live in `dir`.
 pub fn self_signed(dir: &Path, ca: bool) -> Result<ServerCert> {
-    let mut params = CertificateParams::new(vec!["127.0.0.1".to_string(), "localhost".to_string()])
+    self_signed_as(dir, ca, &["127.0.0.1", "localhost"], false)
+}
+
+/// A self-signed server certificate as [`self_signed`] makes, naming only `names`, and with
+/// `expired` one whose validity ended in 2001.
+pub fn self_signed_as(dir: &Path, ca: bool, names: &[&str], expired: bool) -> Result<ServerCert> {
+    let mut params = CertificateParams::new(names.iter().map(|n| n.to_string()).collect::<Vec<_>>())
         .context("self-signed certificate parameters")?;
-    params.distinguished_name.push(DnType::CommonName, "localhost");
+    params.distinguished_name.push(DnType::CommonName, names.first().copied().unwrap_or("localhost"));
+    if expired {
+        params.not_before = rcgen::date_time_ymd(2000, 1, 1);
+        params.not_after = rcgen::date_time_ymd(2001, 1, 1);
+    }
     if ca {
         params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
         params.key_usages =
@@ -100,7 +110,8 @@ pub fn self_signed(dir: &Path, ca: bool) -> Result<ServerCert> {
     }
     let key = KeyPair::generate().context("generating the key")?;
     let cert = params.self_signed(&key).context("signing the certificate")?;
-    let tag = if ca { "ca" } else { "leaf" };
+    let tag =
+        format!("{}-{}{}", if ca { "ca" } else { "leaf" }, names.join("-"), if expired { "-expired" } else { "" });
     let cert_file = dir.join(format!("self-signed-{tag}.pem"));
     let key_file = dir.join(format!("self-signed-{tag}.key"));
     let (cert_pem, key_pem) = (cert.pem(), key.serialize_pem());

@@ -306,3 +306,45 @@ fn issue15_what_the_scim_connector_noticed_is_printed_by_apply() {
     let out = env.ok(&["apply", "--wait"]);
     assert!(out.stdout.contains("chat: note: the server refused removing a group member by value"), "{}", out.stdout);
 }
+
+#[test]
+fn issue15_an_account_deleted_by_hand_is_not_shown_verified_and_enabled_on_real_slapd() {
+    let stack = tenure_testkit::stack::Stack::start(&["analyst", "finance", "admin"]).expect("real peers must start");
+    let env = Env::new();
+    env.write("tenure.toml", &stack.config_toml(25));
+    let co = crate::company(6);
+    env.write("day1.csv", &co.to_csv());
+    env.ok(&["import", "--source", "hr", "day1.csv"]);
+    env.ok(&["apply", "--wait"]);
+    let person = co.people.iter().find(|p| p.department == "Engineering").unwrap();
+    let shown = env.ok(&["identity", "show", &person.id, "--format", "json"]).json();
+    let dir = &shown["accounts"]["directory"];
+    assert_eq!((dir["verified"]["exists"].clone(), dir["verified"]["enabled"].clone()), (json!(true), json!(true)));
+    let held = dir["verified"]["grants"].clone();
+    assert!(held.as_array().is_some_and(|g| !g.is_empty()), "{dir:#}");
+
+    // Someone deletes the account by hand; reconciliation finds it missing.
+    let l = &stack.ldap;
+    let deleted = std::process::Command::new("ldapdelete")
+        .args(["-x", "-H", &l.url, "-D", &l.bind_dn, "-y"])
+        .arg(&l.password_file)
+        .arg(format!("uid={},{}", person.username, l.users_dn))
+        .status()
+        .unwrap();
+    assert!(deleted.success());
+    let report = env.expect(1, &["reconcile", "--target", "directory", "--format", "json"]).json();
+    let findings = report["targets"][0]["findings"].as_array().cloned().unwrap_or_default();
+    assert!(
+        findings
+            .iter()
+            .any(|f| f["identity"] == json!(person.id) && f["kind"] == "missing" && f["entitlement"].is_null()),
+        "{report:#}"
+    );
+    // Not verified, not enabled, and its grants are not in place.
+    let shown = env.ok(&["identity", "show", &person.id, "--format", "json"]).json();
+    let dir = &shown["accounts"]["directory"];
+    assert_eq!(dir["verified"]["exists"], json!(false), "{dir:#}");
+    assert_eq!(dir["verified"]["enabled"], json!(false), "{dir:#}");
+    assert_eq!(dir["verified"]["grants"], json!([]), "{dir:#}");
+    assert_eq!(dir["not_found"], held, "{dir:#}");
+}
