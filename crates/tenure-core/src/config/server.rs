@@ -13,7 +13,7 @@
 //! | `drain_timeout` | `30s` | how long shutdown waits for requests under way to finish before closing their connections |
 //! | `trusted_proxies` | `[]` | addresses or CIDR blocks of reverse proxies whose `X-Forwarded-For` names the client (for the failed-authentication throttle); from any other peer the header is ignored |
 //! | `max_import_bytes` | `67108864` (64 MiB) | the largest snapshot `POST /api/v1/imports` accepts; a larger one is refused 413 before it is read |
-//! | `journal_retention` | `7d` | how long an ingested push (webhook delivery, events call) is kept in the push journal before the `retention` schedule deletes it; at least `10m` |
+//! | `journal_retention` | `7d` | how long an ingested push (webhook delivery, events call) is kept in the push journal before the `retention` schedule deletes it; at least `11m` |
 
 use super::Reader;
 use crate::diag::Problems;
@@ -39,8 +39,9 @@ pub const DEFAULT_MAX_IMPORT_BYTES: u64 = 64 * 1024 * 1024;
 
 /// The shortest `journal_retention`: a delivery whose `webhook-timestamp` is up to five minutes
 /// ahead of the clock is accepted, and its replay is refused by the journal alone until that
-/// timestamp is five minutes old, so an entry must outlive its arrival by ten minutes.
-pub const MIN_JOURNAL_RETENTION_SECS: u64 = 600;
+/// timestamp is five minutes old (compared in whole seconds), so an entry must outlive its
+/// arrival by twice the tolerance; a minute more keeps a pruned delivery's replay well past it.
+pub const MIN_JOURNAL_RETENTION_SECS: u64 = 2 * 300 + 60;
 
 /// The longest timeout accepted: an hour. Anything longer keeps dead connections around.
 const MAX_TIMEOUT_SECS: u64 = 3600;
@@ -230,7 +231,8 @@ mod tests {
         let cases = [
             ("header_read_timeout = \"0s\"", "not a duration"),
             ("idle_timeout = \"2h\"", "out of range: 1s to 3600s"),
-            ("journal_retention = \"5m\"", "`journal_retention` in [server] `5m` is out of range: 600s"),
+            ("journal_retention = \"5m\"", "`journal_retention` in [server] `5m` is out of range: 660s"),
+            ("journal_retention = \"10m\"", "`journal_retention` in [server] `10m` is out of range: 660s"),
             ("max_connections = 1", "expected 2 to 1000000"),
             ("trusted_proxies = [\"10.0.0.0/40\"]", "not an address or a CIDR block"),
         ];

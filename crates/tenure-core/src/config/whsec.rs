@@ -41,11 +41,9 @@ pub fn webhook_secret_key(text: &str) -> Result<Vec<u8>, String> {
         return Err("the webhook secret's key bytes are not random (too few distinct values)".into());
     }
     if key.iter().all(|b| (0x20..0x7f).contains(b)) {
-        return Err(
-            "the webhook secret's key bytes are all printable text (a passphrase), not random bytes; \
+        return Err("the webhook secret's key bytes are all printable text (a passphrase), not random bytes; \
              use `whsec_` followed by the output of `openssl rand -base64 32`"
-                .into(),
-        );
+            .into());
     }
     Ok(key)
 }
