@@ -91,7 +91,6 @@ async fn issue15_headers_trickled_slower_than_the_timeout_and_idle_connections_a
         }
     };
     assert!(dropped, "a head trickled over 10 s was still being read");
-    assert!(lines >= 2, "closed after {lines} lines: the timeout is not shorter than the configured second");
 
     // A connection that sends nothing is closed after the idle timeout (2 s), well before 10 s.
     let mut idle = TcpStream::connect(&a).unwrap();
@@ -456,9 +455,8 @@ async fn issue15_the_openapi_document_spells_enums_as_the_server_accepts_them() 
         ("Status", tenure_core::Status::ALL.iter().map(|k| k.as_str()).collect()),
         ("Kind", tenure_core::Kind::ALL.iter().map(|k| k.as_str()).collect()),
     ] {
-        if schemas.get(name).is_some() {
-            assert_eq!(values(name), all, "{name}");
-        }
+        assert!(schemas.get(name).is_some(), "the document has the `{name}` schema");
+        assert_eq!(values(name), all, "{name}");
     }
     // And the server takes the documented spelling: a review decision of `keep` is read (the
     // item does not exist, so 404), while `Keep` is refused as malformed.
