@@ -49,15 +49,25 @@ pub use tenure_engine::tokens::{generate as generate_token, hash as token_hash, 
 /// Failed authentication attempts per client address: after `limit` failures within `window`,
 /// that address's failing attempts are answered 429 until the window has passed (a valid token
 /// from it is still served: see [`crate::access`]). An IPv6 client counts by its /64, the block
-/// one host is given, so rotating through its own addresses does not reset the count. The table
-/// holds at most [`Throttle::MAX_ADDRESSES`] addresses: past that, an address not seen yet is
-/// not recorded (tokens cannot be guessed, so the throttle is a brake on noise, and memory is
-/// bounded whatever a client spreads its attempts over).
+/// one host is given, so rotating through its own addresses does not reset the count.
+///
+/// The table is two generations, swapped once per window: failures are counted in the current
+/// one, an address from the previous one is still seen (and moved over when it fails again),
+/// and at the swap the previous generation is dropped whole. Every call is O(1), so a flood of
+/// failures from new addresses never holds the lock (which valid tokens also take) for a sweep.
+/// Each generation holds at most half of [`Throttle::MAX_ADDRESSES`]: past that, an address
+/// not seen yet is not recorded until the next swap (tokens cannot be guessed, so the throttle
+/// is a brake on noise, and memory is bounded whatever a client spreads its attempts over).
 #[derive(Debug)]
 pub struct Throttle {
     limit: u32,
     window: Duration,
-    failures: HashMap<IpAddr, (Instant, u32)>,
+    current: HashMap<IpAddr, (Instant, u32)>,
+    previous: HashMap<IpAddr, (Instant, u32)>,
+    /// When `current` was started (`None` before the first failure).
+    started: Option<Instant>,
+    /// Generations swapped so far.
+    swaps: u64,
 }
 
 impl Throttle {
@@ -65,7 +75,7 @@ impl Throttle {
     pub const MAX_ADDRESSES: usize = 100_000;
 
     pub fn new(limit: u32, window: Duration) -> Self {
-        Self { limit, window, failures: HashMap::new() }
+        Self { limit, window, current: HashMap::new(), previous: HashMap::new(), started: None, swaps: 0 }
     }
 
     /// The key an address counts under: IPv4 as is (also when written as IPv6), IPv6 by its /64.
@@ -79,36 +89,53 @@ impl Throttle {
         }
     }
 
+    /// Swaps the generations once `current` is a window old (both go once it is two).
+    fn age(&mut self, now: Instant) {
+        let Some(started) = self.started else { return };
+        let age = now.saturating_duration_since(started);
+        if age < self.window {
+            return;
+        }
+        self.previous =
+            if age < self.window.saturating_mul(2) { std::mem::take(&mut self.current) } else { HashMap::new() };
+        self.current = HashMap::new();
+        self.started = Some(now);
+        self.swaps += 1;
+    }
+
+    /// An address's failures still within the window.
+    fn count(&self, addr: IpAddr, now: Instant) -> Option<(Instant, u32)> {
+        let found = self.current.get(&addr).or_else(|| self.previous.get(&addr)).copied()?;
+        (now.saturating_duration_since(found.0) < self.window).then_some(found)
+    }
+
     /// Whether `addr` is throttled now.
     pub fn blocked(&mut self, addr: IpAddr, now: Instant) -> bool {
-        let addr = Self::key(addr);
-        match self.failures.get(&addr) {
-            Some((since, n)) if now.duration_since(*since) < self.window => *n >= self.limit,
-            Some(_) => {
-                self.failures.remove(&addr);
-                false
-            }
-            None => false,
-        }
+        self.age(now);
+        self.count(Self::key(addr), now).is_some_and(|(_, n)| n >= self.limit)
     }
 
     /// Records a failed attempt from `addr`.
     pub fn fail(&mut self, addr: IpAddr, now: Instant) {
         let addr = Self::key(addr);
-        let window = self.window;
-        if !self.failures.contains_key(&addr) && self.failures.len() >= Self::MAX_ADDRESSES {
-            // Forget addresses whose window has passed; if the table is still full, this one
-            // goes unrecorded.
-            self.failures.retain(|_, (since, _)| now.duration_since(*since) < window);
-            if self.failures.len() >= Self::MAX_ADDRESSES {
+        self.age(now);
+        if self.started.is_none() {
+            self.started = Some(now);
+        }
+        let (since, n) = self.count(addr, now).unwrap_or((now, 0));
+        if !self.current.contains_key(&addr) {
+            if self.current.len() >= Self::MAX_ADDRESSES / 2 {
                 return;
             }
+            self.previous.remove(&addr);
         }
-        let entry = self.failures.entry(addr).or_insert((now, 0));
-        if now.duration_since(entry.0) >= window {
-            *entry = (now, 0);
-        }
-        entry.1 = entry.1.saturating_add(1);
+        self.current.insert(addr, (since, n.saturating_add(1)));
+    }
+
+    /// Addresses held.
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.current.len() + self.previous.len()
     }
 }
 
@@ -180,9 +207,38 @@ mod tests {
         for i in 0..=u32::try_from(Throttle::MAX_ADDRESSES).unwrap() {
             full.fail(IpAddr::from(i.to_be_bytes()), t0);
         }
-        assert_eq!(full.failures.len(), Throttle::MAX_ADDRESSES);
-        // Once their windows pass, room is made again.
+        assert!(full.len() <= Throttle::MAX_ADDRESSES);
+        // Once a window passes, room is made again; after two, the old addresses are gone.
         full.fail([255, 255, 255, 255].into(), t0 + Duration::from_secs(61));
-        assert_eq!(full.failures.len(), 1);
+        assert!(full.blocked([255, 255, 255, 255].into(), t0 + Duration::from_secs(62)));
+        full.fail([255, 255, 255, 254].into(), t0 + Duration::from_secs(125));
+        assert_eq!(full.len(), 2, "the flood's addresses are gone, the two recent ones kept");
+    }
+
+    #[test]
+    fn a_flood_of_failures_from_new_addresses_costs_one_swap_per_window() {
+        // A full table and 200,000 more failures from addresses never seen, all in one window:
+        // no sweep of the table happens per failure, only one swap at the window's end.
+        let mut t = Throttle::new(3, Duration::from_secs(60));
+        let t0 = Instant::now();
+        for i in 0..300_000u32 {
+            t.fail(IpAddr::from(i.to_be_bytes()), t0 + Duration::from_millis(u64::from(i) / 10));
+        }
+        assert_eq!(t.swaps, 0, "no swap within the window");
+        assert!(t.len() <= Throttle::MAX_ADDRESSES);
+        for i in 0..1000u32 {
+            t.fail(IpAddr::from((i + 1_000_000).to_be_bytes()), t0 + Duration::from_secs(61));
+        }
+        assert_eq!(t.swaps, 1, "one swap for a thousand failures after the window");
+        // An address failing across the swap keeps its count while the window lasts.
+        let ip: IpAddr = [10, 9, 9, 9].into();
+        let mut u = Throttle::new(3, Duration::from_secs(60));
+        u.fail([1, 1, 1, 1].into(), t0);
+        u.fail(ip, t0 + Duration::from_secs(50));
+        u.fail(ip, t0 + Duration::from_secs(55));
+        u.fail(ip, t0 + Duration::from_secs(70));
+        assert_eq!(u.swaps, 1, "the generation started at t0 was swapped");
+        assert!(u.blocked(ip, t0 + Duration::from_secs(71)), "three failures within 20 s");
+        assert!(!u.blocked(ip, t0 + Duration::from_secs(111)), "its window passed");
     }
 }

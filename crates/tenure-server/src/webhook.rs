@@ -141,6 +141,26 @@ mod tests {
     }
 
     #[test]
+    fn a_delivery_replayed_once_its_journal_entry_may_be_pruned_is_stale() {
+        // The furthest-ahead timestamp accepted on arrival, replayed at the earliest moment the
+        // retention schedule may delete its journal entry (and a second on, the clock's
+        // fraction): the journal no longer refuses it, so the timestamp must.
+        let retention = i64::try_from(tenure_core::config::MIN_JOURNAL_RETENTION_SECS).unwrap();
+        let ts = NOW + TOLERANCE_SECONDS;
+        let sig = secret().sign("msg_1", ts, b"{}");
+        let ts_text = ts.to_string();
+        let h = Headers { id: Some("msg_1"), timestamp: Some(&ts_text), signature: Some(&sig) };
+        assert_eq!(verify(&[secret()], h, b"{}", NOW).map(|_| ()), Ok(()), "accepted on arrival");
+        for late in [retention, retention + 1] {
+            let h = Headers { id: Some("msg_1"), timestamp: Some(&ts_text), signature: Some(&sig) };
+            assert!(
+                matches!(verify(&[secret()], h, b"{}", NOW + late), Err(Refused::Stale(_))),
+                "a replay {late} s after arrival, once pruned, is refused as stale"
+            );
+        }
+    }
+
+    #[test]
     fn signatures_are_checked_as_the_standard_says() {
         let good = secret().sign("msg_1", NOW, b"{}");
         check(Some(good.clone()), NOW, b"{}", Ok(()));

@@ -7,10 +7,13 @@
 //! | `listen` | `127.0.0.1:8080` | the address to bind (`--listen` and `TENURE_LISTEN` override it) |
 //! | `header_read_timeout` | `10s` | the longest a client may take to send a request's headers once it has sent their first byte; a slower one is disconnected |
 //! | `idle_timeout` | `60s` | how long a connection may stay open with no request under way (a fresh one before its first byte, a keep-alive one between requests) |
-//! | `max_connections` | `512` | connections served at once; at the cap a new one replaces the longest-idle connection, or is answered 503 when every connection has a request under way |
+//! | `body_timeout` | `60s` | how long a request may wait on its client (for body bytes, or for it to read the response) before the client must keep up 16 KiB/s on average; a slower one is disconnected |
+//! | `max_connections` | `512` | connections served at once; at the cap a new one replaces an idle connection, or, when every connection has a request under way, only `/healthz` and `/readyz` are answered (on a few reserved slots) and anything else gets 503 |
+//! | `max_client_connections` | `64` | connections served at once from one client address (an IPv6 client by its /64), at most `max_connections`; trusted proxies are exempt |
+//! | `drain_timeout` | `30s` | how long shutdown waits for requests under way to finish before closing their connections |
 //! | `trusted_proxies` | `[]` | addresses or CIDR blocks of reverse proxies whose `X-Forwarded-For` names the client (for the failed-authentication throttle); from any other peer the header is ignored |
 //! | `max_import_bytes` | `67108864` (64 MiB) | the largest snapshot `POST /api/v1/imports` accepts; a larger one is refused 413 before it is read |
-//! | `journal_retention` | `7d` | how long an ingested push (webhook delivery, events call) is kept in the push journal before the `retention` schedule deletes it; at least `10m` |
+//! | `journal_retention` | `7d` | how long an ingested push (webhook delivery, events call) is kept in the push journal before the `retention` schedule deletes it; at least `11m` |
 
 use super::Reader;
 use crate::diag::Problems;
@@ -22,7 +25,10 @@ pub const SERVER_KEYS: &[&str] = &[
     "listen",
     "header_read_timeout",
     "idle_timeout",
+    "body_timeout",
     "max_connections",
+    "max_client_connections",
+    "drain_timeout",
     "trusted_proxies",
     "max_import_bytes",
     "journal_retention",
@@ -33,8 +39,9 @@ pub const DEFAULT_MAX_IMPORT_BYTES: u64 = 64 * 1024 * 1024;
 
 /// The shortest `journal_retention`: a delivery whose `webhook-timestamp` is up to five minutes
 /// ahead of the clock is accepted, and its replay is refused by the journal alone until that
-/// timestamp is five minutes old, so an entry must outlive its arrival by ten minutes.
-pub const MIN_JOURNAL_RETENTION_SECS: u64 = 600;
+/// timestamp is five minutes old (compared in whole seconds), so an entry must outlive its
+/// arrival by twice the tolerance; a minute more keeps a pruned delivery's replay well past it.
+pub const MIN_JOURNAL_RETENTION_SECS: u64 = 2 * 300 + 60;
 
 /// The longest timeout accepted: an hour. Anything longer keeps dead connections around.
 const MAX_TIMEOUT_SECS: u64 = 3600;
@@ -46,8 +53,14 @@ pub struct ServerConfig {
     pub header_read_timeout_secs: u64,
     /// Seconds a connection may stay open with no request under way.
     pub idle_timeout_secs: u64,
+    /// Seconds a request may wait on its client before the minimum rate applies.
+    pub body_timeout_secs: u64,
     /// Connections served at once.
     pub max_connections: usize,
+    /// Connections served at once from one client address.
+    pub max_client_connections: usize,
+    /// Seconds shutdown waits for connections to finish.
+    pub drain_timeout_secs: u64,
     /// The peers whose `X-Forwarded-For` is believed.
     pub trusted_proxies: Vec<IpNet>,
     /// The largest snapshot `POST /api/v1/imports` accepts, in bytes.
@@ -61,7 +74,10 @@ impl Default for ServerConfig {
         Self {
             header_read_timeout_secs: 10,
             idle_timeout_secs: 60,
+            body_timeout_secs: 60,
             max_connections: 512,
+            max_client_connections: 64,
+            drain_timeout_secs: 30,
             trusted_proxies: Vec::new(),
             max_import_bytes: DEFAULT_MAX_IMPORT_BYTES,
             journal_retention_secs: 7 * 86_400,
@@ -128,6 +144,8 @@ pub(super) fn parse(t: &Table, p: &mut Problems<'_>) -> (Option<String>, ServerC
     for (key, slot, min, max) in [
         ("header_read_timeout", &mut out.header_read_timeout_secs, 1, MAX_TIMEOUT_SECS),
         ("idle_timeout", &mut out.idle_timeout_secs, 1, MAX_TIMEOUT_SECS),
+        ("body_timeout", &mut out.body_timeout_secs, 1, MAX_TIMEOUT_SECS),
+        ("drain_timeout", &mut out.drain_timeout_secs, 1, MAX_TIMEOUT_SECS),
         ("journal_retention", &mut out.journal_retention_secs, MIN_JOURNAL_RETENTION_SECS, 3660 * 86_400),
     ] {
         if let Some(secs) = duration(&mut r, t, key, min, max) {
@@ -136,6 +154,9 @@ pub(super) fn parse(t: &Table, p: &mut Problems<'_>) -> (Option<String>, ServerC
     }
     if let Some(n) = r.int("max_connections", 2, 1_000_000) {
         out.max_connections = usize::try_from(n).unwrap_or(out.max_connections);
+    }
+    if let Some(n) = r.int("max_client_connections", 1, 1_000_000) {
+        out.max_client_connections = usize::try_from(n).unwrap_or(out.max_client_connections);
     }
     if let Some(n) = r.int("max_import_bytes", 1, i64::MAX) {
         out.max_import_bytes = n.unsigned_abs();
@@ -210,7 +231,8 @@ mod tests {
         let cases = [
             ("header_read_timeout = \"0s\"", "not a duration"),
             ("idle_timeout = \"2h\"", "out of range: 1s to 3600s"),
-            ("journal_retention = \"5m\"", "`journal_retention` in [server] `5m` is out of range: 600s"),
+            ("journal_retention = \"5m\"", "`journal_retention` in [server] `5m` is out of range: 660s"),
+            ("journal_retention = \"10m\"", "`journal_retention` in [server] `10m` is out of range: 660s"),
             ("max_connections = 1", "expected 2 to 1000000"),
             ("trusted_proxies = [\"10.0.0.0/40\"]", "not an address or a CIDR block"),
         ];

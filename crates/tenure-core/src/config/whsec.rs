@@ -3,7 +3,9 @@
 //!
 //! A key must be at least [`MIN_WEBHOOK_SECRET_BYTES`] bytes (192 bits, what the Standard
 //! Webhooks libraries generate at the least) and look random: a short key (`whsec_AA==`) or a
-//! key of one repeated byte can be guessed and every push forged with it.
+//! key of one repeated byte can be guessed and every push forged with it. So can a typed
+//! passphrase base64-encoded: a key whose bytes are all printable ASCII is refused (24 random
+//! bytes are all printable with a probability of about 5·10⁻¹¹).
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
@@ -38,6 +40,11 @@ pub fn webhook_secret_key(text: &str) -> Result<Vec<u8>, String> {
     if seen.iter().filter(|s| **s).count() < MIN_DISTINCT_BYTES {
         return Err("the webhook secret's key bytes are not random (too few distinct values)".into());
     }
+    if key.iter().all(|b| (0x20..0x7f).contains(b)) {
+        return Err("the webhook secret's key bytes are all printable text (a passphrase), not random bytes; \
+             use `whsec_` followed by the output of `openssl rand -base64 32`"
+            .into());
+    }
     Ok(key)
 }
 
@@ -68,6 +75,8 @@ mod tests {
         refused("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2La", "has 21 key bytes");
         refused("whsec_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA", "not random");
         refused("MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", "not `whsec_`");
+        // `Password123!Password123!`, base64-encoded: long and varied, but typed.
+        refused("whsec_UGFzc3dvcmQxMjMhUGFzc3dvcmQxMjMh", "all printable text (a passphrase)");
         refused("whsec_!!!", "not `whsec_`");
         refused("whsec_", "has 0 key bytes");
         assert_eq!(webhook_secret_keys("  \n").err().as_deref(), Some("the webhook secret is empty"));

@@ -91,7 +91,6 @@ async fn issue15_headers_trickled_slower_than_the_timeout_and_idle_connections_a
         }
     };
     assert!(dropped, "a head trickled over 10 s was still being read");
-    assert!(lines >= 2, "closed after {lines} lines: the timeout is not shorter than the configured second");
 
     // A connection that sends nothing is closed after the idle timeout (2 s), well before 10 s.
     let mut idle = TcpStream::connect(&a).unwrap();
@@ -456,9 +455,8 @@ async fn issue15_the_openapi_document_spells_enums_as_the_server_accepts_them() 
         ("Status", tenure_core::Status::ALL.iter().map(|k| k.as_str()).collect()),
         ("Kind", tenure_core::Kind::ALL.iter().map(|k| k.as_str()).collect()),
     ] {
-        if schemas.get(name).is_some() {
-            assert_eq!(values(name), all, "{name}");
-        }
+        assert!(schemas.get(name).is_some(), "the document has the `{name}` schema");
+        assert_eq!(values(name), all, "{name}");
     }
     // And the server takes the documented spelling: a review decision of `keep` is read (the
     // item does not exist, so 404), while `Keep` is refused as malformed.
@@ -473,4 +471,200 @@ async fn issue15_the_openapi_document_spells_enums_as_the_server_accepts_them() 
     assert_ne!(documented, 400, "the documented spelling is accepted");
     let capitalised = decide("Keep").await.unwrap().status().as_u16();
     assert!(capitalised == 400 || capitalised == 422, "{capitalised}");
+}
+
+/// A connection from `from` (a loopback address of the test's choosing) to `to`.
+async fn connect_from(from: &str, to: &str) -> TcpStream {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind(format!("{from}:0").parse().unwrap()).unwrap();
+    let stream = socket.connect(to.parse().unwrap()).await.unwrap();
+    let stream = stream.into_std().unwrap();
+    stream.set_nonblocking(false).unwrap();
+    stream
+}
+
+/// Reads from `c` until `want` has arrived (or the connection ends); what was read.
+fn read_until(c: &mut TcpStream, want: &str) -> String {
+    c.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 1024];
+    while !String::from_utf8_lossy(&got).contains(want) {
+        match c.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+        }
+    }
+    String::from_utf8_lossy(&got).into_owned()
+}
+
+/// A request under way on `c`: `POST /api/v1/events` announcing a 100-byte body, of which
+/// `sent` is sent once the server, reading the body, has answered `100 Continue` (so the
+/// request is known to have begun).
+fn begin_request(c: &mut TcpStream, token: &str, sent: &str) {
+    let head = format!(
+        "POST /api/v1/events?source=hr HTTP/1.1\r\nhost: x\r\nauthorization: Bearer {token}\r\n\
+         content-type: application/json\r\ncontent-length: 100\r\nexpect: 100-continue\r\n\r\n"
+    );
+    c.write_all(head.as_bytes()).unwrap();
+    let got = read_until(c, "\r\n\r\n");
+    assert!(got.starts_with("HTTP/1.1 100"), "the request began: {got}");
+    c.write_all(sent.as_bytes()).unwrap();
+}
+
+/// `GET path` on a fresh connection from `from`, by hand, with `token`: the whole answer.
+async fn get_from(from: &str, a: &str, path: &str, token: &str) -> String {
+    let mut c = connect_from(from, a).await;
+    let req = format!("GET {path} HTTP/1.1\r\nhost: x\r\nauthorization: Bearer {token}\r\nconnection: close\r\n\r\n");
+    c.write_all(req.as_bytes()).unwrap();
+    read_until(&mut c, "\u{0}")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn issue15_a_body_trickled_byte_by_byte_is_closed_after_the_body_timeout() {
+    // Long idle and header timeouts: only the body deadline can close it. A byte every 250 ms
+    // is progress each time, so no single wait comes near the idle timeout.
+    let (_dir, s) =
+        server_with("header_read_timeout = \"5m\"\nidle_timeout = \"10m\"\nbody_timeout = \"2s\"", &[]).await;
+    let source = s.token("hr-trickle", "source", Some("hr")).unwrap();
+    let a = addr(&s);
+    let mut c = TcpStream::connect(&a).unwrap();
+    let head = format!(
+        "POST /hooks/hr HTTP/1.1\r\nhost: x\r\nauthorization: Bearer {source}\r\n\
+         content-type: application/json\r\ncontent-length: 1000\r\n\r\n"
+    );
+    c.write_all(head.as_bytes()).unwrap();
+    // 80 bytes at most (20 s at this pace) of the 1000 announced.
+    let gone = (0..80).any(|_| closed(&mut c, Duration::from_millis(250)) || c.write_all(b" ").is_err());
+    assert!(gone, "a body trickled a byte at a time held its connection past 80 bytes");
+    assert!(healthz(&a).starts_with("HTTP/1.1 200"), "the server still answers");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn issue15_with_every_connection_busy_healthz_answers_and_the_rest_get_503() {
+    let (_dir, s) = server_with(
+        "max_connections = 4\nheader_read_timeout = \"5m\"\nidle_timeout = \"10m\"\nbody_timeout = \"10m\"",
+        &[],
+    )
+    .await;
+    let a = addr(&s);
+    // Four requests under way, each with a body it never finishes: the cap is full of busy
+    // connections, none of them idle.
+    let mut held = Vec::new();
+    for _ in 0..4 {
+        let mut c = TcpStream::connect(&a).unwrap();
+        begin_request(&mut c, &s.admin_token, "{\"records\"");
+        held.push(c);
+    }
+    let refused = get_from("127.0.0.1", &a, "/api/v1/cases", &s.admin_token).await;
+    assert!(refused.starts_with("HTTP/1.1 503"), "{refused}");
+    assert!(refused.contains("\"overloaded\"") && refused.to_ascii_lowercase().contains("retry-after: 1"), "{refused}");
+    for _ in 0..3 {
+        assert!(healthz(&a).starts_with("HTTP/1.1 200"), "/healthz with every connection busy");
+        let ready = get_from("127.0.0.1", &a, "/readyz", "none").await;
+        assert!(ready.starts_with("HTTP/1.1 200"), "/readyz with every connection busy: {ready}");
+    }
+    // The busy connections were left alone.
+    for c in &mut held {
+        assert!(!closed(c, Duration::from_millis(100)), "a request under way was closed to make room");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn issue15_one_client_address_holds_only_its_share_of_the_connections() {
+    let (_dir, s) = server_with(
+        "max_connections = 16\nmax_client_connections = 2\nheader_read_timeout = \"5m\"\nidle_timeout = \"10m\"\nbody_timeout = \"10m\"",
+        &[],
+    )
+    .await;
+    let a = addr(&s);
+    let mut held = Vec::new();
+    for _ in 0..2 {
+        let mut c = connect_from("127.0.0.3", &a).await;
+        begin_request(&mut c, &s.admin_token, "{");
+        held.push(c);
+    }
+    let same = get_from("127.0.0.3", &a, "/api/v1/cases", &s.admin_token).await;
+    assert!(same.starts_with("HTTP/1.1 503"), "a third from the same address: {same}");
+    let other = get_from("127.0.0.4", &a, "/api/v1/cases", &s.admin_token).await;
+    assert!(other.starts_with("HTTP/1.1 200"), "another address is served: {other}");
+    let probe = get_from("127.0.0.3", &a, "/healthz", "none").await;
+    assert!(probe.starts_with("HTTP/1.1 200"), "the busy address can still probe: {probe}");
+}
+
+/// The `content-length` of an answer's head.
+fn content_length(head: &str) -> usize {
+    head.lines()
+        .find_map(|l| l.to_ascii_lowercase().strip_prefix("content-length: ").map(|v| v.trim().parse().unwrap()))
+        .unwrap_or_else(|| panic!("no content-length: {head}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn issue15_shutdown_sends_responses_whole_finishes_requests_and_gives_up_after_the_drain_timeout() {
+    let (_dir, s) = server_with(
+        "header_read_timeout = \"5m\"\nidle_timeout = \"10m\"\nbody_timeout = \"10m\"\ndrain_timeout = \"3s\"",
+        &[],
+    )
+    .await;
+    let a = addr(&s);
+    let token = s.admin_token.clone();
+    // An answer the client has not read yet (the handler is done; what does not fit the
+    // client's small window waits in the server) is sent whole after the signal.
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let mut large = socket.connect(a.parse().unwrap()).await.unwrap().into_std().unwrap();
+    large.set_nonblocking(false).unwrap();
+    let req = format!("GET /api/v1/openapi.json HTTP/1.1\r\nhost: x\r\nauthorization: Bearer {token}\r\n\r\n");
+    large.write_all(req.as_bytes()).unwrap();
+    let mut got = read_until(&mut large, "\r\n\r\n").into_bytes();
+    let text = String::from_utf8_lossy(&got).into_owned();
+    let head_len = text.find("\r\n\r\n").unwrap() + 4;
+    let want = content_length(&text[..head_len]);
+    assert!(want > 64 * 1024, "{want} bytes");
+    // A request whose body is half sent, finished during the drain.
+    let mut finishing = TcpStream::connect(&a).unwrap();
+    begin_request(&mut finishing, &token, "{\"records\": []}");
+    // And one trickled forever.
+    let mut trickle = TcpStream::connect(&a).unwrap();
+    begin_request(&mut trickle, &token, "{");
+
+    let stopping = std::thread::spawn(move || s.terminate());
+    // Shutdown has begun once the listener is gone (bounded: 200 tries).
+    let to: std::net::SocketAddr = a.parse().unwrap();
+    let refused = (0..200).any(|_| {
+        TcpStream::connect_timeout(&to, Duration::from_secs(1)).is_err() || {
+            std::thread::sleep(Duration::from_millis(25));
+            false
+        }
+    });
+    assert!(refused, "the server stopped accepting");
+
+    // The large answer arrives whole.
+    large.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    let mut buf = vec![0u8; 64 * 1024];
+    while got.len() < head_len + want {
+        match large.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+        }
+    }
+    assert_eq!(got.len() - head_len, want, "the answer was cut off by the shutdown");
+
+    // The half-sent request is finished and answered.
+    finishing.write_all(&[b' '; 100 - 15]).unwrap();
+    let answer = read_until(&mut finishing, "\u{0}");
+    let (head, body) = answer.split_once("\r\n\r\n").unwrap_or_else(|| panic!("answered: {answer}"));
+    assert!(head.starts_with("HTTP/1.1 ") && !head.starts_with("HTTP/1.1 5"), "handled: {answer}");
+    assert_eq!(body.len(), content_length(head), "answered whole: {answer}");
+
+    // The trickle is given up on after the drain timeout: the process exits within 80 steps.
+    let mut steps = 0;
+    while !stopping.is_finished() && steps < 80 {
+        let _ = trickle.write_all(b" ");
+        std::thread::sleep(Duration::from_millis(250));
+        steps += 1;
+    }
+    assert!(stopping.is_finished(), "shutdown waited on a trickled body for 20 s");
+    let (code, logs) = stopping.join().unwrap().unwrap();
+    assert_eq!(code, Some(0), "{logs:?}");
+    assert!(logs.iter().any(|l| l.contains("drain_timeout")), "{logs:?}");
 }
