@@ -199,6 +199,9 @@ fn issue15_nobody_releases_a_held_batch_that_benefits_them_or_that_they_submitte
         (Decider::new("d5", Via::CliAs), "identity `D5`"),
         (Decider::new("dba5", Via::Token), "identity `D5`"),
         (Decider::new("DBA5", Via::CliAs), "identity `D5`"),
+        (Decider::new("Ｄ５", Via::CliAs), "identity `D5`"),
+        (Decider::new("ｄｂａ５", Via::Token), "identity `D5`"),
+        (Decider::new("ｏｐｓ", Via::CliAs), "submitted what approval"),
         (Decider::new("ops", Via::Token), "submitted what approval"),
         (Decider::new("OPS", Via::CliAs), "submitted what approval"),
     ] {
@@ -272,7 +275,7 @@ fn issue15_nobody_closes_an_exception_about_their_own_access() {
     };
     let review = open(ExceptionKind::ManualOverride, "review:1");
     let failed = open(ExceptionKind::FailedRevocation, "operation:1");
-    for by in ["D1", "d1", "dba1", "DBA1"] {
+    for by in ["D1", "d1", "dba1", "DBA1", "ｄｂａ１", "Ｄ１"] {
         refused(&w, "identity `D1`", || close_exception(&w, review, by, Closing::Resolve));
         refused(&w, "identity `D1`", || close_exception(&w, failed, by, Closing::Accept));
     }
@@ -296,7 +299,7 @@ fn issue15_nobody_decides_a_correlation_case_about_themselves() {
     let decide = |choice: Choice, by: &str| {
         correlation::decide(&engine, case, &choice, Some("mine"), &Decider::new(by, Via::CliAs)).map(|_| ())
     };
-    for by in ["C1", "c1", "carol", "CAROL"] {
+    for by in ["C1", "c1", "carol", "CAROL", "ｃａｒｏｌ"] {
         refused(&w, "identity `C1`", || decide(Choice::To("C1".into()), by));
         refused(&w, "identity `C1`", || decide(Choice::Orphan, by));
     }
