@@ -12,7 +12,7 @@
 use tenure_core::text::{fold, nfkc};
 
 /// A name as names are compared: NFKC, then case-folded.
-fn key(name: &str) -> String {
+pub fn key(name: &str) -> String {
     fold(&nfkc(name))
 }
 use tenure_core::{Identity, Schema};

@@ -306,3 +306,28 @@ fn issue15_nobody_decides_a_correlation_case_about_themselves() {
     assert_eq!(correlation::cases(w.store().as_ref(), true).unwrap(), open, "refusals change nothing");
     decide(Choice::To("C1".into()), "alice").unwrap();
 }
+
+/// A campaign's named reviewer is found as every other name is: `owner:ＢＯＳＳ` (fullwidth,
+/// another case) is `M1`, whose username is `boss`; and `M1` reviews nobody's access but
+/// others', whatever the case of the name.
+#[test]
+fn issue15_a_campaign_owner_is_named_as_any_other_name() {
+    let w = world();
+    let o = tenure_engine::campaigns::CreateOptions {
+        name: "directory q4".into(),
+        scope: "target:directory".into(),
+        reviewer: "owner:ＢＯＳＳ".into(),
+        due: "2099-12-31".into(),
+        escalate_after: None,
+        on_timeout: tenure_core::OnTimeout::Keep,
+        by: "ciso".into(),
+        actor: "user:ciso".into(),
+    };
+    let c = tenure_engine::campaigns::create(&w.app, &o).unwrap();
+    let items = tenure_engine::campaigns::show(&w.app, c.id).unwrap().1;
+    assert!(!items.is_empty());
+    for i in &items {
+        let want = if i.identity == "M1" { "ciso" } else { "M1" };
+        assert_eq!(i.reviewer, want, "{i:?}");
+    }
+}
