@@ -209,10 +209,13 @@ pub struct ExceptionDecision<'a> {
 
 /// Resolves or accepts exception `id` (audited with who and why). The reason is required and
 /// checked like every field; a due date must be a date in the future and is only for an
-/// acceptance. An unknown id is `not_found`, one already closed `conflict`; refusals change
-/// nothing.
+/// acceptance. An unknown id is `not_found`, one already closed `conflict`; nobody closes an
+/// exception about their own identity's access (`self_approval`): resolving a review's
+/// `manual_override` would grant the access back, accepting a `failed_revocation` would close a
+/// leaver's case with the access kept. Refusals change nothing.
 pub fn close_exception(
     store: &dyn tenure_store::Backend,
+    schema: &tenure_core::Schema,
     d: &ExceptionDecision<'_>,
 ) -> crate::Result<proto::Exception> {
     use crate::EngineError::Invalid;
@@ -245,6 +248,22 @@ pub fn close_exception(
             Some(tenure_core::clock::stamp(at))
         }
     };
+    // An unknown id is the store's to refuse, as it always was.
+    let about = store.exception(d.id)?.and_then(|x| x.identity).filter(|i| !i.is_empty());
+    if let Some(identity) = about.as_deref()
+        && crate::people::same_person(store, schema, d.by, identity)?
+    {
+        return Err(crate::EngineError::Refused(
+            Code::SelfApproval,
+            format!(
+                "exception {} is about the access of identity `{}`, whom `{}` names; someone else resolves \
+                 or accepts it (self-approval is refused)",
+                d.id,
+                tenure_core::text::quote(identity),
+                tenure_core::text::quote(d.by)
+            ),
+        ));
+    }
     let c = tenure_store::CloseException {
         id: d.id,
         closing: d.closing,

@@ -513,14 +513,25 @@ pub fn drain_journal_with(app: &App, max_entries: usize, correlation: Option<&im
             [one] => format!("push {} (journal {})", tenure_core::text::quote(&one.delivery), one.id),
             _ => format!("pushes (journal {first}..{last})"),
         };
-        let mut submitters: Vec<String> = Vec::new();
+        // A journal entry's actor is who is audited, then whoever else pushed it, space
+        // separated (a webhook is audited as its source and submitted by its token too): every
+        // one of them is a submitter, who may not release the batch if it is held.
+        let (mut submitters, mut audited): (Vec<String>, Vec<&str>) = (Vec::new(), Vec::new());
         for e in &entries {
-            if !submitters.contains(&e.actor) {
-                submitters.push(e.actor.clone());
+            let mut parts = e.actor.split(' ').filter(|p| !p.is_empty());
+            if let Some(first) = parts.next() {
+                if !audited.contains(&first) {
+                    audited.push(first);
+                }
+                for p in std::iter::once(first).chain(parts) {
+                    if !submitters.iter().any(|s| s == p) {
+                        submitters.push(p.to_string());
+                    }
+                }
             }
         }
-        let actor = match submitters.as_slice() {
-            [one] => one.clone(),
+        let actor = match audited.as_slice() {
+            [one] => (*one).to_string(),
             _ => format!("source:{source}"),
         };
         if records.is_empty() || cfg.source(source).is_none() {

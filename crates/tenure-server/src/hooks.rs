@@ -269,7 +269,8 @@ async fn webhook(
     let entry = JournalIn {
         source: source.clone(),
         delivery,
-        actor: format!("source:{source}"),
+        // Audited as the source; the token that pushed is a submitter too (see `ingest`).
+        actor: format!("source:{source} {}", principal.actor()),
         records: json,
         response: serde_json::Value::Null,
     };

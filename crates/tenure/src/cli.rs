@@ -129,6 +129,9 @@ pub enum Command {
         /// Plan the fixes (through the same guard as imports).
         #[arg(long)]
         remediate: bool,
+        /// Who runs it (recorded as the submitter of held fixes, who then cannot release them).
+        #[command(flatten)]
+        who: Who,
     },
     /// Tickets for manual targets.
     Tasks {

@@ -97,9 +97,10 @@ fn run(cli: &Cli) -> Result<ExitCode> {
             let f = text_json()?;
             cmd::apply::run(&open(config, Needs::Store)?, *wait, by, f)
         }
-        Command::Reconcile { target, remediate } => {
+        Command::Reconcile { target, remediate, who: w } => {
             let f = text_json()?;
-            cmd::reconcile::run(&open(config, Needs::Policy)?, target.as_deref(), *remediate, f)
+            let by = who(w);
+            cmd::reconcile::run(&open(config, Needs::Policy)?, target.as_deref(), *remediate, &by, f)
         }
         Command::Tasks { all, quiet } => {
             let f = text_json()?;

@@ -146,7 +146,7 @@ pub fn create(app: &App, o: &CreateOptions) -> Result<proto::Campaign> {
     let mut items = Vec::with_capacity(selected.len());
     for s in selected {
         let (reviewer, note) = select::reviewer_for(&rule, &s.identity, &people, &creator);
-        if reviewer == s.identity {
+        if crate::people::same_name(&reviewer, &s.identity) {
             return Err(EngineError::Forbidden(format!(
                 "`{}:{}` of `{}` would be reviewed by its holder: `{}` has no active manager and created the \
                  campaign, and nobody reviews their own access; let someone else create it, or narrow the scope",

@@ -152,6 +152,8 @@ pub fn select(
 #[derive(Debug, Clone, Default)]
 pub struct People {
     by_id: HashMap<String, (Status, Option<String>)>,
+    /// Ids and usernames as [`crate::people::key`] compares names, to the identity's id.
+    by_key: HashMap<String, String>,
     by_username: HashMap<String, String>,
 }
 
@@ -163,19 +165,22 @@ impl People {
         for i in identities {
             let m = manager.and_then(|s| i.attrs.get(s)).map(str::to_string);
             p.by_id.insert(i.id.to_string(), (i.status, m));
+            p.by_key.insert(crate::people::key(&i.id), i.id.to_string());
             if let Some(u) = username.and_then(|s| i.attrs.get(s)) {
-                p.by_username.insert(u.to_string(), i.id.to_string());
+                p.by_username.insert(crate::people::key(u), i.id.to_string());
             }
         }
         p
     }
 
-    /// The identity a name names: an identity id, else a username.
+    /// The identity a name names: an identity id, else a username, compared as
+    /// [`crate::people`] compares names (NFKC, case-folded).
     pub fn resolve(&self, name: &str) -> Option<&str> {
         if let Some((k, _)) = self.by_id.get_key_value(name) {
             return Some(k.as_str());
         }
-        self.by_username.get(name).map(String::as_str)
+        let key = crate::people::key(name);
+        self.by_key.get(&key).or_else(|| self.by_username.get(&key)).map(String::as_str)
     }
 
     fn active(&self, id: &str) -> bool {
@@ -209,7 +214,7 @@ pub fn reviewer_for(rule: &ReviewerRule, subject: &str, people: &People, fallbac
         }
         ReviewerRule::Owner(name) => {
             let owner = people.resolve(name).unwrap_or(name);
-            if owner != subject {
+            if !crate::people::same_name(owner, subject) {
                 return (owner.to_string(), None);
             }
             match people.manager_of(owner) {

@@ -421,6 +421,25 @@ pub enum Choice {
     Orphan,
 }
 
+/// Refuses `by` deciding correlation case `id` about their own identity `identity`: linking an
+/// account to themselves hands them its access, calling it an orphan refuses every candidate's
+/// claim, their own among them (`self_approval`, nothing changed). Names are compared as
+/// [`crate::people`] compares them.
+fn not_their_own(engine: &Engine<'_>, id: i64, by: &Decider, identity: &str, how: &str) -> Result<()> {
+    if crate::people::same_person(engine.store, &engine.config.schema, &by.name, identity)? {
+        return Err(EngineError::Refused(
+            tenure_core::error::Code::SelfApproval,
+            format!(
+                "identity `{}`, whom `{}` names, {how} correlation case {id}; someone else decides it \
+                 (self-approval is refused)",
+                tenure_core::text::quote(identity),
+                tenure_core::text::quote(&by.name)
+            ),
+        ));
+    }
+    Ok(())
+}
+
 /// What deciding a case did: the case as decided, and the operations planned for the linked
 /// identity on the target (none for an orphan).
 pub use tenure_proto::CorrelationDecided as Decided;
@@ -463,6 +482,9 @@ pub fn decide(engine: &Engine<'_>, id: i64, choice: &Choice, reason: Option<&str
                     "`--orphan` needs `--reason`: say why the account is nobody's".into(),
                 ));
             };
+            for c in &case.candidates {
+                not_their_own(engine, id, by, &c.identity, "is a candidate of")?;
+            }
             (
                 Verdict::Orphan,
                 format!(
@@ -473,6 +495,7 @@ pub fn decide(engine: &Engine<'_>, id: i64, choice: &Choice, reason: Option<&str
             )
         }
         Choice::To(identity) => {
+            not_their_own(engine, id, by, identity, "would be linked by")?;
             if engine.store.identity(&engine.config.schema, identity)?.is_none() {
                 return Err(EngineError::Store(tenure_store::StoreError::NotFound(format!(
                     "no identity `{identity}`"

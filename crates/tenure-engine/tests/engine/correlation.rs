@@ -27,7 +27,7 @@ fn acc(spec: &str) -> AccountState {
     AccountState { account, external_id, email, enabled: true, grants, sessions: None }
 }
 
-fn directory(accounts: &[&str]) -> ImportOptions {
+pub(super) fn directory(accounts: &[&str]) -> ImportOptions {
     let mut inventory = Inventory::new();
     inventory.insert("directory".into(), accounts.iter().map(|a| acc(a)).collect());
     ImportOptions { correlation: Some(Correlate { inventory, unread: Vec::new() }), ..ImportOptions::default() }
@@ -56,7 +56,7 @@ fn people() -> String {
     ])
 }
 
-const ACCOUNTS: &[&str] = &[
+pub(super) const ACCOUNTS: &[&str] = &[
     "legacy-ada id=A1 book-club",
     "BOB staff",
     "x1 mail=carol@example.com",
@@ -65,7 +65,7 @@ const ACCOUNTS: &[&str] = &[
     "printer",
 ];
 
-fn first_import(w: &World, opts: &ImportOptions) -> ImportReport {
+pub(super) fn first_import(w: &World, opts: &ImportOptions) -> ImportReport {
     let r = w.import_with("hr", &people(), opts).unwrap();
     assert_eq!(r.counts.joiners, 4, "{r:?}");
     r

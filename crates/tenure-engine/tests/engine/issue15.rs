@@ -199,6 +199,9 @@ fn issue15_nobody_releases_a_held_batch_that_benefits_them_or_that_they_submitte
         (Decider::new("d5", Via::CliAs), "identity `D5`"),
         (Decider::new("dba5", Via::Token), "identity `D5`"),
         (Decider::new("DBA5", Via::CliAs), "identity `D5`"),
+        (Decider::new("Ｄ５", Via::CliAs), "identity `D5`"),
+        (Decider::new("ｄｂａ５", Via::Token), "identity `D5`"),
+        (Decider::new("ｏｐｓ", Via::CliAs), "submitted what approval"),
         (Decider::new("ops", Via::Token), "submitted what approval"),
         (Decider::new("OPS", Via::CliAs), "submitted what approval"),
     ] {
@@ -238,4 +241,93 @@ fn issue15_pushes_joining_a_held_batch_carry_their_pushers() {
     // A submitter may withdraw it.
     reject(&w, id, &Decider::new("feed-a", Via::Token)).unwrap();
     assert!(w.store().approvals(true).unwrap().is_empty());
+}
+
+fn close_exception(w: &World, id: i64, by: &str, closing: tenure_store::Closing) -> tenure_engine::Result<()> {
+    let actor = format!("user:{by}");
+    let d = decisions::ExceptionDecision { id, closing, by, actor: &actor, reason: "looked at it", due: None };
+    decisions::close_exception(w.store().as_ref(), &w.app.config().schema, &d).map(|_| ())
+}
+
+/// An exception about someone's access is not theirs to close: resolving their review's
+/// `manual_override` would grant the revoked access back, accepting their `failed_revocation`
+/// would close their leaver case with the access kept. Refused under any case of their id or
+/// username; someone else closes it.
+#[test]
+fn issue15_nobody_closes_an_exception_about_their_own_access() {
+    use tenure_core::ExceptionKind;
+    use tenure_store::{Closing, NewException};
+    let w = world();
+    w.import(&file(&["D1 dba1 Associate M1"]));
+    w.settle();
+    let open = |kind, subject: &str| {
+        let new = NewException {
+            kind,
+            subject,
+            case_id: None,
+            identity: Some("D1"),
+            target: Some("warehouse"),
+            owner: "M1",
+            reason: "a deviation",
+            due_at: None,
+        };
+        w.store().open_exception(&new, "user:M1").unwrap().id
+    };
+    let review = open(ExceptionKind::ManualOverride, "review:1");
+    let failed = open(ExceptionKind::FailedRevocation, "operation:1");
+    for by in ["D1", "d1", "dba1", "DBA1", "ｄｂａ１", "Ｄ１"] {
+        refused(&w, "identity `D1`", || close_exception(&w, review, by, Closing::Resolve));
+        refused(&w, "identity `D1`", || close_exception(&w, failed, by, Closing::Accept));
+    }
+    close_exception(&w, review, "M1", Closing::Resolve).unwrap();
+    close_exception(&w, failed, "boss", Closing::Accept).unwrap();
+}
+
+/// A correlation case is not decided by a person it is about: nobody links an account to
+/// themselves (`carol`, `C1` or `CAROL`), and no candidate calls the account an orphan, which
+/// refuses their own claim. Someone else decides it.
+#[test]
+fn issue15_nobody_decides_a_correlation_case_about_themselves() {
+    use super::correlation::{ACCOUNTS, directory, first_import};
+    use tenure_engine::correlation::{self, Choice};
+    let w = World::empty(&Setup::default());
+    first_import(&w, &directory(ACCOUNTS));
+    let open = correlation::cases(w.store().as_ref(), true).unwrap();
+    let case = open.iter().find(|c| c.account == "x2").unwrap().id;
+    assert!(open.iter().find(|c| c.id == case).unwrap().candidates.iter().any(|c| c.identity == "C1"));
+    let engine = w.app.engine().unwrap();
+    let decide = |choice: Choice, by: &str| {
+        correlation::decide(&engine, case, &choice, Some("mine"), &Decider::new(by, Via::CliAs)).map(|_| ())
+    };
+    for by in ["C1", "c1", "carol", "CAROL", "ｃａｒｏｌ"] {
+        refused(&w, "identity `C1`", || decide(Choice::To("C1".into()), by));
+        refused(&w, "identity `C1`", || decide(Choice::Orphan, by));
+    }
+    assert_eq!(correlation::cases(w.store().as_ref(), true).unwrap(), open, "refusals change nothing");
+    decide(Choice::To("C1".into()), "alice").unwrap();
+}
+
+/// A campaign's named reviewer is found as every other name is: `owner:ＢＯＳＳ` (fullwidth,
+/// another case) is `M1`, whose username is `boss`; and `M1` reviews nobody's access but
+/// others', whatever the case of the name.
+#[test]
+fn issue15_a_campaign_owner_is_named_as_any_other_name() {
+    let w = world();
+    let o = tenure_engine::campaigns::CreateOptions {
+        name: "directory q4".into(),
+        scope: "target:directory".into(),
+        reviewer: "owner:ＢＯＳＳ".into(),
+        due: "2099-12-31".into(),
+        escalate_after: None,
+        on_timeout: tenure_core::OnTimeout::Keep,
+        by: "ciso".into(),
+        actor: "user:ciso".into(),
+    };
+    let c = tenure_engine::campaigns::create(&w.app, &o).unwrap();
+    let items = tenure_engine::campaigns::show(&w.app, c.id).unwrap().1;
+    assert!(!items.is_empty());
+    for i in &items {
+        let want = if i.identity == "M1" { "ciso" } else { "M1" };
+        assert_eq!(i.reviewer, want, "{i:?}");
+    }
 }

@@ -24,7 +24,7 @@ async fn decide(state: ServerState, p: &Principal, id: i64, closing: Closing, bo
     blocking(&state, move |app| {
         let d =
             ExceptionDecision { id, closing, by: &by, actor: &actor, reason: &body.reason, due: body.due.as_deref() };
-        Ok(decisions::close_exception(app.store().as_ref(), &d)?)
+        Ok(decisions::close_exception(app.store().as_ref(), &app.config().schema, &d)?)
     })
     .await
 }

@@ -238,8 +238,10 @@ fn open_item(tx: &Transaction<'_>, id: i64, reviewer: &str) -> R<ItemRecord> {
 
 fn decide_in(tx: &Transaction<'_>, d: &ItemDecision, at: &str, audit: &mut Vec<AuditEntry>) -> R<()> {
     let item = open_item(tx, d.item, &d.reviewer)?;
-    // Nobody decides on their own access, whoever the item names as its reviewer.
-    if d.by == item.identity {
+    // Nobody decides on their own access, whoever the item names as its reviewer (names
+    // compared as usernames are kept: NFKC, case-folded).
+    let key = |n: &str| tenure_core::text::fold(&tenure_core::text::nfkc(n));
+    if key(&d.by) == key(&item.identity) {
         return Err(conflict(format!(
             "review item {} is `{}`'s own access: nobody reviews their own access",
             d.item, d.by

@@ -60,7 +60,7 @@ pub fn close(
 ) -> Result<ExitCode> {
     let actor = format!("user:{by}");
     let d = ExceptionDecision { id, closing, by, actor: &actor, reason, due };
-    let x = decisions::close_exception(app.store().as_ref(), &d)?;
+    let x = decisions::close_exception(app.store().as_ref(), &app.config().schema, &d)?;
     if f == Format::Json {
         print_json(&x)?;
     } else {

@@ -8,14 +8,16 @@ use std::process::ExitCode;
 use tenure_engine::app::App;
 use tenure_engine::reconcile;
 
-pub fn run(app: &App, target: Option<&str>, remediate: bool, f: Format) -> Result<ExitCode> {
+/// Runs as `by` (`user:NAME` in the audit trail): held fixes record them as their submitter.
+pub fn run(app: &App, target: Option<&str>, remediate: bool, by: &str, f: Format) -> Result<ExitCode> {
     let policy = app.policy()?;
     // An unknown target is a usage error before any target is set up.
     reconcile::known_target(app.config(), target)?;
     let pb = support::spinner("reading targets");
     let report = support::runtime()?.block_on(async {
         let conns = support::connectors(app.config()).await;
-        reconcile::reconcile(app.config(), policy, app.store().clone(), &conns, target, remediate).await
+        let actor = format!("user:{by}");
+        reconcile::reconcile_as(app.config(), policy, app.store().clone(), &conns, target, remediate, &actor).await
     })?;
     if let Some(pb) = pb {
         pb.finish_and_clear();

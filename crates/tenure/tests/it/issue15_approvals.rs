@@ -222,7 +222,11 @@ fn issue15_api_a_token_named_after_a_pushed_dba_cannot_release_the_batch() {
         assert!(e["message"].as_str().unwrap().contains(says), "{e}");
     }
     assert_eq!(w.state(), before, "refusals change nothing");
-    assert_eq!(submitted, serde_json::json!(["token:ops", "source:workday"]), "both pushers are recorded");
+    assert_eq!(
+        submitted,
+        serde_json::json!(["token:ops", "source:workday", "token:workday"]),
+        "both pushers are recorded, the webhook's token too"
+    );
     assert!(w.members("w5001").is_empty(), "nothing applied");
     let (st, e) = approve(batch, &ciso);
     assert_eq!(st, 200, "{e}");

@@ -878,3 +878,41 @@ fn issue9_explain_live_reads_the_account_from_real_slapd_and_changes_nothing() {
     assert!(text.contains("    live missing: none; extra: finance; unmanaged, left alone: book-club"), "{text}");
     assert_eq!(w.ldap("dc=example,dc=com", "(objectClass=*)", &["*"]), before, "explain changes nothing");
 }
+
+/// Whoever ran `reconcile --remediate` submitted the fixes it held: they (`--as`, in any case)
+/// cannot release them, and the approval records them as its submitter; someone else does.
+#[test]
+fn issue15_whoever_runs_reconcile_remediate_cannot_release_the_held_fixes() {
+    let w = world(0); // every removal is held for approval
+    let co = company(8);
+    w.import("day1.csv", &co);
+    w.apply_all();
+    let engineer = co.people.iter().find(|p| p.department == "Engineering").unwrap();
+    w.ldap_modify(&format!(
+        "dn: cn=finance,ou=groups,dc=example,dc=com\nchangetype: modify\nadd: member\nmember: uid={},ou=people,dc=example,dc=com\n",
+        engineer.username
+    ));
+    let rem = w
+        .env
+        .expect(1, &["reconcile", "--target", "directory", "--remediate", "--as", "ops", "--format", "json"])
+        .json();
+    let id = rem["remediation"]["approval_id"].as_i64().expect("held by the guard");
+    let approval = id.to_string();
+    let list = w.env.ok(&["approvals", "--format", "json"]).json();
+    let held = list.as_array().unwrap().iter().find(|a| a["id"].as_i64() == Some(id)).unwrap().clone();
+    assert_eq!(held["summary"]["submitted_by"], serde_json::json!(["user:ops"]), "{held}");
+    for name in ["ops", "OPS"] {
+        let out = w.env.run(&["approve", &approval, "--as", name, "--format", "json"]);
+        assert_eq!(out.code, 1, "{}{}", out.stdout, out.stderr);
+        let body = out.json();
+        assert_eq!(body["code"], "self_approval", "{body}");
+        assert!(body["message"].as_str().unwrap().contains("submitted what approval"), "{body}");
+    }
+    w.env.ok(&["apply", "--wait"]);
+    let still = w.ldap("ou=groups,dc=example,dc=com", "(cn=finance)", &["member"]);
+    assert!(still.contains(&format!("uid={},", engineer.username)), "nothing removed by a refusal");
+    w.env.ok(&["approve", &approval, "--as", "security-lead"]);
+    w.env.ok(&["apply", "--wait"]);
+    let after = w.ldap("ou=groups,dc=example,dc=com", "(cn=finance)", &["member"]);
+    assert!(!after.contains(&format!("uid={},", engineer.username)), "removed once someone else approved: {after}");
+}
