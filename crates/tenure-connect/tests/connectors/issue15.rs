@@ -425,3 +425,36 @@ async fn issue15_postgres_a_role_renamed_by_hand_is_found_by_its_tag_and_one_of_
         .get(0);
     assert_eq!(members, 0);
 }
+
+#[tokio::test]
+async fn issue15_postgres_a_renamed_role_is_disabled_even_when_an_untagged_role_took_its_old_name() {
+    let pg = tenure_testkit::peers::Postgres::start().expect("a throwaway PostgreSQL cluster must start");
+    let c = tenure_connect::postgres::PostgresConnector::new("warehouse", &pg.settings(), 2).await.unwrap();
+    let (admin, connection) = tokio_postgres::connect(&pg.url(), tokio_postgres::NoTls).await.unwrap();
+    tokio::spawn(connection);
+    admin.batch_execute("CREATE ROLE analyst NOLOGIN").await.unwrap();
+    let can_login = async |name: &str| -> Option<bool> {
+        admin
+            .query_opt("SELECT rolcanlogin FROM pg_roles WHERE rolname = $1", &[&name])
+            .await
+            .unwrap()
+            .map(|r| r.get(0))
+    };
+
+    let jsilva = spec("jsilva1", "E000001");
+    assert_eq!(c.apply(&req(OpKind::CreateAccount, &jsilva, None)).await.unwrap(), Applied::Changed);
+    assert_eq!(c.apply(&req(OpKind::Grant, &jsilva, Some("analyst"))).await.unwrap(), Applied::Changed);
+    // Renamed by hand, and a decoy without a tag made under the old name.
+    admin.batch_execute("ALTER ROLE jsilva1 RENAME TO joana; CREATE ROLE jsilva1 NOLOGIN").await.unwrap();
+    let found = c.read_account(&jsilva).await.unwrap().expect("found by its tag");
+    assert_eq!((found.account.as_str(), found.enabled), ("joana", true), "{found:?}");
+
+    assert_eq!(c.apply(&req(OpKind::Revoke, &jsilva, Some("analyst"))).await.unwrap(), Applied::Changed);
+    assert_eq!(c.apply(&req(OpKind::Disable, &jsilva, None)).await.unwrap(), Applied::Changed);
+    assert_eq!(can_login("joana").await, Some(false), "the renamed role must no longer log in");
+    let after = c.read_account(&jsilva).await.unwrap().unwrap();
+    assert_eq!(after.account, "joana");
+    assert!(!after.enabled && after.grants.is_empty(), "{after:?}");
+    // The decoy is left as it was.
+    assert_eq!(can_login("jsilva1").await, Some(false));
+}
