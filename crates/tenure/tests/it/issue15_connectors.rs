@@ -309,3 +309,62 @@ fn issue15_a_leaver_renamed_moved_or_deleted_by_hand_is_never_verified_while_it_
     assert!(api["coverage"].as_f64().unwrap() < 1.0 && api["failed"].as_i64().unwrap() > 0, "{coverage}");
     w.env.ok(&["audit", "verify"]);
 }
+
+/// A brownfield account linked by username at go-live, with nothing for Tenure to change on it
+/// since, is still one Tenure holds: renamed by hand and then its person leaves, it is not
+/// "absent, verified" while it still binds.
+#[test]
+fn issue15_a_linked_account_renamed_by_hand_is_not_verified_absent_when_its_person_leaves() {
+    let w = world();
+    let mut co = company(20);
+    let linked = co.hire("Engineering");
+    let uid = co.get(&linked).unwrap().username.clone();
+    // Before go-live, by hand: the account under the person's username, no employee number,
+    // already in the groups the policy gives, with a password the user logs in with.
+    w.ldap_tool(
+        "ldapmodify",
+        &[],
+        &format!(
+            "dn: uid={uid},{PEOPLE}\nchangetype: add\nobjectClass: inetOrgPerson\nuid: {uid}\ncn: {uid}\nsn: {uid}\nuserPassword: pw-of-{uid}\n"
+        ),
+    );
+    for g in ["staff", "engineers"] {
+        w.ldap_tool(
+            "ldapmodify",
+            &[],
+            &format!(
+                "dn: cn={g},{GROUPS}\nchangetype: add\nobjectClass: groupOfNames\ncn: {g}\nmember: uid={uid},{PEOPLE}\n"
+            ),
+        );
+    }
+    w.import("day1.csv", &co);
+    w.apply_all();
+    let open = w.env.ok(&["correlations", "--open", "--format", "json"]).stdout;
+    assert!(!open.contains(&uid), "linked at go-live, not a case: {open}");
+    assert!(
+        !w.ops_of(&linked, "directory").iter().any(|o| o["kind"] == "create_account"),
+        "linked, so no account is created: {:#?}",
+        w.ops_of(&linked, "directory")
+    );
+    assert!(
+        w.ops_of(&linked, "directory").iter().all(|o| o["state"] != "verified"),
+        "nothing verified on the linked account: {:#?}",
+        w.ops_of(&linked, "directory")
+    );
+
+    // Renamed by hand, then the person leaves.
+    w.ldap_tool("ldapmodrdn", &["-r"], &format!("uid={uid},{PEOPLE}\nuid={uid}-old\n"));
+    let renamed_dn = format!("uid={uid}-old,{PEOPLE}");
+    assert!(w.binds(&renamed_dn, &format!("pw-of-{uid}")));
+    co.remove(&linked);
+    w.import("day2.csv", &co);
+    w.apply_all();
+
+    assert!(w.binds(&renamed_dn, &format!("pw-of-{uid}")), "it still binds, so nothing may be verified");
+    let disable = w.ops_of(&linked, "directory").into_iter().find(|o| o["kind"] == "disable").unwrap();
+    assert_eq!(disable["state"], "failed", "{disable}");
+    let cases = w.env.ok(&["cases", "--format", "json"]).json();
+    let case =
+        cases.as_array().unwrap().iter().find(|c| c["identity"] == linked.as_str() && c["kind"] == "leaver").unwrap();
+    assert_eq!(case["state"], "stuck", "{cases:#}");
+}
