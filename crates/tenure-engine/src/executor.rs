@@ -587,7 +587,9 @@ async fn execute(
         let e = ConnectorError::transient("the read-back does not show the change");
         return Some(retry_or_fail(op, target.max_attempts, &e, opts, stats));
     }
-    let removal = op.kind.removes_access() && op.kind != OpKind::DeleteAccount;
+    // A deletion's effect is the absence, unless it found nothing to delete: then the account
+    // is as much in doubt as one a disable did not find.
+    let removal = op.kind.removes_access() && (op.kind != OpKind::DeleteAccount || applied == Applied::AlreadyDone);
     let whereabouts = match whereabouts(store, op, &spec, state.as_ref(), removal).await {
         Ok(w) => w,
         Err(e) => return Some(retry_or_fail(op, target.max_attempts, &e, opts, stats)),
@@ -896,7 +898,7 @@ async fn execute_run(
     }
     // A run that deletes the account reads back its absence: that is its effect.
     let removals = applied.iter().any(|(op, _)| op.kind.removes_access())
-        && !applied.iter().any(|(op, _)| op.kind == OpKind::DeleteAccount);
+        && !applied.iter().any(|(op, a)| op.kind == OpKind::DeleteAccount && *a != Applied::AlreadyDone);
     let whereabouts = match whereabouts(store, first, &spec, state.as_ref(), removals).await {
         Ok(w) => w,
         Err(e) => {
@@ -944,8 +946,8 @@ async fn execute_run(
 }
 
 /// Where the read-back found the account, said in the outcome: under another name (found by its
-/// correlation id after a rename by hand), or nowhere. A removal (other than a deletion, whose
-/// effect is the absence) of an account found nowhere is
+/// correlation id after a rename by hand), or nowhere. A removal (other than a deletion that
+/// deleted something, whose effect is the absence) of an account found nowhere is
 /// in place only when Tenure never saw the account: one it created or read back earlier, or
 /// one linked to the identity by correlation, and did not delete itself has gone missing (renamed, moved or its correlation id removed by
 /// hand, out of reach), which is an error to look into — a permanent failure and so an

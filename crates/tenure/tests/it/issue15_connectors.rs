@@ -368,3 +368,44 @@ fn issue15_a_linked_account_renamed_by_hand_is_not_verified_absent_when_its_pers
         cases.as_array().unwrap().iter().find(|c| c["identity"] == linked.as_str() && c["kind"] == "leaver").unwrap();
     assert_eq!(case["state"], "stuck", "{cases:#}");
 }
+
+/// A deletion that finds nothing is held to the same rule as a disable: an entry Tenure made and
+/// read back, renamed and stripped of its employee number by hand after the leaver was
+/// disabled, is not "deleted" when retention comes.
+#[test]
+fn issue15_a_retention_delete_that_finds_nothing_is_not_verified_when_tenure_had_seen_the_account() {
+    let stack = Stack::start(&["analyst", "finance", "admin"]).expect("real peers must start");
+    let env = Env::new();
+    let config = stack.config_toml(25).replacen(
+        "concurrency = 4\nmax_attempts = 8\n\n[[target]]\nname = \"chat\"",
+        "concurrency = 4\nmax_attempts = 8\ndelete_after_days = 0\n\n[[target]]\nname = \"chat\"",
+        1,
+    );
+    assert_eq!(config.matches("delete_after_days = 0").count(), 1);
+    env.write("tenure.toml", &config);
+    env.ok(&["check"]);
+    let w = World { env, stack };
+    let mut co = company(20);
+    let leaver = co.hire("Engineering");
+    let uid = co.get(&leaver).unwrap().username.clone();
+    w.import("day1.csv", &co);
+    w.apply_all();
+    co.remove(&leaver);
+    w.import("day2.csv", &co);
+    w.apply_all(); // disabled: moved under disabled_dn
+    let disabled = w.ldap(DISABLED, &format!("(uid={uid})"), &["dn"]);
+    assert!(disabled.contains(&format!("uid={uid},{DISABLED}")), "{disabled}");
+
+    // By hand: the employee number removed and the entry renamed.
+    w.ldap_tool("ldapmodify", &[], &format!("dn: uid={uid},{DISABLED}\nchangetype: modify\ndelete: employeeNumber\n"));
+    w.ldap_tool("ldapmodrdn", &["-r"], &format!("uid={uid},{DISABLED}\nuid={uid}-kept\n"));
+    w.apply_all(); // retention (0 days) passed: the delete finds nothing
+
+    let kept = w.ldap(DISABLED, &format!("(uid={uid}-kept)"), &["dn"]);
+    assert!(kept.contains(&format!("uid={uid}-kept,{DISABLED}")), "the entry is still there: {kept}");
+    let delete = w.ops_of(&leaver, "directory").into_iter().find(|o| o["kind"] == "delete_account");
+    let delete = delete.unwrap_or_else(|| panic!("a delete was planned: {:#?}", w.ops_of(&leaver, "directory")));
+    assert_eq!(delete["state"], "failed", "{delete}");
+    let why = delete["last_error"].as_str().unwrap();
+    assert!(why.contains("absent") && why.contains("never deleted"), "{why}");
+}
