@@ -841,25 +841,14 @@ impl LdapConnector {
         Ok(if changed { Applied::Changed } else { Applied::AlreadyDone })
     }
 
+    /// Deletes the account's entry where it was found (by name, else by its correlation id),
+    /// and only that one: another entry of its name (made by hand after a rename) is not it.
     async fn delete(&self, c: &mut Conn<'_>, spec: &AccountSpec) -> Result<Applied> {
         let account = spec.account.as_str();
         let loc = self.owned(c, spec, true).await?;
         let mut changed = self.strip_memberships(c, account, loc.as_ref()).await?;
-        let mut dns: Vec<String> = self.layout.places().iter().map(|&p| self.layout.account_dn(account, p)).collect();
-        if let Some(l) = &loc
-            && !dns.iter().any(|d| dn::canonical_str(d) == dn::canonical_str(&l.dn))
-        {
-            dns.push(l.dn.clone());
-        }
-        for dn in dns {
-            // An entry of the name that is another identity's is not this account.
-            if loc.as_ref().is_none_or(|l| dn::canonical_str(&l.dn) != dn::canonical_str(&dn))
-                && let Some(e) = self.entry(c, &dn).await?
-                && !matches!(self.classify(spec, e), Found::Mine(_) | Found::Unmarked(_))
-            {
-                continue;
-            }
-            let op = Op::Delete { dn };
+        if let Some(l) = loc {
+            let op = Op::Delete { dn: l.dn };
             let res = self.send(c, &op).await?;
             match res.rc {
                 0 => changed = true,

@@ -458,3 +458,33 @@ async fn issue15_postgres_a_renamed_role_is_disabled_even_when_an_untagged_role_
     // The decoy is left as it was.
     assert_eq!(can_login("jsilva1").await, Some(false));
 }
+
+/// A leaver renamed by hand, with an unmarked entry made under the old name: the disable and
+/// the delete act on the entry found by its employee number; the other entry is not deleted.
+#[tokio::test]
+async fn issue15_ldap_delete_of_an_account_found_by_id_leaves_an_entry_of_its_old_name_alone() {
+    let peer = ldap_peer();
+    let c = LdapConnector::new("directory", &peer.settings(), 4).unwrap();
+    let mut ldap = raw(&peer).await;
+    let jsilva = spec("jsilva1", "E000001");
+    assert_eq!(c.apply(&req(OpKind::CreateAccount, &jsilva, None)).await.unwrap(), Applied::Changed);
+    assert_eq!(c.apply(&req(OpKind::Grant, &jsilva, Some("staff"))).await.unwrap(), Applied::Changed);
+    let dn = format!("uid=jsilva1,{}", peer.users_dn);
+    ldap.modifydn(&dn, "uid=jsilva1-old", true, None).await.unwrap().success().unwrap();
+    // Someone else's login under the old name, made by hand, in `staff`.
+    let attrs: Vec<(&str, HashSet<&str>)> = vec![
+        ("objectClass", HashSet::from(["inetOrgPerson"])),
+        ("uid", HashSet::from(["jsilva1"])),
+        ("cn", HashSet::from(["another person"])),
+        ("sn", HashSet::from(["person"])),
+    ];
+    ldap.add(&dn, attrs).await.unwrap().success().unwrap();
+
+    assert_eq!(c.apply(&req(OpKind::Disable, &jsilva, None)).await.unwrap(), Applied::Changed);
+    let disabled = format!("uid=jsilva1-old,{}", peer.disabled_dn);
+    assert!(entry(&mut ldap, &disabled).await.is_some(), "the leaver's entry is disabled where it was found");
+
+    assert_eq!(c.apply(&req(OpKind::DeleteAccount, &jsilva, None)).await.unwrap(), Applied::Changed);
+    assert!(entry(&mut ldap, &disabled).await.is_none(), "the leaver's entry is deleted");
+    assert!(entry(&mut ldap, &dn).await.is_some(), "the other entry of the old name is not deleted");
+}
