@@ -488,3 +488,36 @@ async fn issue15_ldap_delete_of_an_account_found_by_id_leaves_an_entry_of_its_ol
     assert!(entry(&mut ldap, &disabled).await.is_none(), "the leaver's entry is deleted");
     assert!(entry(&mut ldap, &dn).await.is_some(), "the other entry of the old name is not deleted");
 }
+
+/// This identity's entry is disabled (under `disabled_dn`) and another identity's has its
+/// name under `users_dn`: a grant or an attribute update passes the ownership check on the
+/// disabled entry, so it must not write to the other one.
+#[tokio::test]
+async fn issue15_ldap_a_write_lands_on_the_entry_whose_ownership_was_checked() {
+    let peer = ldap_peer();
+    let c = LdapConnector::new("directory", &peer.settings(), 4).unwrap();
+    let mut ldap = raw(&peer).await;
+    let jsilva = spec("jsilva1", "E000001");
+    assert_eq!(c.apply(&req(OpKind::CreateAccount, &jsilva, None)).await.unwrap(), Applied::Changed);
+    assert_eq!(c.apply(&req(OpKind::Disable, &jsilva, None)).await.unwrap(), Applied::Changed);
+    let other_dn = format!("uid=jsilva1,{}", peer.users_dn);
+    let attrs: Vec<(&str, HashSet<&str>)> = vec![
+        ("objectClass", HashSet::from(["inetOrgPerson"])),
+        ("uid", HashSet::from(["jsilva1"])),
+        ("cn", HashSet::from(["another person"])),
+        ("sn", HashSet::from(["person"])),
+        ("employeeNumber", HashSet::from(["E999999"])),
+    ];
+    ldap.add(&other_dn, attrs).await.unwrap().success().unwrap();
+    let before = entry(&mut ldap, &other_dn).await.unwrap();
+
+    let grant = c.apply(&req(OpKind::Grant, &jsilva, Some("staff"))).await;
+    let staff = members(&mut ldap, &format!("cn=staff,{}", peer.groups_dn)).await;
+    assert!(
+        !staff.iter().any(|m| m.eq_ignore_ascii_case(&other_dn)),
+        "{grant:?}: the other entry got staff: {staff:?}"
+    );
+    let _ = c.apply(&req(OpKind::UpdateAttributes, &jsilva, None)).await;
+    let after = entry(&mut ldap, &other_dn).await.unwrap();
+    assert_eq!(after.attrs, before.attrs, "the other entry is untouched");
+}
