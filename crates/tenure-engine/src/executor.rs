@@ -587,7 +587,9 @@ async fn execute(
         let e = ConnectorError::transient("the read-back does not show the change");
         return Some(retry_or_fail(op, target.max_attempts, &e, opts, stats));
     }
-    let removal = op.kind.removes_access() && op.kind != OpKind::DeleteAccount;
+    // A deletion's effect is the absence, unless it found nothing to delete: then the account
+    // is as much in doubt as one a disable did not find.
+    let removal = op.kind.removes_access() && (op.kind != OpKind::DeleteAccount || applied == Applied::AlreadyDone);
     let whereabouts = match whereabouts(store, op, &spec, state.as_ref(), removal).await {
         Ok(w) => w,
         Err(e) => return Some(retry_or_fail(op, target.max_attempts, &e, opts, stats)),
@@ -896,7 +898,7 @@ async fn execute_run(
     }
     // A run that deletes the account reads back its absence: that is its effect.
     let removals = applied.iter().any(|(op, _)| op.kind.removes_access())
-        && !applied.iter().any(|(op, _)| op.kind == OpKind::DeleteAccount);
+        && !applied.iter().any(|(op, a)| op.kind == OpKind::DeleteAccount && *a != Applied::AlreadyDone);
     let whereabouts = match whereabouts(store, first, &spec, state.as_ref(), removals).await {
         Ok(w) => w,
         Err(e) => {
@@ -944,10 +946,10 @@ async fn execute_run(
 }
 
 /// Where the read-back found the account, said in the outcome: under another name (found by its
-/// correlation id after a rename by hand), or nowhere. A removal (other than a deletion, whose
-/// effect is the absence) of an account found nowhere is
-/// in place only when Tenure never saw the account: one it created or read back earlier and
-/// did not delete itself has gone missing (renamed, moved or its correlation id removed by
+/// correlation id after a rename by hand), or nowhere. A removal (other than a deletion that
+/// deleted something, whose effect is the absence) of an account found nowhere is
+/// in place only when Tenure never saw the account: one it created or read back earlier, or
+/// one linked to the identity by correlation, and did not delete itself has gone missing (renamed, moved or its correlation id removed by
 /// hand, out of reach), which is an error to look into — a permanent failure and so an
 /// exception on the case — never evidence that access was removed.
 async fn whereabouts(
@@ -998,17 +1000,39 @@ async fn whereabouts(
     };
     let last_seen = last(&seen);
     let last_deleted = last(&|k| k == OpKind::DeleteAccount);
-    match last_seen {
-        Some(seen_by) if last_deleted.is_none_or(|d| d < seen_by) => Err(ConnectorError::permanent(format!(
+    if let Some(seen_by) = last_seen
+        && last_deleted.is_none_or(|d| d < seen_by)
+    {
+        return Err(ConnectorError::permanent(format!(
             "account `{}` is absent from `{}` ({searched}), but Tenure read it back there before (operation \
              {seen_by}) and never deleted it: it was renamed, moved or stripped of its correlation id out of \
              reach, or deleted by hand. Its access is not proven removed: find the account, or accept this \
              exception with a reason",
             tenure_core::text::quote(&spec.account),
             op.target
-        ))),
-        _ => Ok(format!("; absent, {searched}")),
+        )));
     }
+    // An account linked to the identity by correlation (found on the target at go-live or
+    // decided by a person) was seen there too, even when Tenure never had to change it.
+    if last_deleted.is_none() {
+        let target = op.target.clone();
+        let links = blocking::store(store, move |s| s.correlation_links(Some(&target)))
+            .await
+            .map_err(|e| ConnectorError::transient(format!("reading the account's correlation: {e}")))?;
+        if let Some(link) = links.iter().find(|l| l.identity == op.identity) {
+            return Err(ConnectorError::permanent(format!(
+                "account `{}` is absent from `{}` ({searched}), but it was linked to the identity by \
+                 correlation as `{}` ({}) and Tenure never deleted it: it was renamed, moved or stripped of \
+                 its correlation id out of reach, or deleted by hand. Its access is not proven removed: find \
+                 the account, or accept this exception with a reason",
+                tenure_core::text::quote(&spec.account),
+                op.target,
+                tenure_core::text::quote(&link.account),
+                link.rule
+            )));
+        }
+    }
+    Ok(format!("; absent, {searched}"))
 }
 
 /// A create that found an account of the identity's name not carrying its correlation id: the

@@ -116,6 +116,10 @@ pub const CASES: &[(&str, Case)] = &[
         "a_refused_adoption_cancels_the_work_and_opens_a_case",
         correlation::a_refused_adoption_cancels_the_work_and_opens_a_case,
     ),
+    (
+        "a_refused_adoption_cancels_held_work_and_never_reuses_a_decided_case",
+        correlation::a_refused_adoption_cancels_held_work_and_never_reuses_a_decided_case,
+    ),
     ("exceptions_are_recorded_resolved_and_accepted", exceptions::exceptions_are_recorded_resolved_and_accepted),
     (
         "rotations_are_planned_once_and_their_verification_dated",

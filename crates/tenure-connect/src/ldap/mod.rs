@@ -430,6 +430,29 @@ impl LdapConnector {
         }
     }
 
+    /// The value by which the account is listed in a group it is granted: the located entry's
+    /// (a disabled entry's as it will be once enabled, under `users_dn`), else its name's. A
+    /// disabled entry whose enabled DN is another entry's is refused: the grant would name that
+    /// other entry.
+    async fn member_value_at(&self, c: &mut Conn<'_>, spec: &AccountSpec, loc: Option<&Located>) -> Result<String> {
+        let Some(l) = loc else { return Ok(self.layout.member_value(&spec.account)) };
+        if self.layout.schema.member_values == MemberValues::Name {
+            return Ok(l.name.clone());
+        }
+        if l.place != Some(Place::Disabled) {
+            return Ok(l.dn.clone());
+        }
+        let enabled = self.layout.account_dn(&l.name, Place::Enabled);
+        if self.entry(c, &enabled).await?.is_some() {
+            return Err(ConnectorError::permanent(format!(
+                "{}: account `{}` is disabled (`{}`) and another entry holds its name under `users_dn` \
+                 (`{enabled}`): a group membership would name that entry; nothing was changed",
+                self.name, spec.account, l.dn
+            )));
+        }
+        Ok(enabled)
+    }
+
     /// Every value by which the account may be listed in a group: those of its name, and those
     /// of the entry where it was found.
     fn member_values_of(&self, account: &str, loc: Option<&Located>) -> Vec<String> {
@@ -451,9 +474,15 @@ impl LdapConnector {
     /// profile through the Password Modify extended operation (RFC 3062), so the server stores
     /// the password hashed under its own policy (`olcPasswordHash`, 389's storage scheme) rather
     /// than the cleartext a plain `userPassword` modify would leave. Only over TLS.
-    async fn rotate(&self, c: &mut Conn<'_>, account: &str, secret: &crate::NewSecret) -> Result<Applied> {
+    async fn rotate(
+        &self,
+        c: &mut Conn<'_>,
+        account: &str,
+        at: Option<String>,
+        secret: &crate::NewSecret,
+    ) -> Result<Applied> {
         self.require_tls(account)?;
-        let Some(dn) = self.account_entry_dn(c, account).await? else {
+        let Some(dn) = at else {
             return Err(ConnectorError::permanent(format!(
                 "{}: cannot rotate the password of `{account}`: the account does not exist",
                 self.name
@@ -565,10 +594,17 @@ impl LdapConnector {
     /// that should be absent is replaced with no values, which removes it. Nothing differs:
     /// nothing is sent. The naming attribute is never among them (renames are out of scope). A
     /// missing account is transient: with `concurrency > 1` its creation may not have run yet.
-    async fn update_attributes(&self, c: &mut Conn<'_>, spec: &AccountSpec) -> Result<Applied> {
+    async fn update_attributes(&self, c: &mut Conn<'_>, spec: &AccountSpec, at: Option<String>) -> Result<Applied> {
         // A concurrent change between the read and the write is harmless (replace is absolute),
         // so one round is enough.
-        let Some(entry) = self.mapped_entry(c, &spec.account).await? else {
+        let entry = match at {
+            Some(dn) => self
+                .search(c, &dn, Scope::Base, &self.layout.accounts_filter(), self.layout.mapped_attrs())
+                .await?
+                .and_then(|e| e.into_iter().next()),
+            None => None,
+        };
+        let Some(entry) = entry else {
             return Err(ConnectorError::transient(format!(
                 "{}: cannot update the attributes of `{}`: the account does not exist (yet)",
                 self.name, spec.account
@@ -855,25 +891,14 @@ impl LdapConnector {
         Ok(if changed { Applied::Changed } else { Applied::AlreadyDone })
     }
 
+    /// Deletes the account's entry where it was found (by name, else by its correlation id),
+    /// and only that one: another entry of its name (made by hand after a rename) is not it.
     async fn delete(&self, c: &mut Conn<'_>, spec: &AccountSpec) -> Result<Applied> {
         let account = spec.account.as_str();
         let loc = self.owned(c, spec, true).await?;
         let mut changed = self.strip_memberships(c, account, loc.as_ref()).await?;
-        let mut dns: Vec<String> = self.layout.places().iter().map(|&p| self.layout.account_dn(account, p)).collect();
-        if let Some(l) = &loc
-            && !dns.iter().any(|d| dn::canonical_str(d) == dn::canonical_str(&l.dn))
-        {
-            dns.push(l.dn.clone());
-        }
-        for dn in dns {
-            // An entry of the name that is another identity's is not this account.
-            if loc.as_ref().is_none_or(|l| dn::canonical_str(&l.dn) != dn::canonical_str(&dn))
-                && let Some(e) = self.entry(c, &dn).await?
-                && !matches!(self.classify(spec, e), Found::Mine(_) | Found::Unmarked(_))
-            {
-                continue;
-            }
-            let op = Op::Delete { dn };
+        if let Some(l) = loc {
+            let op = Op::Delete { dn: l.dn };
             let res = self.send(c, &op).await?;
             match res.rc {
                 0 => changed = true,
@@ -884,8 +909,8 @@ impl LdapConnector {
         Ok(if changed { Applied::Changed } else { Applied::AlreadyDone })
     }
 
-    async fn grant(&self, c: &mut Conn<'_>, account: &str, entitlement: &str) -> Result<Applied> {
-        let op = self.layout.grant(account, entitlement);
+    async fn grant(&self, c: &mut Conn<'_>, member: &str, entitlement: &str) -> Result<Applied> {
+        let op = self.layout.grant(member, entitlement);
         // Two rounds: a concurrent grant may create the group between our modify and add.
         for _ in 0..2 {
             let res = self.send(c, &op).await?;
@@ -900,7 +925,7 @@ impl LdapConnector {
                     )));
                 }
                 32 => {
-                    let create = self.layout.create_group(entitlement, account);
+                    let create = self.layout.create_group(entitlement, member);
                     let res = self.send(c, &create).await?;
                     match res.rc {
                         0 => return Ok(Applied::Changed),
@@ -980,16 +1005,17 @@ impl Connector for LdapConnector {
                     )));
                 };
                 let mut c = self.pool.get().await?;
-                self.owned(&mut c, &req.account, false).await?;
-                return self.rotate(&mut c, account, secret).await.map_err(|mut e| {
+                // The entry whose ownership was checked is the one written to.
+                let at = self.owned(&mut c, &req.account, false).await?.map(|l| l.dn);
+                return self.rotate(&mut c, account, at, secret).await.map_err(|mut e| {
                     e.message = secret.scrub(&e.message);
                     e
                 });
             }
             OpKind::UpdateAttributes => {
                 let mut c = self.pool.get().await?;
-                self.owned(&mut c, &req.account, false).await?;
-                return self.update_attributes(&mut c, &req.account).await;
+                let at = self.owned(&mut c, &req.account, false).await?.map(|l| l.dn);
+                return self.update_attributes(&mut c, &req.account, at).await;
             }
             OpKind::RevokeSessions | OpKind::TransferOwnership | OpKind::OpenTicket => {
                 return Err(ConnectorError::permanent(format!(
@@ -1000,16 +1026,22 @@ impl Connector for LdapConnector {
             }
         };
         let mut c = self.pool.get().await?;
-        // Whose the entry of the name is is checked before anything is written to it.
+        // Whose the entry of the name is is checked before anything is written to it, and a
+        // grant names the entry checked.
+        let mut member = None;
         if matches!(req.kind, OpKind::Enable | OpKind::Grant) {
-            self.owned(&mut c, &req.account, false).await?;
+            let loc = self.owned(&mut c, &req.account, false).await?;
+            member = Some(self.member_value_at(&mut c, &req.account, loc.as_ref()).await?);
         }
         match (req.kind, entitlement) {
             (OpKind::CreateAccount, _) => self.create(&mut c, &req.account).await,
             (OpKind::Enable, _) => self.enable(&mut c, account).await,
             (OpKind::Disable, _) => self.disable(&mut c, &req.account).await,
             (OpKind::DeleteAccount, _) => self.delete(&mut c, &req.account).await,
-            (OpKind::Grant, Some(e)) => self.grant(&mut c, account, e).await,
+            (OpKind::Grant, Some(e)) => {
+                let member = member.unwrap_or_else(|| self.layout.member_value(account));
+                self.grant(&mut c, &member, e).await
+            }
             (OpKind::Revoke, Some(e)) => self.revoke(&mut c, &req.account, e).await,
             (kind, _) => Err(ConnectorError::permanent(format!(
                 "{}: `{}` is not supported by LDAP targets",

@@ -324,16 +324,18 @@ impl Layout {
     }
 
     /// Adds `account` to `group`.
-    pub(crate) fn grant(&self, account: &str, group: &str) -> Op {
+    /// Adds `member` (the account's value as [`Self::member_value`] or the located entry's)
+    /// to `group`.
+    pub(crate) fn grant(&self, member: &str, group: &str) -> Op {
         Op::Modify {
             dn: self.group_dn(group),
-            changes: vec![Change::Add(self.schema.member_attribute.clone(), vec![text(self.member_value(account))])],
+            changes: vec![Change::Add(self.schema.member_attribute.clone(), vec![text(member)])],
         }
     }
 
     /// Creates `group` with `account` as its first member, for a grant of a group that does not
     /// exist yet.
-    pub(crate) fn create_group(&self, group: &str, account: &str) -> Op {
+    pub(crate) fn create_group(&self, group: &str, member: &str) -> Op {
         let s = &self.schema;
         let mut attrs: Vec<(String, Vec<Value>)> = vec![
             ("objectClass".into(), s.group_classes.iter().map(|c| text(c.as_str())).collect()),
@@ -342,7 +344,7 @@ impl Layout {
         if s.profile == LdapProfile::ActiveDirectory {
             attrs.push(("sAMAccountName".into(), vec![text(group)]));
         }
-        attrs.push((s.member_attribute.clone(), vec![text(self.member_value(account))]));
+        attrs.push((s.member_attribute.clone(), vec![text(member)]));
         Op::Add { dn: self.group_dn(group), attrs }
     }
 
@@ -500,10 +502,10 @@ mod tests {
         let mut ops = Vec::new();
         // Joiner.
         ops.push(l.create(&spec, Some("Pa55-word")).unwrap_or_else(|e| panic!("{e:?}")));
-        ops.push(l.grant("ann", "staff"));
-        ops.push(l.create_group("eng", "ann"));
+        ops.push(l.grant(&l.member_value("ann"), "staff"));
+        ops.push(l.create_group("eng", &l.member_value("ann")));
         // Mover.
-        ops.push(l.grant("ann", "sales"));
+        ops.push(l.grant(&l.member_value("ann"), "sales"));
         ops.push(l.remove_last_member(&l.group_dn("eng"), &l.member_value("ann")));
         // Leaver.
         for g in ["staff", "sales"] {

@@ -443,34 +443,35 @@ impl PostgresConnector {
         }
     }
 
-    /// The role `req` acts on, checked before anything is written: a role of the account's name
-    /// tagged for another identity is refused; when no role has the name, a removal acts on the
-    /// role tagged for this identity under another name (renamed by hand). `None`: keep the
-    /// request as it is.
+    /// The role `req` acts on, checked before anything is written. When the role of the
+    /// account's name does not carry this identity's tag (there is none, it carries none, or it
+    /// is another identity's), a removal acts on the role tagged for this identity under another
+    /// name (renamed by hand, perhaps with a decoy made under the old name). A role of the name
+    /// tagged for another identity is otherwise refused. `None`: keep the request as it is.
     async fn resolve(&self, conn: &mut Conn<'_>, req: &Request) -> Result<Option<Request>> {
         if req.kind == OpKind::CreateAccount {
             return Ok(None);
         }
         let spec = &req.account;
-        match self.role(conn, &spec.account).await? {
-            Some(role) => {
-                let owner = role.comment.as_deref().and_then(|c| c.strip_prefix(TAG_PREFIX));
-                match owner {
-                    Some(o) if !spec.identity_id.is_empty() && o != spec.identity_id => Err(self.permanent(format!(
-                        "refusing to {} `{}`: the role is tagged for identity `{o}`, not `{}`; nothing was changed",
-                        req.kind, spec.account, spec.identity_id
-                    ))),
-                    _ => Ok(None),
-                }
-            }
-            None if req.kind.removes_access() || req.kind == OpKind::TransferOwnership => {
-                Ok(self.renamed(conn, spec).await?.map(|name| {
-                    let mut moved = req.clone();
-                    moved.account.account = name;
-                    moved
-                }))
-            }
-            None => Ok(None),
+        let role = self.role(conn, &spec.account).await?;
+        let owner = role.as_ref().and_then(|r| r.comment.as_deref()).and_then(|c| c.strip_prefix(TAG_PREFIX));
+        let mine = spec.identity_id.is_empty() || owner == Some(spec.identity_id.as_str());
+        if mine && role.is_some() {
+            return Ok(None);
+        }
+        if (req.kind.removes_access() || req.kind == OpKind::TransferOwnership)
+            && let Some(name) = self.renamed(conn, spec).await?.filter(|n| *n != spec.account)
+        {
+            let mut moved = req.clone();
+            moved.account.account = name;
+            return Ok(Some(moved));
+        }
+        match owner {
+            Some(o) if !mine => Err(self.permanent(format!(
+                "refusing to {} `{}`: the role is tagged for identity `{o}`, not `{}`; nothing was changed",
+                req.kind, spec.account, spec.identity_id
+            ))),
+            _ => Ok(None),
         }
     }
 
@@ -745,6 +746,12 @@ impl PostgresConnector {
         }
     }
 
+    /// Whether a row read with `READ_SQL` carries the tag of `spec`'s identity.
+    fn tagged_for(&self, row: &Row, spec: &AccountSpec) -> Result<bool> {
+        let comment: Option<String> = self.col(row, 2)?;
+        Ok(comment.as_deref().and_then(|c| c.strip_prefix(TAG_PREFIX)) == Some(spec.identity_id.as_str()))
+    }
+
     fn account_state(&self, row: &Row) -> Result<AccountState> {
         let comment: Option<String> = self.col(row, 2)?;
         let grants: Vec<String> = self.col(row, 3)?;
@@ -808,17 +815,19 @@ impl Connector for PostgresConnector {
     async fn read_account(&self, account: &AccountSpec) -> Result<Option<AccountState>> {
         let name = account.account.as_str();
         let what = "reading the account";
-        // By name, else the role tagged for the identity under another name (renamed by hand).
+        // By name when that role carries the identity's tag, else the role tagged for the
+        // identity under another name (renamed by hand), else the role of the name.
         let row = with_conn!(self, conn => async {
             let statement = conn.prepared(READ_SQL, &[Type::NAME]).await.map_err(|e| self.err(what, &e))?;
-            match conn.client().query_opt(&statement, &[&name]).await.map_err(|e| self.err(what, &e))? {
-                Some(row) => Ok(Some(row)),
-                None => match self.renamed(&mut conn, account).await? {
-                    Some(other) => {
-                        conn.client().query_opt(&statement, &[&other]).await.map_err(|e| self.err(what, &e))
-                    }
-                    None => Ok(None),
-                },
+            let by_name = conn.client().query_opt(&statement, &[&name]).await.map_err(|e| self.err(what, &e))?;
+            if let Some(row) = &by_name
+                && (account.identity_id.trim().is_empty() || self.tagged_for(row, account)?)
+            {
+                return Ok(by_name);
+            }
+            match self.renamed(&mut conn, account).await?.filter(|other| other != name) {
+                Some(other) => conn.client().query_opt(&statement, &[&other]).await.map_err(|e| self.err(what, &e)),
+                None => Ok(by_name),
             }
         })?;
         row.map(|r| self.account_state(&r)).transpose()

@@ -425,3 +425,99 @@ async fn issue15_postgres_a_role_renamed_by_hand_is_found_by_its_tag_and_one_of_
         .get(0);
     assert_eq!(members, 0);
 }
+
+#[tokio::test]
+async fn issue15_postgres_a_renamed_role_is_disabled_even_when_an_untagged_role_took_its_old_name() {
+    let pg = tenure_testkit::peers::Postgres::start().expect("a throwaway PostgreSQL cluster must start");
+    let c = tenure_connect::postgres::PostgresConnector::new("warehouse", &pg.settings(), 2).await.unwrap();
+    let (admin, connection) = tokio_postgres::connect(&pg.url(), tokio_postgres::NoTls).await.unwrap();
+    tokio::spawn(connection);
+    admin.batch_execute("CREATE ROLE analyst NOLOGIN").await.unwrap();
+    let can_login = async |name: &str| -> Option<bool> {
+        admin
+            .query_opt("SELECT rolcanlogin FROM pg_roles WHERE rolname = $1", &[&name])
+            .await
+            .unwrap()
+            .map(|r| r.get(0))
+    };
+
+    let jsilva = spec("jsilva1", "E000001");
+    assert_eq!(c.apply(&req(OpKind::CreateAccount, &jsilva, None)).await.unwrap(), Applied::Changed);
+    assert_eq!(c.apply(&req(OpKind::Grant, &jsilva, Some("analyst"))).await.unwrap(), Applied::Changed);
+    // Renamed by hand, and a decoy without a tag made under the old name.
+    admin.batch_execute("ALTER ROLE jsilva1 RENAME TO joana; CREATE ROLE jsilva1 NOLOGIN").await.unwrap();
+    let found = c.read_account(&jsilva).await.unwrap().expect("found by its tag");
+    assert_eq!((found.account.as_str(), found.enabled), ("joana", true), "{found:?}");
+
+    assert_eq!(c.apply(&req(OpKind::Revoke, &jsilva, Some("analyst"))).await.unwrap(), Applied::Changed);
+    assert_eq!(c.apply(&req(OpKind::Disable, &jsilva, None)).await.unwrap(), Applied::Changed);
+    assert_eq!(can_login("joana").await, Some(false), "the renamed role must no longer log in");
+    let after = c.read_account(&jsilva).await.unwrap().unwrap();
+    assert_eq!(after.account, "joana");
+    assert!(!after.enabled && after.grants.is_empty(), "{after:?}");
+    // The decoy is left as it was.
+    assert_eq!(can_login("jsilva1").await, Some(false));
+}
+
+/// A leaver renamed by hand, with an unmarked entry made under the old name: the disable and
+/// the delete act on the entry found by its employee number; the other entry is not deleted.
+#[tokio::test]
+async fn issue15_ldap_delete_of_an_account_found_by_id_leaves_an_entry_of_its_old_name_alone() {
+    let peer = ldap_peer();
+    let c = LdapConnector::new("directory", &peer.settings(), 4).unwrap();
+    let mut ldap = raw(&peer).await;
+    let jsilva = spec("jsilva1", "E000001");
+    assert_eq!(c.apply(&req(OpKind::CreateAccount, &jsilva, None)).await.unwrap(), Applied::Changed);
+    assert_eq!(c.apply(&req(OpKind::Grant, &jsilva, Some("staff"))).await.unwrap(), Applied::Changed);
+    let dn = format!("uid=jsilva1,{}", peer.users_dn);
+    ldap.modifydn(&dn, "uid=jsilva1-old", true, None).await.unwrap().success().unwrap();
+    // Someone else's login under the old name, made by hand, in `staff`.
+    let attrs: Vec<(&str, HashSet<&str>)> = vec![
+        ("objectClass", HashSet::from(["inetOrgPerson"])),
+        ("uid", HashSet::from(["jsilva1"])),
+        ("cn", HashSet::from(["another person"])),
+        ("sn", HashSet::from(["person"])),
+    ];
+    ldap.add(&dn, attrs).await.unwrap().success().unwrap();
+
+    assert_eq!(c.apply(&req(OpKind::Disable, &jsilva, None)).await.unwrap(), Applied::Changed);
+    let disabled = format!("uid=jsilva1-old,{}", peer.disabled_dn);
+    assert!(entry(&mut ldap, &disabled).await.is_some(), "the leaver's entry is disabled where it was found");
+
+    assert_eq!(c.apply(&req(OpKind::DeleteAccount, &jsilva, None)).await.unwrap(), Applied::Changed);
+    assert!(entry(&mut ldap, &disabled).await.is_none(), "the leaver's entry is deleted");
+    assert!(entry(&mut ldap, &dn).await.is_some(), "the other entry of the old name is not deleted");
+}
+
+/// This identity's entry is disabled (under `disabled_dn`) and another identity's has its
+/// name under `users_dn`: a grant or an attribute update passes the ownership check on the
+/// disabled entry, so it must not write to the other one.
+#[tokio::test]
+async fn issue15_ldap_a_write_lands_on_the_entry_whose_ownership_was_checked() {
+    let peer = ldap_peer();
+    let c = LdapConnector::new("directory", &peer.settings(), 4).unwrap();
+    let mut ldap = raw(&peer).await;
+    let jsilva = spec("jsilva1", "E000001");
+    assert_eq!(c.apply(&req(OpKind::CreateAccount, &jsilva, None)).await.unwrap(), Applied::Changed);
+    assert_eq!(c.apply(&req(OpKind::Disable, &jsilva, None)).await.unwrap(), Applied::Changed);
+    let other_dn = format!("uid=jsilva1,{}", peer.users_dn);
+    let attrs: Vec<(&str, HashSet<&str>)> = vec![
+        ("objectClass", HashSet::from(["inetOrgPerson"])),
+        ("uid", HashSet::from(["jsilva1"])),
+        ("cn", HashSet::from(["another person"])),
+        ("sn", HashSet::from(["person"])),
+        ("employeeNumber", HashSet::from(["E999999"])),
+    ];
+    ldap.add(&other_dn, attrs).await.unwrap().success().unwrap();
+    let before = entry(&mut ldap, &other_dn).await.unwrap();
+
+    let grant = c.apply(&req(OpKind::Grant, &jsilva, Some("staff"))).await;
+    let staff = members(&mut ldap, &format!("cn=staff,{}", peer.groups_dn)).await;
+    assert!(
+        !staff.iter().any(|m| m.eq_ignore_ascii_case(&other_dn)),
+        "{grant:?}: the other entry got staff: {staff:?}"
+    );
+    let _ = c.apply(&req(OpKind::UpdateAttributes, &jsilva, None)).await;
+    let after = entry(&mut ldap, &other_dn).await.unwrap();
+    assert_eq!(after.attrs, before.attrs, "the other entry is untouched");
+}

@@ -192,3 +192,78 @@ pub fn a_refused_adoption_cancels_the_work_and_opens_a_case(subject: &dyn Subjec
     ensure_eq!(s.decide_correlation(&d)?.state, CorrelationState::Linked, "a person links it");
     w.chain_verifies()
 }
+
+/// A refused adoption also cancels the identity's held work on the target (a grant awaiting
+/// approval must not land on the account once released), and opens a new case for the account
+/// when the one there is already decided: a decided case is never reopened or reused.
+pub fn a_refused_adoption_cancels_held_work_and_never_reuses_a_decided_case(subject: &dyn Subject) -> Outcome {
+    use crate::{OpFilter, RefusedAdoption, Remediation, RemediationOp};
+    use tenure_core::audit::AuditEntry;
+    use tenure_core::{OpKind, OpState};
+    let w = World::new(subject)?;
+    let s = &w.store;
+    // An earlier case for the account, decided: nobody's.
+    let cases = vec![case("e1", vec![candidate("E7", "name", 0.6)])];
+    let b = Baseline { target: "dir", accounts: 1, links: &[], cases: &cases, unmatched: &[], actor: "source:hr" };
+    let old = s.record_baseline(&b)?.first().copied().ok_or_else(|| Failure("no case id".into()))?;
+    let orphan = Decision {
+        case_id: old,
+        verdict: Verdict::Orphan,
+        reason: "a test account",
+        by: "bob",
+        actor: "user:bob",
+        detail: "orphaned".into(),
+    };
+    ensure_eq!(s.decide_correlation(&orphan)?.state, CorrelationState::Orphaned, "decided");
+
+    w.commit(&super::joiners(&w, "hr", &["E1"])?)?;
+    let fix = RemediationOp {
+        identity: "E1".into(),
+        target: "dir".into(),
+        kind: OpKind::Grant,
+        entitlement: Some("finance".into()),
+        account: Some("e1".into()),
+        detail: "a missing grant".into(),
+    };
+    let remediation = Remediation {
+        run_ids: vec![],
+        ops: vec![fix],
+        held: Some("held for approval".into()),
+        actor: "reconciler".into(),
+    };
+    let (_, approval) = s.commit_remediation(&remediation)?;
+    ensure!(approval.is_some(), "the grant is held for approval");
+    let held = s.operations(&OpFilter { identity: Some("E1".into()), states: vec![OpState::Held], case_id: None })?;
+    ensure_eq!(held.len(), 1, "one held grant");
+    let ops = s.claim("A", super::LEASE, 10)?;
+    let create = ops.iter().find(|o| o.kind == OpKind::CreateAccount).ok_or_else(|| Failure("no create".into()))?;
+    let refused = RefusedAdoption {
+        op: create.id,
+        owner: "A",
+        identity: "E1",
+        target: "dir",
+        case: CaseIn {
+            account: "e1".into(),
+            external_id: None,
+            email: None,
+            enabled: true,
+            grants: vec![],
+            candidates: vec![candidate("E1", "username", 1.0)],
+            why: "made by hand".into(),
+        },
+        note: "not created: the account is not this identity's".into(),
+        audit: AuditEntry::new("executor", "apply.create_account", "cancelled").identity("E1"),
+    };
+    let Some(id) = s.refuse_adoption(&refused)? else { return Err(Failure("the claim was held".into())) };
+    let all = s.operations(&OpFilter { identity: Some("E1".into()), ..OpFilter::default() })?;
+    ensure!(
+        all.iter().filter(|o| o.target == "dir").all(|o| o.state == OpState::Cancelled),
+        "the held grant is cancelled with the create: {all:?}"
+    );
+    ensure!(id != old, "a new case, not the decided one");
+    let case = s.correlation_case(id)?;
+    ensure_eq!(case.state, CorrelationState::Open, "the new case is open");
+    ensure_eq!(case.candidates.first().map(|c| c.identity.clone()), Some("E1".into()), "naming the identity");
+    ensure_eq!(s.correlation_case(old)?.state, CorrelationState::Orphaned, "the decided case stays decided");
+    w.chain_verifies()
+}

@@ -384,7 +384,7 @@ pub(super) fn refuse_adoption(store: &SqliteStore, r: &RefusedAdoption<'_>) -> R
     let others: Vec<(i64, i64)> = {
         let mut stmt = tx.prepare_cached(
             "SELECT id, case_id FROM operations WHERE identity = ?1 AND target = ?2 AND id != ?3
-               AND (state = 'pending' OR (state = 'running' AND claimed_by = ?4)) ORDER BY id",
+               AND (state IN ('pending', 'held') OR (state = 'running' AND claimed_by = ?4)) ORDER BY id",
         )?;
         stmt.query_map(params![r.identity, r.target, r.op, r.owner], |row| Ok((row.get(0)?, row.get(1)?)))?
             .collect::<Result<_, _>>()?
@@ -416,8 +416,8 @@ pub(super) fn refuse_adoption(store: &SqliteStore, r: &RefusedAdoption<'_>) -> R
     let c = &r.case;
     let existing: Option<i64> = tx
         .query_row(
-            "SELECT id FROM correlation_cases WHERE target = ?1 AND account = ?2",
-            params![r.target, c.account],
+            "SELECT id FROM correlation_cases WHERE target = ?1 AND account = ?2 AND state = ?3",
+            params![r.target, c.account, CorrelationState::Open.as_str()],
             |row| row.get(0),
         )
         .optional()?;

@@ -54,6 +54,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (13, "requests", include_str!("../../migrations/0013_requests.sql")),
     (14, "campaigns", include_str!("../../migrations/0014_campaigns.sql")),
     (15, "exceptions_nhi", include_str!("../../migrations/0015_exceptions_nhi.sql")),
+    (16, "correlation_case_history", include_str!("../../migrations/0016_correlation_case_history.sql")),
 ];
 
 /// The version of the last embedded migration.

@@ -309,3 +309,103 @@ fn issue15_a_leaver_renamed_moved_or_deleted_by_hand_is_never_verified_while_it_
     assert!(api["coverage"].as_f64().unwrap() < 1.0 && api["failed"].as_i64().unwrap() > 0, "{coverage}");
     w.env.ok(&["audit", "verify"]);
 }
+
+/// A brownfield account linked by username at go-live, with nothing for Tenure to change on it
+/// since, is still one Tenure holds: renamed by hand and then its person leaves, it is not
+/// "absent, verified" while it still binds.
+#[test]
+fn issue15_a_linked_account_renamed_by_hand_is_not_verified_absent_when_its_person_leaves() {
+    let w = world();
+    let mut co = company(20);
+    let linked = co.hire("Engineering");
+    let uid = co.get(&linked).unwrap().username.clone();
+    // Before go-live, by hand: the account under the person's username, no employee number,
+    // already in the groups the policy gives, with a password the user logs in with.
+    w.ldap_tool(
+        "ldapmodify",
+        &[],
+        &format!(
+            "dn: uid={uid},{PEOPLE}\nchangetype: add\nobjectClass: inetOrgPerson\nuid: {uid}\ncn: {uid}\nsn: {uid}\nuserPassword: pw-of-{uid}\n"
+        ),
+    );
+    for g in ["staff", "engineers"] {
+        w.ldap_tool(
+            "ldapmodify",
+            &[],
+            &format!(
+                "dn: cn={g},{GROUPS}\nchangetype: add\nobjectClass: groupOfNames\ncn: {g}\nmember: uid={uid},{PEOPLE}\n"
+            ),
+        );
+    }
+    w.import("day1.csv", &co);
+    w.apply_all();
+    let open = w.env.ok(&["correlations", "--open", "--format", "json"]).stdout;
+    assert!(!open.contains(&uid), "linked at go-live, not a case: {open}");
+    assert!(
+        !w.ops_of(&linked, "directory").iter().any(|o| o["kind"] == "create_account"),
+        "linked, so no account is created: {:#?}",
+        w.ops_of(&linked, "directory")
+    );
+    assert!(
+        w.ops_of(&linked, "directory").iter().all(|o| o["state"] != "verified"),
+        "nothing verified on the linked account: {:#?}",
+        w.ops_of(&linked, "directory")
+    );
+
+    // Renamed by hand, then the person leaves.
+    w.ldap_tool("ldapmodrdn", &["-r"], &format!("uid={uid},{PEOPLE}\nuid={uid}-old\n"));
+    let renamed_dn = format!("uid={uid}-old,{PEOPLE}");
+    assert!(w.binds(&renamed_dn, &format!("pw-of-{uid}")));
+    co.remove(&linked);
+    w.import("day2.csv", &co);
+    w.apply_all();
+
+    assert!(w.binds(&renamed_dn, &format!("pw-of-{uid}")), "it still binds, so nothing may be verified");
+    let disable = w.ops_of(&linked, "directory").into_iter().find(|o| o["kind"] == "disable").unwrap();
+    assert_eq!(disable["state"], "failed", "{disable}");
+    let cases = w.env.ok(&["cases", "--format", "json"]).json();
+    let case =
+        cases.as_array().unwrap().iter().find(|c| c["identity"] == linked.as_str() && c["kind"] == "leaver").unwrap();
+    assert_eq!(case["state"], "stuck", "{cases:#}");
+}
+
+/// A deletion that finds nothing is held to the same rule as a disable: an entry Tenure made and
+/// read back, renamed and stripped of its employee number by hand after the leaver was
+/// disabled, is not "deleted" when retention comes.
+#[test]
+fn issue15_a_retention_delete_that_finds_nothing_is_not_verified_when_tenure_had_seen_the_account() {
+    let stack = Stack::start(&["analyst", "finance", "admin"]).expect("real peers must start");
+    let env = Env::new();
+    let config = stack.config_toml(25).replacen(
+        "concurrency = 4\nmax_attempts = 8\n\n[[target]]\nname = \"chat\"",
+        "concurrency = 4\nmax_attempts = 8\ndelete_after_days = 0\n\n[[target]]\nname = \"chat\"",
+        1,
+    );
+    assert_eq!(config.matches("delete_after_days = 0").count(), 1);
+    env.write("tenure.toml", &config);
+    env.ok(&["check"]);
+    let w = World { env, stack };
+    let mut co = company(20);
+    let leaver = co.hire("Engineering");
+    let uid = co.get(&leaver).unwrap().username.clone();
+    w.import("day1.csv", &co);
+    w.apply_all();
+    co.remove(&leaver);
+    w.import("day2.csv", &co);
+    w.apply_all(); // disabled: moved under disabled_dn
+    let disabled = w.ldap(DISABLED, &format!("(uid={uid})"), &["dn"]);
+    assert!(disabled.contains(&format!("uid={uid},{DISABLED}")), "{disabled}");
+
+    // By hand: the employee number removed and the entry renamed.
+    w.ldap_tool("ldapmodify", &[], &format!("dn: uid={uid},{DISABLED}\nchangetype: modify\ndelete: employeeNumber\n"));
+    w.ldap_tool("ldapmodrdn", &["-r"], &format!("uid={uid},{DISABLED}\nuid={uid}-kept\n"));
+    w.apply_all(); // retention (0 days) passed: the delete finds nothing
+
+    let kept = w.ldap(DISABLED, &format!("(uid={uid}-kept)"), &["dn"]);
+    assert!(kept.contains(&format!("uid={uid}-kept,{DISABLED}")), "the entry is still there: {kept}");
+    let delete = w.ops_of(&leaver, "directory").into_iter().find(|o| o["kind"] == "delete_account");
+    let delete = delete.unwrap_or_else(|| panic!("a delete was planned: {:#?}", w.ops_of(&leaver, "directory")));
+    assert_eq!(delete["state"], "failed", "{delete}");
+    let why = delete["last_error"].as_str().unwrap();
+    assert!(why.contains("absent") && why.contains("never deleted"), "{why}");
+}
