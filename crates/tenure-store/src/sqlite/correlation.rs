@@ -248,24 +248,7 @@ fn write_matches(
     }
     let mut ids = Vec::with_capacity(b.cases.len());
     for c in b.cases {
-        tx.execute(
-            "INSERT INTO correlation_cases (target, account, external_id, email, enabled, grants, candidates, why,
-                                            state, created_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-            params![
-                b.target,
-                c.account,
-                c.external_id,
-                c.email,
-                c.enabled,
-                to_json(&c.grants)?,
-                to_json(&c.candidates)?,
-                c.why,
-                CorrelationState::Open.as_str(),
-                at
-            ],
-        )?;
-        let id = tx.last_insert_rowid();
+        let id = insert_case(tx, b.target, c, at)?;
         ids.push(id);
         entries.push(AuditEntry::new(b.actor, "correlation.case_opened", "open").target(b.target).reason(format!(
             "correlation case {id}: account `{}`: {}; candidates: {}",
@@ -424,24 +407,7 @@ pub(super) fn refuse_adoption(store: &SqliteStore, r: &RefusedAdoption<'_>) -> R
     let id = match existing {
         Some(id) => id,
         None => {
-            tx.execute(
-                "INSERT INTO correlation_cases (target, account, external_id, email, enabled, grants, candidates, why,
-                                                state, created_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-                params![
-                    r.target,
-                    c.account,
-                    c.external_id,
-                    c.email,
-                    c.enabled,
-                    to_json(&c.grants)?,
-                    to_json(&c.candidates)?,
-                    c.why,
-                    CorrelationState::Open.as_str(),
-                    at
-                ],
-            )?;
-            let id = tx.last_insert_rowid();
+            let id = insert_case(&tx, r.target, c, &at)?;
             entries.push(
                 AuditEntry::new("executor", "correlation.case_opened", "open")
                     .identity(r.identity)
@@ -462,4 +428,26 @@ pub(super) fn refuse_adoption(store: &SqliteStore, r: &RefusedAdoption<'_>) -> R
     audit::append(&tx, &entries, &at)?;
     tx.commit()?;
     Ok(Some(id))
+}
+
+/// Opens a correlation case for `c` on `target` at `at`; its id.
+fn insert_case(tx: &Transaction<'_>, target: &str, c: &CaseIn, at: &str) -> R<i64> {
+    tx.execute(
+        "INSERT INTO correlation_cases (target, account, external_id, email, enabled, grants, candidates, why,
+                                        state, created_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+        params![
+            target,
+            c.account,
+            c.external_id,
+            c.email,
+            c.enabled,
+            to_json(&c.grants)?,
+            to_json(&c.candidates)?,
+            c.why,
+            CorrelationState::Open.as_str(),
+            at
+        ],
+    )?;
+    Ok(tx.last_insert_rowid())
 }
