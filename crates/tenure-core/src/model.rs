@@ -161,7 +161,7 @@ string_enum!(
 );
 
 string_enum!(
-    /// What a recorded deviation (control debt) is about (DESIGN §13). `failed_operation` is
+    /// What a recorded deviation (control debt) is about. `failed_operation` is
     /// any other operation that failed past its retries; `failed_revocation` one that removes
     /// access (revoke, disable, delete_account, revoke_sessions); `partial_removal` a leaver or
     /// suspension case that closed with removals excepted; `declined_fix` a reconciliation fix
@@ -225,7 +225,7 @@ string_enum!(
 );
 
 string_enum!(
-    /// What an API token may do (DESIGN §10): `admin` everything; `operator` imports, apply,
+    /// What an API token may do: `admin` everything; `operator` imports, apply,
     /// reconcile, tasks and reading; `approver` approvals, requests, reviews and reading;
     /// `auditor` reading and the audit trail; `source` only its own source's webhook and SCIM
     /// endpoint.

@@ -34,7 +34,7 @@ pub const BUILTIN: &[(&str, AttrType)] = &[
     ("start_date", AttrType::Date),
     ("end_date", AttrType::Date),
     ("owner_id", AttrType::String),
-    // Non-human identities (DESIGN §13): what it is for, when its credential was last rotated
+    // Non-human identities: what it is for, when its credential was last rotated
     // (as a source says; Tenure's own verified rotations count too), and how old it may get.
     ("purpose", AttrType::String),
     ("credential_rotated", AttrType::Date),

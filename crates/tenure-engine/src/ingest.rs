@@ -378,7 +378,7 @@ fn push_once(
 /// A JSON field as read: its name, its text (strings and numbers) or its boolean.
 type Field<'a> = (&'a str, Option<std::borrow::Cow<'a, str>>, Option<bool>);
 
-/// At most this many records in one push request (DESIGN §11).
+/// At most this many records in one push request.
 pub const MAX_RECORDS: usize = 1_000;
 
 /// Reads a push body: one record, or `{"records": [...]}` with at most [`MAX_RECORDS`]. Each

@@ -1,4 +1,4 @@
-//! Non-human identities (DESIGN §13, issue 10 deliverable 5): credential rotation on request
+//! Non-human identities: credential rotation on request
 //! (`tenure rotate`), on a schedule for credentials past their `credential_max_age`, and the
 //! findings reconciliation reports about them (`stale_credential`, `nhi_without_owner`).
 //!

@@ -1,4 +1,4 @@
-//! The secret sink: where a rotated credential goes, and the only place it goes (DESIGN §13).
+//! The secret sink: where a rotated credential goes, and the only place it goes.
 //!
 //! `[nhi] secret_sink = "DIR"` (or a target's own `secret_sink`) names a directory; the secret of
 //! account `ACCOUNT` in target `TARGET` is the file `DIR/TARGET/ACCOUNT`, holding the secret and a

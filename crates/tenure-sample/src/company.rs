@@ -118,7 +118,7 @@ pub const HEADER: &[&str] = &[
 ];
 
 /// The same columns as [`SOURCE_TOML`], as a signed-webhook source `name` whose secret is in
-/// `secret_file` (DESIGN §11): what the server's tests and benchmarks push to.
+/// `secret_file`: what the server's tests and benchmarks push to.
 pub fn webhook_source_toml(name: &str, secret_file: &str) -> String {
     SOURCE_TOML
         .replace("name = \"hr\"", &format!("name = {name:?}"))

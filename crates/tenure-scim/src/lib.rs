@@ -1,5 +1,5 @@
 //! The SCIM 2.0 service provider protocol (RFC 7643, RFC 7644) that `tenure serve` mounts at
-//! `/scim/v2`, so that an IdP or HR system can push identities into Tenure (DESIGN §12).
+//! `/scim/v2`, so that an IdP or HR system can push identities into Tenure.
 //!
 //! **What this crate owns.** Everything that is SCIM and nothing that is Tenure: the schemas
 //! (core User, the enterprise extension, Group) and their `/Schemas`, `/ResourceTypes` and

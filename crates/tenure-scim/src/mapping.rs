@@ -1,7 +1,7 @@
-//! The standard mapping of DESIGN §12: a SCIM User → the record Tenure's engine ingests.
+//! The standard mapping: a SCIM User → the record Tenure's engine ingests.
 //!
 //! A pure function, so the server applies it to every User it stores and the mapping is
-//! tested here with data. The record is what a webhook source would push (DESIGN §11): a key
+//! tested here with data. The record is what a webhook source would push: a key
 //! and identity attributes by their Tenure names, plus the HR-style status.
 //!
 //! | Tenure | SCIM |

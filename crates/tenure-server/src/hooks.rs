@@ -46,7 +46,7 @@ use tenure_store::{Backend, JournalIn, Journaled};
 use tokio::sync::{Notify, oneshot};
 use tokio_util::sync::CancellationToken;
 
-/// The largest body a push may have (DESIGN §11).
+/// The largest body a push may have.
 pub const MAX_BODY: usize = 1 << 20;
 
 /// How many appends one journal transaction takes at most.

@@ -1,5 +1,5 @@
 //! The SCIM 2.0 service provider for `kind = "scim"` sources, nested by `app()` at `/scim/v2`
-//! (DESIGN §12): `tenure-scim`'s router over [`StoreScimBackend`], Tenure's store.
+//! — `tenure-scim`'s router over [`StoreScimBackend`], Tenure's store.
 //!
 //! **Who may call.** A `source`-scope token bound to a `kind = "scim"` source; that source is
 //! the request's [`ScimCaller`], and every backend call is scoped to it, so one source never
@@ -19,7 +19,7 @@
 //! same source, the engine sees that User's key.
 //!
 //! **The key is fixed when a User is created** (`externalId`, else `employeeNumber`, else the
-//! resource id, DESIGN §12). A later write that changes `externalId` or `employeeNumber` is kept
+//! resource id). A later write that changes `externalId` or `employeeNumber` is kept
 //! in the body, as written, but the User stays the same identity: the SCIM resource is the
 //! person. IdPs set or correct `externalId` after creating a User (Entra, Okta); moving the User
 //! to a new identity would make that person a leaver and a joiner at once, and the new identity

@@ -1,4 +1,4 @@
-//! The exceptions register (DESIGN §13): control debt, recorded where it happens and closed by a
+//! The exceptions register: control debt, recorded where it happens and closed by a
 //! person with a reason. The [`Exceptions`] trait is what the engine, the CLI and the server use
 //! beyond the listing in [`Queue`](crate::Queue).
 //!

@@ -1,4 +1,4 @@
-//! Access requests (issue 10, DESIGN §13): what is kept about each request and its approval
+//! Access requests: what is kept about each request and its approval
 //! stages, and the [`Requests`] trait every store implements.
 //!
 //! The engine decides everything here (who the approvers are, whether a decision is allowed,

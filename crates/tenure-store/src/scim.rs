@@ -1,4 +1,4 @@
-//! SCIM resources pushed by `kind = "scim"` sources (DESIGN §12): [`ScimStore`] and what goes
+//! SCIM resources pushed by `kind = "scim"` sources: [`ScimStore`] and what goes
 //! in and comes out of it.
 //!
 //! The server keeps each SCIM resource's normalized body, as the client wrote it, next to the

@@ -9,7 +9,7 @@
 //! - An **entitlement** is a role the account is a direct member of (`GRANT "ent" TO "acct"`).
 //!   [`Connector::list_entitlements`] returns the non-system `NOLOGIN` roles without a Tenure tag.
 //!   Tenure never creates entitlement roles: granting one that does not exist is a permanent
-//!   error naming it, because DESIGN treats a grant of a missing group as a finding for a human,
+//!   error naming it, because a grant of a missing group is a finding for a human,
 //!   and silently creating roles would turn a policy typo into new, empty access.
 //! - System roles (names starting `pg_`), superusers and the role Tenure connects as are never
 //!   listed. Operations that would lock Tenure out (disabling, deleting or rotating the

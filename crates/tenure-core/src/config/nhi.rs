@@ -1,4 +1,4 @@
-//! `[nhi]` in `tenure.toml` (DESIGN §3 and §13): where rotated credentials go and how old a
+//! `[nhi]` in `tenure.toml`: where rotated credentials go and how old a
 //! non-human identity's credential may get. The policy's `[nhi]` (what happens when an owner
 //! leaves) is the policy's; this section is about secrets, which never belong in a policy.
 //!

@@ -1,5 +1,4 @@
-//! `[schedule]`: how often the server's scheduled jobs run (DESIGN §10, "Workers and
-//! schedules"). Every key has a default, so a config without the section schedules everything;
+//! `[schedule]`: how often the server's scheduled jobs run. Every key has a default, so a config without the section schedules everything;
 //! each value is checked like the rest of `tenure check`, with file, line and reason.
 //!
 //! | key | default | what |

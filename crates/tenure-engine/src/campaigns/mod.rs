@@ -1,4 +1,4 @@
-//! Certification campaigns (DESIGN §13): periodic review of who holds what, as the
+//! Certification campaigns: periodic review of who holds what, as the
 //! reconciliation layer people do.
 //!
 //! A campaign selects held access by scope (`target:NAME`, `role:ID`, `entitlement:T:NAME`,
@@ -351,7 +351,7 @@ pub fn close(app: &App, id: i64, by: &str, actor: &str) -> Result<(proto::Campai
     Ok((campaign_view(&c), applied))
 }
 
-/// The CSV columns of `campaign export` (DESIGN §13): a contract.
+/// The CSV columns of `campaign export`: a contract.
 pub const CSV_COLUMNS: [&str; 12] = [
     "campaign",
     "item",

@@ -1,4 +1,4 @@
-//! Access requests (DESIGN §13): a requestable role asked for an identity, approved stage by
+//! Access requests: a requestable role asked for an identity, approved stage by
 //! stage, granted with an expiry, revoked at its expiry or early.
 //!
 //! - [`create`] checks the request (the role is requestable, the identity is known and not

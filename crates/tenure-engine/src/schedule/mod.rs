@@ -1,4 +1,4 @@
-//! Workers and schedules (DESIGN §10): the work nobody asks for. Dates in HR data come due
+//! Workers and schedules: the work nobody asks for. Dates in HR data come due
 //! (`start_date` activates a prehire, a passed `end_date` makes a leaver at the end of that day
 //! in the source's timezone), time-bound grants expire, reconciliation runs every `reconcile`
 //! interval, retention deletes what its period has passed, overdue tickets become exceptions,

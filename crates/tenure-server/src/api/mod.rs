@@ -104,7 +104,7 @@ pub fn openapi_router() -> OpenApiRouter<ServerState> {
                 .merge(nhi::operate_router()),
         ))
         .merge(group(Need::Approve, approvals::decide_router()))
-        // Access requests (issue 10): asked for and revoked with the approver scope (DESIGN §10).
+        // Access requests: asked for and revoked with the approver scope.
         .merge(group(Need::Approve, requests::decide_router()))
         .merge(group(Need::Audit, audit::router()))
         .merge(group(Need::Administer, tokens::router()))

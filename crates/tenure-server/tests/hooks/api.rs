@@ -303,7 +303,7 @@ async fn issue10_requests_are_asked_and_approved_as_the_token() {
     let still = still["items"].as_array().unwrap().iter().find(|x| x["id"] == r["id"]).unwrap().clone();
     assert_eq!(still["state"], "granted", "{still}");
 
-    // Revoked early by a token without a reason (DESIGN §5's `tenure request revoke ID`):
+    // Revoked early by a token without a reason:
     // planned, and recorded as that token with who ended it.
     let (st, ended) = w.post_json(&uri, &boss, "{}").await;
     assert_eq!((st, ended["state"].as_str()), (StatusCode::OK, Some("revoked")), "{ended}");

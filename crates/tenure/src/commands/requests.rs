@@ -25,7 +25,7 @@ pub fn create(app: &App, ask: &Ask<'_>, requester: &Decider, f: Format) -> Resul
     Ok(ExitCode::SUCCESS)
 }
 
-/// `tenure request revoke ID [--reason TEXT]` (DESIGN §5): without a reason, the one recorded is
+/// `tenure request revoke ID [--reason TEXT]`: without a reason, the one recorded is
 /// `revoked early by NAME`; a reason given must not be blank.
 pub fn revoke(app: &App, id: i64, decider: &Decider, reason: Option<&str>, f: Format) -> Result<ExitCode> {
     let reason = reason.map_or_else(|| format!("revoked early by {}", decider.name), str::to_string);

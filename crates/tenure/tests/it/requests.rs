@@ -1,4 +1,4 @@
-//! Access requests through the binary without peers: `tenure request revoke ID` as DESIGN §5
+//! Access requests through the binary without peers: `tenure request revoke ID` as documented
 //! spells it, its reason optional (recorded as `revoked early by NAME`), a blank one refused.
 
 use crate::Env;

@@ -2,7 +2,7 @@
 //! `target:directory` reviewed by managers; a `revoke` removes the membership from slapd
 //! (checked with ldapsearch), a `keep` leaves it, an unreviewed item follows `on_timeout` at the
 //! due date (time moved with `TENURE_NOW`), and the CSV export has one row per item with the
-//! DESIGN §13 columns. Also: only the reviewer decides, a reason is required, a decided item and a
+//! documented columns. Also: only the reviewer decides, a reason is required, a decided item and a
 //! closed campaign are refused, and a later import does not grant the revoked access again.
 
 use super::world;
@@ -201,7 +201,7 @@ fn issue10_a_campaign_over_the_directory_revokes_keeps_and_times_out_on_the_real
         w.env.run_at("2030-01-02T00:10:00Z", &["review", &k_eng, "--keep", "--reason", "late", "--as", &manager]);
     assert!(late.code == 1 && late.stderr.contains("is closed"), "{}", late.stderr);
 
-    // The export: the DESIGN §13 columns, one row per item.
+    // The export: the documented columns, one row per item.
     let export = w.env.run_at("2030-01-02T00:11:00Z", &["campaign", "export", &id, "--format", "csv"]);
     assert_eq!(export.code, 0, "{}", export.stderr);
     let mut r = csv::Reader::from_reader(export.stdout.as_bytes());
