@@ -10,6 +10,7 @@
 //!   `active = false`.
 //! - A user of another identity's is never PATCHed, PUT or DELETEd.
 
+use crate::req;
 use crate::scim::fake_scim::{FakeScim, Reply};
 use ldap3::{LdapConnAsync, Mod, Scope, SearchEntry};
 use reqwest::StatusCode;
@@ -17,7 +18,7 @@ use serde_json::{Value, json};
 use std::collections::HashSet;
 use tenure_connect::ldap::LdapConnector;
 use tenure_connect::scim::ScimConnector;
-use tenure_connect::{AccountSpec, Applied, Connector, ErrorKind, Request};
+use tenure_connect::{AccountSpec, Applied, Connector, ErrorKind};
 use tenure_core::OpKind;
 use tenure_core::config::{ScimSettings, SecretRef};
 use tenure_testkit::peers::{Ldap, Scim};
@@ -32,16 +33,6 @@ fn spec(account: &str, identity: &str) -> AccountSpec {
         family_name: Some("Silva".into()),
         email: Some(format!("{account}@example.com")),
         ..AccountSpec::default()
-    }
-}
-
-fn req(kind: OpKind, account: &AccountSpec, entitlement: Option<&str>) -> Request {
-    Request {
-        kind,
-        entitlement: entitlement.map(str::to_string),
-        account: account.clone(),
-        new_owner: None,
-        secret: None,
     }
 }
 

@@ -3,13 +3,14 @@
 //! refusing PATCH). What the server holds is checked with plain reqwest calls, not through the
 //! connector under test.
 
+use crate::req;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 use tenure_connect::scim::ScimConnector;
-use tenure_connect::{AccountSpec, AccountState, Applied, Connector, ErrorKind, Request};
+use tenure_connect::{AccountSpec, AccountState, Applied, Connector, ErrorKind};
 use tenure_core::OpKind;
 use tenure_core::config::{ClientAuth, OAuthSettings, ScimDialect, ScimSettings, SecretRef, TargetSettings};
 use tenure_testkit::peers::{Scim, free_port};
@@ -32,16 +33,6 @@ fn spec(account: &str, identity: &str) -> AccountSpec {
         family_name: Some("Lee".into()),
         email: Some(format!("{identity}@example.com")),
         ..AccountSpec::default()
-    }
-}
-
-fn req(kind: OpKind, account: &AccountSpec, entitlement: Option<&str>) -> Request {
-    Request {
-        kind,
-        entitlement: entitlement.map(str::to_string),
-        account: account.clone(),
-        new_owner: None,
-        secret: None,
     }
 }
 
